@@ -265,16 +265,14 @@ impl Thread {
     }
 
     /// Marks the thread finished (waking joiners) and unregisters it.
+    /// Unregistered first, so a joiner never sees it listed afterwards.
     pub(super) fn finish(&self, panic: Option<Arc<str>>) {
-        let ident = {
-            let mut st = self.inner.state.lock();
-            st.status = Status::Finished(panic);
-            self.inner.finished.notify_all();
-            st.ident
-        };
-        if let Some(ident) = ident {
+        if let Some(ident) = self.ident() {
             registry::unregister(ident);
         }
+        let mut st = self.inner.state.lock();
+        st.status = Status::Finished(panic);
+        self.inner.finished.notify_all();
     }
 
     /// Waits until the thread has finished. Mirrors `Thread.join()`, which
