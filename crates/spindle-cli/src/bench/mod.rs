@@ -81,7 +81,9 @@ pub(crate) struct Impl<'a> {
 
 impl std::fmt::Debug for Impl<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Impl").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Impl")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,16 +162,26 @@ impl Bench {
                 if quick {
                     cmd.arg("--quick");
                 }
-                let out = cmd.output().map_err(|e| format!("cannot run {python:?}: {e}"))?;
+                let out = cmd
+                    .output()
+                    .map_err(|e| format!("cannot run {python:?}: {e}"))?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 if !out.status.success() {
                     let stderr = String::from_utf8_lossy(&out.stderr);
-                    return Err(format!("{} {case} failed: {}", path.display(), stderr.trim()));
+                    return Err(format!(
+                        "{} {case} failed: {}",
+                        path.display(),
+                        stderr.trim()
+                    ));
                 }
-                let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                last.trim()
-                    .parse::<f64>()
-                    .map_err(|_| format!("{} {case} printed {last:?}, not a number", path.display()))
+                let last = stdout
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                last.trim().parse::<f64>().map_err(|_| {
+                    format!("{} {case} printed {last:?}, not a number", path.display())
+                })
             }),
         }
     }
@@ -252,7 +264,11 @@ fn median(s: &mut [f64]) -> Option<f64> {
     }
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    Some(if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 })
+    Some(if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    })
 }
 
 /// A figure with an SI suffix, e.g. `12.3 M`.
@@ -278,7 +294,9 @@ fn human(v: f64) -> String {
 fn python_dir() -> PathBuf {
     std::env::var_os("SPINDLE_BENCH_PYTHON_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/python")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/python"))
+        })
 }
 
 /// `python3` if it is on PATH and runs.
@@ -306,7 +324,10 @@ pub(crate) fn main(suite: &str, quick: bool, json: bool, only: Vec<String>) -> E
         vec![s]
     } else {
         let names: Vec<_> = SUITES.iter().map(|s| s.name).collect();
-        eprintln!("spindle bench: no suite {suite:?} (suites: {}, all)", names.join(", "));
+        eprintln!(
+            "spindle bench: no suite {suite:?} (suites: {}, all)",
+            names.join(", ")
+        );
         return ExitCode::from(2);
     };
     let python = find_python();
@@ -330,7 +351,10 @@ pub(crate) fn main(suite: &str, quick: bool, json: bool, only: Vec<String>) -> E
                 s.about,
                 b.rounds()
             );
-            println!("{:<24} {:<12} {:>14} {:<8} {:>9}", "case", "impl", "median", "unit", "ratio");
+            println!(
+                "{:<24} {:<12} {:>14} {:<8} {:>9}",
+                "case", "impl", "median", "unit", "ratio"
+            );
         }
         (s.run)(&mut b);
         if !json {

@@ -45,7 +45,8 @@ impl Tour {
             self.passed += 1;
             println!("  ✓ {what}{sep}{detail}");
         } else {
-            self.failed.push(format!("[{}] {what}{sep}{detail}", self.section));
+            self.failed
+                .push(format!("[{}] {what}{sep}{detail}", self.section));
             println!("  ✗ {what}{sep}{detail}");
         }
         ok
@@ -63,13 +64,19 @@ pub(crate) fn main(only: &[String], list: bool) -> ExitCode {
     }
     if let Some(bad) = only.iter().find(|k| !SECTIONS.iter().any(|s| s.key == *k)) {
         let keys: Vec<_> = SECTIONS.iter().map(|s| s.key).collect();
-        eprintln!("spindle tour: no section {bad:?} (sections: {})", keys.join(", "));
+        eprintln!(
+            "spindle tour: no section {bad:?} (sections: {})",
+            keys.join(", ")
+        );
         return ExitCode::from(2);
     }
     let started = Instant::now();
     let mut tour = Tour::default();
     println!("spindle tour — Python's concurrency model in Rust, every result checked\n");
-    for s in SECTIONS.iter().filter(|s| only.is_empty() || only.iter().any(|k| k == s.key)) {
+    for s in SECTIONS
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|k| k == s.key))
+    {
         println!("── {} ──", s.title);
         tour.section = s.key;
         let t0 = Instant::now();
