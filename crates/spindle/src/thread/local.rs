@@ -12,6 +12,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -29,9 +30,9 @@ struct Slots {
 #[derive(Default)]
 struct SlotMap {
     /// Values by `Local` id; `None` while lent to `with`.
-    values: HashMap<u64, Option<Value>>,
+    values: HashMap<u64, Option<Value>, Ids>,
     /// Ids of the `Local`s that know about this thread (hold a `Weak` to it).
-    known_by: HashSet<u64>,
+    known_by: HashSet<u64, Ids>,
 }
 
 thread_local! {
@@ -40,11 +41,42 @@ thread_local! {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-fn this_thread() -> Arc<Slots> {
+/// Runs `f` with the calling thread's `Slots`, creating them on first use.
+/// Holds only a shared borrow of the thread-local while `f` runs, so `f` may
+/// use other `Local`s.
+fn with_slots<R>(f: impl FnOnce(&Arc<Slots>) -> R) -> R {
     SLOTS
-        .try_with(|s| Arc::clone(s.borrow_mut().get_or_insert_with(Arc::default)))
+        .try_with(|cell| {
+            if cell.borrow().is_none() {
+                *cell.borrow_mut() = Some(Arc::default());
+            }
+            let slots = cell.borrow();
+            f(slots.as_ref().expect("the slots were just created"))
+        })
         .expect("spindle::thread::Local used while thread-locals are being destroyed")
 }
+
+/// Hashes `Local` ids (small sequential integers) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Ids = BuildHasherDefault<IdHasher>;
 
 /// Drops the calling thread's values of every `Local` (called when a spindle
 /// thread's closure has returned).
@@ -171,21 +203,22 @@ impl<T: Send + 'static> Local<T> {
     /// assert_eq!(counter.with(|n| *n), 5);
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut lent = self.lend(true);
-        let value = lent
-            .value
-            .as_mut()
-            .expect("lend(true) always yields a value");
-        f(value
-            .downcast_mut::<T>()
-            .expect("a Local's value has the Local's type"))
+        with_slots(|slots| {
+            let mut lent = self.lend(slots, true);
+            let value = lent
+                .value
+                .as_mut()
+                .expect("lend(true) always yields a value");
+            f(value
+                .downcast_mut::<T>()
+                .expect("a Local's value has the Local's type"))
+        })
     }
 
     /// Takes this thread's value out of the map, leaving a "lent" marker;
     /// with `init`, creates it when absent.
-    fn lend(&self, init: bool) -> Lent {
+    fn lend<'a>(&self, slots: &'a Arc<Slots>, init: bool) -> Lent<'a> {
         let id = self.id();
-        let slots = this_thread();
         let (existing, first_use) = {
             let mut map = slots.map.lock();
             let first_use = map.known_by.insert(id);
@@ -201,7 +234,7 @@ impl<T: Send + 'static> Local<T> {
             }
         };
         if first_use {
-            self.add_holder(&slots);
+            self.add_holder(slots);
         }
         let mut lent = Lent {
             slots,
@@ -242,9 +275,12 @@ impl<T: Send + 'static> Local<T> {
     ///
     /// As for [`with`](Local::with).
     pub fn replace(&self, value: T) -> Option<T> {
-        let mut lent = self.lend(false);
-        let old = lent.value.take();
-        lent.value = Some(Box::new(value));
+        let old = with_slots(|slots| {
+            let mut lent = self.lend(slots, false);
+            let old = lent.value.take();
+            lent.value = Some(Box::new(value));
+            old
+        });
         old.map(|b| {
             *b.downcast::<T>()
                 .expect("a Local's value has the Local's type")
@@ -269,8 +305,7 @@ impl<T: Send + 'static> Local<T> {
     /// assert!(!l.is_set());
     /// ```
     pub fn take(&self) -> Option<T> {
-        let mut lent = self.lend(false);
-        let old = lent.value.take();
+        let old = with_slots(|slots| self.lend(slots, false).value.take());
         old.map(|b| {
             *b.downcast::<T>()
                 .expect("a Local's value has the Local's type")
@@ -293,13 +328,13 @@ impl<T: Send + 'static> Local<T> {
 
 /// A value lent out of a thread's map; puts it back (or removes the entry)
 /// when dropped, also on unwind.
-struct Lent {
-    slots: Arc<Slots>,
+struct Lent<'a> {
+    slots: &'a Slots,
     id: u64,
     value: Option<Value>,
 }
 
-impl Drop for Lent {
+impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let mut map = self.slots.map.lock();
         match self.value.take() {
