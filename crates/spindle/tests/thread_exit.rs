@@ -23,6 +23,7 @@ fn main() {
         Some("nested") => child_nested(),
         Some("daemon") => child_daemon(),
         Some("process_exit") => child_process_exit(),
+        Some("fork") => child_fork(),
         Some(other) => panic!("unknown mode {other}"),
     }
 }
@@ -91,6 +92,66 @@ fn child_process_exit() {
     std::process::exit(3);
 }
 
+/// After `fork()`, the child has none of the parent's threads: a running
+/// non-daemon thread of the parent is not alive, not listed, joins at once,
+/// and the child's exit does not wait for it (Python's `_after_fork`).
+#[cfg(unix)]
+fn child_fork() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = Thread::builder().name("parent-worker").build(move || {
+        let _ = rx.recv();
+        println!("parent-worker: finished");
+    });
+    t.start().unwrap();
+    assert!(!t.is_daemon());
+    // SAFETY: the child only checks a few spindle values, writes to stdout
+    // with `libc::write` and exits; no lock the other thread may hold is used.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = !t.is_alive()
+            && !thread::enumerate().contains(&t)
+            && t.join().is_ok()
+            && thread::active_count() == 1;
+        let msg: &[u8] = if ok {
+            b"forked child: parent's thread absent\n"
+        } else {
+            b"forked child: WRONG\n"
+        };
+        // SAFETY: writing a valid buffer to fd 1.
+        unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
+        std::process::exit(if ok { 7 } else { 1 }); // runs the exit hook
+    }
+    let started = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            // SAFETY: killing our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("forked child hung at exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7,
+        "status {status}"
+    );
+    println!("main: forked child exited 7");
+    tx.send(()).unwrap();
+}
+
+#[cfg(not(unix))]
+fn child_fork() {
+    println!("forked child: parent's thread absent");
+    println!("main: forked child exited 7");
+    println!("parent-worker: finished");
+}
+
 /// Runs this binary in `mode`; kills it and fails after a generous limit.
 fn run_child(mode: &str) -> (ExitStatus, String, Duration) {
     let exe = std::env::current_exe().unwrap();
@@ -157,4 +218,12 @@ fn parent() {
         "main: exiting with 3\nworker: finished after exit was called\n"
     );
     println!("ok: std::process::exit waits for non-daemon threads");
+
+    let (status, out, _) = run_child("fork");
+    assert!(status.success(), "{status}: {out}");
+    assert_eq!(
+        out,
+        "forked child: parent's thread absent\nmain: forked child exited 7\nparent-worker: finished\n"
+    );
+    println!("ok: a forked child neither lists nor waits for the parent's threads");
 }

@@ -33,9 +33,21 @@ enum Status {
 
 struct State {
     status: Status,
+    /// The process the thread runs in (`None` for the main thread and
+    /// unstarted threads); see `registry::current_pid`.
+    pid: Option<u32>,
     ident: Option<u64>,
     native_id: Option<u64>,
     job: Option<Job>,
+}
+
+impl State {
+    /// Running, and in this process: in a forked child the parent's threads
+    /// do not exist, and count as finished.
+    fn running_here(&self) -> bool {
+        matches!(self.status, Status::Running)
+            && self.pid.is_none_or(|pid| pid == registry::current_pid())
+    }
 }
 
 struct Inner {
@@ -137,9 +149,9 @@ impl Thread {
         )
     }
 
-    pub(super) fn new_dummy(name: String, ident: u64, native_id: u64) -> Thread {
+    pub(super) fn new_dummy(name: String, ident: u64, native_id: u64, pid: u32) -> Thread {
         let (ident, native) = (Some(ident), Some(native_id));
-        Thread::with(
+        let t = Thread::with(
             name,
             true,
             Kind::Dummy,
@@ -148,7 +160,9 @@ impl Thread {
             ident,
             native,
             None,
-        )
+        );
+        t.inner.state.lock().pid = Some(pid);
+        t
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -164,6 +178,7 @@ impl Thread {
     ) -> Thread {
         let state = State {
             status,
+            pid: None,
             ident,
             native_id,
             job,
@@ -215,10 +230,11 @@ impl Thread {
             let ident = registry::next_ident();
             st.status = Status::Running;
             st.ident = Some(ident);
+            st.pid = Some(registry::current_pid());
             ident
         };
-        registry::register(self, ident);
         registry::ensure_exit_hook();
+        registry::register(self, ident);
         // The OS name must not contain NUL; spindle keeps the full name.
         let mut os = std::thread::Builder::new().name(self.inner.name.replace('\0', " "));
         if let Some(size) = self.inner.stack_size {
@@ -351,6 +367,7 @@ impl Thread {
                 Status::New => return Err(JoinTimeoutError::NotStarted),
                 Status::Finished(None) => return Ok(()),
                 Status::Finished(Some(m)) => return Err(JoinTimeoutError::Panicked(m.to_string())),
+                Status::Running if !st.running_here() => return Ok(()),
                 Status::Running => match deadline {
                     None => self.inner.finished.wait(&mut st),
                     Some(at) => {
@@ -368,7 +385,7 @@ impl Thread {
     /// Waits for the end of a running thread, ignoring how it ended.
     pub(super) fn wait_finished(&self) {
         let mut st = self.inner.state.lock();
-        while matches!(st.status, Status::Running) {
+        while st.running_here() {
             self.inner.finished.wait(&mut st);
         }
     }
@@ -387,7 +404,7 @@ impl Thread {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_alive(&self) -> bool {
-        matches!(self.inner.state.lock().status, Status::Running)
+        self.inner.state.lock().running_here()
     }
 
     /// The thread's name. Mirrors `Thread.name`: "MainThread" for the main
@@ -421,10 +438,15 @@ impl Thread {
     /// thread has reported it.
     pub fn native_id(&self) -> Option<u64> {
         let mut st = self.inner.state.lock();
-        while st.native_id.is_none() && matches!(st.status, Status::Running) {
+        while st.native_id.is_none() && st.running_here() {
             self.inner.finished.wait(&mut st);
         }
         st.native_id
+    }
+
+    /// Whether the thread is (or was) one of process `pid`'s.
+    pub(super) fn lives_in(&self, pid: u32) -> bool {
+        self.inner.kind == Kind::Main || self.inner.state.lock().pid == Some(pid)
     }
 
     pub(super) fn native_id_now(&self) -> Option<u64> {

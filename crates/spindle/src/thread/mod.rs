@@ -42,6 +42,9 @@
 //!   is left, so threads they start are waited for too. A thread that calls
 //!   `std::process::exit` itself is not waited for.
 //! - Daemon threads are not joined; `exit` then ends the process and them.
+//! - After `fork()`, the child has only the forking thread: a fork hook lets
+//!   the child recognise the parent's threads, which it then neither lists,
+//!   reports alive, nor waits for at exit (Python's `threading._after_fork`).
 //!
 //! A thread's daemon flag defaults to that of the thread creating it (as in
 //! Python): threads started from `main` are non-daemon. Differences from

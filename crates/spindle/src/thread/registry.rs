@@ -4,7 +4,7 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Once};
 
 use parking_lot::Mutex;
@@ -62,12 +62,21 @@ pub(super) fn unregister(ident: u64) {
     drop(removed);
 }
 
+/// The threads alive in this process (a forked child does not list the
+/// parent's threads).
 pub(super) fn snapshot() -> Vec<Thread> {
-    ACTIVE.lock().values().cloned().collect()
+    let pid = current_pid();
+    let active = ACTIVE.lock();
+    active
+        .values()
+        .filter(|t| t.lives_in(pid))
+        .cloned()
+        .collect()
 }
 
 pub(super) fn count() -> usize {
-    ACTIVE.lock().len()
+    let pid = current_pid();
+    ACTIVE.lock().values().filter(|t| t.lives_in(pid)).count()
 }
 
 /// Called first thing in a new spindle thread.
@@ -92,7 +101,7 @@ pub(super) fn current() -> Thread {
         if sys::is_main_thread() {
             main_thread()
         } else {
-            Thread::new_dummy(dummy_name(), next_ident(), sys::native_id())
+            Thread::new_dummy(dummy_name(), next_ident(), sys::native_id(), current_pid())
         }
     })
 }
@@ -102,7 +111,7 @@ fn new_current() -> CurrentSlot {
         return CurrentSlot(main_thread());
     }
     let ident = next_ident();
-    let t = Thread::new_dummy(dummy_name(), ident, sys::native_id());
+    let t = Thread::new_dummy(dummy_name(), ident, sys::native_id(), current_pid());
     register(&t, ident);
     CurrentSlot(t)
 }
@@ -118,12 +127,33 @@ fn dummy_name() -> String {
 
 static EXIT_HOOK: Once = Once::new();
 
-/// Installs (once) the exit hook that waits for non-daemon threads.
+/// The process id, kept current in a forked child by the fork hook; 0 until
+/// the hooks are installed.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// The current process id, cheaply (no system call once the hooks are in).
+pub(super) fn current_pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
+/// Installs (once) the exit hook that waits for non-daemon threads, and the
+/// fork hook that tells a forked child which threads it really has.
 pub(super) fn ensure_exit_hook() {
     EXIT_HOOK.call_once(|| {
-        // Without the hook (non-unix), non-daemon threads are not waited for.
-        let _installed = sys::at_exit(run_exit_hook);
+        PID.store(std::process::id(), Ordering::Relaxed);
+        // Without the hooks (non-unix), non-daemon threads are not waited for.
+        let _installed = sys::at_fork_child(after_fork_in_child) && sys::at_exit(run_exit_hook);
     });
+}
+
+/// In a forked child only the forking thread exists: threads of the parent
+/// are recognised by their process id, so they are neither listed, alive,
+/// joined nor waited for at exit (Python's `threading._after_fork`).
+extern "C" fn after_fork_in_child() {
+    PID.store(std::process::id(), Ordering::Relaxed);
 }
 
 extern "C" fn run_exit_hook() {

@@ -74,3 +74,19 @@ pub(super) fn at_exit(f: extern "C" fn()) -> bool {
 pub(super) fn at_exit(_f: extern "C" fn()) -> bool {
     false
 }
+
+/// Registers `f` to run in the child after `fork()`. Returns `false` if it
+/// could not be registered.
+#[cfg(unix)]
+pub(super) fn at_fork_child(f: unsafe extern "C" fn()) -> bool {
+    // SAFETY: `f` is an `extern "C"` function without arguments that only
+    // does async-signal-safe work (getpid and an atomic store) and never
+    // unwinds, as pthread_atfork requires of a child handler.
+    unsafe { libc::pthread_atfork(None, None, Some(f)) == 0 }
+}
+
+/// No fork on this platform.
+#[cfg(not(unix))]
+pub(super) fn at_fork_child(_f: unsafe extern "C" fn()) -> bool {
+    false
+}
