@@ -404,3 +404,29 @@ fn send_sync() {
     send_sync::<StartError>();
     send_sync::<SpawnError>();
 }
+
+// A failed start (the OS refuses a 1 PiB stack) is a typed error; the thread
+// stays unstarted and unlisted (Python: RuntimeError "can't start new thread").
+#[test]
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn spawn_failure_is_a_typed_error() {
+    if cfg!(miri) {
+        return;
+    }
+    let t = Thread::builder().stack_size(1 << 50).build(|| {});
+    let err = t.start().unwrap_err();
+    assert!(matches!(err, StartError::Spawn(_)), "{err:?}");
+    assert!(
+        err.to_string().starts_with("can't start new thread"),
+        "{err}"
+    );
+    assert!(!t.is_alive());
+    assert_eq!(t.ident(), None);
+    assert_eq!(t.join(), Err(JoinError::NotStarted));
+    assert!(!thread::enumerate().contains(&t));
+    let err = Thread::builder()
+        .stack_size(1 << 50)
+        .spawn(|| 1)
+        .unwrap_err();
+    assert!(std::error::Error::source(&err).is_some());
+}

@@ -72,6 +72,7 @@ mod builder;
 mod error;
 mod handle;
 mod join_handle;
+mod lifecycle;
 mod local;
 mod registry;
 mod stop;
