@@ -42,6 +42,9 @@
 //!   is left, so threads they start are waited for too. A thread that calls
 //!   `std::process::exit` itself is not waited for.
 //! - Daemon threads are not joined; `exit` then ends the process and them.
+//!   As in Python, a non-daemon thread that never ends keeps the process
+//!   from exiting: make such a thread a daemon, or stop it with a
+//!   [`StopSource`].
 //! - After `fork()`, the child has only the forking thread: a fork hook lets
 //!   the child recognise the parent's threads, which it then neither lists,
 //!   reports alive, nor waits for at exit (Python's `threading._after_fork`).
