@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use spindle::thread;
 
 const THREADS: u64 = 100;
-const PER_THREAD: u64 = 10_000;
+const PER_THREAD: u64 = 5_000;
 
 /// Runs `body` in 100 threads released together; returns when all are done.
 fn in_100_threads(
@@ -43,6 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     in_100_threads(move || {
         for _ in 0..PER_THREAD {
             let v = m.load(Ordering::Relaxed);
+            // Widen the gap between read and write a little, as the seeds'
+            // `sleep(0.0001)` does, so the race shows even on a busy machine.
+            for _ in 0..5 {
+                std::hint::spin_loop();
+            }
             m.store(v + 1, Ordering::Relaxed); // n += 1, not atomic
         }
     })?;
