@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use spindle::sched::{
     CancelError, Clock, JoinError, MonotonicClock, ScheduledEvent, Scheduler, StartError, Timer,
-    VirtualClock, WaitOutcome, Wakeup,
+    VirtualClock, WaitOutcome, WakeToken, Wakeup,
 };
 
 /// CPython's `support.SHORT_TIMEOUT`: a generous bound for things that must happen.
@@ -386,6 +386,7 @@ fn a_sleeping_run_is_woken_by_an_earlier_event() {
         let s = scheduler.clone();
         thread::spawn(move || s.run())
     };
+    wait_for_sleepers(&clock, 1);
     scheduler.enter(secs(1.0), 1, move || tx.send(1).unwrap());
     clock.advance(secs(1.0));
     assert_eq!(rx.recv_timeout(TIMEOUT), Ok(1));
@@ -395,16 +396,44 @@ fn a_sleeping_run_is_woken_by_an_earlier_event() {
     t.join().unwrap().unwrap();
 }
 
+/// Waits (bounded) until `n` threads are blocked on the manual `clock`.
+fn wait_for_sleepers(clock: &VirtualClock, n: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    while clock.waiters() < n {
+        assert!(
+            Instant::now() < deadline,
+            "no thread went to sleep on the clock"
+        );
+        thread::yield_now();
+    }
+}
+
+/// Real time, announcing on a channel each time someone starts waiting on it.
+struct AnnouncingClock(Mutex<mpsc::Sender<()>>);
+
+impl Clock for AnnouncingClock {
+    fn now(&self) -> Instant {
+        MonotonicClock.now()
+    }
+    fn wait_until(&self, wakeup: &Wakeup, token: WakeToken, deadline: Instant) -> WaitOutcome {
+        let _ = self.0.lock().unwrap().send(());
+        MonotonicClock.wait_until(wakeup, token, deadline)
+    }
+}
+
 #[test]
 fn real_clock_run_is_woken_by_enter_and_cancel() {
     // Real clock: the runner sleeps for an event an hour away. An event entered
     // now must run promptly, and cancelling the far one must end run().
-    let scheduler = Scheduler::new();
+    let (sleeping_tx, sleeping) = mpsc::channel();
+    let scheduler = Scheduler::with_clock(AnnouncingClock(Mutex::new(sleeping_tx)));
     let far = scheduler.enter(Duration::from_secs(3600), 1, || panic!("must not run"));
     let t = {
         let s = scheduler.clone();
         thread::spawn(move || s.run())
     };
+    // The runner is (about to be) asleep for the far event.
+    sleeping.recv_timeout(TIMEOUT).unwrap();
     let (tx, rx) = mpsc::channel();
     scheduler.enter(Duration::ZERO, 1, move || tx.send(()).unwrap());
     assert_eq!(rx.recv_timeout(TIMEOUT), Ok(()));

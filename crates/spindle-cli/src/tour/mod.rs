@@ -10,6 +10,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod sched;
+
 /// One tour section: its key (for `spindle tour KEY`), its title, its body.
 struct Section {
     key: &'static str,
@@ -18,7 +20,11 @@ struct Section {
 }
 
 /// Every section, in the order the tour shows them.
-const SECTIONS: &[Section] = &[];
+const SECTIONS: &[Section] = &[Section {
+    key: "sched",
+    title: "Timer and Scheduler (threading.Timer, sched.scheduler)",
+    run: sched::run,
+}];
 
 /// The running tour: counts verdicts and prints them.
 #[derive(Debug, Default)]
