@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod sched;
+
 /// One suite: its name, what it measures, its body.
 struct Suite {
     name: &'static str,
@@ -27,7 +29,11 @@ struct Suite {
 }
 
 /// Every suite, in the order `spindle bench all` runs them.
-const SUITES: &[Suite] = &[];
+const SUITES: &[Suite] = &[Suite {
+    name: "sched",
+    about: "Scheduler enter+run of due events, Timer start/cancel/join",
+    run: sched::run,
+}];
 
 /// The unit of a case's figures; decides whether higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
