@@ -688,6 +688,32 @@ fn cancelling_a_repeating_timer_stops_it() {
 }
 
 #[test]
+fn a_repeating_timer_can_cancel_itself_and_cannot_join_itself() {
+    // The seed's stop condition, inside the function: stop after 4 runs.
+    let me: Arc<Mutex<Option<Arc<Timer>>>> = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let m = me.clone();
+    let mut n = 0;
+    let timer = Arc::new(
+        Timer::repeating(secs(1.0), 10, move || {
+            n += 1;
+            let timer = m.lock().unwrap().clone().unwrap();
+            tx.send(timer.join()).unwrap();
+            if n == 4 {
+                assert!(timer.cancel());
+            }
+        })
+        .with_clock(VirtualClock::auto_advance()),
+    );
+    *me.lock().unwrap() = Some(timer.clone());
+    timer.start().unwrap();
+    timer.join().unwrap();
+    assert_eq!(timer.runs(), 4);
+    let joins: Vec<_> = rx.try_iter().collect();
+    assert_eq!(joins, vec![Err(JoinError::CurrentThread); 4]);
+}
+
+#[test]
 fn a_panicking_repeating_timer_stops() {
     let clock = VirtualClock::auto_advance();
     let mut n = 0;

@@ -123,6 +123,9 @@ pub enum JoinError {
     NotStarted,
     /// The timer's thread is still running at the deadline.
     Timeout,
+    /// Called from the timer's own function, which would wait for itself forever
+    /// (Python raises `RuntimeError`: "cannot join current thread").
+    CurrentThread,
     /// The timer's function panicked; no further runs happen. Holds the panic
     /// message if it was a string.
     Panicked(Option<String>),
@@ -145,6 +148,7 @@ impl fmt::Display for JoinError {
         match self {
             JoinError::NotStarted => f.write_str("timer was never started"),
             JoinError::Timeout => f.write_str("timed out joining the timer"),
+            JoinError::CurrentThread => f.write_str("a timer cannot join itself"),
             JoinError::Panicked(Some(m)) => write!(f, "timer function panicked: {m}"),
             JoinError::Panicked(None) => f.write_str("timer function panicked"),
         }

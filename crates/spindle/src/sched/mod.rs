@@ -39,6 +39,8 @@
 //! timer.join().unwrap();
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod error;
 mod scheduler;

@@ -174,6 +174,19 @@ impl Scheduler {
     /// [`CancelError::NotQueued`] if it already ran, is running or was cancelled
     /// (Python raises `ValueError`); [`CancelError::ForeignEvent`] if it belongs to
     /// another scheduler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::sched::{CancelError, Scheduler};
+    /// use std::time::Duration;
+    ///
+    /// let sched = Scheduler::new();
+    /// let event = sched.enter(Duration::from_secs(60), 1, || unreachable!());
+    /// sched.cancel(&event).unwrap();
+    /// assert_eq!(sched.cancel(&event), Err(CancelError::NotQueued));
+    /// sched.run().unwrap(); // nothing left: returns at once
+    /// ```
     pub fn cancel(&self, event: &ScheduledEvent) -> Result<(), CancelError> {
         if event.scheduler != self.inner.id {
             return Err(CancelError::ForeignEvent);
@@ -208,6 +221,18 @@ impl Scheduler {
     }
 
     /// The queued events in the order they will run (Python's `scheduler.queue`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::sched::Scheduler;
+    /// use std::time::Duration;
+    ///
+    /// let sched = Scheduler::new();
+    /// let later = sched.enter(Duration::from_secs(2), 1, || {});
+    /// let sooner = sched.enter(Duration::from_secs(1), 1, || {});
+    /// assert_eq!(sched.queue(), [sooner, later]);
+    /// ```
     pub fn queue(&self) -> Vec<ScheduledEvent> {
         self.inner.queue.lock().events.keys().copied().collect()
     }
@@ -240,6 +265,25 @@ impl Scheduler {
     /// # Errors
     ///
     /// [`ActionPanicked`] if an action panics, as for [`run`](Self::run).
+    ///
+    /// # Examples
+    ///
+    /// Driving a scheduler from your own loop:
+    ///
+    /// ```
+    /// use spindle::sched::{Scheduler, VirtualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = VirtualClock::new();
+    /// let sched = Scheduler::with_clock(clock.clone());
+    /// sched.enter(Duration::from_secs(1), 1, || println!("one"));
+    /// sched.enter(Duration::from_secs(3), 1, || println!("three"));
+    /// assert_eq!(sched.run_pending().unwrap(), Some(Duration::from_secs(1)));
+    /// clock.advance(Duration::from_secs(2)); // "one" is due
+    /// assert_eq!(sched.run_pending().unwrap(), Some(Duration::from_secs(1)));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(sched.run_pending().unwrap(), None); // ran "three"; empty
+    /// ```
     #[doc(alias = "run_nonblocking")]
     pub fn run_pending(&self) -> Result<Option<Duration>, ActionPanicked> {
         loop {

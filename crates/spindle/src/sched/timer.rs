@@ -217,7 +217,8 @@ impl Timer {
     /// # Errors
     ///
     /// [`JoinError::NotStarted`] before `start`; [`JoinError::Panicked`] if the
-    /// function panicked (no later runs happen).
+    /// function panicked (no later runs happen); [`JoinError::CurrentThread`] when
+    /// called from the timer's own function.
     pub fn join(&self) -> Result<(), JoinError> {
         self.join_inner(None)
     }
@@ -242,8 +243,12 @@ impl Timer {
     }
 
     fn join_inner(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
-        if matches!(*self.slot.lock(), Slot::Unstarted) {
-            return Err(JoinError::NotStarted);
+        match &*self.slot.lock() {
+            Slot::Unstarted => return Err(JoinError::NotStarted),
+            Slot::Started(handle) if handle.thread().id() == thread::current().id() => {
+                return Err(JoinError::CurrentThread);
+            }
+            Slot::Started(_) | Slot::Joined(_) => {}
         }
         {
             let mut state = self.shared.state.lock();
