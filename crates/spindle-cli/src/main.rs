@@ -1,10 +1,7 @@
 //! The `spindle` command: a guided tour of every capability (`spindle tour`) and
 //! the side-by-side benchmark runner (`spindle bench SUITE`).
 
-// The frameworks are used as soon as the first suite / section is registered.
-#[allow(dead_code)]
 mod bench;
-#[allow(dead_code)]
 mod tour;
 mod workloads;
 

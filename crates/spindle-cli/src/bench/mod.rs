@@ -15,11 +15,12 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 
-mod thread;
-
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+
+mod sched;
+mod thread;
 
 /// One suite: its name, what it measures, its body.
 struct Suite {
@@ -29,11 +30,18 @@ struct Suite {
 }
 
 /// Every suite, in the order `spindle bench all` runs them.
-const SUITES: &[Suite] = &[Suite {
-    name: "thread",
-    about: "spindle::thread beside std::thread and Python's threading",
-    run: thread::run,
-}];
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "thread",
+        about: "spindle::thread beside std::thread and Python's threading",
+        run: thread::run,
+    },
+    Suite {
+        name: "sched",
+        about: "Scheduler enter+run of due events, Timer start/cancel/join",
+        run: sched::run,
+    },
+];
 
 /// The unit of a case's figures; decides whether higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,12 @@
 //! `t.check(what, ok, detail)` records one verdict. A section that panics counts
 //! as a failed check; the tour goes on with the next section.
 
-mod thread;
-
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
+
+mod sched;
+mod thread;
 
 /// One tour section: its key (for `spindle tour KEY`), its title, its body.
 struct Section {
@@ -20,11 +21,18 @@ struct Section {
 }
 
 /// Every section, in the order the tour shows them.
-const SECTIONS: &[Section] = &[Section {
-    key: "thread",
-    title: "threads: threading.Thread, join with timeout, daemon, StopToken, Local",
-    run: thread::run,
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        key: "thread",
+        title: "threads: threading.Thread, join with timeout, daemon, StopToken, Local",
+        run: thread::run,
+    },
+    Section {
+        key: "sched",
+        title: "Timer and Scheduler (threading.Timer, sched.scheduler)",
+        run: sched::run,
+    },
+];
 
 /// The running tour: counts verdicts and prints them.
 #[derive(Debug, Default)]
