@@ -739,3 +739,23 @@ fn send_and_sync() {
     is::<JoinError>();
     is::<CancelError>();
 }
+
+/// Python's `Timer` is a `Thread`: spindle's runs on a spindle thread, so it is
+/// listed by `thread::enumerate()` under its name while it waits.
+#[test]
+fn a_timer_thread_is_a_spindle_thread() {
+    let timer = Timer::new(Duration::from_secs(3600), || {}).name("tick-timer");
+    timer.start().unwrap();
+    let listed = spindle::thread::enumerate()
+        .iter()
+        .any(|t| t.name() == "tick-timer" && t.is_alive());
+    assert!(timer.cancel());
+    timer.join_timeout(Duration::from_secs(60)).unwrap();
+    assert!(listed, "the timer's thread is not in thread::enumerate()");
+    assert!(
+        !spindle::thread::enumerate()
+            .iter()
+            .any(|t| t.name() == "tick-timer"),
+        "a joined timer's thread is still listed"
+    );
+}

@@ -94,7 +94,7 @@ pub enum StartError {
     /// only be started once").
     AlreadyStarted,
     /// The operating system refused to create the timer's thread.
-    Spawn(std::io::Error),
+    Spawn(crate::thread::SpawnError),
 }
 
 impl fmt::Display for StartError {

@@ -1,14 +1,14 @@
 //! [`Timer`]: Python's `threading.Timer`, plus a bounded repeating variant.
 
+use crate::thread::{self as sthread, JoinHandle};
 use std::fmt;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::clock::{Clock, MonotonicClock, Wakeup, deadline_after};
-use super::error::{JoinError, StartError, panic_message};
+use super::error::{JoinError, StartError};
 
 enum Job {
     Once(Option<Box<dyn FnOnce() + Send + 'static>>),
@@ -177,7 +177,9 @@ impl Timer {
             .clone()
             .unwrap_or_else(|| "spindle-timer".to_owned());
         self.shared.state.lock().started = true;
-        let spawned = thread::Builder::new()
+        // A spindle thread, as Python's Timer is a Thread: it is listed by
+        // `thread::enumerate()` and, unless daemon, waited for at exit.
+        let spawned = sthread::Thread::builder()
             .name(name)
             .spawn(move || timer_thread(&shared, &*clock, start, interval, count));
         match spawned {
@@ -245,7 +247,7 @@ impl Timer {
     fn join_inner(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         match &*self.slot.lock() {
             Slot::Unstarted => return Err(JoinError::NotStarted),
-            Slot::Started(handle) if handle.thread().id() == thread::current().id() => {
+            Slot::Started(handle) if handle.ident() == sthread::current_thread().ident() => {
                 return Err(JoinError::CurrentThread);
             }
             Slot::Started(_) | Slot::Joined(_) => {}
@@ -271,9 +273,11 @@ impl Timer {
         }
         let mut slot = self.slot.lock();
         let result = match std::mem::replace(&mut *slot, Slot::Unstarted) {
-            Slot::Started(handle) => handle
-                .join()
-                .map_err(|payload| JoinError::Panicked(panic_message(&*payload))),
+            Slot::Started(handle) => handle.join().map_err(|e| match e {
+                sthread::JoinError::Panicked(msg) => JoinError::Panicked(Some(msg)),
+                sthread::JoinError::NotStarted => JoinError::NotStarted,
+                sthread::JoinError::CurrentThread => JoinError::CurrentThread,
+            }),
             Slot::Joined(result) => result,
             Slot::Unstarted => Err(JoinError::NotStarted),
         };
