@@ -1,12 +1,12 @@
 //! [`Condition`]: Python's `threading.Condition`.
 
 use super::error::{NotOwnedError, ReleaseError};
+use super::event::Event;
 use super::lock::Lock;
 use super::rlock::RLock;
 use super::{Wait, deadline_after};
-use parking_lot_core::{
-    self as plc, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult,
-};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -29,8 +29,7 @@ pub trait ConditionLock: sealed::Sealed + Send + Sync {
     /// thread owns it.
     #[doc(hidden)]
     fn cond_is_owned(&self) -> bool;
-    /// Frees the lock whatever its depth; returns what to restore. Must not
-    /// panic (it runs inside `park`).
+    /// Frees the lock whatever its depth; returns what to restore.
     #[doc(hidden)]
     fn cond_release_save(&self) -> usize;
     /// Re-acquires after a wait, restoring the saved depth.
@@ -122,14 +121,16 @@ impl ConditionLock for RLock {
 /// ```
 pub struct Condition<L: ConditionLock = RLock> {
     lock: Arc<L>,
+    /// CPython's `_waiters`: one one-shot event per waiting thread, oldest
+    /// first. Pushed while the waiter holds `lock`, so a notifier (who must
+    /// hold it too) cannot miss a waiter.
+    waiters: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl Condition<RLock> {
     /// Creates a condition over a fresh [`RLock`] (`threading.Condition()`).
     pub fn new() -> Self {
-        Condition {
-            lock: Arc::new(RLock::new()),
-        }
+        Condition::with_lock(Arc::new(RLock::new()))
     }
 }
 
@@ -156,7 +157,10 @@ impl<L: ConditionLock> Condition<L> {
     /// not_full.notify_all().unwrap(); // same lock, so this is allowed
     /// ```
     pub fn with_lock(lock: Arc<L>) -> Self {
-        Condition { lock }
+        Condition {
+            lock,
+            waiters: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// The underlying lock.
@@ -164,17 +168,11 @@ impl<L: ConditionLock> Condition<L> {
         &self.lock
     }
 
-    /// Test support, not part of the API: how many threads are blocked in
-    /// this object right now.
+    /// Test support, not part of the API: how many threads are waiting on
+    /// this condition right now.
     #[doc(hidden)]
     pub fn __parked(&self) -> usize {
-        super::parked_on(self.key())
-    }
-
-    /// The parking key: the address of this `Condition`, which parks on
-    /// nothing else (its only field is a pointer).
-    fn key(&self) -> usize {
-        self as *const Self as usize
+        self.waiters.lock().len()
     }
 
     /// Acquires the underlying lock, blocking (`acquire()`).
@@ -252,24 +250,35 @@ impl<L: ConditionLock> Condition<L> {
         if !self.lock.cond_is_owned() {
             return Err(NotOwnedError);
         }
-        let mut saved = 0;
-        // SAFETY: the key is this Condition's address, parked on only by it.
-        // `validate` and `timed_out` do nothing. `before_sleep` releases the
-        // lock once we are queued (so a notifier, who must hold the lock,
-        // cannot miss us); releasing may call `unpark_one`, which
-        // `before_sleep` is allowed to do, and never panics or parks.
-        let result = unsafe {
-            plc::park(
-                self.key(),
-                || true,
-                || saved = self.lock.cond_release_save(),
-                |_, _| {},
-                DEFAULT_PARK_TOKEN,
-                deadline,
-            )
+        // CPython: allocate a waiter lock, append it, release the lock (the
+        // whole recursion level of an RLock), wait on the waiter, re-acquire.
+        let me = Arc::new(Event::new());
+        self.waiters.lock().push_back(Arc::clone(&me));
+        let saved = self.lock.cond_release_save();
+        let mut notified = match deadline {
+            None => {
+                me.wait();
+                true
+            }
+            Some(t) => me.wait_deadline(t),
         };
+        if !notified {
+            // Timed out: leave the queue, unless a notifier already took us
+            // out, in which case its `set` is on its way and counts.
+            let mut waiters = self.waiters.lock();
+            match waiters.iter().position(|w| Arc::ptr_eq(w, &me)) {
+                Some(i) => {
+                    waiters.remove(i);
+                }
+                None => {
+                    drop(waiters);
+                    me.wait();
+                    notified = true;
+                }
+            }
+        }
         self.lock.cond_acquire_restore(saved);
-        Ok(!matches!(result, ParkResult::TimedOut))
+        Ok(notified)
     }
 
     /// Waits until `predicate()` is true (`wait_for(predicate)`); the predicate
@@ -348,26 +357,14 @@ impl<L: ConditionLock> Condition<L> {
         if !self.lock.cond_is_owned() {
             return Err(NotOwnedError);
         }
-        if n == 0 {
-            return Ok(0);
+        let mut woken = 0;
+        let mut waiters = self.waiters.lock();
+        while woken < n {
+            let Some(w) = waiters.pop_front() else { break };
+            w.set();
+            woken += 1;
         }
-        let mut left = n;
-        // SAFETY: our own key; `filter` and `callback` only count.
-        let result = unsafe {
-            plc::unpark_filter(
-                self.key(),
-                |_| {
-                    if left == 0 {
-                        FilterOp::Stop
-                    } else {
-                        left -= 1;
-                        FilterOp::Unpark
-                    }
-                },
-                |_| DEFAULT_UNPARK_TOKEN,
-            )
-        };
-        Ok(result.unparked_threads)
+        Ok(woken)
     }
 
     /// Wakes one waiting thread (`notify()`); returns whether one was woken.
@@ -385,11 +382,7 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// [`NotOwnedError`] if the calling thread does not hold the lock.
     pub fn notify_all(&self) -> Result<usize, NotOwnedError> {
-        if !self.lock.cond_is_owned() {
-            return Err(NotOwnedError);
-        }
-        // SAFETY: our own key.
-        Ok(unsafe { plc::unpark_all(self.key(), DEFAULT_UNPARK_TOKEN) })
+        self.notify(usize::MAX)
     }
 }
 
@@ -397,6 +390,7 @@ impl<L: ConditionLock + fmt::Debug> fmt::Debug for Condition<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condition")
             .field("lock", &self.lock)
+            .field("waiting", &self.waiters.lock().len())
             .finish()
     }
 }

@@ -13,9 +13,10 @@
 //! release, never for re-entry.
 //!
 //! To plug in a checker: set [`ACTIVE`] and fill in the bodies (or make them
-//! forward to `crate::lockorder`). Constraint: [`released`] may run inside
-//! `parking_lot_core::park`'s `before_sleep` callback (a `Condition::wait`
-//! releasing its lock), so it must neither panic nor block.
+//! forward to `crate::lockorder`). The hooks run in the acquiring/releasing
+//! thread with no internal lock held, so they may panic (a lock-order
+//! violation) or block; a `Condition::wait` releases and re-acquires its
+//! lock through the same paths.
 
 use super::lock::LockId;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -48,6 +49,6 @@ pub(crate) fn before_acquire(_id: LockId, _kind: LockKind, _blocking: bool) {}
 pub(crate) fn acquired(_id: LockId, _kind: LockKind) {}
 
 /// Called after lock `id` was released by the calling thread (for a `Lock`,
-/// possibly not the thread that acquired it). Must not panic or block.
+/// possibly not the thread that acquired it).
 #[cold]
 pub(crate) fn released(_id: LockId, _kind: LockKind) {}
