@@ -411,6 +411,7 @@ impl<L: ConditionLock> ConditionGuard<'_, L> {
 }
 
 impl<L: ConditionLock> Drop for ConditionGuard<'_, L> {
+    #[inline]
     fn drop(&mut self) {
         // Fails only if the lock was released explicitly under a live guard.
         let _ = self.cond.lock.cond_release();

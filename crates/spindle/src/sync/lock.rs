@@ -279,6 +279,7 @@ impl LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // An error here means someone released explicitly while this guard
         // was alive (mixing the two styles); there is nothing left to undo.

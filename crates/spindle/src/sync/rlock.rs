@@ -124,9 +124,11 @@ impl RLock {
     /// (`with rlock:`).
     #[inline]
     pub fn lock(&self) -> RLockGuard<'_> {
-        self.acquire_with(Wait::Forever);
+        let me = current_thread_id();
+        self.acquire_as(me, Wait::Forever);
         RLockGuard {
             lock: self,
+            me,
             _not_send: PhantomData,
         }
     }
@@ -134,33 +136,37 @@ impl RLock {
     /// Returns a guard if the lock is free or already ours, without blocking.
     #[inline]
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
-        self.acquire_with(Wait::Never).then(|| RLockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        })
+        self.guard_with(Wait::Never)
     }
 
     /// Returns a guard, waiting at most `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        self.acquire_with(Wait::after(timeout)).then(|| RLockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        })
+        self.guard_with(Wait::after(timeout))
     }
 
     /// Returns a guard, waiting at most until `deadline`.
     pub fn lock_deadline(&self, deadline: Instant) -> Option<RLockGuard<'_>> {
-        self.acquire_with(Wait::Until(deadline))
-            .then(|| RLockGuard {
-                lock: self,
-                _not_send: PhantomData,
-            })
+        self.guard_with(Wait::Until(deadline))
+    }
+
+    #[inline]
+    fn guard_with(&self, wait: Wait) -> Option<RLockGuard<'_>> {
+        let me = current_thread_id();
+        self.acquire_as(me, wait).then(|| RLockGuard {
+            lock: self,
+            me,
+            _not_send: PhantomData,
+        })
     }
 
     /// The one acquisition path of an `RLock` (see `hook.rs`).
     #[inline]
     pub(crate) fn acquire_with(&self, wait: Wait) -> bool {
-        let me = current_thread_id();
+        self.acquire_as(current_thread_id(), wait)
+    }
+
+    #[inline]
+    fn acquire_as(&self, me: u64, wait: Wait) -> bool {
         if self.owner.load(Relaxed) == me {
             let depth = self.count.load(Relaxed);
             self.count.store(depth + 1, Relaxed);
@@ -194,7 +200,14 @@ impl RLock {
     /// The one release path of an `RLock` (see `hook.rs`).
     #[inline]
     pub(crate) fn release_inner(&self) -> Result<(), ReleaseError> {
-        if self.owner.load(Relaxed) != current_thread_id() {
+        self.release_as(current_thread_id())
+    }
+
+    /// [`release_inner`](Self::release_inner) for a caller that knows its
+    /// thread id (a guard remembers it, saving a thread-local lookup).
+    #[inline]
+    fn release_as(&self, me: u64) -> Result<(), ReleaseError> {
+        if self.owner.load(Relaxed) != me {
             return Err(ReleaseError::NotOwner);
         }
         let depth = self.count.load(Relaxed);
@@ -251,13 +264,15 @@ impl fmt::Debug for RLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
+    me: u64,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for RLockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Fails only if the owner released explicitly under a live guard.
-        let _ = self.lock.release_inner();
+        let _ = self.lock.release_as(self.me);
     }
 }
 

@@ -327,6 +327,7 @@ pub struct SemaphoreGuard<'a> {
 }
 
 impl Drop for SemaphoreGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Fails only if a mismatched explicit release already filled the
         // bound; the count then stays at the bound.
