@@ -8,4 +8,5 @@
 #![deny(missing_docs)]
 
 pub mod sched;
+pub mod sync;
 pub mod thread;

@@ -15,6 +15,8 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 
+mod sync;
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -35,6 +37,11 @@ const SUITES: &[Suite] = &[
         name: "thread",
         about: "spindle::thread beside std::thread and Python's threading",
         run: thread::run,
+    },
+    Suite {
+        name: "sync",
+        about: "Lock, RLock, Semaphore, Event and Condition vs std, parking_lot, Python threading",
+        run: sync::run,
     },
     Suite {
         name: "sched",

@@ -6,6 +6,8 @@
 //! `t.check(what, ok, detail)` records one verdict. A section that panics counts
 //! as a failed check; the tour goes on with the next section.
 
+mod sync;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -26,6 +28,11 @@ const SECTIONS: &[Section] = &[
         key: "thread",
         title: "threads: threading.Thread, join with timeout, daemon, StopToken, Local",
         run: thread::run,
+    },
+    Section {
+        key: "sync",
+        title: "Synchronisation objects: Lock, RLock, Semaphore, Event, Condition, Barrier",
+        run: sync::run,
     },
     Section {
         key: "sched",

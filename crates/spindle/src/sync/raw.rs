@@ -1,0 +1,172 @@
+//! The lock word under [`Lock`](super::Lock) and [`RLock`](super::RLock): one
+//! byte, parked on with `parking_lot_core` (the same protocol as
+//! `parking_lot::RawMutex`, minus the fairness hand-off, plus a checked unlock
+//! that may come from any thread).
+
+use parking_lot_core::{
+    self as plc, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult, SpinWait,
+};
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Instant;
+
+const LOCKED: u8 = 1;
+const PARKED: u8 = 2;
+
+/// A one-byte lock that any thread may unlock.
+pub(crate) struct RawLock {
+    state: AtomicU8,
+}
+
+impl RawLock {
+    pub(crate) const fn new() -> Self {
+        RawLock {
+            state: AtomicU8::new(0),
+        }
+    }
+
+    /// The parking key: this lock word's address, which only this lock parks on.
+    fn key(&self) -> usize {
+        &self.state as *const AtomicU8 as usize
+    }
+
+    pub(crate) fn parked(&self) -> usize {
+        super::parked_on(self.key())
+    }
+
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.load(Relaxed) & LOCKED != 0
+    }
+
+    #[inline]
+    pub(crate) fn try_lock(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & LOCKED != 0 {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Locks, waiting at most until `deadline` (`None`: forever). Returns
+    /// whether the lock was taken.
+    #[inline]
+    pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> bool {
+        if self
+            .state
+            .compare_exchange_weak(0, LOCKED, Acquire, Relaxed)
+            .is_ok()
+        {
+            return true;
+        }
+        self.lock_slow(deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+        let mut spin = SpinWait::new();
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                match self
+                    .state
+                    .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                {
+                    Ok(_) => return true,
+                    Err(now) => s = now,
+                }
+                continue;
+            }
+            // Spin a little while nobody is parked: the holder may be about to
+            // release.
+            if s & PARKED == 0 && spin.spin() {
+                s = self.state.load(Relaxed);
+                continue;
+            }
+            if s & PARKED == 0
+                && let Err(now) = self
+                    .state
+                    .compare_exchange_weak(s, s | PARKED, Relaxed, Relaxed)
+            {
+                s = now;
+                continue;
+            }
+            // SAFETY: the key is this lock word's address, parked on only by
+            // this lock. `validate` and `timed_out` only touch our atomic: they
+            // neither unwind nor call into parking_lot; `before_sleep` is empty.
+            let result = unsafe {
+                plc::park(
+                    self.key(),
+                    || self.state.load(Relaxed) == LOCKED | PARKED,
+                    || {},
+                    |_, was_last| {
+                        if was_last {
+                            self.state.fetch_and(!PARKED, Relaxed);
+                        }
+                    },
+                    DEFAULT_PARK_TOKEN,
+                    deadline,
+                )
+            };
+            if let ParkResult::TimedOut = result {
+                return false;
+            }
+            spin.reset();
+            s = self.state.load(Relaxed);
+        }
+    }
+
+    /// Unlocks; `false` if it was not locked. Exactly one of several racing
+    /// unlocks of one locked period succeeds.
+    #[inline]
+    pub(crate) fn unlock(&self) -> bool {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Release, Relaxed)
+            .is_ok()
+        {
+            return true;
+        }
+        self.unlock_slow()
+    }
+
+    #[cold]
+    fn unlock_slow(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s & !LOCKED, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & PARKED != 0 {
+            // Wake one waiter; it retries (no hand-off: a running thread may
+            // barge in first, as with Python's lock). When the queue empties,
+            // clear PARKED; a thread that set it but has not parked yet fails
+            // its `validate` and loops.
+            // SAFETY: our own key; the callback only touches our atomic.
+            unsafe {
+                plc::unpark_one(self.key(), |res| {
+                    if !res.have_more_threads {
+                        self.state.fetch_and(!PARKED, Relaxed);
+                    }
+                    DEFAULT_UNPARK_TOKEN
+                });
+            }
+        }
+        true
+    }
+}
