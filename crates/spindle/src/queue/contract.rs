@@ -14,7 +14,7 @@ use super::order::Order;
 /// The blocking queue contract: Python's `queue.Queue` interface, which
 /// `multiprocessing.Queue`, manager proxies and the Redis-backed queue share.
 ///
-/// [`Queue`] (in all three orders) implements it; the process, manager and
+/// [`OrderedQueue`] (that is [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue) and [`PriorityQueue`](super::PriorityQueue)) implements it; the process, manager and
 /// cluster queues implement it too, so code written against
 /// `impl BlockingQueue<T>` switches scope by changing one constructor, and
 /// the checks in [`conformance`](super::conformance) run against every

@@ -129,8 +129,9 @@ impl<S> Core<S> {
     where
         S: Store<T>,
     {
-        st.store.push(item);
+        // Counted first: a heap whose `Ord` panics mid-push keeps the item.
         st.unfinished += 1;
+        st.store.push(item);
         self.notify_getter(st)
     }
 

@@ -115,7 +115,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     }
 }
 
-/// The future of [`Queue::put_async`].
+/// The future of [`OrderedQueue::put_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct PutFuture<'a, T, O: Order<T>> {
     core: &'a Core<O::Store>,
@@ -123,7 +123,7 @@ pub struct PutFuture<'a, T, O: Order<T>> {
     key: Option<u64>,
 }
 
-/// The future of [`Queue::get_async`].
+/// The future of [`OrderedQueue::get_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct GetFuture<'a, T, O: Order<T>> {
     core: &'a Core<O::Store>,
@@ -131,7 +131,7 @@ pub struct GetFuture<'a, T, O: Order<T>> {
     _item: std::marker::PhantomData<fn() -> T>,
 }
 
-/// The future of [`Queue::join_async`].
+/// The future of [`OrderedQueue::join_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct JoinFuture<'a, T, O: Order<T>> {
     core: &'a Core<O::Store>,

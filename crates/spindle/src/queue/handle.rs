@@ -95,11 +95,11 @@ pub type LifoQueue<T> = OrderedQueue<T, Lifo>;
 /// use spindle::queue::PriorityQueue;
 ///
 /// let q = PriorityQueue::new();
-/// for job in [(2, "write"), (1, "read"), (2, "close"), (1, "open")] {
+/// for job in [(2, "write"), (1, "read"), (3, "close")] {
 ///     q.put(job).unwrap();
 /// }
 /// let order: Vec<_> = q.try_iter().map(|(_, name)| name).collect();
-/// assert_eq!(order, ["read", "open", "write", "close"]);
+/// assert_eq!(order, ["read", "write", "close"]);
 /// ```
 pub type PriorityQueue<T> = OrderedQueue<T, Priority>;
 

@@ -48,13 +48,13 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     }
 }
 
-/// The blocking iterator of [`Queue::iter`]; ends on shutdown.
+/// The blocking iterator of [`OrderedQueue::iter`]; ends on shutdown.
 pub struct Iter<'a, T, O: Order<T>> {
     queue: &'a OrderedQueue<T, O>,
     done: bool,
 }
 
-/// The non-blocking iterator of [`Queue::try_iter`]; ends when the queue is empty.
+/// The non-blocking iterator of [`OrderedQueue::try_iter`]; ends when the queue is empty.
 pub struct TryIter<'a, T, O: Order<T>> {
     queue: &'a OrderedQueue<T, O>,
 }

@@ -16,7 +16,7 @@
 //! (`get_async()`) that works on any executor, so a blocking producer thread
 //! can feed an async consumer. Failed puts hand their item back in the error.
 //!
-//! Shutdown follows Python 3.13: after [`Queue::shutdown`] puts fail; gets
+//! Shutdown follows Python 3.13: after [`OrderedQueue::shutdown`] puts fail; gets
 //! drain what is left and then fail (or fail at once, with the queue emptied,
 //! after an immediate shutdown); everybody blocked is woken. A queue's
 //! iterator ends on shutdown, which replaces the `None` sentinel of the

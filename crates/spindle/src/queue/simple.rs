@@ -17,7 +17,7 @@ use super::order::Fifo;
 ///
 /// Use it when nobody calls `task_done`/`join` and nothing needs to be shut
 /// down: `put` never blocks and never fails, `get` waits for an item.
-/// Use [`Queue`] when you need a `maxsize`, `join` or `shutdown`.
+/// Use [`Queue`](super::Queue) when you need a `maxsize`, `join` or `shutdown`.
 ///
 /// Differences from Python: `get_nowait()` is [`try_get`](SimpleQueue::try_get)
 /// returning `None` where Python raises `Empty`.
