@@ -5,6 +5,7 @@
 //! a condition variable nor a waker list. Wakers are always woken after the
 //! mutex is released.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -52,6 +53,26 @@ pub(crate) struct Core<S> {
     not_full: Condvar,
     all_done: Condvar,
     pub(crate) maxsize: usize,
+    /// `store.len()`, mirrored under the lock so waiters can poll it while
+    /// spinning without taking the lock.
+    pub(crate) len: AtomicUsize,
+    /// `shutdown`, mirrored likewise.
+    closed: AtomicBool,
+}
+
+/// Spin-then-yield rounds a waiter takes before it parks (crossbeam's
+/// `Backoff` idea: a handoff between running threads is far cheaper than a
+/// park and unpark).
+const SPIN_ROUNDS: u32 = 10;
+
+fn backoff(round: u32) {
+    if round < 4 {
+        for _ in 0..(1 << (round * 2)) {
+            std::hint::spin_loop();
+        }
+    } else {
+        std::thread::yield_now();
+    }
 }
 
 /// Wakes after the guard is gone.
@@ -83,6 +104,8 @@ impl<S> Core<S> {
             not_full: Condvar::new(),
             all_done: Condvar::new(),
             maxsize,
+            len: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -131,6 +154,7 @@ impl<S> Core<S> {
     {
         // Counted first: a heap whose `Ord` panics mid-push keeps the item.
         st.unfinished += 1;
+        self.len.store(st.store.len() + 1, Relaxed);
         st.store.push(item);
         self.notify_getter(st)
     }
@@ -142,6 +166,7 @@ impl<S> Core<S> {
         S: Store<T>,
     {
         let item = st.store.pop()?;
+        self.len.store(st.store.len(), Relaxed);
         Some((item, self.notify_putter(st)))
     }
 
@@ -151,6 +176,7 @@ impl<S> Core<S> {
     {
         let mut st = self.state.lock();
         let mut timed_out = false;
+        let mut spins = 0;
         loop {
             // CPython 3.13 `Queue.put`: shutdown is checked first, then room.
             if st.shutdown {
@@ -168,6 +194,20 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
+            if spins < SPIN_ROUNDS {
+                spins += 1;
+                MutexGuard::unlocked(&mut st, || {
+                    backoff(spins);
+                    while spins < SPIN_ROUNDS
+                        && self.len.load(Relaxed) >= self.maxsize
+                        && !self.closed.load(Relaxed)
+                    {
+                        spins += 1;
+                        backoff(spins);
+                    }
+                });
+                continue;
+            }
             st.putters += 1;
             timed_out = wait(&self.not_full, &mut st, until);
             st.putters -= 1;
@@ -180,6 +220,7 @@ impl<S> Core<S> {
     {
         let mut st = self.state.lock();
         let mut timed_out = false;
+        let mut spins = 0;
         loop {
             // CPython 3.13 `Queue.get`: remaining items are handed out even
             // after a (non-immediate) shutdown; ShutDown only once empty.
@@ -197,6 +238,20 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
+            if spins < SPIN_ROUNDS {
+                spins += 1;
+                MutexGuard::unlocked(&mut st, || {
+                    backoff(spins);
+                    while spins < SPIN_ROUNDS
+                        && self.len.load(Relaxed) == 0
+                        && !self.closed.load(Relaxed)
+                    {
+                        spins += 1;
+                        backoff(spins);
+                    }
+                });
+                continue;
+            }
             st.getters += 1;
             timed_out = wait(&self.not_empty, &mut st, until);
             st.getters -= 1;
@@ -245,12 +300,14 @@ impl<S> Core<S> {
     {
         let mut st = self.state.lock();
         st.shutdown = true;
+        self.closed.store(true, Relaxed);
         let mut wakers = Vec::new();
         let mut drained = Vec::new();
         if immediate {
             // CPython 3.13: drop what is queued, count each as done, and
             // release `join()`.
             drained = st.store.drain_all();
+            self.len.store(0, Relaxed);
             st.unfinished = st.unfinished.saturating_sub(drained.len());
             wakers = self.notify_joiners(&mut st);
         }

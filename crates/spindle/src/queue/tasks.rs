@@ -1,12 +1,13 @@
 //! [`Queue`]'s size queries, task tracking (`task_done`/`join`) and shutdown.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
 use super::core::Block;
 use super::error::{JoinTimeoutError, TaskDoneError};
 use super::handle::deadline;
-use super::order::{Order, Store};
+use super::order::Order;
 
 impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// How many items are waiting: Python's `qsize()`.
@@ -22,7 +23,8 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.core.state.lock().store.len()
+        // Mirrored under the lock at every change: no need to take it.
+        self.core.len.load(Relaxed)
     }
 
     /// The same as [`len`](OrderedQueue::len), under Python's name `qsize()`.
