@@ -89,10 +89,7 @@ impl Chan for Std {
 }
 
 /// A fresh channel; `cap` 0 = unbounded.
-fn make<C: Chan>(cap: usize) -> (C::Tx, C::Rx)
-where
-    C: Maker,
-{
+fn make<C: Maker>(cap: usize) -> (C::Tx, C::Rx) {
     C::make(cap)
 }
 
