@@ -194,7 +194,7 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS {
+            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);
@@ -238,7 +238,7 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS {
+            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);
