@@ -3,16 +3,16 @@
 //! shutdown tests) run against the thread queues in all three orders.
 
 mod fifo {
-    use spindle::queue::{Queue, conformance::Discipline};
-    spindle::queue_conformance!(Discipline::Fifo, Queue::with_maxsize);
+    use spindle::queue::{Queue, conformance::ExpectedOrder};
+    spindle::queue_conformance!(ExpectedOrder::Fifo, Queue::with_maxsize);
 }
 
 mod lifo {
-    use spindle::queue::{LifoQueue, conformance::Discipline};
-    spindle::queue_conformance!(Discipline::Lifo, LifoQueue::with_maxsize);
+    use spindle::queue::{LifoQueue, conformance::ExpectedOrder};
+    spindle::queue_conformance!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 }
 
 mod priority {
-    use spindle::queue::{PriorityQueue, conformance::Discipline};
-    spindle::queue_conformance!(Discipline::Priority, PriorityQueue::with_maxsize);
+    use spindle::queue::{PriorityQueue, conformance::ExpectedOrder};
+    spindle::queue_conformance!(ExpectedOrder::Priority, PriorityQueue::with_maxsize);
 }

@@ -5,7 +5,7 @@
 //! The checks port the behaviours of CPython's `Lib/test/test_queue.py`
 //! (`BaseQueueTestMixin`, including Python 3.13's shutdown tests); each
 //! function names the Python test it mirrors. Each check takes the expected
-//! [`Discipline`] and a factory `make(maxsize)` that builds a fresh, empty
+//! [`ExpectedOrder`] and a factory `make(maxsize)` that builds a fresh, empty
 //! queue of `u64` (0 = unbounded), and panics with a message when the
 //! implementation breaks the contract.
 //!
@@ -13,12 +13,12 @@
 //! `#[test]` per check:
 //!
 //! ```
-//! use spindle::queue::conformance::Discipline;
+//! use spindle::queue::conformance::ExpectedOrder;
 //! use spindle::queue::LifoQueue;
 //!
-//! // In a test file: spindle::queue_conformance!(Discipline::Lifo, LifoQueue::with_maxsize);
+//! // In a test file: spindle::queue_conformance!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 //! // Or call the checks one by one:
-//! spindle::queue::conformance::basic(Discipline::Lifo, LifoQueue::with_maxsize);
+//! spindle::queue::conformance::basic(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 //! ```
 
 use std::collections::HashSet;
@@ -31,7 +31,7 @@ use super::{BlockingQueue, GetTimeoutError, PutTimeoutError, TryGetError, TryPut
 
 /// The order a queue under test hands its items out in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Discipline {
+pub enum ExpectedOrder {
     /// First in, first out (`Queue`).
     Fifo,
     /// Last in, first out (`LifoQueue`).
@@ -77,7 +77,7 @@ fn blocking<R>(block: impl FnOnce() -> R, trigger: impl FnOnce() + Send) -> R {
 
 /// `basic_queue_test`: order of 111, 333, 222; full and empty conditions;
 /// try, timeout and blocking variants of put and get.
-pub fn basic<Q, F>(discipline: Discipline, make: F)
+pub fn basic<Q, F>(order: ExpectedOrder, make: F)
 where
     Q: BlockingQueue<u64> + Sync,
     F: Fn(usize) -> Q,
@@ -88,15 +88,15 @@ where
     for n in [111, 333, 222] {
         q.put(n).unwrap();
     }
-    let expected = match discipline {
-        Discipline::Fifo => [111, 333, 222],
-        Discipline::Lifo => [222, 333, 111],
-        Discipline::Priority => [111, 222, 333],
+    let expected = match order {
+        ExpectedOrder::Fifo => [111, 333, 222],
+        ExpectedOrder::Lifo => [222, 333, 111],
+        ExpectedOrder::Priority => [111, 222, 333],
     };
     let got = [q.get().unwrap(), q.get().unwrap(), q.get().unwrap()];
     check(
         got == expected,
-        &format!("{discipline:?} order: got {got:?}, want {expected:?}"),
+        &format!("{order:?} order: got {got:?}, want {expected:?}"),
     );
 
     for i in 0..QUEUE_SIZE as u64 - 1 {
@@ -151,7 +151,7 @@ where
 }
 
 /// `test_nowait` and the deadline variants: non-blocking calls never block.
-pub fn nowait<Q, F>(_: Discipline, make: F)
+pub fn nowait<Q, F>(_: ExpectedOrder, make: F)
 where
     Q: BlockingQueue<u64>,
     F: Fn(usize) -> Q,
@@ -186,7 +186,7 @@ where
 
 /// `test_queue_task_done`: `task_done` more often than `put` is an error,
 /// and leaves the count usable.
-pub fn task_done_too_many<Q, F>(_: Discipline, make: F)
+pub fn task_done_too_many<Q, F>(_: ExpectedOrder, make: F)
 where
     Q: BlockingQueue<u64>,
     F: Fn(usize) -> Q,
@@ -208,7 +208,7 @@ where
 
 /// `test_queue_join` (`queue_join_test`, twice): two consumers, 100 items,
 /// `join` returns only once every item was processed.
-pub fn join_with_consumers<Q, F>(_: Discipline, make: F)
+pub fn join_with_consumers<Q, F>(_: ExpectedOrder, make: F)
 where
     Q: BlockingQueue<u64> + Sync,
     F: Fn(usize) -> Q,
@@ -249,7 +249,7 @@ where
 
 /// Many producers and consumers through a small bounded queue: every item
 /// arrives exactly once (counts, sums and a set of ids).
-pub fn many_producers_consumers<Q, F>(_: Discipline, make: F)
+pub fn many_producers_consumers<Q, F>(_: ExpectedOrder, make: F)
 where
     Q: BlockingQueue<u64> + Sync,
     F: Fn(usize) -> Q,
@@ -311,7 +311,7 @@ pub use shutdown::{
 
 /// Expands to one `#[test]` per conformance check for a queue of `u64`.
 ///
-/// `$discipline` is a [`Discipline`](crate::queue::conformance::Discipline)
+/// `$order` is a [`ExpectedOrder`](crate::queue::conformance::ExpectedOrder)
 /// and `$make` a factory `Fn(usize) -> Q` (maxsize to fresh queue). Use it
 /// inside a test module of any crate that implements
 /// [`BlockingQueue`](crate::queue::BlockingQueue).
@@ -320,25 +320,25 @@ pub use shutdown::{
 ///
 /// ```
 /// mod lifo_conformance {
-///     use spindle::queue::{conformance::Discipline, LifoQueue};
-///     spindle::queue_conformance!(Discipline::Lifo, LifoQueue::with_maxsize);
+///     use spindle::queue::{conformance::ExpectedOrder, LifoQueue};
+///     spindle::queue_conformance!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 /// }
 /// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! queue_conformance {
-    ($discipline:expr, $make:expr) => {
-        $crate::queue_conformance!(@tests $discipline, $make;
+    ($order:expr, $make:expr) => {
+        $crate::queue_conformance!(@tests $order, $make;
             basic, nowait, task_done_too_many, join_with_consumers, many_producers_consumers,
             shutdown_empty, shutdown_nonempty, shutdown_allowed_transitions,
             shutdown_all_methods_in_one_thread, shutdown_all_methods_in_many_threads,
             shutdown_get, shutdown_put, shutdown_join, shutdown_put_join,
             shutdown_get_task_done_join, shutdown_pending_get);
     };
-    (@tests $discipline:expr, $make:expr; $($check:ident),*) => {$(
+    (@tests $order:expr, $make:expr; $($check:ident),*) => {$(
         #[test]
         fn $check() {
-            $crate::queue::conformance::$check($discipline, $make);
+            $crate::queue::conformance::$check($order, $make);
         }
     )*};
 }

@@ -6,11 +6,11 @@ use std::sync::{Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use super::{Discipline, SETTLE, check};
+use super::{ExpectedOrder, SETTLE, check};
 use crate::queue::{BlockingQueue, GetTimeoutError, ShutDown, TryGetError, TryPutError};
 
 /// `test_shutdown_empty`: after shutdown, put and get fail.
-pub fn shutdown_empty<Q: BlockingQueue<u64>>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_empty<Q: BlockingQueue<u64>>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {
     let q = make(0);
     q.shutdown(false);
     check(
@@ -22,7 +22,7 @@ pub fn shutdown_empty<Q: BlockingQueue<u64>>(_: Discipline, make: impl Fn(usize)
 
 /// `test_shutdown_nonempty` and `test_shutdown_immediate`: the remaining
 /// item is handed out after a shutdown, but not after an immediate one.
-pub fn shutdown_nonempty<Q: BlockingQueue<u64>>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_nonempty<Q: BlockingQueue<u64>>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {
     let q = make(0);
     q.put(1).unwrap();
     q.shutdown(false);
@@ -39,7 +39,7 @@ pub fn shutdown_nonempty<Q: BlockingQueue<u64>>(_: Discipline, make: impl Fn(usi
 
 /// `test_shutdown_allowed_transitions`.
 pub fn shutdown_allowed_transitions<Q: BlockingQueue<u64>>(
-    _: Discipline,
+    _: ExpectedOrder,
     make: impl Fn(usize) -> Q,
 ) {
     let q = make(0);
@@ -54,7 +54,7 @@ pub fn shutdown_allowed_transitions<Q: BlockingQueue<u64>>(
 
 /// `_shutdown_all_methods_in_one_thread`, both flavours.
 pub fn shutdown_all_methods_in_one_thread<Q: BlockingQueue<u64>>(
-    _: Discipline,
+    _: ExpectedOrder,
     make: impl Fn(usize) -> Q,
 ) {
     for immediate in [false, true] {
@@ -97,7 +97,7 @@ pub fn shutdown_all_methods_in_one_thread<Q: BlockingQueue<u64>>(
 /// `_shutdown_all_methods_in_many_threads`, both flavours: 4 writers, 6
 /// readers, a shutdown in the middle; every reader sees `ShutDown`.
 pub fn shutdown_all_methods_in_many_threads<Q: BlockingQueue<u64> + Sync>(
-    _: Discipline,
+    _: ExpectedOrder,
     make: impl Fn(usize) -> Q,
 ) {
     const WRITERS: usize = 4;
@@ -179,7 +179,7 @@ pub fn shutdown_all_methods_in_many_threads<Q: BlockingQueue<u64> + Sync>(
 }
 
 /// `_shutdown_get`, both flavours: getters after a shutdown drain what is left.
-pub fn shutdown_get<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_get<Q: BlockingQueue<u64> + Sync>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {
     for immediate in [false, true] {
         let q = make(2);
         q.put(1).unwrap();
@@ -214,7 +214,7 @@ pub fn shutdown_get<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(u
 
 /// `_shutdown_put`, both flavours, plus putters already blocked on a full
 /// queue: every put fails with `ShutDown` and hands its item back.
-pub fn shutdown_put<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_put<Q: BlockingQueue<u64> + Sync>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {
     for immediate in [false, true] {
         let q = make(2);
         q.put(1).unwrap();
@@ -238,7 +238,7 @@ pub fn shutdown_put<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(u
 
 /// `_shutdown_join`, both flavours: `join` returns once the remaining item
 /// is processed, or at once after an immediate shutdown.
-pub fn shutdown_join<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_join<Q: BlockingQueue<u64> + Sync>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {
     for immediate in [false, true] {
         let q = make(0);
         q.put(1).unwrap();
@@ -263,7 +263,10 @@ pub fn shutdown_join<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(
 }
 
 /// `_shutdown_put_join`, both flavours.
-pub fn shutdown_put_join<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl Fn(usize) -> Q) {
+pub fn shutdown_put_join<Q: BlockingQueue<u64> + Sync>(
+    _: ExpectedOrder,
+    make: impl Fn(usize) -> Q,
+) {
     for immediate in [false, true] {
         let q = make(2);
         q.put(1).unwrap();
@@ -293,7 +296,7 @@ pub fn shutdown_put_join<Q: BlockingQueue<u64> + Sync>(_: Discipline, make: impl
 
 /// `test_shutdown_get_task_done_join`.
 pub fn shutdown_get_task_done_join<Q: BlockingQueue<u64> + Sync>(
-    _: Discipline,
+    _: ExpectedOrder,
     make: impl Fn(usize) -> Q,
 ) {
     let q = make(2);
@@ -320,7 +323,7 @@ pub fn shutdown_get_task_done_join<Q: BlockingQueue<u64> + Sync>(
 /// `test_shutdown_pending_get`: a getter blocked on an empty queue wakes
 /// with `ShutDown`.
 pub fn shutdown_pending_get<Q: BlockingQueue<u64> + Sync>(
-    _: Discipline,
+    _: ExpectedOrder,
     make: impl Fn(usize) -> Q,
 ) {
     let q = make(0);
