@@ -247,3 +247,40 @@ fn async_get_with_a_timeout_from_a_plain_thread_waits() {
     block_on(q.put_async(5)).unwrap();
     assert_eq!(t.join().unwrap(), Ok(5));
 }
+
+/// Blocked threads and parked tasks wait on one queue: each item put
+/// reaches somebody, whichever kind of waiter it is.
+#[test]
+fn mixed_thread_and_task_getters_all_served() {
+    let q = Queue::new();
+    let (count, waker) = counting();
+    let mut task = q.get_async();
+    assert!(poll_once(&mut task, &waker).is_pending());
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            thread::spawn(move || q.get_timeout(Duration::from_secs(10)))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(30)); // let the threads block
+    for i in 0..4 {
+        q.put(i).unwrap();
+    }
+    let mut got: Vec<u32> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    // Four items for three threads: the fourth put found no parked thread
+    // and woke the task (a real executor would now poll it).
+    assert!(count.0.load(SeqCst) >= 1, "the task was never woken");
+    let task_item = match poll_once(&mut task, &waker) {
+        Poll::Ready(Ok(x)) => x,
+        other => panic!(
+            "the task was not served: {other:?} (woken {} times)",
+            count.0.load(SeqCst)
+        ),
+    };
+    got.push(task_item);
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2, 3]);
+}
