@@ -15,11 +15,13 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 
-mod queue;
-
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+
+mod queue;
+mod sched;
+mod thread;
 
 /// One suite: its name, what it measures, its body.
 struct Suite {
@@ -29,11 +31,23 @@ struct Suite {
 }
 
 /// Every suite, in the order `spindle bench all` runs them.
-const SUITES: &[Suite] = &[Suite {
-    name: "queue",
-    about: "Queue put/get beside crossbeam-channel, flume, std mpsc and Python's queue.Queue",
-    run: queue::run,
-}];
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "thread",
+        about: "spindle::thread beside std::thread and Python's threading",
+        run: thread::run,
+    },
+    Suite {
+        name: "sched",
+        about: "Scheduler enter+run of due events, Timer start/cancel/join",
+        run: sched::run,
+    },
+    Suite {
+        name: "queue",
+        about: "Queue put/get beside crossbeam-channel, flume, std mpsc and Python's queue.Queue",
+        run: queue::run,
+    },
+];
 
 /// The unit of a case's figures; decides whether higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,13 @@
 //! `t.check(what, ok, detail)` records one verdict. A section that panics counts
 //! as a failed check; the tour goes on with the next section.
 
-mod queue;
-
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
+
+mod queue;
+mod sched;
+mod thread;
 
 /// One tour section: its key (for `spindle tour KEY`), its title, its body.
 struct Section {
@@ -20,11 +22,23 @@ struct Section {
 }
 
 /// Every section, in the order the tour shows them.
-const SECTIONS: &[Section] = &[Section {
-    key: "queue",
-    title: "queue: Queue, LifoQueue, PriorityQueue, task_done/join, shutdown, async",
-    run: queue::run,
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        key: "thread",
+        title: "threads: threading.Thread, join with timeout, daemon, StopToken, Local",
+        run: thread::run,
+    },
+    Section {
+        key: "sched",
+        title: "Timer and Scheduler (threading.Timer, sched.scheduler)",
+        run: sched::run,
+    },
+    Section {
+        key: "queue",
+        title: "queue: Queue, LifoQueue, PriorityQueue, task_done/join, shutdown, async",
+        run: queue::run,
+    },
+];
 
 /// The running tour: counts verdicts and prints them.
 #[derive(Debug, Default)]
