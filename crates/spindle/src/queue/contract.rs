@@ -20,6 +20,17 @@ use super::order::Order;
 /// the checks in [`conformance`](super::conformance) run against every
 /// implementation.
 ///
+/// # Implementing it
+///
+/// Follow Python 3.13's `queue.Queue` exactly (the conformance suite checks
+/// it): `put` checks shutdown before room; `get` hands out the remaining items
+/// after a normal shutdown and fails at once after an immediate one, which
+/// also counts the dropped items as done; `task_done` beyond the number of
+/// items put is an error that changes nothing. An implementation whose
+/// transport can fail for good (a peer process died, a server went away)
+/// reports that as the queue being shut down, so worker loops end instead of
+/// hanging; richer diagnostics belong on the implementing type.
+///
 /// # Examples
 ///
 /// ```
