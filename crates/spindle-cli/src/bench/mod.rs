@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod queue;
 mod sched;
 mod thread;
 
@@ -47,6 +48,11 @@ const SUITES: &[Suite] = &[
         name: "sched",
         about: "Scheduler enter+run of due events, Timer start/cancel/join",
         run: sched::run,
+    },
+    Suite {
+        name: "queue",
+        about: "Queue put/get beside crossbeam-channel, flume, std mpsc and Python's queue.Queue",
+        run: queue::run,
     },
 ];
 

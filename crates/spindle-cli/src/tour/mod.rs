@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod queue;
 mod sched;
 mod thread;
 
@@ -38,6 +39,11 @@ const SECTIONS: &[Section] = &[
         key: "sched",
         title: "Timer and Scheduler (threading.Timer, sched.scheduler)",
         run: sched::run,
+    },
+    Section {
+        key: "queue",
+        title: "queue: Queue, LifoQueue, PriorityQueue, task_done/join, shutdown, async",
+        run: queue::run,
     },
 ];
 
