@@ -6,3 +6,5 @@
 //! `get_deadline(t)` bound the wait. Errors are typed, acquired things are RAII
 //! guards. See `docs/PYTHON.md` for the full Python → spindle map.
 #![deny(missing_docs)]
+
+pub mod futures;

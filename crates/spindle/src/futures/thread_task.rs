@@ -1,0 +1,196 @@
+//! What a [`ThreadPoolExecutor`] runs: [`ThreadJob`], and the [`Task`] and
+//! [`MapFn`] impls for closures.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::error::{BrokenPool, FutureError};
+use super::executor::{Fallible, MapFn, Task};
+use super::shared::panic_message;
+use super::{Promise, ThreadPoolExecutor};
+
+/// What a worker tells a job to do.
+pub(crate) enum Verdict<'a> {
+    /// Run it; `on_free` marks the worker idle when the task's waiters need it
+    /// no more.
+    Run(&'a AtomicUsize),
+    /// The pool shut down with `cancel_futures`: cancel the future.
+    Cancel,
+    /// The pool broke: fail the future.
+    Broken(&'a BrokenPool),
+}
+
+/// The job a [`ThreadPoolExecutor`] queues: a task bound to its [`Promise`].
+///
+/// Build one with [`ThreadJob::new`] to implement [`Task`] for your own type.
+pub struct ThreadJob(Box<dyn FnOnce(Verdict<'_>) + Send>);
+
+impl ThreadJob {
+    pub(crate) fn run(self, verdict: Verdict<'_>) {
+        (self.0)(verdict);
+    }
+
+    /// A job that runs `f` (unless the future was cancelled first) and
+    /// completes `promise` with its value, its error, or its panic.
+    pub fn new<T, E>(
+        promise: Promise<T, E>,
+        f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> ThreadJob
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        ThreadJob(Box::new(move |verdict| match verdict {
+            Verdict::Run(idle) => {
+                let free = || {
+                    idle.fetch_add(1, Ordering::Release);
+                };
+                if !promise.set_running_or_notify_cancel() {
+                    free();
+                    return;
+                }
+                let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(FutureError::Failed(e)),
+                    Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+                };
+                promise.complete(outcome, free).ok();
+            }
+            Verdict::Cancel => promise.cancel_pending(),
+            Verdict::Broken(b) => promise.set_broken(b.clone()),
+        }))
+    }
+}
+
+impl fmt::Debug for ThreadJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThreadJob(..)")
+    }
+}
+
+impl<F, T> Task<ThreadPoolExecutor> for F
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Error = std::convert::Infallible;
+
+    fn into_job(self, promise: Promise<T>) -> ThreadJob {
+        ThreadJob::new(promise, move || Ok(self()))
+    }
+}
+
+impl<F, T, E> Task<ThreadPoolExecutor> for super::Fallible<F>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type Output = T;
+    type Error = E;
+
+    fn into_job(self, promise: Promise<T, E>) -> ThreadJob {
+        ThreadJob::new(promise, self.0)
+    }
+}
+
+
+/// The task `map` submits for one chunk on a [`ThreadPoolExecutor`]: the
+/// function and the chunk's items.
+pub struct MapChunk<F, A> {
+    f: Arc<F>,
+    items: Vec<A>,
+}
+
+impl<F, A> fmt::Debug for MapChunk<F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapChunk")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, A, T> Task<ThreadPoolExecutor> for MapChunk<F, A>
+where
+    F: Fn(A) -> T + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Vec<T>;
+    type Error = std::convert::Infallible;
+
+    fn into_job(self, promise: Promise<Vec<T>>) -> ThreadJob {
+        let MapChunk { f, items } = self;
+        ThreadJob::new(promise, move || Ok(items.into_iter().map(|a| f(a)).collect()))
+    }
+}
+
+impl<F, A, T> MapFn<A, ThreadPoolExecutor> for F
+where
+    F: Fn(A) -> T + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Error = std::convert::Infallible;
+    type Task = MapChunk<F, A>;
+
+    fn bind(this: &Arc<F>, chunk: Vec<A>) -> MapChunk<F, A> {
+        MapChunk {
+            f: this.clone(),
+            items: chunk,
+        }
+    }
+}
+
+/// The task `map` submits for one chunk of a [`Fallible`] function.
+pub struct FallibleMapChunk<F, A> {
+    f: Arc<Fallible<F>>,
+    items: Vec<A>,
+}
+
+impl<F, A> fmt::Debug for FallibleMapChunk<F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallibleMapChunk")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, A, T, E> Task<ThreadPoolExecutor> for FallibleMapChunk<F, A>
+where
+    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type Output = Vec<T>;
+    type Error = E;
+
+    fn into_job(self, promise: Promise<Vec<T>, E>) -> ThreadJob {
+        let FallibleMapChunk { f, items } = self;
+        ThreadJob::new(promise, move || items.into_iter().map(|a| (f.0)(a)).collect())
+    }
+}
+
+impl<F, A, T, E> MapFn<A, ThreadPoolExecutor> for Fallible<F>
+where
+    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type Output = T;
+    type Error = E;
+    type Task = FallibleMapChunk<F, A>;
+
+    fn bind(this: &Arc<Fallible<F>>, chunk: Vec<A>) -> FallibleMapChunk<F, A> {
+        FallibleMapChunk {
+            f: this.clone(),
+            items: chunk,
+        }
+    }
+}
