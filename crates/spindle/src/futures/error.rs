@@ -271,7 +271,11 @@ pub struct Timeout {
 
 impl fmt::Display for Timeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (of {}) futures unfinished", self.not_done, self.total)
+        write!(
+            f,
+            "{} (of {}) futures unfinished",
+            self.not_done, self.total
+        )
     }
 }
 

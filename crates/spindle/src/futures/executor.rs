@@ -46,10 +46,8 @@ pub trait Executor {
     /// let f = pool.submit(|| "hello".len()).unwrap();
     /// assert_eq!(f.result().unwrap(), 5);
     /// ```
-    fn submit<W: Task<Self>>(
-        &self,
-        task: W,
-    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>>;
+    fn submit<W: Task<Self>>(&self, task: W)
+    -> Result<Future<W::Output, W::Error>, SubmitError<W>>;
 
     /// Signals the executor to free its resources: Python's
     /// `Executor.shutdown(wait=True, *, cancel_futures=False)`.

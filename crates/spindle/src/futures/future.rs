@@ -377,6 +377,23 @@ impl<T, E> Future<T, E> {
     }
 }
 
+/// Handles compare by identity, like Python futures in a `set`.
+impl<T, E> PartialEq for Future<T, E> {
+    fn eq(&self, other: &Future<T, E>) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl<T, E> Eq for Future<T, E> {}
+
+/// Hashes the identity, so futures can key a `HashSet`/`HashMap` (Python's
+/// `to_do` dicts of future → url).
+impl<T, E> std::hash::Hash for Future<T, E> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
 impl<T, E> Clone for Future<T, E> {
     fn clone(&self) -> Self {
         Future::from_shared(self.shared.clone())

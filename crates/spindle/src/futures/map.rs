@@ -6,9 +6,9 @@ use std::iter::Fuse;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Future;
 use super::error::{FutureError, SubmitError};
 use super::executor::{Executor, MapFn, MapOptions};
-use super::Future;
 
 type ChunkFuture<A, X, F> = Future<Vec<<F as MapFn<A, X>>::Output>, <F as MapFn<A, X>>::Error>;
 
@@ -34,6 +34,8 @@ where
     deadline: Option<Instant>,
     in_flight: VecDeque<ChunkFuture<I::Item, X, F>>,
     current: std::vec::IntoIter<F::Output>,
+    /// A later submission failed: no more input is taken; reported in order.
+    stopped: Option<FutureError<F::Error>>,
     ended: bool,
 }
 
@@ -59,11 +61,10 @@ where
             items: items.fuse(),
             chunksize: options.chunksize.max(1),
             window,
-            deadline: options
-                .timeout
-                .and_then(|t| Instant::now().checked_add(t)),
+            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             in_flight: VecDeque::new(),
             current: Vec::new().into_iter(),
+            stopped: None,
             ended: false,
         };
         map.fill().map_err(|e| e.map_task(drop))?;
@@ -72,7 +73,7 @@ where
 
     /// Submits chunks until the window is full or the input is exhausted.
     fn fill(&mut self) -> Result<(), SubmitError<F::Task>> {
-        while self.in_flight.len() < self.window {
+        while self.stopped.is_none() && self.in_flight.len() < self.window {
             let chunk: Vec<I::Item> = self.items.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 break;
@@ -107,17 +108,17 @@ where
             return None;
         }
         if let Err(e) = self.fill() {
-            // Shut down or broken since the map began: report it once, in order.
-            let err = match e {
+            // Shut down or broken since the map began: the chunk is lost; take
+            // no more input and report it once, after the results before it.
+            self.stopped = Some(match e {
                 SubmitError::ShutDown(_) => FutureError::Cancelled,
                 SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
-            };
-            if self.in_flight.is_empty() {
-                self.ended = true;
-                return Some(Err(err));
-            }
+            });
         }
-        let fut = self.in_flight.pop_front()?;
+        let Some(fut) = self.in_flight.pop_front() else {
+            self.ended = true;
+            return self.stopped.take().map(Err);
+        };
         match fut.take_deadline(self.deadline) {
             Ok(values) => {
                 self.current = values.into_iter();
@@ -159,4 +160,3 @@ where
             .finish_non_exhaustive()
     }
 }
-

@@ -49,7 +49,9 @@ impl<T, E> Promise<T, E> {
     }
 
     fn shared(&self) -> &Arc<Shared<T, E>> {
-        self.shared.as_ref().expect("a live promise holds its state")
+        self.shared
+            .as_ref()
+            .expect("a live promise holds its state")
     }
 
     /// Marks the future running, unless it was cancelled: Python's
@@ -125,34 +127,31 @@ impl<T, E> Promise<T, E> {
     }
 
     /// Completes the future with `outcome`, calling `on_free` once the waiting
-    /// side needs nothing more from this thread: before waking the waiters if
-    /// there are no done-callbacks (so a waiter that submits again sees this
-    /// worker idle), after running the callbacks otherwise (so a callback that
-    /// submits and waits gets a fresh worker, as in Python). `on_free` runs even
-    /// if the future was already done (cancelled); then the outcome comes back.
+    /// side needs nothing more from this thread: before the outcome becomes
+    /// visible if there are no done-callbacks (so a waiter that submits again
+    /// finds this worker idle), after running the callbacks otherwise (so a
+    /// callback that submits and waits gets a fresh worker, as in Python).
+    /// `on_free` runs even if the future was already done (cancelled); then
+    /// the outcome comes back.
     pub(crate) fn complete(
         mut self,
         outcome: Outcome<T, E>,
         on_free: impl FnOnce(),
     ) -> Result<(), Outcome<T, E>> {
         let shared = self.shared.take().expect("a live promise holds its state");
-        match shared.finish(State::Finished, outcome) {
+        let mut hook = Some(on_free);
+        let result = match shared.finish_hooked(State::Finished, outcome, &mut hook) {
             Ok(mut notify) => {
-                if notify.has_callbacks() {
-                    notify.wake(&shared);
-                    notify.run_callbacks();
-                    on_free();
-                } else {
-                    on_free();
-                    notify.wake(&shared);
-                }
+                notify.wake(&shared);
+                notify.run_callbacks();
                 Ok(())
             }
-            Err(outcome) => {
-                on_free();
-                Err(outcome)
-            }
+            Err(outcome) => Err(outcome),
+        };
+        if let Some(on_free) = hook {
+            on_free();
         }
+        result
     }
 }
 
@@ -160,7 +159,8 @@ impl<T, E> Drop for Promise<T, E> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             let broken = BrokenPool::new("the task was dropped before it completed");
-            if let Ok(mut notify) = shared.finish(State::Finished, Err(FutureError::BrokenPool(broken)))
+            if let Ok(mut notify) =
+                shared.finish(State::Finished, Err(FutureError::BrokenPool(broken)))
             {
                 notify.wake(&shared);
                 notify.run_callbacks();

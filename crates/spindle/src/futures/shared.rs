@@ -86,6 +86,17 @@ impl<T, E> Shared<T, E> {
         state: State,
         outcome: Outcome<T, E>,
     ) -> Result<Notify<T, E>, Outcome<T, E>> {
+        self.finish_hooked(state, outcome, &mut None::<fn()>)
+    }
+
+    /// [`finish`](Shared::finish), calling `hook` (taking it) before the new
+    /// state becomes visible if there are no callbacks to run.
+    pub(crate) fn finish_hooked(
+        self: &Arc<Self>,
+        state: State,
+        outcome: Outcome<T, E>,
+        hook: &mut Option<impl FnOnce()>,
+    ) -> Result<Notify<T, E>, Outcome<T, E>> {
         let mut g = self.inner.lock();
         let allowed = match state {
             // Python: only a pending future can be cancelled.
@@ -98,6 +109,9 @@ impl<T, E> Shared<T, E> {
         let exception = matches!(&outcome, Err(e) if e.is_exception());
         let callbacks = std::mem::take(&mut g.callbacks);
         let handle = (!callbacks.is_empty()).then(|| Future::from_shared(self.clone()));
+        if let (true, Some(hook)) = (callbacks.is_empty(), hook.take()) {
+            hook();
+        }
         g.slot = Slot::Full(outcome);
         self.set_state(&mut g, state);
         Ok(Notify {
@@ -161,10 +175,6 @@ fn taken<E>() -> FutureError<E> {
 }
 
 impl<T, E> Notify<T, E> {
-    pub(crate) fn has_callbacks(&self) -> bool {
-        !self.callbacks.is_empty()
-    }
-
     /// Wakes blocked `result()` callers, `wait`/`as_completed` sets and async
     /// tasks (Python: `notify_all()` and `waiter.add_result(self)`).
     pub(crate) fn wake(&mut self, shared: &Shared<T, E>) {

@@ -97,7 +97,10 @@ impl ThreadPoolExecutor {
         let n = control.spawned;
         let pool = self.pool.clone();
         let name = format!("{}_{n}", self.pool.prefix);
-        match thread::Builder::new().name(name).spawn(move || worker(&pool)) {
+        match thread::Builder::new()
+            .name(name)
+            .spawn(move || worker(&pool))
+        {
             Ok(handle) => {
                 control.threads.push(handle);
                 control.spawned += 1;

@@ -97,7 +97,6 @@ where
     }
 }
 
-
 /// The task `map` submits for one chunk on a [`ThreadPoolExecutor`]: the
 /// function and the chunk's items.
 pub struct MapChunk<F, A> {
@@ -124,7 +123,9 @@ where
 
     fn into_job(self, promise: Promise<Vec<T>>) -> ThreadJob {
         let MapChunk { f, items } = self;
-        ThreadJob::new(promise, move || Ok(items.into_iter().map(|a| f(a)).collect()))
+        ThreadJob::new(promise, move || {
+            Ok(items.into_iter().map(|a| f(a)).collect())
+        })
     }
 }
 
@@ -172,7 +173,9 @@ where
 
     fn into_job(self, promise: Promise<Vec<T>, E>) -> ThreadJob {
         let FallibleMapChunk { f, items } = self;
-        ThreadJob::new(promise, move || items.into_iter().map(|a| (f.0)(a)).collect())
+        ThreadJob::new(promise, move || {
+            items.into_iter().map(|a| (f.0)(a)).collect()
+        })
     }
 }
 

@@ -66,9 +66,7 @@ fn unregister<T, E>(set: &Arc<WaitSet>, fs: &[Future<T, E>]) {
 }
 
 /// Distinct futures, first occurrence kept, in input order.
-fn distinct<'a, T: 'a, E: 'a>(
-    fs: impl IntoIterator<Item = &'a Future<T, E>>,
-) -> Vec<Future<T, E>> {
+fn distinct<'a, T: 'a, E: 'a>(fs: impl IntoIterator<Item = &'a Future<T, E>>) -> Vec<Future<T, E>> {
     let mut seen = HashSet::new();
     fs.into_iter()
         .filter(|f| seen.insert(f.key()))
