@@ -6,7 +6,9 @@
 mod bench;
 #[allow(dead_code)]
 mod tour;
+mod workloads;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +50,45 @@ enum Command {
         #[arg(long = "case")]
         cases: Vec<String>,
     },
+    /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
+    /// for `spindle robots`.
+    GenLogs {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+        /// How many files (one per day from 2012-07-10).
+        #[arg(long, default_value_t = 8)]
+        files: u32,
+        /// Lines per file.
+        #[arg(long, default_value_t = 100_000)]
+        lines: u64,
+        /// Seed: the same seed writes the same lines.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The seed's map-reduce: every host that requested /robots.txt in
+    /// DIR/*.log.gz. Prints `hosts:`, `sha256:` and the time.
+    Robots {
+        /// Directory holding the `*.log.gz` files.
+        dir: PathBuf,
+        /// serial or threads.
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        mode: workloads::Mode,
+        /// Parallel workers (default: the number of cores).
+        #[arg(long, default_value_t = workloads::default_workers())]
+        workers: usize,
+        /// Only gunzip the files (the decoder's speed limit), no parsing.
+        #[arg(long)]
+        decode_only: bool,
+    },
+    /// The seed's PRIMES check by trial division; prints each verdict and the time.
+    Primes {
+        /// serial or threads.
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        mode: workloads::Mode,
+        /// Parallel workers (default: the number of cores).
+        #[arg(long, default_value_t = workloads::default_workers())]
+        workers: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,5 +101,18 @@ fn main() -> ExitCode {
             json,
             cases,
         } => bench::main(&suite, quick, json, cases),
+        Command::GenLogs {
+            dir,
+            files,
+            lines,
+            seed,
+        } => workloads::gen_logs(&dir, files, lines, seed),
+        Command::Robots {
+            dir,
+            mode,
+            workers,
+            decode_only,
+        } => workloads::robots(&dir, mode, workers, decode_only),
+        Command::Primes { mode, workers } => workloads::primes(mode, workers),
     }
 }

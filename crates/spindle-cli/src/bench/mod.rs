@@ -198,10 +198,10 @@ impl Bench {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); impls.len()];
         let mut broken: Vec<Option<String>> = vec![None; impls.len()];
         for (i, im) in impls.iter_mut().enumerate() {
-            if im.warm_up {
-                if let Err(e) = (im.sample)() {
-                    broken[i] = Some(e);
-                }
+            if im.warm_up
+                && let Err(e) = (im.sample)()
+            {
+                broken[i] = Some(e);
             }
         }
         for _ in 0..self.rounds() {
