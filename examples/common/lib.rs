@@ -9,3 +9,5 @@ macro_rules! tprintln {
         println!("[{}] {}", ::std::thread::current().name().unwrap_or("?"), format!($($arg)*))
     };
 }
+
+pub mod http;

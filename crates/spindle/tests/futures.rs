@@ -99,7 +99,7 @@ fn result_with_timeout() {
     );
     assert_eq!(
         failed().result_timeout(SHORT),
-        Err(FutureError::Failed("OSError".to_owned()))
+        Err(FutureError::failed("OSError".to_owned()))
     );
     assert_eq!(successful().result_timeout(SHORT), Ok(42));
 }
@@ -150,7 +150,7 @@ fn exception_with_timeout() {
     assert_eq!(cancelled().exception(), Some(FutureError::Cancelled));
     assert_eq!(
         failed().exception_timeout(SHORT),
-        Some(FutureError::Failed("OSError".to_owned()))
+        Some(FutureError::failed("OSError".to_owned()))
     );
     assert_eq!(successful().exception(), None);
 }
@@ -218,7 +218,7 @@ fn done_callback_with_exception() {
     p.set_error("test".to_owned()).unwrap();
     assert_eq!(
         rx.recv_timeout(LONG).unwrap(),
-        Some(FutureError::Failed("test".to_owned()))
+        Some(FutureError::failed("test".to_owned()))
     );
 }
 
@@ -348,10 +348,10 @@ fn futures_are_send_and_sync() {
 
 #[test]
 fn error_display_and_predicates() {
-    let e: FutureError<String> = FutureError::Failed("bad".into());
+    let e: FutureError<String> = FutureError::failed("bad".into());
     assert_eq!(e.to_string(), "the task failed: bad");
     assert!(!e.is_cancelled() && !e.is_timeout() && !e.is_panic() && !e.is_broken());
-    assert_eq!(e.clone().map_err(|s| s.len()), FutureError::Failed(3));
+    assert_eq!(e.clone().map_err(|s| s.len()), FutureError::failed(3));
     assert!(!FutureError::<String>::Cancelled.is_exception());
     assert_eq!(
         FutureError::<String>::Timeout.to_string(),

@@ -103,7 +103,7 @@ fn map_reports_a_task_error_in_place() {
     assert_eq!(it.next(), Some(Ok((0, 1))));
     assert_eq!(
         it.next(),
-        Some(Err(FutureError::Failed("ZeroDivisionError")))
+        Some(Err(FutureError::failed("ZeroDivisionError")))
     );
     assert_eq!(it.next(), Some(Ok((0, 1))));
     assert_eq!(it.next(), None);

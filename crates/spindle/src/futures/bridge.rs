@@ -34,7 +34,7 @@ use super::error::FutureError;
 /// }
 /// # let _ = checksum;
 /// ```
-impl<T: Clone, E: Clone> std::future::IntoFuture for Future<T, E> {
+impl<T: Clone, E> std::future::IntoFuture for Future<T, E> {
     type Output = Result<T, FutureError<E>>;
     type IntoFuture = FutureAwait<T, E>;
 
@@ -52,7 +52,7 @@ pub struct FutureAwait<T, E> {
     fut: Option<Future<T, E>>,
 }
 
-impl<T: Clone, E: Clone> std::future::Future for FutureAwait<T, E> {
+impl<T: Clone, E> std::future::Future for FutureAwait<T, E> {
     type Output = Result<T, FutureError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

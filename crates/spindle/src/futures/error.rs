@@ -31,7 +31,7 @@ use std::time::Duration;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FutureError<E = Infallible> {
     /// The future was cancelled before it started (Python's `CancelledError`).
@@ -39,8 +39,11 @@ pub enum FutureError<E = Infallible> {
     /// The bounded wait ended before the future was done (Python's
     /// `TimeoutError`); the task itself goes on.
     Timeout,
-    /// The task returned its own error (Python: the exception the function raised).
-    Failed(E),
+    /// The task returned its own error (Python: the exception the function
+    /// raised). Shared, because every waiter on the future receives it (as
+    /// every Python waiter gets the same exception object); so `E` need not be
+    /// `Clone` (e.g. `std::io::Error`).
+    Failed(Arc<E>),
     /// The task panicked; the panic's message (Python: the exception the function raised).
     Panicked(String),
     /// The executor broke before the task could run (Python's `BrokenExecutor`).
@@ -84,6 +87,19 @@ impl<E> FutureError<E> {
         }
     }
 
+    /// The task's own error, if it returned one, as the shared handle.
+    pub fn into_task_error(self) -> Option<Arc<E>> {
+        match self {
+            FutureError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A `Failed` error holding `error`.
+    pub fn failed(error: E) -> FutureError<E> {
+        FutureError::Failed(Arc::new(error))
+    }
+
     /// Whether this counts as "the task raised" for
     /// [`ReturnWhen::FirstException`](super::ReturnWhen::FirstException): a task
     /// error, a panic or a broken pool, but not a cancellation or a timeout.
@@ -95,13 +111,25 @@ impl<E> FutureError<E> {
     }
 
     /// Converts the task's own error with `op`, keeping every other variant.
-    pub fn map_err<F>(self, op: impl FnOnce(E) -> F) -> FutureError<F> {
+    pub fn map_err<F>(self, op: impl FnOnce(&E) -> F) -> FutureError<F> {
         match self {
             FutureError::Cancelled => FutureError::Cancelled,
             FutureError::Timeout => FutureError::Timeout,
-            FutureError::Failed(e) => FutureError::Failed(op(e)),
+            FutureError::Failed(e) => FutureError::Failed(Arc::new(op(&e))),
             FutureError::Panicked(m) => FutureError::Panicked(m),
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b),
+        }
+    }
+}
+
+impl<E> Clone for FutureError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            FutureError::Cancelled => FutureError::Cancelled,
+            FutureError::Timeout => FutureError::Timeout,
+            FutureError::Failed(e) => FutureError::Failed(e.clone()),
+            FutureError::Panicked(m) => FutureError::Panicked(m.clone()),
+            FutureError::BrokenPool(b) => FutureError::BrokenPool(b.clone()),
         }
     }
 }
@@ -133,7 +161,7 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
 impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            FutureError::Failed(e) => Some(e),
+            FutureError::Failed(e) => Some(&**e),
             FutureError::BrokenPool(b) => Some(b),
             _ => None,
         }

@@ -53,8 +53,9 @@ impl State {
 /// submitted through [`fallible`](super::fallible)).
 ///
 /// Several handles can read one result, so the value-returning methods
-/// ([`result`](Future::result) …) clone it and need `T: Clone` (and
-/// `E: Clone`); wrap a large or unclonable value in an `Arc`. The last handle
+/// ([`result`](Future::result) …) clone it and need `T: Clone`; wrap a large
+/// or unclonable value in an `Arc`. The task's error is shared as an `Arc`, so
+/// it needs no `Clone`. The last handle
 /// moves the value out without cloning ([`into_result`](Future::into_result),
 /// `.await`, [`Executor::map`](super::Executor::map)).
 ///
@@ -193,7 +194,6 @@ impl<T, E> Future<T, E> {
     fn outcome(&self, deadline: Option<Instant>) -> Outcome<T, E>
     where
         T: Clone,
-        E: Clone,
     {
         let g = self.lock_done(deadline);
         if g.state.is_done() {
@@ -215,7 +215,6 @@ impl<T, E> Future<T, E> {
     pub fn result(&self) -> Result<T, FutureError<E>>
     where
         T: Clone,
-        E: Clone,
     {
         self.outcome(None)
     }
@@ -241,7 +240,6 @@ impl<T, E> Future<T, E> {
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, FutureError<E>>
     where
         T: Clone,
-        E: Clone,
     {
         self.outcome(deadline_after(timeout))
     }
@@ -254,7 +252,6 @@ impl<T, E> Future<T, E> {
     pub fn result_deadline(&self, deadline: Instant) -> Result<T, FutureError<E>>
     where
         T: Clone,
-        E: Clone,
     {
         self.outcome(Some(deadline))
     }
@@ -268,7 +265,6 @@ impl<T, E> Future<T, E> {
     pub fn into_result(self) -> Result<T, FutureError<E>>
     where
         T: Clone,
-        E: Clone,
     {
         let mut g = self.lock_done(None);
         if self.shared.handles.load(Ordering::Acquire) == 1 {
@@ -299,35 +295,23 @@ impl<T, E> Future<T, E> {
     ///
     /// Returns `Some(FutureError::Cancelled)` for a cancelled future, where
     /// Python raises `CancelledError`.
-    pub fn exception(&self) -> Option<FutureError<E>>
-    where
-        E: Clone,
-    {
+    pub fn exception(&self) -> Option<FutureError<E>> {
         self.lock_done(None).error()
     }
 
     /// [`exception`](Future::exception), waiting at most `timeout`: returns
     /// `Some(FutureError::Timeout)` if the future is not done in time (a task
     /// never produces `Timeout` itself, so this is unambiguous).
-    pub fn exception_timeout(&self, timeout: Duration) -> Option<FutureError<E>>
-    where
-        E: Clone,
-    {
+    pub fn exception_timeout(&self, timeout: Duration) -> Option<FutureError<E>> {
         self.exception_deadline_opt(deadline_after(timeout))
     }
 
     /// [`exception`](Future::exception), waiting until `deadline` at the latest.
-    pub fn exception_deadline(&self, deadline: Instant) -> Option<FutureError<E>>
-    where
-        E: Clone,
-    {
+    pub fn exception_deadline(&self, deadline: Instant) -> Option<FutureError<E>> {
         self.exception_deadline_opt(Some(deadline))
     }
 
-    fn exception_deadline_opt(&self, deadline: Option<Instant>) -> Option<FutureError<E>>
-    where
-        E: Clone,
-    {
+    fn exception_deadline_opt(&self, deadline: Option<Instant>) -> Option<FutureError<E>> {
         let g = self.lock_done(deadline);
         if g.state.is_done() {
             g.error()

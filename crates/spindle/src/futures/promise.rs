@@ -97,9 +97,12 @@ impl<T, E> Promise<T, E> {
     ///
     /// Hands the error back if the future was cancelled before.
     pub fn set_error(self, error: E) -> Result<(), E> {
-        self.complete(Err(FutureError::Failed(error)), || {})
+        self.complete(Err(FutureError::failed(error)), || {})
             .map_err(|o| match o {
-                Err(FutureError::Failed(e)) => e,
+                // The Arc was made just now: it has no other owner.
+                Err(FutureError::Failed(e)) => {
+                    Arc::try_unwrap(e).unwrap_or_else(|_| unreachable!("a fresh Arc"))
+                }
                 _ => unreachable!("complete hands back what it was given"),
             })
     }

@@ -129,7 +129,6 @@ impl<T, E> Inner<T, E> {
     pub(crate) fn cloned(&self) -> Outcome<T, E>
     where
         T: Clone,
-        E: Clone,
     {
         match &self.slot {
             Slot::Full(o) => o.clone(),
@@ -151,10 +150,7 @@ impl<T, E> Inner<T, E> {
     }
 
     /// The error, if the future is done and failed.
-    pub(crate) fn error(&self) -> Option<FutureError<E>>
-    where
-        E: Clone,
-    {
+    pub(crate) fn error(&self) -> Option<FutureError<E>> {
         match &self.slot {
             Slot::Full(Ok(_)) => None,
             Slot::Full(Err(e)) => Some(e.clone()),

@@ -40,7 +40,7 @@ impl ThreadJob {
     ) -> ThreadJob
     where
         T: Send + 'static,
-        E: Send + 'static,
+        E: Send + Sync + 'static,
     {
         ThreadJob(Box::new(move |verdict| match verdict {
             Verdict::Run(idle) => {
@@ -53,7 +53,7 @@ impl ThreadJob {
                 }
                 let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(FutureError::Failed(e)),
+                    Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
                     Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
                 };
                 promise.complete(outcome, free).ok();
@@ -87,7 +87,7 @@ impl<F, T, E> Task<ThreadPoolExecutor> for super::Fallible<F>
 where
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: Send + 'static,
+    E: Send + Sync + 'static,
 {
     type Output = T;
     type Error = E;
@@ -166,7 +166,7 @@ where
     F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
     A: Send + 'static,
     T: Send + 'static,
-    E: Send + 'static,
+    E: Send + Sync + 'static,
 {
     type Output = Vec<T>;
     type Error = E;
@@ -184,7 +184,7 @@ where
     F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
     A: Send + 'static,
     T: Send + 'static,
-    E: Send + 'static,
+    E: Send + Sync + 'static,
 {
     type Output = T;
     type Error = E;
