@@ -15,6 +15,8 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 
+mod futures;
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -27,7 +29,11 @@ struct Suite {
 }
 
 /// Every suite, in the order `spindle bench all` runs them.
-const SUITES: &[Suite] = &[];
+const SUITES: &[Suite] = &[Suite {
+    name: "futures",
+    about: "ThreadPoolExecutor: submit/wait, round trip, map, PRIMES",
+    run: futures::run,
+}];
 
 /// The unit of a case's figures; decides whether higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
