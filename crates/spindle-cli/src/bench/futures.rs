@@ -1,6 +1,6 @@
-//! Suite `futures`: `spindle::futures::ThreadPoolExecutor` beside rayon (spawn
-//! + channel, `par_iter` for map), the `threadpool` crate (execute + channel)
-//! and Python's `concurrent.futures.ThreadPoolExecutor`
+//! Suite `futures`: `spindle::futures::ThreadPoolExecutor` beside rayon
+//! (spawn and a channel; `par_iter` for map), the `threadpool` crate (execute
+//! and a channel) and Python's `concurrent.futures.ThreadPoolExecutor`
 //! (`bench/python/futures.py`).
 //!
 //! Every Rust pool has one worker per core and is built once, before the
