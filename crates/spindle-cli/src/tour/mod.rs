@@ -6,6 +6,8 @@
 //! `t.check(what, ok, detail)` records one verdict. A section that panics counts
 //! as a failed check; the tour goes on with the next section.
 
+mod futures;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,7 +20,11 @@ struct Section {
 }
 
 /// Every section, in the order the tour shows them.
-const SECTIONS: &[Section] = &[];
+const SECTIONS: &[Section] = &[Section {
+    key: "futures",
+    title: "concurrent.futures: Future, ThreadPoolExecutor, as_completed, map",
+    run: futures::run,
+}];
 
 /// The running tour: counts verdicts and prints them.
 #[derive(Debug, Default)]
