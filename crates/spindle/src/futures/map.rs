@@ -20,6 +20,7 @@ type ChunkFuture<A, X, F> = Future<Vec<<F as MapFn<A, X>>::Output>, <F as MapFn<
 /// [`Timeout`](FutureError::Timeout) ends the iteration and cancels the calls
 /// not yet started. Dropping the iterator cancels the calls not yet started,
 /// as closing Python's generator does.
+#[must_use = "dropping the Map cancels the calls not yet started"]
 pub struct Map<'a, X, F, I>
 where
     X: Executor + ?Sized,

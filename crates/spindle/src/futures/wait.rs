@@ -76,6 +76,7 @@ fn distinct<'a, T: 'a, E: 'a>(fs: impl IntoIterator<Item = &'a Future<T, E>>) ->
 
 /// An iterator over futures as they complete: Python's
 /// `concurrent.futures.as_completed(fs)`. See [`as_completed`].
+#[must_use = "iterators are lazy"]
 pub struct AsCompleted<T, E = std::convert::Infallible> {
     fs: Vec<Future<T, E>>,
     set: Arc<WaitSet>,
@@ -165,6 +166,7 @@ impl<T, E> std::fmt::Debug for AsCompleted<T, E> {
 
 /// [`as_completed`] with a deadline: yields `Ok(future)` as each one
 /// completes, then `Err(Timeout)` once if the deadline passes first, and ends.
+#[must_use = "iterators are lazy"]
 pub struct AsCompletedTimeout<T, E = std::convert::Infallible>(AsCompleted<T, E>);
 
 impl<T, E> Iterator for AsCompletedTimeout<T, E> {
