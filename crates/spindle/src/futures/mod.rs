@@ -1,7 +1,7 @@
 //! Futures and executors: Python's `concurrent.futures` for Rust.
 //!
 //! Submit a function, get a [`Future`], block on its result or attach
-//! callbacks, iterate [`as_completed`], [`wait`] for a condition, [`map`] in
+//! callbacks, iterate [`as_completed`], [`wait`] for a condition, [`map`](Executor::map) in
 //! input order, shut the pool down — the same model and names as Python, with
 //! typed errors and threads that really run in parallel.
 //!
