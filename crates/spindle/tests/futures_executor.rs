@@ -741,3 +741,120 @@ fn await_pool_work_from_async_code() {
     };
     assert_eq!(out, (Ok(3_628_800), true));
 }
+
+// Cancel racing the worker: each future ends either cancelled (and its task
+// never ran) or finished (and it ran exactly once).
+#[test]
+fn cancel_races_with_the_worker_consistently() {
+    const N: usize = if cfg!(miri) { 50 } else { 5_000 };
+    let pool = pool(2);
+    let ran: Arc<Vec<AtomicUsize>> = Arc::new((0..N).map(|_| AtomicUsize::new(0)).collect());
+    let fs: Vec<_> = (0..N)
+        .map(|i| {
+            let ran = ran.clone();
+            pool.submit(move || {
+                ran[i].fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    let cancels: Vec<bool> = fs.iter().map(|f| f.cancel()).collect();
+    pool.shutdown(true, false);
+    for (i, f) in fs.iter().enumerate() {
+        let runs = ran[i].load(Ordering::SeqCst);
+        assert!(f.done());
+        assert_eq!(cancels[i], f.cancelled(), "cancel() told the truth");
+        if f.cancelled() {
+            assert_eq!(runs, 0);
+            assert_eq!(f.result(), Err(FutureError::Cancelled));
+        } else {
+            assert_eq!(runs, 1);
+            assert_eq!(f.result(), Ok(()));
+        }
+    }
+}
+
+#[test]
+fn shutdown_from_inside_a_task_does_not_deadlock() {
+    let pool = Arc::new(pool(2));
+    let p = pool.clone();
+    let f = pool
+        .submit(move || {
+            p.shutdown(true, false);
+            "shut down from a worker"
+        })
+        .unwrap();
+    assert_eq!(f.result_timeout(LONG), Ok("shut down from a worker"));
+    assert!(pool.submit(|| ()).unwrap_err().is_shut_down());
+}
+
+#[test]
+fn last_handle_dropped_by_a_task_does_not_deadlock() {
+    let pool = Arc::new(pool(2));
+    let (tx, rx) = mpsc::channel();
+    let p = pool.clone();
+    let f = pool
+        .submit(move || {
+            rx.recv_timeout(LONG).unwrap();
+            drop(p); // the last handle: Drop runs shutdown(wait) on this worker
+            1
+        })
+        .unwrap();
+    drop(pool);
+    tx.send(()).unwrap();
+    assert_eq!(f.result_timeout(LONG), Ok(1));
+}
+
+#[test]
+fn concurrent_shutdowns_both_wait() {
+    let pool = Arc::new(pool(1));
+    let gate = Gate::default();
+    let g = gate.clone();
+    let (started_tx, started_rx) = mpsc::channel();
+    let f = pool
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            g.wait();
+        })
+        .unwrap();
+    started_rx.recv_timeout(LONG).unwrap();
+    let shutters: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            let f = f.clone();
+            thread::spawn(move || {
+                pool.shutdown(true, false);
+                f.done()
+            })
+        })
+        .collect();
+    gate.open();
+    for s in shutters {
+        assert!(
+            s.join().unwrap(),
+            "shutdown(wait) returned before the task ended"
+        );
+    }
+}
+
+#[test]
+fn several_wait_sets_on_the_same_futures() {
+    let pool = pool(2);
+    let gate = Gate::default();
+    let g = gate.clone();
+    let f = pool.submit(move || g.wait()).unwrap();
+    let fs = vec![f];
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let fs = fs.clone();
+            thread::spawn(move || wait(&fs, ReturnWhen::AllCompleted).done.len())
+        })
+        .collect();
+    let early = as_completed(&fs); // registered, then dropped unconsumed
+    drop(early);
+    gate.open();
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), 1);
+    }
+    assert_eq!(as_completed(&fs).count(), 1);
+}
