@@ -43,7 +43,8 @@ impl<T: Clone, E> std::future::IntoFuture for Future<T, E> {
     }
 }
 
-/// The `std::future::Future` a [`Future`] becomes under `.await`.
+/// The `std::future::Future` a [`Future`] becomes under `.await` (Python:
+/// `asyncio.wrap_future(future)`).
 ///
 /// # Panics
 ///

@@ -70,6 +70,10 @@ pub trait Executor {
     /// endless or huge input does not fill memory. The first window is
     /// submitted by this call.
     ///
+    /// A closure's argument type must be written out (`|n: u64| n * n`): the
+    /// executor decides which functions it can map, so Rust cannot infer it
+    /// from the items.
+    ///
     /// # Errors
     ///
     /// [`SubmitError`] (holding `()`) if the executor is shut down or broken
@@ -131,9 +135,10 @@ pub trait Executor {
     }
 }
 
-/// Something executor `X` can run: for a thread pool any `FnOnce() -> T`
-/// closure (or [`fallible`] closure); for a process or cluster executor a call
-/// of a registered function with serde arguments.
+/// Something executor `X` can run (Python: the `fn, *args` given to
+/// `submit`): for a thread pool any `FnOnce() -> T` closure (or [`fallible`]
+/// closure); for a process or cluster executor a call of a registered
+/// function with serde arguments.
 ///
 /// Implement it for your own types to make them submittable; `into_job` wraps
 /// the work and the [`Promise`] it must complete into the executor's job.
@@ -148,7 +153,8 @@ pub trait Task<X: Executor + ?Sized>: Sized {
     fn into_job(self, promise: Promise<Self::Output, Self::Error>) -> X::Job;
 }
 
-/// A function `map` can apply to items of type `A` on executor `X`.
+/// A function `map` can apply to items of type `A` on executor `X` (Python:
+/// the `fn` given to `Executor.map`).
 ///
 /// For a thread pool: any `Fn(A) -> T + Send + Sync` (or [`fallible`] one).
 /// `map` groups the items in chunks ([`MapOptions::chunksize`]); `bind` makes

@@ -22,7 +22,8 @@ pub(crate) enum Verdict<'a> {
     Broken(&'a BrokenPool),
 }
 
-/// The job a [`ThreadPoolExecutor`] queues: a task bound to its [`Promise`].
+/// The job a [`ThreadPoolExecutor`] queues: a task bound to its [`Promise`]
+/// (Python's `_WorkItem`).
 ///
 /// Build one with [`ThreadJob::new`] to implement [`Task`] for your own type.
 pub struct ThreadJob(Box<dyn FnOnce(Verdict<'_>) + Send>);
@@ -98,7 +99,8 @@ where
 }
 
 /// The task `map` submits for one chunk on a [`ThreadPoolExecutor`]: the
-/// function and the chunk's items.
+/// function and the chunk's items (Python's `_process_chunk` of
+/// `ProcessPoolExecutor.map`).
 pub struct MapChunk<F, A> {
     f: Arc<F>,
     items: Vec<A>,
