@@ -64,8 +64,9 @@ impl<T: Clone, E> std::future::Future for FutureAwait<T, E> {
             .expect("FutureAwait polled after completion");
         let mut g = fut.shared.inner.lock();
         if !g.state.is_done() {
-            if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                g.wakers.push(cx.waker().clone());
+            let wakers = &mut g.lists().wakers;
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
             }
             return Poll::Pending;
         }

@@ -347,7 +347,7 @@ impl<T, E> Future<T, E> {
             drop(g);
             run_callback(Box::new(f), self);
         } else {
-            g.callbacks.push(Box::new(f));
+            g.lists().callbacks.push(Box::new(f));
         }
     }
 

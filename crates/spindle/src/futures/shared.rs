@@ -37,6 +37,13 @@ pub(crate) enum Slot<T, E> {
 pub(crate) struct Inner<T, E> {
     pub(crate) state: State,
     pub(crate) slot: Slot<T, E>,
+    /// Who to tell when done; boxed because most futures have nobody but
+    /// the `result()` callers, who use the condvar.
+    pub(crate) lists: Option<Box<Lists<T, E>>>,
+}
+
+/// The done-callbacks, `wait`/`as_completed` registrations and async wakers.
+pub(crate) struct Lists<T, E> {
     pub(crate) callbacks: Vec<Callback<T, E>>,
     pub(crate) waiters: Vec<(Arc<WaitSet>, usize)>,
     pub(crate) wakers: Vec<Waker>,
@@ -59,9 +66,7 @@ impl<T, E> Shared<T, E> {
             inner: Mutex::new(Inner {
                 state: State::Pending,
                 slot: Slot::Empty,
-                callbacks: Vec::new(),
-                waiters: Vec::new(),
-                wakers: Vec::new(),
+                lists: None,
             }),
             cond: Condvar::new(),
             state: AtomicU8::new(State::Pending as u8),
@@ -107,7 +112,11 @@ impl<T, E> Shared<T, E> {
             return Err(outcome);
         }
         let exception = matches!(&outcome, Err(e) if e.is_exception());
-        let callbacks = std::mem::take(&mut g.callbacks);
+        let Lists {
+            callbacks,
+            waiters,
+            wakers,
+        } = g.lists.take().map_or_else(Lists::new, |l| *l);
         let handle = (!callbacks.is_empty()).then(|| Future::from_shared(self.clone()));
         if let (true, Some(hook)) = (callbacks.is_empty(), hook.take()) {
             hook();
@@ -117,14 +126,29 @@ impl<T, E> Shared<T, E> {
         Ok(Notify {
             callbacks,
             handle,
-            waiters: std::mem::take(&mut g.waiters),
-            wakers: std::mem::take(&mut g.wakers),
+            waiters,
+            wakers,
             exception,
         })
     }
 }
 
+impl<T, E> Lists<T, E> {
+    fn new() -> Lists<T, E> {
+        Lists {
+            callbacks: Vec::new(),
+            waiters: Vec::new(),
+            wakers: Vec::new(),
+        }
+    }
+}
+
 impl<T, E> Inner<T, E> {
+    /// The lists, created on first use.
+    pub(crate) fn lists(&mut self) -> &mut Lists<T, E> {
+        self.lists.get_or_insert_with(|| Box::new(Lists::new()))
+    }
+
     /// The outcome, cloned.
     pub(crate) fn cloned(&self) -> Outcome<T, E>
     where

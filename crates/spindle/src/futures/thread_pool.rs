@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use super::error::{BrokenPool, SubmitError};
 use super::executor::{Executor, Task};
 use super::shared::panic_message;
-use super::thread_task::{ThreadJob, Verdict};
+use super::thread_task::{Idle, ThreadJob, Verdict};
 use super::{Future, Promise};
 
 /// Numbers pools for their default thread names (`ThreadPoolExecutor-N_M`).
@@ -57,7 +57,7 @@ struct Pool {
     /// Serialises `shutdown(wait=true)` callers so each one waits.
     joining: Mutex<()>,
     /// Finished tasks' "I am free" tokens (Python's `_idle_semaphore`).
-    idle: AtomicUsize,
+    idle: Idle,
     broken: OnceLock<BrokenPool>,
     rx: Receiver<ThreadJob>,
     initializer: Option<Initializer>,
@@ -176,14 +176,13 @@ impl Executor for ThreadPoolExecutor {
         let (promise, fut) = Promise::new();
         // The receiver lives in `self.pool`, so the channel is open.
         tx.send(task.into_job(promise)).ok();
-        // Python's `_adjust_thread_count`: reuse an idle worker if there is one.
-        let reused = self
-            .pool
-            .idle
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if !reused && control.spawned < self.max_workers {
+        // Python's `_adjust_thread_count`: reuse an idle worker if there is
+        // one, else start one, up to max_workers.
+        if control.spawned < self.max_workers && !self.pool.idle.try_acquire() {
             self.spawn_worker(&mut control);
+            if control.spawned == self.max_workers {
+                self.pool.idle.saturate();
+            }
         }
         Ok(fut)
     }
@@ -301,7 +300,7 @@ impl ThreadPoolBuilder {
                     spawned: 0,
                 }),
                 joining: Mutex::new(()),
-                idle: AtomicUsize::new(0),
+                idle: Idle::default(),
                 broken: OnceLock::new(),
                 rx,
                 initializer: self.initializer,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::error::{BrokenPool, FutureError};
 use super::executor::{Fallible, MapFn, Task};
@@ -13,13 +13,41 @@ use super::{Promise, ThreadPoolExecutor};
 
 /// What a worker tells a job to do.
 pub(crate) enum Verdict<'a> {
-    /// Run it; `on_free` marks the worker idle when the task's waiters need it
-    /// no more.
-    Run(&'a AtomicUsize),
+    /// Run it; `idle` is told when the task's waiters need the worker no more.
+    Run(&'a Idle),
     /// The pool shut down with `cancel_futures`: cancel the future.
     Cancel,
     /// The pool broke: fail the future.
     Broken(&'a BrokenPool),
+}
+
+/// Free-worker tokens: Python's `_idle_semaphore`, released by a worker after
+/// each task, acquired by `submit` instead of spawning a thread.
+#[derive(Debug, Default)]
+pub(crate) struct Idle {
+    tokens: AtomicUsize,
+    /// All `max_workers` threads exist: nobody needs the tokens any more, so
+    /// the hot path skips the shared counter.
+    saturated: AtomicBool,
+}
+
+impl Idle {
+    pub(crate) fn release(&self) {
+        if !self.saturated.load(Ordering::Relaxed) {
+            self.tokens.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn try_acquire(&self) -> bool {
+        self.tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn saturate(&self) {
+        self.saturated.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The job a [`ThreadPoolExecutor`] queues: a task bound to its [`Promise`]
@@ -45,9 +73,7 @@ impl ThreadJob {
     {
         ThreadJob(Box::new(move |verdict| match verdict {
             Verdict::Run(idle) => {
-                let free = || {
-                    idle.fetch_add(1, Ordering::Release);
-                };
+                let free = || idle.release();
                 if !promise.set_running_or_notify_cancel() {
                     free();
                     return;

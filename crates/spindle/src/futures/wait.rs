@@ -53,7 +53,7 @@ fn register<T, E>(set: &Arc<WaitSet>, fs: &[Future<T, E>]) {
             drop(g);
             set.push(i, exc);
         } else {
-            g.waiters.push((set.clone(), i));
+            g.lists().waiters.push((set.clone(), i));
         }
     }
 }
@@ -61,7 +61,9 @@ fn register<T, E>(set: &Arc<WaitSet>, fs: &[Future<T, E>]) {
 fn unregister<T, E>(set: &Arc<WaitSet>, fs: &[Future<T, E>]) {
     for f in fs {
         let mut g = f.shared.inner.lock();
-        g.waiters.retain(|(s, _)| !Arc::ptr_eq(s, set));
+        if let Some(lists) = g.lists.as_mut() {
+            lists.waiters.retain(|(s, _)| !Arc::ptr_eq(s, set));
+        }
     }
 }
 
