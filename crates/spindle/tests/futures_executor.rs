@@ -858,3 +858,18 @@ fn several_wait_sets_on_the_same_futures() {
     }
     assert_eq!(as_completed(&fs).count(), 1);
 }
+
+#[test]
+fn a_job_dropped_unrun_breaks_its_future() {
+    use spindle::futures::ThreadJob;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let (job, fut) = ThreadJob::new(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+        Ok::<u32, String>(1)
+    });
+    assert!(!fut.done());
+    drop(job);
+    assert!(fut.result().unwrap_err().is_broken());
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}

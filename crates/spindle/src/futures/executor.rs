@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Future;
 use super::error::SubmitError;
 use super::map::Map;
-use super::{Future, Promise};
 
 /// Runs tasks and hands back [`Future`]s: Python's `concurrent.futures.Executor`.
 ///
@@ -140,8 +140,11 @@ pub trait Executor {
 /// closure); for a process or cluster executor a call of a registered
 /// function with serde arguments.
 ///
-/// Implement it for your own types to make them submittable; `into_job` wraps
-/// the work and the [`Promise`] it must complete into the executor's job.
+/// Implement it for your own types to make them submittable: `into_job`
+/// turns the task into the executor's job and the [`Future`] the job
+/// completes (an executor whose jobs travel elsewhere keeps a
+/// [`Promise`](super::Promise) from [`Promise::new`](super::Promise::new) to
+/// complete when the result comes back).
 pub trait Task<X: Executor + ?Sized>: Sized {
     /// The value the task produces.
     type Output;
@@ -149,8 +152,8 @@ pub trait Task<X: Executor + ?Sized>: Sized {
     /// cannot fail).
     type Error;
 
-    /// Turns the task into a job of `X` that completes `promise`.
-    fn into_job(self, promise: Promise<Self::Output, Self::Error>) -> X::Job;
+    /// Turns the task into a job of `X` and the future the job completes.
+    fn into_job(self) -> (X::Job, Future<Self::Output, Self::Error>);
 }
 
 /// A function `map` can apply to items of type `A` on executor `X` (Python:

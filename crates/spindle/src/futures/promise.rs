@@ -37,15 +37,20 @@ pub struct Promise<T, E = std::convert::Infallible> {
 
 impl<T, E> Promise<T, E> {
     /// A new pending future and the promise that completes it.
-    pub fn new() -> (Promise<T, E>, Future<T, E>) {
+    pub fn new() -> (Promise<T, E>, Future<T, E>)
+    where
+        T: Send,
+        E: Send + Sync,
+    {
         let shared = Shared::new();
         let fut = Future::from_shared(shared.clone());
-        (
-            Promise {
-                shared: Some(shared),
-            },
-            fut,
-        )
+        (Promise::from_shared(shared), fut)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared<T, E>>) -> Promise<T, E> {
+        Promise {
+            shared: Some(shared),
+        }
     }
 
     fn shared(&self) -> &Arc<Shared<T, E>> {

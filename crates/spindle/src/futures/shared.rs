@@ -19,13 +19,17 @@ pub(crate) type Outcome<T, E> = Result<T, FutureError<E>>;
 /// A done-callback: Python's `fn(future)`.
 pub(crate) type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 
-pub(crate) struct Shared<T, E> {
+/// The shared state, with room for the task itself at the end (`job`), so a
+/// submitted task and its future are one allocation. Futures see the tail as
+/// `dyn Send + Sync` (the default); an executor's job sees its own type.
+pub(crate) struct Shared<T, E, J: ?Sized = dyn Send + Sync> {
     pub(crate) inner: Mutex<Inner<T, E>>,
     pub(crate) cond: Condvar,
     /// `State as u8`, readable without the lock (written under it).
     pub(crate) state: AtomicU8,
     /// Live `Future` handles; lets a sole handle move its value out.
     pub(crate) handles: AtomicUsize,
+    pub(crate) job: J,
 }
 
 pub(crate) enum Slot<T, E> {
@@ -60,9 +64,10 @@ pub(crate) struct Notify<T, E> {
     exception: bool,
 }
 
-impl<T, E> Shared<T, E> {
-    pub(crate) fn new() -> Arc<Shared<T, E>> {
-        Arc::new(Shared {
+impl<T, E, J> Shared<T, E, J> {
+    /// A pending future's state carrying `job`.
+    pub(crate) fn with_job(job: J) -> Shared<T, E, J> {
+        Shared {
             inner: Mutex::new(Inner {
                 state: State::Pending,
                 slot: Slot::Empty,
@@ -71,7 +76,18 @@ impl<T, E> Shared<T, E> {
             cond: Condvar::new(),
             state: AtomicU8::new(State::Pending as u8),
             handles: AtomicUsize::new(0),
-        })
+            job,
+        }
+    }
+}
+
+impl<T, E> Shared<T, E> {
+    pub(crate) fn new() -> Arc<Shared<T, E>>
+    where
+        T: Send,
+        E: Send + Sync,
+    {
+        Arc::new(Shared::with_job(()))
     }
 
     pub(crate) fn state_hint(&self) -> State {

@@ -10,11 +10,11 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+use super::Future;
 use super::error::{BrokenPool, SubmitError};
 use super::executor::{Executor, Task};
 use super::shared::panic_message;
 use super::thread_task::{Idle, ThreadJob, Verdict};
-use super::{Future, Promise};
 
 /// Numbers pools for their default thread names (`ThreadPoolExecutor-N_M`).
 static POOL_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -173,9 +173,9 @@ impl Executor for ThreadPoolExecutor {
         let Some(tx) = &control.tx else {
             return Err(SubmitError::ShutDown(task));
         };
-        let (promise, fut) = Promise::new();
+        let (job, fut) = task.into_job();
         // The receiver lives in `self.pool`, so the channel is open.
-        tx.send(task.into_job(promise)).ok();
+        tx.send(job).ok();
         // Python's `_adjust_thread_count`: reuse an idle worker if there is
         // one, else start one, up to max_workers.
         if control.spawned < self.max_workers && !self.pool.idle.try_acquire() {

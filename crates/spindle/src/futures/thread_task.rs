@@ -6,10 +6,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use parking_lot::Mutex;
+
 use super::error::{BrokenPool, FutureError};
 use super::executor::{Fallible, MapFn, Task};
-use super::shared::panic_message;
-use super::{Promise, ThreadPoolExecutor};
+use super::shared::{Shared, panic_message};
+use super::{Future, Promise, ThreadPoolExecutor};
 
 /// What a worker tells a job to do.
 pub(crate) enum Verdict<'a> {
@@ -50,31 +52,84 @@ impl Idle {
     }
 }
 
-/// The job a [`ThreadPoolExecutor`] queues: a task bound to its [`Promise`]
-/// (Python's `_WorkItem`).
+/// The job a [`ThreadPoolExecutor`] queues (Python's `_WorkItem`): the task
+/// and the state of its future, in one allocation.
 ///
 /// Build one with [`ThreadJob::new`] to implement [`Task`] for your own type.
-pub struct ThreadJob(Box<dyn FnOnce(Verdict<'_>) + Send>);
+/// A job dropped without running fails its future with
+/// [`FutureError::BrokenPool`]: no waiter hangs.
+pub struct ThreadJob(Option<Arc<dyn Runnable>>);
+
+/// A task stored in its future's state, run (or failed) exactly once.
+pub(crate) trait Runnable: Send + Sync {
+    fn run(self: Arc<Self>, verdict: Verdict<'_>);
+}
+
+/// The tail of a submitted future's [`Shared`]: the task until a worker takes it.
+struct TaskCell<F> {
+    f: Mutex<Option<F>>,
+}
 
 impl ThreadJob {
-    pub(crate) fn run(self, verdict: Verdict<'_>) {
-        (self.0)(verdict);
+    pub(crate) fn run(mut self, verdict: Verdict<'_>) {
+        if let Some(job) = self.0.take() {
+            job.run(verdict);
+        }
     }
 
-    /// A job that runs `f` (unless the future was cancelled first) and
-    /// completes `promise` with its value, its error, or its panic.
-    pub fn new<T, E>(
-        promise: Promise<T, E>,
-        f: impl FnOnce() -> Result<T, E> + Send + 'static,
-    ) -> ThreadJob
+    /// A job that runs `f` (unless its future was cancelled first), and the
+    /// future it completes with `f`'s value, its error, or its panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::futures::{Executor, Future, Task, ThreadJob, ThreadPoolExecutor};
+    ///
+    /// /// A task type of our own: parse a number on the pool.
+    /// struct Parse(String);
+    ///
+    /// impl Task<ThreadPoolExecutor> for Parse {
+    ///     type Output = u64;
+    ///     type Error = std::num::ParseIntError;
+    ///     fn into_job(self) -> (ThreadJob, Future<u64, Self::Error>) {
+    ///         ThreadJob::new(move || self.0.parse())
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPoolExecutor::new();
+    /// assert_eq!(pool.submit(Parse("42".into())).unwrap().result(), Ok(42));
+    /// assert!(pool.submit(Parse("x".into())).unwrap().exception().is_some());
+    /// ```
+    pub fn new<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> (ThreadJob, Future<T, E>)
     where
         T: Send + 'static,
         E: Send + Sync + 'static,
     {
-        ThreadJob(Box::new(move |verdict| match verdict {
+        let shared = Arc::new(Shared::<T, E, _>::with_job(TaskCell {
+            f: Mutex::new(Some(f)),
+        }));
+        let fut = Future::from_shared(shared.clone());
+        (ThreadJob(Some(shared)), fut)
+    }
+}
+
+impl<T, E, F> Runnable for Shared<T, E, TaskCell<F>>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) {
+        let f = self.job.f.lock().take();
+        let promise = Promise::from_shared(self);
+        let Some(f) = f else {
+            return; // already run: `run` takes the only job handle, so never
+        };
+        match verdict {
             Verdict::Run(idle) => {
                 let free = || idle.release();
                 if !promise.set_running_or_notify_cancel() {
+                    drop(f);
                     free();
                     return;
                 }
@@ -85,9 +140,24 @@ impl ThreadJob {
                 };
                 promise.complete(outcome, free).ok();
             }
-            Verdict::Cancel => promise.cancel_pending(),
-            Verdict::Broken(b) => promise.set_broken(b.clone()),
-        }))
+            Verdict::Cancel => {
+                drop(f);
+                promise.cancel_pending();
+            }
+            Verdict::Broken(b) => {
+                drop(f);
+                promise.set_broken(b.clone());
+            }
+        }
+    }
+}
+
+impl Drop for ThreadJob {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            let broken = BrokenPool::new("the task was dropped before it ran");
+            job.run(Verdict::Broken(&broken));
+        }
     }
 }
 
@@ -105,12 +175,12 @@ where
     type Output = T;
     type Error = std::convert::Infallible;
 
-    fn into_job(self, promise: Promise<T>) -> ThreadJob {
-        ThreadJob::new(promise, move || Ok(self()))
+    fn into_job(self) -> (ThreadJob, Future<T>) {
+        ThreadJob::new(move || Ok(self()))
     }
 }
 
-impl<F, T, E> Task<ThreadPoolExecutor> for super::Fallible<F>
+impl<F, T, E> Task<ThreadPoolExecutor> for Fallible<F>
 where
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
@@ -119,8 +189,8 @@ where
     type Output = T;
     type Error = E;
 
-    fn into_job(self, promise: Promise<T, E>) -> ThreadJob {
-        ThreadJob::new(promise, self.0)
+    fn into_job(self) -> (ThreadJob, Future<T, E>) {
+        ThreadJob::new(self.0)
     }
 }
 
@@ -149,11 +219,9 @@ where
     type Output = Vec<T>;
     type Error = std::convert::Infallible;
 
-    fn into_job(self, promise: Promise<Vec<T>>) -> ThreadJob {
+    fn into_job(self) -> (ThreadJob, Future<Vec<T>>) {
         let MapChunk { f, items } = self;
-        ThreadJob::new(promise, move || {
-            Ok(items.into_iter().map(|a| f(a)).collect())
-        })
+        ThreadJob::new(move || Ok(items.into_iter().map(|a| f(a)).collect()))
     }
 }
 
@@ -199,11 +267,9 @@ where
     type Output = Vec<T>;
     type Error = E;
 
-    fn into_job(self, promise: Promise<Vec<T>, E>) -> ThreadJob {
+    fn into_job(self) -> (ThreadJob, Future<Vec<T>, E>) {
         let FallibleMapChunk { f, items } = self;
-        ThreadJob::new(promise, move || {
-            items.into_iter().map(|a| (f.0)(a)).collect()
-        })
+        ThreadJob::new(move || items.into_iter().map(|a| (f.0)(a)).collect())
     }
 }
 
