@@ -43,9 +43,11 @@
 //! constructor. An associated task type (one `Task` per executor) was
 //! rejected: it would fix the output type per executor. A generic
 //! `submit<F, T>` with a fixed `FnOnce` bound could not express
-//! serialisable calls. [`Task::into_job`] turns a task and its [`Promise`]
-//! into the executor's own [`Executor::Job`]; `map` is written once, on top of
-//! `submit`, through [`MapFn`].
+//! serialisable calls. [`Task::into_job`] turns a task into the executor's
+//! own [`Executor::Job`] and the [`Future`] it completes (a thread pool keeps
+//! both in one allocation; a process pool keeps a [`Promise`] until the
+//! result comes back); `map` is written once, on top of `submit`, through
+//! [`MapFn`].
 //!
 //! # A task's own error
 //!
