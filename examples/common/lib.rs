@@ -10,6 +10,8 @@ macro_rules! tprintln {
     };
 }
 
+pub mod http;
+
 /// Runs a future to completion on the current thread: the smallest executor
 /// there is (the waker unparks this thread). spindle's async faces work with
 /// any executor; the examples use this one to stay free of a runtime.

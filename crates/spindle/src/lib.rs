@@ -7,6 +7,7 @@
 //! guards. See `docs/PYTHON.md` for the full Python → spindle map.
 #![deny(missing_docs)]
 
+pub mod futures;
 pub mod queue;
 pub mod sched;
 pub mod sync;

@@ -15,14 +15,14 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 
-mod sync;
-
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod futures;
 mod queue;
 mod sched;
+mod sync;
 mod thread;
 
 /// One suite: its name, what it measures, its body.
@@ -53,6 +53,11 @@ const SUITES: &[Suite] = &[
         name: "queue",
         about: "Queue put/get beside crossbeam-channel, flume, std mpsc and Python's queue.Queue",
         run: queue::run,
+    },
+    Suite {
+        name: "futures",
+        about: "ThreadPoolExecutor: submit/wait, round trip, map, PRIMES",
+        run: futures::run,
     },
 ];
 

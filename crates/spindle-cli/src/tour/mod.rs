@@ -6,14 +6,14 @@
 //! `t.check(what, ok, detail)` records one verdict. A section that panics counts
 //! as a failed check; the tour goes on with the next section.
 
-mod sync;
-
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod futures;
 mod queue;
 mod sched;
+mod sync;
 mod thread;
 
 /// One tour section: its key (for `spindle tour KEY`), its title, its body.
@@ -44,6 +44,11 @@ const SECTIONS: &[Section] = &[
         key: "queue",
         title: "queue: Queue, LifoQueue, PriorityQueue, task_done/join, shutdown, async",
         run: queue::run,
+    },
+    Section {
+        key: "futures",
+        title: "concurrent.futures: Future, ThreadPoolExecutor, as_completed, map",
+        run: futures::run,
     },
 ];
 

@@ -1,0 +1,315 @@
+//! Errors of [`spindle::futures`](crate::futures).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a [`Future`](super::Future) has no value: it was cancelled, the wait timed
+/// out, the task returned its own error, the task panicked, or the pool broke.
+///
+/// Mirrors the exceptions Python's `Future.result()` raises:
+/// `CancelledError`, `TimeoutError`, the task's own exception, and
+/// `BrokenExecutor`. A Rust task raises in two ways, so there are two variants
+/// for Python's one: [`Failed`](FutureError::Failed) carries the `Err(e)` a
+/// fallible task returned (see [`fallible`](super::fallible)), and
+/// [`Panicked`](FutureError::Panicked) the message of a panic, which is caught
+/// on the worker and never takes the pool down.
+///
+/// `E` is the task's own error type; it is [`Infallible`] for tasks that return
+/// a plain value.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, FutureError, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new();
+/// let f = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+/// match f.result() {
+///     Err(FutureError::Panicked(msg)) => assert_eq!(msg, "boom"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FutureError<E = Infallible> {
+    /// The future was cancelled before it started (Python's `CancelledError`).
+    Cancelled,
+    /// The bounded wait ended before the future was done (Python's
+    /// `TimeoutError`); the task itself goes on.
+    Timeout,
+    /// The task returned its own error (Python: the exception the function
+    /// raised). Shared, because every waiter on the future receives it (as
+    /// every Python waiter gets the same exception object); so `E` need not be
+    /// `Clone` (e.g. `std::io::Error`).
+    Failed(Arc<E>),
+    /// The task panicked; the panic's message (Python: the exception the function raised).
+    Panicked(String),
+    /// The executor broke before the task could run (Python's `BrokenExecutor`).
+    BrokenPool(BrokenPool),
+}
+
+impl<E> FutureError<E> {
+    /// Whether the future was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, FutureError::Cancelled)
+    }
+
+    /// Whether the wait timed out (the future may still complete later).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FutureError::Timeout)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, FutureError::Panicked(_))
+    }
+
+    /// Whether the executor broke before the task ran.
+    pub fn is_broken(&self) -> bool {
+        matches!(self, FutureError::BrokenPool(_))
+    }
+
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            FutureError::Panicked(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The task's own error, if it returned one.
+    pub fn task_error(&self) -> Option<&E> {
+        match self {
+            FutureError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The task's own error, if it returned one, as the shared handle.
+    pub fn into_task_error(self) -> Option<Arc<E>> {
+        match self {
+            FutureError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A `Failed` error holding `error`.
+    pub fn failed(error: E) -> FutureError<E> {
+        FutureError::Failed(Arc::new(error))
+    }
+
+    /// Whether this counts as "the task raised" for
+    /// [`ReturnWhen::FirstException`](super::ReturnWhen::FirstException): a task
+    /// error, a panic or a broken pool, but not a cancellation or a timeout.
+    pub fn is_exception(&self) -> bool {
+        matches!(
+            self,
+            FutureError::Failed(_) | FutureError::Panicked(_) | FutureError::BrokenPool(_)
+        )
+    }
+
+    /// Converts the task's own error with `op`, keeping every other variant.
+    pub fn map_err<F>(self, op: impl FnOnce(&E) -> F) -> FutureError<F> {
+        match self {
+            FutureError::Cancelled => FutureError::Cancelled,
+            FutureError::Timeout => FutureError::Timeout,
+            FutureError::Failed(e) => FutureError::Failed(Arc::new(op(&e))),
+            FutureError::Panicked(m) => FutureError::Panicked(m),
+            FutureError::BrokenPool(b) => FutureError::BrokenPool(b),
+        }
+    }
+}
+
+impl<E> Clone for FutureError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            FutureError::Cancelled => FutureError::Cancelled,
+            FutureError::Timeout => FutureError::Timeout,
+            FutureError::Failed(e) => FutureError::Failed(e.clone()),
+            FutureError::Panicked(m) => FutureError::Panicked(m.clone()),
+            FutureError::BrokenPool(b) => FutureError::BrokenPool(b.clone()),
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FutureError::Cancelled => f.write_str("Cancelled"),
+            FutureError::Timeout => f.write_str("Timeout"),
+            FutureError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            FutureError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
+            FutureError::BrokenPool(b) => f.debug_tuple("BrokenPool").field(b).finish(),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for FutureError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FutureError::Cancelled => f.write_str("the future was cancelled"),
+            FutureError::Timeout => f.write_str("timed out waiting for the future"),
+            FutureError::Failed(e) => write!(f, "the task failed: {e}"),
+            FutureError::Panicked(m) => write!(f, "the task panicked: {m}"),
+            FutureError::BrokenPool(b) => fmt::Display::fmt(b, f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FutureError::Failed(e) => Some(&**e),
+            FutureError::BrokenPool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// The executor is broken and runs no more work: for a thread pool, a worker's
+/// initializer failed. Mirrors Python's `BrokenExecutor` / `BrokenThreadPool`.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::builder()
+///     .initializer(|| panic!("no database"))
+///     .build();
+/// let err = pool.submit(|| 1).unwrap().result().unwrap_err();
+/// assert!(err.is_broken());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokenPool {
+    reason: Arc<str>,
+}
+
+impl BrokenPool {
+    /// A broken-pool error with the given reason.
+    pub fn new(reason: impl Into<String>) -> BrokenPool {
+        BrokenPool {
+            reason: Arc::from(reason.into()),
+        }
+    }
+
+    /// Why the pool broke.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Debug for BrokenPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BrokenPool").field(&&*self.reason).finish()
+    }
+}
+
+impl fmt::Display for BrokenPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the pool is broken: {}", self.reason)
+    }
+}
+
+impl std::error::Error for BrokenPool {}
+
+/// A task could not be submitted; the task is handed back.
+///
+/// Mirrors what Python's `Executor.submit` raises: `RuntimeError('cannot schedule
+/// new futures after shutdown')` and `BrokenExecutor`.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, SubmitError, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new();
+/// pool.shutdown(true, false);
+/// let err = pool.submit(|| 1).unwrap_err();
+/// assert!(err.is_shut_down());
+/// let task = err.into_inner(); // the closure comes back
+/// assert_eq!(task(), 1);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub enum SubmitError<W> {
+    /// The executor was shut down.
+    ShutDown(W),
+    /// The executor is broken.
+    BrokenPool(W, BrokenPool),
+}
+
+impl<W> SubmitError<W> {
+    /// The task that was not submitted.
+    pub fn into_inner(self) -> W {
+        match self {
+            SubmitError::ShutDown(w) | SubmitError::BrokenPool(w, _) => w,
+        }
+    }
+
+    /// Whether the executor was shut down.
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, SubmitError::ShutDown(_))
+    }
+
+    /// Whether the executor is broken.
+    pub fn is_broken(&self) -> bool {
+        matches!(self, SubmitError::BrokenPool(..))
+    }
+
+    /// The same error with the task dropped (or replaced, e.g. by `()`).
+    pub fn map_task<V>(self, op: impl FnOnce(W) -> V) -> SubmitError<V> {
+        match self {
+            SubmitError::ShutDown(w) => SubmitError::ShutDown(op(w)),
+            SubmitError::BrokenPool(w, b) => SubmitError::BrokenPool(op(w), b),
+        }
+    }
+}
+
+impl<W> fmt::Debug for SubmitError<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShutDown(_) => f.write_str("ShutDown(..)"),
+            SubmitError::BrokenPool(_, b) => write!(f, "BrokenPool(.., {b:?})"),
+        }
+    }
+}
+
+impl<W> fmt::Display for SubmitError<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShutDown(_) => f.write_str("cannot schedule new futures after shutdown"),
+            SubmitError::BrokenPool(_, b) => fmt::Display::fmt(b, f),
+        }
+    }
+}
+
+impl<W> std::error::Error for SubmitError<W> {}
+
+/// A bounded wait ([`as_completed_timeout`](super::as_completed_timeout))
+/// ended before every future was done. Mirrors Python's `TimeoutError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    /// How many futures were still not done.
+    pub not_done: usize,
+    /// How many (distinct) futures were waited on.
+    pub total: usize,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (of {}) futures unfinished",
+            self.not_done, self.total
+        )
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+/// `Instant::now() + d`, or `None` (wait forever) when that overflows.
+pub(crate) fn deadline_after(d: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(d)
+}

@@ -1,0 +1,163 @@
+//! [`Map`]: the lazy, order-keeping iterator of [`Executor::map`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::iter::Fuse;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Future;
+use super::error::{FutureError, SubmitError};
+use super::executor::{Executor, MapFn, MapOptions};
+
+type ChunkFuture<A, X, F> = Future<Vec<<F as MapFn<A, X>>::Output>, <F as MapFn<A, X>>::Error>;
+
+/// The results of [`Executor::map`], in input order: Python's `Executor.map`
+/// result iterator.
+///
+/// Each item is the function's value, or the [`FutureError`] of its call
+/// (its own error, a panic, …); iteration goes on after such an error. A
+/// [`Timeout`](FutureError::Timeout) ends the iteration and cancels the calls
+/// not yet started. Dropping the iterator cancels the calls not yet started,
+/// as closing Python's generator does.
+#[must_use = "dropping the Map cancels the calls not yet started"]
+pub struct Map<'a, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    executor: &'a X,
+    f: Arc<F>,
+    items: Fuse<I>,
+    chunksize: usize,
+    window: usize,
+    deadline: Option<Instant>,
+    in_flight: VecDeque<ChunkFuture<I::Item, X, F>>,
+    current: std::vec::IntoIter<F::Output>,
+    /// A later submission failed: no more input is taken; reported in order.
+    stopped: Option<FutureError<F::Error>>,
+    ended: bool,
+}
+
+impl<'a, X, F, I> Map<'a, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    pub(crate) fn new(
+        executor: &'a X,
+        f: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<Map<'a, X, F, I>, SubmitError<()>> {
+        let window = match options.buffersize {
+            0 => executor.max_workers().saturating_mul(4).max(1),
+            n => n,
+        };
+        let mut map = Map {
+            executor,
+            f: Arc::new(f),
+            items: items.fuse(),
+            chunksize: options.chunksize.max(1),
+            window,
+            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
+            in_flight: VecDeque::new(),
+            current: Vec::new().into_iter(),
+            stopped: None,
+            ended: false,
+        };
+        map.fill().map_err(|e| e.map_task(drop))?;
+        Ok(map)
+    }
+
+    /// Submits chunks until the window is full or the input is exhausted.
+    fn fill(&mut self) -> Result<(), SubmitError<F::Task>> {
+        while self.stopped.is_none() && self.in_flight.len() < self.window {
+            let chunk: Vec<I::Item> = self.items.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let fut = self.executor.submit(F::bind(&self.f, chunk))?;
+            self.in_flight.push_back(fut);
+        }
+        Ok(())
+    }
+
+    fn cancel_rest(&mut self) {
+        for f in self.in_flight.drain(..) {
+            f.cancel();
+        }
+        self.ended = true;
+    }
+}
+
+impl<X, F, I> Iterator for Map<'_, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    type Item = Result<F::Output, FutureError<F::Error>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(v) = self.current.next() {
+            return Some(Ok(v));
+        }
+        if self.ended {
+            return None;
+        }
+        if let Err(e) = self.fill() {
+            // Shut down or broken since the map began: the chunk is lost; take
+            // no more input and report it once, after the results before it.
+            self.stopped = Some(match e {
+                SubmitError::ShutDown(_) => FutureError::Cancelled,
+                SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
+            });
+        }
+        let Some(fut) = self.in_flight.pop_front() else {
+            self.ended = true;
+            return self.stopped.take().map(Err);
+        };
+        match fut.take_deadline(self.deadline) {
+            Ok(values) => {
+                self.current = values.into_iter();
+                self.next()
+            }
+            Err(FutureError::Timeout) => {
+                fut.cancel();
+                self.cancel_rest();
+                Some(Err(FutureError::Timeout))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl<X, F, I> Drop for Map<'_, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    fn drop(&mut self) {
+        self.cancel_rest();
+    }
+}
+
+impl<X, F, I> fmt::Debug for Map<'_, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("in_flight", &self.in_flight.len())
+            .field("window", &self.window)
+            .field("chunksize", &self.chunksize)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,328 @@
+//! [`ThreadPoolExecutor`]: Python's `concurrent.futures.ThreadPoolExecutor`.
+//! The worker life cycle is described in `README.md` beside this file.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+
+use super::Future;
+use super::error::{BrokenPool, SubmitError};
+use super::executor::{Executor, Task};
+use super::shared::panic_message;
+use super::thread_task::{Idle, ThreadJob, Verdict};
+
+/// Numbers pools for their default thread names (`ThreadPoolExecutor-N_M`).
+static POOL_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+type Initializer = Arc<dyn Fn() + Send + Sync>;
+
+/// A pool of threads running submitted closures: Python's
+/// `concurrent.futures.ThreadPoolExecutor`.
+///
+/// Workers start lazily, one per submission while no worker is idle, up to
+/// `max_workers`, and are reused. Unlike Python's threads, they run Rust code
+/// in parallel: CPU-bound work scales with the cores.
+///
+/// Dropping the pool is leaving Python's `with` block: it shuts down and waits
+/// for every submitted task.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, ThreadPoolExecutor};
+///
+/// fn action(max: u64) -> u64 {
+///     (0..max).sum()
+/// }
+///
+/// let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+/// let f1 = pool.submit(|| action(50)).unwrap();
+/// let f2 = pool.submit(|| action(100)).unwrap();
+/// println!("{} {}", f1.result().unwrap(), f2.result().unwrap()); // 1225 4950
+/// pool.shutdown(true, false);
+/// ```
+pub struct ThreadPoolExecutor {
+    pool: Arc<Pool>,
+    max_workers: usize,
+}
+
+/// What the workers and the pool handle share.
+struct Pool {
+    control: Mutex<Control>,
+    /// Serialises `shutdown(wait=true)` callers so each one waits.
+    joining: Mutex<()>,
+    /// Finished tasks' "I am free" tokens (Python's `_idle_semaphore`).
+    idle: Idle,
+    broken: OnceLock<BrokenPool>,
+    rx: Receiver<ThreadJob>,
+    initializer: Option<Initializer>,
+    prefix: String,
+}
+
+struct Control {
+    shutdown: bool,
+    tx: Option<Sender<ThreadJob>>,
+    threads: Vec<JoinHandle<()>>,
+    spawned: usize,
+}
+
+impl ThreadPoolExecutor {
+    /// A pool with the default settings (see [`ThreadPoolBuilder`]).
+    pub fn new() -> ThreadPoolExecutor {
+        ThreadPoolExecutor::builder().build()
+    }
+
+    /// A builder: Python's `ThreadPoolExecutor(max_workers, thread_name_prefix,
+    /// initializer)` arguments.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// How many worker threads exist now (Python's private `len(_threads)`).
+    pub fn num_threads(&self) -> usize {
+        self.pool.control.lock().spawned
+    }
+
+    /// Whether the pool is broken (a worker's initializer failed).
+    pub fn broken(&self) -> Option<BrokenPool> {
+        self.pool.broken.get().cloned()
+    }
+
+    fn spawn_worker(&self, control: &mut Control) {
+        let n = control.spawned;
+        let pool = self.pool.clone();
+        let name = format!("{}_{n}", self.pool.prefix);
+        match thread::Builder::new()
+            .name(name)
+            .spawn(move || worker(&pool))
+        {
+            Ok(handle) => {
+                control.threads.push(handle);
+                control.spawned += 1;
+            }
+            Err(e) => {
+                // No thread at all: nobody would ever run the queued work.
+                if control.spawned == 0 {
+                    let broken = BrokenPool::new(format!("cannot spawn a worker thread: {e}"));
+                    self.pool.break_pool(control, broken);
+                }
+            }
+        }
+    }
+}
+
+impl Default for ThreadPoolExecutor {
+    fn default() -> ThreadPoolExecutor {
+        ThreadPoolExecutor::new()
+    }
+}
+
+impl Pool {
+    /// Marks the pool broken and fails every queued job (Python's
+    /// `_initializer_failed`). Called with the control lock held, so no
+    /// submission slips in between.
+    fn break_pool(&self, control: &mut Control, broken: BrokenPool) {
+        let broken = self.broken.get_or_init(|| broken).clone();
+        control.tx = None;
+        while let Ok(job) = self.rx.try_recv() {
+            job.run(Verdict::Broken(&broken));
+        }
+    }
+}
+
+/// A worker: run the initializer, then jobs until the queue is closed and empty.
+fn worker(pool: &Pool) {
+    let init_failed = pool
+        .initializer
+        .as_ref()
+        .and_then(|init| panic::catch_unwind(AssertUnwindSafe(|| init())).err());
+    if let Some(payload) = init_failed {
+        let msg = panic_message(&*payload);
+        eprintln!("spindle::futures: exception in initializer: {msg}");
+        let broken = BrokenPool::new(format!(
+            "a thread initializer failed ({msg}), the thread pool is not usable anymore"
+        ));
+        let mut control = pool.control.lock();
+        pool.break_pool(&mut control, broken);
+        return;
+    }
+    while let Ok(job) = pool.rx.recv() {
+        job.run(Verdict::Run(&pool.idle));
+    }
+}
+
+impl Executor for ThreadPoolExecutor {
+    type Job = ThreadJob;
+
+    fn submit<W: Task<Self>>(
+        &self,
+        task: W,
+    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        let mut control = self.pool.control.lock();
+        if let Some(b) = self.pool.broken.get() {
+            return Err(SubmitError::BrokenPool(task, b.clone()));
+        }
+        if control.shutdown {
+            return Err(SubmitError::ShutDown(task));
+        }
+        let Some(tx) = &control.tx else {
+            return Err(SubmitError::ShutDown(task));
+        };
+        let (job, fut) = task.into_job();
+        // The receiver lives in `self.pool`, so the channel is open.
+        tx.send(job).ok();
+        // Python's `_adjust_thread_count`: reuse an idle worker if there is
+        // one, else start one, up to max_workers.
+        if control.spawned < self.max_workers && !self.pool.idle.try_acquire() {
+            self.spawn_worker(&mut control);
+            if control.spawned == self.max_workers {
+                self.pool.idle.saturate();
+            }
+        }
+        Ok(fut)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let _joining = wait.then(|| self.pool.joining.lock());
+        let threads = {
+            let mut control = self.pool.control.lock();
+            control.shutdown = true;
+            if cancel_futures {
+                while let Ok(job) = self.pool.rx.try_recv() {
+                    job.run(Verdict::Cancel);
+                }
+            }
+            // Closing the channel: workers finish the queue, then exit.
+            control.tx = None;
+            if wait {
+                std::mem::take(&mut control.threads)
+            } else {
+                Vec::new()
+            }
+        };
+        let me = thread::current().id();
+        for t in threads {
+            // A task that drops the last handle of its own pool must not join itself.
+            if t.thread().id() != me {
+                t.join().ok();
+            }
+        }
+    }
+
+    fn max_workers(&self) -> usize {
+        self.max_workers
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let control = self.pool.control.lock();
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.max_workers)
+            .field("threads", &control.spawned)
+            .field("shutdown", &control.shutdown)
+            .field("broken", &self.pool.broken.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ThreadPoolExecutor`]: Python's constructor arguments.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::builder()
+///     .max_workers(2)
+///     .thread_name_prefix("fetch")
+///     .initializer(|| println!("worker ready"))
+///     .build();
+/// let name = pool.submit(|| std::thread::current().name().unwrap().to_owned()).unwrap();
+/// assert_eq!(name.result().unwrap(), "fetch_0");
+/// ```
+#[derive(Default)]
+pub struct ThreadPoolBuilder {
+    max_workers: Option<usize>,
+    prefix: Option<String>,
+    initializer: Option<Initializer>,
+}
+
+impl ThreadPoolBuilder {
+    /// The most threads the pool starts. Default, as Python:
+    /// `min(32, cpus + 4)`. 0 counts as 1 (Python raises `ValueError`).
+    pub fn max_workers(mut self, n: usize) -> ThreadPoolBuilder {
+        self.max_workers = Some(n.max(1));
+        self
+    }
+
+    /// Worker names are `{prefix}_{n}`; default `ThreadPoolExecutor-{pool}`.
+    pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> ThreadPoolBuilder {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Runs at the start of each worker thread. If it panics, the pool breaks:
+    /// pending and later tasks fail with [`BrokenPool`] (Python's
+    /// `BrokenThreadPool`).
+    pub fn initializer(mut self, f: impl Fn() + Send + Sync + 'static) -> ThreadPoolBuilder {
+        self.initializer = Some(Arc::new(f));
+        self
+    }
+
+    /// The pool. No thread starts until the first submission.
+    pub fn build(self) -> ThreadPoolExecutor {
+        let max_workers = self.max_workers.unwrap_or_else(default_max_workers);
+        let prefix = self.prefix.unwrap_or_else(|| {
+            format!(
+                "ThreadPoolExecutor-{}",
+                POOL_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        ThreadPoolExecutor {
+            pool: Arc::new(Pool {
+                control: Mutex::new(Control {
+                    shutdown: false,
+                    tx: Some(tx),
+                    threads: Vec::new(),
+                    spawned: 0,
+                }),
+                joining: Mutex::new(()),
+                idle: Idle::default(),
+                broken: OnceLock::new(),
+                rx,
+                initializer: self.initializer,
+                prefix,
+            }),
+            max_workers,
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("max_workers", &self.max_workers)
+            .field("thread_name_prefix", &self.prefix)
+            .field("initializer", &self.initializer.is_some())
+            .finish()
+    }
+}
+
+/// Python's default: `min(32, (os.process_cpu_count() or 1) + 4)`.
+pub fn default_max_workers() -> usize {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus + 4).min(32)
+}

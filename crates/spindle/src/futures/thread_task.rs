@@ -1,0 +1,293 @@
+//! What a [`ThreadPoolExecutor`] runs: [`ThreadJob`], and the [`Task`] and
+//! [`MapFn`] impls for closures.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::error::{BrokenPool, FutureError};
+use super::executor::{Fallible, MapFn, Task};
+use super::shared::{Shared, panic_message};
+use super::{Future, Promise, ThreadPoolExecutor};
+
+/// What a worker tells a job to do.
+pub(crate) enum Verdict<'a> {
+    /// Run it; `idle` is told when the task's waiters need the worker no more.
+    Run(&'a Idle),
+    /// The pool shut down with `cancel_futures`: cancel the future.
+    Cancel,
+    /// The pool broke: fail the future.
+    Broken(&'a BrokenPool),
+}
+
+/// Free-worker tokens: Python's `_idle_semaphore`, released by a worker after
+/// each task, acquired by `submit` instead of spawning a thread.
+#[derive(Debug, Default)]
+pub(crate) struct Idle {
+    tokens: AtomicUsize,
+    /// All `max_workers` threads exist: nobody needs the tokens any more, so
+    /// the hot path skips the shared counter.
+    saturated: AtomicBool,
+}
+
+impl Idle {
+    pub(crate) fn release(&self) {
+        if !self.saturated.load(Ordering::Relaxed) {
+            self.tokens.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn try_acquire(&self) -> bool {
+        self.tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn saturate(&self) {
+        self.saturated.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The job a [`ThreadPoolExecutor`] queues (Python's `_WorkItem`): the task
+/// and the state of its future, in one allocation.
+///
+/// Build one with [`ThreadJob::new`] to implement [`Task`] for your own type.
+/// A job dropped without running fails its future with
+/// [`FutureError::BrokenPool`]: no waiter hangs.
+pub struct ThreadJob(Option<Arc<dyn Runnable>>);
+
+/// A task stored in its future's state, run (or failed) exactly once.
+pub(crate) trait Runnable: Send + Sync {
+    fn run(self: Arc<Self>, verdict: Verdict<'_>);
+}
+
+/// The tail of a submitted future's [`Shared`]: the task until a worker takes it.
+struct TaskCell<F> {
+    f: Mutex<Option<F>>,
+}
+
+impl ThreadJob {
+    pub(crate) fn run(mut self, verdict: Verdict<'_>) {
+        if let Some(job) = self.0.take() {
+            job.run(verdict);
+        }
+    }
+
+    /// A job that runs `f` (unless its future was cancelled first), and the
+    /// future it completes with `f`'s value, its error, or its panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::futures::{Executor, Future, Task, ThreadJob, ThreadPoolExecutor};
+    ///
+    /// /// A task type of our own: parse a number on the pool.
+    /// struct Parse(String);
+    ///
+    /// impl Task<ThreadPoolExecutor> for Parse {
+    ///     type Output = u64;
+    ///     type Error = std::num::ParseIntError;
+    ///     fn into_job(self) -> (ThreadJob, Future<u64, Self::Error>) {
+    ///         ThreadJob::new(move || self.0.parse())
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPoolExecutor::new();
+    /// assert_eq!(pool.submit(Parse("42".into())).unwrap().result(), Ok(42));
+    /// assert!(pool.submit(Parse("x".into())).unwrap().exception().is_some());
+    /// ```
+    pub fn new<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> (ThreadJob, Future<T, E>)
+    where
+        T: Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let shared = Arc::new(Shared::<T, E, _>::with_job(TaskCell {
+            f: Mutex::new(Some(f)),
+        }));
+        let fut = Future::from_shared(shared.clone());
+        (ThreadJob(Some(shared)), fut)
+    }
+}
+
+impl<T, E, F> Runnable for Shared<T, E, TaskCell<F>>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) {
+        let f = self.job.f.lock().take();
+        let promise = Promise::from_shared(self);
+        let Some(f) = f else {
+            return; // already run: `run` takes the only job handle, so never
+        };
+        match verdict {
+            Verdict::Run(idle) => {
+                let free = || idle.release();
+                if !promise.set_running_or_notify_cancel() {
+                    drop(f);
+                    free();
+                    return;
+                }
+                let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
+                    Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+                };
+                promise.complete(outcome, free).ok();
+            }
+            Verdict::Cancel => {
+                drop(f);
+                promise.cancel_pending();
+            }
+            Verdict::Broken(b) => {
+                drop(f);
+                promise.set_broken(b.clone());
+            }
+        }
+    }
+}
+
+impl Drop for ThreadJob {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            let broken = BrokenPool::new("the task was dropped before it ran");
+            job.run(Verdict::Broken(&broken));
+        }
+    }
+}
+
+impl fmt::Debug for ThreadJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ThreadJob(..)")
+    }
+}
+
+impl<F, T> Task<ThreadPoolExecutor> for F
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Error = std::convert::Infallible;
+
+    fn into_job(self) -> (ThreadJob, Future<T>) {
+        ThreadJob::new(move || Ok(self()))
+    }
+}
+
+impl<F, T, E> Task<ThreadPoolExecutor> for Fallible<F>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = T;
+    type Error = E;
+
+    fn into_job(self) -> (ThreadJob, Future<T, E>) {
+        ThreadJob::new(self.0)
+    }
+}
+
+/// The task `map` submits for one chunk on a [`ThreadPoolExecutor`]: the
+/// function and the chunk's items (Python's `_process_chunk` of
+/// `ProcessPoolExecutor.map`).
+pub struct MapChunk<F, A> {
+    f: Arc<F>,
+    items: Vec<A>,
+}
+
+impl<F, A> fmt::Debug for MapChunk<F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapChunk")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, A, T> Task<ThreadPoolExecutor> for MapChunk<F, A>
+where
+    F: Fn(A) -> T + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = Vec<T>;
+    type Error = std::convert::Infallible;
+
+    fn into_job(self) -> (ThreadJob, Future<Vec<T>>) {
+        let MapChunk { f, items } = self;
+        ThreadJob::new(move || Ok(items.into_iter().map(|a| f(a)).collect()))
+    }
+}
+
+impl<F, A, T> MapFn<A, ThreadPoolExecutor> for F
+where
+    F: Fn(A) -> T + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Error = std::convert::Infallible;
+    type Task = MapChunk<F, A>;
+
+    fn bind(this: &Arc<F>, chunk: Vec<A>) -> MapChunk<F, A> {
+        MapChunk {
+            f: this.clone(),
+            items: chunk,
+        }
+    }
+}
+
+/// The task `map` submits for one chunk of a [`Fallible`] function.
+pub struct FallibleMapChunk<F, A> {
+    f: Arc<Fallible<F>>,
+    items: Vec<A>,
+}
+
+impl<F, A> fmt::Debug for FallibleMapChunk<F, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallibleMapChunk")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, A, T, E> Task<ThreadPoolExecutor> for FallibleMapChunk<F, A>
+where
+    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = Vec<T>;
+    type Error = E;
+
+    fn into_job(self) -> (ThreadJob, Future<Vec<T>, E>) {
+        let FallibleMapChunk { f, items } = self;
+        ThreadJob::new(move || items.into_iter().map(|a| (f.0)(a)).collect())
+    }
+}
+
+impl<F, A, T, E> MapFn<A, ThreadPoolExecutor> for Fallible<F>
+where
+    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    A: Send + 'static,
+    T: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = T;
+    type Error = E;
+    type Task = FallibleMapChunk<F, A>;
+
+    fn bind(this: &Arc<Fallible<F>>, chunk: Vec<A>) -> FallibleMapChunk<F, A> {
+        FallibleMapChunk {
+            f: this.clone(),
+            items: chunk,
+        }
+    }
+}
