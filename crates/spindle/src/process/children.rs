@@ -264,7 +264,13 @@ pub fn active_children() -> Vec<ActiveChild> {
 /// daemon children, then wait for the others. Runs at `exit` and at the end
 /// of every spindle child.
 pub(crate) extern "C" fn at_exit() {
-    let kids: Vec<_> = std::mem::take(&mut *CHILDREN.lock());
+    // Another thread may be inside a registry operation as the process exits:
+    // wait briefly rather than deadlock.
+    let Some(mut g) = CHILDREN.try_lock_for(Duration::from_millis(500)) else {
+        return;
+    };
+    let kids: Vec<_> = std::mem::take(&mut *g);
+    drop(g);
     for c in kids.iter().filter(|c| c.daemon) {
         let _ = c.signal(Signal::SIGTERM);
     }

@@ -1,5 +1,6 @@
 //! The `Fork` start method and the `fork()` helper.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -29,6 +30,7 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
     // consistent (the pthread_atfork pattern); both sides release them.
     let mut me = current::lock_me();
     let mut kids = children::lock();
+    let mut server = super::forkserver::lock();
     // SAFETY: the child branch below never returns into the caller: it runs
     // the target under `catch_unwind` and ends with `_exit`. Locks held by
     // other threads at the moment of the fork stay locked in the child; this
@@ -40,8 +42,20 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
                 drop(ours);
                 kids.clear();
                 drop(kids);
+                // The parent's fork server is the parent's: ours starts anew.
+                server.take();
+                drop(server);
                 current::become_child(&mut me, id);
                 drop(me);
+                if let ForkTarget::Task(call) = &target {
+                    // A task says which descriptors it needs: close the rest,
+                    // so that copies of the parent's pipes (its end of this
+                    // very task's Connection, or another thread's) do not
+                    // keep them open and block end-of-file.
+                    let mut keep: Vec<RawFd> = call.fds.iter().map(AsRawFd::as_raw_fd).collect();
+                    keep.push(theirs.as_raw_fd());
+                    close_other_fds(&keep);
+                }
                 if daemon {
                     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
                     if nix::unistd::getppid() != parent_pid {
@@ -70,6 +84,7 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
+            drop(server);
             drop(kids);
             drop(me);
             // Dropping `target` closes the parent's copies of what the child
@@ -77,6 +92,28 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
             drop(target);
             drop(theirs);
             Ok((child.as_raw() as u32, ours))
+        }
+    }
+}
+
+/// Closes every descriptor above 2 not in `keep` (in a forked child).
+fn close_other_fds(keep: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: in the forked child, the objects owning these
+            // descriptors are copies of the parent's that this child never
+            // uses nor drops (it ends with `_exit`), so nothing will use or
+            // close these numbers again. Closing the directory's own, already
+            // closed descriptor fails harmlessly with EBADF.
+            unsafe {
+                libc::close(fd);
+            }
         }
     }
 }

@@ -34,6 +34,12 @@ struct Server {
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
+/// Locks the client's server slot (held across `fork`; a forked child
+/// empties its copy).
+pub(crate) fn lock() -> parking_lot::MutexGuard<'static, Option<impl Sized>> {
+    SERVER.lock()
+}
+
 /// Asks the fork server (started on first use) for a child running `spec`;
 /// returns its pid and our end of its status socket.
 pub(crate) fn start(spec: &ChildSpec, fds: &[OwnedFd]) -> Result<(u32, UnixStream), ProcessError> {
@@ -162,10 +168,10 @@ fn reap(running: &mut HashMap<i32, UnixStream>) {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             Ok(ws) => match (ws.pid(), wait_code(ws)) {
                 (Some(pid), Some(code)) => {
-                    if let Some(status) = running.remove(&pid.as_raw()) {
-                        if let Ok(bytes) = postcard::to_allocvec(&code) {
-                            let _ = frame::write_frame(&status, FrameKind::Exit, &bytes);
-                        }
+                    if let Some(status) = running.remove(&pid.as_raw())
+                        && let Ok(bytes) = postcard::to_allocvec(&code)
+                    {
+                        let _ = frame::write_frame(&status, FrameKind::Exit, &bytes);
                     }
                 }
                 _ => return,
@@ -209,6 +215,7 @@ fn serve_one(
         return Ok(None);
     }
     let status = UnixStream::from(fds.remove(0));
+    let server_pid = nix::unistd::getpid();
     // SAFETY: the server is single-threaded (it runs in the constructor of a
     // fresh exec and starts no thread), so the child inherits no held lock.
     // The child branch ends in `exit` and never returns here.
@@ -220,7 +227,7 @@ fn serve_one(
             // child until it exits; it never uses them (shutting the socket
             // down would cut the server off too).
             let _ = (wake_r, wake_w);
-            let code = run_served_child(spec, fds, &status);
+            let code = run_served_child(spec, fds, &status, server_pid);
             std::process::exit(code)
         }
         Ok(ForkResult::Parent { child }) => {
@@ -240,8 +247,14 @@ fn unsafe_reset_sigchld() -> nix::Result<SigHandler> {
     unsafe { nix::sys::signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) }
 }
 
-fn run_served_child(spec: ChildSpec, fds: Vec<OwnedFd>, status: &UnixStream) -> i32 {
-    let server_pid = nix::unistd::getppid();
+fn run_served_child(
+    spec: ChildSpec,
+    fds: Vec<OwnedFd>,
+    status: &UnixStream,
+    server_pid: Pid,
+) -> i32 {
+    // `server_pid` was read before the fork: if the server died since, the
+    // check below sees a different parent and the daemon ends at once.
     if spec.id.daemon {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
         if nix::unistd::getppid() != server_pid {

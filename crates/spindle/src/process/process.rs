@@ -94,7 +94,9 @@ impl Context {
 
 enum Target {
     Task(TaskCall),
-    Closure(Box<dyn FnOnce() + Send + 'static>),
+    // The mutex only makes `Process` `Sync`: the closure is taken by `start`,
+    // which has `&mut self`.
+    Closure(std::sync::Mutex<Box<dyn FnOnce() + Send + 'static>>),
 }
 
 /// Configures a [`Process`] (Python's `Process(target, args, name, daemon)`
@@ -117,7 +119,7 @@ impl Builder {
     /// Runs a closure in the child; needs [`StartMethod::Fork`], which this
     /// selects unless another method is set afterwards.
     pub fn closure<F: FnOnce() + Send + 'static>(mut self, f: F) -> Builder {
-        self.target = Some(Target::Closure(Box::new(f)));
+        self.target = Some(Target::Closure(std::sync::Mutex::new(Box::new(f))));
         self.method.get_or_insert(StartMethod::Fork);
         self
     }
@@ -277,6 +279,9 @@ impl Process {
                 (pid, Watch::Direct { ctl: Some(ctl) })
             }
             (StartMethod::Fork, Target::Closure(f)) => {
+                let f = f
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (pid, ctl) = fork::start(ForkTarget::Closure(f), id)?;
                 (pid, Watch::Direct { ctl: Some(ctl) })
             }
