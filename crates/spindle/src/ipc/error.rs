@@ -140,3 +140,82 @@ impl std::error::Error for ConnectionError {
         }
     }
 }
+
+/// Why an item could not be put on a [`Queue`](super::Queue); the item is
+/// handed back.
+pub enum PutError<T> {
+    /// The bounded queue stayed full (`try_put`, `put_timeout`; Python's
+    /// `queue.Full`).
+    Full(T),
+    /// The queue was shut down (Python's `queue.ShutDown`).
+    ShutDown(T),
+    /// The item could not be encoded or sent.
+    Failed(T, String),
+}
+
+impl<T> PutError<T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::ShutDown(t) | PutError::Failed(t, _) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::ShutDown(_) => f.write_str("ShutDown(..)"),
+            PutError::Failed(_, m) => write!(f, "Failed(.., {m:?})"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("queue is full"),
+            PutError::ShutDown(_) => f.write_str("queue is shut down"),
+            PutError::Failed(_, m) => write!(f, "cannot put the item: {m}"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {}
+
+/// Why no item could be taken from a [`Queue`](super::Queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetError {
+    /// Nothing came in time (`try_get`, `get_timeout`; Python's `queue.Empty`).
+    Empty,
+    /// The queue was shut down and is empty (Python's `queue.ShutDown`).
+    ShutDown,
+    /// An item could not be received or decoded (it is consumed).
+    Failed(String),
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Empty => f.write_str("queue is empty"),
+            GetError::ShutDown => f.write_str("queue is shut down"),
+            GetError::Failed(m) => write!(f, "cannot get an item: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for GetError {}
+
+/// `task_done` was called more times than items were put (Python's
+/// `ValueError: task_done() called too many times`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called too many times")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}

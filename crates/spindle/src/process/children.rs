@@ -264,6 +264,8 @@ pub fn active_children() -> Vec<ActiveChild> {
 /// daemon children, then wait for the others. Runs at `exit` and at the end
 /// of every spindle child.
 pub(crate) extern "C" fn at_exit() {
+    // Like Python's feeder threads, queued items are sent before we go.
+    crate::ipc::flush_all();
     // Another thread may be inside a registry operation as the process exits:
     // wait briefly rather than deadlock.
     let Some(mut g) = CHILDREN.try_lock_for(Duration::from_millis(500)) else {
