@@ -14,6 +14,8 @@ extern crate self as spindle;
 
 pub mod ipc;
 pub mod process;
+pub mod sched;
+pub mod thread;
 
 /// Registers a free function as a task that can run in another process
 /// (the Rust form of Python's "the target must be picklable").

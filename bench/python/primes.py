@@ -1,0 +1,52 @@
+"""Seed 002 "PPE": the PRIMES check, serial or with ProcessPoolExecutor (the
+seed's own programs; bounded as they are).
+
+    python3 primes.py [serial|processes] [WORKERS]
+
+Prints `<n> is prime? <True|False>` per number and `time: S`.
+"""
+import concurrent.futures
+import math
+import sys
+import time
+
+PRIMES = [
+    112272535095293,
+    112582705942171,
+    112272535095293,
+    115280095190773,
+    115797848077099,
+    1099726899285419]
+
+
+def is_prime(n):
+    if n < 2:
+        return False
+    if n == 2:
+        return True
+    if n % 2 == 0:
+        return False
+    sqrt_n = int(math.floor(math.sqrt(n)))
+    for i in range(3, sqrt_n + 1, 2):
+        if n % i == 0:
+            return False
+    return True
+
+
+def main():
+    mode = sys.argv[1] if len(sys.argv) > 1 else 'processes'
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    start = time.perf_counter()
+    if mode == 'serial':
+        verdicts = list(map(is_prime, PRIMES))
+    else:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+            verdicts = list(pool.map(is_prime, PRIMES))
+    secs = time.perf_counter() - start
+    for number, prime in zip(PRIMES, verdicts):
+        print('%d is prime? %s' % (number, prime))
+    print('time: %.3f' % secs)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,58 @@
+"""Seed 000 §7: which hosts requested /robots.txt, the seed's own program made
+bounded (a directory argument instead of 'logs', a fingerprint instead of one
+line per host). Modes: serial (the seed's map) and processes (the seed's
+ProcessPoolExecutor version, `pool.map(find_robots, files)`).
+
+    python3 robots.py DIR [serial|processes] [WORKERS]
+
+Prints `hosts: N`, `sha256: <16 hex>` (as `spindle robots` does) and `time: S`.
+"""
+import glob
+import gzip
+import hashlib
+import io
+import sys
+import time
+from concurrent import futures
+
+
+def find_robots(filename):
+    '''
+    Find all of the hosts that access robots.txt in a single log file
+    '''
+    robots = set()
+    with gzip.open(filename) as f:
+        for line in io.TextIOWrapper(f, encoding='ascii'):
+            fields = line.split()
+            if fields[6] == '/robots.txt':
+                robots.add(fields[0])
+    return robots
+
+
+def find_all_robots(logdir, mode, workers):
+    '''
+    Find all hosts across and entire sequence of files
+    '''
+    files = glob.glob(logdir + '/*.log.gz')
+    all_robots = set()
+    if mode == 'serial':
+        for robots in map(find_robots, files):
+            all_robots.update(robots)
+    else:
+        with futures.ProcessPoolExecutor(max_workers=workers) as pool:
+            for robots in pool.map(find_robots, files):
+                all_robots.update(robots)
+    return all_robots
+
+
+if __name__ == '__main__':
+    logdir = sys.argv[1]
+    mode = sys.argv[2] if len(sys.argv) > 2 else 'processes'
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    start = time.perf_counter()
+    robots = find_all_robots(logdir, mode, workers)
+    secs = time.perf_counter() - start
+    digest = hashlib.sha256('\n'.join(sorted(robots)).encode('ascii')).hexdigest()
+    print('hosts: %d' % len(robots))
+    print('sha256: %s' % digest[:16])
+    print('time: %.3f' % secs)

@@ -1,0 +1,383 @@
+//! `spindle bench SUITE`: side-by-side benchmarks — spindle, the best Rust crates
+//! for the same job, and the equivalent Python program.
+//!
+//! A suite is a file beside this one exposing `pub(crate) fn run(b: &mut Bench)`,
+//! registered in [`SUITES`]. For each case it calls [`Bench::case`] with one
+//! [`Impl`] per contender: [`imp`] wraps a closure that takes ONE sample and
+//! returns it in the case's [`Unit`]; [`Bench::python`] runs
+//! `bench/python/<script> CASE [--quick]`, which measures itself and prints one
+//! number in the same unit.
+//!
+//! Method (the machine is noisy): every contender takes one untimed warm-up
+//! sample (not Python, whose every sample is a fresh interpreter), then the
+//! contenders are interleaved — round 1 runs each once, round 2 runs each once,
+//! and so on — and each contender's figure is the median of its rounds. Ratios
+//! are spindle's speedup over each contender (> 1 means spindle is faster),
+//! whether the unit is higher- or lower-is-better.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+mod sched;
+mod thread;
+
+/// One suite: its name, what it measures, its body.
+struct Suite {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&mut Bench),
+}
+
+/// Every suite, in the order `spindle bench all` runs them.
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "thread",
+        about: "spindle::thread beside std::thread and Python's threading",
+        run: thread::run,
+    },
+    Suite {
+        name: "sched",
+        about: "Scheduler enter+run of due events, Timer start/cancel/join",
+        run: sched::run,
+    },
+];
+
+/// The unit of a case's figures; decides whether higher is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each suite uses the units it needs
+pub(crate) enum Unit {
+    /// Operations per second (higher is better).
+    OpsPerSec,
+    /// Items per second (higher is better).
+    ItemsPerSec,
+    /// Tasks per second (higher is better).
+    TasksPerSec,
+    /// Bytes per second (higher is better).
+    BytesPerSec,
+    /// Seconds for the whole job (lower is better).
+    Seconds,
+    /// Microseconds per operation, e.g. a round trip (lower is better).
+    Micros,
+    /// Nanoseconds per operation (lower is better).
+    Nanos,
+}
+
+impl Unit {
+    fn label(self) -> &'static str {
+        match self {
+            Unit::OpsPerSec => "ops/s",
+            Unit::ItemsPerSec => "items/s",
+            Unit::TasksPerSec => "tasks/s",
+            Unit::BytesPerSec => "B/s",
+            Unit::Seconds => "s",
+            Unit::Micros => "µs",
+            Unit::Nanos => "ns",
+        }
+    }
+
+    fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Unit::OpsPerSec | Unit::ItemsPerSec | Unit::TasksPerSec | Unit::BytesPerSec
+        )
+    }
+}
+
+/// One contender of a case: a name (`spindle`, a crate name, `python`) and a
+/// closure taking one sample.
+pub(crate) struct Impl<'a> {
+    name: String,
+    sample: Box<dyn FnMut() -> Result<f64, String> + 'a>,
+    warm_up: bool,
+    available: bool,
+}
+
+impl std::fmt::Debug for Impl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Impl")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Rust contender: `sample` runs the job once and returns the figure in the
+/// case's unit (see [`per_sec`], [`micros_per`]).
+pub(crate) fn imp<'a>(name: &str, mut sample: impl FnMut() -> f64 + 'a) -> Impl<'a> {
+    Impl {
+        name: name.to_owned(),
+        sample: Box::new(move || Ok(sample())),
+        warm_up: true,
+        available: true,
+    }
+}
+
+/// Runs `job(n)` once and returns `n` per second.
+#[allow(dead_code)]
+pub(crate) fn per_sec(n: u64, job: impl FnOnce(u64)) -> f64 {
+    let t = Instant::now();
+    job(n);
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Runs `job(n)` once and returns the microseconds per one of the `n` operations.
+#[allow(dead_code)]
+pub(crate) fn micros_per(n: u64, job: impl FnOnce(u64)) -> f64 {
+    let t = Instant::now();
+    job(n);
+    t.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// Runs `job()` once and returns its duration in seconds.
+#[allow(dead_code)]
+pub(crate) fn seconds(job: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    job();
+    t.elapsed().as_secs_f64()
+}
+
+/// The running suite: its options and the figures taken so far.
+#[derive(Debug)]
+pub(crate) struct Bench {
+    suite: &'static str,
+    quick: bool,
+    json: bool,
+    only: Vec<String>,
+    python: Option<PathBuf>,
+    figures: usize,
+}
+
+impl Bench {
+    /// Whether `--quick` was given: keep the whole suite under about a minute.
+    pub(crate) fn quick(&self) -> bool {
+        self.quick
+    }
+
+    /// How many interleaved rounds each case takes.
+    pub(crate) fn rounds(&self) -> usize {
+        if self.quick { 3 } else { 7 }
+    }
+
+    /// The Python contender for `case`: `python3 bench/python/<script> CASE
+    /// [--quick]`, which prints one number in the case's unit. Silently left out
+    /// of the case when `python3` is not on PATH (a note says so once).
+    pub(crate) fn python(&self, script: &str, case: &str) -> Impl<'static> {
+        let python = self.python.clone().unwrap_or_default();
+        let path = python_dir().join(script);
+        let case = case.to_owned();
+        let quick = self.quick;
+        Impl {
+            name: "python".to_owned(),
+            warm_up: false,
+            available: self.python.is_some(),
+            sample: Box::new(move || {
+                let mut cmd = Command::new(&python);
+                cmd.arg(&path).arg(&case);
+                if quick {
+                    cmd.arg("--quick");
+                }
+                let out = cmd
+                    .output()
+                    .map_err(|e| format!("cannot run {python:?}: {e}"))?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                if !out.status.success() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    return Err(format!(
+                        "{} {case} failed: {}",
+                        path.display(),
+                        stderr.trim()
+                    ));
+                }
+                let last = stdout
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                last.trim().parse::<f64>().map_err(|_| {
+                    format!("{} {case} printed {last:?}, not a number", path.display())
+                })
+            }),
+        }
+    }
+
+    /// Measures one case: interleaves the contenders over [`Bench::rounds`]
+    /// rounds, then prints (or emits as JSON) each one's median and its ratio to
+    /// spindle. A contender that fails (returns an error, e.g. the Python script
+    /// crashed) is reported on stderr and left out; the others still run.
+    pub(crate) fn case<'a>(&mut self, case: &str, unit: Unit, impls: Vec<Impl<'a>>) {
+        if !self.only.is_empty() && !self.only.iter().any(|c| c == case) {
+            return;
+        }
+        let mut impls: Vec<Impl<'a>> = impls.into_iter().filter(|i| i.available).collect();
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); impls.len()];
+        let mut broken: Vec<Option<String>> = vec![None; impls.len()];
+        for (i, im) in impls.iter_mut().enumerate() {
+            if im.warm_up
+                && let Err(e) = (im.sample)()
+            {
+                broken[i] = Some(e);
+            }
+        }
+        for _ in 0..self.rounds() {
+            for (i, im) in impls.iter_mut().enumerate() {
+                if broken[i].is_some() {
+                    continue;
+                }
+                match (im.sample)() {
+                    Ok(v) if v.is_finite() => samples[i].push(v),
+                    Ok(v) => broken[i] = Some(format!("non-finite sample {v}")),
+                    Err(e) => broken[i] = Some(e),
+                }
+            }
+        }
+        let medians: Vec<Option<f64>> = samples.iter_mut().map(|s| median(s)).collect();
+        let spindle = impls
+            .iter()
+            .position(|im| im.name == "spindle")
+            .and_then(|i| medians[i]);
+        for (i, im) in impls.iter().enumerate() {
+            if let Some(err) = &broken[i] {
+                eprintln!("bench {}/{case}: {} skipped: {err}", self.suite, im.name);
+                continue;
+            }
+            let Some(value) = medians[i] else { continue };
+            self.figures += 1;
+            if self.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "suite": self.suite,
+                        "case": case,
+                        "impl": im.name,
+                        "value": value,
+                        "unit": unit.label(),
+                        "higher_is_better": unit.higher_is_better(),
+                    })
+                );
+            } else {
+                let ratio = match spindle {
+                    Some(s) if unit.higher_is_better() => format!("{:.2}×", s / value),
+                    Some(s) => format!("{:.2}×", value / s),
+                    None => "-".to_owned(),
+                };
+                let first = if i == 0 { case } else { "" };
+                println!(
+                    "{first:<24} {:<12} {:>14} {:<8} {ratio:>9}",
+                    im.name,
+                    human(value),
+                    unit.label()
+                );
+            }
+        }
+    }
+}
+
+fn median(s: &mut [f64]) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    Some(if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    })
+}
+
+/// A figure with an SI suffix, e.g. `12.3 M`.
+fn human(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2} G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1} k", v / 1e3)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Where the Python contenders live: `$SPINDLE_BENCH_PYTHON_DIR`, else the
+/// repository's `bench/python/`.
+fn python_dir() -> PathBuf {
+    std::env::var_os("SPINDLE_BENCH_PYTHON_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/python"))
+        })
+}
+
+/// `python3` if it is on PATH and runs.
+fn find_python() -> Option<PathBuf> {
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    ok.then(|| PathBuf::from("python3"))
+}
+
+/// Runs one suite (or `all`, or `list`); exit status 2 for an unknown suite.
+pub(crate) fn main(suite: &str, quick: bool, json: bool, only: Vec<String>) -> ExitCode {
+    if suite == "list" {
+        for s in SUITES {
+            println!("{:<12} {}", s.name, s.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let chosen: Vec<&Suite> = if suite == "all" {
+        SUITES.iter().collect()
+    } else if let Some(s) = SUITES.iter().find(|s| s.name == suite) {
+        vec![s]
+    } else {
+        let names: Vec<_> = SUITES.iter().map(|s| s.name).collect();
+        eprintln!(
+            "spindle bench: no suite {suite:?} (suites: {}, all)",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let python = find_python();
+    if python.is_none() && !json {
+        eprintln!("note: python3 not found on PATH; the Python contenders are skipped");
+    }
+    for s in chosen {
+        let mut b = Bench {
+            suite: s.name,
+            quick,
+            json,
+            only: only.clone(),
+            python: python.clone(),
+            figures: 0,
+        };
+        let started = Instant::now();
+        if !json {
+            println!(
+                "suite {} — {}; median of {} interleaved rounds; ratio = spindle's speedup",
+                s.name,
+                s.about,
+                b.rounds()
+            );
+            println!(
+                "{:<24} {:<12} {:>14} {:<8} {:>9}",
+                "case", "impl", "median", "unit", "ratio"
+            );
+        }
+        (s.run)(&mut b);
+        if !json {
+            println!("({} figures in {:.1} s)\n", b.figures, elapsed(started));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn elapsed(t: Instant) -> f64 {
+    Duration::as_secs_f64(&t.elapsed())
+}
