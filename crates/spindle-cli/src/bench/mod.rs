@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod process;
 mod sched;
 mod thread;
 
@@ -35,6 +36,11 @@ const SUITES: &[Suite] = &[
         name: "thread",
         about: "spindle::thread beside std::thread and Python's threading",
         run: thread::run,
+    },
+    Suite {
+        name: "process",
+        about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
+        run: process::run,
     },
     Suite {
         name: "sched",
