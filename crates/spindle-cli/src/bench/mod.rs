@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod futures;
+mod process;
 mod queue;
 mod sched;
 mod sync;
@@ -58,6 +59,11 @@ const SUITES: &[Suite] = &[
         name: "futures",
         about: "ThreadPoolExecutor: submit/wait, round trip, map, PRIMES",
         run: futures::run,
+    },
+    Suite {
+        name: "process",
+        about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
+        run: process::run,
     },
 ];
 

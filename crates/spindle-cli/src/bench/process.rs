@@ -1,0 +1,174 @@
+//! Suite `process`: start+join latency per start method, Pipe round trips and
+//! throughput, cross-process Queue throughput — beside Python's
+//! `multiprocessing` (`bench/python/process.py`).
+
+use spindle::ipc::{Connection, Pipe, Queue};
+use spindle::process::{Process, StartMethod};
+
+use super::{Bench, Unit, imp, micros_per, per_sec};
+
+#[spindle::task]
+fn bench_noop() {}
+
+#[spindle::task]
+fn bench_echo(conn: Connection) {
+    // Stops on an empty message (or end of file).
+    while let Ok(b) = conn.recv_bytes() {
+        if b.is_empty() || conn.send_bytes(&b).is_err() {
+            break;
+        }
+    }
+}
+
+#[spindle::task]
+fn bench_sink(conn: Connection) {
+    // Counts the bytes received, then reports them at end of file.
+    let mut total = 0u64;
+    while let Ok(b) = conn.recv_bytes() {
+        if b.is_empty() {
+            break;
+        }
+        total += b.len() as u64;
+    }
+    let _ = conn.send(&total);
+}
+
+#[spindle::task]
+fn bench_producer(q: Queue<Vec<u8>>, n: u64, size: usize) {
+    let item = vec![7u8; size];
+    for _ in 0..n {
+        q.put(item.clone()).expect("queue open");
+    }
+}
+
+#[spindle::task]
+fn bench_small_producer(q: Queue<u64>, n: u64) {
+    for i in 0..n {
+        q.put(i).expect("queue open");
+    }
+}
+
+fn start_join(m: StartMethod, n: u64) {
+    for _ in 0..n {
+        let mut p = Process::builder()
+            .task(bench_noop::call())
+            .start_method(m)
+            .start()
+            .expect("start");
+        p.join().expect("child ran");
+    }
+}
+
+pub(crate) fn run(b: &mut Bench) {
+    let q = b.quick();
+    for (case, m, n) in [
+        ("start_fork", StartMethod::Fork, if q { 50 } else { 200 }),
+        ("start_spawn", StartMethod::Spawn, if q { 20 } else { 50 }),
+        (
+            "start_forkserver",
+            StartMethod::ForkServer,
+            if q { 50 } else { 200 },
+        ),
+    ] {
+        b.case(
+            case,
+            Unit::Micros,
+            vec![
+                imp("spindle", || micros_per(n, |n| start_join(m, n))),
+                b.python("process.py", case),
+            ],
+        );
+    }
+
+    // One echo child for all round-trip samples.
+    let (conn, child) = Pipe(true).expect("pipe");
+    let mut echo = Process::new(bench_echo::call(child));
+    echo.start().expect("start echo");
+    let trips: u64 = if q { 5_000 } else { 20_000 };
+    b.case(
+        "pipe_roundtrip",
+        Unit::Micros,
+        vec![
+            imp("spindle", || {
+                micros_per(trips, |n| {
+                    for i in 0..n {
+                        conn.send(&i).expect("send");
+                        let back: u64 = conn.recv().expect("recv");
+                        assert_eq!(back, i);
+                    }
+                })
+            }),
+            b.python("process.py", "pipe_roundtrip"),
+        ],
+    );
+    conn.send_bytes(&[]).expect("stop echo");
+    echo.join().expect("echo child");
+
+    let mib: u64 = if q { 64 } else { 256 };
+    b.case(
+        "pipe_1mib",
+        Unit::BytesPerSec,
+        vec![
+            imp("spindle", || {
+                let (conn, child) = Pipe(true).expect("pipe");
+                let mut p = Process::new(bench_sink::call(child));
+                p.start().expect("start sink");
+                let block = vec![1u8; 1 << 20];
+                let bytes = per_sec(mib << 20, |_| {
+                    for _ in 0..mib {
+                        conn.send_bytes(&block).expect("send");
+                    }
+                    conn.send_bytes(&[]).expect("send end");
+                    let got: u64 = conn.recv().expect("total");
+                    assert_eq!(got, mib << 20);
+                });
+                p.join().expect("sink");
+                bytes
+            }),
+            b.python("process.py", "pipe_1mib"),
+        ],
+    );
+
+    let items: u64 = if q { 100_000 } else { 400_000 };
+    b.case(
+        "queue_small",
+        Unit::ItemsPerSec,
+        vec![
+            imp("spindle", || {
+                let queue: Queue<u64> = Queue::new().expect("queue");
+                let mut p = Process::new(bench_small_producer::call(queue.clone(), items));
+                let rate = per_sec(items, |n| {
+                    p.start().expect("start producer");
+                    for _ in 0..n {
+                        queue.get().expect("item");
+                    }
+                });
+                p.join().expect("producer");
+                rate
+            }),
+            b.python("process.py", "queue_small"),
+        ],
+    );
+
+    let big: u64 = if q { 2_000 } else { 8_000 };
+    b.case(
+        "queue_64kib",
+        Unit::BytesPerSec,
+        vec![
+            imp("spindle", || {
+                let queue: Queue<Vec<u8>> = Queue::new().expect("queue");
+                let mut p = Process::new(bench_producer::call(queue.clone(), big, 64 << 10));
+                let rate = per_sec(big << 16, |_| {
+                    p.start().expect("start producer");
+                    for _ in 0..big {
+                        let item = queue.get().expect("item");
+                        assert_eq!(item.len(), 64 << 10);
+                    }
+                });
+                p.join().expect("producer");
+                rate
+            }),
+            b.python("process.py", "queue_64kib"),
+        ],
+    );
+}

@@ -1,0 +1,139 @@
+//! Passing file descriptors to a child process inside serde values.
+//!
+//! A [`Connection`](super::Connection) given as a task argument cannot be
+//! encoded as bytes: its file descriptor must travel beside the bytes. While a
+//! `TaskCall` encodes its arguments, [`collect`] is active and each
+//! `Connection::serialize` duplicates its descriptor into the collection and
+//! writes only its index. The descriptors then travel with the bootstrap frame
+//! (`SCM_RIGHTS`, or the memory copy of `fork`), and in the child
+//! `Connection::deserialize` takes them back by index inside [`provide`].
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, IoSliceMut, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+
+/// Most descriptors one bootstrap may carry (the kernel allows 253).
+pub(crate) const MAX_FDS: usize = 64;
+
+thread_local! {
+    static OUT: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static IN: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with descriptor collection on; returns its value and the collected
+/// (duplicated, close-on-exec) descriptors.
+pub(crate) fn collect<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+    let prev = OUT.with(|o| o.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let fds = OUT
+        .with(|o| std::mem::replace(&mut *o.borrow_mut(), prev))
+        .unwrap_or_default();
+    (r, fds)
+}
+
+/// Duplicates `fd` into the active collection and returns its index.
+pub(crate) fn export(fd: BorrowedFd<'_>) -> Result<u32, String> {
+    OUT.with(|o| {
+        let mut o = o.borrow_mut();
+        let Some(list) = o.as_mut() else {
+            return Err(
+                "a Connection can only be encoded as an argument of a spindle \
+                        task call (spindle::process::TaskCall)"
+                    .to_string(),
+            );
+        };
+        if list.len() >= MAX_FDS {
+            return Err(format!(
+                "a task call can carry at most {MAX_FDS} connections"
+            ));
+        }
+        let dup = fd.try_clone_to_owned().map_err(|e| e.to_string())?;
+        list.push(dup);
+        Ok((list.len() - 1) as u32)
+    })
+}
+
+/// Runs `f` with `fds` available to [`import`]; unclaimed ones are closed.
+pub(crate) fn provide<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
+    let prev = IN.with(|i| i.borrow_mut().replace(fds.into_iter().map(Some).collect()));
+    let r = f();
+    IN.with(|i| *i.borrow_mut() = prev);
+    r
+}
+
+/// Takes the descriptor at `index` of the provided set.
+pub(crate) fn import(index: u32) -> Result<OwnedFd, String> {
+    IN.with(|i| {
+        let mut i = i.borrow_mut();
+        let list = i
+            .as_mut()
+            .ok_or("no descriptors were passed with this message")?;
+        list.get_mut(index as usize)
+            .and_then(Option::take)
+            .ok_or_else(|| format!("descriptor #{index} missing or already taken"))
+    })
+}
+
+/// Writes `data` to `sock`, attaching `fds` to its first byte.
+pub(crate) fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+    if fds.is_empty() || data.is_empty() {
+        return (&*sock).write_all(data);
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let sent = loop {
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(data)],
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => break n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    };
+    (&*sock).write_all(&data[sent..])
+}
+
+/// Fills `buf` exactly from `sock`, collecting descriptors that arrive with it
+/// (close-on-exec).
+pub(crate) fn recv_exact_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut got = 0;
+    while got < buf.len() {
+        let n = {
+            let mut iov = [IoSliceMut::new(&mut buf[got..])];
+            let msg = match recvmsg::<()>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(io::Error::from(e)),
+            };
+            for c in msg.cmsgs().map_err(io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    for fd in raw {
+                        // SAFETY: the kernel just installed `fd` in our table
+                        // for this message; nothing else owns it.
+                        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
+                }
+            }
+            msg.bytes
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    Ok(fds)
+}

@@ -1,0 +1,27 @@
+//! Inter-process communication (Python's `multiprocessing` `Pipe` and
+//! `Connection`).
+//!
+//! Which one should I use?
+//! - [`Pipe`] gives two [`Connection`]s: point-to-point messages between two
+//!   processes (or threads), serde values or raw bytes, with `poll`.
+//! - [`Queue`] (also named [`JoinableQueue`] and [`SimpleQueue`]): many
+//!   producers and many consumers in any processes, bounded or not, with
+//!   `task_done`/`join` and `shutdown`.
+//!
+//! Every channel speaks the framing described in `process/README.md`:
+//! length-prefixed frames with a versioned header and a hard size limit,
+//! postcard payloads.
+
+mod connection;
+mod error;
+pub(crate) mod fdpass;
+pub(crate) mod frame;
+mod queue;
+mod shm;
+
+pub(crate) use connection::wait_readable;
+pub use connection::{Connection, Pipe};
+pub use error::{ConnectionError, GetError, PutError, TaskDoneError};
+pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
+pub(crate) use queue::flush_all;
+pub use queue::{JoinableQueue, Queue, SimpleQueue};

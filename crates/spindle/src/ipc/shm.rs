@@ -1,0 +1,157 @@
+//! A few atomic words in shared memory (a `memfd` mapped `MAP_SHARED`), with
+//! futex wait/wake that work across processes.
+
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+
+/// `WORDS` shared `AtomicU32`s, zero-initialised, mapped from a memfd that
+/// can be passed to another process.
+pub(crate) struct SharedWords {
+    fd: OwnedFd,
+    ptr: NonNull<AtomicU32>,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through `&AtomicU32`, which is Sync;
+// the pointer stays valid until `Drop` unmaps it.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// Creates `len` fresh zeroed words.
+    pub(crate) fn new(len: usize) -> std::io::Result<SharedWords> {
+        let fd = memfd_create("spindle-shm", MFdFlags::MFD_CLOEXEC)?;
+        nix::unistd::ftruncate(&fd, (len * 4) as i64)?;
+        SharedWords::map(fd, len)
+    }
+
+    /// Maps an existing region (received from another process).
+    pub(crate) fn map(fd: OwnedFd, len: usize) -> std::io::Result<SharedWords> {
+        let size = nix::sys::stat::fstat(&fd)?.st_size as usize;
+        if len == 0 || size < len * 4 {
+            return Err(std::io::Error::other("shared region too small"));
+        }
+        let bytes = NonZeroUsize::new(len * 4).expect("len > 0");
+        // SAFETY: a fresh shared mapping of a memfd we own, of a size the
+        // file has (checked above); no existing memory is affected.
+        let ptr = unsafe {
+            mmap(
+                None,
+                bytes,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &fd,
+                0,
+            )?
+        };
+        Ok(SharedWords {
+            fd,
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// Word `i`.
+    pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
+        assert!(i < self.len, "shared word index out of range");
+        // SAFETY: `i < len` words are mapped, 4-aligned (page-aligned base),
+        // live as long as `self`, and only ever accessed atomically.
+        unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+
+    /// The memfd, to pass to a child.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `map`; no reference
+        // into it outlives `self` (`word` borrows `self`).
+        unsafe {
+            let _ = munmap(self.ptr.cast(), self.len * 4);
+        }
+    }
+}
+
+/// Sleeps while `word == expected`, until woken or `deadline` (cross-process
+/// futex). Spurious returns are possible: callers re-check.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+    let ts;
+    let tsp = match deadline {
+        None => std::ptr::null(),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            ts = libc::timespec {
+                tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            };
+            &ts as *const libc::timespec
+        }
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 that stays mapped for the
+    // call; the timeout pointer is null or points to `ts` on our stack. The
+    // non-private op works on shared mappings across processes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            tsp,
+        );
+    }
+}
+
+/// Wakes up to `n` waiters on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    #[test]
+    fn words_are_shared_between_mappings() {
+        let a = SharedWords::new(4).unwrap();
+        let b = SharedWords::map(a.fd().try_clone_to_owned().unwrap(), 4).unwrap();
+        a.word(2).store(42, Ordering::SeqCst);
+        assert_eq!(b.word(2).load(Ordering::SeqCst), 42);
+        assert!(SharedWords::map(a.fd().try_clone_to_owned().unwrap(), 5).is_err());
+    }
+
+    #[test]
+    fn futex_times_out_and_wakes() {
+        let a = std::sync::Arc::new(SharedWords::new(1).unwrap());
+        let t = Instant::now();
+        futex_wait(a.word(0), 0, Some(t + Duration::from_millis(20)));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        let b = a.clone();
+        let h = std::thread::spawn(move || {
+            while b.word(0).load(Ordering::SeqCst) == 0 {
+                futex_wait(b.word(0), 0, None);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        a.word(0).store(1, Ordering::SeqCst);
+        futex_wake(a.word(0), 1);
+        h.join().unwrap();
+    }
+}

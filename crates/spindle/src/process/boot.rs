@@ -1,0 +1,210 @@
+//! The child side: how a re-executed binary knows it is a spindle child, and
+//! how any child runs its target and reports the outcome.
+//!
+//! A static constructor (an `.init_array` entry, run by the dynamic loader
+//! before `main`) checks the `SPINDLE_BOOT` environment variable. In a normal
+//! run it is absent and the constructor returns at once. In a spawned child it
+//! names the inherited socket the parent will send the [`Boot`] frame on; the
+//! constructor then runs the child (or the fork server) and exits, so the
+//! program's `main` — or the test harness, or a doc test's body — never runs
+//! in the child. The user adds no line to `main`.
+
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::{Deserialize, Serialize};
+
+use super::current::{self, Identity};
+use super::task::{self, TaskFault};
+use crate::ipc::fdpass;
+use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
+
+/// The environment variable that marks a spindle child: `SPINDLE_BOOT=<fd>`.
+pub(crate) const ENV: &str = "SPINDLE_BOOT";
+
+/// Exit code of a child whose target panicked or could not run (Python's 1
+/// for an uncaught exception).
+pub(crate) const FAILED: i32 = 1;
+
+/// What a spawned process is asked to be.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Boot {
+    /// Run one task and exit.
+    Child(ChildSpec),
+    /// Become the fork server of the parent.
+    ForkServer,
+}
+
+/// A child to run: its identity, its task and the task's encoded arguments
+/// (descriptors travel beside, `nfds` of them).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChildSpec {
+    pub(crate) id: Identity,
+    pub(crate) task: String,
+    pub(crate) args: Vec<u8>,
+}
+
+/// What the child reports before exiting.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// The target returned.
+    Done,
+    /// The target panicked with this message.
+    Panicked(String),
+    /// No task of this name in the child's registry.
+    UnknownTask(String),
+    /// The arguments did not decode.
+    ArgDecode(String),
+    /// The child received a frame of another protocol version.
+    VersionMismatch(u8),
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BOOT_CTOR: extern "C" fn() = boot_ctor;
+
+/// Keeps the constructor in the link: every start path calls this, so a
+/// program that can start a child also carries the code that boots one.
+pub(crate) fn ensure_linked() {
+    std::hint::black_box(&raw const BOOT_CTOR);
+}
+
+extern "C" fn boot_ctor() {
+    let Some(val) = std::env::var_os(ENV) else {
+        return;
+    };
+    // From here on we are a spindle child and never return to the loader:
+    // `main` must not run. Any panic below ends the process with FAILED.
+    let code = catch_unwind(|| boot(val)).unwrap_or(FAILED);
+    std::process::exit(code);
+}
+
+fn boot(val: std::ffi::OsString) -> i32 {
+    // SAFETY: constructors run before `main`, on the only thread of the
+    // process, so nothing can read the environment concurrently.
+    unsafe { std::env::remove_var(ENV) };
+    // Rust's runtime ignores SIGPIPE before `main`; we run before it.
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
+    let Some(fd) = val
+        .to_str()
+        .and_then(|s| s.parse::<i32>().ok())
+        .filter(|fd| *fd > 2)
+    else {
+        eprintln!("spindle: bad {ENV} value {val:?}");
+        return FAILED;
+    };
+    // SAFETY: the parent cleared close-on-exec on exactly this descriptor for
+    // us (see spawn.rs) and nothing else in this fresh process owns it.
+    let ctl = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let _ = nix::fcntl::fcntl(
+        &ctl,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let (boot, fds) = match read_boot(&ctl) {
+        Ok(b) => b,
+        Err(FrameError::Version { got }) => {
+            send_outcome(&ctl, &Outcome::VersionMismatch(got));
+            return FAILED;
+        }
+        // The parent went away before telling us anything: nothing to do.
+        Err(_) => return FAILED,
+    };
+    match boot {
+        Boot::Child(spec) => {
+            current::become_child(&mut current::lock_me(), spec.id.clone());
+            let code = run_child(&spec, fds, &ctl);
+            super::children::at_exit();
+            code
+        }
+        Boot::ForkServer => super::forkserver::serve(ctl),
+    }
+}
+
+/// Reads the bootstrap frame and the descriptors attached to it.
+pub(crate) fn read_boot(ctl: &UnixStream) -> Result<(Boot, Vec<OwnedFd>), FrameError> {
+    let mut h = [0u8; HEADER_LEN];
+    let fds = fdpass::recv_exact_with_fds(ctl, &mut h).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FrameError::Eof,
+        _ => FrameError::Io(e),
+    })?;
+    let (kind, len) = frame::parse_header(&h)?;
+    if kind != Kind::Boot || len > frame::DEFAULT_MAX_FRAME {
+        return Err(FrameError::Protocol(format!(
+            "expected a boot frame, got {kind:?}"
+        )));
+    }
+    let mut payload = vec![0u8; len];
+    std::io::Read::read_exact(&mut &*ctl, &mut payload)?;
+    let boot = postcard::from_bytes(&payload).map_err(|e| FrameError::Protocol(e.to_string()))?;
+    Ok((boot, fds))
+}
+
+/// Runs the task of `spec` with its descriptors, reports on `ctl`, returns
+/// the exit code. Identity is already installed.
+pub(crate) fn run_child(spec: &ChildSpec, fds: Vec<OwnedFd>, ctl: &UnixStream) -> i32 {
+    let outcome = match task::lookup(&spec.task) {
+        None => Outcome::UnknownTask(spec.task.clone()),
+        Some(entry) => run_guarded(|| fdpass::provide(fds, || entry.invoke(&spec.args))),
+    };
+    finish(ctl, outcome)
+}
+
+/// Runs a target, catching a panic.
+pub(crate) fn run_guarded(f: impl FnOnce() -> Result<Vec<u8>, TaskFault>) -> Outcome {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(TaskFault::Decode(m))) => Outcome::ArgDecode(m),
+        Ok(Err(TaskFault::Encode(m))) => {
+            Outcome::Panicked(format!("cannot encode the result: {m}"))
+        }
+        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+    }
+}
+
+/// Sends the outcome and returns the matching exit code.
+pub(crate) fn finish(ctl: &UnixStream, outcome: Outcome) -> i32 {
+    let code = if matches!(outcome, Outcome::Done) {
+        0
+    } else {
+        FAILED
+    };
+    send_outcome(ctl, &outcome);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    code
+}
+
+fn send_outcome(ctl: &UnixStream, outcome: &Outcome) {
+    if let Ok(bytes) = postcard::to_allocvec(outcome) {
+        // The parent may be gone: nothing to do about it.
+        let _ = frame::write_frame(ctl, Kind::Outcome, &bytes);
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), truncated to 16 KiB
+/// so the outcome frame always fits in the socket buffer.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let mut m = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    };
+    if m.len() > 16 * 1024 {
+        let mut cut = 16 * 1024;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+    }
+    m
+}

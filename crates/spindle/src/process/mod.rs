@@ -1,0 +1,70 @@
+//! Processes (Python's `multiprocessing.Process` and friends).
+//!
+//! A child process runs a **task** — a function registered with
+//! [`#[spindle::task]`](crate::task), found by its stable name in the child —
+//! or, with the [`Fork`](StartMethod::Fork) start method, a closure.
+//!
+//! Which start method should I use?
+//! - [`ForkServer`](StartMethod::ForkServer) (the default, as in Python 3.14
+//!   on Linux): safe in a multi-threaded program and starts children fast.
+//! - [`Spawn`](StartMethod::Spawn): a fresh exec per child; the slowest, the
+//!   most isolated.
+//! - [`Fork`](StartMethod::Fork): the fastest and the only one that runs
+//!   closures, but the child inherits a copy of every lock of the parent: if
+//!   another thread held one (the allocator's, stdout's, a `Mutex`) at the
+//!   moment of the fork, the child may deadlock on it. Use it in
+//!   single-threaded programs, or for closures that touch nothing shared.
+//!
+//! No line in `main` is needed: a spindle child is recognised before `main`
+//! runs (see `process/README.md` for the bootstrap, the wire format and
+//! failure handling). It works in binaries, examples, integration tests and
+//! doc tests alike.
+//!
+//! ```
+//! use spindle::process::{Process, StartMethod, current_process};
+//!
+//! #[spindle::task]
+//! fn greet(who: String) {
+//!     // Runs in the child.
+//!     assert_ne!(current_process().name(), "MainProcess");
+//!     println!("hello, {who}");
+//! }
+//!
+//! for method in StartMethod::all() {
+//!     let mut p = Process::builder()
+//!         .task(greet::call("world".into()))
+//!         .start_method(method)
+//!         .start()?;
+//!     p.join()?;
+//!     assert_eq!(p.exitcode(), Some(0));
+//! }
+//! # Ok::<(), spindle::process::ProcessError>(())
+//! ```
+
+mod boot;
+mod children;
+mod current;
+mod error;
+mod fork;
+mod forkserver;
+#[allow(clippy::module_inception)]
+mod process;
+mod spawn;
+mod task;
+
+pub use children::{ActiveChild, active_children};
+pub use current::{
+    AuthKey, CurrentProcess, ParentProcess, cpu_count, current_process, parent_process,
+};
+pub use error::ProcessError;
+pub use fork::{Fork, ForkedChild, fork};
+pub use process::{
+    Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
+};
+pub use task::{Task, TaskCall, task_names};
+
+/// Items the `#[spindle::task]` macro needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::task::TaskEntry;
+}

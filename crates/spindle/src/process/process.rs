@@ -1,0 +1,461 @@
+//! `Process`: a child process running a task or, with `Fork`, a closure.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::boot::{Boot, ChildSpec, Outcome};
+use super::children::{self, ChildState, End, Watch};
+use super::current::{self, AuthKey};
+use super::error::{Kind, ProcessError};
+use super::fork::{self, ForkTarget};
+use super::task::{self, TaskCall};
+use super::{forkserver, spawn};
+
+/// How a child process is started (Python's start methods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMethod {
+    /// `fork()` the current process: fastest, runs closures, copies all memory.
+    /// Dangerous in a multi-threaded program: locks held by other threads stay
+    /// held in the child (see the module docs).
+    Fork,
+    /// Exec this program afresh; only the task and its arguments cross.
+    Spawn,
+    /// Ask a fork server (one fresh exec of this program, started on first
+    /// use) to fork the child: as safe as `Spawn`, nearly as fast as `Fork`.
+    /// The default, as in Python 3.14 on Linux.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    /// Every start method available here (Python's
+    /// `get_all_start_methods()`).
+    pub fn all() -> [StartMethod; 3] {
+        [
+            StartMethod::ForkServer,
+            StartMethod::Spawn,
+            StartMethod::Fork,
+        ]
+    }
+}
+
+static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(2);
+
+/// Sets the start method used when none is given (Python's
+/// `set_start_method`, without its "context has already been set" error).
+pub fn set_start_method(method: StartMethod) {
+    DEFAULT_METHOD.store(method as u8, Ordering::Relaxed);
+}
+
+/// The start method used when none is given (Python's `get_start_method()`).
+pub fn get_start_method() -> StartMethod {
+    match DEFAULT_METHOD.load(Ordering::Relaxed) {
+        0 => StartMethod::Fork,
+        1 => StartMethod::Spawn,
+        _ => StartMethod::ForkServer,
+    }
+}
+
+/// A start method bound to a handle (Python's `get_context(method)`): its
+/// processes start with that method.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    method: StartMethod,
+}
+
+/// A [`Context`] for `method` (Python's `multiprocessing.get_context`).
+pub fn get_context(method: StartMethod) -> Context {
+    Context { method }
+}
+
+impl Context {
+    /// The context's start method.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// A builder whose processes start with this context's method.
+    pub fn process(&self) -> Builder {
+        Process::builder().start_method(self.method)
+    }
+}
+
+enum Target {
+    Task(TaskCall),
+    // The mutex only makes `Process` `Sync`: the closure is taken by `start`,
+    // which has `&mut self`.
+    Closure(std::sync::Mutex<Box<dyn FnOnce() + Send + 'static>>),
+}
+
+/// Configures a [`Process`] (Python's `Process(target, args, name, daemon)`
+/// keyword arguments).
+pub struct Builder {
+    target: Option<Target>,
+    name: Option<String>,
+    daemon: bool,
+    method: Option<StartMethod>,
+    authkey: Option<AuthKey>,
+}
+
+impl Builder {
+    /// Runs a task (built by `my_task::call(args..)`) in the child.
+    pub fn task(mut self, call: TaskCall) -> Builder {
+        self.target = Some(Target::Task(call));
+        self
+    }
+
+    /// Runs a closure in the child; needs [`StartMethod::Fork`], which this
+    /// selects unless another method is set afterwards.
+    pub fn closure<F: FnOnce() + Send + 'static>(mut self, f: F) -> Builder {
+        self.target = Some(Target::Closure(std::sync::Mutex::new(Box::new(f))));
+        self.method.get_or_insert(StartMethod::Fork);
+        self
+    }
+
+    /// The child's name (default `Process-N`, `Process-N:M` in a child).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes the child a daemon: terminated when this process exits (also if
+    /// this process is killed, through the parent-death signal), and not
+    /// allowed to start children of its own.
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = daemon;
+        self
+    }
+
+    /// The start method (default: [`get_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = Some(method);
+        self
+    }
+
+    /// The child's authentication key (default: this process's).
+    pub fn authkey(mut self, key: AuthKey) -> Builder {
+        self.authkey = Some(key);
+        self
+    }
+
+    /// The process, not started yet.
+    pub fn build(self) -> Process {
+        Process {
+            builder: Some(self),
+            child: None,
+            name: None,
+            method: None,
+            authkey: None,
+        }
+    }
+
+    /// Builds and starts the process.
+    ///
+    /// # Errors
+    /// As [`Process::start`].
+    pub fn start(self) -> Result<Process, ProcessError> {
+        let mut p = self.build();
+        p.start()?;
+        Ok(p)
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A child process (Python's `multiprocessing.Process`).
+///
+/// Build it with [`Process::new`] (a task) or [`Process::builder`], then
+/// [`start`](Self::start) and [`join`](Self::join). The target is a task
+/// registered with `#[spindle::task]` (any start method) or, with
+/// [`StartMethod::Fork`], a closure. A panic in the child comes back from
+/// `join` as an error with its message; the exit code follows Python
+/// ([`exitcode`](Self::exitcode)). Children are reaped by `join`, by
+/// [`active_children`](super::active_children), by the next `start`, and at
+/// exit (where daemons are terminated and the others waited for, as Python's
+/// `atexit` hook does): none is left a zombie.
+///
+/// # Examples
+/// ```
+/// #[spindle::task]
+/// fn square_check(n: u64) {
+///     assert_eq!(n * n, 49, "wrong square");
+/// }
+///
+/// use spindle::process::Process;
+/// let mut p = Process::new(square_check::call(7));
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+///
+/// let mut bad = Process::new(square_check::call(8));
+/// bad.start()?;
+/// let err = bad.join().unwrap_err();
+/// assert!(err.panic_message().unwrap().contains("wrong square"));
+/// assert_eq!(bad.exitcode(), Some(1));
+/// # Ok::<(), spindle::process::ProcessError>(())
+/// ```
+pub struct Process {
+    builder: Option<Builder>,
+    child: Option<Arc<ChildState>>,
+    name: Option<String>,
+    method: Option<StartMethod>,
+    authkey: Option<AuthKey>,
+}
+
+impl Process {
+    /// A process that will run `call` (not started yet).
+    pub fn new(call: TaskCall) -> Process {
+        Process::builder().task(call).build()
+    }
+
+    /// A builder for a process (Python's `Process(...)` keyword arguments).
+    pub fn builder() -> Builder {
+        Builder {
+            target: None,
+            name: None,
+            daemon: false,
+            method: None,
+            authkey: None,
+        }
+    }
+
+    /// Starts the child (Python's `start()`).
+    ///
+    /// # Errors
+    /// [`is_already_started`](ProcessError::is_already_started) the second
+    /// time; [`is_daemonic_children`](ProcessError::is_daemonic_children) in a
+    /// daemon process; [`is_unknown_task`](ProcessError::is_unknown_task) if
+    /// the task is not registered; [`is_needs_fork`](ProcessError::is_needs_fork)
+    /// for a closure with another method; the OS error if no process can be
+    /// made. A process without a target runs nothing and exits 0.
+    pub fn start(&mut self) -> Result<(), ProcessError> {
+        let Some(b) = self.builder.take() else {
+            return Err(ProcessError::new(Kind::AlreadyStarted));
+        };
+        if current::current_process().daemon() {
+            self.builder = Some(b);
+            return Err(ProcessError::new(Kind::DaemonicChildren));
+        }
+        children::cleanup();
+        let method = b.method.unwrap_or_else(get_start_method);
+        let target = b
+            .target
+            .unwrap_or_else(|| Target::Task(TaskCall::new::<task::__spindle_noop>(&())));
+        if let Target::Task(call) = &target {
+            if let Some(e) = &call.encode_error {
+                return Err(ProcessError::new(Kind::Encode(e.clone())));
+            }
+            if task::lookup(&call.name).is_none() {
+                return Err(ProcessError::new(Kind::UnknownTask(call.name.clone())));
+            }
+        }
+        let id = current::next_child(b.name, b.daemon, b.authkey);
+        let name = id.name.clone();
+        let daemon = id.daemon;
+        self.authkey = Some(id.authkey);
+        let (pid, watch) = match (method, target) {
+            (StartMethod::Fork, Target::Task(call)) => {
+                let (pid, ctl) = fork::start(ForkTarget::Task(call), id)?;
+                (pid, Watch::Direct { ctl: Some(ctl) })
+            }
+            (StartMethod::Fork, Target::Closure(f)) => {
+                let f = f
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (pid, ctl) = fork::start(ForkTarget::Closure(f), id)?;
+                (pid, Watch::Direct { ctl: Some(ctl) })
+            }
+            (_, Target::Closure(_)) => return Err(ProcessError::new(Kind::NeedsFork)),
+            (StartMethod::Spawn, Target::Task(call)) => {
+                let spec = ChildSpec {
+                    id,
+                    task: call.name.clone(),
+                    args: call.args.clone(),
+                };
+                let (pid, ctl) = spawn::exec_boot(&Boot::Child(spec), &call.fds, daemon)?;
+                (pid, Watch::Direct { ctl: Some(ctl) })
+            }
+            (StartMethod::ForkServer, Target::Task(call)) => {
+                let spec = ChildSpec {
+                    id,
+                    task: call.name.clone(),
+                    args: call.args.clone(),
+                };
+                let (pid, status) = forkserver::start(&spec, &call.fds)?;
+                (pid, Watch::Served { status })
+            }
+        };
+        let state = ChildState::new(pid, name.clone(), daemon, watch);
+        children::register(state.clone());
+        self.child = Some(state);
+        self.name = Some(name);
+        self.method = Some(method);
+        Ok(())
+    }
+
+    fn child(&self) -> Result<&Arc<ChildState>, ProcessError> {
+        self.child
+            .as_ref()
+            .ok_or_else(|| ProcessError::new(Kind::NotStarted))
+    }
+
+    /// Waits for the child to end (Python's `join()`).
+    ///
+    /// # Errors
+    /// If the child did not end cleanly: its panic
+    /// ([`is_panic`](ProcessError::is_panic), with the message), a task
+    /// that could not run, or a non-zero exit code or signal
+    /// ([`ProcessError::exitcode`]). [`is_not_started`](ProcessError::is_not_started)
+    /// before `start` (Python's "can only join a started process").
+    pub fn join(&mut self) -> Result<(), ProcessError> {
+        self.join_deadline(None)
+    }
+
+    /// Waits at most `timeout` for the child to end (Python's
+    /// `join(timeout)`).
+    ///
+    /// # Errors
+    /// [`is_timeout`](ProcessError::is_timeout) if it is still running;
+    /// otherwise as [`join`](Self::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<(), ProcessError> {
+        self.join_deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Waits for the child to end until `deadline`.
+    ///
+    /// # Errors
+    /// As [`join_timeout`](Self::join_timeout).
+    pub fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<(), ProcessError> {
+        let child = self.child()?;
+        let Some(end) = child.wait(deadline) else {
+            return Err(ProcessError::new(Kind::Timeout));
+        };
+        let outcome = child.take_outcome();
+        match (end, outcome) {
+            (_, Some(Err(e))) => Err(e),
+            (End::Lost(m), _) => Err(ProcessError::new(Kind::Lost(m))),
+            (End::Code(0), _) => Ok(()),
+            (End::Code(_), Some(Ok(Outcome::Panicked(m)))) => {
+                Err(ProcessError::new(Kind::Panicked(m)))
+            }
+            (End::Code(_), Some(Ok(Outcome::UnknownTask(n)))) => {
+                Err(ProcessError::new(Kind::UnknownTask(n)))
+            }
+            (End::Code(_), Some(Ok(Outcome::ArgDecode(msg)))) => {
+                Err(ProcessError::new(Kind::ArgDecode {
+                    task: self.name().to_string(),
+                    msg,
+                }))
+            }
+            (End::Code(_), Some(Ok(Outcome::VersionMismatch(got)))) => {
+                Err(ProcessError::new(Kind::VersionMismatch { got }))
+            }
+            (End::Code(c), _) if c < 0 => Err(ProcessError::new(Kind::Signaled(-c))),
+            (End::Code(c), _) => Err(ProcessError::new(Kind::Exited(c))),
+        }
+    }
+
+    /// Whether the child has been started and has not ended (Python's
+    /// `is_alive()`); reaps it if it ended.
+    pub fn is_alive(&self) -> bool {
+        self.child.as_ref().is_some_and(|c| c.poll_end().is_none())
+    }
+
+    /// Python's `exitcode`: `None` before start and while running, then the
+    /// exit code (0 on success, 1 after a panic), or minus the number of the
+    /// signal that killed it.
+    pub fn exitcode(&self) -> Option<i32> {
+        match self.child.as_ref()?.poll_end()? {
+            End::Code(c) => Some(c),
+            End::Lost(_) => None,
+        }
+    }
+
+    /// Sends SIGTERM (Python's `terminate()`); nothing if it already ended.
+    ///
+    /// # Errors
+    /// [`is_not_started`](ProcessError::is_not_started) before `start`.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.child()?.signal(Signal::SIGTERM)
+    }
+
+    /// Sends SIGKILL (Python's `kill()`); nothing if it already ended.
+    ///
+    /// # Errors
+    /// [`is_not_started`](ProcessError::is_not_started) before `start`.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.child()?.signal(Signal::SIGKILL)
+    }
+
+    /// The child's process id once started (Python's `pid`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.pid)
+    }
+
+    /// The child's name (Python's `name`); before start, the builder's name
+    /// or `""` if it will get a default one.
+    pub fn name(&self) -> &str {
+        match (&self.name, &self.builder) {
+            (Some(n), _) => n,
+            (None, Some(b)) => b.name.as_deref().unwrap_or(""),
+            (None, None) => "",
+        }
+    }
+
+    /// Whether the child is (or will be) a daemon (Python's `daemon`).
+    pub fn daemon(&self) -> bool {
+        match (&self.child, &self.builder) {
+            (Some(c), _) => c.daemon,
+            (None, Some(b)) => b.daemon,
+            (None, None) => false,
+        }
+    }
+
+    /// The start method used, once started.
+    pub fn start_method(&self) -> Option<StartMethod> {
+        self.method
+    }
+
+    /// The child's authentication key (Python's `authkey`).
+    pub fn authkey(&self) -> AuthKey {
+        self.authkey
+            .or_else(|| self.builder.as_ref().and_then(|b| b.authkey))
+            .unwrap_or_else(|| *current::current_process().authkey())
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match (&self.child, self.exitcode()) {
+            (None, _) => "initial".to_string(),
+            (Some(_), None) if self.is_alive() => "started".to_string(),
+            (Some(_), c) => format!("stopped exitcode={c:?}"),
+        };
+        f.debug_struct("Process")
+            .field("name", &self.name())
+            .field("pid", &self.pid())
+            .field("state", &state)
+            .field("daemon", &self.daemon())
+            .finish()
+    }
+}

@@ -1,0 +1,195 @@
+//! Tasks: named functions with serde arguments and result, found by name in
+//! any process of the same program (the Rust form of "picklable").
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ipc::fdpass;
+
+/// A function that can run in another process, found there by its stable
+/// [`NAME`](Self::NAME). Implemented by `#[spindle::task]`; you do not
+/// implement it by hand.
+///
+/// Python pickles a function by its qualified name; spindle does the same with
+/// `module_path!() + "::" + fn name`, so a name means the same function in
+/// every build of the same program (and, later, on other hosts).
+pub trait Task: 'static {
+    /// The arguments, as a tuple.
+    type Args: Serialize + DeserializeOwned;
+    /// The result.
+    type Output: Serialize + DeserializeOwned;
+    /// The stable name: `module::path::fn_name`.
+    const NAME: &'static str;
+    /// Calls the function.
+    fn run(args: Self::Args) -> Self::Output;
+}
+
+/// A task and its encoded arguments, ready to run in another process
+/// (built by the generated `my_task::call(args..)`).
+///
+/// Arguments are encoded when the call is built; a [`Connection`] among them
+/// travels as a file descriptor beside the bytes.
+///
+/// [`Connection`]: crate::ipc::Connection
+pub struct TaskCall {
+    pub(crate) name: String,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) encode_error: Option<String>,
+}
+
+impl TaskCall {
+    /// Encodes a call of `T` with `args`; used by the code `#[spindle::task]`
+    /// generates.
+    pub fn new<T: Task>(args: &T::Args) -> TaskCall {
+        let (res, fds) = fdpass::collect(|| postcard::to_allocvec(args));
+        match res {
+            Ok(bytes) => TaskCall {
+                name: T::NAME.to_string(),
+                args: bytes,
+                fds,
+                encode_error: None,
+            },
+            Err(e) => TaskCall {
+                name: T::NAME.to_string(),
+                args: Vec::new(),
+                fds: Vec::new(),
+                encode_error: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// A call by name with already-encoded (postcard) arguments: for tools
+    /// that name tasks at run time. An unknown name fails at `start` with
+    /// [`ProcessError::is_unknown_task`](super::ProcessError::is_unknown_task);
+    /// bytes that do not decode fail in the child and come back from `join`
+    /// as [`ProcessError::is_arg_decode`](super::ProcessError::is_arg_decode).
+    pub fn from_raw(name: impl Into<String>, args: Vec<u8>) -> TaskCall {
+        TaskCall {
+            name: name.into(),
+            args,
+            fds: Vec::new(),
+            encode_error: None,
+        }
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for TaskCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskCall")
+            .field("name", &self.name)
+            .field("args_len", &self.args.len())
+            .field("fds", &self.fds.len())
+            .finish()
+    }
+}
+
+/// Why a task could not run (the panic case is handled by the caller).
+#[derive(Debug)]
+pub(crate) enum TaskFault {
+    /// The argument bytes are not the task's `Args`.
+    Decode(String),
+    /// The result could not be encoded.
+    Encode(String),
+}
+
+/// One registry entry, placed by `#[spindle::task]` in the `spindle_tasks`
+/// link section. Public only for the macro.
+#[doc(hidden)]
+#[derive(Debug)]
+#[repr(C)]
+pub struct TaskEntry {
+    name: &'static str,
+    invoke: fn(&[u8]) -> Result<Vec<u8>, TaskFault>,
+}
+
+impl TaskEntry {
+    /// The entry of `T`.
+    pub const fn of<T: Task>() -> TaskEntry {
+        TaskEntry {
+            name: T::NAME,
+            invoke: invoke::<T>,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Decodes the arguments, runs the task, encodes its result.
+    pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
+        (self.invoke)(args)
+    }
+}
+
+fn invoke<T: Task>(args: &[u8]) -> Result<Vec<u8>, TaskFault> {
+    let args: T::Args = postcard::from_bytes(args).map_err(|e| TaskFault::Decode(e.to_string()))?;
+    let out = T::run(args);
+    postcard::to_allocvec(&out).map_err(|e| TaskFault::Encode(e.to_string()))
+}
+
+/// spindle's own task, a no-op: always registered, so the link section exists
+/// in every program that can start processes. Written by hand (not with the
+/// macro) so [`registry`] can name its entry and keep it in the link.
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub(crate) struct __spindle_noop {}
+
+impl Task for __spindle_noop {
+    type Args = ();
+    type Output = ();
+    const NAME: &'static str = "spindle::process::noop";
+    fn run((): ()) {}
+}
+
+#[used]
+#[unsafe(link_section = "spindle_tasks")]
+static NOOP_ENTRY: TaskEntry = TaskEntry::of::<__spindle_noop>();
+
+unsafe extern "Rust" {
+    // Defined by the linker around the `spindle_tasks` section (GNU ld, lld
+    // and gold do this for any section whose name is a C identifier).
+    #[link_name = "__start_spindle_tasks"]
+    static START: TaskEntry;
+    #[link_name = "__stop_spindle_tasks"]
+    static STOP: TaskEntry;
+}
+
+/// Every registered task of this program.
+pub(crate) fn registry() -> &'static [TaskEntry] {
+    // Keep spindle's own entry (and so the section) in the link.
+    std::hint::black_box(&raw const NOOP_ENTRY);
+    // SAFETY: the linker sets START/STOP to the bounds of the `spindle_tasks`
+    // section, which only holds `TaskEntry` statics (the macro is the only
+    // writer, `#[repr(C)]`, each aligned to `TaskEntry`'s alignment and of a
+    // size that is a multiple of it, so there is no padding between them).
+    // The section exists because `NOOP_ENTRY` is in it, and it
+    // is never written after load.
+    unsafe {
+        let start = &raw const START;
+        let stop = &raw const STOP;
+        let len = (stop as usize - start as usize) / std::mem::size_of::<TaskEntry>();
+        std::slice::from_raw_parts(start, len)
+    }
+}
+
+/// Finds a task by name.
+pub(crate) fn lookup(name: &str) -> Option<&'static TaskEntry> {
+    registry().iter().find(|e| e.name() == name)
+}
+
+/// The names of every registered task (sorted), e.g. for a worker's
+/// `--list`.
+pub fn task_names() -> Vec<&'static str> {
+    let mut v: Vec<_> = registry().iter().map(TaskEntry::name).collect();
+    v.sort_unstable();
+    v
+}

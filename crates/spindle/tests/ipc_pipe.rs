@@ -1,0 +1,243 @@
+//! Pipe/Connection tests, ported from CPython's
+//! `Lib/test/_test_multiprocessing.py` (`_TestConnection`: test_connection,
+//! test_duplex_false, test_spawn_close, test_sendbytes, and the poll tests)
+//! and manually rewritten in Rust for spindle.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use spindle::ipc::{Connection, ConnectionError, Pipe};
+use spindle::process::{Process, StartMethod};
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Msg {
+    id: u32,
+    text: String,
+    data: Vec<u8>,
+}
+
+#[spindle::task]
+fn echo(conn: Connection) {
+    // CPython's `_echo`: send back every message until end of file.
+    while let Ok(b) = conn.recv_bytes() {
+        conn.send_bytes(&b).unwrap();
+    }
+}
+
+/// CPython `test_connection`: values and bytes through a child that echoes.
+#[test]
+fn echo_through_child() {
+    for m in StartMethod::all() {
+        let (conn, child_conn) = Pipe(true).unwrap();
+        let mut p = Process::builder()
+            .task(echo::call(child_conn))
+            .start_method(m)
+            .start()
+            .unwrap();
+        assert!(!conn.poll(Duration::ZERO).unwrap());
+
+        let msg = Msg {
+            id: 7,
+            text: "hé".into(),
+            data: vec![1, 2, 3],
+        };
+        conn.send(&msg).unwrap();
+        assert_eq!(conn.recv::<Msg>().unwrap(), msg);
+
+        conn.send_bytes(b"abc").unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"abc");
+
+        // send_bytes(buf, offset, size)
+        let long = b"0123456789abcdef";
+        conn.send_bytes_at(long, 4, Some(3)).unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"456");
+        conn.send_bytes_at(long, 10, None).unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"abcdef");
+
+        // recv_bytes_into, and BufferTooShort handing the message back.
+        conn.send_bytes(b"hello").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(conn.recv_bytes_into(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        conn.send_bytes(&[9u8; 32]).unwrap();
+        match conn.recv_bytes_into(&mut buf) {
+            Err(ConnectionError::BufferTooShort(whole)) => assert_eq!(whole, vec![9u8; 32]),
+            other => panic!("expected BufferTooShort, got {other:?}"),
+        }
+
+        // A megabyte round trip.
+        let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        conn.send_bytes(&big).unwrap();
+        assert!(conn.poll(LONG).unwrap());
+        assert_eq!(conn.recv_bytes().unwrap(), big);
+
+        // Closing our end makes the child see EOF and exit 0.
+        drop(conn);
+        p.join_timeout(LONG).unwrap();
+    }
+}
+
+/// CPython `test_sendbytes` value errors.
+#[test]
+fn send_bytes_range_errors() {
+    let (a, _b) = Pipe(true).unwrap();
+    let buf = [0u8; 10];
+    for (offset, size) in [(11, None), (5, Some(6)), (usize::MAX, Some(2))] {
+        assert!(matches!(
+            a.send_bytes_at(&buf, offset, size),
+            Err(ConnectionError::OutOfRange { .. })
+        ));
+    }
+    a.send_bytes_at(&buf, 10, None).unwrap(); // empty tail is fine
+}
+
+/// CPython `test_duplex_false`.
+#[test]
+fn one_way_pipe_directions() {
+    let (reader, writer) = Pipe(false).unwrap();
+    assert!(reader.readable() && !reader.writable());
+    assert!(writer.writable() && !writer.readable());
+    writer.send(&1u32).unwrap();
+    assert_eq!(reader.recv::<u32>().unwrap(), 1);
+    assert!(matches!(
+        reader.send(&1u32),
+        Err(ConnectionError::NotWritable)
+    ));
+    assert!(matches!(
+        reader.send_bytes(b"x"),
+        Err(ConnectionError::NotWritable)
+    ));
+    assert!(matches!(
+        writer.recv::<u32>(),
+        Err(ConnectionError::NotReadable)
+    ));
+    assert!(matches!(
+        writer.recv_bytes(),
+        Err(ConnectionError::NotReadable)
+    ));
+    assert!(matches!(
+        writer.poll(Duration::ZERO),
+        Err(ConnectionError::NotReadable)
+    ));
+}
+
+/// CPython `_TestPoll`: a wait nobody signals times out; data makes it true.
+#[test]
+fn poll_timeouts() {
+    let (a, b) = Pipe(true).unwrap();
+    assert!(!a.poll(Duration::ZERO).unwrap());
+    let t = Instant::now();
+    assert!(!a.poll(Duration::from_millis(50)).unwrap());
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        b.send(&5u8).unwrap();
+        b
+    });
+    assert!(a.poll(LONG).unwrap());
+    assert_eq!(a.recv::<u8>().unwrap(), 5);
+    let b = sender.join().unwrap();
+    drop(b);
+    // End of file also makes poll true, then recv reports it.
+    assert!(a.poll(LONG).unwrap());
+    assert!(a.recv::<u8>().unwrap_err().is_eof());
+}
+
+#[spindle::task]
+fn send_and_exit(conn: Connection, n: u32) {
+    for i in 0..n {
+        conn.send(&i).unwrap();
+    }
+}
+
+/// CPython `test_spawn_close`: EOF after the peer process exits, with every
+/// message before it delivered.
+#[test]
+fn eof_after_peer_exits() {
+    for m in StartMethod::all() {
+        let (a, b) = Pipe(true).unwrap();
+        let mut p = Process::builder()
+            .task(send_and_exit::call(b, 100))
+            .start_method(m)
+            .start()
+            .unwrap();
+        p.join_timeout(LONG).unwrap();
+        for i in 0..100 {
+            assert_eq!(a.recv::<u32>().unwrap(), i);
+        }
+        assert!(a.recv::<u32>().unwrap_err().is_eof(), "{m:?}");
+    }
+}
+
+/// Frames over the limit are rejected before allocation and skipped; the
+/// connection stays usable.
+#[test]
+fn frame_limit() {
+    let (a, b) = Pipe(true).unwrap();
+    b.set_max_frame(100);
+    assert_eq!(b.max_frame(), 100);
+    a.send_bytes(&[1u8; 1000]).unwrap();
+    a.send_bytes(b"small").unwrap();
+    assert!(matches!(
+        b.recv_bytes(),
+        Err(ConnectionError::TooLarge {
+            len: 1000,
+            limit: 100
+        })
+    ));
+    assert_eq!(b.recv_bytes().unwrap(), b"small");
+    a.send_bytes(&[1u8; 50]).unwrap();
+    assert!(matches!(
+        b.recv_bytes_max(10),
+        Err(ConnectionError::TooLarge { len: 50, limit: 10 })
+    ));
+    a.send_bytes(&[1u8; 1000]).unwrap();
+    let mut buf = [0u8; 2000];
+    assert!(matches!(
+        b.recv_bytes_into(&mut buf),
+        Err(ConnectionError::TooLarge { .. })
+    ));
+    a.send(&"still fine").unwrap();
+    assert_eq!(b.recv::<String>().unwrap(), "still fine");
+}
+
+/// Garbage on the wire is a typed error, never a panic or a huge allocation.
+#[test]
+fn decode_errors_are_typed() {
+    let (a, b) = Pipe(true).unwrap();
+    a.send(&"text").unwrap();
+    assert!(matches!(b.recv::<Msg>(), Err(ConnectionError::Decode(_))));
+    // A Connection cannot be sent as a plain value.
+    let (c, _d) = Pipe(true).unwrap();
+    assert!(matches!(a.send(&c), Err(ConnectionError::Encode(_))));
+}
+
+/// Several threads share one end without interleaving frames.
+#[test]
+fn threads_share_a_connection() {
+    const PER: u32 = if cfg!(miri) { 10 } else { 2000 };
+    let (a, b) = Pipe(true).unwrap();
+    let a = std::sync::Arc::new(a);
+    let senders: Vec<_> = (0..4u32)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    a.send(&(t, i, vec![t as u8; (i % 300) as usize])).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u32; 4];
+    for _ in 0..4 * PER {
+        let (t, i, v): (u32, u32, Vec<u8>) = b.recv().unwrap();
+        assert_eq!(i, next[t as usize]);
+        assert_eq!(v.len(), (i % 300) as usize);
+        next[t as usize] += 1;
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+}

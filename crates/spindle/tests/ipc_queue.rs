@@ -1,0 +1,277 @@
+//! Cross-process queue tests, ported from CPython's
+//! `Lib/test/_test_multiprocessing.py` (`_TestQueue`: test_put, test_get,
+//! test_fork, test_qsize, test_task_done, test_no_import_lock_contention's
+//! spirit) and `Lib/test/test_queue.py` (shutdown), manually rewritten in
+//! Rust for spindle.
+
+use std::time::{Duration, Instant};
+
+use spindle::ipc::{GetError, JoinableQueue, PutError, Queue, SimpleQueue};
+use spindle::process::{Process, StartMethod};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// CPython `test_put` / `test_get`: blocking, non-blocking and timed
+/// variants, `full`/`empty`/`qsize` on a bounded queue.
+#[test]
+fn put_get_bounded_in_one_process() {
+    let q: Queue<u32> = Queue::bounded(6).unwrap();
+    assert_eq!(q.maxsize(), 6);
+    assert!(q.empty() && !q.full());
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.try_put(3).unwrap();
+    q.put_timeout(4, LONG).unwrap();
+    q.put_deadline(5, Instant::now() + LONG).unwrap();
+    q.put(6).unwrap();
+    assert!(q.full());
+    assert_eq!(q.qsize(), 6);
+    assert!(matches!(q.try_put(7), Err(PutError::Full(7))));
+    let t = Instant::now();
+    assert!(matches!(
+        q.put_timeout(7, Duration::from_millis(50)),
+        Err(PutError::Full(7))
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    for i in 1..=6 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), i);
+    }
+    assert!(q.empty());
+    assert_eq!(q.try_get(), Err(GetError::Empty));
+    let t = Instant::now();
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(50)),
+        Err(GetError::Empty)
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+}
+
+/// Unbounded puts never block, even far past the socket buffer: the feeder
+/// thread holds the rest (Python's feeder thread).
+#[test]
+fn unbounded_put_never_blocks() {
+    const N: u64 = if cfg!(miri) { 100 } else { 20_000 };
+    let q: SimpleQueue<(u64, String)> = Queue::new().unwrap();
+    for i in 0..N {
+        q.put((i, "x".repeat((i % 50) as usize))).unwrap();
+    }
+    assert_eq!(q.qsize(), N as usize);
+    for i in 0..N {
+        let (j, s) = q.get_timeout(LONG).unwrap();
+        assert_eq!((j, s.len()), (i, (i % 50) as usize));
+    }
+    assert!(q.empty());
+}
+
+/// Items larger than a socket record travel as memfds.
+#[test]
+fn large_items() {
+    let q: Queue<Vec<u8>> = Queue::new().unwrap();
+    let big: Vec<u8> = (0..3 << 20).map(|i| (i % 253) as u8).collect();
+    q.put(big.clone()).unwrap();
+    q.put(vec![1; 64 << 10]).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), big);
+    assert_eq!(q.get_timeout(LONG).unwrap(), vec![1; 64 << 10]);
+}
+
+#[spindle::task]
+fn produce(q: Queue<u64>, from: u64, to: u64) {
+    for i in from..to {
+        q.put(i).unwrap();
+    }
+}
+
+#[spindle::task]
+fn consume(q: Queue<u64>, results: Queue<(u64, u64)>) {
+    // Sums until the sentinel (u64::MAX), then reports (count, sum).
+    let (mut n, mut sum) = (0, 0);
+    loop {
+        let v = q.get().unwrap();
+        if v == u64::MAX {
+            break;
+        }
+        n += 1;
+        sum += v;
+    }
+    results.put((n, sum)).unwrap();
+}
+
+/// Several producer and consumer processes: nothing lost, nothing
+/// duplicated (counts and sums), bounded and unbounded, every start method.
+#[test]
+fn many_producers_many_consumers() {
+    const PER: u64 = if cfg!(miri) { 10 } else { 5_000 };
+    for (m, maxsize) in [
+        (StartMethod::ForkServer, 0),
+        (StartMethod::Spawn, 7),
+        (StartMethod::Fork, 100),
+    ] {
+        let q: Queue<u64> = Queue::bounded(maxsize).unwrap();
+        let results: Queue<(u64, u64)> = Queue::new().unwrap();
+        let mut producers: Vec<Process> = (0..3)
+            .map(|k| {
+                let call = produce::call(q.clone(), k * PER, (k + 1) * PER);
+                Process::builder()
+                    .task(call)
+                    .start_method(m)
+                    .start()
+                    .unwrap()
+            })
+            .collect();
+        let mut consumers: Vec<Process> = (0..3)
+            .map(|_| {
+                let call = consume::call(q.clone(), results.clone());
+                Process::builder()
+                    .task(call)
+                    .start_method(m)
+                    .start()
+                    .unwrap()
+            })
+            .collect();
+        for p in &mut producers {
+            p.join_timeout(LONG).unwrap();
+        }
+        for _ in 0..3 {
+            q.put(u64::MAX).unwrap();
+        }
+        for p in &mut consumers {
+            p.join_timeout(LONG).unwrap();
+        }
+        let (mut n, mut sum) = (0, 0);
+        for _ in 0..3 {
+            let (cn, cs) = results.get_timeout(LONG).unwrap();
+            n += cn;
+            sum += cs;
+        }
+        let total = 3 * PER;
+        assert_eq!(n, total, "{m:?}: lost or duplicated items");
+        assert_eq!(sum, total * (total - 1) / 2, "{m:?}");
+        assert!(q.empty(), "{m:?}");
+    }
+}
+
+#[spindle::task]
+fn worker_task_done(q: JoinableQueue<u32>) {
+    while let Ok(v) = q.get() {
+        if v == 0 {
+            q.task_done().unwrap();
+            break;
+        }
+        q.task_done().unwrap();
+    }
+}
+
+/// CPython `test_task_done`: `join` returns once every item is marked done.
+#[test]
+fn task_done_and_join() {
+    let q: JoinableQueue<u32> = Queue::new().unwrap();
+    assert!(
+        q.task_done().is_err(),
+        "task_done on an empty queue is an error"
+    );
+    assert!(q.join_timeout(Duration::ZERO));
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| Process::new(worker_task_done::call(q.clone())).start_and())
+        .collect();
+    for i in 1..=100 {
+        q.put(i).unwrap();
+    }
+    q.put(0).unwrap();
+    q.put(0).unwrap();
+    q.join();
+    assert!(q.join_timeout(Duration::ZERO));
+    for w in &mut workers {
+        w.join_timeout(LONG).unwrap();
+    }
+    // Nothing pending: a 1 ms join with an undone item times out.
+    q.put(5).unwrap();
+    let t = Instant::now();
+    assert!(!q.join_timeout(Duration::from_millis(20)));
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    assert_eq!(q.get().unwrap(), 5);
+    q.task_done().unwrap();
+    q.join();
+}
+
+trait StartAnd {
+    fn start_and(self) -> Self;
+}
+
+impl StartAnd for Process {
+    fn start_and(mut self) -> Self {
+        self.start().unwrap();
+        self
+    }
+}
+
+#[spindle::task]
+fn block_get(q: Queue<u32>, report: Queue<String>) {
+    let r = match q.get() {
+        Ok(v) => format!("got {v}"),
+        Err(e) => format!("{e}"),
+    };
+    report.put(r).unwrap();
+}
+
+/// Python 3.13 `Queue.shutdown`: blocked getters in other processes wake;
+/// puts fail; `immediate` discards what is left.
+#[test]
+fn shutdown_wakes_other_processes() {
+    let q: Queue<u32> = Queue::bounded(1).unwrap();
+    let report: Queue<String> = Queue::new().unwrap();
+    let mut p = Process::new(block_get::call(q.clone(), report.clone())).start_and();
+    q.shutdown(false);
+    assert_eq!(report.get_timeout(LONG).unwrap(), "queue is shut down");
+    p.join_timeout(LONG).unwrap();
+    assert!(q.is_shutdown());
+    assert!(matches!(q.put(1), Err(PutError::ShutDown(1))));
+
+    // Not immediate: what was put before is still delivered.
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.shutdown(false);
+    assert_eq!(q.get().unwrap(), 1);
+    assert_eq!(q.get().unwrap(), 2);
+    assert_eq!(q.get(), Err(GetError::ShutDown));
+
+    // Immediate: the rest is dropped and join is released.
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    q.shutdown(true);
+    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert!(q.join_timeout(Duration::ZERO));
+    assert!(q.empty());
+
+    // A bounded put blocked on a full queue is released too.
+    let q: Queue<u32> = Queue::bounded(1).unwrap();
+    q.put(1).unwrap();
+    let q2 = q.clone();
+    let h = std::thread::spawn(move || q2.put(2));
+    while !q.full() {
+        std::thread::yield_now();
+    }
+    q.shutdown(false);
+    assert!(matches!(h.join().unwrap(), Err(PutError::ShutDown(2))));
+}
+
+#[spindle::task]
+fn put_then_die(q: Queue<u32>) {
+    q.put(1).unwrap();
+    // Killed from outside while blocked here.
+    std::thread::sleep(LONG);
+}
+
+/// A process killed while using the queue does not wedge it for others.
+#[test]
+fn killed_process_does_not_wedge_the_queue() {
+    let q: Queue<u32> = Queue::bounded(2).unwrap();
+    let mut p = Process::new(put_then_die::call(q.clone())).start_and();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    p.kill().unwrap();
+    assert_eq!(p.join_timeout(LONG).unwrap_err().exitcode(), Some(-9));
+    q.put(2).unwrap();
+    q.put(3).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+    assert_eq!(q.get().unwrap(), 3);
+}
