@@ -148,7 +148,9 @@ impl<T: Pod> Array<T> {
     /// # Panics
     /// As [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ArrayGuard<'_, T>> {
-        self.inner.borrow(Wait::after(timeout)).map(|b| ArrayGuard { b })
+        self.inner
+            .borrow(Wait::after(timeout))
+            .map(|b| ArrayGuard { b })
     }
 
     /// Element `i` (`a[i]`), or `None` past the end.

@@ -53,7 +53,9 @@ fn type_hash<T>() -> u32 {
     // FNV-1a of the type's name: catches a region of another element type.
     std::any::type_name::<T>()
         .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        })
 }
 
 fn words_for<T>(len: usize) -> io::Result<usize> {
@@ -119,7 +121,7 @@ impl<T: Pod> Data<T> {
         let dst = bytemuck::bytes_of_mut(&mut out);
         // SAFETY: element `i` is inside the mapping.
         let src = unsafe { self.ptr().add(i).cast::<u8>() };
-        if dst.len() % 4 == 0 && src as usize % 4 == 0 {
+        if dst.len().is_multiple_of(4) && (src as usize).is_multiple_of(4) {
             for (k, chunk) in dst.chunks_exact_mut(4).enumerate() {
                 // SAFETY: 4-aligned word inside the element, accessed only
                 // atomically by unlocked readers/writers.
@@ -141,11 +143,14 @@ impl<T: Pod> Data<T> {
         let srcb = bytemuck::bytes_of(&v);
         // SAFETY: element `i` is inside the mapping.
         let dst = unsafe { self.ptr().add(i).cast::<u8>() };
-        if srcb.len() % 4 == 0 && dst as usize % 4 == 0 {
+        if srcb.len().is_multiple_of(4) && (dst as usize).is_multiple_of(4) {
             for (k, chunk) in srcb.chunks_exact(4).enumerate() {
                 // SAFETY: as in `racy_read`.
                 let a = unsafe { &*dst.add(k * 4).cast::<AtomicU32>() };
-                a.store(u32::from_ne_bytes(chunk.try_into().expect("4 bytes")), Relaxed);
+                a.store(
+                    u32::from_ne_bytes(chunk.try_into().expect("4 bytes")),
+                    Relaxed,
+                );
             }
         } else {
             for (k, b) in srcb.iter().enumerate() {

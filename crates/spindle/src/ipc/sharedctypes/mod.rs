@@ -99,3 +99,35 @@ fn deserialize_locked<'de, T: Pod, D: Deserializer<'de>>(d: D) -> Result<Locked<
     let (lock, DataOwned(data)) = <(RLock, DataOwned<T>)>::deserialize(d)?;
     Ok(Locked { data, lock })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::fdpass;
+    use crate::ipc::sync::{Event, Lock};
+
+    fn roundtrip<A: Serialize, B: for<'de> Deserialize<'de>>(a: &A) -> Result<B, postcard::Error> {
+        let (bytes, fds) = fdpass::collect(|| postcard::to_allocvec(a).unwrap());
+        fdpass::provide(fds, || postcard::from_bytes(&bytes))
+    }
+
+    #[test]
+    fn a_received_handle_is_checked() {
+        let v = Value::new(5u64).unwrap();
+        let same: Value<u64> = roundtrip(&v).unwrap();
+        same.store(7);
+        assert_eq!(v.load(), 7);
+        assert!(roundtrip::<_, Value<u32>>(&v).is_err(), "other size");
+        assert!(roundtrip::<_, Value<i64>>(&v).is_err(), "other type");
+        let a = Array::from_slice(&[1u64, 2]).unwrap();
+        assert!(roundtrip::<_, Value<u64>>(&a).is_err(), "array as value");
+        let raw: RawArray<u64> = roundtrip(&RawArray::from_slice(&[3u64]).unwrap()).unwrap();
+        assert_eq!(raw.to_vec(), [3]);
+        assert!(
+            roundtrip::<_, Event>(&Lock::new().unwrap()).is_err(),
+            "other kind"
+        );
+        // Outside a task call a handle cannot be encoded at all.
+        assert!(postcard::to_allocvec(&v).is_err());
+    }
+}

@@ -121,7 +121,9 @@ impl<T: Pod> Value<T> {
     /// # Panics
     /// As [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ValueGuard<'_, T>> {
-        self.inner.borrow(Wait::after(timeout)).map(|b| ValueGuard { b })
+        self.inner
+            .borrow(Wait::after(timeout))
+            .map(|b| ValueGuard { b })
     }
 
     /// A guard, waiting at most until `deadline` for the lock.

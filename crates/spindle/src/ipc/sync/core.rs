@@ -178,7 +178,9 @@ fn take_over(word: &AtomicU32, cur: u32, me: u32) -> bool {
     holder != 0
         && holder != me
         && !alive(holder)
-        && word.compare_exchange(cur, me | WAITERS, Acquire, Relaxed).is_ok()
+        && word
+            .compare_exchange(cur, me | WAITERS, Acquire, Relaxed)
+            .is_ok()
 }
 
 /// Acquires the futex mutex `word` for holder id `me` (a pid or a tid).
