@@ -179,6 +179,12 @@ fn semaphore_counts() {
     assert_eq!(sem.get_value(), 1);
     sem.release_n(3);
     assert_eq!(sem.get_value(), 4);
+    {
+        let _p = sem.permit();
+        let _q = sem.try_permit().unwrap();
+        assert_eq!(sem.get_value(), 2);
+    }
+    assert_eq!(sem.get_value(), 4);
     assert!(Semaphore::new(SEM_VALUE_MAX + 1).is_err());
 
     let b = BoundedSemaphore::new(2).unwrap();
@@ -264,8 +270,9 @@ fn event_set_then_clear_still_wakes() {
     let ev = Event::new().unwrap();
     std::thread::scope(|s| {
         let h = s.spawn(|| ev.wait_timeout(LONG));
-        // Give the waiter a chance to sleep; correctness does not depend on it.
-        std::thread::sleep(Duration::from_millis(20));
+        while ev.__waiting() == 0 {
+            std::thread::yield_now();
+        }
         ev.set();
         ev.clear();
         assert!(h.join().unwrap());

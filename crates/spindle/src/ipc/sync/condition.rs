@@ -188,6 +188,12 @@ impl<L: SharedLock> Condition<L> {
         self.lock.cond_acquire(Some(deadline_after(timeout)))
     }
 
+    /// Acquires the underlying lock, waiting at most until `deadline`.
+    #[must_use = "if true, the lock is held and must be released"]
+    pub fn acquire_deadline(&self, deadline: Instant) -> bool {
+        self.lock.cond_acquire(Some(Some(deadline)))
+    }
+
     /// Releases the underlying lock (`release()`).
     ///
     /// # Errors
@@ -299,6 +305,19 @@ impl<L: SharedLock> Condition<L> {
         timeout: Duration,
     ) -> Result<bool, NotOwnedError> {
         self.wait_for_inner(predicate, deadline_after(timeout))
+    }
+
+    /// Waits until `predicate()` is true or `deadline`; returns the last
+    /// value of the predicate.
+    ///
+    /// # Errors
+    /// [`NotOwnedError`] if the caller does not hold the lock.
+    pub fn wait_for_deadline(
+        &self,
+        predicate: impl FnMut() -> bool,
+        deadline: Instant,
+    ) -> Result<bool, NotOwnedError> {
+        self.wait_for_inner(predicate, Some(deadline))
     }
 
     fn wait_for_inner(

@@ -13,7 +13,9 @@ use crate::sync::deadline_after;
 /// Word 1: bit 0 is the flag, the other bits count the `set`s.
 const W_FLAG: usize = 1;
 const SET: u32 = 1;
-const WORDS: usize = 2;
+/// Threads inside `wait` (test support).
+const W_WAITING: usize = 2;
+const WORDS: usize = 3;
 
 /// A flag processes can wait on, Python's `multiprocessing.Event`:
 /// [`set`](Event::set) wakes every waiter in every process,
@@ -118,6 +120,15 @@ impl Event {
     fn wait_inner(&self, deadline: Option<Instant>) -> bool {
         let w = self.region.word(W_FLAG);
         let first = w.load(SeqCst);
+        let waiting = self.region.word(W_WAITING);
+        waiting.fetch_add(1, SeqCst);
+        let r = self.wait_from(first, deadline);
+        waiting.fetch_sub(1, SeqCst);
+        r
+    }
+
+    fn wait_from(&self, first: u32, deadline: Option<Instant>) -> bool {
+        let w = self.region.word(W_FLAG);
         loop {
             let cur = w.load(SeqCst);
             // Set now, or set (and maybe cleared) since we started waiting.
@@ -129,6 +140,15 @@ impl Event {
             }
             core::wait_on(w, cur, deadline);
         }
+    }
+}
+
+impl Event {
+    /// Test support, not part of the API: how many threads (of any process)
+    /// are inside `wait` now.
+    #[doc(hidden)]
+    pub fn __waiting(&self) -> usize {
+        self.region.word(W_WAITING).load(SeqCst) as usize
     }
 }
 

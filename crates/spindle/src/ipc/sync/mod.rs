@@ -69,4 +69,4 @@ pub use condition::{Condition, ConditionGuard, SharedLock};
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
+pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore, SemaphoreGuard};

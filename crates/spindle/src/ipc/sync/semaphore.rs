@@ -129,6 +129,27 @@ macro_rules! acquire_methods {
             self.inner.acquire_with(Wait::Until(deadline))
         }
 
+        /// Blocks until a permit is available and returns a guard that gives
+        /// it back on drop (`with sem:`).
+        pub fn permit(&self) -> SemaphoreGuard<'_> {
+            self.inner.acquire_with(Wait::Forever);
+            SemaphoreGuard { inner: &self.inner }
+        }
+
+        /// A guard if a permit is available now.
+        pub fn try_permit(&self) -> Option<SemaphoreGuard<'_>> {
+            self.inner
+                .acquire_with(Wait::Never)
+                .then_some(SemaphoreGuard { inner: &self.inner })
+        }
+
+        /// A guard, waiting at most `timeout` for a permit.
+        pub fn permit_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+            self.inner
+                .acquire_with(Wait::after(timeout))
+                .then_some(SemaphoreGuard { inner: &self.inner })
+        }
+
         /// The current value (Python's `get_value()`).
         pub fn get_value(&self) -> usize {
             self.inner.value()
@@ -262,6 +283,26 @@ macro_rules! common_impls {
             }
         }
     };
+}
+
+/// Holds one permit of a [`Semaphore`] or [`BoundedSemaphore`] and gives it
+/// back on drop; returned by `permit()`.
+#[must_use = "the permit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // Cannot exceed a bound: this permit was taken from the count.
+        let _ = self.inner.release(1);
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
 }
 
 common_impls!(Semaphore);
