@@ -463,3 +463,59 @@ fn debug_and_send_sync() {
     assert!(format!("{:?}", Semaphore::new(3).unwrap()).contains('3'));
     assert!(format!("{:?}", Barrier::new(3).unwrap()).contains("parties: 3"));
 }
+
+#[spindle::task]
+fn notify_on_lock(cond: Condition<Lock>, flag: Value<u8>) {
+    let _g = cond.lock();
+    flag.store(1);
+    assert_eq!(cond.notify_all(), Ok(1));
+}
+
+/// CPython `test_wait_result` with a plain `Lock` under the condition: the
+/// child's notify wakes the parent's `wait`, which returns true.
+#[test]
+fn condition_over_lock_across_processes() {
+    let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
+    let flag = Value::new(0u8).unwrap();
+    let _g = cond.lock();
+    let mut p = start(notify_on_lock::call(cond.clone(), flag.clone()));
+    // The child cannot notify before we wait: it needs the lock we hold.
+    assert_eq!(cond.wait_timeout(LONG), Ok(true));
+    assert_eq!(flag.load(), 1);
+    drop(_g);
+    p.join_timeout(LONG).unwrap();
+}
+
+/// A `Fork` closure captures the handles; a semaphore bounds how many
+/// children are inside at once (`with sem:`), checked with a shared maximum.
+#[test]
+fn fork_closure_semaphore_bounds_concurrency() {
+    let sem = BoundedSemaphore::new(2).unwrap();
+    let inside = Value::new([0u32, 0u32]).unwrap(); // [now, max]
+    let mut ps: Vec<Process> = (0..4)
+        .map(|_| {
+            let (sem, inside) = (sem.clone(), inside.clone());
+            Process::builder()
+                .closure(move || {
+                    for _ in 0..50 {
+                        let _permit = sem.permit();
+                        {
+                            let mut g = inside.lock();
+                            g[0] += 1;
+                            g[1] = g[1].max(g[0]);
+                        }
+                        std::thread::yield_now();
+                        inside.lock()[0] -= 1;
+                    }
+                })
+                .start_method(StartMethod::Fork)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    join_all(&mut ps);
+    let [now, max] = inside.load();
+    assert_eq!(now, 0);
+    assert!((1..=2).contains(&max), "max inside {max}");
+    assert_eq!(sem.get_value(), 2);
+}
