@@ -1,0 +1,299 @@
+//! Ordered acquisition: [`acquire`] takes a set of locks in one global order
+//! (ascending [`LockId`]), whatever order the caller lists them in — the
+//! `acquire(*locks)` context manager of the seed (Python Cookbook 12.5).
+
+use super::error::{AcquireError, LockOrderViolation};
+use crate::sync::hook::Outcome;
+use crate::sync::{Lock, LockId, RLock, Wait};
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::sync::Lock {}
+    impl Sealed for crate::sync::RLock {}
+}
+
+/// A lock [`acquire`] can take: [`Lock`] or [`RLock`] (sealed).
+pub trait OrderedLock: sealed::Sealed + Sync {
+    /// The lock's id: its place in the global order.
+    fn lock_id(&self) -> LockId;
+    /// Internal: the lock as one of the known kinds.
+    #[doc(hidden)]
+    fn __any(&self) -> AnyLock<'_>;
+}
+
+impl OrderedLock for Lock {
+    fn lock_id(&self) -> LockId {
+        self.id()
+    }
+    fn __any(&self) -> AnyLock<'_> {
+        AnyLock(Kind::Lock(self))
+    }
+}
+
+impl OrderedLock for RLock {
+    fn lock_id(&self) -> LockId {
+        self.id()
+    }
+    fn __any(&self) -> AnyLock<'_> {
+        AnyLock(Kind::RLock(self))
+    }
+}
+
+/// Internal: a borrowed [`Lock`] or [`RLock`].
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct AnyLock<'a>(Kind<'a>);
+
+#[derive(Clone, Copy, Debug)]
+enum Kind<'a> {
+    Lock(&'a Lock),
+    RLock(&'a RLock),
+}
+
+impl AnyLock<'_> {
+    fn id(self) -> LockId {
+        match self.0 {
+            Kind::Lock(l) => l.id(),
+            Kind::RLock(l) => l.id(),
+        }
+    }
+    fn take(self, wait: Wait, site: &'static Location<'static>) -> Outcome {
+        match self.0 {
+            Kind::Lock(l) => l.acquire_tracked(wait, site),
+            Kind::RLock(l) => l.acquire_tracked(wait, site),
+        }
+    }
+    fn release(self) {
+        // Fails only if the caller released a lock of the set behind the
+        // guard's back; there is nothing left to undo then.
+        let _ = match self.0 {
+            Kind::Lock(l) => l.release_inner(),
+            Kind::RLock(l) => l.release_inner(),
+        };
+    }
+}
+
+/// A set of locks for [`acquire`]: one `&lock`, a tuple of up to six
+/// (`(&a, &b)`, mixing [`Lock`] and [`RLock`]), a slice, array or `Vec` of
+/// references.
+pub trait LockSet<'a> {
+    /// Internal: appends the locks to `out`.
+    #[doc(hidden)]
+    fn __collect(self, out: &mut Vec<AnyLock<'a>>);
+}
+
+impl<'a, L: OrderedLock> LockSet<'a> for &'a L {
+    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+        out.push(self.__any());
+    }
+}
+
+impl<'a, L: OrderedLock> LockSet<'a> for &[&'a L] {
+    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+        out.extend(self.iter().map(|l| l.__any()));
+    }
+}
+
+impl<'a, L: OrderedLock, const N: usize> LockSet<'a> for [&'a L; N] {
+    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+        out.extend(self.iter().map(|l| l.__any()));
+    }
+}
+
+impl<'a, L: OrderedLock> LockSet<'a> for Vec<&'a L> {
+    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+        out.extend(self.iter().map(|l| l.__any()));
+    }
+}
+
+macro_rules! tuple_set {
+    ($($t:ident $v:ident),+) => {
+        impl<'a, $($t: OrderedLock),+> LockSet<'a> for ($(&'a $t,)+) {
+            fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+                let ($($v,)+) = self;
+                $(out.push($v.__any());)+
+            }
+        }
+    };
+}
+tuple_set!(A a);
+tuple_set!(A a, B b);
+tuple_set!(A a, B b, C c);
+tuple_set!(A a, B b, C c, D d);
+tuple_set!(A a, B b, C c, D d, E e);
+tuple_set!(A a, B b, C c, D d, E e, F f);
+
+thread_local! {
+    /// Ids of the locks this thread holds through `acquire`, ascending (the
+    /// seed's `_local.acquired`).
+    static HELD: RefCell<Vec<LockId>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes every lock of `locks` in ascending id order, blocking, and returns
+/// one guard that releases them in reverse order — Python's `with
+/// acquire(x_lock, y_lock):` from the seed. Two threads calling
+/// `acquire((&x, &y))` and `acquire((&y, &x))` cannot deadlock each other.
+///
+/// # Errors
+///
+/// * [`AcquireError::Violation`] if the calling thread already holds, through
+///   `acquire`, a lock that sorts after (or is) the first of `locks`, or if a
+///   lock is listed twice; nothing is taken.
+/// * [`AcquireError::Deadlock`] if the deadlock detector aborted the wait
+///   (only under [`Recovery`](super::detector::Recovery)); nothing is held.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::lockorder::acquire;
+/// use spindle::sync::Lock;
+///
+/// let (x_lock, y_lock) = (Lock::new(), Lock::new());
+/// std::thread::scope(|s| {
+///     s.spawn(|| for _ in 0..1000 { let _g = acquire((&x_lock, &y_lock)).unwrap(); });
+///     s.spawn(|| for _ in 0..1000 { let _g = acquire((&y_lock, &x_lock)).unwrap(); });
+/// });
+/// ```
+#[track_caller]
+pub fn acquire<'a>(locks: impl LockSet<'a>) -> Result<OrderedGuard<'a>, AcquireError> {
+    acquire_with(locks, Wait::Forever, Location::caller())
+}
+
+/// [`acquire`] without blocking: [`AcquireError::Timeout`] if a lock of the
+/// set is busy (none is then held).
+///
+/// # Errors
+///
+/// As [`acquire`], plus [`AcquireError::Timeout`].
+#[track_caller]
+pub fn try_acquire<'a>(locks: impl LockSet<'a>) -> Result<OrderedGuard<'a>, AcquireError> {
+    acquire_with(locks, Wait::Never, Location::caller())
+}
+
+/// [`acquire`] waiting at most `timeout` for the whole set — the seed's third
+/// remedy (`acquire(timeout=...)`) combined with the second.
+///
+/// # Errors
+///
+/// As [`acquire`], plus [`AcquireError::Timeout`] (none is then held).
+///
+/// # Examples
+///
+/// ```
+/// use spindle::lockorder::{acquire_timeout, AcquireError};
+/// use spindle::sync::Lock;
+/// use std::time::Duration;
+///
+/// let (a, b) = (Lock::new(), Lock::new());
+/// let _b = b.lock();
+/// let err = acquire_timeout((&a, &b), Duration::from_millis(5)).unwrap_err();
+/// assert!(err.is_timeout());
+/// assert!(!a.is_locked()); // taken, then given back
+/// ```
+#[track_caller]
+pub fn acquire_timeout<'a>(
+    locks: impl LockSet<'a>,
+    timeout: Duration,
+) -> Result<OrderedGuard<'a>, AcquireError> {
+    acquire_with(locks, Wait::after(timeout), Location::caller())
+}
+
+/// [`acquire`] waiting at most until `deadline` for the whole set.
+///
+/// # Errors
+///
+/// As [`acquire_timeout`].
+#[track_caller]
+pub fn acquire_deadline<'a>(
+    locks: impl LockSet<'a>,
+    deadline: Instant,
+) -> Result<OrderedGuard<'a>, AcquireError> {
+    acquire_with(locks, Wait::Until(deadline), Location::caller())
+}
+
+fn acquire_with<'a>(
+    locks: impl LockSet<'a>,
+    wait: Wait,
+    site: &'static Location<'static>,
+) -> Result<OrderedGuard<'a>, AcquireError> {
+    let mut set = Vec::with_capacity(4);
+    locks.__collect(&mut set);
+    set.sort_unstable_by_key(|l| l.id());
+    if let Some(w) = set.windows(2).find(|w| w[0].id() == w[1].id()) {
+        return Err(LockOrderViolation::new(w[0].id(), w[1].id()).into());
+    }
+    let Some(first) = set.first().map(|l| l.id()) else {
+        return Ok(OrderedGuard::new(set));
+    };
+    if let Some(max) = HELD.with(|h| h.borrow().last().copied())
+        && max >= first
+    {
+        return Err(LockOrderViolation::new(max, first).into());
+    }
+    for (i, l) in set.iter().enumerate() {
+        let err = match l.take(wait, site) {
+            Outcome::Acquired => continue,
+            Outcome::Failed => AcquireError::Timeout,
+            Outcome::Aborted(e) => AcquireError::Deadlock(e),
+        };
+        for taken in set[..i].iter().rev() {
+            taken.release();
+        }
+        return Err(err);
+    }
+    HELD.with(|h| h.borrow_mut().extend(set.iter().map(|l| l.id())));
+    Ok(OrderedGuard::new(set))
+}
+
+/// Holds the locks taken by [`acquire`]; releases them in reverse order when
+/// dropped. It stays on its thread (not `Send`): the order record is per
+/// thread, and an [`RLock`] may only be released by its owner.
+#[must_use = "the locks are released as soon as the guard is dropped"]
+pub struct OrderedGuard<'a> {
+    locks: Vec<AnyLock<'a>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> OrderedGuard<'a> {
+    fn new(locks: Vec<AnyLock<'a>>) -> Self {
+        OrderedGuard {
+            locks,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The ids of the held locks, in the order they were taken.
+    pub fn locks(&self) -> Vec<LockId> {
+        self.locks.iter().map(|l| l.id()).collect()
+    }
+}
+
+impl Drop for OrderedGuard<'_> {
+    fn drop(&mut self) {
+        for l in self.locks.iter().rev() {
+            l.release();
+        }
+        // Guards may be dropped out of order: forget exactly our ids.
+        let _ = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            for l in &self.locks {
+                if let Some(i) = h.iter().rposition(|&id| id == l.id()) {
+                    h.remove(i);
+                }
+            }
+        });
+    }
+}
+
+impl fmt::Debug for OrderedGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderedGuard")
+            .field("locks", &self.locks())
+            .finish()
+    }
+}
