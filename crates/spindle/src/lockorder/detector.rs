@@ -124,10 +124,14 @@ impl Deadlock {
                 .into_iter()
                 .collect(),
         };
-        victims
+        let keys: Vec<usize> = victims
             .into_iter()
-            .filter(|&i| track::abort_wait(&self.waits[i].0, self.waits[i].1, &why))
-            .count()
+            .filter_map(|i| track::abort_wait(&self.waits[i].0, self.waits[i].1, &why))
+            .collect();
+        for &key in &keys {
+            track::wake(key);
+        }
+        keys.len()
     }
 
     fn key(&self) -> Vec<(u64, u64)> {

@@ -260,18 +260,20 @@ fn remove_held(inner: &mut Inner, id: LockId) -> bool {
     }
 }
 
-/// Aborts `t`'s wait number `seq` (if it is still that wait) with `why`, and
-/// wakes it. Returns whether it was still waiting.
-pub(crate) fn abort_wait(t: &ThreadState, seq: u64, why: &Arc<Deadlock>) -> bool {
+/// Marks `t`'s wait number `seq` (if it is still that wait) as aborted by
+/// `why`; returns the parking key to [`wake`] it with, or `None` if the thread
+/// no longer waits there. Recovery marks every victim first, then wakes them,
+/// so a victim cannot slip into a lock another victim just gave up.
+pub(crate) fn abort_wait(t: &ThreadState, seq: u64, why: &Arc<Deadlock>) -> Option<usize> {
     let inner = &mut *t.inner.lock();
-    let Some(w) = inner.waiting.as_ref().filter(|w| w.seq == seq) else {
-        return false;
-    };
-    let key = w.key;
+    let key = inner.waiting.as_ref().filter(|w| w.seq == seq)?.key;
     inner.verdict = Some(Arc::clone(why));
     t.abort.store(seq, std::sync::atomic::Ordering::Release);
-    // The thread is still inside its acquisition (it needs `inner` to leave),
-    // so the lock word at `key` is alive; `wake_all` does not touch it anyway.
+    Some(key)
+}
+
+/// Wakes the threads parked on the lock word `key` so that aborted ones see
+/// their verdict (the others park again).
+pub(crate) fn wake(key: usize) {
     crate::sync::raw::wake_all(key);
-    true
 }

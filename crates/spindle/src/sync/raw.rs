@@ -100,6 +100,11 @@ impl RawLock {
         let mut spin = SpinWait::new();
         let mut s = self.state.load(Relaxed);
         loop {
+            // The verdict wins even over a lock freed meanwhile (by another
+            // aborted waiter of the same cycle), so aborting all is exact.
+            if aborted() {
+                return Taken::Aborted;
+            }
             if s & LOCKED == 0 {
                 match self
                     .state
@@ -109,9 +114,6 @@ impl RawLock {
                     Err(now) => s = now,
                 }
                 continue;
-            }
-            if aborted() {
-                return Taken::Aborted;
             }
             // Spin a little while nobody is parked: the holder may be about to
             // release.
