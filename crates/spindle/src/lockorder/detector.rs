@@ -238,7 +238,9 @@ fn cycles(snaps: &[Snap]) -> Vec<Deadlock> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let w = s.waiting.as_ref()?;
+            // A timed wait ends by itself: only waits without a deadline
+            // can be stuck forever.
+            let w = s.waiting.as_ref().filter(|w| w.forever)?;
             holder.get(&w.id).copied().filter(|&(j, _)| j != i)
         })
         .collect();
@@ -403,12 +405,12 @@ impl WatchdogBuilder {
                         if !seen.insert(d.key()) {
                             continue;
                         }
+                        found2.lock().push(d.clone());
                         match &self.on_deadlock {
                             Some(f) => f(&d),
                             None => eprint!("spindle lockorder: {d}"),
                         }
                         d.recover(self.recovery);
-                        found2.lock().push(d);
                     }
                 }
             })

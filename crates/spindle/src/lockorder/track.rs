@@ -36,6 +36,8 @@ pub(crate) struct Waiting {
     /// The parking key of the lock word, to wake the thread for recovery.
     pub(crate) key: usize,
     pub(crate) since: Instant,
+    /// Whether the wait has no deadline.
+    pub(crate) forever: bool,
 }
 
 /// What the tracker knows about one thread.
@@ -208,6 +210,7 @@ pub(crate) fn acquire(
             seq,
             key: raw.key(),
             since: Instant::now(),
+            forever: deadline.is_none(),
         });
         seq
     };
