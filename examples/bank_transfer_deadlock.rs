@@ -86,7 +86,11 @@ fn transfer_timeout(src: &Account, dst: &Account, amount: i64) {
             println!("{}: finish... (attempt {attempt})", name());
             return;
         }
-        println!("{}: timed out waiting for account {}, backing off", name(), dst.id);
+        println!(
+            "{}: timed out waiting for account {}, backing off",
+            name(),
+            dst.id
+        );
         drop(held);
         thread::sleep(backoff);
     }
@@ -131,6 +135,10 @@ fn main() {
     assert_eq!(watchdog.found().len(), 1, "the deadlock was detected");
     run("fixed by ordering the locks", &a, &b, transfer_ordered);
     run("fixed by timeouts", &a, &b, transfer_timeout);
-    assert_eq!(watchdog.found().len(), 1, "no deadlock in the fixed versions");
+    assert_eq!(
+        watchdog.found().len(),
+        1,
+        "no deadlock in the fixed versions"
+    );
     watchdog.stop();
 }

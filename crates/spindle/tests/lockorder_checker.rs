@@ -53,7 +53,10 @@ fn inverted_pair_is_reported_without_deadlocking() {
         let _src = a.lock();
         let _dst = b.lock();
     });
-    assert!(reports_about(&[a.id(), b.id()]).is_empty(), "one order alone is fine");
+    assert!(
+        reports_about(&[a.id(), b.id()]).is_empty(),
+        "one order alone is fine"
+    );
     let ba_line = line!() + 2;
     on_thread("transfer b->a", || {
         let _src = b.lock();
@@ -69,14 +72,22 @@ fn inverted_pair_is_reported_without_deadlocking() {
     assert_eq!((closing.held(), closing.acquired()), (b.id(), a.id()));
     assert_eq!(closing.held_site().line(), ba_line);
     assert_eq!(closing.acquire_site().line(), ba_line + 1);
-    assert!(closing.acquire_site().file().ends_with("lockorder_checker.rs"));
+    assert!(
+        closing
+            .acquire_site()
+            .file()
+            .ends_with("lockorder_checker.rs")
+    );
     let earlier = &r.edges()[1];
     assert_eq!(earlier.thread(), "transfer a->b");
     assert_eq!((earlier.held(), earlier.acquired()), (a.id(), b.id()));
     assert_eq!(earlier.held_site().line(), ab_line);
     assert_eq!(earlier.acquire_site().line(), ab_line + 1);
     let text = r.to_string();
-    assert!(text.contains("potential deadlock") && text.contains("\"a.lock\""), "{text}");
+    assert!(
+        text.contains("potential deadlock") && text.contains("\"a.lock\""),
+        "{text}"
+    );
     // Once per cycle: doing it again adds nothing.
     on_thread("again", || {
         let _src = b.lock();
@@ -158,7 +169,9 @@ fn try_and_timed_acquisitions_add_no_edges() {
         let _b = b.lock();
         let _a = a.try_lock().expect("free");
         drop(_a);
-        let _a = a.lock_timeout(std::time::Duration::from_secs(5)).expect("free");
+        let _a = a
+            .lock_timeout(std::time::Duration::from_secs(5))
+            .expect("free");
     });
     assert!(reports_about(&[a.id(), b.id()]).is_empty());
 }

@@ -31,7 +31,10 @@ fn find(lock: LockId) -> Deadlock {
         if let Some(d) = detector::detect().into_iter().find(|d| d.involves(lock)) {
             return d;
         }
-        assert!(start.elapsed() < LIMIT, "no deadlock found within {LIMIT:?}");
+        assert!(
+            start.elapsed() < LIMIT,
+            "no deadlock found within {LIMIT:?}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -72,7 +75,10 @@ fn two_lock_inversion_is_found_and_one_victim_frees_the_other() {
     lockorder::set_name(&locks[1], "b.lock");
     let threads = ring("inversion-", &locks);
     let d = find(locks[0].id());
-    assert_eq!(names(&d), BTreeSet::from(["inversion-0".into(), "inversion-1".into()]));
+    assert_eq!(
+        names(&d),
+        BTreeSet::from(["inversion-0".into(), "inversion-1".into()])
+    );
     let set: BTreeSet<LockId> = d.locks().into_iter().collect();
     assert_eq!(set, BTreeSet::from([locks[0].id(), locks[1].id()]));
     for l in d.links() {
@@ -82,10 +88,16 @@ fn two_lock_inversion_is_found_and_one_victim_frees_the_other() {
         assert_ne!(l.thread(), l.holder());
     }
     let text = d.to_string();
-    assert!(text.contains("\"a.lock\"") && text.contains("inversion-1"), "{text}");
+    assert!(
+        text.contains("\"a.lock\"") && text.contains("inversion-1"),
+        "{text}"
+    );
     assert_eq!(d.recover(Recovery::AbortNewest), 1);
     let results: Vec<_> = threads.into_iter().map(|t| t.join()).collect();
-    let aborted = results.into_iter().filter(|r| is_deadlock_error_ref(r)).count();
+    let aborted = results
+        .into_iter()
+        .filter(is_deadlock_error_ref)
+        .count();
     assert_eq!(aborted, 1, "one victim; the other thread then finished");
 }
 
@@ -143,7 +155,9 @@ fn three_thread_cycle_is_found_and_ordered_acquire_returns_the_error() {
     assert_eq!(d.links().len(), 3);
     assert_eq!(
         names(&d),
-        (0..3).map(|i| format!("cycle-{i}")).collect::<BTreeSet<_>>()
+        (0..3)
+            .map(|i| format!("cycle-{i}"))
+            .collect::<BTreeSet<_>>()
     );
     assert_eq!(d.recover(Recovery::AbortAll), 3);
     for t in threads {
@@ -214,8 +228,13 @@ fn watchdog_reports_and_recovers_on_its_own() {
         .start();
     let locks = Arc::new(vec![Lock::new(), Lock::new()]);
     let threads = ring("watched-", &locks);
-    let d = rx.recv_timeout(LIMIT).expect("the watchdog reports the deadlock");
-    assert_eq!(names(&d), BTreeSet::from(["watched-0".into(), "watched-1".into()]));
+    let d = rx
+        .recv_timeout(LIMIT)
+        .expect("the watchdog reports the deadlock");
+    assert_eq!(
+        names(&d),
+        BTreeSet::from(["watched-0".into(), "watched-1".into()])
+    );
     // The program is released: both threads end, one with the error.
     let aborted = threads
         .into_iter()

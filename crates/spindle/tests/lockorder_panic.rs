@@ -23,5 +23,8 @@ fn closing_a_cycle_panics_in_panic_mode() {
     .unwrap_err();
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("potential deadlock"), "{msg}");
-    assert!(msg.contains("\"first\"") && msg.contains("\"second\""), "{msg}");
+    assert!(
+        msg.contains("\"first\"") && msg.contains("\"second\""),
+        "{msg}"
+    );
 }

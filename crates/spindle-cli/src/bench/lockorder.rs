@@ -140,7 +140,9 @@ pub(crate) fn run(b: &mut Bench) {
                     }
                 })
             }),
-            imp("spindle_2_locks", || nanos_per(ops, |n| nested(&la, &lb, n))),
+            imp("spindle_2_locks", || {
+                nanos_per(ops, |n| nested(&la, &lb, n))
+            }),
             imp("parking_lot", || {
                 nanos_per(ops, |n| {
                     for _ in 0..n {
@@ -167,7 +169,9 @@ pub(crate) fn run(b: &mut Bench) {
         "contended_2t",
         Unit::Nanos,
         vec![
-            imp("spindle", || nanos_per(contended_ops, |n| contended(&la, n))),
+            imp("spindle", || {
+                nanos_per(contended_ops, |n| contended(&la, n))
+            }),
             imp("spindle+both", || {
                 with_tracking(true, true, || {
                     nanos_per(contended_ops / 2, |n| contended(&la, n))

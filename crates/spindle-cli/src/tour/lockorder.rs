@@ -19,7 +19,9 @@ const GENEROUS: Duration = Duration::from_secs(10);
 pub(crate) fn run(t: &mut Tour) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::<PotentialDeadlock>::new()));
     let s2 = Arc::clone(&seen);
-    checker::set_sink(Sink::Custom(Arc::new(move |r| s2.lock().unwrap().push(r.clone()))));
+    checker::set_sink(Sink::Custom(Arc::new(move |r| {
+        s2.lock().unwrap().push(r.clone())
+    })));
     checker::enable();
     detector::enable();
     deadlock(t, &seen);
@@ -61,7 +63,11 @@ fn deadlock(t: &mut Tour, seen: &std::sync::Mutex<Vec<PotentialDeadlock>>) {
         thread::sleep(Duration::from_millis(1));
     };
     let Some(d) = found else {
-        t.check("the detector finds the deadlock", false, "nothing found in 10 s");
+        t.check(
+            "the detector finds the deadlock",
+            false,
+            "nothing found in 10 s",
+        );
         return;
     };
     for line in d.to_string().lines() {
@@ -93,16 +99,24 @@ fn deadlock(t: &mut Tour, seen: &std::sync::Mutex<Vec<PotentialDeadlock>>) {
     let aborted = d.recover(Recovery::AbortNewest);
     let r1 = t1.join().expect("no panic");
     let r2 = t2.join().expect("no panic");
-    let errors: Vec<&DeadlockError> = [&r1, &r2].into_iter().filter_map(|r| r.as_ref().err()).collect();
+    let errors: Vec<&DeadlockError> = [&r1, &r2]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
     t.check(
         "one victim, the other transfer completed, both threads ended",
         aborted == 1 && errors.len() == 1 && !a.is_locked() && !b.is_locked(),
-        errors.first().map(|e| e.to_string().lines().next().unwrap_or("").to_owned()).unwrap_or_default(),
+        errors
+            .first()
+            .map(|e| e.to_string().lines().next().unwrap_or("").to_owned())
+            .unwrap_or_default(),
     );
 }
 
 fn ordered(t: &mut Tour) {
-    t.say("Seed 000 §5: acquire(x_lock, y_lock) in one thread, acquire(y_lock, x_lock) in another.");
+    t.say(
+        "Seed 000 §5: acquire(x_lock, y_lock) in one thread, acquire(y_lock, x_lock) in another.",
+    );
     let (x, y) = (Lock::new(), Lock::new());
     lockorder::set_name(&x, "x_lock");
     lockorder::set_name(&y, "y_lock");

@@ -26,8 +26,8 @@
 //! assert!(found);
 //! ```
 
-use super::track::{self, Held, Site, ThreadState};
 use super::label;
+use super::track::{self, Held, Site, ThreadState};
 use crate::sync::LockId;
 use parking_lot::Mutex;
 use std::cell::RefCell;

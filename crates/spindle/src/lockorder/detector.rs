@@ -143,7 +143,9 @@ impl Deadlock {
 
 impl fmt::Debug for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Deadlock").field("links", &self.links).finish()
+        f.debug_struct("Deadlock")
+            .field("links", &self.links)
+            .finish()
     }
 }
 

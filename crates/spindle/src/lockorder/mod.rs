@@ -55,8 +55,8 @@ pub(crate) mod track;
 pub use detector::{Deadlock, Recovery, Watchdog};
 pub use error::{AcquireError, DeadlockError, LockOrderViolation};
 pub use ordered::{
-    AnyLock, LockSet, OrderedGuard, OrderedLock, acquire, acquire_deadline, acquire_timeout,
-    try_acquire,
+    AnyLock, Collector, LockSet, OrderedGuard, OrderedLock, acquire, acquire_deadline,
+    acquire_timeout, try_acquire,
 };
 
 use crate::sync::LockId;

@@ -56,18 +56,21 @@ enum Kind<'a> {
 }
 
 impl AnyLock<'_> {
+    #[inline]
     fn id(self) -> LockId {
         match self.0 {
             Kind::Lock(l) => l.id(),
             Kind::RLock(l) => l.id(),
         }
     }
+    #[inline]
     fn take(self, wait: Wait, site: &'static Location<'static>) -> Outcome {
         match self.0 {
             Kind::Lock(l) => l.acquire_tracked(wait, site),
             Kind::RLock(l) => l.acquire_tracked(wait, site),
         }
     }
+    #[inline]
     fn release(self) {
         // Fails only if the caller released a lock of the set behind the
         // guard's back; there is nothing left to undo then.
@@ -78,43 +81,115 @@ impl AnyLock<'_> {
     }
 }
 
+/// A lock of a set and its id (read once).
+#[derive(Clone, Copy, Debug)]
+struct Entry<'a> {
+    id: LockId,
+    lock: AnyLock<'a>,
+}
+
+/// The locks of one call, without a heap allocation for up to four.
+#[derive(Debug)]
+enum Set<'a> {
+    Empty,
+    Small([Entry<'a>; 4], usize),
+    Large(Vec<Entry<'a>>),
+}
+
+impl<'a> Set<'a> {
+    #[inline]
+    fn push(&mut self, e: Entry<'a>) {
+        match self {
+            Set::Empty => *self = Set::Small([e; 4], 1),
+            Set::Small(items, n) if *n < 4 => {
+                items[*n] = e;
+                *n += 1;
+            }
+            Set::Small(items, n) => {
+                let mut v = items[..*n].to_vec();
+                v.push(e);
+                *self = Set::Large(v);
+            }
+            Set::Large(v) => v.push(e),
+        }
+    }
+    #[inline]
+    fn as_slice(&self) -> &[Entry<'a>] {
+        match self {
+            Set::Empty => &[],
+            Set::Small(items, n) => &items[..*n],
+            Set::Large(v) => v,
+        }
+    }
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [Entry<'a>] {
+        match self {
+            Set::Empty => &mut [],
+            Set::Small(items, n) => &mut items[..*n],
+            Set::Large(v) => v,
+        }
+    }
+}
+
+/// Internal: gathers the locks of a [`LockSet`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Collector<'s, 'a>(&'s mut Set<'a>);
+
+impl<'a> Collector<'_, 'a> {
+    /// Adds one lock.
+    #[inline]
+    pub fn push(&mut self, lock: AnyLock<'a>) {
+        self.0.push(Entry {
+            id: lock.id(),
+            lock,
+        });
+    }
+}
+
 /// A set of locks for [`acquire`]: one `&lock`, a tuple of up to six
 /// (`(&a, &b)`, mixing [`Lock`] and [`RLock`]), a slice, array or `Vec` of
 /// references.
 pub trait LockSet<'a> {
     /// Internal: appends the locks to `out`.
     #[doc(hidden)]
-    fn __collect(self, out: &mut Vec<AnyLock<'a>>);
+    fn __collect(self, out: &mut Collector<'_, 'a>);
 }
 
 impl<'a, L: OrderedLock> LockSet<'a> for &'a L {
-    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+    fn __collect(self, out: &mut Collector<'_, 'a>) {
         out.push(self.__any());
     }
 }
 
 impl<'a, L: OrderedLock> LockSet<'a> for &[&'a L] {
-    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
-        out.extend(self.iter().map(|l| l.__any()));
+    fn __collect(self, out: &mut Collector<'_, 'a>) {
+        for l in self.iter() {
+            out.push(l.__any());
+        }
     }
 }
 
 impl<'a, L: OrderedLock, const N: usize> LockSet<'a> for [&'a L; N] {
-    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
-        out.extend(self.iter().map(|l| l.__any()));
+    fn __collect(self, out: &mut Collector<'_, 'a>) {
+        for l in self.iter() {
+            out.push(l.__any());
+        }
     }
 }
 
 impl<'a, L: OrderedLock> LockSet<'a> for Vec<&'a L> {
-    fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
-        out.extend(self.iter().map(|l| l.__any()));
+    fn __collect(self, out: &mut Collector<'_, 'a>) {
+        for l in self.iter() {
+            out.push(l.__any());
+        }
     }
 }
 
 macro_rules! tuple_set {
     ($($t:ident $v:ident),+) => {
         impl<'a, $($t: OrderedLock),+> LockSet<'a> for ($(&'a $t,)+) {
-            fn __collect(self, out: &mut Vec<AnyLock<'a>>) {
+            fn __collect(self, out: &mut Collector<'_, 'a>) {
                 let ($($v,)+) = self;
                 $(out.push($v.__any());)+
             }
@@ -221,33 +296,40 @@ fn acquire_with<'a>(
     wait: Wait,
     site: &'static Location<'static>,
 ) -> Result<OrderedGuard<'a>, AcquireError> {
-    let mut set = Vec::with_capacity(4);
-    locks.__collect(&mut set);
-    set.sort_unstable_by_key(|l| l.id());
-    if let Some(w) = set.windows(2).find(|w| w[0].id() == w[1].id()) {
-        return Err(LockOrderViolation::new(w[0].id(), w[1].id()).into());
-    }
-    let Some(first) = set.first().map(|l| l.id()) else {
-        return Ok(OrderedGuard::new(set));
+    // Built in place: the guard owns the set from the start, and forgets it
+    // (`Set::Empty`) on every error path, after giving back what it took.
+    let mut guard = OrderedGuard::new(Set::Empty);
+    locks.__collect(&mut Collector(&mut guard.locks));
+    let entries = guard.locks.as_mut_slice();
+    entries.sort_unstable_by_key(|e| e.id);
+    let violation = match entries.windows(2).find(|w| w[0].id == w[1].id) {
+        Some(w) => Some(LockOrderViolation::new(w[0].id, w[1].id)),
+        None => match (entries.first(), HELD.with(|h| h.borrow().last().copied())) {
+            (Some(first), Some(max)) if max >= first.id => {
+                Some(LockOrderViolation::new(max, first.id))
+            }
+            _ => None,
+        },
     };
-    if let Some(max) = HELD.with(|h| h.borrow().last().copied())
-        && max >= first
-    {
-        return Err(LockOrderViolation::new(max, first).into());
+    if let Some(v) = violation {
+        guard.locks = Set::Empty;
+        return Err(v.into());
     }
-    for (i, l) in set.iter().enumerate() {
-        let err = match l.take(wait, site) {
+    let entries = guard.locks.as_slice();
+    for (i, e) in entries.iter().enumerate() {
+        let err = match e.lock.take(wait, site) {
             Outcome::Acquired => continue,
             Outcome::Failed => AcquireError::Timeout,
-            Outcome::Aborted(e) => AcquireError::Deadlock(e),
+            Outcome::Aborted(d) => AcquireError::Deadlock(d),
         };
-        for taken in set[..i].iter().rev() {
-            taken.release();
+        for taken in entries[..i].iter().rev() {
+            taken.lock.release();
         }
+        guard.locks = Set::Empty;
         return Err(err);
     }
-    HELD.with(|h| h.borrow_mut().extend(set.iter().map(|l| l.id())));
-    Ok(OrderedGuard::new(set))
+    HELD.with(|h| h.borrow_mut().extend(entries.iter().map(|e| e.id)));
+    Ok(guard)
 }
 
 /// Holds the locks taken by [`acquire`]; releases them in reverse order when
@@ -255,12 +337,13 @@ fn acquire_with<'a>(
 /// thread, and an [`RLock`] may only be released by its owner.
 #[must_use = "the locks are released as soon as the guard is dropped"]
 pub struct OrderedGuard<'a> {
-    locks: Vec<AnyLock<'a>>,
+    locks: Set<'a>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> OrderedGuard<'a> {
-    fn new(locks: Vec<AnyLock<'a>>) -> Self {
+    #[inline]
+    fn new(locks: Set<'a>) -> Self {
         OrderedGuard {
             locks,
             _not_send: PhantomData,
@@ -269,20 +352,27 @@ impl<'a> OrderedGuard<'a> {
 
     /// The ids of the held locks, in the order they were taken.
     pub fn locks(&self) -> Vec<LockId> {
-        self.locks.iter().map(|l| l.id()).collect()
+        self.locks.as_slice().iter().map(|e| e.id).collect()
     }
 }
 
 impl Drop for OrderedGuard<'_> {
     fn drop(&mut self) {
-        for l in self.locks.iter().rev() {
-            l.release();
+        let entries = self.locks.as_slice();
+        for e in entries.iter().rev() {
+            e.lock.release();
         }
         // Guards may be dropped out of order: forget exactly our ids.
         let _ = HELD.try_with(|h| {
             let mut h = h.borrow_mut();
-            for l in &self.locks {
-                if let Some(i) = h.iter().rposition(|&id| id == l.id()) {
+            let n = entries.len();
+            if h.len() >= n && h[h.len() - n..].iter().eq(entries.iter().map(|e| &e.id)) {
+                let keep = h.len() - n;
+                h.truncate(keep);
+                return;
+            }
+            for e in entries {
+                if let Some(i) = h.iter().rposition(|&id| id == e.id) {
                     h.remove(i);
                 }
             }
