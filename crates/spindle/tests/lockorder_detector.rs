@@ -7,7 +7,7 @@
 
 use spindle::lockorder::detector::{self, Deadlock, Recovery, Watchdog};
 use spindle::lockorder::{self, AcquireError, DeadlockError, acquire};
-use spindle::sync::{Barrier, Lock, LockId};
+use spindle::sync::{Barrier, Lock, LockId, RLock};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -245,4 +245,62 @@ fn watchdog_reports_and_recovers_on_its_own() {
     assert!(dog.found().iter().any(|f| f.involves(locks[0].id())));
     dog.stop();
     assert!(rx.try_recv().is_err(), "reported once");
+}
+
+/// Seed 002's remedy "acquire with a timeout": the same inversion with timed
+/// second acquisitions is blocked for a while but ends by itself, so it is
+/// never reported.
+#[test]
+fn timed_waits_are_never_a_deadlock() {
+    let _s = serial();
+    let locks = Arc::new(vec![Lock::new(), Lock::new()]);
+    let meet = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let (locks, meet) = (Arc::clone(&locks), Arc::clone(&meet));
+            std::thread::spawn(move || {
+                let _mine = locks[i].lock();
+                meet.wait().unwrap();
+                locks[1 - i].lock_timeout(Duration::from_secs(1)).is_some()
+            })
+        })
+        .collect();
+    // Both are parked on each other's lock now (or already timed out).
+    let start = Instant::now();
+    while (locks[0].__parked() == 0 || locks[1].__parked() == 0) && start.elapsed() < LIMIT {
+        std::thread::yield_now();
+    }
+    let ids = [locks[0].id(), locks[1].id()];
+    let reported = detector::detect()
+        .into_iter()
+        .any(|d| ids.iter().any(|&id| d.involves(id)));
+    assert!(!reported);
+    let got: Vec<bool> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(got.iter().any(|&g| !g), "at least one timed out: {got:?}");
+}
+
+#[test]
+fn rlock_inversion_is_found_too() {
+    let _s = serial();
+    let locks = Arc::new(vec![RLock::new(), RLock::new()]);
+    let meet = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let (locks, meet) = (Arc::clone(&locks), Arc::clone(&meet));
+            std::thread::Builder::new()
+                .name(format!("rlock-{i}"))
+                .spawn(move || {
+                    let _mine = locks[i].lock();
+                    let _again = locks[i].lock(); // re-entry: still one hold
+                    meet.wait().unwrap();
+                    let _other = locks[1 - i].lock();
+                })
+                .unwrap()
+        })
+        .collect();
+    let d = find(locks[0].id());
+    assert_eq!(names(&d), BTreeSet::from(["rlock-0".into(), "rlock-1".into()]));
+    assert_eq!(d.recover(Recovery::AbortAll), 2);
+    assert!(threads.into_iter().all(|t| is_deadlock_error(t.join())));
+    assert!(!locks[0].is_locked() && !locks[1].is_locked());
 }
