@@ -50,14 +50,14 @@ pub mod checker;
 pub mod detector;
 mod error;
 mod ordered;
+mod set;
 pub(crate) mod track;
+mod watchdog;
 
 pub use detector::{Deadlock, Recovery, Watchdog};
 pub use error::{AcquireError, DeadlockError, LockOrderViolation};
-pub use ordered::{
-    AnyLock, Collector, LockSet, OrderedGuard, OrderedLock, acquire, acquire_deadline,
-    acquire_timeout, try_acquire,
-};
+pub use ordered::{OrderedGuard, acquire, acquire_deadline, acquire_timeout, try_acquire};
+pub use set::{AnyLock, Collector, LockSet, OrderedLock};
 
 use crate::sync::LockId;
 use parking_lot::RwLock;
