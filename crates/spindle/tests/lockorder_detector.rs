@@ -94,10 +94,7 @@ fn two_lock_inversion_is_found_and_one_victim_frees_the_other() {
     );
     assert_eq!(d.recover(Recovery::AbortNewest), 1);
     let results: Vec<_> = threads.into_iter().map(|t| t.join()).collect();
-    let aborted = results
-        .into_iter()
-        .filter(is_deadlock_error_ref)
-        .count();
+    let aborted = results.into_iter().filter(is_deadlock_error_ref).count();
     assert_eq!(aborted, 1, "one victim; the other thread then finished");
 }
 
@@ -299,7 +296,10 @@ fn rlock_inversion_is_found_too() {
         })
         .collect();
     let d = find(locks[0].id());
-    assert_eq!(names(&d), BTreeSet::from(["rlock-0".into(), "rlock-1".into()]));
+    assert_eq!(
+        names(&d),
+        BTreeSet::from(["rlock-0".into(), "rlock-1".into()])
+    );
     assert_eq!(d.recover(Recovery::AbortAll), 2);
     assert!(threads.into_iter().all(|t| is_deadlock_error(t.join())));
     assert!(!locks[0].is_locked() && !locks[1].is_locked());

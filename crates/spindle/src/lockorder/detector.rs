@@ -22,10 +22,12 @@
 //! };
 //! let t1 = spawn("t1", Arc::clone(&a), Arc::clone(&b));
 //! let t2 = spawn("t2", Arc::clone(&b), Arc::clone(&a));
+//! let start = std::time::Instant::now();
 //! let found = loop {
 //!     if let Some(d) = detector::detect().into_iter().find(|d| d.involves(a.id())) {
 //!         break d;
 //!     }
+//!     assert!(start.elapsed().as_secs() < 60, "not found");
 //!     std::thread::yield_now();
 //! };
 //! assert!(found.involves_thread("t1") && found.involves_thread("t2"));
