@@ -33,6 +33,7 @@ use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// One recorded ordering: a thread acquired `acquired` while holding `held`.
@@ -156,10 +157,31 @@ static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 static HISTORY: Mutex<Vec<PotentialDeadlock>> = Mutex::new(Vec::new());
 const HISTORY_MAX: usize = 1024;
 
+/// A cheap hasher for lock-id pairs (ids are small unique numbers, not
+/// attacker-chosen keys).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Pairs = HashSet<(LockId, LockId), BuildHasherDefault<IdHasher>>;
+
 thread_local! {
     /// Edges this thread already knows are in the graph: after warm-up the
     /// checker takes no global lock.
-    static SEEN: RefCell<HashSet<(LockId, LockId)>> = RefCell::new(HashSet::new());
+    static SEEN: RefCell<Pairs> = RefCell::new(Pairs::default());
 }
 
 /// Turns the checker on (and with it lock tracking).

@@ -99,11 +99,6 @@ fn register() -> Arc<ThreadState> {
     state
 }
 
-/// The calling thread's state; `None` while the thread is being torn down.
-fn me() -> Option<Arc<ThreadState>> {
-    ME.try_with(|r| Arc::clone(&r.0)).ok()
-}
-
 /// A snapshot of the registry.
 pub(crate) fn threads() -> Vec<Arc<ThreadState>> {
     THREADS.lock().clone()
@@ -182,17 +177,27 @@ pub(crate) fn acquire(
     raw: &RawLock,
 ) -> Outcome {
     decide();
-    let me = match me() {
-        Some(me) if STATE.load(Relaxed) == ON => me,
-        _ => return plain(raw, wait),
-    };
+    if STATE.load(Relaxed) != ON {
+        return plain(raw, wait);
+    }
+    ME.try_with(|me| acquire_as(&me.0, id, wait, site, raw))
+        .unwrap_or_else(|_| plain(raw, wait))
+}
+
+fn acquire_as(me: &ThreadState, id: LockId, wait: Wait, site: Site, raw: &RawLock) -> Outcome {
+    let mut inner = me.inner.lock();
     // Only an acquisition that may wait forever can be part of a deadlock.
     if matches!(wait, Wait::Forever) && CHECKER.load(Relaxed) {
-        let found = checker::on_acquire(&me, me.inner.lock().held_now(), id, site);
-        checker::emit(found);
+        let found = checker::on_acquire(me, inner.held_now(), id, site);
+        if found.is_some() {
+            // The sink may panic or take locks: call it with nothing held.
+            drop(inner);
+            checker::emit(found);
+            inner = me.inner.lock();
+        }
     }
     if raw.try_lock() {
-        me.inner.lock().held_now().push(Held { id, site });
+        inner.held_now().push(Held { id, site });
         return Outcome::Acquired;
     }
     let deadline = match wait {
@@ -200,20 +205,17 @@ pub(crate) fn acquire(
         Wait::Forever => None,
         Wait::Until(t) => Some(t),
     };
-    let seq = {
-        let mut inner = me.inner.lock();
-        inner.seq += 1;
-        let seq = inner.seq;
-        inner.waiting = Some(Waiting {
-            id,
-            site,
-            seq,
-            key: raw.key(),
-            since: Instant::now(),
-            forever: deadline.is_none(),
-        });
-        seq
-    };
+    inner.seq += 1;
+    let seq = inner.seq;
+    inner.waiting = Some(Waiting {
+        id,
+        site,
+        seq,
+        key: raw.key(),
+        since: Instant::now(),
+        forever: deadline.is_none(),
+    });
+    drop(inner);
     let taken = raw.lock_abortable(deadline, || me.abort.load(Acquire) == seq);
     let mut inner = me.inner.lock();
     inner.waiting = None;
@@ -240,8 +242,9 @@ pub(crate) fn released(id: LockId, _kind: LockKind) {
     if STATE.load(Relaxed) != ON {
         return;
     }
-    if let Some(me) = me()
-        && remove_held(&mut me.inner.lock(), id)
+    if ME
+        .try_with(|me| remove_held(&mut me.0.inner.lock(), id))
+        .unwrap_or(false)
     {
         return;
     }
