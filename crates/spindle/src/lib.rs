@@ -14,6 +14,7 @@ extern crate self as spindle;
 
 pub mod futures;
 pub mod ipc;
+pub mod lockorder;
 pub mod process;
 pub mod queue;
 pub mod sched;

@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod futures;
+mod lockorder;
 mod process;
 mod queue;
 mod sched;
@@ -49,6 +50,11 @@ const SUITES: &[Suite] = &[
         name: "sched",
         about: "Scheduler enter+run of due events, Timer start/cancel/join",
         run: sched::run,
+    },
+    Suite {
+        name: "lockorder",
+        about: "lock/unlock with the order checker and deadlock detector off/on, ordered acquire",
+        run: lockorder::run,
     },
     Suite {
         name: "queue",

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod futures;
+mod lockorder;
 mod process;
 mod queue;
 mod sched;
@@ -40,6 +41,11 @@ const SECTIONS: &[Section] = &[
         key: "sched",
         title: "Timer and Scheduler (threading.Timer, sched.scheduler)",
         run: sched::run,
+    },
+    Section {
+        key: "lockorder",
+        title: "Deadlocks: ordered acquire, lock-order checker, deadlock detector and recovery",
+        run: lockorder::run,
     },
     Section {
         key: "queue",

@@ -1,5 +1,5 @@
-//! The seam for lock-order checking and deadlock detection (`lockorder`,
-//! issue 7). Nothing is checked yet.
+//! The seam for lock-order checking and deadlock detection
+//! ([`crate::lockorder`]).
 //!
 //! Every acquisition and release of a [`Lock`](super::Lock) or
 //! [`RLock`](super::RLock) — blocking, `try_`, `_timeout`, `_deadline`, guard,
@@ -8,21 +8,33 @@
 //! `Lock::acquire_with`/`Lock::release_inner` and `RLock::acquire_with`/
 //! `RLock::release_inner` (plus `RLock::release_save`/`acquire_restore`, which
 //! reuse them). Each starts with [`active()`], one relaxed load of a static
-//! flag, and calls the cold functions below only when checking is on. An
-//! `RLock` calls them only for its first (outermost) acquisition and last
-//! release, never for re-entry.
+//! byte, and calls the cold functions below only when tracking is on (or not
+//! decided yet: the first call reads `SPINDLE_LOCKORDER`). An `RLock` calls
+//! them only for its first (outermost) acquisition and last release, never
+//! for re-entry.
 //!
-//! To plug in a checker: set [`ACTIVE`] and fill in the bodies (or make them
-//! forward to `crate::lockorder`). The hooks run in the acquiring/releasing
-//! thread with no internal lock held, so they may panic (a lock-order
-//! violation) or block; a `Condition::wait` releases and re-acquires its
-//! lock through the same paths.
+//! When tracking is on, [`acquire`] performs the raw acquisition itself, so
+//! the tracker can record "waiting for", run the order checker before the
+//! thread blocks, and abort the wait for deadlock recovery. The hooks run in
+//! the acquiring/releasing thread with no internal lock held, so they may
+//! panic (the checker's panic mode).
 
+use super::Wait;
 use super::lock::LockId;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use super::raw::{RawLock, Taken};
+use crate::lockorder::DeadlockError;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
-/// Whether lock-order checking is on. Only `lockorder` sets it.
-pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Tracking state: not decided yet (the environment is read on first use).
+pub(crate) const UNDECIDED: u8 = 0;
+/// Tracking state: off; the hooks are never called.
+pub(crate) const OFF: u8 = 1;
+/// Tracking state: on.
+pub(crate) const ON: u8 = 2;
+
+/// Whether acquisitions are tracked. Only `lockorder` writes it.
+pub(crate) static STATE: AtomicU8 = AtomicU8::new(UNDECIDED);
 
 /// Which kind of lock a hook is called for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,22 +45,70 @@ pub(crate) enum LockKind {
     RLock,
 }
 
-/// The cheap check on every acquisition and release.
-#[inline(always)]
-pub(crate) fn active() -> bool {
-    ACTIVE.load(Relaxed)
+/// How a tracked acquisition ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The lock is held.
+    Acquired,
+    /// Busy (`try_`) or timed out.
+    Failed,
+    /// The deadlock detector chose this wait as a victim and aborted it.
+    Aborted(DeadlockError),
 }
 
-/// Called before the calling thread tries to take lock `id`; `blocking` tells
-/// whether it may wait (a deadlock can only involve blocking acquisitions).
-#[cold]
-pub(crate) fn before_acquire(_id: LockId, _kind: LockKind, _blocking: bool) {}
+/// The cheap check on every acquisition and release: true unless tracking is
+/// known to be off.
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    STATE.load(Relaxed) != OFF
+}
 
-/// Called after the calling thread took lock `id`.
+/// Takes `raw` (lock `id`) as `wait` allows, without any tracking.
+#[inline]
+pub(crate) fn raw_acquire(raw: &RawLock, wait: Wait) -> bool {
+    match wait {
+        Wait::Never => raw.try_lock(),
+        Wait::Forever => raw.lock_until(None),
+        Wait::Until(t) => raw.lock_until(Some(t)),
+    }
+}
+
+/// Takes `raw` (lock `id`), tracked: runs the order checker, records the wait
+/// for the deadlock detector and the hold on success. `site` is where the
+/// caller asked for the lock.
 #[cold]
-pub(crate) fn acquired(_id: LockId, _kind: LockKind) {}
+pub(crate) fn acquire(
+    id: LockId,
+    kind: LockKind,
+    wait: Wait,
+    site: &'static Location<'static>,
+    raw: &RawLock,
+) -> Outcome {
+    crate::lockorder::track::acquire(id, kind, wait, site, raw)
+}
+
+/// Maps a raw abortable acquisition to a hook outcome (the verdict comes from
+/// the tracker).
+pub(crate) fn outcome(taken: Taken, verdict: impl FnOnce() -> DeadlockError) -> Outcome {
+    match taken {
+        Taken::Acquired => Outcome::Acquired,
+        Taken::TimedOut => Outcome::Failed,
+        Taken::Aborted => Outcome::Aborted(verdict()),
+    }
+}
 
 /// Called after lock `id` was released by the calling thread (for a `Lock`,
 /// possibly not the thread that acquired it).
 #[cold]
-pub(crate) fn released(_id: LockId, _kind: LockKind) {}
+pub(crate) fn released(id: LockId, kind: LockKind) {
+    crate::lockorder::track::released(id, kind);
+}
+
+/// What a plain acquisition (which has no error channel) does when the
+/// deadlock detector aborts it: unwinds with the [`DeadlockError`] as payload,
+/// without calling the panic hook, so guards held by the thread are released
+/// and `join` (or [`crate::lockorder::recoverable`]) hands the error back.
+#[cold]
+pub(crate) fn unwind_deadlock(err: DeadlockError) -> ! {
+    std::panic::resume_unwind(Box::new(err))
+}

@@ -2,10 +2,11 @@
 
 use super::Wait;
 use super::error::ReleaseError;
-use super::hook::{self, LockKind};
+use super::hook::{self, LockKind, Outcome};
 use super::raw::RawLock;
 use std::fmt;
 use std::num::NonZeroU64;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,7 @@ impl Lock {
     /// lock.release().unwrap();
     /// ```
     #[inline]
+    #[track_caller]
     pub fn acquire(&self) {
         self.acquire_with(Wait::Forever);
     }
@@ -134,6 +136,7 @@ impl Lock {
     /// (`acquire(blocking=False)`); returns whether it was acquired.
     #[inline]
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn try_acquire(&self) -> bool {
         self.acquire_with(Wait::Never)
     }
@@ -150,6 +153,7 @@ impl Lock {
     /// assert!(!lock.acquire_timeout(Duration::from_millis(1)));
     /// ```
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.acquire_with(Wait::after(timeout))
     }
@@ -157,6 +161,7 @@ impl Lock {
     /// Acquires the lock, waiting at most until `deadline`; returns whether it
     /// was acquired.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_deadline(&self, deadline: Instant) -> bool {
         self.acquire_with(Wait::Until(deadline))
     }
@@ -186,6 +191,7 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> LockGuard<'_> {
         self.acquire_with(Wait::Forever);
         LockGuard { lock: self }
@@ -193,18 +199,21 @@ impl Lock {
 
     /// Returns a guard if the lock is free, without blocking.
     #[inline]
+    #[track_caller]
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
         self.acquire_with(Wait::Never)
             .then(|| LockGuard { lock: self })
     }
 
     /// Returns a guard, waiting at most `timeout` for the lock.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         self.acquire_with(Wait::after(timeout))
             .then(|| LockGuard { lock: self })
     }
 
     /// Returns a guard, waiting at most until `deadline` for the lock.
+    #[track_caller]
     pub fn lock_deadline(&self, deadline: Instant) -> Option<LockGuard<'_>> {
         self.acquire_with(Wait::Until(deadline))
             .then(|| LockGuard { lock: self })
@@ -212,29 +221,29 @@ impl Lock {
 
     /// The one acquisition path of a `Lock` (see `hook.rs`).
     #[inline]
+    #[track_caller]
     pub(crate) fn acquire_with(&self, wait: Wait) -> bool {
         if hook::active() {
-            return self.acquire_hooked(wait);
+            return match self.acquire_tracked(wait, Location::caller()) {
+                Outcome::Acquired => true,
+                Outcome::Failed => false,
+                Outcome::Aborted(e) => hook::unwind_deadlock(e),
+            };
         }
-        self.acquire_raw(wait)
+        hook::raw_acquire(&self.raw, wait)
     }
 
-    #[cold]
-    fn acquire_hooked(&self, wait: Wait) -> bool {
-        hook::before_acquire(self.id(), LockKind::Lock, !matches!(wait, Wait::Never));
-        let ok = self.acquire_raw(wait);
-        if ok {
-            hook::acquired(self.id(), LockKind::Lock);
-        }
-        ok
-    }
-
+    /// The acquisition path with the detector's verdict as a value (used by
+    /// `lockorder`'s ordered acquisition); `site` is the caller's location.
     #[inline]
-    fn acquire_raw(&self, wait: Wait) -> bool {
-        match wait {
-            Wait::Never => self.raw.try_lock(),
-            Wait::Forever => self.raw.lock_until(None),
-            Wait::Until(t) => self.raw.lock_until(Some(t)),
+    pub(crate) fn acquire_tracked(&self, wait: Wait, site: &'static Location<'static>) -> Outcome {
+        if hook::active() {
+            return hook::acquire(self.id(), LockKind::Lock, wait, site, &self.raw);
+        }
+        if hook::raw_acquire(&self.raw, wait) {
+            Outcome::Acquired
+        } else {
+            Outcome::Failed
         }
     }
 

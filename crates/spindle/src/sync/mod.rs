@@ -61,9 +61,9 @@ mod barrier;
 mod condition;
 mod error;
 mod event;
-mod hook;
+pub(crate) mod hook;
 mod lock;
-mod raw;
+pub(crate) mod raw;
 mod rlock;
 mod semaphore;
 

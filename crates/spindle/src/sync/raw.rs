@@ -13,6 +13,17 @@ use std::time::Instant;
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
 
+/// How an abortable acquisition ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The lock is now held.
+    Acquired,
+    /// The deadline passed (or the lock was busy for a non-blocking try).
+    TimedOut,
+    /// `aborted()` turned true while waiting (deadlock recovery).
+    Aborted,
+}
+
 /// A one-byte lock that any thread may unlock.
 pub(crate) struct RawLock {
     state: AtomicU8,
@@ -26,7 +37,7 @@ impl RawLock {
     }
 
     /// The parking key: this lock word's address, which only this lock parks on.
-    fn key(&self) -> usize {
+    pub(crate) fn key(&self) -> usize {
         &self.state as *const AtomicU8 as usize
     }
 
@@ -66,20 +77,40 @@ impl RawLock {
         {
             return true;
         }
-        self.lock_slow(deadline)
+        self.lock_slow(deadline, || false) == Taken::Acquired
+    }
+
+    /// Locks like [`lock_until`](Self::lock_until), but gives up with
+    /// [`Taken::Aborted`] once `aborted()` is true; whoever makes it true
+    /// then calls [`wake_all`] with this lock's [`key`](Self::key). Only the
+    /// `lockorder` deadlock detector's recovery uses it.
+    pub(crate) fn lock_abortable(
+        &self,
+        deadline: Option<Instant>,
+        aborted: impl Fn() -> bool,
+    ) -> Taken {
+        if self.try_lock() {
+            return Taken::Acquired;
+        }
+        self.lock_slow(deadline, aborted)
     }
 
     #[cold]
-    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+    fn lock_slow(&self, deadline: Option<Instant>, aborted: impl Fn() -> bool) -> Taken {
         let mut spin = SpinWait::new();
         let mut s = self.state.load(Relaxed);
         loop {
+            // The verdict wins even over a lock freed meanwhile (by another
+            // aborted waiter of the same cycle), so aborting all is exact.
+            if aborted() {
+                return Taken::Aborted;
+            }
             if s & LOCKED == 0 {
                 match self
                     .state
                     .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
                 {
-                    Ok(_) => return true,
+                    Ok(_) => return Taken::Acquired,
                     Err(now) => s = now,
                 }
                 continue;
@@ -99,12 +130,13 @@ impl RawLock {
                 continue;
             }
             // SAFETY: the key is this lock word's address, parked on only by
-            // this lock. `validate` and `timed_out` only touch our atomic: they
-            // neither unwind nor call into parking_lot; `before_sleep` is empty.
+            // this lock. `validate` and `timed_out` only touch atomics (ours and
+            // the abort flag `aborted` reads): they neither unwind nor call into
+            // parking_lot; `before_sleep` is empty.
             let result = unsafe {
                 plc::park(
                     self.key(),
-                    || self.state.load(Relaxed) == LOCKED | PARKED,
+                    || self.state.load(Relaxed) == LOCKED | PARKED && !aborted(),
                     || {},
                     |_, was_last| {
                         if was_last {
@@ -116,7 +148,7 @@ impl RawLock {
                 )
             };
             if let ParkResult::TimedOut = result {
-                return false;
+                return Taken::TimedOut;
             }
             spin.reset();
             s = self.state.load(Relaxed);
@@ -168,5 +200,17 @@ impl RawLock {
             }
         }
         true
+    }
+}
+
+/// Wakes every thread parked on the lock word whose [`RawLock::key`] is `key`;
+/// they re-check the lock (and their abort flag) and park again if nothing
+/// changed for them. Used by deadlock recovery after setting a victim's flag.
+pub(crate) fn wake_all(key: usize) {
+    // SAFETY: `unpark_all` never dereferences the key; every thread parked on
+    // a lock word handles a wake-up without a hand-off by looping back to its
+    // checks (see `lock_slow`), so a spurious wake-up is harmless.
+    unsafe {
+        plc::unpark_all(key, DEFAULT_UNPARK_TOKEN);
     }
 }

@@ -1,12 +1,13 @@
 //! [`RLock`]: Python's `threading.RLock`.
 
 use super::error::ReleaseError;
-use super::hook::{self, LockKind};
+use super::hook::{self, LockKind, Outcome};
 use super::lock::LockId;
 use super::raw::RawLock;
 use super::{Wait, current_thread_id};
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,7 @@ impl RLock {
 
     /// Blocks until the calling thread holds the lock; re-entry returns at once.
     #[inline]
+    #[track_caller]
     pub fn acquire(&self) {
         self.acquire_with(Wait::Forever);
     }
@@ -93,18 +95,21 @@ impl RLock {
     /// the lock (always true on re-entry).
     #[inline]
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn try_acquire(&self) -> bool {
         self.acquire_with(Wait::Never)
     }
 
     /// Acquires, waiting at most `timeout`; returns whether acquired.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.acquire_with(Wait::after(timeout))
     }
 
     /// Acquires, waiting at most until `deadline`; returns whether acquired.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_deadline(&self, deadline: Instant) -> bool {
         self.acquire_with(Wait::Until(deadline))
     }
@@ -123,6 +128,7 @@ impl RLock {
     /// Blocks until acquired and returns a guard releasing one level on drop
     /// (`with rlock:`).
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> RLockGuard<'_> {
         let me = current_thread_id();
         self.acquire_as(me, Wait::Forever);
@@ -135,21 +141,25 @@ impl RLock {
 
     /// Returns a guard if the lock is free or already ours, without blocking.
     #[inline]
+    #[track_caller]
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
         self.guard_with(Wait::Never)
     }
 
     /// Returns a guard, waiting at most `timeout`.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
         self.guard_with(Wait::after(timeout))
     }
 
     /// Returns a guard, waiting at most until `deadline`.
+    #[track_caller]
     pub fn lock_deadline(&self, deadline: Instant) -> Option<RLockGuard<'_>> {
         self.guard_with(Wait::Until(deadline))
     }
 
     #[inline]
+    #[track_caller]
     fn guard_with(&self, wait: Wait) -> Option<RLockGuard<'_>> {
         let me = current_thread_id();
         self.acquire_as(me, wait).then(|| RLockGuard {
@@ -161,11 +171,13 @@ impl RLock {
 
     /// The one acquisition path of an `RLock` (see `hook.rs`).
     #[inline]
+    #[track_caller]
     pub(crate) fn acquire_with(&self, wait: Wait) -> bool {
         self.acquire_as(current_thread_id(), wait)
     }
 
     #[inline]
+    #[track_caller]
     fn acquire_as(&self, me: u64, wait: Wait) -> bool {
         if self.owner.load(Relaxed) == me {
             let depth = self.count.load(Relaxed);
@@ -177,24 +189,55 @@ impl RLock {
 
     /// First acquisition by `me`, leaving the depth at `depth`.
     #[inline]
+    #[track_caller]
     fn acquire_outer(&self, me: u64, wait: Wait, depth: usize) -> bool {
-        let active = hook::active();
-        if active {
-            hook::before_acquire(self.id(), LockKind::RLock, !matches!(wait, Wait::Never));
+        if hook::active() {
+            return match self.acquire_outer_tracked(me, wait, depth, Location::caller()) {
+                Outcome::Acquired => true,
+                Outcome::Failed => false,
+                Outcome::Aborted(e) => hook::unwind_deadlock(e),
+            };
         }
-        let ok = match wait {
-            Wait::Never => self.raw.try_lock(),
-            Wait::Forever => self.raw.lock_until(None),
-            Wait::Until(t) => self.raw.lock_until(Some(t)),
-        };
+        let ok = hook::raw_acquire(&self.raw, wait);
         if ok {
             self.owner.store(me, Relaxed);
             self.count.store(depth, Relaxed);
-            if active {
-                hook::acquired(self.id(), LockKind::RLock);
-            }
         }
         ok
+    }
+
+    /// [`acquire_outer`](Self::acquire_outer) through the tracker when it is on.
+    fn acquire_outer_tracked(
+        &self,
+        me: u64,
+        wait: Wait,
+        depth: usize,
+        site: &'static Location<'static>,
+    ) -> Outcome {
+        let out = if hook::active() {
+            hook::acquire(self.id(), LockKind::RLock, wait, site, &self.raw)
+        } else if hook::raw_acquire(&self.raw, wait) {
+            Outcome::Acquired
+        } else {
+            Outcome::Failed
+        };
+        if let Outcome::Acquired = out {
+            self.owner.store(me, Relaxed);
+            self.count.store(depth, Relaxed);
+        }
+        out
+    }
+
+    /// The acquisition path with the detector's verdict as a value (used by
+    /// `lockorder`'s ordered acquisition); re-entry succeeds at once.
+    pub(crate) fn acquire_tracked(&self, wait: Wait, site: &'static Location<'static>) -> Outcome {
+        let me = current_thread_id();
+        if self.owner.load(Relaxed) == me {
+            let depth = self.count.load(Relaxed);
+            self.count.store(depth + 1, Relaxed);
+            return Outcome::Acquired;
+        }
+        self.acquire_outer_tracked(me, wait, 1, site)
     }
 
     /// The one release path of an `RLock` (see `hook.rs`).
@@ -239,6 +282,7 @@ impl RLock {
     }
 
     /// Python's `_acquire_restore`: blocks until acquired, at `depth`.
+    #[track_caller]
     pub(crate) fn acquire_restore(&self, depth: usize) {
         self.acquire_outer(current_thread_id(), Wait::Forever, depth);
     }
