@@ -49,6 +49,11 @@ enum Command {
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
+    ///
+    /// About 1% of requests are for /robots.txt, from 4,000 hosts; each file
+    /// also holds up to 3 malformed lines on purpose (empty, cut short, junk),
+    /// which `spindle robots` skips and counts. The same arguments always
+    /// write the same bytes.
     GenLogs {
         /// Directory to write into (created if missing).
         dir: PathBuf,
@@ -63,12 +68,17 @@ enum Command {
         seed: u64,
     },
     /// The seed's map-reduce: every host that requested /robots.txt in
-    /// DIR/*.log.gz. Prints `hosts:`, `sha256:` and the time.
+    /// DIR/*.log.gz. Prints `hosts:`, `sha256:`, the skipped lines and the time.
+    ///
+    /// A line whose 7th whitespace-separated field is /robots.txt gives its
+    /// 1st field; lines with fewer than 7 fields or non-ASCII bytes are
+    /// skipped and counted.
     Robots {
         /// Directory holding the `*.log.gz` files.
         dir: PathBuf,
-        /// serial or threads.
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        /// serial, threads (ThreadPoolExecutor) or processes
+        /// (ProcessPoolExecutor, one file per task).
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
         mode: workloads::Mode,
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = workloads::default_workers())]
@@ -79,8 +89,9 @@ enum Command {
     },
     /// The seed's PRIMES check by trial division; prints each verdict and the time.
     Primes {
-        /// serial or threads.
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        /// serial, threads (ThreadPoolExecutor) or processes
+        /// (ProcessPoolExecutor, one number per task).
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
         mode: workloads::Mode,
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = workloads::default_workers())]
