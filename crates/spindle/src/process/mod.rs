@@ -44,13 +44,14 @@
 mod boot;
 mod children;
 mod current;
-mod error;
+pub(crate) mod error;
 mod fork;
 mod forkserver;
+mod pool;
 #[allow(clippy::module_inception)]
 mod process;
 mod spawn;
-mod task;
+pub(crate) mod task;
 
 pub use children::{ActiveChild, active_children};
 pub use current::{
@@ -58,6 +59,7 @@ pub use current::{
 };
 pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};
+pub use pool::{Call, CallChunk, PoolError, ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor};
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
 };
