@@ -96,6 +96,9 @@ enum Command {
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = workloads::default_workers())]
         workers: usize,
+        /// Numbers to check, comma-separated (default: the seed's PRIMES).
+        #[arg(long, value_delimiter = ',')]
+        numbers: Vec<u64>,
     },
 }
 
@@ -121,6 +124,10 @@ fn main() -> ExitCode {
             workers,
             decode_only,
         } => workloads::robots(&dir, mode, workers, decode_only),
-        Command::Primes { mode, workers } => workloads::primes(mode, workers),
+        Command::Primes {
+            mode,
+            workers,
+            numbers,
+        } => workloads::primes(mode, workers, &numbers),
     }
 }

@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod futures;
+mod pool_workloads;
 mod process;
 mod queue;
 mod sched;
@@ -64,6 +65,12 @@ const SUITES: &[Suite] = &[
         name: "process",
         about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
         run: process::run,
+    },
+    // Temporary: the lead folds these cases into suite `pool`.
+    Suite {
+        name: "pool_workloads",
+        about: "the seeds' robots and primes on ProcessPoolExecutor beside their Python programs",
+        run: pool_workloads::run,
     },
 ];
 

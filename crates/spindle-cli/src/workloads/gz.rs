@@ -110,12 +110,15 @@ impl Inflater {
             }
             // The trailer's ISIZE is the decoded size of a single-member file
             // (mod 2^32): the first guess; grow by doubling when it is short.
+            // (A multi-member file's trailer is its last member's.)
             let hint = match rest.len() {
                 n if n >= 18 => {
                     let isize =
                         u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]])
                             as usize;
-                    isize.max(n)
+                    // Deflate expands at most 1032:1: a lying trailer cannot
+                    // make us allocate more than that.
+                    isize.clamp(n, n.saturating_mul(1032))
                 }
                 n => n.max(64),
             };
@@ -197,6 +200,16 @@ mod tests {
         assert_eq!(got, data.len() + 4);
         assert_eq!(&out[..data.len()], &data[..]);
         assert_eq!(&out[data.len()..got], b"tail");
+    }
+
+    #[test]
+    fn a_lying_size_trailer_does_not_allocate_it() {
+        // ISIZE says 4 GiB - 1; the data is 30 bytes of junk.
+        let mut file = b"\x1f\x8b\x08\x00 not really gzip data".to_vec();
+        file.extend_from_slice(&u32::MAX.to_le_bytes());
+        let mut out = Vec::new();
+        assert!(Inflater::new().gunzip(&file, &mut out).is_err());
+        assert!(out.len() <= file.len() * 1032, "allocated {}", out.len());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `primes` (seed 002), each in a serial, a thread-pool and a process-pool
 //! mode, so the speedup is visible and comparable with the seeds' Python.
 
+mod fastscan;
 pub(crate) mod gz;
 pub(crate) mod logs;
 pub(crate) mod primes;
@@ -167,37 +168,45 @@ pub(crate) fn robots(dir: &Path, mode: Mode, workers: usize, decode_only: bool) 
     }
 }
 
-/// The seed's PRIMES check in `mode`: one verdict per number, in order.
+/// The seed's PRIMES check of `numbers` in `mode`: one verdict per number,
+/// in order.
 ///
 /// # Errors
 ///
 /// The pool's error (processes could not start, a worker died).
-pub(crate) fn check_primes(mode: Mode, workers: usize) -> Result<Vec<bool>, String> {
+pub(crate) fn check_primes(
+    numbers: &[u64],
+    mode: Mode,
+    workers: usize,
+) -> Result<Vec<bool>, String> {
     match mode {
-        Mode::Serial => Ok(primes::PRIMES
-            .iter()
-            .map(|&n| primes::is_prime(n))
-            .collect()),
+        Mode::Serial => Ok(numbers.iter().map(|&n| primes::is_prime(n)).collect()),
         Mode::Threads => {
             let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
-            pool.map(primes::is_prime, primes::PRIMES)
+            pool.map(primes::is_prime, numbers.to_vec())
                 .map_err(|e| format!("thread pool: {e}"))?
                 .map(|r| r.map_err(|e| e.to_string()))
                 .collect()
         }
-        Mode::Processes => processes::check_primes(workers),
+        Mode::Processes => processes::check_primes(numbers, workers),
     }
 }
 
-/// `spindle primes [--mode M] [--workers N]`.
-pub(crate) fn primes(mode: Mode, workers: usize) -> ExitCode {
+/// `spindle primes [--mode M] [--workers N] [--numbers N,..]`; no numbers
+/// means the seed's PRIMES.
+pub(crate) fn primes(mode: Mode, workers: usize, numbers: &[u64]) -> ExitCode {
+    let numbers = if numbers.is_empty() {
+        &primes::PRIMES[..]
+    } else {
+        numbers
+    };
     let workers = if mode == Mode::Serial {
         1
     } else {
         workers.max(1)
     };
     let t = Instant::now();
-    let verdicts = match check_primes(mode, workers) {
+    let verdicts = match check_primes(numbers, mode, workers) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("spindle primes: {e}");
@@ -205,7 +214,7 @@ pub(crate) fn primes(mode: Mode, workers: usize) -> ExitCode {
         }
     };
     let secs = t.elapsed().as_secs_f64();
-    for (n, p) in primes::PRIMES.iter().zip(verdicts) {
+    for (n, p) in numbers.iter().zip(verdicts) {
         println!("{n} is prime? {p}");
     }
     println!("time: {secs:.3} s ({mode:?}, {workers} workers)");

@@ -76,7 +76,7 @@ mod tests {
         if bases.contains(&n) {
             return true;
         }
-        if bases.iter().any(|&p| n % p == 0) {
+        if bases.iter().any(|&p| n.is_multiple_of(p)) {
             return false;
         }
         let (mut d, mut s) = (n - 1, 0);

@@ -44,7 +44,7 @@ const CLASS: [u8; 256] = {
 /// lowest flagged byte, which is the one taken); the rare control byte that
 /// is not a separator (class 0) is stepped over.
 #[inline(always)]
-fn field_end(buf: &[u8], mut j: usize) -> usize {
+pub(super) fn field_end(buf: &[u8], mut j: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     loop {
         while let Some(word) = buf.get(j..j + 8) {
@@ -64,6 +64,12 @@ fn field_end(buf: &[u8], mut j: usize) -> usize {
         }
         j += 1;
     }
+}
+
+/// Whether `b` belongs to a field (is neither whitespace nor a line end).
+#[inline]
+pub(super) fn is_field_byte(b: u8) -> bool {
+    CLASS[b as usize] == 0
 }
 
 /// What one file (or several, merged) yields.
@@ -89,13 +95,30 @@ impl Robots {
         self.skipped += other.skipped;
     }
 
+    /// Records a host (ASCII: its line was checked).
+    #[inline]
+    pub(super) fn add_host(&mut self, host: &[u8]) {
+        if let Ok(h) = std::str::from_utf8(host)
+            && !self.hosts.contains(h)
+        {
+            self.hosts.insert(h.to_owned());
+        }
+    }
+
     /// Scans the complete lines of `buf`; with `last`, the text ends there
     /// (a final line without a newline counts). Returns how many bytes were
     /// consumed: the rest is a partial line to scan again with more text.
     pub(crate) fn scan(&mut self, buf: &[u8], last: bool) -> usize {
-        let all_ascii = buf.is_ascii();
+        // Plain ASCII blocks go 64 bytes at a time; the exact loop below
+        // takes over where that stops (odd bytes, the tail).
+        let i = super::fastscan::scan(self, buf);
+        self.scan_exact(buf, i, last)
+    }
+
+    /// The exact byte-by-byte scanner, from line start `i`.
+    pub(super) fn scan_exact(&mut self, buf: &[u8], mut i: usize, last: bool) -> usize {
+        let all_ascii = buf[i..].is_ascii();
         let n = buf.len();
-        let mut i = 0;
         while i < n {
             let (mut j, mut fields) = (i, 0u32);
             let (mut host, mut path) = (0..0, 0..0);
@@ -137,12 +160,7 @@ impl Robots {
             if fields < 7 || !(all_ascii || buf[i..end].is_ascii()) {
                 self.skipped += 1;
             } else if &buf[path] == b"/robots.txt" {
-                // ASCII was checked above, so this never fails.
-                if let Ok(h) = std::str::from_utf8(&buf[host])
-                    && !self.hosts.contains(h)
-                {
-                    self.hosts.insert(h.to_owned());
-                }
+                self.add_host(&buf[host]);
             }
             i = next;
         }
@@ -380,6 +398,102 @@ mod tests {
         }
         assert_eq!(whole.lines, 510);
         assert_eq!(whole.skipped, 10);
+    }
+
+    /// Random text from the pieces that matter: fields, every kind of
+    /// whitespace and line end, control and non-ASCII bytes.
+    fn random_text(seed: u64, lines: usize, odd: bool) -> Vec<u8> {
+        let mut rng = super::super::logs::SplitMix64::new(seed);
+        let pieces: &[&[u8]] = &[
+            b"1.2.3.4",
+            b"5.6.7.8",
+            b"-",
+            b"[10/Jul/2012:00:18:50",
+            b"-0500]",
+            b"\"GET",
+            b"/robots.txt",
+            b"/robots.txtx",
+            b"/index.html",
+            b"HTTP/1.1\"",
+            b"200",
+            b"71",
+        ];
+        let seps: &[&[u8]] = &[
+            b" ", b" ", b" ", b"  ", b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1f",
+        ];
+        let weird: &[&[u8]] = &[
+            b"\x01",
+            b"\x1b",
+            "\u{e9}".as_bytes(),
+            b"\r",
+            b"\r\n",
+            b"\n\n",
+        ];
+        let mut out = Vec::new();
+        for _ in 0..lines {
+            let fields = rng.below(10);
+            for f in 0..fields {
+                if f > 0 || rng.below(4) == 0 {
+                    out.extend_from_slice(seps[rng.below(seps.len() as u64) as usize]);
+                }
+                // Field 7 is /robots.txt more often than chance.
+                let piece = if f == 6 && rng.below(3) == 0 {
+                    &b"/robots.txt"[..]
+                } else {
+                    pieces[rng.below(pieces.len() as u64) as usize]
+                };
+                out.extend_from_slice(piece);
+                if odd && rng.below(40) == 0 {
+                    out.extend_from_slice(weird[rng.below(weird.len() as u64) as usize]);
+                }
+            }
+            out.extend_from_slice(match rng.below(10) {
+                0 => b"\r\n",
+                1 => b"\r",
+                _ => b"\n",
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_exact_scanner() {
+        let rounds = if cfg!(miri) { 4 } else { 300 };
+        let (mut found, mut skipped) = (0, 0);
+        for seed in 0..rounds {
+            for odd in [false, true] {
+                let text = random_text(seed, 60, odd);
+                for cut in [text.len(), text.len().saturating_sub(1), text.len() / 2] {
+                    let part = &text[..cut];
+                    let mut fast = Robots::default();
+                    let used_fast = fast.scan(part, seed % 2 == 0);
+                    let mut exact = Robots::default();
+                    let used_exact = exact.scan_exact(part, 0, seed % 2 == 0);
+                    assert_eq!(used_fast, used_exact, "seed {seed} odd {odd} cut {cut}");
+                    assert_eq!(fast, exact, "seed {seed} odd {odd} cut {cut}");
+                    found += fast.hosts.len();
+                    skipped += fast.skipped;
+                }
+            }
+        }
+        // The generator exercises both outcomes.
+        assert!(
+            found > 100 && skipped > 100,
+            "{found} hosts, {skipped} skipped"
+        );
+    }
+
+    #[test]
+    fn the_fast_path_takes_plain_text() {
+        let text = format!("{GOOD}\n").repeat(100);
+        let mut r = Robots::default();
+        let upto = super::super::fastscan::scan(&mut r, text.as_bytes());
+        if cfg!(target_arch = "x86_64") {
+            assert!(upto > text.len() - 128, "fast path stopped at {upto}");
+            assert_eq!(r.lines as usize, upto / (GOOD.len() + 1));
+        }
+        r.scan_exact(text.as_bytes(), upto, true);
+        assert_eq!((r.lines, r.skipped, r.hosts.len()), (100, 0, 1));
     }
 
     #[test]
