@@ -109,17 +109,25 @@ impl Robots {
     /// (a final line without a newline counts). Returns how many bytes were
     /// consumed: the rest is a partial line to scan again with more text.
     pub(crate) fn scan(&mut self, buf: &[u8], last: bool) -> usize {
-        // Plain ASCII blocks go 64 bytes at a time; the exact loop below
-        // takes over where that stops (odd bytes, the tail).
-        let i = super::fastscan::scan(self, buf);
-        self.scan_exact(buf, i, last)
+        // Plain text goes 64 bytes at a time (falling back to the exact loop
+        // line by line where a block holds anything else); the exact loop
+        // below does the tail.
+        let i = super::fastscan::scan(self, buf, last);
+        self.scan_exact(buf, i, last, buf.len())
     }
 
-    /// The exact byte-by-byte scanner, from line start `i`.
-    pub(super) fn scan_exact(&mut self, buf: &[u8], mut i: usize, last: bool) -> usize {
-        let all_ascii = buf[i..].is_ascii();
+    /// The exact byte-by-byte scanner: the lines from line start `i` that
+    /// start before `until`. Returns the next line start (or the start of an
+    /// incomplete last line when not `last`).
+    pub(super) fn scan_exact(
+        &mut self,
+        buf: &[u8],
+        mut i: usize,
+        last: bool,
+        until: usize,
+    ) -> usize {
         let n = buf.len();
-        while i < n {
+        while i < until.min(n) {
             let (mut j, mut fields) = (i, 0u32);
             let (mut host, mut path) = (0..0, 0..0);
             // Fields 1..=7 only: the rest of the line is found with memchr.
@@ -157,14 +165,14 @@ impl Robots {
                 end + 1
             };
             self.lines += 1;
-            if fields < 7 || !(all_ascii || buf[i..end].is_ascii()) {
+            if fields < 7 || !buf[i..end].is_ascii() {
                 self.skipped += 1;
             } else if &buf[path] == b"/robots.txt" {
                 self.add_host(&buf[host]);
             }
             i = next;
         }
-        n
+        i
     }
 }
 
@@ -402,7 +410,9 @@ mod tests {
 
     /// Random text from the pieces that matter: fields, every kind of
     /// whitespace and line end, control and non-ASCII bytes.
-    fn random_text(seed: u64, lines: usize, odd: bool) -> Vec<u8> {
+    /// `plain`: spaces and `\n` only (the fast path's text); `odd`: now and
+    /// then a control or non-ASCII byte.
+    fn random_text(seed: u64, lines: usize, plain: bool, odd: bool) -> Vec<u8> {
         let mut rng = super::super::logs::SplitMix64::new(seed);
         let pieces: &[&[u8]] = &[
             b"1.2.3.4",
@@ -434,7 +444,12 @@ mod tests {
             let fields = rng.below(10);
             for f in 0..fields {
                 if f > 0 || rng.below(4) == 0 {
-                    out.extend_from_slice(seps[rng.below(seps.len() as u64) as usize]);
+                    let sep = if plain {
+                        b" "
+                    } else {
+                        seps[rng.below(seps.len() as u64) as usize]
+                    };
+                    out.extend_from_slice(sep);
                 }
                 // Field 7 is /robots.txt more often than chance.
                 let piece = if f == 6 && rng.below(3) == 0 {
@@ -448,6 +463,7 @@ mod tests {
                 }
             }
             out.extend_from_slice(match rng.below(10) {
+                _ if plain => b"\n",
                 0 => b"\r\n",
                 1 => b"\r",
                 _ => b"\n",
@@ -461,16 +477,19 @@ mod tests {
         let rounds = if cfg!(miri) { 4 } else { 300 };
         let (mut found, mut skipped) = (0, 0);
         for seed in 0..rounds {
-            for odd in [false, true] {
-                let text = random_text(seed, 60, odd);
+            for (plain, odd) in [(true, false), (true, true), (false, true)] {
+                let text = random_text(seed, 60, plain, odd);
                 for cut in [text.len(), text.len().saturating_sub(1), text.len() / 2] {
                     let part = &text[..cut];
                     let mut fast = Robots::default();
                     let used_fast = fast.scan(part, seed % 2 == 0);
                     let mut exact = Robots::default();
-                    let used_exact = exact.scan_exact(part, 0, seed % 2 == 0);
-                    assert_eq!(used_fast, used_exact, "seed {seed} odd {odd} cut {cut}");
-                    assert_eq!(fast, exact, "seed {seed} odd {odd} cut {cut}");
+                    let used_exact = exact.scan_exact(part, 0, seed % 2 == 0, part.len());
+                    assert_eq!(
+                        used_fast, used_exact,
+                        "seed {seed} plain {plain} odd {odd} cut {cut}"
+                    );
+                    assert_eq!(fast, exact, "seed {seed} plain {plain} odd {odd} cut {cut}");
                     found += fast.hosts.len();
                     skipped += fast.skipped;
                 }
@@ -487,12 +506,12 @@ mod tests {
     fn the_fast_path_takes_plain_text() {
         let text = format!("{GOOD}\n").repeat(100);
         let mut r = Robots::default();
-        let upto = super::super::fastscan::scan(&mut r, text.as_bytes());
+        let upto = super::super::fastscan::scan(&mut r, text.as_bytes(), true);
         if cfg!(target_arch = "x86_64") {
             assert!(upto > text.len() - 128, "fast path stopped at {upto}");
             assert_eq!(r.lines as usize, upto / (GOOD.len() + 1));
         }
-        r.scan_exact(text.as_bytes(), upto, true);
+        r.scan_exact(text.as_bytes(), upto, true, text.len());
         assert_eq!((r.lines, r.skipped, r.hosts.len()), (100, 0, 1));
     }
 
