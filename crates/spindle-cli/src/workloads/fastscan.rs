@@ -1,5 +1,6 @@
 //! The fast path of [`Robots::scan`](super::robots::Robots::scan): 64 bytes
-//! at a time with SSE2 (every x86-64 CPU has it), as bit masks.
+//! at a time with SSE2 (every x86-64 CPU has it) or AVX2 (where the CPU
+//! has it), as bit masks.
 //!
 //! Log text is printable ASCII with fields split by spaces and lines ended
 //! by `\n`. For each 64-byte block three masks are built: separators (space,
@@ -19,15 +20,46 @@ use super::robots::{Robots, field_end, is_field_byte};
 /// scanner to go on.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { scan_avx2(out, buf, last) }
+    } else {
+        // SAFETY: `masks` only needs SSE2, which every x86-64 CPU has (it is
+        // part of the target's baseline: see the assertion below).
+        scan_with(out, buf, last, |b| unsafe { masks(b) })
+    }
+}
+
+/// The SSE2 path even where AVX2 is there, for the tests.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+    // SAFETY: as in `scan`: SSE2 is always there on x86-64.
+    scan_with(out, buf, last, |b| unsafe { masks(b) })
+}
+
+/// [`scan`] compiled for AVX2: 32-byte lanes and three-operand encodings.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+    scan_with(out, buf, last, |b| masks_avx2(b))
+}
+
+/// The scanning loop over blocks whose masks `masks` computes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn scan_with(
+    out: &mut Robots,
+    buf: &[u8],
+    last: bool,
+    masks: impl Fn(&[u8]) -> Option<(u64, u64)>,
+) -> usize {
     let mut line_start = 0;
     let (mut fields, mut host, mut f7) = (0u32, 0usize, 0usize);
     // The byte before the block is a separator: a line start counts as one.
     let mut carry = 1u64;
     let mut base = 0;
     while let Some(block) = buf.get(base..base + 64) {
-        // SAFETY: `masks` only needs SSE2, which every x86-64 CPU has (it is
-        // part of the target's baseline: see the assertion below).
-        let Some((sep, mut eol)) = (unsafe { masks(block) }) else {
+        let Some((sep, mut eol)) = masks(block) else {
             // Exact scanning for the lines that touch this block, then on.
             let next = out.scan_exact(buf, line_start, last, base + 64);
             if next <= line_start || next >= buf.len() {
@@ -120,6 +152,32 @@ fn masks(block: &[u8]) -> Option<(u64, u64)> {
         nl |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, knl)) as u16) << shift;
         space |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, kspace)) as u16) << shift;
         high |= u64::from(_mm_movemask_epi8(v) as u16) << shift;
+    }
+    ((ctrl & !nl) | high == 0).then_some((space | nl, nl))
+}
+
+/// [`masks`] with AVX2, 32 bytes per lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn masks_avx2(block: &[u8]) -> Option<(u64, u64)> {
+    use std::arch::x86_64::*;
+    let (mut space, mut nl, mut ctrl, mut high) = (0u64, 0u64, 0u64, 0u64);
+    let (k1f, kspace, knl) = (
+        _mm256_set1_epi8(0x1f),
+        _mm256_set1_epi8(b' ' as i8),
+        _mm256_set1_epi8(b'\n' as i8),
+    );
+    for (i, lane) in block.chunks_exact(32).enumerate() {
+        // SAFETY: `lane` is 32 initialised bytes (chunks_exact), and
+        // `_mm256_loadu_si256` has no alignment requirement.
+        let v = unsafe { _mm256_loadu_si256(lane.as_ptr().cast()) };
+        let shift = 32 * i;
+        let c = _mm256_cmpeq_epi8(_mm256_min_epu8(v, k1f), v);
+        ctrl |= u64::from(_mm256_movemask_epi8(c) as u32) << shift;
+        nl |= u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, knl)) as u32) << shift;
+        space |= u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, kspace)) as u32) << shift;
+        high |= u64::from(_mm256_movemask_epi8(v) as u32) << shift;
     }
     ((ctrl & !nl) | high == 0).then_some((space | nl, nl))
 }

@@ -490,6 +490,13 @@ mod tests {
                         "seed {seed} plain {plain} odd {odd} cut {cut}"
                     );
                     assert_eq!(fast, exact, "seed {seed} plain {plain} odd {odd} cut {cut}");
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let mut sse2 = Robots::default();
+                        let at = super::super::fastscan::scan_sse2(&mut sse2, part, seed % 2 == 0);
+                        let used = sse2.scan_exact(part, at, seed % 2 == 0, part.len());
+                        assert_eq!((used, &sse2), (used_exact, &exact), "SSE2, seed {seed}");
+                    }
                     found += fast.hosts.len();
                     skipped += fast.skipped;
                 }
