@@ -1,18 +1,21 @@
 //! Whole-file gzip decoding with libdeflate, the fastest decoder measured here.
 //!
-//! Decode-only throughput on the generated logs (8 files, 256 MB of text, one
-//! core; `spindle robots DIR --decode-only --mode serial` for the winner):
+//! Decode-only throughput on the generated logs (`spindle gen-logs DIR
+//! --files 8 --lines 200000`: 283 MB of text in 26 MB of gzip), one core,
+//! best of 5, on the shared 2-core machine (AMD EPYC, load ~6):
 //!
-//! | decoder | how | MB/s out |
+//! | decoder | how | MB/s of text |
 //! |---|---|---|
-//! | flate2 + zlib-rs | `GzDecoder` streaming, 64 KiB reads | 516 |
-//! | flate2 + zlib-rs | `Decompress` over the whole file | 736 |
-//! | miniz_oxide | streaming, 64 KiB | 643 |
-//! | miniz_oxide | whole file | 778 |
-//! | libdeflate (libdeflate-sys) | whole file | 1459 |
+//! | flate2 1.1 + zlib-rs 0.6 | `GzDecoder` streaming, 64 KiB reads | 398–516 |
+//! | flate2 1.1 + zlib-rs 0.6 | `Decompress` over the whole file | 736–1026 |
+//! | flate2 1.1 + zlib-ng (needs cmake) | `GzDecoder` streaming, 64 KiB reads | 794 |
+//! | flate2 1.1 + zlib-ng (needs cmake) | `Decompress` over the whole file | 1182 |
+//! | miniz_oxide 0.8 | streaming, 64 KiB | 643–840 |
+//! | miniz_oxide 0.8 | whole file | 778–922 |
+//! | libdeflate 1.26 (libdeflate-sys, bundled C, no system deps) | whole file | 1459–1811 |
 //!
-//! libdeflate decodes a whole member into a buffer large enough for it, which
-//! is what makes it twice as fast. Its safe wrapper (`libdeflater`) calls
+//! //! libdeflate decodes a whole member into a buffer large enough for it, which
+//! is what makes it 1.5–2× faster than the rest. Its safe wrapper (`libdeflater`) calls
 //! `libdeflate_gzip_decompress`, which decodes the *first* member and ignores
 //! what follows — a multi-member file (`cat a.gz b.gz`) would silently lose
 //! data — so this module calls `libdeflate_gzip_decompress_ex`, which reports
