@@ -59,7 +59,10 @@ pub use current::{
 };
 pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};
-pub use pool::{Call, CallChunk, PoolError, ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor};
+pub use pool::{
+    AsyncResult, Call, CallChunk, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
+    ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, StarFn,
+};
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
 };
