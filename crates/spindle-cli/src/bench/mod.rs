@@ -196,6 +196,9 @@ impl Bench {
             available: self.python.is_some(),
             sample: Box::new(move || {
                 let mut cmd = Command::new(&python);
+                // Python >= 3.11: keep the script's directory off sys.path,
+                // so a script can never shadow a standard module.
+                cmd.env("PYTHONSAFEPATH", "1");
                 cmd.arg(&path).arg(&case);
                 if quick {
                     cmd.arg("--quick");
