@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod futures;
+mod pool_api;
 mod process;
 mod queue;
 mod sched;
@@ -64,6 +65,11 @@ const SUITES: &[Suite] = &[
         name: "process",
         about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
         run: process::run,
+    },
+    Suite {
+        name: "pool",
+        about: "Process pools: map of tiny tasks (chunksize 1 and 100), apply_async round trip",
+        run: pool_api::run,
     },
 ];
 
@@ -115,6 +121,15 @@ pub(crate) struct Impl<'a> {
     sample: Box<dyn FnMut() -> Result<f64, String> + 'a>,
     warm_up: bool,
     available: bool,
+}
+
+impl Impl<'_> {
+    /// The same contender under another name (e.g. `python-ppe` for a
+    /// second Python implementation of a case).
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
 }
 
 impl std::fmt::Debug for Impl<'_> {

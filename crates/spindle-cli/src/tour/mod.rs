@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod futures;
+mod pool;
 mod queue;
 mod sched;
 mod sync;
@@ -49,6 +50,11 @@ const SECTIONS: &[Section] = &[
         key: "futures",
         title: "concurrent.futures: Future, ThreadPoolExecutor, as_completed, map",
         run: futures::run,
+    },
+    Section {
+        key: "pool",
+        title: "Process pools that never hang: Pool, ProcessPoolExecutor, a worker killed mid-task",
+        run: pool::run,
     },
 ];
 
