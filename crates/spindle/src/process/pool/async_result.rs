@@ -169,15 +169,37 @@ impl<O: Send + 'static, R: Send + 'static> Gather<O, R> {
         O: DeserializeOwned,
     {
         Box::new(GatherSink {
-            gather: self.clone(),
+            gather: Some(self.clone()),
             index,
         })
     }
 }
 
+/// Reports one chunk to its [`Gather`]; dropped unreported (never sent to a
+/// worker), it fails the gather so nobody waits forever.
 struct GatherSink<O, R> {
-    gather: Arc<Gather<O, R>>,
+    gather: Option<Arc<Gather<O, R>>>,
     index: usize,
+}
+
+impl<O, R> Drop for GatherSink<O, R> {
+    fn drop(&mut self) {
+        if let Some(g) = self.gather.take() {
+            g.fail_dropped();
+        }
+    }
+}
+
+impl<O, R> Gather<O, R> {
+    fn fail_dropped(&self) {
+        let mut g = self.inner.lock();
+        if let Some(p) = g.promise.take() {
+            drop(g);
+            p.set_broken(crate::futures::BrokenPool::new(
+                "the task was dropped before it ran",
+            ));
+        }
+    }
 }
 
 impl<O, R> Sink for GatherSink<O, R>
@@ -186,22 +208,26 @@ where
     R: Send + 'static,
 {
     fn start(&mut self) -> bool {
-        !self.gather.finished()
+        self.gather.as_ref().is_some_and(|g| !g.finished())
     }
 
-    fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
+    fn finish(mut self: Box<Self>, outcomes: Vec<ItemOutcome>) {
         let res = job::decode_chunk::<O>(outcomes).map(|v| Some((self.index, v)));
-        self.gather.done(res);
+        if let Some(g) = self.gather.take() {
+            g.done(res);
+        }
     }
 
-    fn fail(self: Box<Self>, failure: Failure) {
+    fn fail(mut self: Box<Self>, failure: Failure) {
         let e = match failure {
             Failure::Lost(w) => FutureError::WorkerLost(w),
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
         };
-        self.gather.done(Err(e));
+        if let Some(g) = self.gather.take() {
+            g.done(Err(e));
+        }
     }
 }
 

@@ -38,11 +38,22 @@ where
     tx: Sender<ChunkResult<T::Output>>,
     rx: Receiver<ChunkResult<T::Output>>,
     current: std::vec::IntoIter<T::Output>,
-    stopped: Option<FutureError>,
+    stopped: bool,
 }
 
+/// Sends one chunk's outcome to the iterator; dropped unreported (never sent
+/// to a worker), it reports a broken pool so the iterator never waits forever.
 struct ChannelSink<O> {
-    tx: Sender<ChunkResult<O>>,
+    tx: Option<Sender<ChunkResult<O>>>,
+}
+
+impl<O> Drop for ChannelSink<O> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let b = crate::futures::BrokenPool::new("the task was dropped before it ran");
+            tx.send(Err(FutureError::BrokenPool(b))).ok();
+        }
+    }
 }
 
 impl<O: DeserializeOwned + Send + 'static> Sink for ChannelSink<O> {
@@ -50,18 +61,22 @@ impl<O: DeserializeOwned + Send + 'static> Sink for ChannelSink<O> {
         true
     }
 
-    fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
-        self.tx.send(job::decode_chunk(outcomes)).ok();
+    fn finish(mut self: Box<Self>, outcomes: Vec<ItemOutcome>) {
+        if let Some(tx) = self.tx.take() {
+            tx.send(job::decode_chunk(outcomes)).ok();
+        }
     }
 
-    fn fail(self: Box<Self>, failure: Failure) {
+    fn fail(mut self: Box<Self>, failure: Failure) {
         let e = match failure {
             Failure::Lost(w) => FutureError::WorkerLost(w),
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
         };
-        self.tx.send(Err(e)).ok();
+        if let Some(tx) = self.tx.take() {
+            tx.send(Err(e)).ok();
+        }
     }
 }
 
@@ -85,14 +100,14 @@ where
             tx,
             rx,
             current: Vec::new().into_iter(),
-            stopped: None,
+            stopped: false,
         };
         it.fill();
         it
     }
 
     fn fill(&mut self) {
-        while self.stopped.is_none() && self.in_flight < self.window {
+        while !self.stopped && self.in_flight < self.window {
             let calls: Vec<Call<T>> = self
                 .items
                 .by_ref()
@@ -103,13 +118,23 @@ where
                 return;
             }
             let sink: Box<dyn Sink> = Box::new(ChannelSink {
-                tx: self.tx.clone(),
+                tx: Some(self.tx.clone()),
             });
             let j: Job = super::call::job_of_sink(&calls, sink);
             match self.exec.submit_job(j) {
                 Ok(()) => self.in_flight += 1,
-                Err(Refused::ShutDown(_)) => self.stopped = Some(FutureError::Cancelled),
-                Err(Refused::Broken(_, b)) => self.stopped = Some(FutureError::BrokenPool(b)),
+                // The refused chunk reports its error through the channel,
+                // in turn; no more input is taken.
+                Err(Refused::ShutDown(j)) => {
+                    j.sink.fail(Failure::Cancelled);
+                    self.in_flight += 1;
+                    self.stopped = true;
+                }
+                Err(Refused::Broken(j, b)) => {
+                    j.sink.fail(Failure::Broken(b));
+                    self.in_flight += 1;
+                    self.stopped = true;
+                }
             }
         }
     }
@@ -131,7 +156,7 @@ where
             }
             self.fill();
             if self.in_flight == 0 {
-                return self.stopped.take().map(Err);
+                return None;
             }
             let res = self.rx.recv().expect("the iterator holds a sender");
             self.in_flight -= 1;
