@@ -165,7 +165,10 @@ fn failing_initializer_breaks_the_executor() {
     let FutureError::BrokenPool(b) = &e else {
         panic!("{e:?}")
     };
-    assert!(b.reason().contains("initializer failed on purpose"), "{b:?}");
+    assert!(
+        b.reason().contains("initializer failed on purpose"),
+        "{b:?}"
+    );
     assert!(p.submit(init_status::task()).unwrap_err().is_broken());
 }
 
@@ -193,7 +196,9 @@ fn shutdown_cancel_futures() {
     while !first.running() {
         std::thread::yield_now();
     }
-    let rest: Vec<_> = (0..20).map(|_| p.submit(sleep_ms::task(300)).unwrap()).collect();
+    let rest: Vec<_> = (0..20)
+        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .collect();
     let t0 = Instant::now();
     p.shutdown(true, true);
     assert!(t0.elapsed() < Duration::from_secs(20));
@@ -206,7 +211,10 @@ fn shutdown_cancel_futures() {
 fn map_timeout() {
     let p = pool(2);
     let opts = MapOptions::new().timeout(Duration::from_millis(300));
-    let got: Vec<_> = p.map_with(sleep_ms::task, [0, 0, 1_500], opts).unwrap().collect();
+    let got: Vec<_> = p
+        .map_with(sleep_ms::task, [0, 0, 1_500], opts)
+        .unwrap()
+        .collect();
     assert_eq!(got[..2], [Ok(0), Ok(0)]);
     assert_eq!(got[2], Err(FutureError::Timeout));
     assert_eq!(got.len(), 3);
@@ -216,7 +224,10 @@ fn map_timeout() {
 #[test]
 fn start_failure_is_a_clear_error() {
     let p = pool(1);
-    assert_eq!(p.submit(nested_pool_fails::task()).unwrap().result(), Ok(true));
+    assert_eq!(
+        p.submit(nested_pool_fails::task()).unwrap().result(),
+        Ok(true)
+    );
 }
 
 // Send/Sync promises (tokio's async_send_sync.rs style).

@@ -187,8 +187,14 @@ impl Pool {
         T: process::Task,
         T::Output: Send + 'static,
     {
+        // Eager, as Python's `map`: every chunk is queued at once (the items
+        // are all in memory anyway), so workers never wait for this thread.
+        let opts = MapOptions::new()
+            .chunksize(chunksize)
+            .buffersize(usize::MAX);
         let it = self
-            .imap_chunked(f, items, chunksize)
+            .exec
+            .map_with(f, items, opts)
             .map_err(|e| not_running(&e))?;
         it.collect()
     }
