@@ -12,6 +12,7 @@ use std::time::Instant;
 
 mod futures;
 mod pool;
+mod process;
 mod queue;
 mod sched;
 mod sync;
@@ -50,6 +51,11 @@ const SECTIONS: &[Section] = &[
         key: "futures",
         title: "concurrent.futures: Future, ThreadPoolExecutor, as_completed, map",
         run: futures::run,
+    },
+    Section {
+        key: "process",
+        title: "multiprocessing: Process per start method, Pipe, ipc::Queue, shared Value",
+        run: process::run,
     },
     Section {
         key: "pool",
