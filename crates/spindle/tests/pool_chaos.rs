@@ -119,6 +119,31 @@ fn retries_rerun_a_task_whose_worker_died() {
     assert!(p.workers_lost() >= 1);
 }
 
+// Tasks sent ahead to a worker that dies never started: they run elsewhere
+// (here: on the replacement), only the running one is lost.
+#[test]
+fn prefetched_tasks_of_a_dead_worker_are_requeued() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .prefetch(3)
+        .build()
+        .unwrap();
+    let victim = p.submit(sleep_ms::task(60_000)).unwrap();
+    while !victim.running() {
+        std::thread::yield_now();
+    }
+    let queued: Vec<_> = (0..3).map(|i| p.submit(work::task(i)).unwrap()).collect();
+    // All three were sent ahead to the busy worker (prefetch 3).
+    assert!(queued.iter().all(|f| f.running()));
+    let pid = p.worker_pids()[0];
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert!(victim.result().unwrap_err().is_worker_lost());
+    for (i, f) in queued.iter().enumerate() {
+        assert_eq!(f.result(), Ok(i as u64 * 3));
+    }
+    assert_eq!(p.workers_lost(), 1);
+}
+
 /// A tiny xorshift generator (no `rand` dependency).
 struct Rng(u64);
 impl Rng {

@@ -5,8 +5,8 @@
 //!
 //! Every pool has one worker per core and is started once, before the
 //! rounds, so the figures measure task traffic, not process start-up.
-//! `spindle-prefetch` is the same pool with `prefetch(4)`: tasks are sent
-//! ahead to busy workers (see `ProcessPoolBuilder::prefetch`).
+//! `spindle` uses the default automatic prefetch; `spindle-prefetch` is the
+//! same pool with a fixed `prefetch(4)` (see `ProcessPoolBuilder::prefetch`).
 
 use std::hint::black_box;
 

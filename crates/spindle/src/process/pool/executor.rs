@@ -85,7 +85,7 @@ impl ProcessPoolExecutor {
                 max_tasks: 0,
                 task_timeout: None,
                 retries: 0,
-                depth: 1,
+                prefetch: None,
                 name: "SpindlePoolWorker",
             },
             init_error: None,
@@ -238,15 +238,16 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// How many tasks to send ahead to a busy worker (default 0). With 0 a
-    /// task waits in the parent until a worker is free, so it never queues
-    /// behind a long task while another worker idles (as in Python's
-    /// `Pool`). Raising it cuts the per-task overhead of many tiny tasks
-    /// (the next task is already there when one ends), at the cost that a
-    /// task may wait behind a slow one. A task sent ahead to a worker that
-    /// dies never started: it goes back to the queue, it is not lost.
+    /// How many tasks to send ahead to a busy worker, fixed. By default it
+    /// is automatic: tasks are sent ahead (up to 4 per worker) only while
+    /// tasks take under 1 ms on average and only to a worker whose current
+    /// task has not run much longer than that — so the next task is already
+    /// there when a tiny one ends, and a task rarely waits behind a slow one.
+    /// `prefetch(0)` never sends ahead: a task then waits in the parent until
+    /// a worker is free (Python's `Pool`). A task sent ahead to a worker
+    /// that dies never started: it goes back to the queue, it is not lost.
     pub fn prefetch(mut self, n: usize) -> ProcessPoolBuilder {
-        self.cfg.depth = n.saturating_add(1);
+        self.cfg.prefetch = Some(n);
         self
     }
 

@@ -443,7 +443,8 @@ impl PoolBuilder {
         self
     }
 
-    /// Tasks sent ahead to a busy worker (spindle only; default 0): see
+    /// Tasks sent ahead to a busy worker (spindle only; default automatic):
+    /// see
     /// [`ProcessPoolBuilder::prefetch`].
     pub fn prefetch(mut self, n: usize) -> PoolBuilder {
         self.inner = self.inner.prefetch(n);
