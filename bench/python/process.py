@@ -8,6 +8,7 @@ Measures itself and prints ONE number in the case's unit:
   pipe_1mib        bytes/s: send_bytes of 1 MiB blocks to a child
   queue_small      items/s: a child puts small ints, the parent gets them
   queue_64kib      bytes/s: a child puts 64 KiB bytes objects, the parent gets them
+  value_incr       increments/s: 4 children add 1 to one shared Value under its lock
 """
 import multiprocessing as mp
 import sys
@@ -107,6 +108,29 @@ def queue_rate(quick, size):
     return n / secs if size == 0 else n * size / secs
 
 
+def incr(v, go, n):
+    go.wait()
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+
+
+def value_incr(quick):
+    procs, n = 4, (20_000 if quick else 100_000)
+    v = mp.Value('q', 0)
+    go = mp.Barrier(procs + 1)
+    ps = [mp.Process(target=incr, args=(v, go, n)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    go.wait()
+    start = time.perf_counter()
+    for p in ps:
+        p.join()
+    secs = time.perf_counter() - start
+    assert v.value == procs * n
+    return procs * n / secs
+
+
 CASES = {
     'start_fork': lambda q: start_join('fork', q),
     'start_spawn': lambda q: start_join('spawn', q),
@@ -115,6 +139,7 @@ CASES = {
     'pipe_1mib': pipe_1mib,
     'queue_small': lambda q: queue_rate(q, 0),
     'queue_64kib': lambda q: queue_rate(q, 64 << 10),
+    'value_incr': value_incr,
 }
 
 if __name__ == '__main__':

@@ -3,10 +3,11 @@
 //! `ExecutorTest`, `test_shutdown`), ported and rewritten in Rust, plus
 //! spindle's "never hang" guarantees.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use spindle::futures::{Executor, FutureError, MapOptions, as_completed};
-use spindle::process::ProcessPoolExecutor;
+use spindle::process::{Pool, ProcessPoolExecutor};
 
 #[spindle::task]
 fn square(n: u64) -> u64 {
@@ -104,5 +105,136 @@ fn panic_is_an_error_not_a_dead_pool() {
     let e = p.submit(fail_on::task(3)).unwrap().result().unwrap_err();
     assert!(matches!(e, FutureError::Panicked(ref m) if m.contains("three is bad")));
     assert_eq!(p.submit(square::task(3)).unwrap().result(), Ok(9));
-    let _ = Duration::ZERO;
+}
+
+static INIT: AtomicU64 = AtomicU64::new(0);
+
+#[spindle::task]
+fn init(v: u64) {
+    INIT.store(v, Ordering::SeqCst);
+}
+
+#[spindle::task]
+fn init_status() -> u64 {
+    INIT.load(Ordering::SeqCst)
+}
+
+#[spindle::task]
+fn init_fails() {
+    panic!("initializer failed on purpose")
+}
+
+#[spindle::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[spindle::task]
+fn nested_pool_fails() -> bool {
+    // A pool worker is a daemon process: it may not start children (Python:
+    // "daemonic processes are not allowed to have children").
+    match Pool::new(1) {
+        Err(e) => e.is_start_failed(),
+        Ok(_) => false,
+    }
+}
+
+// InitializerMixin.test_initializer
+#[test]
+fn initializer_runs_in_each_worker() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(init::task(42))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(p.submit(init_status::task()).unwrap().result(), Ok(42));
+    }
+}
+
+// FailingInitializerMixin.test_initializer: the pool breaks, submit then fails.
+#[test]
+fn failing_initializer_breaks_the_executor() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(init_fails::task())
+        .build()
+        .unwrap();
+    let e = p.submit(init_status::task()).unwrap().result().unwrap_err();
+    let FutureError::BrokenPool(b) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        b.reason().contains("initializer failed on purpose"),
+        "{b:?}"
+    );
+    assert!(p.submit(init_status::task()).unwrap_err().is_broken());
+}
+
+// test_max_tasks_per_child
+#[test]
+fn max_tasks_per_child_replaces_the_worker() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_tasks_per_child(3)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..3)
+        .map(|i| p.submit(pid_of::task(i)).unwrap().result().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&pid| pid == pids[0]));
+    let fourth = p.submit(pid_of::task(3)).unwrap().result().unwrap();
+    assert_ne!(fourth, pids[0]);
+}
+
+// test_cancel_futures: shutdown(cancel_futures=True) cancels what has not started.
+#[test]
+fn shutdown_cancel_futures() {
+    let p = pool(1);
+    let first = p.submit(sleep_ms::task(300)).unwrap();
+    while !first.running() {
+        std::thread::yield_now();
+    }
+    let rest: Vec<_> = (0..20)
+        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    p.shutdown(true, true);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert_eq!(first.result(), Ok(300));
+    assert!(rest.iter().all(|f| f.cancelled()));
+}
+
+// test_map_timeout
+#[test]
+fn map_timeout() {
+    let p = pool(2);
+    let opts = MapOptions::new().timeout(Duration::from_millis(300));
+    let got: Vec<_> = p
+        .map_with(sleep_ms::task, [0, 0, 1_500], opts)
+        .unwrap()
+        .collect();
+    assert_eq!(got[..2], [Ok(0), Ok(0)]);
+    assert_eq!(got[2], Err(FutureError::Timeout));
+    assert_eq!(got.len(), 3);
+}
+
+// A worker that cannot start its own pool gets a clear error, no hang.
+#[test]
+fn start_failure_is_a_clear_error() {
+    let p = pool(1);
+    assert_eq!(
+        p.submit(nested_pool_fails::task()).unwrap().result(),
+        Ok(true)
+    );
+}
+
+// Send/Sync promises (tokio's async_send_sync.rs style).
+#[test]
+fn send_and_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<ProcessPoolExecutor>();
+    is::<Pool>();
+    is::<spindle::process::AsyncResult<u64>>();
 }

@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 mod futures;
+mod pool_api;
 mod pool_workloads;
 mod process;
 mod queue;
@@ -65,6 +66,11 @@ const SUITES: &[Suite] = &[
         name: "process",
         about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
         run: process::run,
+    },
+    Suite {
+        name: "pool",
+        about: "Process pools: map of tiny tasks (chunksize 1 and 100), apply_async round trip",
+        run: pool_api::run,
     },
     // Temporary: the lead folds these cases into suite `pool`.
     Suite {
@@ -122,6 +128,15 @@ pub(crate) struct Impl<'a> {
     sample: Box<dyn FnMut() -> Result<f64, String> + 'a>,
     warm_up: bool,
     available: bool,
+}
+
+impl Impl<'_> {
+    /// The same contender under another name (e.g. `python-ppe` for a
+    /// second Python implementation of a case).
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
 }
 
 impl std::fmt::Debug for Impl<'_> {
@@ -203,6 +218,9 @@ impl Bench {
             available: self.python.is_some(),
             sample: Box::new(move || {
                 let mut cmd = Command::new(&python);
+                // Python >= 3.11: keep the script's directory off sys.path,
+                // so a script can never shadow a standard module.
+                cmd.env("PYTHONSAFEPATH", "1");
                 cmd.arg(&path).arg(&case);
                 if quick {
                     cmd.arg("--quick");

@@ -1,8 +1,10 @@
 //! Suite `process`: start+join latency per start method, Pipe round trips and
-//! throughput, cross-process Queue throughput — beside Python's
+//! throughput, cross-process Queue throughput, shared Value increments under
+//! its lock — beside Python's
 //! `multiprocessing` (`bench/python/process.py`).
 
-use spindle::ipc::{Connection, Pipe, Queue};
+use spindle::ipc::sync::Barrier;
+use spindle::ipc::{Connection, Pipe, Queue, Value};
 use spindle::process::{Process, StartMethod};
 
 use super::{Bench, Unit, imp, micros_per, per_sec};
@@ -46,6 +48,36 @@ fn bench_small_producer(q: Queue<u64>, n: u64) {
     for i in 0..n {
         q.put(i).expect("queue open");
     }
+}
+
+#[spindle::task]
+fn bench_value_incr(v: Value<u64>, go: Barrier, n: u64) {
+    go.wait().expect("barrier");
+    for _ in 0..n {
+        *v.lock() += 1;
+    }
+}
+
+/// `procs` children each add 1 to one shared Value `n` times under its lock,
+/// after meeting the parent at a barrier; increments per second from the
+/// barrier until every child is joined.
+fn value_incr(procs: u64, n: u64) -> f64 {
+    let v = Value::new(0u64).expect("value");
+    let go = Barrier::new(procs as usize + 1).expect("barrier");
+    let mut ps: Vec<Process> = (0..procs)
+        .map(|_| Process::new(bench_value_incr::call(v.clone(), go.clone(), n)))
+        .collect();
+    for p in &mut ps {
+        p.start().expect("start child");
+    }
+    go.wait().expect("barrier");
+    let rate = per_sec(procs * n, |_| {
+        for p in &mut ps {
+            p.join().expect("child");
+        }
+    });
+    assert_eq!(v.load(), procs * n, "lost increments");
+    rate
 }
 
 fn start_join(m: StartMethod, n: u64) {
@@ -169,6 +201,17 @@ pub(crate) fn run(b: &mut Bench) {
                 rate
             }),
             b.python("process.py", "queue_64kib"),
+        ],
+    );
+
+    // 4 processes x n increments of one shared Value under its lock.
+    let incs: u64 = if q { 100_000 } else { 400_000 };
+    b.case(
+        "value_incr",
+        Unit::OpsPerSec,
+        vec![
+            imp("spindle", || value_incr(4, incs)),
+            b.python("process.py", "value_incr"),
         ],
     );
 }

@@ -211,7 +211,7 @@ fn contenders<'a>(
         names.push("std");
     }
     let mut v: Vec<Impl<'a>> = names.into_iter().map(|name| imp(name, f(name))).collect();
-    v.push(b.python("queue.py", case));
+    v.push(b.python("queue_suite.py", case));
     v
 }
 

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod futures;
+mod pool;
+mod process;
 mod queue;
 mod sched;
 mod sync;
@@ -49,6 +51,16 @@ const SECTIONS: &[Section] = &[
         key: "futures",
         title: "concurrent.futures: Future, ThreadPoolExecutor, as_completed, map",
         run: futures::run,
+    },
+    Section {
+        key: "process",
+        title: "multiprocessing: Process per start method, Pipe, ipc::Queue, shared Value",
+        run: process::run,
+    },
+    Section {
+        key: "pool",
+        title: "Process pools that never hang: Pool, ProcessPoolExecutor, a worker killed mid-task",
+        run: pool::run,
     },
 ];
 

@@ -7,6 +7,10 @@
 //! - [`Queue`] (also named [`JoinableQueue`] and [`SimpleQueue`]): many
 //!   producers and many consumers in any processes, bounded or not, with
 //!   `task_done`/`join` and `shutdown`.
+//! - [`Value`] / [`Array`] (and the lock-free [`RawValue`] / [`RawArray`]):
+//!   plain data in shared memory, with an associated lock.
+//! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
+//!   `Condition`, `Barrier` shared between processes.
 //!
 //! Every channel speaks the framing described in `process/README.md`:
 //! length-prefixed frames with a versioned header and a hard size limit,
@@ -17,7 +21,9 @@ mod error;
 pub(crate) mod fdpass;
 pub(crate) mod frame;
 mod queue;
+mod sharedctypes;
 mod shm;
+pub mod sync;
 
 pub(crate) use connection::wait_readable;
 pub use connection::{Connection, Pipe};
@@ -25,3 +31,4 @@ pub use error::{ConnectionError, GetError, PutError, TaskDoneError};
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 pub(crate) use queue::flush_all;
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use sharedctypes::{Array, ArrayGuard, IndexError, RawArray, RawValue, Value, ValueGuard};

@@ -66,6 +66,17 @@ impl SharedWords {
         unsafe { &*self.ptr.as_ptr().add(i) }
     }
 
+    /// The first byte of the mapping (page-aligned), for regions that hold
+    /// more than words (shared `Value`/`Array` data).
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        self.ptr.cast()
+    }
+
+    /// How many words are mapped.
+    pub(crate) fn words(&self) -> usize {
+        self.len
+    }
+
     /// The memfd, to pass to a child.
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()

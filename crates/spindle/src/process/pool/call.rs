@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::executor::ProcessPoolExecutor;
-use super::job::{self, Job, PromiseSink};
+use super::job::{self, Job, PromiseSink, Sink};
 use crate::futures::{Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor};
 use crate::process::{self, TaskCall};
 
@@ -122,6 +122,11 @@ pub(crate) fn job_of<T: process::Task, O: Send + 'static>(
     promise: Promise<O>,
     decode: fn(Vec<super::wire::ItemOutcome>) -> Result<O, crate::futures::FutureError>,
 ) -> Job {
+    job_of_sink(calls, PromiseSink::boxed(promise, decode))
+}
+
+/// A job for `calls` of task `T` (a chunk), reporting to `sink`.
+pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sink>) -> Job {
     let mut refused = None;
     let mut args = Vec::with_capacity(calls.len());
     for c in calls {
@@ -136,7 +141,7 @@ pub(crate) fn job_of<T: process::Task, O: Send + 'static>(
     Job {
         name: T::NAME,
         args,
-        sink: PromiseSink::boxed(promise, decode),
+        sink,
         retried: 0,
         refused,
     }

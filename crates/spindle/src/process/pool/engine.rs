@@ -21,6 +21,13 @@ use crate::process::StartMethod;
 /// waits long for a busy worker while the engine lock is held.
 const PIPELINE_MAX_BYTES: usize = 64 * 1024;
 
+/// In the automatic prefetch mode, jobs are sent ahead only while the
+/// average job takes less than this...
+const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
+
+/// ...and at most this many per busy worker.
+const AUTO_PREFETCH: usize = 4;
+
 /// How a pool is set up (filled by the builders).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -30,8 +37,8 @@ pub(crate) struct Config {
     pub(crate) max_tasks: u64,
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
-    /// Jobs sent ahead to one worker (1 = only when idle).
-    pub(crate) depth: usize,
+    /// Jobs sent ahead to a busy worker: `Some(n)` fixed, `None` automatic.
+    pub(crate) prefetch: Option<usize>,
     pub(crate) name: &'static str,
 }
 
@@ -58,6 +65,8 @@ pub(crate) struct State {
     pub(crate) broken: Option<BrokenPool>,
     pub(crate) threads: Vec<ThreadId>,
     pub(crate) lost: u64,
+    /// Moving average of how long a job runs on a worker.
+    pub(crate) ewma_job: Option<Duration>,
 }
 
 pub(crate) struct Engine {
@@ -86,6 +95,7 @@ impl Engine {
                 broken: None,
                 threads: Vec::new(),
                 lost: 0,
+                ewma_job: None,
             }),
             changed: Condvar::new(),
         })
@@ -110,47 +120,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends pending jobs to workers with room, one round per depth level so
-    /// the load spreads; tells idle workers to stop once closed and drained.
+    /// Sends pending jobs to workers: first to idle workers, then (prefetch)
+    /// to the busy worker least likely to hold them up; tells idle workers to
+    /// stop once closed and drained.
     pub(crate) fn dispatch(&self, st: &mut State) {
-        let depth = self.cfg.depth.max(1);
-        let max_tasks = self.cfg.max_tasks;
-        'rounds: for round in 1..=depth {
-            for w in st.workers.iter_mut().flatten() {
-                if st.pending.is_empty() {
-                    break 'rounds;
-                }
-                let full = w.outstanding.len() >= round
-                    || w.stop_sent
-                    || (max_tasks != 0 && w.assigned >= max_tasks);
-                if full {
-                    continue;
-                }
-                while let Some(mut job) = st.pending.pop_front() {
-                    if !w.outstanding.is_empty() && job.weight() > PIPELINE_MAX_BYTES {
-                        st.pending.push_front(job);
-                        break;
-                    }
-                    if !job.sink.start() {
-                        continue; // cancelled while queued
-                    }
-                    let msg = ToWorkerRef::Run {
-                        name: job.name,
-                        args: &job.args,
-                    };
-                    if w.conn.send(&msg).is_err() {
-                        // The worker is gone; its slot thread will see it.
-                        st.pending.push_front(job);
-                        w.stop_sent = true;
-                        break;
-                    }
-                    if w.outstanding.is_empty() {
-                        w.front_since = Instant::now();
-                    }
-                    w.outstanding.push_back(job);
-                    w.assigned += 1;
-                    break;
-                }
+        let now = Instant::now();
+        // Idle workers first, in slot order.
+        for slot in 0..st.workers.len() {
+            if st.pending.is_empty() {
+                break;
+            }
+            if st.workers[slot]
+                .as_ref()
+                .is_some_and(|w| w.outstanding.is_empty() && self.has_room(w))
+            {
+                self.send_one(st, slot, now);
+            }
+        }
+        // Then jobs sent ahead to busy workers.
+        while !st.pending.is_empty() {
+            let Some(slot) = self.prefetch_target(st, now) else {
+                break;
+            };
+            if !self.send_one(st, slot, now) {
+                break;
             }
         }
         if st.closed && st.pending.is_empty() {
@@ -161,6 +154,79 @@ impl Engine {
                 }
             }
         }
+    }
+
+    fn has_room(&self, w: &Worker) -> bool {
+        !w.stop_sent && (self.cfg.max_tasks == 0 || w.assigned < self.cfg.max_tasks)
+    }
+
+    /// The busy worker to send the next job ahead to, if any: with an
+    /// explicit `prefetch(n)`, any worker with fewer than `n` queued; in the
+    /// automatic mode, only while jobs are short on average (then a job
+    /// queued behind another waits little), and never to a worker whose job
+    /// has run much longer than that average. Among candidates, the fewest
+    /// queued, then the youngest running job.
+    fn prefetch_target(&self, st: &State, now: Instant) -> Option<usize> {
+        let (extra, max_age) = match self.cfg.prefetch {
+            Some(n) => (n, None),
+            None => match st.ewma_job {
+                Some(avg) if avg < AUTO_PREFETCH_BELOW => {
+                    (AUTO_PREFETCH, Some(avg * 4 + Duration::from_micros(200)))
+                }
+                _ => return None,
+            },
+        };
+        let big = st
+            .pending
+            .front()
+            .is_some_and(|j| j.weight() > PIPELINE_MAX_BYTES);
+        if extra == 0 || big {
+            return None;
+        }
+        st.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
+            .filter(|(_, w)| {
+                self.has_room(w)
+                    && w.outstanding.len() <= extra
+                    && max_age.is_none_or(|m| now.duration_since(w.front_since) < m)
+            })
+            .min_by_key(|(_, w)| (w.outstanding.len(), std::cmp::Reverse(w.front_since)))
+            .map(|(i, _)| i)
+    }
+
+    /// Sends the first pending job that is not cancelled to the worker of
+    /// `slot`; false if the worker is gone.
+    fn send_one(&self, st: &mut State, slot: usize, now: Instant) -> bool {
+        let State {
+            pending, workers, ..
+        } = st;
+        let Some(w) = workers[slot].as_mut() else {
+            return false;
+        };
+        while let Some(mut job) = pending.pop_front() {
+            if !job.sink.start() {
+                continue; // cancelled while queued
+            }
+            let msg = ToWorkerRef::Run {
+                name: job.name,
+                args: &job.args,
+            };
+            if w.conn.send(&msg).is_err() {
+                // The worker is gone; its slot thread will see it.
+                pending.push_front(job);
+                w.stop_sent = true;
+                return false;
+            }
+            if w.outstanding.is_empty() {
+                w.front_since = now;
+            }
+            w.outstanding.push_back(job);
+            w.assigned += 1;
+            return true;
+        }
+        true
     }
 
     /// Sends `sig` to every live worker (they are not reaped while listed, so

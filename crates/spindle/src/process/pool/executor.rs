@@ -85,7 +85,7 @@ impl ProcessPoolExecutor {
                 max_tasks: 0,
                 task_timeout: None,
                 retries: 0,
-                depth: 2,
+                prefetch: None,
                 name: "SpindlePoolWorker",
             },
             init_error: None,
@@ -235,6 +235,19 @@ impl ProcessPoolBuilder {
     /// not retried. Only for tasks that are safe to run twice.
     pub fn retries(mut self, n: u32) -> ProcessPoolBuilder {
         self.cfg.retries = n;
+        self
+    }
+
+    /// How many tasks to send ahead to a busy worker, fixed. By default it
+    /// is automatic: tasks are sent ahead (up to 4 per worker) only while
+    /// tasks take under 1 ms on average and only to a worker whose current
+    /// task has not run much longer than that — so the next task is already
+    /// there when a tiny one ends, and a task rarely waits behind a slow one.
+    /// `prefetch(0)` never sends ahead: a task then waits in the parent until
+    /// a worker is free (Python's `Pool`). A task sent ahead to a worker
+    /// that dies never started: it goes back to the queue, it is not lost.
+    pub fn prefetch(mut self, n: usize) -> ProcessPoolBuilder {
+        self.cfg.prefetch = Some(n);
         self
     }
 

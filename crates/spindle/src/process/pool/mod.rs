@@ -4,17 +4,23 @@
 //!
 //! See `README.md` beside this file for the worker life cycle.
 
-// The `Pool` front end (next commit) uses the rest of the engine.
-#![allow(dead_code)]
-
+mod async_result;
 mod call;
 mod engine;
 mod error;
 mod executor;
+mod imap;
 mod job;
+#[allow(clippy::module_inception)]
+mod pool;
 mod slot;
+mod star;
 mod wire;
 
+pub use async_result::{AsyncResult, Callbacks};
 pub use call::{Call, CallChunk, ProcessJob};
 pub use error::PoolError;
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
+pub use imap::IMapUnordered;
+pub use pool::{Pool, PoolBuilder};
+pub use star::StarFn;

@@ -121,8 +121,14 @@ fn slot_main(
                         let mut st = engine.state.lock();
                         let w = st.workers[slot].as_mut().expect("own slot");
                         let job = w.outstanding.pop_front();
-                        w.front_since = Instant::now();
+                        let now = Instant::now();
+                        let took = now.duration_since(w.front_since);
+                        w.front_since = now;
                         w.completed += 1;
+                        st.ewma_job = Some(match st.ewma_job {
+                            Some(avg) => (avg * 7 + took) / 8,
+                            None => took,
+                        });
                         engine.dispatch(&mut st);
                         job
                     };

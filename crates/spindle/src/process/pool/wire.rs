@@ -17,7 +17,11 @@ use crate::process::task::{self, TaskEntry};
 #[derive(Debug, Deserialize)]
 pub(crate) enum ToWorker {
     /// Run the task `name` once per argument set, answer with `Done`.
-    Run { name: String, args: Vec<Vec<u8>> },
+    Run {
+        name: String,
+        #[serde(with = "bytes_seq")]
+        args: Vec<Vec<u8>>,
+    },
     /// Exit now (the pool is closing and has nothing more for this worker).
     Stop,
 }
@@ -25,7 +29,11 @@ pub(crate) enum ToWorker {
 /// What a worker is told (the borrowed, encoding side; same wire format).
 #[derive(Debug, Serialize)]
 pub(crate) enum ToWorkerRef<'a> {
-    Run { name: &'a str, args: &'a [Vec<u8>] },
+    Run {
+        name: &'a str,
+        #[serde(serialize_with = "bytes_seq::serialize")]
+        args: &'a [Vec<u8>],
+    },
     Stop,
 }
 
@@ -42,7 +50,7 @@ pub(crate) enum FromWorker {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ItemOutcome {
     /// The postcard-encoded result.
-    Ok(Vec<u8>),
+    Ok(#[serde(with = "bytes_one")] Vec<u8>),
     /// The task panicked: its message.
     Panicked(String),
     /// The task could not run (unknown name, undecodable arguments or result).
@@ -127,5 +135,75 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "Box<dyn Any>".to_owned()
+    }
+}
+
+/// Byte strings as serde *bytes* (one length and a copy in postcard), not as
+/// sequences of `u8` (one call per byte).
+struct BytesRef<'a>(&'a [u8]);
+
+impl Serialize for BytesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ByteBuf, A::Error> {
+                let mut v = Vec::new();
+                while let Some(b) = a.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+mod bytes_seq {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{ByteBuf, BytesRef};
+
+    pub(super) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| BytesRef(b)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v: Vec<ByteBuf> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|b| b.0).collect())
+    }
+}
+
+mod bytes_one {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{ByteBuf, BytesRef};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        BytesRef(v).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(ByteBuf::deserialize(d)?.0)
     }
 }

@@ -1,6 +1,6 @@
 """Python contender of `spindle bench queue`: queue.Queue with threads.
 
-Usage: queue.py CASE [--quick]; prints ONE number in the case's unit
+Usage: queue_suite.py CASE [--quick]; prints ONE number in the case's unit
 (items/s for the throughput cases, microseconds per round trip for pingpong).
 """
 import os
