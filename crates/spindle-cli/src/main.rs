@@ -68,7 +68,8 @@ enum Command {
         seed: u64,
     },
     /// The seed's map-reduce: every host that requested /robots.txt in
-    /// DIR/*.log.gz. Prints `hosts:`, `sha256:`, the skipped lines and the time.
+    /// DIR/*.log.gz. Prints `hosts:`, `sha256:`, then the time with the
+    /// counts of lines read and skipped.
     ///
     /// A line whose 7th whitespace-separated field is /robots.txt gives its
     /// 1st field; lines with fewer than 7 fields or non-ASCII bytes are

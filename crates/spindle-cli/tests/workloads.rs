@@ -104,23 +104,24 @@ fn independent(dir: &Path) -> (usize, String, u64, u64) {
     (sorted.len(), hex, lines, skipped)
 }
 
-/// `hosts:`, `sha256:` and `skipped:` lines of a robots run.
+/// The `hosts:` and `sha256:` lines of a robots run (its first two), and the
+/// line counts of its `time:` line.
 fn answer(out: &str) -> (usize, String, u64, u64) {
-    let field = |key: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {out}"))
-            .trim()
-            .to_owned()
-    };
-    let skipped = field("skipped:");
-    let (skip, total) = skipped.split_once(" of ").unwrap();
-    (
-        field("hosts:").parse().unwrap(),
-        field("sha256:"),
-        total.trim_end_matches(" lines").parse().unwrap(),
-        skip.parse().unwrap(),
-    )
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "two answer lines and the time: {out}");
+    let hosts = lines[0].strip_prefix("hosts: ").expect("hosts first");
+    let sha = lines[1].strip_prefix("sha256: ").expect("sha256 second");
+    let time = lines[2].strip_prefix("time: ").expect("time last");
+    // "time: 0.001 s (Serial, 1 workers, 1 files, 7 lines, 5 skipped)"
+    let counts: Vec<u64> = time
+        .split([' ', '(', ')', ','])
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[1] == "lines" || w[1] == "skipped")
+        .map(|w| w[0].parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{time}");
+    (hosts.parse().unwrap(), sha.to_owned(), counts[0], counts[1])
 }
 
 #[test]

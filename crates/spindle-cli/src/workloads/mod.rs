@@ -154,10 +154,13 @@ pub(crate) fn robots(dir: &Path, mode: Mode, workers: usize, decode_only: bool) 
             let (count, sha) = robots::fingerprint(&all.hosts);
             println!("hosts: {count}");
             println!("sha256: {sha}");
-            println!("skipped: {} of {} lines", all.skipped, all.lines);
+            // Exactly two answer lines (as the Python program prints), then
+            // the timing with the line counts.
             println!(
-                "time: {secs:.3} s ({mode:?}, {workers} workers, {} files)",
-                files.len()
+                "time: {secs:.3} s ({mode:?}, {workers} workers, {} files, {} lines, {} skipped)",
+                files.len(),
+                all.lines,
+                all.skipped
             );
             ExitCode::SUCCESS
         }
