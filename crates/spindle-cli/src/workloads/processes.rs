@@ -4,11 +4,12 @@
 //! The tasks are `#[spindle::task]` functions, so a worker started by the fork
 //! server finds them by name; paths travel as raw bytes (any Unix path works).
 
-use spindle::futures::{Executor, MapFn};
-use spindle::process::ProcessPoolExecutor;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use spindle::futures::{Executor, MapFn};
+use spindle::process::ProcessPoolExecutor;
 
 use super::primes;
 use super::robots::{self, Robots};
