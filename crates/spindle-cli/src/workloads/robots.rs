@@ -205,6 +205,7 @@ impl Scanner {
             return Ok(None);
         }
         self.gz.clear();
+        gz::reserve_populated(&mut self.gz, size as usize + 1);
         f.read_to_end(&mut self.gz)?;
         self.inflater.gunzip(&self.gz, &mut self.text).map(Some)
     }
