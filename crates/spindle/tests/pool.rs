@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use spindle::futures::FutureError;
-use spindle::process::{Callbacks, Pool};
+use spindle::process::{Callbacks, Pool, StartMethod};
 
 #[spindle::task]
 fn sqr(x: i64) -> i64 {
@@ -306,5 +306,16 @@ fn drop_terminates() {
     for pid in pids {
         // The worker is gone (reaped): signal 0 fails.
         assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err());
+    }
+}
+
+// Every start method can run a pool (ForkServer is the default).
+#[test]
+fn every_start_method() {
+    for m in StartMethod::all() {
+        let p = Pool::builder().processes(2).start_method(m).build().unwrap();
+        assert_eq!(p.map(sqr::task, 0..5).unwrap(), [0, 1, 4, 9, 16], "{m:?}");
+        p.close();
+        p.join().unwrap();
     }
 }

@@ -11,7 +11,7 @@ use crate::futures::{Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor
 use crate::process::{self, TaskCall};
 
 /// A call of the task `T` with its arguments, typed by the task's result:
-/// what [`ProcessPoolExecutor::submit`] and [`Pool::apply_async`](super::Pool::apply_async)
+/// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`] and [`Pool::apply_async`](super::Pool::apply_async)
 /// run (Python: the `fn, *args` given to `submit` / `apply_async`).
 ///
 /// Built by the `my_task::task(args..)` function that `#[spindle::task]`
@@ -176,7 +176,7 @@ where
     }
 }
 
-/// The task [`Executor::map`] submits for one chunk on a
+/// The task [`Executor::map`](crate::futures::Executor::map) submits for one chunk on a
 /// [`ProcessPoolExecutor`]: calls of one task (Python's `_process_chunk`).
 pub struct CallChunk<T: process::Task> {
     calls: Vec<Call<T>>,
