@@ -49,6 +49,11 @@ enum Command {
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
+    ///
+    /// About 1% of requests are for /robots.txt, from 4,000 hosts; each file
+    /// also holds up to 3 malformed lines on purpose (empty, cut short, junk),
+    /// which `spindle robots` skips and counts. The same arguments always
+    /// write the same bytes.
     GenLogs {
         /// Directory to write into (created if missing).
         dir: PathBuf,
@@ -63,12 +68,18 @@ enum Command {
         seed: u64,
     },
     /// The seed's map-reduce: every host that requested /robots.txt in
-    /// DIR/*.log.gz. Prints `hosts:`, `sha256:` and the time.
+    /// DIR/*.log.gz. Prints `hosts:`, `sha256:`, then the time with the
+    /// counts of lines read and skipped.
+    ///
+    /// A line whose 7th whitespace-separated field is /robots.txt gives its
+    /// 1st field; lines with fewer than 7 fields or non-ASCII bytes are
+    /// skipped and counted.
     Robots {
         /// Directory holding the `*.log.gz` files.
         dir: PathBuf,
-        /// serial or threads.
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        /// serial, threads (ThreadPoolExecutor) or processes
+        /// (ProcessPoolExecutor, one file per task).
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
         mode: workloads::Mode,
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = workloads::default_workers())]
@@ -79,12 +90,16 @@ enum Command {
     },
     /// The seed's PRIMES check by trial division; prints each verdict and the time.
     Primes {
-        /// serial or threads.
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Threads)]
+        /// serial, threads (ThreadPoolExecutor) or processes
+        /// (ProcessPoolExecutor, one number per task).
+        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
         mode: workloads::Mode,
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = workloads::default_workers())]
         workers: usize,
+        /// Numbers to check, comma-separated (default: the seed's PRIMES).
+        #[arg(long, value_delimiter = ',')]
+        numbers: Vec<u64>,
     },
 }
 
@@ -110,6 +125,10 @@ fn main() -> ExitCode {
             workers,
             decode_only,
         } => workloads::robots(&dir, mode, workers, decode_only),
-        Command::Primes { mode, workers } => workloads::primes(mode, workers),
+        Command::Primes {
+            mode,
+            workers,
+            numbers,
+        } => workloads::primes(mode, workers, &numbers),
     }
 }

@@ -84,6 +84,13 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             #vis fn call(#(#names: #tys),*) -> ::spindle::process::TaskCall {
                 ::spindle::process::TaskCall::new::<#ident>(&(#(#names,)*))
             }
+
+            /// A typed call of this task, to submit to a process pool
+            /// (`ProcessPoolExecutor::submit`, `Pool::apply_async`, ...):
+            /// its future yields the task's result.
+            #vis fn task(#(#names: #tys),*) -> ::spindle::process::Call<#ident> {
+                ::spindle::process::Call::new((#(#names,)*))
+            }
         }
 
         impl ::spindle::process::Task for #ident {

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 mod futures;
 mod lockorder;
+mod pool_api;
+mod pool_workloads;
 mod process;
 mod queue;
 mod sched;
@@ -71,7 +73,19 @@ const SUITES: &[Suite] = &[
         about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
         run: process::run,
     },
+    Suite {
+        name: "pool",
+        about: "Process pools: the seeds' robots and primes, map of tiny tasks, apply_async round trip",
+        run: pool_suite,
+    },
 ];
+
+/// Suite `pool`: the seeds' workloads (`robots`, `primes`), then the pools'
+/// per-task overhead (`map_chunk1`, `map_chunk100`, `apply_async_roundtrip`).
+fn pool_suite(b: &mut Bench) {
+    pool_workloads::run(b);
+    pool_api::run(b);
+}
 
 /// The unit of a case's figures; decides whether higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +135,15 @@ pub(crate) struct Impl<'a> {
     sample: Box<dyn FnMut() -> Result<f64, String> + 'a>,
     warm_up: bool,
     available: bool,
+}
+
+impl Impl<'_> {
+    /// The same contender under another name (e.g. `python-ppe` for a
+    /// second Python implementation of a case).
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
 }
 
 impl std::fmt::Debug for Impl<'_> {

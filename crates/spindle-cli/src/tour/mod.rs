@@ -12,6 +12,7 @@ use std::time::Instant;
 
 mod futures;
 mod lockorder;
+mod pool;
 mod process;
 mod queue;
 mod sched;
@@ -61,6 +62,11 @@ const SECTIONS: &[Section] = &[
         key: "process",
         title: "multiprocessing: Process per start method, Pipe, ipc::Queue, shared Value",
         run: process::run,
+    },
+    Section {
+        key: "pool",
+        title: "Process pools that never hang: Pool, ProcessPoolExecutor, a worker killed mid-task",
+        run: pool::run,
     },
 ];
 

@@ -1,16 +1,29 @@
-//! The seeds' log workload (seed 000 §7): `spindle gen-logs` writes deterministic
-//! Apache combined-log gzip files, `spindle robots` finds every host that asked
-//! for `/robots.txt`, as the seed's `find_robots` / `find_all_robots` do.
+//! `spindle gen-logs`: deterministic Apache combined-log gzip files for the
+//! seed's log workload (seed 000 §7), one `YYYYMMDD.log.gz` per day from
+//! 2012-07-10:
+//!
+//! ```text
+//! 124.115.6.12 - - [10/Jul/2012:00:18:50 -0500] "GET /robots.txt HTTP/1.1" 200 71 "-" "Mozilla/5.0 (...)"
+//! ```
+//!
+//! About 1% of requests are for `/robots.txt`, from 4,000 hosts. Each file
+//! also holds up to [`MALFORMED`] malformed lines on purpose, to exercise the
+//! "skip and count" rule of `spindle robots`: an empty line, a line cut after
+//! the request method (6 fields), and a two-field junk line. They are ASCII,
+//! so the seed's Python program (with its `IndexError` guarded) reads them too.
+//!
+//! The same arguments always write the same bytes: the generator is SplitMix64
+//! (written out here, so no crate update can change the stream) and each file
+//! has its own stream derived from the seed and its day, so files are written
+//! in parallel.
 
-use std::collections::HashSet;
+use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use sha2::{Digest, Sha256};
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same
 /// logs on every machine and every build, which a crate's RNG does not promise
@@ -62,6 +75,14 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/536.11 Chrome/20.0.1132.47",
     "curl/7.22.0 (x86_64-pc-linux-gnu) libcurl/7.22.0",
 ];
+const REFERERS: &[&str] = &[
+    "-",
+    "-",
+    "-",
+    "http://www.dabeaz.com/",
+    "http://www.google.com/search?q=python+concurrency",
+    "http://www.dabeaz.com/blog.html",
+];
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -82,12 +103,13 @@ fn date_after(days: u32) -> (i32, u32, u32) {
     (y, m, d)
 }
 
-/// Writes `files` gzip files of `lines` lines each into `dir`, named
-/// `YYYYMMDD.log.gz` from 2012-07-10 on; returns their paths.
-pub(crate) fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+/// At most this many malformed lines per file (see the module docs).
+pub(crate) const MALFORMED: u64 = 3;
+
+/// The 4,000 hosts of a seed.
+fn hosts(seed: u64) -> Vec<String> {
     let mut rng = SplitMix64::new(seed);
-    let hosts: Vec<String> = (0..HOSTS)
+    (0..HOSTS)
         .map(|_| {
             let v = rng.next_u64();
             format!(
@@ -98,110 +120,101 @@ pub(crate) fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Res
                 1 + ((v >> 24) & 0xFF) % 254
             )
         })
+        .collect()
+}
+
+/// Writes `files` gzip files of `lines` lines each into `dir`, named
+/// `YYYYMMDD.log.gz` from 2012-07-10 on, using every core; returns their
+/// paths in day order.
+///
+/// # Errors
+///
+/// The directory or a file cannot be created or written.
+pub(crate) fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let hosts = hosts(seed);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicU32::new(0);
+    let results: Vec<io::Result<(u32, PathBuf)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.min(files as usize).max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let day = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if day >= files {
+                            return done;
+                        }
+                        done.push(write_day(dir, day, lines, seed, &hosts).map(|p| (day, p)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut paths = results.into_iter().collect::<io::Result<Vec<_>>>()?;
+    paths.sort();
+    Ok(paths.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Writes the file of day `day` (its own stream, so days are independent).
+fn write_day(dir: &Path, day: u32, lines: u64, seed: u64, hosts: &[String]) -> io::Result<PathBuf> {
+    let mut rng = SplitMix64::new(seed ^ u64::from(day + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+    let bad: Vec<u64> = (0..MALFORMED.min(lines))
+        .map(|_| rng.below(lines))
         .collect();
-    let mut paths = Vec::with_capacity(files as usize);
-    for day in 0..files {
-        let (y, m, d) = date_after(day);
-        let path = dir.join(format!("{y:04}{m:02}{d:02}.log.gz"));
-        let mut out = BufWriter::new(GzEncoder::new(File::create(&path)?, Compression::default()));
-        for i in 0..lines {
-            let secs = i * 86_400 / lines.max(1);
-            let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
-            let host = &hosts[rng.below(HOSTS) as usize];
-            let path = if rng.below(ROBOTS_ONE_IN) == 0 {
-                "/robots.txt"
-            } else {
-                PATHS[rng.below(PATHS.len() as u64) as usize]
-            };
-            let (status, size) = match rng.below(20) {
-                0 => (404, 209),
-                1 | 2 => (304, 0),
-                _ => (200, 71 + rng.below(40_000)),
-            };
-            let agent = AGENTS[rng.below(AGENTS.len() as u64) as usize];
-            writeln!(
-                out,
-                "{host} - - [{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} -0500] \"GET {path} HTTP/1.1\" {status} {size} \"-\" \"{agent}\"",
-                MONTHS[m as usize - 1]
-            )?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?.finish()?;
-        paths.push(path);
-    }
-    Ok(paths)
-}
-
-/// What one file yields: the hosts that asked for `/robots.txt`, and the
-/// line counts.
-#[derive(Debug, Default)]
-pub(crate) struct FileHosts {
-    pub(crate) hosts: HashSet<Vec<u8>>,
-    pub(crate) lines: u64,
-    /// Lines with fewer than 7 whitespace-separated fields: skipped.
-    pub(crate) skipped: u64,
-}
-
-/// The seed's `find_robots(filename)`: every host (field 1) of a line whose
-/// field 7 is `/robots.txt`. Lines that do not parse are skipped and counted.
-pub(crate) fn find_robots(path: &Path) -> io::Result<FileHosts> {
-    let mut reader = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(File::open(path)?));
-    let mut out = FileHosts::default();
-    let mut line = Vec::with_capacity(256);
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(out);
-        }
-        out.lines += 1;
-        let mut fields = line
-            .split(u8::is_ascii_whitespace)
-            .filter(|f| !f.is_empty());
-        let host = fields.next();
-        match (host, fields.nth(5)) {
-            (Some(host), Some(path)) => {
-                if path == b"/robots.txt" && !out.hosts.contains(host) {
-                    out.hosts.insert(host.to_vec());
-                }
+    let (y, m, d) = date_after(day);
+    let month = MONTHS[m as usize - 1];
+    let path = dir.join(format!("{y:04}{m:02}{d:02}.log.gz"));
+    let file = File::create(&path)?;
+    let mut out = BufWriter::with_capacity(1 << 16, GzEncoder::new(file, Compression::default()));
+    let mut stamp = String::with_capacity(32);
+    for i in 0..lines {
+        let secs = i * 86_400 / lines;
+        let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+        let host = &hosts[rng.below(HOSTS) as usize];
+        stamp.clear();
+        fmt::Write::write_fmt(
+            &mut stamp,
+            format_args!("[{d:02}/{month}/{y}:{hh:02}:{mm:02}:{ss:02} -0500]"),
+        )
+        .expect("writing to a String cannot fail");
+        if let Some(k) = bad.iter().position(|&b| b == i) {
+            match k % 3 {
+                0 => writeln!(out)?,
+                1 => writeln!(out, "{host} - - {stamp} \"GET")?,
+                _ => writeln!(out, "#truncated {host}")?,
             }
-            _ => out.skipped += 1,
+            continue;
+        }
+        let target = if rng.below(ROBOTS_ONE_IN) == 0 {
+            "/robots.txt"
+        } else {
+            PATHS[rng.below(PATHS.len() as u64) as usize]
+        };
+        let method = if rng.below(50) == 0 { "HEAD" } else { "GET" };
+        let agent = AGENTS[rng.below(AGENTS.len() as u64) as usize];
+        let referer = REFERERS[rng.below(REFERERS.len() as u64) as usize];
+        // Apache's %b prints "-" for an empty body.
+        match rng.below(20) {
+            0 => writeln!(
+                out,
+                "{host} - - {stamp} \"{method} {target} HTTP/1.1\" 404 209 \"{referer}\" \"{agent}\""
+            )?,
+            1 | 2 => writeln!(
+                out,
+                "{host} - - {stamp} \"{method} {target} HTTP/1.1\" 304 - \"{referer}\" \"{agent}\""
+            )?,
+            _ => writeln!(
+                out,
+                "{host} - - {stamp} \"{method} {target} HTTP/1.1\" 200 {} \"{referer}\" \"{agent}\"",
+                71 + rng.below(40_000)
+            )?,
         }
     }
-}
-
-/// The `*.log.gz` files of `dir`, sorted by name (the seed's `glob`).
-pub(crate) fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".log.gz")))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// `hosts: N` and `sha256: <first 16 hex digits>` over the sorted hosts joined
-/// by "\n": the fingerprint every mode (and the Python program) must agree on.
-pub(crate) fn fingerprint(hosts: &HashSet<Vec<u8>>) -> (usize, String) {
-    let mut sorted: Vec<&Vec<u8>> = hosts.iter().collect();
-    sorted.sort();
-    let mut h = Sha256::new();
-    for (i, host) in sorted.iter().enumerate() {
-        if i > 0 {
-            h.update(b"\n");
-        }
-        h.update(host);
-    }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    (sorted.len(), hex)
-}
-
-/// Gunzips `path` and throws the bytes away: the decoder's own speed limit,
-/// which bounds how fast `robots` can go.
-pub(crate) fn decode_only(path: &Path) -> io::Result<u64> {
-    let mut dec = MultiGzDecoder::new(File::open(path)?);
-    io::copy(&mut dec, &mut io::sink())
+    out.into_inner().map_err(|e| e.into_error())?.finish()?;
+    Ok(path)
 }

@@ -1,61 +1,39 @@
-//! The seeds' workloads as commands: `gen-logs`, `robots`, `primes`, each in a
-//! serial and a parallel mode so the speedup is visible.
+//! The seeds' workloads as commands: `gen-logs`, `robots` (seed 000 §7) and
+//! `primes` (seed 002), each in a serial, a thread-pool and a process-pool
+//! mode, so the speedup is visible and comparable with the seeds' Python.
 
+mod fastscan;
+pub(crate) mod gz;
 pub(crate) mod logs;
 pub(crate) mod primes;
+pub(crate) mod processes;
+pub(crate) mod robots;
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use clap::ValueEnum;
+use spindle::futures::{Executor, ThreadPoolExecutor, fallible};
+
+use robots::Robots;
 
 /// How a workload spreads over the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Mode {
     /// One item after the other on the calling thread (the seed's plain `map`).
     Serial,
-    /// A pool of threads (in Python the GIL makes this no faster; here it scales).
+    /// spindle's `ThreadPoolExecutor` (in Python the GIL makes this no
+    /// faster; here it scales).
     Threads,
+    /// spindle's `ProcessPoolExecutor`, one file or number per task (the
+    /// seed's `ProcessPoolExecutor().map`).
+    Processes,
 }
 
 /// The default worker count: the machine's cores.
 pub(crate) fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Applies `f` to every item with `workers` threads taking items in order;
-/// results come back in input order.
-pub(crate) fn par_map<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers.max(1))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return mine;
-                        };
-                        mine.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker panicked"))
-            .collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// `spindle gen-logs DIR --files N --lines M --seed S`.
@@ -78,33 +56,90 @@ pub(crate) fn gen_logs(dir: &Path, files: u32, lines: u64, seed: u64) -> ExitCod
     }
 }
 
+/// The seed's `find_all_robots`: `find_robots` over every file in `mode`,
+/// merged. A file that cannot be read or decoded is an error naming it.
+///
+/// # Errors
+///
+/// `"<file>: <reason>"` for the first file that failed, or the pool's error.
+pub(crate) fn find_all_robots(
+    files: &[PathBuf],
+    mode: Mode,
+    workers: usize,
+) -> Result<Robots, String> {
+    let mut all = Robots::default();
+    let per_file: Vec<Result<Robots, String>> = match mode {
+        Mode::Serial => files
+            .iter()
+            .map(|p| robots::find_robots(p).map_err(|e| e.to_string()))
+            .collect(),
+        Mode::Threads => {
+            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            pool.map(
+                fallible(|p: PathBuf| robots::find_robots(&p)),
+                files.to_vec(),
+            )
+            .map_err(|e| format!("thread pool: {e}"))?
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+        }
+        Mode::Processes => processes::find_all_robots(files, workers)?,
+    };
+    for (p, r) in files.iter().zip(per_file) {
+        all.merge(r.map_err(|e| format!("{}: {e}", p.display()))?);
+    }
+    Ok(all)
+}
+
+fn robots_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    match robots::log_files(dir) {
+        Ok(f) if !f.is_empty() => Ok(f),
+        Ok(_) => Err(format!("no *.log.gz files in {}", dir.display())),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
 /// `spindle robots DIR [--mode M] [--workers N] [--decode-only]`.
 pub(crate) fn robots(dir: &Path, mode: Mode, workers: usize, decode_only: bool) -> ExitCode {
-    let files = match logs::log_files(dir) {
-        Ok(f) if !f.is_empty() => f,
-        Ok(_) => {
-            eprintln!("spindle robots: no *.log.gz files in {}", dir.display());
-            return ExitCode::FAILURE;
-        }
+    let files = match robots_files(dir) {
+        Ok(f) => f,
         Err(e) => {
-            eprintln!("spindle robots: {}: {e}", dir.display());
+            eprintln!("spindle robots: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let workers = if mode == Mode::Serial { 1 } else { workers };
+    let workers = if mode == Mode::Serial {
+        1
+    } else {
+        workers.max(1)
+    };
     let t = Instant::now();
     if decode_only {
-        let sizes = par_map(&files, workers, |p| logs::decode_only(p));
-        let mut total = 0u64;
-        for (p, r) in files.iter().zip(sizes) {
-            match r {
-                Ok(n) => total += n,
-                Err(e) => {
-                    eprintln!("spindle robots: {}: {e}", p.display());
-                    return ExitCode::FAILURE;
-                }
+        let total: Result<Vec<u64>, String> = match mode {
+            Mode::Serial => files
+                .iter()
+                .map(|p| robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display())))
+                .collect(),
+            Mode::Threads => {
+                let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+                pool.map(
+                    fallible(|p: PathBuf| {
+                        robots::decode_only(&p).map_err(|e| format!("{}: {e}", p.display()))
+                    }),
+                    files.clone(),
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|m| m.map(|r| r.map_err(|e| e.to_string())).collect())
             }
-        }
+            Mode::Processes => processes::decode_only(&files, workers),
+        };
+        let total: u64 = match total {
+            Ok(v) => v.iter().sum(),
+            Err(e) => {
+                eprintln!("spindle robots: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let secs = t.elapsed().as_secs_f64();
         println!("decoded: {total} bytes");
         println!(
@@ -113,39 +148,76 @@ pub(crate) fn robots(dir: &Path, mode: Mode, workers: usize, decode_only: bool) 
         );
         return ExitCode::SUCCESS;
     }
-    let results = par_map(&files, workers, |p| logs::find_robots(p));
-    let (mut all, mut lines, mut skipped) = (HashSet::new(), 0u64, 0u64);
-    for (p, r) in files.iter().zip(results) {
-        match r {
-            Ok(fh) => {
-                all.extend(fh.hosts);
-                lines += fh.lines;
-                skipped += fh.skipped;
-            }
-            Err(e) => {
-                eprintln!("spindle robots: {}: {e}", p.display());
-                return ExitCode::FAILURE;
-            }
+    match find_all_robots(&files, mode, workers) {
+        Ok(all) => {
+            let secs = t.elapsed().as_secs_f64();
+            let (count, sha) = robots::fingerprint(&all.hosts);
+            println!("hosts: {count}");
+            println!("sha256: {sha}");
+            // Exactly two answer lines (as the Python program prints), then
+            // the timing with the line counts.
+            println!(
+                "time: {secs:.3} s ({mode:?}, {workers} workers, {} files, {} lines, {} skipped)",
+                files.len(),
+                all.lines,
+                all.skipped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spindle robots: {e}");
+            ExitCode::FAILURE
         }
     }
-    let secs = t.elapsed().as_secs_f64();
-    let (count, sha) = logs::fingerprint(&all);
-    println!("hosts: {count}");
-    println!("sha256: {sha}");
-    println!(
-        "time: {secs:.3} s ({mode:?}, {workers} workers, {} files, {lines} lines, {skipped} skipped)",
-        files.len()
-    );
-    ExitCode::SUCCESS
 }
 
-/// `spindle primes [--mode M] [--workers N]`.
-pub(crate) fn primes(mode: Mode, workers: usize) -> ExitCode {
-    let workers = if mode == Mode::Serial { 1 } else { workers };
+/// The seed's PRIMES check of `numbers` in `mode`: one verdict per number,
+/// in order.
+///
+/// # Errors
+///
+/// The pool's error (processes could not start, a worker died).
+pub(crate) fn check_primes(
+    numbers: &[u64],
+    mode: Mode,
+    workers: usize,
+) -> Result<Vec<bool>, String> {
+    match mode {
+        Mode::Serial => Ok(numbers.iter().map(|&n| primes::is_prime(n)).collect()),
+        Mode::Threads => {
+            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            pool.map(primes::is_prime, numbers.to_vec())
+                .map_err(|e| format!("thread pool: {e}"))?
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect()
+        }
+        Mode::Processes => processes::check_primes(numbers, workers),
+    }
+}
+
+/// `spindle primes [--mode M] [--workers N] [--numbers N,..]`; no numbers
+/// means the seed's PRIMES.
+pub(crate) fn primes(mode: Mode, workers: usize, numbers: &[u64]) -> ExitCode {
+    let numbers = if numbers.is_empty() {
+        &primes::PRIMES[..]
+    } else {
+        numbers
+    };
+    let workers = if mode == Mode::Serial {
+        1
+    } else {
+        workers.max(1)
+    };
     let t = Instant::now();
-    let verdicts = par_map(&primes::PRIMES, workers, |&n| primes::is_prime(n));
+    let verdicts = match check_primes(numbers, mode, workers) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("spindle primes: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let secs = t.elapsed().as_secs_f64();
-    for (n, p) in primes::PRIMES.iter().zip(verdicts) {
+    for (n, p) in numbers.iter().zip(verdicts) {
         println!("{n} is prime? {p}");
     }
     println!("time: {secs:.3} s ({mode:?}, {workers} workers)");

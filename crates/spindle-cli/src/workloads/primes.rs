@@ -54,10 +54,76 @@ mod tests {
         }
     }
 
+    /// Deterministic Miller-Rabin for n < 3.3e24 (bases 2..=41): an
+    /// independent check of the trial division's answers.
+    fn miller_rabin(n: u64) -> bool {
+        let mul = |a: u64, b: u64| (u128::from(a) * u128::from(b) % u128::from(n)) as u64;
+        let pow = |mut b: u64, mut e: u64| {
+            let mut r = 1u64;
+            while e > 0 {
+                if e & 1 == 1 {
+                    r = mul(r, b);
+                }
+                b = mul(b, b);
+                e >>= 1;
+            }
+            r
+        };
+        if n < 2 {
+            return false;
+        }
+        let bases = [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41];
+        if bases.contains(&n) {
+            return true;
+        }
+        if bases.iter().any(|&p| n.is_multiple_of(p)) {
+            return false;
+        }
+        let (mut d, mut s) = (n - 1, 0);
+        while d % 2 == 0 {
+            d /= 2;
+            s += 1;
+        }
+        'witness: for &a in &bases {
+            let mut x = pow(a, d);
+            if x == 1 || x == n - 1 {
+                continue;
+            }
+            for _ in 1..s {
+                x = mul(x, x);
+                if x == n - 1 {
+                    continue 'witness;
+                }
+            }
+            return false;
+        }
+        true
+    }
+
     #[test]
     fn the_seed_list_has_one_composite() {
-        // Python's docs: the last one, 1099726899285419, is not prime.
-        let verdicts: Vec<bool> = PRIMES.iter().map(|&n| is_prime(n)).collect();
+        // Python's docs: the last one, 1099726899285419, is not prime
+        // (3306091 × 332636609); the others are.
+        let verdicts: Vec<bool> = PRIMES.iter().map(|&n| miller_rabin(n)).collect();
         assert_eq!(verdicts, [true, true, true, true, true, false]);
+        assert_eq!(3_306_091u64 * 332_636_609, PRIMES[5]);
+        assert!(!is_prime(PRIMES[5]));
+        if !cfg!(debug_assertions) {
+            // Five full trial divisions: seconds in a debug build, so only
+            // optimised (`cargo test --release`); the CLI tests cover the
+            // rest with smaller numbers.
+            for &n in &PRIMES[..5] {
+                assert!(is_prime(n), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn trial_division_agrees_with_miller_rabin_on_big_numbers() {
+        // Around 1e10 (isqrt 1e5): fast even unoptimised.
+        for n in 10_000_000_000u64..10_000_000_000 + if cfg!(miri) { 20 } else { 400 } {
+            assert_eq!(is_prime(n), miller_rabin(n), "n = {n}");
+        }
+        assert!(miller_rabin(1_000_000_007) && is_prime(1_000_000_007));
     }
 }

@@ -48,6 +48,11 @@ pub enum FutureError<E = Infallible> {
     Panicked(String),
     /// The executor broke before the task could run (Python's `BrokenExecutor`).
     BrokenPool(BrokenPool),
+    /// The worker process running the task died (killed, aborted, crashed)
+    /// or was killed because the task overran its time limit. Python's
+    /// `Pool` hangs forever and `ProcessPoolExecutor` breaks for good in
+    /// this case; spindle fails just this task and replaces the worker.
+    WorkerLost(WorkerLost),
 }
 
 impl<E> FutureError<E> {
@@ -69,6 +74,19 @@ impl<E> FutureError<E> {
     /// Whether the executor broke before the task ran.
     pub fn is_broken(&self) -> bool {
         matches!(self, FutureError::BrokenPool(_))
+    }
+
+    /// Whether the worker process running the task died, or was killed
+    /// because the task overran its time limit ([`WorkerLost`]).
+    pub fn is_worker_lost(&self) -> bool {
+        matches!(self, FutureError::WorkerLost(_))
+    }
+
+    /// Whether the task overran the pool's per-task time limit (its worker
+    /// was killed and replaced). Not the same as [`is_timeout`](Self::is_timeout),
+    /// which is a bounded wait that ended while the task goes on.
+    pub fn is_task_timeout(&self) -> bool {
+        matches!(self, FutureError::WorkerLost(w) if w.is_task_timeout())
     }
 
     /// The panic message, if the task panicked.
@@ -106,7 +124,10 @@ impl<E> FutureError<E> {
     pub fn is_exception(&self) -> bool {
         matches!(
             self,
-            FutureError::Failed(_) | FutureError::Panicked(_) | FutureError::BrokenPool(_)
+            FutureError::Failed(_)
+                | FutureError::Panicked(_)
+                | FutureError::BrokenPool(_)
+                | FutureError::WorkerLost(_)
         )
     }
 
@@ -118,6 +139,7 @@ impl<E> FutureError<E> {
             FutureError::Failed(e) => FutureError::Failed(Arc::new(op(&e))),
             FutureError::Panicked(m) => FutureError::Panicked(m),
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b),
+            FutureError::WorkerLost(w) => FutureError::WorkerLost(w),
         }
     }
 }
@@ -130,6 +152,7 @@ impl<E> Clone for FutureError<E> {
             FutureError::Failed(e) => FutureError::Failed(e.clone()),
             FutureError::Panicked(m) => FutureError::Panicked(m.clone()),
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b.clone()),
+            FutureError::WorkerLost(w) => FutureError::WorkerLost(w.clone()),
         }
     }
 }
@@ -142,6 +165,7 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
             FutureError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
             FutureError::BrokenPool(b) => f.debug_tuple("BrokenPool").field(b).finish(),
+            FutureError::WorkerLost(w) => f.debug_tuple("WorkerLost").field(w).finish(),
         }
     }
 }
@@ -154,6 +178,7 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
             FutureError::Failed(e) => write!(f, "the task failed: {e}"),
             FutureError::Panicked(m) => write!(f, "the task panicked: {m}"),
             FutureError::BrokenPool(b) => fmt::Display::fmt(b, f),
+            FutureError::WorkerLost(w) => fmt::Display::fmt(w, f),
         }
     }
 }
@@ -163,6 +188,7 @@ impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
         match self {
             FutureError::Failed(e) => Some(&**e),
             FutureError::BrokenPool(b) => Some(b),
+            FutureError::WorkerLost(w) => Some(w),
             _ => None,
         }
     }
@@ -214,6 +240,85 @@ impl fmt::Display for BrokenPool {
 }
 
 impl std::error::Error for BrokenPool {}
+
+/// The worker process running a task was lost: it died (killed, aborted,
+/// crashed, out of memory), or the pool killed it because the task overran
+/// its time limit. The pool replaces the worker and goes on; only this task
+/// fails (or is retried, if the pool was told to retry).
+///
+/// Python has no equivalent: its `Pool` hangs forever and its
+/// `ProcessPoolExecutor` raises `BrokenProcessPool` for every task, for good.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WorkerLost {
+    pid: u32,
+    exitcode: Option<i32>,
+    time_limit: Option<Duration>,
+}
+
+impl WorkerLost {
+    /// A worker-lost error: process `pid` ended with `exitcode` (Python's
+    /// convention: minus the signal number if a signal killed it), or was
+    /// killed after the task overran `time_limit`.
+    pub fn new(pid: u32, exitcode: Option<i32>, time_limit: Option<Duration>) -> WorkerLost {
+        WorkerLost {
+            pid,
+            exitcode,
+            time_limit,
+        }
+    }
+
+    /// The lost worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How the worker ended, if known: its exit code, or minus the number of
+    /// the signal that killed it (as `Process::exitcode`).
+    pub fn exitcode(&self) -> Option<i32> {
+        self.exitcode
+    }
+
+    /// Whether the pool killed the worker because the task overran its time
+    /// limit.
+    pub fn is_task_timeout(&self) -> bool {
+        self.time_limit.is_some()
+    }
+
+    /// The per-task time limit the task overran, if that is why it was lost.
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.time_limit
+    }
+}
+
+impl fmt::Debug for WorkerLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerLost")
+            .field("pid", &self.pid)
+            .field("exitcode", &self.exitcode)
+            .field("time_limit", &self.time_limit)
+            .finish()
+    }
+}
+
+impl fmt::Display for WorkerLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(limit) = self.time_limit {
+            return write!(
+                f,
+                "the task overran its time limit of {limit:?}; worker process {} was killed",
+                self.pid
+            );
+        }
+        write!(f, "worker process {} died while running the task", self.pid)?;
+        match self.exitcode {
+            Some(c) if c < 0 => write!(f, " (killed by signal {})", -c),
+            Some(c) => write!(f, " (exit code {c})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for WorkerLost {}
 
 /// A task could not be submitted; the task is handed back.
 ///

@@ -88,8 +88,9 @@ mod thread_pool;
 mod thread_task;
 mod wait;
 
+pub use crate::process::ProcessPoolExecutor;
 pub use bridge::FutureAwait;
-pub use error::{BrokenPool, FutureError, SubmitError, Timeout};
+pub use error::{BrokenPool, FutureError, SubmitError, Timeout, WorkerLost};
 pub use executor::{Executor, Fallible, MapFn, MapOptions, Task, fallible};
 pub use future::{Future, State};
 pub use map::Map;

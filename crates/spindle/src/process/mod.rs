@@ -15,6 +15,19 @@
 //!   moment of the fork, the child may deadlock on it. Use it in
 //!   single-threaded programs, or for closures that touch nothing shared.
 //!
+//! Pools of worker processes (see `process/pool/README.md`):
+//! - [`Pool`]: Python's `multiprocessing.Pool` — `apply`, `apply_async`
+//!   with callbacks, `map`, `imap`, `imap_unordered`, `starmap`, `close`,
+//!   `terminate`, `join`.
+//! - [`ProcessPoolExecutor`]: Python's `concurrent.futures` executor over
+//!   processes; the same [`Executor`](crate::futures::Executor) trait as the
+//!   thread pool, so switching is one line.
+//!
+//! Both run [`Call`]s (`my_task::task(args..)`), and neither ever hangs: a
+//! worker that dies fails its task with
+//! [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost) and
+//! is replaced.
+//!
 //! No line in `main` is needed: a spindle child is recognised before `main`
 //! runs (see `process/README.md` for the bootstrap, the wire format and
 //! failure handling). It works in binaries, examples, integration tests and
@@ -44,13 +57,14 @@
 mod boot;
 mod children;
 mod current;
-mod error;
+pub(crate) mod error;
 mod fork;
 mod forkserver;
+mod pool;
 #[allow(clippy::module_inception)]
 mod process;
 mod spawn;
-mod task;
+pub(crate) mod task;
 
 pub use children::{ActiveChild, active_children};
 pub use current::{
@@ -58,6 +72,10 @@ pub use current::{
 };
 pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};
+pub use pool::{
+    AsyncResult, Call, CallChunk, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
+    ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, StarFn,
+};
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
 };

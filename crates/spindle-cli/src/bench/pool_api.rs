@@ -1,0 +1,109 @@
+//! Suite `pool` (per-task overhead of the process pools): `spindle::process::Pool`
+//! and `ProcessPoolExecutor` beside Python's `multiprocessing.Pool` (impl
+//! `python`) and `concurrent.futures.ProcessPoolExecutor` (impl `python-ppe`),
+//! `bench/python/pool_api.py`.
+//!
+//! Every pool has one worker per core and is started once, before the
+//! rounds, so the figures measure task traffic, not process start-up.
+//! `spindle` uses the default automatic prefetch; `spindle-prefetch` is the
+//! same pool with a fixed `prefetch(4)` (see `ProcessPoolBuilder::prefetch`).
+
+use std::hint::black_box;
+
+use spindle::futures::{Executor, MapOptions};
+use spindle::process::{Pool, ProcessPoolExecutor};
+
+use super::{Bench, Unit, imp, micros_per, per_sec};
+
+/// The tiny task of every case (Python's `tiny`).
+#[spindle::task]
+fn tiny(n: u64) -> u64 {
+    n + 1
+}
+
+pub(crate) fn run(b: &mut Bench) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let quick = b.quick();
+    let pool = Pool::new(cores).expect("a process pool");
+    let fast = Pool::builder()
+        .processes(cores)
+        .prefetch(4)
+        .build()
+        .expect("a process pool");
+    let ppe = ProcessPoolExecutor::builder()
+        .max_workers(cores)
+        .build()
+        .expect("a process pool");
+    let n_map: u64 = if quick { 3_000 } else { 10_000 };
+
+    let map = |p: &Pool, n: u64, chunksize: usize| {
+        per_sec(n, |n| {
+            let out = p
+                .map_chunked(tiny::task, 0..n, chunksize)
+                .expect("no failure");
+            assert_eq!(out.last(), Some(&n));
+            black_box(out);
+        })
+    };
+
+    // map_chunk1: Pool.map of 10k tiny tasks, one per message.
+    b.case(
+        "map_chunk1",
+        Unit::TasksPerSec,
+        vec![
+            imp("spindle", || map(&pool, n_map, 1)),
+            imp("spindle-prefetch", || map(&fast, n_map, 1)),
+            imp("spindle-ppe", || {
+                per_sec(n_map, |n| {
+                    let s: u64 = ppe
+                        .map_with(tiny::task, 0..n, MapOptions::new().chunksize(1))
+                        .expect("running")
+                        .map(|r| r.expect("no failure"))
+                        .sum();
+                    black_box(s);
+                })
+            }),
+            b.python("pool_api.py", "map_chunk1"),
+            b.python("pool_api.py", "map_chunk1_ppe")
+                .named("python-ppe"),
+        ],
+    );
+
+    // map_chunk100: the same with 100 items per message (ten times the items).
+    b.case(
+        "map_chunk100",
+        Unit::TasksPerSec,
+        vec![
+            imp("spindle", || map(&pool, n_map * 10, 100)),
+            b.python("pool_api.py", "map_chunk100"),
+        ],
+    );
+
+    // apply_async_roundtrip: apply_async(f, (i,)).get(), one at a time.
+    let n_rt: u64 = if quick { 300 } else { 2_000 };
+    b.case(
+        "apply_async_roundtrip",
+        Unit::Micros,
+        vec![
+            imp("spindle", || {
+                micros_per(n_rt, |n| {
+                    for i in 0..n {
+                        let r = pool.apply_async(tiny::task(i)).expect("running");
+                        assert_eq!(r.get(), Ok(i + 1));
+                    }
+                })
+            }),
+            imp("spindle-ppe", || {
+                micros_per(n_rt, |n| {
+                    for i in 0..n {
+                        let f = ppe.submit(tiny::task(i)).expect("running");
+                        assert_eq!(f.result(), Ok(i + 1));
+                    }
+                })
+            }),
+            b.python("pool_api.py", "apply_async_roundtrip"),
+            b.python("pool_api.py", "apply_async_roundtrip_ppe")
+                .named("python-ppe"),
+        ],
+    );
+}

@@ -1,0 +1,236 @@
+//! Suite `pool`, its first cases (see `pool_suite` in mod.rs): the seeds' CPU
+//! workloads on spindle's `ProcessPoolExecutor`, beside the seeds' own Python
+//! programs on the same data in the same run.
+//!
+//! - `robots` (seed 000 §7): which hosts asked for `/robots.txt` in gzip logs
+//!   that `spindle gen-logs` writes once into a temporary directory.
+//! - `primes` (seed 002): trial division of the seed's PRIMES list.
+//!
+//! Contenders: `spindle` (process mode, one file or number per task, the pool
+//! started inside the timing as the seed's `with ProcessPoolExecutor()` is),
+//! `spindle-serial` (the same work on one thread: the base of the parallel
+//! efficiency), `rayon` (the Rust peer for the same job: a work-stealing
+//! thread pool running the same per-file function) and `python`
+//! (`bench/python/robots.py DIR processes`, `bench/python/primes.py
+//! processes`). Every answer is checked against the serial one, so a fast
+//! wrong answer cannot win. After each case a note on stderr gives the
+//! parallel efficiency (speedup over `spindle-serial` / cores) and, for
+//! `robots`, how close it comes to cores × the gzip decoder's own speed.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::Command;
+
+use rayon::prelude::*;
+
+use super::{Bench, Impl, Unit, imp, median, python_dir, seconds};
+use crate::workloads::{self, Mode, logs, primes, robots};
+
+/// A Python program of the seeds run as is: `python3 bench/python/SCRIPT
+/// ARGS..`; its last line is its own timing in seconds, and the lines before
+/// must contain every line of `expect` (the answer, checked).
+fn python_program<'a>(b: &Bench, script: &str, args: Vec<String>, expect: Vec<String>) -> Impl<'a> {
+    let python = b.python.clone().unwrap_or_default();
+    let path = python_dir().join(script);
+    Impl {
+        name: "python".to_owned(),
+        warm_up: false,
+        available: b.python.is_some(),
+        sample: Box::new(move || {
+            let out = Command::new(&python)
+                .arg(&path)
+                .args(&args)
+                .output()
+                .map_err(|e| format!("cannot run {python:?}: {e}"))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() {
+                return Err(format!(
+                    "{} failed: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            for want in &expect {
+                if !stdout.lines().any(|l| l.trim() == want) {
+                    return Err(format!("{} did not print {want:?}", path.display()));
+                }
+            }
+            let last = stdout
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            last.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{} printed {last:?}, not seconds", path.display()))
+        }),
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Parallel efficiency and (for robots) the share of the decoder limit.
+fn note(
+    case: &str,
+    serial: &RefCell<Vec<f64>>,
+    parallel: &RefCell<Vec<f64>>,
+    cores: usize,
+) -> Option<f64> {
+    // The closures also recorded the untimed warm-up sample, first: skipped,
+    // so these are the medians the table shows.
+    let s = median(serial.borrow_mut().get_mut(1..)?)?;
+    let p = median(parallel.borrow_mut().get_mut(1..)?)?;
+    let eff = s / p / cores as f64;
+    eprintln!(
+        "note {case}: parallel efficiency {eff:.2} (spindle-serial {s:.3} s / spindle {p:.3} s / {cores} cores)"
+    );
+    Some(p)
+}
+
+pub(crate) fn run(b: &mut Bench) {
+    let cores = workloads::default_workers();
+    let (files, lines) = if b.quick() { (8, 50_000) } else { (8, 200_000) };
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .build()
+        .expect("a rayon pool");
+    // The logs are written only when the robots case runs.
+    if b.only.is_empty() || b.only.iter().any(|c| c == "robots") {
+        let dir = TempDir(
+            std::env::temp_dir().join(format!("spindle-bench-logs-{}", std::process::id())),
+        );
+        let paths = logs::generate(&dir.0, files, lines, 2012).expect("generate the bench logs");
+        let truth = workloads::find_all_robots(&paths, Mode::Serial, 1).expect("serial robots");
+        let (count, sha) = robots::fingerprint(&truth.hosts);
+        let check =
+            |r: robots::Robots| assert_eq!(robots::fingerprint(&r.hosts), (count, sha.clone()));
+        let decoded: u64 = paths
+            .iter()
+            .map(|p| robots::decode_only(p).expect("decode"))
+            .sum();
+
+        let serial = RefCell::new(Vec::new());
+        let parallel = RefCell::new(Vec::new());
+        b.case(
+            "robots",
+            Unit::Seconds,
+            vec![
+                imp("spindle", || {
+                    let s = seconds(|| {
+                        check(
+                            workloads::find_all_robots(&paths, Mode::Processes, cores)
+                                .expect("robots"),
+                        )
+                    });
+                    parallel.borrow_mut().push(s);
+                    s
+                }),
+                imp("spindle-serial", || {
+                    let s = seconds(|| {
+                        check(workloads::find_all_robots(&paths, Mode::Serial, 1).expect("robots"))
+                    });
+                    serial.borrow_mut().push(s);
+                    s
+                }),
+                imp("rayon", || {
+                    seconds(|| {
+                        let parts: Vec<robots::Robots> = rayon_pool.install(|| {
+                            paths
+                                .par_iter()
+                                .map(|p| robots::find_robots(p).expect("robots"))
+                                .collect()
+                        });
+                        let mut all = robots::Robots::default();
+                        parts.into_iter().for_each(|r| all.merge(r));
+                        check(all);
+                    })
+                }),
+                python_program(
+                    b,
+                    "robots.py",
+                    vec![dir.0.display().to_string(), "processes".to_owned()],
+                    vec![format!("hosts: {count}"), format!("sha256: {sha}")],
+                ),
+            ],
+        );
+        if let Some(p) = note("robots", &serial, &parallel, cores) {
+            // The decoder's own limit on one core, on the same files.
+            let mut limit: Vec<f64> = (0..3)
+                .map(|_| seconds(|| paths.iter().for_each(|f| drop(robots::decode_only(f)))))
+                .collect();
+            if let Some(d) = median(&mut limit) {
+                let per_core = decoded as f64 / d;
+                let got = decoded as f64 / p;
+                eprintln!(
+                    "note robots: gzip decode-only {:.0} MB/s per core; spindle {:.0} MB/s = {:.0}% of {cores} × that",
+                    per_core / 1e6,
+                    got / 1e6,
+                    100.0 * got / (per_core * cores as f64)
+                );
+            }
+        }
+    }
+
+    let serial = RefCell::new(Vec::new());
+    let parallel = RefCell::new(Vec::new());
+    let want: Vec<bool> = primes::PRIMES
+        .iter()
+        .map(|&n| primes::is_prime(n))
+        .collect();
+    b.case(
+        "primes",
+        Unit::Seconds,
+        vec![
+            imp("spindle", || {
+                let s = seconds(|| {
+                    assert_eq!(
+                        workloads::check_primes(&primes::PRIMES, Mode::Processes, cores)
+                            .expect("primes"),
+                        want
+                    )
+                });
+                parallel.borrow_mut().push(s);
+                s
+            }),
+            imp("spindle-serial", || {
+                let s = seconds(|| {
+                    assert_eq!(
+                        workloads::check_primes(&primes::PRIMES, Mode::Serial, 1).expect("primes"),
+                        want
+                    )
+                });
+                serial.borrow_mut().push(s);
+                s
+            }),
+            imp("rayon", || {
+                seconds(|| {
+                    let got: Vec<bool> = rayon_pool.install(|| {
+                        primes::PRIMES
+                            .par_iter()
+                            .map(|&n| primes::is_prime(n))
+                            .collect()
+                    });
+                    assert_eq!(got, want);
+                })
+            }),
+            python_program(
+                b,
+                "primes.py",
+                vec!["processes".to_owned()],
+                primes::PRIMES
+                    .iter()
+                    .zip(&want)
+                    .map(|(n, p)| format!("{n} is prime? {}", if *p { "True" } else { "False" }))
+                    .collect(),
+            ),
+        ],
+    );
+    note("primes", &serial, &parallel, cores);
+}

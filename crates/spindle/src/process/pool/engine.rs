@@ -1,0 +1,321 @@
+//! The pool engine shared by [`Pool`](super::Pool) and
+//! [`ProcessPoolExecutor`](super::ProcessPoolExecutor): the queue of jobs,
+//! one slot per worker process, dispatch, close / terminate / join.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use parking_lot::{Condvar, Mutex};
+
+use super::job::{Failure, Job};
+use super::wire::ToWorkerRef;
+use crate::futures::BrokenPool;
+use crate::ipc::Connection;
+use crate::process::StartMethod;
+
+/// Jobs above this size are only sent to an idle worker, so a write never
+/// waits long for a busy worker while the engine lock is held.
+const PIPELINE_MAX_BYTES: usize = 64 * 1024;
+
+/// In the automatic prefetch mode, jobs are sent ahead only while the
+/// average job takes less than this...
+const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
+
+/// ...and at most this many per busy worker.
+const AUTO_PREFETCH: usize = 4;
+
+/// How a pool is set up (filled by the builders).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) max_tasks: u64,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    /// Jobs sent ahead to a busy worker: `Some(n)` fixed, `None` automatic.
+    pub(crate) prefetch: Option<usize>,
+    pub(crate) name: &'static str,
+}
+
+/// A live worker process as the engine sees it.
+pub(crate) struct Worker {
+    pub(crate) pid: u32,
+    pub(crate) conn: Arc<Connection>,
+    /// Sent and unanswered, oldest (the running one) first.
+    pub(crate) outstanding: VecDeque<Job>,
+    pub(crate) assigned: u64,
+    pub(crate) front_since: Instant,
+    pub(crate) stop_sent: bool,
+    pub(crate) timed_out: Option<Duration>,
+    pub(crate) completed: u64,
+}
+
+pub(crate) struct State {
+    pub(crate) pending: VecDeque<Job>,
+    pub(crate) workers: Vec<Option<Worker>>,
+    /// Slot threads still running.
+    pub(crate) live: usize,
+    pub(crate) closed: bool,
+    pub(crate) terminated: bool,
+    pub(crate) broken: Option<BrokenPool>,
+    pub(crate) threads: Vec<ThreadId>,
+    pub(crate) lost: u64,
+    /// Moving average of how long a job runs on a worker.
+    pub(crate) ewma_job: Option<Duration>,
+}
+
+pub(crate) struct Engine {
+    pub(crate) cfg: Config,
+    pub(crate) state: Mutex<State>,
+    pub(crate) changed: Condvar,
+}
+
+/// Why `submit` refused a job.
+pub(crate) enum Refused {
+    ShutDown(Job),
+    Broken(Job, BrokenPool),
+}
+
+impl Engine {
+    pub(crate) fn new(cfg: Config) -> Arc<Engine> {
+        let n = cfg.processes;
+        Arc::new(Engine {
+            cfg,
+            state: Mutex::new(State {
+                pending: VecDeque::new(),
+                workers: (0..n).map(|_| None).collect(),
+                live: 0,
+                closed: false,
+                terminated: false,
+                broken: None,
+                threads: Vec::new(),
+                lost: 0,
+                ewma_job: None,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Queues `job` and hands it to a worker if one has room.
+    pub(crate) fn submit(&self, mut job: Job) -> Result<(), Refused> {
+        let mut st = self.state.lock();
+        if let Some(b) = &st.broken {
+            return Err(Refused::Broken(job, b.clone()));
+        }
+        if st.closed {
+            return Err(Refused::ShutDown(job));
+        }
+        if let Some(m) = job.refused.take() {
+            drop(st);
+            job.sink.fail(Failure::Refused(m));
+            return Ok(());
+        }
+        st.pending.push_back(job);
+        self.dispatch(&mut st);
+        Ok(())
+    }
+
+    /// Sends pending jobs to workers: first to idle workers, then (prefetch)
+    /// to the busy worker least likely to hold them up; tells idle workers to
+    /// stop once closed and drained.
+    pub(crate) fn dispatch(&self, st: &mut State) {
+        let now = Instant::now();
+        // Idle workers first, in slot order.
+        for slot in 0..st.workers.len() {
+            if st.pending.is_empty() {
+                break;
+            }
+            if st.workers[slot]
+                .as_ref()
+                .is_some_and(|w| w.outstanding.is_empty() && self.has_room(w))
+            {
+                self.send_one(st, slot, now);
+            }
+        }
+        // Then jobs sent ahead to busy workers.
+        while !st.pending.is_empty() {
+            let Some(slot) = self.prefetch_target(st, now) else {
+                break;
+            };
+            if !self.send_one(st, slot, now) {
+                break;
+            }
+        }
+        if st.closed && st.pending.is_empty() {
+            for w in st.workers.iter_mut().flatten() {
+                if w.outstanding.is_empty() && !w.stop_sent {
+                    w.stop_sent = true;
+                    w.conn.send(&ToWorkerRef::Stop).ok();
+                }
+            }
+        }
+    }
+
+    fn has_room(&self, w: &Worker) -> bool {
+        !w.stop_sent && (self.cfg.max_tasks == 0 || w.assigned < self.cfg.max_tasks)
+    }
+
+    /// The busy worker to send the next job ahead to, if any: with an
+    /// explicit `prefetch(n)`, any worker with fewer than `n` queued; in the
+    /// automatic mode, only while jobs are short on average (then a job
+    /// queued behind another waits little), and never to a worker whose job
+    /// has run much longer than that average. Among candidates, the fewest
+    /// queued, then the youngest running job.
+    fn prefetch_target(&self, st: &State, now: Instant) -> Option<usize> {
+        let (extra, max_age) = match self.cfg.prefetch {
+            Some(n) => (n, None),
+            None => match st.ewma_job {
+                Some(avg) if avg < AUTO_PREFETCH_BELOW => {
+                    (AUTO_PREFETCH, Some(avg * 4 + Duration::from_micros(200)))
+                }
+                _ => return None,
+            },
+        };
+        let big = st
+            .pending
+            .front()
+            .is_some_and(|j| j.weight() > PIPELINE_MAX_BYTES);
+        if extra == 0 || big {
+            return None;
+        }
+        st.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
+            .filter(|(_, w)| {
+                self.has_room(w)
+                    && w.outstanding.len() <= extra
+                    && max_age.is_none_or(|m| now.duration_since(w.front_since) < m)
+            })
+            .min_by_key(|(_, w)| (w.outstanding.len(), std::cmp::Reverse(w.front_since)))
+            .map(|(i, _)| i)
+    }
+
+    /// Sends the first pending job that is not cancelled to the worker of
+    /// `slot`; false if the worker is gone.
+    fn send_one(&self, st: &mut State, slot: usize, now: Instant) -> bool {
+        let State {
+            pending, workers, ..
+        } = st;
+        let Some(w) = workers[slot].as_mut() else {
+            return false;
+        };
+        while let Some(mut job) = pending.pop_front() {
+            if !job.sink.start() {
+                continue; // cancelled while queued
+            }
+            let msg = ToWorkerRef::Run {
+                name: job.name,
+                args: &job.args,
+            };
+            if w.conn.send(&msg).is_err() {
+                // The worker is gone; its slot thread will see it.
+                pending.push_front(job);
+                w.stop_sent = true;
+                return false;
+            }
+            if w.outstanding.is_empty() {
+                w.front_since = now;
+            }
+            w.outstanding.push_back(job);
+            w.assigned += 1;
+            return true;
+        }
+        true
+    }
+
+    /// Sends `sig` to every live worker (they are not reaped while listed, so
+    /// the pid is theirs).
+    pub(crate) fn signal_all(st: &State, sig: Signal) {
+        for w in st.workers.iter().flatten() {
+            kill(Pid::from_raw(w.pid as i32), sig).ok();
+        }
+    }
+
+    /// No more jobs; workers exit once the queue is drained (Python's
+    /// `Pool.close()`, `Executor.shutdown(wait=False)`).
+    pub(crate) fn close(&self, cancel_pending: bool) {
+        let drained = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            let drained: Vec<Job> = if cancel_pending {
+                st.pending.drain(..).collect()
+            } else {
+                Vec::new()
+            };
+            self.dispatch(&mut st);
+            drained
+        };
+        fail_all(drained, &Failure::Cancelled);
+    }
+
+    /// Stops the workers at once and cancels every queued and running job
+    /// (Python's `Pool.terminate()`), then waits for the workers to end.
+    pub(crate) fn terminate(&self) {
+        let drained: Vec<Job> = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            st.terminated = true;
+            Engine::signal_all(&st, Signal::SIGTERM);
+            self.changed.notify_all();
+            st.pending.drain(..).collect()
+        };
+        fail_all(drained, &Failure::Cancelled);
+        self.wait_workers(None);
+    }
+
+    /// Breaks the pool: fails every queued job and stops the workers
+    /// (Python's `BrokenProcessPool`, but with the reason kept).
+    pub(crate) fn break_pool(&self, reason: String) {
+        let (drained, b) = {
+            let mut st = self.state.lock();
+            if st.broken.is_none() {
+                st.broken = Some(BrokenPool::new(reason));
+            }
+            st.closed = true;
+            Engine::signal_all(&st, Signal::SIGTERM);
+            self.changed.notify_all();
+            let b = st.broken.clone().expect("set above");
+            (st.pending.drain(..).collect::<Vec<_>>(), b)
+        };
+        fail_all(drained, &Failure::Broken(b));
+    }
+
+    /// Waits until every slot thread has ended (or `deadline`); returns
+    /// whether they have. Never waits on the calling thread itself (a
+    /// callback that closes its own pool).
+    pub(crate) fn wait_workers(&self, deadline: Option<Instant>) -> bool {
+        let me = thread::current().id();
+        let mut st = self.state.lock();
+        let own = usize::from(st.threads.contains(&me));
+        while st.live > own {
+            match deadline {
+                None => self.changed.wait(&mut st),
+                Some(at) => {
+                    if self.changed.wait_until(&mut st, at).timed_out() {
+                        return st.live <= own;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The pids of the live workers, by slot.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let st = self.state.lock();
+        st.workers.iter().flatten().map(|w| w.pid).collect()
+    }
+}
+
+/// Fails each job with `failure`.
+pub(crate) fn fail_all(jobs: impl IntoIterator<Item = Job>, failure: &Failure) {
+    for job in jobs {
+        job.sink.fail(failure.clone());
+    }
+}

@@ -1,0 +1,82 @@
+//! Errors of the process pools.
+
+use std::fmt;
+
+use crate::process::ProcessError;
+
+/// Why a pool operation failed: the pool could not start, or a call broke
+/// Python's rules (joining a running pool).
+///
+/// Opaque, with predicates. Task failures are not `PoolError`s: they come
+/// back from each task's [`Future`](crate::futures::Future) /
+/// [`AsyncResult`](super::AsyncResult) as a
+/// [`FutureError`](crate::futures::FutureError).
+pub struct PoolError {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Start(ProcessError),
+    StillRunning,
+}
+
+impl PoolError {
+    pub(crate) fn start(e: ProcessError) -> PoolError {
+        PoolError {
+            kind: Kind::Start(e),
+        }
+    }
+
+    pub(crate) fn still_running() -> PoolError {
+        PoolError {
+            kind: Kind::StillRunning,
+        }
+    }
+
+    /// A worker process could not be started; see
+    /// [`process_error`](Self::process_error).
+    pub fn is_start_failed(&self) -> bool {
+        matches!(self.kind, Kind::Start(_))
+    }
+
+    /// `join` was called on a pool neither closed nor terminated (Python's
+    /// `ValueError: Pool is still running`).
+    pub fn is_still_running(&self) -> bool {
+        matches!(self.kind, Kind::StillRunning)
+    }
+
+    /// The process error behind a start failure.
+    pub fn process_error(&self) -> Option<&ProcessError> {
+        match &self.kind {
+            Kind::Start(e) => Some(e),
+            Kind::StillRunning => None,
+        }
+    }
+}
+
+impl fmt::Debug for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PoolError").field(&self.kind).finish()
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Start(e) => write!(f, "a pool worker could not be started: {e}"),
+            Kind::StillRunning => {
+                f.write_str("the pool is still running: close or terminate it before join")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Start(e) => Some(e),
+            Kind::StillRunning => None,
+        }
+    }
+}

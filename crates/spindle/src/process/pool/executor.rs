@@ -1,0 +1,286 @@
+//! [`ProcessPoolExecutor`]: Python's `concurrent.futures.ProcessPoolExecutor`
+//! on spindle's pool engine.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::call::{Call, ProcessJob};
+use super::engine::{Config, Engine, Refused};
+use super::error::PoolError;
+use super::job::{Failure, Job};
+use super::slot;
+use crate::futures::{Executor, Future, SubmitError, Task};
+use crate::process::error::Kind;
+use crate::process::{self, ProcessError, StartMethod, cpu_count};
+
+/// A pool of worker processes running [`Call`]s of registered tasks and
+/// handing back [`Future`]s: Python's `concurrent.futures.ProcessPoolExecutor`.
+///
+/// It implements the same [`Executor`] trait as
+/// [`ThreadPoolExecutor`](crate::futures::ThreadPoolExecutor) — `submit`,
+/// `map` (with `timeout` and `chunksize`), `shutdown(wait, cancel_futures)` —
+/// and its futures work with `as_completed`, `wait` and done-callbacks (run
+/// in this process). Code written against the trait with calls
+/// (`my_task::task(args..)`) switches from threads to processes by changing
+/// the constructor.
+///
+/// Never hangs, never breaks for good: a worker that dies while running a
+/// task (killed, aborted, crashed) fails just that task with
+/// [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost) (or
+/// re-runs it, see [`retries`](ProcessPoolBuilder::retries)) and is replaced;
+/// tasks it had been sent but not started go to another worker. Python
+/// instead marks the whole pool broken (`BrokenProcessPool`). A task may be
+/// given a time limit ([`task_timeout`](ProcessPoolBuilder::task_timeout)).
+/// A failing initializer breaks the pool with the initializer's panic message
+/// (Python's `BrokenProcessPool`).
+///
+/// Dropping the executor is `shutdown(wait=true)`: leaving Python's `with`.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::{Executor, as_completed};
+/// use spindle::process::ProcessPoolExecutor;
+///
+/// #[spindle::task]
+/// fn is_prime(n: u64) -> bool {
+///     n > 1 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+/// }
+///
+/// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
+/// let f = pool.submit(is_prime::task(112_272_535_095_293)).unwrap();
+/// f.add_done_callback(|f| println!("done: {:?}", f.result()));
+/// assert_eq!(f.result(), Ok(true));
+/// let primes: Vec<bool> = pool
+///     .map(is_prime::task, [2u64, 4, 7])
+///     .unwrap()
+///     .map(Result::unwrap)
+///     .collect();
+/// assert_eq!(primes, [true, false, true]);
+/// # Ok::<(), spindle::process::PoolError>(())
+/// ```
+pub struct ProcessPoolExecutor {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl ProcessPoolExecutor {
+    /// A pool with the default settings (one worker per CPU).
+    ///
+    /// # Errors
+    /// As [`ProcessPoolBuilder::build`].
+    pub fn new() -> Result<ProcessPoolExecutor, PoolError> {
+        ProcessPoolExecutor::builder().build()
+    }
+
+    /// A builder: Python's `ProcessPoolExecutor(max_workers, mp_context,
+    /// initializer, initargs, max_tasks_per_child)` arguments, plus
+    /// spindle's per-task time limit and retries.
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder {
+            cfg: Config {
+                processes: 0,
+                method: StartMethod::ForkServer,
+                initializer: None,
+                max_tasks: 0,
+                task_timeout: None,
+                retries: 0,
+                prefetch: None,
+                name: "SpindlePoolWorker",
+            },
+            init_error: None,
+        }
+    }
+
+    /// The process ids of the workers alive now (a replacement may still be
+    /// starting just after a worker died).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.engine.pids()
+    }
+
+    /// How many workers were lost while running a task so far.
+    pub fn workers_lost(&self) -> u64 {
+        self.engine.state.lock().lost
+    }
+
+    /// Waits until `n` workers are alive, at most `timeout`; returns whether
+    /// they are. Useful after a worker died, to see the pool back to size.
+    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.engine.pids().len() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Queues a job built by the `Pool` front end.
+    pub(crate) fn submit_job(&self, job: Job) -> Result<(), Refused> {
+        self.engine.submit(job)
+    }
+}
+
+impl Executor for ProcessPoolExecutor {
+    type Job = ProcessJob;
+
+    fn submit<W: Task<Self>>(
+        &self,
+        task: W,
+    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        let mut st = self.engine.state.lock();
+        if let Some(b) = &st.broken {
+            return Err(SubmitError::BrokenPool(task, b.clone()));
+        }
+        if st.closed {
+            return Err(SubmitError::ShutDown(task));
+        }
+        let (ProcessJob(mut job), fut) = task.into_job();
+        if let Some(m) = job.refused.take() {
+            drop(st);
+            job.sink.fail(Failure::Refused(m));
+            return Ok(fut);
+        }
+        st.pending.push_back(job);
+        self.engine.dispatch(&mut st);
+        Ok(fut)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.engine.close(cancel_futures);
+        if wait {
+            self.engine.wait_workers(None);
+        }
+    }
+
+    fn max_workers(&self) -> usize {
+        self.engine.cfg.processes
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.engine.state.lock();
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.engine.cfg.processes)
+            .field("pending", &st.pending.len())
+            .field("closed", &st.closed)
+            .field("broken", &st.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`ProcessPoolExecutor`] (or, through
+/// [`Pool::builder`](super::Pool::builder), a [`Pool`](super::Pool)).
+pub struct ProcessPoolBuilder {
+    pub(crate) cfg: Config,
+    init_error: Option<String>,
+}
+
+impl ProcessPoolBuilder {
+    /// How many worker processes (Python's `max_workers` / `processes`);
+    /// default [`cpu_count`]. 0 means the default.
+    pub fn max_workers(mut self, n: usize) -> ProcessPoolBuilder {
+        self.cfg.processes = n;
+        self
+    }
+
+    /// How workers are started (Python's `mp_context`); default
+    /// [`StartMethod::ForkServer`].
+    pub fn start_method(mut self, method: StartMethod) -> ProcessPoolBuilder {
+        self.cfg.method = method;
+        self
+    }
+
+    /// A task each worker runs once when it starts (Python's `initializer`
+    /// and `initargs`). If it panics, the pool breaks: queued and later
+    /// tasks fail with [`FutureError::BrokenPool`](crate::futures::FutureError::BrokenPool)
+    /// carrying the panic message (Python's `BrokenProcessPool`).
+    pub fn initializer<T: process::Task>(mut self, call: Call<T>) -> ProcessPoolBuilder {
+        match call.encode() {
+            Ok(args) => self.cfg.initializer = Some((T::NAME.to_string(), args)),
+            Err(m) => self.init_error = Some(m),
+        }
+        self
+    }
+
+    /// Replace each worker after it has run `n` tasks (Python's
+    /// `max_tasks_per_child` / `maxtasksperchild`; a `map` chunk counts as
+    /// one task). 0 (the default) means never.
+    pub fn max_tasks_per_child(mut self, n: u64) -> ProcessPoolBuilder {
+        self.cfg.max_tasks = n;
+        self
+    }
+
+    /// Per-task time limit: a task running longer fails with
+    /// [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost)
+    /// ([`is_task_timeout`](crate::futures::FutureError::is_task_timeout))
+    /// and its worker is killed and replaced. Python has none.
+    pub fn task_timeout(mut self, limit: Duration) -> ProcessPoolBuilder {
+        self.cfg.task_timeout = Some(limit);
+        self
+    }
+
+    /// Re-run a task whose worker died up to `n` times before failing it
+    /// with `WorkerLost` (default 0). A task that overran its time limit is
+    /// not retried. Only for tasks that are safe to run twice.
+    pub fn retries(mut self, n: u32) -> ProcessPoolBuilder {
+        self.cfg.retries = n;
+        self
+    }
+
+    /// How many tasks to send ahead to a busy worker, fixed. By default it
+    /// is automatic: tasks are sent ahead (up to 4 per worker) only while
+    /// tasks take under 1 ms on average and only to a worker whose current
+    /// task has not run much longer than that — so the next task is already
+    /// there when a tiny one ends, and a task rarely waits behind a slow one.
+    /// `prefetch(0)` never sends ahead: a task then waits in the parent until
+    /// a worker is free (Python's `Pool`). A task sent ahead to a worker
+    /// that dies never started: it goes back to the queue, it is not lost.
+    pub fn prefetch(mut self, n: usize) -> ProcessPoolBuilder {
+        self.cfg.prefetch = Some(n);
+        self
+    }
+
+    /// Starts the workers and returns the pool.
+    ///
+    /// # Errors
+    /// [`PoolError::is_start_failed`] if a worker process cannot be started
+    /// or the initializer's arguments cannot be encoded.
+    pub fn build(self) -> Result<ProcessPoolExecutor, PoolError> {
+        let engine = self.start()?;
+        Ok(ProcessPoolExecutor { engine })
+    }
+
+    pub(crate) fn start(mut self) -> Result<Arc<Engine>, PoolError> {
+        if let Some(m) = self.init_error {
+            return Err(PoolError::start(ProcessError::new(Kind::Encode(m))));
+        }
+        if self.cfg.processes == 0 {
+            self.cfg.processes = cpu_count().max(1);
+        }
+        let engine = Engine::new(self.cfg);
+        if let Err(e) = slot::start_slots(&engine) {
+            engine.terminate();
+            return Err(PoolError::start(e));
+        }
+        Ok(engine)
+    }
+}
+
+impl fmt::Debug for ProcessPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPoolBuilder")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}

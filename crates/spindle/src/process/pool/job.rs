@@ -1,0 +1,143 @@
+//! What the pools queue: a [`Job`] (one task call, or a chunk of calls of the
+//! same task) and the typed [`Sink`] that completes its future.
+
+use std::convert::Infallible;
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::wire::ItemOutcome;
+use crate::futures::{BrokenPool, FutureError, Promise, WorkerLost};
+
+/// Why a job ended without a result from a worker.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The worker died (or was killed for overrunning its time limit).
+    Lost(WorkerLost),
+    /// The pool broke (initializer failed, a worker could not start).
+    Broken(BrokenPool),
+    /// The pool was terminated (or shut down with `cancel_futures`).
+    Cancelled,
+    /// The job could not even be sent (arguments that cannot be encoded).
+    Refused(String),
+}
+
+/// Completes one job's future, whatever its output type.
+pub(crate) trait Sink: Send {
+    /// Marks the future running; `false` if it was cancelled (skip the job).
+    fn start(&mut self) -> bool;
+    /// Decodes the worker's outcomes and completes the future.
+    fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>);
+    /// Fails the future.
+    fn fail(self: Box<Self>, failure: Failure);
+}
+
+/// One unit of work for a worker: the task's name and the encoded arguments
+/// of each call (one call, or a chunk of `map`).
+pub(crate) struct Job {
+    pub(crate) name: &'static str,
+    pub(crate) args: Vec<Vec<u8>>,
+    pub(crate) sink: Box<dyn Sink>,
+    /// Times this job was re-run after losing its worker.
+    pub(crate) retried: u32,
+    /// Set when the arguments could not be encoded: fail at dispatch.
+    pub(crate) refused: Option<String>,
+}
+
+impl Job {
+    /// Total size of the encoded arguments.
+    pub(crate) fn weight(&self) -> usize {
+        self.args.iter().map(Vec::len).sum()
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name)
+            .field("calls", &self.args.len())
+            .field("retried", &self.retried)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes one item's outcome as `O`.
+pub(crate) fn decode<O: DeserializeOwned>(out: ItemOutcome) -> Result<O, FutureError> {
+    match out {
+        ItemOutcome::Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| {
+            FutureError::Panicked(format!("the task's result could not be decoded: {e}"))
+        }),
+        ItemOutcome::Panicked(m) => Err(FutureError::Panicked(m)),
+        ItemOutcome::Fault(m) => Err(FutureError::Panicked(m)),
+    }
+}
+
+/// Encodes one call's arguments (a `Connection` or `ipc::Queue` among them
+/// cannot travel to a pool worker, as in Python).
+pub(crate) fn encode<A: Serialize>(args: &A) -> Result<Vec<u8>, String> {
+    postcard::to_allocvec(args)
+        .map_err(|e| format!("the task's arguments could not be encoded for a pool worker: {e}"))
+}
+
+/// A [`Sink`] completing a `Promise<O>` with `decode(outcomes)`.
+pub(crate) struct PromiseSink<O> {
+    promise: Promise<O>,
+    decode: fn(Vec<ItemOutcome>) -> Result<O, FutureError>,
+    started: bool,
+}
+
+impl<O: Send + 'static> PromiseSink<O> {
+    pub(crate) fn boxed(
+        promise: Promise<O>,
+        decode: fn(Vec<ItemOutcome>) -> Result<O, FutureError>,
+    ) -> Box<dyn Sink> {
+        Box::new(PromiseSink {
+            promise,
+            decode,
+            started: false,
+        })
+    }
+}
+
+impl<O: Send + 'static> Sink for PromiseSink<O> {
+    fn start(&mut self) -> bool {
+        self.started = self.promise.set_running_or_notify_cancel();
+        self.started
+    }
+
+    fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
+        let outcome = (self.decode)(outcomes);
+        self.promise.complete(outcome, || {}).ok();
+    }
+
+    fn fail(self: Box<Self>, failure: Failure) {
+        let err: FutureError<Infallible> = match failure {
+            Failure::Lost(w) => FutureError::WorkerLost(w),
+            Failure::Broken(b) => FutureError::BrokenPool(b),
+            Failure::Refused(m) => FutureError::Panicked(m),
+            Failure::Cancelled if !self.started => {
+                self.promise.cancel_pending();
+                return;
+            }
+            Failure::Cancelled => FutureError::Cancelled,
+        };
+        self.promise.complete(Err(err), || {}).ok();
+    }
+}
+
+/// Decodes a single call's outcome.
+pub(crate) fn decode_one<O: DeserializeOwned>(outs: Vec<ItemOutcome>) -> Result<O, FutureError> {
+    match outs.into_iter().next() {
+        Some(out) => decode(out),
+        None => Err(FutureError::Panicked("the worker sent no result".into())),
+    }
+}
+
+/// Decodes a chunk's outcomes; the first failure fails the whole chunk (as
+/// Python's `ProcessPoolExecutor.map` with `chunksize`).
+pub(crate) fn decode_chunk<O: DeserializeOwned>(
+    outs: Vec<ItemOutcome>,
+) -> Result<Vec<O>, FutureError> {
+    outs.into_iter().map(decode).collect()
+}

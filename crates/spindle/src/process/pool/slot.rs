@@ -1,0 +1,242 @@
+//! One slot of a pool: the thread that starts a worker process, reads its
+//! answers, notices when it dies (end-of-file on its connection), settles its
+//! jobs, and starts the replacement. Plus the per-task time-limit watchdog.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::engine::{Engine, Worker, fail_all};
+use super::job::{Failure, Job};
+use super::wire::{FromWorker, worker_call};
+use crate::futures::WorkerLost;
+use crate::ipc::{Connection, Pipe};
+use crate::process::{Process, ProcessError};
+
+/// How long a worker that closed its connection gets to exit before it is
+/// killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Starts the slot threads of a new pool; returns once every first worker
+/// has started (or the first start error).
+pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
+    let n = engine.cfg.processes;
+    let (tx, rx) = std::sync::mpsc::channel();
+    for slot in 0..n {
+        let e = engine.clone();
+        let tx = tx.clone();
+        engine.state.lock().live += 1;
+        let spawned = thread::Builder::new()
+            .name(format!("{}-{slot}", engine.cfg.name))
+            .spawn(move || slot_main(&e, slot, Some(tx)));
+        if let Err(err) = spawned {
+            engine.state.lock().live -= 1;
+            engine.changed.notify_all();
+            return Err(ProcessError::io(err));
+        }
+    }
+    drop(tx);
+    let mut first_err = None;
+    for res in rx.iter().take(n) {
+        if let Err(e) = res {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(limit) = engine.cfg.task_timeout {
+        let e = engine.clone();
+        thread::Builder::new()
+            .name(format!("{}-watchdog", engine.cfg.name))
+            .spawn(move || watchdog(&e, limit))
+            .map_err(ProcessError::io)?;
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Starts one worker process for this slot.
+fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Arc<Connection>), ProcessError> {
+    let (mine, theirs) = Pipe(true).map_err(ProcessError::io)?;
+    let call = worker_call(theirs, engine.cfg.initializer.clone(), engine.cfg.max_tasks);
+    let p = Process::builder()
+        .task(call)
+        .daemon(true)
+        .start_method(engine.cfg.method)
+        .name(format!("{}-{slot}", engine.cfg.name))
+        .start()?;
+    Ok((p, Arc::new(mine)))
+}
+
+fn slot_main(
+    engine: &Arc<Engine>,
+    slot: usize,
+    mut ready: Option<Sender<Result<(), ProcessError>>>,
+) {
+    engine.state.lock().threads.push(thread::current().id());
+    loop {
+        let (mut process, conn) = match start_worker(engine, slot) {
+            Ok(x) => x,
+            Err(e) => {
+                let reason = format!("a worker process could not be started: {e}");
+                if let Some(tx) = ready.take() {
+                    tx.send(Err(e)).ok();
+                }
+                engine.break_pool(reason);
+                break;
+            }
+        };
+        if let Some(tx) = ready.take() {
+            tx.send(Ok(())).ok();
+        }
+        let pid = process.pid().unwrap_or(0);
+        {
+            let mut st = engine.state.lock();
+            st.workers[slot] = Some(Worker {
+                pid,
+                conn: conn.clone(),
+                outstanding: VecDeque::new(),
+                assigned: 0,
+                front_since: Instant::now(),
+                stop_sent: false,
+                timed_out: None,
+                completed: 0,
+            });
+            if st.terminated || st.broken.is_some() {
+                kill(Pid::from_raw(pid as i32), Signal::SIGTERM).ok();
+            } else {
+                engine.dispatch(&mut st);
+            }
+        }
+        let mut init_failed = None;
+        loop {
+            match conn.recv::<FromWorker>() {
+                Ok(FromWorker::Done(outs)) => {
+                    let job = {
+                        let mut st = engine.state.lock();
+                        let w = st.workers[slot].as_mut().expect("own slot");
+                        let job = w.outstanding.pop_front();
+                        let now = Instant::now();
+                        let took = now.duration_since(w.front_since);
+                        w.front_since = now;
+                        w.completed += 1;
+                        st.ewma_job = Some(match st.ewma_job {
+                            Some(avg) => (avg * 7 + took) / 8,
+                            None => took,
+                        });
+                        engine.dispatch(&mut st);
+                        job
+                    };
+                    if let Some(job) = job {
+                        job.sink.finish(outs);
+                    }
+                }
+                Ok(FromWorker::InitFailed(m)) => {
+                    init_failed = Some(m);
+                    break;
+                }
+                Err(e) => {
+                    if !e.is_eof() {
+                        // A garbled stream: the worker cannot be trusted.
+                        process.kill().ok();
+                    }
+                    break;
+                }
+            }
+        }
+        let w = engine.state.lock().workers[slot].take().expect("own slot");
+        drop(conn);
+        if process.join_timeout(EXIT_GRACE).is_err() && process.exitcode().is_none() {
+            process.kill().ok();
+            process.join().ok();
+        }
+        if let Some(m) = init_failed {
+            engine.break_pool(format!("the pool's initializer failed: {m}"));
+        }
+        if !settle(engine, w, process.exitcode()) {
+            break;
+        }
+    }
+    let mut st = engine.state.lock();
+    let me = thread::current().id();
+    st.threads.retain(|t| *t != me);
+    st.live -= 1;
+    engine.changed.notify_all();
+}
+
+/// Settles the jobs of a worker that ended; returns whether to start a
+/// replacement.
+fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
+    let mut outstanding = w.outstanding;
+    let running = outstanding.pop_front();
+    let mut st = engine.state.lock();
+    let stopping = st.terminated || st.broken.is_some();
+    let mut failed: Vec<(Job, Failure)> = Vec::new();
+    if stopping {
+        let f = match &st.broken {
+            Some(b) if !st.terminated => Failure::Broken(b.clone()),
+            _ => Failure::Cancelled,
+        };
+        failed.extend(
+            running
+                .into_iter()
+                .chain(outstanding)
+                .map(|j| (j, f.clone())),
+        );
+    } else {
+        // Jobs sent but never started go back to the front, in order.
+        for job in outstanding.into_iter().rev() {
+            st.pending.push_front(job);
+        }
+        if let Some(mut job) = running {
+            st.lost += 1;
+            if job.retried < engine.cfg.retries && w.timed_out.is_none() {
+                job.retried += 1;
+                st.pending.push_front(job);
+            } else {
+                let lost = WorkerLost::new(w.pid, exitcode, w.timed_out);
+                failed.push((job, Failure::Lost(lost)));
+            }
+        }
+    }
+    let drained = st.closed && st.pending.is_empty();
+    let replace = !stopping && !drained;
+    engine.dispatch(&mut st);
+    drop(st);
+    for (job, f) in failed {
+        fail_all([job], &f);
+    }
+    replace
+}
+
+/// Kills the worker of any task that has run longer than `limit`.
+fn watchdog(engine: &Arc<Engine>, limit: Duration) {
+    let mut st = engine.state.lock();
+    loop {
+        if st.live == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut next = now + limit;
+        for w in st.workers.iter_mut().flatten() {
+            if w.outstanding.is_empty() || w.timed_out.is_some() {
+                continue;
+            }
+            let due = w.front_since + limit;
+            if due <= now {
+                w.timed_out = Some(limit);
+                kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL).ok();
+            } else {
+                next = next.min(due);
+            }
+        }
+        engine
+            .changed
+            .wait_until(&mut st, next + Duration::from_millis(1));
+    }
+}

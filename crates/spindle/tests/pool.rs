@@ -1,0 +1,321 @@
+//! `spindle::process::Pool`: CPython's `_TestPool`, `_TestPoolWorkerErrors`
+//! and `_TestPoolWorkerLifetime` (Lib/test/_test_multiprocessing.py), ported
+//! and rewritten in Rust. Functions are `#[spindle::task]`s; `sqr` and `mul`
+//! are the same helpers as CPython's.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use spindle::futures::FutureError;
+use spindle::process::{Callbacks, Pool, StartMethod};
+
+#[spindle::task]
+fn sqr(x: i64) -> i64 {
+    x * x
+}
+
+#[spindle::task]
+fn sqr_slow(x: i64, wait_ms: u64) -> i64 {
+    std::thread::sleep(Duration::from_millis(wait_ms));
+    x * x
+}
+
+#[spindle::task]
+fn mul(x: i64, y: i64) -> i64 {
+    x * y
+}
+
+#[spindle::task]
+fn parse_int(s: String) -> i64 {
+    s.parse().expect("invalid literal for int()")
+}
+
+#[spindle::task]
+fn raising() -> i64 {
+    panic!("KeyError: key")
+}
+
+#[spindle::task]
+fn my_pid(_i: u64) -> u32 {
+    std::process::id()
+}
+
+#[spindle::task]
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[spindle::task]
+fn init_fails() {
+    panic!("no database")
+}
+
+fn pool(n: usize) -> Pool {
+    Pool::new(n).unwrap()
+}
+
+// test_apply
+#[test]
+fn apply() {
+    let p = pool(2);
+    assert_eq!(p.apply(sqr::task(5)), Ok(25));
+    assert_eq!(p.apply(mul::task(3, 4)), Ok(12));
+}
+
+// test_map (with and without chunksize), test_empty_iterable
+#[test]
+fn map_keeps_order() {
+    let p = pool(2);
+    let want: Vec<i64> = (0..10).map(|x| x * x).collect();
+    assert_eq!(p.map(sqr::task, 0..10).unwrap(), want);
+    let want: Vec<i64> = (0..100).map(|x| x * x).collect();
+    assert_eq!(p.map_chunked(sqr::task, 0..100, 20).unwrap(), want);
+    assert_eq!(
+        p.map(sqr::task, Vec::<i64>::new()).unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(p.imap(sqr::task, Vec::<i64>::new()).unwrap().count(), 0);
+    let r = p
+        .map_async(sqr::task, Vec::<i64>::new(), 0, Callbacks::new())
+        .unwrap();
+    assert_eq!(r.get(), Ok(vec![]));
+}
+
+// test_starmap, test_starmap_async
+#[test]
+fn starmap() {
+    let p = pool(2);
+    let tuples: Vec<(i64, i64)> = (0..10).zip(0..10).map(|(a, b)| (a, b * 2)).collect();
+    let want: Vec<i64> = tuples.iter().map(|(a, b)| a * b).collect();
+    assert_eq!(p.starmap(mul::task, tuples.clone()).unwrap(), want);
+    let r = p
+        .starmap_async(mul::task, tuples, 6, Callbacks::new())
+        .unwrap();
+    assert_eq!(r.get(), Ok(want));
+}
+
+// test_map_async, test_map_async_callbacks: the callback receives the whole
+// list; the error_callback the error.
+#[test]
+fn map_async_callbacks() {
+    let p = pool(2);
+    let (tx, rx) = mpsc::channel();
+    let (etx, erx) = mpsc::channel::<FutureError>();
+    let cbs = Callbacks::new()
+        .callback(move |v: &Vec<i64>| tx.send(v.clone()).unwrap())
+        .error_callback(move |e| etx.send(e.clone()).unwrap());
+    let r = p
+        .map_async(parse_int::task, ["1".to_string()], 0, cbs)
+        .unwrap();
+    r.wait();
+    assert_eq!(rx.recv().unwrap(), vec![1]);
+    assert!(erx.try_recv().is_err());
+    assert_eq!(r.successful(), Some(true));
+
+    let (tx, rx) = mpsc::channel::<Vec<i64>>();
+    let (etx, erx) = mpsc::channel::<FutureError>();
+    let cbs = Callbacks::new()
+        .callback(move |v: &Vec<i64>| tx.send(v.clone()).unwrap())
+        .error_callback(move |e| etx.send(e.clone()).unwrap());
+    let items: Vec<String> = ["1", "a", "3"].iter().map(|s| s.to_string()).collect();
+    let r = p.map_async(parse_int::task, items, 1, cbs).unwrap();
+    let e = r.get().unwrap_err();
+    assert!(e.panic_message().unwrap().contains("invalid literal"));
+    let got = erx.recv().unwrap();
+    assert!(got.is_panic());
+    assert!(rx.try_recv().is_err());
+    assert_eq!(r.successful(), Some(false));
+}
+
+// test_async, test_async_timeout
+#[test]
+fn apply_async_and_timeout() {
+    let p = pool(2);
+    let r = p.apply_async(sqr_slow::task(7, 10)).unwrap();
+    assert_eq!(r.get(), Ok(49));
+    assert!(r.ready());
+    let r = p.apply_async(sqr_slow::task(6, 2_000)).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        r.get_timeout(Duration::from_millis(100)),
+        Err(FutureError::Timeout)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(!r.ready());
+    assert_eq!(r.successful(), None);
+}
+
+// test_apply_async callback (seed 001: Pool(5).apply_async(Foo, callback=Bar))
+#[test]
+fn apply_async_callback_runs_in_parent() {
+    let p = pool(2);
+    let (tx, rx) = mpsc::channel();
+    let me = std::process::id();
+    for i in 0..5 {
+        let tx = tx.clone();
+        let cbs =
+            Callbacks::new().callback(move |v: &i64| tx.send((*v, std::process::id())).unwrap());
+        p.apply_async_with(sqr::task(i), cbs).unwrap();
+    }
+    drop(tx);
+    p.close();
+    p.join().unwrap();
+    let mut got: Vec<(i64, u32)> = rx.iter().collect();
+    got.sort();
+    assert_eq!(got, (0..5).map(|i| (i * i, me)).collect::<Vec<_>>());
+}
+
+// _TestPoolWorkerErrors.test_async_error_callback
+#[test]
+fn async_error_callback() {
+    let p = pool(1);
+    let (tx, rx) = mpsc::channel();
+    let cbs = Callbacks::new().error_callback(move |e| tx.send(e.clone()).unwrap());
+    let r = p.apply_async_with(raising::task(), cbs).unwrap();
+    assert!(
+        r.get()
+            .unwrap_err()
+            .panic_message()
+            .unwrap()
+            .contains("KeyError")
+    );
+    assert!(rx.recv().unwrap().is_panic());
+}
+
+// test_imap, test_imap_unordered
+#[test]
+fn imap_and_imap_unordered() {
+    let p = pool(2);
+    let got: Vec<i64> = p
+        .imap(sqr::task, 0..10)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, (0..10).map(|x| x * x).collect::<Vec<_>>());
+    let got: Vec<i64> = p
+        .imap_chunked(sqr::task, 0..1000, 100)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
+    let mut got: Vec<i64> = p
+        .imap_unordered(sqr::task, 0..1000)
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
+    let mut got: Vec<i64> = p
+        .imap_unordered_chunked(sqr::task, 0..1000, 53)
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
+}
+
+// imap_unordered really yields in completion order: a slow first item comes last.
+#[test]
+fn imap_unordered_yields_completed_first() {
+    let p = pool(2);
+    let items = vec![(0, 1_000), (1, 0), (2, 0), (3, 0)];
+    let got: Vec<i64> = p
+        .imap_unordered(|(x, ms)| sqr_slow::task(x, ms), items)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got.last(), Some(&0));
+}
+
+// Pool.join: ValueError("Pool is still running") before close/terminate.
+#[test]
+fn join_before_close_is_an_error() {
+    let p = pool(1);
+    assert!(p.join().unwrap_err().is_still_running());
+    p.close();
+    p.join().unwrap();
+    // test_enter: using a closed pool fails (Python's ValueError).
+    assert!(p.apply_async(sqr::task(1)).unwrap_err().is_shut_down());
+    assert!(p.apply(sqr::task(1)).unwrap_err().is_broken());
+}
+
+// test_terminate: 10,000 pending tasks, terminate returns promptly.
+#[test]
+fn terminate_with_10000_pending_returns_promptly() {
+    let p = pool(2);
+    let r = p
+        .map_async(sleep_ms::task, vec![100u64; 10_000], 1, Callbacks::new())
+        .unwrap();
+    let t0 = Instant::now();
+    p.terminate();
+    p.join().unwrap();
+    // Python allows 2 s; the tasks alone would take 500 s.
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(r.get(), Err(FutureError::Cancelled));
+}
+
+// _TestPoolWorkerLifetime.test_pool_worker_lifetime: maxtasksperchild
+// recycles the workers.
+#[test]
+fn maxtasksperchild_recycles_workers() {
+    let p = Pool::builder()
+        .processes(3)
+        .maxtasksperchild(10)
+        .build()
+        .unwrap();
+    let first = p.worker_pids();
+    let results: Vec<_> = (0..100)
+        .map(|i| p.apply_async(my_pid::task(i)).unwrap())
+        .collect();
+    let mut per_pid: HashMap<u32, usize> = HashMap::new();
+    for r in results {
+        *per_pid.entry(r.get().unwrap()).or_default() += 1;
+    }
+    assert!(per_pid.values().all(|&n| n <= 10), "{per_pid:?}");
+    assert!(per_pid.len() >= 10, "{per_pid:?}");
+    assert!(p.wait_for_workers(3, Duration::from_secs(10)));
+    let mut last = p.worker_pids();
+    last.sort();
+    let mut first = first;
+    first.sort();
+    assert_ne!(first, last);
+}
+
+// A failing initializer: Python's Pool respawns workers forever (hang);
+// spindle fails the tasks with the initializer's message.
+#[test]
+fn failing_initializer_breaks_the_pool_with_its_message() {
+    let p = Pool::builder()
+        .processes(2)
+        .initializer(init_fails::task())
+        .build()
+        .unwrap();
+    let e = p.apply(sqr::task(2)).unwrap_err();
+    assert!(e.is_broken(), "{e:?}");
+    assert!(e.to_string().contains("no database"), "{e}");
+}
+
+// Dropping the pool terminates it (Python's `with Pool() as p:`).
+#[test]
+fn drop_terminates() {
+    let p = pool(1);
+    let r = p.apply_async(sleep_ms::task(60_000)).unwrap();
+    let pids = p.worker_pids();
+    let t0 = Instant::now();
+    drop(p);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(matches!(r.get(), Err(FutureError::Cancelled)));
+    for pid in pids {
+        // The worker is gone (reaped): signal 0 fails.
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err());
+    }
+}
+
+// Every start method can run a pool (ForkServer is the default).
+#[test]
+fn every_start_method() {
+    for m in StartMethod::all() {
+        let p = Pool::builder().processes(2).start_method(m).build().unwrap();
+        assert_eq!(p.map(sqr::task, 0..5).unwrap(), [0, 1, 4, 9, 16], "{m:?}");
+        p.close();
+        p.join().unwrap();
+    }
+}

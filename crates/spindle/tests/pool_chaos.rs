@@ -1,0 +1,227 @@
+//! Process pools never hang: workers killed, aborted or crashed mid-task, a
+//! task over its time limit, and a chaos run — 2,000 short tasks while 20
+//! workers are killed at random moments. (Python's `Pool` hangs forever in
+//! these cases and its `ProcessPoolExecutor` breaks for good.)
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, raise};
+use nix::unistd::Pid;
+use spindle::futures::{Executor, FutureError, as_completed};
+use spindle::process::{Pool, ProcessPoolExecutor};
+
+#[spindle::task]
+fn work(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(500 + n % 7 * 100));
+    n * 3
+}
+
+#[spindle::task]
+fn die(how: String) -> u64 {
+    match how.as_str() {
+        "kill" => {
+            raise(Signal::SIGKILL).ok();
+        }
+        "segv" => {
+            raise(Signal::SIGSEGV).ok();
+        }
+        "abort" => std::process::abort(),
+        _ => std::process::exit(3),
+    }
+    unreachable!()
+}
+
+#[spindle::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    for (how, code) in [("kill", -9), ("segv", -11), ("abort", -6), ("exit", 3)] {
+        let e = p
+            .submit(die::task(how.into()))
+            .unwrap()
+            .result()
+            .unwrap_err();
+        let FutureError::WorkerLost(w) = &e else {
+            panic!("{how}: {e:?}")
+        };
+        assert_eq!(w.exitcode(), Some(code), "{how}");
+        assert!(!w.is_task_timeout());
+        // The pool keeps serving.
+        assert_eq!(p.submit(work::task(2)).unwrap().result(), Ok(6));
+    }
+    assert!(p.wait_for_workers(2, Duration::from_secs(10)));
+    assert_eq!(p.workers_lost(), 4);
+}
+
+#[test]
+fn other_tasks_survive_a_death() {
+    let p = Pool::new(2).unwrap();
+    let before: Vec<_> = (0..20)
+        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .collect();
+    let bad = p.apply_async(die::task("kill".into())).unwrap();
+    let after: Vec<_> = (20..40)
+        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .collect();
+    assert!(bad.get().unwrap_err().is_worker_lost());
+    for (i, r) in before.into_iter().chain(after).enumerate() {
+        assert_eq!(r.get(), Ok(i as u64 * 3));
+    }
+}
+
+#[test]
+fn task_timeout_kills_and_replaces_the_worker() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let e = p
+        .submit(sleep_ms::task(60_000))
+        .unwrap()
+        .result()
+        .unwrap_err();
+    assert!(e.is_task_timeout(), "{e:?}");
+    assert!(e.is_worker_lost());
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    assert_eq!(p.submit(sleep_ms::task(1)).unwrap().result(), Ok(1));
+}
+
+#[test]
+fn retries_rerun_a_task_whose_worker_died() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .retries(2)
+        .build()
+        .unwrap();
+    // Kill the worker running a long task; with retries it runs again.
+    let f = p.submit(sleep_ms::task(300)).unwrap();
+    while !f.running() {
+        std::thread::yield_now();
+    }
+    let pids = p.worker_pids();
+    // Which worker runs it is not known: kill both (nothing else runs).
+    for pid in pids {
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).ok();
+    }
+    assert_eq!(f.result(), Ok(300));
+    assert!(p.workers_lost() >= 1);
+}
+
+// Tasks sent ahead to a worker that dies never started: they run elsewhere
+// (here: on the replacement), only the running one is lost.
+#[test]
+fn prefetched_tasks_of_a_dead_worker_are_requeued() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .prefetch(3)
+        .build()
+        .unwrap();
+    let victim = p.submit(sleep_ms::task(60_000)).unwrap();
+    while !victim.running() {
+        std::thread::yield_now();
+    }
+    let queued: Vec<_> = (0..3).map(|i| p.submit(work::task(i)).unwrap()).collect();
+    // All three were sent ahead to the busy worker (prefetch 3).
+    assert!(queued.iter().all(|f| f.running()));
+    let pid = p.worker_pids()[0];
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert!(victim.result().unwrap_err().is_worker_lost());
+    for (i, f) in queued.iter().enumerate() {
+        assert_eq!(f.result(), Ok(i as u64 * 3));
+    }
+    assert_eq!(p.workers_lost(), 1);
+}
+
+/// A tiny xorshift generator (no `rand` dependency).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn chaos(retries: u32) {
+    const TASKS: u64 = 2_000;
+    const KILLS: usize = 20;
+    const WORKERS: usize = 4;
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(WORKERS)
+        .retries(retries)
+        .build()
+        .unwrap();
+    let futs: Vec<_> = (0..TASKS)
+        .map(|i| p.submit(work::task(i)).unwrap())
+        .collect();
+    let stop = AtomicBool::new(false);
+    let (ok, lost, killed) = std::thread::scope(|s| {
+        let killer = s.spawn(|| {
+            let seed = u64::from(std::process::id()) | 1;
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut killed = 0;
+            while killed < KILLS && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+                let live = p.worker_pids();
+                if live.is_empty() {
+                    continue;
+                }
+                let pid = live[(rng.next() % live.len() as u64) as usize];
+                if kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
+                    killed += 1;
+                }
+            }
+            killed
+        });
+        let mut ok = 0;
+        let mut lost = 0;
+        for f in as_completed(&futs) {
+            match f.result() {
+                Ok(_) => ok += 1,
+                Err(FutureError::WorkerLost(_)) => lost += 1,
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        (ok, lost, killer.join().unwrap())
+    });
+    assert_eq!(ok + lost, TASKS as usize);
+    assert!(killed >= 1);
+    assert!(lost <= killed, "lost {lost} > killed {killed}");
+    if retries == 0 {
+        // Every kill hit a running task or an idle worker; all ended.
+        assert!(p.workers_lost() as usize <= killed);
+    }
+    for (i, f) in futs.iter().enumerate() {
+        if let Ok(v) = f.result() {
+            assert_eq!(v, i as u64 * 3);
+        }
+    }
+    // Back to full size, and still serving.
+    assert!(p.wait_for_workers(WORKERS, Duration::from_secs(20)));
+    assert_eq!(p.submit(work::task(5)).unwrap().result(), Ok(15));
+    eprintln!("chaos(retries={retries}): ok {ok}, lost {lost}, killed {killed}");
+}
+
+#[test]
+fn chaos_2000_tasks_20_kills() {
+    chaos(0);
+}
+
+#[test]
+fn chaos_with_retries() {
+    chaos(3);
+}

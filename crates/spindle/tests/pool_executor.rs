@@ -1,0 +1,240 @@
+//! `ProcessPoolExecutor`: the process-pool parts of CPython's
+//! `Lib/test/test_concurrent_futures` (`ProcessPoolExecutorTest`,
+//! `ExecutorTest`, `test_shutdown`), ported and rewritten in Rust, plus
+//! spindle's "never hang" guarantees.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use spindle::futures::{Executor, FutureError, MapOptions, as_completed};
+use spindle::process::{Pool, ProcessPoolExecutor};
+
+#[spindle::task]
+fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[spindle::task]
+fn pid_of(_n: u64) -> u32 {
+    std::process::id()
+}
+
+#[spindle::task]
+fn fail_on(n: u64) -> u64 {
+    assert!(n != 3, "three is bad");
+    n
+}
+
+fn pool(n: usize) -> ProcessPoolExecutor {
+    ProcessPoolExecutor::builder()
+        .max_workers(n)
+        .build()
+        .unwrap()
+}
+
+// test_submit
+#[test]
+fn submit_returns_result() {
+    let p = pool(2);
+    let f = p.submit(square::task(8)).unwrap();
+    assert_eq!(f.result(), Ok(64));
+}
+
+// test_map, test_map_exception (ExecutorTest)
+#[test]
+fn map_keeps_order_and_reports_errors() {
+    let p = pool(2);
+    let got: Vec<u64> = p
+        .map(square::task, 0..100u64)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, (0..100u64).map(|n| n * n).collect::<Vec<_>>());
+    let got: Vec<_> = p.map(fail_on::task, 0..5u64).unwrap().collect();
+    assert_eq!(got[..3], [Ok(0), Ok(1), Ok(2)]);
+    assert!(
+        got[3]
+            .as_ref()
+            .unwrap_err()
+            .panic_message()
+            .unwrap()
+            .contains("three is bad")
+    );
+    assert_eq!(got[4], Ok(4));
+}
+
+// test_map with chunksize (ProcessPoolExecutorTest.test_map_chunksize)
+#[test]
+fn map_chunksize() {
+    let p = pool(2);
+    for chunk in [1, 3, 7, 200] {
+        let got: u64 = p
+            .map_with(square::task, 0..200u64, MapOptions::new().chunksize(chunk))
+            .unwrap()
+            .map(Result::unwrap)
+            .sum();
+        assert_eq!(got, (0..200u64).map(|n| n * n).sum::<u64>());
+    }
+}
+
+// test_as_completed over process futures
+#[test]
+fn as_completed_and_pids_differ_from_parent() {
+    let p = pool(2);
+    let fs: Vec<_> = (0..10)
+        .map(|n| p.submit(pid_of::task(n)).unwrap())
+        .collect();
+    for f in as_completed(&fs) {
+        assert_ne!(f.result().unwrap(), std::process::id());
+    }
+}
+
+// test_submit_after_shutdown: RuntimeError('cannot schedule new futures after shutdown')
+#[test]
+fn submit_after_shutdown_hands_the_call_back() {
+    let p = pool(1);
+    p.shutdown(true, false);
+    let e = p.submit(square::task(2)).unwrap_err();
+    assert!(e.is_shut_down());
+    assert_eq!(e.into_inner().into_args(), (2,));
+}
+
+#[test]
+fn panic_is_an_error_not_a_dead_pool() {
+    let p = pool(1);
+    let e = p.submit(fail_on::task(3)).unwrap().result().unwrap_err();
+    assert!(matches!(e, FutureError::Panicked(ref m) if m.contains("three is bad")));
+    assert_eq!(p.submit(square::task(3)).unwrap().result(), Ok(9));
+}
+
+static INIT: AtomicU64 = AtomicU64::new(0);
+
+#[spindle::task]
+fn init(v: u64) {
+    INIT.store(v, Ordering::SeqCst);
+}
+
+#[spindle::task]
+fn init_status() -> u64 {
+    INIT.load(Ordering::SeqCst)
+}
+
+#[spindle::task]
+fn init_fails() {
+    panic!("initializer failed on purpose")
+}
+
+#[spindle::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[spindle::task]
+fn nested_pool_fails() -> bool {
+    // A pool worker is a daemon process: it may not start children (Python:
+    // "daemonic processes are not allowed to have children").
+    match Pool::new(1) {
+        Err(e) => e.is_start_failed(),
+        Ok(_) => false,
+    }
+}
+
+// InitializerMixin.test_initializer
+#[test]
+fn initializer_runs_in_each_worker() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(init::task(42))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(p.submit(init_status::task()).unwrap().result(), Ok(42));
+    }
+}
+
+// FailingInitializerMixin.test_initializer: the pool breaks, submit then fails.
+#[test]
+fn failing_initializer_breaks_the_executor() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(init_fails::task())
+        .build()
+        .unwrap();
+    let e = p.submit(init_status::task()).unwrap().result().unwrap_err();
+    let FutureError::BrokenPool(b) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        b.reason().contains("initializer failed on purpose"),
+        "{b:?}"
+    );
+    assert!(p.submit(init_status::task()).unwrap_err().is_broken());
+}
+
+// test_max_tasks_per_child
+#[test]
+fn max_tasks_per_child_replaces_the_worker() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_tasks_per_child(3)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..3)
+        .map(|i| p.submit(pid_of::task(i)).unwrap().result().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&pid| pid == pids[0]));
+    let fourth = p.submit(pid_of::task(3)).unwrap().result().unwrap();
+    assert_ne!(fourth, pids[0]);
+}
+
+// test_cancel_futures: shutdown(cancel_futures=True) cancels what has not started.
+#[test]
+fn shutdown_cancel_futures() {
+    let p = pool(1);
+    let first = p.submit(sleep_ms::task(300)).unwrap();
+    while !first.running() {
+        std::thread::yield_now();
+    }
+    let rest: Vec<_> = (0..20)
+        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    p.shutdown(true, true);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert_eq!(first.result(), Ok(300));
+    assert!(rest.iter().all(|f| f.cancelled()));
+}
+
+// test_map_timeout
+#[test]
+fn map_timeout() {
+    let p = pool(2);
+    let opts = MapOptions::new().timeout(Duration::from_millis(300));
+    let got: Vec<_> = p
+        .map_with(sleep_ms::task, [0, 0, 1_500], opts)
+        .unwrap()
+        .collect();
+    assert_eq!(got[..2], [Ok(0), Ok(0)]);
+    assert_eq!(got[2], Err(FutureError::Timeout));
+    assert_eq!(got.len(), 3);
+}
+
+// A worker that cannot start its own pool gets a clear error, no hang.
+#[test]
+fn start_failure_is_a_clear_error() {
+    let p = pool(1);
+    assert_eq!(
+        p.submit(nested_pool_fails::task()).unwrap().result(),
+        Ok(true)
+    );
+}
+
+// Send/Sync promises (tokio's async_send_sync.rs style).
+#[test]
+fn send_and_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<ProcessPoolExecutor>();
+    is::<Pool>();
+    is::<spindle::process::AsyncResult<u64>>();
+}

@@ -1,0 +1,68 @@
+//! The `Executor` contract across scopes: the same code runs on threads or
+//! on processes; switching is the one `let pool = ...` line in `main`
+//! (DESIGN.md, "one interface, four scopes"). Uses the seed's PRIMES.
+
+use spindle::futures::{Executor, as_completed};
+use spindle::process::ProcessPoolExecutor;
+
+const PRIMES: [u64; 6] = [
+    112_272_535_095_293,
+    112_582_705_942_171,
+    112_272_535_095_293,
+    115_280_095_190_773,
+    115_797_848_077_099,
+    1_099_726_899_285_419,
+];
+
+#[spindle::task]
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n.is_multiple_of(2) {
+        return n == 2;
+    }
+    let sqrt = n.isqrt();
+    (3..=sqrt).step_by(2).all(|d| !n.is_multiple_of(d))
+}
+
+/// Written once against the trait: any executor that runs `Call`s.
+fn check_all<X>(pool: &X) -> Vec<(u64, bool)>
+where
+    X: Executor,
+    spindle::process::Call<is_prime>:
+        spindle::futures::Task<X, Output = bool, Error = std::convert::Infallible>,
+{
+    let futures: Vec<_> = PRIMES
+        .iter()
+        .map(|&n| pool.submit(is_prime::task(n)).expect("pool running"))
+        .collect();
+    for f in as_completed(&futures) {
+        println!("  a result came in: {:?}", f.result());
+    }
+    PRIMES
+        .iter()
+        .zip(&futures)
+        .map(|(&n, f)| (n, f.result().unwrap()))
+        .collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Threads:
+    let pool = spindle::futures::ThreadPoolExecutor::builder()
+        .max_workers(4)
+        .build();
+    println!("on threads:");
+    let on_threads = check_all(&pool);
+
+    // Processes — the one line that changes:
+    let pool = ProcessPoolExecutor::builder().max_workers(4).build()?;
+    println!("on processes:");
+    let on_processes = check_all(&pool);
+
+    assert_eq!(on_threads, on_processes);
+    for (n, p) in on_processes {
+        println!("{n} is prime: {p}");
+    }
+    Ok(())
+}
