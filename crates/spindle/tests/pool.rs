@@ -313,7 +313,11 @@ fn drop_terminates() {
 #[test]
 fn every_start_method() {
     for m in StartMethod::all() {
-        let p = Pool::builder().processes(2).start_method(m).build().unwrap();
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .build()
+            .unwrap();
         assert_eq!(p.map(sqr::task, 0..5).unwrap(), [0, 1, 4, 9, 16], "{m:?}");
         p.close();
         p.join().unwrap();
