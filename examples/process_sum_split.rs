@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p.join()?;
     }
     let mut total = 0;
-    while !result_queue.empty() {
+    while !result_queue.is_empty() {
         total += result_queue.get()?;
     }
     println!(

@@ -3,6 +3,7 @@
 //! its lock — beside Python's
 //! `multiprocessing` (`bench/python/process.py`).
 
+use serde_bytes::ByteBuf;
 use spindle::ipc::sync::Barrier;
 use spindle::ipc::{Connection, Pipe, Queue, Value};
 use spindle::process::{Process, StartMethod};
@@ -35,9 +36,11 @@ fn bench_sink(conn: Connection) {
     let _ = conn.send(&total);
 }
 
+/// Byte payloads as `serde_bytes::ByteBuf`, the serde form of Python's
+/// `bytes` (a `Vec<u8>` would be encoded byte by byte).
 #[spindle::task]
-fn bench_producer(q: Queue<Vec<u8>>, n: u64, size: usize) {
-    let item = vec![7u8; size];
+fn bench_producer(q: Queue<ByteBuf>, n: u64, size: usize) {
+    let item = ByteBuf::from(vec![7u8; size]);
     for _ in 0..n {
         q.put(item.clone()).expect("queue open");
     }
@@ -188,7 +191,7 @@ pub(crate) fn run(b: &mut Bench) {
         Unit::BytesPerSec,
         vec![
             imp("spindle", || {
-                let queue: Queue<Vec<u8>> = Queue::new().expect("queue");
+                let queue: Queue<ByteBuf> = Queue::new().expect("queue");
                 let mut p = Process::new(bench_producer::call(queue.clone(), big, 64 << 10));
                 let rate = per_sec(big << 16, |_| {
                     p.start().expect("start producer");

@@ -208,14 +208,5 @@ impl fmt::Display for GetError {
 impl std::error::Error for GetError {}
 
 /// `task_done` was called more times than items were put (Python's
-/// `ValueError: task_done() called too many times`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskDoneError;
-
-impl fmt::Display for TaskDoneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("task_done() called too many times")
-    }
-}
-
-impl std::error::Error for TaskDoneError {}
+/// `ValueError`): the same error as the thread queues'.
+pub use crate::queue::TaskDoneError;
