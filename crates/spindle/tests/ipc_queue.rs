@@ -389,3 +389,53 @@ fn processes_killed_mid_call_do_not_wedge_the_queue() {
         assert!(t.elapsed() < LONG);
     }
 }
+
+#[spindle::task]
+fn count_until_shutdown(q: Queue<u64>, results: Queue<(u64, u64)>) {
+    let (mut n, mut sum) = (0, 0);
+    while let Ok(v) = q.get() {
+        n += 1;
+        sum += v;
+    }
+    results.put((n, sum)).unwrap();
+}
+
+/// Getters asleep in several processes (and threads) are woken for items
+/// put one at a time, with pauses so they fall asleep between items: every
+/// item reaches one of them, and a shutdown wakes them all.
+#[test]
+fn sleeping_getters_in_many_processes_get_every_item() {
+    const N: u64 = 300;
+    let q: Queue<u64> = Queue::new().unwrap();
+    let results: Queue<(u64, u64)> = Queue::new().unwrap();
+    let mut procs: Vec<Process> = (0..3)
+        .map(|_| Process::new(count_until_shutdown::call(q.clone(), results.clone())).start_and())
+        .collect();
+    let local: Vec<_> = (0..2)
+        .map(|_| {
+            let (q, results) = (q.clone(), results.clone());
+            std::thread::spawn(move || count_until_shutdown(q, results))
+        })
+        .collect();
+    for i in 1..=N {
+        q.put(i).unwrap();
+        if i % 3 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // Normal shutdown: the getters drain what is left, then stop.
+    q.shutdown(false);
+    for p in &mut procs {
+        p.join_timeout(LONG).unwrap();
+    }
+    for t in local {
+        t.join().unwrap();
+    }
+    let (mut n, mut sum) = (0, 0);
+    for _ in 0..5 {
+        let (cn, cs) = results.get_timeout(LONG).unwrap();
+        n += cn;
+        sum += cs;
+    }
+    assert_eq!((n, sum), (N, N * (N + 1) / 2), "lost or duplicated items");
+}

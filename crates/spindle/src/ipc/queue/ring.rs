@@ -46,6 +46,8 @@ const SLOT_HEAD: usize = 8;
 pub(super) const INLINE: usize = SLOT - SLOT_HEAD;
 /// Slots of an unbounded queue (2 MiB of shared memory, touched as used).
 pub(super) const UNBOUNDED_CAP: u32 = 16 * 1024;
+/// The longest a getter sleeps before it looks again by itself.
+const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
 /// Bytes of the arena for items too large for a slot (touched as used).
 const ARENA: u32 = 4 << 20;
 /// The largest encoded item the arena takes; larger ones go on the socket.
@@ -85,6 +87,8 @@ const W_SPACE_WAITERS: usize = 50;
 pub(super) const W_FREE_WAITERS: usize = 51;
 /// Join waiters sleeping on `W_UNFINISHED`.
 pub(super) const W_JOINERS: usize = 52;
+/// 1 while a wake-up of a getter is on its way (see [`Ring::wait_items`]).
+const W_WOKEN: usize = 53;
 // Line 4: free places of a bounded queue (a semaphore).
 pub(super) const W_FREE: usize = 64;
 // Line 5: items put and not yet marked done.
@@ -372,9 +376,7 @@ impl Ring {
             self.w(W_TAIL).store(tail.wrapping_add(1), SeqCst);
         }
         self.w(W_ITEMS).fetch_add(1, SeqCst);
-        if self.w(W_GETTERS).load(SeqCst) > 0 {
-            futex_wake(self.w(W_ITEMS), 1);
-        }
+        self.wake_getter();
         Push::Done
     }
 
@@ -482,16 +484,40 @@ impl Ring {
         self.len() as usize + self.w(W_BUFFERED).load(SeqCst) as usize
     }
 
+    /// Wakes one sleeping getter unless a wake-up is already on its way:
+    /// while a woken getter has not run yet, further puts make no system
+    /// call.
+    fn wake_getter(&self) {
+        if self.w(W_GETTERS).load(SeqCst) > 0 && self.w(W_WOKEN).swap(1, SeqCst) == 0 {
+            futex_wake(self.w(W_ITEMS), 1);
+        }
+    }
+
     /// Waits until an item may be there, the shutdown state changes from
     /// `shut`, or `until`. Spurious returns are possible.
+    ///
+    /// Every getter leaving here (woken or not) clears `W_WOKEN` and, if
+    /// items wait while others sleep, passes a wake-up on; so a put that saw
+    /// a wake-up on its way and made none loses nothing. Sleeps last at most
+    /// [`SLEEP_SLICE`], so a process killed between being woken and passing
+    /// the flag on delays the others by that much, never forever.
     pub(super) fn wait_items(&self, shut: u32, until: Option<Instant>) {
         let getters = self.w(W_GETTERS);
         getters.fetch_add(1, SeqCst);
         let seen = self.w(W_ITEMS).load(SeqCst);
         if !self.has_items() && self.shutdown_state() == shut {
-            futex_wait(self.w(W_ITEMS), seen, until);
+            let slice = Instant::now() + SLEEP_SLICE;
+            futex_wait(
+                self.w(W_ITEMS),
+                seen,
+                Some(until.map_or(slice, |u| u.min(slice))),
+            );
         }
         getters.fetch_sub(1, SeqCst);
+        self.w(W_WOKEN).store(0, SeqCst);
+        if self.has_items() {
+            self.wake_getter();
+        }
     }
 
     /// Waits until there may be room for an item of `need` arena bytes (0
