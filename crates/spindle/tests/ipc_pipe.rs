@@ -357,3 +357,46 @@ fn one_way_pipe_to_child() {
         p.join_timeout(LONG).unwrap();
     }
 }
+
+/// Large payloads (64 KiB and more) travel beside the pipe; the limit, the
+/// skip, recv_bytes_into and BufferTooShort behave the same for them, and
+/// order with small frames is kept.
+#[test]
+fn large_frames_limits_and_order() {
+    let (a, b) = Pipe(true).unwrap();
+    let big: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+    let writer = {
+        let big = big.clone();
+        std::thread::spawn(move || {
+            a.send_bytes(&big).unwrap(); // over the limit below: skipped
+            a.send_bytes(b"after").unwrap();
+            a.send_bytes(&big[..70_000]).unwrap();
+            a.send_bytes(&big[..65_536]).unwrap(); // into a short buffer
+            a.send(&big).unwrap(); // a large serde value
+            a.send_bytes(&big[..65_535]).unwrap(); // just under: in the pipe
+            a
+        })
+    };
+    b.set_max_frame(100_000);
+    assert!(matches!(
+        b.recv_bytes(),
+        Err(ConnectionError::TooLarge {
+            len: 300_000,
+            limit: 100_000
+        })
+    ));
+    assert_eq!(b.recv_bytes().unwrap(), b"after");
+    let mut buf = vec![0u8; 80_000];
+    assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 70_000);
+    assert_eq!(&buf[..70_000], &big[..70_000]);
+    let mut short = [0u8; 10];
+    match b.recv_bytes_into(&mut short) {
+        Err(ConnectionError::BufferTooShort(whole)) => assert_eq!(whole, &big[..65_536]),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    b.set_max_frame(1 << 20);
+    assert_eq!(b.recv::<Vec<u8>>().unwrap(), big);
+    assert_eq!(b.recv_bytes().unwrap(), &big[..65_535]);
+    drop(writer.join().unwrap());
+    assert!(b.recv_bytes().unwrap_err().is_eof());
+}
