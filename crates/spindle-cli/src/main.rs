@@ -104,6 +104,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // procspawn (a peer in `bench process`) re-executes this program for its
+    // children and takes them over here; in any other run this only checks
+    // one environment variable. It must come first: code before it would run
+    // again in every procspawn child. spindle's own children never get here
+    // (spindle's boot runs them before `main`).
+    procspawn::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Tour { sections, list } => tour::main(&sections, list),

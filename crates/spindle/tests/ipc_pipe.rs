@@ -241,3 +241,162 @@ fn threads_share_a_connection() {
         s.join().unwrap();
     }
 }
+
+/// Many frames sent before the reader wakes arrive in one read of the
+/// receive buffer and come out one by one; mixed sizes straddle the buffer's
+/// edges (the 16 KiB buffer, direct reads of large remainders).
+#[test]
+fn buffered_frames_of_mixed_sizes() {
+    let (a, b) = Pipe(true).unwrap();
+    let sizes: Vec<usize> = vec![
+        0, 1, 7, 8, 9, 100, 8191, 8192, 16383, 16384, 16385, 40000, 3, 200_000, 5,
+    ];
+    let writer = std::thread::spawn(move || {
+        for (i, &n) in sizes.iter().enumerate() {
+            let v: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+            if i % 2 == 0 {
+                a.send_bytes(&v).unwrap();
+            } else {
+                a.send(&v).unwrap();
+            }
+        }
+        sizes
+    });
+    // Let the writer run ahead so that several frames wait in the pipe.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut i = 0;
+    let mut got = Vec::new();
+    loop {
+        let v = if i % 2 == 0 {
+            match b.recv_bytes() {
+                Ok(v) => v,
+                Err(e) if e.is_eof() => break,
+                Err(e) => panic!("{e}"),
+            }
+        } else {
+            match b.recv::<Vec<u8>>() {
+                Ok(v) => v,
+                Err(e) if e.is_eof() => break,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(v.iter().enumerate().all(|(j, &x)| x == (i + j) as u8));
+        got.push(v.len());
+        i += 1;
+        // A waiting frame keeps poll true even when its bytes are buffered.
+        if i == 3 {
+            assert!(b.poll(Duration::ZERO).unwrap());
+        }
+    }
+    assert_eq!(got, writer.join().unwrap());
+}
+
+/// recv_bytes_into with frames already buffered, including one too long for
+/// the buffer given.
+#[test]
+fn recv_bytes_into_from_buffer() {
+    let (a, b) = Pipe(true).unwrap();
+    a.send_bytes(b"one").unwrap();
+    a.send_bytes(&[5u8; 40]).unwrap();
+    a.send_bytes(b"three").unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"one");
+    match b.recv_bytes_into(&mut buf) {
+        Err(ConnectionError::BufferTooShort(whole)) => assert_eq!(whole, vec![5u8; 40]),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"three");
+}
+
+#[spindle::task]
+fn recv_one(conn: Connection) -> u32 {
+    conn.recv().unwrap()
+}
+
+/// An end holding received but unread bytes cannot be passed to a child
+/// (they would be lost to it): a typed error at start. Once they are read it
+/// can, and the child reads what follows.
+#[test]
+fn passing_an_end_with_unread_bytes_is_refused() {
+    let (a, b) = Pipe(true).unwrap();
+    a.send(&1u32).unwrap();
+    a.send(&2u32).unwrap();
+    // One read takes both frames from the pipe; the second stays buffered.
+    assert_eq!(b.recv::<u32>().unwrap(), 1);
+    let err = Process::builder()
+        .task(recv_one::call(b))
+        .start()
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot encode"), "{err}");
+
+    let (a, b) = Pipe(true).unwrap();
+    a.send(&1u32).unwrap();
+    assert_eq!(b.recv::<u32>().unwrap(), 1);
+    let mut p = Process::builder().task(recv_one::call(b)).start().unwrap();
+    a.send(&7u32).unwrap();
+    p.join_timeout(LONG).unwrap();
+}
+
+/// A one-way pipe also crosses into a child, and the child's end of file
+/// reaches the reader.
+#[test]
+fn one_way_pipe_to_child() {
+    for m in StartMethod::all() {
+        let (r, w) = Pipe(false).unwrap();
+        let mut p = Process::builder()
+            .task(send_and_exit::call(w, 3))
+            .start_method(m)
+            .start()
+            .unwrap();
+        for i in 0..3 {
+            assert_eq!(r.recv::<u32>().unwrap(), i);
+        }
+        assert!(r.recv::<u32>().unwrap_err().is_eof(), "{m:?}");
+        p.join_timeout(LONG).unwrap();
+    }
+}
+
+/// Large payloads (64 KiB and more) travel beside the pipe; the limit, the
+/// skip, recv_bytes_into and BufferTooShort behave the same for them, and
+/// order with small frames is kept.
+#[test]
+fn large_frames_limits_and_order() {
+    let (a, b) = Pipe(true).unwrap();
+    let big: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+    let writer = {
+        let big = big.clone();
+        std::thread::spawn(move || {
+            a.send_bytes(&big).unwrap(); // over the limit below: skipped
+            a.send_bytes(b"after").unwrap();
+            a.send_bytes(&big[..70_000]).unwrap();
+            a.send_bytes(&big[..65_536]).unwrap(); // into a short buffer
+            a.send(&big).unwrap(); // a large serde value
+            a.send_bytes(&big[..65_535]).unwrap(); // just under: in the pipe
+            a
+        })
+    };
+    b.set_max_frame(100_000);
+    assert!(matches!(
+        b.recv_bytes(),
+        Err(ConnectionError::TooLarge {
+            len: 300_000,
+            limit: 100_000
+        })
+    ));
+    assert_eq!(b.recv_bytes().unwrap(), b"after");
+    let mut buf = vec![0u8; 80_000];
+    assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 70_000);
+    assert_eq!(&buf[..70_000], &big[..70_000]);
+    let mut short = [0u8; 10];
+    match b.recv_bytes_into(&mut short) {
+        Err(ConnectionError::BufferTooShort(whole)) => assert_eq!(whole, &big[..65_536]),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    b.set_max_frame(1 << 20);
+    assert_eq!(b.recv::<Vec<u8>>().unwrap(), big);
+    assert_eq!(b.recv_bytes().unwrap(), &big[..65_535]);
+    drop(writer.join().unwrap());
+    assert!(b.recv_bytes().unwrap_err().is_eof());
+}

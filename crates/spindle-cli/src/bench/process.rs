@@ -1,12 +1,17 @@
 //! Suite `process`: start+join latency per start method, Pipe round trips and
 //! throughput, cross-process Queue throughput, shared Value increments under
 //! its lock — beside Python's
-//! `multiprocessing` (`bench/python/process.py`).
+//! `multiprocessing` (`bench/python/process.py`) and the Rust crates that do
+//! the same jobs: `ipc-channel` (typed channels between processes, set up
+//! through an `IpcOneShotServer` as its documentation shows) on the pipe and
+//! small-queue cases, `procspawn` (`spawn` + `join`) on `start_spawn`.
 
 use serde_bytes::ByteBuf;
 use spindle::ipc::sync::Barrier;
 use spindle::ipc::{Connection, Pipe, Queue, Value};
-use spindle::process::{Process, StartMethod};
+use spindle::process::{Process, StartMethod, TaskCall};
+
+use ipc_channel::ipc::{self, IpcBytesSender, IpcOneShotServer, IpcReceiver, IpcSender};
 
 use super::{Bench, Unit, imp, micros_per, per_sec};
 
@@ -34,6 +39,72 @@ fn bench_sink(conn: Connection) {
         total += b.len() as u64;
     }
     let _ = conn.send(&total);
+}
+
+/// What an ipc-channel child hands its parent through the one-shot server:
+/// the channels of the case it runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum IpcBoot {
+    /// Echo: (parent → child requests, child → parent replies).
+    Echo(IpcSender<u64>, IpcReceiver<u64>),
+    /// Sink: (parent → child bytes, child → parent total).
+    Sink(IpcBytesSender, IpcReceiver<u64>),
+    /// Producer: child → parent items.
+    Items(IpcReceiver<u64>),
+}
+
+/// ipc-channel echo child: sends back every value until the parent drops
+/// its sender.
+#[spindle::task]
+fn ipc_channel_echo(server: String) {
+    let boot = IpcSender::<IpcBoot>::connect(server).expect("connect");
+    let (req_tx, req_rx) = ipc::channel::<u64>().expect("channel");
+    let (rep_tx, rep_rx) = ipc::channel::<u64>().expect("channel");
+    boot.send(IpcBoot::Echo(req_tx, rep_rx)).expect("boot");
+    while let Ok(v) = req_rx.recv() {
+        if rep_tx.send(v).is_err() {
+            break;
+        }
+    }
+}
+
+/// ipc-channel sink child: counts the bytes received until an empty
+/// message, then reports them.
+#[spindle::task]
+fn ipc_channel_sink(server: String) {
+    let boot = IpcSender::<IpcBoot>::connect(server).expect("connect");
+    let (bytes_tx, bytes_rx) = ipc::bytes_channel().expect("channel");
+    let (total_tx, total_rx) = ipc::channel::<u64>().expect("channel");
+    boot.send(IpcBoot::Sink(bytes_tx, total_rx)).expect("boot");
+    let mut total = 0u64;
+    while let Ok(b) = bytes_rx.recv() {
+        if b.is_empty() {
+            break;
+        }
+        total += b.len() as u64;
+    }
+    let _ = total_tx.send(total);
+}
+
+/// ipc-channel producer child: sends `n` small values.
+#[spindle::task]
+fn ipc_channel_producer(server: String, n: u64) {
+    let boot = IpcSender::<IpcBoot>::connect(server).expect("connect");
+    let (tx, rx) = ipc::channel::<u64>().expect("channel");
+    boot.send(IpcBoot::Items(rx)).expect("boot");
+    for i in 0..n {
+        tx.send(i).expect("parent gone");
+    }
+}
+
+/// Starts `call` (which connects to the one-shot server it was given) and
+/// returns the process and what it handed over.
+fn ipc_channel_child(call: impl FnOnce(String) -> TaskCall) -> (Process, IpcBoot) {
+    let (server, name) = IpcOneShotServer::<IpcBoot>::new().expect("one-shot server");
+    let mut p = Process::new(call(name));
+    p.start().expect("start ipc-channel child");
+    let (_rx, boot) = server.accept().expect("child connects");
+    (p, boot)
 }
 
 /// Byte payloads as `serde_bytes::ByteBuf`, the serde form of Python's
@@ -105,14 +176,21 @@ pub(crate) fn run(b: &mut Bench) {
             if q { 50 } else { 200 },
         ),
     ] {
-        b.case(
-            case,
-            Unit::Micros,
-            vec![
-                imp("spindle", || micros_per(n, |n| start_join(m, n))),
-                b.python("process.py", case),
-            ],
-        );
+        let mut impls = vec![imp("spindle", || micros_per(n, |n| start_join(m, n)))];
+        if m == StartMethod::Spawn {
+            // procspawn: a fresh exec of this program per call, like Spawn.
+            impls.push(imp("procspawn", || {
+                micros_per(n, |n| {
+                    for _ in 0..n {
+                        procspawn::spawn((), |()| {})
+                            .join()
+                            .expect("procspawn child");
+                    }
+                })
+            }));
+        }
+        impls.push(b.python("process.py", case));
+        b.case(case, Unit::Micros, impls);
     }
 
     // One echo child for all round-trip samples.
@@ -132,6 +210,21 @@ pub(crate) fn run(b: &mut Bench) {
                         assert_eq!(back, i);
                     }
                 })
+            }),
+            imp("ipc-channel", || {
+                let (mut p, boot) = ipc_channel_child(ipc_channel_echo::call);
+                let IpcBoot::Echo(req, rep) = boot else {
+                    panic!("echo child sent another boot")
+                };
+                let us = micros_per(trips, |n| {
+                    for i in 0..n {
+                        req.send(i).expect("send");
+                        assert_eq!(rep.recv().expect("recv"), i);
+                    }
+                });
+                drop(req);
+                p.join().expect("ipc-channel echo child");
+                us
             }),
             b.python("process.py", "pipe_roundtrip"),
         ],
@@ -160,6 +253,22 @@ pub(crate) fn run(b: &mut Bench) {
                 p.join().expect("sink");
                 bytes
             }),
+            imp("ipc-channel", || {
+                let (mut p, boot) = ipc_channel_child(ipc_channel_sink::call);
+                let IpcBoot::Sink(bytes, total) = boot else {
+                    panic!("sink child sent another boot")
+                };
+                let block = vec![1u8; 1 << 20];
+                let rate = per_sec(mib << 20, |_| {
+                    for _ in 0..mib {
+                        bytes.send(&block).expect("send");
+                    }
+                    bytes.send(&[]).expect("send end");
+                    assert_eq!(total.recv().expect("total"), mib << 20);
+                });
+                p.join().expect("ipc-channel sink child");
+                rate
+            }),
             b.python("process.py", "pipe_1mib"),
         ],
     );
@@ -176,6 +285,23 @@ pub(crate) fn run(b: &mut Bench) {
                     p.start().expect("start producer");
                     for _ in 0..n {
                         queue.get().expect("item");
+                    }
+                });
+                p.join().expect("producer");
+                rate
+            }),
+            imp("ipc-channel", || {
+                // As spindle's: the child's start is inside the timing.
+                let (server, name) = IpcOneShotServer::<IpcBoot>::new().expect("one-shot server");
+                let mut p = Process::new(ipc_channel_producer::call(name, items));
+                let rate = per_sec(items, |n| {
+                    p.start().expect("start producer");
+                    let (_rx, boot) = server.accept().expect("child connects");
+                    let IpcBoot::Items(rx) = boot else {
+                        panic!("producer child sent another boot")
+                    };
+                    for _ in 0..n {
+                        rx.recv().expect("item");
                     }
                 });
                 p.join().expect("producer");

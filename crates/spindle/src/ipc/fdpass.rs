@@ -47,7 +47,7 @@ pub(crate) fn export(fd: BorrowedFd<'_>) -> Result<u32, String> {
         };
         if list.len() >= MAX_FDS {
             return Err(format!(
-                "a task call can carry at most {MAX_FDS} connections"
+                "a task call can carry at most {MAX_FDS} descriptors (a Connection takes two or three)"
             ));
         }
         let dup = fd.try_clone_to_owned().map_err(|e| e.to_string())?;

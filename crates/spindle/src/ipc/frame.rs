@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 
 /// The version byte every spindle frame carries; a peer speaking another
 /// version gets a typed version-mismatch error, never a misparse.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Default limit on one frame's payload (64 MiB), as in
 /// [`Connection::set_max_frame`](super::Connection::set_max_frame).
@@ -43,6 +43,9 @@ pub(crate) enum Kind {
     Reply = 4,
     /// Fork server → client: a child's wait status.
     Exit = 5,
+    /// User bytes of a `Connection` whose payload travels on the
+    /// connection's socket, not after the header.
+    Bulk = 6,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             3 => Kind::Request,
             4 => Kind::Reply,
             5 => Kind::Exit,
+            6 => Kind::Bulk,
             _ => return None,
         })
     }
