@@ -43,7 +43,7 @@ pub mod thread;
 /// the same name implementing [`process::Task`] (its stable name is
 /// `module_path!() + "::" + fn name`), with a `call(args..)` constructor of a
 /// [`process::TaskCall`]. Arguments and result must be serde types; a
-/// [`ipc::Connection`] argument travels as a file descriptor. The function
+/// [`ipc::Connection`] argument travels as its file descriptors. The function
 /// must be free (no `self`), not generic and not async. The registration is
 /// a static in the `spindle_tasks` link section: no code runs to register it,
 /// so a child can look tasks up before `main`.

@@ -31,7 +31,7 @@ pub trait Task: 'static {
 /// (built by the generated `my_task::call(args..)`).
 ///
 /// Arguments are encoded when the call is built; a [`Connection`] among them
-/// travels as a file descriptor beside the bytes.
+/// travels as its file descriptors beside the bytes.
 ///
 /// [`Connection`]: crate::ipc::Connection
 pub struct TaskCall {
