@@ -421,6 +421,7 @@ impl RecvBuf {
             self.end -= self.pos;
             self.pos = 0;
         }
+        spin_until_readable(r);
         loop {
             match r.read(&mut self.data[self.end..]) {
                 Ok(n) => {
@@ -579,6 +580,30 @@ impl RecvBuf {
                 ));
             }
         }
+    }
+}
+
+/// How long a reader polls before it blocks in `read`: waking a process
+/// that sleeps costs tens of microseconds on a virtual machine's idle CPU,
+/// more than a request/reply exchange takes; a peer that answers within
+/// this budget is met awake.
+const READ_SPIN: Duration = Duration::from_micros(30);
+
+/// Polls `r` without blocking for up to [`READ_SPIN`]; returns as soon as
+/// it is readable (or hung up). Spurious returns only cost the budget.
+fn spin_until_readable(r: &File) {
+    let mut start = None;
+    loop {
+        let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0)) {
+            return;
+        }
+        let t0 = *start.get_or_insert_with(Instant::now);
+        if t0.elapsed() >= READ_SPIN {
+            return;
+        }
+        // The peer may be waiting for this very CPU.
+        std::thread::yield_now();
     }
 }
 
