@@ -28,6 +28,10 @@ const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// ...and at most this many per busy worker.
 const AUTO_PREFETCH: usize = 4;
 
+/// How long [`Engine::terminate`] waits after SIGTERM before it SIGKILLs the
+/// workers still alive (a task that ignores, blocks or handles SIGTERM).
+pub(crate) const TERMINATE_GRACE: Duration = Duration::from_secs(1);
+
 /// How a pool is set up (filled by the builders).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -39,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) retries: u32,
     /// Jobs sent ahead to a busy worker: `Some(n)` fixed, `None` automatic.
     pub(crate) prefetch: Option<usize>,
+    /// SIGTERM → SIGKILL delay of `terminate` ([`TERMINATE_GRACE`] by default).
+    pub(crate) terminate_grace: Duration,
     pub(crate) name: &'static str,
 }
 
@@ -255,7 +261,9 @@ impl Engine {
     }
 
     /// Stops the workers at once and cancels every queued and running job
-    /// (Python's `Pool.terminate()`), then waits for the workers to end.
+    /// (Python's `Pool.terminate()`), then waits for the workers to end:
+    /// SIGTERM first, SIGKILL to those still alive after the grace period
+    /// (a task may ignore or block SIGTERM), so this always returns.
     pub(crate) fn terminate(&self) {
         let drained: Vec<Job> = {
             let mut st = self.state.lock();
@@ -266,6 +274,19 @@ impl Engine {
             st.pending.drain(..).collect()
         };
         fail_all(drained, &Failure::Cancelled);
+        // A grace too long to represent means: never escalate.
+        let grace = Instant::now().checked_add(self.cfg.terminate_grace);
+        if grace.is_none() || self.wait_workers(grace) {
+            self.wait_workers(None);
+            return;
+        }
+        {
+            // A worker listed now is not reaped yet (its slot thread unlists
+            // it first), so the pid is still its own. A worker started after
+            // this point is killed by its slot thread (see `slot_main`).
+            let st = self.state.lock();
+            Engine::signal_all(&st, Signal::SIGKILL);
+        }
         self.wait_workers(None);
     }
 

@@ -351,9 +351,12 @@ impl Pool {
         self.exec.engine.close(false);
     }
 
-    /// Stops the workers at once (SIGTERM): queued and running tasks fail
-    /// with [`FutureError::Cancelled`]; returns once the workers are gone
-    /// (Python's `terminate()`, whose abandoned results never arrive).
+    /// Stops the workers at once (SIGTERM, then SIGKILL to any worker still
+    /// alive after [`terminate_grace`](PoolBuilder::terminate_grace), 1 s by
+    /// default): queued and running tasks fail with
+    /// [`FutureError::Cancelled`]; returns once the workers are gone
+    /// (Python's `terminate()`, whose abandoned results never arrive, and
+    /// which waits forever for a task that ignores SIGTERM).
     pub fn terminate(&self) {
         self.exec.engine.terminate();
     }
@@ -448,6 +451,13 @@ impl PoolBuilder {
     /// [`ProcessPoolBuilder::prefetch`].
     pub fn prefetch(mut self, n: usize) -> PoolBuilder {
         self.inner = self.inner.prefetch(n);
+        self
+    }
+
+    /// SIGTERM → SIGKILL delay of [`Pool::terminate`] (spindle only;
+    /// default 1 s): see [`ProcessPoolBuilder::terminate_grace`].
+    pub fn terminate_grace(mut self, grace: Duration) -> PoolBuilder {
+        self.inner = self.inner.terminate_grace(grace);
         self
     }
 

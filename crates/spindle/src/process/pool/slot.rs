@@ -107,7 +107,11 @@ fn slot_main(
                 timed_out: None,
                 completed: 0,
             });
-            if st.terminated || st.broken.is_some() {
+            if st.terminated {
+                // Nothing to run and nothing to lose; SIGTERM could be ignored
+                // by an initializer, and `terminate` may be past its grace.
+                kill(Pid::from_raw(pid as i32), Signal::SIGKILL).ok();
+            } else if st.broken.is_some() {
                 kill(Pid::from_raw(pid as i32), Signal::SIGTERM).ok();
             } else {
                 engine.dispatch(&mut st);
