@@ -62,6 +62,11 @@ fn deaf_to_sigterm(marker: String, ms: u64) {
 }
 
 #[spindle::task]
+fn byte_len(s: String) -> usize {
+    s.len()
+}
+
+#[spindle::task]
 fn init_fails() {
     panic!("no database")
 }
@@ -356,6 +361,52 @@ fn terminate_grace_zero_kills_at_once() {
     rx.recv_timeout(Duration::from_secs(30))
         .expect("terminate() did not return");
     assert_eq!(r.get(), Err(FutureError::Cancelled));
+}
+
+// A write to a worker that does not read (here: its initializer blocks
+// SIGTERM and sleeps) holds up only the thread writing, never the pool's
+// lock: terminate() still gets through and kills the worker.
+#[test]
+fn terminate_is_not_held_up_by_a_write_to_a_worker_that_does_not_read() {
+    let marker =
+        std::env::temp_dir().join(format!("spindle-pool-deaf-init-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = std::sync::Arc::new(
+        Pool::builder()
+            .processes(1)
+            .initializer(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+            .build()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the initializer never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&marker).ok();
+    // 8 MiB: far more than the pipe holds, so the write blocks.
+    let (tx, rx) = mpsc::channel();
+    let p2 = p.clone();
+    std::thread::spawn(move || {
+        let r = p2.apply_async(byte_len::task("x".repeat(8 << 20)));
+        tx.send(r.map(|r| r.get()).ok()).ok();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (ttx, trx) = mpsc::channel();
+    let p3 = p.clone();
+    std::thread::spawn(move || {
+        p3.terminate();
+        ttx.send(()).ok();
+    });
+    trx.recv_timeout(Duration::from_secs(30))
+        .expect("terminate() was held up by a blocked write");
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the blocked submit never returned");
+    assert_eq!(got, Some(Err(FutureError::Cancelled)));
 }
 
 // _TestPoolWorkerLifetime.test_pool_worker_lifetime: maxtasksperchild

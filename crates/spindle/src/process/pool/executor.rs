@@ -147,6 +147,7 @@ impl Executor for ProcessPoolExecutor {
         }
         st.pending.push_back(job);
         self.engine.dispatch(&mut st);
+        self.engine.release(st);
         Ok(fut)
     }
 
