@@ -16,7 +16,10 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
+use std::time::{Duration, Instant};
+
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -151,12 +154,43 @@ impl Rx {
         }
     }
 
+    /// Polls (without sleeping) up to `spin` for something to read; true if
+    /// it came.
+    fn spin_until_readable(&self, spin: Duration) -> bool {
+        let until = Instant::now() + spin;
+        loop {
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            if let Ok(n) = poll(&mut fds, PollTimeout::ZERO)
+                && n > 0
+            {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// The next message, reading from the pipe only when no whole frame is
     /// buffered.
     pub(crate) fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {
+        self.recv_spin(Duration::ZERO)
+    }
+
+    /// [`recv`](Self::recv), but first polling up to `spin` before sleeping
+    /// in `read` (a sleeping thread on an idle CPU can take tens of
+    /// microseconds to wake, far longer than a tiny task).
+    pub(crate) fn recv_spin<T: DeserializeOwned>(
+        &mut self,
+        spin: Duration,
+    ) -> Result<T, LinkError> {
         let len = loop {
             if let Some(len) = self.complete()? {
                 break len;
+            }
+            if !spin.is_zero() {
+                self.spin_until_readable(spin);
             }
             self.fill()?;
         };

@@ -22,6 +22,16 @@ use crate::process::{Process, ProcessError};
 /// killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// While jobs take under `SPIN_BELOW` on average and the worker has at most
+/// one job left, the slot thread polls its link up to `SPIN` before it
+/// sleeps: the answer (or the next tiny job's) usually comes within that,
+/// and waking a sleeping thread on an idle (virtual) CPU can cost tens of
+/// microseconds — more than the whole round trip. With more jobs queued the
+/// worker is busy anyway and the thread sleeps, letting answers pile up to
+/// be read together.
+const SPIN: Duration = Duration::from_micros(50);
+const SPIN_BELOW: Duration = Duration::from_micros(100);
+
 /// Starts the slot threads of a new pool; returns once every first worker
 /// has started (or the first start error).
 pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
@@ -128,12 +138,13 @@ fn slot_main(
         }
         let mut init_failed = None;
         let mut answers: Vec<Vec<ItemOutcome>> = Vec::new();
+        let mut spin = Duration::ZERO;
         loop {
             // Block for one frame, then take every frame already buffered:
             // one lock, one dispatch and one write for all of them.
             let mut end = false;
             loop {
-                match rx.recv::<FromWorker>() {
+                match rx.recv_spin::<FromWorker>(spin) {
                     Ok(FromWorker::Done(outs)) => answers.push(outs),
                     Ok(FromWorker::InitFailed(m)) => {
                         init_failed = Some(m);
@@ -166,10 +177,15 @@ fn slot_main(
                     w.completed += 1;
                 }
                 w.front_since = now;
+                let short = w.outstanding.len() <= 1;
                 st.ewma_job = Some(match st.ewma_job {
                     Some(avg) => (avg * 7 + took) / 8,
                     None => took,
                 });
+                spin = match st.ewma_job {
+                    Some(avg) if short && avg < SPIN_BELOW => SPIN,
+                    _ => Duration::ZERO,
+                };
                 engine.dispatch(&mut st);
                 engine.release(st);
                 for (job, outs) in finished {
