@@ -185,7 +185,7 @@ impl Engine {
                 }
                 w.writing = true;
                 w.outbox_jobs = 0;
-                writes.push((slot, w.pid, w.tx.clone(), std::mem::take(&mut w.outbox)));
+                writes.push((slot, w.tx.clone(), std::mem::take(&mut w.outbox)));
             }
             if writes.is_empty() && failed.is_empty() {
                 return;
@@ -197,14 +197,19 @@ impl Engine {
             if writes.is_empty() {
                 return;
             }
-            for (_, _, tx, buf) in &writes {
+            for (_, tx, buf) in &writes {
                 // A failed write means the worker is gone: its slot thread
                 // reads end-of-file and settles its jobs.
                 tx.write_all(buf).ok();
             }
             st = self.state.lock();
-            for (slot, pid, _, mut buf) in writes {
-                if let Some(w) = st.workers[slot].as_mut().filter(|w| w.pid == pid) {
+            for (slot, tx, mut buf) in writes {
+                // Still the worker written to (not a replacement in its slot:
+                // the `Arc` held here keeps its address unique).
+                if let Some(w) = st.workers[slot]
+                    .as_mut()
+                    .filter(|w| Arc::ptr_eq(&w.tx, &tx))
+                {
                     w.writing = false;
                     if w.outbox.is_empty() && buf.capacity() <= 1 << 20 {
                         buf.clear();
