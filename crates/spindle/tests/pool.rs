@@ -67,6 +67,11 @@ fn byte_len(s: String) -> usize {
 }
 
 #[spindle::task]
+fn echo(s: String) -> String {
+    s
+}
+
+#[spindle::task]
 fn init_fails() {
     panic!("no database")
 }
@@ -407,6 +412,26 @@ fn terminate_is_not_held_up_by_a_write_to_a_worker_that_does_not_read() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the blocked submit never returned");
     assert_eq!(got, Some(Err(FutureError::Cancelled)));
+}
+
+// Arguments and results far larger than a pipe, mixed with tiny tasks that
+// are sent ahead: every answer matches its task.
+#[test]
+fn large_and_tiny_tasks_interleave_in_order() {
+    let p = pool(2);
+    let big: Vec<_> = (0..6)
+        .map(|i| {
+            let s = char::from(b'a' + i).to_string().repeat(3 << 20);
+            p.apply_async(echo::task(s)).unwrap()
+        })
+        .collect();
+    let tiny = p.map_chunked(sqr::task, 0..2000, 1).unwrap();
+    assert_eq!(tiny, (0..2000).map(|x| x * x).collect::<Vec<i64>>());
+    for (i, r) in big.into_iter().enumerate() {
+        let got = r.get().unwrap();
+        assert_eq!(got.len(), 3 << 20);
+        assert!(got.bytes().all(|b| b == b'a' + i as u8), "task {i}");
+    }
 }
 
 // _TestPoolWorkerLifetime.test_pool_worker_lifetime: maxtasksperchild
