@@ -7,7 +7,7 @@
 //! - `primes` (seed 002): trial division of the seed's PRIMES list.
 //!
 //! Contenders: `spindle` (process mode, one file per task, each number's
-//! trial divisions in three tasks (see `workloads::processes::check_primes`),
+//! trial divisions in five tasks (see `workloads::processes::check_primes`),
 //! the pool started inside the timing as the seed's `with
 //! ProcessPoolExecutor()` is),
 //! `spindle-serial` (the same work on one thread: the base of the parallel

@@ -1,6 +1,6 @@
 //! The process-pool mode of the workloads: each file is one task run in a
 //! worker process, as the seeds' `ProcessPoolExecutor().map` does; each
-//! number's trial divisions are split in three tasks (see [`check_primes`]).
+//! number's trial divisions are split in five tasks (see [`check_primes`]).
 //!
 //! The tasks are `#[spindle::task]` functions, so a worker started by the fork
 //! server finds them by name; paths travel as raw bytes (any Unix path works).
@@ -98,8 +98,8 @@ pub(crate) fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>,
 }
 
 /// The PRIMES check in worker processes, each number's trial divisions in
-/// three tasks: the first quarter of the divisors, then — only if it found
-/// no divisor — the two halves of the rest.
+/// five tasks: the first eighth of the divisors, then — only if it found no
+/// divisor — the rest in four parts.
 ///
 /// Why not one task per number, as the seed's `executor.map(is_prime,
 /// PRIMES)`: the seed's list is five primes of almost equal cost and one
@@ -107,7 +107,7 @@ pub(crate) fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>,
 /// runs two and the composite — a bound of 0.88 on the parallel efficiency
 /// before any overhead (and 5 equal tasks leave one worker idle for the
 /// last fifth of any run on an even number of cores). With a number's work
-/// in pieces of at most 3/8 of it, the tail is short. The first quarter
+/// in pieces of at most 7/32 of it, the tail is short. The first eighth
 /// runs alone so that a composite with a small factor (the seed's
 /// 1099726899285419 = 3306091 × 332636609, found in its first 10%) costs
 /// no more than in the seed: the rest of its range is never submitted.
@@ -132,14 +132,16 @@ pub(crate) fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>,
         });
         Ok(())
     };
-    // Each number's split points: first part 3..=a, then a+1..=m, m+1..=r.
+    /// The rest of a number's range after its first eighth goes out in this
+    /// many parts.
+    const REST: u64 = 4;
+    // Each number's first part is 3..=a; the rest, a+1..=r, is cut in REST.
     let split = |n: u64| {
         let r = n.isqrt();
-        let a = (3 + r.saturating_sub(3) / 4).min(r);
-        (a, a + r.saturating_sub(a) / 2, r)
+        ((3 + r.saturating_sub(3) / 8).min(r), r)
     };
     let mut verdict: Vec<Option<bool>> = vec![None; numbers.len()];
-    let mut halves_left = vec![0u8; numbers.len()];
+    let mut parts_left = vec![0u64; numbers.len()];
     let mut running = 0usize;
     for (i, &n) in numbers.iter().enumerate() {
         if n < 3 || n.is_multiple_of(2) || n.isqrt() / 2 < DIRECT {
@@ -158,14 +160,22 @@ pub(crate) fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>,
         if found {
             verdict[i] = Some(false);
         } else if first {
-            let (a, m, r) = split(numbers[i]);
-            submit(i, false, a + 1, m)?;
-            submit(i, false, m + 1, r)?;
-            running += 2;
-            halves_left[i] = 2;
+            let (a, r) = split(numbers[i]);
+            let step = (r - a).div_ceil(REST).max(1);
+            let mut lo = a + 1;
+            while lo <= r {
+                let hi = lo.saturating_add(step - 1).min(r);
+                submit(i, false, lo, hi)?;
+                running += 1;
+                parts_left[i] += 1;
+                lo = hi + 1;
+            }
+            if parts_left[i] == 0 {
+                verdict[i] = Some(true);
+            }
         } else {
-            halves_left[i] -= 1;
-            if halves_left[i] == 0 && verdict[i].is_none() {
+            parts_left[i] -= 1;
+            if parts_left[i] == 0 && verdict[i].is_none() {
                 verdict[i] = Some(true);
             }
         }
