@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use spindle::futures::FutureError;
-use spindle::process::{Callbacks, Pool, StartMethod};
+use spindle::process::{AsyncResult, Callbacks, Pool, StartMethod};
 
 #[spindle::task]
 fn sqr(x: i64) -> i64 {
@@ -44,6 +44,31 @@ fn my_pid(_i: u64) -> u32 {
 #[spindle::task]
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Blocks SIGTERM (a task in a signal-masked state: SIGTERM stays pending
+/// and never kills it), says so by creating `marker`, then sleeps.
+#[spindle::task]
+fn deaf_to_sigterm(marker: String, ms: u64) {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block().expect("block SIGTERM");
+    // Written whole under a temporary name, then renamed: the test never
+    // reads half a pid.
+    let tmp = format!("{marker}.tmp");
+    std::fs::write(&tmp, std::process::id().to_string()).expect("write the marker");
+    std::fs::rename(&tmp, &marker).expect("rename the marker");
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[spindle::task]
+fn byte_len(s: String) -> usize {
+    s.len()
+}
+
+#[spindle::task]
+fn echo(s: String) -> String {
+    s
 }
 
 #[spindle::task]
@@ -250,6 +275,163 @@ fn terminate_with_10000_pending_returns_promptly() {
     // Python allows 2 s; the tasks alone would take 500 s.
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     assert_eq!(r.get(), Err(FutureError::Cancelled));
+}
+
+/// Starts a pool of one worker whose task blocks SIGTERM; returns once the
+/// task has blocked it.
+fn pool_with_a_deaf_worker(tag: &str) -> (Pool, AsyncResult<()>, u32) {
+    let marker =
+        std::env::temp_dir().join(format!("spindle-pool-deaf-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = pool(1);
+    let r = p
+        .apply_async(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+        .unwrap();
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the task never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid: u32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    std::fs::remove_file(&marker).ok();
+    (p, r, pid)
+}
+
+fn is_gone(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err()
+}
+
+// spindle only: Python's terminate() waits forever for a worker that
+// ignores SIGTERM; spindle SIGKILLs it after the grace period (1 s).
+#[test]
+fn terminate_kills_a_worker_that_ignores_sigterm() {
+    let (p, r, pid) = pool_with_a_deaf_worker("terminate");
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        p.terminate();
+        tx.send(t0.elapsed()).ok();
+        p.join().unwrap();
+    });
+    let took = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("terminate() did not return: the SIGTERM-blocking worker was never killed");
+    // SIGTERM alone did nothing: the grace period passed before the kill.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    t.join().unwrap();
+    assert_eq!(r.get(), Err(FutureError::Cancelled));
+    assert!(is_gone(pid), "worker {pid} still exists");
+}
+
+// Dropping such a pool (Python's `with Pool()` exit) is bounded too.
+#[test]
+fn dropping_a_pool_with_a_worker_that_ignores_sigterm_is_bounded() {
+    let (p, r, pid) = pool_with_a_deaf_worker("drop");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(p);
+        tx.send(()).ok();
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("dropping the pool did not return");
+    assert_eq!(r.get(), Err(FutureError::Cancelled));
+    assert!(is_gone(pid), "worker {pid} still exists");
+}
+
+// A shorter grace period is honoured.
+#[test]
+fn terminate_grace_zero_kills_at_once() {
+    let marker =
+        std::env::temp_dir().join(format!("spindle-pool-deaf-grace0-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = Pool::builder()
+        .processes(1)
+        .terminate_grace(Duration::ZERO)
+        .build()
+        .unwrap();
+    let r = p
+        .apply_async(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+        .unwrap();
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the task never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&marker).ok();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        p.terminate();
+        tx.send(()).ok();
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("terminate() did not return");
+    assert_eq!(r.get(), Err(FutureError::Cancelled));
+}
+
+// A write to a worker that does not read (here: its initializer blocks
+// SIGTERM and sleeps) holds up only the thread writing, never the pool's
+// lock: terminate() still gets through and kills the worker.
+#[test]
+fn terminate_is_not_held_up_by_a_write_to_a_worker_that_does_not_read() {
+    let marker =
+        std::env::temp_dir().join(format!("spindle-pool-deaf-init-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let p = std::sync::Arc::new(
+        Pool::builder()
+            .processes(1)
+            .initializer(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+            .build()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the initializer never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&marker).ok();
+    // 8 MiB: far more than the pipe holds, so the write blocks.
+    let (tx, rx) = mpsc::channel();
+    let p2 = p.clone();
+    std::thread::spawn(move || {
+        let r = p2.apply_async(byte_len::task("x".repeat(8 << 20)));
+        tx.send(r.map(|r| r.get()).ok()).ok();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (ttx, trx) = mpsc::channel();
+    let p3 = p.clone();
+    std::thread::spawn(move || {
+        p3.terminate();
+        ttx.send(()).ok();
+    });
+    trx.recv_timeout(Duration::from_secs(30))
+        .expect("terminate() was held up by a blocked write");
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the blocked submit never returned");
+    assert_eq!(got, Some(Err(FutureError::Cancelled)));
+}
+
+// Arguments and results far larger than a pipe, mixed with tiny tasks that
+// are sent ahead: every answer matches its task.
+#[test]
+fn large_and_tiny_tasks_interleave_in_order() {
+    let p = pool(2);
+    let big: Vec<_> = (0..6)
+        .map(|i| {
+            let s = char::from(b'a' + i).to_string().repeat(3 << 20);
+            p.apply_async(echo::task(s)).unwrap()
+        })
+        .collect();
+    let tiny = p.map_chunked(sqr::task, 0..2000, 1).unwrap();
+    assert_eq!(tiny, (0..2000).map(|x| x * x).collect::<Vec<i64>>());
+    for (i, r) in big.into_iter().enumerate() {
+        let got = r.get().unwrap();
+        assert_eq!(got.len(), 3 << 20);
+        assert!(got.bytes().all(|b| b == b'a' + i as u8), "task {i}");
+    }
 }
 
 // _TestPoolWorkerLifetime.test_pool_worker_lifetime: maxtasksperchild

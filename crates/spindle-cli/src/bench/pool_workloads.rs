@@ -6,8 +6,10 @@
 //!   that `spindle gen-logs` writes once into a temporary directory.
 //! - `primes` (seed 002): trial division of the seed's PRIMES list.
 //!
-//! Contenders: `spindle` (process mode, one file or number per task, the pool
-//! started inside the timing as the seed's `with ProcessPoolExecutor()` is),
+//! Contenders: `spindle` (process mode, one file per task, each number's
+//! trial divisions in five tasks (see `workloads::processes::check_primes`),
+//! the pool started inside the timing as the seed's `with
+//! ProcessPoolExecutor()` is),
 //! `spindle-serial` (the same work on one thread: the base of the parallel
 //! efficiency), `rayon` (the Rust peer for the same job: a work-stealing
 //! thread pool running the same per-file function) and `python`

@@ -33,9 +33,37 @@ pub(crate) fn is_prime(n: u64) -> bool {
     true
 }
 
+/// Whether an odd number in `lo..=hi` divides `n` (the trial divisions of
+/// [`is_prime`] over part of its range: `is_prime(n)` for odd `n >= 3` is
+/// `!has_odd_divisor(n, 3, n.isqrt())`).
+pub(crate) fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
+    let mut i = lo.max(3) | 1;
+    while i <= hi {
+        if n.is_multiple_of(i) {
+            return true;
+        }
+        i += 2;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_ranges_agree_with_is_prime() {
+        for n in (3..5000u64).step_by(2) {
+            let r = n.isqrt();
+            let a = (3 + r.saturating_sub(3) / 4).min(r);
+            let m = a + r.saturating_sub(a) / 2;
+            let split = has_odd_divisor(n, 3, a)
+                || has_odd_divisor(n, a + 1, m)
+                || has_odd_divisor(n, m + 1, r);
+            assert_eq!(!split, is_prime(n), "n = {n}");
+            assert_eq!(!has_odd_divisor(n, 3, r), is_prime(n), "n = {n}");
+        }
+    }
 
     #[test]
     fn small_numbers_match_a_sieve() {

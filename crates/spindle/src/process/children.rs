@@ -276,7 +276,19 @@ pub(crate) extern "C" fn at_exit() {
     for c in kids.iter().filter(|c| c.daemon) {
         let _ = c.signal(Signal::SIGTERM);
     }
+    // A daemon that ignores or blocks SIGTERM would hold the exit forever
+    // (Python's does): SIGKILL those still alive after the grace period.
+    let grace = Instant::now() + DAEMON_EXIT_GRACE;
+    for c in kids.iter().filter(|c| c.daemon) {
+        if c.wait(Some(grace)).is_none() {
+            let _ = c.signal(Signal::SIGKILL);
+        }
+    }
     for c in &kids {
         c.wait(None);
     }
 }
+
+/// How long the exit hook lets daemon children react to SIGTERM before it
+/// SIGKILLs them.
+const DAEMON_EXIT_GRACE: Duration = Duration::from_secs(1);

@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::job::{Failure, Job};
+use super::link::{self, Tx};
 use super::wire::ToWorkerRef;
 use crate::futures::BrokenPool;
-use crate::ipc::Connection;
 use crate::process::StartMethod;
 
-/// Jobs above this size are only sent to an idle worker, so a write never
-/// waits long for a busy worker while the engine lock is held.
-const PIPELINE_MAX_BYTES: usize = 64 * 1024;
+/// At most this many bytes of arguments are queued to a busy worker (and at
+/// most half its pipe), so a write to a busy worker never blocks: only a
+/// write to an idle worker, which is reading, may wait (for it to read).
+const PIPELINE_MAX_BYTES: usize = 32 * 1024;
 
 /// In the automatic prefetch mode, jobs are sent ahead only while the
 /// average job takes less than this...
@@ -27,6 +28,10 @@ const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 
 /// ...and at most this many per busy worker.
 const AUTO_PREFETCH: usize = 4;
+
+/// How long [`Engine::terminate`] waits after SIGTERM before it SIGKILLs the
+/// workers still alive (a task that ignores, blocks or handles SIGTERM).
+pub(crate) const TERMINATE_GRACE: Duration = Duration::from_secs(1);
 
 /// How a pool is set up (filled by the builders).
 #[derive(Debug, Clone)]
@@ -39,15 +44,28 @@ pub(crate) struct Config {
     pub(crate) retries: u32,
     /// Jobs sent ahead to a busy worker: `Some(n)` fixed, `None` automatic.
     pub(crate) prefetch: Option<usize>,
+    /// SIGTERM → SIGKILL delay of `terminate` ([`TERMINATE_GRACE`] by default).
+    pub(crate) terminate_grace: Duration,
     pub(crate) name: &'static str,
 }
 
 /// A live worker process as the engine sees it.
 pub(crate) struct Worker {
     pub(crate) pid: u32,
-    pub(crate) conn: Arc<Connection>,
-    /// Sent and unanswered, oldest (the running one) first.
+    pub(crate) tx: Arc<Tx>,
+    /// Bytes the worker's pipe holds.
+    pub(crate) pipe_cap: usize,
+    /// Sent (or in `outbox`) and unanswered, oldest (the running one) first.
     pub(crate) outstanding: VecDeque<Job>,
+    /// Encoded frames not handed to a writer yet: the last `outbox_jobs`
+    /// jobs of `outstanding` (never seen by the worker), and maybe `Stop`.
+    pub(crate) outbox: Vec<u8>,
+    pub(crate) outbox_jobs: usize,
+    /// A thread is writing this worker's frames (outside the lock); frames
+    /// queued meanwhile wait in `outbox`, so they go out in order.
+    pub(crate) writing: bool,
+    /// Bytes of arguments of `outstanding`.
+    pub(crate) queued_bytes: usize,
     pub(crate) assigned: u64,
     pub(crate) front_since: Instant,
     pub(crate) stop_sent: bool,
@@ -67,6 +85,8 @@ pub(crate) struct State {
     pub(crate) lost: u64,
     /// Moving average of how long a job runs on a worker.
     pub(crate) ewma_job: Option<Duration>,
+    /// Jobs to fail once the lock is released (see [`Engine::release`]).
+    pub(crate) failed: Vec<(Job, Failure)>,
 }
 
 pub(crate) struct Engine {
@@ -96,6 +116,7 @@ impl Engine {
                 threads: Vec::new(),
                 lost: 0,
                 ewma_job: None,
+                failed: Vec::new(),
             }),
             changed: Condvar::new(),
         })
@@ -117,7 +138,86 @@ impl Engine {
         }
         st.pending.push_back(job);
         self.dispatch(&mut st);
+        self.release(st);
         Ok(())
+    }
+
+    /// Queues many jobs under one lock (a `map`): fewer wake-ups, and the
+    /// first writes carry several jobs each. If the pool is shut down
+    /// (`Err(None)`) or broken (`Err(Some(reason))`), the jobs fail with
+    /// `Cancelled` / `BrokenPool`, the first one first.
+    pub(crate) fn submit_all(&self, jobs: Vec<Job>) -> Result<(), Option<BrokenPool>> {
+        let mut st = self.state.lock();
+        let refused = match (&st.broken, st.closed) {
+            (Some(b), _) => Some((Failure::Broken(b.clone()), Some(b.clone()))),
+            (None, true) => Some((Failure::Cancelled, None)),
+            (None, false) => None,
+        };
+        if let Some((failure, err)) = refused {
+            drop(st);
+            fail_all(jobs, &failure);
+            return Err(err);
+        }
+        for mut job in jobs {
+            match job.refused.take() {
+                Some(m) => st.failed.push((job, Failure::Refused(m))),
+                None => st.pending.push_back(job),
+            }
+        }
+        self.dispatch(&mut st);
+        self.release(st);
+        Ok(())
+    }
+
+    /// Unlocks `st`, then writes the frames that `dispatch` queued (each
+    /// worker's by one thread at a time, so in order) and fails the jobs it
+    /// set aside. No write ever happens under the lock: a worker slow to read
+    /// holds up only the thread writing to it, never the pool (or
+    /// `terminate`).
+    pub(crate) fn release<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+        loop {
+            let failed = std::mem::take(&mut st.failed);
+            let mut writes = Vec::new();
+            for (slot, w) in st.workers.iter_mut().enumerate() {
+                let Some(w) = w.as_mut() else { continue };
+                if w.writing || w.outbox.is_empty() {
+                    continue;
+                }
+                w.writing = true;
+                w.outbox_jobs = 0;
+                writes.push((slot, w.tx.clone(), std::mem::take(&mut w.outbox)));
+            }
+            if writes.is_empty() && failed.is_empty() {
+                return;
+            }
+            drop(st);
+            for (job, f) in failed {
+                job.sink.fail(f);
+            }
+            if writes.is_empty() {
+                return;
+            }
+            for (_, tx, buf) in &writes {
+                // A failed write means the worker is gone: its slot thread
+                // reads end-of-file and settles its jobs.
+                tx.write_all(buf).ok();
+            }
+            st = self.state.lock();
+            for (slot, tx, mut buf) in writes {
+                // Still the worker written to (not a replacement in its slot:
+                // the `Arc` held here keeps its address unique).
+                if let Some(w) = st.workers[slot]
+                    .as_mut()
+                    .filter(|w| Arc::ptr_eq(&w.tx, &tx))
+                {
+                    w.writing = false;
+                    if w.outbox.is_empty() && buf.capacity() <= 1 << 20 {
+                        buf.clear();
+                        w.outbox = buf; // keep the allocation
+                    }
+                }
+            }
+        }
     }
 
     /// Sends pending jobs to workers: first to idle workers, then (prefetch)
@@ -150,7 +250,7 @@ impl Engine {
             for w in st.workers.iter_mut().flatten() {
                 if w.outstanding.is_empty() && !w.stop_sent {
                     w.stop_sent = true;
-                    w.conn.send(&ToWorkerRef::Stop).ok();
+                    link::push_frame(&mut w.outbox, &ToWorkerRef::Stop).ok();
                 }
             }
         }
@@ -176,11 +276,8 @@ impl Engine {
                 _ => return None,
             },
         };
-        let big = st
-            .pending
-            .front()
-            .is_some_and(|j| j.weight() > PIPELINE_MAX_BYTES);
-        if extra == 0 || big {
+        let weight = st.pending.front().map_or(0, Job::weight);
+        if extra == 0 || weight > PIPELINE_MAX_BYTES {
             return None;
         }
         st.workers
@@ -190,17 +287,22 @@ impl Engine {
             .filter(|(_, w)| {
                 self.has_room(w)
                     && w.outstanding.len() <= extra
+                    && w.queued_bytes + weight <= PIPELINE_MAX_BYTES.min(w.pipe_cap / 2)
                     && max_age.is_none_or(|m| now.duration_since(w.front_since) < m)
             })
             .min_by_key(|(_, w)| (w.outstanding.len(), std::cmp::Reverse(w.front_since)))
             .map(|(i, _)| i)
     }
 
-    /// Sends the first pending job that is not cancelled to the worker of
-    /// `slot`; false if the worker is gone.
+    /// Queues the first pending job that is not cancelled for the worker of
+    /// `slot` (into its outbox: [`release`](Self::release) writes it); false
+    /// if the worker is gone.
     fn send_one(&self, st: &mut State, slot: usize, now: Instant) -> bool {
         let State {
-            pending, workers, ..
+            pending,
+            workers,
+            failed,
+            ..
         } = st;
         let Some(w) = workers[slot].as_mut() else {
             return false;
@@ -213,16 +315,18 @@ impl Engine {
                 name: job.name,
                 args: &job.args,
             };
-            if w.conn.send(&msg).is_err() {
-                // The worker is gone; its slot thread will see it.
-                pending.push_front(job);
-                w.stop_sent = true;
-                return false;
+            let at = w.outbox.len();
+            if let Err(m) = link::push_frame(&mut w.outbox, &msg) {
+                w.outbox.truncate(at);
+                failed.push((job, Failure::Refused(m)));
+                continue;
             }
             if w.outstanding.is_empty() {
                 w.front_since = now;
             }
+            w.queued_bytes += job.weight();
             w.outstanding.push_back(job);
+            w.outbox_jobs += 1;
             w.assigned += 1;
             return true;
         }
@@ -249,13 +353,16 @@ impl Engine {
                 Vec::new()
             };
             self.dispatch(&mut st);
+            self.release(st);
             drained
         };
         fail_all(drained, &Failure::Cancelled);
     }
 
     /// Stops the workers at once and cancels every queued and running job
-    /// (Python's `Pool.terminate()`), then waits for the workers to end.
+    /// (Python's `Pool.terminate()`), then waits for the workers to end:
+    /// SIGTERM first, SIGKILL to those still alive after the grace period
+    /// (a task may ignore or block SIGTERM), so this always returns.
     pub(crate) fn terminate(&self) {
         let drained: Vec<Job> = {
             let mut st = self.state.lock();
@@ -266,6 +373,19 @@ impl Engine {
             st.pending.drain(..).collect()
         };
         fail_all(drained, &Failure::Cancelled);
+        // A grace too long to represent means: never escalate.
+        let grace = Instant::now().checked_add(self.cfg.terminate_grace);
+        if grace.is_none() || self.wait_workers(grace) {
+            self.wait_workers(None);
+            return;
+        }
+        {
+            // A worker listed now is not reaped yet (its slot thread unlists
+            // it first), so the pid is still its own. A worker started after
+            // this point is killed by its slot thread (see `slot_main`).
+            let st = self.state.lock();
+            Engine::signal_all(&st, Signal::SIGKILL);
+        }
         self.wait_workers(None);
     }
 

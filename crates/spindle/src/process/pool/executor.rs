@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call::{Call, ProcessJob};
-use super::engine::{Config, Engine, Refused};
+use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
 use super::job::{Failure, Job};
 use super::slot;
@@ -86,6 +86,7 @@ impl ProcessPoolExecutor {
                 task_timeout: None,
                 retries: 0,
                 prefetch: None,
+                terminate_grace: TERMINATE_GRACE,
                 name: "SpindlePoolWorker",
             },
             init_error: None,
@@ -146,6 +147,7 @@ impl Executor for ProcessPoolExecutor {
         }
         st.pending.push_back(job);
         self.engine.dispatch(&mut st);
+        self.engine.release(st);
         Ok(fut)
     }
 
@@ -248,6 +250,16 @@ impl ProcessPoolBuilder {
     /// that dies never started: it goes back to the queue, it is not lost.
     pub fn prefetch(mut self, n: usize) -> ProcessPoolBuilder {
         self.cfg.prefetch = Some(n);
+        self
+    }
+
+    /// How long `terminate` (and dropping a [`Pool`](super::Pool)) lets
+    /// workers react to SIGTERM before it SIGKILLs those still alive (a
+    /// task that ignores or blocks SIGTERM); default 1 s. `Duration::ZERO`
+    /// kills at once. Python's `terminate` sends SIGTERM only, and waits
+    /// forever for a worker that ignores it.
+    pub fn terminate_grace(mut self, grace: Duration) -> ProcessPoolBuilder {
+        self.cfg.terminate_grace = grace;
         self
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod executor;
 mod imap;
 mod job;
+mod link;
 #[allow(clippy::module_inception)]
 mod pool;
 mod slot;

@@ -187,16 +187,15 @@ impl Pool {
         T: process::Task,
         T::Output: Send + 'static,
     {
-        // Eager, as Python's `map`: every chunk is queued at once (the items
-        // are all in memory anyway), so workers never wait for this thread.
-        let opts = MapOptions::new()
-            .chunksize(chunksize)
-            .buffersize(usize::MAX);
-        let it = self
-            .exec
-            .map_with(f, items, opts)
-            .map_err(|e| not_running(&e))?;
-        it.collect()
+        // Python's `map` is `map_async(..).get()`: every chunk is queued at
+        // once (the items are all in memory anyway), so workers never wait
+        // for this thread, and this thread sleeps once, not once per chunk.
+        // The first failure ends the map; chunks not started by then are
+        // skipped.
+        match self.map_async(f, items, chunksize.max(1), Callbacks::new()) {
+            Ok(r) => r.into_future().take_deadline(None),
+            Err(e) => Err(not_running(&e)),
+        }
     }
 
     /// Starts `map` and returns at once: Python's `map_async(func, iterable,
@@ -224,20 +223,17 @@ impl Pool {
         };
         let chunks: Vec<&[Call<T>]> = calls.chunks(cs).collect();
         let (gather, fut) = Gather::new(chunks.len(), |v| v, callbacks);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            match self.exec.submit_job(job_of_sink(chunk, gather.sink(i))) {
-                Ok(()) => {}
-                Err(Refused::ShutDown(j)) => {
-                    j.sink.fail(super::job::Failure::Cancelled);
-                    return Err(SubmitError::ShutDown(()));
-                }
-                Err(Refused::Broken(j, b)) => {
-                    j.sink.fail(super::job::Failure::Broken(b.clone()));
-                    return Err(SubmitError::BrokenPool((), b));
-                }
-            }
+        let jobs: Vec<_> = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, chunk)| job_of_sink(chunk, gather.sink(i)))
+            .collect();
+        // One lock for the whole map.
+        match self.exec.engine.submit_all(jobs) {
+            Ok(()) => Ok(AsyncResult::new(fut)),
+            Err(None) => Err(SubmitError::ShutDown(())),
+            Err(Some(b)) => Err(SubmitError::BrokenPool((), b)),
         }
-        Ok(AsyncResult::new(fut))
     }
 
     /// Lazily applies `f` to the items, yielding results in input order:
@@ -351,9 +347,12 @@ impl Pool {
         self.exec.engine.close(false);
     }
 
-    /// Stops the workers at once (SIGTERM): queued and running tasks fail
-    /// with [`FutureError::Cancelled`]; returns once the workers are gone
-    /// (Python's `terminate()`, whose abandoned results never arrive).
+    /// Stops the workers at once (SIGTERM, then SIGKILL to any worker still
+    /// alive after [`terminate_grace`](PoolBuilder::terminate_grace), 1 s by
+    /// default): queued and running tasks fail with
+    /// [`FutureError::Cancelled`]; returns once the workers are gone
+    /// (Python's `terminate()`, whose abandoned results never arrive, and
+    /// which waits forever for a task that ignores SIGTERM).
     pub fn terminate(&self) {
         self.exec.engine.terminate();
     }
@@ -448,6 +447,13 @@ impl PoolBuilder {
     /// [`ProcessPoolBuilder::prefetch`].
     pub fn prefetch(mut self, n: usize) -> PoolBuilder {
         self.inner = self.inner.prefetch(n);
+        self
+    }
+
+    /// SIGTERM → SIGKILL delay of [`Pool::terminate`] (spindle only;
+    /// default 1 s): see [`ProcessPoolBuilder::terminate_grace`].
+    pub fn terminate_grace(mut self, grace: Duration) -> PoolBuilder {
+        self.inner = self.inner.terminate_grace(grace);
         self
     }
 

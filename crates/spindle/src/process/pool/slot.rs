@@ -13,14 +13,24 @@ use nix::unistd::Pid;
 
 use super::engine::{Engine, Worker, fail_all};
 use super::job::{Failure, Job};
-use super::wire::{FromWorker, worker_call};
+use super::link::{self, LinkError, Rx, Tx};
+use super::wire::{FromWorker, ItemOutcome, worker_call};
 use crate::futures::WorkerLost;
-use crate::ipc::{Connection, Pipe};
 use crate::process::{Process, ProcessError};
 
 /// How long a worker that closed its connection gets to exit before it is
 /// killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// While jobs take under `SPIN_BELOW` on average and the worker has at most
+/// one job left, the slot thread polls its link up to `SPIN` before it
+/// sleeps: the answer (or the next tiny job's) usually comes within that,
+/// and waking a sleeping thread on an idle (virtual) CPU can cost tens of
+/// microseconds — more than the whole round trip. With more jobs queued the
+/// worker is busy anyway and the thread sleeps, letting answers pile up to
+/// be read together.
+const SPIN: Duration = Duration::from_micros(50);
+const SPIN_BELOW: Duration = Duration::from_micros(100);
 
 /// Starts the slot threads of a new pool; returns once every first worker
 /// has started (or the first start error).
@@ -61,8 +71,11 @@ pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
 }
 
 /// Starts one worker process for this slot.
-fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Arc<Connection>), ProcessError> {
-    let (mine, theirs) = Pipe(true).map_err(ProcessError::io)?;
+fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Tx, Rx), ProcessError> {
+    let (tx, rx, theirs) = link::pair().map_err(ProcessError::io)?;
+    // Encoding the call duplicates the worker's ends into it; ours close here
+    // and the call's once the worker has started, so the worker's death is
+    // end-of-file on `rx`.
     let call = worker_call(theirs, engine.cfg.initializer.clone(), engine.cfg.max_tasks);
     let p = Process::builder()
         .task(call)
@@ -70,7 +83,7 @@ fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Arc<Connection
         .start_method(engine.cfg.method)
         .name(format!("{}-{slot}", engine.cfg.name))
         .start()?;
-    Ok((p, Arc::new(mine)))
+    Ok((p, tx, rx))
 }
 
 fn slot_main(
@@ -80,7 +93,7 @@ fn slot_main(
 ) {
     engine.state.lock().threads.push(thread::current().id());
     loop {
-        let (mut process, conn) = match start_worker(engine, slot) {
+        let (mut process, tx, mut rx) = match start_worker(engine, slot) {
             Ok(x) => x,
             Err(e) => {
                 let reason = format!("a worker process could not be started: {e}");
@@ -99,58 +112,92 @@ fn slot_main(
             let mut st = engine.state.lock();
             st.workers[slot] = Some(Worker {
                 pid,
-                conn: conn.clone(),
+                pipe_cap: tx.capacity(),
+                tx: Arc::new(tx),
                 outstanding: VecDeque::new(),
+                outbox: Vec::new(),
+                outbox_jobs: 0,
+                writing: false,
+                queued_bytes: 0,
                 assigned: 0,
                 front_since: Instant::now(),
                 stop_sent: false,
                 timed_out: None,
                 completed: 0,
             });
-            if st.terminated || st.broken.is_some() {
+            if st.terminated {
+                // Nothing to run and nothing to lose; SIGTERM could be ignored
+                // by an initializer, and `terminate` may be past its grace.
+                kill(Pid::from_raw(pid as i32), Signal::SIGKILL).ok();
+            } else if st.broken.is_some() {
                 kill(Pid::from_raw(pid as i32), Signal::SIGTERM).ok();
             } else {
                 engine.dispatch(&mut st);
             }
+            engine.release(st);
         }
         let mut init_failed = None;
+        let mut answers: Vec<Vec<ItemOutcome>> = Vec::new();
+        let mut spin = Duration::ZERO;
         loop {
-            match conn.recv::<FromWorker>() {
-                Ok(FromWorker::Done(outs)) => {
-                    let job = {
-                        let mut st = engine.state.lock();
-                        let w = st.workers[slot].as_mut().expect("own slot");
-                        let job = w.outstanding.pop_front();
-                        let now = Instant::now();
-                        let took = now.duration_since(w.front_since);
-                        w.front_since = now;
-                        w.completed += 1;
-                        st.ewma_job = Some(match st.ewma_job {
-                            Some(avg) => (avg * 7 + took) / 8,
-                            None => took,
-                        });
-                        engine.dispatch(&mut st);
-                        job
-                    };
-                    if let Some(job) = job {
-                        job.sink.finish(outs);
+            // Block for one frame, then take every frame already buffered:
+            // one lock, one dispatch and one write for all of them.
+            let mut end = false;
+            loop {
+                match rx.recv_spin::<FromWorker>(spin) {
+                    Ok(FromWorker::Done(outs)) => answers.push(outs),
+                    Ok(FromWorker::InitFailed(m)) => {
+                        init_failed = Some(m);
+                        end = true;
+                    }
+                    Err(e) => {
+                        if let LinkError::Garbled(_) = e {
+                            // A garbled stream: the worker cannot be trusted.
+                            process.kill().ok();
+                        }
+                        end = true;
                     }
                 }
-                Ok(FromWorker::InitFailed(m)) => {
-                    init_failed = Some(m);
-                    break;
-                }
-                Err(e) => {
-                    if !e.is_eof() {
-                        // A garbled stream: the worker cannot be trusted.
-                        process.kill().ok();
-                    }
+                if end || !rx.has_frame() {
                     break;
                 }
             }
+            if !answers.is_empty() {
+                let mut finished = Vec::with_capacity(answers.len());
+                let mut st = engine.state.lock();
+                let w = st.workers[slot].as_mut().expect("own slot");
+                let now = Instant::now();
+                // Jobs answered together share the time since the first began.
+                let took = now.duration_since(w.front_since) / answers.len() as u32;
+                for outs in answers.drain(..) {
+                    if let Some(job) = w.outstanding.pop_front() {
+                        w.queued_bytes -= job.weight();
+                        finished.push((job, outs));
+                    }
+                    w.completed += 1;
+                }
+                w.front_since = now;
+                let short = w.outstanding.len() <= 1;
+                st.ewma_job = Some(match st.ewma_job {
+                    Some(avg) => (avg * 7 + took) / 8,
+                    None => took,
+                });
+                spin = match st.ewma_job {
+                    Some(avg) if short && avg < SPIN_BELOW => SPIN,
+                    _ => Duration::ZERO,
+                };
+                engine.dispatch(&mut st);
+                engine.release(st);
+                for (job, outs) in finished {
+                    job.sink.finish(outs);
+                }
+            }
+            if end {
+                break;
+            }
         }
         let w = engine.state.lock().workers[slot].take().expect("own slot");
-        drop(conn);
+        drop(rx);
         if process.join_timeout(EXIT_GRACE).is_err() && process.exitcode().is_none() {
             process.kill().ok();
             process.join().ok();
@@ -173,7 +220,13 @@ fn slot_main(
 /// replacement.
 fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
     let mut outstanding = w.outstanding;
-    let running = outstanding.pop_front();
+    // Jobs still in the outbox never reached the worker; a job handed to a
+    // writer may have (even if the write then failed): it counts as started.
+    let running = if outstanding.len() > w.outbox_jobs {
+        outstanding.pop_front()
+    } else {
+        None
+    };
     let mut st = engine.state.lock();
     let stopping = st.terminated || st.broken.is_some();
     let mut failed: Vec<(Job, Failure)> = Vec::new();
@@ -207,7 +260,7 @@ fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
     let drained = st.closed && st.pending.is_empty();
     let replace = !stopping && !drained;
     engine.dispatch(&mut st);
-    drop(st);
+    engine.release(st);
     for (job, f) in failed {
         fail_all([job], &f);
     }

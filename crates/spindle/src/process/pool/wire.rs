@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::Connection;
+use super::link::{self, WorkerEnds};
 use crate::process::task::{self, TaskEntry};
 
 /// What a worker is told (the owned, decoding side).
@@ -76,7 +76,13 @@ fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
 /// parent goes away, or `max_tasks` jobs are done (Python's `worker()` of
 /// `multiprocessing.pool` and `_process_worker` of `concurrent.futures`).
 #[crate::task]
-fn pool_worker(conn: Connection, init: Option<(String, Vec<u8>)>, max_tasks: u64) {
+fn pool_worker(link: WorkerEnds, init: Option<(String, Vec<u8>)>, max_tasks: u64) {
+    let (mut rx, tx) = link.open();
+    let mut out = Vec::new();
+    let mut send = |msg: &FromWorker| {
+        out.clear();
+        link::push_frame(&mut out, msg).is_ok() && tx.write_all(&out).is_ok()
+    };
     if let Some((name, args)) = init {
         let failed = match lookup(&name) {
             Ok(entry) => match run_entry(entry, &args) {
@@ -86,14 +92,14 @@ fn pool_worker(conn: Connection, init: Option<(String, Vec<u8>)>, max_tasks: u64
             Err(m) => Some(m),
         };
         if let Some(m) = failed {
-            conn.send(&FromWorker::InitFailed(m)).ok();
+            send(&FromWorker::InitFailed(m));
             return;
         }
     }
     let mut cached: Option<&'static TaskEntry> = None;
     let mut done = 0u64;
     loop {
-        let (name, args) = match conn.recv::<ToWorker>() {
+        let (name, args) = match rx.recv::<ToWorker>() {
             Ok(ToWorker::Run { name, args }) => (name, args),
             Ok(ToWorker::Stop) | Err(_) => return,
         };
@@ -108,7 +114,9 @@ fn pool_worker(conn: Connection, init: Option<(String, Vec<u8>)>, max_tasks: u64
             }
             Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
         };
-        if conn.send(&FromWorker::Done(outs)).is_err() {
+        // Answered before the next job starts: a worker that dies has run
+        // exactly the jobs it answered, plus the one it was running.
+        if !send(&FromWorker::Done(outs)) {
             return;
         }
         done += 1;
@@ -120,11 +128,11 @@ fn pool_worker(conn: Connection, init: Option<(String, Vec<u8>)>, max_tasks: u64
 
 /// The worker's call, for `Process::builder().task(..)`.
 pub(crate) fn worker_call(
-    conn: Connection,
+    link: WorkerEnds,
     init: Option<(String, Vec<u8>)>,
     max_tasks: u64,
 ) -> crate::process::TaskCall {
-    pool_worker::call(conn, init, max_tasks)
+    pool_worker::call(link, init, max_tasks)
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.

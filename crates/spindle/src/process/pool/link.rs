@@ -1,0 +1,352 @@
+//! The pool's own channel to a worker: one pipe each way, carrying the frames
+//! of `ipc::frame` (header + postcard payload), with the two things a pool
+//! needs and a general `Connection` does not do:
+//!
+//! - **batched writes**: the parent encodes any number of frames into one
+//!   buffer (`push_frame`) and writes it with one `write` (`Tx::write_all`);
+//! - **buffered reads**: one `read` takes every frame waiting in the pipe,
+//!   and [`Rx::recv`] hands them out one by one without further system calls
+//!   ([`Rx::has_frame`] says whether one is already buffered).
+//!
+//! End-of-file works as on any pipe: when the worker dies, the kernel closes
+//! its write end and the parent reads `Eof` (its own copies of the worker's
+//! ends are closed once the worker has started).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ipc::fdpass;
+use crate::ipc::frame::{self, DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, Kind};
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub(crate) enum LinkError {
+    /// The peer closed its end (or died) between frames.
+    Eof,
+    /// A broken stream: bad header, a frame over the limit, a payload that
+    /// does not decode, or an I/O error. The message shows in `Debug`.
+    Garbled(#[allow(dead_code)] String),
+}
+
+/// The sending end (a pipe's write end).
+#[derive(Debug)]
+pub(crate) struct Tx {
+    file: File,
+}
+
+impl Tx {
+    /// Writes all of `buf` (whole frames), retrying short writes and
+    /// interruptions. Fails once the reader is gone (`EPIPE`; SIGPIPE is
+    /// ignored in every spindle process).
+    pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        (&self.file).write_all(buf)
+    }
+
+    /// How many bytes the pipe holds before a write blocks.
+    pub(crate) fn capacity(&self) -> usize {
+        fcntl(self.file.as_fd(), FcntlArg::F_GETPIPE_SZ)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(4096)
+    }
+}
+
+/// The receiving end (a pipe's read end) and its buffer.
+#[derive(Debug)]
+pub(crate) struct Rx {
+    file: File,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+/// Size of one `read`: enough for many small frames.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Rx {
+    fn new(fd: OwnedFd) -> Rx {
+        Rx {
+            file: File::from(fd),
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The length of the complete frame at the front of the buffer, if any
+    /// (header and payload); an error if its header is bad.
+    fn complete(&self) -> Result<Option<usize>, LinkError> {
+        let avail = self.end - self.start;
+        if avail < HEADER_LEN {
+            return Ok(None);
+        }
+        let (_, len) = self.header()?;
+        Ok((avail >= HEADER_LEN + len).then_some(HEADER_LEN + len))
+    }
+
+    fn header(&self) -> Result<(Kind, usize), LinkError> {
+        let h: &[u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN]
+            .try_into()
+            .expect("HEADER_LEN bytes");
+        let (kind, len) = frame::parse_header(h).map_err(garbled)?;
+        if kind != Kind::Data {
+            return Err(LinkError::Garbled(format!("unexpected {kind:?} frame")));
+        }
+        if len > DEFAULT_MAX_FRAME {
+            return Err(LinkError::Garbled(format!(
+                "a frame of {len} bytes (limit {DEFAULT_MAX_FRAME})"
+            )));
+        }
+        Ok((kind, len))
+    }
+
+    /// Whether a whole frame is already buffered: [`recv`](Self::recv) will
+    /// not make a system call.
+    pub(crate) fn has_frame(&self) -> bool {
+        matches!(self.complete(), Ok(Some(_)))
+    }
+
+    /// Reads more bytes (at least one, blocking); `Eof` at end of file.
+    fn fill(&mut self) -> Result<(), LinkError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        // Make room: move the partial frame to the front, and grow the buffer
+        // for a frame larger than it.
+        let need = if self.end - self.start >= HEADER_LEN {
+            HEADER_LEN + self.header()?.1
+        } else {
+            HEADER_LEN
+        };
+        if self.start > 0 && self.start + need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+        loop {
+            match (&self.file).read(&mut self.buf[self.end..]) {
+                Ok(0) if self.start == self.end => return Err(LinkError::Eof),
+                Ok(0) => {
+                    return Err(LinkError::Garbled(
+                        "stream ended in the middle of a frame".into(),
+                    ));
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(LinkError::Garbled(e.to_string())),
+            }
+        }
+    }
+
+    /// Polls (without sleeping) up to `spin` for something to read; true if
+    /// it came.
+    fn spin_until_readable(&self, spin: Duration) -> bool {
+        let until = Instant::now() + spin;
+        loop {
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            if let Ok(n) = poll(&mut fds, PollTimeout::ZERO)
+                && n > 0
+            {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The next message, reading from the pipe only when no whole frame is
+    /// buffered.
+    pub(crate) fn recv<T: DeserializeOwned>(&mut self) -> Result<T, LinkError> {
+        self.recv_spin(Duration::ZERO)
+    }
+
+    /// [`recv`](Self::recv), but first polling up to `spin` before sleeping
+    /// in `read` (a sleeping thread on an idle CPU can take tens of
+    /// microseconds to wake, far longer than a tiny task).
+    pub(crate) fn recv_spin<T: DeserializeOwned>(
+        &mut self,
+        spin: Duration,
+    ) -> Result<T, LinkError> {
+        let len = loop {
+            if let Some(len) = self.complete()? {
+                break len;
+            }
+            if !spin.is_zero() {
+                self.spin_until_readable(spin);
+            }
+            self.fill()?;
+        };
+        let payload = &self.buf[self.start + HEADER_LEN..self.start + len];
+        let value = postcard::from_bytes(payload).map_err(|e| LinkError::Garbled(e.to_string()));
+        self.start += len;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() > 4 * READ_CHUNK && self.end == 0 {
+            // Give back the room a large frame needed.
+            self.buf.truncate(READ_CHUNK);
+            self.buf.shrink_to_fit();
+        }
+        value
+    }
+}
+
+fn garbled(e: FrameError) -> LinkError {
+    LinkError::Garbled(format!("{e:?}"))
+}
+
+/// Appends one frame carrying `value` to `out`.
+pub(crate) fn push_frame<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    match postcard::to_extend(value, std::mem::take(out)) {
+        Ok(v) => *out = v,
+        Err(e) => {
+            // `to_extend` consumed the buffer on error: nothing to restore but
+            // the length, which the caller never relies on after an error.
+            return Err(e.to_string());
+        }
+    }
+    let h = frame::header(Kind::Data, out.len() - at - HEADER_LEN).map_err(|e| e.to_string())?;
+    out[at..at + HEADER_LEN].copy_from_slice(&h);
+    Ok(())
+}
+
+/// The parent's ends of a new link and the worker's ends (to pass as the
+/// worker task's argument).
+pub(crate) fn pair() -> io::Result<(Tx, Rx, WorkerEnds)> {
+    let (to_worker_r, to_worker_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (from_worker_r, from_worker_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((
+        Tx {
+            file: File::from(to_worker_w),
+        },
+        Rx::new(from_worker_r),
+        WorkerEnds {
+            rx: to_worker_r,
+            tx: from_worker_w,
+        },
+    ))
+}
+
+/// The worker's ends of a link: they travel as the worker task's argument
+/// (their descriptors beside the bootstrap message, as a `Connection`'s).
+#[derive(Debug)]
+pub(crate) struct WorkerEnds {
+    rx: OwnedFd,
+    tx: OwnedFd,
+}
+
+impl WorkerEnds {
+    /// Opens the worker's side.
+    pub(crate) fn open(self) -> (Rx, Tx) {
+        (
+            Rx::new(self.rx),
+            Tx {
+                file: File::from(self.tx),
+            },
+        )
+    }
+}
+
+impl Serialize for WorkerEnds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rx = fdpass::export(self.rx.as_fd()).map_err(serde::ser::Error::custom)?;
+        let tx = fdpass::export(self.tx.as_fd()).map_err(serde::ser::Error::custom)?;
+        (rx, tx).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerEnds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (rx, tx) = <(u32, u32)>::deserialize(d)?;
+        Ok(WorkerEnds {
+            rx: fdpass::import(rx).map_err(serde::de::Error::custom)?,
+            tx: fdpass::import(tx).map_err(serde::de::Error::custom)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_written_in_one_batch_are_read_one_by_one() {
+        let (tx, _, ends) = pair().unwrap();
+        let (mut rx, _) = ends.open();
+        let mut out = Vec::new();
+        for i in 0..100u32 {
+            push_frame(&mut out, &(i, "x".repeat(i as usize))).unwrap();
+        }
+        tx.write_all(&out).unwrap();
+        for i in 0..100u32 {
+            let (n, s): (u32, String) = rx.recv().unwrap();
+            assert_eq!((n, s.len()), (i, i as usize));
+        }
+        assert!(!rx.has_frame());
+        drop(tx);
+        assert!(matches!(rx.recv::<u32>(), Err(LinkError::Eof)));
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_buffer_arrives_whole() {
+        let (tx, _, ends) = pair().unwrap();
+        let (mut rx, _) = ends.open();
+        let big = vec![7u8; 5 * READ_CHUNK + 3];
+        let t = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            push_frame(&mut out, &1u8).unwrap();
+            push_frame(&mut out, &serde_bytes_like(&big)).unwrap();
+            push_frame(&mut out, &2u8).unwrap();
+            tx.write_all(&out).unwrap();
+        });
+        assert_eq!(rx.recv::<u8>().unwrap(), 1);
+        let got: Vec<u8> = rx.recv().unwrap();
+        assert_eq!(got.len(), 5 * READ_CHUNK + 3);
+        assert_eq!(rx.recv::<u8>().unwrap(), 2);
+        t.join().unwrap();
+    }
+
+    fn serde_bytes_like(v: &[u8]) -> Vec<u8> {
+        v.to_vec()
+    }
+
+    #[test]
+    fn a_bad_header_and_a_truncated_frame_are_garbled_not_eof() {
+        let (tx, _, ends) = pair().unwrap();
+        let (mut rx, _) = ends.open();
+        tx.write_all(b"XXXXXXXXXXXX").unwrap();
+        assert!(matches!(rx.recv::<u8>(), Err(LinkError::Garbled(_))));
+
+        let (tx, _, ends) = pair().unwrap();
+        let (mut rx, _) = ends.open();
+        let mut out = Vec::new();
+        push_frame(&mut out, &"hello").unwrap();
+        tx.write_all(&out[..out.len() - 2]).unwrap();
+        drop(tx);
+        assert!(matches!(rx.recv::<String>(), Err(LinkError::Garbled(_))));
+    }
+}
