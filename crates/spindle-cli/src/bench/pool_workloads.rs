@@ -135,8 +135,17 @@ pub(crate) fn run(b: &mut Bench) {
                     s
                 }),
                 imp("spindle-serial", || {
+                    // In a fresh thread, so its decode buffers start cold and
+                    // are freed at the end, as in a `spindle robots --mode
+                    // serial` process and in every pool worker (the bench
+                    // thread's own buffers would stay warm across rounds).
                     let s = seconds(|| {
-                        check(workloads::find_all_robots(&paths, Mode::Serial, 1).expect("robots"))
+                        let r = std::thread::scope(|t| {
+                            t.spawn(|| workloads::find_all_robots(&paths, Mode::Serial, 1))
+                                .join()
+                                .expect("serial robots thread")
+                        });
+                        check(r.expect("robots"))
                     });
                     serial.borrow_mut().push(s);
                     s
