@@ -238,3 +238,29 @@ fn send_and_sync() {
     is::<Pool>();
     is::<spindle::process::AsyncResult<u64>>();
 }
+
+/// `map` with the default window over an endless input stays lazy: it takes
+/// at most `map_window()` items ahead (64 per worker for processes), and
+/// dropping the iterator ends it.
+#[test]
+fn map_default_window_is_bounded_and_wider_than_threads() {
+    let ex = pool(2);
+    assert_eq!(ex.map_window(), 128);
+    let taken = AtomicU64::new(0);
+    let endless = (0u64..).inspect(|_| {
+        taken.fetch_add(1, Ordering::SeqCst);
+    });
+    let firsts: Vec<u64> = ex
+        .map(square::task, endless)
+        .unwrap()
+        .take(3)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(firsts, [0, 1, 4]);
+    let n = taken.load(Ordering::SeqCst);
+    assert!((128..=128 + 3).contains(&n), "took {n} items");
+    let threads = spindle::futures::ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build();
+    assert_eq!(threads.map_window(), 8);
+}

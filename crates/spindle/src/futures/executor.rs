@@ -62,11 +62,20 @@ pub trait Executor {
     /// sizes its default window from it.
     fn max_workers(&self) -> usize;
 
+    /// How many chunks `map` keeps in flight when no `buffersize` is given:
+    /// four per worker by default. An executor whose per-task round trip is
+    /// long next to a tiny task (a process pool) keeps more, so its workers
+    /// do not starve between results.
+    fn map_window(&self) -> usize {
+        self.max_workers().saturating_mul(4).max(1)
+    }
+
     /// Applies `f` to each item on the executor, yielding the results lazily
     /// in input order: Python's `Executor.map(fn, iterable)`.
     ///
-    /// At most [`MapOptions::buffersize`] chunks are in flight (by default four
-    /// per worker): the iterator is consumed as results are taken, so an
+    /// At most [`MapOptions::buffersize`] chunks are in flight (by default
+    /// [`map_window`](Executor::map_window): four per worker for threads, 64
+    /// per worker for processes): the iterator is consumed as results are taken, so an
     /// endless or huge input does not fill memory. The first window is
     /// submitted by this call.
     ///
@@ -236,7 +245,7 @@ impl MapOptions {
     }
 
     /// The most chunks in flight at once (Python 3.14's `buffersize`); 0 (the
-    /// default) means four per worker. Use `usize::MAX` for Python's eager
+    /// default) means the executor's [`Executor::map_window`]. Use `usize::MAX` for Python's eager
     /// submit-everything behaviour.
     pub fn buffersize(mut self, buffersize: usize) -> MapOptions {
         self.buffersize = buffersize;

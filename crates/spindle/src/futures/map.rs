@@ -53,7 +53,7 @@ where
         options: MapOptions,
     ) -> Result<Map<'a, X, F, I>, SubmitError<()>> {
         let window = match options.buffersize {
-            0 => executor.max_workers().saturating_mul(4).max(1),
+            0 => executor.map_window().max(1),
             n => n,
         };
         let mut map = Map {

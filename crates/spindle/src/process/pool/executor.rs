@@ -161,6 +161,14 @@ impl Executor for ProcessPoolExecutor {
     fn max_workers(&self) -> usize {
         self.engine.cfg.processes
     }
+
+    /// 64 chunks per worker: a round trip to a worker process costs several
+    /// microseconds, so four per worker left tiny tasks waiting on the
+    /// parent (map of 10k tasks, chunksize 1: 93 k tasks/s with 4, see
+    /// docs/BENCHMARKS.md for 64).
+    fn map_window(&self) -> usize {
+        self.engine.cfg.processes.saturating_mul(64).max(1)
+    }
 }
 
 impl Drop for ProcessPoolExecutor {

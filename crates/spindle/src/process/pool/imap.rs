@@ -20,7 +20,8 @@ type ChunkResult<O> = Result<Vec<O>, FutureError>;
 /// The results of [`Pool::imap_unordered`](super::Pool::imap_unordered) in
 /// the order they complete: Python's `IMapUnorderedIterator`.
 ///
-/// Lazy: at most a window of chunks (four per worker) is in flight, so a huge
+/// Lazy: at most a window of chunks (64 per worker, as
+/// [`ProcessPoolExecutor`]'s `map`) is in flight, so a huge
 /// or endless input does not fill memory (Python submits every item at
 /// once). Each item is `Ok(value)` or the [`FutureError`] of its chunk; an
 /// error does not end the iteration.
@@ -89,7 +90,7 @@ where
 {
     pub(crate) fn new(exec: &'a ProcessPoolExecutor, f: F, items: I, chunksize: usize) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let window = exec.engine.cfg.processes.saturating_mul(4).max(1);
+        let window = crate::futures::Executor::map_window(exec);
         let mut it = IMapUnordered {
             exec,
             f,
