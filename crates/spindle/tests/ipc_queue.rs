@@ -400,9 +400,11 @@ fn count_until_shutdown(q: Queue<u64>, results: Queue<(u64, u64)>) {
     results.put((n, sum)).unwrap();
 }
 
-/// Getters asleep in several processes (and threads) are woken for items
-/// put one at a time, with pauses so they fall asleep between items: every
-/// item reaches one of them, and a shutdown wakes them all.
+/// Getters asleep in several processes (and threads), items put one at a
+/// time with pauses so the getters fall asleep between them: every item
+/// reaches exactly one getter, and a shutdown wakes them all. (A lost
+/// wake-up would only show as a delay of up to the 500 ms sleep slice, which
+/// this test does not time.)
 #[test]
 fn sleeping_getters_in_many_processes_get_every_item() {
     const N: u64 = 300;

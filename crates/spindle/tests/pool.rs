@@ -280,10 +280,15 @@ fn terminate_with_10000_pending_returns_promptly() {
 /// Starts a pool of one worker whose task blocks SIGTERM; returns once the
 /// task has blocked it.
 fn pool_with_a_deaf_worker(tag: &str) -> (Pool, AsyncResult<()>, u32) {
+    deaf_worker_in(pool(1), tag)
+}
+
+/// Runs a task that blocks SIGTERM on `p`; returns once it has blocked it,
+/// with the worker's pid.
+fn deaf_worker_in(p: Pool, tag: &str) -> (Pool, AsyncResult<()>, u32) {
     let marker =
         std::env::temp_dir().join(format!("spindle-pool-deaf-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
-    let p = pool(1);
     let r = p
         .apply_async(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
         .unwrap();
@@ -341,23 +346,12 @@ fn dropping_a_pool_with_a_worker_that_ignores_sigterm_is_bounded() {
 // A shorter grace period is honoured.
 #[test]
 fn terminate_grace_zero_kills_at_once() {
-    let marker =
-        std::env::temp_dir().join(format!("spindle-pool-deaf-grace0-{}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
     let p = Pool::builder()
         .processes(1)
         .terminate_grace(Duration::ZERO)
         .build()
         .unwrap();
-    let r = p
-        .apply_async(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
-        .unwrap();
-    let t0 = Instant::now();
-    while !marker.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the task never ran");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::fs::remove_file(&marker).ok();
+    let (p, r, _pid) = deaf_worker_in(p, "grace0");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         p.terminate();

@@ -1,9 +1,10 @@
 //! Cross-process `Queue` (Python's `multiprocessing.Queue`,
 //! `JoinableQueue`, `SimpleQueue`).
 //!
-//! Design (see `process/README.md`, "Queue"): items are postcard-encoded.
+//! Design (see `process/README.md`, "Queues"): items are postcard-encoded.
 //! An item of at most [`ring::INLINE`] bytes is copied into a slot of a ring
-//! in shared memory ([`ring`]); a larger one is sent as a record of a
+//! in shared memory ([`ring`]), one of at most [`ring::ARENA_ITEM_MAX`]
+//! bytes into the ring's byte arena; a larger one is sent as a record of a
 //! `SOCK_SEQPACKET` socket pair ([`record`]) and its slot only says so. The
 //! ring's producer and consumer locks are futex words holding the holder's
 //! thread id, taken over when the holder is found dead, and every change is
@@ -33,13 +34,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use self::record::{ITEM_MAX, TAG_INLINE, recv_record, send_record, sock_pair};
-use self::ring::{
-    Item, Popped, Push, Ring, Tag, UNBOUNDED_CAP, W_BUFFERED, W_FREE, W_FREE_WAITERS, W_UNFINISHED,
-    dec,
-};
+use self::ring::{Item, Popped, Push, Ring, Tag, UNBOUNDED_CAP, W_BUFFERED, W_UNFINISHED, dec};
 use super::error::{GetError, PutError, TaskDoneError};
 use super::fdpass;
-use super::shm::{futex_wait, futex_wake};
 use super::sync::core::my_pid;
 use crate::queue::{
     BlockingQueue, GetTimeoutError, JoinTimeoutError, PutTimeoutError, ShutDown, TryGetError,
@@ -67,11 +64,12 @@ const FEEDER_GRACE: Duration = Duration::from_secs(1);
 /// An item waiting in this process's buffer for the feeder thread.
 enum Pending {
     /// Goes into a slot, or the arena if too large for one.
-    Inline(Vec<u8>),
+    Ring(Vec<u8>),
     /// Goes on the socket (a whole record), then its slot is published.
     Record(Vec<u8>),
-    /// Its record is on the socket; only the slot is left to publish.
-    Slot,
+    /// Its record is on the socket; only the slot announcing it is left to
+    /// publish.
+    Announce,
 }
 
 struct Feeder {
@@ -307,41 +305,19 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             )));
         }
         if self.inner.maxsize > 0 {
-            self.take_place(deadline)?;
+            match ring.take_place(deadline) {
+                Push::Done => {}
+                Push::Full => return Err(PutFail::Full),
+                Push::ShutDown => return Err(PutFail::ShutDown),
+            }
         }
         ring.w(W_UNFINISHED).fetch_add(1, SeqCst);
         let outcome = self.inner.enqueue(buf);
         if outcome.is_err() {
             ring.tasks_dropped(1);
-            self.inner.give_place();
+            ring.give_places(1);
         }
         outcome
-    }
-
-    /// Takes one free place of a bounded queue, waiting until `deadline`.
-    fn take_place(&self, deadline: Option<Instant>) -> Result<(), PutFail> {
-        let ring = self.ring();
-        let free = ring.w(W_FREE);
-        loop {
-            if ring.shutdown_state() != 0 {
-                return Err(PutFail::ShutDown);
-            }
-            let v = free.load(SeqCst);
-            if v > 0 {
-                if free.compare_exchange(v, v - 1, SeqCst, SeqCst).is_ok() {
-                    return Ok(());
-                }
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(PutFail::Full);
-            }
-            ring.w(W_FREE_WAITERS).fetch_add(1, SeqCst);
-            if ring.shutdown_state() == 0 {
-                futex_wait(free, 0, deadline);
-            }
-            ring.w(W_FREE_WAITERS).fetch_sub(1, SeqCst);
-        }
     }
 
     /// Removes and returns an item, waiting for one (Python's `get()`).
@@ -431,10 +407,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     return Err(GetFail::ShutDown);
                 }
             }
-            let now = deadline.map(|_| Instant::now());
-            if let (Some(d), Some(now)) = (deadline, now)
-                && now >= d
-            {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(GetFail::Empty);
             }
             if spins < SPINS {
@@ -630,7 +603,7 @@ impl Inner {
                 Some(item) => match self.push_briefly(item) {
                     Push::Done => return Ok(()),
                     Push::ShutDown => return Err(PutFail::ShutDown),
-                    Push::Full => Pending::Inline(payload.to_vec()),
+                    Push::Full => Pending::Ring(payload.to_vec()),
                 },
                 None => {
                     let rec = make_record(payload);
@@ -644,7 +617,7 @@ impl Inner {
                             // The record stays on the socket unannounced;
                             // the queue is shut down for good.
                             Push::ShutDown => return Err(PutFail::ShutDown),
-                            Push::Full => Pending::Slot,
+                            Push::Full => Pending::Announce,
                         }
                     }
                 }
@@ -652,7 +625,7 @@ impl Inner {
             return self.hand_to_feeder(pending);
         }
         let pending = match Item::of(payload) {
-            Some(_) => Pending::Inline(payload.to_vec()),
+            Some(_) => Pending::Ring(payload.to_vec()),
             None => Pending::Record(make_record(payload)),
         };
         self.hand_to_feeder(pending)
@@ -757,7 +730,7 @@ impl Inner {
             }
         }
         let slot = match &item {
-            Pending::Inline(p) => Item::of(p).unwrap_or(Item::Arena(p)),
+            Pending::Ring(p) => Item::of(p).unwrap_or(Item::Arena(p)),
             _ => Item::Socket(&[]),
         };
         loop {
@@ -777,17 +750,7 @@ impl Inner {
     fn drop_item(&self) {
         dec(self.ring.w(W_BUFFERED));
         self.ring.tasks_dropped(1);
-        self.give_place();
-    }
-
-    /// Gives back the place a bounded put took.
-    fn give_place(&self) {
-        if self.maxsize > 0 {
-            self.ring.w(W_FREE).fetch_add(1, SeqCst);
-            if self.ring.w(W_FREE_WAITERS).load(SeqCst) > 0 {
-                futex_wake(self.ring.w(W_FREE), 1);
-            }
-        }
+        self.ring.give_places(1);
     }
 
     /// Receives the socket record a taken slot announced.

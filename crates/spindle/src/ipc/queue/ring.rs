@@ -84,13 +84,13 @@ pub(super) const W_SHUTDOWN: usize = 48;
 const W_GETTERS: usize = 49;
 const W_SPACE_WAITERS: usize = 50;
 /// Putters sleeping on `W_FREE`.
-pub(super) const W_FREE_WAITERS: usize = 51;
+const W_FREE_WAITERS: usize = 51;
 /// Join waiters sleeping on `W_UNFINISHED`.
-pub(super) const W_JOINERS: usize = 52;
+const W_JOINERS: usize = 52;
 /// 1 while a wake-up of a getter is on its way (see [`Ring::wait_items`]).
 const W_WOKEN: usize = 53;
 // Line 4: free places of a bounded queue (a semaphore).
-pub(super) const W_FREE: usize = 64;
+const W_FREE: usize = 64;
 // Line 5: items put and not yet marked done.
 pub(super) const W_UNFINISHED: usize = 80;
 
@@ -454,12 +454,7 @@ impl Ring {
     /// After `n` takes: frees places of a bounded queue, wakes producers
     /// waiting for a slot.
     fn after_take(&self, n: u32) {
-        if self.maxsize() > 0 {
-            self.w(W_FREE).fetch_add(n, SeqCst);
-            if self.w(W_FREE_WAITERS).load(SeqCst) > 0 {
-                futex_wake(self.w(W_FREE), n.min(i32::MAX as u32) as i32);
-            }
-        }
+        self.give_places(n);
         self.w(W_SPACE).fetch_add(1, SeqCst);
         // A producer waits for a full ring; wake it once half is free, so
         // it refills in bursts instead of one wake-up per take.
@@ -468,6 +463,44 @@ impl Ring {
             && self.arena_used() <= self.arena / 2
         {
             futex_wake(self.w(W_SPACE), i32::MAX);
+        }
+    }
+
+    /// Takes one free place of a bounded queue (a semaphore in `W_FREE`),
+    /// waiting until `deadline`: `Done`, `Full` at the deadline, or
+    /// `ShutDown` (checked first, and again after every wake-up).
+    pub(super) fn take_place(&self, deadline: Option<Instant>) -> Push {
+        let free = self.w(W_FREE);
+        loop {
+            if self.shutdown_state() != 0 {
+                return Push::ShutDown;
+            }
+            let v = free.load(SeqCst);
+            if v > 0 {
+                if free.compare_exchange(v, v - 1, SeqCst, SeqCst).is_ok() {
+                    return Push::Done;
+                }
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Push::Full;
+            }
+            self.w(W_FREE_WAITERS).fetch_add(1, SeqCst);
+            if self.shutdown_state() == 0 {
+                futex_wait(free, 0, deadline);
+            }
+            self.w(W_FREE_WAITERS).fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Gives back `n` places of a bounded queue (nothing for an unbounded
+    /// one) and wakes as many waiting putters.
+    pub(super) fn give_places(&self, n: u32) {
+        if self.maxsize() > 0 {
+            self.w(W_FREE).fetch_add(n, SeqCst);
+            if self.w(W_FREE_WAITERS).load(SeqCst) > 0 {
+                futex_wake(self.w(W_FREE), n.min(i32::MAX as u32) as i32);
+            }
         }
     }
 
@@ -554,7 +587,7 @@ impl Ring {
         dropped
     }
 
-    pub(super) fn wake_everyone(&self) {
+    fn wake_everyone(&self) {
         for (word, bump) in [(W_ITEMS, true), (W_SPACE, true), (W_FREE, false)] {
             if bump {
                 self.w(word).fetch_add(1, SeqCst);
@@ -586,21 +619,15 @@ impl Ring {
 
     /// Counts one task as done; false if none was unfinished.
     pub(super) fn task_done(&self) -> bool {
-        let w = self.w(W_UNFINISHED);
-        let mut v = w.load(SeqCst);
-        loop {
-            if v == 0 {
-                return false;
-            }
-            match w.compare_exchange(v, v - 1, SeqCst, SeqCst) {
-                Ok(_) => break,
-                Err(now) => v = now,
+        match dec(self.w(W_UNFINISHED)) {
+            None => false,
+            Some(was) => {
+                if was == 1 {
+                    self.wake_joiners();
+                }
+                true
             }
         }
-        if v == 1 {
-            self.wake_joiners();
-        }
-        true
     }
 
     /// Counts up to `n` unfinished tasks as done (items dropped or lost).
@@ -638,9 +665,9 @@ impl Ring {
     }
 }
 
-/// Decrements `w` unless it is 0.
-pub(super) fn dec(w: &AtomicU32) {
-    let _ = w.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1));
+/// Decrements `w` unless it is 0; returns the value it had, `None` if 0.
+pub(super) fn dec(w: &AtomicU32) -> Option<u32> {
+    w.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1)).ok()
 }
 
 #[cfg(test)]
