@@ -1,47 +1,83 @@
 //! The fast path of [`Robots::scan`](super::robots::Robots::scan): 64 bytes
-//! at a time with SSE2 (every x86-64 CPU has it) or AVX2 (where the CPU
-//! has it), as bit masks.
+//! at a time as bit masks, with AVX-512 (where the CPU has it), AVX2, or
+//! SSE2 (every x86-64 CPU has it).
 //!
 //! Log text is printable ASCII with fields split by spaces and lines ended
-//! by `\n`. For each 64-byte block three masks are built: separators (space,
-//! `\n`), line ends (`\n`) and "other" bytes (any other control byte —
-//! `\r`, `\t`, ... — or non-ASCII). Field starts are `!sep & (sep << 1 |
-//! carry)`, so a line costs a few bit operations instead of a loop over its
-//! bytes. A block holding an "other" byte is handed, line by line, to the
-//! exact byte-by-byte scanner (which knows Python's full whitespace and
-//! newline rules), and the fast path resumes after those lines: both paths
-//! always agree (tests compare them on random text), and one odd line does
-//! not slow down the rest of a file.
+//! by `\n`. For each 64-byte block the masks are: separators (space, `\n`),
+//! line ends (`\n`), "other" bytes (any other control byte — `\r`, `\t`, ...
+//! — or non-ASCII) and candidates (a `/` followed by `r`). Field starts are
+//! `!sep & (sep << 1 | carry)`, so a line costs a population count per
+//! block instead of a loop over its bytes or fields: a line with fewer than
+//! seven field starts is skipped and counted. Field 7 can only be
+//! `/robots.txt` on a line where a field starts with `/r`; those lines (1%
+//! of a log) go to the exact scanner, which finds field 7 and the host.
+//! A block holding an "other" byte is handed, line by line, to the exact
+//! byte-by-byte scanner (which knows Python's full whitespace and newline
+//! rules), and the fast path resumes after those lines: both paths always
+//! agree (tests compare them on random text), and one odd line does not
+//! slow down the rest of a file.
 
-use super::robots::{Robots, field_end, is_field_byte};
+use super::robots::Robots;
+
+/// The masks of one 64-byte block (bit `i` is byte `i`).
+#[derive(Clone, Copy)]
+struct Masks {
+    /// Space or `\n`.
+    sep: u64,
+    /// `\n`.
+    eol: u64,
+    /// `/` followed by `r`; bit 63 (whose next byte is in the next block)
+    /// is set for any `/`, which at worst sends one more line to the exact
+    /// scanner.
+    cand: u64,
+}
 
 /// Scans the lines of `buf` from the start; returns the line start where it
 /// stopped (less than 64 bytes left, or an incomplete line) for the exact
 /// scanner to go on.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool) -> usize {
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU has AVX-512 F and BW (BW implies F; checked just
+        // above).
+        unsafe { scan_avx512(out, buf, last) }
+    } else if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
         unsafe { scan_avx2(out, buf, last) }
     } else {
-        // SAFETY: `masks` only needs SSE2, which every x86-64 CPU has (it is
-        // part of the target's baseline: see the assertion below).
-        scan_with(out, buf, last, |b| unsafe { masks(b) })
+        scan_sse2(out, buf, last)
     }
 }
 
-/// The SSE2 path even where AVX2 is there, for the tests.
-#[cfg(all(test, target_arch = "x86_64"))]
+/// The SSE2 path (every x86-64 CPU has SSE2).
+#[cfg(target_arch = "x86_64")]
 pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
-    // SAFETY: as in `scan`: SSE2 is always there on x86-64.
-    scan_with(out, buf, last, |b| unsafe { masks(b) })
+    // SAFETY: `masks_sse2` only needs SSE2, which every x86-64 CPU has (it
+    // is part of the target's baseline: see the assertion below).
+    scan_with(out, buf, last, |b| unsafe { masks_sse2(b) })
 }
 
 /// [`scan`] compiled for AVX2: 32-byte lanes and three-operand encodings.
+///
+/// # Safety
+///
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+#[target_feature(enable = "avx2,popcnt")]
+pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
     scan_with(out, buf, last, |b| masks_avx2(b))
+}
+
+/// [`scan`] compiled for AVX-512: one 64-byte register per block, compares
+/// straight into bit masks.
+///
+/// # Safety
+///
+/// The CPU must have AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,popcnt")]
+pub(super) unsafe fn scan_avx512(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+    scan_with(out, buf, last, |b| masks_avx512(b))
 }
 
 /// The scanning loop over blocks whose masks `masks` computes.
@@ -51,15 +87,17 @@ fn scan_with(
     out: &mut Robots,
     buf: &[u8],
     last: bool,
-    masks: impl Fn(&[u8]) -> Option<(u64, u64)>,
+    masks: impl Fn(&[u8]) -> Option<Masks>,
 ) -> usize {
     let mut line_start = 0;
-    let (mut fields, mut host, mut f7) = (0u32, 0usize, 0usize);
+    // Field starts seen on the current line, and whether one of its fields
+    // may be `/robots.txt`.
+    let (mut fields, mut cand_line) = (0u32, false);
     // The byte before the block is a separator: a line start counts as one.
     let mut carry = 1u64;
     let mut base = 0;
     while let Some(block) = buf.get(base..base + 64) {
-        let Some((sep, mut eol)) = masks(block) else {
+        let Some(m) = masks(block) else {
             // Exact scanning for the lines that touch this block, then on.
             let next = out.scan_exact(buf, line_start, last, base + 64);
             if next <= line_start || next >= buf.len() {
@@ -67,35 +105,38 @@ fn scan_with(
             }
             line_start = next;
             base = next;
-            fields = 0;
+            (fields, cand_line) = (0, false);
             carry = 1;
             continue;
         };
-        let mut starts = !sep & ((sep << 1) | carry);
-        carry = sep >> 63;
-        loop {
-            let low = eol & eol.wrapping_neg(); // lowest line end, or 0
-            let mut here = if low == 0 { starts } else { starts & (low - 1) };
-            while here != 0 && fields < 7 {
-                let pos = base + here.trailing_zeros() as usize;
-                fields += 1;
-                if fields == 1 {
-                    host = pos;
-                } else if fields == 7 {
-                    f7 = pos;
-                }
-                here &= here - 1;
+        let starts = !m.sep & ((m.sep << 1) | carry);
+        carry = m.sep >> 63;
+        let cand = starts & m.cand;
+        // The bits of this block not yet given to a finished line.
+        let mut rest = u64::MAX;
+        let mut eol = m.eol;
+        while eol != 0 {
+            let low = eol & eol.wrapping_neg(); // lowest line end
+            let upto = low | (low - 1);
+            let line = rest & upto;
+            fields += (starts & line).count_ones();
+            let end = base + low.trailing_zeros() as usize;
+            if cand_line || cand & line != 0 {
+                // Field 7 may be /robots.txt: the exact scanner decides,
+                // for this one line.
+                let next = out.scan_exact(buf, line_start, true, line_start + 1);
+                debug_assert_eq!(next, end + 1);
+            } else {
+                out.lines += 1;
+                out.skipped += u64::from(fields < 7);
             }
-            if low == 0 {
-                break;
-            }
-            let p = base + eol.trailing_zeros() as usize;
+            (fields, cand_line) = (0, false);
+            line_start = end + 1;
+            rest &= !upto;
             eol &= eol - 1;
-            starts &= !(low | (low - 1));
-            finish(out, buf, fields, host, f7);
-            fields = 0;
-            line_start = p + 1;
         }
+        fields += (starts & rest).count_ones();
+        cand_line |= cand & rest != 0;
         base += 64;
     }
     line_start
@@ -107,77 +148,98 @@ pub(super) fn scan(_out: &mut Robots, _buf: &[u8], _last: bool) -> usize {
     0
 }
 
-/// One complete line with `fields` (up to 7) field starts seen.
-#[inline]
-fn finish(out: &mut Robots, buf: &[u8], fields: u32, host: usize, f7: usize) {
-    out.lines += 1;
-    if fields < 7 {
-        out.skipped += 1;
-        return;
-    }
-    const ROBOTS: &[u8] = b"/robots.txt";
-    if buf[f7..].starts_with(ROBOTS)
-        && buf
-            .get(f7 + ROBOTS.len())
-            .is_none_or(|&c| !is_field_byte(c))
-    {
-        out.add_host(&buf[host..field_end(buf, host + 1)]);
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(cfg!(target_feature = "sse2"), "x86-64 always has SSE2");
 
-/// (separators, line ends) of a 64-byte block, or `None` if it holds a byte
-/// other than printable ASCII, space and `\n`.
+/// The masks from per-byte compares: `None` if the block holds a byte other
+/// than printable ASCII, space and `\n`.
+#[inline(always)]
+fn combine(space: u64, nl: u64, ctrl: u64, high: u64, slash: u64, r: u64) -> Option<Masks> {
+    ((ctrl & !nl) | high == 0).then_some(Masks {
+        sep: space | nl,
+        eol: nl,
+        cand: slash & ((r >> 1) | 1 << 63),
+    })
+}
+
+/// [`Masks`] with SSE2, 16 bytes per lane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn masks(block: &[u8]) -> Option<(u64, u64)> {
+fn masks_sse2(block: &[u8]) -> Option<Masks> {
     use std::arch::x86_64::*;
-    let (mut space, mut nl, mut ctrl, mut high) = (0u64, 0u64, 0u64, 0u64);
-    let (k1f, kspace, knl) = (
+    let (mut space, mut nl, mut ctrl, mut high, mut slash, mut r) = (0, 0, 0, 0, 0, 0u64);
+    let (k1f, kspace, knl, kslash, kr) = (
         _mm_set1_epi8(0x1f),
         _mm_set1_epi8(b' ' as i8),
         _mm_set1_epi8(b'\n' as i8),
+        _mm_set1_epi8(b'/' as i8),
+        _mm_set1_epi8(b'r' as i8),
     );
+    let bits = |m: __m128i, shift: usize| u64::from(_mm_movemask_epi8(m) as u16) << shift;
     for (i, lane) in block.chunks_exact(16).enumerate() {
         // SAFETY: `lane` is 16 initialised bytes (chunks_exact), and
         // `_mm_loadu_si128` has no alignment requirement.
         let v = unsafe { _mm_loadu_si128(lane.as_ptr().cast()) };
         let shift = 16 * i;
         // Unsigned `v <= 0x1f` is `min(v, 0x1f) == v`.
-        let c = _mm_cmpeq_epi8(_mm_min_epu8(v, k1f), v);
-        ctrl |= u64::from(_mm_movemask_epi8(c) as u16) << shift;
-        nl |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, knl)) as u16) << shift;
-        space |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, kspace)) as u16) << shift;
-        high |= u64::from(_mm_movemask_epi8(v) as u16) << shift;
+        ctrl |= bits(_mm_cmpeq_epi8(_mm_min_epu8(v, k1f), v), shift);
+        nl |= bits(_mm_cmpeq_epi8(v, knl), shift);
+        space |= bits(_mm_cmpeq_epi8(v, kspace), shift);
+        high |= bits(v, shift);
+        slash |= bits(_mm_cmpeq_epi8(v, kslash), shift);
+        r |= bits(_mm_cmpeq_epi8(v, kr), shift);
     }
-    ((ctrl & !nl) | high == 0).then_some((space | nl, nl))
+    combine(space, nl, ctrl, high, slash, r)
 }
 
-/// [`masks`] with AVX2, 32 bytes per lane.
+/// [`Masks`] with AVX2, 32 bytes per lane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn masks_avx2(block: &[u8]) -> Option<(u64, u64)> {
+fn masks_avx2(block: &[u8]) -> Option<Masks> {
     use std::arch::x86_64::*;
-    let (mut space, mut nl, mut ctrl, mut high) = (0u64, 0u64, 0u64, 0u64);
-    let (k1f, kspace, knl) = (
+    let (mut space, mut nl, mut ctrl, mut high, mut slash, mut r) = (0, 0, 0, 0, 0, 0u64);
+    let (k1f, kspace, knl, kslash, kr) = (
         _mm256_set1_epi8(0x1f),
         _mm256_set1_epi8(b' ' as i8),
         _mm256_set1_epi8(b'\n' as i8),
+        _mm256_set1_epi8(b'/' as i8),
+        _mm256_set1_epi8(b'r' as i8),
     );
+    let bits = |m: __m256i, shift: usize| u64::from(_mm256_movemask_epi8(m) as u32) << shift;
     for (i, lane) in block.chunks_exact(32).enumerate() {
         // SAFETY: `lane` is 32 initialised bytes (chunks_exact), and
         // `_mm256_loadu_si256` has no alignment requirement.
         let v = unsafe { _mm256_loadu_si256(lane.as_ptr().cast()) };
         let shift = 32 * i;
-        let c = _mm256_cmpeq_epi8(_mm256_min_epu8(v, k1f), v);
-        ctrl |= u64::from(_mm256_movemask_epi8(c) as u32) << shift;
-        nl |= u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, knl)) as u32) << shift;
-        space |= u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, kspace)) as u32) << shift;
-        high |= u64::from(_mm256_movemask_epi8(v) as u32) << shift;
+        ctrl |= bits(_mm256_cmpeq_epi8(_mm256_min_epu8(v, k1f), v), shift);
+        nl |= bits(_mm256_cmpeq_epi8(v, knl), shift);
+        space |= bits(_mm256_cmpeq_epi8(v, kspace), shift);
+        high |= bits(v, shift);
+        slash |= bits(_mm256_cmpeq_epi8(v, kslash), shift);
+        r |= bits(_mm256_cmpeq_epi8(v, kr), shift);
     }
-    ((ctrl & !nl) | high == 0).then_some((space | nl, nl))
+    combine(space, nl, ctrl, high, slash, r)
+}
+
+/// [`Masks`] with AVX-512: the whole block in one register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn masks_avx512(block: &[u8]) -> Option<Masks> {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(block.len(), 64);
+    // SAFETY: `block` is 64 initialised bytes (the caller's `get(base..base
+    // + 64)`), and `_mm512_loadu_si512` has no alignment requirement.
+    let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+    let eq = |c: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(c as i8));
+    combine(
+        eq(b' '),
+        eq(b'\n'),
+        _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1f)),
+        _mm512_movepi8_mask(v),
+        eq(b'/'),
+        eq(b'r'),
+    )
 }

@@ -14,7 +14,7 @@
 //! | miniz_oxide 0.8 | whole file | 778–922 |
 //! | libdeflate 1.26 (libdeflate-sys, bundled C, no system deps) | whole file | 1459–1811 |
 //!
-//! //! libdeflate decodes a whole member into a buffer large enough for it, which
+//! libdeflate decodes a whole member into a buffer large enough for it, which
 //! is what makes it 1.5–2× faster than the rest. Its safe wrapper (`libdeflater`) calls
 //! `libdeflate_gzip_decompress`, which decodes the *first* member and ignores
 //! what follows — a multi-member file (`cat a.gz b.gz`) would silently lose

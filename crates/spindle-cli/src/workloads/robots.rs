@@ -44,7 +44,7 @@ const CLASS: [u8; 256] = {
 /// lowest flagged byte, which is the one taken); the rare control byte that
 /// is not a separator (class 0) is stepped over.
 #[inline(always)]
-pub(super) fn field_end(buf: &[u8], mut j: usize) -> usize {
+fn field_end(buf: &[u8], mut j: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     loop {
         while let Some(word) = buf.get(j..j + 8) {
@@ -64,12 +64,6 @@ pub(super) fn field_end(buf: &[u8], mut j: usize) -> usize {
         }
         j += 1;
     }
-}
-
-/// Whether `b` belongs to a field (is neither whitespace nor a line end).
-#[inline]
-pub(super) fn is_field_byte(b: u8) -> bool {
-    CLASS[b as usize] == 0
 }
 
 /// What one file (or several, merged) yields.
@@ -424,6 +418,10 @@ mod tests {
             b"\"GET",
             b"/robots.txt",
             b"/robots.txtx",
+            b"x/robots.txt",
+            b"/r",
+            b"/rx",
+            b"/",
             b"/index.html",
             b"HTTP/1.1\"",
             b"200",
@@ -473,6 +471,30 @@ mod tests {
         out
     }
 
+    type FastPath = fn(&mut Robots, &[u8], bool) -> usize;
+
+    /// Every fast path this CPU can run, beside the one `scan` picks.
+    fn fast_paths() -> Vec<(&'static str, FastPath)> {
+        #[allow(unused_mut)]
+        let mut paths: Vec<(&'static str, FastPath)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::super::fastscan;
+            paths.push(("SSE2", fastscan::scan_sse2));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                paths.push(("AVX2", |o, b, l| unsafe { fastscan::scan_avx2(o, b, l) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has AVX-512 F and BW (checked just above).
+                paths.push(("AVX-512", |o, b, l| unsafe {
+                    fastscan::scan_avx512(o, b, l)
+                }));
+            }
+        }
+        paths
+    }
+
     #[test]
     fn the_fast_path_agrees_with_the_exact_scanner() {
         let rounds = if cfg!(miri) { 4 } else { 300 };
@@ -491,12 +513,11 @@ mod tests {
                         "seed {seed} plain {plain} odd {odd} cut {cut}"
                     );
                     assert_eq!(fast, exact, "seed {seed} plain {plain} odd {odd} cut {cut}");
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        let mut sse2 = Robots::default();
-                        let at = super::super::fastscan::scan_sse2(&mut sse2, part, seed % 2 == 0);
-                        let used = sse2.scan_exact(part, at, seed % 2 == 0, part.len());
-                        assert_eq!((used, &sse2), (used_exact, &exact), "SSE2, seed {seed}");
+                    for (name, path) in fast_paths() {
+                        let mut r = Robots::default();
+                        let at = path(&mut r, part, seed % 2 == 0);
+                        let used = r.scan_exact(part, at, seed % 2 == 0, part.len());
+                        assert_eq!((used, &r), (used_exact, &exact), "{name}, seed {seed}");
                     }
                     found += fast.hosts.len();
                     skipped += fast.skipped;
