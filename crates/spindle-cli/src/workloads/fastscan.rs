@@ -37,6 +37,14 @@ struct Masks {
 /// scanner to go on.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+    // Less than 4 GiB (fewer than 2^32 lines, see `scan_with`); the exact
+    // scanner goes on from where this stops. (Robots decodes at most 1 GiB.)
+    let cut = buf.len() > u32::MAX as usize;
+    let (buf, last) = if cut {
+        (&buf[..u32::MAX as usize], false)
+    } else {
+        (buf, last)
+    };
     if std::arch::is_x86_feature_detected!("avx512bw") {
         // SAFETY: the CPU has AVX-512 F and BW (BW implies F; checked just
         // above).
@@ -90,9 +98,15 @@ fn scan_with(
     masks: impl Fn(&[u8]) -> Option<Masks>,
 ) -> usize {
     let mut line_start = 0;
-    // Field starts seen on the current line, and whether one of its fields
-    // may be `/robots.txt`.
-    let (mut fields, mut cand_line) = (0u32, false);
+    // Field starts seen on the current line, and its candidate bits (a
+    // field that may be `/robots.txt`), all in registers: `out` is only
+    // touched per candidate line and at the end.
+    let (mut fields, mut cand_line) = (0u32, 0u64);
+    // Lines in the low half, skipped lines in the high half: one add per
+    // line (two adds get vectorised, and the trip through a vector register
+    // costs more than they do). [`scan`] hands over less than 4 GiB, so
+    // fewer than 2^32 lines.
+    let mut counts = 0u64;
     // The byte before the block is a separator: a line start counts as one.
     let mut carry = 1u64;
     let mut base = 0;
@@ -101,17 +115,25 @@ fn scan_with(
             // Exact scanning for the lines that touch this block, then on.
             let next = out.scan_exact(buf, line_start, last, base + 64);
             if next <= line_start || next >= buf.len() {
-                return next;
+                line_start = next;
+                break;
             }
             line_start = next;
             base = next;
-            (fields, cand_line) = (0, false);
+            (fields, cand_line) = (0, 0);
             carry = 1;
             continue;
         };
         let starts = !m.sep & ((m.sep << 1) | carry);
         carry = m.sep >> 63;
         let cand = starts & m.cand;
+        base += 64;
+        if m.eol == 0 {
+            // Most blocks of a log (lines of ~180 bytes) end no line.
+            fields += starts.count_ones();
+            cand_line |= cand;
+            continue;
+        }
         // The bits of this block not yet given to a finished line.
         let mut rest = u64::MAX;
         let mut eol = m.eol;
@@ -120,26 +142,35 @@ fn scan_with(
             let upto = low | (low - 1);
             let line = rest & upto;
             fields += (starts & line).count_ones();
-            let end = base + low.trailing_zeros() as usize;
-            if cand_line || cand & line != 0 {
+            cand_line |= cand & line;
+            let end = base - 64 + low.trailing_zeros() as usize;
+            if cand_line != 0 {
                 // Field 7 may be /robots.txt: the exact scanner decides,
                 // for this one line.
-                let next = out.scan_exact(buf, line_start, true, line_start + 1);
-                debug_assert_eq!(next, end + 1);
+                exact_line(out, buf, line_start);
             } else {
-                out.lines += 1;
-                out.skipped += u64::from(fields < 7);
+                counts += 1 | u64::from(fields < 7) << 32;
             }
-            (fields, cand_line) = (0, false);
+            (fields, cand_line) = (0, 0);
             line_start = end + 1;
             rest &= !upto;
             eol &= eol - 1;
         }
         fields += (starts & rest).count_ones();
-        cand_line |= cand & rest != 0;
-        base += 64;
+        cand_line |= cand & rest;
     }
+    out.lines += counts & u64::from(u32::MAX);
+    out.skipped += counts >> 32;
     line_start
+}
+
+/// The exact scanner for the one complete line at `start` (out of line: it
+/// is rare, and the hot loop keeps its registers).
+#[cold]
+#[inline(never)]
+fn exact_line(out: &mut Robots, buf: &[u8], start: usize) {
+    let next = out.scan_exact(buf, start, true, start + 1);
+    debug_assert!(next > start && buf[next - 1] == b'\n');
 }
 
 /// Without SSE2 the exact scanner does all the work.
