@@ -22,6 +22,16 @@
 //! the bytes consumed, and decodes every member as Python's `gzip` does.
 //! Files too large to hold decoded in memory go through flate2's streaming
 //! `MultiGzDecoder` instead (see `robots::find_robots`).
+//!
+//! libdeflate's gzip decoder checks each member's CRC-32 in a pass of its
+//! own over the decoded text, which (35 MB a file) no longer is in cache
+//! when the caller reads it again. [`Inflater::gunzip_unchecked`] does the
+//! same work in another order: it parses the member headers here (RFC
+//! 1952), decodes the DEFLATE data raw with libdeflate and checks each
+//! ISIZE, and leaves the CRC-32 to a [`CrcCheck`] the caller feeds piece by
+//! piece just before it reads each piece itself (libdeflate's CRC-32 still;
+//! robots: 0.10 s less on 1.1 GB of text, one pass over memory instead of
+//! two).
 
 use std::io;
 use std::ptr::NonNull;
@@ -42,7 +52,7 @@ pub(crate) struct Inflater {
 unsafe impl Send for Inflater {}
 
 /// Why one member did not decode.
-enum Member {
+enum Fail {
     /// The output buffer is too small.
     Short,
     /// Not gzip, corrupt, or a CRC/size mismatch.
@@ -66,7 +76,7 @@ impl Inflater {
 
     /// Decodes the gzip member at the start of `input` into `out`; returns the
     /// bytes consumed and produced.
-    fn member(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Member> {
+    fn member(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Fail> {
         let (mut used, mut made) = (0usize, 0usize);
         // SAFETY: `raw` is a live decompressor owned by `self` (and `&mut self`
         // rules out concurrent use); both pointer/length pairs come from valid
@@ -85,9 +95,49 @@ impl Inflater {
         };
         match r {
             sys::libdeflate_result_LIBDEFLATE_SUCCESS => Ok((used, made)),
-            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Member::Short),
-            _ => Err(Member::Bad),
+            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Fail::Short),
+            _ => Err(Fail::Bad),
         }
+    }
+
+    /// Decodes the gzip member at the start of `input` into `out` as
+    /// [`Inflater::member`] does, but with the CRC-32 check left to the
+    /// caller: the header is parsed here, the DEFLATE data decoded raw, and
+    /// the trailer's ISIZE checked. Returns the bytes consumed and produced
+    /// and the trailer's CRC-32.
+    fn member_unchecked(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, usize, u32), Fail> {
+        let head = header_len(input).ok_or(Fail::Bad)?;
+        let deflate = &input[head..];
+        let (mut used, mut made) = (0usize, 0usize);
+        // SAFETY: as in `member`: a live decompressor used through `&mut
+        // self`, and pointer/length pairs from valid slices.
+        let r = unsafe {
+            sys::libdeflate_deflate_decompress_ex(
+                self.raw.as_ptr(),
+                deflate.as_ptr().cast(),
+                deflate.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut used,
+                &mut made,
+            )
+        };
+        match r {
+            sys::libdeflate_result_LIBDEFLATE_SUCCESS => {}
+            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => return Err(Fail::Short),
+            _ => return Err(Fail::Bad),
+        }
+        let trailer = deflate.get(used..used + 8).ok_or(Fail::Bad)?;
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        if size != made as u32 {
+            return Err(Fail::Bad);
+        }
+        Ok((head + used + 8, made, crc))
     }
 
     /// Decodes every member of the gzip file `gz` into `out` (resized as
@@ -100,6 +150,42 @@ impl Inflater {
     /// `InvalidData` for data that is not gzip or is corrupt (bad CRC, size,
     /// truncated), or decodes to more than [`MAX_WHOLE`] bytes.
     pub(crate) fn gunzip(&mut self, gz: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        self.decode(gz, out, None)
+    }
+
+    /// [`Inflater::gunzip`] without the CRC-32 check, which is left to the
+    /// caller: each member's end in `out` and its trailer's CRC-32 are
+    /// pushed to `members` (cleared first), for a [`CrcCheck`] over the
+    /// text. Headers, lengths and everything else are checked here.
+    ///
+    /// This is the same work as `gunzip` in another order: the check can
+    /// then read the text in cache-sized pieces just before the caller
+    /// reads them too, instead of in one pass of its own over the whole
+    /// text, which does not fit in cache (robots: one pass over memory
+    /// instead of two, ~10% of its time).
+    ///
+    /// # Errors
+    ///
+    /// As [`Inflater::gunzip`], except that a CRC mismatch is found by the
+    /// [`CrcCheck`].
+    pub(crate) fn gunzip_unchecked(
+        &mut self,
+        gz: &[u8],
+        out: &mut Vec<u8>,
+        members: &mut Vec<MemberCrc>,
+    ) -> io::Result<usize> {
+        members.clear();
+        self.decode(gz, out, Some(members))
+    }
+
+    /// [`Inflater::gunzip`], with the CRC checks pushed to `defer` when it
+    /// is given.
+    fn decode(
+        &mut self,
+        gz: &[u8],
+        out: &mut Vec<u8>,
+        mut defer: Option<&mut Vec<MemberCrc>>,
+    ) -> io::Result<usize> {
         let mut len = 0;
         let mut rest = gz;
         while !rest.is_empty() {
@@ -141,23 +227,36 @@ impl Inflater {
                 }
             }
             loop {
-                match self.member(rest, &mut out[len..]) {
+                let got = match defer.as_deref_mut() {
+                    None => self.member(rest, &mut out[len..]),
+                    Some(members) => {
+                        self.member_unchecked(rest, &mut out[len..])
+                            .map(|(used, made, crc)| {
+                                members.push(MemberCrc {
+                                    end: len + made,
+                                    crc,
+                                });
+                                (used, made)
+                            })
+                    }
+                };
+                match got {
                     Ok((used, made)) => {
                         len += made;
                         rest = &rest[used..];
                         break;
                     }
-                    Err(Member::Short) if out.len() < MAX_WHOLE => {
+                    Err(Fail::Short) if out.len() < MAX_WHOLE => {
                         let grown = (out.len() * 2).max(len + 4 * rest.len()).min(MAX_WHOLE);
                         grow(out, grown);
                     }
-                    Err(Member::Short) => {
+                    Err(Fail::Short) => {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             "gzip data decodes to more than the in-memory limit",
                         ));
                     }
-                    Err(Member::Bad) => {
+                    Err(Fail::Bad) => {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             "not gzip data, or corrupt (bad header, CRC, length or truncated)",
@@ -167,6 +266,118 @@ impl Inflater {
             }
         }
         Ok(len)
+    }
+}
+
+/// The length of the gzip member header at the start of `input` (RFC 1952
+/// §2.3: magic, deflate method, flags, then the optional extra field, file
+/// name, comment and header CRC the flags announce), or `None` when it is
+/// not one. Reserved flag bits are refused, as libdeflate and zlib do.
+fn header_len(input: &[u8]) -> Option<usize> {
+    const FHCRC: u8 = 1 << 1;
+    const FEXTRA: u8 = 1 << 2;
+    const FNAME: u8 = 1 << 3;
+    const FCOMMENT: u8 = 1 << 4;
+    const RESERVED: u8 = 0xe0;
+    let fixed = input.get(..10)?;
+    if fixed[..3] != [0x1f, 0x8b, 8] || fixed[3] & RESERVED != 0 {
+        return None;
+    }
+    let flags = fixed[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let xlen = input.get(at..at + 2)?;
+        at += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            at += memchr::memchr(0, input.get(at..)?)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        // Python's gzip and libdeflate skip it without checking; so do we.
+        at += 2;
+    }
+    (at <= input.len()).then_some(at)
+}
+
+/// Where one gzip member's text ends in the decoded output, and the CRC-32
+/// its trailer gives for that text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberCrc {
+    end: usize,
+    crc: u32,
+}
+
+/// Checks the CRC-32 of each member of text decoded by
+/// [`Inflater::gunzip_unchecked`], fed in order, piece by piece, with
+/// libdeflate's CRC-32 (carry-less multiplication where the CPU has it).
+#[derive(Debug)]
+pub(crate) struct CrcCheck<'a> {
+    members: &'a [MemberCrc],
+    /// Bytes fed so far.
+    at: usize,
+    /// The CRC so far of the member being fed.
+    crc: u32,
+    bad: bool,
+}
+
+impl<'a> CrcCheck<'a> {
+    /// A check of the text whose members `members` lists.
+    pub(crate) fn new(members: &'a [MemberCrc]) -> CrcCheck<'a> {
+        let mut check = CrcCheck {
+            members,
+            at: 0,
+            crc: 0,
+            bad: false,
+        };
+        check.close_members();
+        check
+    }
+
+    /// Feeds the next `piece` of the text.
+    pub(crate) fn update(&mut self, mut piece: &[u8]) {
+        while !piece.is_empty() {
+            let Some(member) = self.members.first() else {
+                // More text than the members hold.
+                self.bad = true;
+                return;
+            };
+            let take = (member.end - self.at).min(piece.len());
+            // SAFETY: the pointer and length come from a valid slice;
+            // libdeflate reads exactly `take` bytes.
+            self.crc = unsafe { sys::libdeflate_crc32(self.crc, piece.as_ptr().cast(), take) };
+            self.at += take;
+            piece = &piece[take..];
+            self.close_members();
+        }
+    }
+
+    /// Compares and drops the members that end where the text fed so far
+    /// does (empty members included).
+    fn close_members(&mut self) {
+        while let Some((member, rest)) = self.members.split_first()
+            && member.end == self.at
+        {
+            self.bad |= self.crc != member.crc;
+            self.crc = 0;
+            self.members = rest;
+        }
+    }
+
+    /// Whether every member was fed whole and matched its CRC-32.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` on a CRC mismatch or text missing.
+    pub(crate) fn finish(self) -> io::Result<()> {
+        if self.bad || !self.members.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "corrupt gzip data (CRC-32 mismatch)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -320,5 +531,98 @@ mod tests {
         let whole = gzip(b"truncated\n");
         assert!(inf.gunzip(&whole[..whole.len() - 3], &mut out).is_err());
         assert_eq!(inf.gunzip(b"", &mut out).unwrap(), 0);
+    }
+
+    /// Decodes `file` with the CRC check deferred, feeding the check in
+    /// `piece`-byte pieces; `Ok(text)` when every check passes.
+    fn unchecked(file: &[u8], piece: usize) -> io::Result<Vec<u8>> {
+        let (mut out, mut members) = (Vec::new(), Vec::new());
+        let n = Inflater::new().gunzip_unchecked(file, &mut out, &mut members)?;
+        let mut check = CrcCheck::new(&members);
+        out[..n].chunks(piece).for_each(|p| check.update(p));
+        check.finish().map(|()| out[..n].to_vec())
+    }
+
+    #[test]
+    fn deferred_checks_agree_with_the_checked_decoder() {
+        // Members of every size, empty ones included, fed in pieces that
+        // split them anywhere.
+        let parts: Vec<Vec<u8>> = [0usize, 1, 5000, 0, 70_000, 3]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| (i * 7 + k) as u8).collect())
+            .collect();
+        let mut file = Vec::new();
+        for p in &parts {
+            file.extend(gzip(p));
+        }
+        file.extend([0u8; 3]);
+        let mut want = Vec::new();
+        let n = Inflater::new().gunzip(&file, &mut want).unwrap();
+        assert_eq!(want[..n], parts.concat()[..]);
+        for piece in [1, 7, 4096, 1 << 20] {
+            assert_eq!(unchecked(&file, piece).unwrap(), want[..n], "piece {piece}");
+        }
+        assert_eq!(unchecked(b"", 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn deferred_checks_find_a_bad_crc_or_size_in_any_member() {
+        let mut file = gzip(b"first member\n");
+        let first = file.len();
+        file.extend(gzip(b"second member\n"));
+        let end = file.len();
+        // CRC-32 of the first member, CRC-32 and ISIZE of the second.
+        for at in [first - 8, end - 8, end - 1] {
+            let mut bad = file.clone();
+            bad[at] ^= 1;
+            assert!(unchecked(&bad, 3).is_err(), "flipped byte {at}");
+            assert!(Inflater::new().gunzip(&bad, &mut Vec::new()).is_err());
+        }
+        // A trailer cut short.
+        assert!(unchecked(&file[..end - 2], 3).is_err());
+        // Text fed short, or beyond what the members hold.
+        let (mut out, mut members) = (Vec::new(), Vec::new());
+        let n = Inflater::new()
+            .gunzip_unchecked(&file, &mut out, &mut members)
+            .unwrap();
+        let mut check = CrcCheck::new(&members);
+        check.update(&out[..n - 1]);
+        assert!(check.finish().is_err());
+        let mut check = CrcCheck::new(&members);
+        check.update(&out[..n]);
+        check.update(b"more");
+        assert!(check.finish().is_err());
+    }
+
+    #[test]
+    fn optional_header_fields_are_skipped() {
+        let text = b"a line of text\n".repeat(100);
+        let mut e = flate2::GzBuilder::new()
+            .filename("log.txt")
+            .comment("a comment")
+            .extra(vec![1, 2, 3, 4])
+            .write(Vec::new(), Compression::fast());
+        e.write_all(&text).unwrap();
+        let mut file = e.finish().unwrap();
+        // Announce a header CRC too (FHCRC), two bytes after the comment;
+        // it is skipped unchecked, as Python's gzip does.
+        let head = header_len(&file).unwrap();
+        file[3] |= 2;
+        file.splice(head..head, [0xAB, 0xCD]);
+        assert_eq!(header_len(&file), Some(head + 2));
+        assert_eq!(unchecked(&file, 100).unwrap(), text);
+        let mut out = Vec::new();
+        let n = Inflater::new().gunzip(&file, &mut out).unwrap();
+        assert_eq!(out[..n], text[..]);
+        // Not a header: reserved flags, another method, cut inside a field.
+        for (at, bit) in [(3, 0x20), (2, 1), (0, 1)] {
+            let mut bad = file.clone();
+            bad[at] ^= bit;
+            assert!(header_len(&bad).is_none());
+            assert!(unchecked(&bad, 100).is_err());
+        }
+        assert!(header_len(&file[..head - 3]).is_none());
+        assert!(header_len(&file[..9]).is_none());
     }
 }
