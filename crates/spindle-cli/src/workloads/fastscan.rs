@@ -17,6 +17,9 @@
 //! agree (tests compare them on random text), and one odd line does not
 //! slow down the rest of a file.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+
 use super::robots::Robots;
 
 /// The masks of one 64-byte block (bit `i` is byte `i`).
@@ -35,8 +38,14 @@ struct Masks {
 /// Scans the lines of `buf` from the start; returns the line start where it
 /// stopped (less than 64 bytes left, or an incomplete line) for the exact
 /// scanner to go on.
+///
+/// `ahead` is the text the caller reads next: for every block of `buf` the
+/// loop asks the CPU to fetch the block at the same offset of `ahead` into
+/// its L2 cache, so the next piece's memory loads overlap this piece's
+/// scanning instead of stalling whoever reads it next (robots in pieces:
+/// 0.61 → 0.57 s serial, 0.34 → 0.30 s on 2 threads).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     // Less than 4 GiB (fewer than 2^32 lines, see `scan_with`); the exact
     // scanner goes on from where this stops. (Robots decodes at most 1 GiB.)
     let cut = buf.len() > u32::MAX as usize;
@@ -48,21 +57,21 @@ pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool) -> usize {
     if std::arch::is_x86_feature_detected!("avx512bw") {
         // SAFETY: the CPU has AVX-512 F and BW (BW implies F; checked just
         // above).
-        unsafe { scan_avx512(out, buf, last) }
+        unsafe { scan_avx512(out, buf, last, ahead) }
     } else if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { scan_avx2(out, buf, last) }
+        unsafe { scan_avx2(out, buf, last, ahead) }
     } else {
-        scan_sse2(out, buf, last)
+        scan_sse2(out, buf, last, ahead)
     }
 }
 
 /// The SSE2 path (every x86-64 CPU has SSE2).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
+pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     // SAFETY: `masks_sse2` only needs SSE2, which every x86-64 CPU has (it
     // is part of the target's baseline: see the assertion below).
-    scan_with(out, buf, last, |b| unsafe { masks_sse2(b) })
+    scan_with(out, buf, last, ahead, |b| unsafe { masks_sse2(b) })
 }
 
 /// [`scan`] compiled for AVX2: 32-byte lanes and three-operand encodings.
@@ -72,8 +81,8 @@ pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool) -> usize {
-    scan_with(out, buf, last, |b| masks_avx2(b))
+pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+    scan_with(out, buf, last, ahead, |b| masks_avx2(b))
 }
 
 /// [`scan`] compiled for AVX-512: one 64-byte register per block, compares
@@ -84,8 +93,8 @@ pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool) -> usiz
 /// The CPU must have AVX-512 F and BW.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,popcnt")]
-pub(super) unsafe fn scan_avx512(out: &mut Robots, buf: &[u8], last: bool) -> usize {
-    scan_with(out, buf, last, |b| masks_avx512(b))
+pub(super) unsafe fn scan_avx512(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+    scan_with(out, buf, last, ahead, |b| masks_avx512(b))
 }
 
 /// The scanning loop over blocks whose masks `masks` computes.
@@ -95,6 +104,7 @@ fn scan_with(
     out: &mut Robots,
     buf: &[u8],
     last: bool,
+    ahead: &[u8],
     masks: impl Fn(&[u8]) -> Option<Masks>,
 ) -> usize {
     let mut line_start = 0;
@@ -111,6 +121,11 @@ fn scan_with(
     let mut carry = 1u64;
     let mut base = 0;
     while let Some(block) = buf.get(base..base + 64) {
+        if let Some(next) = ahead.get(base) {
+            // SAFETY: `next` is a valid reference; a prefetch never faults
+            // and changes nothing but the cache (SSE, in the x86-64 baseline).
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(next).cast()) };
+        }
         let Some(m) = masks(block) else {
             // Exact scanning for the lines that touch this block, then on.
             let next = out.scan_exact(buf, line_start, last, base + 64);
@@ -175,7 +190,7 @@ fn exact_line(out: &mut Robots, buf: &[u8], start: usize) {
 
 /// Without SSE2 the exact scanner does all the work.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) fn scan(_out: &mut Robots, _buf: &[u8], _last: bool) -> usize {
+pub(super) fn scan(_out: &mut Robots, _buf: &[u8], _last: bool, _ahead: &[u8]) -> usize {
     0
 }
 

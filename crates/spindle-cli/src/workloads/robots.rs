@@ -103,10 +103,16 @@ impl Robots {
     /// (a final line without a newline counts). Returns how many bytes were
     /// consumed: the rest is a partial line to scan again with more text.
     pub(crate) fn scan(&mut self, buf: &[u8], last: bool) -> usize {
+        self.scan_before(buf, last, &[])
+    }
+
+    /// [`Robots::scan`], having the CPU fetch `ahead`, the text to be read
+    /// next, into cache meanwhile.
+    pub(crate) fn scan_before(&mut self, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
         // Plain text goes 64 bytes at a time (falling back to the exact loop
         // line by line where a block holds anything else); the exact loop
         // below does the tail.
-        let i = super::fastscan::scan(self, buf, last);
+        let i = super::fastscan::scan(self, buf, last, ahead);
         self.scan_exact(buf, i, last, buf.len())
     }
 
@@ -219,13 +225,15 @@ impl Scanner {
         let mut check = gz::CrcCheck::new(&self.members);
         // The lines before `at` are scanned: each piece up to its last
         // `\n` (with what the piece before left), so no line is scanned
-        // twice, and a line longer than a piece waits for its end.
+        // twice, and a line longer than a piece waits for its end. While a
+        // piece is scanned, the next one is fetched into cache for the CRC.
         let mut at = 0;
         for from in (0..len).step_by(PIECE) {
             let to = (from + PIECE).min(len);
             check.update(&text[from..to]);
             if let Some(nl) = memchr::memrchr(b'\n', &text[from..to]) {
-                at += out.scan(&text[at..from + nl + 1], false);
+                let ahead = &text[to..(to + PIECE).min(len)];
+                at += out.scan_before(&text[at..from + nl + 1], false, ahead);
             }
         }
         out.scan(&text[at..], true);
@@ -497,7 +505,7 @@ mod tests {
         out
     }
 
-    type FastPath = fn(&mut Robots, &[u8], bool) -> usize;
+    type FastPath = fn(&mut Robots, &[u8], bool, &[u8]) -> usize;
 
     /// Every fast path this CPU can run, beside the one `scan` picks.
     fn fast_paths() -> Vec<(&'static str, FastPath)> {
@@ -509,12 +517,14 @@ mod tests {
             paths.push(("SSE2", fastscan::scan_sse2));
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2 (checked just above).
-                paths.push(("AVX2", |o, b, l| unsafe { fastscan::scan_avx2(o, b, l) }));
+                paths.push(("AVX2", |o, b, l, a| unsafe {
+                    fastscan::scan_avx2(o, b, l, a)
+                }));
             }
             if std::arch::is_x86_feature_detected!("avx512bw") {
                 // SAFETY: the CPU has AVX-512 F and BW (checked just above).
-                paths.push(("AVX-512", |o, b, l| unsafe {
-                    fastscan::scan_avx512(o, b, l)
+                paths.push(("AVX-512", |o, b, l, a| unsafe {
+                    fastscan::scan_avx512(o, b, l, a)
                 }));
             }
         }
@@ -541,7 +551,8 @@ mod tests {
                     assert_eq!(fast, exact, "seed {seed} plain {plain} odd {odd} cut {cut}");
                     for (name, path) in fast_paths() {
                         let mut r = Robots::default();
-                        let at = path(&mut r, part, seed % 2 == 0);
+                        // Prefetching (here the text itself) changes nothing.
+                        let at = path(&mut r, part, seed % 2 == 0, &text);
                         let used = r.scan_exact(part, at, seed % 2 == 0, part.len());
                         assert_eq!((used, &r), (used_exact, &exact), "{name}, seed {seed}");
                     }
@@ -561,7 +572,7 @@ mod tests {
     fn the_fast_path_takes_plain_text() {
         let text = format!("{GOOD}\n").repeat(100);
         let mut r = Robots::default();
-        let upto = super::super::fastscan::scan(&mut r, text.as_bytes(), true);
+        let upto = super::super::fastscan::scan(&mut r, text.as_bytes(), true, &[]);
         if cfg!(target_arch = "x86_64") {
             assert!(upto > text.len() - 128, "fast path stopped at {upto}");
             assert_eq!(r.lines as usize, upto / (GOOD.len() + 1));
