@@ -122,6 +122,41 @@ fn timeout_waits_at_least_the_timeout() {
 }
 
 // test_result_with_success
+/// CPU time used by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: `rusage` is plain integers, valid all zero.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `getrusage` writes one `rusage` through a valid pointer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    assert_eq!(rc, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+// spindle-specific: a wait yields the CPU in a loop for a few tens of
+// microseconds (a process pool's answers come that fast) and then sleeps, so
+// a long wait costs the waiter almost no CPU, and a short timeout is kept.
+#[test]
+fn a_long_wait_sleeps_after_its_short_spin() {
+    let (p, f) = running();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        p.set_result(7).unwrap();
+    });
+    let before = thread_cpu_time();
+    assert_eq!(f.result(), Ok(7));
+    let used = thread_cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(100),
+        "the waiter used {used:?} of CPU"
+    );
+    t.join().unwrap();
+    let (_p, f) = running();
+    let start = Instant::now();
+    assert!(!f.wait_timeout(Duration::from_micros(1)));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
 #[test]
 fn result_set_by_another_thread() {
     let (p, f) = running();
