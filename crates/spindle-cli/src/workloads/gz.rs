@@ -404,10 +404,8 @@ pub(crate) fn fresh_zeroed(size: usize) -> Vec<u8> {
 /// fault per 4 KiB as they are first written: a 35 MB buffer is ~8,600
 /// faults otherwise, and faults are dear in a VM and in every fresh worker
 /// process (robots in processes mode: 19.8k faults → 2.5k, 0.21 s → 0.17 s).
-/// The pages are asked for as transparent huge pages first (`MADV_HUGEPAGE`,
-/// for `enabled = madvise` systems): a fresh worker then populates and
-/// later frees a 2 MiB page where it would handle 512 small ones, which is
-/// most of what a cold worker process pays beyond a warm thread.
+/// (Transparent huge pages, `MADV_HUGEPAGE`, were tried too and measured
+/// worse: docs/NOTES.md.)
 pub(crate) fn reserve_populated(v: &mut Vec<u8>, total: usize) {
     if total <= v.capacity() {
         return;
@@ -417,8 +415,8 @@ pub(crate) fn reserve_populated(v: &mut Vec<u8>, total: usize) {
     populate(v, from);
 }
 
-/// Asks for huge pages and populates the pages of `v`'s allocation past
-/// byte `from` (within its capacity).
+/// Populates the pages of `v`'s allocation past byte `from` (within its
+/// capacity).
 fn populate(v: &mut Vec<u8>, from: usize) {
     #[cfg(target_os = "linux")]
     {
@@ -429,11 +427,10 @@ fn populate(v: &mut Vec<u8>, from: usize) {
         if to > from {
             // SAFETY: [from, to) is page aligned and lies inside `v`'s
             // allocation (within its capacity, past the bytes the caller
-            // keeps); MADV_HUGEPAGE only changes how later faults are served
-            // and MADV_POPULATE_WRITE only faults the pages in, neither
-            // changes their contents. On a kernel without one of them the
-            // call fails with EINVAL, which is harmless: the pages fault in
-            // as usual.
+            // keeps); MADV_POPULATE_WRITE only faults the pages in and does
+            // not change their contents. On a kernel without it the call
+            // fails with EINVAL, which is harmless: the pages fault in as
+            // usual.
             unsafe {
                 libc::madvise(
                     from as *mut libc::c_void,
