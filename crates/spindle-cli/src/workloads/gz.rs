@@ -51,6 +51,18 @@ pub(crate) struct Inflater {
 // affinity; every use takes `&mut self`, so two threads never use it at once.
 unsafe impl Send for Inflater {}
 
+/// The shape of `libdeflate_gzip_decompress_ex` and
+/// `libdeflate_deflate_decompress_ex`.
+type DecompressEx = unsafe extern "C" fn(
+    *mut sys::libdeflate_decompressor,
+    *const std::ffi::c_void,
+    usize,
+    *mut std::ffi::c_void,
+    usize,
+    *mut usize,
+    *mut usize,
+) -> sys::libdeflate_result;
+
 /// Why one member did not decode.
 enum Fail {
     /// The output buffer is too small.
@@ -77,27 +89,7 @@ impl Inflater {
     /// Decodes the gzip member at the start of `input` into `out`; returns the
     /// bytes consumed and produced.
     fn member(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), Fail> {
-        let (mut used, mut made) = (0usize, 0usize);
-        // SAFETY: `raw` is a live decompressor owned by `self` (and `&mut self`
-        // rules out concurrent use); both pointer/length pairs come from valid
-        // slices, libdeflate reads at most `input.len()` bytes, writes at most
-        // `out.len()` bytes, and writes the two counts through valid pointers.
-        let r = unsafe {
-            sys::libdeflate_gzip_decompress_ex(
-                self.raw.as_ptr(),
-                input.as_ptr().cast(),
-                input.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                &mut used,
-                &mut made,
-            )
-        };
-        match r {
-            sys::libdeflate_result_LIBDEFLATE_SUCCESS => Ok((used, made)),
-            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Fail::Short),
-            _ => Err(Fail::Bad),
-        }
+        self.call(sys::libdeflate_gzip_decompress_ex, input, out)
     }
 
     /// Decodes the gzip member at the start of `input` into `out` as
@@ -112,25 +104,7 @@ impl Inflater {
     ) -> Result<(usize, usize, u32), Fail> {
         let head = header_len(input).ok_or(Fail::Bad)?;
         let deflate = &input[head..];
-        let (mut used, mut made) = (0usize, 0usize);
-        // SAFETY: as in `member`: a live decompressor used through `&mut
-        // self`, and pointer/length pairs from valid slices.
-        let r = unsafe {
-            sys::libdeflate_deflate_decompress_ex(
-                self.raw.as_ptr(),
-                deflate.as_ptr().cast(),
-                deflate.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                &mut used,
-                &mut made,
-            )
-        };
-        match r {
-            sys::libdeflate_result_LIBDEFLATE_SUCCESS => {}
-            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => return Err(Fail::Short),
-            _ => return Err(Fail::Bad),
-        }
+        let (used, made) = self.call(sys::libdeflate_deflate_decompress_ex, deflate, out)?;
         let trailer = deflate.get(used..used + 8).ok_or(Fail::Bad)?;
         let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
@@ -138,6 +112,40 @@ impl Inflater {
             return Err(Fail::Bad);
         }
         Ok((head + used + 8, made, crc))
+    }
+
+    /// Runs one of libdeflate's `*_decompress_ex` functions (gzip or raw
+    /// DEFLATE, same signature) from `input` into `out`; returns the bytes
+    /// consumed and produced.
+    fn call(
+        &mut self,
+        decompress: DecompressEx,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, usize), Fail> {
+        let (mut used, mut made) = (0usize, 0usize);
+        // SAFETY: `decompress` is one of libdeflate's `*_decompress_ex`
+        // functions; `raw` is a live decompressor owned by `self` (and `&mut
+        // self` rules out concurrent use); both pointer/length pairs come
+        // from valid slices, libdeflate reads at most `input.len()` bytes,
+        // writes at most `out.len()` bytes, and writes the two counts through
+        // valid pointers.
+        let r = unsafe {
+            decompress(
+                self.raw.as_ptr(),
+                input.as_ptr().cast(),
+                input.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut used,
+                &mut made,
+            )
+        };
+        match r {
+            sys::libdeflate_result_LIBDEFLATE_SUCCESS => Ok((used, made)),
+            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Fail::Short),
+            _ => Err(Fail::Bad),
+        }
     }
 
     /// Decodes every member of the gzip file `gz` into `out` (resized as
