@@ -283,6 +283,23 @@ impl Scanner {
             io::copy(&mut MultiGzDecoder::new(File::open(path)?), &mut io::sink())
         }
     }
+
+    /// Decodes `path`'s DEFLATE data and checks nothing else (no CRC-32):
+    /// the floor under any reading of the file, for the bench to report.
+    /// Returns the decoded length; `None` for a file too big for memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scanner::find_robots`], except that a bad CRC goes unseen.
+    pub(crate) fn inflate_only(&mut self, path: &Path) -> io::Result<Option<u64>> {
+        if !self.read(path)? {
+            return Ok(None);
+        }
+        let len = self
+            .inflater
+            .gunzip_unchecked(&self.gz, &mut self.text, &mut self.members)?;
+        Ok(Some(len as u64))
+    }
 }
 
 thread_local! {
@@ -305,6 +322,15 @@ pub(crate) fn find_robots(path: &Path) -> io::Result<Robots> {
 /// As [`Scanner::find_robots`].
 pub(crate) fn decode_only(path: &Path) -> io::Result<u64> {
     with_scanner(|s| s.decode_only(path))
+}
+
+/// [`Scanner::inflate_only`] with this thread's reused buffers.
+///
+/// # Errors
+///
+/// As [`Scanner::inflate_only`].
+pub(crate) fn inflate_only(path: &Path) -> io::Result<Option<u64>> {
+    with_scanner(|s| s.inflate_only(path))
 }
 
 fn with_scanner<R>(f: impl FnOnce(&mut Scanner) -> R) -> R {
