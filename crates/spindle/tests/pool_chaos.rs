@@ -1,7 +1,9 @@
 //! Process pools never hang: workers killed, aborted or crashed mid-task, a
 //! task over its time limit, and a chaos run — 2,000 short tasks while 20
-//! workers are killed at random moments. (Python's `Pool` hangs forever in
-//! these cases and its `ProcessPoolExecutor` breaks for good.)
+//! workers are killed at random moments — and a worker that runs out of
+//! memory. (Python's `Pool` hangs forever in these cases and its
+//! `ProcessPoolExecutor` breaks for good.) Every test that could hang has a
+//! watchdog that aborts the run instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +34,33 @@ fn die(how: String) -> u64 {
     unreachable!()
 }
 
+/// Runs out of memory: the address space is capped (RLIMIT_AS) well below
+/// what the task then asks for, so the allocation fails and Rust aborts the
+/// process ("memory allocation failed"), as a worker that exhausts memory
+/// does. (The kernel's OOM killer sends SIGKILL instead: the "kill" case.)
+#[spindle::task]
+fn exhaust_memory(mib: u64) -> u64 {
+    let cap = libc::rlimit {
+        rlim_cur: 64 << 20,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads one valid `rlimit`; it only limits this
+    // process's later allocations.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) };
+    let mut hog: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mib {
+        hog.push(vec![1u8; 1 << 20]);
+    }
+    hog.len() as u64
+}
+
+/// Allocates and fills `mib` MiB, then frees them.
+#[spindle::task]
+fn allocate(mib: u64) -> u64 {
+    let hog: Vec<Vec<u8>> = (0..mib).map(|_| vec![1u8; 1 << 20]).collect();
+    hog.iter().map(|v| v.len() as u64).sum::<u64>() >> 20
+}
+
 #[spindle::task]
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -40,6 +69,7 @@ fn sleep_ms(ms: u64) -> u64 {
 
 #[test]
 fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
     let p = ProcessPoolExecutor::builder()
         .max_workers(2)
         .build()
@@ -63,7 +93,32 @@ fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
 }
 
 #[test]
+fn a_worker_out_of_memory_is_lost_and_replaced() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
+    let p = Pool::new(2).unwrap();
+    let others: Vec<_> = (0..10)
+        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .collect();
+    let e = p.apply(exhaust_memory::task(4096)).unwrap_err();
+    let spindle::futures::FutureError::WorkerLost(w) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(w.exitcode(), Some(-6), "aborted on the failed allocation");
+    for (i, r) in others.into_iter().enumerate() {
+        assert_eq!(r.get(), Ok(i as u64 * 3));
+    }
+    // The cap died with its worker: memory-hungry work runs again, on the
+    // survivor or the replacement.
+    assert!(p.wait_for_workers(2, Duration::from_secs(20)));
+    for _ in 0..4 {
+        assert_eq!(p.apply(allocate::task(256)), Ok(256));
+    }
+    assert_eq!(p.apply(work::task(4)), Ok(12));
+}
+
+#[test]
 fn other_tasks_survive_a_death() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
     let p = Pool::new(2).unwrap();
     let before: Vec<_> = (0..20)
         .map(|i| p.apply_async(work::task(i)).unwrap())
@@ -80,6 +135,7 @@ fn other_tasks_survive_a_death() {
 
 #[test]
 fn task_timeout_kills_and_replaces_the_worker() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
     let p = ProcessPoolExecutor::builder()
         .max_workers(1)
         .task_timeout(Duration::from_millis(200))
@@ -100,6 +156,7 @@ fn task_timeout_kills_and_replaces_the_worker() {
 
 #[test]
 fn retries_rerun_a_task_whose_worker_died() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
     let p = ProcessPoolExecutor::builder()
         .max_workers(2)
         .retries(2)
@@ -119,10 +176,27 @@ fn retries_rerun_a_task_whose_worker_died() {
     assert!(p.workers_lost() >= 1);
 }
 
+#[test]
+fn pool_retries_rerun_a_task_whose_worker_died() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
+    let p = Pool::builder().processes(1).retries(1).build().unwrap();
+    let r = p.apply_async(sleep_ms::task(300)).unwrap();
+    // Kill the one worker while the task runs (its pid is listed once it
+    // has started; the task takes 300 ms).
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = p.worker_pids()[0];
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(r.get(), Ok(300));
+    // One retry only: a task that kills its worker every time is lost.
+    let e = p.apply(die::task("kill".into())).unwrap_err();
+    assert!(e.is_worker_lost(), "{e:?}");
+}
+
 // Tasks sent ahead to a worker that dies never started: they run elsewhere
 // (here: on the replacement), only the running one is lost.
 #[test]
 fn prefetched_tasks_of_a_dead_worker_are_requeued() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
     let p = ProcessPoolExecutor::builder()
         .max_workers(1)
         .prefetch(3)
@@ -142,6 +216,29 @@ fn prefetched_tasks_of_a_dead_worker_are_requeued() {
         assert_eq!(f.result(), Ok(i as u64 * 3));
     }
     assert_eq!(p.workers_lost(), 1);
+}
+
+/// Fails the whole test run (abort, with a message) if it is not dropped
+/// within `limit`: a pool that hangs must not stall CI.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn new(limit: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("pool_chaos: a test hung for {limit:?}");
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(tx))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
 }
 
 /// A tiny xorshift generator (no `rand` dependency).
@@ -167,24 +264,33 @@ fn chaos(retries: u32) {
     let futs: Vec<_> = (0..TASKS)
         .map(|i| p.submit(work::task(i)).unwrap())
         .collect();
+    let _hang = Watchdog::new(Duration::from_secs(300));
     let stop = AtomicBool::new(false);
     let (ok, lost, killed) = std::thread::scope(|s| {
         let killer = s.spawn(|| {
             let seed = u64::from(std::process::id()) | 1;
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let mut killed = 0;
-            while killed < KILLS && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
-                let live = p.worker_pids();
+            // Each worker is killed once at most: a dead worker's pid stays
+            // listed until its slot thread has seen it die, and a second
+            // signal to it (or to its zombie) would count a kill that
+            // killed nothing.
+            let mut victims = std::collections::HashSet::new();
+            while victims.len() < KILLS && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(rng.next() % 10_000));
+                let live: Vec<u32> = p
+                    .worker_pids()
+                    .into_iter()
+                    .filter(|pid| !victims.contains(pid))
+                    .collect();
                 if live.is_empty() {
                     continue;
                 }
                 let pid = live[(rng.next() % live.len() as u64) as usize];
                 if kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
-                    killed += 1;
+                    victims.insert(pid);
                 }
             }
-            killed
+            victims.len()
         });
         let mut ok = 0;
         let mut lost = 0;
@@ -199,7 +305,9 @@ fn chaos(retries: u32) {
         (ok, lost, killer.join().unwrap())
     });
     assert_eq!(ok + lost, TASKS as usize);
-    assert!(killed >= 1);
+    // All 20 kills landed while tasks were running (~0.5 s of tasks; a kill
+    // every 5 ms on average).
+    assert_eq!(killed, KILLS, "the tasks ended before every kill");
     assert!(lost <= killed, "lost {lost} > killed {killed}");
     if retries == 0 {
         // Every kill hit a running task or an idle worker; all ended.

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spindle::futures::{Executor, FutureError, MapOptions, as_completed};
+use spindle::futures::{Executor, FutureError, MapOptions, ReturnWhen, as_completed, wait};
 use spindle::process::{Pool, ProcessPoolExecutor};
 
 #[spindle::task]
@@ -263,4 +263,45 @@ fn map_default_window_is_bounded_and_wider_than_threads() {
         .max_workers(2)
         .build();
     assert_eq!(threads.map_window(), 8);
+}
+
+// test_concurrent_futures' WaitTests (first_completed, all_completed) and
+// ProcessPoolShutdownTest (shutdown(wait=False)), on a process pool.
+#[test]
+fn wait_and_shutdown_without_waiting() {
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let quick = p.submit(sleep_ms::task(1)).unwrap();
+    let slow: Vec<_> = (0..3)
+        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .collect();
+    let mut all = vec![quick.clone()];
+    all.extend(slow.iter().cloned());
+    let first = wait(&all, ReturnWhen::FirstCompleted);
+    assert!(!first.done.is_empty());
+    assert!(first.done.iter().any(|f| f.result() == Ok(1)));
+    // shutdown(wait=False) returns at once — the third slow task, queued
+    // behind the other two for ~300 ms, is not done yet — and the queued
+    // task still runs.
+    p.shutdown(false, false);
+    assert!(!slow[2].done(), "shutdown(false) waited for the tasks");
+    let rest = wait(&all, ReturnWhen::AllCompleted);
+    assert_eq!(rest.not_done.len(), 0);
+    assert!(slow.iter().all(|f| f.result() == Ok(300)));
+    assert!(
+        p.submit(sleep_ms::task(1)).is_err(),
+        "no submit after shutdown"
+    );
+}
+
+#[test]
+fn processes_default_to_the_cpu_count() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(Pool::new(0).unwrap().processes(), cpus);
+    assert_eq!(Pool::builder().build().unwrap().processes(), cpus);
+    let e = ProcessPoolExecutor::builder().build().unwrap();
+    assert_eq!(e.max_workers(), cpus);
+    assert_eq!(e.worker_pids().len(), cpus);
 }

@@ -104,9 +104,6 @@ fn slot_main(
                 break;
             }
         };
-        if let Some(tx) = ready.take() {
-            tx.send(Ok(())).ok();
-        }
         let pid = process.pid().unwrap_or(0);
         {
             let mut st = engine.state.lock();
@@ -135,6 +132,11 @@ fn slot_main(
                 engine.dispatch(&mut st);
             }
             engine.release(st);
+        }
+        // Ready once listed: `build` returns with every first worker in
+        // `worker_pids`.
+        if let Some(tx) = ready.take() {
+            tx.send(Ok(())).ok();
         }
         let mut init_failed = None;
         let mut answers: Vec<Vec<ItemOutcome>> = Vec::new();
