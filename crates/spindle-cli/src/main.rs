@@ -90,8 +90,9 @@ enum Command {
     },
     /// The seed's PRIMES check by trial division; prints each verdict and the time.
     Primes {
-        /// serial, threads (ThreadPoolExecutor) or processes
-        /// (ProcessPoolExecutor, one number per task).
+        /// serial, threads (ThreadPoolExecutor, one number per task) or
+        /// processes (ProcessPoolExecutor, each number's trial divisions in
+        /// five tasks, so two workers share the work evenly).
         #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
         mode: workloads::Mode,
         /// Parallel workers (default: the number of cores).

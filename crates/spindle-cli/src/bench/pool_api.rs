@@ -1,7 +1,13 @@
 //! Suite `pool` (per-task overhead of the process pools): `spindle::process::Pool`
 //! and `ProcessPoolExecutor` beside Python's `multiprocessing.Pool` (impl
 //! `python`) and `concurrent.futures.ProcessPoolExecutor` (impl `python-ppe`),
-//! `bench/python/pool_api.py`.
+//! `bench/python/pool_api.py`, and procspawn's `Pool` (impl `procspawn`, the
+//! Rust crate for running closures in a pool of processes: one `spawn` per
+//! task, as its documentation shows, joined in order with at most
+//! [`PROCSPAWN_WINDOW`] in flight — every handle holds two IPC channels, so
+//! spawning 10,000 at once would run out of file descriptors; for
+//! `map_chunk100` each spawn takes a chunk of 100, since procspawn has no
+//! chunking of its own).
 //!
 //! Every pool has one worker per core and is started once, before the
 //! rounds, so the figures measure task traffic, not process start-up.
@@ -21,6 +27,30 @@ fn tiny(n: u64) -> u64 {
     n + 1
 }
 
+/// At most this many procspawn tasks in flight (each holds 4 descriptors).
+const PROCSPAWN_WINDOW: usize = 64;
+
+/// procspawn's `map`: `f` over `items` on `pool`, in order.
+fn procspawn_map<A, R>(pool: &procspawn::Pool, items: Vec<A>, f: fn(A) -> R) -> Vec<R>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned,
+    R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut flight = std::collections::VecDeque::with_capacity(PROCSPAWN_WINDOW);
+    for item in items {
+        if flight.len() == PROCSPAWN_WINDOW {
+            let h: procspawn::JoinHandle<R> = flight.pop_front().expect("in flight");
+            out.push(h.join().expect("procspawn task"));
+        }
+        flight.push_back(pool.spawn(item, f));
+    }
+    for h in flight {
+        out.push(h.join().expect("procspawn task"));
+    }
+    out
+}
+
 pub(crate) fn run(b: &mut Bench) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let quick = b.quick();
@@ -34,6 +64,7 @@ pub(crate) fn run(b: &mut Bench) {
         .max_workers(cores)
         .build()
         .expect("a process pool");
+    let ps = procspawn::Pool::new(cores).expect("a procspawn pool");
     let n_map: u64 = if quick { 3_000 } else { 10_000 };
 
     let map = |p: &Pool, n: u64, chunksize: usize| {
@@ -63,6 +94,13 @@ pub(crate) fn run(b: &mut Bench) {
                     black_box(s);
                 })
             }),
+            imp("procspawn", || {
+                per_sec(n_map, |n| {
+                    let out = procspawn_map(&ps, (0..n).collect(), |n: u64| n + 1);
+                    assert_eq!(out.last(), Some(&n));
+                    black_box(out);
+                })
+            }),
             b.python("pool_api.py", "map_chunk1"),
             b.python("pool_api.py", "map_chunk1_ppe")
                 .named("python-ppe"),
@@ -75,6 +113,20 @@ pub(crate) fn run(b: &mut Bench) {
         Unit::TasksPerSec,
         vec![
             imp("spindle", || map(&pool, n_map * 10, 100)),
+            imp("procspawn", || {
+                per_sec(n_map * 10, |n| {
+                    let chunks: Vec<Vec<u64>> = (0..n)
+                        .collect::<Vec<u64>>()
+                        .chunks(100)
+                        .map(<[u64]>::to_vec)
+                        .collect();
+                    let out: Vec<Vec<u64>> = procspawn_map(&ps, chunks, |c: Vec<u64>| {
+                        c.into_iter().map(|n| n + 1).collect()
+                    });
+                    assert_eq!(out.last().and_then(|c| c.last()), Some(&n));
+                    black_box(out);
+                })
+            }),
             b.python("pool_api.py", "map_chunk100"),
         ],
     );
@@ -98,6 +150,14 @@ pub(crate) fn run(b: &mut Bench) {
                     for i in 0..n {
                         let f = ppe.submit(tiny::task(i)).expect("running");
                         assert_eq!(f.result(), Ok(i + 1));
+                    }
+                })
+            }),
+            imp("procspawn", || {
+                micros_per(n_rt, |n| {
+                    for i in 0..n {
+                        let h = ps.spawn(i, |i: u64| i + 1);
+                        assert_eq!(h.join().expect("procspawn task"), i + 1);
                     }
                 })
             }),
