@@ -31,7 +31,7 @@ fn tiny(n: u64) -> u64 {
 const PROCSPAWN_WINDOW: usize = 64;
 
 /// procspawn's `map`: `f` over `items` on `pool`, in order.
-fn procspawn_map<A, R>(pool: &procspawn::Pool, items: Vec<A>, f: fn(A) -> R) -> Vec<R>
+pub(super) fn procspawn_map<A, R>(pool: &procspawn::Pool, items: Vec<A>, f: fn(A) -> R) -> Vec<R>
 where
     A: serde::Serialize + serde::de::DeserializeOwned,
     R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,

@@ -12,7 +12,9 @@
 //! ProcessPoolExecutor()` is),
 //! `spindle-serial` (the same work on one thread: the base of the parallel
 //! efficiency), `rayon` (the Rust peer for the same job: a work-stealing
-//! thread pool running the same per-file function) and `python`
+//! thread pool running the same per-file function), `procspawn` (the Rust
+//! crate's process `Pool`, started inside the timing too, one task per file
+//! or number) and `python`
 //! (`bench/python/robots.py DIR processes`, `bench/python/primes.py
 //! processes`). `robots` also times two references rather than contenders,
 //! both on one core, interleaved with the others so that they see the same
@@ -177,6 +179,30 @@ pub(crate) fn run(b: &mut Bench) {
                         check(all);
                     })
                 }),
+                imp("procspawn", || {
+                    // procspawn's `Pool`, started inside the timing as
+                    // spindle's is: one task per file, at most one queued
+                    // per worker beyond the running ones (procspawn has no
+                    // map; every handle holds IPC channels).
+                    seconds(|| {
+                        let pool = procspawn::Pool::new(cores).expect("a procspawn pool");
+                        let raw: Vec<Vec<u8>> = paths
+                            .iter()
+                            .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+                            .collect();
+                        let parts = super::pool_api::procspawn_map(&pool, raw, |path: Vec<u8>| {
+                            use std::os::unix::ffi::OsStringExt;
+                            let path = PathBuf::from(std::ffi::OsString::from_vec(path));
+                            robots::find_robots(&path).map_err(|e| e.to_string())
+                        });
+                        let mut all = robots::Robots::default();
+                        parts
+                            .into_iter()
+                            .for_each(|r| all.merge(r.expect("procspawn robots")));
+                        check(all);
+                        pool.shutdown();
+                    })
+                }),
                 imp("gzip-decode-only", || {
                     // The decoder's own limit: libdeflate's gzip decode (with
                     // its CRC check) of the same files on one core, the text
@@ -279,6 +305,20 @@ pub(crate) fn run(b: &mut Bench) {
                             .collect()
                     });
                     assert_eq!(got, want);
+                })
+            }),
+            imp("procspawn", || {
+                // procspawn's `Pool`, started inside the timing; one task
+                // per number, as the seed's `executor.map` and rayon.
+                seconds(|| {
+                    let pool = procspawn::Pool::new(cores).expect("a procspawn pool");
+                    let got = super::pool_api::procspawn_map(
+                        &pool,
+                        primes::PRIMES.to_vec(),
+                        primes::is_prime,
+                    );
+                    assert_eq!(got, want);
+                    pool.shutdown();
                 })
             }),
             python_program(
