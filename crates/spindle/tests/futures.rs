@@ -121,7 +121,6 @@ fn timeout_waits_at_least_the_timeout() {
     assert!(!f.wait_timeout(SHORT));
 }
 
-// test_result_with_success
 /// CPU time used by the calling thread so far.
 fn thread_cpu_time() -> Duration {
     // SAFETY: `rusage` is plain integers, valid all zero.
@@ -157,6 +156,7 @@ fn a_long_wait_sleeps_after_its_short_spin() {
     assert!(start.elapsed() < Duration::from_secs(1));
 }
 
+// test_result_with_success
 #[test]
 fn result_set_by_another_thread() {
     let (p, f) = running();

@@ -298,7 +298,8 @@ fn wait_and_shutdown_without_waiting() {
 
 #[test]
 fn processes_default_to_the_cpu_count() {
-    let cpus = std::thread::available_parallelism().unwrap().get();
+    // Python's `os.cpu_count()`: online CPUs, whatever the affinity mask.
+    let cpus = spindle::process::cpu_count();
     assert_eq!(Pool::new(0).unwrap().processes(), cpus);
     assert_eq!(Pool::builder().build().unwrap().processes(), cpus);
     let e = ProcessPoolExecutor::builder().build().unwrap();

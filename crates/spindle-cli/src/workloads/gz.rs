@@ -45,6 +45,9 @@ pub(crate) const MAX_WHOLE: usize = 1 << 30;
 #[derive(Debug)]
 pub(crate) struct Inflater {
     raw: NonNull<sys::libdeflate_decompressor>,
+    /// The most one file may decode to in memory ([`MAX_WHOLE`]; smaller
+    /// in tests).
+    max: usize,
 }
 
 // SAFETY: a libdeflate decompressor is a plain heap block with no thread
@@ -83,7 +86,26 @@ impl Inflater {
         let raw = NonNull::new(raw).unwrap_or_else(|| {
             std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 32 << 10]>())
         });
-        Inflater { raw }
+        Inflater {
+            raw,
+            max: MAX_WHOLE,
+        }
+    }
+
+    /// A decompressor whose in-memory limit is `max` bytes (for tests of
+    /// what happens past the limit without decoding a gigabyte).
+    #[cfg(test)]
+    pub(crate) fn with_max(max: usize) -> Inflater {
+        // Not `Inflater { max, ..Inflater::new() }`: that would copy the
+        // pointer out of a temporary whose drop frees it.
+        let mut inf = Inflater::new();
+        inf.max = max;
+        inf
+    }
+
+    /// The most one file may decode to in memory.
+    pub(crate) fn max(&self) -> usize {
+        self.max
     }
 
     /// Decodes the gzip member at the start of `input` into `out`; returns the
@@ -156,7 +178,8 @@ impl Inflater {
     /// # Errors
     ///
     /// `InvalidData` for data that is not gzip or is corrupt (bad CRC, size,
-    /// truncated), or decodes to more than [`MAX_WHOLE`] bytes.
+    /// truncated); `FileTooLarge` for data that decodes to more than the
+    /// in-memory limit ([`MAX_WHOLE`]), which the caller may stream instead.
     pub(crate) fn gunzip(&mut self, gz: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
         self.decode(gz, out, None)
     }
@@ -194,11 +217,14 @@ impl Inflater {
         out: &mut Vec<u8>,
         mut defer: Option<&mut Vec<MemberCrc>>,
     ) -> io::Result<usize> {
+        let max = self.max;
         let mut len = 0;
         let mut rest = gz;
+        let mut first = true;
         while !rest.is_empty() {
-            if len > 0 {
-                // Python's gzip skips zero padding between and after members.
+            if !first {
+                // Python's gzip skips zero padding between and after members
+                // (empty ones too).
                 let zeros = rest.iter().take_while(|&&b| b == 0).count();
                 rest = &rest[zeros..];
                 if rest.is_empty() {
@@ -226,7 +252,7 @@ impl Inflater {
                 let room = hint
                     .saturating_add(hint / 8)
                     .min(rest.len().saturating_mul(1032));
-                let want = len.saturating_add(room).min(MAX_WHOLE);
+                let want = len.saturating_add(room).min(max);
                 if len == 0 {
                     // Nothing to keep: a fresh zeroed buffer, no copy, no memset.
                     *out = fresh_zeroed(want);
@@ -234,6 +260,7 @@ impl Inflater {
                     grow(out, want);
                 }
             }
+            first = false;
             loop {
                 let got = match defer.as_deref_mut() {
                     None => self.member(rest, &mut out[len..]),
@@ -254,13 +281,14 @@ impl Inflater {
                         rest = &rest[used..];
                         break;
                     }
-                    Err(Fail::Short) if out.len() < MAX_WHOLE => {
-                        let grown = (out.len() * 2).max(len + 4 * rest.len()).min(MAX_WHOLE);
+                    Err(Fail::Short) if out.len() < max => {
+                        let grown = (out.len() * 2).max(len + 4 * rest.len()).min(max);
                         grow(out, grown);
                     }
                     Err(Fail::Short) => {
+                        // Not corrupt, just too big: the caller can stream it.
                         return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
+                            io::ErrorKind::FileTooLarge,
                             "gzip data decodes to more than the in-memory limit",
                         ));
                     }
@@ -629,5 +657,34 @@ mod tests {
         }
         assert!(header_len(&file[..head - 3]).is_none());
         assert!(header_len(&file[..9]).is_none());
+    }
+
+    #[test]
+    fn zero_padding_after_an_empty_first_member_is_skipped() {
+        let mut file = gzip(b"");
+        file.extend([0u8; 5]);
+        file.extend(gzip(b"x\n"));
+        file.extend([0u8; 2]);
+        let mut out = Vec::new();
+        let n = Inflater::new().gunzip(&file, &mut out).unwrap();
+        assert_eq!(&out[..n], b"x\n");
+        assert_eq!(unchecked(&file, 1).unwrap(), b"x\n");
+    }
+
+    #[test]
+    fn past_the_in_memory_limit_is_file_too_large_not_corrupt() {
+        let file = gzip(&b"a line that repeats\n".repeat(1000));
+        for defer in [false, true] {
+            let (mut out, mut members) = (Vec::new(), Vec::new());
+            let mut inf = Inflater::with_max(4096);
+            let e = if defer {
+                inf.gunzip_unchecked(&file, &mut out, &mut members)
+            } else {
+                inf.gunzip(&file, &mut out)
+            }
+            .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::FileTooLarge, "{e}");
+            assert!(out.len() <= 4096);
+        }
     }
 }

@@ -188,6 +188,15 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner whose in-memory limit is `max` decoded bytes per file.
+    #[cfg(test)]
+    fn with_max(max: usize) -> Scanner {
+        Scanner {
+            inflater: Inflater::with_max(max),
+            ..Scanner::new()
+        }
+    }
+
     /// Empty buffers; they grow to the largest file seen.
     pub(crate) fn new() -> Scanner {
         Scanner {
@@ -203,7 +212,7 @@ impl Scanner {
     fn read(&mut self, path: &Path) -> io::Result<bool> {
         let mut f = File::open(path)?;
         let size = f.metadata()?.len();
-        if size > (gz::MAX_WHOLE / 4) as u64 {
+        if size > (self.inflater.max() / 4) as u64 {
             return Ok(false);
         }
         self.gz.clear();
@@ -247,10 +256,13 @@ impl Scanner {
     /// The file cannot be read or is not valid gzip.
     pub(crate) fn find_robots(&mut self, path: &Path) -> io::Result<Robots> {
         let mut out = Robots::default();
-        if self.read(path)? {
-            self.scan_checked(&mut out)?;
-        } else {
+        let whole = self.read(path)? && {
+            let scanned = self.scan_checked(&mut out);
+            self.in_memory(scanned)?.is_some()
+        };
+        if !whole {
             // Too big for memory: stream it in 1 MiB pieces.
+            out = Robots::default();
             let mut dec = MultiGzDecoder::new(io::BufReader::new(File::open(path)?));
             let mut buf = vec![0u8; 1 << 20];
             let mut filled = 0;
@@ -278,9 +290,25 @@ impl Scanner {
     /// As [`Scanner::find_robots`].
     pub(crate) fn decode_only(&mut self, path: &Path) -> io::Result<u64> {
         if self.read(path)? {
-            Ok(self.inflater.gunzip(&self.gz, &mut self.text)? as u64)
-        } else {
-            io::copy(&mut MultiGzDecoder::new(File::open(path)?), &mut io::sink())
+            let decoded = self.inflater.gunzip(&self.gz, &mut self.text);
+            if let Some(len) = self.in_memory(decoded)? {
+                return Ok(len as u64);
+            }
+        }
+        io::copy(&mut MultiGzDecoder::new(File::open(path)?), &mut io::sink())
+    }
+
+    /// `Some(value)` for a file that was handled in memory, `None` for one
+    /// that turned out to decode past the in-memory limit (its buffer is
+    /// freed: the caller streams the file instead), the error otherwise.
+    fn in_memory<T>(&mut self, r: io::Result<T>) -> io::Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                self.text = Vec::new();
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -297,8 +325,8 @@ impl Scanner {
         }
         let len = self
             .inflater
-            .gunzip_unchecked(&self.gz, &mut self.text, &mut self.members)?;
-        Ok(Some(len as u64))
+            .gunzip_unchecked(&self.gz, &mut self.text, &mut self.members);
+        Ok(self.in_memory(len)?.map(|len| len as u64))
     }
 }
 
@@ -645,7 +673,16 @@ mod tests {
         );
         let at = text.len() / 3;
         text.splice(at..at, long.bytes());
-        let more = random_text(8, 6000, true, false);
+        let mut more = random_text(8, 6000, true, false);
+        // A stretch of `\r`-only line ends longer than a piece, and a last
+        // line without a newline.
+        for i in 0..2000 {
+            let path = if i % 9 == 0 { "/robots.txt" } else { "/a" };
+            more.extend(format!("7.7.{}.{i} - - [d z] \"GET {path} H\" 200 1\r", i % 7).bytes());
+            more.extend(std::iter::repeat_n(b'y', 150));
+            more.push(b'\r');
+        }
+        more.extend(b"8.8.8.8 - - [d z] \"GET /robots.txt H\" 200 1");
         let dir =
             std::env::temp_dir().join(format!("spindle-robots-pieces-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -657,6 +694,16 @@ mod tests {
         assert!(text.len() + more.len() > 4 * (256 << 10));
         let got = Scanner::new().find_robots(&path).unwrap();
         assert_eq!(got, want);
+        assert!(got.hosts.contains("8.8.8.8"), "the last line counts");
+        // Past the in-memory limit, by file size or by decoded size, the
+        // file streams, with the same answer.
+        for max in [1 << 20, 64 << 20] {
+            let mut s = Scanner::with_max(max);
+            assert_eq!(s.find_robots(&path).unwrap(), want, "limit {max}");
+            assert_eq!(s.decode_only(&path).unwrap(), whole.len() as u64);
+            let floor = s.inflate_only(&path).unwrap();
+            assert_eq!(floor, (max > whole.len()).then_some(whole.len() as u64));
+        }
         // A CRC that does not match is an error, not a partial answer.
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len();
