@@ -106,7 +106,7 @@ fn note(
 pub(crate) fn run(b: &mut Bench) {
     let cores = workloads::default_workers();
     // A month of daily logs in a full run: a fresh worker process pays once
-    // for faulting in its ~26 MB of decode buffers, which 8 files do not
+    // for faulting in its ~40 MB of decode buffers, which 8 files do not
     // amortise (efficiency ~0.82 on 8 files, ~0.87 on 32; see BENCHMARKS).
     let (files, lines) = if b.quick() {
         (8, 50_000)
@@ -181,9 +181,9 @@ pub(crate) fn run(b: &mut Bench) {
                 }),
                 imp("procspawn", || {
                     // procspawn's `Pool`, started inside the timing as
-                    // spindle's is: one task per file, at most one queued
-                    // per worker beyond the running ones (procspawn has no
-                    // map; every handle holds IPC channels).
+                    // spindle's is: one task per file, all 32 in flight
+                    // (procspawn has no map: `procspawn_map` keeps at most
+                    // 64 handles, each holding IPC channels).
                     seconds(|| {
                         let pool = procspawn::Pool::new(cores).expect("a procspawn pool");
                         let raw: Vec<Vec<u8>> = paths
