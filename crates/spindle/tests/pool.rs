@@ -238,6 +238,31 @@ fn imap_and_imap_unordered() {
     assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
 }
 
+// imap and imap_unordered are lazy: they take items as results are wanted, so
+// an endless input works (Python's imap takes its iterable lazily too, in
+// chunks).
+#[test]
+fn imap_and_imap_unordered_take_endless_input_lazily() {
+    let p = pool(2);
+    let got: Vec<i64> = p
+        .imap(sqr::task, 0..)
+        .unwrap()
+        .take(50)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, (0..50).map(|x| x * x).collect::<Vec<_>>());
+    let mut got: Vec<i64> = p
+        .imap_unordered_chunked(sqr::task, 0.., 7)
+        .take(50)
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 50);
+    assert!(got.iter().all(|&x| (x as f64).sqrt().fract() == 0.0));
+    // The pool is still usable afterwards.
+    assert_eq!(p.apply(sqr::task(9)), Ok(81));
+}
+
 // imap_unordered really yields in completion order: a slow first item comes last.
 #[test]
 fn imap_unordered_yields_completed_first() {
@@ -486,6 +511,27 @@ fn drop_terminates() {
 }
 
 // Every start method can run a pool (ForkServer is the default).
+#[spindle::task]
+fn parent_pid(_i: u64) -> u32 {
+    nix::unistd::getppid().as_raw() as u32
+}
+
+// The default start method is the fork server (as Python 3.14's default on
+// Linux): a worker's parent is the server, not this process; with Fork it
+// is this process.
+#[test]
+fn the_default_start_method_is_the_fork_server() {
+    let me = std::process::id();
+    let p = pool(1);
+    assert_ne!(p.apply(parent_pid::task(0)), Ok(me));
+    let p = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    assert_eq!(p.apply(parent_pid::task(0)), Ok(me));
+}
+
 #[test]
 fn every_start_method() {
     for m in StartMethod::all() {
