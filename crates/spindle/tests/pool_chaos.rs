@@ -66,6 +66,16 @@ fn allocate(mib: u64) -> u64 {
     hog.iter().map(|v| v.len() as u64).sum::<u64>() >> 20
 }
 
+/// An initializer that fails once `flag` exists: the first workers start,
+/// a replacement does not.
+#[spindle::task]
+fn init_unless(flag: String) {
+    assert!(
+        !std::path::Path::new(&flag).exists(),
+        "the replacement's initializer fails on purpose"
+    );
+}
+
 #[spindle::task]
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -119,6 +129,38 @@ fn a_worker_out_of_memory_is_lost_and_replaced() {
         assert_eq!(p.apply(allocate::task(256)), Ok(256));
     }
     assert_eq!(p.apply(work::task(4)), Ok(12));
+}
+
+// A replacement worker whose initializer fails breaks the pool with that
+// reason — queued tasks fail, new submissions are refused — instead of
+// leaving the pool one worker short, or hanging.
+#[test]
+fn a_replacement_that_cannot_start_breaks_the_pool_clearly() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
+    let flag = std::env::temp_dir().join(format!("spindle-init-flag-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .initializer(init_unless::task(flag.display().to_string()))
+        .build()
+        .unwrap();
+    assert_eq!(p.submit(work::task(1)).unwrap().result(), Ok(3));
+    std::fs::write(&flag, b"").unwrap();
+    let victim = p.submit(sleep_ms::task(60_000)).unwrap();
+    let queued = p.submit(work::task(2)).unwrap();
+    while !victim.running() {
+        std::thread::yield_now();
+    }
+    let pid = p.worker_pids()[0];
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert!(victim.result().unwrap_err().is_worker_lost());
+    let e = queued.result().unwrap_err();
+    let FutureError::BrokenPool(b) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(b.reason().contains("fails on purpose"), "{b:?}");
+    assert!(p.submit(work::task(3)).unwrap_err().is_broken());
+    std::fs::remove_file(&flag).unwrap();
 }
 
 #[test]
