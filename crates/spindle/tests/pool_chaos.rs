@@ -66,6 +66,21 @@ fn allocate(mib: u64) -> u64 {
     hog.iter().map(|v| v.len() as u64).sum::<u64>() >> 20
 }
 
+/// Kills its own worker the first time (when `flag` does not exist yet, it
+/// creates it), then returns 7: proof that a retry ran it again.
+#[spindle::task]
+fn die_once(flag: String) -> u64 {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&flag)
+        .is_ok()
+    {
+        raise(Signal::SIGKILL).ok();
+    }
+    7
+}
+
 /// An initializer that fails once `flag` exists: the first workers start,
 /// a replacement does not.
 #[spindle::task]
@@ -226,14 +241,13 @@ fn retries_rerun_a_task_whose_worker_died() {
 #[test]
 fn pool_retries_rerun_a_task_whose_worker_died() {
     let _hang = Watchdog::new(Duration::from_secs(120));
+    let flag = std::env::temp_dir().join(format!("spindle-die-once-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
     let p = Pool::builder().processes(1).retries(1).build().unwrap();
-    let r = p.apply_async(sleep_ms::task(300)).unwrap();
-    // Kill the one worker while the task runs (its pid is listed once it
-    // has started; the task takes 300 ms).
-    std::thread::sleep(Duration::from_millis(100));
-    let pid = p.worker_pids()[0];
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-    assert_eq!(r.get(), Ok(300));
+    // The first run kills its worker; the retry, on the replacement, answers.
+    assert_eq!(p.apply(die_once::task(flag.display().to_string())), Ok(7));
+    assert!(flag.exists(), "the first run happened");
+    std::fs::remove_file(&flag).unwrap();
     // One retry only: a task that kills its worker every time is lost.
     let e = p.apply(die::task("kill".into())).unwrap_err();
     assert!(e.is_worker_lost(), "{e:?}");

@@ -21,8 +21,9 @@
 //! machine: `gzip-decode-only`, the same files gunzipped by the decoder
 //! spindle uses (libdeflate: decode, then its CRC-32 pass) and the text
 //! discarded — the "decode-only limit" — and `inflate-only`, the
-//! DEFLATE data alone with no CRC check, the floor under any reading. Every answer is checked against the serial one, so
-//! a fast wrong answer cannot win. After each case a note on stderr gives
+//! DEFLATE data alone with no CRC check, the floor under any reading.
+//! Every answer is checked against the serial one, so a fast wrong answer
+//! cannot win. After each case a note on stderr gives
 //! the parallel efficiency (speedup over `spindle-serial` / cores) and, for
 //! `robots`, how close it comes to cores × the gzip decoder's own speed.
 
@@ -33,7 +34,7 @@ use std::process::Command;
 use rayon::prelude::*;
 
 use super::{Bench, Impl, Unit, imp, median, python_dir, seconds};
-use crate::workloads::{self, Mode, logs, primes, robots};
+use crate::workloads::{self, Mode, logs, primes, processes, robots};
 
 /// A Python program of the seeds run as is: `python3 bench/python/SCRIPT
 /// ARGS..`; its last line is its own timing in seconds, and the lines before
@@ -186,14 +187,10 @@ pub(crate) fn run(b: &mut Bench) {
                     // 64 handles, each holding IPC channels).
                     seconds(|| {
                         let pool = procspawn::Pool::new(cores).expect("a procspawn pool");
-                        let raw: Vec<Vec<u8>> = paths
-                            .iter()
-                            .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
-                            .collect();
+                        let raw: Vec<Vec<u8>> = paths.iter().map(|p| processes::raw(p)).collect();
                         let parts = super::pool_api::procspawn_map(&pool, raw, |path: Vec<u8>| {
-                            use std::os::unix::ffi::OsStringExt;
-                            let path = PathBuf::from(std::ffi::OsString::from_vec(path));
-                            robots::find_robots(&path).map_err(|e| e.to_string())
+                            robots::find_robots(&processes::path_of(path))
+                                .map_err(|e| e.to_string())
                         });
                         let mut all = robots::Robots::default();
                         parts

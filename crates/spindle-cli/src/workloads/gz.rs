@@ -128,8 +128,7 @@ impl Inflater {
         let deflate = &input[head..];
         let (used, made) = self.call(sys::libdeflate_deflate_decompress_ex, deflate, out)?;
         let trailer = deflate.get(used..used + 8).ok_or(Fail::Bad)?;
-        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        let (crc, size) = (le32(&trailer[..4]), le32(&trailer[4..]));
         if size != made as u32 {
             return Err(Fail::Bad);
         }
@@ -236,9 +235,7 @@ impl Inflater {
             // (A multi-member file's trailer is its last member's.)
             let hint = match rest.len() {
                 n if n >= 18 => {
-                    let isize =
-                        u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]])
-                            as usize;
+                    let isize = le32(&rest[n - 4..]) as usize;
                     // Deflate expands at most 1032:1: a lying trailer cannot
                     // make us allocate more than that.
                     isize.clamp(n, n.saturating_mul(1032))
@@ -303,6 +300,11 @@ impl Inflater {
         }
         Ok(len)
     }
+}
+
+/// The little-endian `u32` in the first 4 bytes of `b` (gzip's byte order).
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// The length of the gzip member header at the start of `input` (RFC 1952
@@ -487,7 +489,7 @@ impl Drop for Inflater {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::io::Write;
 
     use flate2::Compression;
@@ -495,7 +497,8 @@ mod tests {
 
     use super::*;
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    /// `data` as one gzip member (also for the robots tests).
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()

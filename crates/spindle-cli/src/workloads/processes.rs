@@ -15,7 +15,8 @@ use spindle::process::ProcessPoolExecutor;
 use super::primes;
 use super::robots::{self, Robots};
 
-fn path_of(raw: Vec<u8>) -> PathBuf {
+/// A path from the raw bytes [`raw`] made of it (any Unix path).
+pub(crate) fn path_of(raw: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(raw))
 }
 
@@ -60,7 +61,8 @@ where
         .collect()
 }
 
-fn raw(p: &Path) -> Vec<u8> {
+/// A path as raw bytes, to travel to a worker.
+pub(crate) fn raw(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 

@@ -649,15 +649,13 @@ mod tests {
         assert_eq!(fingerprint(&HashSet::new()).0, 0);
     }
 
+    /// A gzip file of one member per item of `members`.
     fn gzip_file(dir: &Path, name: &str, members: &[&[u8]]) -> PathBuf {
-        use std::io::Write;
         let path = dir.join(name);
-        let mut file = Vec::new();
-        for m in members {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(m).unwrap();
-            file.extend(e.finish().unwrap());
-        }
+        let file: Vec<u8> = members
+            .iter()
+            .flat_map(|m| super::super::gz::tests::gzip(m))
+            .collect();
         std::fs::write(&path, file).unwrap();
         path
     }
