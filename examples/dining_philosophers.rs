@@ -35,7 +35,7 @@ fn main() {
     }
 
     println!("--- phase 1: naive (left, then right) ---");
-    let table = Barrier::new(NSTICKS);
+    let table = Barrier::new(NSTICKS).expect("one party per philosopher");
     thread::scope(|s| {
         for n in 0..NSTICKS {
             let (left, right) = (&chopsticks[n], &chopsticks[(n + 1) % NSTICKS]);

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod sched;
 pub mod sync;
 pub mod thread;
+mod util;
 
 /// Registers a free function as a task that can run in another process
 /// (the Rust form of Python's "the target must be picklable").

@@ -169,22 +169,22 @@ fn killed_holder_is_taken_over() {
 #[test]
 fn semaphore_counts() {
     let sem = Semaphore::new(2).unwrap();
-    assert_eq!(sem.get_value(), 2);
+    assert_eq!(sem.value(), 2);
     sem.acquire();
-    assert_eq!(sem.get_value(), 1);
+    assert_eq!(sem.value(), 1);
     assert!(sem.try_acquire());
-    assert_eq!(sem.get_value(), 0);
+    assert_eq!(sem.value(), 0);
     assert!(!sem.try_acquire());
     sem.release();
-    assert_eq!(sem.get_value(), 1);
+    assert_eq!(sem.value(), 1);
     sem.release_n(3);
-    assert_eq!(sem.get_value(), 4);
+    assert_eq!(sem.value(), 4);
     {
         let _p = sem.permit();
         let _q = sem.try_permit().unwrap();
-        assert_eq!(sem.get_value(), 2);
+        assert_eq!(sem.value(), 2);
     }
-    assert_eq!(sem.get_value(), 4);
+    assert_eq!(sem.value(), 4);
     assert!(Semaphore::new(SEM_VALUE_MAX + 1).is_err());
 
     let b = BoundedSemaphore::new(2).unwrap();
@@ -192,7 +192,7 @@ fn semaphore_counts() {
     b.release().unwrap();
     b.release().unwrap();
     assert_eq!(b.release(), Err(OverReleaseError));
-    assert_eq!(b.get_value(), 2);
+    assert_eq!(b.value(), 2);
 }
 
 /// CPython `_TestSemaphore.test_timeout`.
@@ -225,7 +225,7 @@ fn semaphore_across_processes() {
         assert!(done.acquire_timeout(LONG));
     }
     join_all(&mut ps);
-    assert_eq!((sem.get_value(), done.get_value()), (0, 0));
+    assert_eq!((sem.value(), done.value()), (0, 0));
 }
 
 #[spindle::task]
@@ -270,7 +270,7 @@ fn event_set_then_clear_still_wakes() {
     let ev = Event::new().unwrap();
     std::thread::scope(|s| {
         let h = s.spawn(|| ev.wait_timeout(LONG));
-        while ev.__waiting() == 0 {
+        while ev.__parked() == 0 {
             std::thread::yield_now();
         }
         ev.set();
@@ -309,7 +309,7 @@ fn condition_notify_counts() {
     // once we hold the lock all four are waiting.
     {
         let _g = cond.lock();
-        assert_eq!(cond.__sleepers(), 4);
+        assert_eq!(cond.__parked(), 4);
         assert_eq!(cond.notify_one(), Ok(true));
     }
     assert!(woken.acquire_timeout(LONG));
@@ -346,7 +346,7 @@ fn condition_timeout_and_not_owned() {
         cond.get_lock().is_locked(),
         "lock held again after the wait"
     );
-    assert_eq!(cond.__sleepers(), 0);
+    assert_eq!(cond.__parked(), 0);
     assert_eq!(cond.wait_for_timeout(|| false, SHORT), Ok(false));
 }
 
@@ -517,5 +517,5 @@ fn fork_closure_semaphore_bounds_concurrency() {
     let [now, max] = inside.load();
     assert_eq!(now, 0);
     assert!((1..=2).contains(&max), "max inside {max}");
-    assert_eq!(sem.get_value(), 2);
+    assert_eq!(sem.value(), 2);
 }

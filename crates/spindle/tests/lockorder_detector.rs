@@ -43,7 +43,7 @@ fn find(lock: LockId) -> Deadlock {
 /// others, then takes `locks[(i + 1) % n]`: a ring that always deadlocks.
 fn ring(prefix: &str, locks: &Arc<Vec<Lock>>) -> Vec<JoinHandle<()>> {
     let n = locks.len();
-    let meet = Arc::new(Barrier::new(n));
+    let meet = Arc::new(Barrier::new(n).unwrap());
     (0..n)
         .map(|i| {
             let (locks, meet) = (Arc::clone(locks), Arc::clone(&meet));
@@ -127,7 +127,7 @@ fn five_philosophers_ring_is_found() {
 fn three_thread_cycle_is_found_and_ordered_acquire_returns_the_error() {
     let _s = serial();
     let locks = Arc::new((0..3).map(|_| Lock::new()).collect::<Vec<_>>());
-    let meet = Arc::new(Barrier::new(3));
+    let meet = Arc::new(Barrier::new(3).unwrap());
     let threads: Vec<_> = (0..3)
         .map(|i| {
             let (locks, meet) = (Arc::clone(&locks), Arc::clone(&meet));
@@ -251,7 +251,7 @@ fn watchdog_reports_and_recovers_on_its_own() {
 fn timed_waits_are_never_a_deadlock() {
     let _s = serial();
     let locks = Arc::new(vec![Lock::new(), Lock::new()]);
-    let meet = Arc::new(Barrier::new(2));
+    let meet = Arc::new(Barrier::new(2).unwrap());
     let threads: Vec<_> = (0..2)
         .map(|i| {
             let (locks, meet) = (Arc::clone(&locks), Arc::clone(&meet));
@@ -280,7 +280,7 @@ fn timed_waits_are_never_a_deadlock() {
 fn rlock_inversion_is_found_too() {
     let _s = serial();
     let locks = Arc::new(vec![RLock::new(), RLock::new()]);
-    let meet = Arc::new(Barrier::new(2));
+    let meet = Arc::new(Barrier::new(2).unwrap());
     let threads: Vec<_> = (0..2)
         .map(|i| {
             let (locks, meet) = (Arc::clone(&locks), Arc::clone(&meet));

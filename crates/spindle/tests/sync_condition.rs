@@ -64,7 +64,9 @@ fn wait_and_notify_need_the_lock() {
 }
 
 // test_notify / _check_notify: notify(n) wakes exactly n, oldest first.
-fn check_notify<L: spindle::sync::ConditionLock + 'static>(cond: Arc<Condition<L>>) {
+fn check_notify<L: spindle::sync::ConditionLock<Scope = spindle::sync::ThreadScope>>(
+    cond: Arc<Condition<L>>,
+) {
     const N: usize = 5;
     let woken = Arc::new(AtomicUsize::new(0));
     let spawn_waiters = |n: usize| -> Vec<thread::JoinHandle<()>> {

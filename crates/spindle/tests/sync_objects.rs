@@ -29,7 +29,7 @@ fn until(what: &str, cond: impl Fn() -> bool) {
 #[test]
 fn semaphore_counts() {
     let sem = Semaphore::default();
-    assert_eq!(sem.available(), 1);
+    assert_eq!(sem.value(), 1);
     sem.acquire();
     assert!(!sem.try_acquire());
     sem.release();
@@ -37,9 +37,9 @@ fn semaphore_counts() {
         let _p = sem.permit();
         assert!(sem.try_permit().is_none());
     }
-    assert_eq!(sem.available(), 1);
+    assert_eq!(sem.value(), 1);
     sem.release_n(3);
-    assert_eq!(sem.available(), 4);
+    assert_eq!(sem.value(), 4);
 }
 
 // SemaphoreTests.test_acquire_contended / test_multirelease: release(n) lets
@@ -66,11 +66,11 @@ fn semaphore_release_n_lets_exactly_n_through() {
     until("3 through", || passed.load(SeqCst) == 3);
     until("7 still blocked", || sem.__parked() == 7);
     assert_eq!(passed.load(SeqCst), 3);
-    assert_eq!(sem.available(), 0);
+    assert_eq!(sem.value(), 0);
     sem.release_n(7);
     ts.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(passed.load(SeqCst), N);
-    assert_eq!(sem.available(), 0);
+    assert_eq!(sem.value(), 0);
 }
 
 // SemaphoreTests.test_try_acquire_contended, test_acquire_timeout
@@ -97,14 +97,14 @@ fn bounded_semaphore_over_release_is_an_error() {
     sem.acquire();
     sem.acquire();
     assert_eq!(sem.release_n(3), Err(OverReleaseError));
-    assert_eq!(sem.available(), 0, "a refused release changes nothing");
+    assert_eq!(sem.value(), 0, "a refused release changes nothing");
     assert_eq!(sem.release_n(2), Ok(()));
     assert_eq!(sem.release(), Err(OverReleaseError));
     {
         let _p = sem.permit();
-        assert_eq!(sem.available(), 1);
+        assert_eq!(sem.value(), 1);
     }
-    assert_eq!(sem.available(), 2);
+    assert_eq!(sem.value(), 2);
 }
 
 // EventTests.test_is_set
@@ -182,7 +182,7 @@ fn event_set_then_clear_loses_no_wake_up() {
 fn barrier_indices_per_pass() {
     const N: usize = 5;
     const PASSES: usize = 3;
-    let barrier = Arc::new(SBarrier::new(N));
+    let barrier = Arc::new(SBarrier::new(N).unwrap());
     let ts: Vec<_> = (0..N)
         .map(|_| {
             let b = Arc::clone(&barrier);
@@ -207,9 +207,12 @@ fn barrier_action_runs_once_per_pass() {
     const N: usize = 4;
     let runs = Arc::new(AtomicUsize::new(0));
     let r2 = Arc::clone(&runs);
-    let barrier = Arc::new(SBarrier::with_action(N, move || {
-        r2.fetch_add(1, SeqCst);
-    }));
+    let barrier = Arc::new(
+        SBarrier::with_action(N, move || {
+            r2.fetch_add(1, SeqCst);
+        })
+        .unwrap(),
+    );
     let ts: Vec<_> = (0..N)
         .map(|_| {
             let (b, r) = (Arc::clone(&barrier), Arc::clone(&runs));
@@ -231,7 +234,7 @@ fn barrier_action_runs_once_per_pass() {
 #[test]
 fn barrier_abort_breaks_until_reset() {
     const N: usize = 3;
-    let barrier = Arc::new(SBarrier::new(N));
+    let barrier = Arc::new(SBarrier::new(N).unwrap());
     let ts: Vec<_> = (0..N - 1)
         .map(|_| {
             let b = Arc::clone(&barrier);
@@ -261,7 +264,7 @@ fn barrier_abort_breaks_until_reset() {
 #[test]
 fn barrier_reset_while_waiting() {
     const N: usize = 3;
-    let barrier = Arc::new(SBarrier::new(N));
+    let barrier = Arc::new(SBarrier::new(N).unwrap());
     let ts: Vec<_> = (0..N - 1)
         .map(|_| {
             let b = Arc::clone(&barrier);
@@ -286,7 +289,7 @@ fn barrier_reset_while_waiting() {
 // BarrierTests.test_timeout: a timed-out wait breaks the barrier for all.
 #[test]
 fn barrier_timeout_breaks_it() {
-    let barrier = Arc::new(SBarrier::new(3));
+    let barrier = Arc::new(SBarrier::new(3).unwrap());
     let b2 = Arc::clone(&barrier);
     let other = thread::spawn(move || b2.wait());
     until("1 waiting", || barrier.n_waiting() == 1);
@@ -307,7 +310,7 @@ fn barrier_timeout_breaks_it() {
 // A panicking action breaks the barrier; the panic goes on in its thread.
 #[test]
 fn barrier_action_panic_breaks_it() {
-    let barrier = Arc::new(SBarrier::with_action(2, || panic!("action failed")));
+    let barrier = Arc::new(SBarrier::with_action(2, || panic!("action failed")).unwrap());
     let b2 = Arc::clone(&barrier);
     let other = thread::spawn(move || b2.wait());
     until("1 waiting", || barrier.n_waiting() == 1);
@@ -327,10 +330,13 @@ fn barrier_action_may_use_the_barrier() {
     let (tx, rx) = mpsc::channel();
     let slot: Arc<std::sync::OnceLock<Arc<SBarrier>>> = Arc::new(std::sync::OnceLock::new());
     let s2 = Arc::clone(&slot);
-    let barrier = Arc::new(SBarrier::with_action(1, move || {
-        let b = s2.get().unwrap();
-        tx.send((b.n_waiting(), b.is_broken())).unwrap();
-    }));
+    let barrier = Arc::new(
+        SBarrier::with_action(1, move || {
+            let b = s2.get().unwrap();
+            tx.send((b.n_waiting(), b.is_broken())).unwrap();
+        })
+        .unwrap(),
+    );
     slot.set(Arc::clone(&barrier)).unwrap();
     assert_eq!(barrier.wait(), Ok(0));
     assert_eq!(rx.recv().unwrap(), (0, false));
@@ -339,7 +345,7 @@ fn barrier_action_may_use_the_barrier() {
 // BarrierTests.test_single_thread
 #[test]
 fn barrier_of_one() {
-    let b = SBarrier::new(1);
+    let b = SBarrier::new(1).unwrap();
     assert_eq!(b.wait(), Ok(0));
     assert_eq!(b.wait(), Ok(0));
 }

@@ -184,7 +184,7 @@ fn semaphore_stress() {
             });
         }
     });
-    assert_eq!(sem.available(), 3);
+    assert_eq!(sem.value(), 3);
     // Hand-off: two zero-permit semaphores, strictly alternating.
     let (ping, pong) = (BoundedSemaphore::new(1), BoundedSemaphore::new(1));
     ping.acquire();
@@ -224,7 +224,7 @@ fn event_stress() {
     // Many waiters racing one set per round.
     let rounds = ROUNDS / 100;
     let go = Event::new();
-    let done = Barrier::new(THREADS + 1);
+    let done = Barrier::new(THREADS + 1).unwrap();
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         for _ in 0..THREADS {
@@ -261,7 +261,8 @@ fn barrier_stress() {
     let a2 = Arc::clone(&actions);
     let barrier = Barrier::with_action(THREADS, move || {
         a2.fetch_add(1, Relaxed);
-    });
+    })
+    .unwrap();
     let index_sum = AtomicUsize::new(0);
     thread::scope(|s| {
         for _ in 0..THREADS {

@@ -35,7 +35,7 @@ fn deadlock(t: &mut Tour, seen: &std::sync::Mutex<Vec<PotentialDeadlock>>) {
     let (a, b) = (Arc::new(Lock::new()), Arc::new(Lock::new()));
     lockorder::set_name(&*a, "account a");
     lockorder::set_name(&*b, "account b");
-    let meet = Arc::new(Barrier::new(2));
+    let meet = Arc::new(Barrier::new(2).expect("2 parties"));
     let spawn = |name: &str, src: &Arc<Lock>, dst: &Arc<Lock>| {
         let (src, dst, meet) = (Arc::clone(src), Arc::clone(dst), Arc::clone(&meet));
         thread::Builder::new()

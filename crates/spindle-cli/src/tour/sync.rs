@@ -104,7 +104,7 @@ fn semaphore(t: &mut Tour) {
     let most = most.into_inner();
     t.check(
         "a Semaphore(3) bounds concurrency to 3",
-        most <= 3 && sem.available() == 3,
+        most <= 3 && sem.value() == 3,
         format!("at most {most} inside"),
     );
     let bounded = BoundedSemaphore::new(2);
@@ -194,7 +194,8 @@ fn barrier(t: &mut Tour) {
     let a2 = Arc::clone(&actions);
     let barrier = Barrier::with_action(5, move || {
         a2.fetch_add(1, SeqCst);
-    });
+    })
+    .expect("5 parties");
     let rounds: Vec<Vec<usize>> = thread::scope(|s| {
         let hs: Vec<_> = (0..5)
             .map(|_| s.spawn(|| (0..3).filter_map(|_| barrier.wait().ok()).collect()))

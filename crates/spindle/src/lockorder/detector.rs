@@ -11,7 +11,7 @@
 //!
 //! detector::enable();
 //! let (a, b) = (Arc::new(Lock::new()), Arc::new(Lock::new()));
-//! let meet = Arc::new(Barrier::new(2));
+//! let meet = Arc::new(Barrier::new(2).unwrap());
 //! let spawn = |name: &str, first: Arc<Lock>, second: Arc<Lock>| {
 //!     let meet = Arc::clone(&meet);
 //!     std::thread::Builder::new().name(name.into()).spawn(move || {

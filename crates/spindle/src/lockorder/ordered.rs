@@ -2,10 +2,11 @@
 //! (ascending [`LockId`]), whatever order the caller lists them in — the
 //! `acquire(*locks)` context manager of the seed (Python Cookbook 12.5).
 
-use super::error::{AcquireError, LockOrderViolation};
+use super::error::{AcquireError, DeadlockError, LockOrderViolation};
 use super::set::{Collector, LockSet, Set};
-use crate::sync::hook::Outcome;
-use crate::sync::{LockId, Wait};
+use crate::sync::LockId;
+use crate::sync::raw::Locked;
+use crate::util::Wait;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -127,9 +128,12 @@ fn acquire_with<'a>(
     let entries = guard.locks.as_slice();
     for (i, e) in entries.iter().enumerate() {
         let err = match e.lock.take(wait, site) {
-            Outcome::Acquired => continue,
-            Outcome::Failed => AcquireError::Timeout,
-            Outcome::Aborted(d) => AcquireError::Deadlock(d),
+            Locked::Acquired => continue,
+            Locked::Failed => AcquireError::Timeout,
+            Locked::Aborted(payload) => match payload.downcast::<DeadlockError>() {
+                Ok(d) => AcquireError::Deadlock(*d),
+                Err(other) => std::panic::resume_unwind(other),
+            },
         };
         for taken in entries[..i].iter().rev() {
             taken.lock.release();

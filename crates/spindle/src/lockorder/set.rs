@@ -2,8 +2,9 @@
 //! [`Lock`] or an [`RLock`]), [`LockSet`] (tuples, slices, arrays, `Vec`s of
 //! them), and the inline storage that spares an allocation for up to four.
 
-use crate::sync::hook::Outcome;
-use crate::sync::{Lock, LockId, RLock, Wait};
+use crate::sync::raw::Locked;
+use crate::sync::{Lock, LockId, RLock};
+use crate::util::Wait;
 use std::panic::Location;
 
 mod sealed {
@@ -59,10 +60,10 @@ impl AnyLock<'_> {
         }
     }
     #[inline]
-    pub(crate) fn take(self, wait: Wait, site: &'static Location<'static>) -> Outcome {
+    pub(crate) fn take(self, wait: Wait, site: &'static Location<'static>) -> Locked {
         match self.0 {
-            Kind::Lock(l) => l.acquire_tracked(wait, site),
-            Kind::RLock(l) => l.acquire_tracked(wait, site),
+            Kind::Lock(l) => l.acquire_locked(wait, site),
+            Kind::RLock(l) => l.acquire_locked(wait, site),
         }
     }
     #[inline]
@@ -70,8 +71,8 @@ impl AnyLock<'_> {
         // Fails only if the caller released a lock of the set behind the
         // guard's back; there is nothing left to undo then.
         let _ = match self.0 {
-            Kind::Lock(l) => l.release_inner(),
-            Kind::RLock(l) => l.release_inner(),
+            Kind::Lock(l) => l.release(),
+            Kind::RLock(l) => l.release(),
         };
     }
 }

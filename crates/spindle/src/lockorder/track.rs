@@ -1,14 +1,15 @@
 //! Tracking: which thread holds which spindle lock and which one it waits
-//! for, fed by the sync layer's hook (`sync/hook.rs`). The checker and the
-//! detector read it; see README.md for the design.
+//! for, fed by the sync layer's hook (`sync/raw/hook.rs`), into which this
+//! module installs itself before `main`. The checker and the detector read
+//! it; see README.md for the design.
 
 use super::checker;
 use super::detector::Deadlock;
 use super::error::DeadlockError;
 use crate::sync::LockId;
-use crate::sync::Wait;
-use crate::sync::hook::{self, LockKind, OFF, ON, Outcome, STATE, UNDECIDED};
-use crate::sync::raw::RawLock;
+use crate::sync::raw::hook::{self, OFF, ON, STATE, Tracker, UNDECIDED};
+use crate::sync::raw::{LockKind, Locked, RawLock, Taken};
+use crate::util::Wait;
 use parking_lot::Mutex;
 use std::panic::Location;
 use std::sync::Arc;
@@ -84,7 +85,7 @@ thread_local! {
 }
 
 fn register() -> Arc<ThreadState> {
-    let tid = crate::sync::current_thread_id();
+    let tid = crate::sync::raw::current_thread_id();
     let name: Arc<str> = match std::thread::current().name() {
         Some(n) => n.into(),
         None => format!("<unnamed #{tid}>").into(),
@@ -175,7 +176,7 @@ pub(crate) fn acquire(
     wait: Wait,
     site: Site,
     raw: &RawLock,
-) -> Outcome {
+) -> Locked {
     decide();
     if STATE.load(Relaxed) != ON {
         return plain(raw, wait);
@@ -184,7 +185,7 @@ pub(crate) fn acquire(
         .unwrap_or_else(|_| plain(raw, wait))
 }
 
-fn acquire_as(me: &ThreadState, id: LockId, wait: Wait, site: Site, raw: &RawLock) -> Outcome {
+fn acquire_as(me: &ThreadState, id: LockId, wait: Wait, site: Site, raw: &RawLock) -> Locked {
     let mut inner = me.inner.lock();
     // Only an acquisition that may wait forever can be part of a deadlock.
     if matches!(wait, Wait::Forever) && CHECKER.load(Relaxed) {
@@ -198,10 +199,10 @@ fn acquire_as(me: &ThreadState, id: LockId, wait: Wait, site: Site, raw: &RawLoc
     }
     if raw.try_lock() {
         inner.held_now().push(Held { id, site });
-        return Outcome::Acquired;
+        return Locked::Acquired;
     }
     let deadline = match wait {
-        Wait::Never => return Outcome::Failed,
+        Wait::Never => return Locked::Failed,
         Wait::Forever => None,
         Wait::Until(t) => Some(t),
     };
@@ -221,18 +222,22 @@ fn acquire_as(me: &ThreadState, id: LockId, wait: Wait, site: Site, raw: &RawLoc
     inner.waiting = None;
     let verdict = inner.verdict.take();
     me.abort.store(0, Relaxed);
-    let out = hook::outcome(taken, || DeadlockError::new(verdict, me.tid, id));
-    if let Outcome::Acquired = out {
+    let out = match taken {
+        Taken::Acquired => Locked::Acquired,
+        Taken::TimedOut => Locked::Failed,
+        Taken::Aborted => Locked::Aborted(Box::new(DeadlockError::new(verdict, me.tid, id))),
+    };
+    if let Locked::Acquired = out {
         inner.held_now().push(Held { id, site });
     }
     out
 }
 
-fn plain(raw: &RawLock, wait: Wait) -> Outcome {
+fn plain(raw: &RawLock, wait: Wait) -> Locked {
     if hook::raw_acquire(raw, wait) {
-        Outcome::Acquired
+        Locked::Acquired
     } else {
-        Outcome::Failed
+        Locked::Failed
     }
 }
 
@@ -283,3 +288,35 @@ pub(crate) fn abort_wait(t: &ThreadState, seq: u64, why: &Arc<Deadlock>) -> Opti
 pub(crate) fn wake(key: usize) {
     crate::sync::raw::wake_all(key);
 }
+
+/// The tracker this module installs into the sync layer's hook.
+struct Track;
+
+impl Tracker for Track {
+    fn acquire(
+        &self,
+        id: LockId,
+        kind: LockKind,
+        wait: Wait,
+        site: &'static std::panic::Location<'static>,
+        raw: &RawLock,
+    ) -> Locked {
+        acquire(id, kind, wait, site, raw)
+    }
+    fn released(&self, id: LockId, kind: LockKind) {
+        released(id, kind)
+    }
+}
+
+static TRACK: Track = Track;
+
+extern "C" fn install() {
+    hook::install(&TRACK);
+}
+
+/// Installs the tracker before `main` (an `.init_array` entry, run by the
+/// loader), so `SPINDLE_LOCKORDER` works without a line of code; the sync
+/// layer holds the slot and knows nothing of this module.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL: extern "C" fn() = install;

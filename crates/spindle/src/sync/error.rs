@@ -92,7 +92,7 @@ impl Error for OverReleaseError {}
 /// ```
 /// use spindle::sync::{Barrier, BrokenBarrierError};
 ///
-/// let barrier = Barrier::new(2);
+/// let barrier = Barrier::new(2).unwrap();
 /// barrier.abort();
 /// assert_eq!(barrier.wait(), Err(BrokenBarrierError));
 /// ```
@@ -115,7 +115,7 @@ impl Error for BrokenBarrierError {}
 /// use spindle::sync::{Barrier, BarrierWaitError};
 /// use std::time::Duration;
 ///
-/// let barrier = Barrier::new(2);
+/// let barrier = Barrier::new(2).unwrap();
 /// let err = barrier.wait_timeout(Duration::from_millis(1)).unwrap_err();
 /// assert_eq!(err, BarrierWaitError::Timeout);
 /// assert!(barrier.is_broken()); // as in Python, a timeout breaks the barrier
@@ -152,5 +152,62 @@ impl Error for BarrierWaitError {}
 impl From<BrokenBarrierError> for BarrierWaitError {
     fn from(_: BrokenBarrierError) -> Self {
         BarrierWaitError::Broken
+    }
+}
+
+/// A synchronisation object could not be made: an argument Python rejects
+/// with `ValueError`, or (process scope) the shared memory could not be
+/// made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// A barrier for 0 parties (Python: `ValueError: parties must be > 0`).
+    ZeroParties,
+    /// A count above what the scope holds (a semaphore value above
+    /// `SEM_VALUE_MAX`, Python's `ValueError`; a party count that does not
+    /// fit a shared word).
+    TooLarge {
+        /// What was asked for.
+        value: usize,
+        /// The most the scope holds.
+        max: usize,
+    },
+    /// The OS refused the shared memory (process scope).
+    Os(std::io::Error),
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::ZeroParties => f.write_str("parties must be > 0"),
+            CreateError::TooLarge { value, max } => {
+                write!(f, "value {value} is above the maximum {max}")
+            }
+            CreateError::Os(e) => write!(f, "cannot make the shared memory: {e}"),
+        }
+    }
+}
+
+impl Error for CreateError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            CreateError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for CreateError {
+    fn from(e: std::io::Error) -> Self {
+        CreateError::Os(e)
+    }
+}
+
+impl From<CreateError> for std::io::Error {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Os(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
+        }
     }
 }

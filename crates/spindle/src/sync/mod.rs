@@ -25,11 +25,22 @@
 //! form returns a guard that releases on drop: [`Lock::lock`], [`Lock::try_lock`],
 //! [`Lock::lock_timeout`], [`Lock::lock_deadline`].
 //!
+//! # One implementation, every scope
+//!
+//! Each object is written once, in [`generic`], over a scope's raw layer
+//! ([`raw`]): the types here are its thread-scope aliases (`Lock` is
+//! `generic::Lock<ThreadScope>`), and [`crate::ipc::sync`] has the same
+//! types for processes. Each implements its contract from [`contract`]
+//! ([`BlockingLock`], [`BlockingEvent`], ...), so code generic over the
+//! contract runs on either scope, and on a manager's proxies.
+//!
 //! # Differences from Python
 //!
 //! * Misuse that Python reports with `RuntimeError`/`ValueError` is a typed
 //!   error here ([`ReleaseError`], [`NotOwnedError`], [`OverReleaseError`],
 //!   [`BrokenBarrierError`], [`BarrierWaitError`]).
+//! * `Barrier::new(0)` is [`CreateError::ZeroParties`] (Python:
+//!   `ValueError`).
 //! * A timed-out [`Barrier::wait_timeout`] breaks the barrier as in Python, but
 //!   reports [`BarrierWaitError::Timeout`] to the thread that timed out.
 //! * [`Condition::wait_for`] takes a `bool` predicate.
@@ -57,92 +68,52 @@
 //! assert_eq!(counter.into_inner(), 4000);
 //! ```
 
-mod barrier;
-mod condition;
+pub mod contract;
 mod error;
-mod event;
-pub(crate) mod hook;
-mod lock;
-pub(crate) mod raw;
-mod rlock;
-mod semaphore;
+pub mod generic;
+mod id;
+pub mod raw;
+mod threads;
 
-pub use barrier::Barrier;
-pub use condition::{Condition, ConditionGuard, ConditionLock};
-pub use error::{
-    BarrierWaitError, BrokenBarrierError, NotOwnedError, OverReleaseError, ReleaseError,
+pub use contract::{
+    BlockingBarrier, BlockingBoundedSemaphore, BlockingCondition, BlockingEvent, BlockingLock,
+    BlockingRLock, BlockingSemaphore,
 };
-pub use event::Event;
-pub use lock::{Lock, LockGuard, LockId};
-pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+pub use error::{
+    BarrierWaitError, BrokenBarrierError, CreateError, NotOwnedError, OverReleaseError,
+    ReleaseError,
+};
+pub use generic::ConditionLock;
+pub use id::LockId;
+pub use raw::ThreadScope;
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+pub(crate) use crate::util::Wait;
 
-/// How long an acquisition may wait: the one argument of every internal
-/// acquisition path (see `hook.rs`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Wait {
-    /// `try_*`: never block.
-    Never,
-    /// Block until acquired.
-    Forever,
-    /// Block until acquired or until the instant has passed.
-    Until(Instant),
-}
-
-impl Wait {
-    /// The deadline for a wait of `d` from now; a duration too long to
-    /// represent waits forever.
-    pub(crate) fn after(d: Duration) -> Wait {
-        match Instant::now().checked_add(d) {
-            Some(t) => Wait::Until(t),
-            None => Wait::Forever,
-        }
-    }
-}
-
-/// A deadline `d` from now, or `None` (forever) if it cannot be represented.
-pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
-}
-
-/// A small, never-reused, non-zero number for the calling thread (the owner
-/// of an [`RLock`]). Unlike the address of a thread-local, it is never handed
-/// to a later thread, so a dead owner can never be mistaken for a live one.
-#[inline]
-pub(crate) fn current_thread_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local!(static ID: Cell<u64> = const { Cell::new(0) });
-    ID.with(|id| {
-        let v = id.get();
-        if v != 0 {
-            v
-        } else {
-            let v = NEXT.fetch_add(1, Relaxed);
-            id.set(v);
-            v
-        }
-    })
-}
-
-/// Counts the threads parked on `key` without waking them (test support for
-/// "this thread is blocked now" without sleeping and hoping).
-pub(crate) fn parked_on(key: usize) -> usize {
-    let mut n = 0;
-    // SAFETY: callers pass the key of one of their own objects; `filter` and
-    // `callback` only count and unpark nobody (every thread is skipped).
-    unsafe {
-        parking_lot_core::unpark_filter(
-            key,
-            |_| {
-                n += 1;
-                parking_lot_core::FilterOp::Skip
-            },
-            |_| parking_lot_core::DEFAULT_UNPARK_TOKEN,
-        );
-    }
-    n
-}
+/// A primitive lock, Python's `threading.Lock`: see [`generic::Lock`].
+pub type Lock = generic::Lock<ThreadScope>;
+/// Holds a [`Lock`]; see [`generic::LockGuard`].
+pub type LockGuard<'a> = generic::LockGuard<'a, ThreadScope>;
+/// A re-entrant lock, Python's `threading.RLock`: see [`generic::RLock`].
+pub type RLock = generic::RLock<ThreadScope>;
+/// Holds one level of an [`RLock`]; see [`generic::RLockGuard`].
+pub type RLockGuard<'a> = generic::RLockGuard<'a, ThreadScope>;
+/// A condition variable, Python's `threading.Condition`, over an [`RLock`]
+/// by default or a [`Lock`]: see [`generic::Condition`].
+pub type Condition<L = RLock> = generic::Condition<ThreadScope, L>;
+/// Holds a [`Condition`]'s lock; see [`generic::ConditionGuard`].
+pub type ConditionGuard<'a, L = RLock> = generic::ConditionGuard<'a, ThreadScope, L>;
+/// A counting semaphore, Python's `threading.Semaphore`: see
+/// [`generic::Semaphore`].
+pub type Semaphore = generic::Semaphore<ThreadScope>;
+/// A bounded semaphore, Python's `threading.BoundedSemaphore`: see
+/// [`generic::Semaphore`].
+pub type BoundedSemaphore = generic::BoundedSemaphore<ThreadScope>;
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; see
+/// [`generic::SemaphoreGuard`].
+pub type SemaphoreGuard<'a> = generic::SemaphoreGuard<'a, ThreadScope>;
+/// A flag threads wait on, Python's `threading.Event`: see
+/// [`generic::Event`].
+pub type Event = generic::Event<ThreadScope>;
+/// Makes threads meet, Python's `threading.Barrier`: see
+/// [`generic::Barrier`].
+pub type Barrier = generic::Barrier<ThreadScope>;

@@ -41,7 +41,8 @@ impl<T: Pod> Locked<T> {
         if !self.lock.acquire_with(wait) {
             return Ok(None);
         }
-        let gen_ = self.lock.generation();
+        // 32 bits, like the RLock's own generation word.
+        let gen_ = self.lock.generation() as u32;
         let b = self.data.word(W_BORROW);
         if b.load(Relaxed) == gen_ {
             let _ = self.lock.release();

@@ -15,7 +15,7 @@ use serde::{Deserializer, Serializer};
 
 use crate::ipc::fdpass;
 use crate::ipc::shm::{SharedWords, futex_wait, futex_wake};
-use crate::sync::Wait;
+use crate::util::Wait;
 
 /// What a region holds; word 0 of every region is `MAGIC | kind`, checked
 /// when a child maps a descriptor it received.
@@ -166,12 +166,6 @@ pub(crate) enum Got {
     TimedOut,
 }
 
-impl Got {
-    pub(crate) fn ok(self) -> bool {
-        self != Got::TimedOut
-    }
-}
-
 /// Takes over `word` from a dead holder `cur` (whatever the waiters bit).
 fn take_over(word: &AtomicU32, cur: u32, me: u32) -> bool {
     let holder = cur & HOLDER;
@@ -279,12 +273,6 @@ pub(crate) fn wait_on(word: &AtomicU32, expected: u32, deadline: Option<Instant>
 #[inline]
 pub(crate) fn wake_all(word: &AtomicU32) {
     futex_wake(word, i32::MAX);
-}
-
-/// Wakes up to `n` sleepers on `word`.
-#[inline]
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
-    futex_wake(word, n.min(i32::MAX as u32) as i32);
 }
 
 #[cfg(test)]

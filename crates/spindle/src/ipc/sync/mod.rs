@@ -4,10 +4,13 @@
 //!
 //! Each object is a few words of shared memory (a `memfd` mapped
 //! `MAP_SHARED`) and sleeps on futexes, which work across processes. The API
-//! is the one of [`spindle::sync`](crate::sync) — same names, same
-//! `verb`/`try_verb`/`verb_timeout`/`verb_deadline` family, same errors —
-//! except that constructors return `io::Result` (the shared memory may fail to
-//! be made). A handle crosses into a child as a `#[spindle::task]` argument
+//! is the one of [`spindle::sync`](crate::sync) — they are the same
+//! generic types ([`crate::sync::generic`]) over the process scope's raw
+//! layer ([`ProcessScope`]), so: same names, same
+//! `verb`/`try_verb`/`verb_timeout`/`verb_deadline` family, same errors, the
+//! same contracts ([`crate::sync::contract`]) — except that constructors
+//! return `io::Result` (the shared memory may fail to be made) or, where
+//! they take a count, a [`CreateError`](crate::sync::CreateError). A handle crosses into a child as a `#[spindle::task]` argument
 //! (its descriptor travels with the call, under every start method) or by
 //! being captured by a `Fork` closure; `clone` gives another handle to the
 //! same object.
@@ -56,17 +59,283 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod barrier;
-mod condition;
 pub(crate) mod core;
-mod event;
-mod lock;
-mod rlock;
-mod semaphore;
+mod raw;
 
-pub use barrier::Barrier;
-pub use condition::{Condition, ConditionGuard, SharedLock};
-pub use event::Event;
-pub use lock::{Lock, LockGuard};
-pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore, SemaphoreGuard};
+pub use raw::{ProcOwner, ProcWatch, ProcessScope, SEM_VALUE_MAX, Shared, ShmMutex, ShmQueue};
+
+use std::io;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sync::CreateError;
+use crate::sync::generic::{
+    self, BarrierState, Bounded, ConditionLock, EventState, RState, SemState, Unbounded,
+    check_parties,
+};
+
+/// A lock shared between processes, Python's `multiprocessing.Lock`: see
+/// [`generic::Lock`]. Any thread of any process may release it; a holder
+/// process that dies is taken over ([`owner_deaths`](generic::Lock::owner_deaths)).
+pub type Lock = generic::Lock<ProcessScope>;
+/// Holds a [`Lock`]; see [`generic::LockGuard`].
+pub type LockGuard<'a> = generic::LockGuard<'a, ProcessScope>;
+/// A re-entrant lock shared between processes, Python's
+/// `multiprocessing.RLock`: see [`generic::RLock`].
+pub type RLock = generic::RLock<ProcessScope>;
+/// Holds one level of an [`RLock`]; see [`generic::RLockGuard`].
+pub type RLockGuard<'a> = generic::RLockGuard<'a, ProcessScope>;
+/// A condition variable shared between processes, Python's
+/// `multiprocessing.Condition`, over an [`RLock`] by default or a [`Lock`]:
+/// see [`generic::Condition`].
+pub type Condition<L = RLock> = generic::Condition<ProcessScope, L>;
+/// Holds a [`Condition`]'s lock; see [`generic::ConditionGuard`].
+pub type ConditionGuard<'a, L = RLock> = generic::ConditionGuard<'a, ProcessScope, L>;
+/// A semaphore shared between processes, Python's
+/// `multiprocessing.Semaphore`: see [`generic::Semaphore`].
+pub type Semaphore = generic::Semaphore<ProcessScope>;
+/// A bounded semaphore shared between processes, Python's
+/// `multiprocessing.BoundedSemaphore`: see [`generic::Semaphore`].
+pub type BoundedSemaphore = generic::BoundedSemaphore<ProcessScope>;
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`].
+pub type SemaphoreGuard<'a> = generic::SemaphoreGuard<'a, ProcessScope>;
+/// A flag processes wait on, Python's `multiprocessing.Event`: see
+/// [`generic::Event`].
+pub type Event = generic::Event<ProcessScope>;
+/// Makes processes meet, Python's `multiprocessing.Barrier`: see
+/// [`generic::Barrier`].
+pub type Barrier = generic::Barrier<ProcessScope>;
+
+impl Lock {
+    /// Creates an unlocked lock in fresh shared memory
+    /// (`multiprocessing.Lock()`).
+    ///
+    /// # Errors
+    /// The OS error if the shared memory cannot be made.
+    pub fn new() -> io::Result<Lock> {
+        Ok(generic::Lock {
+            state: Shared::new(|_| {})?,
+        })
+    }
+
+    /// How many times this lock was taken over from a holder process that
+    /// had died (spindle addition).
+    pub fn owner_deaths(&self) -> u32 {
+        self.state.deaths.load(SeqCst)
+    }
+}
+
+impl RLock {
+    /// Creates an unlocked re-entrant lock in fresh shared memory
+    /// (`multiprocessing.RLock()`).
+    ///
+    /// # Errors
+    /// The OS error if the shared memory cannot be made.
+    pub fn new() -> io::Result<RLock> {
+        Ok(generic::RLock {
+            state: Shared::new(|_: &RState<ProcessScope>| {})?,
+        })
+    }
+
+    /// How many times this lock was taken over from a holder thread that had
+    /// died (spindle addition).
+    pub fn owner_deaths(&self) -> u32 {
+        self.state.mutex.deaths.load(SeqCst)
+    }
+}
+
+impl Event {
+    /// Creates a clear event in fresh shared memory
+    /// (`multiprocessing.Event()`).
+    ///
+    /// # Errors
+    /// The OS error if the shared memory cannot be made.
+    pub fn new() -> io::Result<Event> {
+        Ok(generic::Event {
+            state: Shared::new(|_: &EventState<ProcessScope>| {})?,
+        })
+    }
+}
+
+/// A semaphore state holding `value` permits of at most `bound`.
+fn sem_state(value: usize, bound: usize) -> Result<Shared<SemState<ProcessScope>>, CreateError> {
+    if value > SEM_VALUE_MAX {
+        return Err(CreateError::TooLarge {
+            value,
+            max: SEM_VALUE_MAX,
+        });
+    }
+    Ok(Shared::new(|st: &SemState<ProcessScope>| {
+        st.value.store(value as u32, SeqCst);
+        st.bound.store(bound as u32, SeqCst);
+    })?)
+}
+
+impl Semaphore {
+    /// Creates a semaphore with `value` permits in fresh shared memory
+    /// (`multiprocessing.Semaphore(value)`).
+    ///
+    /// # Errors
+    /// [`CreateError::TooLarge`] if `value` exceeds [`SEM_VALUE_MAX`]
+    /// (Python: `ValueError`), [`CreateError::Os`] if the shared memory
+    /// cannot be made.
+    pub fn new(value: usize) -> Result<Semaphore, CreateError> {
+        Ok(generic::Semaphore {
+            state: sem_state(value, SEM_VALUE_MAX)?,
+            _kind: PhantomData::<Unbounded>,
+        })
+    }
+}
+
+impl BoundedSemaphore {
+    /// Creates a bounded semaphore with `value` permits, which is also its
+    /// bound (`multiprocessing.BoundedSemaphore(value)`).
+    ///
+    /// # Errors
+    /// As [`Semaphore::new`].
+    pub fn new(value: usize) -> Result<BoundedSemaphore, CreateError> {
+        Ok(generic::Semaphore {
+            state: sem_state(value, value)?,
+            _kind: PhantomData::<Bounded>,
+        })
+    }
+}
+
+impl Condition<RLock> {
+    /// Creates a condition over a fresh [`RLock`]
+    /// (`multiprocessing.Condition()`).
+    ///
+    /// # Errors
+    /// The OS error if the shared memory cannot be made.
+    pub fn new() -> io::Result<Self> {
+        Condition::with_lock(RLock::new()?)
+    }
+}
+
+impl<L: ConditionLock<Scope = ProcessScope>> generic::Condition<ProcessScope, L> {
+    /// Creates a condition over `lock` (`multiprocessing.Condition(lock)`);
+    /// several conditions may share one lock (pass clones of it).
+    ///
+    /// # Errors
+    /// The OS error if the shared memory cannot be made.
+    pub fn with_lock(lock: L) -> io::Result<Self> {
+        Ok(generic::Condition {
+            lock: Arc::new(lock),
+            queue: Shared::new(|_| {})?,
+        })
+    }
+}
+
+impl Barrier {
+    /// Creates a barrier for `parties` processes (or threads) in fresh shared
+    /// memory (`multiprocessing.Barrier(parties)`).
+    ///
+    /// # Errors
+    /// [`CreateError::ZeroParties`] if `parties` is 0 (Python: `ValueError`),
+    /// [`CreateError::TooLarge`] past `u32::MAX - 1`, [`CreateError::Os`] if
+    /// the shared memory cannot be made.
+    pub fn new(parties: usize) -> Result<Barrier, CreateError> {
+        check_parties::<ProcessScope>(parties)?;
+        Ok(generic::Barrier {
+            state: Shared::new(|st: &BarrierState<ProcessScope>| {
+                st.parties.store(parties as u32, SeqCst);
+            })?,
+            action: None,
+        })
+    }
+}
+
+/// `Serialize`/`Deserialize` of a process object: the descriptor of its
+/// region (see `ipc/fdpass.rs`).
+macro_rules! shared_serde {
+    ($t:ty, $make:expr) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.state.serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let state = Shared::deserialize(d)?;
+                Ok($make(state))
+            }
+        }
+
+        impl Clone for $t {
+            /// Another handle on the same shared object.
+            fn clone(&self) -> Self {
+                $make(self.state.clone())
+            }
+        }
+    };
+}
+
+shared_serde!(Lock, |state| generic::Lock { state });
+shared_serde!(RLock, |state| generic::RLock { state });
+shared_serde!(Event, |state| generic::Event { state });
+shared_serde!(Semaphore, |state| generic::Semaphore {
+    state,
+    _kind: PhantomData
+});
+shared_serde!(BoundedSemaphore, |state| generic::Semaphore {
+    state,
+    _kind: PhantomData
+});
+shared_serde!(Barrier, |state| generic::Barrier {
+    state,
+    action: None
+});
+
+impl<L: ConditionLock<Scope = ProcessScope> + Clone> Clone for generic::Condition<ProcessScope, L> {
+    /// Another handle on the same condition (and lock).
+    fn clone(&self) -> Self {
+        generic::Condition {
+            lock: Arc::new((*self.lock).clone()),
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<L: ConditionLock<Scope = ProcessScope> + Serialize> Serialize
+    for generic::Condition<ProcessScope, L>
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&*self.lock)?;
+        t.serialize_element(&QueueRef(&self.queue))?;
+        t.end()
+    }
+}
+
+impl<'de, L: ConditionLock<Scope = ProcessScope> + Deserialize<'de>> Deserialize<'de>
+    for generic::Condition<ProcessScope, L>
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (lock, QueueOwned(queue)) = <(L, QueueOwned)>::deserialize(d)?;
+        Ok(generic::Condition {
+            lock: Arc::new(lock),
+            queue,
+        })
+    }
+}
+
+struct QueueRef<'a>(&'a Shared<ShmQueue>);
+
+impl Serialize for QueueRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+struct QueueOwned(Shared<ShmQueue>);
+
+impl<'de> Deserialize<'de> for QueueOwned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Shared::deserialize(d).map(QueueOwned)
+    }
+}

@@ -1,34 +1,44 @@
-//! [`Condition`]: Python's `threading.Condition`.
+//! [`Condition`]: Python's `threading.Condition` /
+//! `multiprocessing.Condition`, once for every scope.
+#![forbid(unsafe_code)]
 
-use super::error::{NotOwnedError, ReleaseError};
-use super::event::Event;
-use super::lock::Lock;
-use super::rlock::RLock;
-use super::{Wait, deadline_after};
-use parking_lot::Mutex;
-use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::into_ok;
+use super::lock::Lock;
+use super::rlock::RLock;
+use crate::sync::contract::{BlockingCondition, BlockingLock};
+use crate::sync::error::{NotOwnedError, ReleaseError};
+use crate::sync::raw::{LockKind, RawMutex, RawQueue, Scope};
+use crate::util::{Wait, deadline_after};
+
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::Lock {}
-    impl Sealed for super::RLock {}
+    impl<S: crate::sync::raw::Scope> Sealed for super::Lock<S> {}
+    impl<S: crate::sync::raw::Scope> Sealed for super::RLock<S> {}
 }
 
-/// A lock a [`Condition`] can be built on: [`Lock`] or [`RLock`] (sealed).
+/// A lock a [`Condition`] can be built on: a [`Lock`] or an [`RLock`] of
+/// the condition's scope (sealed).
 ///
 /// The methods are the internal protocol of Python's `Condition` (`_is_owned`,
 /// `_release_save`, `_acquire_restore`) and are not meant to be called
 /// directly.
-pub trait ConditionLock: sealed::Sealed + Send + Sync {
+pub trait ConditionLock: sealed::Sealed + Send + Sync + 'static {
+    /// The scope the lock lives in.
+    type Scope: Scope;
     /// Whether the calling thread may wait/notify: for a `Lock`, whether it
-    /// is held by anyone (as in Python); for an `RLock`, whether the calling
-    /// thread owns it.
+    /// is held (by anyone for threads, by this process for processes, as in
+    /// Python); for an `RLock`, whether the calling thread owns it.
     #[doc(hidden)]
     fn cond_is_owned(&self) -> bool;
+    /// Whether anyone holds the lock.
+    #[doc(hidden)]
+    fn cond_is_locked(&self) -> bool;
     /// Frees the lock whatever its depth; returns what to restore.
     #[doc(hidden)]
     fn cond_release_save(&self) -> usize;
@@ -51,52 +61,68 @@ fn to_wait(wait: Option<Option<Instant>>) -> Wait {
     }
 }
 
-impl ConditionLock for Lock {
+impl<S: Scope> ConditionLock for Lock<S> {
+    type Scope = S;
     fn cond_is_owned(&self) -> bool {
+        self.state.held_by_me(LockKind::Lock)
+    }
+    fn cond_is_locked(&self) -> bool {
         self.is_locked()
     }
     fn cond_release_save(&self) -> usize {
-        let _ = self.release_inner();
+        let _ = self.release();
         0
     }
+    #[track_caller]
     fn cond_acquire_restore(&self, _saved: usize) {
         self.acquire_with(Wait::Forever);
     }
+    #[track_caller]
     fn cond_acquire(&self, wait: Option<Option<Instant>>) -> bool {
         self.acquire_with(to_wait(wait))
     }
     fn cond_release(&self) -> Result<(), ReleaseError> {
-        self.release_inner()
+        self.release()
     }
 }
 
-impl ConditionLock for RLock {
+impl<S: Scope> ConditionLock for RLock<S> {
+    type Scope = S;
     fn cond_is_owned(&self) -> bool {
         self.is_owned()
+    }
+    fn cond_is_locked(&self) -> bool {
+        self.is_locked()
     }
     fn cond_release_save(&self) -> usize {
         self.release_save()
     }
+    #[track_caller]
     fn cond_acquire_restore(&self, saved: usize) {
         self.acquire_restore(saved);
     }
+    #[track_caller]
     fn cond_acquire(&self, wait: Option<Option<Instant>>) -> bool {
         self.acquire_with(to_wait(wait))
     }
     fn cond_release(&self) -> Result<(), ReleaseError> {
-        self.release_inner()
+        self.release()
     }
 }
 
-/// A condition variable, Python's `threading.Condition`: threads holding its
-/// lock wait until another thread holding the lock notifies them.
+/// A condition variable, Python's `threading.Condition`
+/// ([`spindle::sync::Condition`](crate::sync::Condition)) and
+/// `multiprocessing.Condition` ([`spindle::ipc::sync::Condition`](crate::ipc::sync::Condition)):
+/// threads holding its lock wait until another thread holding the lock
+/// notifies them.
 ///
 /// The lock is an [`RLock`] by default (as in Python) or any [`Lock`]/[`RLock`]
-/// shared through an `Arc`, so several conditions can share one lock (as
-/// `queue.Queue` does). Waiting or notifying without holding the lock is a
-/// [`NotOwnedError`]. Waiting on an `RLock` held at depth *n* frees it fully
-/// and restores depth *n* afterwards. There are no spurious wake-ups: `wait`
-/// returns only when notified (or on timeout).
+/// of the same scope, shared through an `Arc`, so several conditions can
+/// share one lock (as `queue.Queue` does). Waiting or notifying without
+/// holding the lock is a [`NotOwnedError`]. Waiting on an `RLock` held at
+/// depth *n* frees it fully and restores depth *n* afterwards. There are no
+/// spurious wake-ups: `wait` returns only when notified (or on timeout).
+/// Notified waiters wake oldest first.
 ///
 /// # Examples
 ///
@@ -119,51 +145,15 @@ impl ConditionLock for RLock {
 /// }
 /// t.join().unwrap();
 /// ```
-pub struct Condition<L: ConditionLock = RLock> {
-    lock: Arc<L>,
-    /// CPython's `_waiters`: one one-shot event per waiting thread, oldest
-    /// first. Pushed while the waiter holds `lock`, so a notifier (who must
-    /// hold it too) cannot miss a waiter.
-    waiters: Mutex<VecDeque<Arc<Event>>>,
+pub struct Condition<S: Scope, L: ConditionLock<Scope = S> = RLock<S>> {
+    pub(crate) lock: Arc<L>,
+    /// The waiters, oldest first. Joined while the waiter holds `lock`, so a
+    /// notifier (who must hold it too) cannot miss a waiter.
+    pub(crate) queue: S::Place<S::Queue>,
 }
 
-impl Condition<RLock> {
-    /// Creates a condition over a fresh [`RLock`] (`threading.Condition()`).
-    pub fn new() -> Self {
-        Condition::with_lock(Arc::new(RLock::new()))
-    }
-}
-
-impl Default for Condition<RLock> {
-    fn default() -> Self {
-        Condition::new()
-    }
-}
-
-impl<L: ConditionLock> Condition<L> {
-    /// Creates a condition over an existing lock (`threading.Condition(lock)`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use spindle::sync::{Condition, Lock};
-    /// use std::sync::Arc;
-    ///
-    /// let mutex = Arc::new(Lock::new());
-    /// let not_empty = Condition::with_lock(Arc::clone(&mutex));
-    /// let not_full = Condition::with_lock(Arc::clone(&mutex));
-    /// let _held = not_empty.lock();
-    /// assert!(mutex.is_locked());
-    /// not_full.notify_all().unwrap(); // same lock, so this is allowed
-    /// ```
-    pub fn with_lock(lock: Arc<L>) -> Self {
-        Condition {
-            lock,
-            waiters: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// The underlying lock.
+impl<S: Scope, L: ConditionLock<Scope = S>> Condition<S, L> {
+    /// The underlying lock (shared with whoever else holds the `Arc`).
     pub fn get_lock(&self) -> &Arc<L> {
         &self.lock
     }
@@ -172,28 +162,32 @@ impl<L: ConditionLock> Condition<L> {
     /// this condition right now.
     #[doc(hidden)]
     pub fn __parked(&self) -> usize {
-        self.waiters.lock().len()
+        self.queue.waiting()
     }
 
     /// Acquires the underlying lock, blocking (`acquire()`).
+    #[track_caller]
     pub fn acquire(&self) {
         self.lock.cond_acquire(Some(None));
     }
 
     /// Acquires the underlying lock without blocking; returns whether acquired.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn try_acquire(&self) -> bool {
         self.lock.cond_acquire(None)
     }
 
     /// Acquires the underlying lock, waiting at most `timeout`.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.lock.cond_acquire(Some(deadline_after(timeout)))
     }
 
     /// Acquires the underlying lock, waiting at most until `deadline`.
     #[must_use = "if true, the lock is held and must be released"]
+    #[track_caller]
     pub fn acquire_deadline(&self, deadline: Instant) -> bool {
         self.lock.cond_acquire(Some(Some(deadline)))
     }
@@ -209,8 +203,35 @@ impl<L: ConditionLock> Condition<L> {
 
     /// Acquires the underlying lock and returns a guard releasing it on drop
     /// (`with cond:`).
-    pub fn lock(&self) -> ConditionGuard<'_, L> {
+    #[track_caller]
+    pub fn lock(&self) -> ConditionGuard<'_, S, L> {
         self.lock.cond_acquire(Some(None));
+        self.guard()
+    }
+
+    /// A guard if the underlying lock is free now.
+    #[track_caller]
+    pub fn try_lock(&self) -> Option<ConditionGuard<'_, S, L>> {
+        self.lock.cond_acquire(None).then(|| self.guard())
+    }
+
+    /// A guard, waiting at most `timeout` for the underlying lock.
+    #[track_caller]
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_, S, L>> {
+        self.lock
+            .cond_acquire(Some(deadline_after(timeout)))
+            .then(|| self.guard())
+    }
+
+    /// A guard, waiting at most until `deadline` for the underlying lock.
+    #[track_caller]
+    pub fn lock_deadline(&self, deadline: Instant) -> Option<ConditionGuard<'_, S, L>> {
+        self.lock
+            .cond_acquire(Some(Some(deadline)))
+            .then(|| self.guard())
+    }
+
+    fn guard(&self) -> ConditionGuard<'_, S, L> {
         ConditionGuard {
             cond: self,
             _not_send: PhantomData,
@@ -246,39 +267,19 @@ impl<L: ConditionLock> Condition<L> {
         self.wait_inner(Some(deadline))
     }
 
+    /// CPython's `wait`: join the waiters, release the lock (the whole
+    /// recursion level of an `RLock`), sleep, re-acquire; a waiter that timed
+    /// out leaves the queue under the lock, where a notification that raced
+    /// with the timeout still counts.
     fn wait_inner(&self, deadline: Option<Instant>) -> Result<bool, NotOwnedError> {
         if !self.lock.cond_is_owned() {
             return Err(NotOwnedError);
         }
-        // CPython: allocate a waiter lock, append it, release the lock (the
-        // whole recursion level of an RLock), wait on the waiter, re-acquire.
-        let me = Arc::new(Event::new());
-        self.waiters.lock().push_back(Arc::clone(&me));
+        let ticket = self.queue.enqueue();
         let saved = self.lock.cond_release_save();
-        let mut notified = match deadline {
-            None => {
-                me.wait();
-                true
-            }
-            Some(t) => me.wait_deadline(t),
-        };
-        if !notified {
-            // Timed out: leave the queue, unless a notifier already took us
-            // out, in which case its `set` is on its way and counts.
-            let mut waiters = self.waiters.lock();
-            match waiters.iter().position(|w| Arc::ptr_eq(w, &me)) {
-                Some(i) => {
-                    waiters.remove(i);
-                }
-                None => {
-                    drop(waiters);
-                    me.wait();
-                    notified = true;
-                }
-            }
-        }
+        let notified = self.queue.sleep(&ticket, deadline);
         self.lock.cond_acquire_restore(saved);
-        Ok(notified)
+        Ok(notified || self.queue.cancel(ticket))
     }
 
     /// Waits until `predicate()` is true (`wait_for(predicate)`); the predicate
@@ -288,7 +289,8 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// [`NotOwnedError`] if the calling thread does not hold the lock.
     pub fn wait_for(&self, predicate: impl FnMut() -> bool) -> Result<(), NotOwnedError> {
-        self.wait_for_inner(predicate, None).map(|_| ())
+        self.check_owned()?;
+        into_ok(BlockingCondition::wait_for(self, predicate))
     }
 
     /// Waits until `predicate()` is true or `timeout` passed; returns the
@@ -311,7 +313,10 @@ impl<L: ConditionLock> Condition<L> {
         predicate: impl FnMut() -> bool,
         timeout: Duration,
     ) -> Result<bool, NotOwnedError> {
-        self.wait_for_inner(predicate, deadline_after(timeout))
+        self.check_owned()?;
+        into_ok(BlockingCondition::wait_for_timeout(
+            self, predicate, timeout,
+        ))
     }
 
     /// Waits until `predicate()` is true or `deadline`; returns the
@@ -325,26 +330,18 @@ impl<L: ConditionLock> Condition<L> {
         predicate: impl FnMut() -> bool,
         deadline: Instant,
     ) -> Result<bool, NotOwnedError> {
-        self.wait_for_inner(predicate, Some(deadline))
+        self.check_owned()?;
+        into_ok(BlockingCondition::wait_for_deadline(
+            self, predicate, deadline,
+        ))
     }
 
-    fn wait_for_inner(
-        &self,
-        mut predicate: impl FnMut() -> bool,
-        deadline: Option<Instant>,
-    ) -> Result<bool, NotOwnedError> {
-        if !self.lock.cond_is_owned() {
-            return Err(NotOwnedError);
+    fn check_owned(&self) -> Result<(), NotOwnedError> {
+        if self.lock.cond_is_owned() {
+            Ok(())
+        } else {
+            Err(NotOwnedError)
         }
-        let mut result = predicate();
-        while !result {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            self.wait_inner(deadline)?;
-            result = predicate();
-        }
-        Ok(result)
     }
 
     /// Wakes up to `n` waiting threads, oldest first (`notify(n)`); returns
@@ -354,17 +351,8 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// [`NotOwnedError`] if the calling thread does not hold the lock.
     pub fn notify(&self, n: usize) -> Result<usize, NotOwnedError> {
-        if !self.lock.cond_is_owned() {
-            return Err(NotOwnedError);
-        }
-        let mut woken = 0;
-        let mut waiters = self.waiters.lock();
-        while woken < n {
-            let Some(w) = waiters.pop_front() else { break };
-            w.set();
-            woken += 1;
-        }
-        Ok(woken)
+        self.check_owned()?;
+        Ok(self.queue.notify(n))
     }
 
     /// Wakes one waiting thread (`notify()`); returns whether one was woken.
@@ -386,31 +374,31 @@ impl<L: ConditionLock> Condition<L> {
     }
 }
 
-impl<L: ConditionLock + fmt::Debug> fmt::Debug for Condition<L> {
+impl<S: Scope, L: ConditionLock<Scope = S> + fmt::Debug> fmt::Debug for Condition<S, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condition")
             .field("lock", &self.lock)
-            .field("waiting", &self.waiters.lock().len())
+            .field("waiting", &self.queue.waiting())
             .finish()
     }
 }
 
-/// Holds a [`Condition`]'s lock; returned by [`Condition::lock`]. It stays on
-/// the thread that took it (not `Send`), since an `RLock` has an owner.
+/// Holds a [`Condition`]'s lock and releases it when dropped; returned by
+/// [`Condition::lock`]. Not `Send`: an `RLock` must be released by its owner.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ConditionGuard<'a, L: ConditionLock> {
-    cond: &'a Condition<L>,
+pub struct ConditionGuard<'a, S: Scope, L: ConditionLock<Scope = S>> {
+    cond: &'a Condition<S, L>,
     _not_send: PhantomData<*const ()>,
 }
 
-impl<L: ConditionLock> ConditionGuard<'_, L> {
+impl<'a, S: Scope, L: ConditionLock<Scope = S>> ConditionGuard<'a, S, L> {
     /// The condition whose lock this guard holds.
-    pub fn condition(&self) -> &Condition<L> {
+    pub fn condition(&self) -> &'a Condition<S, L> {
         self.cond
     }
 }
 
-impl<L: ConditionLock> Drop for ConditionGuard<'_, L> {
+impl<S: Scope, L: ConditionLock<Scope = S>> Drop for ConditionGuard<'_, S, L> {
     #[inline]
     fn drop(&mut self) {
         // Fails only if the lock was released explicitly under a live guard.
@@ -418,8 +406,60 @@ impl<L: ConditionLock> Drop for ConditionGuard<'_, L> {
     }
 }
 
-impl<L: ConditionLock> fmt::Debug for ConditionGuard<'_, L> {
+impl<S: Scope, L: ConditionLock<Scope = S>> fmt::Debug for ConditionGuard<'_, S, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ConditionGuard")
+    }
+}
+
+impl<S: Scope, L: ConditionLock<Scope = S>> BlockingLock for Condition<S, L> {
+    type Error = Infallible;
+    type Guard<'a> = ConditionGuard<'a, S, L>;
+
+    #[track_caller]
+    fn acquire(&self) -> Result<(), Infallible> {
+        Condition::acquire(self);
+        Ok(())
+    }
+    #[track_caller]
+    fn try_acquire(&self) -> Result<bool, Infallible> {
+        Ok(Condition::try_acquire(self))
+    }
+    #[track_caller]
+    fn acquire_deadline(&self, deadline: Instant) -> Result<bool, Infallible> {
+        Ok(Condition::acquire_deadline(self, deadline))
+    }
+    fn release(&self) -> Result<Result<(), ReleaseError>, Infallible> {
+        Ok(Condition::release(self))
+    }
+    #[track_caller]
+    fn lock(&self) -> Result<ConditionGuard<'_, S, L>, Infallible> {
+        Ok(Condition::lock(self))
+    }
+    #[track_caller]
+    fn try_lock(&self) -> Result<Option<ConditionGuard<'_, S, L>>, Infallible> {
+        Ok(Condition::try_lock(self))
+    }
+    #[track_caller]
+    fn lock_deadline(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<ConditionGuard<'_, S, L>>, Infallible> {
+        Ok(Condition::lock_deadline(self, deadline))
+    }
+    fn is_locked(&self) -> Result<bool, Infallible> {
+        Ok(self.lock.cond_is_locked())
+    }
+}
+
+impl<S: Scope, L: ConditionLock<Scope = S>> BlockingCondition for Condition<S, L> {
+    fn wait(&self) -> Result<Result<(), NotOwnedError>, Infallible> {
+        Ok(Condition::wait(self))
+    }
+    fn wait_deadline(&self, deadline: Instant) -> Result<Result<bool, NotOwnedError>, Infallible> {
+        Ok(Condition::wait_deadline(self, deadline))
+    }
+    fn notify(&self, n: usize) -> Result<Result<usize, NotOwnedError>, Infallible> {
+        Ok(Condition::notify(self, n))
     }
 }

@@ -1,59 +1,21 @@
-//! [`Lock`]: Python's `threading.Lock`.
+//! [`Lock`]: Python's `threading.Lock` / `multiprocessing.Lock`, once for
+//! every scope.
+#![forbid(unsafe_code)]
 
-use super::Wait;
-use super::error::ReleaseError;
-use super::hook::{self, LockKind, Outcome};
-use super::raw::RawLock;
+use std::convert::Infallible;
 use std::fmt;
-use std::num::NonZeroU64;
-use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::panic::{Location, resume_unwind};
 use std::time::{Duration, Instant};
 
-/// A stable, process-unique identity of a [`Lock`] or [`RLock`](super::RLock),
-/// assigned on first use and never reused (Python code orders locks by
-/// `id(lock)`; this is the Rust twin, and the key lock-order checking uses).
-///
-/// # Examples
-///
-/// ```
-/// use spindle::sync::Lock;
-///
-/// let (a, b) = (Lock::new(), Lock::new());
-/// assert_ne!(a.id(), b.id());
-/// assert_eq!(a.id(), a.id());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LockId(NonZeroU64);
+use crate::sync::contract::BlockingLock;
+use crate::sync::error::ReleaseError;
+use crate::sync::raw::{LockKind, Locked, RawMutex, Scope};
+use crate::util::Wait;
 
-impl LockId {
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0.get()
-    }
-
-    /// Reads the id stored in `slot`, assigning the next free one on first use.
-    pub(crate) fn of(slot: &AtomicU64) -> LockId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let mut id = slot.load(Relaxed);
-        if id == 0 {
-            let fresh = NEXT.fetch_add(1, Relaxed);
-            id = match slot.compare_exchange(0, fresh, Relaxed, Relaxed) {
-                Ok(_) => fresh,
-                Err(won) => won,
-            };
-        }
-        LockId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
-    }
-}
-
-impl fmt::Display for LockId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "lock#{}", self.0)
-    }
-}
-
-/// A primitive lock, Python's `threading.Lock`.
+/// A primitive lock, Python's `threading.Lock` (scope [`ThreadScope`], the
+/// type [`spindle::sync::Lock`](crate::sync::Lock)) and
+/// `multiprocessing.Lock` (the type
+/// [`spindle::ipc::sync::Lock`](crate::ipc::sync::Lock)).
 ///
 /// It protects code, not data (for data prefer `std::sync::Mutex<T>`), and it
 /// is not owned: any thread may release it, as in Python. Use it two ways:
@@ -65,6 +27,8 @@ impl fmt::Display for LockId {
 ///   an unlocked lock is [`ReleaseError::Unlocked`] instead of a crash.
 ///
 /// Do not mix both on one acquisition: a guard always releases on drop.
+///
+/// [`ThreadScope`]: crate::sync::raw::ThreadScope
 ///
 /// # Examples
 ///
@@ -84,35 +48,22 @@ impl fmt::Display for LockId {
 /// }
 /// assert!(lock.try_acquire());
 /// ```
-pub struct Lock {
-    raw: RawLock,
-    id: AtomicU64,
+pub struct Lock<S: Scope> {
+    pub(crate) state: S::Place<S::Mutex>,
 }
 
-impl Lock {
-    /// Creates an unlocked lock (`threading.Lock()`); usable in a `static`.
-    pub const fn new() -> Self {
-        Lock {
-            raw: RawLock::new(),
-            id: AtomicU64::new(0),
-        }
-    }
-
+impl<S: Scope> Lock<S> {
     /// Test support, not part of the API: how many threads are blocked
-    /// acquiring this lock right now.
+    /// acquiring this lock right now (0 where the scope cannot tell).
     #[doc(hidden)]
     pub fn __parked(&self) -> usize {
-        self.raw.parked()
+        self.state.parked()
     }
 
-    /// This lock's stable unique id.
-    pub fn id(&self) -> LockId {
-        LockId::of(&self.id)
-    }
-
-    /// Whether the lock is held by any thread (`locked()`).
+    /// Whether the lock is held by anyone (`locked()`).
+    #[inline]
     pub fn is_locked(&self) -> bool {
-        self.raw.is_locked()
+        self.state.is_locked()
     }
 
     /// Blocks until the lock is acquired (`acquire()`); release it with
@@ -174,7 +125,11 @@ impl Lock {
     /// `RuntimeError: release unlocked lock`).
     #[inline]
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.release_inner()
+        if self.state.unlock(LockKind::Lock) {
+            Ok(())
+        } else {
+            Err(ReleaseError::Unlocked)
+        }
     }
 
     /// Blocks until the lock is acquired and returns a guard that releases it
@@ -192,7 +147,7 @@ impl Lock {
     /// ```
     #[inline]
     #[track_caller]
-    pub fn lock(&self) -> LockGuard<'_> {
+    pub fn lock(&self) -> LockGuard<'_, S> {
         self.acquire_with(Wait::Forever);
         LockGuard { lock: self }
     }
@@ -200,73 +155,43 @@ impl Lock {
     /// Returns a guard if the lock is free, without blocking.
     #[inline]
     #[track_caller]
-    pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.acquire_with(Wait::Never)
-            .then(|| LockGuard { lock: self })
+    pub fn try_lock(&self) -> Option<LockGuard<'_, S>> {
+        self.guard_with(Wait::Never)
     }
 
     /// Returns a guard, waiting at most `timeout` for the lock.
     #[track_caller]
-    pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        self.acquire_with(Wait::after(timeout))
-            .then(|| LockGuard { lock: self })
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_, S>> {
+        self.guard_with(Wait::after(timeout))
     }
 
     /// Returns a guard, waiting at most until `deadline` for the lock.
     #[track_caller]
-    pub fn lock_deadline(&self, deadline: Instant) -> Option<LockGuard<'_>> {
-        self.acquire_with(Wait::Until(deadline))
-            .then(|| LockGuard { lock: self })
+    pub fn lock_deadline(&self, deadline: Instant) -> Option<LockGuard<'_, S>> {
+        self.guard_with(Wait::Until(deadline))
     }
 
-    /// The one acquisition path of a `Lock` (see `hook.rs`).
+    #[inline]
+    #[track_caller]
+    fn guard_with(&self, wait: Wait) -> Option<LockGuard<'_, S>> {
+        self.acquire_with(wait).then(|| LockGuard { lock: self })
+    }
+
+    /// The one acquisition path of a `Lock`. A wait the deadlock detector
+    /// aborts unwinds with its `DeadlockError` (plain acquisitions have no
+    /// error channel; `lockorder::recoverable` turns it back into a value).
     #[inline]
     #[track_caller]
     pub(crate) fn acquire_with(&self, wait: Wait) -> bool {
-        if hook::active() {
-            return match self.acquire_tracked(wait, Location::caller()) {
-                Outcome::Acquired => true,
-                Outcome::Failed => false,
-                Outcome::Aborted(e) => hook::unwind_deadlock(e),
-            };
+        match self.state.lock(LockKind::Lock, wait, Location::caller()) {
+            Locked::Acquired => true,
+            Locked::Failed => false,
+            Locked::Aborted(payload) => resume_unwind(payload),
         }
-        hook::raw_acquire(&self.raw, wait)
-    }
-
-    /// The acquisition path with the detector's verdict as a value (used by
-    /// `lockorder`'s ordered acquisition); `site` is the caller's location.
-    #[inline]
-    pub(crate) fn acquire_tracked(&self, wait: Wait, site: &'static Location<'static>) -> Outcome {
-        if hook::active() {
-            return hook::acquire(self.id(), LockKind::Lock, wait, site, &self.raw);
-        }
-        if hook::raw_acquire(&self.raw, wait) {
-            Outcome::Acquired
-        } else {
-            Outcome::Failed
-        }
-    }
-
-    /// The one release path of a `Lock` (see `hook.rs`).
-    #[inline]
-    pub(crate) fn release_inner(&self) -> Result<(), ReleaseError> {
-        if !self.raw.unlock() {
-            return Err(ReleaseError::Unlocked);
-        }
-        if hook::active() {
-            hook::released(self.id(), LockKind::Lock);
-        }
-        Ok(())
     }
 }
 
-impl Default for Lock {
-    fn default() -> Self {
-        Lock::new()
-    }
-}
-
-impl fmt::Debug for Lock {
+impl<S: Scope> fmt::Debug for Lock<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
             .field("locked", &self.is_locked())
@@ -276,30 +201,65 @@ impl fmt::Debug for Lock {
 
 /// Holds a [`Lock`] and releases it when dropped; returned by [`Lock::lock`].
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
-    lock: &'a Lock,
+pub struct LockGuard<'a, S: Scope> {
+    lock: &'a Lock<S>,
 }
 
-impl LockGuard<'_> {
+impl<'a, S: Scope> LockGuard<'a, S> {
     /// The lock this guard holds.
-    pub fn lock(&self) -> &Lock {
+    pub fn lock(&self) -> &'a Lock<S> {
         self.lock
     }
 }
 
-impl Drop for LockGuard<'_> {
+impl<S: Scope> Drop for LockGuard<'_, S> {
     #[inline]
     fn drop(&mut self) {
         // An error here means someone released explicitly while this guard
         // was alive (mixing the two styles); there is nothing left to undo.
-        let _ = self.lock.release_inner();
+        let _ = self.lock.release();
     }
 }
 
-impl fmt::Debug for LockGuard<'_> {
+impl<S: Scope> fmt::Debug for LockGuard<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("lock", &self.lock.id())
-            .finish()
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+impl<S: Scope> BlockingLock for Lock<S> {
+    type Error = Infallible;
+    type Guard<'a> = LockGuard<'a, S>;
+
+    #[track_caller]
+    fn acquire(&self) -> Result<(), Infallible> {
+        Lock::acquire(self);
+        Ok(())
+    }
+    #[track_caller]
+    fn try_acquire(&self) -> Result<bool, Infallible> {
+        Ok(Lock::try_acquire(self))
+    }
+    #[track_caller]
+    fn acquire_deadline(&self, deadline: Instant) -> Result<bool, Infallible> {
+        Ok(Lock::acquire_deadline(self, deadline))
+    }
+    fn release(&self) -> Result<Result<(), ReleaseError>, Infallible> {
+        Ok(Lock::release(self))
+    }
+    #[track_caller]
+    fn lock(&self) -> Result<LockGuard<'_, S>, Infallible> {
+        Ok(Lock::lock(self))
+    }
+    #[track_caller]
+    fn try_lock(&self) -> Result<Option<LockGuard<'_, S>>, Infallible> {
+        Ok(Lock::try_lock(self))
+    }
+    #[track_caller]
+    fn lock_deadline(&self, deadline: Instant) -> Result<Option<LockGuard<'_, S>>, Infallible> {
+        Ok(Lock::lock_deadline(self, deadline))
+    }
+    fn is_locked(&self) -> Result<bool, Infallible> {
+        Ok(Lock::is_locked(self))
     }
 }

@@ -1,5 +1,4 @@
-//! The lock word under [`Lock`](super::Lock) and [`RLock`](super::RLock): one
-//! byte, parked on with `parking_lot_core` (the same protocol as
+//! The thread scope's lock word under `Lock` and `RLock`: one byte, parked on with `parking_lot_core` (the same protocol as
 //! `parking_lot::RawMutex`, minus the fairness hand-off, plus a checked unlock
 //! that may come from any thread).
 
@@ -42,7 +41,7 @@ impl RawLock {
     }
 
     pub(crate) fn parked(&self) -> usize {
-        super::parked_on(self.key())
+        super::thread::parked_on(self.key())
     }
 
     pub(crate) fn is_locked(&self) -> bool {

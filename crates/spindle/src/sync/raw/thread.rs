@@ -1,0 +1,352 @@
+//! [`ThreadScope`]: the raw layer of the thread objects in [`crate::sync`].
+//!
+//! State lives inline in the object; a thread sleeps in `parking_lot_core`'s
+//! table under the address of the word it waits on (a futex emulated in
+//! user space: `validate` re-reads the word under the table's lock, so a
+//! wake that follows a change of the word is never lost).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::ops::Deref;
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::task::Waker;
+use std::time::Instant;
+
+use parking_lot_core::{self as plc, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp};
+
+use super::hook;
+use super::lock_word::RawLock;
+use super::wakers::{WakerTable, Watch};
+use super::{LockKind, Locked, RawMutex, RawOwner, RawQueue, Scope, sealed};
+use crate::sync::id::LockId;
+use crate::util::{Wait, passed};
+
+/// The thread scope: objects shared by the threads of one process.
+#[derive(Debug)]
+pub struct ThreadScope;
+
+impl sealed::Sealed for ThreadScope {}
+
+/// Async wakers registered on thread-scope words.
+static WAKERS: WakerTable = WakerTable::new();
+
+impl Scope for ThreadScope {
+    type Word = AtomicUsize;
+    type Place<T: Send + Sync + 'static> = Inline<T>;
+    type Mutex = ThreadMutex;
+    type Owner = ThreadOwner;
+    type Queue = ThreadQueue;
+    type Watch = Watch;
+
+    const SEMAPHORE_MAX: usize = usize::MAX;
+
+    #[inline]
+    fn wait(word: &AtomicUsize, expected: usize, deadline: Option<Instant>) {
+        // SAFETY: the key is the word's address, which only sleepers on this
+        // word use; `validate` only reads the atomic and cannot unwind or
+        // call into parking_lot; the other callbacks are empty.
+        unsafe {
+            plc::park(
+                key_of(word),
+                || word.load(Relaxed) == expected,
+                || {},
+                |_, _| {},
+                DEFAULT_PARK_TOKEN,
+                deadline,
+            );
+        }
+    }
+
+    #[inline]
+    fn wake(word: &AtomicUsize, n: usize) {
+        let key = key_of(word);
+        if n == usize::MAX {
+            // SAFETY: `unpark_all` never dereferences the key; every sleeper
+            // re-checks its condition after waking.
+            unsafe {
+                plc::unpark_all(key, DEFAULT_UNPARK_TOKEN);
+            }
+        } else {
+            let mut left = n;
+            // SAFETY: our own key; `filter` and `callback` only count.
+            unsafe {
+                plc::unpark_filter(
+                    key,
+                    |_| {
+                        if left == 0 {
+                            FilterOp::Stop
+                        } else {
+                            left -= 1;
+                            FilterOp::Unpark
+                        }
+                    },
+                    |_| DEFAULT_UNPARK_TOKEN,
+                );
+            }
+        }
+        WAKERS.wake(key, n);
+    }
+
+    fn watch<T: Send + Sync + 'static>(
+        _place: &Inline<T>,
+        word: &AtomicUsize,
+        expected: usize,
+        waker: &Waker,
+    ) -> Option<Watch> {
+        WAKERS.watch(
+            &WAKERS,
+            key_of(word),
+            || word.load(Relaxed) == expected,
+            waker,
+        )
+    }
+
+    fn unwatch(watch: Watch) -> bool {
+        watch.cancel()
+    }
+}
+
+/// The parking key of a word: its address.
+#[inline(always)]
+fn key_of(word: &AtomicUsize) -> usize {
+    word as *const AtomicUsize as usize
+}
+
+/// Counts the threads parked on `key` without waking them (test support for
+/// "this thread is blocked now" without sleeping and hoping).
+pub(crate) fn parked_on(key: usize) -> usize {
+    let mut n = 0;
+    // SAFETY: `filter` and `callback` only count and unpark nobody (every
+    // thread is skipped).
+    unsafe {
+        plc::unpark_filter(
+            key,
+            |_| {
+                n += 1;
+                FilterOp::Skip
+            },
+            |_| DEFAULT_UNPARK_TOKEN,
+        );
+    }
+    n
+}
+
+/// Where a thread object keeps its state: in itself.
+#[derive(Debug, Default)]
+pub struct Inline<T>(pub(crate) T);
+
+impl<T> Deref for Inline<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The thread scope's lock word: the one-byte lock any thread may unlock,
+/// with the lock-order hook and a [`LockId`].
+pub struct ThreadMutex {
+    pub(crate) raw: RawLock,
+    id: AtomicU64,
+}
+
+impl ThreadMutex {
+    pub(crate) const fn new() -> ThreadMutex {
+        ThreadMutex {
+            raw: RawLock::new(),
+            id: AtomicU64::new(0),
+        }
+    }
+
+    /// The lock's stable unique id, assigned on first use.
+    pub(crate) fn id(&self) -> LockId {
+        LockId::of(&self.id)
+    }
+
+    /// The tracked acquisition: the hook's verdict as a value.
+    #[inline]
+    pub(crate) fn lock_tracked(
+        &self,
+        kind: LockKind,
+        wait: Wait,
+        site: &'static Location<'static>,
+    ) -> Locked {
+        if hook::active() && kind != LockKind::Internal {
+            return hook::acquire(self.id(), kind, wait, site, &self.raw);
+        }
+        if hook::raw_acquire(&self.raw, wait) {
+            Locked::Acquired
+        } else {
+            Locked::Failed
+        }
+    }
+}
+
+impl std::fmt::Debug for ThreadMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadMutex")
+            .field("locked", &self.raw.is_locked())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawMutex for ThreadMutex {
+    #[inline(always)]
+    fn lock(&self, kind: LockKind, wait: Wait, site: &'static Location<'static>) -> Locked {
+        self.lock_tracked(kind, wait, site)
+    }
+
+    #[inline]
+    fn unlock(&self, kind: LockKind) -> bool {
+        if !self.raw.unlock() {
+            return false;
+        }
+        if hook::active() && kind != LockKind::Internal {
+            hook::released(self.id(), kind);
+        }
+        true
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    #[inline]
+    fn held_by_me(&self, _kind: LockKind) -> bool {
+        // A thread `Lock` has no owner: held by anyone counts (CPython's
+        // `Condition._is_owned` for a plain lock).
+        self.raw.is_locked()
+    }
+
+    fn parked(&self) -> usize {
+        self.raw.parked()
+    }
+}
+
+/// The owner of a thread `RLock`: a never-reused thread number.
+#[derive(Debug, Default)]
+pub struct ThreadOwner(AtomicU64);
+
+impl ThreadOwner {
+    pub(crate) const fn new() -> ThreadOwner {
+        ThreadOwner(AtomicU64::new(0))
+    }
+}
+
+impl RawOwner for ThreadOwner {
+    type Token = u64;
+    #[inline]
+    fn me() -> u64 {
+        current_thread_id()
+    }
+    #[inline]
+    fn is(&self, who: u64) -> bool {
+        self.0.load(Relaxed) == who
+    }
+    #[inline]
+    fn set(&self, who: u64) {
+        self.0.store(who, Relaxed)
+    }
+    #[inline]
+    fn clear(&self) {
+        self.0.store(0, Relaxed)
+    }
+}
+
+/// A small, never-reused, non-zero number for the calling thread (the owner
+/// of an `RLock`). Unlike the address of a thread-local, it is never handed
+/// to a later thread, so a dead owner can never be mistaken for a live one.
+#[inline]
+pub(crate) fn current_thread_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static ID: Cell<u64> = const { Cell::new(0) });
+    ID.with(|id| {
+        let v = id.get();
+        if v != 0 {
+            v
+        } else {
+            let v = NEXT.fetch_add(1, Relaxed);
+            id.set(v);
+            v
+        }
+    })
+}
+
+/// The waiters of a thread `Condition`: CPython's algorithm — each waiter
+/// gets a word of its own, queued in order; `notify(n)` sets and wakes the
+/// first `n`.
+#[derive(Debug, Default)]
+pub struct ThreadQueue {
+    waiters: parking_lot::Mutex<VecDeque<Arc<AtomicUsize>>>,
+}
+
+impl ThreadQueue {
+    pub(crate) const fn new() -> ThreadQueue {
+        ThreadQueue {
+            waiters: parking_lot::Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl RawQueue for ThreadQueue {
+    type Ticket = Arc<AtomicUsize>;
+
+    fn enqueue(&self) -> Arc<AtomicUsize> {
+        let me = Arc::new(AtomicUsize::new(0));
+        self.waiters.lock().push_back(Arc::clone(&me));
+        me
+    }
+
+    fn sleep(&self, me: &Arc<AtomicUsize>, deadline: Option<Instant>) -> bool {
+        // A short spin catches a notification already on its way (ping-pong
+        // between two running threads) without parking.
+        let mut spin = plc::SpinWait::new();
+        while spin.spin() {
+            if me.load(Acquire) != 0 {
+                return true;
+            }
+        }
+        loop {
+            if me.load(Acquire) != 0 {
+                return true;
+            }
+            if passed(deadline) {
+                return false;
+            }
+            ThreadScope::wait(me, 0, deadline);
+        }
+    }
+
+    fn cancel(&self, me: Arc<AtomicUsize>) -> bool {
+        let mut waiters = self.waiters.lock();
+        match waiters.iter().position(|w| Arc::ptr_eq(w, &me)) {
+            Some(i) => {
+                waiters.remove(i);
+                false
+            }
+            // A notifier took us out: it set our word under this lock.
+            None => true,
+        }
+    }
+
+    fn notify(&self, n: usize) -> usize {
+        let mut woken = 0;
+        let mut waiters = self.waiters.lock();
+        while woken < n {
+            let Some(w) = waiters.pop_front() else { break };
+            w.store(1, Release);
+            ThreadScope::wake(&w, 1);
+            woken += 1;
+        }
+        woken
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiters.lock().len()
+    }
+}
