@@ -33,6 +33,8 @@
 //! holds this program's `#[spindle::task]`s); procspawn re-executes it too and
 //! takes its children over in [`procspawn::init`], the first line of `main`.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
