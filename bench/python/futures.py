@@ -1,5 +1,5 @@
 """Suite `futures`: Python's concurrent.futures.ThreadPoolExecutor, the
-contender of `spindle bench futures` (crates/spindle-cli/src/bench/futures.rs).
+contender of `spindle bench futures` (crates/spindle-bench/src/futures.rs).
 
     python3 futures.py CASE [--quick]
 

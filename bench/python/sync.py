@@ -1,5 +1,5 @@
 """Suite `sync`: Python's threading objects, the contender of
-crates/spindle-cli/src/bench/sync.rs (same cases, same units, same shapes).
+crates/spindle-bench/src/sync.rs (same cases, same units, same shapes).
 
     python3 sync.py CASE [--quick]
 

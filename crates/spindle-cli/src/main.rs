@@ -1,10 +1,20 @@
-//! The `spindle` command: a guided tour of every capability (`spindle tour`) and
-//! the side-by-side benchmark runner (`spindle bench SUITE`).
+//! The `spindle` command: a guided tour of every capability (`spindle tour`),
+//! the seeds' workloads (`spindle gen-logs`, `spindle robots`, `spindle
+//! primes`), and `spindle bench SUITE`, which runs the benchmark program
+//! `spindle-bench` built beside it.
+//!
+//! This binary has no unsafe code of its own and links none of the crates the
+//! benchmarks compare spindle with: the workloads (and their unsafe code:
+//! gzip through libdeflate, SIMD) are the `spindle-workloads` crate, the
+//! benchmarks and their peers the `spindle-bench` crate.
+
+#![forbid(unsafe_code)]
 
 mod bench;
 mod tour;
 mod workloads;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,20 +42,17 @@ enum Command {
     },
     /// Run a benchmark suite side by side: spindle, the best Rust crates, Python.
     ///
-    /// Contenders are interleaved over several rounds; medians and ratios are
-    /// reported. `spindle bench list` names the suites.
+    /// Runs `spindle-bench ARGS..`, the benchmark program, found beside this
+    /// one (build it with `cargo build --release -p spindle-bench`; `cargo
+    /// run --release -p spindle-bench -- SUITE` builds and runs it).
+    /// `spindle bench list` names the suites; `spindle bench SUITE [--quick]
+    /// [--json] [--case NAME]` runs one; `spindle bench --help` is its help.
+    #[command(disable_help_flag = true)]
     Bench {
-        /// The suite to run (`list` to name them, `all` for every suite).
-        suite: String,
-        /// Fewer, shorter rounds: a suite stays under about a minute.
-        #[arg(long)]
-        quick: bool,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Run only these cases of the suite (default: all).
-        #[arg(long = "case")]
-        cases: Vec<String>,
+        /// The benchmark program's arguments: `SUITE [--quick] [--json]
+        /// [--case NAME]`, `list` or `all`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
@@ -79,10 +86,10 @@ enum Command {
         dir: PathBuf,
         /// serial, threads (ThreadPoolExecutor) or processes
         /// (ProcessPoolExecutor, one file per task).
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
-        mode: workloads::Mode,
+        #[arg(long, value_enum, default_value_t = spindle_workloads::Mode::Processes)]
+        mode: spindle_workloads::Mode,
         /// Parallel workers (default: the number of cores).
-        #[arg(long, default_value_t = workloads::default_workers())]
+        #[arg(long, default_value_t = spindle_workloads::default_workers())]
         workers: usize,
         /// Only gunzip the files (the decoder's speed limit), no parsing.
         #[arg(long)]
@@ -93,10 +100,10 @@ enum Command {
         /// serial, threads (ThreadPoolExecutor, one number per task) or
         /// processes (ProcessPoolExecutor, each number's trial divisions in
         /// five tasks, so two workers share the work evenly).
-        #[arg(long, value_enum, default_value_t = workloads::Mode::Processes)]
-        mode: workloads::Mode,
+        #[arg(long, value_enum, default_value_t = spindle_workloads::Mode::Processes)]
+        mode: spindle_workloads::Mode,
         /// Parallel workers (default: the number of cores).
-        #[arg(long, default_value_t = workloads::default_workers())]
+        #[arg(long, default_value_t = spindle_workloads::default_workers())]
         workers: usize,
         /// Numbers to check, comma-separated (default: the seed's PRIMES).
         #[arg(long, value_delimiter = ',')]
@@ -105,21 +112,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // procspawn (a peer in `bench process`) re-executes this program for its
-    // children and takes them over here; in any other run this only checks
-    // one environment variable. It must come first: code before it would run
-    // again in every procspawn child. spindle's own children never get here
-    // (spindle's boot runs them before `main`).
-    procspawn::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Tour { sections, list } => tour::main(&sections, list),
-        Command::Bench {
-            suite,
-            quick,
-            json,
-            cases,
-        } => bench::main(&suite, quick, json, cases),
+        Command::Bench { args } => bench::main(&args),
         Command::GenLogs {
             dir,
             files,

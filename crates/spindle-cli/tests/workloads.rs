@@ -1,5 +1,6 @@
-//! `spindle gen-logs`, `spindle robots` and `spindle primes` end to end: the
-//! binary is run as a user would run it.
+//! `spindle gen-logs`, `spindle robots`, `spindle primes` and `spindle bench`
+//! end to end: the binary is run as a user would run it. (The workloads
+//! themselves are tested through their API in crates/spindle-workloads.)
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -125,11 +126,22 @@ fn answer(out: &str) -> (usize, String, u64, u64) {
 }
 
 #[test]
-fn gen_logs_is_deterministic_and_looks_like_the_seeds_logs() {
+fn gen_logs_writes_the_days_named_deterministically_from_its_arguments() {
     let (a, b, c) = (Dir::new("det-a"), Dir::new("det-b"), Dir::new("det-c"));
-    gen_logs(&a, 3, 10_000, 7);
-    gen_logs(&b, 3, 10_000, 7);
-    gen_logs(&c, 3, 10_000, 8);
+    let out = stdout_ok(&[
+        "gen-logs",
+        a.s(),
+        "--files",
+        "3",
+        "--lines",
+        "2000",
+        "--seed",
+        "7",
+    ]);
+    let want = format!("wrote 3 files of 2000 lines to {} in ", a.s());
+    assert!(out.starts_with(&want) && out.ends_with(" s\n"), "{out}");
+    gen_logs(&b, 3, 2000, 7);
+    gen_logs(&c, 3, 2000, 8);
     let (fa, fb, fc) = (files_of(&a.0), files_of(&b.0), files_of(&c.0));
     let names: Vec<_> = fa.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -140,27 +152,23 @@ fn gen_logs_is_deterministic_and_looks_like_the_seeds_logs() {
     for ((_, x), (_, y)) in fa.iter().zip(&fc) {
         assert_ne!(x, y, "another seed, other bytes");
     }
-    let text = gunzip(&fa[0].1);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 10_000);
-    let good = lines
-        .iter()
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() >= 10
-                && f[0].split('.').count() == 4
-                && f[3].starts_with("[10/Jul/2012:")
-                && f[4] == "-0500]"
-                && (f[5] == "\"GET" || f[5] == "\"HEAD")
-                && f[7] == "HTTP/1.1\""
-        })
-        .count();
-    let malformed = lines.len() - good;
-    assert!((1..=3).contains(&malformed), "{malformed} malformed lines");
-    let robots = lines.iter().filter(|l| l.contains(" /robots.txt ")).count();
+    for (name, gz) in &fa {
+        assert_eq!(gunzip(gz).lines().count(), 2000, "{name}");
+    }
+    // The defaults: 8 files (of 100,000 lines, not checked here).
+    let d = Dir::new("det-default");
     assert!(
-        (50..=150).contains(&robots),
-        "{robots} of 10000 ask for robots.txt"
+        stdout_ok(&["gen-logs", d.s(), "--lines", "10"]).starts_with("wrote 8 files of 10 lines")
+    );
+    assert_eq!(files_of(&d.0).len(), 8);
+    // A directory that cannot be created: an error naming it.
+    let file = a.0.join("20120710.log.gz");
+    let out = spindle(&["gen-logs", file.join("sub").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.starts_with("spindle gen-logs: ") && err.contains("sub"),
+        "{err}"
     );
 }
 
@@ -174,6 +182,23 @@ fn robots_agrees_across_modes_and_with_an_independent_count() {
     for mode in ["serial", "threads", "processes"] {
         let out = stdout_ok(&["robots", d.s(), "--mode", mode, "--workers", "2"]);
         assert_eq!(answer(&out), want, "mode {mode}: {out}");
+    }
+}
+
+#[test]
+fn robots_decode_only_prints_the_decoded_size_in_every_mode() {
+    let d = Dir::new("decode");
+    gen_logs(&d, 3, 3000, 5);
+    let total: usize = files_of(&d.0).iter().map(|(_, gz)| gunzip(gz).len()).sum();
+    for mode in ["serial", "threads", "processes"] {
+        let out = stdout_ok(&["robots", d.s(), "--decode-only", "--mode", mode]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(lines[0], format!("decoded: {total} bytes"), "mode {mode}");
+        assert!(
+            lines[1].starts_with("time: ") && lines[1].contains(" MB/s, "),
+            "{out}"
+        );
     }
 }
 
@@ -256,4 +281,70 @@ fn primes_answers_are_right_in_every_mode() {
         assert_eq!(got, want, "mode {mode}");
         assert!(out.lines().last().unwrap().starts_with("time: "), "{out}");
     }
+}
+
+/// `spindle` copied into a fresh directory, so what lies beside it is known.
+fn lone_spindle(dir: &Dir) -> PathBuf {
+    let exe = dir.0.join("spindle");
+    std::fs::copy(env!("CARGO_BIN_EXE_spindle"), &exe).unwrap();
+    exe
+}
+
+#[test]
+fn bench_without_spindle_bench_beside_it_names_the_build_command() {
+    let d = Dir::new("bench-absent");
+    let out = Command::new(lone_spindle(&d))
+        .args(["bench", "sync", "--quick"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.starts_with("spindle bench: "), "{err}");
+    assert!(
+        err.contains(d.0.join("spindle-bench").to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        err.contains("cargo build") && err.contains("-p spindle-bench"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_runs_spindle_bench_beside_it_with_its_arguments_verbatim() {
+    // `spindle-bench` here is a link to the shell, so that what it is given
+    // shows: `sh -c SCRIPT ARG0 ARGS..` prints its arguments and exits 7.
+    let d = Dir::new("bench-present");
+    let exe = lone_spindle(&d);
+    std::os::unix::fs::symlink("/bin/sh", d.0.join("spindle-bench")).unwrap();
+    let script = r#"printf '%s\n' "$0" "$@"; exit 7"#;
+    let out = Command::new(&exe)
+        .args([
+            "bench",
+            "-c",
+            script,
+            "sync",
+            "--quick",
+            "--json",
+            "--case",
+            "two words",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sync\n--quick\n--json\n--case\ntwo words\n"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "its exit status is the command's"
+    );
+    // `--help` after `bench` is the benchmark program's too.
+    let out = Command::new(&exe)
+        .args(["bench", "-c", script, "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "--help\n");
 }

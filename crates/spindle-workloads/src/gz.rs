@@ -21,7 +21,7 @@
 //! data — so this module calls `libdeflate_gzip_decompress_ex`, which reports
 //! the bytes consumed, and decodes every member as Python's `gzip` does.
 //! Files too large to hold decoded in memory go through flate2's streaming
-//! `MultiGzDecoder` instead (see `robots::find_robots`).
+//! `MultiGzDecoder` instead (see [`robots::find_robots`](crate::robots::find_robots)).
 //!
 //! libdeflate's gzip decoder checks each member's CRC-32 in a pass of its
 //! own over the decoded text, which (35 MB a file) no longer is in cache
@@ -33,17 +33,21 @@
 //! robots: 0.10 s less on 1.1 GB of text, one pass over memory instead of
 //! two).
 
+// libdeflate's C API and `madvise`: every unsafe block says why its call is
+// sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::ptr::NonNull;
 
 use libdeflate_sys as sys;
 
 /// Largest decoded size one file may take in memory; bigger files stream.
-pub(crate) const MAX_WHOLE: usize = 1 << 30;
+pub const MAX_WHOLE: usize = 1 << 30;
 
 /// A libdeflate decompressor (about 32 KiB of tables), reused across files.
 #[derive(Debug)]
-pub(crate) struct Inflater {
+pub struct Inflater {
     raw: NonNull<sys::libdeflate_decompressor>,
     /// The most one file may decode to in memory ([`MAX_WHOLE`]; smaller
     /// in tests).
@@ -80,7 +84,7 @@ impl Inflater {
     /// # Panics
     ///
     /// Aborts via `handle_alloc_error` when out of memory, like any allocation.
-    pub(crate) fn new() -> Inflater {
+    pub fn new() -> Inflater {
         // SAFETY: no preconditions; it returns null only when out of memory.
         let raw = unsafe { sys::libdeflate_alloc_decompressor() };
         let raw = NonNull::new(raw).unwrap_or_else(|| {
@@ -104,7 +108,7 @@ impl Inflater {
     }
 
     /// The most one file may decode to in memory.
-    pub(crate) fn max(&self) -> usize {
+    pub fn max(&self) -> usize {
         self.max
     }
 
@@ -179,7 +183,7 @@ impl Inflater {
     /// `InvalidData` for data that is not gzip or is corrupt (bad CRC, size,
     /// truncated); `FileTooLarge` for data that decodes to more than the
     /// in-memory limit ([`MAX_WHOLE`]), which the caller may stream instead.
-    pub(crate) fn gunzip(&mut self, gz: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+    pub fn gunzip(&mut self, gz: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
         self.decode(gz, out, None)
     }
 
@@ -198,7 +202,7 @@ impl Inflater {
     ///
     /// As [`Inflater::gunzip`], except that a CRC mismatch is found by the
     /// [`CrcCheck`].
-    pub(crate) fn gunzip_unchecked(
+    pub fn gunzip_unchecked(
         &mut self,
         gz: &[u8],
         out: &mut Vec<u8>,
@@ -342,7 +346,7 @@ fn header_len(input: &[u8]) -> Option<usize> {
 /// Where one gzip member's text ends in the decoded output, and the CRC-32
 /// its trailer gives for that text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MemberCrc {
+pub struct MemberCrc {
     end: usize,
     crc: u32,
 }
@@ -351,7 +355,7 @@ pub(crate) struct MemberCrc {
 /// [`Inflater::gunzip_unchecked`], fed in order, piece by piece, with
 /// libdeflate's CRC-32 (carry-less multiplication where the CPU has it).
 #[derive(Debug)]
-pub(crate) struct CrcCheck<'a> {
+pub struct CrcCheck<'a> {
     members: &'a [MemberCrc],
     /// Bytes fed so far.
     at: usize,
@@ -362,7 +366,7 @@ pub(crate) struct CrcCheck<'a> {
 
 impl<'a> CrcCheck<'a> {
     /// A check of the text whose members `members` lists.
-    pub(crate) fn new(members: &'a [MemberCrc]) -> CrcCheck<'a> {
+    pub fn new(members: &'a [MemberCrc]) -> CrcCheck<'a> {
         let mut check = CrcCheck {
             members,
             at: 0,
@@ -374,7 +378,7 @@ impl<'a> CrcCheck<'a> {
     }
 
     /// Feeds the next `piece` of the text.
-    pub(crate) fn update(&mut self, mut piece: &[u8]) {
+    pub fn update(&mut self, mut piece: &[u8]) {
         while !piece.is_empty() {
             let Some(member) = self.members.first() else {
                 // More text than the members hold.
@@ -408,7 +412,7 @@ impl<'a> CrcCheck<'a> {
     /// # Errors
     ///
     /// `InvalidData` on a CRC mismatch or text missing.
-    pub(crate) fn finish(self) -> io::Result<()> {
+    pub fn finish(self) -> io::Result<()> {
         if self.bad || !self.members.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -480,6 +484,12 @@ fn populate(v: &mut Vec<u8>, from: usize) {
     }
 }
 
+impl Default for Inflater {
+    fn default() -> Inflater {
+        Inflater::new()
+    }
+}
+
 impl Drop for Inflater {
     fn drop(&mut self) {
         // SAFETY: `raw` came from `libdeflate_alloc_decompressor` and is freed
@@ -489,20 +499,13 @@ impl Drop for Inflater {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use std::io::Write;
 
     use flate2::Compression;
-    use flate2::write::GzEncoder;
 
     use super::*;
-
-    /// `data` as one gzip member (also for the robots tests).
-    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use crate::testing::gzip;
 
     #[test]
     fn decodes_every_member_and_skips_zero_padding() {

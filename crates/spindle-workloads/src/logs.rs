@@ -17,6 +17,8 @@
 //! has its own stream derived from the seed and its day, so files are written
 //! in parallel.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -29,14 +31,14 @@ use flate2::write::GzEncoder;
 /// logs on every machine and every build, which a crate's RNG does not promise
 /// across versions.
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -45,7 +47,7 @@ impl SplitMix64 {
     }
 
     /// A number in `0..n` (n > 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         // Lemire's multiply-shift; the tiny bias is irrelevant for test data.
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
@@ -104,7 +106,7 @@ fn date_after(days: u32) -> (i32, u32, u32) {
 }
 
 /// At most this many malformed lines per file (see the module docs).
-pub(crate) const MALFORMED: u64 = 3;
+pub const MALFORMED: u64 = 3;
 
 /// The 4,000 hosts of a seed.
 fn hosts(seed: u64) -> Vec<String> {
@@ -130,7 +132,7 @@ fn hosts(seed: u64) -> Vec<String> {
 /// # Errors
 ///
 /// The directory or a file cannot be created or written.
-pub(crate) fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
+pub fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let hosts = hosts(seed);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());

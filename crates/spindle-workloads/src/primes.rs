@@ -1,8 +1,10 @@
 //! The seeds' CPU-bound workload (seed 002 "PPE"): trial division of the PRIMES
 //! list, exactly as the seed's `is_prime`.
 
+#![forbid(unsafe_code)]
+
 /// The seed's PRIMES list (from Python's `concurrent.futures` docs).
-pub(crate) const PRIMES: [u64; 6] = [
+pub const PRIMES: [u64; 6] = [
     112_272_535_095_293,
     112_582_705_942_171,
     112_272_535_095_293,
@@ -12,7 +14,7 @@ pub(crate) const PRIMES: [u64; 6] = [
 ];
 
 /// The seed's `is_prime`: trial division by odd numbers up to isqrt(n).
-pub(crate) fn is_prime(n: u64) -> bool {
+pub fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
@@ -36,7 +38,7 @@ pub(crate) fn is_prime(n: u64) -> bool {
 /// Whether an odd number in `lo..=hi` divides `n` (the trial divisions of
 /// [`is_prime`] over part of its range: `is_prime(n)` for odd `n >= 3` is
 /// `!has_odd_divisor(n, 3, n.isqrt())`).
-pub(crate) fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
+pub fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
     let mut i = lo.max(3) | 1;
     while i <= hi {
         if n.is_multiple_of(i) {

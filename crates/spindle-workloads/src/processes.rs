@@ -5,6 +5,8 @@
 //! The tasks are `#[spindle::task]` functions, so a worker started by the fork
 //! server finds them by name; paths travel as raw bytes (any Unix path works).
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -12,11 +14,11 @@ use std::path::{Path, PathBuf};
 use spindle::futures::{Executor, MapFn};
 use spindle::process::ProcessPoolExecutor;
 
-use super::primes;
-use super::robots::{self, Robots};
+use crate::primes;
+use crate::robots::{self, Robots};
 
 /// A path from the raw bytes [`raw`] made of it (any Unix path).
-pub(crate) fn path_of(raw: Vec<u8>) -> PathBuf {
+pub fn path_of(raw: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(raw))
 }
 
@@ -62,7 +64,7 @@ where
 }
 
 /// A path as raw bytes, to travel to a worker.
-pub(crate) fn raw(p: &Path) -> Vec<u8> {
+pub fn raw(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
@@ -71,7 +73,7 @@ pub(crate) fn raw(p: &Path) -> Vec<u8> {
 /// # Errors
 ///
 /// The workers could not start or died.
-pub(crate) fn find_all_robots(
+pub fn find_all_robots(
     files: &[PathBuf],
     workers: usize,
 ) -> Result<Vec<Result<Robots, String>>, String> {
@@ -87,7 +89,7 @@ pub(crate) fn find_all_robots(
 /// # Errors
 ///
 /// The first file that failed, or the pool's error.
-pub(crate) fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String> {
+pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String> {
     map_all(
         workers,
         decode_file::task,
@@ -123,7 +125,7 @@ pub(crate) fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>,
 /// # Errors
 ///
 /// The workers could not start or died.
-pub(crate) fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>, String> {
+pub fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>, String> {
     /// Below this many trial divisions a number is checked in this process.
     const DIRECT: u64 = 100_000;
     let pool = pool(workers)?;

@@ -1,4 +1,4 @@
-//! Suite `pool`, its first cases (see `pool_suite` in mod.rs): the seeds' CPU
+//! Suite `pool`, its first cases (see `pool_suite` in main.rs): the seeds' CPU
 //! workloads on spindle's `ProcessPoolExecutor`, beside the seeds' own Python
 //! programs on the same data in the same run.
 //!
@@ -7,7 +7,7 @@
 //! - `primes` (seed 002): trial division of the seed's PRIMES list.
 //!
 //! Contenders: `spindle` (process mode, one file per task, each number's
-//! trial divisions in five tasks (see `workloads::processes::check_primes`),
+//! trial divisions in five tasks (see `spindle_workloads::processes::check_primes`),
 //! the pool started inside the timing as the seed's `with
 //! ProcessPoolExecutor()` is),
 //! `spindle-serial` (the same work on one thread: the base of the parallel
@@ -34,7 +34,7 @@ use std::process::Command;
 use rayon::prelude::*;
 
 use super::{Bench, Impl, Unit, imp, median, python_dir, seconds};
-use crate::workloads::{self, Mode, logs, primes, processes, robots};
+use spindle_workloads::{self as workloads, Mode, logs, primes, processes, robots};
 
 /// A Python program of the seeds run as is: `python3 bench/python/SCRIPT
 /// ARGS..`; its last line is its own timing in seconds, and the lines before

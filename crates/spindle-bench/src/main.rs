@@ -1,10 +1,19 @@
-//! `spindle bench SUITE`: side-by-side benchmarks — spindle, the best Rust crates
-//! for the same job, and the equivalent Python program.
+//! `spindle-bench SUITE`: side-by-side benchmarks — spindle, the best Rust
+//! crates for the same job, and the equivalent Python program. The peer
+//! crates (rayon, flume, crossbeam-channel, threadpool, parking_lot,
+//! ipc-channel, procspawn) are linked into this program only, not into
+//! `spindle` (whose `spindle bench ARGS..` runs this program).
 //!
-//! A suite is a file beside this one exposing `pub(crate) fn run(b: &mut Bench)`,
-//! registered in [`SUITES`]. For each case it calls [`Bench::case`] with one
-//! [`Impl`] per contender: [`imp`] wraps a closure that takes ONE sample and
-//! returns it in the case's [`Unit`]; [`Bench::python`] runs
+//! ```text
+//! cargo run --release -p spindle-bench -- list
+//! cargo run --release -p spindle-bench -- SUITE [--quick] [--json] [--case NAME]..
+//! cargo run --release -p spindle-bench -- all
+//! ```
+//!
+//! A suite is a module of this crate exposing `pub(crate) fn run(b: &mut
+//! Bench)`, registered in [`SUITES`]. For each case it calls [`Bench::case`]
+//! with one [`Impl`] per contender: [`imp`] wraps a closure that takes ONE
+//! sample and returns it in the case's [`Unit`]; [`Bench::python`] runs
 //! `bench/python/<script> CASE [--quick]`, which measures itself and prints one
 //! number in the same unit.
 //!
@@ -14,9 +23,22 @@
 //! and so on — and each contender's figure is the median of its rounds. Ratios
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
+//!
+//! With `--json`, each figure is one line, `{"case":..,"higher_is_better":..,
+//! "impl":..,"suite":..,"unit":..,"value":..}` (keys in this order): tooling
+//! compares runs across versions, so the schema does not change.
+//!
+//! Child processes: spindle's `Spawn` and `ForkServer` start methods re-execute
+//! this program, and spindle runs the child before `main` (its task registry
+//! holds this program's `#[spindle::task]`s); procspawn re-executes it too and
+//! takes its children over in [`procspawn::init`], the first line of `main`.
+
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+use clap::Parser;
 use std::time::{Duration, Instant};
 
 mod futures;
@@ -36,7 +58,7 @@ struct Suite {
     run: fn(&mut Bench),
 }
 
-/// Every suite, in the order `spindle bench all` runs them.
+/// Every suite, in the order `spindle-bench all` runs them.
 const SUITES: &[Suite] = &[
     Suite {
         name: "thread",
@@ -380,8 +402,39 @@ fn find_python() -> Option<PathBuf> {
     ok.then(|| PathBuf::from("python3"))
 }
 
+/// Run a benchmark suite side by side: spindle, the best Rust crates, Python.
+///
+/// Contenders are interleaved over several rounds; medians and ratios are
+/// reported. `spindle-bench list` names the suites.
+#[derive(Debug, Parser)]
+#[command(name = "spindle-bench", version, about)]
+struct Args {
+    /// The suite to run (`list` to name them, `all` for every suite).
+    suite: String,
+    /// Fewer, shorter rounds: a suite stays under about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these cases of the suite (default: all).
+    #[arg(long = "case")]
+    cases: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    // procspawn (a peer in the `process` and `pool` suites) re-executes this
+    // program for its children and takes them over here; in any other run
+    // this only checks one environment variable. It must come first: code
+    // before it would run again in every procspawn child. spindle's own
+    // children never get here (spindle's boot runs them before `main`).
+    procspawn::init();
+    let args = Args::parse();
+    run(&args.suite, args.quick, args.json, args.cases)
+}
+
 /// Runs one suite (or `all`, or `list`); exit status 2 for an unknown suite.
-pub(crate) fn main(suite: &str, quick: bool, json: bool, only: Vec<String>) -> ExitCode {
+fn run(suite: &str, quick: bool, json: bool, only: Vec<String>) -> ExitCode {
     if suite == "list" {
         for s in SUITES {
             println!("{:<12} {}", s.name, s.about);
@@ -395,7 +448,7 @@ pub(crate) fn main(suite: &str, quick: bool, json: bool, only: Vec<String>) -> E
     } else {
         let names: Vec<_> = SUITES.iter().map(|s| s.name).collect();
         eprintln!(
-            "spindle bench: no suite {suite:?} (suites: {}, all)",
+            "spindle-bench: no suite {suite:?} (suites: {}, all)",
             names.join(", ")
         );
         return ExitCode::from(2);

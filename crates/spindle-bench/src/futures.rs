@@ -12,7 +12,7 @@ use std::time::Instant;
 use spindle::futures::{Executor, MapOptions, ThreadPoolExecutor};
 
 use super::{Bench, Unit, imp, micros_per, per_sec, seconds};
-use crate::workloads::primes::{PRIMES, is_prime};
+use spindle_workloads::primes::{PRIMES, is_prime};
 
 pub(crate) fn run(b: &mut Bench) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -1,4 +1,4 @@
-//! The fast path of [`Robots::scan`](super::robots::Robots::scan): 64 bytes
+//! The fast path of [`Robots::scan`](crate::robots::Robots::scan): 64 bytes
 //! at a time as bit masks, with AVX-512 (where the CPU has it), AVX2, or
 //! SSE2 (every x86-64 CPU has it).
 //!
@@ -16,11 +16,18 @@
 //! rules), and the fast path resumes after those lines: both paths always
 //! agree (tests compare them on random text), and one odd line does not
 //! slow down the rest of a file.
+//!
+//! It uses [`Robots`] and its exact scanner from `exact`, and nothing of
+//! `robots`, which calls it.
+
+// SIMD intrinsics and `#[target_feature]` functions: every unsafe block
+// says why its call is sound.
+#![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
 
-use super::robots::Robots;
+use crate::exact::Robots;
 
 /// The masks of one 64-byte block (bit `i` is byte `i`).
 #[derive(Clone, Copy)]
@@ -45,7 +52,7 @@ struct Masks {
 /// scanning instead of stalling whoever reads it next (robots in pieces:
 /// 0.61 → 0.57 s serial, 0.34 → 0.30 s on 2 threads).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+pub(crate) fn scan(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     // Less than 4 GiB (fewer than 2^32 lines, see `scan_with`); the exact
     // scanner goes on from where this stops. (Robots decodes at most 1 GiB.)
     let cut = buf.len() > u32::MAX as usize;
@@ -68,7 +75,7 @@ pub(super) fn scan(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> us
 
 /// The SSE2 path (every x86-64 CPU has SSE2).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     // SAFETY: `masks_sse2` only needs SSE2, which every x86-64 CPU has (it
     // is part of the target's baseline: see the assertion below).
     scan_with(out, buf, last, ahead, |b| unsafe { masks_sse2(b) })
@@ -81,7 +88,7 @@ pub(super) fn scan_sse2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) 
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     scan_with(out, buf, last, ahead, |b| masks_avx2(b))
 }
 
@@ -93,7 +100,7 @@ pub(super) unsafe fn scan_avx2(out: &mut Robots, buf: &[u8], last: bool, ahead: 
 /// The CPU must have AVX-512 F and BW.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,popcnt")]
-pub(super) unsafe fn scan_avx512(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
+unsafe fn scan_avx512(out: &mut Robots, buf: &[u8], last: bool, ahead: &[u8]) -> usize {
     scan_with(out, buf, last, ahead, |b| masks_avx512(b))
 }
 
@@ -190,7 +197,7 @@ fn exact_line(out: &mut Robots, buf: &[u8], start: usize) {
 
 /// Without SSE2 the exact scanner does all the work.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) fn scan(_out: &mut Robots, _buf: &[u8], _last: bool, _ahead: &[u8]) -> usize {
+pub(crate) fn scan(_out: &mut Robots, _buf: &[u8], _last: bool, _ahead: &[u8]) -> usize {
     0
 }
 
@@ -288,4 +295,84 @@ fn masks_avx512(block: &[u8]) -> Option<Masks> {
         eq(b'/'),
         eq(b'r'),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GOOD, random_text};
+
+    type FastPath = fn(&mut Robots, &[u8], bool, &[u8]) -> usize;
+
+    /// Every fast path this CPU can run, beside the one `scan` picks.
+    fn fast_paths() -> Vec<(&'static str, FastPath)> {
+        #[allow(unused_mut)]
+        let mut paths: Vec<(&'static str, FastPath)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            paths.push(("SSE2", scan_sse2));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                paths.push(("AVX2", |o, b, l, a| unsafe { scan_avx2(o, b, l, a) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has AVX-512 F and BW (checked just above).
+                paths.push(("AVX-512", |o, b, l, a| unsafe { scan_avx512(o, b, l, a) }));
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_exact_scanner() {
+        let rounds = if cfg!(miri) { 4 } else { 300 };
+        let (mut found, mut skipped) = (0, 0);
+        for seed in 0..rounds {
+            for (plain, odd) in [(true, false), (true, true), (false, true)] {
+                let text = random_text(seed, 60, plain, odd);
+                for cut in [text.len(), text.len().saturating_sub(1), text.len() / 2] {
+                    let part = &text[..cut];
+                    // The path `scan` picks, then the exact scanner for the
+                    // tail (what `Robots::scan` does).
+                    let mut fast = Robots::default();
+                    let at = scan(&mut fast, part, seed % 2 == 0, &[]);
+                    let used_fast = fast.scan_exact(part, at, seed % 2 == 0, part.len());
+                    let mut exact = Robots::default();
+                    let used_exact = exact.scan_exact(part, 0, seed % 2 == 0, part.len());
+                    assert_eq!(
+                        used_fast, used_exact,
+                        "seed {seed} plain {plain} odd {odd} cut {cut}"
+                    );
+                    assert_eq!(fast, exact, "seed {seed} plain {plain} odd {odd} cut {cut}");
+                    for (name, path) in fast_paths() {
+                        let mut r = Robots::default();
+                        // Prefetching (here the text itself) changes nothing.
+                        let at = path(&mut r, part, seed % 2 == 0, &text);
+                        let used = r.scan_exact(part, at, seed % 2 == 0, part.len());
+                        assert_eq!((used, &r), (used_exact, &exact), "{name}, seed {seed}");
+                    }
+                    found += fast.hosts.len();
+                    skipped += fast.skipped;
+                }
+            }
+        }
+        // The generator exercises both outcomes.
+        assert!(
+            found > 100 && skipped > 100,
+            "{found} hosts, {skipped} skipped"
+        );
+    }
+
+    #[test]
+    fn the_fast_path_takes_plain_text() {
+        let text = format!("{GOOD}\n").repeat(100);
+        let mut r = Robots::default();
+        let upto = scan(&mut r, text.as_bytes(), true, &[]);
+        if cfg!(target_arch = "x86_64") {
+            assert!(upto > text.len() - 128, "fast path stopped at {upto}");
+            assert_eq!(r.lines as usize, upto / (GOOD.len() + 1));
+        }
+        r.scan_exact(text.as_bytes(), upto, true, text.len());
+        assert_eq!((r.lines, r.skipped, r.hosts.len()), (100, 0, 1));
+    }
 }

@@ -1,0 +1,83 @@
+//! `spindle-bench` run as a user runs it: the suites it names, its error for
+//! an unknown suite, and one real case whose contenders start processes by
+//! re-executing this program (spindle's `Spawn` start method, procspawn),
+//! printed as JSON lines in the schema tooling compares across versions.
+
+use std::process::{Command, Output};
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(args)
+        .output()
+        .expect("run spindle-bench")
+}
+
+#[test]
+fn list_names_every_suite_in_order() {
+    let out = bench(&["list"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "thread",
+            "sync",
+            "sched",
+            "lockorder",
+            "queue",
+            "futures",
+            "process",
+            "pool"
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_suite_is_exit_status_2_naming_the_suites() {
+    let out = bench(&["nosuch", "--quick"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"nosuch\""), "{err}");
+    assert!(err.contains("thread, sync, sched"), "{err}");
+}
+
+#[test]
+fn spawned_children_run_and_each_figure_is_one_json_line() {
+    // The Python contender is pointed at an empty directory: it fails, is
+    // reported on stderr and left out, and the others still run.
+    let empty = std::env::temp_dir().join(format!("spindle-bench-nopy-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(["process", "--quick", "--json", "--case", "start_spawn"])
+        .env("SPINDLE_BENCH_PYTHON_DIR", &empty)
+        .output()
+        .expect("run spindle-bench");
+    std::fs::remove_dir_all(&empty).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut impls = Vec::new();
+    for line in stdout.lines() {
+        // Keys in this order, nothing else: `{"case":..,"higher_is_better":..,
+        // "impl":..,"suite":..,"unit":..,"value":..}`.
+        let rest = line
+            .strip_prefix(r#"{"case":"start_spawn","higher_is_better":false,"impl":""#)
+            .unwrap_or_else(|| panic!("not a start_spawn figure: {line}"));
+        let (imp, rest) = rest.split_once('"').unwrap();
+        let value = rest
+            .strip_prefix(r#","suite":"process","unit":"µs","value":"#)
+            .and_then(|v| v.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("not a figure: {line}"));
+        let micros: f64 = value.parse().unwrap();
+        assert!(micros > 0.0 && micros < 1e6, "{line}");
+        impls.push(imp.to_owned());
+    }
+    // spindle's Spawn and procspawn both start this program afresh per child.
+    // No `python`: its script is not there.
+    assert_eq!(impls, ["spindle", "procspawn"], "{stdout}\n{stderr}");
+}

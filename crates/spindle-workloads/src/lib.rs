@@ -1,0 +1,33 @@
+//! The seeds' CPU-bound workloads, shared by the `spindle` command (`spindle
+//! gen-logs`, `spindle robots`, `spindle primes`) and the benchmarks
+//! (`spindle-bench pool`):
+//!
+//! - [`logs`]: deterministic Apache combined-log gzip files (seed 000 §7);
+//! - [`robots`]: the seed's `find_robots` over them, byte for byte as Python
+//!   reads them, on [`gz`] (whole-file gzip decoding with libdeflate) and a
+//!   SIMD line scan;
+//! - [`primes`]: the seed's PRIMES check by trial division (seed 002);
+//! - [`processes`]: both as `#[spindle::task]`s for a process pool;
+//! - [`Mode`], [`find_all_robots`], [`decode_all`], [`check_primes`]: a
+//!   workload run serially, on a thread pool or on a process pool.
+//!
+//! All of the unsafe code of the workloads is here, in two modules: [`gz`]
+//! (libdeflate's C API, `madvise`) and the private `fastscan` (SIMD
+//! intrinsics). Every other module forbids unsafe code.
+
+// Unsafe code only where a module allows it (`gz`, `fastscan`); the other
+// modules forbid it outright.
+#![deny(unsafe_code)]
+
+mod exact;
+mod fastscan;
+pub mod gz;
+pub mod logs;
+mod mode;
+pub mod primes;
+pub mod processes;
+pub mod robots;
+#[cfg(test)]
+mod testing;
+
+pub use mode::{Mode, check_primes, decode_all, default_workers, find_all_robots};

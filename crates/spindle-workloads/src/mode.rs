@@ -1,0 +1,110 @@
+//! A workload in a [`Mode`]: serially, on spindle's `ThreadPoolExecutor`, or
+//! on its `ProcessPoolExecutor`, so the speedup is visible and comparable with
+//! the seeds' Python.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use spindle::futures::{Executor, ThreadPoolExecutor, fallible};
+
+use crate::robots::{self, Robots};
+use crate::{primes, processes};
+
+/// How a workload spreads over the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Mode {
+    /// One item after the other on the calling thread (the seed's plain `map`).
+    Serial,
+    /// spindle's `ThreadPoolExecutor` (in Python the GIL makes this no
+    /// faster; here it scales).
+    Threads,
+    /// spindle's `ProcessPoolExecutor`, one file or number per task (the
+    /// seed's `ProcessPoolExecutor().map`).
+    Processes,
+}
+
+/// The default worker count: the machine's cores.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The seed's `find_all_robots`: `find_robots` over every file in `mode`,
+/// merged. A file that cannot be read or decoded is an error naming it.
+///
+/// # Errors
+///
+/// `"<file>: <reason>"` for the first file that failed, or the pool's error.
+pub fn find_all_robots(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Robots, String> {
+    let mut all = Robots::default();
+    let per_file: Vec<Result<Robots, String>> = match mode {
+        Mode::Serial => files
+            .iter()
+            .map(|p| robots::find_robots(p).map_err(|e| e.to_string()))
+            .collect(),
+        Mode::Threads => {
+            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            pool.map(
+                fallible(|p: PathBuf| robots::find_robots(&p)),
+                files.to_vec(),
+            )
+            .map_err(|e| format!("thread pool: {e}"))?
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+        }
+        Mode::Processes => processes::find_all_robots(files, workers)?,
+    };
+    for (p, r) in files.iter().zip(per_file) {
+        all.merge(r.map_err(|e| format!("{}: {e}", p.display()))?);
+    }
+    Ok(all)
+}
+
+/// Gunzips every file in `mode` and discards the text (the decoder's speed
+/// limit with the same fan-out as [`find_all_robots`]); one decoded length
+/// per file, in order.
+///
+/// # Errors
+///
+/// `"<file>: <reason>"` for the first file that failed, or the pool's error.
+pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u64>, String> {
+    match mode {
+        Mode::Serial => files
+            .iter()
+            .map(|p| robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display())))
+            .collect(),
+        Mode::Threads => {
+            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            pool.map(
+                fallible(|p: PathBuf| {
+                    robots::decode_only(&p).map_err(|e| format!("{}: {e}", p.display()))
+                }),
+                files.to_vec(),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|m| m.map(|r| r.map_err(|e| e.to_string())).collect())
+        }
+        Mode::Processes => processes::decode_only(files, workers),
+    }
+}
+
+/// The seed's PRIMES check of `numbers` in `mode`: one verdict per number,
+/// in order.
+///
+/// # Errors
+///
+/// The pool's error (processes could not start, a worker died).
+pub fn check_primes(numbers: &[u64], mode: Mode, workers: usize) -> Result<Vec<bool>, String> {
+    match mode {
+        Mode::Serial => Ok(numbers.iter().map(|&n| primes::is_prime(n)).collect()),
+        Mode::Threads => {
+            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            pool.map(primes::is_prime, numbers.to_vec())
+                .map_err(|e| format!("thread pool: {e}"))?
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect()
+        }
+        Mode::Processes => processes::check_primes(numbers, workers),
+    }
+}
