@@ -5,9 +5,15 @@
 //! - [`queue`]: every [`BlockingQueue`](spindle::queue::BlockingQueue), a
 //!   port of CPython's `Lib/test/test_queue.py`; [`queue_suite!`] expands to
 //!   one `#[test]` per check.
+//! - [`executor`]: every [`Executor`](spindle::futures::Executor), a port of
+//!   CPython's `Lib/test/test_concurrent_futures/`; an executor implements
+//!   [`executor::ExecutorUnderTest`] and [`executor_suite!`] expands to one
+//!   `#[test]` per check.
 //!
 //! The suites live in their own crate, outside spindle's public API: the
-//! checks are assert-laden test code. Each check panics (a test failure)
+//! checks are assert-laden test code, and the tasks the executor suite
+//! registers (`#[spindle::task]`) must not be linked into production
+//! workers. Each check panics (a test failure)
 //! with a message naming the broken rule; nothing else in this crate panics
 //! on purpose.
 //!
@@ -18,7 +24,11 @@
 //!     use spindle_conformance::queue::ExpectedOrder;
 //!     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, Queue::with_maxsize);
 //! }
+//! mod threads {
+//!     spindle_conformance::executor_suite!(spindle::futures::ThreadPoolExecutor);
+//! }
 //! # fn main() {}
 //! ```
 
+pub mod executor;
 pub mod queue;
