@@ -328,9 +328,27 @@ fn call_job_completes_from_remote_outcomes() {
         Some("remote panic")
     );
 
+    for outcomes in [Vec::new(), vec![Ok(vec![2]), Ok(vec![2])]] {
+        let (job, fut) = CallJob::of(add::task(1, 1));
+        job.complete(outcomes);
+        let err = fut.result().unwrap_err();
+        assert!(
+            err.panic_message()
+                .unwrap()
+                .contains("outcomes came back for 1 calls"),
+            "{err:?}"
+        );
+    }
+
     let (job, fut) = CallJob::of(add::task(1, 1));
-    job.complete(Vec::new());
-    assert!(fut.result().unwrap_err().is_panic());
+    job.complete(vec![Ok(Vec::new())]); // not a u64
+    assert!(
+        fut.result()
+            .unwrap_err()
+            .panic_message()
+            .unwrap()
+            .contains("decoded")
+    );
 
     let (job, fut) = CallJob::of(add::task(1, 1));
     drop(job);
@@ -340,4 +358,34 @@ fn call_job_completes_from_remote_outcomes() {
     assert!(fut.cancel());
     job.run_here(); // skipped: cancelled while queued
     assert!(fut.cancelled());
+}
+
+/// A `FutureJob` dropped unpolled, failed, or polled after its future was
+/// cancelled: no waiter hangs, and a cancelled task never runs.
+#[test]
+fn future_job_edges() {
+    let (job, fut) = FutureJob::new(async { 1 });
+    drop(job);
+    assert!(fut.result().unwrap_err().is_broken());
+
+    let (job, fut) = FutureJob::new(async { 1 });
+    job.fail_broken(spindle::futures::BrokenPool::new("gone"));
+    assert_eq!(
+        fut.result().unwrap_err().to_string(),
+        "the pool is broken: gone"
+    );
+
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let (job, fut) = FutureJob::new(async move {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert!(fut.cancel());
+    block_on(job);
+    assert!(fut.cancelled());
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+
+    let (job, fut) = FutureJob::new(async { 1 });
+    job.cancel();
+    assert_eq!(fut.result(), Err(spindle::futures::FutureError::Cancelled));
 }

@@ -1,5 +1,5 @@
 //! The executor conformance suite: generic checks every
-//! [`Executor`](spindle::futures::Executor) must pass, whatever its scope
+//! [`Executor`] must pass, whatever its scope
 //! (threads, processes, an async runtime, a cluster).
 //!
 //! The checks port the behaviours of CPython's
@@ -14,7 +14,7 @@
 //! asked, a task blocked on a closed gate is not done).
 //!
 //! An executor that runs closures makes its task `move || work.run()`; one
-//! that runs calls of registered tasks submits [`tasks::run_work`] (the
+//! that runs calls of registered tasks submits [`tasks::run_work()`] (the
 //! conformance crate registers it, so no production worker carries it); an
 //! async one `async move { work.run() }`. The suite is implemented here for
 //! [`ThreadPoolExecutor`] and [`ProcessPoolExecutor`]; another crate
@@ -298,7 +298,7 @@ impl ExecutorUnderTest for ThreadPoolExecutor {
     }
 }
 
-/// The process pool runs calls of [`tasks::run_work`].
+/// The process pool runs calls of [`tasks::run_work()`].
 impl ExecutorUnderTest for ProcessPoolExecutor {
     /// # Panics
     ///

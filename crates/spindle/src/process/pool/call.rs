@@ -211,12 +211,22 @@ impl CallJob {
 
     /// Completes the future with the outcomes of the calls, run elsewhere:
     /// one per call, in order, each the postcard-encoded result (`Ok`) or
-    /// the message of the task's panic (`Err`). A missing or undecodable
-    /// result fails the future with
+    /// the message of the task's panic (`Err`). Outcomes that are not one
+    /// per call, or a result that does not decode, fail the future with
     /// [`FutureError::Panicked`](crate::futures::FutureError::Panicked)
     /// naming the problem, as a pool worker's would.
     pub fn complete(mut self, outcomes: Vec<Result<Vec<u8>, String>>) {
         if let Some(m) = self.0.refused.take() {
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        if outcomes.len() != self.0.args.len() {
+            let m = format!(
+                "{} outcomes came back for {} calls of task {}",
+                outcomes.len(),
+                self.0.args.len(),
+                self.0.name
+            );
             self.0.sink.fail(Failure::Refused(m));
             return;
         }
