@@ -1,5 +1,5 @@
 //! Thread-queue tests beyond the conformance suite (which runs in
-//! `queue_conformance.rs`). Behaviours ported from CPython's
+//! `crates/spindle-conformance/tests/queue.rs`). Behaviours ported from CPython's
 //! `Lib/test/test_queue.py` (credited per test: `BaseSimpleQueueTest`,
 //! `FailingQueueTest`, `test_order`); the rest checks what Rust adds:
 //! stable priorities, items handed back, drops outside the lock, iterators.

@@ -31,6 +31,9 @@ use std::time::Duration;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
+// `#[non_exhaustive]`: executors in other crates may fail a task in new
+// ways (a cluster's lost host, say); adding a variant must not break the
+// `match`es of code written against this one.
 #[derive(PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FutureError<E = Infallible> {
@@ -337,7 +340,11 @@ impl std::error::Error for WorkerLost {}
 /// let task = err.into_inner(); // the closure comes back
 /// assert_eq!(task(), 1);
 /// ```
+// `#[non_exhaustive]`, as `FutureError`: executors in other crates (an
+// async one, a cluster one) may need new ways to refuse a task, and adding a
+// variant must not break the `match`es of code written against this one.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SubmitError<W> {
     /// The executor was shut down.
     ShutDown(W),

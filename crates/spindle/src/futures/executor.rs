@@ -24,6 +24,13 @@ use super::map::Map;
 ///
 /// Dropping an executor shuts it down and waits for the submitted work, like
 /// leaving Python's `with ThreadPoolExecutor() as pool:` block.
+///
+/// An executor written in another crate also implements
+/// [`RemoteExecutor`](super::RemoteExecutor) (it runs calls of registered
+/// tasks) or [`FutureExecutor`](super::FutureExecutor) (it runs Rust
+/// futures), which brings the `Task` and `MapFn` impls it cannot write
+/// itself; the workspace's `spindle-conformance` crate checks any executor
+/// against a port of CPython's `test_concurrent_futures`.
 pub trait Executor {
     /// The unit of work this executor queues; built by [`Task::into_job`].
     type Job;

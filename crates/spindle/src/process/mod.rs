@@ -73,7 +73,7 @@ pub use current::{
 pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};
 pub use pool::{
-    AsyncResult, Call, CallChunk, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
+    AsyncResult, Call, CallChunk, CallJob, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
     ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, StarFn,
 };
 pub use process::{

@@ -17,8 +17,9 @@ use super::order::Order;
 /// [`OrderedQueue`] (that is [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue) and [`PriorityQueue`](super::PriorityQueue)) implements it; the process, manager and
 /// cluster queues implement it too, so code written against
 /// `impl BlockingQueue<T>` switches scope by changing one constructor, and
-/// the checks in [`conformance`](super::conformance) run against every
-/// implementation.
+/// the conformance suite (`spindle_conformance::queue`, in the workspace's
+/// `spindle-conformance` crate: a port of CPython's `test_queue.py`) runs
+/// against every implementation.
 ///
 /// # Implementing it
 ///

@@ -52,8 +52,6 @@ mod simple;
 mod tasks;
 mod waiters;
 
-pub mod conformance;
-
 pub use contract::BlockingQueue;
 pub use error::{
     GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown, TaskDoneError,

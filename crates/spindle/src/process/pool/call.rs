@@ -5,13 +5,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::executor::ProcessPoolExecutor;
-use super::job::{self, Job, PromiseSink, Sink};
-use crate::futures::{Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor};
+use super::job::{self, Failure, Job, PromiseSink, Sink};
+use super::wire::{self, ItemOutcome};
+use crate::futures::{
+    BrokenPool, Future, MapFn, Promise, RemoteExecutor, Task, ThreadJob, ThreadPoolExecutor,
+    WorkerLost,
+};
 use crate::process::{self, TaskCall};
 
 /// A call of the task `T` with its arguments, typed by the task's result:
-/// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`] and [`Pool::apply_async`](super::Pool::apply_async)
+/// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) and [`Pool::apply_async`](super::Pool::apply_async)
 /// run (Python: the `fn, *args` given to `submit` / `apply_async`).
 ///
 /// Built by the `my_task::task(args..)` function that `#[spindle::task]`
@@ -105,11 +108,160 @@ where
     }
 }
 
-/// The job a [`ProcessPoolExecutor`] queues: the task's name, the encoded
-/// arguments of one call or of a `map` chunk, and the promise of its future.
+/// The job a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) queues: the
+/// task's name, the encoded arguments of one call or of a `map` chunk, and the
+/// promise of its future.
 pub struct ProcessJob(pub(crate) Job);
 
 impl fmt::Debug for ProcessJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The common job of every [`RemoteExecutor`]: one [`Call`], or a `map`
+/// chunk of calls, of one registered task — its stable name and the
+/// postcard-encoded arguments of each call — and the promise of the
+/// [`Future`] they complete.
+///
+/// A `RemoteExecutor` turns it into its own job
+/// ([`RemoteExecutor::call_job`]). To run it, ship [`name`](Self::name) and
+/// [`args`](Self::args) to a worker of the same program (the name means the
+/// same function in every build of it), mark the future running with
+/// [`set_running_or_notify_cancel`](Self::set_running_or_notify_cancel)
+/// (skip the job if that says it was cancelled), and complete it with the
+/// outcomes that come back ([`complete`](Self::complete)); or run it in
+/// this process with [`run_here`](Self::run_here). A job dropped without an
+/// outcome fails its future with
+/// [`FutureError::BrokenPool`](crate::futures::FutureError::BrokenPool): no
+/// waiter hangs.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::process::CallJob;
+///
+/// #[spindle::task]
+/// fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// // What `submit` on a RemoteExecutor makes of a call:
+/// let (job, fut) = CallJob::of(add::task(2, 3));
+/// assert!(job.name().ends_with("::add"));
+/// assert_eq!(job.args().len(), 1); // one call
+/// job.run_here();
+/// assert_eq!(fut.result(), Ok(5));
+/// ```
+pub struct CallJob(pub(crate) Job);
+
+impl CallJob {
+    /// The job of one call, and the future it completes: what `submit` of a
+    /// [`RemoteExecutor`] hands to [`RemoteExecutor::call_job`].
+    pub fn of<T>(call: Call<T>) -> (CallJob, Future<T::Output>)
+    where
+        T: process::Task,
+        T::Output: Send + 'static,
+    {
+        let (promise, fut) = Promise::new();
+        let job = job_of(std::slice::from_ref(&call), promise, job::decode_one);
+        (CallJob(job), fut)
+    }
+
+    /// The registered task's stable name (`module::path::fn_name`).
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    /// The postcard-encoded argument tuple of each call, in order: one for
+    /// a submitted call, one per item for a `map` chunk.
+    pub fn args(&self) -> &[Vec<u8>] {
+        &self.0.args
+    }
+
+    /// Why the arguments could not be encoded, if they could not (an
+    /// [`ipc::Connection`](crate::ipc::Connection) cannot travel to a pool
+    /// worker, for instance). Such a job must not be sent: [`run_here`](Self::run_here)
+    /// and [`complete`](Self::complete) fail its future with this message.
+    pub fn encode_error(&self) -> Option<&str> {
+        self.0.refused.as_deref()
+    }
+
+    /// Marks the future running, unless it was cancelled while queued:
+    /// Python's `Future.set_running_or_notify_cancel()`. `false` means
+    /// cancelled: drop the job instead of running it.
+    pub fn set_running_or_notify_cancel(&mut self) -> bool {
+        self.0.sink.start()
+    }
+
+    /// Runs the calls here, in this process, each under `catch_unwind`
+    /// (finding the task by name in this program), and completes the
+    /// future; does nothing if the future was cancelled.
+    pub fn run_here(mut self) {
+        if let Some(m) = self.0.refused.take() {
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        if !self.0.sink.start() {
+            return;
+        }
+        let outcomes = wire::run_here(self.0.name, &self.0.args);
+        self.0.sink.finish(outcomes);
+    }
+
+    /// Completes the future with the outcomes of the calls, run elsewhere:
+    /// one per call, in order, each the postcard-encoded result (`Ok`) or
+    /// the message of the task's panic (`Err`). Outcomes that are not one
+    /// per call, or a result that does not decode, fail the future with
+    /// [`FutureError::Panicked`](crate::futures::FutureError::Panicked)
+    /// naming the problem, as a pool worker's would.
+    pub fn complete(mut self, outcomes: Vec<Result<Vec<u8>, String>>) {
+        if let Some(m) = self.0.refused.take() {
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        if outcomes.len() != self.0.args.len() {
+            let m = format!(
+                "{} outcomes came back for {} calls of task {}",
+                outcomes.len(),
+                self.0.args.len(),
+                self.0.name
+            );
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(bytes) => ItemOutcome::Ok(bytes),
+                Err(m) => ItemOutcome::Panicked(m),
+            })
+            .collect();
+        self.0.sink.finish(outcomes);
+    }
+
+    /// Cancels the job instead of running it (`shutdown(cancel_futures=true)`):
+    /// its future becomes cancelled if it had not started, or fails with
+    /// [`FutureError::Cancelled`](crate::futures::FutureError::Cancelled)
+    /// if it had.
+    pub fn cancel(self) {
+        self.0.sink.fail(Failure::Cancelled);
+    }
+
+    /// Fails the future with [`FutureError::BrokenPool`](crate::futures::FutureError::BrokenPool):
+    /// the executor broke before it could run the calls.
+    pub fn fail_broken(self, broken: BrokenPool) {
+        self.0.sink.fail(Failure::Broken(broken));
+    }
+
+    /// Fails the future with [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost):
+    /// the worker running the calls died.
+    pub fn fail_lost(self, lost: WorkerLost) {
+        self.0.sink.fail(Failure::Lost(lost));
+    }
+}
+
+impl fmt::Debug for CallJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
@@ -147,18 +299,20 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
     }
 }
 
-impl<T> Task<ProcessPoolExecutor> for Call<T>
+/// Every [`RemoteExecutor`] (a
+/// [`ProcessPoolExecutor`](super::ProcessPoolExecutor), say) runs calls.
+impl<T, X> Task<X> for Call<T>
 where
+    X: RemoteExecutor + ?Sized,
     T: process::Task,
     T::Output: Send + 'static,
 {
     type Output = T::Output;
     type Error = std::convert::Infallible;
 
-    fn into_job(self) -> (ProcessJob, Future<T::Output>) {
-        let (promise, fut) = Promise::new();
-        let job = job_of(std::slice::from_ref(&self), promise, job::decode_one);
-        (ProcessJob(job), fut)
+    fn into_job(self) -> (X::Job, Future<T::Output>) {
+        let (job, fut) = CallJob::of(self);
+        (X::call_job(job), fut)
     }
 }
 
@@ -176,8 +330,10 @@ where
     }
 }
 
-/// The task [`Executor::map`](crate::futures::Executor::map) submits for one chunk on a
-/// [`ProcessPoolExecutor`]: calls of one task (Python's `_process_chunk`).
+/// The task [`Executor::map`](crate::futures::Executor::map) submits for one
+/// chunk on a [`RemoteExecutor`] such as the
+/// [`ProcessPoolExecutor`](super::ProcessPoolExecutor): calls of one task
+/// (Python's `_process_chunk`).
 pub struct CallChunk<T: process::Task> {
     calls: Vec<Call<T>>,
 }
@@ -191,25 +347,28 @@ impl<T: process::Task> fmt::Debug for CallChunk<T> {
     }
 }
 
-impl<T> Task<ProcessPoolExecutor> for CallChunk<T>
+impl<T, X> Task<X> for CallChunk<T>
 where
+    X: RemoteExecutor + ?Sized,
     T: process::Task,
     T::Output: Send + 'static,
 {
     type Output = Vec<T::Output>;
     type Error = std::convert::Infallible;
 
-    fn into_job(self) -> (ProcessJob, Future<Vec<T::Output>>) {
+    fn into_job(self) -> (X::Job, Future<Vec<T::Output>>) {
         let (promise, fut) = Promise::new();
         let job = job_of(&self.calls, promise, job::decode_chunk);
-        (ProcessJob(job), fut)
+        (X::call_job(CallJob(job)), fut)
     }
 }
 
-/// `map` on a [`ProcessPoolExecutor`] takes a function making a [`Call`]
-/// from each item — the generated `my_task::task`.
-impl<F, A, T> MapFn<A, ProcessPoolExecutor> for F
+/// `map` on a [`RemoteExecutor`] (a
+/// [`ProcessPoolExecutor`](super::ProcessPoolExecutor), say) takes a function
+/// making a [`Call`] from each item — the generated `my_task::task`.
+impl<F, A, T, X> MapFn<A, X> for F
 where
+    X: RemoteExecutor + ?Sized,
     F: Fn(A) -> Call<T>,
     T: process::Task,
     T::Output: Send + 'static,

@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::call::{Call, ProcessJob};
+use super::call::{Call, CallJob, ProcessJob};
 use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
 use super::job::{Failure, Job};
 use super::slot;
-use crate::futures::{Executor, Future, SubmitError, Task};
+use crate::futures::{Executor, Future, RemoteExecutor, SubmitError, Task};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 
@@ -168,6 +168,14 @@ impl Executor for ProcessPoolExecutor {
     /// docs/BENCHMARKS.md for 64).
     fn map_window(&self) -> usize {
         self.engine.cfg.processes.saturating_mul(64).max(1)
+    }
+}
+
+/// Calls of registered tasks ([`Call`], `map` with `my_task::task`) run on
+/// the workers through the blanket impls of [`RemoteExecutor`].
+impl RemoteExecutor for ProcessPoolExecutor {
+    fn call_job(job: CallJob) -> ProcessJob {
+        ProcessJob(job.0)
     }
 }
 

@@ -72,6 +72,18 @@ fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
     task::lookup(name).ok_or_else(|| format!("unknown task {name} in the pool worker"))
 }
 
+/// Runs every call of a job of task `name` here, in this process, as a
+/// worker would (`CallJob::run_here`).
+pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
+    match task::lookup(name) {
+        Some(e) => args.iter().map(|a| run_entry(e, a)).collect(),
+        None => {
+            let m = format!("unknown task {name} in this program");
+            args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
+        }
+    }
+}
+
 /// The pool worker: runs the initializer, then jobs until told to stop, the
 /// parent goes away, or `max_tasks` jobs are done (Python's `worker()` of
 /// `multiprocessing.pool` and `_process_worker` of `concurrent.futures`).

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{ExpectedOrder, SETTLE, check};
-use crate::queue::{BlockingQueue, GetTimeoutError, ShutDown, TryGetError, TryPutError};
+use spindle::queue::{BlockingQueue, GetTimeoutError, ShutDown, TryGetError, TryPutError};
 
 /// `test_shutdown_empty`: after shutdown, put and get fail.
 pub fn shutdown_empty<Q: BlockingQueue<u64>>(_: ExpectedOrder, make: impl Fn(usize) -> Q) {

@@ -9,16 +9,16 @@
 //! queue of `u64` (0 = unbounded), and panics with a message when the
 //! implementation breaks the contract.
 //!
-//! The [`queue_conformance!`](crate::queue_conformance) macro expands to one
-//! `#[test]` per check:
+//! The [`queue_suite!`](crate::queue_suite) macro expands to one `#[test]`
+//! per check:
 //!
 //! ```
-//! use spindle::queue::conformance::ExpectedOrder;
 //! use spindle::queue::LifoQueue;
+//! use spindle_conformance::queue::{self, ExpectedOrder};
 //!
-//! // In a test file: spindle::queue_conformance!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
+//! // In a test file: spindle_conformance::queue_suite!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 //! // Or call the checks one by one:
-//! spindle::queue::conformance::basic(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
+//! queue::basic(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 //! ```
 
 use std::collections::HashSet;
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{BlockingQueue, GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+use spindle::queue::{BlockingQueue, GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 
 /// The order a queue under test hands its items out in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,26 +309,27 @@ pub use shutdown::{
     shutdown_join, shutdown_nonempty, shutdown_pending_get, shutdown_put, shutdown_put_join,
 };
 
-/// Expands to one `#[test]` per conformance check for a queue of `u64`.
+/// Expands to one `#[test]` per queue conformance check for a queue of `u64`.
 ///
-/// `$order` is a [`ExpectedOrder`](crate::queue::conformance::ExpectedOrder)
-/// and `$make` a factory `Fn(usize) -> Q` (maxsize to fresh queue). Use it
-/// inside a test module of any crate that implements
-/// [`BlockingQueue`](crate::queue::BlockingQueue).
+/// `$order` is an [`ExpectedOrder`](crate::queue::ExpectedOrder) and `$make`
+/// a factory `Fn(usize) -> Q` (maxsize to fresh queue). Use it inside a test
+/// module of any crate that implements
+/// [`BlockingQueue`](spindle::queue::BlockingQueue).
 ///
 /// # Examples
 ///
 /// ```
 /// mod lifo_conformance {
-///     use spindle::queue::{conformance::ExpectedOrder, LifoQueue};
-///     spindle::queue_conformance!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
+///     use spindle::queue::LifoQueue;
+///     use spindle_conformance::queue::ExpectedOrder;
+///     spindle_conformance::queue_suite!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 /// }
 /// # fn main() {}
 /// ```
 #[macro_export]
-macro_rules! queue_conformance {
+macro_rules! queue_suite {
     ($order:expr, $make:expr) => {
-        $crate::queue_conformance!(@tests $order, $make;
+        $crate::queue_suite!(@tests $order, $make;
             basic, nowait, task_done_too_many, join_with_consumers, many_producers_consumers,
             shutdown_empty, shutdown_nonempty, shutdown_allowed_transitions,
             shutdown_all_methods_in_one_thread, shutdown_all_methods_in_many_threads,
@@ -338,7 +339,7 @@ macro_rules! queue_conformance {
     (@tests $order:expr, $make:expr; $($check:ident),*) => {$(
         #[test]
         fn $check() {
-            $crate::queue::conformance::$check($order, $make);
+            $crate::queue::$check($order, $make);
         }
     )*};
 }

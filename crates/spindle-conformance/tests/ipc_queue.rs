@@ -1,23 +1,25 @@
-//! The queue conformance suite (`spindle::queue::conformance`, a port of
+//! The queue conformance suite (`spindle_conformance::queue`, a port of
 //! CPython's `Lib/test/test_queue.py` `BaseQueueTestMixin` with Python
 //! 3.13's shutdown tests) run against the cross-process `ipc::Queue` through
 //! the `BlockingQueue` trait, within one process (its threads share one
-//! mapping of the ring; `ipc_queue.rs` covers other processes).
+//! mapping of the ring; spindle's `tests/ipc_queue.rs` covers other
+//! processes). `ipc::JoinableQueue` is another name of the same type, so this
+//! covers it too.
 
 use spindle::ipc::Queue;
-use spindle::queue::conformance::{self, ExpectedOrder};
+use spindle_conformance::queue::{self, ExpectedOrder};
 
 fn make(maxsize: usize) -> Queue<u64> {
     Queue::with_maxsize(maxsize).expect("queue")
 }
 
-spindle::queue_conformance!(ExpectedOrder::Fifo, make);
+spindle_conformance::queue_suite!(ExpectedOrder::Fifo, make);
 
 /// The shutdown races (a shutdown while 4 writers and 6 readers run) are
 /// where a lock-free design goes wrong: run the check many times.
 #[test]
 fn shutdown_in_many_threads_repeatedly() {
     for _ in 0..20 {
-        conformance::shutdown_all_methods_in_many_threads(ExpectedOrder::Fifo, make);
+        queue::shutdown_all_methods_in_many_threads(ExpectedOrder::Fifo, make);
     }
 }

@@ -1,0 +1,34 @@
+//! Conformance suites: the generic checks every implementation of a spindle
+//! contract must pass, whatever its scope (threads, processes, an async
+//! runtime, a cluster).
+//!
+//! - [`queue`]: every [`BlockingQueue`](spindle::queue::BlockingQueue), a
+//!   port of CPython's `Lib/test/test_queue.py`; [`queue_suite!`] expands to
+//!   one `#[test]` per check.
+//! - [`executor`]: every [`Executor`](spindle::futures::Executor), a port of
+//!   CPython's `Lib/test/test_concurrent_futures/`; an executor implements
+//!   [`executor::ExecutorUnderTest`] and [`executor_suite!`] expands to one
+//!   `#[test]` per check.
+//!
+//! The suites live in their own crate, outside spindle's public API: the
+//! checks are assert-laden test code, and the tasks the executor suite
+//! registers (`#[spindle::task]`) must not be linked into production
+//! workers. Each check panics (a test failure)
+//! with a message naming the broken rule; nothing else in this crate panics
+//! on purpose.
+//!
+//! ```
+//! // In a test file of any crate that implements the contract:
+//! mod fifo {
+//!     use spindle::queue::Queue;
+//!     use spindle_conformance::queue::ExpectedOrder;
+//!     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, Queue::with_maxsize);
+//! }
+//! mod threads {
+//!     spindle_conformance::executor_suite!(spindle::futures::ThreadPoolExecutor);
+//! }
+//! # fn main() {}
+//! ```
+
+pub mod executor;
+pub mod queue;
