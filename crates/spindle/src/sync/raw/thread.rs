@@ -167,8 +167,8 @@ impl ThreadMutex {
         LockId::of(&self.id)
     }
 
-    /// The tracked acquisition: the hook's verdict as a value.
-    #[inline]
+    /// The acquisition with the hook's verdict as a value.
+    #[inline(always)]
     pub(crate) fn lock_tracked(
         &self,
         kind: LockKind,
@@ -176,13 +176,26 @@ impl ThreadMutex {
         site: &'static Location<'static>,
     ) -> Locked {
         if hook::active() && kind != LockKind::Internal {
-            return hook::acquire(self.id(), kind, wait, site, &self.raw);
+            return self.lock_hooked(kind, wait, site);
         }
         if hook::raw_acquire(&self.raw, wait) {
             Locked::Acquired
         } else {
             Locked::Failed
         }
+    }
+
+    /// Out of line, so the fast path keeps its registers.
+    #[cold]
+    #[inline(never)]
+    fn lock_hooked(&self, kind: LockKind, wait: Wait, site: &'static Location<'static>) -> Locked {
+        hook::acquire(self.id(), kind, wait, site, &self.raw)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn released_hooked(&self, kind: LockKind) {
+        hook::released(self.id(), kind);
     }
 }
 
@@ -200,13 +213,13 @@ impl RawMutex for ThreadMutex {
         self.lock_tracked(kind, wait, site)
     }
 
-    #[inline]
+    #[inline(always)]
     fn unlock(&self, kind: LockKind) -> bool {
         if !self.raw.unlock() {
             return false;
         }
         if hook::active() && kind != LockKind::Internal {
-            hook::released(self.id(), kind);
+            self.released_hooked(kind);
         }
         true
     }
