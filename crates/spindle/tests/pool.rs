@@ -169,6 +169,17 @@ fn apply_async_and_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(100));
     assert!(!r.ready());
     assert_eq!(r.successful(), None);
+    // The deadline forms of `get` and `wait` bound the wait the same way.
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_millis(50);
+    assert_eq!(r.get_deadline(deadline), Err(FutureError::Timeout));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    let t0 = Instant::now();
+    assert!(!r.wait_deadline(t0 + Duration::from_millis(50)));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert!(!r.wait_timeout(Duration::ZERO));
+    assert!(r.wait_deadline(Instant::now() + Duration::from_secs(60)));
+    assert_eq!(r.get_deadline(Instant::now()), Ok(36));
 }
 
 // test_apply_async callback (seed 001: Pool(5).apply_async(Foo, callback=Bar))
