@@ -286,6 +286,22 @@ fn imap_unordered_yields_completed_first() {
     assert_eq!(got.last(), Some(&0));
 }
 
+/// `wait_for_workers` has the blocking, `_timeout` and `_deadline` forms,
+/// and none of them waits for what cannot happen.
+#[test]
+fn wait_for_workers_forms() {
+    let p = pool(2);
+    assert!(p.wait_for_workers(2));
+    assert!(p.wait_for_workers_timeout(1, Duration::ZERO));
+    let t = Instant::now();
+    assert!(!p.wait_for_workers_deadline(3, t + Duration::from_secs(60)));
+    assert!(!p.executor().wait_for_workers_timeout(3, Duration::from_secs(60)));
+    assert!(t.elapsed() < Duration::from_secs(30), "only 2 workers: no wait");
+    p.close();
+    p.join().unwrap();
+    assert!(!p.wait_for_workers(1), "a closed pool starts no worker");
+}
+
 // Pool.join: ValueError("Pool is still running") before close/terminate.
 #[test]
 fn join_before_close_is_an_error() {
@@ -483,7 +499,7 @@ fn maxtasksperchild_recycles_workers() {
     }
     assert!(per_pid.values().all(|&n| n <= 10), "{per_pid:?}");
     assert!(per_pid.len() >= 10, "{per_pid:?}");
-    assert!(p.wait_for_workers(3, Duration::from_secs(10)));
+    assert!(p.wait_for_workers_timeout(3, Duration::from_secs(10)));
     let mut last = p.worker_pids();
     last.sort();
     let mut first = first;

@@ -118,7 +118,7 @@ fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
         // The pool keeps serving.
         assert_eq!(p.submit(work::task(2)).unwrap().result(), Ok(6));
     }
-    assert!(p.wait_for_workers(2, Duration::from_secs(10)));
+    assert!(p.wait_for_workers_timeout(2, Duration::from_secs(10)));
     assert_eq!(p.workers_lost(), 4);
 }
 
@@ -139,7 +139,7 @@ fn a_worker_out_of_memory_is_lost_and_replaced() {
     }
     // The cap died with its worker: memory-hungry work runs again, on the
     // survivor or the replacement.
-    assert!(p.wait_for_workers(2, Duration::from_secs(20)));
+    assert!(p.wait_for_workers_timeout(2, Duration::from_secs(20)));
     for _ in 0..4 {
         assert_eq!(p.apply(allocate::task(256)), Ok(256));
     }
@@ -395,7 +395,7 @@ fn chaos(retries: u32) {
         }
     }
     // Back to full size, and still serving.
-    assert!(p.wait_for_workers(WORKERS, Duration::from_secs(20)));
+    assert!(p.wait_for_workers_timeout(WORKERS, Duration::from_secs(20)));
     assert_eq!(p.submit(work::task(5)).unwrap().result(), Ok(15));
     eprintln!(
         "chaos(retries={retries}): {} tasks, ok {ok}, lost {lost}, killed {killed}",

@@ -103,7 +103,7 @@ pub(crate) fn run(t: &mut Tour) {
         next == Ok(144),
         format!("{next:?}"),
     );
-    let full = pool.wait_for_workers(2, Duration::from_secs(5));
+    let full = pool.wait_for_workers_timeout(2, Duration::from_secs(5));
     let after = pool.worker_pids();
     t.check(
         "the pool is back to full size with a new worker",

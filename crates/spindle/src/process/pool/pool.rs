@@ -1,7 +1,7 @@
 //! [`Pool`]: Python's `multiprocessing.Pool`.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::async_result::{AsyncResult, Callbacks, Gather};
 use super::call::{Call, job_of_sink};
@@ -83,9 +83,22 @@ impl Pool {
         self.exec.worker_pids()
     }
 
-    /// Waits until `n` workers are alive, at most `timeout`.
-    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> bool {
-        self.exec.wait_for_workers(n, timeout)
+    /// Waits until at least `n` workers are alive (spindle only); false if
+    /// that cannot happen: see [`ProcessPoolExecutor::wait_for_workers`].
+    pub fn wait_for_workers(&self, n: usize) -> bool {
+        self.exec.wait_for_workers(n)
+    }
+
+    /// [`wait_for_workers`](Self::wait_for_workers), waiting at most
+    /// `timeout`; false if fewer than `n` are alive then.
+    pub fn wait_for_workers_timeout(&self, n: usize, timeout: Duration) -> bool {
+        self.exec.wait_for_workers_timeout(n, timeout)
+    }
+
+    /// [`wait_for_workers`](Self::wait_for_workers), waiting until
+    /// `deadline` at the latest; false if fewer than `n` are alive then.
+    pub fn wait_for_workers_deadline(&self, n: usize, deadline: Instant) -> bool {
+        self.exec.wait_for_workers_deadline(n, deadline)
     }
 
     /// The pool as a [`ProcessPoolExecutor`] (futures, `as_completed`, ...).
