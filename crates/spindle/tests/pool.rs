@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use spindle::futures::FutureError;
 use spindle::process::{AsyncResult, Callbacks, Pool, StartMethod};
 
+const LONG: Duration = Duration::from_secs(60);
+
 #[spindle::task]
 fn sqr(x: i64) -> i64 {
     x * x
@@ -312,6 +314,26 @@ fn join_before_close_is_an_error() {
     // test_enter: using a closed pool fails (Python's ValueError).
     assert!(p.apply_async(sqr::task(1)).unwrap_err().is_shut_down());
     assert!(p.apply(sqr::task(1)).unwrap_err().is_broken());
+}
+
+/// `join_timeout` / `join_deadline` (spindle only) report workers still
+/// busy as a timeout, and need `close` first as `join` does.
+#[test]
+fn join_timeout_and_join_deadline() {
+    let p = pool(1);
+    assert!(p.join_timeout(LONG).unwrap_err().is_still_running());
+    let _busy = p.apply_async(sqr_slow::task(1, 5_000)).unwrap();
+    p.close();
+    let t = Instant::now();
+    let e = p.join_deadline(t + Duration::from_millis(50)).unwrap_err();
+    assert!(e.is_timeout() && !e.is_still_running(), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let t = Instant::now();
+    assert!(p.join_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    p.terminate();
+    p.join_timeout(LONG).unwrap();
+    p.join_deadline(Instant::now()).unwrap();
 }
 
 // test_terminate: 10,000 pending tasks, terminate returns promptly.

@@ -377,11 +377,51 @@ impl Pool {
     /// [`terminate`](Self::terminate) was called first (Python's
     /// `ValueError`).
     pub fn join(&self) -> Result<(), PoolError> {
+        self.join_until(None)
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout` (spindle only: Python's
+    /// `join` has no timeout). A timeout too long to represent waits forever.
+    ///
+    /// # Errors
+    /// [`PoolError::is_timeout`] if workers are still alive then; otherwise
+    /// as [`join`](Self::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), PoolError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.join_deadline(deadline),
+            None => self.join(),
+        }
+    }
+
+    /// [`join`](Self::join), waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    /// As [`join_timeout`](Self::join_timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use spindle::process::Pool;
+    ///
+    /// let pool = Pool::new(2)?;
+    /// assert!(pool.join_deadline(Instant::now()).unwrap_err().is_still_running());
+    /// pool.close();
+    /// pool.join_deadline(Instant::now() + Duration::from_secs(60))?;
+    /// # Ok::<(), spindle::process::PoolError>(())
+    /// ```
+    pub fn join_deadline(&self, deadline: Instant) -> Result<(), PoolError> {
+        self.join_until(Some(deadline))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<(), PoolError> {
         if !self.exec.engine.state.lock().closed {
             return Err(PoolError::still_running());
         }
-        self.exec.engine.wait_workers(None);
-        Ok(())
+        if self.exec.engine.wait_workers(deadline) {
+            Ok(())
+        } else {
+            Err(PoolError::timeout())
+        }
     }
 
     fn auto_chunksize(&self, len: usize) -> usize {
