@@ -141,6 +141,107 @@ impl std::error::Error for ConnectionError {
     }
 }
 
+/// Why [`Connection::try_recv`](super::Connection::try_recv) or
+/// [`try_recv_bytes`](super::Connection::try_recv_bytes) returned no
+/// message.
+#[derive(Debug)]
+pub enum TryRecvError {
+    /// No whole message is waiting now (Python's `poll()` is false), or
+    /// another thread is receiving on this end. Nothing was consumed.
+    Empty,
+    /// The receive failed as the blocking one would:
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read, a message that does not decode, and so on.
+    Failed(ConnectionError),
+}
+
+/// Why [`Connection::recv_timeout`](super::Connection::recv_timeout) (or
+/// another bounded receive) returned no message.
+#[derive(Debug)]
+pub enum RecvTimeoutError {
+    /// No whole message came before the deadline. Nothing was consumed; what
+    /// arrived of a message stays buffered for the next receive.
+    Timeout,
+    /// The receive failed as the blocking one would:
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read, a message that does not decode, and so on.
+    Failed(ConnectionError),
+}
+
+impl TryRecvError {
+    /// True for [`Empty`](Self::Empty).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// True if the peer is gone ([`ConnectionError::Eof`]).
+    pub fn is_eof(&self) -> bool {
+        matches!(self, TryRecvError::Failed(e) if e.is_eof())
+    }
+}
+
+impl RecvTimeoutError {
+    /// True for [`Timeout`](Self::Timeout).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// True if the peer is gone ([`ConnectionError::Eof`]).
+    pub fn is_eof(&self) -> bool {
+        matches!(self, RecvTimeoutError::Failed(e) if e.is_eof())
+    }
+}
+
+impl From<ConnectionError> for TryRecvError {
+    fn from(e: ConnectionError) -> Self {
+        TryRecvError::Failed(e)
+    }
+}
+
+impl From<ConnectionError> for RecvTimeoutError {
+    fn from(e: ConnectionError) -> Self {
+        RecvTimeoutError::Failed(e)
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("no message is waiting"),
+            TryRecvError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting for a message"),
+            RecvTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryRecvError::Empty => None,
+            // Transparent: the message is already `e`'s.
+            TryRecvError::Failed(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvTimeoutError::Timeout => None,
+            // Transparent: the message is already `e`'s.
+            RecvTimeoutError::Failed(e) => std::error::Error::source(e),
+        }
+    }
+}
+
 /// Why an item could not be put on a [`Queue`](super::Queue); the item is
 /// handed back.
 pub enum PutError<T> {

@@ -27,7 +27,9 @@ pub mod sync;
 
 pub(crate) use connection::wait_readable;
 pub use connection::{Connection, Pipe};
-pub use error::{ConnectionError, GetError, PutError, TaskDoneError};
+pub use error::{
+    ConnectionError, GetError, PutError, RecvTimeoutError, TaskDoneError, TryRecvError,
+};
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 pub(crate) use queue::flush_all;
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
