@@ -28,8 +28,12 @@ pub mod sync;
 pub(crate) use connection::wait_readable;
 pub use connection::{Connection, Pipe};
 pub use error::{
-    ConnectionError, GetError, PutError, RecvTimeoutError, TaskDoneError, TryRecvError,
+    ConnectionError, ItemError, ItemErrorKind, QueueError, RecvTimeoutError, TaskDoneError,
+    TryRecvError,
 };
+/// The thread queues' errors, which [`Queue`] reports too (inside
+/// [`QueueError::Queue`]).
+pub use crate::queue::{GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError};
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 pub(crate) use queue::flush_all;
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
