@@ -273,6 +273,7 @@ fn task_done_and_join() {
     q.put(0).unwrap();
     q.join();
     assert!(q.join_timeout(Duration::ZERO).is_ok());
+    assert_eq!(q.unfinished_tasks(), 0);
     for w in &mut workers {
         w.join_timeout(LONG).unwrap();
     }
@@ -281,8 +282,11 @@ fn task_done_and_join() {
     let t = Instant::now();
     assert!(q.join_timeout(Duration::from_millis(20)).is_err());
     assert!(t.elapsed() >= Duration::from_millis(20));
+    assert_eq!(q.unfinished_tasks(), 1);
     assert_eq!(q.get().unwrap(), 5);
+    assert_eq!(q.unfinished_tasks(), 1, "taken, not done");
     q.task_done().unwrap();
+    assert_eq!(q.unfinished_tasks(), 0);
     q.join();
 }
 
