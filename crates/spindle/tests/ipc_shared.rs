@@ -14,7 +14,7 @@ use spindle::process::{Process, StartMethod};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn start(call: spindle::process::TaskCall, m: StartMethod) -> Process {
+fn start(call: impl Into<spindle::process::TaskCall>, m: StartMethod) -> Process {
     Process::builder()
         .task(call)
         .start_method(m)

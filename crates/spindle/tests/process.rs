@@ -21,7 +21,7 @@ const METHODS: [StartMethod; 3] = [
     StartMethod::Fork,
 ];
 
-fn start(call: TaskCall, m: StartMethod) -> Process {
+fn start(call: impl Into<TaskCall>, m: StartMethod) -> Process {
     Process::builder()
         .task(call)
         .start_method(m)

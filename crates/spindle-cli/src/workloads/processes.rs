@@ -77,7 +77,7 @@ pub(crate) fn find_all_robots(
 ) -> Result<Vec<Result<Robots, String>>, String> {
     map_all(
         workers,
-        robots_file::task,
+        robots_file::call,
         files.iter().map(|p| raw(p)).collect(),
     )
 }
@@ -90,7 +90,7 @@ pub(crate) fn find_all_robots(
 pub(crate) fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String> {
     map_all(
         workers,
-        decode_file::task,
+        decode_file::call,
         files.iter().map(|p| raw(p)).collect(),
     )?
     .into_iter()
@@ -130,7 +130,7 @@ pub(crate) fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>,
     let (tx, rx) = std::sync::mpsc::channel::<(usize, bool, Result<bool, String>)>();
     let submit = |i: usize, first: bool, lo: u64, hi: u64| -> Result<(), String> {
         let fut = pool
-            .submit(has_odd_divisor::task(numbers[i], lo, hi))
+            .submit(has_odd_divisor::call(numbers[i], lo, hi))
             .map_err(|e| format!("process pool: {e}"))?;
         let tx = tx.clone();
         fut.add_done_callback(move |f| {

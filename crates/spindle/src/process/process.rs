@@ -110,9 +110,10 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Runs a task (built by `my_task::call(args..)`) in the child.
-    pub fn task(mut self, call: TaskCall) -> Builder {
-        self.target = Some(Target::Task(call));
+    /// Runs a task in the child: a `my_task::call(args..)` (a
+    /// [`Call`](super::Call)) or any [`TaskCall`].
+    pub fn task(mut self, call: impl Into<TaskCall>) -> Builder {
+        self.target = Some(Target::Task(call.into()));
         self
     }
 
@@ -223,8 +224,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// A process that will run `call` (not started yet).
-    pub fn new(call: TaskCall) -> Process {
+    /// A process that will run `call` (not started yet): a
+    /// `my_task::call(args..)` (a [`Call`](super::Call)) or any [`TaskCall`].
+    pub fn new(call: impl Into<TaskCall>) -> Process {
         Process::builder().task(call).build()
     }
 

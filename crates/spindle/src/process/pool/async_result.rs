@@ -32,7 +32,7 @@ type OnError = Box<dyn FnOnce(&FutureError) + Send>;
 /// let pool = Pool::new(2)?;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// let cbs = Callbacks::new().callback(move |v: &u64| tx.send(*v).unwrap());
-/// let r = pool.apply_async_with(double::task(21), cbs).unwrap();
+/// let r = pool.apply_async_with(double::call(21), cbs).unwrap();
 /// assert_eq!(r.get(), Ok(42));
 /// assert_eq!(rx.recv().unwrap(), 42);
 /// # Ok::<(), spindle::process::PoolError>(())
@@ -291,7 +291,7 @@ impl<R> AsyncResult<R> {
     /// fn double(n: u64) -> u64 { n * 2 }
     ///
     /// let pool = Pool::new(1)?;
-    /// let r = pool.apply_async(double::task(21)).unwrap();
+    /// let r = pool.apply_async(double::call(21)).unwrap();
     /// let deadline = Instant::now() + Duration::from_secs(60);
     /// assert_eq!(r.get_deadline(deadline), Ok(42));
     /// # Ok::<(), spindle::process::PoolError>(())

@@ -12,9 +12,10 @@ use crate::process::{self, TaskCall};
 
 /// A call of the task `T` with its arguments, typed by the task's result:
 /// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`] and [`Pool::apply_async`](super::Pool::apply_async)
-/// run (Python: the `fn, *args` given to `submit` / `apply_async`).
+/// run (Python: the `fn, *args` given to `submit` / `apply_async`), and what
+/// [`Process::new`](crate::process::Process::new) starts (as a [`TaskCall`]).
 ///
-/// Built by the `my_task::task(args..)` function that `#[spindle::task]`
+/// Built by the `my_task::call(args..)` function that `#[spindle::task]`
 /// generates. A [`ThreadPoolExecutor`] accepts the same calls (and runs them
 /// in-process without encoding), so code written with calls switches from
 /// threads to processes by changing the executor's constructor.
@@ -31,9 +32,9 @@ use crate::process::{self, TaskCall};
 /// }
 ///
 /// let threads = ThreadPoolExecutor::new();
-/// assert_eq!(threads.submit(cube::task(3)).unwrap().result(), Ok(27));
+/// assert_eq!(threads.submit(cube::call(3)).unwrap().result(), Ok(27));
 /// let procs = ProcessPoolExecutor::builder().max_workers(1).build()?;
-/// assert_eq!(procs.submit(cube::task(3)).unwrap().result(), Ok(27));
+/// assert_eq!(procs.submit(cube::call(3)).unwrap().result(), Ok(27));
 /// # Ok::<(), spindle::process::PoolError>(())
 /// ```
 pub struct Call<T: process::Task> {
@@ -43,7 +44,7 @@ pub struct Call<T: process::Task> {
 
 impl<T: process::Task> Call<T> {
     /// A call of `T` with `args` (the tuple of its arguments); prefer the
-    /// generated `my_task::task(args..)`.
+    /// generated `my_task::call(args..)`.
     pub fn new(args: T::Args) -> Call<T> {
         Call {
             args,
@@ -207,7 +208,7 @@ where
 }
 
 /// `map` on a [`ProcessPoolExecutor`] takes a function making a [`Call`]
-/// from each item — the generated `my_task::task`.
+/// from each item — the generated `my_task::call`.
 impl<F, A, T> MapFn<A, ProcessPoolExecutor> for F
 where
     F: Fn(A) -> Call<T>,

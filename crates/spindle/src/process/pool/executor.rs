@@ -22,7 +22,7 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// `map` (with `timeout` and `chunksize`), `shutdown(wait, cancel_futures)` —
 /// and its futures work with `as_completed`, `wait` and done-callbacks (run
 /// in this process). Code written against the trait with calls
-/// (`my_task::task(args..)`) switches from threads to processes by changing
+/// (`my_task::call(args..)`) switches from threads to processes by changing
 /// the constructor.
 ///
 /// Never hangs, never breaks for good: a worker that dies while running a
@@ -49,11 +49,11 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// }
 ///
 /// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
-/// let f = pool.submit(is_prime::task(112_272_535_095_293)).unwrap();
+/// let f = pool.submit(is_prime::call(112_272_535_095_293)).unwrap();
 /// f.add_done_callback(|f| println!("done: {:?}", f.result()));
 /// assert_eq!(f.result(), Ok(true));
 /// let primes: Vec<bool> = pool
-///     .map(is_prime::task, [2u64, 4, 7])
+///     .map(is_prime::call, [2u64, 4, 7])
 ///     .unwrap()
 ///     .map(Result::unwrap)
 ///     .collect();
