@@ -117,10 +117,7 @@ fn one_way_pipe_directions() {
         writer.recv_bytes(),
         Err(ConnectionError::NotReadable)
     ));
-    assert!(matches!(
-        writer.poll(),
-        Err(ConnectionError::NotReadable)
-    ));
+    assert!(matches!(writer.poll(), Err(ConnectionError::NotReadable)));
 }
 
 /// CPython `_TestPoll`: a wait nobody signals times out; data makes it true.
@@ -137,6 +134,9 @@ fn poll_timeouts() {
         b
     });
     assert!(a.poll_timeout(LONG).unwrap());
+    // Too long to represent: waits forever (here: returns at once).
+    assert!(a.poll_timeout(Duration::MAX).unwrap());
+    assert!(a.poll_deadline(Instant::now()).unwrap());
     assert_eq!(a.recv::<u8>().unwrap(), 5);
     let b = sender.join().unwrap();
     drop(b);

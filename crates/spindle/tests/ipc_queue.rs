@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use spindle::ipc::{ItemErrorKind, JoinableQueue, Queue, QueueError, SimpleQueue};
+use spindle::process::{Process, StartMethod};
 use spindle::queue::{
     BlockingQueue, GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
 };
-use spindle::process::{Process, StartMethod};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -41,7 +41,9 @@ fn put_get_bounded_in_one_process() {
     ));
     assert!(t.elapsed() >= Duration::from_millis(50));
     let t = Instant::now();
-    let e = q.put_deadline(7, t + Duration::from_millis(50)).unwrap_err();
+    let e = q
+        .put_deadline(7, t + Duration::from_millis(50))
+        .unwrap_err();
     assert!(e.is_timeout() && !e.is_shutdown(), "{e}");
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(e.into_inner(), 7);

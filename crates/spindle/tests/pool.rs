@@ -297,8 +297,14 @@ fn wait_for_workers_forms() {
     assert!(p.wait_for_workers_timeout(1, Duration::ZERO));
     let t = Instant::now();
     assert!(!p.wait_for_workers_deadline(3, t + Duration::from_secs(60)));
-    assert!(!p.executor().wait_for_workers_timeout(3, Duration::from_secs(60)));
-    assert!(t.elapsed() < Duration::from_secs(30), "only 2 workers: no wait");
+    assert!(
+        !p.executor()
+            .wait_for_workers_timeout(3, Duration::from_secs(60))
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "only 2 workers: no wait"
+    );
     p.close();
     p.join().unwrap();
     assert!(!p.wait_for_workers(1), "a closed pool starts no worker");
@@ -329,7 +335,11 @@ fn join_timeout_and_join_deadline() {
     assert!(e.is_timeout() && !e.is_still_running(), "{e}");
     assert!(t.elapsed() >= Duration::from_millis(50));
     let t = Instant::now();
-    assert!(p.join_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    assert!(
+        p.join_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout()
+    );
     assert!(t.elapsed() >= Duration::from_millis(50));
     p.terminate();
     p.join_timeout(LONG).unwrap();

@@ -439,9 +439,7 @@ impl Connection {
     /// As [`recv_bytes_timeout`](Self::recv_bytes_timeout).
     pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
         let limit = self.max_frame();
-        match self.recv_until(Some(deadline), |r, rb| {
-            self.recv_bytes_locked(r, rb, limit)
-        }) {
+        match self.recv_until(Some(deadline), |r, rb| self.recv_bytes_locked(r, rb, limit)) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Err(RecvTimeoutError::Timeout),
             Err(e) => Err(RecvTimeoutError::Failed(e)),
@@ -1085,9 +1083,7 @@ mod tests {
         assert!(b.try_recv_bytes().unwrap_err().is_empty());
         assert!(!b.poll().unwrap());
         let t = Instant::now();
-        let e = b
-            .recv_bytes_timeout(Duration::from_millis(20))
-            .unwrap_err();
+        let e = b.recv_bytes_timeout(Duration::from_millis(20)).unwrap_err();
         assert!(e.is_timeout(), "{e}");
         assert!(t.elapsed() >= Duration::from_millis(20));
         assert_eq!(pending(&b), HEADER_LEN + 1000);
@@ -1104,7 +1100,11 @@ mod tests {
 
     /// Writes a `Bulk` frame of `msg` by hand: its header and the first
     /// `first` payload bytes, the rest by the returned closure.
-    fn partial_bulk<'a>(a: &'a Connection, msg: &'a [u8], first: usize) -> impl FnOnce() + Send + 'a {
+    fn partial_bulk<'a>(
+        a: &'a Connection,
+        msg: &'a [u8],
+        first: usize,
+    ) -> impl FnOnce() + Send + 'a {
         write_all(
             a.tx.as_ref().unwrap(),
             &frame::header(Kind::Bulk, msg.len()).unwrap(),

@@ -394,7 +394,10 @@ impl QueueError<crate::queue::TryGetError> {
 impl QueueError<crate::queue::GetTimeoutError> {
     /// Whether no item came before the deadline.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, QueueError::Queue(crate::queue::GetTimeoutError::Timeout))
+        matches!(
+            self,
+            QueueError::Queue(crate::queue::GetTimeoutError::Timeout)
+        )
     }
 
     /// Whether the queue was shut down (and empty).
