@@ -433,7 +433,9 @@ impl Connection {
         }
     }
 
-    /// Receives one message as bytes, waiting until `deadline` at the latest.
+    /// Receives one message as bytes, waiting until `deadline` at the latest
+    /// (Python's `if conn.poll(timeout): conn.recv_bytes()`, with the timeout
+    /// as an instant). What arrived of a message by then stays buffered.
     ///
     /// # Errors
     /// As [`recv_bytes_timeout`](Self::recv_bytes_timeout).

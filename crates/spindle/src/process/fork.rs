@@ -165,7 +165,8 @@ impl ForkedChild {
     }
 
     /// Waits at most `timeout` for the child to end and returns its exit
-    /// code. A timeout too long to represent waits forever.
+    /// code (spindle only: `os.waitpid` has no timeout). A timeout too long
+    /// to represent waits forever.
     ///
     /// # Errors
     /// [`is_timeout`](ProcessError::is_timeout) if it is still running;
@@ -177,7 +178,8 @@ impl ForkedChild {
         }
     }
 
-    /// Waits until `deadline` for the child to end and returns its exit code.
+    /// Waits until `deadline` for the child to end and returns its exit code
+    /// (spindle only, as [`wait_timeout`](Self::wait_timeout)).
     ///
     /// # Errors
     /// As [`wait_timeout`](Self::wait_timeout).

@@ -177,8 +177,9 @@ impl<T: Pod> Array<T> {
         self.inner.lock_timeout(timeout).map(|b| ArrayGuard { b })
     }
 
-    /// A guard, waiting at most until `deadline` for the lock; `None` if the
-    /// time ran out.
+    /// A guard, waiting at most until `deadline` for the lock (Python's
+    /// `a.get_lock().acquire(timeout=t)`, with the timeout as an instant);
+    /// `None` if the time ran out.
     ///
     /// # Panics
     /// As [`lock`](Self::lock).

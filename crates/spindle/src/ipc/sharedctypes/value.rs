@@ -128,8 +128,9 @@ impl<T: Pod> Value<T> {
         self.inner.lock_timeout(timeout).map(|b| ValueGuard { b })
     }
 
-    /// A guard, waiting at most until `deadline` for the lock; `None` if the
-    /// time ran out.
+    /// A guard, waiting at most until `deadline` for the lock (Python's
+    /// `v.get_lock().acquire(timeout=t)`, with the timeout as an instant);
+    /// `None` if the time ran out.
     ///
     /// # Panics
     /// As [`lock`](Self::lock).

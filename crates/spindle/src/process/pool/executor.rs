@@ -104,8 +104,9 @@ impl ProcessPoolExecutor {
         self.engine.state.lock().lost
     }
 
-    /// Waits until at least `n` workers are alive; returns whether they are.
-    /// Useful after a worker died, to see the pool back to size. Returns
+    /// Waits until at least `n` workers are alive; returns whether they are
+    /// (spindle only: Python's pools have no such wait). Useful after a
+    /// worker died, to see the pool back to size. Returns
     /// false without waiting for what cannot happen: `n` above
     /// [`max_workers`](Executor::max_workers), or a pool closed, terminated
     /// or broken (no worker will start any more) with fewer alive. The
