@@ -35,7 +35,7 @@ where
 {
     let futures: Vec<_> = PRIMES
         .iter()
-        .map(|&n| pool.submit(is_prime::task(n)).expect("pool running"))
+        .map(|&n| pool.submit(is_prime::call(n)).expect("pool running"))
         .collect();
     for f in as_completed(&futures) {
         println!("  a result came in: {:?}", f.result());

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Parent process {}.", std::process::id());
     let p = Pool::new(5)?;
     for i in 0..8 {
-        p.apply_async(fun::task(i))?; // non-blocking
+        p.apply_async(fun::call(i))?; // non-blocking
     }
     println!("Waiting for All child process finished...");
     p.close(); // no more tasks; the queued ones still run
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("-- the same with the blocking apply --");
     let p = Pool::new(5)?;
     for i in 0..8 {
-        p.apply(fun::task(i))?; // blocks: one task at a time
+        p.apply(fun::call(i))?; // blocks: one task at a time
     }
     p.close();
     p.join()?;

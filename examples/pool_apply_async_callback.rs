@@ -28,8 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("parent pid {}", std::process::id());
     let pool = Pool::new(5)?; // at most five tasks run at once
     for i in 0..10 {
-        pool.apply_async_with(Foo::task(i), Callbacks::new().callback(Bar))?;
-        // pool.apply(Foo::task(i)) would block until each result is back.
+        pool.apply_async_with(Foo::call(i), Callbacks::new().callback(Bar))?;
+        // pool.apply(Foo::call(i)) would block until each result is back.
     }
     println!("end");
     pool.close();

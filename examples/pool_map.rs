@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let results = {
         let pool = Pool::new(4)?;
         // Three items: three tasks, results in input order.
-        pool.map(fun::task, [3, 6, 9])?
+        pool.map(fun::call, [3, 6, 9])?
     }; // <- the pool is dropped (terminated) here
     for item in results {
         println!("{item}");

@@ -32,15 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
 
     // apply(func, args): blocks until the result is back.
-    println!("apply: square(7) = {}", pool.apply(square::task(7))?);
+    println!("apply: square(7) = {}", pool.apply(square::call(7))?);
 
     // apply_async(func, args, callback, error_callback): returns at once.
     let ok = pool.apply_async_with(
-        add::task(2, 3),
+        add::call(2, 3),
         Callbacks::new().callback(|v: &u64| println!("callback: add(2, 3) = {v}")),
     )?;
     let bad = pool.apply_async_with(
-        checked_div::task(1, 0),
+        checked_div::call(1, 0),
         Callbacks::new().error_callback(|e| println!("error_callback: {e}")),
     )?;
     println!("apply_async: {:?}, ready={}", ok.get(), ok.ready());
@@ -50,11 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // map(func, iterable, chunksize): like the built-in map, in order.
-    println!("map: {:?}", pool.map(square::task, 1..=10)?);
+    println!("map: {:?}", pool.map(square::call, 1..=10)?);
 
     // map_async: non-blocking; the callback gets the whole list.
     let r = pool.map_async(
-        square::task,
+        square::call,
         1..=5,
         0,
         Callbacks::new().callback(|all: &Vec<u64>| println!("map_async callback: {all:?}")),
@@ -63,14 +63,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // imap: the lazy map; results in input order as they come.
     let lazy: Vec<u64> = pool
-        .imap(square::task, 1..=5)?
+        .imap(square::call, 1..=5)?
         .map(Result::unwrap)
         .collect();
     println!("imap: {lazy:?}");
 
     // imap_unordered: results in completion order (the slow one comes last).
     let order: Vec<u64> = pool
-        .imap_unordered(slow::task, [300, 10, 20, 30])
+        .imap_unordered(slow::call, [300, 10, 20, 30])
         .map(Result::unwrap)
         .collect();
     println!("imap_unordered: {order:?}");
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // starmap: each item is a tuple of arguments, unpacked.
     println!(
         "starmap: {:?}",
-        pool.starmap(add::task, [(1, 2), (3, 4), (5, 6)])?
+        pool.starmap(add::call, [(1, 2), (3, 4), (5, 6)])?
     );
 
     // close + join: finish the queued work, then wait for the workers.
@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // terminate: stop at once; unfinished work is cancelled.
     let pool = Pool::new(2)?;
-    let long = pool.apply_async(slow::task(60_000))?;
+    let long = pool.apply_async(slow::call(60_000))?;
     pool.terminate();
     pool.join()?;
     println!("terminate: the 60 s task ended with {:?}", long.get());

@@ -24,14 +24,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let pool = ProcessPoolExecutor::new()?;
         // Example of submitting work to the pool
-        let future_result = pool.submit(work::task(7))?;
+        let future_result = pool.submit(work::call(7))?;
         // Obtaining the result (blocks until done)
         let r = future_result.result()?;
         println!("result: {r}");
     }
     {
         let pool = ProcessPoolExecutor::new()?;
-        let future_result = pool.submit(work::task(8))?;
+        let future_result = pool.submit(work::call(8))?;
         future_result.add_done_callback(when_done);
     } // leaving the block is shutdown(wait=True): the callback has run
     Ok(())

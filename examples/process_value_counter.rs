@@ -26,7 +26,9 @@ fn locked(counter: Value<u64>) {
     }
 }
 
-fn run_all(calls: Vec<spindle::process::TaskCall>) -> Result<f64, Box<dyn std::error::Error>> {
+fn run_all<C: Into<spindle::process::TaskCall>>(
+    calls: Vec<C>,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let t = Instant::now();
     let mut ps: Vec<Process> = calls.into_iter().map(Process::new).collect();
     for p in &mut ps {

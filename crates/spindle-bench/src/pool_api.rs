@@ -70,7 +70,7 @@ pub(crate) fn run(b: &mut Bench) {
     let map = |p: &Pool, n: u64, chunksize: usize| {
         per_sec(n, |n| {
             let out = p
-                .map_chunked(tiny::task, 0..n, chunksize)
+                .map_chunked(tiny::call, 0..n, chunksize)
                 .expect("no failure");
             assert_eq!(out.last(), Some(&n));
             black_box(out);
@@ -87,7 +87,7 @@ pub(crate) fn run(b: &mut Bench) {
             imp("spindle-ppe", || {
                 per_sec(n_map, |n| {
                     let s: u64 = ppe
-                        .map_with(tiny::task, 0..n, MapOptions::new().chunksize(1))
+                        .map_with(tiny::call, 0..n, MapOptions::new().chunksize(1))
                         .expect("running")
                         .map(|r| r.expect("no failure"))
                         .sum();
@@ -140,7 +140,7 @@ pub(crate) fn run(b: &mut Bench) {
             imp("spindle", || {
                 micros_per(n_rt, |n| {
                     for i in 0..n {
-                        let r = pool.apply_async(tiny::task(i)).expect("running");
+                        let r = pool.apply_async(tiny::call(i)).expect("running");
                         assert_eq!(r.get(), Ok(i + 1));
                     }
                 })
@@ -148,7 +148,7 @@ pub(crate) fn run(b: &mut Bench) {
             imp("spindle-ppe", || {
                 micros_per(n_rt, |n| {
                     for i in 0..n {
-                        let f = ppe.submit(tiny::task(i)).expect("running");
+                        let f = ppe.submit(tiny::call(i)).expect("running");
                         assert_eq!(f.result(), Ok(i + 1));
                     }
                 })

@@ -99,7 +99,7 @@ fn ipc_channel_producer(server: String, n: u64) {
 
 /// Starts `call` (which connects to the one-shot server it was given) and
 /// returns the process and what it handed over.
-fn ipc_channel_child(call: impl FnOnce(String) -> TaskCall) -> (Process, IpcBoot) {
+fn ipc_channel_child<C: Into<TaskCall>>(call: impl FnOnce(String) -> C) -> (Process, IpcBoot) {
     let (server, name) = IpcOneShotServer::<IpcBoot>::new().expect("one-shot server");
     let mut p = Process::new(call(name));
     p.start().expect("start ipc-channel child");

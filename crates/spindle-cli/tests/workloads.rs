@@ -284,19 +284,37 @@ fn primes_answers_are_right_in_every_mode() {
 }
 
 /// `spindle` copied into a fresh directory, so what lies beside it is known.
+/// A `spindle` alone in `dir`. A hard link where possible: a copy is open
+/// for writing while it is made, and a child forked meanwhile by another
+/// test's `Command` inherits that descriptor until it execs, which makes
+/// running the copy fail with "Text file busy" (ETXTBSY). For a copy (another
+/// filesystem), [`output`] retries that error.
 fn lone_spindle(dir: &Dir) -> PathBuf {
     let exe = dir.0.join("spindle");
-    std::fs::copy(env!("CARGO_BIN_EXE_spindle"), &exe).unwrap();
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_spindle"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_spindle"), &exe).unwrap();
+    }
     exe
+}
+
+/// `cmd.output()`, retrying while the executable is busy (see
+/// [`lone_spindle`]).
+fn output(cmd: &mut Command) -> std::process::Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("the executable stayed busy for a second")
 }
 
 #[test]
 fn bench_without_spindle_bench_beside_it_names_the_build_command() {
     let d = Dir::new("bench-absent");
-    let out = Command::new(lone_spindle(&d))
-        .args(["bench", "sync", "--quick"])
-        .output()
-        .unwrap();
+    let out = output(Command::new(lone_spindle(&d)).args(["bench", "sync", "--quick"]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(out.stdout.is_empty());
@@ -319,19 +337,16 @@ fn bench_runs_spindle_bench_beside_it_with_its_arguments_verbatim() {
     let exe = lone_spindle(&d);
     std::os::unix::fs::symlink("/bin/sh", d.0.join("spindle-bench")).unwrap();
     let script = r#"printf '%s\n' "$0" "$@"; exit 7"#;
-    let out = Command::new(&exe)
-        .args([
-            "bench",
-            "-c",
-            script,
-            "sync",
-            "--quick",
-            "--json",
-            "--case",
-            "two words",
-        ])
-        .output()
-        .unwrap();
+    let out = output(Command::new(&exe).args([
+        "bench",
+        "-c",
+        script,
+        "sync",
+        "--quick",
+        "--json",
+        "--case",
+        "two words",
+    ]));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "sync\n--quick\n--json\n--case\ntwo words\n"
@@ -342,9 +357,6 @@ fn bench_runs_spindle_bench_beside_it_with_its_arguments_verbatim() {
         "its exit status is the command's"
     );
     // `--help` after `bench` is the benchmark program's too.
-    let out = Command::new(&exe)
-        .args(["bench", "-c", script, "--help"])
-        .output()
-        .unwrap();
+    let out = output(Command::new(&exe).args(["bench", "-c", script, "--help"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "--help\n");
 }

@@ -1,7 +1,7 @@
 //! Executors written outside spindle, through the traits that carry
 //! spindle's blanket impls (the orphan rule, E0210, forbids writing them
 //! here): `CallThreads` implements `futures::RemoteExecutor` and so runs
-//! `process::Call`s, `map` with `my_task::task`, and `CallChunk`s;
+//! `process::Call`s, `map` with `my_task::call`, and `CallChunk`s;
 //! `AsyncThreads` implements `futures::FutureExecutor` and so runs any
 //! `Send` future. Both are a few dozen lines over one small thread pool, and
 //! both pass the whole executor conformance suite.
@@ -196,11 +196,11 @@ impl ExecutorUnderTest for CallThreads {
     }
 
     fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
-        run_work::task(work)
+        run_work::call(work)
     }
 
     fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
-        run_work::task
+        run_work::call
     }
 }
 
@@ -282,13 +282,13 @@ fn add(a: u64, b: u64) -> u64 {
 }
 
 /// The blanket impls by hand: `submit` of a `Call`, `map` of
-/// `my_task::task`, and of futures, fallible futures included.
+/// `my_task::call`, and of futures, fallible futures included.
 #[test]
 fn blanket_impls_reach_foreign_executors() {
     let calls = CallThreads::with_workers(2);
-    assert_eq!(calls.submit(add::task(2, 3)).unwrap().result(), Ok(5));
+    assert_eq!(calls.submit(add::call(2, 3)).unwrap().result(), Ok(5));
     let sums: Vec<u64> = calls
-        .map(|n: u64| add::task(n, 1), 0..5)
+        .map(|n: u64| add::call(n, 1), 0..5)
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -311,7 +311,7 @@ fn blanket_impls_reach_foreign_executors() {
 /// fail the future.
 #[test]
 fn call_job_completes_from_remote_outcomes() {
-    let (job, fut) = CallJob::of(add::task(20, 22));
+    let (job, fut) = CallJob::of(add::call(20, 22));
     assert_eq!(job.args().len(), 1);
     assert!(job.encode_error().is_none());
     let mut job = job;
@@ -321,7 +321,7 @@ fn call_job_completes_from_remote_outcomes() {
     job.complete(vec![Ok(postcard::to_allocvec(&42u64).unwrap())]);
     assert_eq!(fut.result(), Ok(42));
 
-    let (job, fut) = CallJob::of(add::task(1, 1));
+    let (job, fut) = CallJob::of(add::call(1, 1));
     job.complete(vec![Err("remote panic".into())]);
     assert_eq!(
         fut.result().unwrap_err().panic_message(),
@@ -329,7 +329,7 @@ fn call_job_completes_from_remote_outcomes() {
     );
 
     for outcomes in [Vec::new(), vec![Ok(vec![2]), Ok(vec![2])]] {
-        let (job, fut) = CallJob::of(add::task(1, 1));
+        let (job, fut) = CallJob::of(add::call(1, 1));
         job.complete(outcomes);
         let err = fut.result().unwrap_err();
         assert!(
@@ -340,7 +340,7 @@ fn call_job_completes_from_remote_outcomes() {
         );
     }
 
-    let (job, fut) = CallJob::of(add::task(1, 1));
+    let (job, fut) = CallJob::of(add::call(1, 1));
     job.complete(vec![Ok(Vec::new())]); // not a u64
     assert!(
         fut.result()
@@ -350,11 +350,11 @@ fn call_job_completes_from_remote_outcomes() {
             .contains("decoded")
     );
 
-    let (job, fut) = CallJob::of(add::task(1, 1));
+    let (job, fut) = CallJob::of(add::call(1, 1));
     drop(job);
     assert!(fut.result().unwrap_err().is_broken());
 
-    let (job, fut) = CallJob::of(add::task(1, 1));
+    let (job, fut) = CallJob::of(add::call(1, 1));
     assert!(fut.cancel());
     job.run_here(); // skipped: cancelled while queued
     assert!(fut.cancelled());

@@ -79,7 +79,7 @@ pub fn find_all_robots(
 ) -> Result<Vec<Result<Robots, String>>, String> {
     map_all(
         workers,
-        robots_file::task,
+        robots_file::call,
         files.iter().map(|p| raw(p)).collect(),
     )
 }
@@ -92,7 +92,7 @@ pub fn find_all_robots(
 pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String> {
     map_all(
         workers,
-        decode_file::task,
+        decode_file::call,
         files.iter().map(|p| raw(p)).collect(),
     )?
     .into_iter()
@@ -132,7 +132,7 @@ pub fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>, String
     let (tx, rx) = std::sync::mpsc::channel::<(usize, bool, Result<bool, String>)>();
     let submit = |i: usize, first: bool, lo: u64, hi: u64| -> Result<(), String> {
         let fut = pool
-            .submit(has_odd_divisor::task(numbers[i], lo, hi))
+            .submit(has_odd_divisor::call(numbers[i], lo, hi))
             .map_err(|e| format!("process pool: {e}"))?;
         let tx = tx.clone();
         fut.add_done_callback(move |f| {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use spindle::ipc::{Connection, ConnectionError, Pipe};
+use spindle::ipc::{Connection, ConnectionError, Pipe, RecvTimeoutError, TryRecvError};
 use spindle::process::{Process, StartMethod};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -36,7 +36,7 @@ fn echo_through_child() {
             .start_method(m)
             .start()
             .unwrap();
-        assert!(!conn.poll(Duration::ZERO).unwrap());
+        assert!(!conn.poll().unwrap());
 
         let msg = Msg {
             id: 7,
@@ -70,7 +70,7 @@ fn echo_through_child() {
         // A megabyte round trip.
         let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
         conn.send_bytes(&big).unwrap();
-        assert!(conn.poll(LONG).unwrap());
+        assert!(conn.poll_timeout(LONG).unwrap());
         assert_eq!(conn.recv_bytes().unwrap(), big);
 
         // Closing our end makes the child see EOF and exit 0.
@@ -117,32 +117,145 @@ fn one_way_pipe_directions() {
         writer.recv_bytes(),
         Err(ConnectionError::NotReadable)
     ));
-    assert!(matches!(
-        writer.poll(Duration::ZERO),
-        Err(ConnectionError::NotReadable)
-    ));
+    assert!(matches!(writer.poll(), Err(ConnectionError::NotReadable)));
 }
 
 /// CPython `_TestPoll`: a wait nobody signals times out; data makes it true.
 #[test]
 fn poll_timeouts() {
     let (a, b) = Pipe(true).unwrap();
-    assert!(!a.poll(Duration::ZERO).unwrap());
+    assert!(!a.poll().unwrap());
     let t = Instant::now();
-    assert!(!a.poll(Duration::from_millis(50)).unwrap());
+    assert!(!a.poll_timeout(Duration::from_millis(50)).unwrap());
     assert!(t.elapsed() >= Duration::from_millis(50));
     let sender = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
         b.send(&5u8).unwrap();
         b
     });
-    assert!(a.poll(LONG).unwrap());
+    assert!(a.poll_timeout(LONG).unwrap());
+    // Too long to represent: waits forever (here: returns at once).
+    assert!(a.poll_timeout(Duration::MAX).unwrap());
+    assert!(a.poll_deadline(Instant::now()).unwrap());
     assert_eq!(a.recv::<u8>().unwrap(), 5);
     let b = sender.join().unwrap();
     drop(b);
     // End of file also makes poll true, then recv reports it.
-    assert!(a.poll(LONG).unwrap());
+    assert!(a.poll_timeout(LONG).unwrap());
     assert!(a.recv::<u8>().unwrap_err().is_eof());
+}
+
+/// The four forms of `recv`: `try_recv` on an empty pipe is `Empty` at once,
+/// `recv_timeout` / `recv_deadline` on a silent pipe are `Timeout` after the
+/// wait; both differ from the peer hanging up (`Eof`) and from a message
+/// that does not decode, and neither consumes anything.
+#[test]
+fn try_recv_and_recv_timeout() {
+    let (a, b) = Pipe(true).unwrap();
+    assert!(matches!(b.try_recv::<u32>(), Err(TryRecvError::Empty)));
+    assert!(b.try_recv_bytes().unwrap_err().is_empty());
+    for wait in [Duration::from_millis(50), Duration::ZERO] {
+        let t = Instant::now();
+        let e = b.recv_timeout::<u32>(wait).unwrap_err();
+        assert!(matches!(e, RecvTimeoutError::Timeout) && !e.is_eof(), "{e}");
+        assert!(t.elapsed() >= wait);
+        let t = Instant::now();
+        let e = b.recv_deadline::<u32>(t + wait).unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(t.elapsed() >= wait);
+        let t = Instant::now();
+        assert!(b.recv_bytes_timeout(wait).unwrap_err().is_timeout());
+        assert!(t.elapsed() >= wait);
+        let t = Instant::now();
+        assert!(b.recv_bytes_deadline(t + wait).unwrap_err().is_timeout());
+        assert!(t.elapsed() >= wait);
+    }
+    // Messages come through every form, in order.
+    for i in 0..4u32 {
+        a.send(&i).unwrap();
+    }
+    a.send_bytes(b"raw").unwrap();
+    assert_eq!(b.try_recv::<u32>().unwrap(), 0);
+    assert_eq!(b.recv_timeout::<u32>(LONG).unwrap(), 1);
+    assert_eq!(b.recv_deadline::<u32>(Instant::now() + LONG).unwrap(), 2);
+    assert_eq!(b.recv_timeout::<u32>(Duration::MAX).unwrap(), 3);
+    assert_eq!(b.try_recv_bytes().unwrap(), b"raw");
+    // A message that is not a `T` is a decode error, consumed; the next one
+    // still comes.
+    a.send(&"text").unwrap();
+    a.send(&9u32).unwrap();
+    assert!(matches!(
+        b.try_recv::<Msg>(),
+        Err(TryRecvError::Failed(ConnectionError::Decode(_)))
+    ));
+    assert_eq!(b.recv_timeout::<u32>(LONG).unwrap(), 9);
+    // The peer hangs up: end of file, not empty, not a timeout.
+    drop(a);
+    assert!(b.try_recv::<u32>().unwrap_err().is_eof());
+    let e = b.recv_timeout::<u32>(LONG).unwrap_err();
+    assert!(e.is_eof() && !e.is_timeout(), "{e}");
+    assert!(b.recv_bytes_deadline(Instant::now()).unwrap_err().is_eof());
+    // A send-only end cannot receive.
+    let (_r, w) = Pipe(false).unwrap();
+    assert!(matches!(
+        w.try_recv::<u8>(),
+        Err(TryRecvError::Failed(ConnectionError::NotReadable))
+    ));
+}
+
+/// A receiver that only ever waits briefly (so its waits keep running out
+/// in the middle of frames, small ones on the pipe and large ones on the
+/// socket) still gets every message whole and in order.
+#[test]
+fn bounded_receives_lose_nothing_mid_frame() {
+    const N: usize = if cfg!(miri) { 10 } else { 100 };
+    let (a, b) = Pipe(true).unwrap();
+    let size = |i: usize| match i % 5 {
+        0 => 3,
+        1 => 20_000,
+        2 => 60_000,
+        3 => 300_000,
+        _ => 1 << 20,
+    };
+    let writer = std::thread::spawn(move || {
+        for i in 0..N {
+            let v: Vec<u8> = (0..size(i)).map(|j| (i + j) as u8).collect();
+            if i % 2 == 0 {
+                a.send_bytes(&v).unwrap();
+            } else {
+                a.send(&v).unwrap();
+            }
+        }
+    });
+    let (mut empties, mut timeouts) = (0u64, 0u64);
+    for i in 0..N {
+        let v = loop {
+            let got = match i % 4 {
+                0 => b.try_recv_bytes().map_err(|e| e.is_empty()),
+                1 => b.try_recv::<Vec<u8>>().map_err(|e| e.is_empty()),
+                2 => b
+                    .recv_bytes_timeout(Duration::from_micros(200))
+                    .map_err(|e| e.is_timeout()),
+                _ => b
+                    .recv_timeout::<Vec<u8>>(Duration::from_micros(200))
+                    .map_err(|e| e.is_timeout()),
+            };
+            match got {
+                Ok(v) => break v,
+                Err(true) if i % 4 < 2 => {
+                    empties += 1;
+                    std::thread::yield_now();
+                }
+                Err(true) => timeouts += 1,
+                Err(false) => panic!("message {i} failed"),
+            }
+        };
+        assert_eq!(v.len(), size(i), "message {i}");
+        assert!(v.iter().enumerate().all(|(j, &x)| x == (i + j) as u8));
+    }
+    writer.join().unwrap();
+    assert!(b.try_recv_bytes().unwrap_err().is_eof());
+    eprintln!("{empties} empty tries, {timeouts} timeouts");
 }
 
 #[spindle::task]
@@ -285,7 +398,7 @@ fn buffered_frames_of_mixed_sizes() {
         i += 1;
         // A waiting frame keeps poll true even when its bytes are buffered.
         if i == 3 {
-            assert!(b.poll(Duration::ZERO).unwrap());
+            assert!(b.poll().unwrap());
         }
     }
     assert_eq!(got, writer.join().unwrap());

@@ -6,8 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use spindle::ipc::{GetError, JoinableQueue, PutError, Queue, SimpleQueue};
+use spindle::ipc::{ItemErrorKind, JoinableQueue, Queue, QueueError, SimpleQueue};
 use spindle::process::{Process, StartMethod};
+use spindle::queue::{
+    BlockingQueue, GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -26,24 +29,116 @@ fn put_get_bounded_in_one_process() {
     q.put(6).unwrap();
     assert!(q.is_full());
     assert_eq!(q.qsize(), 6);
-    assert!(matches!(q.try_put(7), Err(PutError::Full(7))));
+    assert!(matches!(
+        q.try_put(7),
+        Err(QueueError::Queue(TryPutError::Full(7)))
+    ));
+    // A put that waits and runs out is a timeout, not "full".
     let t = Instant::now();
     assert!(matches!(
         q.put_timeout(7, Duration::from_millis(50)),
-        Err(PutError::Full(7))
+        Err(QueueError::Queue(PutTimeoutError::Timeout(7)))
     ));
     assert!(t.elapsed() >= Duration::from_millis(50));
+    let t = Instant::now();
+    let e = q
+        .put_deadline(7, t + Duration::from_millis(50))
+        .unwrap_err();
+    assert!(e.is_timeout() && !e.is_shutdown(), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert_eq!(e.into_inner(), 7);
     for i in 1..=6 {
         assert_eq!(q.get_timeout(LONG).unwrap(), i);
     }
     assert!(q.is_empty());
-    assert_eq!(q.try_get(), Err(GetError::Empty));
+    assert!(matches!(
+        q.try_get(),
+        Err(QueueError::Queue(TryGetError::Empty))
+    ));
+    // A get that waits and runs out is a timeout, not "empty".
     let t = Instant::now();
-    assert_eq!(
+    assert!(matches!(
         q.get_timeout(Duration::from_millis(50)),
-        Err(GetError::Empty)
-    );
+        Err(QueueError::Queue(GetTimeoutError::Timeout))
+    ));
     assert!(t.elapsed() >= Duration::from_millis(50));
+    let t = Instant::now();
+    let e = q.get_deadline(t + Duration::from_millis(50)).unwrap_err();
+    assert!(e.is_timeout() && !e.is_shutdown(), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    // A timeout too long to represent waits forever (here: not at all).
+    q.put_timeout(8, Duration::MAX).unwrap();
+    assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 8);
+}
+
+/// A value that encodes only below 100 and decodes only when even: the
+/// failures only a queue between processes has.
+#[derive(Debug, Clone, PartialEq)]
+struct Picky(u32);
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 >= 100 {
+            return Err(serde::ser::Error::custom("too big to encode"));
+        }
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Picky {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v % 2 == 1 {
+            return Err(serde::de::Error::custom("odd"));
+        }
+        Ok(Picky(v))
+    }
+}
+
+/// An item that cannot be encoded or decoded is `QueueError::Item`, never a
+/// "full", "empty" or "shut down" of the queue; a put hands the item back,
+/// and a get that fails consumes only that item. Through `BlockingQueue` it
+/// reads as a shut-down queue (the trait's rule), still with the item.
+#[test]
+fn item_errors_are_their_own_variant() {
+    let q: Queue<Picky> = Queue::with_maxsize(2).unwrap();
+    let e = q.put(Picky(100)).unwrap_err();
+    assert!(
+        matches!(
+            e.item_error().map(|i| i.kind()),
+            Some(ItemErrorKind::Encode(_))
+        ),
+        "{e}"
+    );
+    assert!(!e.is_shutdown());
+    assert_eq!(e.into_inner(), Picky(100));
+    let e = q.try_put(Picky(101)).unwrap_err();
+    assert!(!e.is_full() && !e.is_shutdown() && e.item_error().is_some());
+    assert_eq!(e.into_inner(), Picky(101));
+    let e = q.put_timeout(Picky(102), LONG).unwrap_err();
+    assert!(!e.is_timeout() && e.item_error().is_some());
+    assert_eq!(q.qsize(), 0, "nothing was put");
+    assert_eq!(q.unfinished_tasks(), 0);
+
+    q.put(Picky(3)).unwrap();
+    q.put(Picky(4)).unwrap();
+    let e = q.get().unwrap_err();
+    assert!(
+        matches!(e, QueueError::Item(ref i) if matches!(i.kind(), ItemErrorKind::Decode(_))),
+        "{e}"
+    );
+    assert!(!e.is_shutdown());
+    assert_eq!(q.try_get().unwrap(), Picky(4));
+
+    let e = BlockingQueue::put(&q, Picky(200)).unwrap_err();
+    assert_eq!(e.into_inner(), Picky(200));
+    assert!(matches!(
+        BlockingQueue::try_put(&q, Picky(201)),
+        Err(TryPutError::ShutDown(Picky(201)))
+    ));
+    q.put(Picky(5)).unwrap();
+    assert_eq!(BlockingQueue::try_get(&q), Err(TryGetError::ShutDown));
+    assert!(!q.is_shutdown(), "only the item failed");
 }
 
 /// Unbounded puts never block, even far past the socket buffer: the feeder
@@ -180,6 +275,7 @@ fn task_done_and_join() {
     q.put(0).unwrap();
     q.join();
     assert!(q.join_timeout(Duration::ZERO).is_ok());
+    assert_eq!(q.unfinished_tasks(), 0);
     for w in &mut workers {
         w.join_timeout(LONG).unwrap();
     }
@@ -188,8 +284,11 @@ fn task_done_and_join() {
     let t = Instant::now();
     assert!(q.join_timeout(Duration::from_millis(20)).is_err());
     assert!(t.elapsed() >= Duration::from_millis(20));
+    assert_eq!(q.unfinished_tasks(), 1);
     assert_eq!(q.get().unwrap(), 5);
+    assert_eq!(q.unfinished_tasks(), 1, "taken, not done");
     q.task_done().unwrap();
+    assert_eq!(q.unfinished_tasks(), 0);
     q.join();
 }
 
@@ -224,7 +323,7 @@ fn shutdown_wakes_other_processes() {
     assert_eq!(report.get_timeout(LONG).unwrap(), "queue is shut down");
     p.join_timeout(LONG).unwrap();
     assert!(q.is_shutdown());
-    assert!(matches!(q.put(1), Err(PutError::ShutDown(1))));
+    assert!(matches!(q.put(1), Err(QueueError::Queue(PutError(1)))));
 
     // Not immediate: what was put before is still delivered.
     let q: Queue<u32> = Queue::new().unwrap();
@@ -233,13 +332,13 @@ fn shutdown_wakes_other_processes() {
     q.shutdown(false);
     assert_eq!(q.get().unwrap(), 1);
     assert_eq!(q.get().unwrap(), 2);
-    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert!(matches!(q.get(), Err(QueueError::Queue(ShutDown))));
 
     // Immediate: the rest is dropped and join is released.
     let q: Queue<u32> = Queue::new().unwrap();
     q.put(1).unwrap();
     q.shutdown(true);
-    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert!(matches!(q.get(), Err(QueueError::Queue(ShutDown))));
     assert!(q.join_timeout(Duration::ZERO).is_ok());
     assert!(q.is_empty());
 
@@ -252,7 +351,7 @@ fn shutdown_wakes_other_processes() {
         std::thread::yield_now();
     }
     q.shutdown(false);
-    assert!(matches!(h.join().unwrap(), Err(PutError::ShutDown(2))));
+    assert!(h.join().unwrap().unwrap_err().is_shutdown());
 }
 
 #[spindle::task]
@@ -346,7 +445,7 @@ fn immediate_shutdown_drops_items_of_every_size() {
     assert_eq!(q.qsize(), SIZES.len());
     q.shutdown(true);
     assert_eq!(q.qsize(), 0);
-    assert_eq!(q.try_get(), Err(GetError::ShutDown));
+    assert!(q.try_get().unwrap_err().is_shutdown());
     assert!(q.join_timeout(Duration::ZERO).is_ok());
 }
 

@@ -6,7 +6,7 @@
 //! rewritten in Rust for spindle.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spindle::ipc::sync::{Event, RLock};
 use spindle::ipc::{Array, RawArray, RawValue, Value};
@@ -14,7 +14,7 @@ use spindle::process::{Process, StartMethod};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn start(call: spindle::process::TaskCall, m: StartMethod) -> Process {
+fn start(call: impl Into<spindle::process::TaskCall>, m: StartMethod) -> Process {
     Process::builder()
         .task(call)
         .start_method(m)
@@ -112,6 +112,53 @@ fn reentrant_load_store_and_double_guard() {
     assert!(!v.get_lock().is_locked());
     assert_eq!(v.load(), 12);
     assert!(format!("{v:?}").contains("12"));
+}
+
+/// `Array` has the four forms of `Value`: `try_lock` never waits,
+/// `lock_timeout` / `lock_deadline` give up after the wait, and a guard
+/// already held by this thread makes `try_lock` return `None`, not panic.
+#[test]
+fn array_and_value_try_lock_and_lock_deadline() {
+    let a = Array::from_slice(&[1u8, 2, 3]).unwrap();
+    let v = Value::new(1u8).unwrap();
+    {
+        let _g = a.try_lock().expect("free");
+        assert!(a.try_lock().is_none(), "this thread's guard is out");
+        let _h = v.try_lock().expect("free");
+        assert!(v.try_lock().is_none(), "this thread's guard is out");
+    }
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let (a2, v2) = (&a, &v);
+        s.spawn(move || {
+            let mut g = a2.lock();
+            let mut h = v2.lock();
+            g[0] = 7;
+            *h = 7;
+            held_tx.send(()).unwrap();
+            let _ = done_rx.recv();
+        });
+        held_rx.recv().unwrap();
+        assert!(a.try_lock().is_none());
+        assert!(v.try_lock().is_none());
+        for wait in [Duration::from_millis(50), Duration::ZERO] {
+            let t = Instant::now();
+            assert!(a.lock_deadline(t + wait).is_none());
+            assert!(t.elapsed() >= wait);
+            let t = Instant::now();
+            assert!(a.lock_timeout(wait).is_none());
+            assert!(t.elapsed() >= wait);
+            let t = Instant::now();
+            assert!(v.lock_deadline(t + wait).is_none());
+            assert!(t.elapsed() >= wait);
+        }
+        done_tx.send(()).unwrap();
+        let g = a.lock_deadline(Instant::now() + LONG).expect("released");
+        assert_eq!(&g[..], [7, 2, 3]);
+        let h = v.lock_timeout(Duration::MAX).expect("waits forever");
+        assert_eq!(*h, 7);
+    });
 }
 
 #[spindle::task]

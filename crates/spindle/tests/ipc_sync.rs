@@ -16,7 +16,7 @@ use spindle::sync::{BarrierWaitError, NotOwnedError, OverReleaseError, ReleaseEr
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(30);
 
-fn start(call: TaskCall) -> Process {
+fn start(call: impl Into<TaskCall>) -> Process {
     let mut p = Process::new(call);
     p.start().unwrap();
     p

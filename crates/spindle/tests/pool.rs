@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use spindle::futures::FutureError;
 use spindle::process::{AsyncResult, Callbacks, Pool, StartMethod};
 
+const LONG: Duration = Duration::from_secs(60);
+
 #[spindle::task]
 fn sqr(x: i64) -> i64 {
     x * x
@@ -84,8 +86,8 @@ fn pool(n: usize) -> Pool {
 #[test]
 fn apply() {
     let p = pool(2);
-    assert_eq!(p.apply(sqr::task(5)), Ok(25));
-    assert_eq!(p.apply(mul::task(3, 4)), Ok(12));
+    assert_eq!(p.apply(sqr::call(5)), Ok(25));
+    assert_eq!(p.apply(mul::call(3, 4)), Ok(12));
 }
 
 // test_map (with and without chunksize), test_empty_iterable
@@ -93,16 +95,16 @@ fn apply() {
 fn map_keeps_order() {
     let p = pool(2);
     let want: Vec<i64> = (0..10).map(|x| x * x).collect();
-    assert_eq!(p.map(sqr::task, 0..10).unwrap(), want);
+    assert_eq!(p.map(sqr::call, 0..10).unwrap(), want);
     let want: Vec<i64> = (0..100).map(|x| x * x).collect();
-    assert_eq!(p.map_chunked(sqr::task, 0..100, 20).unwrap(), want);
+    assert_eq!(p.map_chunked(sqr::call, 0..100, 20).unwrap(), want);
     assert_eq!(
-        p.map(sqr::task, Vec::<i64>::new()).unwrap(),
+        p.map(sqr::call, Vec::<i64>::new()).unwrap(),
         Vec::<i64>::new()
     );
-    assert_eq!(p.imap(sqr::task, Vec::<i64>::new()).unwrap().count(), 0);
+    assert_eq!(p.imap(sqr::call, Vec::<i64>::new()).unwrap().count(), 0);
     let r = p
-        .map_async(sqr::task, Vec::<i64>::new(), 0, Callbacks::new())
+        .map_async(sqr::call, Vec::<i64>::new(), 0, Callbacks::new())
         .unwrap();
     assert_eq!(r.get(), Ok(vec![]));
 }
@@ -113,9 +115,9 @@ fn starmap() {
     let p = pool(2);
     let tuples: Vec<(i64, i64)> = (0..10).zip(0..10).map(|(a, b)| (a, b * 2)).collect();
     let want: Vec<i64> = tuples.iter().map(|(a, b)| a * b).collect();
-    assert_eq!(p.starmap(mul::task, tuples.clone()).unwrap(), want);
+    assert_eq!(p.starmap(mul::call, tuples.clone()).unwrap(), want);
     let r = p
-        .starmap_async(mul::task, tuples, 6, Callbacks::new())
+        .starmap_async(mul::call, tuples, 6, Callbacks::new())
         .unwrap();
     assert_eq!(r.get(), Ok(want));
 }
@@ -131,7 +133,7 @@ fn map_async_callbacks() {
         .callback(move |v: &Vec<i64>| tx.send(v.clone()).unwrap())
         .error_callback(move |e| etx.send(e.clone()).unwrap());
     let r = p
-        .map_async(parse_int::task, ["1".to_string()], 0, cbs)
+        .map_async(parse_int::call, ["1".to_string()], 0, cbs)
         .unwrap();
     r.wait();
     assert_eq!(rx.recv().unwrap(), vec![1]);
@@ -144,7 +146,7 @@ fn map_async_callbacks() {
         .callback(move |v: &Vec<i64>| tx.send(v.clone()).unwrap())
         .error_callback(move |e| etx.send(e.clone()).unwrap());
     let items: Vec<String> = ["1", "a", "3"].iter().map(|s| s.to_string()).collect();
-    let r = p.map_async(parse_int::task, items, 1, cbs).unwrap();
+    let r = p.map_async(parse_int::call, items, 1, cbs).unwrap();
     let e = r.get().unwrap_err();
     assert!(e.panic_message().unwrap().contains("invalid literal"));
     let got = erx.recv().unwrap();
@@ -157,10 +159,10 @@ fn map_async_callbacks() {
 #[test]
 fn apply_async_and_timeout() {
     let p = pool(2);
-    let r = p.apply_async(sqr_slow::task(7, 10)).unwrap();
+    let r = p.apply_async(sqr_slow::call(7, 10)).unwrap();
     assert_eq!(r.get(), Ok(49));
     assert!(r.ready());
-    let r = p.apply_async(sqr_slow::task(6, 2_000)).unwrap();
+    let r = p.apply_async(sqr_slow::call(6, 2_000)).unwrap();
     let t0 = Instant::now();
     assert_eq!(
         r.get_timeout(Duration::from_millis(100)),
@@ -169,6 +171,17 @@ fn apply_async_and_timeout() {
     assert!(t0.elapsed() >= Duration::from_millis(100));
     assert!(!r.ready());
     assert_eq!(r.successful(), None);
+    // The deadline forms of `get` and `wait` bound the wait the same way.
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_millis(50);
+    assert_eq!(r.get_deadline(deadline), Err(FutureError::Timeout));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    let t0 = Instant::now();
+    assert!(!r.wait_deadline(t0 + Duration::from_millis(50)));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert!(!r.wait_timeout(Duration::ZERO));
+    assert!(r.wait_deadline(Instant::now() + Duration::from_secs(60)));
+    assert_eq!(r.get_deadline(Instant::now()), Ok(36));
 }
 
 // test_apply_async callback (seed 001: Pool(5).apply_async(Foo, callback=Bar))
@@ -181,7 +194,7 @@ fn apply_async_callback_runs_in_parent() {
         let tx = tx.clone();
         let cbs =
             Callbacks::new().callback(move |v: &i64| tx.send((*v, std::process::id())).unwrap());
-        p.apply_async_with(sqr::task(i), cbs).unwrap();
+        p.apply_async_with(sqr::call(i), cbs).unwrap();
     }
     drop(tx);
     p.close();
@@ -197,7 +210,7 @@ fn async_error_callback() {
     let p = pool(1);
     let (tx, rx) = mpsc::channel();
     let cbs = Callbacks::new().error_callback(move |e| tx.send(e.clone()).unwrap());
-    let r = p.apply_async_with(raising::task(), cbs).unwrap();
+    let r = p.apply_async_with(raising::call(), cbs).unwrap();
     assert!(
         r.get()
             .unwrap_err()
@@ -213,25 +226,25 @@ fn async_error_callback() {
 fn imap_and_imap_unordered() {
     let p = pool(2);
     let got: Vec<i64> = p
-        .imap(sqr::task, 0..10)
+        .imap(sqr::call, 0..10)
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(got, (0..10).map(|x| x * x).collect::<Vec<_>>());
     let got: Vec<i64> = p
-        .imap_chunked(sqr::task, 0..1000, 100)
+        .imap_chunked(sqr::call, 0..1000, 100)
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
     let mut got: Vec<i64> = p
-        .imap_unordered(sqr::task, 0..1000)
+        .imap_unordered(sqr::call, 0..1000)
         .map(Result::unwrap)
         .collect();
     got.sort();
     assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
     let mut got: Vec<i64> = p
-        .imap_unordered_chunked(sqr::task, 0..1000, 53)
+        .imap_unordered_chunked(sqr::call, 0..1000, 53)
         .map(Result::unwrap)
         .collect();
     got.sort();
@@ -245,14 +258,14 @@ fn imap_and_imap_unordered() {
 fn imap_and_imap_unordered_take_endless_input_lazily() {
     let p = pool(2);
     let got: Vec<i64> = p
-        .imap(sqr::task, 0..)
+        .imap(sqr::call, 0..)
         .unwrap()
         .take(50)
         .map(Result::unwrap)
         .collect();
     assert_eq!(got, (0..50).map(|x| x * x).collect::<Vec<_>>());
     let mut got: Vec<i64> = p
-        .imap_unordered_chunked(sqr::task, 0.., 7)
+        .imap_unordered_chunked(sqr::call, 0.., 7)
         .take(50)
         .map(Result::unwrap)
         .collect();
@@ -260,7 +273,7 @@ fn imap_and_imap_unordered_take_endless_input_lazily() {
     assert_eq!(got.len(), 50);
     assert!(got.iter().all(|&x| (x as f64).sqrt().fract() == 0.0));
     // The pool is still usable afterwards.
-    assert_eq!(p.apply(sqr::task(9)), Ok(81));
+    assert_eq!(p.apply(sqr::call(9)), Ok(81));
 }
 
 // imap_unordered really yields in completion order: a slow first item comes last.
@@ -269,10 +282,32 @@ fn imap_unordered_yields_completed_first() {
     let p = pool(2);
     let items = vec![(0, 1_000), (1, 0), (2, 0), (3, 0)];
     let got: Vec<i64> = p
-        .imap_unordered(|(x, ms)| sqr_slow::task(x, ms), items)
+        .imap_unordered(|(x, ms)| sqr_slow::call(x, ms), items)
         .map(Result::unwrap)
         .collect();
     assert_eq!(got.last(), Some(&0));
+}
+
+/// `wait_for_workers` has the blocking, `_timeout` and `_deadline` forms,
+/// and none of them waits for what cannot happen.
+#[test]
+fn wait_for_workers_forms() {
+    let p = pool(2);
+    assert!(p.wait_for_workers(2));
+    assert!(p.wait_for_workers_timeout(1, Duration::ZERO));
+    let t = Instant::now();
+    assert!(!p.wait_for_workers_deadline(3, t + Duration::from_secs(60)));
+    assert!(
+        !p.executor()
+            .wait_for_workers_timeout(3, Duration::from_secs(60))
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "only 2 workers: no wait"
+    );
+    p.close();
+    p.join().unwrap();
+    assert!(!p.wait_for_workers(1), "a closed pool starts no worker");
 }
 
 // Pool.join: ValueError("Pool is still running") before close/terminate.
@@ -283,8 +318,32 @@ fn join_before_close_is_an_error() {
     p.close();
     p.join().unwrap();
     // test_enter: using a closed pool fails (Python's ValueError).
-    assert!(p.apply_async(sqr::task(1)).unwrap_err().is_shut_down());
-    assert!(p.apply(sqr::task(1)).unwrap_err().is_broken());
+    assert!(p.apply_async(sqr::call(1)).unwrap_err().is_shut_down());
+    assert!(p.apply(sqr::call(1)).unwrap_err().is_broken());
+}
+
+/// `join_timeout` / `join_deadline` (spindle only) report workers still
+/// busy as a timeout, and need `close` first as `join` does.
+#[test]
+fn join_timeout_and_join_deadline() {
+    let p = pool(1);
+    assert!(p.join_timeout(LONG).unwrap_err().is_still_running());
+    let _busy = p.apply_async(sqr_slow::call(1, 5_000)).unwrap();
+    p.close();
+    let t = Instant::now();
+    let e = p.join_deadline(t + Duration::from_millis(50)).unwrap_err();
+    assert!(e.is_timeout() && !e.is_still_running(), "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let t = Instant::now();
+    assert!(
+        p.join_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    p.terminate();
+    p.join_timeout(LONG).unwrap();
+    p.join_deadline(Instant::now()).unwrap();
 }
 
 // test_terminate: 10,000 pending tasks, terminate returns promptly.
@@ -292,7 +351,7 @@ fn join_before_close_is_an_error() {
 fn terminate_with_10000_pending_returns_promptly() {
     let p = pool(2);
     let r = p
-        .map_async(sleep_ms::task, vec![100u64; 10_000], 1, Callbacks::new())
+        .map_async(sleep_ms::call, vec![100u64; 10_000], 1, Callbacks::new())
         .unwrap();
     let t0 = Instant::now();
     p.terminate();
@@ -315,7 +374,7 @@ fn deaf_worker_in(p: Pool, tag: &str) -> (Pool, AsyncResult<()>, u32) {
         std::env::temp_dir().join(format!("spindle-pool-deaf-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     let r = p
-        .apply_async(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+        .apply_async(deaf_to_sigterm::call(marker.display().to_string(), 600_000))
         .unwrap();
     let t0 = Instant::now();
     while !marker.exists() {
@@ -398,7 +457,7 @@ fn terminate_is_not_held_up_by_a_write_to_a_worker_that_does_not_read() {
     let p = std::sync::Arc::new(
         Pool::builder()
             .processes(1)
-            .initializer(deaf_to_sigterm::task(marker.display().to_string(), 600_000))
+            .initializer(deaf_to_sigterm::call(marker.display().to_string(), 600_000))
             .build()
             .unwrap(),
     );
@@ -415,7 +474,7 @@ fn terminate_is_not_held_up_by_a_write_to_a_worker_that_does_not_read() {
     let (tx, rx) = mpsc::channel();
     let p2 = p.clone();
     std::thread::spawn(move || {
-        let r = p2.apply_async(byte_len::task("x".repeat(8 << 20)));
+        let r = p2.apply_async(byte_len::call("x".repeat(8 << 20)));
         tx.send(r.map(|r| r.get()).ok()).ok();
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -441,10 +500,10 @@ fn large_and_tiny_tasks_interleave_in_order() {
     let big: Vec<_> = (0..6)
         .map(|i| {
             let s = char::from(b'a' + i).to_string().repeat(3 << 20);
-            p.apply_async(echo::task(s)).unwrap()
+            p.apply_async(echo::call(s)).unwrap()
         })
         .collect();
-    let tiny = p.map_chunked(sqr::task, 0..2000, 1).unwrap();
+    let tiny = p.map_chunked(sqr::call, 0..2000, 1).unwrap();
     assert_eq!(tiny, (0..2000).map(|x| x * x).collect::<Vec<i64>>());
     for (i, r) in big.into_iter().enumerate() {
         let got = r.get().unwrap();
@@ -464,7 +523,7 @@ fn maxtasksperchild_recycles_workers() {
         .unwrap();
     let first = p.worker_pids();
     let results: Vec<_> = (0..100)
-        .map(|i| p.apply_async(my_pid::task(i)).unwrap())
+        .map(|i| p.apply_async(my_pid::call(i)).unwrap())
         .collect();
     let mut per_pid: HashMap<u32, usize> = HashMap::new();
     for r in results {
@@ -472,7 +531,7 @@ fn maxtasksperchild_recycles_workers() {
     }
     assert!(per_pid.values().all(|&n| n <= 10), "{per_pid:?}");
     assert!(per_pid.len() >= 10, "{per_pid:?}");
-    assert!(p.wait_for_workers(3, Duration::from_secs(10)));
+    assert!(p.wait_for_workers_timeout(3, Duration::from_secs(10)));
     let mut last = p.worker_pids();
     last.sort();
     let mut first = first;
@@ -486,10 +545,10 @@ fn maxtasksperchild_recycles_workers() {
 fn failing_initializer_breaks_the_pool_with_its_message() {
     let p = Pool::builder()
         .processes(2)
-        .initializer(init_fails::task())
+        .initializer(init_fails::call())
         .build()
         .unwrap();
-    let e = p.apply(sqr::task(2)).unwrap_err();
+    let e = p.apply(sqr::call(2)).unwrap_err();
     assert!(e.is_broken(), "{e:?}");
     assert!(e.to_string().contains("no database"), "{e}");
 }
@@ -498,7 +557,7 @@ fn failing_initializer_breaks_the_pool_with_its_message() {
 #[test]
 fn drop_terminates() {
     let p = pool(1);
-    let r = p.apply_async(sleep_ms::task(60_000)).unwrap();
+    let r = p.apply_async(sleep_ms::call(60_000)).unwrap();
     let pids = p.worker_pids();
     let t0 = Instant::now();
     drop(p);
@@ -523,13 +582,13 @@ fn parent_pid(_i: u64) -> u32 {
 fn the_default_start_method_is_the_fork_server() {
     let me = std::process::id();
     let p = pool(1);
-    assert_ne!(p.apply(parent_pid::task(0)), Ok(me));
+    assert_ne!(p.apply(parent_pid::call(0)), Ok(me));
     let p = Pool::builder()
         .processes(1)
         .start_method(StartMethod::Fork)
         .build()
         .unwrap();
-    assert_eq!(p.apply(parent_pid::task(0)), Ok(me));
+    assert_eq!(p.apply(parent_pid::call(0)), Ok(me));
 }
 
 #[test]
@@ -540,7 +599,7 @@ fn every_start_method() {
             .start_method(m)
             .build()
             .unwrap();
-        assert_eq!(p.map(sqr::task, 0..5).unwrap(), [0, 1, 4, 9, 16], "{m:?}");
+        assert_eq!(p.map(sqr::call, 0..5).unwrap(), [0, 1, 4, 9, 16], "{m:?}");
         p.close();
         p.join().unwrap();
     }

@@ -106,7 +106,7 @@ fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
         .unwrap();
     for (how, code) in [("kill", -9), ("segv", -11), ("abort", -6), ("exit", 3)] {
         let e = p
-            .submit(die::task(how.into()))
+            .submit(die::call(how.into()))
             .unwrap()
             .result()
             .unwrap_err();
@@ -116,9 +116,9 @@ fn dying_worker_fails_its_task_with_worker_lost_and_is_replaced() {
         assert_eq!(w.exitcode(), Some(code), "{how}");
         assert!(!w.is_task_timeout());
         // The pool keeps serving.
-        assert_eq!(p.submit(work::task(2)).unwrap().result(), Ok(6));
+        assert_eq!(p.submit(work::call(2)).unwrap().result(), Ok(6));
     }
-    assert!(p.wait_for_workers(2, Duration::from_secs(10)));
+    assert!(p.wait_for_workers_timeout(2, Duration::from_secs(10)));
     assert_eq!(p.workers_lost(), 4);
 }
 
@@ -127,9 +127,9 @@ fn a_worker_out_of_memory_is_lost_and_replaced() {
     let _hang = Watchdog::new(Duration::from_secs(120));
     let p = Pool::new(2).unwrap();
     let others: Vec<_> = (0..10)
-        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .map(|i| p.apply_async(work::call(i)).unwrap())
         .collect();
-    let e = p.apply(exhaust_memory::task(4096)).unwrap_err();
+    let e = p.apply(exhaust_memory::call(4096)).unwrap_err();
     let spindle::futures::FutureError::WorkerLost(w) = &e else {
         panic!("{e:?}")
     };
@@ -139,11 +139,11 @@ fn a_worker_out_of_memory_is_lost_and_replaced() {
     }
     // The cap died with its worker: memory-hungry work runs again, on the
     // survivor or the replacement.
-    assert!(p.wait_for_workers(2, Duration::from_secs(20)));
+    assert!(p.wait_for_workers_timeout(2, Duration::from_secs(20)));
     for _ in 0..4 {
-        assert_eq!(p.apply(allocate::task(256)), Ok(256));
+        assert_eq!(p.apply(allocate::call(256)), Ok(256));
     }
-    assert_eq!(p.apply(work::task(4)), Ok(12));
+    assert_eq!(p.apply(work::call(4)), Ok(12));
 }
 
 // A replacement worker whose initializer fails breaks the pool with that
@@ -156,13 +156,13 @@ fn a_replacement_that_cannot_start_breaks_the_pool_clearly() {
     let _ = std::fs::remove_file(&flag);
     let p = ProcessPoolExecutor::builder()
         .max_workers(1)
-        .initializer(init_unless::task(flag.display().to_string()))
+        .initializer(init_unless::call(flag.display().to_string()))
         .build()
         .unwrap();
-    assert_eq!(p.submit(work::task(1)).unwrap().result(), Ok(3));
+    assert_eq!(p.submit(work::call(1)).unwrap().result(), Ok(3));
     std::fs::write(&flag, b"").unwrap();
-    let victim = p.submit(sleep_ms::task(60_000)).unwrap();
-    let queued = p.submit(work::task(2)).unwrap();
+    let victim = p.submit(sleep_ms::call(60_000)).unwrap();
+    let queued = p.submit(work::call(2)).unwrap();
     while !victim.running() {
         std::thread::yield_now();
     }
@@ -174,7 +174,7 @@ fn a_replacement_that_cannot_start_breaks_the_pool_clearly() {
         panic!("{e:?}")
     };
     assert!(b.reason().contains("fails on purpose"), "{b:?}");
-    assert!(p.submit(work::task(3)).unwrap_err().is_broken());
+    assert!(p.submit(work::call(3)).unwrap_err().is_broken());
     std::fs::remove_file(&flag).unwrap();
 }
 
@@ -183,11 +183,11 @@ fn other_tasks_survive_a_death() {
     let _hang = Watchdog::new(Duration::from_secs(120));
     let p = Pool::new(2).unwrap();
     let before: Vec<_> = (0..20)
-        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .map(|i| p.apply_async(work::call(i)).unwrap())
         .collect();
-    let bad = p.apply_async(die::task("kill".into())).unwrap();
+    let bad = p.apply_async(die::call("kill".into())).unwrap();
     let after: Vec<_> = (20..40)
-        .map(|i| p.apply_async(work::task(i)).unwrap())
+        .map(|i| p.apply_async(work::call(i)).unwrap())
         .collect();
     assert!(bad.get().unwrap_err().is_worker_lost());
     for (i, r) in before.into_iter().chain(after).enumerate() {
@@ -205,7 +205,7 @@ fn task_timeout_kills_and_replaces_the_worker() {
         .unwrap();
     let t0 = Instant::now();
     let e = p
-        .submit(sleep_ms::task(60_000))
+        .submit(sleep_ms::call(60_000))
         .unwrap()
         .result()
         .unwrap_err();
@@ -213,7 +213,7 @@ fn task_timeout_kills_and_replaces_the_worker() {
     assert!(e.is_worker_lost());
     assert!(t0.elapsed() >= Duration::from_millis(200));
     assert!(t0.elapsed() < Duration::from_secs(30));
-    assert_eq!(p.submit(sleep_ms::task(1)).unwrap().result(), Ok(1));
+    assert_eq!(p.submit(sleep_ms::call(1)).unwrap().result(), Ok(1));
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn retries_rerun_a_task_whose_worker_died() {
         .build()
         .unwrap();
     // Kill the worker running a long task; with retries it runs again.
-    let f = p.submit(sleep_ms::task(300)).unwrap();
+    let f = p.submit(sleep_ms::call(300)).unwrap();
     while !f.running() {
         std::thread::yield_now();
     }
@@ -245,11 +245,11 @@ fn pool_retries_rerun_a_task_whose_worker_died() {
     let _ = std::fs::remove_file(&flag);
     let p = Pool::builder().processes(1).retries(1).build().unwrap();
     // The first run kills its worker; the retry, on the replacement, answers.
-    assert_eq!(p.apply(die_once::task(flag.display().to_string())), Ok(7));
+    assert_eq!(p.apply(die_once::call(flag.display().to_string())), Ok(7));
     assert!(flag.exists(), "the first run happened");
     std::fs::remove_file(&flag).unwrap();
     // One retry only: a task that kills its worker every time is lost.
-    let e = p.apply(die::task("kill".into())).unwrap_err();
+    let e = p.apply(die::call("kill".into())).unwrap_err();
     assert!(e.is_worker_lost(), "{e:?}");
 }
 
@@ -263,11 +263,11 @@ fn prefetched_tasks_of_a_dead_worker_are_requeued() {
         .prefetch(3)
         .build()
         .unwrap();
-    let victim = p.submit(sleep_ms::task(60_000)).unwrap();
+    let victim = p.submit(sleep_ms::call(60_000)).unwrap();
     while !victim.running() {
         std::thread::yield_now();
     }
-    let queued: Vec<_> = (0..3).map(|i| p.submit(work::task(i)).unwrap()).collect();
+    let queued: Vec<_> = (0..3).map(|i| p.submit(work::call(i)).unwrap()).collect();
     // All three were sent ahead to the busy worker (prefetch 3).
     assert!(queued.iter().all(|f| f.running()));
     let pid = p.worker_pids()[0];
@@ -324,7 +324,7 @@ fn chaos(retries: u32) {
         .unwrap();
     let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submit = |i: u64| {
-        let f = p.submit(work::task(i)).unwrap();
+        let f = p.submit(work::call(i)).unwrap();
         let finished = finished.clone();
         f.add_done_callback(move |_| {
             finished.fetch_add(1, Ordering::SeqCst);
@@ -395,8 +395,8 @@ fn chaos(retries: u32) {
         }
     }
     // Back to full size, and still serving.
-    assert!(p.wait_for_workers(WORKERS, Duration::from_secs(20)));
-    assert_eq!(p.submit(work::task(5)).unwrap().result(), Ok(15));
+    assert!(p.wait_for_workers_timeout(WORKERS, Duration::from_secs(20)));
+    assert_eq!(p.submit(work::call(5)).unwrap().result(), Ok(15));
     eprintln!(
         "chaos(retries={retries}): {} tasks, ok {ok}, lost {lost}, killed {killed}",
         futs.len()

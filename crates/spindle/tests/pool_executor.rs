@@ -36,7 +36,7 @@ fn pool(n: usize) -> ProcessPoolExecutor {
 #[test]
 fn submit_returns_result() {
     let p = pool(2);
-    let f = p.submit(square::task(8)).unwrap();
+    let f = p.submit(square::call(8)).unwrap();
     assert_eq!(f.result(), Ok(64));
 }
 
@@ -45,12 +45,12 @@ fn submit_returns_result() {
 fn map_keeps_order_and_reports_errors() {
     let p = pool(2);
     let got: Vec<u64> = p
-        .map(square::task, 0..100u64)
+        .map(square::call, 0..100u64)
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(got, (0..100u64).map(|n| n * n).collect::<Vec<_>>());
-    let got: Vec<_> = p.map(fail_on::task, 0..5u64).unwrap().collect();
+    let got: Vec<_> = p.map(fail_on::call, 0..5u64).unwrap().collect();
     assert_eq!(got[..3], [Ok(0), Ok(1), Ok(2)]);
     assert!(
         got[3]
@@ -69,7 +69,7 @@ fn map_chunksize() {
     let p = pool(2);
     for chunk in [1, 3, 7, 200] {
         let got: u64 = p
-            .map_with(square::task, 0..200u64, MapOptions::new().chunksize(chunk))
+            .map_with(square::call, 0..200u64, MapOptions::new().chunksize(chunk))
             .unwrap()
             .map(Result::unwrap)
             .sum();
@@ -82,7 +82,7 @@ fn map_chunksize() {
 fn as_completed_and_pids_differ_from_parent() {
     let p = pool(2);
     let fs: Vec<_> = (0..10)
-        .map(|n| p.submit(pid_of::task(n)).unwrap())
+        .map(|n| p.submit(pid_of::call(n)).unwrap())
         .collect();
     for f in as_completed(&fs) {
         assert_ne!(f.result().unwrap(), std::process::id());
@@ -94,7 +94,7 @@ fn as_completed_and_pids_differ_from_parent() {
 fn submit_after_shutdown_hands_the_call_back() {
     let p = pool(1);
     p.shutdown(true, false);
-    let e = p.submit(square::task(2)).unwrap_err();
+    let e = p.submit(square::call(2)).unwrap_err();
     assert!(e.is_shut_down());
     assert_eq!(e.into_inner().into_args(), (2,));
 }
@@ -102,9 +102,9 @@ fn submit_after_shutdown_hands_the_call_back() {
 #[test]
 fn panic_is_an_error_not_a_dead_pool() {
     let p = pool(1);
-    let e = p.submit(fail_on::task(3)).unwrap().result().unwrap_err();
+    let e = p.submit(fail_on::call(3)).unwrap().result().unwrap_err();
     assert!(matches!(e, FutureError::Panicked(ref m) if m.contains("three is bad")));
-    assert_eq!(p.submit(square::task(3)).unwrap().result(), Ok(9));
+    assert_eq!(p.submit(square::call(3)).unwrap().result(), Ok(9));
 }
 
 static INIT: AtomicU64 = AtomicU64::new(0);
@@ -145,11 +145,11 @@ fn nested_pool_fails() -> bool {
 fn initializer_runs_in_each_worker() {
     let p = ProcessPoolExecutor::builder()
         .max_workers(2)
-        .initializer(init::task(42))
+        .initializer(init::call(42))
         .build()
         .unwrap();
     for _ in 0..4 {
-        assert_eq!(p.submit(init_status::task()).unwrap().result(), Ok(42));
+        assert_eq!(p.submit(init_status::call()).unwrap().result(), Ok(42));
     }
 }
 
@@ -158,10 +158,10 @@ fn initializer_runs_in_each_worker() {
 fn failing_initializer_breaks_the_executor() {
     let p = ProcessPoolExecutor::builder()
         .max_workers(2)
-        .initializer(init_fails::task())
+        .initializer(init_fails::call())
         .build()
         .unwrap();
-    let e = p.submit(init_status::task()).unwrap().result().unwrap_err();
+    let e = p.submit(init_status::call()).unwrap().result().unwrap_err();
     let FutureError::BrokenPool(b) = &e else {
         panic!("{e:?}")
     };
@@ -169,7 +169,7 @@ fn failing_initializer_breaks_the_executor() {
         b.reason().contains("initializer failed on purpose"),
         "{b:?}"
     );
-    assert!(p.submit(init_status::task()).unwrap_err().is_broken());
+    assert!(p.submit(init_status::call()).unwrap_err().is_broken());
 }
 
 // test_max_tasks_per_child
@@ -181,10 +181,10 @@ fn max_tasks_per_child_replaces_the_worker() {
         .build()
         .unwrap();
     let pids: Vec<u32> = (0..3)
-        .map(|i| p.submit(pid_of::task(i)).unwrap().result().unwrap())
+        .map(|i| p.submit(pid_of::call(i)).unwrap().result().unwrap())
         .collect();
     assert!(pids.iter().all(|&pid| pid == pids[0]));
-    let fourth = p.submit(pid_of::task(3)).unwrap().result().unwrap();
+    let fourth = p.submit(pid_of::call(3)).unwrap().result().unwrap();
     assert_ne!(fourth, pids[0]);
 }
 
@@ -192,12 +192,12 @@ fn max_tasks_per_child_replaces_the_worker() {
 #[test]
 fn shutdown_cancel_futures() {
     let p = pool(1);
-    let first = p.submit(sleep_ms::task(300)).unwrap();
+    let first = p.submit(sleep_ms::call(300)).unwrap();
     while !first.running() {
         std::thread::yield_now();
     }
     let rest: Vec<_> = (0..20)
-        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .map(|_| p.submit(sleep_ms::call(300)).unwrap())
         .collect();
     let t0 = Instant::now();
     p.shutdown(true, true);
@@ -212,7 +212,7 @@ fn map_timeout() {
     let p = pool(2);
     let opts = MapOptions::new().timeout(Duration::from_millis(300));
     let got: Vec<_> = p
-        .map_with(sleep_ms::task, [0, 0, 1_500], opts)
+        .map_with(sleep_ms::call, [0, 0, 1_500], opts)
         .unwrap()
         .collect();
     assert_eq!(got[..2], [Ok(0), Ok(0)]);
@@ -225,7 +225,7 @@ fn map_timeout() {
 fn start_failure_is_a_clear_error() {
     let p = pool(1);
     assert_eq!(
-        p.submit(nested_pool_fails::task()).unwrap().result(),
+        p.submit(nested_pool_fails::call()).unwrap().result(),
         Ok(true)
     );
 }
@@ -251,7 +251,7 @@ fn map_default_window_is_bounded_and_wider_than_threads() {
         taken.fetch_add(1, Ordering::SeqCst);
     });
     let firsts: Vec<u64> = ex
-        .map(square::task, endless)
+        .map(square::call, endless)
         .unwrap()
         .take(3)
         .map(Result::unwrap)
@@ -273,9 +273,9 @@ fn wait_and_shutdown_without_waiting() {
         .max_workers(2)
         .build()
         .unwrap();
-    let quick = p.submit(sleep_ms::task(1)).unwrap();
+    let quick = p.submit(sleep_ms::call(1)).unwrap();
     let slow: Vec<_> = (0..3)
-        .map(|_| p.submit(sleep_ms::task(300)).unwrap())
+        .map(|_| p.submit(sleep_ms::call(300)).unwrap())
         .collect();
     let mut all = vec![quick.clone()];
     all.extend(slow.iter().cloned());
@@ -291,7 +291,7 @@ fn wait_and_shutdown_without_waiting() {
     assert_eq!(rest.not_done.len(), 0);
     assert!(slow.iter().all(|f| f.result() == Ok(300)));
     assert!(
-        p.submit(sleep_ms::task(1)).is_err(),
+        p.submit(sleep_ms::call(1)).is_err(),
         "no submit after shutdown"
     );
 }

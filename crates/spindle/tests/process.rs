@@ -21,7 +21,7 @@ const METHODS: [StartMethod; 3] = [
     StartMethod::Fork,
 ];
 
-fn start(call: TaskCall, m: StartMethod) -> Process {
+fn start(call: impl Into<TaskCall>, m: StartMethod) -> Process {
     Process::builder()
         .task(call)
         .start_method(m)
@@ -187,6 +187,40 @@ fn join_timeout_and_is_alive() {
     }
 }
 
+/// `p.join(0)`: `try_join` never waits, and a running child reads as still
+/// running, not as a timeout; `join_deadline` takes an `Instant`.
+#[test]
+fn try_join_and_join_deadline() {
+    for m in METHODS {
+        let (hold, theirs) = Pipe(true).unwrap();
+        let mut p = start(block_on::call(theirs), m);
+        let e = p.try_join().unwrap_err();
+        assert!(e.is_still_running() && !e.is_timeout(), "{m:?}: {e}");
+        let t = Instant::now();
+        let e = p
+            .join_deadline(Instant::now() + Duration::from_millis(50))
+            .unwrap_err();
+        assert!(e.is_timeout() && !e.is_still_running(), "{m:?}: {e}");
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        hold.send(&1u8).unwrap();
+        p.join_deadline(Instant::now() + LONG).unwrap();
+        // Ended and reaped: `try_join` reports how, at once.
+        p.try_join().unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+
+        let mut p = start(exit_with::call(3), m);
+        p.join_timeout(LONG).unwrap_err();
+        assert_eq!(p.try_join().unwrap_err().exitcode(), Some(3), "{m:?}");
+    }
+    let mut p = Process::new(exit_with::call(0));
+    assert!(p.try_join().unwrap_err().is_not_started());
+    assert!(
+        p.join_deadline(Instant::now())
+            .unwrap_err()
+            .is_not_started()
+    );
+}
+
 #[test]
 fn unknown_task_and_bad_args_are_typed_errors() {
     let e = Process::new(TaskCall::from_raw("no::such::task", vec![]))
@@ -346,6 +380,26 @@ fn fork_in_child() {
     match fork().unwrap() {
         Fork::Child => std::process::exit(7),
         Fork::Parent(child) => assert_eq!(child.wait().unwrap(), 7),
+    }
+    // The bounded and non-blocking waits of a forked child.
+    let (hold, theirs) = Pipe(true).unwrap();
+    match fork().unwrap() {
+        Fork::Child => {
+            let _ = theirs.recv::<u8>();
+            std::process::exit(8)
+        }
+        Fork::Parent(child) => {
+            drop(theirs);
+            let e = child.try_wait().unwrap_err();
+            assert!(e.is_still_running() && !e.is_timeout(), "{e}");
+            let t = Instant::now();
+            let e = child.wait_timeout(Duration::from_millis(50)).unwrap_err();
+            assert!(e.is_timeout() && !e.is_still_running(), "{e}");
+            assert!(t.elapsed() >= Duration::from_millis(50));
+            hold.send(&1u8).unwrap();
+            assert_eq!(child.wait_deadline(Instant::now() + LONG).unwrap(), 8);
+            assert_eq!(child.try_wait().unwrap(), 8);
+        }
     }
 }
 

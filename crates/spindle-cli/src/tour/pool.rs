@@ -53,7 +53,7 @@ pub(crate) fn run(t: &mut Tour) {
             return;
         }
     };
-    let got = pool.map(square::task, 0..20u64);
+    let got = pool.map(square::call, 0..20u64);
     let want: Vec<u64> = (0..20).map(|x| x * x).collect();
     t.check(
         "map returns every result, in input order",
@@ -65,7 +65,7 @@ pub(crate) fn run(t: &mut Tour) {
     let path = std::env::temp_dir().join(format!("spindle-tour-pool-{}.pid", std::process::id()));
     std::fs::remove_file(&path).ok();
     let before = pool.worker_pids();
-    let victim = match pool.apply_async(long_job::task(path.display().to_string())) {
+    let victim = match pool.apply_async(long_job::call(path.display().to_string())) {
         Ok(r) => r,
         Err(e) => {
             t.check("the long task is accepted", false, e.to_string());
@@ -73,7 +73,7 @@ pub(crate) fn run(t: &mut Tour) {
         }
     };
     let others: Vec<_> = (0..10u64)
-        .filter_map(|i| pool.apply_async(slow::task(i)).ok())
+        .filter_map(|i| pool.apply_async(slow::call(i)).ok())
         .collect();
     let Some(pid) = read_pid(&path, Instant::now() + Duration::from_secs(5)) else {
         t.check("the long task started", false, "no pid reported");
@@ -97,13 +97,13 @@ pub(crate) fn run(t: &mut Tour) {
         .enumerate()
         .all(|(i, r)| r.get_timeout(Duration::from_secs(10)) == Ok(i as u64));
     t.check("the 10 other tasks all completed", others_ok, "");
-    let next = pool.apply(square::task(12));
+    let next = pool.apply(square::call(12));
     t.check(
         "the next task succeeds",
         next == Ok(144),
         format!("{next:?}"),
     );
-    let full = pool.wait_for_workers(2, Duration::from_secs(5));
+    let full = pool.wait_for_workers_timeout(2, Duration::from_secs(5));
     let after = pool.worker_pids();
     t.check(
         "the pool is back to full size with a new worker",
@@ -120,11 +120,11 @@ pub(crate) fn run(t: &mut Tour) {
         t.check("an executor starts", false, "");
         return;
     };
-    let r = ex.submit(slow::task(30_000)).map(|f| f.result());
+    let r = ex.submit(slow::call(30_000)).map(|f| f.result());
     let timed_out = matches!(&r, Ok(Err(e)) if e.is_task_timeout());
     t.check(
         "the task fails with a time-limit error, its worker is replaced",
-        timed_out && ex.submit(square::task(3)).map(|f| f.result()).ok() == Some(Ok(9)),
+        timed_out && ex.submit(square::call(3)).map(|f| f.result()).ok() == Some(Ok(9)),
         format!("{r:?}"),
     );
 }

@@ -106,10 +106,10 @@ pub use checks::{
 ///         Inline
 ///     }
 ///     fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
-///         run_work::task(work)
+///         run_work::call(work)
 ///     }
 ///     fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
-///         run_work::task
+///         run_work::call
 ///     }
 /// }
 ///
@@ -312,11 +312,11 @@ impl ExecutorUnderTest for ProcessPoolExecutor {
     }
 
     fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
-        tasks::run_work::task(work)
+        tasks::run_work::call(work)
     }
 
     fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
-        tasks::run_work::task
+        tasks::run_work::call
     }
 }
 

@@ -24,14 +24,14 @@ use super::{Future, Promise};
 use crate::process::CallJob;
 
 /// An executor that runs calls of registered tasks — [`Call`](crate::process::Call)s
-/// built by `my_task::task(args..)` — wherever its workers are: other
+/// built by `my_task::call(args..)` — wherever its workers are: other
 /// processes, other hosts. Python: an executor whose "function and arguments
 /// must be picklable".
 ///
 /// Implementing it is all an executor needs to accept calls: spindle's
 /// blanket impls make every `Call<T>` a [`Task<Self>`](Task), every
 /// `map` chunk of calls ([`CallChunk`](crate::process::CallChunk)) one too,
-/// and every `Fn(A) -> Call<T>` (the generated `my_task::task`) a
+/// and every `Fn(A) -> Call<T>` (the generated `my_task::call`) a
 /// [`MapFn<A, Self>`](super::MapFn). Each becomes a [`CallJob`]: the task's
 /// name and encoded arguments, which the executor ships to a worker and
 /// completes with what comes back ([`CallJob::complete`]), or runs in this
@@ -77,9 +77,9 @@ use crate::process::CallJob;
 ///     n * 2
 /// }
 ///
-/// assert_eq!(Inline.submit(double::task(21)).unwrap().result(), Ok(42));
+/// assert_eq!(Inline.submit(double::call(21)).unwrap().result(), Ok(42));
 /// let doubled: Vec<u64> = Inline
-///     .map(double::task, [1, 2, 3])
+///     .map(double::call, [1, 2, 3])
 ///     .unwrap()
 ///     .map(Result::unwrap)
 ///     .collect();

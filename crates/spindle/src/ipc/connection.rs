@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::ConnectionError;
+use super::error::{ConnectionError, RecvTimeoutError, TryRecvError};
 use super::fdpass;
 use super::frame::{self, DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, Kind};
 
@@ -216,24 +216,139 @@ impl Connection {
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, ConnectionError> {
         let r = self.reader()?;
         let mut rb = self.rbuf.lock();
-        let res = rb.read_data_header(r, &self.bulk, self.max_frame());
-        let out = match res {
-            Ok(p) => {
-                // A payload already buffered whole is decoded in place.
-                let decoded = if let Some(payload) = rb.take_whole(p) {
-                    Ok(postcard::from_bytes(payload))
-                } else {
-                    rb.read_payload_vec(r, &self.bulk, p)
-                        .map(|bytes| postcard::from_bytes(&bytes))
-                };
-                match decoded {
-                    Ok(v) => v.map_err(|e| ConnectionError::Decode(e.to_string())),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e),
+        let out = self.recv_locked(r, &mut rb);
+        self.buffered.store(rb.pending(), Ordering::Release);
+        out
+    }
+
+    /// Receives one serde value if a whole message is waiting, without
+    /// blocking (Python's `if conn.poll(): conn.recv()`).
+    ///
+    /// A message that has only partly arrived stays buffered for the next
+    /// receive: nothing is lost.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] if no whole message is waiting (or another
+    /// thread is receiving on this end right now);
+    /// [`TryRecvError::Failed`] with what [`recv`](Self::recv) would report
+    /// (`Eof` once the peer closed and everything sent was read, `Decode`,
+    /// ...).
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::ipc::{Pipe, TryRecvError};
+    ///
+    /// let (a, b) = Pipe(true)?;
+    /// assert!(matches!(b.try_recv::<u32>(), Err(TryRecvError::Empty)));
+    /// a.send(&7u32)?;
+    /// assert_eq!(b.try_recv::<u32>()?, 7);
+    /// drop(a);
+    /// assert!(b.try_recv::<u32>().unwrap_err().is_eof());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, TryRecvError> {
+        match self.recv_until(Some(Instant::now()), |r, rb| self.recv_locked(r, rb)) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(TryRecvError::Empty),
+            Err(e) => Err(TryRecvError::Failed(e)),
+        }
+    }
+
+    /// Receives one serde value, waiting at most `timeout` for it (Python's
+    /// `if conn.poll(timeout): conn.recv()`). A timeout too long to
+    /// represent waits forever.
+    ///
+    /// The wait is bounded even if a message is arriving when time runs out:
+    /// what arrived of it stays buffered for the next receive.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] if no whole message came in time;
+    /// [`RecvTimeoutError::Failed`] with what [`recv`](Self::recv) would
+    /// report.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle::ipc::{Pipe, RecvTimeoutError};
+    ///
+    /// let (a, b) = Pipe(true)?;
+    /// let err = b.recv_timeout::<u32>(Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(err, RecvTimeoutError::Timeout));
+    /// a.send(&7u32)?;
+    /// assert_eq!(b.recv_timeout::<u32>(Duration::from_secs(60))?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_timeout<T: DeserializeOwned>(
+        &self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            None => self.recv().map_err(RecvTimeoutError::Failed),
+        }
+    }
+
+    /// Receives one serde value, waiting until `deadline` at the latest
+    /// (Python's `if conn.poll(timeout): conn.recv()`, with the timeout as an
+    /// instant). What arrived of a message by then stays buffered.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline<T: DeserializeOwned>(
+        &self,
+        deadline: Instant,
+    ) -> Result<T, RecvTimeoutError> {
+        match self.recv_until(Some(deadline), |r, rb| self.recv_locked(r, rb)) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(RecvTimeoutError::Timeout),
+            Err(e) => Err(RecvTimeoutError::Failed(e)),
+        }
+    }
+
+    /// The body of `recv`, under the read lock.
+    fn recv_locked<T: DeserializeOwned>(
+        &self,
+        r: &File,
+        rb: &mut RecvBuf,
+    ) -> Result<T, ConnectionError> {
+        let p = rb.read_data_header(r, &self.bulk, self.max_frame())?;
+        // A payload already buffered whole is decoded in place.
+        let decoded = if let Some(payload) = rb.take_whole(p) {
+            Ok(postcard::from_bytes(payload))
+        } else {
+            rb.read_payload_vec(r, &self.bulk, p)
+                .map(|bytes| postcard::from_bytes(&bytes))
         };
-        self.buffered.store(rb.avail(), Ordering::Release);
+        match decoded {
+            Ok(v) => v.map_err(|e| ConnectionError::Decode(e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs the receive `f` under the read lock once the next message can be
+    /// read without blocking (or its reading fails at once: end of file, a
+    /// bad frame), waiting until `deadline` (`None`: as long as it takes).
+    /// `Ok(None)` if the deadline came first; then nothing is consumed, and
+    /// what arrived of a message stays buffered for the next receive.
+    fn recv_until<R>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&File, &mut RecvBuf) -> Result<R, ConnectionError>,
+    ) -> Result<Option<R>, ConnectionError> {
+        let r = self.reader()?;
+        let mut rb = match deadline {
+            None => self.rbuf.lock(),
+            Some(d) => match self.rbuf.try_lock_until(d) {
+                Some(g) => g,
+                None => return Ok(None),
+            },
+        };
+        let out = match rb.ready(r, &self.bulk, self.max_frame(), deadline) {
+            Ok(true) => f(r, &mut rb).map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+        self.buffered.store(rb.pending(), Ordering::Release);
         out
     }
 
@@ -282,6 +397,68 @@ impl Connection {
         self.recv_bytes_max(self.max_frame())
     }
 
+    /// Receives one message as bytes if a whole one is waiting, without
+    /// blocking (Python's `if conn.poll(): conn.recv_bytes()`). A message
+    /// that has only partly arrived stays buffered.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] if no whole message is waiting (or another
+    /// thread is receiving on this end right now);
+    /// [`TryRecvError::Failed`] with what [`recv_bytes`](Self::recv_bytes)
+    /// would report.
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
+        let limit = self.max_frame();
+        match self.recv_until(Some(Instant::now()), |r, rb| {
+            self.recv_bytes_locked(r, rb, limit)
+        }) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(TryRecvError::Empty),
+            Err(e) => Err(TryRecvError::Failed(e)),
+        }
+    }
+
+    /// Receives one message as bytes, waiting at most `timeout` (Python's
+    /// `if conn.poll(timeout): conn.recv_bytes()`). A timeout too long to
+    /// represent waits forever; what arrived of a message when time runs out
+    /// stays buffered.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] if no whole message came in time;
+    /// [`RecvTimeoutError::Failed`] with what [`recv_bytes`](Self::recv_bytes)
+    /// would report.
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_bytes_deadline(deadline),
+            None => self.recv_bytes().map_err(RecvTimeoutError::Failed),
+        }
+    }
+
+    /// Receives one message as bytes, waiting until `deadline` at the latest
+    /// (Python's `if conn.poll(timeout): conn.recv_bytes()`, with the timeout
+    /// as an instant). What arrived of a message by then stays buffered.
+    ///
+    /// # Errors
+    /// As [`recv_bytes_timeout`](Self::recv_bytes_timeout).
+    pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
+        let limit = self.max_frame();
+        match self.recv_until(Some(deadline), |r, rb| self.recv_bytes_locked(r, rb, limit)) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(RecvTimeoutError::Timeout),
+            Err(e) => Err(RecvTimeoutError::Failed(e)),
+        }
+    }
+
+    /// The body of `recv_bytes_max`, under the read lock.
+    fn recv_bytes_locked(
+        &self,
+        r: &File,
+        rb: &mut RecvBuf,
+        limit: usize,
+    ) -> Result<Vec<u8>, ConnectionError> {
+        let p = rb.read_data_header(r, &self.bulk, limit)?;
+        Ok(rb.read_payload_vec(r, &self.bulk, p)?)
+    }
+
     /// Receives one message of at most `max_len` bytes (Python's
     /// `recv_bytes(maxlength)`); a longer one is skipped without being
     /// allocated and reported as [`TooLarge`](ConnectionError::TooLarge).
@@ -291,11 +468,8 @@ impl Connection {
     pub fn recv_bytes_max(&self, max_len: usize) -> Result<Vec<u8>, ConnectionError> {
         let r = self.reader()?;
         let mut rb = self.rbuf.lock();
-        let limit = max_len.min(self.max_frame());
-        let out = rb
-            .read_data_header(r, &self.bulk, limit)
-            .and_then(|p| Ok(rb.read_payload_vec(r, &self.bulk, p)?));
-        self.buffered.store(rb.avail(), Ordering::Release);
+        let out = self.recv_bytes_locked(r, &mut rb, max_len.min(self.max_frame()));
+        self.buffered.store(rb.pending(), Ordering::Release);
         out
     }
 
@@ -321,26 +495,59 @@ impl Connection {
                     Err(ConnectionError::BufferTooShort(whole))
                 }
             });
-        self.buffered.store(rb.avail(), Ordering::Release);
+        self.buffered.store(rb.pending(), Ordering::Release);
         out
     }
 
-    /// Waits up to `timeout` for something to read (Python's `poll(timeout)`;
-    /// `Duration::ZERO` only checks). True if a message, or the peer's end of
-    /// file, is waiting: a following `recv` will not block.
+    /// Whether a whole message, or the peer's end of file, is waiting, so
+    /// that the next receive returns at once (Python's `poll()`). Never
+    /// blocks; false also while another thread is receiving on this end.
+    ///
+    /// It reads what has arrived into the end's buffer (a message that is
+    /// still arriving is kept there, never lost).
     ///
     /// # Errors
-    /// [`NotReadable`](ConnectionError::NotReadable) on a send-only end.
-    pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
-        let r = self.reader()?;
-        // Bytes already taken from the OS are invisible to poll(2).
-        if self.buffered.load(Ordering::Acquire) > 0 {
-            return Ok(true);
+    /// [`NotReadable`](ConnectionError::NotReadable) on a send-only end; the
+    /// operating system's error.
+    pub fn poll(&self) -> Result<bool, ConnectionError> {
+        self.poll_deadline(Instant::now())
+    }
+
+    /// Waits at most `timeout` until a whole message, or the peer's end of
+    /// file, is waiting (Python's `poll(timeout)`); returns whether one is.
+    /// A timeout too long to represent (`Duration::MAX`) waits forever, as
+    /// Python's `poll(None)`.
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle::ipc::Pipe;
+    ///
+    /// let (a, b) = Pipe(true)?;
+    /// assert!(!b.poll_timeout(Duration::from_millis(10))?);
+    /// a.send(&1u8)?;
+    /// assert!(b.poll_timeout(Duration::from_secs(60))?);
+    /// assert_eq!(b.recv::<u8>()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_timeout(&self, timeout: Duration) -> Result<bool, ConnectionError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.poll_deadline(deadline),
+            None => Ok(self.recv_until(None, |_, _| Ok(()))?.is_some()),
         }
-        Ok(wait_readable(
-            r.as_fd(),
-            Instant::now().checked_add(timeout),
-        )?)
+    }
+
+    /// Waits until `deadline` at the latest for a whole message, or the
+    /// peer's end of file (Python's `poll(timeout)`, with the timeout as an
+    /// instant); returns whether one is waiting.
+    ///
+    /// # Errors
+    /// As [`poll`](Self::poll).
+    pub fn poll_deadline(&self, deadline: Instant) -> Result<bool, ConnectionError> {
+        Ok(self.recv_until(Some(deadline), |_, _| Ok(()))?.is_some())
     }
 
     /// Closes this end (Python's `close()`); the same as dropping it.
@@ -395,16 +602,166 @@ struct Payload {
 
 /// A connection's receive buffer: `data[pos..end]` was read from the pipe
 /// and not consumed yet.
+///
+/// A bounded receive (`try_recv`, `recv_timeout`, `poll_*`, ...) consumes
+/// nothing until the next message is whole: it leaves the frame's header
+/// and the payload bytes that came through the pipe in `data` (which grows
+/// for a pipe frame larger than [`RECV_BUF`], at most [`BULK_AT`] +
+/// [`HEADER_LEN`]), and keeps what came of a `Bulk` frame's payload from
+/// the socket in `stash`. So a wait that runs out in the middle of a frame
+/// loses nothing: the next receive, bounded or not, goes on from there.
 #[derive(Default)]
 struct RecvBuf {
     data: Vec<u8>,
     pos: usize,
     end: usize,
+    stash: Stash,
+}
+
+/// The payload bytes a bounded receive took from the socket for the `Bulk`
+/// frame whose header is next in the buffer.
+#[derive(Default)]
+struct Stash {
+    /// Bytes taken so far.
+    got: usize,
+    /// They fill `bytes[..got]`, a buffer of the payload's length, unless
+    /// the payload is over the limit in force when it began to arrive: then
+    /// they are dropped as they come (never allocated) and `over` holds that
+    /// limit, for the `TooLarge` error the frame ends with.
+    bytes: Vec<u8>,
+    over: Option<usize>,
+}
+
+/// What the next message still needs before it can be read without
+/// blocking.
+enum Need {
+    /// Nothing: reading it returns (or fails) at once.
+    Nothing,
+    /// More of the pipe, until this many bytes from `pos` are buffered.
+    Pipe(usize),
+    /// More of the socket, until the stash holds this many bytes.
+    Bulk(usize),
 }
 
 impl RecvBuf {
     fn avail(&self) -> usize {
         self.end - self.pos
+    }
+
+    /// Bytes received from the OS and not handed out yet.
+    fn pending(&self) -> usize {
+        self.avail() + self.stash.got
+    }
+
+    /// What the next message still needs (see [`Need`]).
+    fn need(&self) -> Need {
+        if self.avail() < HEADER_LEN {
+            return Need::Pipe(HEADER_LEN);
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
+        match frame::parse_header(&h) {
+            // A bad header: reading it reports the error at once.
+            Err(_) => Need::Nothing,
+            Ok((Kind::Bulk, len)) if self.stash.got < len => Need::Bulk(len),
+            Ok((Kind::Bulk, _)) => Need::Nothing,
+            // No Connection sends that much through the pipe (it goes on the
+            // socket, see `BULK_AT`), so this is no spindle peer's frame: it
+            // is left to the read, which may wait for it.
+            Ok((_, len)) if len >= BULK_AT => Need::Nothing,
+            Ok((_, len)) if self.avail() < HEADER_LEN + len => Need::Pipe(HEADER_LEN + len),
+            Ok(_) => Need::Nothing,
+        }
+    }
+
+    /// Reads what has arrived until the next message can be read without
+    /// blocking (or its reading fails at once: end of file, a bad frame),
+    /// waiting until `deadline` (`None`: as long as it takes). False if the
+    /// deadline came first; nothing is consumed either way.
+    fn ready(
+        &mut self,
+        r: &File,
+        bulk: &UnixStream,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
+        loop {
+            match self.need() {
+                Need::Nothing => return Ok(true),
+                Need::Pipe(total) => {
+                    if !wait_readable(r.as_fd(), deadline)? {
+                        return Ok(false);
+                    }
+                    // End of file: the read reports it.
+                    if self.read_more(r, total)? == 0 {
+                        return Ok(true);
+                    }
+                }
+                Need::Bulk(len) => {
+                    if !wait_readable(bulk.as_fd(), deadline)? {
+                        return Ok(false);
+                    }
+                    if self.stash_more(bulk, len, limit)? == 0 {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `read` of the pipe after making room for `total` bytes from
+    /// `pos`; the bytes read (0 at end of file). Called once the pipe is
+    /// readable, so it does not block.
+    fn read_more(&mut self, mut r: &File, total: usize) -> io::Result<usize> {
+        if self.data.len() - self.pos < total {
+            self.data.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            if self.data.len() < total {
+                self.data.resize(total.max(RECV_BUF), 0);
+            }
+        }
+        loop {
+            match r.read(&mut self.data[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One `read` of the socket into the stash of a `Bulk` payload of `len`
+    /// bytes; the bytes read (0 at end of file). Called once the socket is
+    /// readable, so it does not block.
+    fn stash_more(&mut self, mut bulk: &UnixStream, len: usize, limit: usize) -> io::Result<usize> {
+        let s = &mut self.stash;
+        if s.got == 0 {
+            s.over = (len > limit).then_some(limit);
+            if s.over.is_none() && s.bytes.len() != len {
+                s.bytes = vec![0u8; len];
+            }
+        }
+        let mut scratch = [0u8; 8192];
+        let dst = match s.over {
+            Some(_) => {
+                let n = (len - s.got).min(scratch.len());
+                &mut scratch[..n]
+            }
+            None => &mut s.bytes[s.got..len],
+        };
+        loop {
+            match bulk.read(dst) {
+                Ok(n) => {
+                    s.got += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// One `read` into the free part of the buffer; `Ok(0)` at end of file.
@@ -465,6 +822,16 @@ impl RecvBuf {
             len,
             bulk: kind == Kind::Bulk,
         };
+        // Part of this payload was dropped by a bounded receive that found
+        // it over the limit then: it can only be skipped.
+        if let (true, Some(limit)) = (p.bulk, self.stash.over) {
+            self.skip(r, bulk, p)?;
+            return Err(FrameError::TooLarge {
+                len: len as u64,
+                limit,
+            }
+            .into());
+        }
         if len > limit {
             self.skip(r, bulk, p)?;
             return Err(FrameError::TooLarge {
@@ -509,8 +876,12 @@ impl RecvBuf {
         dst: &mut [u8],
     ) -> Result<(), FrameError> {
         if p.bulk {
-            // Straight from the socket; an end of file there is mid-frame.
-            return Ok((&*bulk).read_exact(dst)?);
+            // What a bounded receive stashed, then straight from the socket;
+            // an end of file there is mid-frame.
+            let stash = std::mem::take(&mut self.stash);
+            let got = stash.got.min(stash.bytes.len()).min(dst.len());
+            dst[..got].copy_from_slice(&stash.bytes[..got]);
+            return Ok((&*bulk).read_exact(&mut dst[got..])?);
         }
         let mut got = self.take_into(dst);
         while got < dst.len() {
@@ -545,10 +916,14 @@ impl RecvBuf {
         p: Payload,
     ) -> Result<Vec<u8>, FrameError> {
         if p.bulk {
-            // Read into the vector's spare capacity: no zeroing of a large
-            // buffer that is about to be overwritten.
-            let mut v = Vec::with_capacity(p.len);
-            bulk.take(p.len as u64).read_to_end(&mut v)?;
+            // What a bounded receive stashed, then the rest read into the
+            // vector's spare capacity: no zeroing of a large buffer that is
+            // about to be overwritten.
+            let stash = std::mem::take(&mut self.stash);
+            let mut v = stash.bytes;
+            v.truncate(stash.got.min(p.len));
+            v.reserve_exact(p.len - v.len());
+            bulk.take((p.len - v.len()) as u64).read_to_end(&mut v)?;
             if v.len() < p.len {
                 return Err(FrameError::Protocol(
                     "stream ended in the middle of a frame".into(),
@@ -564,7 +939,8 @@ impl RecvBuf {
     /// Consumes payload `p` in buffer-sized reads, never allocating it.
     fn skip(&mut self, r: &File, bulk: &UnixStream, p: Payload) -> Result<(), FrameError> {
         if p.bulk {
-            return frame::skip(bulk, p.len);
+            let stash = std::mem::take(&mut self.stash);
+            return frame::skip(bulk, p.len - stash.got.min(p.len));
         }
         let mut len = p.len;
         loop {
@@ -683,5 +1059,147 @@ impl<'de> Deserialize<'de> for Connection {
         };
         let bulk = fdpass::import(bulk).map_err(serde::de::Error::custom)?;
         Ok(Connection::from_fds(import(rx)?, import(tx)?, bulk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn pending(c: &Connection) -> usize {
+        c.buffered.load(Ordering::Acquire)
+    }
+
+    /// A pipe frame larger than the receive buffer, of which only part has
+    /// arrived: bounded receives give up without consuming it, and the next
+    /// receive gets it whole.
+    #[test]
+    fn a_bounded_receive_keeps_a_partial_pipe_frame() {
+        let (a, b) = Pipe(true).unwrap();
+        let msg: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let w = a.tx.as_ref().unwrap();
+        write_all(w, &frame::header(Kind::Data, msg.len()).unwrap()).unwrap();
+        write_all(w, &msg[..1000]).unwrap();
+        assert!(b.try_recv_bytes().unwrap_err().is_empty());
+        assert!(!b.poll().unwrap());
+        let t = Instant::now();
+        let e = b.recv_bytes_timeout(Duration::from_millis(20)).unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert_eq!(pending(&b), HEADER_LEN + 1000);
+        write_all(w, &msg[1000..30_000]).unwrap();
+        assert!(b.try_recv::<u8>().unwrap_err().is_empty());
+        assert_eq!(pending(&b), HEADER_LEN + 30_000);
+        write_all(w, &msg[30_000..]).unwrap();
+        a.send(&"next").unwrap();
+        assert!(b.poll().unwrap());
+        assert_eq!(b.try_recv_bytes().unwrap(), msg);
+        assert_eq!(b.recv_timeout::<String>(LONG).unwrap(), "next");
+        assert_eq!(pending(&b), 0);
+    }
+
+    /// Writes a `Bulk` frame of `msg` by hand: its header and the first
+    /// `first` payload bytes, the rest by the returned closure.
+    fn partial_bulk<'a>(
+        a: &'a Connection,
+        msg: &'a [u8],
+        first: usize,
+    ) -> impl FnOnce() + Send + 'a {
+        write_all(
+            a.tx.as_ref().unwrap(),
+            &frame::header(Kind::Bulk, msg.len()).unwrap(),
+        )
+        .unwrap();
+        (&a.bulk).write_all(&msg[..first]).unwrap();
+        move || (&a.bulk).write_all(&msg[first..]).unwrap()
+    }
+
+    /// A bulk frame whose payload is still coming on the socket: what a
+    /// bounded receive took of it is kept, and whichever receive comes next
+    /// (bounded or not, into a vector, a value or a buffer) finishes it.
+    #[test]
+    fn a_bounded_receive_keeps_a_partial_bulk_frame() {
+        let msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for finish in 0..4 {
+            let (a, b) = Pipe(true).unwrap();
+            let rest = partial_bulk(&a, &msg, 50_000);
+            assert!(b.try_recv_bytes().unwrap_err().is_empty());
+            let t = Instant::now();
+            let e = b.recv_timeout::<u8>(Duration::from_millis(20)).unwrap_err();
+            assert!(e.is_timeout(), "{e}");
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            assert!(!b.poll().unwrap());
+            assert_eq!(pending(&b), HEADER_LEN + 50_000);
+            std::thread::scope(|s| {
+                // More than a socket holds: it is written while we read.
+                s.spawn(rest);
+                match finish {
+                    0 => assert_eq!(b.recv_bytes().unwrap(), msg),
+                    1 => assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), msg),
+                    2 => {
+                        let mut buf = vec![0u8; msg.len() + 1];
+                        assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), msg.len());
+                        assert_eq!(buf[..msg.len()], msg[..]);
+                    }
+                    _ => {
+                        assert!(b.poll_timeout(LONG).unwrap());
+                        assert_eq!(b.try_recv_bytes().unwrap(), msg);
+                    }
+                }
+            });
+            assert_eq!(pending(&b), 0);
+            a.send(&5u8).unwrap();
+            assert_eq!(b.recv::<u8>().unwrap(), 5);
+        }
+    }
+
+    /// A bulk payload over the limit when it began to arrive is dropped as it
+    /// comes (never allocated) and ends as `TooLarge`, even if the limit was
+    /// raised meanwhile; the connection stays usable.
+    #[test]
+    fn a_partial_bulk_frame_over_the_limit_is_skipped() {
+        let msg = vec![7u8; 300_000];
+        let (a, b) = Pipe(true).unwrap();
+        b.set_max_frame(100_000);
+        let rest = partial_bulk(&a, &msg, 50_000);
+        assert!(b.try_recv_bytes().unwrap_err().is_empty());
+        assert!(b.rbuf.lock().stash.bytes.is_empty(), "not allocated");
+        b.set_max_frame(1 << 20);
+        std::thread::scope(|s| {
+            s.spawn(rest);
+            assert!(matches!(
+                b.recv_bytes(),
+                Err(ConnectionError::TooLarge {
+                    len: 300_000,
+                    limit: 100_000
+                })
+            ));
+        });
+        a.send_bytes(b"ok").unwrap();
+        assert_eq!(b.try_recv_bytes().unwrap(), b"ok");
+    }
+
+    /// A receive in progress on another thread: `try_recv` does not wait for
+    /// it.
+    #[test]
+    fn try_recv_does_not_wait_for_another_reader() {
+        let (a, b) = Pipe(true).unwrap();
+        let guard = b.rbuf.lock();
+        a.send(&1u8).unwrap();
+        std::thread::scope(|s| {
+            let got = s.spawn(|| b.try_recv::<u8>()).join().unwrap();
+            assert!(got.unwrap_err().is_empty());
+            let t = Instant::now();
+            let got = s
+                .spawn(|| b.recv_timeout::<u8>(Duration::from_millis(20)))
+                .join()
+                .unwrap();
+            assert!(got.unwrap_err().is_timeout());
+            assert!(t.elapsed() >= Duration::from_millis(20));
+        });
+        drop(guard);
+        assert_eq!(b.try_recv::<u8>().unwrap(), 1);
     }
 }

@@ -141,71 +141,387 @@ impl std::error::Error for ConnectionError {
     }
 }
 
-/// Why an item could not be put on a [`Queue`](super::Queue); the item is
-/// handed back.
-pub enum PutError<T> {
-    /// The bounded queue stayed full (`try_put`, `put_timeout`; Python's
-    /// `queue.Full`).
-    Full(T),
-    /// The queue was shut down (Python's `queue.ShutDown`).
-    ShutDown(T),
-    /// The item could not be encoded or sent.
-    Failed(T, String),
+/// Why [`Connection::try_recv`](super::Connection::try_recv) or
+/// [`try_recv_bytes`](super::Connection::try_recv_bytes) returned no
+/// message.
+#[derive(Debug)]
+pub enum TryRecvError {
+    /// No whole message is waiting now (Python's `poll()` is false), or
+    /// another thread is receiving on this end. Nothing was consumed.
+    Empty,
+    /// The receive failed as the blocking one would:
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read, a message that does not decode, and so on.
+    Failed(ConnectionError),
 }
 
-impl<T> PutError<T> {
+/// Why [`Connection::recv_timeout`](super::Connection::recv_timeout) (or
+/// another bounded receive) returned no message.
+#[derive(Debug)]
+pub enum RecvTimeoutError {
+    /// No whole message came before the deadline. Nothing was consumed; what
+    /// arrived of a message stays buffered for the next receive.
+    Timeout,
+    /// The receive failed as the blocking one would:
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read, a message that does not decode, and so on.
+    Failed(ConnectionError),
+}
+
+impl TryRecvError {
+    /// True for [`Empty`](Self::Empty).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// True if the peer is gone ([`ConnectionError::Eof`]).
+    pub fn is_eof(&self) -> bool {
+        matches!(self, TryRecvError::Failed(e) if e.is_eof())
+    }
+}
+
+impl RecvTimeoutError {
+    /// True for [`Timeout`](Self::Timeout).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// True if the peer is gone ([`ConnectionError::Eof`]).
+    pub fn is_eof(&self) -> bool {
+        matches!(self, RecvTimeoutError::Failed(e) if e.is_eof())
+    }
+}
+
+impl From<ConnectionError> for TryRecvError {
+    fn from(e: ConnectionError) -> Self {
+        TryRecvError::Failed(e)
+    }
+}
+
+impl From<ConnectionError> for RecvTimeoutError {
+    fn from(e: ConnectionError) -> Self {
+        RecvTimeoutError::Failed(e)
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("no message is waiting"),
+            TryRecvError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting for a message"),
+            RecvTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryRecvError::Empty => None,
+            // Transparent: the message is already `e`'s.
+            TryRecvError::Failed(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvTimeoutError::Timeout => None,
+            // Transparent: the message is already `e`'s.
+            RecvTimeoutError::Failed(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+/// Why an operation on an [`ipc::Queue`](super::Queue) failed: what the
+/// thread queues report for the same call, or a failure that only a queue
+/// between processes can have.
+///
+/// `E` is the very error type of the thread queues' operation (see
+/// [`crate::queue`]), so a timeout never reads as "full" or "empty":
+///
+/// | operation | `E` |
+/// |---|---|
+/// | `put` | [`PutError<T>`](crate::queue::PutError) (shut down) |
+/// | `try_put` | [`TryPutError<T>`](crate::queue::TryPutError) (`Full`, `ShutDown`) |
+/// | `put_timeout`, `put_deadline` | [`PutTimeoutError<T>`](crate::queue::PutTimeoutError) (`Timeout`, `ShutDown`) |
+/// | `get` | [`ShutDown`](crate::queue::ShutDown) |
+/// | `try_get` | [`TryGetError`](crate::queue::TryGetError) (`Empty`, `ShutDown`) |
+/// | `get_timeout`, `get_deadline` | [`GetTimeoutError`](crate::queue::GetTimeoutError) (`Timeout`, `ShutDown`) |
+///
+/// [`Item`](Self::Item) is the extra failure: the item could not be encoded
+/// or decoded, is too large, or the operating system failed while moving it
+/// ([`ItemError`]). A put hands its item back in both variants (`T` is the
+/// item's type: [`into_inner`](Self::into_inner)); for a get `T` is `()`,
+/// the undecodable item being consumed.
+///
+/// Through the [`BlockingQueue`](crate::queue::BlockingQueue) trait, whose
+/// errors are the thread queues', an [`Item`](Self::Item) failure reads as
+/// the queue being shut down (the trait's rule for a transport that failed).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle::ipc::{Queue, QueueError};
+/// use spindle::queue::{PutTimeoutError, TryGetError, TryPutError};
+///
+/// let q = Queue::with_maxsize(1)?;
+/// q.put(1u32).unwrap();
+/// assert!(matches!(q.try_put(2), Err(QueueError::Queue(TryPutError::Full(2)))));
+/// let err = q.put_timeout(3, Duration::from_millis(10)).unwrap_err();
+/// assert!(matches!(err, QueueError::Queue(PutTimeoutError::Timeout(_))));
+/// assert_eq!(err.into_inner(), 3);
+/// assert_eq!(q.try_get().unwrap(), 1);
+/// assert!(matches!(q.try_get(), Err(QueueError::Queue(TryGetError::Empty))));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub enum QueueError<E, T = ()> {
+    /// The queue refused as a thread queue would (full, empty, timed out,
+    /// shut down); `E` holds the item of a put.
+    Queue(E),
+    /// The item could not cross between processes.
+    Item(ItemError<T>),
+}
+
+impl<E, T> QueueError<E, T> {
+    /// The thread queues' error, if the failure is one of theirs.
+    pub fn queue_error(&self) -> Option<&E> {
+        match self {
+            QueueError::Queue(e) => Some(e),
+            QueueError::Item(_) => None,
+        }
+    }
+
+    /// The item's error, if the item could not cross between processes.
+    pub fn item_error(&self) -> Option<&ItemError<T>> {
+        match self {
+            QueueError::Queue(_) => None,
+            QueueError::Item(e) => Some(e),
+        }
+    }
+}
+
+impl<E, T> From<E> for QueueError<E, T> {
+    fn from(e: E) -> Self {
+        QueueError::Queue(e)
+    }
+}
+
+impl<T> QueueError<crate::queue::PutError<T>, T> {
     /// The item that was not put.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(t) | PutError::ShutDown(t) | PutError::Failed(t, _) => t,
+            QueueError::Queue(e) => e.into_inner(),
+            QueueError::Item(e) => e.into_inner(),
         }
+    }
+
+    /// Whether the queue was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, QueueError::Queue(_))
     }
 }
 
-impl<T> fmt::Debug for PutError<T> {
+impl<T> QueueError<crate::queue::TryPutError<T>, T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            QueueError::Queue(e) => e.into_inner(),
+            QueueError::Item(e) => e.into_inner(),
+        }
+    }
+
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, QueueError::Queue(e) if e.is_full())
+    }
+
+    /// Whether the queue was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, QueueError::Queue(e) if e.is_shutdown())
+    }
+}
+
+impl<T> QueueError<crate::queue::PutTimeoutError<T>, T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            QueueError::Queue(e) => e.into_inner(),
+            QueueError::Item(e) => e.into_inner(),
+        }
+    }
+
+    /// Whether the wait for room timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, QueueError::Queue(e) if e.is_timeout())
+    }
+
+    /// Whether the queue was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, QueueError::Queue(e) if e.is_shutdown())
+    }
+}
+
+impl QueueError<crate::queue::ShutDown> {
+    /// Whether the queue was shut down (and empty).
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, QueueError::Queue(_))
+    }
+}
+
+impl QueueError<crate::queue::TryGetError> {
+    /// Whether the queue held no item.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, QueueError::Queue(crate::queue::TryGetError::Empty))
+    }
+
+    /// Whether the queue was shut down (and empty).
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, QueueError::Queue(crate::queue::TryGetError::ShutDown))
+    }
+}
+
+impl QueueError<crate::queue::GetTimeoutError> {
+    /// Whether no item came before the deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            QueueError::Queue(crate::queue::GetTimeoutError::Timeout)
+        )
+    }
+
+    /// Whether the queue was shut down (and empty).
+    pub fn is_shutdown(&self) -> bool {
+        matches!(
+            self,
+            QueueError::Queue(crate::queue::GetTimeoutError::ShutDown)
+        )
+    }
+}
+
+impl<E: fmt::Debug, T> fmt::Debug for QueueError<E, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PutError::Full(_) => f.write_str("Full(..)"),
-            PutError::ShutDown(_) => f.write_str("ShutDown(..)"),
-            PutError::Failed(_, m) => write!(f, "Failed(.., {m:?})"),
+            QueueError::Queue(e) => f.debug_tuple("Queue").field(e).finish(),
+            QueueError::Item(e) => f.debug_tuple("Item").field(e).finish(),
         }
     }
 }
 
-impl<T> fmt::Display for PutError<T> {
+impl<E: fmt::Display, T> fmt::Display for QueueError<E, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PutError::Full(_) => f.write_str("queue is full"),
-            PutError::ShutDown(_) => f.write_str("queue is shut down"),
-            PutError::Failed(_, m) => write!(f, "cannot put the item: {m}"),
+            QueueError::Queue(e) => fmt::Display::fmt(e, f),
+            QueueError::Item(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl<T> std::error::Error for PutError<T> {}
-
-/// Why no item could be taken from a [`Queue`](super::Queue).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GetError {
-    /// Nothing came in time (`try_get`, `get_timeout`; Python's `queue.Empty`).
-    Empty,
-    /// The queue was shut down and is empty (Python's `queue.ShutDown`).
-    ShutDown,
-    /// An item could not be received or decoded (it is consumed).
-    Failed(String),
+impl<E: std::error::Error, T> std::error::Error for QueueError<E, T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // Transparent: the message is already the inner error's.
+        match self {
+            QueueError::Queue(e) => e.source(),
+            QueueError::Item(e) => std::error::Error::source(e),
+        }
+    }
 }
 
-impl fmt::Display for GetError {
+/// An item that could not cross between processes through an
+/// [`ipc::Queue`](super::Queue) (the [`Item`](QueueError::Item) failure):
+/// why, in [`kind`](Self::kind), and for a put the item itself
+/// ([`into_inner`](Self::into_inner)).
+pub struct ItemError<T = ()> {
+    item: T,
+    kind: ItemErrorKind,
+}
+
+/// Why an item could not cross between processes.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ItemErrorKind {
+    /// The item could not be encoded (postcard); nothing was put.
+    Encode(String),
+    /// The encoded item is larger than a queue carries; nothing was put.
+    TooLarge {
+        /// The encoded length.
+        len: usize,
+        /// The largest a queue carries.
+        limit: usize,
+    },
+    /// The item taken does not decode as the queue's item type (it is
+    /// consumed).
+    Decode(String),
+    /// The queue's shared state did not hold what it announced (a malformed
+    /// slot, an item announced that never arrived): the item is lost.
+    Corrupt(String),
+    /// The operating system failed while moving the item.
+    Io(io::Error),
+}
+
+impl<T> ItemError<T> {
+    pub(crate) fn new(item: T, kind: ItemErrorKind) -> ItemError<T> {
+        ItemError { item, kind }
+    }
+
+    /// Why the item could not cross.
+    pub fn kind(&self) -> &ItemErrorKind {
+        &self.kind
+    }
+
+    /// The item a put could not put (`()` for a get).
+    pub fn into_inner(self) -> T {
+        self.item
+    }
+}
+
+impl<T> fmt::Debug for ItemError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ItemError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ItemErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GetError::Empty => f.write_str("queue is empty"),
-            GetError::ShutDown => f.write_str("queue is shut down"),
-            GetError::Failed(m) => write!(f, "cannot get an item: {m}"),
+            ItemErrorKind::Encode(m) => write!(f, "cannot encode the item: {m}"),
+            ItemErrorKind::TooLarge { len, limit } => write!(
+                f,
+                "encoded item of {len} bytes exceeds the limit of {limit} bytes"
+            ),
+            ItemErrorKind::Decode(m) => write!(f, "cannot decode the item: {m}"),
+            ItemErrorKind::Corrupt(m) => write!(f, "queue corrupt: {m}"),
+            ItemErrorKind::Io(e) => write!(f, "I/O error moving the item: {e}"),
         }
     }
 }
 
-impl std::error::Error for GetError {}
+impl<T> fmt::Display for ItemError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl<T> std::error::Error for ItemError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ItemErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// `task_done` was called more times than items were put (Python's
 /// `ValueError`): the same error as the thread queues'.

@@ -25,9 +25,17 @@ mod sharedctypes;
 mod shm;
 pub mod sync;
 
+/// The thread queues' errors, which [`Queue`] reports too (inside
+/// [`QueueError::Queue`]).
+pub use crate::queue::{
+    GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
+};
 pub(crate) use connection::wait_readable;
 pub use connection::{Connection, Pipe};
-pub use error::{ConnectionError, GetError, PutError, TaskDoneError};
+pub use error::{
+    ConnectionError, ItemError, ItemErrorKind, QueueError, RecvTimeoutError, TaskDoneError,
+    TryRecvError,
+};
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 pub(crate) use queue::flush_all;
 pub use queue::{JoinableQueue, Queue, SimpleQueue};

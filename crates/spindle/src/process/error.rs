@@ -28,6 +28,7 @@ pub(crate) enum Kind {
     VersionMismatch { got: u8 },
     Lost(String),
     Timeout,
+    StillRunning,
     Io(io::Error),
 }
 
@@ -40,9 +41,16 @@ impl ProcessError {
         ProcessError::new(Kind::Io(e.into()))
     }
 
-    /// `join_timeout` ran out before the child ended.
+    /// A bounded wait (`join_timeout`, `join_deadline`, `wait_timeout`,
+    /// `wait_deadline`) ran out before the child ended.
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, Kind::Timeout)
+    }
+
+    /// A non-blocking `try_join` / `try_wait` found the child still running
+    /// (nothing was waited for, so this is not a timeout).
+    pub fn is_still_running(&self) -> bool {
+        matches!(self.kind, Kind::StillRunning)
     }
 
     /// The child's target panicked; see [`panic_message`](Self::panic_message).
@@ -161,6 +169,7 @@ impl fmt::Display for ProcessError {
             ),
             Kind::Lost(m) => write!(f, "child lost: {m}"),
             Kind::Timeout => f.write_str("timed out waiting for the child"),
+            Kind::StillRunning => f.write_str("the child is still running"),
             Kind::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

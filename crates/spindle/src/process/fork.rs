@@ -3,6 +3,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::ForkResult;
@@ -147,7 +148,47 @@ impl ForkedChild {
     /// # Errors
     /// [`is_lost`](ProcessError::is_lost) if someone else reaped it.
     pub fn wait(&self) -> Result<i32, ProcessError> {
-        match self.state.wait(None) {
+        self.wait_until(None)
+    }
+
+    /// Reaps the child if it has ended, without waiting (Python's
+    /// `os.waitpid(pid, os.WNOHANG)`), and returns its exit code.
+    ///
+    /// # Errors
+    /// [`is_still_running`](ProcessError::is_still_running) if it has not
+    /// ended yet; otherwise as [`wait`](Self::wait).
+    pub fn try_wait(&self) -> Result<i32, ProcessError> {
+        match self.wait_until(Some(Instant::now())) {
+            Err(e) if e.is_timeout() => Err(ProcessError::new(Kind::StillRunning)),
+            other => other,
+        }
+    }
+
+    /// Waits at most `timeout` for the child to end and returns its exit
+    /// code (spindle only: `os.waitpid` has no timeout). A timeout too long
+    /// to represent waits forever.
+    ///
+    /// # Errors
+    /// [`is_timeout`](ProcessError::is_timeout) if it is still running;
+    /// otherwise as [`wait`](Self::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<i32, ProcessError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_deadline(deadline),
+            None => self.wait(),
+        }
+    }
+
+    /// Waits until `deadline` for the child to end and returns its exit code
+    /// (spindle only, as [`wait_timeout`](Self::wait_timeout)).
+    ///
+    /// # Errors
+    /// As [`wait_timeout`](Self::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<i32, ProcessError> {
+        self.wait_until(Some(deadline))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<i32, ProcessError> {
+        match self.state.wait(deadline) {
             Some(children::End::Code(c)) => Ok(c),
             Some(children::End::Lost(m)) => Err(ProcessError::new(Kind::Lost(m))),
             None => Err(ProcessError::new(Kind::Timeout)),

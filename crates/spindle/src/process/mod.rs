@@ -23,7 +23,7 @@
 //!   processes; the same [`Executor`](crate::futures::Executor) trait as the
 //!   thread pool, so switching is one line.
 //!
-//! Both run [`Call`]s (`my_task::task(args..)`), and neither ever hangs: a
+//! Both run [`Call`]s (`my_task::call(args..)`), and neither ever hangs: a
 //! worker that dies fails its task with
 //! [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost) and
 //! is replaced.

@@ -110,9 +110,10 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Runs a task (built by `my_task::call(args..)`) in the child.
-    pub fn task(mut self, call: TaskCall) -> Builder {
-        self.target = Some(Target::Task(call));
+    /// Runs a task in the child: a `my_task::call(args..)` (a
+    /// [`Call`](super::Call)) or any [`TaskCall`].
+    pub fn task(mut self, call: impl Into<TaskCall>) -> Builder {
+        self.target = Some(Target::Task(call.into()));
         self
     }
 
@@ -223,8 +224,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// A process that will run `call` (not started yet).
-    pub fn new(call: TaskCall) -> Process {
+    /// A process that will run `call` (not started yet): a
+    /// `my_task::call(args..)` (a [`Call`](super::Call)) or any [`TaskCall`].
+    pub fn new(call: impl Into<TaskCall>) -> Process {
         Process::builder().task(call).build()
     }
 
@@ -328,24 +330,66 @@ impl Process {
     /// ([`ProcessError::exitcode`]). [`is_not_started`](ProcessError::is_not_started)
     /// before `start` (Python's "can only join a started process").
     pub fn join(&mut self) -> Result<(), ProcessError> {
-        self.join_deadline(None)
+        self.join_until(None)
+    }
+
+    /// Reaps the child if it has ended, without waiting (Python's
+    /// `p.join(0)`, or `is_alive()` followed by `join()`).
+    ///
+    /// # Errors
+    /// [`is_still_running`](ProcessError::is_still_running) if the child has
+    /// not ended yet (call it again later); otherwise as [`join`](Self::join).
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::ipc::{Connection, Pipe};
+    /// use spindle::process::Process;
+    ///
+    /// #[spindle::task]
+    /// fn wait_for_word(conn: Connection) {
+    ///     let _ = conn.recv::<u8>();
+    /// }
+    ///
+    /// let (ours, theirs) = Pipe(true)?;
+    /// let mut p = Process::new(wait_for_word::call(theirs));
+    /// p.start()?;
+    /// assert!(p.try_join().unwrap_err().is_still_running());
+    /// ours.send(&1u8)?;
+    /// p.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_join(&mut self) -> Result<(), ProcessError> {
+        match self.join_until(Some(Instant::now())) {
+            Err(e) if e.is_timeout() => Err(ProcessError::new(Kind::StillRunning)),
+            other => other,
+        }
     }
 
     /// Waits at most `timeout` for the child to end (Python's
-    /// `join(timeout)`).
+    /// `join(timeout)`). A timeout too long to represent waits forever.
     ///
     /// # Errors
     /// [`is_timeout`](ProcessError::is_timeout) if it is still running;
     /// otherwise as [`join`](Self::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<(), ProcessError> {
-        self.join_deadline(Instant::now().checked_add(timeout))
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.join_deadline(deadline),
+            None => self.join(),
+        }
     }
 
-    /// Waits for the child to end until `deadline`.
+    /// Waits for the child to end until `deadline` (Python's `join(timeout)`
+    /// with the timeout as an instant).
     ///
     /// # Errors
     /// As [`join_timeout`](Self::join_timeout).
-    pub fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<(), ProcessError> {
+    pub fn join_deadline(&mut self, deadline: Instant) -> Result<(), ProcessError> {
+        self.join_until(Some(deadline))
+    }
+
+    /// Waits until `deadline` (`None`: forever) and reports how the child
+    /// ended.
+    fn join_until(&mut self, deadline: Option<Instant>) -> Result<(), ProcessError> {
         let child = self.child()?;
         let Some(end) = child.wait(deadline) else {
             return Err(ProcessError::new(Kind::Timeout));

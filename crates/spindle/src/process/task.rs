@@ -27,8 +27,9 @@ pub trait Task: 'static {
     fn run(args: Self::Args) -> Self::Output;
 }
 
-/// A task and its encoded arguments, ready to run in another process
-/// (built by the generated `my_task::call(args..)`).
+/// A task and its encoded arguments, ready to run in another process: the
+/// untyped form of a [`Call`](super::Call) (`my_task::call(args..).into()`),
+/// which [`Process::new`](super::Process::new) takes.
 ///
 /// Arguments are encoded when the call is built; a [`Connection`] among them
 /// travels as its file descriptors beside the bytes.

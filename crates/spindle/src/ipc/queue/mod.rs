@@ -35,12 +35,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use self::record::{ITEM_MAX, TAG_INLINE, recv_record, send_record, sock_pair};
 use self::ring::{Item, Popped, Push, Ring, Tag, UNBOUNDED_CAP, W_BUFFERED, W_UNFINISHED, dec};
-use super::error::{GetError, PutError, TaskDoneError};
+use super::error::{ItemError, ItemErrorKind, QueueError, TaskDoneError};
 use super::fdpass;
 use super::sync::core::my_pid;
 use crate::queue::{
-    BlockingQueue, GetTimeoutError, JoinTimeoutError, PutTimeoutError, ShutDown, TryGetError,
-    TryPutError,
+    BlockingQueue, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown,
+    TryGetError, TryPutError,
 };
 
 /// The largest `maxsize` (the free-places count is a 32-bit word).
@@ -101,9 +101,12 @@ static FEEDERS: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 /// gives Python's `Queue(maxsize)`.
 ///
 /// It implements [`BlockingQueue`], the contract of the thread queues, and
-/// passes the same conformance suite; its own methods return richer errors
-/// ([`PutError::Failed`], [`GetError::Failed`]) where an item cannot be
-/// encoded, sent or decoded, which the trait reports as a shut-down queue.
+/// passes the same conformance suite. Its own methods report the thread
+/// queues' very errors per operation ([`TryPutError`], [`PutTimeoutError`],
+/// [`TryGetError`], [`GetTimeoutError`], ...) inside a [`QueueError`], whose
+/// other variant, [`QueueError::Item`], is what only a queue between
+/// processes can meet: an item that cannot be encoded, decoded or moved
+/// (the trait reports that as a shut-down queue).
 ///
 /// # Examples
 /// ```
@@ -165,16 +168,18 @@ thread_local! {
 
 /// Why a put did not happen (before the item is handed back).
 enum PutFail {
+    /// No room before the deadline (only a bounded put).
     Full,
     ShutDown,
-    Failed(String),
+    Item(ItemErrorKind),
 }
 
 /// Why a get did not return an item.
 enum GetFail {
+    /// Nothing before the deadline (only a bounded get).
     Empty,
     ShutDown,
-    Failed(String),
+    Item(ItemErrorKind),
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
@@ -238,50 +243,81 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// full (Python's `put(item)`).
     ///
     /// # Errors
-    /// [`PutError::ShutDown`] after [`shutdown`](Self::shutdown);
-    /// [`PutError::Failed`] if the item cannot be encoded or sent. The item
-    /// is handed back.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline_opt(item, None)
+    /// [`QueueError::Queue`] with a [`PutError`] after
+    /// [`shutdown`](Self::shutdown); [`QueueError::Item`] if the item cannot
+    /// be encoded or sent. The item is handed back.
+    pub fn put(&self, item: T) -> Result<(), QueueError<PutError<T>, T>> {
+        loop {
+            return match self.put_until(&item, None) {
+                Ok(()) => Ok(()),
+                // Only a bounded wait runs out; wait again.
+                Err(PutFail::Full) => continue,
+                Err(PutFail::ShutDown) => Err(QueueError::Queue(PutError(item))),
+                Err(PutFail::Item(k)) => Err(QueueError::Item(ItemError::new(item, k))),
+            };
+        }
     }
 
     /// Puts an item only if there is room now (Python's `put_nowait`).
     ///
     /// # Errors
-    /// [`PutError::Full`] if the queue is full; otherwise as [`put`](Self::put).
-    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline_opt(item, Some(Instant::now()))
+    /// [`QueueError::Queue`] with [`TryPutError::Full`] if the queue is full
+    /// or [`TryPutError::ShutDown`]; otherwise as [`put`](Self::put).
+    pub fn try_put(&self, item: T) -> Result<(), QueueError<TryPutError<T>, T>> {
+        match self.put_until(&item, Some(Instant::now())) {
+            Ok(()) => Ok(()),
+            Err(PutFail::Full) => Err(QueueError::Queue(TryPutError::Full(item))),
+            Err(PutFail::ShutDown) => Err(QueueError::Queue(TryPutError::ShutDown(item))),
+            Err(PutFail::Item(k)) => Err(QueueError::Item(ItemError::new(item, k))),
+        }
     }
 
     /// Puts an item, waiting at most `timeout` for room (Python's
-    /// `put(item, timeout=...)`).
+    /// `put(item, timeout=...)`). A timeout too long to represent waits
+    /// forever.
     ///
     /// # Errors
-    /// [`PutError::Full`] if no place freed in time; otherwise as [`put`](Self::put).
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_deadline_opt(item, Instant::now().checked_add(timeout))
+    /// [`QueueError::Queue`] with [`PutTimeoutError::Timeout`] if no place
+    /// freed in time (never "full") or [`PutTimeoutError::ShutDown`];
+    /// otherwise as [`put`](Self::put).
+    pub fn put_timeout(
+        &self,
+        item: T,
+        timeout: Duration,
+    ) -> Result<(), QueueError<PutTimeoutError<T>, T>> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.put_deadline(item, deadline),
+            None => self.put(item).map_err(|e| match e {
+                QueueError::Queue(e) => QueueError::Queue(e.into()),
+                QueueError::Item(e) => QueueError::Item(e),
+            }),
+        }
     }
 
     /// Puts an item, waiting until `deadline` for room.
     ///
     /// # Errors
     /// As [`put_timeout`](Self::put_timeout).
-    pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutError<T>> {
-        self.put_deadline_opt(item, Some(deadline))
+    pub fn put_deadline(
+        &self,
+        item: T,
+        deadline: Instant,
+    ) -> Result<(), QueueError<PutTimeoutError<T>, T>> {
+        match self.put_until(&item, Some(deadline)) {
+            Ok(()) => Ok(()),
+            Err(PutFail::Full) => Err(QueueError::Queue(PutTimeoutError::Timeout(item))),
+            Err(PutFail::ShutDown) => Err(QueueError::Queue(PutTimeoutError::ShutDown(item))),
+            Err(PutFail::Item(k)) => Err(QueueError::Item(ItemError::new(item, k))),
+        }
     }
 
-    fn put_deadline_opt(&self, item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
-        let outcome = ENCODE.with(|b| match b.try_borrow_mut() {
-            Ok(mut buf) => self.put_encoded(&item, &mut buf, deadline),
+    /// Puts `item`, waiting for room until `deadline` (`None`: forever).
+    fn put_until(&self, item: &T, deadline: Option<Instant>) -> Result<(), PutFail> {
+        ENCODE.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => self.put_encoded(item, &mut buf, deadline),
             // Re-entered from `T::serialize`: use a fresh buffer.
-            Err(_) => self.put_encoded(&item, &mut Vec::new(), deadline),
-        });
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(PutFail::Full) => Err(PutError::Full(item)),
-            Err(PutFail::ShutDown) => Err(PutError::ShutDown(item)),
-            Err(PutFail::Failed(m)) => Err(PutError::Failed(item, m)),
-        }
+            Err(_) => self.put_encoded(item, &mut Vec::new(), deadline),
+        })
     }
 
     fn put_encoded(
@@ -296,13 +332,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
         buf.clear();
         let payload = postcard::to_extend(item, std::mem::take(buf))
-            .map_err(|e| PutFail::Failed(e.to_string()))?;
+            .map_err(|e| PutFail::Item(ItemErrorKind::Encode(e.to_string())))?;
         *buf = payload;
         if buf.len() > ITEM_MAX {
-            return Err(PutFail::Failed(format!(
-                "encoded item of {} bytes exceeds the limit of {ITEM_MAX} bytes",
-                buf.len()
-            )));
+            return Err(PutFail::Item(ItemErrorKind::TooLarge {
+                len: buf.len(),
+                limit: ITEM_MAX,
+            }));
         }
         if self.inner.maxsize > 0 {
             match ring.take_place(deadline) {
@@ -323,44 +359,62 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Removes and returns an item, waiting for one (Python's `get()`).
     ///
     /// # Errors
-    /// [`GetError::ShutDown`] once the queue is shut down and empty (or shut
-    /// down immediately); [`GetError::Failed`] if an item does not decode as
-    /// a `T` (it is consumed).
-    pub fn get(&self) -> Result<T, GetError> {
-        self.get_deadline_opt(None)
+    /// [`QueueError::Queue`] with [`ShutDown`] once the queue is shut down
+    /// and empty (or shut down immediately); [`QueueError::Item`] if an
+    /// item does not decode as a `T` (it is consumed).
+    pub fn get(&self) -> Result<T, QueueError<ShutDown>> {
+        loop {
+            return match self.get_raw(None) {
+                Ok(v) => Ok(v),
+                // Only a bounded wait runs out; wait again.
+                Err(GetFail::Empty) => continue,
+                Err(GetFail::ShutDown) => Err(QueueError::Queue(ShutDown)),
+                Err(GetFail::Item(k)) => Err(QueueError::Item(ItemError::new((), k))),
+            };
+        }
     }
 
     /// Removes and returns an item if one is there (Python's `get_nowait`).
     ///
     /// # Errors
-    /// [`GetError::Empty`] if none is; otherwise as [`get`](Self::get).
-    pub fn try_get(&self) -> Result<T, GetError> {
-        self.get_deadline_opt(Some(Instant::now()))
+    /// [`QueueError::Queue`] with [`TryGetError::Empty`] if none is, or
+    /// [`TryGetError::ShutDown`]; otherwise as [`get`](Self::get).
+    pub fn try_get(&self) -> Result<T, QueueError<TryGetError>> {
+        match self.get_raw(Some(Instant::now())) {
+            Ok(v) => Ok(v),
+            Err(GetFail::Empty) => Err(QueueError::Queue(TryGetError::Empty)),
+            Err(GetFail::ShutDown) => Err(QueueError::Queue(TryGetError::ShutDown)),
+            Err(GetFail::Item(k)) => Err(QueueError::Item(ItemError::new((), k))),
+        }
     }
 
     /// Removes and returns an item, waiting at most `timeout` (Python's
-    /// `get(timeout=...)`).
+    /// `get(timeout=...)`). A timeout too long to represent waits forever.
     ///
     /// # Errors
-    /// [`GetError::Empty`] if none came in time; otherwise as [`get`](Self::get).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_deadline_opt(Instant::now().checked_add(timeout))
+    /// [`QueueError::Queue`] with [`GetTimeoutError::Timeout`] if none came
+    /// in time (never "empty") or [`GetTimeoutError::ShutDown`]; otherwise
+    /// as [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError<GetTimeoutError>> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.get_deadline(deadline),
+            None => self.get().map_err(|e| match e {
+                QueueError::Queue(e) => QueueError::Queue(e.into()),
+                QueueError::Item(e) => QueueError::Item(e),
+            }),
+        }
     }
 
     /// Removes and returns an item, waiting until `deadline`.
     ///
     /// # Errors
     /// As [`get_timeout`](Self::get_timeout).
-    pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetError> {
-        self.get_deadline_opt(Some(deadline))
-    }
-
-    fn get_deadline_opt(&self, deadline: Option<Instant>) -> Result<T, GetError> {
-        match self.get_raw(deadline) {
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T, QueueError<GetTimeoutError>> {
+        match self.get_raw(Some(deadline)) {
             Ok(v) => Ok(v),
-            Err(GetFail::Empty) => Err(GetError::Empty),
-            Err(GetFail::ShutDown) => Err(GetError::ShutDown),
-            Err(GetFail::Failed(m)) => Err(GetError::Failed(m)),
+            Err(GetFail::Empty) => Err(QueueError::Queue(GetTimeoutError::Timeout)),
+            Err(GetFail::ShutDown) => Err(QueueError::Queue(GetTimeoutError::ShutDown)),
+            Err(GetFail::Item(k)) => Err(QueueError::Item(ItemError::new((), k))),
         }
     }
 
@@ -385,15 +439,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         loop {
             match ring.try_pop(slot) {
                 Popped::Item(Tag::Inline | Tag::Arena) => {
-                    return postcard::from_bytes(slot).map_err(|e| GetFail::Failed(e.to_string()));
+                    return postcard::from_bytes(slot).map_err(decode_fail);
                 }
                 Popped::Item(Tag::Socket) => {
                     let rec = self.inner.take_record()?;
-                    return postcard::from_bytes(&rec).map_err(|e| GetFail::Failed(e.to_string()));
+                    return postcard::from_bytes(&rec).map_err(decode_fail);
                 }
                 Popped::ShutDown => return Err(GetFail::ShutDown),
                 Popped::Corrupt => {
-                    return Err(GetFail::Failed("malformed queue slot".into()));
+                    return Err(GetFail::Item(ItemErrorKind::Corrupt(
+                        "malformed queue slot".into(),
+                    )));
                 }
                 Popped::Empty => {}
             }
@@ -461,6 +517,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.maxsize
     }
 
+    /// How many items put have not been marked done yet (the thread queues'
+    /// `unfinished_tasks`; Python's `JoinableQueue._unfinished_tasks`): the
+    /// non-blocking check of [`join`](Self::join), which returns once it is 0.
+    pub fn unfinished_tasks(&self) -> usize {
+        self.ring().w(W_UNFINISHED).load(SeqCst) as usize
+    }
+
     /// Marks one item taken with `get` as processed (Python's
     /// `JoinableQueue.task_done()`).
     ///
@@ -481,7 +544,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.ring().join(None);
     }
 
-    /// Waits at most `timeout` for [`join`](Self::join).
+    /// Waits at most `timeout` for [`join`](Self::join). A timeout too long
+    /// to represent waits forever.
     ///
     /// # Errors
     /// [`JoinTimeoutError`] if tasks were still unfinished at the deadline.
@@ -531,20 +595,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 }
 
+/// An [`Item`](QueueError::Item) failure reads as a shut-down queue here,
+/// as the trait asks of a transport that failed; the item is handed back.
 impl<T: Serialize + DeserializeOwned> BlockingQueue<T> for Queue<T> {
-    fn put(&self, item: T) -> Result<(), crate::queue::PutError<T>> {
-        Queue::put(self, item).map_err(|e| crate::queue::PutError(e.into_inner()))
+    fn put(&self, item: T) -> Result<(), PutError<T>> {
+        Queue::put(self, item).map_err(|e| match e {
+            QueueError::Queue(e) => e,
+            QueueError::Item(e) => PutError(e.into_inner()),
+        })
     }
     fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         Queue::try_put(self, item).map_err(|e| match e {
-            PutError::Full(t) => TryPutError::Full(t),
-            e => TryPutError::ShutDown(e.into_inner()),
+            QueueError::Queue(e) => e,
+            QueueError::Item(e) => TryPutError::ShutDown(e.into_inner()),
         })
     }
     fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutTimeoutError<T>> {
         Queue::put_deadline(self, item, deadline).map_err(|e| match e {
-            PutError::Full(t) => PutTimeoutError::Timeout(t),
-            e => PutTimeoutError::ShutDown(e.into_inner()),
+            QueueError::Queue(e) => e,
+            QueueError::Item(e) => PutTimeoutError::ShutDown(e.into_inner()),
         })
     }
     fn get(&self) -> Result<T, ShutDown> {
@@ -552,14 +621,14 @@ impl<T: Serialize + DeserializeOwned> BlockingQueue<T> for Queue<T> {
     }
     fn try_get(&self) -> Result<T, TryGetError> {
         Queue::try_get(self).map_err(|e| match e {
-            GetError::Empty => TryGetError::Empty,
-            _ => TryGetError::ShutDown,
+            QueueError::Queue(e) => e,
+            QueueError::Item(_) => TryGetError::ShutDown,
         })
     }
     fn get_deadline(&self, deadline: Instant) -> Result<T, GetTimeoutError> {
         Queue::get_deadline(self, deadline).map_err(|e| match e {
-            GetError::Empty => GetTimeoutError::Timeout,
-            _ => GetTimeoutError::ShutDown,
+            QueueError::Queue(e) => e,
+            QueueError::Item(_) => GetTimeoutError::ShutDown,
         })
     }
     fn qsize(&self) -> usize {
@@ -585,6 +654,11 @@ impl<T: Serialize + DeserializeOwned> BlockingQueue<T> for Queue<T> {
     }
 }
 
+/// The failure of an item that does not decode.
+fn decode_fail(e: postcard::Error) -> GetFail {
+    GetFail::Item(ItemErrorKind::Decode(e.to_string()))
+}
+
 /// Builds the socket record of an encoded item.
 fn make_record(payload: &[u8]) -> Vec<u8> {
     let mut rec = Vec::with_capacity(payload.len() + 1);
@@ -608,7 +682,7 @@ impl Inner {
                 None => {
                     let rec = make_record(payload);
                     let sent = send_record(self.tx.as_raw_fd(), &rec)
-                        .map_err(|e| PutFail::Failed(e.to_string()))?;
+                        .map_err(|e| PutFail::Item(ItemErrorKind::Io(e)))?;
                     if !sent {
                         Pending::Record(rec)
                     } else {
@@ -675,9 +749,10 @@ impl Inner {
                 .spawn(move || inner.feed());
             if let Err(e) = spawned {
                 dec(buffered);
-                return Err(PutFail::Failed(format!(
-                    "cannot start the feeder thread: {e}"
-                )));
+                return Err(PutFail::Item(ItemErrorKind::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot start the feeder thread: {e}"),
+                ))));
             }
             f.running = true;
             FEEDERS.lock().push(Arc::downgrade(self));
@@ -760,12 +835,12 @@ impl Inner {
             match recv_record(self.rx.as_raw_fd()) {
                 Ok(Some(rec)) => return Ok(rec),
                 Ok(None) => {}
-                Err(e) => return Err(GetFail::Failed(e.to_string())),
+                Err(e) => return Err(GetFail::Item(ItemErrorKind::Io(e))),
             }
             if start.elapsed() > RECORD_GRACE {
-                return Err(GetFail::Failed(
+                return Err(GetFail::Item(ItemErrorKind::Corrupt(
                     "the item announced by the queue never arrived".into(),
-                ));
+                )));
             }
             let mut fds = [PollFd::new(self.rx.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(10u8));

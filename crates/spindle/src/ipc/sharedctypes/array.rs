@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::ops::{Bound, Deref, DerefMut, RangeBounds};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -134,23 +134,57 @@ impl<T: Pod> Array<T> {
         &self.inner.lock
     }
 
-    /// Locks the array and gives it as `&mut [T]` until the guard drops.
+    /// Locks the array and gives it as `&mut [T]` until the guard drops
+    /// (Python's `with a.get_lock():`).
     ///
     /// # Panics
-    /// If this thread already holds a guard of this array.
+    /// If this thread already holds a guard of this array (that would be two
+    /// `&mut` to it), like `RefCell::borrow_mut`.
     pub fn lock(&self) -> ArrayGuard<'_, T> {
-        let b = self.inner.borrow(Wait::Forever).expect("waits forever");
-        ArrayGuard { b }
+        ArrayGuard {
+            b: self.inner.lock(),
+        }
     }
 
-    /// A guard, waiting at most `timeout` for the lock.
+    /// A guard if the lock can be had now (Python's
+    /// `a.get_lock().acquire(False)`); `None` if another thread or process
+    /// holds it, or if this thread already holds a guard of this array (like
+    /// `RefCell::try_borrow_mut`). Never blocks.
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::ipc::Array;
+    ///
+    /// let a = Array::from_slice(&[1u8, 2, 3])?;
+    /// let mut g = a.try_lock().expect("nobody holds it");
+    /// g[0] = 9;
+    /// assert!(a.try_lock().is_none(), "this thread holds a guard");
+    /// drop(g);
+    /// assert_eq!(a.to_vec(), [9, 2, 3]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_lock(&self) -> Option<ArrayGuard<'_, T>> {
+        self.inner.try_lock().map(|b| ArrayGuard { b })
+    }
+
+    /// A guard, waiting at most `timeout` for the lock (Python's
+    /// `a.get_lock().acquire(timeout=t)`); `None` if the time ran out. A
+    /// timeout too long to represent waits forever.
     ///
     /// # Panics
     /// As [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ArrayGuard<'_, T>> {
-        self.inner
-            .borrow(Wait::after(timeout))
-            .map(|b| ArrayGuard { b })
+        self.inner.lock_timeout(timeout).map(|b| ArrayGuard { b })
+    }
+
+    /// A guard, waiting at most until `deadline` for the lock (Python's
+    /// `a.get_lock().acquire(timeout=t)`, with the timeout as an instant);
+    /// `None` if the time ran out.
+    ///
+    /// # Panics
+    /// As [`lock`](Self::lock).
+    pub fn lock_deadline(&self, deadline: Instant) -> Option<ArrayGuard<'_, T>> {
+        self.inner.lock_deadline(deadline).map(|b| ArrayGuard { b })
     }
 
     /// Element `i` (`a[i]`), or `None` past the end.

@@ -3,7 +3,7 @@
 use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
@@ -55,17 +55,51 @@ impl<T: Pod> Locked<T> {
         }))
     }
 
+    /// Locks and borrows, waiting as long as it takes: the `lock()` of
+    /// `Value` and `Array`.
+    ///
+    /// # Panics
+    /// If this thread already borrows the elements: two `&mut` to them.
+    pub(super) fn lock(&self) -> Borrow<'_, T> {
+        self.borrow(Wait::Forever).expect("waits forever")
+    }
+
+    /// Locks and borrows if that can be done now: the `try_lock()` of
+    /// `Value` and `Array`. `None` if another thread or process holds the
+    /// lock, or if this thread already borrows the elements (as
+    /// `RefCell::try_borrow_mut`).
+    pub(super) fn try_lock(&self) -> Option<Borrow<'_, T>> {
+        self.try_borrow(Wait::Never).ok().flatten()
+    }
+
+    /// Locks and borrows, waiting at most `timeout` (forever if it cannot
+    /// be represented): the `lock_timeout()` of `Value` and `Array`.
+    ///
+    /// # Panics
+    /// As [`lock`](Self::lock).
+    pub(super) fn lock_timeout(&self, timeout: Duration) -> Option<Borrow<'_, T>> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.lock_deadline(deadline),
+            None => Some(self.lock()),
+        }
+    }
+
+    /// Locks and borrows, waiting until `deadline` at the latest: the
+    /// `lock_deadline()` of `Value` and `Array`.
+    ///
+    /// # Panics
+    /// As [`lock`](Self::lock).
+    pub(super) fn lock_deadline(&self, deadline: Instant) -> Option<Borrow<'_, T>> {
+        self.borrow(Wait::Until(deadline))
+    }
+
     /// [`try_borrow`](Self::try_borrow).
     ///
     /// # Panics
     /// If this thread already borrows the elements: two `&mut` to them.
-    pub(super) fn borrow(&self, wait: Wait) -> Option<Borrow<'_, T>> {
+    fn borrow(&self, wait: Wait) -> Option<Borrow<'_, T>> {
         self.try_borrow(wait)
             .expect("shared value already locked by a guard of this thread")
-    }
-
-    pub(super) fn borrow_until(&self, deadline: Instant) -> Option<Borrow<'_, T>> {
-        self.borrow(Wait::Until(deadline))
     }
 }
 

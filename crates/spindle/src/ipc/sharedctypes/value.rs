@@ -98,40 +98,44 @@ impl<T: Pod> Value<T> {
         &self.inner.lock
     }
 
-    /// Locks the value and gives it as `&mut T` until the guard drops.
+    /// Locks the value and gives it as `&mut T` until the guard drops
+    /// (Python's `with v.get_lock():`).
     ///
     /// # Panics
     /// If this thread already holds a guard of this value (that would be two
     /// `&mut` to one value), like `RefCell::borrow_mut`.
     pub fn lock(&self) -> ValueGuard<'_, T> {
-        let b = self.inner.borrow(Wait::Forever).expect("waits forever");
-        ValueGuard { b }
+        ValueGuard {
+            b: self.inner.lock(),
+        }
     }
 
-    /// A guard if the lock can be had now.
-    ///
-    /// # Panics
-    /// As [`lock`](Self::lock).
+    /// A guard if the lock can be had now (Python's
+    /// `v.get_lock().acquire(False)`); `None` if another thread or process
+    /// holds it, or if this thread already holds a guard of this value (like
+    /// `RefCell::try_borrow_mut`). Never blocks.
     pub fn try_lock(&self) -> Option<ValueGuard<'_, T>> {
-        self.inner.borrow(Wait::Never).map(|b| ValueGuard { b })
+        self.inner.try_lock().map(|b| ValueGuard { b })
     }
 
-    /// A guard, waiting at most `timeout` for the lock.
+    /// A guard, waiting at most `timeout` for the lock (Python's
+    /// `v.get_lock().acquire(timeout=t)`); `None` if the time ran out. A
+    /// timeout too long to represent waits forever.
     ///
     /// # Panics
     /// As [`lock`](Self::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Option<ValueGuard<'_, T>> {
-        self.inner
-            .borrow(Wait::after(timeout))
-            .map(|b| ValueGuard { b })
+        self.inner.lock_timeout(timeout).map(|b| ValueGuard { b })
     }
 
-    /// A guard, waiting at most until `deadline` for the lock.
+    /// A guard, waiting at most until `deadline` for the lock (Python's
+    /// `v.get_lock().acquire(timeout=t)`, with the timeout as an instant);
+    /// `None` if the time ran out.
     ///
     /// # Panics
     /// As [`lock`](Self::lock).
     pub fn lock_deadline(&self, deadline: Instant) -> Option<ValueGuard<'_, T>> {
-        self.inner.borrow_until(deadline).map(|b| ValueGuard { b })
+        self.inner.lock_deadline(deadline).map(|b| ValueGuard { b })
     }
 
     /// A copy of the value, taken under the lock (`v.value`).

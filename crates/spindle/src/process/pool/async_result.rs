@@ -4,7 +4,7 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -32,7 +32,7 @@ type OnError = Box<dyn FnOnce(&FutureError) + Send>;
 /// let pool = Pool::new(2)?;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// let cbs = Callbacks::new().callback(move |v: &u64| tx.send(*v).unwrap());
-/// let r = pool.apply_async_with(double::task(21), cbs).unwrap();
+/// let r = pool.apply_async_with(double::call(21), cbs).unwrap();
 /// assert_eq!(r.get(), Ok(42));
 /// assert_eq!(rx.recv().unwrap(), 42);
 /// # Ok::<(), spindle::process::PoolError>(())
@@ -261,7 +261,7 @@ impl<R> AsyncResult<R> {
     }
 
     /// [`get`](Self::get), waiting at most `timeout` (Python's
-    /// `get(timeout)`).
+    /// `get(timeout)`). A timeout too long to represent waits forever.
     ///
     /// # Errors
     /// As [`get`](Self::get), plus [`FutureError::Timeout`] if the result is
@@ -270,7 +270,37 @@ impl<R> AsyncResult<R> {
     where
         R: Clone,
     {
-        self.fut.result_timeout(timeout)
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.get_deadline(deadline),
+            None => self.get(),
+        }
+    }
+
+    /// [`get`](Self::get), waiting until `deadline` at the latest (Python's
+    /// `get(timeout)` with the timeout as an instant).
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Self::get_timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use spindle::process::Pool;
+    ///
+    /// #[spindle::task]
+    /// fn double(n: u64) -> u64 { n * 2 }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let r = pool.apply_async(double::call(21)).unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(60);
+    /// assert_eq!(r.get_deadline(deadline), Ok(42));
+    /// # Ok::<(), spindle::process::PoolError>(())
+    /// ```
+    pub fn get_deadline(&self, deadline: Instant) -> Result<R, FutureError>
+    where
+        R: Clone,
+    {
+        self.fut.result_deadline(deadline)
     }
 
     /// Blocks until the result is available (Python's `wait()`).
@@ -279,12 +309,27 @@ impl<R> AsyncResult<R> {
     }
 
     /// Blocks at most `timeout`; returns whether the result is available
-    /// (Python's `wait(timeout)`, which returns `None`).
+    /// (Python's `wait(timeout)`, which returns `None`). A timeout too long
+    /// to represent waits forever.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.fut.wait_timeout(timeout)
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_deadline(deadline),
+            None => {
+                self.wait();
+                true
+            }
+        }
     }
 
-    /// Whether the call has completed (Python's `ready()`).
+    /// Blocks until `deadline` at the latest; returns whether the result is
+    /// available (Python's `wait(timeout)` with the timeout as an instant).
+    pub fn wait_deadline(&self, deadline: Instant) -> bool {
+        self.fut.wait_deadline(deadline)
+    }
+
+    /// Whether the call has completed (Python's `ready()`): the
+    /// non-blocking form of [`wait`](Self::wait); once it is true,
+    /// [`get`](Self::get) returns at once.
     pub fn ready(&self) -> bool {
         self.fut.done()
     }

@@ -15,9 +15,10 @@ use crate::process::{self, TaskCall};
 
 /// A call of the task `T` with its arguments, typed by the task's result:
 /// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) and [`Pool::apply_async`](super::Pool::apply_async)
-/// run (Python: the `fn, *args` given to `submit` / `apply_async`).
+/// run (Python: the `fn, *args` given to `submit` / `apply_async`), and what
+/// [`Process::new`](crate::process::Process::new) starts (as a [`TaskCall`]).
 ///
-/// Built by the `my_task::task(args..)` function that `#[spindle::task]`
+/// Built by the `my_task::call(args..)` function that `#[spindle::task]`
 /// generates. A [`ThreadPoolExecutor`] accepts the same calls (and runs them
 /// in-process without encoding), so code written with calls switches from
 /// threads to processes by changing the executor's constructor.
@@ -34,9 +35,9 @@ use crate::process::{self, TaskCall};
 /// }
 ///
 /// let threads = ThreadPoolExecutor::new();
-/// assert_eq!(threads.submit(cube::task(3)).unwrap().result(), Ok(27));
+/// assert_eq!(threads.submit(cube::call(3)).unwrap().result(), Ok(27));
 /// let procs = ProcessPoolExecutor::builder().max_workers(1).build()?;
-/// assert_eq!(procs.submit(cube::task(3)).unwrap().result(), Ok(27));
+/// assert_eq!(procs.submit(cube::call(3)).unwrap().result(), Ok(27));
 /// # Ok::<(), spindle::process::PoolError>(())
 /// ```
 pub struct Call<T: process::Task> {
@@ -46,7 +47,7 @@ pub struct Call<T: process::Task> {
 
 impl<T: process::Task> Call<T> {
     /// A call of `T` with `args` (the tuple of its arguments); prefer the
-    /// generated `my_task::task(args..)`.
+    /// generated `my_task::call(args..)`.
     pub fn new(args: T::Args) -> Call<T> {
         Call {
             args,
@@ -147,7 +148,7 @@ impl fmt::Debug for ProcessJob {
 /// }
 ///
 /// // What `submit` on a RemoteExecutor makes of a call:
-/// let (job, fut) = CallJob::of(add::task(2, 3));
+/// let (job, fut) = CallJob::of(add::call(2, 3));
 /// assert!(job.name().ends_with("::add"));
 /// assert_eq!(job.args().len(), 1); // one call
 /// job.run_here();
@@ -365,7 +366,7 @@ where
 
 /// `map` on a [`RemoteExecutor`] (a
 /// [`ProcessPoolExecutor`](super::ProcessPoolExecutor), say) takes a function
-/// making a [`Call`] from each item — the generated `my_task::task`.
+/// making a [`Call`] from each item — the generated `my_task::call`.
 impl<F, A, T, X> MapFn<A, X> for F
 where
     X: RemoteExecutor + ?Sized,

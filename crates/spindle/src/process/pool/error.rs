@@ -19,6 +19,7 @@ pub struct PoolError {
 enum Kind {
     Start(ProcessError),
     StillRunning,
+    Timeout,
 }
 
 impl PoolError {
@@ -34,6 +35,12 @@ impl PoolError {
         }
     }
 
+    pub(crate) fn timeout() -> PoolError {
+        PoolError {
+            kind: Kind::Timeout,
+        }
+    }
+
     /// A worker process could not be started; see
     /// [`process_error`](Self::process_error).
     pub fn is_start_failed(&self) -> bool {
@@ -46,11 +53,16 @@ impl PoolError {
         matches!(self.kind, Kind::StillRunning)
     }
 
+    /// `join_timeout` / `join_deadline` ran out with workers still alive.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, Kind::Timeout)
+    }
+
     /// The process error behind a start failure.
     pub fn process_error(&self) -> Option<&ProcessError> {
         match &self.kind {
             Kind::Start(e) => Some(e),
-            Kind::StillRunning => None,
+            Kind::StillRunning | Kind::Timeout => None,
         }
     }
 }
@@ -68,6 +80,7 @@ impl fmt::Display for PoolError {
             Kind::StillRunning => {
                 f.write_str("the pool is still running: close or terminate it before join")
             }
+            Kind::Timeout => f.write_str("timed out waiting for the pool's workers to exit"),
         }
     }
 }
@@ -76,7 +89,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             Kind::Start(e) => Some(e),
-            Kind::StillRunning => None,
+            Kind::StillRunning | Kind::Timeout => None,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// `map` (with `timeout` and `chunksize`), `shutdown(wait, cancel_futures)` —
 /// and its futures work with `as_completed`, `wait` and done-callbacks (run
 /// in this process). Code written against the trait with calls
-/// (`my_task::task(args..)`) switches from threads to processes by changing
+/// (`my_task::call(args..)`) switches from threads to processes by changing
 /// the constructor.
 ///
 /// Never hangs, never breaks for good: a worker that dies while running a
@@ -49,11 +49,11 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// }
 ///
 /// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
-/// let f = pool.submit(is_prime::task(112_272_535_095_293)).unwrap();
+/// let f = pool.submit(is_prime::call(112_272_535_095_293)).unwrap();
 /// f.add_done_callback(|f| println!("done: {:?}", f.result()));
 /// assert_eq!(f.result(), Ok(true));
 /// let primes: Vec<bool> = pool
-///     .map(is_prime::task, [2u64, 4, 7])
+///     .map(is_prime::call, [2u64, 4, 7])
 ///     .unwrap()
 ///     .map(Result::unwrap)
 ///     .collect();
@@ -104,18 +104,64 @@ impl ProcessPoolExecutor {
         self.engine.state.lock().lost
     }
 
-    /// Waits until `n` workers are alive, at most `timeout`; returns whether
-    /// they are. Useful after a worker died, to see the pool back to size.
-    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    /// Waits until at least `n` workers are alive; returns whether they are
+    /// (spindle only: Python's pools have no such wait). Useful after a
+    /// worker died, to see the pool back to size. Returns
+    /// false without waiting for what cannot happen: `n` above
+    /// [`max_workers`](Executor::max_workers), or a pool closed, terminated
+    /// or broken (no worker will start any more) with fewer alive. The
+    /// non-blocking check is [`worker_pids`](Self::worker_pids)`().len()`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle::process::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
+    /// assert!(pool.wait_for_workers(2));
+    /// assert!(!pool.wait_for_workers_timeout(3, Duration::from_secs(60)), "only 2");
+    /// # Ok::<(), spindle::process::PoolError>(())
+    /// ```
+    pub fn wait_for_workers(&self, n: usize) -> bool {
+        self.wait_for_workers_until(n, None)
+    }
+
+    /// [`wait_for_workers`](Self::wait_for_workers), waiting at most
+    /// `timeout` (forever if it cannot be represented); false if fewer than
+    /// `n` are alive then.
+    pub fn wait_for_workers_timeout(&self, n: usize, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_for_workers_deadline(n, deadline),
+            None => self.wait_for_workers(n),
+        }
+    }
+
+    /// [`wait_for_workers`](Self::wait_for_workers), waiting until
+    /// `deadline` at the latest; false if fewer than `n` are alive then.
+    pub fn wait_for_workers_deadline(&self, n: usize, deadline: Instant) -> bool {
+        self.wait_for_workers_until(n, Some(deadline))
+    }
+
+    fn wait_for_workers_until(&self, n: usize, deadline: Option<Instant>) -> bool {
+        let engine = &self.engine;
+        let alive = |st: &super::engine::State| st.workers.iter().flatten().count();
+        let mut st = engine.state.lock();
         loop {
-            if self.engine.pids().len() >= n {
+            if alive(&st) >= n {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if n > engine.cfg.processes || st.closed || st.broken.is_some() {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            // Slot threads notify `changed` when a worker starts or ends.
+            match deadline {
+                None => engine.changed.wait(&mut st),
+                Some(at) => {
+                    if engine.changed.wait_until(&mut st, at).timed_out() {
+                        return alive(&st) >= n;
+                    }
+                }
+            }
         }
     }
 
@@ -171,7 +217,7 @@ impl Executor for ProcessPoolExecutor {
     }
 }
 
-/// Calls of registered tasks ([`Call`], `map` with `my_task::task`) run on
+/// Calls of registered tasks ([`Call`], `map` with `my_task::call`) run on
 /// the workers through the blanket impls of [`RemoteExecutor`].
 impl RemoteExecutor for ProcessPoolExecutor {
     fn call_job(job: CallJob) -> ProcessJob {

@@ -132,6 +132,8 @@ fn slot_main(
                 engine.dispatch(&mut st);
             }
             engine.release(st);
+            // For `wait_for_workers`.
+            engine.changed.notify_all();
         }
         // Ready once listed: `build` returns with every first worker in
         // `worker_pids`.

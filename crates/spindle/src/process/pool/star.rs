@@ -1,5 +1,5 @@
 //! [`StarFn`]: the functions `starmap` accepts — a generated
-//! `my_task::task` of any arity, applied to a tuple of arguments.
+//! `my_task::call` of any arity, applied to a tuple of arguments.
 
 use super::call::Call;
 use crate::process;
@@ -7,7 +7,7 @@ use crate::process;
 /// A function making a [`Call`] from the items of an argument tuple `Args`,
 /// as Python's `starmap` unpacks each item (`func(*args)`). Implemented for
 /// every `Fn(A, B, ..) -> Call<T>` of up to six arguments — in practice, the
-/// `my_task::task` that `#[spindle::task]` generates.
+/// `my_task::call` that `#[spindle::task]` generates.
 pub trait StarFn<Args> {
     /// The task called.
     type Task: process::Task;

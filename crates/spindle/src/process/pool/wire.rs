@@ -144,7 +144,7 @@ pub(crate) fn worker_call(
     init: Option<(String, Vec<u8>)>,
     max_tasks: u64,
 ) -> crate::process::TaskCall {
-    pool_worker::call(link, init, max_tasks)
+    pool_worker::call(link, init, max_tasks).into()
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.
