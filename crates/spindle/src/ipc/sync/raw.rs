@@ -453,3 +453,65 @@ impl Drop for ProcWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Wake;
+    use std::time::{Duration, Instant};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    fn flag() -> (Arc<Flag>, Waker) {
+        let f = Arc::new(Flag(AtomicBool::new(false)));
+        (Arc::clone(&f), Waker::from(f))
+    }
+
+    #[test]
+    fn the_async_hook_is_woken_through_the_futex() {
+        let place: Shared<EventState<ProcessScope>> = Shared::new(|_| {}).unwrap();
+        let (woken, waker) = flag();
+        assert!(ProcessScope::watch(&place, &place.flag, 1, &waker).is_none());
+        let watch = ProcessScope::watch(&place, &place.flag, 0, &waker).unwrap();
+        // Whether the watching thread sleeps already or not: a changed word
+        // or a wake ends its futex wait.
+        place.flag.store(1, SeqCst);
+        ProcessScope::wake(&place.flag, usize::MAX);
+        let start = Instant::now();
+        while !woken.0.load(SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(20), "never woken");
+            std::thread::yield_now();
+        }
+        assert!(!ProcessScope::unwatch(watch));
+    }
+
+    #[test]
+    fn a_withdrawn_process_watch_is_not_woken() {
+        let place: Shared<EventState<ProcessScope>> = Shared::new(|_| {}).unwrap();
+        let (woken, waker) = flag();
+        let watch = ProcessScope::watch(&place, &place.flag, 0, &waker).unwrap();
+        assert!(ProcessScope::unwatch(watch));
+        // Withdrawn before anything fired: the state machine never calls it.
+        place.flag.store(1, SeqCst);
+        ProcessScope::wake(&place.flag, usize::MAX);
+        assert!(!woken.0.load(SeqCst));
+    }
+
+    #[test]
+    fn mapped_states_are_validated() {
+        // Plain states check what they map: a barrier of 0 parties.
+        let b: Shared<BarrierState<ProcessScope>> = Shared::new(|_| {}).unwrap();
+        assert!(b.validate().is_err());
+        let s = Shared::new(|st: &SemState<ProcessScope>| {
+            st.bound.store(u32::MAX, SeqCst);
+        })
+        .unwrap();
+        assert!(s.validate().is_err());
+    }
+}

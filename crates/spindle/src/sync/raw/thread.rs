@@ -363,3 +363,46 @@ impl RawQueue for ThreadQueue {
         self.waiters.lock().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::task::Wake;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    fn flag() -> (Arc<Flag>, Waker) {
+        let f = Arc::new(Flag(AtomicBool::new(false)));
+        (Arc::clone(&f), Waker::from(f))
+    }
+
+    #[test]
+    fn the_async_hook_is_woken_by_the_wake_of_its_word() {
+        let place = Inline(AtomicUsize::new(0));
+        let (woken, waker) = flag();
+        // The word no longer holds what the caller saw: poll again.
+        assert!(ThreadScope::watch(&place, &place, 1, &waker).is_none());
+        let watch = ThreadScope::watch(&place, &place, 0, &waker).unwrap();
+        place.store(1, SeqCst);
+        ThreadScope::wake(&place, 1);
+        assert!(woken.0.load(SeqCst));
+        // One-shot: nothing left to withdraw.
+        assert!(!ThreadScope::unwatch(watch));
+    }
+
+    #[test]
+    fn a_withdrawn_watch_is_not_woken() {
+        let place = Inline(AtomicUsize::new(0));
+        let (woken, waker) = flag();
+        let watch = ThreadScope::watch(&place, &place, 0, &waker).unwrap();
+        assert!(ThreadScope::unwatch(watch));
+        ThreadScope::wake(&place, usize::MAX);
+        assert!(!woken.0.load(SeqCst));
+    }
+}
