@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use super::into_ok;
 use super::lock::Lock;
 use super::rlock::RLock;
-use crate::sync::contract::{BlockingCondition, BlockingLock};
+use super::family::LockFamily;
+use crate::sync::contract::BlockingCondition;
 use crate::sync::error::{NotOwnedError, ReleaseError};
 use crate::sync::raw::{LockKind, RawMutex, RawQueue, Scope};
 use crate::util::{Wait, deadline_after};
@@ -51,6 +52,15 @@ pub trait ConditionLock: sealed::Sealed + Send + Sync + 'static {
     /// Releases one level.
     #[doc(hidden)]
     fn cond_release(&self) -> Result<(), ReleaseError>;
+}
+
+/// The inverse of [`to_wait`].
+fn to_option(wait: Wait) -> Option<Option<Instant>> {
+    match wait {
+        Wait::Never => None,
+        Wait::Forever => Some(None),
+        Wait::Until(t) => Some(Some(t)),
+    }
 }
 
 fn to_wait(wait: Option<Option<Instant>>) -> Wait {
@@ -165,32 +175,7 @@ impl<S: Scope, L: ConditionLock<Scope = S>> Condition<S, L> {
         self.queue.waiting()
     }
 
-    /// Acquires the underlying lock, blocking (`acquire()`).
-    #[track_caller]
-    pub fn acquire(&self) {
-        self.lock.cond_acquire(Some(None));
-    }
-
-    /// Acquires the underlying lock without blocking; returns whether acquired.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn try_acquire(&self) -> bool {
-        self.lock.cond_acquire(None)
-    }
-
-    /// Acquires the underlying lock, waiting at most `timeout`.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.lock.cond_acquire(Some(deadline_after(timeout)))
-    }
-
-    /// Acquires the underlying lock, waiting at most until `deadline`.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_deadline(&self, deadline: Instant) -> bool {
-        self.lock.cond_acquire(Some(Some(deadline)))
-    }
+    lock_family!(ConditionGuard<'_, S, L>);
 
     /// Releases the underlying lock (`release()`).
     ///
@@ -199,36 +184,6 @@ impl<S: Scope, L: ConditionLock<Scope = S>> Condition<S, L> {
     /// The lock's [`ReleaseError`].
     pub fn release(&self) -> Result<(), ReleaseError> {
         self.lock.cond_release()
-    }
-
-    /// Acquires the underlying lock and returns a guard releasing it on drop
-    /// (`with cond:`).
-    #[track_caller]
-    pub fn lock(&self) -> ConditionGuard<'_, S, L> {
-        self.lock.cond_acquire(Some(None));
-        self.guard()
-    }
-
-    /// A guard if the underlying lock is free now.
-    #[track_caller]
-    pub fn try_lock(&self) -> Option<ConditionGuard<'_, S, L>> {
-        self.lock.cond_acquire(None).then(|| self.guard())
-    }
-
-    /// A guard, waiting at most `timeout` for the underlying lock.
-    #[track_caller]
-    pub fn lock_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_, S, L>> {
-        self.lock
-            .cond_acquire(Some(deadline_after(timeout)))
-            .then(|| self.guard())
-    }
-
-    /// A guard, waiting at most until `deadline` for the underlying lock.
-    #[track_caller]
-    pub fn lock_deadline(&self, deadline: Instant) -> Option<ConditionGuard<'_, S, L>> {
-        self.lock
-            .cond_acquire(Some(Some(deadline)))
-            .then(|| self.guard())
     }
 
     fn guard(&self) -> ConditionGuard<'_, S, L> {
@@ -412,43 +367,27 @@ impl<S: Scope, L: ConditionLock<Scope = S>> fmt::Debug for ConditionGuard<'_, S,
     }
 }
 
-impl<S: Scope, L: ConditionLock<Scope = S>> BlockingLock for Condition<S, L> {
-    type Error = Infallible;
+impl<S: Scope, L: ConditionLock<Scope = S>> LockFamily for Condition<S, L> {
     type Guard<'a> = ConditionGuard<'a, S, L>;
 
     #[track_caller]
-    fn acquire(&self) -> Result<(), Infallible> {
-        Condition::acquire(self);
-        Ok(())
+    fn acquire_with(&self, wait: Wait) -> bool {
+        self.lock.cond_acquire(to_option(wait))
     }
     #[track_caller]
-    fn try_acquire(&self) -> Result<bool, Infallible> {
-        Ok(Condition::try_acquire(self))
+    fn guard_forever(&self) -> ConditionGuard<'_, S, L> {
+        self.lock.cond_acquire(Some(None));
+        self.guard()
     }
     #[track_caller]
-    fn acquire_deadline(&self, deadline: Instant) -> Result<bool, Infallible> {
-        Ok(Condition::acquire_deadline(self, deadline))
+    fn guard_with(&self, wait: Wait) -> Option<ConditionGuard<'_, S, L>> {
+        self.lock.cond_acquire(to_option(wait)).then(|| self.guard())
     }
-    fn release(&self) -> Result<Result<(), ReleaseError>, Infallible> {
-        Ok(Condition::release(self))
+    fn release_one(&self) -> Result<(), ReleaseError> {
+        self.release()
     }
-    #[track_caller]
-    fn lock(&self) -> Result<ConditionGuard<'_, S, L>, Infallible> {
-        Ok(Condition::lock(self))
-    }
-    #[track_caller]
-    fn try_lock(&self) -> Result<Option<ConditionGuard<'_, S, L>>, Infallible> {
-        Ok(Condition::try_lock(self))
-    }
-    #[track_caller]
-    fn lock_deadline(
-        &self,
-        deadline: Instant,
-    ) -> Result<Option<ConditionGuard<'_, S, L>>, Infallible> {
-        Ok(Condition::lock_deadline(self, deadline))
-    }
-    fn is_locked(&self) -> Result<bool, Infallible> {
-        Ok(self.lock.cond_is_locked())
+    fn is_held(&self) -> bool {
+        self.lock.cond_is_locked()
     }
 }
 

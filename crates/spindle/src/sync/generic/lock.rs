@@ -2,12 +2,10 @@
 //! every scope.
 #![forbid(unsafe_code)]
 
-use std::convert::Infallible;
 use std::fmt;
 use std::panic::{Location, resume_unwind};
-use std::time::{Duration, Instant};
 
-use crate::sync::contract::BlockingLock;
+use super::family::LockFamily;
 use crate::sync::error::ReleaseError;
 use crate::sync::raw::{LockKind, Locked, RawMutex, Scope};
 use crate::util::Wait;
@@ -66,56 +64,7 @@ impl<S: Scope> Lock<S> {
         self.state.is_locked()
     }
 
-    /// Blocks until the lock is acquired (`acquire()`); release it with
-    /// [`release`](Lock::release), from any thread.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lock = spindle::sync::Lock::new();
-    /// lock.acquire();
-    /// assert!(lock.is_locked());
-    /// lock.release().unwrap();
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn acquire(&self) {
-        self.acquire_with(Wait::Forever);
-    }
-
-    /// Acquires the lock if it is free, without blocking
-    /// (`acquire(blocking=False)`); returns whether it was acquired.
-    #[inline]
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn try_acquire(&self) -> bool {
-        self.acquire_with(Wait::Never)
-    }
-
-    /// Acquires the lock, waiting at most `timeout` (`acquire(timeout=t)`);
-    /// returns whether it was acquired.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let lock = spindle::sync::Lock::new();
-    /// lock.acquire();
-    /// assert!(!lock.acquire_timeout(Duration::from_millis(1)));
-    /// ```
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.acquire_with(Wait::after(timeout))
-    }
-
-    /// Acquires the lock, waiting at most until `deadline`; returns whether it
-    /// was acquired.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_deadline(&self, deadline: Instant) -> bool {
-        self.acquire_with(Wait::Until(deadline))
-    }
+    lock_family!(LockGuard<'_, S>);
 
     /// Releases the lock (`release()`); any thread may release it.
     ///
@@ -130,51 +79,6 @@ impl<S: Scope> Lock<S> {
         } else {
             Err(ReleaseError::Unlocked)
         }
-    }
-
-    /// Blocks until the lock is acquired and returns a guard that releases it
-    /// on drop (`with lock:`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lock = spindle::sync::Lock::new();
-    /// {
-    ///     let _guard = lock.lock();
-    ///     assert!(lock.is_locked());
-    /// }
-    /// assert!(!lock.is_locked());
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn lock(&self) -> LockGuard<'_, S> {
-        self.acquire_with(Wait::Forever);
-        LockGuard { lock: self }
-    }
-
-    /// Returns a guard if the lock is free, without blocking.
-    #[inline]
-    #[track_caller]
-    pub fn try_lock(&self) -> Option<LockGuard<'_, S>> {
-        self.guard_with(Wait::Never)
-    }
-
-    /// Returns a guard, waiting at most `timeout` for the lock.
-    #[track_caller]
-    pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_, S>> {
-        self.guard_with(Wait::after(timeout))
-    }
-
-    /// Returns a guard, waiting at most until `deadline` for the lock.
-    #[track_caller]
-    pub fn lock_deadline(&self, deadline: Instant) -> Option<LockGuard<'_, S>> {
-        self.guard_with(Wait::Until(deadline))
-    }
-
-    #[inline]
-    #[track_caller]
-    fn guard_with(&self, wait: Wait) -> Option<LockGuard<'_, S>> {
-        self.acquire_with(wait).then(|| LockGuard { lock: self })
     }
 
     /// The one acquisition path of a `Lock`. A wait the deadlock detector
@@ -227,39 +131,29 @@ impl<S: Scope> fmt::Debug for LockGuard<'_, S> {
     }
 }
 
-impl<S: Scope> BlockingLock for Lock<S> {
-    type Error = Infallible;
+impl<S: Scope> LockFamily for Lock<S> {
     type Guard<'a> = LockGuard<'a, S>;
 
+    #[inline]
     #[track_caller]
-    fn acquire(&self) -> Result<(), Infallible> {
-        Lock::acquire(self);
-        Ok(())
+    fn acquire_with(&self, wait: Wait) -> bool {
+        Lock::acquire_with(self, wait)
     }
+    #[inline]
     #[track_caller]
-    fn try_acquire(&self) -> Result<bool, Infallible> {
-        Ok(Lock::try_acquire(self))
+    fn guard_forever(&self) -> LockGuard<'_, S> {
+        Lock::acquire_with(self, Wait::Forever);
+        LockGuard { lock: self }
     }
+    #[inline]
     #[track_caller]
-    fn acquire_deadline(&self, deadline: Instant) -> Result<bool, Infallible> {
-        Ok(Lock::acquire_deadline(self, deadline))
+    fn guard_with(&self, wait: Wait) -> Option<LockGuard<'_, S>> {
+        Lock::acquire_with(self, wait).then(|| LockGuard { lock: self })
     }
-    fn release(&self) -> Result<Result<(), ReleaseError>, Infallible> {
-        Ok(Lock::release(self))
+    fn release_one(&self) -> Result<(), ReleaseError> {
+        self.release()
     }
-    #[track_caller]
-    fn lock(&self) -> Result<LockGuard<'_, S>, Infallible> {
-        Ok(Lock::lock(self))
-    }
-    #[track_caller]
-    fn try_lock(&self) -> Result<Option<LockGuard<'_, S>>, Infallible> {
-        Ok(Lock::try_lock(self))
-    }
-    #[track_caller]
-    fn lock_deadline(&self, deadline: Instant) -> Result<Option<LockGuard<'_, S>>, Infallible> {
-        Ok(Lock::lock_deadline(self, deadline))
-    }
-    fn is_locked(&self) -> Result<bool, Infallible> {
-        Ok(Lock::is_locked(self))
+    fn is_held(&self) -> bool {
+        self.is_locked()
     }
 }

@@ -8,6 +8,8 @@
 //! either.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod family;
 mod barrier;
 mod condition;
 mod event;

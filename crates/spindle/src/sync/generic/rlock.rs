@@ -7,9 +7,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{Location, resume_unwind};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
 
-use crate::sync::contract::{BlockingLock, BlockingRLock};
+use super::family::LockFamily;
+use crate::sync::contract::BlockingRLock;
 use crate::sync::error::ReleaseError;
 use crate::sync::raw::{LockKind, Locked, RawMutex, RawOwner, RawWord, Scope};
 use crate::util::Wait;
@@ -83,35 +83,7 @@ impl<S: Scope> RLock<S> {
         }
     }
 
-    /// Blocks until the calling thread holds the lock; re-entry returns at once.
-    #[inline]
-    #[track_caller]
-    pub fn acquire(&self) {
-        self.acquire_with(Wait::Forever);
-    }
-
-    /// Acquires without blocking; returns whether the calling thread now holds
-    /// the lock (always true on re-entry).
-    #[inline]
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn try_acquire(&self) -> bool {
-        self.acquire_with(Wait::Never)
-    }
-
-    /// Acquires, waiting at most `timeout`; returns whether acquired.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.acquire_with(Wait::after(timeout))
-    }
-
-    /// Acquires, waiting at most until `deadline`; returns whether acquired.
-    #[must_use = "if true, the lock is held and must be released"]
-    #[track_caller]
-    pub fn acquire_deadline(&self, deadline: Instant) -> bool {
-        self.acquire_with(Wait::Until(deadline))
-    }
+    lock_family!(RLockGuard<'_, S>);
 
     /// Releases one level of the calling thread's hold (`release()`).
     ///
@@ -122,42 +94,6 @@ impl<S: Scope> RLock<S> {
     #[inline]
     pub fn release(&self) -> Result<(), ReleaseError> {
         self.release_as(S::Owner::me())
-    }
-
-    /// Blocks until acquired and returns a guard releasing one level on drop
-    /// (`with rlock:`).
-    #[inline]
-    #[track_caller]
-    pub fn lock(&self) -> RLockGuard<'_, S> {
-        let me = S::Owner::me();
-        self.acquire_as(me, Wait::Forever);
-        self.guard(me)
-    }
-
-    /// Returns a guard if the lock is free or already ours, without blocking.
-    #[inline]
-    #[track_caller]
-    pub fn try_lock(&self) -> Option<RLockGuard<'_, S>> {
-        self.guard_with(Wait::Never)
-    }
-
-    /// Returns a guard, waiting at most `timeout`.
-    #[track_caller]
-    pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_, S>> {
-        self.guard_with(Wait::after(timeout))
-    }
-
-    /// Returns a guard, waiting at most until `deadline`.
-    #[track_caller]
-    pub fn lock_deadline(&self, deadline: Instant) -> Option<RLockGuard<'_, S>> {
-        self.guard_with(Wait::Until(deadline))
-    }
-
-    #[inline]
-    #[track_caller]
-    fn guard_with(&self, wait: Wait) -> Option<RLockGuard<'_, S>> {
-        let me = S::Owner::me();
-        self.acquire_as(me, wait).then(|| self.guard(me))
     }
 
     #[inline]
@@ -301,40 +237,32 @@ impl<S: Scope> fmt::Debug for RLockGuard<'_, S> {
     }
 }
 
-impl<S: Scope> BlockingLock for RLock<S> {
-    type Error = Infallible;
+impl<S: Scope> LockFamily for RLock<S> {
     type Guard<'a> = RLockGuard<'a, S>;
 
+    #[inline]
     #[track_caller]
-    fn acquire(&self) -> Result<(), Infallible> {
-        RLock::acquire(self);
-        Ok(())
+    fn acquire_with(&self, wait: Wait) -> bool {
+        RLock::acquire_with(self, wait)
     }
+    #[inline]
     #[track_caller]
-    fn try_acquire(&self) -> Result<bool, Infallible> {
-        Ok(RLock::try_acquire(self))
+    fn guard_forever(&self) -> RLockGuard<'_, S> {
+        let me = S::Owner::me();
+        self.acquire_as(me, Wait::Forever);
+        self.guard(me)
     }
+    #[inline]
     #[track_caller]
-    fn acquire_deadline(&self, deadline: Instant) -> Result<bool, Infallible> {
-        Ok(RLock::acquire_deadline(self, deadline))
+    fn guard_with(&self, wait: Wait) -> Option<RLockGuard<'_, S>> {
+        let me = S::Owner::me();
+        self.acquire_as(me, wait).then(|| self.guard(me))
     }
-    fn release(&self) -> Result<Result<(), ReleaseError>, Infallible> {
-        Ok(RLock::release(self))
+    fn release_one(&self) -> Result<(), ReleaseError> {
+        self.release()
     }
-    #[track_caller]
-    fn lock(&self) -> Result<RLockGuard<'_, S>, Infallible> {
-        Ok(RLock::lock(self))
-    }
-    #[track_caller]
-    fn try_lock(&self) -> Result<Option<RLockGuard<'_, S>>, Infallible> {
-        Ok(RLock::try_lock(self))
-    }
-    #[track_caller]
-    fn lock_deadline(&self, deadline: Instant) -> Result<Option<RLockGuard<'_, S>>, Infallible> {
-        Ok(RLock::lock_deadline(self, deadline))
-    }
-    fn is_locked(&self) -> Result<bool, Infallible> {
-        Ok(RLock::is_locked(self))
+    fn is_held(&self) -> bool {
+        self.is_locked()
     }
 }
 
