@@ -38,6 +38,36 @@ pub(crate) fn passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 
+/// Test support: a waker that records that it was woken.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::task::{Wake, Waker};
+
+    /// Set when its waker is woken.
+    pub(crate) struct WakeFlag(AtomicBool);
+
+    impl WakeFlag {
+        /// Whether the waker was woken.
+        pub(crate) fn woken(&self) -> bool {
+            self.0.load(SeqCst)
+        }
+    }
+
+    impl Wake for WakeFlag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    /// A fresh flag and the waker that sets it.
+    pub(crate) fn flag_waker() -> (Arc<WakeFlag>, Waker) {
+        let f = Arc::new(WakeFlag(AtomicBool::new(false)));
+        (Arc::clone(&f), Waker::from(f))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,31 +89,35 @@ pub use raw::ThreadScope;
 
 pub(crate) use crate::util::Wait;
 
-/// A primitive lock, Python's `threading.Lock`: see [`generic::Lock`].
-pub type Lock = generic::Lock<ThreadScope>;
-/// Holds a [`Lock`]; see [`generic::LockGuard`].
-pub type LockGuard<'a> = generic::LockGuard<'a, ThreadScope>;
-/// A re-entrant lock, Python's `threading.RLock`: see [`generic::RLock`].
-pub type RLock = generic::RLock<ThreadScope>;
-/// Holds one level of an [`RLock`]; see [`generic::RLockGuard`].
-pub type RLockGuard<'a> = generic::RLockGuard<'a, ThreadScope>;
-/// A condition variable, Python's `threading.Condition`, over an [`RLock`]
-/// by default or a [`Lock`]: see [`generic::Condition`].
-pub type Condition<L = RLock> = generic::Condition<ThreadScope, L>;
-/// Holds a [`Condition`]'s lock; see [`generic::ConditionGuard`].
-pub type ConditionGuard<'a, L = RLock> = generic::ConditionGuard<'a, ThreadScope, L>;
-/// A counting semaphore, Python's `threading.Semaphore`: see
-/// [`generic::Semaphore`].
-pub type Semaphore = generic::Semaphore<ThreadScope>;
-/// A bounded semaphore, Python's `threading.BoundedSemaphore`: see
-/// [`generic::Semaphore`].
-pub type BoundedSemaphore = generic::BoundedSemaphore<ThreadScope>;
-/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; see
-/// [`generic::SemaphoreGuard`].
-pub type SemaphoreGuard<'a> = generic::SemaphoreGuard<'a, ThreadScope>;
-/// A flag threads wait on, Python's `threading.Event`: see
-/// [`generic::Event`].
-pub type Event = generic::Event<ThreadScope>;
-/// Makes threads meet, Python's `threading.Barrier`: see
-/// [`generic::Barrier`].
-pub type Barrier = generic::Barrier<ThreadScope>;
+/// The public names of the objects in one scope: type aliases of the generic
+/// objects over `$scope`, documented with the Python module they mirror.
+macro_rules! scope_aliases {
+    ($scope:ty, $py:literal) => {
+        #[doc = concat!("A primitive lock, Python's `", $py, ".Lock`: see [`generic::Lock`](crate::sync::generic::Lock).")]
+        pub type Lock = $crate::sync::generic::Lock<$scope>;
+        #[doc = "Holds a [`Lock`]; see [`generic::LockGuard`](crate::sync::generic::LockGuard)."]
+        pub type LockGuard<'a> = $crate::sync::generic::LockGuard<'a, $scope>;
+        #[doc = concat!("A re-entrant lock, Python's `", $py, ".RLock`: see [`generic::RLock`](crate::sync::generic::RLock).")]
+        pub type RLock = $crate::sync::generic::RLock<$scope>;
+        #[doc = "Holds one level of an [`RLock`]; see [`generic::RLockGuard`](crate::sync::generic::RLockGuard)."]
+        pub type RLockGuard<'a> = $crate::sync::generic::RLockGuard<'a, $scope>;
+        #[doc = concat!("A condition variable, Python's `", $py, ".Condition`, over an [`RLock`] by default or a [`Lock`]: see [`generic::Condition`](crate::sync::generic::Condition).")]
+        pub type Condition<L = RLock> = $crate::sync::generic::Condition<$scope, L>;
+        #[doc = "Holds a [`Condition`]'s lock; see [`generic::ConditionGuard`](crate::sync::generic::ConditionGuard)."]
+        pub type ConditionGuard<'a, L = RLock> = $crate::sync::generic::ConditionGuard<'a, $scope, L>;
+        #[doc = concat!("A counting semaphore, Python's `", $py, ".Semaphore`: see [`generic::Semaphore`](crate::sync::generic::Semaphore).")]
+        pub type Semaphore = $crate::sync::generic::Semaphore<$scope>;
+        #[doc = concat!("A bounded semaphore, Python's `", $py, ".BoundedSemaphore`: see [`generic::Semaphore`](crate::sync::generic::Semaphore).")]
+        pub type BoundedSemaphore = $crate::sync::generic::BoundedSemaphore<$scope>;
+        #[doc = "A permit of a [`Semaphore`] or [`BoundedSemaphore`]; see [`generic::SemaphoreGuard`](crate::sync::generic::SemaphoreGuard)."]
+        pub type SemaphoreGuard<'a> = $crate::sync::generic::SemaphoreGuard<'a, $scope>;
+        #[doc = concat!("A flag to wait on, Python's `", $py, ".Event`: see [`generic::Event`](crate::sync::generic::Event).")]
+        pub type Event = $crate::sync::generic::Event<$scope>;
+        #[doc = concat!("Makes a fixed number of parties meet, Python's `", $py, ".Barrier`: see [`generic::Barrier`](crate::sync::generic::Barrier).")]
+        pub type Barrier = $crate::sync::generic::Barrier<$scope>;
+    };
+}
+
+pub(crate) use scope_aliases;
+
+scope_aliases!(ThreadScope, "threading");

@@ -10,7 +10,7 @@
 //! `verb`/`try_verb`/`verb_timeout`/`verb_deadline` family, same errors, the
 //! same contracts ([`crate::sync::contract`]) — except that constructors
 //! return `io::Result` (the shared memory may fail to be made) or, where
-//! they take a count, a [`CreateError`](crate::sync::CreateError). A handle crosses into a child as a `#[spindle::task]` argument
+//! they take a count, a [`CreateError`]. A handle crosses into a child as a `#[spindle::task]` argument
 //! (its descriptor travels with the call, under every start method) or by
 //! being captured by a `Fork` closure; `clone` gives another handle to the
 //! same object.
@@ -77,37 +77,7 @@ use crate::sync::generic::{
     check_parties,
 };
 
-/// A lock shared between processes, Python's `multiprocessing.Lock`: see
-/// [`generic::Lock`]. Any thread of any process may release it; a holder
-/// process that dies is taken over ([`owner_deaths`](generic::Lock::owner_deaths)).
-pub type Lock = generic::Lock<ProcessScope>;
-/// Holds a [`Lock`]; see [`generic::LockGuard`].
-pub type LockGuard<'a> = generic::LockGuard<'a, ProcessScope>;
-/// A re-entrant lock shared between processes, Python's
-/// `multiprocessing.RLock`: see [`generic::RLock`].
-pub type RLock = generic::RLock<ProcessScope>;
-/// Holds one level of an [`RLock`]; see [`generic::RLockGuard`].
-pub type RLockGuard<'a> = generic::RLockGuard<'a, ProcessScope>;
-/// A condition variable shared between processes, Python's
-/// `multiprocessing.Condition`, over an [`RLock`] by default or a [`Lock`]:
-/// see [`generic::Condition`].
-pub type Condition<L = RLock> = generic::Condition<ProcessScope, L>;
-/// Holds a [`Condition`]'s lock; see [`generic::ConditionGuard`].
-pub type ConditionGuard<'a, L = RLock> = generic::ConditionGuard<'a, ProcessScope, L>;
-/// A semaphore shared between processes, Python's
-/// `multiprocessing.Semaphore`: see [`generic::Semaphore`].
-pub type Semaphore = generic::Semaphore<ProcessScope>;
-/// A bounded semaphore shared between processes, Python's
-/// `multiprocessing.BoundedSemaphore`: see [`generic::Semaphore`].
-pub type BoundedSemaphore = generic::BoundedSemaphore<ProcessScope>;
-/// A permit of a [`Semaphore`] or [`BoundedSemaphore`].
-pub type SemaphoreGuard<'a> = generic::SemaphoreGuard<'a, ProcessScope>;
-/// A flag processes wait on, Python's `multiprocessing.Event`: see
-/// [`generic::Event`].
-pub type Event = generic::Event<ProcessScope>;
-/// Makes processes meet, Python's `multiprocessing.Barrier`: see
-/// [`generic::Barrier`].
-pub type Barrier = generic::Barrier<ProcessScope>;
+crate::sync::scope_aliases!(ProcessScope, "multiprocessing");
 
 impl Lock {
     /// Creates an unlocked lock in fresh shared memory

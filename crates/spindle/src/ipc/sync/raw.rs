@@ -20,7 +20,9 @@ use serde::{Deserializer, Serializer};
 use super::core::{self, Got, HOLDER, Kind, Region};
 use crate::ipc::shm::{futex_wait, futex_wake};
 use crate::sync::generic::{BarrierState, EventState, RState, SemState};
-use crate::sync::raw::{LockKind, Locked, RawMutex, RawOwner, RawQueue, RawWord, Scope, sealed};
+use crate::sync::raw::{
+    LockKind, Locked, RawMutex, RawOwner, RawQueue, RawWord, Scope, sealed, take_one,
+};
 use crate::util::{Wait, passed};
 
 /// The largest semaphore value, Python's `SEM_VALUE_MAX` (`INT_MAX` on
@@ -270,14 +272,7 @@ unsafe impl Plain for ShmQueue {
 
 impl ShmQueue {
     fn take_permit(&self) -> bool {
-        let mut p = self.permits.load(SeqCst);
-        while p > 0 {
-            match self.permits.compare_exchange(p, p - 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => p = now,
-            }
-        }
-        false
+        take_one(&self.permits, SeqCst, SeqCst)
     }
 }
 
@@ -457,21 +452,8 @@ impl Drop for ProcWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
-    use std::task::Wake;
+    use crate::util::testing::flag_waker as flag;
     use std::time::{Duration, Instant};
-
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, SeqCst);
-        }
-    }
-
-    fn flag() -> (Arc<Flag>, Waker) {
-        let f = Arc::new(Flag(AtomicBool::new(false)));
-        (Arc::clone(&f), Waker::from(f))
-    }
 
     #[test]
     fn the_async_hook_is_woken_through_the_futex() {
@@ -484,7 +466,7 @@ mod tests {
         place.flag.store(1, SeqCst);
         ProcessScope::wake(&place.flag, usize::MAX);
         let start = Instant::now();
-        while !woken.0.load(SeqCst) {
+        while !woken.woken() {
             assert!(start.elapsed() < Duration::from_secs(20), "never woken");
             std::thread::yield_now();
         }
@@ -500,7 +482,7 @@ mod tests {
         // Withdrawn before anything fired: the state machine never calls it.
         place.flag.store(1, SeqCst);
         ProcessScope::wake(&place.flag, usize::MAX);
-        assert!(!woken.0.load(SeqCst));
+        assert!(!woken.woken());
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::family::LockFamily;
 use super::into_ok;
 use super::lock::Lock;
 use super::rlock::RLock;
-use super::family::LockFamily;
 use crate::sync::contract::BlockingCondition;
 use crate::sync::error::{NotOwnedError, ReleaseError};
 use crate::sync::raw::{LockKind, RawMutex, RawQueue, Scope};
@@ -381,7 +381,9 @@ impl<S: Scope, L: ConditionLock<Scope = S>> LockFamily for Condition<S, L> {
     }
     #[track_caller]
     fn guard_with(&self, wait: Wait) -> Option<ConditionGuard<'_, S, L>> {
-        self.lock.cond_acquire(to_option(wait)).then(|| self.guard())
+        self.lock
+            .cond_acquire(to_option(wait))
+            .then(|| self.guard())
     }
     fn release_one(&self) -> Result<(), ReleaseError> {
         self.release()

@@ -56,10 +56,7 @@ macro_rules! lock_family {
         #[must_use = "if true, the lock is held and must be released"]
         #[track_caller]
         pub fn try_acquire(&self) -> bool {
-            $crate::sync::generic::family::LockFamily::acquire_with(
-                self,
-                $crate::util::Wait::Never,
-            )
+            $crate::sync::generic::family::LockFamily::acquire_with(self, $crate::util::Wait::Never)
         }
 
         /// Acquires the lock, waiting at most `timeout`
@@ -96,10 +93,7 @@ macro_rules! lock_family {
         #[inline]
         #[track_caller]
         pub fn try_lock(&self) -> Option<$guard> {
-            $crate::sync::generic::family::LockFamily::guard_with(
-                self,
-                $crate::util::Wait::Never,
-            )
+            $crate::sync::generic::family::LockFamily::guard_with(self, $crate::util::Wait::Never)
         }
 
         /// A guard, waiting at most `timeout` for the lock.

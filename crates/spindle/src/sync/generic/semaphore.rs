@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::sync::contract::{BlockingBoundedSemaphore, BlockingSemaphore};
 use crate::sync::error::OverReleaseError;
-use crate::sync::raw::{RawWord, Scope};
+use crate::sync::raw::{RawWord, Scope, take_one};
 use crate::util::{deadline_after, passed};
 
 /// The state of a semaphore in its scope's memory.
@@ -79,14 +79,7 @@ pub struct Semaphore<S: Scope, K = Unbounded> {
 impl<S: Scope> SemState<S> {
     #[inline]
     fn try_acquire(&self) -> bool {
-        let mut v = self.value.load(Relaxed);
-        while v > 0 {
-            match self.value.compare_exchange_weak(v, v - 1, Acquire, Relaxed) {
-                Ok(_) => return true,
-                Err(now) => v = now,
-            }
-        }
-        false
+        take_one(&self.value, Relaxed, Acquire)
     }
 
     #[inline]

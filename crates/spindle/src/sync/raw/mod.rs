@@ -32,6 +32,7 @@ pub(crate) use lock_word::{RawLock, Taken, wake_all};
 pub(crate) use thread::current_thread_id;
 pub use thread::{Inline, ThreadMutex, ThreadOwner, ThreadQueue, ThreadScope};
 pub use word::RawWord;
+pub(crate) use word::take_one;
 
 use std::any::Any;
 use std::ops::Deref;

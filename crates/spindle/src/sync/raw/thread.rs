@@ -367,20 +367,8 @@ impl RawQueue for ThreadQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    use std::task::Wake;
-
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, SeqCst);
-        }
-    }
-
-    fn flag() -> (Arc<Flag>, Waker) {
-        let f = Arc::new(Flag(AtomicBool::new(false)));
-        (Arc::clone(&f), Waker::from(f))
-    }
+    use crate::util::testing::flag_waker as flag;
+    use std::sync::atomic::Ordering::SeqCst;
 
     #[test]
     fn the_async_hook_is_woken_by_the_wake_of_its_word() {
@@ -391,7 +379,7 @@ mod tests {
         let watch = ThreadScope::watch(&place, &place, 0, &waker).unwrap();
         place.store(1, SeqCst);
         ThreadScope::wake(&place, 1);
-        assert!(woken.0.load(SeqCst));
+        assert!(woken.woken());
         // One-shot: nothing left to withdraw.
         assert!(!ThreadScope::unwatch(watch));
     }
@@ -403,6 +391,6 @@ mod tests {
         let watch = ThreadScope::watch(&place, &place, 0, &waker).unwrap();
         assert!(ThreadScope::unwatch(watch));
         ThreadScope::wake(&place, usize::MAX);
-        assert!(!woken.0.load(SeqCst));
+        assert!(!woken.woken());
     }
 }

@@ -138,21 +138,7 @@ impl Drop for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-    use std::task::Wake;
-
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Flag>, Waker) {
-        let f = Arc::new(Flag(AtomicBool::new(false)));
-        (f.clone(), Waker::from(f))
-    }
+    use crate::util::testing::flag_waker as waker;
 
     static TABLE: WakerTable = WakerTable::new();
 
@@ -161,9 +147,9 @@ mod tests {
         let (flag, w) = waker();
         let watch = TABLE.watch(&TABLE, 1, || true, &w).unwrap();
         TABLE.wake(2, usize::MAX); // another word
-        assert!(!flag.0.load(SeqCst));
+        assert!(!flag.woken());
         TABLE.wake(1, 1);
-        assert!(flag.0.load(SeqCst));
+        assert!(flag.woken());
         // One-shot: it is gone.
         assert!(!watch.cancel());
     }
@@ -175,10 +161,10 @@ mod tests {
         let watch = TABLE.watch(&TABLE, 3, || true, &w).unwrap();
         assert!(watch.cancel());
         TABLE.wake(3, usize::MAX);
-        assert!(!flag.0.load(SeqCst));
+        assert!(!flag.woken());
         // Dropping withdraws too.
         drop(TABLE.watch(&TABLE, 3, || true, &w).unwrap());
         TABLE.wake(3, usize::MAX);
-        assert!(!flag.0.load(SeqCst));
+        assert!(!flag.woken());
     }
 }

@@ -74,6 +74,20 @@ impl RawWord for AtomicUsize {
     }
 }
 
+/// Takes one from `word` if it is positive, reading it first with `load`
+/// and taking with `success`; whether it took one (a permit, a notification).
+#[inline]
+pub(crate) fn take_one<W: RawWord>(word: &W, load: Ordering, success: Ordering) -> bool {
+    let mut v = word.load(load);
+    while v > 0 {
+        match word.compare_exchange_weak(v, v - 1, success, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => v = now,
+        }
+    }
+    false
+}
+
 /// Narrows a value for a 32-bit word; callers keep values within
 /// [`RawWord::MAX`], so the cast never truncates a value in use.
 #[inline(always)]
