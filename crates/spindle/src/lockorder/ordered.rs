@@ -147,7 +147,8 @@ fn acquire_with<'a>(
 
 /// Holds the locks taken by [`acquire`]; releases them in reverse order when
 /// dropped. It stays on its thread (not `Send`): the order record is per
-/// thread, and an [`RLock`] may only be released by its owner.
+/// thread, and an [`RLock`](crate::sync::RLock) may only be released by its
+/// owner.
 #[must_use = "the locks are released as soon as the guard is dropped"]
 pub struct OrderedGuard<'a> {
     locks: Set<'a>,
