@@ -46,8 +46,7 @@
 //! | run something later or repeatedly | [`sched::Timer`], [`sched::Scheduler`] | — | `threading.Timer`, `sched` |
 //! | take several locks without deadlock, find deadlocks | [`lockorder::acquire`], [`lockorder::detector`] | — | `acquire(*locks)` (Python Cookbook recipe 12.5) |
 //!
-//! Each module's documentation starts with a longer "Which one should I
-//! use?".
+//! Each module's documentation has a longer "Which one should I use?".
 //!
 //! # One naming rule
 //!
