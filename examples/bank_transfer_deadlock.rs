@@ -1,17 +1,18 @@
-//! Seed 002, "deadlock": `transfer(a, b, 100)` and `transfer(b, a, 200)` run
-//! at once; each locks its source account, sleeps (so the two overlap), then
-//! waits for the destination's lock — held by the other. Python prints
-//! "wait for lock..." twice and hangs forever.
+//! The bank-transfer deadlock of a Python threading tutorial:
+//! `transfer(a, b, 100)` and `transfer(b, a, 200)` run at once; each locks its
+//! source account, sleeps (so the two overlap), then waits for the
+//! destination's lock — held by the other. Python prints "wait for lock..."
+//! twice and hangs forever.
 //!
-//! 1. The seed's program, with spindle's deadlock detector watching: the
+//! 1. The Python program, with spindle's deadlock detector watching: the
 //!    deadlock is reported (threads, accounts, lines) and broken by aborting
 //!    the newest wait; that transfer is rolled back, the other completes.
-//! 2. The seed's remedy "take the locks in the same order": `acquire((&src,
-//!    &dst))` sorts them, both transfers complete.
-//! 3. The seed's remedy "acquire with a timeout": a transfer that cannot get
-//!    the second lock in time gives back the first and retries.
+//! 2. The tutorial's remedy "take the locks in the same order":
+//!    `acquire((&src, &dst))` sorts them, both transfers complete.
+//! 3. The tutorial's remedy "acquire with a timeout": a transfer that cannot
+//!    get the second lock in time gives back the first and retries.
 //!
-//! The seed's `sleep(1)` is `OVERLAP` = 100 ms here so the example is quick.
+//! Python's `sleep(1)` is `OVERLAP` = 100 ms here so the example is quick.
 
 use spindle::lockorder::{self, Recovery, Watchdog, acquire};
 use spindle::sync::Lock;
@@ -45,7 +46,7 @@ impl Account {
     }
 }
 
-/// The seed's transfer: lock src, withdraw, sleep, lock dst, deposit.
+/// The Python program's transfer: lock src, withdraw, sleep, lock dst, deposit.
 fn transfer(src: &Account, dst: &Account, amount: i64) {
     let done = lockorder::recoverable(|| {
         let _src = src.lock.lock(); // lock my own account
@@ -131,7 +132,7 @@ fn main() {
         .start();
     let a = Account::new("a", 1000);
     let b = Account::new("b", 1000);
-    run("the seed's transfer (deadlocks)", &a, &b, transfer);
+    run("the Python transfer (deadlocks)", &a, &b, transfer);
     assert_eq!(watchdog.found().len(), 1, "the deadlock was detected");
     run("fixed by ordering the locks", &a, &b, transfer_ordered);
     run("fixed by timeouts", &a, &b, transfer_timeout);

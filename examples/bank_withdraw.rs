@@ -1,6 +1,7 @@
-//! Seed 002 "Lock": two users withdraw from one bank balance. Without a lock
-//! both pass the `balance >= amount` check before either subtracts, and the
-//! balance goes negative; with a `Lock` around check-and-subtract it cannot.
+//! A Python `threading.Lock` lesson: two users withdraw from one bank balance.
+//! Without a lock both pass the `balance >= amount` check before either
+//! subtracts, and the balance goes negative; with a `Lock` around
+//! check-and-subtract it cannot.
 //!
 //! The race is shown safely: the balance is an atomic read and then written
 //! (a lost update, not undefined behaviour), and a barrier between check and

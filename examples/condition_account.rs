@@ -1,8 +1,8 @@
-//! Seed 002 "Condition" (Account): a taker takes a random amount when the
-//! balance covers it and otherwise waits; a putter puts a random amount and
-//! notifies. The seed calls both from one thread (where `wait()` could hang
-//! forever); this port gives each its own thread: the taker takes 10 times,
-//! the putter keeps putting until the taker is done.
+//! A Python `threading.Condition` example, an `Account`: a taker takes a random
+//! amount when the balance covers it and otherwise waits; a putter puts a
+//! random amount and notifies. The Python program calls both from one thread
+//! (where `wait()` could hang forever); this port gives each its own thread:
+//! the taker takes 10 times, the putter keeps putting until the taker is done.
 //! (Python: `threading.Condition`.)
 
 use spindle::sync::Condition;

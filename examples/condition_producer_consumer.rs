@@ -1,8 +1,9 @@
-//! Seed 002 "Condition": two `Putter` threads produce 50 while the count is at
-//! most 100, three `Taker` threads consume 20 while it is at least 100; each
-//! waits on the `Condition` otherwise and notifies one waiter after acting.
+//! A Python `threading.Condition` producer/consumer: two `Putter` threads
+//! produce 50 while the count is at most 100, three `Taker` threads consume 20
+//! while it is at least 100; each waits on the `Condition` otherwise and
+//! notifies one waiter after acting.
 //!
-//! The seed shows two styles, both here: Putters use explicit
+//! The Python program shows two styles, both here: Putters use explicit
 //! `con.acquire()`/`con.release()`, Takers the guard (`with con:`). Bounded:
 //! 30 actions in all instead of `while True`, and each wait has a 50 ms
 //! timeout so the bounded run can always finish. (Python:
@@ -62,7 +63,7 @@ fn taker(sh: &Shared) {
                 let _ = sh.con.notify_one();
             }
         }
-        thread::sleep(Duration::from_millis(10)); // the seed's sleep(1), scaled
+        thread::sleep(Duration::from_millis(10)); // Python's sleep(1), scaled
     }
 }
 

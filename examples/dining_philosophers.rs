@@ -1,5 +1,6 @@
-//! Seed 000 §5, the dining philosophers: five philosophers, five chopsticks
-//! (locks); each takes the left chopstick, then the right one.
+//! The dining philosophers of the Python Cookbook (recipe 12.5): five
+//! philosophers, five chopsticks (locks); each takes the left chopstick, then
+//! the right one.
 //!
 //! Phase 1, the naive version: every philosopher picks up the left chopstick,
 //! and (waiting for each other at the table, to make it certain) reaches for
@@ -9,7 +10,7 @@
 //! blocked wait gets a `DeadlockError`, the philosophers put their chopsticks
 //! down and leave.
 //!
-//! Phase 2, the seed's fix: `acquire((left, right))` takes the chopsticks in
+//! Phase 2, the recipe's fix: `acquire((left, right))` takes the chopsticks in
 //! one global order, so every philosopher eats `MEALS` meals and nobody
 //! deadlocks.
 

@@ -1,6 +1,7 @@
-//! Seed 002 "Event": worker threads wait for the "server ready" event the
-//! main thread sets once it has connected; then the Redis variant, where each
-//! worker waits with a timeout (`event.wait(1)`) and logs while it waits.
+//! A Python `threading.Event` example: worker threads wait for the "server
+//! ready" event the main thread sets once it has connected; then the Redis
+//! variant, where each worker waits with a timeout (`event.wait(1)`) and logs
+//! while it waits.
 //!
 //! Times are scaled from seconds to 100 ms. (Python: `threading.Event`.)
 

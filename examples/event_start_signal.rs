@@ -1,7 +1,8 @@
-//! Seed 000 §2: wait until a thread has really started, with an `Event`.
+//! Python Cookbook recipe 12.2: wait until a thread has really started, with
+//! an `Event`.
 //!
 //! The countdown thread sets `started_evt` first thing; the main thread blocks
-//! in `started_evt.wait()` until then. (Python: `threading.Event`; the seed
+//! in `started_evt.wait()` until then. (Python: `threading.Event`; the recipe
 //! counts down from 10 every 5 s, this port from 5 every 100 ms.)
 
 use spindle::sync::Event;

@@ -1,5 +1,6 @@
-//! Seed 001 "Event": a traffic light thread sets (green) and clears (red) an
-//! `Event`; a car thread drives while it is set and waits while it is clear.
+//! A Python `threading.Event` example: a traffic light thread sets (green) and
+//! clears (red) an `Event`; a car thread drives while it is set and waits while
+//! it is clear.
 //!
 //! Bounded: two light cycles of 100 ms ticks instead of an endless loop of
 //! 1 s ticks. (Python: `threading.Event`.)

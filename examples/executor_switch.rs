@@ -1,6 +1,7 @@
 //! The `Executor` contract across scopes: the same code runs on threads or
-//! on processes; switching is the one `let pool = ...` line in `main`
-//! (DESIGN.md, "one interface, four scopes"). Uses the seed's PRIMES.
+//! on processes; switching is the one `let pool = ...` line in `main`.
+//! The numbers are the PRIMES list of the `ProcessPoolExecutor` example in
+//! Python's `concurrent.futures` documentation.
 
 use spindle::futures::{Executor, as_completed};
 use spindle::process::ProcessPoolExecutor;

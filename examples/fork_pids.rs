@@ -1,4 +1,5 @@
-//! Seeds 001/003/004: `os.fork()` with `getpid()`/`getppid()`.
+//! Python's `os.fork()` with `getpid()`/`getppid()`: parent and child each
+//! say who they are.
 //!
 //! `spindle::process::fork()` returns twice, like `os.fork()`: `Parent(child)`
 //! in the parent, `Child` in the child. It refuses to fork a multi-threaded

@@ -1,5 +1,5 @@
-//! Seed 004 "Futures并发编程": `download_all(sites)` with a 5-thread pool, first
-//! with `executor.map(download_one, sites)`, then with `submit` +
+//! A Python futures tutorial's `download_all(sites)` with a 5-thread pool,
+//! first with `executor.map(download_one, sites)`, then with `submit` +
 //! `as_completed`, where results arrive in completion order, not input order.
 //!
 //! The sites are pages of a local HTTP server this program starts on

@@ -1,7 +1,7 @@
-//! Seed 004 "GIL全局解释器锁分析": `CountDown(n)` in one thread, then split
-//! over two threads. Under CPython's GIL two threads are no faster (often
-//! slower); Rust threads have no GIL, so on two cores the split runs about
-//! twice as fast.
+//! The classic demonstration of Python's GIL: `CountDown(n)` in one thread,
+//! then split over two threads. Under CPython's GIL two threads are no faster
+//! (often slower); Rust threads have no GIL, so on two cores the split runs
+//! about twice as fast.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ fn best_of_3(mut run: impl FnMut() -> Result<()>) -> Result<Duration> {
 }
 
 fn main() -> Result<()> {
-    // The seed uses 100_000, which Rust finishes in microseconds.
+    // The Python program uses 100_000, which Rust finishes in microseconds.
     const N: u64 = 300_000_000;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 

@@ -1,4 +1,4 @@
-//! Seed 001 "mutex": 20000 threads each do `num += 1` between
+//! A Python mutex example: 20000 threads each do `num += 1` between
 //! `lock.acquire()` and `lock.release()`; the result is exactly 20000.
 //!
 //! All 20000 threads are started; to spare the machine they are started in

@@ -1,13 +1,13 @@
-//! Seed 000 §5, "preventing deadlock with a context manager" (Python
-//! Cookbook 12.5): every lock gets a unique id and several locks are only
-//! ever taken in ascending id order, through `acquire(*locks)`.
+//! "Locking with deadlock avoidance" (Python Cookbook, recipe 12.5): every lock
+//! gets a unique id and several locks are only ever taken in ascending id
+//! order, through `acquire(*locks)`.
 //!
 //! `thread_1` asks for `acquire(x_lock, y_lock)` and `thread_2` for
-//! `acquire(y_lock, x_lock)`: taken as written, the two would deadlock;
-//! sorted, they cannot. The seed's threads loop forever (daemons); here each
-//! does `ROUNDS` rounds and prints the first few. Then the seed's check: a
-//! thread holding `y_lock` that asks for `x_lock` gets the "Lock Order
-//! Violation" (Python: `RuntimeError`; spindle: `AcquireError::Violation`).
+//! `acquire(y_lock, x_lock)`: taken as written, the two would deadlock; sorted,
+//! they cannot. The recipe's threads loop forever (daemons); here each does
+//! `ROUNDS` rounds and prints the first few. Then the recipe's check: a thread
+//! holding `y_lock` that asks for `x_lock` gets the "Lock Order Violation"
+//! (Python: `RuntimeError`; spindle: `AcquireError::Violation`).
 
 use spindle::lockorder::{self, AcquireError, acquire};
 use spindle::sync::Lock;
@@ -17,7 +17,8 @@ use std::thread;
 const ROUNDS: u64 = 20_000;
 const SHOWN: u64 = 3;
 
-/// The seed's thread_1/thread_2 body: `with acquire(first, second): print(...)`.
+/// The recipe's thread_1/thread_2 body:
+/// `with acquire(first, second): print(...)`.
 fn worker(first: &str, locks: (&Lock, &Lock), count: &AtomicU64) {
     let name = thread::current().name().unwrap_or("?").to_owned();
     for i in 0..ROUNDS {

@@ -1,5 +1,6 @@
-//! Seed 004: a Pipe between a child and the parent; `send`/`recv` of values
-//! and `send_bytes(buf, offset, size)` / `recv_bytes` / `recv_bytes_into`.
+//! Python's `multiprocessing.Pipe` between a child and the parent;
+//! `send`/`recv` of values and `send_bytes(buf, offset, size)` / `recv_bytes` /
+//! `recv_bytes_into`.
 
 use spindle::ipc::{Connection, ConnectionError, Pipe};
 use spindle::process::{Process, current_process};

@@ -1,7 +1,8 @@
-//! Seed 003: `proc_send` and `proc_recv` processes at the two ends of a Pipe.
+//! A Python `multiprocessing.Pipe` example: `proc_send` and `proc_recv`
+//! processes at the two ends of a Pipe.
 //!
 //! The receiver stops at end of file, when the sender has exited (the
-//! seed's `while True` would wait forever).
+//! Python program's `while True` would wait forever).
 
 use std::time::Duration;
 

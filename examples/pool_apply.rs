@@ -1,8 +1,9 @@
-//! Seed 002 (pool.py) and seed 003 (进程池对象): `Pool(5)` running 8 tasks
-//! with `apply_async` (non-blocking; five run at once, the other three wait
-//! for a free worker), then the same with the blocking `apply`.
+//! Python's `multiprocessing.Pool` as two tutorials show it: `Pool(5)` running
+//! 8 tasks with `apply_async` (non-blocking; five run at once, the other three
+//! wait for a free worker), then the same with the blocking `apply`.
 //!
-//! The seeds sleep up to 3 s (50 s in seed 003) per task; here up to 300 ms.
+//! The Python programs sleep up to 3 s (one of them 50 s) per task; here up
+//! to 300 ms.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,7 @@ use spindle::process::Pool;
 fn fun(num: u64) {
     println!("child process {num} Running ({})", std::process::id());
     let start = Instant::now();
-    // The seed's random.random() * 3 s, from the clock (no rand dependency).
+    // Python's random.random() * 3 s, from the clock (no rand dependency).
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -1,8 +1,9 @@
-//! Seed 001 (进程池): `Pool(5)`, ten `apply_async(func=Foo, args=(i,),
-//! callback=Bar)`, `close()`, `join()`. `Foo` runs in a worker process;
-//! `Bar` runs in the parent with Foo's result, as in Python.
+//! Python's `multiprocessing.Pool` with a callback: `Pool(5)`, ten
+//! `apply_async(func=Foo, args=(i,), callback=Bar)`, `close()`, `join()`. `Foo`
+//! runs in a worker process; `Bar` runs in the parent with Foo's result, as in
+//! Python.
 //!
-//! The seed's `time.sleep(2)` is 200 ms here.
+//! Python's `time.sleep(2)` is 200 ms here.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Seed 002 (poolmap.py): `with multiprocessing.Pool(4) as pool:
+//! Python's `Pool.map`: `with multiprocessing.Pool(4) as pool:
 //! results = pool.map(fun, (3, 6, 9))`. Leaving the block drops the pool,
 //! which terminates it — as Python's `with Pool()` does.
 

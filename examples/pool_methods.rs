@@ -1,4 +1,4 @@
-//! Seed 004: the table of `multiprocessing.Pool` methods, each one used:
+//! The methods of `multiprocessing.Pool`, each one used:
 //! apply, apply_async (with callback and error_callback), map, map_async,
 //! imap, imap_unordered, starmap, close, terminate, join.
 

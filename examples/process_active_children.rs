@@ -1,5 +1,5 @@
-//! Seed 002 (processtest2): start 8 children, list them with
-//! `active_children()`, wait for them all.
+//! Python's `multiprocessing.active_children()`: start 8 children, list them
+//! with `active_children()`, wait for them all.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Seed 001: a daemon process ends with the main program.
+//! Python's daemon processes: a daemon process ends with the main program.
 //!
 //! `p1` is a daemon: when `main` returns, spindle's exit hook terminates it
 //! (so "end123" is never printed) and waits for the non-daemon `p2` (so

@@ -1,5 +1,5 @@
-//! Seed 001: a global changed in a child stays unchanged in the parent —
-//! every process has its own memory.
+//! A Python `multiprocessing` lesson: a global changed in a child stays
+//! unchanged in the parent — every process has its own memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

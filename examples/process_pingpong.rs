@@ -1,4 +1,4 @@
-//! Seed 002 (pingpang1/pingpang2): each process has its own `counter`, so
+//! Python's ping-pong processes: each process has its own `counter`, so
 //! "Ping" and "Pong" are each printed 5 times, not 5 in total.
 
 use std::io::Write;
@@ -20,7 +20,7 @@ fn sub_task(string: String) {
 }
 
 fn main() -> Result<(), ProcessError> {
-    // pingpang1: both at once (output interleaves).
+    // Both at once (output interleaves).
     let mut p1 = Process::new(sub_task::call("Ping".into()));
     let mut p2 = Process::new(sub_task::call("Pong".into()));
     p1.start()?;
@@ -28,7 +28,7 @@ fn main() -> Result<(), ProcessError> {
     p1.join()?;
     p2.join()?;
     println!();
-    // pingpang2: one after the other.
+    // One after the other.
     for s in ["Ping", "Pong"] {
         let mut p = Process::new(sub_task::call(s.into()));
         p.start()?;

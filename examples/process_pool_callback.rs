@@ -1,6 +1,7 @@
-//! Seed 000 §7: `with ProcessPoolExecutor() as pool:` — `pool.submit(work,
-//! arg)` then `result()` (blocks), and `add_done_callback(when_done)` (does
-//! not block; the callback receives the Future and runs in this process).
+//! Python Cookbook recipe 12.8: `with ProcessPoolExecutor() as pool:` —
+//! `pool.submit(work, arg)` then `result()` (blocks), and
+//! `add_done_callback(when_done)` (does not block; the callback receives the
+//! Future and runs in this process).
 
 use spindle::futures::{Executor, Future};
 use spindle::process::ProcessPoolExecutor;

@@ -1,6 +1,6 @@
-//! Seed 002 (queuecommu1, queuecommu2): a child writes to a Queue the parent
-//! reads; then a writer child and a reader child, the reader terminated at
-//! the end.
+//! Python's `multiprocessing.Queue` between processes: a child writes to a
+//! Queue the parent reads; then a writer child and a reader child, the reader
+//! terminated at the end.
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ fn read(q: Queue<String>, done: Queue<()>) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // queuecommu1: child -> parent.
+    // A child writes, the parent reads.
     let q = Queue::new()?;
     let mut p = Process::new(fun::call(q.clone()));
     p.start()?;
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", q.get()?);
     p.join()?;
 
-    // queuecommu2: writer child -> reader child.
+    // A writer child, a reader child.
     let q = Queue::new()?;
     let done = Queue::new()?;
     let mut pwrite = Process::new(write::call(q.clone()));
@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..3 {
         done.get()?; // the reader printed all three
     }
-    // The reader loops forever: terminate it, as the seed does.
+    // The reader loops forever: terminate it, as the Python program does.
     pread.terminate()?;
     let _ = pread.join();
     println!("reader exitcode: {:?}", pread.exitcode());

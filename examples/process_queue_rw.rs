@@ -1,9 +1,10 @@
-//! Seed 001: a writer and a reader process over a Queue; the reader loops
-//! forever and is terminated at the end.
+//! Python's `multiprocessing.Queue`: a writer and a reader process; the reader
+//! loops forever and is terminated at the end.
 //!
-//! The seed terminates the reader as soon as the writer is done, which may
-//! cut off its last lines; here the reader marks each item `task_done` and
-//! the parent `join`s the queue first, so every item is printed.
+//! The Python program terminates the reader as soon as the writer is done,
+//! which may cut off its last lines; here the reader marks each item
+//! `task_done` and the parent `join`s the queue first, so every item is
+//! printed.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! Seed 003: two writer processes and one reader process share a Queue; the
-//! reader is terminated once everything was read.
+//! A Python `multiprocessing.Queue` example: two writer processes and one
+//! reader process share a Queue; the reader is terminated once everything was
+//! read.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Seed 004: the three start methods, chosen with `get_context` (or
+//! Python's three start methods, chosen with `get_context` (or
 //! `set_start_method`), and what each costs to start and join a child.
 
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! Seeds 002 (processtest3) and 004: "subclass Process and override run()".
+//! Python's "subclass `Process` and override `run()`".
 //!
 //! Rust has no subclassing: the state is a serde struct with a `run` method,
 //! and a one-line task runs it in the child (any start method). With the Fork

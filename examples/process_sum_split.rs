@@ -1,8 +1,9 @@
-//! Seed 002 (multitask1): the sum of 1..=100,000,000, serially and split over
-//! 8 processes that send their partial sums through a Queue.
+//! A Python `multiprocessing` exercise: the sum of 1..=100,000,000, serially
+//! and split over 8 processes that send their partial sums through a Queue.
 //!
-//! Unlike the seed, each child computes its own range instead of receiving a
-//! slice of a 100-million-element list (which would be copied to each child).
+//! Unlike the Python program, each child computes its own range instead of
+//! receiving a slice of a 100-million-element list (which would be copied to
+//! each child).
 
 use std::hint::black_box;
 use std::time::Instant;

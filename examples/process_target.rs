@@ -1,5 +1,5 @@
-//! Seeds 002 (processtest1) and 004 (`Process(target=action, args=...)`):
-//! run a function in a child process, then join it.
+//! Python's `Process(target=fun, args=...)`: run a function in a child
+//! process, then join it.
 //!
 //! The function is a task (`#[spindle::task]`): Python's "target must be
 //! picklable" becomes "arguments and result are serde types".
@@ -21,7 +21,7 @@ fn action(name: String, add: Vec<String>) {
 }
 
 fn main() -> Result<(), ProcessError> {
-    // processtest1.py
+    // A child runs `fun`.
     println!("Parent process {}.", std::process::id());
     let mut p = Process::new(fun::call("zhang".into()));
     p.start()?;
@@ -29,7 +29,7 @@ fn main() -> Result<(), ProcessError> {
     p.join()?;
     println!("Parent process finished.");
 
-    // seed 004: the child and the parent run the same function.
+    // The child and the parent run the same function.
     let my_tuple: Vec<String> = ["python", "shell", "java"]
         .iter()
         .map(|s| format!("http://forwardpeng.club/{s}/"))

@@ -1,6 +1,6 @@
 //! One worker loop, written once against `queue::BlockingQueue`, run over a
-//! thread queue and then over a cross-process queue — the seed 002 pattern
-//! of workers with `task_done()` and `join()`, where only the constructor
+//! thread queue and then over a cross-process queue — Python's pattern of
+//! workers with `task_done()` and `join()`, where only the constructor
 //! changes. In the second run a child process produces the items.
 
 use std::thread;

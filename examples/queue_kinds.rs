@@ -1,7 +1,7 @@
-//! Seed 002: the three queue classes — `queue.Queue` (FIFO),
-//! `queue.LifoQueue` (LIFO) and `queue.PriorityQueue` (smallest first) —
-//! side by side, with the methods the seed lists: qsize, empty, full, put,
-//! put_nowait, get, get_nowait. Plus `SimpleQueue`.
+//! Python's three queue classes — `queue.Queue` (FIFO), `queue.LifoQueue`
+//! (LIFO) and `queue.PriorityQueue` (smallest first) — side by side, with the
+//! methods Python tutorials list: qsize, empty, full, put, put_nowait, get,
+//! get_nowait. Plus `SimpleQueue`.
 
 use spindle::queue::{LifoQueue, PriorityQueue, Queue, SimpleQueue, TryGetError, TryPutError};
 

@@ -1,6 +1,6 @@
-//! Seed 002 "使用queue实现线程通信": a `Putter` thread puts 0..5 and then
-//! `None` as an end marker; a `Taker` thread gets until it sees `None`.
-//! (The seed sleeps 2 s and 3 s between steps; here 0.2 s and 0.3 s.)
+//! Threads that talk through a `queue.Queue`: a `Putter` thread puts 0..5 and
+//! then `None` as an end marker; a `Taker` thread gets until it sees `None`.
+//! (The Python program sleeps 2 s and 3 s between steps; here 0.2 s and 0.3 s.)
 //!
 //! spindle: the sentinel pattern works as in Python with `Option<T>`; the
 //! end of the example shows the spindle way, `shutdown()` plus the queue's

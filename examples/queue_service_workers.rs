@@ -1,6 +1,7 @@
-//! Seed 000 §3: a `Service` fills a queue with account tokens and starts 30
-//! `Working` threads; each drains the queue with `get(False)` until
-//! `queue.Empty`, handling one token at a time (with a 0.3 s pause).
+//! A Python worker pool on a queue: a `Service` fills a queue with account
+//! tokens and starts 30 `Working` threads; each drains the queue with
+//! `get(False)` until `queue.Empty`, handling one token at a time (with a 0.3 s
+//! pause).
 //!
 //! spindle: `try_get()` is `get(False)`; `Err(TryGetError::Empty)` is
 //! `queue.Empty`.

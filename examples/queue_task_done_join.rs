@@ -1,11 +1,11 @@
-//! Seed 002: five worker threads take items 'A'..'F' from a queue, call
-//! `task_done()` for each, and the main thread waits with `q.join()` until
-//! every item was processed.
+//! Python's `Queue.task_done()` and `Queue.join()`: five worker threads take
+//! items 'A'..'F' from a queue, call `task_done()` for each, and the main
+//! thread waits with `q.join()` until every item was processed.
 //!
-//! In the seed the `None` sentinels are commented out, so the Python program
-//! hangs forever in `t.join()` (the workers stay blocked in `q.get()`). With
-//! spindle, `q.shutdown(false)` after `q.join()` releases the workers: their
-//! `get()` returns `Err(ShutDown)` and they end.
+//! In the Python program the `None` sentinels are commented out, so the Python
+//! program hangs forever in `t.join()` (the workers stay blocked in `q.get()`).
+//! With spindle, `q.shutdown(false)` after `q.join()` releases the workers:
+//! their `get()` returns `Err(ShutDown)` and they end.
 
 use std::thread;
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! Seed 004 "GIL不能绝对线程安全": `n += 1` from 100 threads sometimes
-//! prints 99 or 98, because the read-modify-write is not atomic.
+//! "The GIL does not make code thread-safe": in Python, `n += 1` from 100
+//! threads sometimes prints 99 or 98, because the read-modify-write is not
+//! atomic.
 //!
 //! Safe Rust will not compile a plain shared `n += 1`; the same bug written
 //! in safe Rust is a separate load and store on an atomic. Each thread here
@@ -43,8 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     in_100_threads(move || {
         for _ in 0..PER_THREAD {
             let v = m.load(Ordering::Relaxed);
-            // Widen the gap between read and write a little, as the seeds'
-            // `sleep(0.0001)` does, so the race shows even on a busy machine.
+            // Widen the gap between read and write a little, as the Python
+            // program's `sleep(0.0001)` does, so the race shows even on a
+            // busy machine.
             for _ in 0..5 {
                 std::hint::spin_loop();
             }

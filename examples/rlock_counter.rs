@@ -1,9 +1,8 @@
-//! Seed 003 "thread synchronisation": two named threads count a shared
-//! number to 5 under an `RLock` with explicit `acquire()`/`release()`.
+//! Python's `threading.RLock`: two named threads count a shared number to 5
+//! under an `RLock` with explicit `acquire()`/`release()`.
 //!
-//! The port also re-enters the lock (a helper that locks again while the
-//! caller holds it), which is what makes it an RLock. (Python:
-//! `threading.RLock`.)
+//! The port also re-enters the lock (a helper that locks again while the caller
+//! holds it), which is what makes it an RLock. (Python: `threading.RLock`.)
 
 use spindle::sync::RLock;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};

@@ -1,14 +1,16 @@
-//! Seed 004, "sched": a thread creates a `sched.scheduler`, enters three actions
-//! due in 1 second with priorities 3, 2 and 1, and runs them: being due at the
-//! same time, they run by priority (lower first), so the last URL prints first.
+//! Python's `sched` module: a thread creates a `sched.scheduler`, enters three
+//! actions due in 1 second with priorities 3, 2 and 1, and runs them: being due
+//! at the same time, they run by priority (lower first), so the last URL prints
+//! first.
 //!
-//! The seed calls `enter(1, …)` three times, so each event is due one second
-//! after *its own* call: the three times differ by microseconds, and on a clock
-//! with fine resolution (Linux's `time.monotonic`) the Python program actually
-//! prints them in entry order (python, shell, java); the seed's output, in
-//! priority order, comes from a coarse clock (Windows' ~15 ms ticks) that made
-//! the times equal. Here the three events are entered at one absolute time
-//! (`enterabs`), so priority decides on every platform, as the seed intends.
+//! The Python program calls `enter(1, …)` three times, so each event is due one
+//! second after *its own* call: the three times differ by microseconds, and on
+//! a clock with fine resolution (Linux's `time.monotonic`) the Python program
+//! actually prints them in entry order (python, shell, java); the output its
+//! author shows, in priority order, comes from a coarse clock (Windows' ~15 ms
+//! ticks) that made the times equal. Here the three events are entered at one
+//! absolute time (`enterabs`), so priority decides on every platform, as the
+//! program intends.
 
 use std::thread;
 use std::time::Duration;

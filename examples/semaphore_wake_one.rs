@@ -1,4 +1,5 @@
-//! Seed 000 §2: `Semaphore(0)` wakes exactly one waiting worker per release.
+//! Python Cookbook recipe 12.2: `Semaphore(0)` wakes exactly one waiting worker
+//! per release.
 //!
 //! Ten workers block in `sema.acquire()`; the main thread releases the
 //! semaphore ten times, and each release lets exactly one worker through.

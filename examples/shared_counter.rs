@@ -1,10 +1,10 @@
-//! Seed 000 §4: `SharedCounter`, a counter shared by many threads, each
-//! update inside `with self._value_lock:`.
+//! Python Cookbook recipe 12.4: `SharedCounter`, a counter shared by many
+//! threads, each update inside `with self._value_lock:`.
 //!
 //! The value is read and then written (two steps, like Python's `+=`), which
 //! loses updates unless the `Lock` serialises it. (Python: `threading.Lock`;
 //! in Rust the usual tool for guarding data is `Mutex<T>`; this port keeps the
-//! seed's lock-beside-the-value shape.)
+//! recipe's lock-beside-the-value shape.)
 
 use spindle::sync::Lock;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};

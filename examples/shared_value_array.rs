@@ -1,5 +1,5 @@
-//! The `multiprocessing` docs' shared-memory example (seeds 001–004 mention
-//! `Value`/`Array`): a child sets `n.value = 3.1415927` and negates every
+//! The shared-memory example of Python's `multiprocessing` documentation
+//! (`Value` and `Array`): a child sets `n.value = 3.1415927` and negates every
 //! element of `a`; the parent sees both changes, under every start method.
 //!
 //! ```python

@@ -1,6 +1,6 @@
-//! Seed 000 §1 "启动与停止线程": run `countdown(n)` in a `Thread`, look at
-//! `is_alive()`, `join()` it, then start a daemon countdown that the process
-//! does not wait for when `main` returns.
+//! Python Cookbook recipe 12.1, "Starting and Stopping Threads": run
+//! `countdown(n)` in a `Thread`, look at `is_alive()`, `join()` it, then start
+//! a daemon countdown that the process does not wait for when `main` returns.
 //!
 //! Python: `t = Thread(target=countdown, args=(10,)); t.start()`;
 //! `Thread(target=countdown, args=(10,), daemon=True)`.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use spindle::thread::{self, Thread};
 
-/// The seed sleeps 5 s between ticks; 30 ms keeps the example short.
+/// The recipe sleeps 5 s between ticks; 30 ms keeps the example short.
 const TICK: Duration = Duration::from_millis(30);
 
 fn countdown(n: u32) {

@@ -1,4 +1,4 @@
-//! Seed 000 §1 "处理阻塞的 I/O 操作, 增加超时": a thread blocked in
+//! Python Cookbook recipe 12.1, a thread blocked in I/O: a thread blocked in
 //! `sock.recv()` cannot see a stop flag, so the socket gets a timeout and the
 //! thread re-checks the flag after each timeout.
 //!

@@ -1,4 +1,4 @@
-//! Seed 002 "threading": what `join()` does to the order of output.
+//! Python's `Thread.join()`: what it does to the order of output.
 //!
 //! 1. `func(x, y)` in thread1, joined before thread2 starts: output in order.
 //! 2. music and movie, each started and joined in turn: one after the other.

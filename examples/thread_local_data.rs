@@ -1,13 +1,14 @@
-//! Seed 002 "local": `local_data.num` accumulated separately by Thread1 and
-//! Thread2 (`try: local_data.num += i except: local_data.num = i`), then the
-//! ping/pong threads that each keep their own counter.
+//! Python's `threading.local()`: `local_data.num` accumulated separately by
+//! Thread1 and Thread2 (`try: local_data.num += i except: local_data.num = i`),
+//! then the ping/pong threads that each keep their own counter.
 
 use std::io::Write;
 use std::time::Duration;
 
 use spindle::thread::{self, Local, Thread};
 
-/// `None` plays the part of "attribute not set yet" (the seed's `except`).
+/// `None` plays the part of "attribute not set yet" (the Python program's
+/// `except`).
 static LOCAL_DATA: Local<Option<u64>> = Local::new(|| None);
 
 fn fun(n: u64) {
@@ -27,7 +28,7 @@ fn fun(n: u64) {
     }
 }
 
-/// pingpang_thread-local.py: each thread counts its own prints.
+/// Ping-pong with a thread-local counter: each thread counts its own prints.
 static COUNTER: Local<u32> = Local::new(|| 0);
 
 fn sub_task(word: &'static str) {

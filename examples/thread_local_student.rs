@@ -1,5 +1,5 @@
-//! Seed 001 "ThreadLocal": a global `local = threading.local()` where each
-//! thread binds its own `local.student`, then the timing run where each
+//! Python's `threading.local()`: a global `local = threading.local()` where
+//! each thread binds its own `local.student`, then the timing run where each
 //! thread keeps `local.x` and loops `run(x, n)` a million times.
 
 use std::time::Instant;

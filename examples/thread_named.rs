@@ -1,12 +1,12 @@
-//! Seed 003 "1.使用threading模块": two named threads printing their args,
+//! Python's `threading` module: two named threads printing their args,
 //! each line prefixed with `threading.current_thread().name`.
 
 use std::time::Duration;
 
 use spindle::thread::{self, Thread};
 
-/// The seed sleeps `random.random()` seconds; a small pseudo-random pause
-/// keeps the interleaving without a dependency.
+/// The Python program sleeps `random.random()` seconds; a small
+/// pseudo-random pause keeps the interleaving without a dependency.
 fn pause(seed: &str) -> Duration {
     let h = seed
         .bytes()

@@ -1,4 +1,4 @@
-//! Seed 002 "Lock" (pingpong): two threads print "Ping" and "Pong" while a
+//! Python's ping-pong threads: two threads print "Ping" and "Pong" while a
 //! shared counter is below 5. Unguarded, the check and the increment race and
 //! more than 5 words can appear; with a `Lock` around check-and-increment
 //! exactly 5 are printed.
@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 fn main() {
-    // Round 1: the seed's program with the check-and-increment under a Lock.
+    // Round 1: the Python program with the check-and-increment under a Lock.
     let counter = AtomicU32::new(0);
     let lock = Lock::new();
     let words = AtomicU32::new(0);

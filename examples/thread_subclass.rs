@@ -1,5 +1,5 @@
-//! Seeds 002 and 003: "继承threading.Thread", a thread class with a `run()`
-//! method, made a daemon and joined.
+//! Subclassing `threading.Thread`: a thread class with a `run()` method, made a
+//! daemon and joined.
 //!
 //! Rust has no subclassing; the idiom is a struct holding the thread's state
 //! plus a `run(self)` method (here through a small `Run` trait), handed to a
@@ -20,19 +20,19 @@ fn start<W: Run>(builder: Builder, worker: W) -> Result<JoinHandle<()>, SpawnErr
     builder.spawn(move || worker.run())
 }
 
-/// Seed 002: `class myThread(threading.Thread)` with `num`, sleeping in `run`.
+/// Python's `class myThread(threading.Thread)` with `num`, sleeping in `run`.
 struct MyThread {
     num: u32,
 }
 
 impl Run for MyThread {
     fn run(self) {
-        std::thread::sleep(Duration::from_millis(200)); // the seed sleeps 2 s
+        std::thread::sleep(Duration::from_millis(200)); // Python sleeps 2 s
         println!("{}", self.num);
     }
 }
 
-/// Seed 003: `myThread(name, args)` printing its args.
+/// Python's `myThread(name, args)` printing its args.
 struct ArgsThread {
     args: Vec<&'static str>,
 }
@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     t.join()?;
     println!("thread {} ended.", thread::current_thread().name());
 
-    // Seed 003: two named subclass instances.
+    // Two named subclass instances.
     println!("{} is running...", thread::current_thread().name());
     let t1 = start(
         Thread::builder().name("Thread_1"),

@@ -1,5 +1,5 @@
-//! Seed 000 §1 "结束线程": a `CountdownTask` whose `run()` polls a
-//! `_running` flag and whose `terminate()` clears it.
+//! Python Cookbook recipe 12.1, ending a thread: a `CountdownTask` whose
+//! `run()` polls a `_running` flag and whose `terminate()` clears it.
 //!
 //! spindle's `StopSource` is the flag, made safe to share, and its token's
 //! `wait_timeout` replaces `time.sleep(5)` so the thread wakes at once when
@@ -30,7 +30,8 @@ impl CountdownTask {
         while !token.is_stopped() && n > 0 {
             println!("T-minus {n}");
             n -= 1;
-            // Sleep 5 s like the seed, but wake as soon as terminate() is called.
+            // Sleep 5 s like the recipe, but wake as soon as terminate() is
+            // called.
             token.wait_timeout(Duration::from_secs(5));
         }
         n

@@ -1,6 +1,6 @@
-//! Seed 004 "线程池的使用": `action(max)` sums `0..max`, printing the thread
-//! name for each step; two tasks on a 2-thread pool; `done()`, `result()`,
-//! `shutdown()`.
+//! Python's `ThreadPoolExecutor`: `action(max)` sums `0..max`, printing the
+//! thread name for each step; two tasks on a 2-thread pool; `done()`,
+//! `result()`, `shutdown()`.
 
 use std::thread;
 use std::time::Duration;
@@ -25,7 +25,7 @@ fn main() {
     let future2 = pool.submit(|| action(100)).expect("the pool is open");
     // Most likely still running: done() never blocks.
     println!("{}", future1.done());
-    // The seed sleeps 3 s; both tasks are long done after a fraction of that.
+    // Python sleeps 3 s; both tasks are long done after a fraction of that.
     thread::sleep(Duration::from_millis(300));
     println!("{}", future2.done());
     // The results: result() blocks until the task is done.

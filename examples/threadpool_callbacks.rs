@@ -1,4 +1,4 @@
-//! Seed 004 "获取执行结果": `add_done_callback(get_result)` instead of blocking on
+//! Python's `Future.add_done_callback(get_result)` instead of blocking on
 //! `result()`; the main thread prints its line at once, each callback prints a
 //! task's sum when it is done. The `with` block is the pool's scope: dropping
 //! the pool waits for the tasks.
@@ -15,7 +15,7 @@ fn action(max: u64) -> u64 {
     my_sum
 }
 
-/// The seed's `get_result(future)`: runs on the worker that finished the task.
+/// Python's `get_result(future)`: runs on the worker that finished the task.
 fn get_result(future: &Future<u64>) {
     tprintln!(
         "callback: {}",

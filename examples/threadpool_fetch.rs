@@ -1,8 +1,9 @@
-//! Seed 000 §6 "创建一个线程池": `ThreadPoolExecutor(10)`, submit `fetch_url`
-//! twice, block on each `result()`.
+//! Python Cookbook recipe 12.7, "Creating a Thread Pool":
+//! `ThreadPoolExecutor(10)`, submit `fetch_url` twice, block on each
+//! `result()`.
 //!
-//! The seed fetches python.org and pypy.org; this port fetches two pages from a
-//! local HTTP server it starts itself on 127.0.0.1 (no internet needed). Each
+//! The recipe fetches python.org and pypy.org; this port fetches two pages from
+//! a local HTTP server it starts itself on 127.0.0.1 (no internet needed). Each
 //! page takes 200 ms to answer, so the two fetches overlapping show as ~200 ms
 //! in total instead of ~400 ms.
 

@@ -1,4 +1,4 @@
-//! Seed 004 "Executor.map": `pool.map(action, (50, 100, 150))` on a 4-thread
+//! Python's `Executor.map`: `pool.map(action, (50, 100, 150))` on a 4-thread
 //! pool. The tasks run concurrently, yet the results come back in input order.
 
 use spindle::futures::{Executor, ThreadPoolExecutor};

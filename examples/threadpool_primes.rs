@@ -1,5 +1,6 @@
-//! Seed 002 "PrimeWithfuture.py" with threads: the PRIMES check, serial and
-//! with `ThreadPoolExecutor().map(is_prime, PRIMES)`.
+//! The `ProcessPoolExecutor` example of Python's `concurrent.futures`
+//! documentation, with threads: the PRIMES check, serial and with
+//! `ThreadPoolExecutor().map(is_prime, PRIMES)`.
 //!
 //! In Python the thread-pool version is no faster than the serial one (the
 //! GIL runs one thread at a time); in Rust the threads run in parallel, so the
@@ -18,7 +19,8 @@ const PRIMES: [u64; 6] = [
     1_099_726_899_285_419,
 ];
 
-/// The seed's `is_prime`: trial division by the odd numbers up to √n.
+/// The documentation's `is_prime`: trial division by the odd numbers up to
+/// √n.
 fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;

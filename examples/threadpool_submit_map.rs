@@ -1,4 +1,4 @@
-//! Seed 002 "ThreadPoolExecutor并发编程": `fun(n)` accumulates into a
+//! Python's `ThreadPoolExecutor`: `fun(n)` accumulates into a
 //! thread-local `local_data.num` and prints it; three ways to run it on a
 //! 2-thread pool — submit + `done()` + `shutdown()`, the `with` block, and
 //! `pool.map(fun, (5, 10))`.
@@ -11,7 +11,7 @@ use spindle::futures::{Executor, ThreadPoolExecutor};
 use spindle_examples::tprintln;
 
 thread_local! {
-    // The seed's `local_data = local()`: each worker has its own `num`.
+    // Python's `local_data = local()`: each worker has its own `num`.
     static NUM: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
@@ -29,7 +29,7 @@ fn main() {
     let pool = ThreadPoolExecutor::builder().max_workers(2).build();
     let task1 = pool.submit(|| fun(5)).expect("the pool is open");
     let task2 = pool.submit(|| fun(10)).expect("the pool is open");
-    thread::sleep(Duration::from_millis(200)); // the seed sleeps 1 s
+    thread::sleep(Duration::from_millis(200)); // Python sleeps 1 s
     println!("task1: {}", task1.done());
     println!("task2: {}", task2.done());
     pool.shutdown(true, false);

@@ -1,13 +1,13 @@
-//! Seed 004, "Timer": print the current time every second, 10 times.
+//! Python's `threading.Timer`: print the current time every second, 10 times.
 //!
-//! The Python program re-arms a new `threading.Timer(1, print_time)` from inside
-//! `print_time` until a global counter reaches 10. spindle has that pattern built
-//! in: `Timer::repeating(interval, count, f)` runs `f` `count` times at a fixed
-//! rate (no drift from re-arming), and can still be cancelled.
+//! The Python program re-arms a new `threading.Timer(1, print_time)` from
+//! inside `print_time` until a global counter reaches 10. spindle has that
+//! pattern built in: `Timer::repeating(interval, count, f)` runs `f` `count`
+//! times at a fixed rate (no drift from re-arming), and can still be cancelled.
 //!
-//! The period is `INTERVAL` = 200 ms instead of the seed's 1 s so that the example
-//! (run by CI) takes 2 s instead of 10; set it to `Duration::from_secs(1)` for the
-//! seed's exact behaviour.
+//! The period is `INTERVAL` = 200 ms instead of Python's 1 s so that the
+//! example (run by CI) takes 2 s instead of 10; set it to
+//! `Duration::from_secs(1)` for the Python program's exact behaviour.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use spindle::sched::Timer;
 
-/// The seed prints once a second; 200 ms keeps the example fast (see above).
+/// The Python program prints once a second; 200 ms keeps the example fast
+/// (see above).
 const INTERVAL: Duration = Duration::from_millis(200);
 const COUNT: u32 = 10;
 

@@ -5,7 +5,7 @@ contender of `spindle bench futures` (crates/spindle-bench/src/futures.rs).
 
 Prints one number in the case's unit: submit_wait_100k (tasks/s), roundtrip
 (microseconds per submit -> result), map_1m (items/s), primes (seconds for the
-seed's PRIMES list). The pool uses Python's default max_workers and is warmed
+PRIMES list of the concurrent.futures documentation). The pool uses Python's default max_workers and is warmed
 up (its threads started) before the clock starts. map_1m measures a shorter
 run (Python's map costs ~25 us per item) and reports the rate.
 """

@@ -4,8 +4,8 @@
 
 Measures itself and prints ONE number: nanoseconds per operation.
   lock_unlock        `with lock: pass` on a free threading.Lock
-  ordered_acquire_2  `with acquire(y_lock, x_lock): pass`, the seed's
-                     (000 §5, Python Cookbook 12.5) context manager that sorts
+  ordered_acquire_2  `with acquire(y_lock, x_lock): pass`, the Python
+                     Cookbook's (recipe 12.5) context manager that sorts
                      the locks by id and checks a thread-local order record
 """
 import sys
@@ -18,7 +18,7 @@ _local = threading.local()
 
 @contextmanager
 def acquire(*locks):
-    # The seed's code, verbatim in behaviour.
+    # The recipe's code, verbatim in behaviour.
     locks = sorted(locks, key=lambda x: id(x))
     acquired = getattr(_local, 'acquired', [])
     if acquired and max(id(lock) for lock in acquired) >= id(locks[0]):

@@ -1,10 +1,11 @@
-"""Seed 002 "PPE": the PRIMES check, serial or with ProcessPoolExecutor (the
-seed's own programs; bounded as they are).
+"""The PRIMES check of the ProcessPoolExecutor example in Python's
+concurrent.futures documentation, serial or with ProcessPoolExecutor (its own
+programs; bounded as they are).
 
     python3 primes.py [serial|processes] [WORKERS]
 
 Prints `<n> is prime? <True|False>` per number, then, as its last line, the
-seconds taken (pool start included, as in the seed) as a bare number.
+seconds taken (pool start included, as in the documentation's program) as a bare number.
 """
 import os
 import sys

@@ -1,16 +1,17 @@
-"""Seed 000 §7: which hosts requested /robots.txt — the seed's own program,
-made bounded: a directory argument instead of 'logs', and a fingerprint of
-the answer instead of one line per host. Modes: serial (the seed's `map`) and
-processes (the seed's `ProcessPoolExecutor().map(find_robots, files)`).
+"""Python Cookbook recipe 12.8: which hosts requested /robots.txt — the
+recipe's own program, made bounded: a directory argument instead of 'logs',
+and a fingerprint of the answer instead of one line per host. Modes: serial
+(the recipe's `map`) and processes (its
+`ProcessPoolExecutor().map(find_robots, files)`).
 
     python3 robots.py DIR [serial|processes] [WORKERS]
 
 Prints `hosts: N`, `sha256: <16 hex>` (as `spindle robots` does), then, as
 its last line, the seconds taken by find_all_robots (pool start included, as
-in the seed) as a bare number.
+in the recipe) as a bare number.
 
 One change to find_robots: a line with fewer than 7 fields is skipped (the
-seed would stop with IndexError; `spindle gen-logs` writes a few such lines
+recipe would stop with IndexError; `spindle gen-logs` writes a few such lines
 on purpose). try/except costs nothing on the normal path in Python 3.11+.
 """
 import os

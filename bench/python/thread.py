@@ -1,12 +1,12 @@
-"""Python contenders for `spindle bench thread`: the seeds' threading programs
+"""Python contenders for `spindle bench thread`: the classic threading programs
 reduced to one measurable operation each.
 
     python3 thread.py CASE [--quick]
 
 Prints ONE number in the case's unit:
   spawn_join     µs per Thread(target=f).start(); .join() of an empty target
-  local_access   ns per read+write of a threading.local() attribute (seed 001)
-  gil_countdown  seconds for CountDown(N) split over 2 threads (seed 004)
+  local_access   ns per read+write of a threading.local() attribute
+  gil_countdown  seconds for CountDown(N) split over 2 threads (the GIL demo)
 """
 import sys
 import threading

@@ -1,5 +1,5 @@
-//! A tiny local HTTP/1.0 server and client on `std::net`, so the seeds'
-//! `urllib.request.urlopen(url)` programs run without the internet.
+//! A tiny local HTTP/1.0 server and client on `std::net`, so the Python
+//! programs that call `urllib.request.urlopen(url)` run without the internet.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -93,7 +93,8 @@ fn serve(conn: TcpStream, pages: &[Page]) -> io::Result<()> {
     }
 }
 
-/// The seed's `fetch_url(url)`: GET `http://host:port/path` and return the body.
+/// The Python programs' `fetch_url(url)`: GET `http://host:port/path` and
+/// return the body.
 ///
 /// # Errors
 ///

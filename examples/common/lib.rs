@@ -1,8 +1,8 @@
-//! Small helpers shared by the examples in `examples/` (each example is a port of
-//! a program from the seeds; see `SEEDS.md` for the index).
+//! Small helpers shared by the examples in `examples/` (each example ports a
+//! Python program; `docs/EXAMPLES.md` lists them).
 
-/// Prints a line prefixed with the current spindle thread's name, like the seeds'
-/// `print(threading.current_thread().name, ...)`.
+/// Prints a line prefixed with the current thread's name, like the Python
+/// programs' `print(threading.current_thread().name, ...)`.
 #[macro_export]
 macro_rules! tprintln {
     ($($arg:tt)*) => {

@@ -166,7 +166,7 @@ pub(crate) fn run(b: &mut Bench) {
         ],
     );
 
-    // primes: the seed's PRIMES list, one task per number, in seconds per
+    // primes: the PRIMES list of Python's concurrent.futures docs, one task per number, in seconds per
     // list. The Rust contenders check the list REPEAT times per sample (more
     // tasks than cores, and a sample long enough to time on a busy machine)
     // and divide; Python, bound by the GIL either way, checks it once.

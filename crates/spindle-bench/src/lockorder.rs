@@ -8,8 +8,8 @@
 //! * `nested_2`: take A then B, release both (the checker's edge lookup runs
 //!   for B while A is held).
 //! * `ordered_acquire_2`: `lockorder::acquire((&b, &a))` (sorted by id) beside
-//!   two plain `lock()` calls, parking_lot, std and the seed's Python
-//!   `acquire(*locks)` context manager.
+//!   two plain `lock()` calls, parking_lot, std and the Python Cookbook's
+//!   `acquire(*locks)` context manager (recipe 12.5).
 //! * `contended_2t`: two threads hammering one lock, plain and with the
 //!   checker + detector on.
 //!

@@ -97,12 +97,12 @@ const SUITES: &[Suite] = &[
     },
     Suite {
         name: "pool",
-        about: "Process pools: the seeds' robots and primes, map of tiny tasks, apply_async round trip",
+        about: "Process pools: the robots and primes workloads, map of tiny tasks, apply_async round trip",
         run: pool_suite,
     },
 ];
 
-/// Suite `pool`: the seeds' workloads (`robots`, `primes`), then the pools'
+/// Suite `pool`: the workloads (`robots`, `primes`), then the pools'
 /// per-task overhead (`map_chunk1`, `map_chunk100`, `apply_async_roundtrip`).
 fn pool_suite(b: &mut Bench) {
     pool_workloads::run(b);

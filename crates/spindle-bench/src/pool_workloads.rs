@@ -1,14 +1,16 @@
-//! Suite `pool`, its first cases (see `pool_suite` in main.rs): the seeds' CPU
-//! workloads on spindle's `ProcessPoolExecutor`, beside the seeds' own Python
-//! programs on the same data in the same run.
+//! Suite `pool`, its first cases (see `pool_suite` in main.rs): two CPU-bound
+//! workloads on spindle's `ProcessPoolExecutor`, beside the Python programs
+//! they port, on the same data in the same run.
 //!
-//! - `robots` (seed 000 §7): which hosts asked for `/robots.txt` in gzip logs
-//!   that `spindle gen-logs` writes once into a temporary directory.
-//! - `primes` (seed 002): trial division of the seed's PRIMES list.
+//! - `robots` (the Python Cookbook's map-reduce, recipe 12.8): which hosts
+//!   asked for `/robots.txt` in gzip logs that `spindle gen-logs` writes once
+//!   into a temporary directory.
+//! - `primes` (the `ProcessPoolExecutor` example of Python's
+//!   `concurrent.futures` documentation): trial division of its PRIMES list.
 //!
 //! Contenders: `spindle` (process mode, one file per task, each number's
 //! trial divisions in five tasks (see `spindle_workloads::processes::check_primes`),
-//! the pool started inside the timing as the seed's `with
+//! the pool started inside the timing as the Python program's `with
 //! ProcessPoolExecutor()` is),
 //! `spindle-serial` (the same work on one thread: the base of the parallel
 //! efficiency), `rayon` (the Rust peer for the same job: a work-stealing
@@ -36,7 +38,7 @@ use rayon::prelude::*;
 use super::{Bench, Impl, Unit, imp, median, python_dir, seconds};
 use spindle_workloads::{self as workloads, Mode, logs, primes, processes, robots};
 
-/// A Python program of the seeds run as is: `python3 bench/python/SCRIPT
+/// A Python program run as is: `python3 bench/python/SCRIPT
 /// ARGS..`; its last line is its own timing in seconds, and the lines before
 /// must contain every line of `expect` (the answer, checked).
 fn python_program<'a>(b: &Bench, script: &str, args: Vec<String>, expect: Vec<String>) -> Impl<'a> {
@@ -306,7 +308,7 @@ pub(crate) fn run(b: &mut Bench) {
             }),
             imp("procspawn", || {
                 // procspawn's `Pool`, started inside the timing; one task
-                // per number, as the seed's `executor.map` and rayon.
+                // per number, as the Python program's `executor.map` and rayon.
                 seconds(|| {
                     let pool = procspawn::Pool::new(cores).expect("a procspawn pool");
                     let got = super::pool_api::procspawn_map(

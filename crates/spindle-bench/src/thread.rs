@@ -6,8 +6,9 @@
 //!   what std does.
 //! - `local_access`: one read+write of a thread-local value (ns each):
 //!   spindle's per-instance `Local<T>`, std's static `thread_local!`, and
-//!   Python's `threading.local` attribute (seed 001).
-//! - `gil_countdown`: seed 004's `CountDown(N)` split over 2 threads (s);
+//!   Python's `threading.local` attribute.
+//! - `gil_countdown`: the classic GIL demonstration, `CountDown(N)` split
+//!   over 2 threads (s);
 //!   no GIL in Rust, so this is where real parallelism shows.
 
 use std::cell::Cell;

@@ -1,6 +1,6 @@
 //! The `spindle` command: a guided tour of every capability (`spindle tour`),
-//! the seeds' workloads (`spindle gen-logs`, `spindle robots`, `spindle
-//! primes`), and `spindle bench SUITE`, which runs the benchmark program
+//! two CPU-bound workloads ported from Python (`spindle gen-logs`, `spindle
+//! robots`, `spindle primes`), and `spindle bench SUITE`, which runs the benchmark program
 //! `spindle-bench` built beside it.
 //!
 //! This binary has no unsafe code of its own and links none of the crates the
@@ -74,8 +74,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// The seed's map-reduce: every host that requested /robots.txt in
-    /// DIR/*.log.gz. Prints `hosts:`, `sha256:`, then the time with the
+    /// The Python Cookbook's map-reduce (recipe 12.8): every host that
+    /// requested /robots.txt in DIR/*.log.gz. Prints `hosts:`, `sha256:`, then the time with the
     /// counts of lines read and skipped.
     ///
     /// A line whose 7th whitespace-separated field is /robots.txt gives its
@@ -95,7 +95,8 @@ enum Command {
         #[arg(long)]
         decode_only: bool,
     },
-    /// The seed's PRIMES check by trial division; prints each verdict and the time.
+    /// The PRIMES check of Python's `concurrent.futures` documentation, by trial
+    /// division; prints each verdict and the time.
     Primes {
         /// serial, threads (ThreadPoolExecutor, one number per task) or
         /// processes (ProcessPoolExecutor, each number's trial divisions in
@@ -105,7 +106,7 @@ enum Command {
         /// Parallel workers (default: the number of cores).
         #[arg(long, default_value_t = spindle_workloads::default_workers())]
         workers: usize,
-        /// Numbers to check, comma-separated (default: the seed's PRIMES).
+        /// Numbers to check, comma-separated (default: the documentation's PRIMES).
         #[arg(long, value_delimiter = ',')]
         numbers: Vec<u64>,
     },

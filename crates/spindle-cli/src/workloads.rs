@@ -1,6 +1,8 @@
-//! The seeds' workloads as commands: `gen-logs`, `robots` (seed 000 §7) and
-//! `primes` (seed 002), each in a serial, a thread-pool and a process-pool
-//! mode, so the speedup is visible and comparable with the seeds' Python.
+//! The workloads as commands: `gen-logs`, `robots` (the map-reduce over web
+//! logs of the Python Cookbook, recipe 12.8) and `primes` (the PRIMES check of
+//! the `ProcessPoolExecutor` example in Python's `concurrent.futures`
+//! documentation), each in a serial, a thread-pool and a process-pool mode,
+//! so the speedup is visible and comparable with the Python programs.
 //! This module is the commands' text (arguments in, lines out); the
 //! workloads themselves are the `spindle-workloads` crate.
 
@@ -93,7 +95,7 @@ pub(crate) fn robots(dir: &Path, mode: Mode, workers: usize, decode_only: bool) 
 }
 
 /// `spindle primes [--mode M] [--workers N] [--numbers N,..]`; no numbers
-/// means the seed's PRIMES.
+/// means the PRIMES list of Python's `concurrent.futures` documentation.
 pub(crate) fn primes(mode: Mode, workers: usize, numbers: &[u64]) -> ExitCode {
     let numbers = if numbers.is_empty() {
         &primes::PRIMES[..]

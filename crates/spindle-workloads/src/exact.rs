@@ -69,7 +69,7 @@ pub struct Robots {
 }
 
 impl Robots {
-    /// Adds another file's result (the seed's `all_robots.update(robots)`).
+    /// Adds another file's result (Python's `all_robots.update(robots)`).
     pub fn merge(&mut self, other: Robots) {
         if self.hosts.is_empty() {
             self.hosts = other.hosts;

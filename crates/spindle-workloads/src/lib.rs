@@ -1,12 +1,13 @@
-//! The seeds' CPU-bound workloads, shared by the `spindle` command (`spindle
+//! Two CPU-bound workloads ported from Python, shared by the `spindle` command (`spindle
 //! gen-logs`, `spindle robots`, `spindle primes`) and the benchmarks
 //! (`spindle-bench pool`):
 //!
-//! - [`logs`]: deterministic Apache combined-log gzip files (seed 000 §7);
-//! - [`robots`]: the seed's `find_robots` over them, byte for byte as Python
+//! - [`logs`]: deterministic Apache combined-log gzip files;
+//! - [`robots`]: the Python Cookbook's `find_robots` (recipe 12.8) over them, byte for byte as Python
 //!   reads them, on [`gz`] (whole-file gzip decoding with libdeflate) and a
 //!   SIMD line scan;
-//! - [`primes`]: the seed's PRIMES check by trial division (seed 002);
+//! - [`primes`]: the PRIMES check by trial division of Python's
+//!   `concurrent.futures` documentation;
 //! - [`processes`]: both as `#[spindle::task]`s for a process pool;
 //! - [`Mode`], [`find_all_robots`], [`decode_all`], [`check_primes`]: a
 //!   workload run serially, on a thread pool or on a process pool.

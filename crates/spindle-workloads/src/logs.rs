@@ -1,5 +1,5 @@
 //! `spindle gen-logs`: deterministic Apache combined-log gzip files for the
-//! seed's log workload (seed 000 §7), one `YYYYMMDD.log.gz` per day from
+//! Python Cookbook's log workload (recipe 12.8), one `YYYYMMDD.log.gz` per day from
 //! 2012-07-10:
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //! also holds up to [`MALFORMED`] malformed lines on purpose, to exercise the
 //! "skip and count" rule of `spindle robots`: an empty line, a line cut after
 //! the request method (6 fields), and a two-field junk line. They are ASCII,
-//! so the seed's Python program (with its `IndexError` guarded) reads them too.
+//! so the Cookbook's Python program (with its `IndexError` guarded) reads them too.
 //!
 //! The same arguments always write the same bytes: the generator is SplitMix64
 //! (written out here, so no crate update can change the stream) and each file

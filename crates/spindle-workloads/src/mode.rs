@@ -1,6 +1,6 @@
 //! A workload in a [`Mode`]: serially, on spindle's `ThreadPoolExecutor`, or
 //! on its `ProcessPoolExecutor`, so the speedup is visible and comparable with
-//! the seeds' Python.
+//! the Python programs.
 
 #![forbid(unsafe_code)]
 
@@ -15,13 +15,13 @@ use crate::{primes, processes};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Mode {
-    /// One item after the other on the calling thread (the seed's plain `map`).
+    /// One item after the other on the calling thread (the Python program's plain `map`).
     Serial,
     /// spindle's `ThreadPoolExecutor` (in Python the GIL makes this no
     /// faster; here it scales).
     Threads,
     /// spindle's `ProcessPoolExecutor`, one file or number per task (the
-    /// seed's `ProcessPoolExecutor().map`).
+    /// Python program's `ProcessPoolExecutor().map`).
     Processes,
 }
 
@@ -30,7 +30,7 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The seed's `find_all_robots`: `find_robots` over every file in `mode`,
+/// The Python Cookbook's `find_all_robots`: `find_robots` over every file in `mode`,
 /// merged. A file that cannot be read or decoded is an error naming it.
 ///
 /// # Errors
@@ -89,7 +89,7 @@ pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u
     }
 }
 
-/// The seed's PRIMES check of `numbers` in `mode`: one verdict per number,
+/// The PRIMES check of `numbers` in `mode`: one verdict per number,
 /// in order.
 ///
 /// # Errors

@@ -1,9 +1,10 @@
-//! The seeds' CPU-bound workload (seed 002 "PPE"): trial division of the PRIMES
-//! list, exactly as the seed's `is_prime`.
+//! The PRIMES check of the `ProcessPoolExecutor` example in Python's
+//! `concurrent.futures` documentation: trial division, exactly as its
+//! `is_prime`.
 
 #![forbid(unsafe_code)]
 
-/// The seed's PRIMES list (from Python's `concurrent.futures` docs).
+/// The PRIMES list of Python's `concurrent.futures` docs.
 pub const PRIMES: [u64; 6] = [
     112_272_535_095_293,
     112_582_705_942_171,
@@ -13,7 +14,7 @@ pub const PRIMES: [u64; 6] = [
     1_099_726_899_285_419,
 ];
 
-/// The seed's `is_prime`: trial division by odd numbers up to isqrt(n).
+/// The documentation's `is_prime`: trial division by odd numbers up to isqrt(n).
 pub fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
@@ -131,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_list_has_one_composite() {
+    fn the_primes_list_has_one_composite() {
         // Python's docs: the last one, 1099726899285419, is not prime
         // (3306091 × 332636609); the others are.
         let verdicts: Vec<bool> = PRIMES.iter().map(|&n| miller_rabin(n)).collect();

@@ -1,5 +1,5 @@
 //! The process-pool mode of the workloads: each file is one task run in a
-//! worker process, as the seeds' `ProcessPoolExecutor().map` does; each
+//! worker process, as the Python programs' `ProcessPoolExecutor().map` does; each
 //! number's trial divisions are split in five tasks (see [`check_primes`]).
 //!
 //! The tasks are `#[spindle::task]` functions, so a worker started by the fork
@@ -22,7 +22,7 @@ pub fn path_of(raw: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(raw))
 }
 
-/// The seed's `find_robots(filename)` as a task.
+/// Python's `find_robots(filename)` as a task.
 #[spindle::task]
 pub(crate) fn robots_file(path: Vec<u8>) -> Result<Robots, String> {
     robots::find_robots(&path_of(path)).map_err(|e| e.to_string())
@@ -34,7 +34,7 @@ pub(crate) fn decode_file(path: Vec<u8>) -> Result<u64, String> {
     robots::decode_only(&path_of(path)).map_err(|e| e.to_string())
 }
 
-/// Part of the seed's `is_prime(n)` as a task: trial division of `n` by the
+/// Part of Python's `is_prime(n)` as a task: trial division of `n` by the
 /// odd numbers in `lo..=hi`.
 #[spindle::task]
 pub(crate) fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
@@ -105,8 +105,8 @@ pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String
 /// five tasks: the first eighth of the divisors, then — only if it found no
 /// divisor — the rest in four parts of decreasing size (4:3:2:1).
 ///
-/// Why not one task per number, as the seed's `executor.map(is_prime,
-/// PRIMES)`: the seed's list is five primes of almost equal cost and one
+/// Why not one task per number, as the Python program's `executor.map(is_prime,
+/// PRIMES)`: its list is five primes of almost equal cost and one
 /// composite, so on 2 workers one worker runs three primes while the other
 /// runs two and the composite — a bound of 0.88 on the parallel efficiency
 /// before any overhead (and 5 equal tasks leave one worker idle for the
@@ -117,9 +117,9 @@ pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String
 /// longer than a prime's: four equal parts left one worker idle for a
 /// whole part, ~2.5 ms, at the end of every run; measured 0.88–0.90 →
 /// 0.90–0.93 efficiency in interleaved runs). The first eighth runs alone
-/// so that a composite with a small factor (the seed's 1099726899285419 =
+/// so that a composite with a small factor (the list's 1099726899285419 =
 /// 3306091 × 332636609, found in its first 10%) costs no more than in the
-/// seed: the rest of its range is never submitted. Numbers too small to be
+/// Python program: the rest of its range is never submitted. Numbers too small to be
 /// worth a task are checked here.
 ///
 /// # Errors

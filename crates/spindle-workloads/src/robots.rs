@@ -1,4 +1,4 @@
-//! The seed's `find_robots` (seed 000 §7): every host (field 1) of a log line
+//! The Python Cookbook's `find_robots` (recipe 12.8): every host (field 1) of a log line
 //! whose field 7 is `/robots.txt`, over whole gzip files.
 //!
 //! Python semantics, byte for byte, without a per-line allocation:
@@ -7,8 +7,8 @@
 //! - fields are split as `str.split()` splits ASCII text: on runs of
 //!   `\t \n \x0b \x0c \r \x1c \x1d \x1e \x1f` and space;
 //! - a line with fewer than 7 fields, or with a byte that is not ASCII (the
-//!   seed decodes with `encoding='ascii'`), is *skipped and counted*. The seed
-//!   itself would stop with `IndexError` / `UnicodeDecodeError`; one bad line
+//!   Python program decodes with `encoding='ascii'`), is *skipped and
+//!   counted*. The Python program itself would stop with `IndexError` / `UnicodeDecodeError`; one bad line
 //!   should not lose the whole answer.
 //!
 //! [`Robots::scan`] runs the SIMD fast path (`fastscan`) over plain text and
@@ -120,7 +120,7 @@ impl Scanner {
         check.finish()
     }
 
-    /// The seed's `find_robots(filename)`.
+    /// Python's `find_robots(filename)`.
     ///
     /// # Errors
     ///
@@ -245,7 +245,7 @@ fn with_scanner<R>(f: impl FnOnce(&mut Scanner) -> R) -> R {
     })
 }
 
-/// The `*.log.gz` files of `dir`, sorted by name (the seed's `glob`).
+/// The `*.log.gz` files of `dir`, sorted by name (the Python program's `glob`).
 ///
 /// # Errors
 ///

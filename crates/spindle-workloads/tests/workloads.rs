@@ -78,7 +78,7 @@ fn independent(dir: &Path) -> (usize, String, u64, u64) {
 }
 
 #[test]
-fn generated_logs_are_deterministic_and_look_like_the_seeds_logs() {
+fn generated_logs_are_deterministic_and_look_like_the_cookbooks_logs() {
     let (a, b, c) = (Dir::new("det-a"), Dir::new("det-b"), Dir::new("det-c"));
     let paths = logs::generate(&a.0, 3, 10_000, 7).unwrap();
     logs::generate(&b.0, 3, 10_000, 7).unwrap();

@@ -1,25 +1,263 @@
 //! spindle — Python's concurrency model (`threading`, `queue`, `sched`,
 //! `concurrent.futures`, `multiprocessing`) in idiomatic Rust.
 //!
-//! Every concept keeps its Python name and meaning; blocking calls follow one
-//! rule: `get()` blocks, `try_get()` never blocks, `get_timeout(d)` and
-//! `get_deadline(t)` bound the wait. Errors are typed, acquired things are RAII
-//! guards. See `docs/PYTHON.md` for the full Python → spindle map.
+//! Every concept keeps its Python name and meaning: `Thread`, `Lock`,
+//! `Condition`, `Queue` with `task_done`/`join`, `Timer`, `Future`,
+//! `ThreadPoolExecutor`, `Process`, `Pipe`, `Pool`. Errors are typed instead
+//! of raised, acquired things are RAII guards instead of `with` blocks, and
+//! there is no GIL. `docs/PYTHON.md` in the repository maps every Python
+//! name to its spindle twin, with each difference.
+//!
+//! **spindle builds on Linux only.** Its process scope rests on Linux
+//! facilities: `memfd` shared memory, futexes in shared memory, `/proc`
+//! (`/proc/self/exe` to start a fresh copy of the program, `/proc/<id>/stat`
+//! to find a dead lock holder), the parent-death signal, and a constructor
+//! in `.init_array` that runs a child's task before `main`. A build for
+//! another operating system stops with one `compile_error!` that says so.
+//!
+//! # Four scopes
+//!
+//! The same contracts, with one implementation per scope:
+//!
+//! | scope | what runs at once | spindle | state |
+//! |---|---|---|---|
+//! | threads | the threads of one process | [`thread`], [`sync`], [`queue`], [`futures::ThreadPoolExecutor`], [`sched`], [`lockorder`] | done |
+//! | processes | processes of one program on one machine | [`process`], [`ipc`], [`ipc::sync`], [`process::Pool`], [`process::ProcessPoolExecutor`] | done |
+//! | coroutines | async tasks on any executor | the async faces: [`put_async`](queue::OrderedQueue::put_async), [`get_async`](queue::OrderedQueue::get_async) and [`join_async`](queue::OrderedQueue::join_async) on the thread queues, `.await` on a [`futures::Future`] | the async faces are done; a coroutine crate (tasks, actors, async synchronisation objects) is planned |
+//! | hosts | processes on several machines | — | planned: managers (objects served to other processes and hosts, Python's `multiprocessing.managers`) and a cluster executor and queue; none of it exists yet |
+//!
+//! # Which type for which job
+//!
+//! | you need to … | threads | processes | Python |
+//! |---|---|---|---|
+//! | run a function concurrently | [`thread::spawn`], [`thread::Thread`] | [`process::Process`] running a [`task`] | `Thread`, `Process` |
+//! | run many calls on a pool and get [`futures::Future`]s | [`futures::ThreadPoolExecutor`] | [`process::ProcessPoolExecutor`] | `concurrent.futures` |
+//! | use `apply_async`, `map`, `imap`, `starmap` | — | [`process::Pool`] | `multiprocessing.Pool` |
+//! | pass items from producers to consumers | [`queue::Queue`], [`queue::LifoQueue`], [`queue::PriorityQueue`], [`queue::SimpleQueue`] | [`ipc::Queue`] | `queue.Queue`, `multiprocessing.Queue` |
+//! | exchange messages between two ends | a [`queue::Queue`] | [`ipc::Pipe`] (two [`ipc::Connection`]s) | `multiprocessing.Pipe` |
+//! | guard a critical section | [`sync::Lock`], [`sync::RLock`] (to guard *data*, `std::sync::Mutex`) | [`ipc::sync::Lock`], [`ipc::sync::RLock`] | `Lock`, `RLock` |
+//! | signal that something happened | [`sync::Event`] | [`ipc::sync::Event`] | `Event` |
+//! | wait until shared state meets a condition | [`sync::Condition`] | [`ipc::sync::Condition`] | `Condition` |
+//! | bound how many do something at once | [`sync::Semaphore`], [`sync::BoundedSemaphore`] | [`ipc::sync::Semaphore`], [`ipc::sync::BoundedSemaphore`] | `Semaphore`, `BoundedSemaphore` |
+//! | make a fixed number of parties meet | [`sync::Barrier`] | [`ipc::sync::Barrier`] | `Barrier` |
+//! | share numbers or arrays | ordinary Rust (`Arc`, atomics, `Mutex`) | [`ipc::Value`], [`ipc::Array`], [`ipc::RawValue`], [`ipc::RawArray`] | `Value`, `Array` |
+//! | keep one value per thread | [`thread::Local`] | — (each process has its own memory) | `threading.local` |
+//! | ask a thread to stop | [`thread::StopSource`] | [`Process::terminate`](process::Process::terminate) | a polled flag, `terminate()` |
+//! | run something later or repeatedly | [`sched::Timer`], [`sched::Scheduler`] | — | `threading.Timer`, `sched` |
+//! | take several locks without deadlock, find deadlocks | [`lockorder::acquire`], [`lockorder::detector`] | — | `acquire(*locks)` (Python Cookbook recipe 12.5) |
+//!
+//! Each module's documentation has a longer "Which one should I use?".
+//!
+//! # One naming rule
+//!
+//! Every blocking call comes in four forms:
+//!
+//! - `get()` blocks until it can complete;
+//! - `try_get()` never blocks;
+//! - `get_timeout(d)` waits at most the [`Duration`](std::time::Duration) `d`;
+//! - `get_deadline(t)` waits until the [`Instant`](std::time::Instant) `t`.
+//!
+//! The same holds for `put`, `acquire`, `wait`, `join`, `recv`, `result`
+//! and the rest. `_timeout(d)` is `_deadline(now + d)`; a duration too long
+//! to represent waits for ever. Where Python's `with` is meant, the guard
+//! forms follow the same rule: `lock()`, `try_lock()`, `lock_timeout(d)`,
+//! `lock_deadline(t)` (and `permit*` for semaphores). Results follow
+//! Python's: a bounded `acquire` returns `bool`, as `acquire(timeout=t)`
+//! does; a bounded queue `get` fails with a typed error where Python raises
+//! `queue.Empty`, and a failed `put` hands its item back inside the error.
+//! A few calls lack a form on purpose (a `Connection::send` only blocks,
+//! for instance); `docs/PYTHON.md` lists them and says why.
+//!
+//! # Contracts: code that switches scope
+//!
+//! Code written against a contract runs in either scope; switching is the
+//! one line that builds the object.
+//!
+//! - [`queue::BlockingQueue`]: Python's `queue.Queue` interface, implemented
+//!   by the thread queues ([`queue::Queue`], [`queue::LifoQueue`],
+//!   [`queue::PriorityQueue`]) and by [`ipc::Queue`].
+//! - The contracts in [`sync::contract`]: [`sync::BlockingLock`],
+//!   [`sync::BlockingRLock`], [`sync::BlockingCondition`],
+//!   [`sync::BlockingSemaphore`], [`sync::BlockingBoundedSemaphore`],
+//!   [`sync::BlockingEvent`] and [`sync::BlockingBarrier`]. Each
+//!   synchronisation object is written once, in [`sync::generic`], over a
+//!   raw layer per scope ([`sync::ThreadScope`], [`ipc::sync::ProcessScope`]);
+//!   [`sync`] and [`ipc::sync`] name its two instances.
+//! - [`futures::Executor`]: `submit`, `map`, `shutdown`, implemented by
+//!   [`futures::ThreadPoolExecutor`] and [`process::ProcessPoolExecutor`].
+//!   Both run calls of registered tasks (`my_task::call(args..)`); the
+//!   thread pool also runs closures.
+//!
+//! The workspace crate `spindle-conformance` holds suites that check
+//! implementations of these contracts against ports of CPython's tests:
+//! the queue suite runs on every queue above, the executor suite on both
+//! pools.
+//!
+//! ```
+//! use spindle::sync::BlockingEvent;
+//!
+//! // Written once, against the contract...
+//! fn signal_and_check<E: BlockingEvent>(event: &E) -> bool {
+//!     event.set().unwrap(); // the error is `Infallible` in both scopes
+//!     event.try_wait().unwrap()
+//! }
+//! // ...run with a thread event and with one shared between processes.
+//! assert!(signal_and_check(&spindle::sync::Event::new()));
+//! assert!(signal_and_check(&spindle::ipc::sync::Event::new()?));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Examples
+//!
+//! Threads: workers on a [`ThreadPoolExecutor`](futures::ThreadPoolExecutor)
+//! drain a bounded [`Queue`](queue::Queue); shutting the queue down ends
+//! their loops.
+//!
+//! ```
+//! use spindle::futures::{Executor, ThreadPoolExecutor};
+//! use spindle::queue::Queue;
+//!
+//! let jobs: Queue<u64> = Queue::with_maxsize(4);
+//! let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+//! let workers: Vec<_> = (0..2)
+//!     .map(|_| {
+//!         let jobs = jobs.clone();
+//!         pool.submit(move || jobs.iter().map(|n| n * n).sum::<u64>())
+//!             .unwrap()
+//!     })
+//!     .collect();
+//! for n in 1..=10 {
+//!     jobs.put(n).unwrap(); // blocks while 4 items wait
+//! }
+//! jobs.shutdown(false); // the workers take what is left, then stop
+//! let total: u64 = workers.iter().map(|f| f.result().unwrap()).sum();
+//! assert_eq!(total, 385);
+//! ```
+//!
+//! Processes: a child process fills an [`ipc::Queue`], then a
+//! [`ProcessPoolExecutor`](process::ProcessPoolExecutor) maps a task over
+//! the items. A task is a function marked [`#[spindle::task]`](task); its
+//! arguments and result are serde types.
+//!
+//! ```
+//! use spindle::futures::Executor;
+//! use spindle::ipc;
+//! use spindle::process::{Process, ProcessPoolExecutor};
+//!
+//! #[spindle::task]
+//! fn produce(q: ipc::Queue<u64>, n: u64) {
+//!     for i in 1..=n {
+//!         q.put(i).unwrap();
+//!     }
+//! }
+//!
+//! #[spindle::task]
+//! fn square(n: u64) -> u64 {
+//!     n * n
+//! }
+//!
+//! let q = ipc::Queue::new()?;
+//! let mut child = Process::new(produce::call(q.clone(), 5));
+//! child.start()?;
+//! child.join()?;
+//! let items: Vec<u64> = (0..5).map(|_| q.get().unwrap()).collect();
+//! assert_eq!(items, [1, 2, 3, 4, 5]);
+//!
+//! let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
+//! let squares: Vec<u64> = pool.map(square::call, items)?.map(Result::unwrap).collect();
+//! assert_eq!(squares, [1, 4, 9, 16, 25]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Async face: a blocking thread feeds an async consumer through one thread
+//! queue. spindle needs no runtime: any executor can poll its futures (here
+//! a minimal `block_on`; tokio's works the same).
+//!
+//! ```
+//! use spindle::queue::Queue;
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll, Wake, Waker};
+//!
+//! /// Polls `fut` on this thread, parking between polls.
+//! fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+//!     struct Unpark(std::thread::Thread);
+//!     impl Wake for Unpark {
+//!         fn wake(self: Arc<Self>) {
+//!             self.0.unpark();
+//!         }
+//!     }
+//!     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+//!     let mut cx = Context::from_waker(&waker);
+//!     let mut fut = std::pin::pin!(fut);
+//!     loop {
+//!         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+//!             return out;
+//!         }
+//!         std::thread::park();
+//!     }
+//! }
+//!
+//! let q: Queue<u32> = Queue::with_maxsize(2);
+//! let producer = {
+//!     let q = q.clone();
+//!     std::thread::spawn(move || {
+//!         for n in 1..=5 {
+//!             q.put(n).unwrap(); // a blocking put
+//!         }
+//!         q.shutdown(false);
+//!     })
+//! };
+//! let sum = block_on(async {
+//!     let mut sum = 0;
+//!     while let Ok(n) = q.get_async().await {
+//!         sum += n;
+//!     }
+//!     sum
+//! });
+//! producer.join().unwrap();
+//! assert_eq!(sum, 15);
+//! ```
+//!
+//! # Further reading
+//!
+//! In the repository: `docs/PYTHON.md` (every Python name and its twin),
+//! `docs/EXAMPLES.md` (runnable ports of Python programs), and the design
+//! notes beside the code: `process/README.md` (start methods, bootstrap,
+//! failure handling), `process/pool/README.md`, `ipc/README.md` (framing,
+//! connections, the shared-memory queue), `queue/README.md`,
+//! `futures/README.md` and `lockorder/README.md`.
 #![deny(missing_docs)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "spindle supports Linux only: its process scope uses memfd, futexes in shared memory, \
+     /proc and an .init_array constructor"
+);
 
 // Lets `#[spindle::task]`'s generated `::spindle::...` paths resolve inside
 // this crate too.
 #[allow(unused_extern_crates)]
 extern crate self as spindle;
 
+// Off Linux nothing but the error above is compiled, so it is the only
+// message.
+#[cfg(target_os = "linux")]
 pub mod futures;
+#[cfg(target_os = "linux")]
 pub mod ipc;
+#[cfg(target_os = "linux")]
 pub mod lockorder;
+#[cfg(target_os = "linux")]
 pub mod process;
+#[cfg(target_os = "linux")]
 pub mod queue;
+#[cfg(target_os = "linux")]
 pub mod sched;
+#[cfg(target_os = "linux")]
 pub mod sync;
+#[cfg(target_os = "linux")]
 pub mod thread;
+#[cfg(target_os = "linux")]
 mod util;
 
 /// Registers a free function as a task that can run in another process

@@ -1,6 +1,6 @@
 //! Ordered acquisition (`spindle::lockorder::acquire`), the Rust form of the
-//! `acquire(*locks)` context manager of Python Cookbook recipe 12.5 (seed 000
-//! §5): locks sorted by id, a "Lock Order Violation" for a thread that asks
+//! `acquire(*locks)` context manager of Python Cookbook recipe 12.5: locks
+//! sorted by id, a "Lock Order Violation" for a thread that asks
 //! for a lock sorting before one it holds.
 
 use spindle::lockorder::{self, AcquireError, acquire, acquire_timeout, try_acquire};

@@ -1,5 +1,5 @@
-//! The deadlock detector (`spindle::lockorder::detector`): every seeded real
-//! deadlock (two-lock inversion, the five-philosopher ring, a three-thread
+//! The deadlock detector (`spindle::lockorder::detector`): every deliberately
+//! built deadlock (two-lock inversion, the five-philosopher ring, a three-thread
 //! cycle) is found within a bounded time with the right threads and locks;
 //! the fixed versions are never reported; recovery releases the program.
 //!
@@ -244,7 +244,7 @@ fn watchdog_reports_and_recovers_on_its_own() {
     assert!(rx.try_recv().is_err(), "reported once");
 }
 
-/// Seed 002's remedy "acquire with a timeout": the same inversion with timed
+/// The remedy "acquire with a timeout": the same inversion with timed
 /// second acquisitions is blocked for a while but ends by itself, so it is
 /// never reported.
 #[test]

@@ -184,7 +184,7 @@ fn apply_async_and_timeout() {
     assert_eq!(r.get_deadline(Instant::now()), Ok(36));
 }
 
-// test_apply_async callback (seed 001: Pool(5).apply_async(Foo, callback=Bar))
+// test_apply_async callback (Python's Pool(5).apply_async(Foo, callback=Bar))
 #[test]
 fn apply_async_callback_runs_in_parent() {
     let p = pool(2);

@@ -325,7 +325,7 @@ fn active_children_lists_running_ones() {
 }
 
 /// CPython `test_args_argument`-style with a closure under Fork, and memory
-/// isolation (the seeds' "global n stays 100 in the parent").
+/// isolation (Python's "global n stays 100 in the parent").
 #[test]
 fn fork_closure_and_isolation() {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -403,7 +403,7 @@ fn fork_in_child() {
     }
 }
 
-/// The seeds' `os.fork()`: refused with threads, allowed without.
+/// Python's `os.fork()`: refused with threads, allowed without.
 #[test]
 fn fork_helper() {
     let (tx, rx) = std::sync::mpsc::channel::<()>();

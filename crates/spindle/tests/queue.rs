@@ -208,7 +208,7 @@ fn join_timeout_waits_then_gives_up() {
     assert!(q.join_timeout(Duration::from_secs(10)).is_ok());
 }
 
-/// Seed 000 §3: 30 workers drain a pre-filled queue with get(False) until
+/// Python's worker pool: 30 workers drain a pre-filled queue with get(False) until
 /// Empty; every token is handled exactly once.
 #[test]
 fn thirty_workers_drain_with_try_get() {

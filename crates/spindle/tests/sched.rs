@@ -689,7 +689,7 @@ fn cancelling_a_repeating_timer_stops_it() {
 
 #[test]
 fn a_repeating_timer_can_cancel_itself_and_cannot_join_itself() {
-    // The seed's stop condition, inside the function: stop after 4 runs.
+    // The Python program's stop condition, inside the function: stop after 4 runs.
     let me: Arc<Mutex<Option<Arc<Timer>>>> = Arc::default();
     let (tx, rx) = mpsc::channel();
     let m = me.clone();

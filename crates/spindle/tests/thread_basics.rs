@@ -92,7 +92,7 @@ fn default_names_are_thread_n() {
     assert_eq!(h.join().unwrap(), "a\0b");
 }
 
-// The seeds' `join()`: the value comes back (Python returns None).
+// Python's `join()`: the value comes back (Python returns None).
 #[test]
 fn join_returns_the_value() {
     let h = thread::spawn(|| vec![1, 2, 3]).unwrap();

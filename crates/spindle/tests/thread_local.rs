@@ -24,7 +24,7 @@ impl Drop for Tracked {
     }
 }
 
-// The seed's `local.student`: each thread sees only what it stored.
+// Python's `local.student`: each thread sees only what it stored.
 #[test]
 fn values_are_per_thread() {
     static STUDENT: Local<String> = Local::new(String::new);
@@ -90,7 +90,7 @@ fn initialiser_runs_once_per_thread() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
-// The seed's `try: local.num += i / except: local.num = i` loop.
+// Python's `try: local.num += i / except: local.num = i` loop.
 #[test]
 fn accumulate_per_thread() {
     let local: Arc<Local<Option<u64>>> = Arc::new(Local::default());

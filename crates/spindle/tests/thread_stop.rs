@@ -1,5 +1,6 @@
-//! `StopSource` / `StopToken`: the cooperative stop of seed 000 §1
-//! (`CountdownTask.terminate()`), which Python writes by hand with a flag.
+//! `StopSource` / `StopToken`: the cooperative stop of the Python Cookbook's
+//! recipe 12.1 (`CountdownTask.terminate()`), which Python writes by hand
+//! with a flag.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

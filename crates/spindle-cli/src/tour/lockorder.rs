@@ -31,7 +31,7 @@ pub(crate) fn run(t: &mut Tour) {
 }
 
 fn deadlock(t: &mut Tour, seen: &std::sync::Mutex<Vec<PotentialDeadlock>>) {
-    t.say("Seed 002: transfer a->b and b->a at once, each locking its own account first.");
+    t.say("Bank transfers a->b and b->a at once, each locking its own account first.");
     let (a, b) = (Arc::new(Lock::new()), Arc::new(Lock::new()));
     lockorder::set_name(&*a, "account a");
     lockorder::set_name(&*b, "account b");
@@ -115,7 +115,7 @@ fn deadlock(t: &mut Tour, seen: &std::sync::Mutex<Vec<PotentialDeadlock>>) {
 
 fn ordered(t: &mut Tour) {
     t.say(
-        "Seed 000 §5: acquire(x_lock, y_lock) in one thread, acquire(y_lock, x_lock) in another.",
+        "Cookbook 12.5: acquire(x_lock, y_lock) in one thread, acquire(y_lock, x_lock) in another.",
     );
     let (x, y) = (Lock::new(), Lock::new());
     lockorder::set_name(&x, "x_lock");

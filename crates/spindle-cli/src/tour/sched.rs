@@ -22,7 +22,7 @@ pub(crate) fn run(t: &mut Tour) {
 }
 
 fn priorities(t: &mut Tour) {
-    t.say("Seed 004: three actions due at the same time with priorities 3, 2, 1.");
+    t.say("sched.scheduler: three actions due at the same time with priorities 3, 2, 1.");
     let sched = Scheduler::with_clock(VirtualClock::auto_advance());
     let out = Arc::new(Mutex::new(Vec::new()));
     let at = sched.now() + Duration::from_secs(1);
@@ -156,7 +156,7 @@ fn timers(t: &mut Tour) {
         ),
     );
 
-    t.say("Timer::repeating: seed 004's \"print the time every second, 10 times\".");
+    t.say("Timer::repeating: Python's \"print the time every second, 10 times\".");
     let clock = VirtualClock::auto_advance();
     let c = clock.clone();
     let ticks = Arc::new(Mutex::new(Vec::new()));

@@ -142,7 +142,7 @@ fn enumerate(t: &mut Tour) {
 }
 
 fn stop_token(t: &mut Tour) {
-    t.say("StopSource/StopToken: the seeds' CountdownTask.terminate(), without the 5 s sleep");
+    t.say("StopSource/StopToken: the Cookbook's CountdownTask.terminate(), without the 5 s sleep");
     let stop = StopSource::new();
     let token = stop.token();
     let (tx, rx) = mpsc::channel();

@@ -10,9 +10,10 @@ use super::map::Map;
 
 /// Runs tasks and hands back [`Future`]s: Python's `concurrent.futures.Executor`.
 ///
-/// Implemented by [`ThreadPoolExecutor`](super::ThreadPoolExecutor) now, and by
-/// the process-pool and cluster executors: code written against this trait
-/// switches scope by changing one constructor.
+/// Implemented by [`ThreadPoolExecutor`](super::ThreadPoolExecutor) and
+/// [`ProcessPoolExecutor`](super::ProcessPoolExecutor) (a cluster executor is
+/// planned): code written against this trait switches scope by changing one
+/// constructor.
 ///
 /// What a task *is* depends on the executor, so `submit` is generic over
 /// [`Task<Self>`](Task): a thread pool runs any `FnOnce() -> T + Send` closure;

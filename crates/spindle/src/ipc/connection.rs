@@ -95,7 +95,7 @@ fn os_pipe() -> io::Result<(File, File)> {
 
 /// One end of a [`Pipe`] (Python's `multiprocessing.connection.Connection`).
 ///
-/// Messages are framed (see `process/README.md`): `send`/`recv` carry one
+/// Messages are framed (see `ipc/README.md`): `send`/`recv` carry one
 /// postcard-encoded serde value, `send_bytes`/`recv_bytes` one byte string.
 /// Methods take `&self` and are safe to call from several threads: whole
 /// messages are never interleaved. Dropping the end closes it (Python's

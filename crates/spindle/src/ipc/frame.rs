@@ -1,4 +1,4 @@
-//! The wire framing shared by every spindle IPC channel (see `process/README.md`).
+//! The wire framing shared by every spindle IPC channel (see `ipc/README.md`).
 //!
 //! A frame is an 8-byte header followed by `len` payload bytes:
 //!

@@ -12,7 +12,7 @@
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` shared between processes.
 //!
-//! Every channel speaks the framing described in `process/README.md`:
+//! Every channel speaks the framing described in `ipc/README.md`:
 //! length-prefixed frames with a versioned header and a hard size limit,
 //! postcard payloads.
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 /// A thread asked for a lock that sorts before (or is) one it already holds
 /// through [`acquire`](super::acquire): taking it could deadlock against a
-/// thread that follows the order. Python's seed raises
-/// `RuntimeError('Lock Order Violation')`.
+/// thread that follows the order. The Python Cookbook's `acquire(*locks)`
+/// (recipe 12.5) raises `RuntimeError('Lock Order Violation')`.
 ///
 /// # Examples
 ///

@@ -1,5 +1,6 @@
-//! Deadlock prevention and detection for spindle's locks: the four remedies of
-//! the seeds (000 §5, 002), made first-class.
+//! Deadlock prevention and detection for spindle's locks: the classic
+//! remedies (one global lock order, timed acquisition, detection), made
+//! first-class.
 //!
 //! # Which one should I use?
 //!
@@ -7,7 +8,7 @@
 //!   global order (ascending [`LockId`]) whatever order you list them in, and
 //!   releases them in reverse — Python Cookbook's `acquire(*locks)` context
 //!   manager. Asking for a lock that sorts before one the thread already
-//!   holds through `acquire` is a typed [`LockOrderViolation`], as the seed's
+//!   holds through `acquire` is a typed [`LockOrderViolation`], as the recipe's
 //!   `RuntimeError('Lock Order Violation')`.
 //! * **Can't be sure of the order?** Bound the wait: [`acquire_timeout`], or
 //!   `Lock::acquire_timeout` (already in [`crate::sync`]).
@@ -33,7 +34,7 @@
 //!
 //! # Examples
 //!
-//! The seed's two threads, `acquire(x_lock, y_lock)` and
+//! The recipe's two threads, `acquire(x_lock, y_lock)` and
 //! `acquire(y_lock, x_lock)`, run without deadlock:
 //!
 //! ```

@@ -1,6 +1,6 @@
 //! Ordered acquisition: [`acquire`] takes a set of locks in one global order
 //! (ascending [`LockId`]), whatever order the caller lists them in — the
-//! `acquire(*locks)` context manager of the seed (Python Cookbook 12.5).
+//! `acquire(*locks)` context manager of the Python Cookbook (recipe 12.5).
 
 use super::error::{AcquireError, DeadlockError, LockOrderViolation};
 use super::set::{Collector, LockSet, Set};
@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 thread_local! {
     /// Ids of the locks this thread holds through `acquire`, ascending (the
-    /// seed's `_local.acquired`).
+    /// recipe's `_local.acquired`).
     static HELD: RefCell<Vec<LockId>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Takes every lock of `locks` in ascending id order, blocking, and returns
 /// one guard that releases them in reverse order — Python's `with
-/// acquire(x_lock, y_lock):` from the seed. Two threads calling
+/// acquire(x_lock, y_lock):` from the recipe. Two threads calling
 /// `acquire((&x, &y))` and `acquire((&y, &x))` cannot deadlock each other.
 ///
 /// # Errors
@@ -60,8 +60,8 @@ pub fn try_acquire<'a>(locks: impl LockSet<'a>) -> Result<OrderedGuard<'a>, Acqu
     acquire_with(locks, Wait::Never, Location::caller())
 }
 
-/// [`acquire`] waiting at most `timeout` for the whole set — the seed's third
-/// remedy (`acquire(timeout=...)`) combined with the second.
+/// [`acquire`] waiting at most `timeout` for the whole set — the classic remedy
+/// "acquire with a timeout" (`acquire(timeout=...)`) combined with the order.
 ///
 /// # Errors
 ///
@@ -147,7 +147,8 @@ fn acquire_with<'a>(
 
 /// Holds the locks taken by [`acquire`]; releases them in reverse order when
 /// dropped. It stays on its thread (not `Send`): the order record is per
-/// thread, and an [`RLock`] may only be released by its owner.
+/// thread, and an [`RLock`](crate::sync::RLock) may only be released by its
+/// owner.
 #[must_use = "the locks are released as soon as the guard is dropped"]
 pub struct OrderedGuard<'a> {
     locks: Set<'a>,

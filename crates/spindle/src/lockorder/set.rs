@@ -13,7 +13,7 @@ mod sealed {
     impl Sealed for crate::sync::RLock {}
 }
 
-/// A lock [`acquire`] can take: [`Lock`] or [`RLock`] (sealed).
+/// A lock [`acquire`](super::acquire) can take: [`Lock`] or [`RLock`] (sealed).
 pub trait OrderedLock: sealed::Sealed + Sync {
     /// The lock's id: its place in the global order.
     fn lock_id(&self) -> LockId;
@@ -143,7 +143,7 @@ impl<'a> Collector<'_, 'a> {
     }
 }
 
-/// A set of locks for [`acquire`]: one `&lock`, a tuple of up to six
+/// A set of locks for [`acquire`](super::acquire): one `&lock`, a tuple of up to six
 /// (`(&a, &b)`, mixing [`Lock`] and [`RLock`]), a slice, array or `Vec` of
 /// references.
 pub trait LockSet<'a> {

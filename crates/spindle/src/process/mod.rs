@@ -29,7 +29,7 @@
 //! is replaced.
 //!
 //! No line in `main` is needed: a spindle child is recognised before `main`
-//! runs (see `process/README.md` for the bootstrap, the wire format and
+//! runs (see `process/README.md` for the bootstrap, the start methods and
 //! failure handling). It works in binaries, examples, integration tests and
 //! doc tests alike.
 //!

@@ -12,10 +12,12 @@ use super::handle::deadline;
 use super::order::Order;
 
 /// The blocking queue contract: Python's `queue.Queue` interface, which
-/// `multiprocessing.Queue`, manager proxies and the Redis-backed queue share.
+/// `multiprocessing.Queue` shares.
 ///
-/// [`OrderedQueue`] (that is [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue) and [`PriorityQueue`](super::PriorityQueue)) implements it; the process, manager and
-/// cluster queues implement it too, so code written against
+/// [`OrderedQueue`] (that is [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue)
+/// and [`PriorityQueue`](super::PriorityQueue)) implements it, and so does
+/// the process queue [`ipc::Queue`](crate::ipc::Queue) (manager and cluster
+/// queues are planned), so code written against
 /// `impl BlockingQueue<T>` switches scope by changing one constructor, and
 /// the conformance suite (`spindle_conformance::queue`, in the workspace's
 /// `spindle-conformance` crate: a port of CPython's `test_queue.py`) runs

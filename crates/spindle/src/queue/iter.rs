@@ -32,7 +32,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
 
     /// A non-blocking iterator: each `next()` is a [`try_get`](OrderedQueue::try_get),
     /// and the iteration ends at the first empty (or shut down) queue, like
-    /// seed 000's workers calling `get(False)` until `queue.Empty`.
+    /// Python workers calling `get(False)` until `queue.Empty`.
     ///
     /// # Examples
     ///

@@ -65,8 +65,8 @@ impl ScheduledEvent {
 ///
 /// # Examples
 ///
-/// The seed's three actions entered with priorities 3, 2, 1 at the same time run
-/// in priority order:
+/// Three actions entered with priorities 3, 2, 1 at the same time run in
+/// priority order:
 ///
 /// ```
 /// use spindle::sched::{Scheduler, VirtualClock};

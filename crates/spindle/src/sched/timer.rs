@@ -98,7 +98,7 @@ impl Timer {
     /// [`start`](Self::start): run `k` is due at `start + k * interval`.
     ///
     /// Fixed rate: a late run does not shift the later ones; if a run overruns the
-    /// next due time, the next run starts right after it. Replaces the seed's
+    /// next due time, the next run starts right after it. Replaces the Python
     /// pattern of a Timer that re-arms a new Timer from its own function.
     ///
     /// # Examples

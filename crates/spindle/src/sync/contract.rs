@@ -6,14 +6,15 @@
 //! `multiprocessing` and its manager proxies share. The thread objects of
 //! [`crate::sync`] and the process-shared ones of [`crate::ipc::sync`]
 //! implement them, so code written against `impl BlockingEvent` switches
-//! scope by changing one constructor; manager proxies implement them too.
+//! scope by changing one constructor; manager proxies, when they come, will
+//! implement them too.
 //! The conformance suite of the `spindle-conformance` crate (a port of
 //! CPython's `Lib/test/lock_tests.py`) checks every implementation.
 //!
 //! # Two kinds of failure
 //!
 //! Every method returns `Result<_, Self::Error>`. `Self::Error` is the
-//! scope's own failure — a lost connection to a manager, a server gone — and
+//! scope's own failure — for a planned manager proxy, a lost connection — and
 //! is [`Infallible`](std::convert::Infallible) for threads and processes:
 //! there, `unwrap` on it cannot fail. What Python reports as an exception of
 //! the operation itself (releasing an unlocked lock, a broken barrier, a

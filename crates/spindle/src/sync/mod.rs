@@ -32,7 +32,7 @@
 //! `generic::Lock<ThreadScope>`), and [`crate::ipc::sync`] has the same
 //! types for processes. Each implements its contract from [`contract`]
 //! ([`BlockingLock`], [`BlockingEvent`], ...), so code generic over the
-//! contract runs on either scope, and on a manager's proxies.
+//! contract runs on either scope (manager proxies are planned).
 //!
 //! # Differences from Python
 //!

@@ -53,8 +53,7 @@
 //! Python): threads started from `main` are non-daemon. Differences from
 //! Python: `atexit` handlers registered after spindle's run before it (C runs
 //! them in reverse order), whereas Python waits for threads before any
-//! `atexit` callback; on non-unix platforms there is no hook and non-daemon
-//! threads are not waited for.
+//! `atexit` callback.
 //!
 //! # Threads spindle did not start
 //!

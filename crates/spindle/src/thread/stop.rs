@@ -1,4 +1,4 @@
-//! A cooperative stop signal: the seeds' `self._running = False` flag, made
+//! A cooperative stop signal: Python's `self._running = False` flag, made
 //! safe to share and able to cut a sleep short.
 
 use std::fmt;
@@ -37,9 +37,9 @@ impl Shared {
 /// The side that asks threads to stop. Threads observe it through
 /// [`StopToken`]s made by [`token`](StopSource::token).
 ///
-/// Python has no built-in for this; the seeds write a class with a
-/// `_running` flag and a `terminate()` method (seed 000 §1,
-/// `CountdownTask`). `StopSource::stop` is `terminate()`, and
+/// Python has no built-in for this; the Python Cookbook (recipe 12.1,
+/// `CountdownTask`) writes a class with a `_running` flag and a
+/// `terminate()` method. `StopSource::stop` is `terminate()`, and
 /// [`StopToken::wait_timeout`] replaces the `time.sleep` between polls so a
 /// stopped thread wakes at once instead of finishing its sleep. Stopping is
 /// permanent and idempotent. Clones share one signal.

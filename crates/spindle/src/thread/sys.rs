@@ -1,5 +1,10 @@
 //! The few OS facts the thread module needs: the kernel's id of the calling
 //! thread, whether it is the process's main thread, and an exit hook.
+//!
+//! The crate builds on Linux only (see the crate root), so only the Linux
+//! branches are compiled and tested. The macOS and fallback branches are
+//! not compiled today; they are kept as the starting point of a port of the
+//! thread scope to other systems.
 
 /// The kernel's id of the calling thread (Python's `threading.get_native_id()`).
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,7 +1,7 @@
 //! Cross-process `Queue` (Python's `multiprocessing.Queue`,
 //! `JoinableQueue`, `SimpleQueue`).
 //!
-//! Design (see `process/README.md`, "Queues"): items are postcard-encoded.
+//! Design (see `ipc/README.md`, "The queue"): items are postcard-encoded.
 //! An item of at most [`ring::INLINE`] bytes is copied into a slot of a ring
 //! in shared memory ([`ring`]), one of at most [`ring::ARENA_ITEM_MAX`]
 //! bytes into the ring's byte arena; a larger one is sent as a record of a

@@ -7,8 +7,8 @@
 //! | words | what |
 //! |---|---|
 //! | 0–3 | magic, capacity (a power of two), slot size, `maxsize` |
-//! | 16– | producers': `tail` (next index to write), producer lock, publish futex, puts in flight, items in feeder buffers |
-//! | 32– | consumers': `head` (next index to read), consumer lock, take futex |
+//! | 16– | producers': `tail` (next index to write), producer lock, publish futex, items in feeder buffers, arena tail |
+//! | 32– | consumers': `head` (next index to read), consumer lock, take futex, arena head |
 //! | 48– | shutdown state and sleeper counts (read often, written rarely) |
 //! | 64, 80 | free places of a bounded queue; unfinished tasks |
 //! | 128– | `capacity` slots of [`SLOT`] bytes: length, tag, payload |

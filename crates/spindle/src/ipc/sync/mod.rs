@@ -10,8 +10,8 @@
 //! `verb`/`try_verb`/`verb_timeout`/`verb_deadline` family, same errors, the
 //! same contracts ([`crate::sync::contract`]) — except that constructors
 //! return `io::Result` (the shared memory may fail to be made) or, where
-//! they take a count, a [`CreateError`]. A handle crosses into a child as a `#[spindle::task]` argument
-//! (its descriptor travels with the call, under every start method) or by
+//! they take a count, a [`CreateError`]. A handle crosses into a child as a
+//! `#[spindle::task]` argument (its descriptor travels with the call, under every start method) or by
 //! being captured by a `Fork` closure; `clone` gives another handle to the
 //! same object.
 //!
