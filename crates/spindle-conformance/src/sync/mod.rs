@@ -579,7 +579,9 @@ impl BarrierUnderTest for spindle::ipc::sync::Barrier {
 /// | `barrier_with_action` | [`BarrierActionUnderTest`](crate::sync::BarrierActionUnderTest) | `barrier_action*` |
 ///
 /// The modules `use super::*`, so a type may be named as in the invoking
-/// module.
+/// module; invoke it once per module (wrap each implementation in a module
+/// of its own). Each test runs its check under a watchdog (see the
+/// [module docs](crate::sync)).
 ///
 /// # Examples
 ///
