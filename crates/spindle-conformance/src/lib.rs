@@ -9,6 +9,18 @@
 //!   CPython's `Lib/test/test_concurrent_futures/`; an executor implements
 //!   [`executor::ExecutorUnderTest`] and [`executor_suite!`] expands to one
 //!   `#[test]` per check.
+//! - [`sync`]: every implementation of the synchronisation contracts of
+//!   [`spindle::sync::contract`] (`BlockingLock`, `BlockingRLock`,
+//!   `BlockingCondition`, `BlockingSemaphore`, `BlockingBoundedSemaphore`,
+//!   `BlockingEvent`, `BlockingBarrier`), a port of CPython's
+//!   `Lib/test/lock_tests.py`; an object implements its
+//!   [`sync::LockUnderTest`], [`sync::ConditionUnderTest`],
+//!   [`sync::SemaphoreUnderTest`], [`sync::EventUnderTest`],
+//!   [`sync::BarrierUnderTest`] or [`sync::BarrierActionUnderTest`] (a
+//!   fresh object, and how many threads are blocked in it where it can
+//!   tell), and [`sync_suite!`] expands to one `#[test]` per check, in a
+//!   module per kind of object. The thread objects of `spindle::sync` and
+//!   the process-shared ones of `spindle::ipc::sync` implement them here.
 //!
 //! The suites live in their own crate, outside spindle's public API: the
 //! checks are assert-laden test code, and the tasks the executor suite
@@ -27,8 +39,15 @@
 //! mod threads {
 //!     spindle_conformance::executor_suite!(spindle::futures::ThreadPoolExecutor);
 //! }
+//! mod process_locks {
+//!     spindle_conformance::sync_suite! {
+//!         lock: spindle::ipc::sync::Lock,
+//!         rlock: spindle::ipc::sync::RLock,
+//!     }
+//! }
 //! # fn main() {}
 //! ```
 
 pub mod executor;
 pub mod queue;
+pub mod sync;
