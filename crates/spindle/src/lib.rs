@@ -90,8 +90,9 @@
 //!
 //! The workspace crate `spindle-conformance` holds suites that check
 //! implementations of these contracts against ports of CPython's tests:
-//! the queue suite runs on every queue above, the executor suite on both
-//! pools.
+//! the queue suite runs on every queue above, the sync suite (a port of
+//! `lock_tests.py`) on every object of `sync` and `ipc::sync`, the executor
+//! suite on both pools.
 //!
 //! ```
 //! use spindle::sync::BlockingEvent;
