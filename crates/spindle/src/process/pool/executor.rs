@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::call::{Call, CallJob, ProcessJob};
+use super::call::{Call, CallJob, ProcessJob, RemoteExecutor};
 use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
 use super::job::{Failure, Job};
 use super::slot;
-use crate::futures::{Executor, Future, RemoteExecutor, SubmitError, Task};
+use crate::futures::{Executor, Future, SubmitError, Task};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 
