@@ -57,6 +57,7 @@
 mod boot;
 mod children;
 mod current;
+mod entry;
 pub(crate) mod error;
 mod fork;
 mod forkserver;
