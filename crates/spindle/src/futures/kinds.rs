@@ -20,8 +20,8 @@ use std::task::{Context, Poll};
 
 use super::error::{BrokenPool, FutureError};
 use super::executor::{Executor, Fallible, Task};
-use super::shared::panic_message;
 use super::{Future, Promise};
+use crate::util::panic_text;
 
 /// An executor that runs Rust futures (`async` blocks and functions) on a
 /// runtime of its own: the form an async executor takes.
@@ -234,7 +234,7 @@ where
             Ok(Poll::Ready(out)) => {
                 (self.finish)(out).map_err(|e| FutureError::Failed(Arc::new(e)))
             }
-            Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+            Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
         };
         if let Some(promise) = self.promise.take() {
             promise.complete(outcome, || {}).ok();

@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 
 use super::error::{BrokenPool, FutureError};
 use super::executor::{Fallible, MapFn, Task};
-use super::shared::{Shared, panic_message};
+use super::shared::Shared;
 use super::{Future, Promise, ThreadPoolExecutor};
+use crate::util::panic_text;
 
 /// What a worker tells a job to do.
 pub(crate) enum Verdict<'a> {
@@ -136,7 +137,7 @@ where
                 let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(Ok(v)) => Ok(v),
                     Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
-                    Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+                    Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
                 };
                 promise.complete(outcome, free).ok();
             }

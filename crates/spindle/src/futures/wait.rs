@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::Future;
-use super::error::{Timeout, deadline_after};
+use super::error::Timeout;
+use crate::util::deadline_after;
 
 /// A set of waiters registered on several futures (Python's `_Waiter`): each
 /// future pushes its index when it is done.

@@ -14,6 +14,7 @@ use super::current::Identity;
 use super::task::{self, TaskFault};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
+use crate::util::panic_text;
 
 /// The environment variable that marks a spindle child: `SPINDLE_BOOT=<fd>`.
 pub(crate) const ENV: &str = "SPINDLE_BOOT";
@@ -92,7 +93,7 @@ pub(crate) fn run_guarded(f: impl FnOnce() -> Result<Vec<u8>, TaskFault>) -> Out
         Ok(Err(TaskFault::Encode(m))) => {
             Outcome::Panicked(format!("cannot encode the result: {m}"))
         }
-        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+        Err(payload) => Outcome::Panicked(truncated(panic_text(&*payload))),
     }
 }
 
@@ -116,16 +117,9 @@ pub(crate) fn send_outcome(ctl: &UnixStream, outcome: &Outcome) {
     }
 }
 
-/// The message of a panic payload (`&str` or `String`), truncated to 16 KiB
-/// so the outcome frame always fits in the socket buffer.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let mut m = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    };
+/// A panic message truncated to 16 KiB, so the outcome frame always fits in
+/// the socket buffer.
+fn truncated(mut m: String) -> String {
     if m.len() > 16 * 1024 {
         let mut cut = 16 * 1024;
         while !m.is_char_boundary(cut) {
