@@ -102,6 +102,7 @@ mod shared;
 mod thread_pool;
 mod thread_task;
 mod wait;
+mod waiter;
 
 pub use bridge::FutureAwait;
 pub use error::{BrokenPool, FutureError, SubmitError, Timeout, WorkerLost};

@@ -10,7 +10,7 @@ use std::task::Waker;
 use parking_lot::{Condvar, Mutex};
 
 use super::error::{BrokenPool, FutureError};
-use super::wait::WaitSet;
+use super::waiter::WaitSet;
 use super::{Future, State};
 use crate::util::panic_text;
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use parking_lot::Mutex;
 
-use super::scheduler::ScheduledEvent;
+use super::event::ScheduledEvent;
 use crate::util::panic_message;
 
 /// [`Scheduler::cancel`](super::Scheduler::cancel) failed: the event was not in
