@@ -92,6 +92,7 @@
 //! - A panicking task still prints the standard panic message on stderr.
 
 mod bridge;
+mod closures;
 mod error;
 mod executor;
 mod future;
@@ -112,7 +113,8 @@ pub use kinds::{FutureExecutor, FutureJob};
 pub use map::Map;
 pub use promise::Promise;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers};
-pub use thread_task::{FallibleMapChunk, MapChunk, ThreadJob};
+pub use closures::{FallibleMapChunk, MapChunk};
+pub use thread_task::ThreadJob;
 pub use wait::{
     AsCompleted, AsCompletedTimeout, DoneAndNotDone, ReturnWhen, as_completed,
     as_completed_deadline, as_completed_timeout, wait, wait_deadline, wait_timeout,
