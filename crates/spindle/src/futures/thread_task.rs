@@ -53,7 +53,7 @@ impl Idle {
     }
 }
 
-/// The job a [`ThreadPoolExecutor`] queues (Python's `_WorkItem`): the task
+/// The job a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) queues (Python's `_WorkItem`): the task
 /// and the state of its future, in one allocation.
 ///
 /// Build one with [`ThreadJob::new`] to implement [`Task`](super::Task) for
