@@ -53,8 +53,9 @@ impl Idle {
     }
 }
 
-/// The job a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) queues (Python's `_WorkItem`): the task
-/// and the state of its future, in one allocation.
+/// The job a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) queues
+/// (Python's `_WorkItem`): the task and the state of its future, in one
+/// allocation.
 ///
 /// Build one with [`ThreadJob::new`] to implement [`Task`](super::Task) for
 /// your own type. A job dropped without running fails its future with
