@@ -106,6 +106,7 @@ mod wait;
 mod waiter;
 
 pub use bridge::FutureAwait;
+pub use closures::{FallibleMapChunk, MapChunk};
 pub use error::{BrokenPool, FutureError, SubmitError, Timeout, WorkerLost};
 pub use executor::{Executor, Fallible, MapFn, MapOptions, Task, fallible};
 pub use future::{Future, State};
@@ -113,7 +114,6 @@ pub use kinds::{FutureExecutor, FutureJob};
 pub use map::Map;
 pub use promise::Promise;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers};
-pub use closures::{FallibleMapChunk, MapChunk};
 pub use thread_task::ThreadJob;
 pub use wait::{
     AsCompleted, AsCompletedTimeout, DoneAndNotDone, ReturnWhen, as_completed,

@@ -86,4 +86,3 @@ fn boot(val: std::ffi::OsString) -> i32 {
         Boot::ForkServer => forkserver::serve(ctl),
     }
 }
-
