@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{JoinError, JoinTimeoutError, SpawnError, StartError};
 use super::handle::Status;
-use super::{Thread, local, registry, sys};
+use super::{Thread, local, pid, registry, sys};
 use crate::util::panic_text;
 
 impl Thread {
@@ -42,7 +42,7 @@ impl Thread {
             let ident = registry::next_ident();
             st.status = Status::Running;
             st.ident = Some(ident);
-            st.pid = Some(registry::current_pid());
+            st.pid = Some(pid::current_pid());
             ident
         };
         registry::ensure_exit_hook();
