@@ -12,12 +12,30 @@ with the lines that make its edges, and exits 1 when there is one.
 A parent naming its children (or a child its parent) is not a cycle: only
 siblings are compared. Comments and string literals are ignored.
 
+A cycle listed in KNOWN below (one concept split over files, or a loop
+noted in docs/NOTES.md) is reported but does not fail, as long as it keeps
+exactly those members; a known cycle that is gone is reported too, so the
+list can shrink.
+
 Usage: .ci/module-cycles.py [SRC_DIR] [--graph]
 """
 
 import os
 import re
 import sys
+
+# (parent module, members of the cycle): why it stays.
+KNOWN = {
+    ("futures", ("future", "shared")): "one concept: Python's Future is one "
+    "class; spindle splits the handle (future.rs) from the state it shares "
+    "with its promise (shared.rs), which hands handles to done-callbacks",
+    ("futures", ("executor", "map")): "one concept: the Executor trait's "
+    "map/map_with return Map, which submits through the trait (as std's "
+    "Iterator and its adapters)",
+    ("lockorder", ("checker", "detector", "error", "track", "watchdog")): "left "
+    "as is, see docs/NOTES.md: the tracker calls the checker and records the "
+    "detector's verdict; the checker and the detector read and switch it",
+}
 
 TOKEN = re.compile(
     r"""
@@ -311,6 +329,7 @@ def main(argv):
     # For every parent module, the graph of its children.
     parents = {m[:-1] for m in crate.modules if m}
     found = 0
+    seen = set()
     for parent in sorted(parents):
         n = len(parent)
         children = {m[n] for m in crate.modules if len(m) > n and m[:n] == parent}
@@ -331,6 +350,11 @@ def main(argv):
             for a in sorted(edges):
                 print(f"  {a} -> {', '.join(sorted(edges[a]))}")
         for comp in sccs(children, edges):
+            key = ("::".join(parent), tuple(comp))
+            if key in KNOWN:
+                seen.add(key)
+                print(f"known cycle in {name}: {' <-> '.join(comp)} ({KNOWN[key]})")
+                continue
             found += 1
             print(f"cycle in {name}: {' <-> '.join(comp)}")
             for a in comp:
@@ -341,10 +365,15 @@ def main(argv):
                             print(f"    {w}")
                         if len(why[(a, b)]) > 6:
                             print(f"    (+{len(why[(a, b)]) - 6} more)")
+    for parent, comp in sorted(set(KNOWN) - seen):
+        print(f"known cycle gone, drop it from KNOWN: crate::{parent}: {' <-> '.join(comp)}")
     if found:
         print(f"{found} import cycle(s) between sibling modules")
         return 1
-    print(f"no import cycles between sibling modules ({len(crate.modules)} modules)")
+    print(
+        f"no new import cycles between sibling modules ({len(crate.modules)} modules, "
+        f"{len(seen)} known)"
+    )
     return 0
 
 
