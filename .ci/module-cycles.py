@@ -10,7 +10,8 @@ inside b). Prints each cycle (strongly connected set of two or more modules)
 with the lines that make its edges, and exits 1 when there is one.
 
 A parent naming its children (or a child its parent) is not a cycle: only
-siblings are compared. Comments and string literals are ignored.
+siblings are compared. Comments, string literals and test-only code
+(`#[cfg(test)]` modules and `use`s) are ignored.
 
 A cycle listed in KNOWN below (one concept split over files, or a loop
 noted in docs/NOTES.md) is reported but does not fail, as long as it keeps
@@ -100,6 +101,8 @@ class Crate:
         self.imports = {}  # module -> {name: (absolute path, line, file)}
         self.globs = {}  # module -> [absolute module path]
         self.refs = []  # (from module, absolute path, file, line, text)
+        self.raw = []
+        self.test_mods = set()  # modules declared under #[cfg(test)]
         for root, _, names in os.walk(src):
             for name in sorted(names):
                 if name.endswith(".rs"):
@@ -112,30 +115,58 @@ class Crate:
 
     # -- reading -------------------------------------------------------------
     def scan(self, filemod, path, toks):
-        stack = [(filemod, -1)]  # (module, brace depth its body opened at)
+        # (module, brace depth its body opened at, test-only)
+        stack = [(filemod, -1, False)]
         depth = 0
         i = 0
+        test_attr = False  # a `#[cfg(..test..)]` waits for its item
         raw = []  # (module, segments, file, line, is_use, alias)
         while i < len(toks):
             t, line = toks[i]
             mod = stack[-1][0]
+            in_test = any(e[2] for e in stack)
+            if t == "#" and i + 1 < len(toks) and toks[i + 1][0] in ("[", "!"):
+                j, level = i + 1, 0
+                while True:
+                    if toks[j][0] == "[":
+                        level += 1
+                    elif toks[j][0] == "]":
+                        level -= 1
+                        if level == 0:
+                            break
+                    j += 1
+                words = {w for w, _ in toks[i + 1 : j]}
+                if toks[i + 2][0] == "cfg" and "test" in words and "not" not in words:
+                    test_attr = True
+                i = j + 1
+                continue
+            if t in ("pub", "(", ")", "crate", "super"):
+                i += 1  # a visibility: the attribute still waits
+                continue
+            pending, test_attr = test_attr, False
             if t == "{":
                 depth += 1
             elif t == "}":
                 depth -= 1
                 if len(stack) > 1 and stack[-1][1] == depth:
                     stack.pop()
-            elif t == "mod" and i + 2 < len(toks) and toks[i + 2][0] == "{":
+            elif t == "mod" and i + 2 < len(toks) and toks[i + 2][0] in ("{", ";"):
                 child = mod + (toks[i + 1][0],)
                 self.modules.add(child)
-                stack.append((child, depth))
+                if toks[i + 2][0] == ";":
+                    if pending or in_test:
+                        self.test_mods.add(child)
+                    i += 3
+                    continue
+                stack.append((child, depth, pending))
                 depth += 1
                 i += 3
                 continue
             elif t == "use" and (i == 0 or toks[i - 1][0] != "."):
                 trees, i = self.use_tree(toks, i + 1, [])
-                for segs, alias in trees:
-                    raw.append((mod, segs, path, line, True, alias))
+                if not (pending or in_test):
+                    for segs, alias in trees:
+                        raw.append((mod, segs, path, line, True, alias))
                 continue
             elif t == "in" and i >= 2 and toks[i - 1][0] == "(" and toks[i - 2][0] == "pub":
                 while toks[i][0] != ")":  # pub(in path): a visibility
@@ -156,10 +187,11 @@ class Crate:
                 ):
                     segs.append(toks[i + 1][0])
                     i += 2
-                raw.append((mod, segs, path, line, False, None))
+                if not in_test:
+                    raw.append((mod, segs, path, line, False, None))
                 continue
             i += 1
-        self.raw = getattr(self, "raw", []) + raw
+        self.raw += raw
 
     def use_tree(self, toks, i, prefix):
         """Parses a use tree from toks[i]; returns ([(segments, alias)], next i)."""
@@ -248,6 +280,13 @@ class Crate:
         return mod
 
     def build(self):
+        # Test-only code (`#[cfg(test)]` modules and uses) is left out: a
+        # test may reach into a sibling.
+        self.raw = [
+            r
+            for r in self.raw
+            if not any(r[0][: len(t)] == t for t in self.test_mods)
+        ]
         # Imports first (a `use` may name another `use`), to a fixed point.
         uses = [r for r in self.raw if r[4]]
         for _ in range(8):
