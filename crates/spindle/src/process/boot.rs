@@ -2,6 +2,7 @@
 //! ([`Boot`]), how any child runs its target and reports the [`Outcome`].
 //! The constructor that reads the [`Boot`] frame before `main` is in
 //! entry.rs.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
