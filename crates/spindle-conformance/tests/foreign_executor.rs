@@ -1,6 +1,6 @@
 //! Executors written outside spindle, through the traits that carry
 //! spindle's blanket impls (the orphan rule, E0210, forbids writing them
-//! here): `CallThreads` implements `futures::RemoteExecutor` and so runs
+//! here): `CallThreads` implements `process::RemoteExecutor` and so runs
 //! `process::Call`s, `map` with `my_task::call`, and `CallChunk`s;
 //! `AsyncThreads` implements `futures::FutureExecutor` and so runs any
 //! `Send` future. Both are a few dozen lines over one small thread pool, and
@@ -15,9 +15,9 @@ use std::task::{Context, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 
 use spindle::futures::{
-    Executor, Future, FutureExecutor, FutureJob, MapFn, RemoteExecutor, SubmitError, Task, fallible,
+    Executor, Future, FutureExecutor, FutureJob, MapFn, SubmitError, Task, fallible,
 };
-use spindle::process::CallJob;
+use spindle::process::{CallJob, RemoteExecutor};
 use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
 
 /// What the toy pool needs of a job.

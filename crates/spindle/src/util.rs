@@ -1,6 +1,8 @@
-//! Small helpers the modules share: how long a blocking call may wait.
+//! Small helpers the modules share: how long a blocking call may wait, and
+//! what a panic said.
 #![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::time::{Duration, Instant};
 
 /// How long a blocking operation may wait: the one argument of every
@@ -36,6 +38,23 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
 /// Whether `deadline` (`None`: never) has passed.
 pub(crate) fn passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// The message of a panic payload: the `&str` or `String` that `panic!`
+/// carries, `None` for any other payload (the answer of the
+/// `panic_message` methods of the crate's errors).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Some(s)
+    } else {
+        payload.downcast_ref::<String>().map(String::as_str)
+    }
+}
+
+/// [`panic_message`], or `"Box<dyn Any>"` for a payload that is not a
+/// string (as the default panic hook prints it).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    panic_message(payload).unwrap_or("Box<dyn Any>").to_owned()
 }
 
 /// Test support: a waker that records that it was woken.
@@ -81,5 +100,17 @@ mod tests {
         ));
         assert!(passed(Some(Instant::now())));
         assert!(!passed(None));
+    }
+
+    #[test]
+    fn panic_payloads() {
+        let s: Box<dyn Any + Send> = Box::new("static");
+        let owned: Box<dyn Any + Send> = Box::new(String::from("owned"));
+        let other: Box<dyn Any + Send> = Box::new(7u32);
+        assert_eq!(panic_message(&*s), Some("static"));
+        assert_eq!(panic_message(&*owned), Some("owned"));
+        assert_eq!(panic_message(&*other), None);
+        assert_eq!(panic_text(&*owned), "owned");
+        assert_eq!(panic_text(&*other), "Box<dyn Any>");
     }
 }

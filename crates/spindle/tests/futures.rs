@@ -4,47 +4,20 @@
 //! Ported from CPython's `Lib/test/test_concurrent_futures/test_future.py`
 //! (`FutureTests`) and manually rewritten in Rust; Python's module-level
 //! PENDING_FUTURE, RUNNING_FUTURE, CANCELLED_FUTURE, EXCEPTION_FUTURE and
-//! SUCCESSFUL_FUTURE fixtures become the `pending()`, `running()`, … helpers.
+//! SUCCESSFUL_FUTURE fixtures become the `pending()`, `running()`, … helpers
+//! (in tests/common, shared with futures_executor.rs).
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use spindle::futures::{Future, FutureError, Promise, State};
 
-type P = Promise<u32, String>;
-type F = Future<u32, String>;
-
-fn pending() -> (P, F) {
-    Promise::new()
-}
-
-fn running() -> (P, F) {
-    let (p, f) = Promise::new();
-    assert!(p.set_running_or_notify_cancel());
-    (p, f)
-}
-
-fn cancelled() -> F {
-    let (_p, f) = pending();
-    assert!(f.cancel());
-    f
-}
-
-fn failed() -> F {
-    let (p, f) = running();
-    p.set_error("OSError".to_owned()).unwrap();
-    f
-}
-
-fn successful() -> F {
-    let (p, f) = running();
-    p.set_result(42).unwrap();
-    f
-}
+use common::{block_on, cancelled, failed, pending, running, successful};
 
 const SHORT: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(30);
@@ -392,26 +365,6 @@ fn error_display_and_predicates() {
         FutureError::<String>::Timeout.to_string(),
         "timed out waiting for the future"
     );
-}
-
-/// A minimal executor-free `block_on`: parks the thread until woken. Shows the
-/// bridge needs no particular runtime.
-fn block_on<T>(fut: impl std::future::IntoFuture<Output = T>) -> T {
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut fut = std::pin::pin!(fut.into_future());
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::park();
-    }
 }
 
 #[test]

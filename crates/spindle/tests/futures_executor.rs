@@ -6,6 +6,8 @@
 //! Python tests sleep to keep a task running, these block the task on a gate
 //! the test opens, so nothing depends on timing.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -16,6 +18,8 @@ use spindle::futures::{
     Executor, Future, FutureError, MapOptions, Promise, ReturnWhen, ThreadPoolExecutor,
     as_completed, as_completed_timeout, default_max_workers, fallible, wait, wait_timeout,
 };
+
+use common::{block_on, cancelled, failed, successful};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -39,24 +43,6 @@ impl Gate {
 
 fn pool(n: usize) -> ThreadPoolExecutor {
     ThreadPoolExecutor::builder().max_workers(n).build()
-}
-
-fn successful() -> Future<u32, String> {
-    let (p, f) = Promise::new();
-    p.set_result(42).unwrap();
-    f
-}
-
-fn failed() -> Future<u32, String> {
-    let (p, f) = Promise::new();
-    p.set_error("OSError".into()).unwrap();
-    f
-}
-
-fn cancelled() -> Future<u32, String> {
-    let (_p, f) = Promise::new();
-    f.cancel();
-    f
 }
 
 // Futures hash by identity, so the interior mutability does not matter.
@@ -717,28 +703,13 @@ fn executor_is_send_and_sync() {
 
 #[test]
 fn await_pool_work_from_async_code() {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
     let pool = pool(2);
     let task = async {
         let a = pool.submit(|| (1..=10u64).product::<u64>()).unwrap().await;
         let b = pool.submit(fallible(|| "x".parse::<u8>())).unwrap().await;
         (a, b.is_err())
     };
-    let mut task = std::pin::pin!(task);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let out = loop {
-        if let Poll::Ready(v) = task.as_mut().poll(&mut cx) {
-            break v;
-        }
-        thread::park();
-    };
+    let out = block_on(task);
     assert_eq!(out, (Ok(3_628_800), true));
 }
 

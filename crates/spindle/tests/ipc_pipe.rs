@@ -3,13 +3,15 @@
 //! test_duplex_false, test_spawn_close, test_sendbytes, and the poll tests)
 //! and manually rewritten in Rust for spindle.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use spindle::ipc::{Connection, ConnectionError, Pipe, RecvTimeoutError, TryRecvError};
 use spindle::process::{Process, StartMethod};
 
-const LONG: Duration = Duration::from_secs(60);
+use common::LONG;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Msg {

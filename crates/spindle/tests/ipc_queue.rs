@@ -4,6 +4,8 @@
 //! spirit) and `Lib/test/test_queue.py` (shutdown), manually rewritten in
 //! Rust for spindle.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use spindle::ipc::{ItemErrorKind, JoinableQueue, Queue, QueueError, SimpleQueue};
@@ -12,7 +14,7 @@ use spindle::queue::{
     BlockingQueue, GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
 };
 
-const LONG: Duration = Duration::from_secs(60);
+use common::{LONG, start};
 
 /// CPython `test_put` / `test_get`: blocking, non-blocking and timed
 /// variants, `full`/`empty`/`qsize` on a bounded queue.
@@ -204,24 +206,10 @@ fn many_producers_many_consumers() {
         let q: Queue<u64> = Queue::with_maxsize(maxsize).unwrap();
         let results: Queue<(u64, u64)> = Queue::new().unwrap();
         let mut producers: Vec<Process> = (0..3)
-            .map(|k| {
-                let call = produce::call(q.clone(), k * PER, (k + 1) * PER);
-                Process::builder()
-                    .task(call)
-                    .start_method(m)
-                    .start()
-                    .unwrap()
-            })
+            .map(|k| start(produce::call(q.clone(), k * PER, (k + 1) * PER), m))
             .collect();
         let mut consumers: Vec<Process> = (0..3)
-            .map(|_| {
-                let call = consume::call(q.clone(), results.clone());
-                Process::builder()
-                    .task(call)
-                    .start_method(m)
-                    .start()
-                    .unwrap()
-            })
+            .map(|_| start(consume::call(q.clone(), results.clone()), m))
             .collect();
         for p in &mut producers {
             p.join_timeout(LONG).unwrap();

@@ -5,6 +5,8 @@
 //! under its lock by several processes" case of the issue), manually
 //! rewritten in Rust for spindle.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -12,15 +14,7 @@ use spindle::ipc::sync::{Event, RLock};
 use spindle::ipc::{Array, RawArray, RawValue, Value};
 use spindle::process::{Process, StartMethod};
 
-const LONG: Duration = Duration::from_secs(60);
-
-fn start(call: impl Into<spindle::process::TaskCall>, m: StartMethod) -> Process {
-    Process::builder()
-        .task(call)
-        .start_method(m)
-        .start()
-        .unwrap()
-}
+use common::{LONG, start};
 
 #[spindle::task]
 fn set_values(i: Value<i32>, d: Value<f64>, h: Value<i16>, q: Value<i64>, c: Value<u8>) {

@@ -17,7 +17,8 @@ use spindle::ipc::sync::{
 use spindle::process::{Process, StartMethod, TaskCall};
 use spindle::sync::{CreateError, ReleaseError};
 
-const LONG: Duration = Duration::from_secs(60);
+mod common;
+use common::LONG;
 const SHORT: Duration = Duration::from_millis(30);
 
 fn start(call: impl Into<TaskCall>) -> Process {

@@ -3,6 +3,8 @@
 //! and rewritten in Rust. Functions are `#[spindle::task]`s; `sqr` and `mul`
 //! are the same helpers as CPython's.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use spindle::futures::FutureError;
 use spindle::process::{AsyncResult, Callbacks, Pool, StartMethod};
 
-const LONG: Duration = Duration::from_secs(60);
+use common::LONG;
 
 #[spindle::task]
 fn sqr(x: i64) -> i64 {

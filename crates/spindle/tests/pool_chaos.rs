@@ -5,6 +5,8 @@
 //! `ProcessPoolExecutor` breaks for good.) Every test that could hang has a
 //! watchdog that aborts the run instead.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,8 @@ use nix::sys::signal::{Signal, kill, raise};
 use nix::unistd::Pid;
 use spindle::futures::{Executor, FutureError, as_completed};
 use spindle::process::{Pool, ProcessPoolExecutor};
+
+use common::sleep_ms;
 
 #[spindle::task]
 fn work(n: u64) -> u64 {
@@ -89,12 +93,6 @@ fn init_unless(flag: String) {
         !std::path::Path::new(&flag).exists(),
         "the replacement's initializer fails on purpose"
     );
-}
-
-#[spindle::task]
-fn sleep_ms(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
 }
 
 #[test]

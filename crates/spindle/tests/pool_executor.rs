@@ -3,11 +3,15 @@
 //! `ExecutorTest`, `test_shutdown`), ported and rewritten in Rust, plus
 //! spindle's "never hang" guarantees.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use spindle::futures::{Executor, FutureError, MapOptions, ReturnWhen, as_completed, wait};
 use spindle::process::{Pool, ProcessPoolExecutor};
+
+use common::sleep_ms;
 
 #[spindle::task]
 fn square(n: u64) -> u64 {
@@ -122,12 +126,6 @@ fn init_status() -> u64 {
 #[spindle::task]
 fn init_fails() {
     panic!("initializer failed on purpose")
-}
-
-#[spindle::task]
-fn sleep_ms(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
 }
 
 #[spindle::task]

@@ -4,6 +4,8 @@
 //! `Connection` the test holds, so a failing test releases its children by
 //! unwinding; every join is bounded.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use spindle::ipc::{Connection, Pipe};
@@ -12,7 +14,7 @@ use spindle::process::{
     get_context, parent_process,
 };
 
-const LONG: Duration = Duration::from_secs(60);
+use common::{LONG, start};
 
 /// The methods tests iterate over.
 const METHODS: [StartMethod; 3] = [
@@ -20,14 +22,6 @@ const METHODS: [StartMethod; 3] = [
     StartMethod::Spawn,
     StartMethod::Fork,
 ];
-
-fn start(call: impl Into<TaskCall>, m: StartMethod) -> Process {
-    Process::builder()
-        .task(call)
-        .start_method(m)
-        .start()
-        .unwrap()
-}
 
 /// True once `pid` no longer runs (gone, or a zombie awaiting its reaper).
 fn gone(pid: u32) -> bool {

@@ -3,54 +3,18 @@
 //! threads, woken by shutdown, and cancel-safe (a dropped `get_async` loses
 //! no item; CPython has no equivalent, its asyncio.Queue is a separate class).
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+mod common;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::task::Poll;
+use std::thread;
 use std::time::Duration;
 
 use spindle::queue::{LifoQueue, Queue, ShutDown, SimpleQueue};
 
+use common::{block_on, counting, poll_once};
+
 const N: usize = if cfg!(miri) { 100 } else { 20_000 };
-
-struct Unpark(Thread);
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs a future to completion on this thread.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::park();
-    }
-}
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Count(AtomicUsize);
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-fn counting() -> (Arc<Count>, Waker) {
-    let c = Arc::new(Count::default());
-    (c.clone(), Waker::from(c))
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
-    std::pin::Pin::new(f).poll(&mut Context::from_waker(waker))
-}
 
 #[test]
 fn blocking_producer_async_consumer() {

@@ -8,6 +8,8 @@
 //! here sleeps for real except the few marked "real clock", which wait a few
 //! milliseconds and assert only lower bounds.
 
+mod common;
+
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -17,6 +19,8 @@ use spindle::sched::{
     CancelError, Clock, JoinError, MonotonicClock, ScheduledEvent, Scheduler, StartError, Timer,
     VirtualClock, WaitOutcome, WakeToken, Wakeup,
 };
+
+use common::until_within;
 
 /// CPython's `support.SHORT_TIMEOUT`: a generous bound for things that must happen.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -398,14 +402,9 @@ fn a_sleeping_run_is_woken_by_an_earlier_event() {
 
 /// Waits (bounded) until `n` threads are blocked on the manual `clock`.
 fn wait_for_sleepers(clock: &VirtualClock, n: usize) {
-    let deadline = Instant::now() + TIMEOUT;
-    while clock.waiters() < n {
-        assert!(
-            Instant::now() < deadline,
-            "no thread went to sleep on the clock"
-        );
-        thread::yield_now();
-    }
+    until_within("a thread asleep on the clock", TIMEOUT, || {
+        clock.waiters() >= n
+    });
 }
 
 /// Real time, announcing on a channel each time someone starts waiting on it.

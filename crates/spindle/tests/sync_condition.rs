@@ -8,18 +8,10 @@ use spindle::sync::{Condition, Lock, NotOwnedError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn until(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        thread::yield_now();
-    }
-}
+mod common;
+use common::until;
 
 // The inherent `wait_for*` check the lock before evaluating the predicate
 // (the contract's `BlockingCondition::wait_for*`, like Python, return at

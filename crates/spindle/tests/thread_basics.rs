@@ -6,6 +6,8 @@
 //! test `current_thread()` is a dummy (foreign) thread, and threads created
 //! without `.daemon(..)` inherit its daemon flag (true), as in Python.
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -15,8 +17,7 @@ use spindle::thread::{
     StopToken, Thread,
 };
 
-/// Long enough that a thread signalled to finish surely does (one-sided).
-const LONG: Duration = Duration::from_secs(60);
+use common::LONG;
 
 /// A thread that blocks until the returned sender is dropped or sent to.
 fn parked(builder: thread::Builder) -> (JoinHandle<()>, mpsc::Sender<()>) {

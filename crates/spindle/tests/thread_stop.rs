@@ -2,12 +2,14 @@
 //! recipe 12.1 (`CountdownTask.terminate()`), which Python writes by hand
 //! with a flag.
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use spindle::thread::{self, StopSource};
 
-const LONG: Duration = Duration::from_secs(60);
+use common::LONG;
 
 #[test]
 fn poll_until_stopped() {

@@ -72,8 +72,8 @@ pub use checks::{
 ///
 /// ```
 /// use std::convert::Infallible;
-/// use spindle::futures::{Executor, Future, MapFn, RemoteExecutor, SubmitError, Task};
-/// use spindle::process::CallJob;
+/// use spindle::futures::{Executor, Future, MapFn, SubmitError, Task};
+/// use spindle::process::{CallJob, RemoteExecutor};
 /// use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
 ///
 /// #[derive(Debug)]

@@ -420,8 +420,3 @@ impl fmt::Display for Timeout {
 }
 
 impl std::error::Error for Timeout {}
-
-/// `Instant::now() + d`, or `None` (wait forever) when that overflows.
-pub(crate) fn deadline_after(d: Duration) -> Option<std::time::Instant> {
-    std::time::Instant::now().checked_add(d)
-}

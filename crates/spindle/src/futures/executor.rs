@@ -27,8 +27,8 @@ use super::map::Map;
 /// leaving Python's `with ThreadPoolExecutor() as pool:` block.
 ///
 /// An executor written in another crate also implements
-/// [`RemoteExecutor`](super::RemoteExecutor) (it runs calls of registered
-/// tasks) or [`FutureExecutor`](super::FutureExecutor) (it runs Rust
+/// [`RemoteExecutor`](crate::process::RemoteExecutor) (it runs calls of
+/// registered tasks) or [`FutureExecutor`](super::FutureExecutor) (it runs Rust
 /// futures), which brings the `Task` and `MapFn` impls it cannot write
 /// itself; the workspace's `spindle-conformance` crate checks any executor
 /// against a port of CPython's `test_concurrent_futures`.

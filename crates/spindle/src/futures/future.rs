@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
-use super::error::{FutureError, deadline_after};
+use super::error::FutureError;
 
 /// How long a wait for a future yields the CPU in a loop before it sleeps
 /// (see `Future::lock_done`).
 const YIELD_SPIN: Duration = Duration::from_micros(50);
 use super::shared::{Inner, Outcome, Shared, run_callback};
+use crate::util::deadline_after;
 
 /// The life cycle of a [`Future`]: pending → running → finished, or pending →
 /// cancelled.

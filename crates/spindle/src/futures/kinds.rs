@@ -1,6 +1,7 @@
 //! Kinds of executors other crates implement to inherit spindle's blanket
-//! [`Task`]/[`MapFn`](super::MapFn) impls: [`RemoteExecutor`] (runs calls of
-//! registered tasks) and [`FutureExecutor`] (runs Rust futures).
+//! [`Task`]/[`MapFn`](super::MapFn) impls: [`FutureExecutor`] (runs Rust
+//! futures) here, and [`RemoteExecutor`](crate::process::RemoteExecutor)
+//! (runs calls of registered tasks) beside the calls in `process/pool/call.rs`.
 //!
 //! A crate outside spindle cannot write `impl<T> Task<MyExecutor> for
 //! Call<T>` for every `T`, nor `impl<F: Future> Task<MyExecutor> for F`, nor
@@ -19,77 +20,8 @@ use std::task::{Context, Poll};
 
 use super::error::{BrokenPool, FutureError};
 use super::executor::{Executor, Fallible, Task};
-use super::shared::panic_message;
 use super::{Future, Promise};
-use crate::process::CallJob;
-
-/// An executor that runs calls of registered tasks — [`Call`](crate::process::Call)s
-/// built by `my_task::call(args..)` — wherever its workers are: other
-/// processes, other hosts. Python: an executor whose "function and arguments
-/// must be picklable".
-///
-/// Implementing it is all an executor needs to accept calls: spindle's
-/// blanket impls make every `Call<T>` a [`Task<Self>`](Task), every
-/// `map` chunk of calls ([`CallChunk`](crate::process::CallChunk)) one too,
-/// and every `Fn(A) -> Call<T>` (the generated `my_task::call`) a
-/// [`MapFn<A, Self>`](super::MapFn). Each becomes a [`CallJob`]: the task's
-/// name and encoded arguments, which the executor ships to a worker and
-/// completes with what comes back ([`CallJob::complete`]), or runs in this
-/// process ([`CallJob::run_here`]). [`ProcessPoolExecutor`](crate::process::ProcessPoolExecutor)
-/// implements it.
-///
-/// # Examples
-///
-/// An executor of our own that runs each call at once, on the submitting
-/// thread:
-///
-/// ```
-/// use spindle::futures::{Executor, Future, RemoteExecutor, SubmitError, Task};
-/// use spindle::process::CallJob;
-///
-/// #[derive(Debug)]
-/// struct Inline;
-///
-/// impl Executor for Inline {
-///     type Job = CallJob;
-///     fn submit<W: Task<Self>>(
-///         &self,
-///         task: W,
-///     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
-///         let (job, fut) = task.into_job();
-///         job.run_here();
-///         Ok(fut)
-///     }
-///     fn shutdown(&self, _wait: bool, _cancel_futures: bool) {}
-///     fn max_workers(&self) -> usize {
-///         1
-///     }
-/// }
-///
-/// impl RemoteExecutor for Inline {
-///     fn call_job(job: CallJob) -> CallJob {
-///         job
-///     }
-/// }
-///
-/// #[spindle::task]
-/// fn double(n: u64) -> u64 {
-///     n * 2
-/// }
-///
-/// assert_eq!(Inline.submit(double::call(21)).unwrap().result(), Ok(42));
-/// let doubled: Vec<u64> = Inline
-///     .map(double::call, [1, 2, 3])
-///     .unwrap()
-///     .map(Result::unwrap)
-///     .collect();
-/// assert_eq!(doubled, [2, 4, 6]);
-/// ```
-pub trait RemoteExecutor: Executor {
-    /// This executor's job for `job`: one call, or a `map` chunk of calls,
-    /// of one registered task.
-    fn call_job(job: CallJob) -> Self::Job;
-}
+use crate::util::panic_text;
 
 /// An executor that runs Rust futures (`async` blocks and functions) on a
 /// runtime of its own: the form an async executor takes.
@@ -302,7 +234,7 @@ where
             Ok(Poll::Ready(out)) => {
                 (self.finish)(out).map_err(|e| FutureError::Failed(Arc::new(e)))
             }
-            Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+            Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
         };
         if let Some(promise) = self.promise.take() {
             promise.complete(outcome, || {}).ok();

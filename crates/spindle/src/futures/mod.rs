@@ -30,7 +30,7 @@
 //! | make a task's `Err` the future's error        | [`fallible`]                          | a function that raises               |
 //! | await pool work from async code               | `.await` on a [`Future`]              | `asyncio.wrap_future` / `run_in_executor` |
 //! | complete futures yourself (write an executor) | [`Promise`]                           | `Future()` + `set_result`            |
-//! | write an executor of registered-task calls or of async futures, in any crate | [`RemoteExecutor`], [`FutureExecutor`] | subclass `Executor` |
+//! | write an executor of registered-task calls or of async futures, in any crate | [`RemoteExecutor`](crate::process::RemoteExecutor), [`FutureExecutor`] | subclass `Executor` |
 //!
 //! # The `Executor` contract and how it generalises
 //!
@@ -54,10 +54,12 @@
 //! `impl<T> Task<MyExecutor> for Call<T>`, `impl<F: Future> Task<MyExecutor>
 //! for F` — because of the orphan rule (E0210). spindle writes them once over
 //! two traits, and an executor implements the one that fits:
-//! [`RemoteExecutor`] (it runs [`Call`](crate::process::Call)s of registered
-//! tasks elsewhere: every call, `map` chunk of calls and `Fn(A) -> Call<T>`
-//! becomes a [`CallJob`](crate::process::CallJob) it turns into its job;
-//! [`ProcessPoolExecutor`] is one) or [`FutureExecutor`] (it polls Rust
+//! [`RemoteExecutor`](crate::process::RemoteExecutor) (it runs
+//! [`Call`](crate::process::Call)s of registered tasks elsewhere: every call,
+//! `map` chunk of calls and `Fn(A) -> Call<T>` becomes a
+//! [`CallJob`](crate::process::CallJob) it turns into its job;
+//! [`ProcessPoolExecutor`](crate::process::ProcessPoolExecutor) is one; it
+//! lives in `process`, beside the calls) or [`FutureExecutor`] (it polls Rust
 //! futures: every `async` block becomes a [`FutureJob`]). The thread pool's
 //! closure impls do not overlap them: it implements neither.
 //!
@@ -90,6 +92,7 @@
 //! - A panicking task still prints the standard panic message on stderr.
 
 mod bridge;
+mod closures;
 mod error;
 mod executor;
 mod future;
@@ -100,17 +103,18 @@ mod shared;
 mod thread_pool;
 mod thread_task;
 mod wait;
+mod waiter;
 
-pub use crate::process::ProcessPoolExecutor;
 pub use bridge::FutureAwait;
+pub use closures::{FallibleMapChunk, MapChunk};
 pub use error::{BrokenPool, FutureError, SubmitError, Timeout, WorkerLost};
 pub use executor::{Executor, Fallible, MapFn, MapOptions, Task, fallible};
 pub use future::{Future, State};
-pub use kinds::{FutureExecutor, FutureJob, RemoteExecutor};
+pub use kinds::{FutureExecutor, FutureJob};
 pub use map::Map;
 pub use promise::Promise;
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor, default_max_workers};
-pub use thread_task::{FallibleMapChunk, MapChunk, ThreadJob};
+pub use thread_task::ThreadJob;
 pub use wait::{
     AsCompleted, AsCompletedTimeout, DoneAndNotDone, ReturnWhen, as_completed,
     as_completed_deadline, as_completed_timeout, wait, wait_deadline, wait_timeout,

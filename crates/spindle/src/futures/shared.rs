@@ -10,8 +10,9 @@ use std::task::Waker;
 use parking_lot::{Condvar, Mutex};
 
 use super::error::{BrokenPool, FutureError};
-use super::wait::WaitSet;
+use super::waiter::WaitSet;
 use super::{Future, State};
+use crate::util::panic_text;
 
 /// What a finished future holds.
 pub(crate) type Outcome<T, E> = Result<T, FutureError<E>>;
@@ -239,18 +240,7 @@ pub(crate) fn run_callback<T, E>(cb: Callback<T, E>, fut: &Future<T, E>) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| cb(fut))) {
         eprintln!(
             "spindle::futures: exception calling callback for future: {}",
-            panic_message(&*payload)
+            panic_text(&*payload)
         );
-    }
-}
-
-/// The message of a panic payload (`&str` or `String`), like the default hook.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
     }
 }

@@ -13,8 +13,8 @@ use parking_lot::Mutex;
 use super::Future;
 use super::error::{BrokenPool, SubmitError};
 use super::executor::{Executor, Task};
-use super::shared::panic_message;
 use super::thread_task::{Idle, ThreadJob, Verdict};
+use crate::util::panic_text;
 
 /// Numbers pools for their default thread names (`ThreadPoolExecutor-N_M`).
 static POOL_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -142,7 +142,7 @@ fn worker(pool: &Pool) {
         .as_ref()
         .and_then(|init| panic::catch_unwind(AssertUnwindSafe(|| init())).err());
     if let Some(payload) = init_failed {
-        let msg = panic_message(&*payload);
+        let msg = panic_text(&*payload);
         eprintln!("spindle::futures: exception in initializer: {msg}");
         let broken = BrokenPool::new(format!(
             "a thread initializer failed ({msg}), the thread pool is not usable anymore"

@@ -1,5 +1,6 @@
-//! What a [`ThreadPoolExecutor`] runs: [`ThreadJob`], and the [`Task`] and
-//! [`MapFn`] impls for closures.
+//! What a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) runs:
+//! [`ThreadJob`]. The [`Task`](super::Task) and `MapFn` impls that make
+//! closures its tasks are in closures.rs.
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
@@ -9,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::error::{BrokenPool, FutureError};
-use super::executor::{Fallible, MapFn, Task};
-use super::shared::{Shared, panic_message};
-use super::{Future, Promise, ThreadPoolExecutor};
+use super::shared::Shared;
+use super::{Future, Promise};
+use crate::util::panic_text;
 
 /// What a worker tells a job to do.
 pub(crate) enum Verdict<'a> {
@@ -52,11 +53,12 @@ impl Idle {
     }
 }
 
-/// The job a [`ThreadPoolExecutor`] queues (Python's `_WorkItem`): the task
-/// and the state of its future, in one allocation.
+/// The job a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) queues
+/// (Python's `_WorkItem`): the task and the state of its future, in one
+/// allocation.
 ///
-/// Build one with [`ThreadJob::new`] to implement [`Task`] for your own type.
-/// A job dropped without running fails its future with
+/// Build one with [`ThreadJob::new`] to implement [`Task`](super::Task) for
+/// your own type. A job dropped without running fails its future with
 /// [`FutureError::BrokenPool`]: no waiter hangs.
 pub struct ThreadJob(Option<Arc<dyn Runnable>>);
 
@@ -136,7 +138,7 @@ where
                 let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(Ok(v)) => Ok(v),
                     Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
-                    Err(payload) => Err(FutureError::Panicked(panic_message(&*payload))),
+                    Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
                 };
                 promise.complete(outcome, free).ok();
             }
@@ -164,130 +166,5 @@ impl Drop for ThreadJob {
 impl fmt::Debug for ThreadJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ThreadJob(..)")
-    }
-}
-
-impl<F, T> Task<ThreadPoolExecutor> for F
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    type Output = T;
-    type Error = std::convert::Infallible;
-
-    fn into_job(self) -> (ThreadJob, Future<T>) {
-        ThreadJob::new(move || Ok(self()))
-    }
-}
-
-impl<F, T, E> Task<ThreadPoolExecutor> for Fallible<F>
-where
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: Send + Sync + 'static,
-{
-    type Output = T;
-    type Error = E;
-
-    fn into_job(self) -> (ThreadJob, Future<T, E>) {
-        ThreadJob::new(self.0)
-    }
-}
-
-/// The task `map` submits for one chunk on a [`ThreadPoolExecutor`]: the
-/// function and the chunk's items (Python's `_process_chunk` of
-/// `ProcessPoolExecutor.map`).
-pub struct MapChunk<F, A> {
-    f: Arc<F>,
-    items: Vec<A>,
-}
-
-impl<F, A> fmt::Debug for MapChunk<F, A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapChunk")
-            .field("items", &self.items.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F, A, T> Task<ThreadPoolExecutor> for MapChunk<F, A>
-where
-    F: Fn(A) -> T + Send + Sync + 'static,
-    A: Send + 'static,
-    T: Send + 'static,
-{
-    type Output = Vec<T>;
-    type Error = std::convert::Infallible;
-
-    fn into_job(self) -> (ThreadJob, Future<Vec<T>>) {
-        let MapChunk { f, items } = self;
-        ThreadJob::new(move || Ok(items.into_iter().map(|a| f(a)).collect()))
-    }
-}
-
-impl<F, A, T> MapFn<A, ThreadPoolExecutor> for F
-where
-    F: Fn(A) -> T + Send + Sync + 'static,
-    A: Send + 'static,
-    T: Send + 'static,
-{
-    type Output = T;
-    type Error = std::convert::Infallible;
-    type Task = MapChunk<F, A>;
-
-    fn bind(this: &Arc<F>, chunk: Vec<A>) -> MapChunk<F, A> {
-        MapChunk {
-            f: this.clone(),
-            items: chunk,
-        }
-    }
-}
-
-/// The task `map` submits for one chunk of a [`Fallible`] function.
-pub struct FallibleMapChunk<F, A> {
-    f: Arc<Fallible<F>>,
-    items: Vec<A>,
-}
-
-impl<F, A> fmt::Debug for FallibleMapChunk<F, A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FallibleMapChunk")
-            .field("items", &self.items.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F, A, T, E> Task<ThreadPoolExecutor> for FallibleMapChunk<F, A>
-where
-    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
-    A: Send + 'static,
-    T: Send + 'static,
-    E: Send + Sync + 'static,
-{
-    type Output = Vec<T>;
-    type Error = E;
-
-    fn into_job(self) -> (ThreadJob, Future<Vec<T>, E>) {
-        let FallibleMapChunk { f, items } = self;
-        ThreadJob::new(move || items.into_iter().map(|a| (f.0)(a)).collect())
-    }
-}
-
-impl<F, A, T, E> MapFn<A, ThreadPoolExecutor> for Fallible<F>
-where
-    F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
-    A: Send + 'static,
-    T: Send + 'static,
-    E: Send + Sync + 'static,
-{
-    type Output = T;
-    type Error = E;
-    type Task = FallibleMapChunk<F, A>;
-
-    fn bind(this: &Arc<Fallible<F>>, chunk: Vec<A>) -> FallibleMapChunk<F, A> {
-        FallibleMapChunk {
-            f: this.clone(),
-            items: chunk,
-        }
     }
 }

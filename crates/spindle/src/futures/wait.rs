@@ -1,47 +1,14 @@
 //! [`as_completed`] and [`wait`]: waiting on many futures at once (Python's
 //! `concurrent.futures.as_completed` and `concurrent.futures.wait`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use super::Future;
-use super::error::{Timeout, deadline_after};
-
-/// A set of waiters registered on several futures (Python's `_Waiter`): each
-/// future pushes its index when it is done.
-pub(crate) struct WaitSet {
-    inner: Mutex<WaitSetInner>,
-    cond: Condvar,
-}
-
-#[derive(Default)]
-struct WaitSetInner {
-    /// Indices of done futures not yet taken by `as_completed`.
-    ready: VecDeque<usize>,
-    finished: usize,
-    exceptions: usize,
-}
-
-impl WaitSet {
-    fn new() -> Arc<WaitSet> {
-        Arc::new(WaitSet {
-            inner: Mutex::new(WaitSetInner::default()),
-            cond: Condvar::new(),
-        })
-    }
-
-    pub(crate) fn push(&self, index: usize, exception: bool) {
-        let mut g = self.inner.lock();
-        g.ready.push_back(index);
-        g.finished += 1;
-        g.exceptions += usize::from(exception);
-        drop(g);
-        self.cond.notify_all();
-    }
-}
+use super::error::Timeout;
+use super::waiter::WaitSet;
+use crate::util::deadline_after;
 
 /// Registers `set` on each future (distinct ones only; Python uses a set):
 /// a future already done is pushed at once.

@@ -1,25 +1,21 @@
-//! The child side: how a re-executed binary knows it is a spindle child, and
-//! how any child runs its target and reports the outcome.
-//!
-//! A static constructor (an `.init_array` entry, run by the dynamic loader
-//! before `main`) checks the `SPINDLE_BOOT` environment variable. In a normal
-//! run it is absent and the constructor returns at once. In a spawned child it
-//! names the inherited socket the parent will send the [`Boot`] frame on; the
-//! constructor then runs the child (or the fork server) and exits, so the
-//! program's `main` — or the test harness, or a doc test's body — never runs
-//! in the child. The user adds no line to `main`.
+//! The child side's protocol: what a spawned process is asked to be
+//! ([`Boot`]), how any child runs its target and reports the [`Outcome`].
+//! The constructor that reads the [`Boot`] frame before `main` is in
+//! entry.rs.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::{Deserialize, Serialize};
 
-use super::current::{self, Identity};
+use super::current::Identity;
 use super::task::{self, TaskFault};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
+use crate::util::panic_text;
 
 /// The environment variable that marks a spindle child: `SPINDLE_BOOT=<fd>`.
 pub(crate) const ENV: &str = "SPINDLE_BOOT";
@@ -61,73 +57,6 @@ pub(crate) enum Outcome {
     VersionMismatch(u8),
 }
 
-#[used]
-#[unsafe(link_section = ".init_array")]
-static BOOT_CTOR: extern "C" fn() = boot_ctor;
-
-/// Keeps the constructor in the link: every start path calls this, so a
-/// program that can start a child also carries the code that boots one.
-pub(crate) fn ensure_linked() {
-    std::hint::black_box(&raw const BOOT_CTOR);
-}
-
-extern "C" fn boot_ctor() {
-    let Some(val) = std::env::var_os(ENV) else {
-        return;
-    };
-    // From here on we are a spindle child and never return to the loader:
-    // `main` must not run. Any panic below ends the process with FAILED.
-    let code = catch_unwind(|| boot(val)).unwrap_or(FAILED);
-    std::process::exit(code);
-}
-
-fn boot(val: std::ffi::OsString) -> i32 {
-    // SAFETY: constructors run before `main`, on the only thread of the
-    // process, so nothing can read the environment concurrently.
-    unsafe { std::env::remove_var(ENV) };
-    // Rust's runtime ignores SIGPIPE before `main`; we run before it.
-    // SAFETY: installing SIG_IGN has no handler code to be unsafe about.
-    unsafe {
-        let _ = nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigIgn,
-        );
-    }
-    let Some(fd) = val
-        .to_str()
-        .and_then(|s| s.parse::<i32>().ok())
-        .filter(|fd| *fd > 2)
-    else {
-        eprintln!("spindle: bad {ENV} value {val:?}");
-        return FAILED;
-    };
-    // SAFETY: the parent cleared close-on-exec on exactly this descriptor for
-    // us (see spawn.rs) and nothing else in this fresh process owns it.
-    let ctl = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let _ = nix::fcntl::fcntl(
-        &ctl,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
-    let (boot, fds) = match read_boot(&ctl) {
-        Ok(b) => b,
-        Err(FrameError::Version { got }) => {
-            send_outcome(&ctl, &Outcome::VersionMismatch(got));
-            return FAILED;
-        }
-        // The parent went away before telling us anything: nothing to do.
-        Err(_) => return FAILED,
-    };
-    match boot {
-        Boot::Child(spec) => {
-            current::become_child(&mut current::lock_me(), spec.id.clone());
-            let code = run_child(&spec, fds, &ctl);
-            super::children::at_exit();
-            code
-        }
-        Boot::ForkServer => super::forkserver::serve(ctl),
-    }
-}
-
 /// Reads the bootstrap frame and the descriptors attached to it.
 pub(crate) fn read_boot(ctl: &UnixStream) -> Result<(Boot, Vec<OwnedFd>), FrameError> {
     let mut h = [0u8; HEADER_LEN];
@@ -165,7 +94,7 @@ pub(crate) fn run_guarded(f: impl FnOnce() -> Result<Vec<u8>, TaskFault>) -> Out
         Ok(Err(TaskFault::Encode(m))) => {
             Outcome::Panicked(format!("cannot encode the result: {m}"))
         }
-        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+        Err(payload) => Outcome::Panicked(truncated(panic_text(&*payload))),
     }
 }
 
@@ -182,23 +111,16 @@ pub(crate) fn finish(ctl: &UnixStream, outcome: Outcome) -> i32 {
     code
 }
 
-fn send_outcome(ctl: &UnixStream, outcome: &Outcome) {
+pub(crate) fn send_outcome(ctl: &UnixStream, outcome: &Outcome) {
     if let Ok(bytes) = postcard::to_allocvec(outcome) {
         // The parent may be gone: nothing to do about it.
         let _ = frame::write_frame(ctl, Kind::Outcome, &bytes);
     }
 }
 
-/// The message of a panic payload (`&str` or `String`), truncated to 16 KiB
-/// so the outcome frame always fits in the socket buffer.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let mut m = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    };
+/// A panic message truncated to 16 KiB, so the outcome frame always fits in
+/// the socket buffer.
+fn truncated(mut m: String) -> String {
     if m.len() > 16 * 1024 {
         let mut cut = 16 * 1024;
         while !m.is_char_boundary(cut) {

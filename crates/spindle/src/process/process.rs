@@ -13,7 +13,7 @@ use super::current::{self, AuthKey};
 use super::error::{Kind, ProcessError};
 use super::fork::{self, ForkTarget};
 use super::task::{self, TaskCall};
-use super::{forkserver, spawn};
+use super::{entry, forkserver, spawn};
 
 /// How a child process is started (Python's start methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +294,7 @@ impl Process {
                     task: call.name.clone(),
                     args: call.args.clone(),
                 };
+                entry::ensure_linked();
                 let (pid, ctl) = spawn::exec_boot(&Boot::Child(spec), &call.fds, daemon)?;
                 (pid, Watch::Direct { ctl: Some(ctl) })
             }
@@ -303,6 +304,7 @@ impl Process {
                     task: call.name.clone(),
                     args: call.args.clone(),
                 };
+                entry::ensure_linked();
                 let (pid, status) = forkserver::start(&spec, &call.fds)?;
                 (pid, Watch::Served { status })
             }

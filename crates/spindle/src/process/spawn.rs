@@ -1,5 +1,5 @@
 //! The `Spawn` start method: a fresh exec of the current executable, told by
-//! `SPINDLE_BOOT` to be a child (see boot.rs).
+//! `SPINDLE_BOOT` to be a child (see entry.rs).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -21,7 +21,6 @@ pub(crate) fn exec_boot(
     fds: &[OwnedFd],
     daemon: bool,
 ) -> Result<(u32, UnixStream), ProcessError> {
-    boot::ensure_linked();
     let payload =
         postcard::to_allocvec(boot).map_err(|e| ProcessError::io(std::io::Error::other(e)))?;
     let (ours, theirs) = UnixStream::pair()?;

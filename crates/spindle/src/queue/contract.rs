@@ -3,13 +3,12 @@
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
-use super::core::Block;
 use super::error::{
     GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown, TaskDoneError,
     TryGetError, TryPutError,
 };
-use super::handle::deadline;
 use super::order::Order;
+use crate::util::Wait;
 
 /// The blocking queue contract: Python's `queue.Queue` interface, which
 /// `multiprocessing.Queue` shares.
@@ -79,8 +78,8 @@ pub trait BlockingQueue<T> {
     ///
     /// [`PutTimeoutError`] with the item: timed out or shut down.
     fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        match deadline(timeout) {
-            Block::Until(at) => self.put_deadline(item, at),
+        match Wait::after(timeout) {
+            Wait::Until(at) => self.put_deadline(item, at),
             _ => self.put(item).map_err(|e| PutTimeoutError::ShutDown(e.0)),
         }
     }
@@ -112,8 +111,8 @@ pub trait BlockingQueue<T> {
     ///
     /// [`GetTimeoutError`]: timed out or shut down.
     fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        match deadline(timeout) {
-            Block::Until(at) => self.get_deadline(at),
+        match Wait::after(timeout) {
+            Wait::Until(at) => self.get_deadline(at),
             _ => self.get().map_err(GetTimeoutError::from),
         }
     }
@@ -158,8 +157,8 @@ pub trait BlockingQueue<T> {
     ///
     /// [`JoinTimeoutError`] when tasks were still unfinished at the deadline.
     fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
-        match deadline(timeout) {
-            Block::Until(at) => self.join_deadline(at),
+        match Wait::after(timeout) {
+            Wait::Until(at) => self.join_deadline(at),
             _ => {
                 self.join();
                 Ok(())

@@ -13,14 +13,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::order::Store;
 use super::waiters::WaitList;
-
-/// How long an operation may block.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Block {
-    No,
-    Forever,
-    Until(Instant),
-}
+use crate::util::Wait;
 
 /// Why a put did not happen (the item is handed back).
 pub(crate) enum PutFail<T> {
@@ -175,7 +168,7 @@ impl<S> Core<S> {
         Some((item, self.notify_putter(st)))
     }
 
-    pub(crate) fn put<T>(&self, item: T, block: Block) -> Result<(), PutFail<T>>
+    pub(crate) fn put<T>(&self, item: T, block: Wait) -> Result<(), PutFail<T>>
     where
         S: Store<T>,
     {
@@ -194,10 +187,10 @@ impl<S> Core<S> {
                 return Ok(());
             }
             let until = match block {
-                Block::No => return Err(PutFail::Full(item)),
+                Wait::Never => return Err(PutFail::Full(item)),
                 _ if timed_out => return Err(PutFail::Full(item)),
-                Block::Forever => None,
-                Block::Until(at) => Some(at),
+                Wait::Forever => None,
+                Wait::Until(at) => Some(at),
             };
             if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
@@ -219,7 +212,7 @@ impl<S> Core<S> {
         }
     }
 
-    pub(crate) fn get<T>(&self, block: Block) -> Result<T, GetFail>
+    pub(crate) fn get<T>(&self, block: Wait) -> Result<T, GetFail>
     where
         S: Store<T>,
     {
@@ -238,10 +231,10 @@ impl<S> Core<S> {
                 return Err(GetFail::ShutDown);
             }
             let until = match block {
-                Block::No => return Err(GetFail::Empty),
+                Wait::Never => return Err(GetFail::Empty),
                 _ if timed_out => return Err(GetFail::Empty),
-                Block::Forever => None,
-                Block::Until(at) => Some(at),
+                Wait::Forever => None,
+                Wait::Until(at) => Some(at),
             };
             if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;

@@ -6,11 +6,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::core::{Block, Core, GetFail, PutFail};
+use super::core::{Core, GetFail, PutFail};
 use super::error::{
     GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
 };
 use super::order::{Fifo, Lifo, Order, Priority, Store};
+use crate::util::Wait;
 
 /// A multi-producer, multi-consumer queue with task tracking and shutdown,
 /// handing items out in the order `O`: the type behind [`Queue`] ([`Fifo`]),
@@ -124,14 +125,6 @@ impl<T, O: Order<T>> fmt::Debug for OrderedQueue<T, O> {
     }
 }
 
-/// `Instant::now() + d`, or `None` (wait forever) when that overflows.
-pub(crate) fn deadline(d: Duration) -> Block {
-    match Instant::now().checked_add(d) {
-        Some(at) => Block::Until(at),
-        None => Block::Forever,
-    }
-}
-
 macro_rules! constructors {
     ($python:literal, $alias:literal, $order:ty $(, $bound:path)?) => {
         impl<T $(: $bound)?> OrderedQueue<T, $order> {
@@ -195,7 +188,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.put(8).unwrap_err().into_inner(), 8);
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.core.put(item, Block::Forever).map_err(|e| match e {
+        self.core.put(item, Wait::Forever).map_err(|e| match e {
             PutFail::ShutDown(item) | PutFail::Full(item) => PutError(item),
         })
     }
@@ -216,7 +209,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.try_put(2), Err(TryPutError::Full(2)));
     /// ```
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        self.core.put(item, Block::No).map_err(|e| match e {
+        self.core.put(item, Wait::Never).map_err(|e| match e {
             PutFail::Full(item) => TryPutError::Full(item),
             PutFail::ShutDown(item) => TryPutError::ShutDown(item),
         })
@@ -241,7 +234,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert!(err.is_timeout());
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.put_block(item, deadline(timeout))
+        self.put_block(item, Wait::after(timeout))
     }
 
     /// Puts `item`, waiting for room until `deadline`.
@@ -259,10 +252,10 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert!(q.put_deadline(2, Instant::now()).is_err());
     /// ```
     pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutTimeoutError<T>> {
-        self.put_block(item, Block::Until(deadline))
+        self.put_block(item, Wait::Until(deadline))
     }
 
-    fn put_block(&self, item: T, block: Block) -> Result<(), PutTimeoutError<T>> {
+    fn put_block(&self, item: T, block: Wait) -> Result<(), PutTimeoutError<T>> {
         self.core.put(item, block).map_err(|e| match e {
             PutFail::Full(item) => PutTimeoutError::Timeout(item),
             PutFail::ShutDown(item) => PutTimeoutError::ShutDown(item),
@@ -289,7 +282,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.get(), Err(ShutDown));
     /// ```
     pub fn get(&self) -> Result<T, ShutDown> {
-        self.core.get(Block::Forever).map_err(|_| ShutDown)
+        self.core.get(Wait::Forever).map_err(|_| ShutDown)
     }
 
     /// Takes the next item if there is one now: Python's `get_nowait()`.
@@ -306,7 +299,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.try_get(), Err(TryGetError::Empty));
     /// ```
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        self.core.get(Block::No).map_err(|e| match e {
+        self.core.get(Wait::Never).map_err(|e| match e {
             GetFail::Empty => TryGetError::Empty,
             GetFail::ShutDown => TryGetError::ShutDown,
         })
@@ -328,7 +321,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.get_timeout(Duration::from_millis(1)), Err(GetTimeoutError::Timeout));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.get_block(deadline(timeout))
+        self.get_block(Wait::after(timeout))
     }
 
     /// Takes the next item, waiting until `deadline`.
@@ -346,10 +339,10 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.get_deadline(Instant::now()), Ok(1));
     /// ```
     pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetTimeoutError> {
-        self.get_block(Block::Until(deadline))
+        self.get_block(Wait::Until(deadline))
     }
 
-    fn get_block(&self, block: Block) -> Result<T, GetTimeoutError> {
+    fn get_block(&self, block: Wait) -> Result<T, GetTimeoutError> {
         self.core.get(block).map_err(|e| match e {
             GetFail::Empty => GetTimeoutError::Timeout,
             GetFail::ShutDown => GetTimeoutError::ShutDown,

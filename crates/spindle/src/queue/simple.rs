@@ -7,10 +7,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
-use super::core::Block;
 use super::future::GetFuture;
-use super::handle::deadline;
 use super::order::Fifo;
+use crate::util::Wait;
 
 /// An unbounded FIFO queue without task tracking or shutdown: Python's
 /// `queue.SimpleQueue`.
@@ -85,7 +84,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn put(&self, item: T) {
-        if self.inner.core.put(item, Block::No).is_err() {
+        if self.inner.core.put(item, Wait::Never).is_err() {
             unreachable!("a SimpleQueue is unbounded and never shut down");
         }
     }
@@ -100,7 +99,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.get(), 1);
     /// ```
     pub fn get(&self) -> T {
-        match self.inner.core.get(Block::Forever) {
+        match self.inner.core.get(Wait::Forever) {
             Ok(item) => item,
             Err(_) => unreachable!("a SimpleQueue is never shut down"),
         }
@@ -116,7 +115,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.try_get(), None);
     /// ```
     pub fn try_get(&self) -> Option<T> {
-        self.inner.core.get(Block::No).ok()
+        self.inner.core.get(Wait::Never).ok()
     }
 
     /// Takes the next item, waiting at most `timeout`: Python's
@@ -130,7 +129,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.get_timeout(Duration::from_millis(1)), None);
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Option<T> {
-        self.inner.core.get(deadline(timeout)).ok()
+        self.inner.core.get(Wait::after(timeout)).ok()
     }
 
     /// Takes the next item, waiting until `deadline`.
@@ -144,7 +143,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.get_deadline(Instant::now()), Some(3));
     /// ```
     pub fn get_deadline(&self, deadline: Instant) -> Option<T> {
-        self.inner.core.get(Block::Until(deadline)).ok()
+        self.inner.core.get(Wait::Until(deadline)).ok()
     }
 
     /// Takes the next item, waiting asynchronously: the async face of

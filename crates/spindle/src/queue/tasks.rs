@@ -4,10 +4,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
-use super::core::Block;
 use super::error::{JoinTimeoutError, TaskDoneError};
-use super::handle::deadline;
 use super::order::Order;
+use crate::util::Wait;
 
 impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// How many items are waiting: Python's `qsize()`.
@@ -163,8 +162,8 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert!(q.join_timeout(Duration::from_millis(1)).is_err());
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
-        match deadline(timeout) {
-            Block::Until(at) => self.join_deadline(at),
+        match Wait::after(timeout) {
+            Wait::Until(at) => self.join_deadline(at),
             _ => {
                 self.join();
                 Ok(())

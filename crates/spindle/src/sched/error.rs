@@ -5,7 +5,8 @@ use std::fmt;
 
 use parking_lot::Mutex;
 
-use super::scheduler::ScheduledEvent;
+use super::event::ScheduledEvent;
+use crate::util::panic_message;
 
 /// [`Scheduler::cancel`](super::Scheduler::cancel) failed: the event was not in
 /// this scheduler's queue (Python raises `ValueError`).
@@ -46,7 +47,7 @@ impl ActionPanicked {
     pub(crate) fn new(event: ScheduledEvent, payload: Box<dyn Any + Send>) -> Self {
         ActionPanicked {
             event,
-            message: panic_message(&*payload),
+            message: panic_message(&*payload).map(str::to_owned),
             payload: Mutex::new(payload),
         }
     }
@@ -156,12 +157,3 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
-
-/// The message of a panic payload, if it is a string.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<String> {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        Some((*s).to_owned())
-    } else {
-        payload.downcast_ref::<String>().cloned()
-    }
-}

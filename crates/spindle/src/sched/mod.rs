@@ -43,12 +43,14 @@
 
 mod clock;
 mod error;
+mod event;
 mod scheduler;
 mod timer;
 mod virtual_clock;
 
 pub use clock::{Clock, MonotonicClock, WaitOutcome, WakeToken, Wakeup};
 pub use error::{ActionPanicked, CancelError, JoinError, StartError};
-pub use scheduler::{ScheduledEvent, Scheduler};
+pub use event::ScheduledEvent;
+pub use scheduler::Scheduler;
 pub use timer::Timer;
 pub use virtual_clock::VirtualClock;

@@ -11,41 +11,9 @@ use parking_lot::Mutex;
 
 use super::clock::{Clock, MonotonicClock, Wakeup, deadline_after};
 use super::error::{ActionPanicked, CancelError};
+use super::event::ScheduledEvent;
 
 type Action = Box<dyn FnOnce() + Send + 'static>;
-
-/// A handle to one event entered in a [`Scheduler`]: its time, priority and
-/// sequence number, in the order the scheduler runs events.
-///
-/// Mirrors the `Event` named tuple of Python's `sched` (named so as not to clash
-/// with `spindle::sync::Event`); the action itself stays inside the scheduler.
-/// Events compare as Python's do: by time, then priority (lower first), then
-/// insertion order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ScheduledEvent {
-    time: Instant,
-    priority: i64,
-    sequence: u64,
-    scheduler: u64,
-}
-
-impl ScheduledEvent {
-    /// When the event is due, on its scheduler's clock.
-    pub fn time(&self) -> Instant {
-        self.time
-    }
-
-    /// Its priority: among events due at the same time, lower runs first.
-    pub fn priority(&self) -> i64 {
-        self.priority
-    }
-
-    /// Its insertion number in its scheduler: among equal times and priorities,
-    /// earlier entered runs first.
-    pub fn sequence(&self) -> u64 {
-        self.sequence
-    }
-}
 
 /// Runs actions at given times, in time order, then priority order (lower first),
 /// then insertion order — Python's `sched.scheduler`.

@@ -12,6 +12,33 @@ use super::{JoinHandle, Thread, current_thread, stack_size};
 /// `threading._counter`, advanced only for unnamed threads).
 static NEXT_NAME: AtomicU64 = AtomicU64::new(1);
 
+// The constructors of `Thread` that go through a `Builder`, beside it (so
+// that handle.rs, which the builder uses, does not name the builder).
+impl Thread {
+    /// Creates an unstarted thread that will run `f`, with a default name
+    /// ("Thread-N") and the daemon flag of the calling thread. Mirrors
+    /// `threading.Thread(target=f)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = spindle::thread::Thread::new(|| {});
+    /// assert!(t.name().starts_with("Thread-"));
+    /// assert_eq!(t.ident(), None);
+    /// ```
+    pub fn new<F>(f: F) -> Thread
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Builder::new().build(f)
+    }
+
+    /// A [`Builder`] to set the name, daemon flag and stack size.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
 /// Configures a thread before it is created: name, daemon flag, stack size.
 /// Mirrors the keyword arguments of `threading.Thread(name=..., daemon=...)`
 /// and `threading.stack_size()`.

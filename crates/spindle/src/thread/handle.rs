@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Builder, registry, sys};
+use super::pid;
 
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -31,7 +31,7 @@ pub(super) enum Status {
 pub(super) struct State {
     pub(super) status: Status,
     /// The process the thread runs in (`None` for the main thread and
-    /// unstarted threads); see `registry::current_pid`.
+    /// unstarted threads); see `pid::current_pid`.
     pub(super) pid: Option<u32>,
     pub(super) ident: Option<u64>,
     pub(super) native_id: Option<u64>,
@@ -43,7 +43,7 @@ impl State {
     /// do not exist, and count as finished.
     pub(super) fn running_here(&self) -> bool {
         matches!(self.status, Status::Running)
-            && self.pid.is_none_or(|pid| pid == registry::current_pid())
+            && self.pid.is_none_or(|pid| pid == pid::current_pid())
     }
 }
 
@@ -91,29 +91,6 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// Creates an unstarted thread that will run `f`, with a default name
-    /// ("Thread-N") and the daemon flag of the calling thread. Mirrors
-    /// `threading.Thread(target=f)`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let t = spindle::thread::Thread::new(|| {});
-    /// assert!(t.name().starts_with("Thread-"));
-    /// assert_eq!(t.ident(), None);
-    /// ```
-    pub fn new<F>(f: F) -> Thread
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        Builder::new().build(f)
-    }
-
-    /// A [`Builder`] to set the name, daemon flag and stack size.
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
     pub(super) fn new_spindle(
         name: String,
         daemon: bool,
@@ -129,21 +106,6 @@ impl Thread {
             None,
             None,
             Some(job),
-        )
-    }
-
-    pub(super) fn new_main() -> Thread {
-        let native = sys::main_native_id();
-        let ident = Some(registry::MAIN_IDENT);
-        Thread::with(
-            "MainThread".into(),
-            false,
-            Kind::Main,
-            None,
-            Status::Running,
-            ident,
-            native,
-            None,
         )
     }
 
@@ -164,7 +126,7 @@ impl Thread {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn with(
+    pub(super) fn with(
         name: String,
         daemon: bool,
         kind: Kind,

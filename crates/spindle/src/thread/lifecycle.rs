@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::error::{JoinError, JoinTimeoutError, SpawnError, StartError};
 use super::handle::Status;
-use super::{Thread, local, registry, sys};
+use super::{Thread, local, pid, registry, sys};
+use crate::util::panic_text;
 
 impl Thread {
     /// Starts the thread. Mirrors `Thread.start()`.
@@ -41,7 +42,7 @@ impl Thread {
             let ident = registry::next_ident();
             st.status = Status::Running;
             st.ident = Some(ident);
-            st.pid = Some(registry::current_pid());
+            st.pid = Some(pid::current_pid());
             ident
         };
         registry::ensure_exit_hook();
@@ -86,7 +87,7 @@ impl Thread {
         if let Some(job) = job
             && let Err(payload) = panic::catch_unwind(AssertUnwindSafe(job))
         {
-            guard.panic = Some(panic_message(&*payload).into());
+            guard.panic = Some(panic_text(&*payload).into());
         }
         // Python drops a thread's `local` values before join() returns.
         let _ = panic::catch_unwind(local::clear_current_thread);
@@ -211,17 +212,5 @@ struct FinishGuard<'a> {
 impl Drop for FinishGuard<'_> {
     fn drop(&mut self) {
         self.thread.finish(self.panic.take());
-    }
-}
-
-/// The message of a panic payload (`&str` or `String`), as Python prints the
-/// exception of a failed thread.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
     }
 }

@@ -76,6 +76,7 @@ mod handle;
 mod join_handle;
 mod lifecycle;
 mod local;
+mod pid;
 mod registry;
 mod stop;
 mod sys;

@@ -4,12 +4,13 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Once};
 
 use parking_lot::Mutex;
 
-use super::handle::{Kind, Thread};
+use super::handle::{Kind, Status, Thread};
+use super::pid::{self, current_pid};
 use super::sys;
 
 /// The ident of the main thread; spindle idents are never reused.
@@ -18,7 +19,23 @@ pub(super) const MAIN_IDENT: u64 = 1;
 static NEXT_IDENT: AtomicU64 = AtomicU64::new(MAIN_IDENT + 1);
 static NEXT_DUMMY: AtomicU64 = AtomicU64::new(1);
 
-static MAIN: LazyLock<Thread> = LazyLock::new(Thread::new_main);
+static MAIN: LazyLock<Thread> = LazyLock::new(new_main);
+
+/// The main thread's `Thread` (Python's `_MainThread`).
+fn new_main() -> Thread {
+    let native = sys::main_native_id();
+    let ident = Some(MAIN_IDENT);
+    Thread::with(
+        "MainThread".into(),
+        false,
+        Kind::Main,
+        None,
+        Status::Running,
+        ident,
+        native,
+        None,
+    )
+}
 
 /// Live threads by ident: started spindle threads, the main thread, and foreign
 /// threads that asked for `current_thread()`.
@@ -127,23 +144,11 @@ fn dummy_name() -> String {
 
 static EXIT_HOOK: Once = Once::new();
 
-/// The process id, kept current in a forked child by the fork hook; 0 until
-/// the hooks are installed.
-static PID: AtomicU32 = AtomicU32::new(0);
-
-/// The current process id, cheaply (no system call once the hooks are in).
-pub(super) fn current_pid() -> u32 {
-    match PID.load(Ordering::Relaxed) {
-        0 => std::process::id(),
-        pid => pid,
-    }
-}
-
 /// Installs (once) the exit hook that waits for non-daemon threads, and the
 /// fork hook that tells a forked child which threads it really has.
 pub(super) fn ensure_exit_hook() {
     EXIT_HOOK.call_once(|| {
-        PID.store(std::process::id(), Ordering::Relaxed);
+        pid::refresh();
         // Without the hooks (non-unix), non-daemon threads are not waited for.
         let _installed = sys::at_fork_child(after_fork_in_child) && sys::at_exit(run_exit_hook);
     });
@@ -153,7 +158,7 @@ pub(super) fn ensure_exit_hook() {
 /// are recognised by their process id, so they are neither listed, alive,
 /// joined nor waited for at exit (Python's `threading._after_fork`).
 extern "C" fn after_fork_in_child() {
-    PID.store(std::process::id(), Ordering::Relaxed);
+    pid::refresh();
 }
 
 extern "C" fn run_exit_hook() {

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use super::job::{self, Failure, Job, PromiseSink, Sink};
 use super::wire::{self, ItemOutcome};
 use crate::futures::{
-    BrokenPool, Future, MapFn, Promise, RemoteExecutor, Task, ThreadJob, ThreadPoolExecutor,
-    WorkerLost,
+    BrokenPool, Executor, Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor, WorkerLost,
 };
 use crate::process::{self, TaskCall};
 
@@ -118,6 +117,74 @@ impl fmt::Debug for ProcessJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// An executor that runs calls of registered tasks — [`Call`](crate::process::Call)s
+/// built by `my_task::call(args..)` — wherever its workers are: other
+/// processes, other hosts. Python: an executor whose "function and arguments
+/// must be picklable".
+///
+/// Implementing it is all an executor needs to accept calls: spindle's
+/// blanket impls make every `Call<T>` a [`Task<Self>`](Task), every
+/// `map` chunk of calls ([`CallChunk`](crate::process::CallChunk)) one too,
+/// and every `Fn(A) -> Call<T>` (the generated `my_task::call`) a
+/// [`MapFn<A, Self>`](crate::futures::MapFn). Each becomes a [`CallJob`]: the task's
+/// name and encoded arguments, which the executor ships to a worker and
+/// completes with what comes back ([`CallJob::complete`]), or runs in this
+/// process ([`CallJob::run_here`]). [`ProcessPoolExecutor`](crate::process::ProcessPoolExecutor)
+/// implements it.
+///
+/// # Examples
+///
+/// An executor of our own that runs each call at once, on the submitting
+/// thread:
+///
+/// ```
+/// use spindle::futures::{Executor, Future, SubmitError, Task};
+/// use spindle::process::{CallJob, RemoteExecutor};
+///
+/// #[derive(Debug)]
+/// struct Inline;
+///
+/// impl Executor for Inline {
+///     type Job = CallJob;
+///     fn submit<W: Task<Self>>(
+///         &self,
+///         task: W,
+///     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+///         let (job, fut) = task.into_job();
+///         job.run_here();
+///         Ok(fut)
+///     }
+///     fn shutdown(&self, _wait: bool, _cancel_futures: bool) {}
+///     fn max_workers(&self) -> usize {
+///         1
+///     }
+/// }
+///
+/// impl RemoteExecutor for Inline {
+///     fn call_job(job: CallJob) -> CallJob {
+///         job
+///     }
+/// }
+///
+/// #[spindle::task]
+/// fn double(n: u64) -> u64 {
+///     n * 2
+/// }
+///
+/// assert_eq!(Inline.submit(double::call(21)).unwrap().result(), Ok(42));
+/// let doubled: Vec<u64> = Inline
+///     .map(double::call, [1, 2, 3])
+///     .unwrap()
+///     .map(Result::unwrap)
+///     .collect();
+/// assert_eq!(doubled, [2, 4, 6]);
+/// ```
+pub trait RemoteExecutor: Executor {
+    /// This executor's job for `job`: one call, or a `map` chunk of calls,
+    /// of one registered task.
+    fn call_job(job: CallJob) -> Self::Job;
 }
 
 /// The common job of every [`RemoteExecutor`]: one [`Call`], or a `map`

@@ -95,10 +95,10 @@ pub(crate) struct Engine {
     pub(crate) changed: Condvar,
 }
 
-/// Why `submit` refused a job.
-pub(crate) enum Refused {
-    ShutDown(Job),
-    Broken(Job, BrokenPool),
+/// Why `submit` refused a task (handed back as it was given).
+pub(crate) enum Refused<T> {
+    ShutDown(T),
+    Broken(T, BrokenPool),
 }
 
 impl Engine {
@@ -122,24 +122,34 @@ impl Engine {
         })
     }
 
-    /// Queues `job` and hands it to a worker if one has room.
-    pub(crate) fn submit(&self, mut job: Job) -> Result<(), Refused> {
+    /// Queues the job `into_job` makes of `task` and hands it to a worker if
+    /// one has room; returns what `into_job` returned beside the job (the
+    /// future of an executor's task). `into_job` runs (under the lock) only
+    /// once the pool has accepted the task, so a refused task comes back
+    /// untouched: the one submit path of both front ends (a job already
+    /// built goes in as `submit(job, |job| (job, ()))`).
+    pub(crate) fn submit<T, R>(
+        &self,
+        task: T,
+        into_job: impl FnOnce(T) -> (Job, R),
+    ) -> Result<R, Refused<T>> {
         let mut st = self.state.lock();
         if let Some(b) = &st.broken {
-            return Err(Refused::Broken(job, b.clone()));
+            return Err(Refused::Broken(task, b.clone()));
         }
         if st.closed {
-            return Err(Refused::ShutDown(job));
+            return Err(Refused::ShutDown(task));
         }
+        let (mut job, out) = into_job(task);
         if let Some(m) = job.refused.take() {
             drop(st);
             job.sink.fail(Failure::Refused(m));
-            return Ok(());
+            return Ok(out);
         }
         st.pending.push_back(job);
         self.dispatch(&mut st);
         self.release(st);
-        Ok(())
+        Ok(out)
     }
 
     /// Queues many jobs under one lock (a `map`): fewer wake-ups, and the

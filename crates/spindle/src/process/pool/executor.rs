@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::call::{Call, CallJob, ProcessJob};
+use super::call::{Call, CallJob, ProcessJob, RemoteExecutor};
 use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
-use super::job::{Failure, Job};
+use super::job::Job;
 use super::slot;
-use crate::futures::{Executor, Future, RemoteExecutor, SubmitError, Task};
+use crate::futures::{Executor, Future, SubmitError, Task};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 
@@ -166,8 +166,8 @@ impl ProcessPoolExecutor {
     }
 
     /// Queues a job built by the `Pool` front end.
-    pub(crate) fn submit_job(&self, job: Job) -> Result<(), Refused> {
-        self.engine.submit(job)
+    pub(crate) fn submit_job(&self, job: Job) -> Result<(), Refused<Job>> {
+        self.engine.submit(job, |job| (job, ()))
     }
 }
 
@@ -178,23 +178,16 @@ impl Executor for ProcessPoolExecutor {
         &self,
         task: W,
     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
-        let mut st = self.engine.state.lock();
-        if let Some(b) = &st.broken {
-            return Err(SubmitError::BrokenPool(task, b.clone()));
-        }
-        if st.closed {
-            return Err(SubmitError::ShutDown(task));
-        }
-        let (ProcessJob(mut job), fut) = task.into_job();
-        if let Some(m) = job.refused.take() {
-            drop(st);
-            job.sink.fail(Failure::Refused(m));
-            return Ok(fut);
-        }
-        st.pending.push_back(job);
-        self.engine.dispatch(&mut st);
-        self.engine.release(st);
-        Ok(fut)
+        let into_job = |task: W| {
+            let (ProcessJob(job), fut) = task.into_job();
+            (job, fut)
+        };
+        self.engine
+            .submit(task, into_job)
+            .map_err(|refused| match refused {
+                Refused::ShutDown(task) => SubmitError::ShutDown(task),
+                Refused::Broken(task, b) => SubmitError::BrokenPool(task, b),
+            })
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::link::{self, WorkerEnds};
 use crate::process::task::{self, TaskEntry};
+use crate::util::panic_text;
 
 /// What a worker is told (the owned, decoding side).
 #[derive(Debug, Deserialize)]
@@ -64,7 +65,7 @@ fn run_entry(entry: &TaskEntry, args: &[u8]) -> ItemOutcome {
         Ok(Err(fault)) => {
             ItemOutcome::Fault(format!("task {} could not run: {fault:?}", entry.name()))
         }
-        Err(payload) => ItemOutcome::Panicked(panic_message(&*payload)),
+        Err(payload) => ItemOutcome::Panicked(panic_text(&*payload)),
     }
 }
 
@@ -148,16 +149,6 @@ pub(crate) fn worker_call(
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
-    }
-}
-
 /// Byte strings as serde *bytes* (one length and a copy in postcard), not as
 /// sequences of `u8` (one call per byte).
 struct BytesRef<'a>(&'a [u8]);

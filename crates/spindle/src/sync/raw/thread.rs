@@ -116,25 +116,6 @@ fn key_of(word: &AtomicUsize) -> usize {
     word as *const AtomicUsize as usize
 }
 
-/// Counts the threads parked on `key` without waking them (test support for
-/// "this thread is blocked now" without sleeping and hoping).
-pub(crate) fn parked_on(key: usize) -> usize {
-    let mut n = 0;
-    // SAFETY: `filter` and `callback` only count and unpark nobody (every
-    // thread is skipped).
-    unsafe {
-        plc::unpark_filter(
-            key,
-            |_| {
-                n += 1;
-                FilterOp::Skip
-            },
-            |_| DEFAULT_UNPARK_TOKEN,
-        );
-    }
-    n
-}
-
 /// Where a thread object keeps its state: in itself.
 #[derive(Debug, Default)]
 pub struct Inline<T>(pub(crate) T);
