@@ -6,9 +6,9 @@ use std::iter::Fuse;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Future;
-use super::error::{FutureError, SubmitError};
-use super::executor::{Executor, MapFn, MapOptions};
+use super::{Executor, MapFn, MapOptions};
+use crate::futures::Future;
+use crate::futures::error::{FutureError, SubmitError};
 
 type ChunkFuture<A, X, F> = Future<Vec<<F as MapFn<A, X>>::Output>, <F as MapFn<A, X>>::Error>;
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::Future;
 use super::error::SubmitError;
-use super::map::Map;
+
+mod map;
+
+pub use map::Map;
 
 /// Runs tasks and hands back [`Future`]s: Python's `concurrent.futures.Executor`.
 ///
