@@ -30,9 +30,6 @@ KNOWN = {
     ("futures", ("future", "shared")): "one concept: Python's Future is one "
     "class; spindle splits the handle (future.rs) from the state it shares "
     "with its promise (shared.rs), which hands handles to done-callbacks",
-    ("lockorder", ("checker", "detector", "error", "track", "watchdog")): "left "
-    "as is, see docs/NOTES.md: the tracker calls the checker and records the "
-    "detector's verdict; the checker and the detector read and switch it",
 }
 
 TOKEN = re.compile(

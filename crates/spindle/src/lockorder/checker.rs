@@ -27,7 +27,7 @@
 //! ```
 
 use super::label;
-use super::track::{self, Held, Site, ThreadState};
+use super::state::{self, Held, Site, ThreadState};
 use crate::sync::LockId;
 use parking_lot::Mutex;
 use std::cell::RefCell;
@@ -186,17 +186,17 @@ thread_local! {
 
 /// Turns the checker on (and with it lock tracking).
 pub fn enable() {
-    track::set_tracking(Some(true), None);
+    state::set_tracking(Some(true), None);
 }
 
 /// Turns the checker off; the edges seen so far are kept.
 pub fn disable() {
-    track::set_tracking(Some(false), None);
+    state::set_tracking(Some(false), None);
 }
 
 /// Whether the checker is on (after [`enable`] or `SPINDLE_LOCKORDER=1`).
 pub fn is_enabled() -> bool {
-    track::checker_on()
+    state::checker_on()
 }
 
 /// Sets where reports go (default [`Sink::Stderr`]).
@@ -254,7 +254,13 @@ pub(crate) fn emit(found: Option<PotentialDeadlock>) {
         }
         h.push(report.clone());
     }
-    let sink = SINK.lock().clone().unwrap_or(Sink::Stderr);
+    let sink = SINK.lock().clone().unwrap_or_else(|| {
+        if state::env_wants_panic() {
+            Sink::Panic
+        } else {
+            Sink::Stderr
+        }
+    });
     match sink {
         Sink::Stderr => eprint!("spindle lockorder: {report}"),
         Sink::Panic => panic!("spindle lockorder: {report}"),

@@ -1,6 +1,6 @@
 //! Errors of ordered acquisition and deadlock recovery.
 
-use super::detector::Deadlock;
+use super::state::Deadlock;
 use super::label;
 use crate::sync::LockId;
 use std::error::Error;

@@ -55,8 +55,8 @@ pub mod detector;
 mod error;
 mod ordered;
 mod set;
-pub(crate) mod track;
-mod watchdog;
+mod state;
+mod track;
 
 pub use detector::{Deadlock, Recovery, Watchdog};
 pub use error::{AcquireError, DeadlockError, LockOrderViolation};

@@ -14,7 +14,7 @@ pub use map::Map;
 /// Runs tasks and hands back [`Future`]s: Python's `concurrent.futures.Executor`.
 ///
 /// Implemented by [`ThreadPoolExecutor`](super::ThreadPoolExecutor) and
-/// [`ProcessPoolExecutor`](super::ProcessPoolExecutor) (a cluster executor is
+/// [`ProcessPoolExecutor`](crate::process::ProcessPoolExecutor) (a cluster executor is
 /// planned): code written against this trait switches scope by changing one
 /// constructor.
 ///

@@ -36,25 +36,15 @@
 //! ```
 
 use super::label;
-use super::track::{self, Held, Site, ThreadState, Waiting};
+use super::state::{self, Held, Site, ThreadState, Waiting};
+pub use super::state::{Deadlock, Link};
 use crate::sync::LockId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
-pub use super::watchdog::{Watchdog, WatchdogBuilder};
-
-/// One thread of a deadlock cycle and the lock it waits for.
-#[derive(Clone, Debug)]
-pub struct Link {
-    thread: Arc<str>,
-    waits_for: LockId,
-    wait_site: Site,
-    since: Instant,
-    holder: Arc<str>,
-    held_site: Site,
-}
+mod watchdog;
+pub use watchdog::{Watchdog, WatchdogBuilder};
 
 impl Link {
     /// The name of the blocked thread.
@@ -77,15 +67,6 @@ impl Link {
     pub fn held_site(&self) -> Site {
         self.held_site
     }
-}
-
-/// Threads blocked in a cycle: each [`Link`]'s thread waits for a lock held
-/// by the next link's thread, and the last one's by the first one's.
-#[derive(Clone)]
-pub struct Deadlock {
-    links: Vec<Link>,
-    /// For recovery: each link's thread and the number of its wait.
-    waits: Vec<(Arc<ThreadState>, u64)>,
 }
 
 impl Deadlock {
@@ -127,10 +108,10 @@ impl Deadlock {
         };
         let keys: Vec<usize> = victims
             .into_iter()
-            .filter_map(|i| track::abort_wait(&self.waits[i].0, self.waits[i].1, &why))
+            .filter_map(|i| state::abort_wait(&self.waits[i].0, self.waits[i].1, &why))
             .collect();
         for &key in &keys {
-            track::wake(key);
+            state::wake(key);
         }
         keys.len()
     }
@@ -193,17 +174,17 @@ pub enum Recovery {
 /// Turns on the tracking the detector needs (which thread holds and waits
 /// for which spindle lock). Locks taken before this are unknown to it.
 pub fn enable() {
-    track::set_tracking(None, Some(true));
+    state::set_tracking(None, Some(true));
 }
 
 /// Turns the detector's tracking off (the checker may keep it on).
 pub fn disable() {
-    track::set_tracking(None, Some(false));
+    state::set_tracking(None, Some(false));
 }
 
 /// Whether the detector's tracking is on.
 pub fn is_enabled() -> bool {
-    track::detector_on()
+    state::detector_on()
 }
 
 struct Snap {
@@ -213,7 +194,7 @@ struct Snap {
 }
 
 fn snapshot() -> Vec<Snap> {
-    track::threads()
+    state::threads()
         .into_iter()
         .map(|state| {
             let (held, waiting) = {

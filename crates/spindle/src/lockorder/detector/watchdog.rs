@@ -1,7 +1,7 @@
-//! [`Watchdog`]: a thread that runs [`detect`](super::detector::detect)
+//! [`Watchdog`]: a thread that runs [`detect`](super::detect)
 //! periodically, reports each new deadlock once and applies a [`Recovery`].
 
-use super::detector::{Deadlock, Recovery, detect, enable};
+use super::{Deadlock, Recovery, detect, enable};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::fmt;
