@@ -1,7 +1,7 @@
 //! Errors of ordered acquisition and deadlock recovery.
 
-use super::state::Deadlock;
 use super::label;
+use super::state::Deadlock;
 use crate::sync::LockId;
 use std::error::Error;
 use std::fmt;
