@@ -15,6 +15,7 @@ extern crate self as spindle;
 pub mod futures;
 pub mod ipc;
 pub mod lockorder;
+mod loom;
 pub mod process;
 pub mod queue;
 pub mod sched;

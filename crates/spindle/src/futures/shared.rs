@@ -4,10 +4,11 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::Waker;
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::sync::atomic::{AtomicU8, AtomicUsize};
+use crate::loom::sync::{Condvar, Mutex};
 
 use super::error::{BrokenPool, FutureError};
 use super::wait::WaitSet;

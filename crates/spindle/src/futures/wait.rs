@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::sync::{Condvar, Mutex};
 
 use super::Future;
 use super::error::{Timeout, deadline_after};

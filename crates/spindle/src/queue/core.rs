@@ -5,11 +5,13 @@
 //! a condition variable nor a waker list. Wakers are always woken after the
 //! mutex is released.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::loom::SPIN;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize};
+use crate::loom::sync::{Condvar, Mutex, MutexGuard};
 
 use super::order::Store;
 use super::waiters::WaitList;
@@ -64,7 +66,8 @@ pub(crate) struct Core<S> {
 /// `Backoff` idea: a handoff between running threads is far cheaper than a
 /// park and unpark). Measured with `spindle bench queue` on 2 cores: long
 /// pure spinning hurts (it starves the thread being waited for), yielding
-/// early helps; 16 rounds of which 2 spin won on every case.
+/// early helps; 16 rounds of which 2 spin won on every case. None under
+/// loom (`crate::loom::SPIN`).
 const SPIN_ROUNDS: u32 = 16;
 
 /// Rounds that spin (1, then 4 `spin_loop`s) before the rest yield.
@@ -199,7 +202,7 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
+            if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);
@@ -243,7 +246,7 @@ impl<S> Core<S> {
                 Block::Forever => None,
                 Block::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
+            if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);

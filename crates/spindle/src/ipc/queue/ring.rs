@@ -31,13 +31,14 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Instant;
 
 use crate::ipc::shm::{SharedWords, futex_wait, futex_wake};
 use crate::ipc::sync::core::{mutex_lock, mutex_unlock, my_tid};
+use crate::loom::sync::atomic::AtomicU32;
 use crate::sync::Wait;
+use crate::util::passed;
 
 /// Bytes per slot.
 pub(super) const SLOT: usize = 128;
@@ -48,8 +49,13 @@ pub(super) const INLINE: usize = SLOT - SLOT_HEAD;
 pub(super) const UNBOUNDED_CAP: u32 = 16 * 1024;
 /// The longest a getter sleeps before it looks again by itself.
 const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
-/// Bytes of the arena for items too large for a slot (touched as used).
-const ARENA: u32 = 4 << 20;
+/// Bytes of the arena for items too large for a slot (touched as used); a
+/// few KiB under loom and miri, whose words and heap buffers cost per byte.
+const ARENA: u32 = if cfg!(any(loom, miri)) {
+    4 << 10
+} else {
+    4 << 20
+};
 /// The largest encoded item the arena takes; larger ones go on the socket.
 pub(super) const ARENA_ITEM_MAX: usize = (ARENA / 4) as usize;
 
@@ -482,7 +488,7 @@ impl Ring {
                 }
                 continue;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if passed(deadline) {
                 return Push::Full;
             }
             self.w(W_FREE_WAITERS).fetch_add(1, SeqCst);
@@ -653,7 +659,7 @@ impl Ring {
             if v == 0 {
                 return true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if passed(deadline) {
                 return false;
             }
             self.w(W_JOINERS).fetch_add(1, SeqCst);
