@@ -1,14 +1,23 @@
-//! Loom's atomics, with `SeqCst` modelled exactly.
+//! Loom's atomics, with `SeqCst` modelled exactly enough for the crate's
+//! Dekker pairs.
 //!
-//! Loom treats a `SeqCst` access as `AcqRel` (its README: "causing Loom to
-//! generate false alarms"), so two threads that each write one word and
-//! read the other (`Event::set` vs `Event::wait`, `Semaphore::release` vs
-//! `acquire`, a ring put vs a sleeping getter) could both read the old
-//! values, which `SeqCst` forbids. Loom's `SeqCst` fences are exact, so an
-//! access with `SeqCst` is modelled as `fence(SeqCst); access; fence(SeqCst)`:
-//! at least as strong as a `SeqCst` access, and exactly what x86 does.
-//! Weaker orderings are passed to loom unchanged, so a missing `SeqCst`
-//! still shows up.
+//! Loom treats a `SeqCst` access as `AcqRel`, except that a `SeqCst` load
+//! never returns a `SeqCst` store older than another `SeqCst` store to the
+//! same word (its README: "causing Loom to generate false alarms"). The
+//! initial value is not a `SeqCst` store, so in a Dekker pair — two
+//! threads that each write one word and read the other, as `Event::set` vs
+//! `Event::wait`, `Semaphore::release` vs `acquire`, a ring put vs a
+//! sleeping getter — both loads may return the initial values, which
+//! `SeqCst` forbids (C++20 [atomics.order]: a `SeqCst` load sees the last
+//! `SeqCst` write before it in the total order, or a non-`SeqCst` write
+//! that does not happen before that one; the initial value happens before
+//! everything). So each atomic here is made with its value and then stores
+//! it again with `SeqCst`: a `SeqCst` initial store that loom's rule then
+//! orders correctly. Every access passes its own ordering to loom, so a
+//! `Relaxed` or `Acquire` where a Dekker pair needs `SeqCst` still shows up
+//! as the lost wake-up it is (checked: weakening `Event`'s waiter count to
+//! `Relaxed` makes `loom_model_event_*` fail; putting `SeqCst` fences
+//! around the accesses instead, as a first version did, hid that bug).
 //!
 //! `new` is not `const` here (loom's objects belong to an execution), which
 //! is why the crate's `const fn` constructors go through
@@ -22,22 +31,6 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use ::loom::sync::atomic::fence;
-
-/// Runs `op` fenced if any of its orderings is `SeqCst`.
-#[inline]
-fn sc<R>(orders: &[Ordering], op: impl FnOnce() -> R) -> R {
-    let seq_cst = orders.contains(&Ordering::SeqCst);
-    if seq_cst {
-        fence(Ordering::SeqCst);
-    }
-    let r = op();
-    if seq_cst {
-        fence(Ordering::SeqCst);
-    }
-    r
-}
-
 macro_rules! lazy_atomic {
     ($name:ident, $t:ty) => {
         #[doc = concat!("`std::sync::atomic::", stringify!($name), "` for the model.")]
@@ -45,7 +38,10 @@ macro_rules! lazy_atomic {
 
         impl $name {
             pub fn new(v: $t) -> Self {
-                $name(::loom::sync::atomic::$name::new(v))
+                let a = ::loom::sync::atomic::$name::new(v);
+                // The initial value as a `SeqCst` store (see the module docs).
+                a.store(v, Ordering::SeqCst);
+                $name(a)
             }
 
             fn get(&self) -> &::loom::sync::atomic::$name {
@@ -53,15 +49,15 @@ macro_rules! lazy_atomic {
             }
 
             pub fn load(&self, o: Ordering) -> $t {
-                sc(&[o], || self.get().load(o))
+                self.get().load(o)
             }
 
             pub fn store(&self, v: $t, o: Ordering) {
-                sc(&[o], || self.get().store(v, o))
+                self.get().store(v, o)
             }
 
             pub fn swap(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().swap(v, o))
+                self.get().swap(v, o)
             }
 
             pub fn compare_exchange(
@@ -71,9 +67,7 @@ macro_rules! lazy_atomic {
                 success: Ordering,
                 failure: Ordering,
             ) -> Result<$t, $t> {
-                sc(&[success, failure], || {
-                    self.get().compare_exchange(current, new, success, failure)
-                })
+                self.get().compare_exchange(current, new, success, failure)
             }
 
             pub fn compare_exchange_weak(
@@ -83,18 +77,16 @@ macro_rules! lazy_atomic {
                 success: Ordering,
                 failure: Ordering,
             ) -> Result<$t, $t> {
-                sc(&[success, failure], || {
-                    self.get()
-                        .compare_exchange_weak(current, new, success, failure)
-                })
+                self.get()
+                    .compare_exchange_weak(current, new, success, failure)
             }
 
             pub fn fetch_and(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_and(v, o))
+                self.get().fetch_and(v, o)
             }
 
             pub fn fetch_or(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_or(v, o))
+                self.get().fetch_or(v, o)
             }
 
             pub fn into_inner(self) -> $t {
@@ -123,19 +115,19 @@ macro_rules! lazy_atomic_int {
 
         impl $name {
             pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_add(v, o))
+                self.get().fetch_add(v, o)
             }
 
             pub fn fetch_sub(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_sub(v, o))
+                self.get().fetch_sub(v, o)
             }
 
             pub fn fetch_max(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_max(v, o))
+                self.get().fetch_max(v, o)
             }
 
             pub fn fetch_min(&self, v: $t, o: Ordering) -> $t {
-                sc(&[o], || self.get().fetch_min(v, o))
+                self.get().fetch_min(v, o)
             }
 
             pub fn fetch_update(
@@ -144,9 +136,7 @@ macro_rules! lazy_atomic_int {
                 fetch_order: Ordering,
                 f: impl FnMut($t) -> Option<$t>,
             ) -> Result<$t, $t> {
-                sc(&[set_order, fetch_order], || {
-                    self.get().fetch_update(set_order, fetch_order, f)
-                })
+                self.get().fetch_update(set_order, fetch_order, f)
             }
         }
     };
