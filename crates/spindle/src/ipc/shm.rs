@@ -5,9 +5,10 @@
 //! no memfd or shared mapping), so the logic over them — the `ipc::Queue`
 //! ring, shared ctypes, the process sync objects between threads — runs
 //! under miri. Under `cfg(loom)` the mapping stays but [`SharedWords::word`]
-//! hands out loom's atomics (one per word, made on first use) and the futex
-//! calls are the model's (see `crate::loom`); the bytes past the words a
-//! user reads as words (ring slots, ctypes data) stay in the mapping.
+//! hands out loom's atomics for the first [`MODEL_WORDS`] words and the
+//! futex calls are the model's (see `crate::loom`); the bytes a user does
+//! not read as words (ring slots and arena, ctypes data) stay in the
+//! mapping.
 
 #[cfg(not(miri))]
 use std::num::NonZeroUsize;
@@ -42,6 +43,11 @@ pub(crate) struct SharedWords {
     model: Box<[Word]>,
 }
 
+/// How many words of a region are loom atomics under `cfg(loom)` (every
+/// user keeps its words in the first 128: the ring's header is 128 words).
+#[cfg(loom)]
+const MODEL_WORDS: usize = 128;
+
 /// The heap buffer's alignment under miri: a page, like a mapping.
 #[cfg(miri)]
 const HEAP_ALIGN: usize = 4096;
@@ -75,7 +81,7 @@ impl SharedWords {
             ptr: ptr.cast(),
             len,
             #[cfg(loom)]
-            model: (0..len).map(|_| Word::new(0)).collect(),
+            model: (0..len.min(MODEL_WORDS)).map(|_| Word::new(0)).collect(),
         })
     }
 
@@ -113,7 +119,7 @@ impl SharedWords {
             ptr: ptr.cast(),
             len,
             #[cfg(loom)]
-            model: (0..len).map(|_| Word::new(0)).collect(),
+            model: (0..len.min(MODEL_WORDS)).map(|_| Word::new(0)).collect(),
         })
     }
 
@@ -128,9 +134,10 @@ impl SharedWords {
         unsafe { &*self.ptr.as_ptr().add(i) }
     }
 
-    /// Word `i`, as the model's atomic.
+    /// Word `i`, as the model's atomic (`i` < [`MODEL_WORDS`]).
     #[cfg(loom)]
     pub(crate) fn word(&self, i: usize) -> &Word {
+        assert!(i < self.len, "shared word index out of range");
         &self.model[i]
     }
 

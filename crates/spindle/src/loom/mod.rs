@@ -6,12 +6,12 @@
 //! `parking_lot_core` item (`pub(crate) use`), so the shim costs nothing.
 //! Built with `RUSTFLAGS="--cfg loom"`, the items come from `model.rs`:
 //!
-//! * the atomics are loom's, wrapped so that a `SeqCst` access is modelled
-//!   with `SeqCst` fences around it (loom treats `SeqCst` accesses as
-//!   `AcqRel`, which reports false lost wake-ups in the Dekker pairs of
-//!   `Event`, `Semaphore` and the ring; its `SeqCst` fences are exact);
-//!   their `new` is not `const`, so the thread objects' `const fn`
-//!   constructors are written with [`const_fn!`];
+//! * the atomics are loom's, each made with a `SeqCst` initial store so
+//!   that loom's partial `SeqCst` rule orders the crate's Dekker pairs
+//!   (`Event`, `Semaphore`, the ring) as `SeqCst` does, without hiding a
+//!   weaker ordering (see `model/atomic.rs`); their `new` is not `const`,
+//!   so the thread objects' `const fn` constructors are written with
+//!   [`const_fn!`];
 //! * `parking_lot_core`'s `park`/`unpark_one`/`unpark_all`/`unpark_filter`
 //!   and the futex `futex_wait`/`futex_wake` become one parking table over
 //!   loom's `Mutex` and `thread::park`/`unpark`, keyed by address like the

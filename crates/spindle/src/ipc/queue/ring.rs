@@ -572,17 +572,19 @@ impl Ring {
         waiters.fetch_sub(1, SeqCst);
     }
 
-    /// Shuts the queue down (never back to open; immediate wins): once the
-    /// producer lock has been passed, no push publishes against the new
-    /// state. An immediate shutdown then drops every published item under
-    /// the consumer lock, calling `socket_item` for each one whose record is
-    /// on the socket, and returns how many it dropped. Every sleeper is
-    /// woken to re-check.
+    /// Shuts the queue down (never back to open; immediate wins). The state
+    /// changes under the producer lock, so no push publishes against the
+    /// new state, and whoever sees the new state sees every item published
+    /// before it (a getter that finds the ring shut down and empty can say
+    /// `ShutDown`: nothing is still on its way). An immediate shutdown then
+    /// drops every published item under the consumer lock, calling
+    /// `socket_item` for each one whose record is on the socket, and
+    /// returns how many it dropped. Every sleeper is woken to re-check.
     pub(super) fn shutdown(&self, immediate: bool, socket_item: impl FnMut()) -> u32 {
-        self.w(W_SHUTDOWN)
-            .fetch_max(if immediate { 2 } else { 1 }, SeqCst);
         let dropped = {
             let _producers = self.lock(W_PLOCK);
+            self.w(W_SHUTDOWN)
+                .fetch_max(if immediate { 2 } else { 1 }, SeqCst);
             if immediate {
                 self.drain(socket_item)
             } else {
@@ -829,3 +831,6 @@ mod tests {
         assert!(Ring::map(small.fd().try_clone_to_owned().unwrap()).is_err());
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

@@ -53,7 +53,12 @@ macro_rules! lazy_atomic {
             }
 
             pub fn store(&self, v: $t, o: Ordering) {
-                self.get().store(v, o)
+                // A `SeqCst` store as a `SeqCst` swap (see the module docs).
+                if o == Ordering::SeqCst {
+                    self.get().swap(v, o);
+                } else {
+                    self.get().store(v, o)
+                }
             }
 
             pub fn swap(&self, v: $t, o: Ordering) -> $t {
