@@ -381,8 +381,7 @@ impl Ring {
             }
             self.w(W_TAIL).store(tail.wrapping_add(1), SeqCst);
         }
-        self.w(W_ITEMS).fetch_add(1, SeqCst);
-        self.wake_getter();
+        self.announce();
         Push::Done
     }
 
@@ -523,11 +522,24 @@ impl Ring {
         self.len() as usize + self.w(W_BUFFERED).load(SeqCst) as usize
     }
 
-    /// Wakes one sleeping getter unless a wake-up is already on its way:
-    /// while a woken getter has not run yet, further puts make no system
-    /// call.
-    fn wake_getter(&self) {
-        if self.w(W_GETTERS).load(SeqCst) > 0 && self.w(W_WOKEN).swap(1, SeqCst) == 0 {
+    /// Announces an item (a put, or a getter passing a wake-up on): bumps
+    /// `W_ITEMS`, the word getters sleep on, and wakes one sleeping getter
+    /// unless a wake-up is already on its way (`W_WOKEN`): while a woken
+    /// getter has not run yet, further puts make no system call.
+    ///
+    /// The flag is taken *before* the bump. A wake that found no getter
+    /// asleep yet (one counted in `W_GETTERS` but not in its futex wait)
+    /// leaves the flag set with nobody on the way; the getter about to
+    /// sleep read the flag clear before it was taken, so it read `W_ITEMS`
+    /// before the bump too, and its futex wait returns at once. (Bumping
+    /// first, as this used to, let that getter sleep with the flag stuck:
+    /// later puts made no wake-up and it slept through available items
+    /// until its [`SLEEP_SLICE`] ended; the loom model
+    /// `loom_model_ring_two_getters_two_puts` found it.)
+    fn announce(&self) {
+        let wake = self.w(W_GETTERS).load(SeqCst) > 0 && self.w(W_WOKEN).swap(1, SeqCst) == 0;
+        self.w(W_ITEMS).fetch_add(1, SeqCst);
+        if wake {
             futex_wake(self.w(W_ITEMS), 1);
         }
     }
@@ -535,16 +547,19 @@ impl Ring {
     /// Waits until an item may be there, the shutdown state changes from
     /// `shut`, or `until`. Spurious returns are possible.
     ///
-    /// Every getter leaving here (woken or not) clears `W_WOKEN` and, if
-    /// items wait while others sleep, passes a wake-up on; so a put that saw
-    /// a wake-up on its way and made none loses nothing. Sleeps last at most
-    /// [`SLEEP_SLICE`], so a process killed between being woken and passing
-    /// the flag on delays the others by that much, never forever.
+    /// A getter does not sleep while a wake-up is on its way (`W_WOKEN`
+    /// set: it may have been meant for a getter that was not asleep yet,
+    /// see [`announce`](Self::announce)). Every getter leaving here (woken
+    /// or not) clears `W_WOKEN` and, if items wait, announces them again;
+    /// so a put that saw a wake-up on its way and made none loses nothing.
+    /// Sleeps last at most [`SLEEP_SLICE`], so a process killed between
+    /// being woken and passing the flag on delays the others by that much,
+    /// never forever.
     pub(super) fn wait_items(&self, shut: u32, until: Option<Instant>) {
         let getters = self.w(W_GETTERS);
         getters.fetch_add(1, SeqCst);
         let seen = self.w(W_ITEMS).load(SeqCst);
-        if !self.has_items() && self.shutdown_state() == shut {
+        if !self.has_items() && self.shutdown_state() == shut && self.w(W_WOKEN).load(SeqCst) == 0 {
             let slice = Instant::now() + SLEEP_SLICE;
             futex_wait(
                 self.w(W_ITEMS),
@@ -555,7 +570,7 @@ impl Ring {
         getters.fetch_sub(1, SeqCst);
         self.w(W_WOKEN).store(0, SeqCst);
         if self.has_items() {
-            self.wake_getter();
+            self.announce();
         }
     }
 

@@ -140,7 +140,7 @@ fn loom_model_ring_put_get_race_shutdown() {
 /// wake-up is lost (nothing times out here, so a lost one hangs).
 #[test]
 fn loom_model_ring_two_getters_two_puts() {
-    check("ring: two sleeping getters, two puts", 2, || {
+    check("ring: two sleeping getters, two puts", 3, || {
         let r = ring(2, 0);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -168,7 +168,7 @@ fn loom_model_ring_two_getters_two_puts() {
 fn loom_model_ring_bounded_place_vs_get_vs_shutdown() {
     check(
         "ring: bounded put waits for a place vs get vs shutdown",
-        2,
+        3,
         || {
             let r = ring(2, 1);
             assert_eq!(r.take_place(None), Push::Done);
