@@ -255,3 +255,6 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "Box<dyn Any>".to_owned()
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

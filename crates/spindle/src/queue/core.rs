@@ -346,3 +346,6 @@ fn wait<S>(cv: &Condvar, st: &mut MutexGuard<'_, State<S>>, until: Option<Instan
         Some(at) => cv.wait_until(st, at).timed_out(),
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

@@ -19,6 +19,19 @@
 //! `Relaxed` makes `loom_model_event_*` fail; putting `SeqCst` fences
 //! around the accesses instead, as a first version did, hid that bug).
 //!
+//! A second imprecision: loom's modification order is partial, and a
+//! read-modify-write may read any store not ordered before another, so
+//! after `A: x.swap(1)`, `B: x.swap(1)` (which read A's) and `C:
+//! x.store(0)`, C's own next `swap` could read B's 1 instead of its own 0 —
+//! an order C++20 rules out (an RMW reads the write just before it in the
+//! modification order, and `SeqCst` writes follow the single total order).
+//! The ring's `W_WOKEN` flag showed this as a false deadlock. A `SeqCst`
+//! store is therefore modelled as a `SeqCst` swap, whose result is ignored:
+//! it is ordered after every earlier write of the word, as a `SeqCst`
+//! store is, and additionally acquires from the write it replaces (the one
+//! way this over-approximates: code relying on a plain store to
+//! synchronise would pass here).
+//!
 //! `new` is not `const` here (loom's objects belong to an execution), which
 //! is why the crate's `const fn` constructors go through
 //! [`const_fn!`](crate::loom::const_fn).
@@ -31,7 +44,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-macro_rules! lazy_atomic {
+macro_rules! model_atomic {
     ($name:ident, $t:ty) => {
         #[doc = concat!("`std::sync::atomic::", stringify!($name), "` for the model.")]
         pub struct $name(::loom::sync::atomic::$name);
@@ -114,9 +127,9 @@ macro_rules! lazy_atomic {
     };
 }
 
-macro_rules! lazy_atomic_int {
+macro_rules! model_atomic_int {
     ($name:ident, $t:ty) => {
-        lazy_atomic!($name, $t);
+        model_atomic!($name, $t);
 
         impl $name {
             pub fn fetch_add(&self, v: $t, o: Ordering) -> $t {
@@ -147,8 +160,8 @@ macro_rules! lazy_atomic_int {
     };
 }
 
-lazy_atomic!(AtomicBool, bool);
-lazy_atomic_int!(AtomicU8, u8);
-lazy_atomic_int!(AtomicU32, u32);
-lazy_atomic_int!(AtomicU64, u64);
-lazy_atomic_int!(AtomicUsize, usize);
+model_atomic!(AtomicBool, bool);
+model_atomic_int!(AtomicU8, u8);
+model_atomic_int!(AtomicU32, u32);
+model_atomic_int!(AtomicU64, u64);
+model_atomic_int!(AtomicUsize, usize);

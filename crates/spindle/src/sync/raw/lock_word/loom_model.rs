@@ -46,7 +46,7 @@ impl Guarded {
 /// loom), and the `PARKED` bit is cleared once the last sleeper is gone.
 #[test]
 fn loom_model_lock_word_three_lockers() {
-    check("lock_word: three lockers", 2, || {
+    check("lock_word: three lockers", 3, || {
         let g = Guarded::new();
         let threads: Vec<_> = (0..2)
             .map(|_| {
