@@ -1,5 +1,6 @@
 //! [`Future`]: the handle to the result of a task (Python's
 //! `concurrent.futures.Future`).
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

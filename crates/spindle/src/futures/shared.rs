@@ -1,6 +1,7 @@
 //! The state a [`Future`] and its [`Promise`](super::Promise) share: the
 //! Python `Future`'s `_condition`, `_state`, `_result`, `_done_callbacks` and
 //! `_waiters`, behind one `parking_lot` mutex.
+#![forbid(unsafe_code)]
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! What a [`ThreadPoolExecutor`] runs: [`ThreadJob`], and the [`Task`] and
 //! [`MapFn`] impls for closures.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};

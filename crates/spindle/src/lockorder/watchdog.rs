@@ -1,5 +1,6 @@
 //! [`Watchdog`]: a thread that runs [`detect`](super::detector::detect)
 //! periodically, reports each new deadlock once and applies a [`Recovery`].
+#![forbid(unsafe_code)]
 
 use super::detector::{Deadlock, Recovery, detect, enable};
 use parking_lot::Mutex;

@@ -51,6 +51,8 @@
 //! Each prints how long it took. `LOOM_MAX_PREEMPTIONS`, `LOOM_LOG=1` and
 //! `LOOM_CHECKPOINT_FILE` work as loom documents; a failing model prints
 //! the interleaving that broke it.
+// Under loom, `model/park.rs` declares `unsafe fn`s (allowed by name).
+#![cfg_attr(not(loom), forbid(unsafe_code))]
 
 #[cfg(loom)]
 mod model;

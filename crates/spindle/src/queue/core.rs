@@ -4,6 +4,7 @@
 //! Waiters are counted, so a put or get that nobody waits for touches neither
 //! a condition variable nor a waker list. Wakers are always woken after the
 //! mutex is released.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;

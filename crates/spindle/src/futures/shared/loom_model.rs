@@ -2,6 +2,7 @@
 //! waiters (`result()`, `wait`) vs done-callbacks. Run them as
 //! `crate::loom` says (spinning and yielding before a wait are off under
 //! loom, so every waiter sleeps on the condition variable).
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -2,6 +2,7 @@
 //! counted waiters): put/get/task_done/join/shutdown races. Run them as
 //! `crate::loom` says; spinning is off under loom, so every waiter takes
 //! the condition-variable path.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::time::Instant;

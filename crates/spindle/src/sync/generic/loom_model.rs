@@ -1,6 +1,7 @@
 //! Loom models of the generic objects over the thread scope's raw layer
 //! (`sync/raw/thread.rs`: wait/wake on words, the condition's queue):
 //! `Event`, `Semaphore`, `Condition`. Run them as `crate::loom` says.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;

@@ -10,6 +10,7 @@
 //! put racing an immediate shutdown once landed after the drain (the
 //! queue was not empty after `shutdown(immediate=True)` returned). Here
 //! every interleaving of a put, a get and a shutdown is checked instead.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::SeqCst;
 

@@ -3,6 +3,7 @@
 //! Every model checks, besides its own claim, that no thread is left parked
 //! (loom fails a model whose threads all sleep) and that the word ends at 0:
 //! unlocked, with no `PARKED` bit left behind without a sleeper.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
