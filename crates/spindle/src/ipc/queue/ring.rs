@@ -610,11 +610,19 @@ impl Ring {
         dropped
     }
 
+    /// Bumps and wakes every word a sleeper may wait on. Each word is bumped,
+    /// so a sleeper that checked the state before the shutdown and is about
+    /// to sleep finds its word changed and does not sleep. `W_FREE` counts
+    /// free places, and the bump adds one that nobody can publish with:
+    /// `take_place` checks the state first, and a putter that took it
+    /// anyway (having read the state before the shutdown) is refused by
+    /// `push` under the producer lock and gives it back. (Without the bump
+    /// a putter blocked on a full bounded queue could sleep through the
+    /// shutdown for good: `.ci/valgrind` hung on it, and
+    /// `loom_model_ring_blocked_put_vs_shutdown` shows it.)
     fn wake_everyone(&self) {
-        for (word, bump) in [(W_ITEMS, true), (W_SPACE, true), (W_FREE, false)] {
-            if bump {
-                self.w(word).fetch_add(1, SeqCst);
-            }
+        for word in [W_ITEMS, W_SPACE, W_FREE] {
+            self.w(word).fetch_add(1, SeqCst);
             futex_wake(self.w(word), i32::MAX);
         }
     }

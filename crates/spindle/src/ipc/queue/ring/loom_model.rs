@@ -201,3 +201,34 @@ fn loom_model_ring_bounded_place_vs_get_vs_shutdown() {
         },
     );
 }
+
+/// A put blocked on a full bounded ring (`take_place`) and nothing else but
+/// a shutdown: the shutdown alone must release it with `ShutDown`. (Found by
+/// `.ci/valgrind`, whose slow scheduling hung `shutdown_wakes_other_processes`:
+/// the putter checked the state, the shutdown changed it and woke `W_FREE`,
+/// then the putter slept on the unchanged `W_FREE` for good. The shutdown
+/// now bumps `W_FREE` too, so that sleep returns at once; a putter that
+/// takes the extra place is refused by `push`.)
+#[test]
+fn loom_model_ring_blocked_put_vs_shutdown() {
+    check(
+        "ring: put blocked on a full bounded ring vs shutdown",
+        3,
+        || {
+            let r = ring(2, 1);
+            assert_eq!(r.take_place(None), Push::Done);
+            assert_eq!(r.push(Item::Slot(b"a"), 1), Push::Done);
+            // `ipc::Queue::put` on a bounded queue: a place, then the push.
+            let putter = {
+                let r = Arc::clone(&r);
+                thread::spawn(move || match r.take_place(None) {
+                    Push::Done => r.push(Item::Slot(b"b"), 1),
+                    other => other,
+                })
+            };
+            r.shutdown(false, || {});
+            assert_eq!(putter.join().unwrap(), Push::ShutDown);
+            assert_eq!(leftovers(&r), 1, "only the item put before the shutdown");
+        },
+    );
+}
