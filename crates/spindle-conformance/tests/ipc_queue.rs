@@ -15,11 +15,13 @@ fn make(maxsize: usize) -> Queue<u64> {
 
 spindle_conformance::queue_suite!(ExpectedOrder::Fifo, make);
 
-/// The shutdown races (a shutdown while 4 writers and 6 readers run) are
-/// where a lock-free design goes wrong: run the check many times.
+/// The shutdown races (a shutdown while 4 writers and 6 readers run). Once
+/// repeated 20 times because a put racing an immediate shutdown had been
+/// seen to land after the drain; that race (and a get saying ShutDown while
+/// a put still landed) is now checked in every interleaving by the loom
+/// models in spindle's `ipc/queue/ring/loom_model.rs`, so one run here
+/// checks the whole queue end to end.
 #[test]
 fn shutdown_in_many_threads_repeatedly() {
-    for _ in 0..20 {
-        queue::shutdown_all_methods_in_many_threads(ExpectedOrder::Fifo, make);
-    }
+    queue::shutdown_all_methods_in_many_threads(ExpectedOrder::Fifo, make);
 }

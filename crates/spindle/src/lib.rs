@@ -249,6 +249,7 @@ pub mod ipc;
 #[cfg(target_os = "linux")]
 pub mod lockorder;
 #[cfg(target_os = "linux")]
+mod loom;
 pub mod process;
 #[cfg(target_os = "linux")]
 pub mod queue;

@@ -35,8 +35,13 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
-/// Whether `deadline` (`None`: never) has passed.
+/// Whether `deadline` (`None`: never) has passed. Under loom, whether the
+/// model's clock has passed every deadline (see `crate::loom`).
+#[inline]
 pub(crate) fn passed(deadline: Option<Instant>) -> bool {
+    #[cfg(loom)]
+    return deadline.is_some() && crate::loom::expired();
+    #[cfg(not(loom))]
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 

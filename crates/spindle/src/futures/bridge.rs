@@ -1,4 +1,5 @@
 //! The async bridge: `.await` a [`Future`] from any async runtime.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::pin::Pin;

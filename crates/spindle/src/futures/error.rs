@@ -1,4 +1,5 @@
 //! Errors of [`spindle::futures`](crate::futures).
+#![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::fmt;

@@ -1,12 +1,13 @@
 //! [`Future`]: the handle to the result of a task (Python's
 //! `concurrent.futures.Future`).
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::MutexGuard;
+use crate::loom::sync::MutexGuard;
 
 use super::error::FutureError;
 
@@ -177,7 +178,7 @@ impl<T, E> Future<T, E> {
     /// that can run — the worker answering, say — so the cost is at most
     /// [`YIELD_SPIN`] of an otherwise idle CPU per wait.
     pub(crate) fn lock_done(&self, deadline: Option<Instant>) -> MutexGuard<'_, Inner<T, E>> {
-        if !self.shared.state_hint().is_done() {
+        if crate::loom::SPIN && !self.shared.state_hint().is_done() {
             for _ in 0..48u32 {
                 std::hint::spin_loop();
                 if self.shared.state_hint().is_done() {
@@ -185,7 +186,7 @@ impl<T, E> Future<T, E> {
                 }
             }
         }
-        if !self.shared.state_hint().is_done() {
+        if crate::loom::SPIN && !self.shared.state_hint().is_done() {
             let start = Instant::now();
             let until = deadline.map_or(start + YIELD_SPIN, |d| d.min(start + YIELD_SPIN));
             while !self.shared.state_hint().is_done() && Instant::now() < until {

@@ -10,6 +10,7 @@
 //! here and in `process/pool/call.rs`, over these traits; an executor gets
 //! them by implementing one trait that says how the common job becomes its
 //! own [`Executor::Job`].
+#![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::fmt;

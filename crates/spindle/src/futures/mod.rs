@@ -90,6 +90,7 @@
 //! - Values are read by clone (`T: Clone`) because many handles may read one
 //!   future; the last handle moves the value out.
 //! - A panicking task still prints the standard panic message on stderr.
+#![forbid(unsafe_code)]
 
 mod bridge;
 mod closures;

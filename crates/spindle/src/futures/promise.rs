@@ -1,5 +1,6 @@
 //! [`Promise`]: the completing side of a [`Future`] — what an executor holds
 //! while the task runs.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

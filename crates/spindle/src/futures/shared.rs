@@ -1,13 +1,15 @@
 //! The state a [`Future`] and its [`Promise`](super::Promise) share: the
 //! Python `Future`'s `_condition`, `_state`, `_result`, `_done_callbacks` and
 //! `_waiters`, behind one `parking_lot` mutex.
+#![forbid(unsafe_code)]
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::Waker;
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::sync::atomic::{AtomicU8, AtomicUsize};
+use crate::loom::sync::{Condvar, Mutex};
 
 use super::error::{BrokenPool, FutureError};
 use super::waiter::WaitSet;
@@ -244,3 +246,6 @@ pub(crate) fn run_callback<T, E>(cb: Callback<T, E>, fut: &Future<T, E>) {
         );
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

@@ -1,5 +1,6 @@
 //! [`ThreadPoolExecutor`]: Python's `concurrent.futures.ThreadPoolExecutor`.
 //! The worker life cycle is described in `README.md` beside this file.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};

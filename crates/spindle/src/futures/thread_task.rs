@@ -1,6 +1,7 @@
 //! What a [`ThreadPoolExecutor`](super::ThreadPoolExecutor) runs:
 //! [`ThreadJob`]. The [`Task`](super::Task) and `MapFn` impls that make
 //! closures its tasks are in closures.rs.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};

@@ -1,5 +1,6 @@
 //! [`as_completed`] and [`wait`]: waiting on many futures at once (Python's
 //! `concurrent.futures.as_completed` and `concurrent.futures.wait`).
+#![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 use std::sync::Arc;

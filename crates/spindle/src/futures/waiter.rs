@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::sync::{Condvar, Mutex};
 
 /// A set of waiters registered on several futures (Python's `_Waiter`): each
 /// future pushes its index when it is done.

@@ -1,5 +1,6 @@
 //! `Pipe` and `Connection`: framed messages over OS pipes, with a socket
 //! pair beside them for large payloads.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::fs::File;

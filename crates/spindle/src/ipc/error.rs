@@ -1,4 +1,5 @@
 //! Errors of `spindle::ipc`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::io;

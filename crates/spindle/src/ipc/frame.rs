@@ -13,6 +13,7 @@
 //! magic, the version and the length against its limit *before* allocating the
 //! payload; an oversized payload is skipped in bounded chunks so the stream
 //! stays usable.
+#![forbid(unsafe_code)]
 
 use std::io::{self, Read, Write};
 

@@ -1,22 +1,56 @@
 //! A few atomic words in shared memory (a `memfd` mapped `MAP_SHARED`), with
 //! futex wait/wake that work across processes.
+//!
+//! Under `cfg(miri)` the words are an aligned heap buffer instead (miri has
+//! no memfd or shared mapping), so the logic over them — the `ipc::Queue`
+//! ring, shared ctypes, the process sync objects between threads — runs
+//! under miri. Under `cfg(loom)` the mapping stays but [`SharedWords::word`]
+//! hands out loom's atomics for the first [`MODEL_WORDS`] words and the
+//! futex calls are the model's (see `crate::loom`); the bytes a user does
+//! not read as words (ring slots and arena, ctypes data) stay in the
+//! mapping.
 
+#[cfg(not(miri))]
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, OwnedFd};
+#[cfg(not(miri))]
+use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
 use std::time::Instant;
 
+#[cfg(not(miri))]
 use nix::sys::memfd::{MFdFlags, memfd_create};
+#[cfg(not(miri))]
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+
+/// The type of a shared word: `AtomicU32` (loom's under `cfg(loom)`).
+pub(crate) type Word = crate::loom::sync::atomic::AtomicU32;
+
+#[cfg(loom)]
+pub(crate) use crate::loom::futex::{futex_wait, futex_wake};
 
 /// `WORDS` shared `AtomicU32`s, zero-initialised, mapped from a memfd that
 /// can be passed to another process.
 pub(crate) struct SharedWords {
+    #[cfg(not(miri))]
     fd: OwnedFd,
     ptr: NonNull<AtomicU32>,
     len: usize,
+    /// The words as the model's atomics.
+    #[cfg(loom)]
+    model: Box<[Word]>,
 }
+
+/// How many words of a region are loom atomics under `cfg(loom)` (every
+/// user keeps its words in the first 128: the ring's header is 128 words).
+#[cfg(loom)]
+const MODEL_WORDS: usize = 128;
+
+/// The heap buffer's alignment under miri: a page, like a mapping.
+#[cfg(miri)]
+const HEAP_ALIGN: usize = 4096;
 
 // SAFETY: the mapping is only accessed through `&AtomicU32`, which is Sync;
 // the pointer stays valid until `Drop` unmaps it.
@@ -26,13 +60,42 @@ unsafe impl Sync for SharedWords {}
 
 impl SharedWords {
     /// Creates `len` fresh zeroed words.
+    #[cfg(not(miri))]
     pub(crate) fn new(len: usize) -> std::io::Result<SharedWords> {
         let fd = memfd_create("spindle-shm", MFdFlags::MFD_CLOEXEC)?;
         nix::unistd::ftruncate(&fd, (len * 4) as i64)?;
         SharedWords::map(fd, len)
     }
 
+    /// Creates `len` fresh zeroed words in an aligned heap buffer (miri).
+    #[cfg(miri)]
+    pub(crate) fn new(len: usize) -> std::io::Result<SharedWords> {
+        let layout = std::alloc::Layout::from_size_align(len.max(1) * 4, HEAP_ALIGN)
+            .map_err(std::io::Error::other)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(ptr) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        Ok(SharedWords {
+            ptr: ptr.cast(),
+            len,
+            #[cfg(loom)]
+            model: (0..len.min(MODEL_WORDS)).map(|_| Word::new(0)).collect(),
+        })
+    }
+
+    /// Maps an existing region: there is none to map under miri.
+    #[cfg(miri)]
+    pub(crate) fn map(_fd: OwnedFd, _len: usize) -> std::io::Result<SharedWords> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "no shared mappings under miri",
+        ))
+    }
+
     /// Maps an existing region (received from another process).
+    #[cfg(not(miri))]
     pub(crate) fn map(fd: OwnedFd, len: usize) -> std::io::Result<SharedWords> {
         let size = nix::sys::stat::fstat(&fd)?.st_size as usize;
         if len == 0 || size < len * 4 {
@@ -55,15 +118,27 @@ impl SharedWords {
             fd,
             ptr: ptr.cast(),
             len,
+            #[cfg(loom)]
+            model: (0..len.min(MODEL_WORDS)).map(|_| Word::new(0)).collect(),
         })
     }
 
     /// Word `i`.
+    #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
         assert!(i < self.len, "shared word index out of range");
-        // SAFETY: `i < len` words are mapped, 4-aligned (page-aligned base),
-        // live as long as `self`, and only ever accessed atomically.
+        // SAFETY: `i < len` words are mapped (or allocated), 4-aligned
+        // (page-aligned base), live as long as `self`, and only ever
+        // accessed atomically.
         unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+
+    /// Word `i`, as the model's atomic (`i` < [`MODEL_WORDS`]).
+    #[cfg(loom)]
+    pub(crate) fn word(&self, i: usize) -> &Word {
+        assert!(i < self.len, "shared word index out of range");
+        &self.model[i]
     }
 
     /// The first byte of the mapping (page-aligned), for regions that hold
@@ -78,12 +153,21 @@ impl SharedWords {
     }
 
     /// The memfd, to pass to a child.
+    #[cfg(not(miri))]
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Under miri a heap buffer has no descriptor: passing one to a child
+    /// is not something miri runs.
+    #[cfg(miri)]
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        unimplemented!("shared memory has no descriptor under miri")
     }
 }
 
 impl Drop for SharedWords {
+    #[cfg(not(miri))]
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping made in `map`; no reference
         // into it outlives `self` (`word` borrows `self`).
@@ -91,10 +175,20 @@ impl Drop for SharedWords {
             let _ = munmap(self.ptr.cast(), self.len * 4);
         }
     }
+
+    #[cfg(miri)]
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len.max(1) * 4, HEAP_ALIGN)
+            .expect("checked in new");
+        // SAFETY: the buffer `new` allocated with this layout; no reference
+        // into it outlives `self`.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) }
+    }
 }
 
 /// Sleeps while `word == expected`, until woken or `deadline` (cross-process
 /// futex). Spurious returns are possible: callers re-check.
+#[cfg(not(loom))]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
     let ts;
     let tsp = match deadline {
@@ -126,6 +220,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Insta
 }
 
 /// Wakes up to `n` waiters on `word`.
+#[cfg(not(loom))]
 pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key.
     unsafe {
@@ -139,6 +234,8 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
+    // Two mappings of one descriptor: none under miri.
+    #[cfg(not(miri))]
     #[test]
     fn words_are_shared_between_mappings() {
         let a = SharedWords::new(4).unwrap();
@@ -151,7 +248,7 @@ mod tests {
     #[test]
     fn futex_times_out_and_wakes() {
         let a = std::sync::Arc::new(SharedWords::new(1).unwrap());
-        let t = Instant::now();
+        let t = std::time::Instant::now();
         futex_wait(a.word(0), 0, Some(t + Duration::from_millis(20)));
         assert!(t.elapsed() >= Duration::from_millis(20));
         let b = a.clone();

@@ -25,6 +25,7 @@
 //! let found = checker::reports().into_iter().any(|r| r.involves(a.id()) && r.involves(b.id()));
 //! assert!(found);
 //! ```
+#![forbid(unsafe_code)]
 
 use super::label;
 use super::state::{self, Held, Site, ThreadState};

@@ -1,4 +1,5 @@
 //! Errors of ordered acquisition and deadlock recovery.
+#![forbid(unsafe_code)]
 
 use super::label;
 use super::state::Deadlock;

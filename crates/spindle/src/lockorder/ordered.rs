@@ -1,6 +1,7 @@
 //! Ordered acquisition: [`acquire`] takes a set of locks in one global order
 //! (ascending [`LockId`]), whatever order the caller lists them in — the
 //! `acquire(*locks)` context manager of the Python Cookbook (recipe 12.5).
+#![forbid(unsafe_code)]
 
 use super::error::{AcquireError, DeadlockError, LockOrderViolation};
 use super::set::{Collector, LockSet, Set};

@@ -1,6 +1,7 @@
 //! The lock sets [`acquire`](super::acquire) takes: [`OrderedLock`] (a
 //! [`Lock`] or an [`RLock`]), [`LockSet`] (tuples, slices, arrays, `Vec`s of
 //! them), and the inline storage that spares an allocation for up to four.
+#![forbid(unsafe_code)]
 
 use crate::sync::raw::Locked;
 use crate::sync::{Lock, LockId, RLock};

@@ -1,4 +1,5 @@
 //! Who this process is: `current_process`, `parent_process`, `cpu_count`.
+#![forbid(unsafe_code)]
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU32, Ordering};

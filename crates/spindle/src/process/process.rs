@@ -1,4 +1,5 @@
 //! `Process`: a child process running a task or, with `Fork`, a closure.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,10 @@
 //! The `Spawn` start method: a fresh exec of the current executable, told by
 //! `SPINDLE_BOOT` to be a child (see entry.rs).
+//!
+//! The executable is `/proc/self/exe`, unless `SPINDLE_EXE` names another
+//! file: under valgrind `/proc/self/exe` is valgrind's tool, so
+//! `.ci/valgrind` sets `SPINDLE_EXE` to the test binary and children (and
+//! the fork server) run it, traced with `--trace-children=yes`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -14,6 +19,18 @@ use super::error::ProcessError;
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, Kind};
 
+/// The environment variable that names the executable to re-exec instead
+/// of `/proc/self/exe` (see the module docs).
+pub(crate) const EXE_ENV: &str = "SPINDLE_EXE";
+
+/// What a child execs: `SPINDLE_EXE` if set and not empty, else
+/// `/proc/self/exe`.
+fn exe() -> std::ffi::OsString {
+    std::env::var_os(EXE_ENV)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/proc/self/exe".into())
+}
+
 /// Execs this program as a spindle child; returns its pid and our end of the
 /// control socket, over which `boot` (and `fds`) have been sent.
 pub(crate) fn exec_boot(
@@ -26,7 +43,7 @@ pub(crate) fn exec_boot(
     let (ours, theirs) = UnixStream::pair()?;
     let child_fd = theirs.as_raw_fd();
     let parent_pid = nix::unistd::getpid();
-    let mut cmd = Command::new("/proc/self/exe");
+    let mut cmd = Command::new(exe());
     if let Some(arg0) = std::env::args_os().next() {
         cmd.arg0(arg0);
     }

@@ -1,4 +1,5 @@
 //! [`BlockingQueue`]: the queue contract shared by every scope.
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

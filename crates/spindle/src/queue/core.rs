@@ -4,12 +4,15 @@
 //! Waiters are counted, so a put or get that nobody waits for touches neither
 //! a condition variable nor a waker list. Wakers are always woken after the
 //! mutex is released.
+#![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::loom::SPIN;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize};
+use crate::loom::sync::{Condvar, Mutex, MutexGuard};
 
 use super::order::Store;
 use super::waiters::WaitList;
@@ -57,7 +60,8 @@ pub(crate) struct Core<S> {
 /// `Backoff` idea: a handoff between running threads is far cheaper than a
 /// park and unpark). Measured with `spindle bench queue` on 2 cores: long
 /// pure spinning hurts (it starves the thread being waited for), yielding
-/// early helps; 16 rounds of which 2 spin won on every case.
+/// early helps; 16 rounds of which 2 spin won on every case. None under
+/// loom (`crate::loom::SPIN`).
 const SPIN_ROUNDS: u32 = 16;
 
 /// Rounds that spin (1, then 4 `spin_loop`s) before the rest yield.
@@ -192,7 +196,7 @@ impl<S> Core<S> {
                 Wait::Forever => None,
                 Wait::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
+            if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);
@@ -236,7 +240,7 @@ impl<S> Core<S> {
                 Wait::Forever => None,
                 Wait::Until(at) => Some(at),
             };
-            if spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
+            if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 MutexGuard::unlocked(&mut st, || {
                     backoff(spins);
@@ -336,3 +340,6 @@ fn wait<S>(cv: &Condvar, st: &mut MutexGuard<'_, State<S>>, until: Option<Instan
         Some(at) => cv.wait_until(st, at).timed_out(),
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

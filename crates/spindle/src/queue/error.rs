@@ -1,4 +1,5 @@
 //! Errors of the queue operations. Each failed put hands its item back.
+#![forbid(unsafe_code)]
 
 use std::error::Error;
 use std::fmt;

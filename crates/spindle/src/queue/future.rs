@@ -4,6 +4,7 @@
 //! executor can poll them, and a blocking thread and an async task can share
 //! one queue. A future that was woken but dropped before it finished passes
 //! the wakeup on to the next waiter, so cancelling never strands an item.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::future::Future;

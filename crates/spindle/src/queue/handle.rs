@@ -1,5 +1,6 @@
 //! [`OrderedQueue`], the handle behind Python's `queue.Queue`, `LifoQueue`
 //! and `PriorityQueue`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;

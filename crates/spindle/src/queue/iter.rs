@@ -1,4 +1,5 @@
 //! Iterators over a [`Queue`]: the worker loop `for item in &q { ... }`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::iter::FusedIterator;

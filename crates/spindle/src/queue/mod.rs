@@ -40,6 +40,7 @@
 //! let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
 //! assert_eq!(total, (1..=100).map(|n| n * n).sum());
 //! ```
+#![forbid(unsafe_code)]
 
 mod contract;
 mod core;

@@ -4,6 +4,7 @@
 //! [`Fifo`] (a ring buffer, Python's `queue.Queue`), [`Lifo`] (a stack, Python's
 //! `queue.LifoQueue`) and [`Priority`] (a binary heap, Python's
 //! `queue.PriorityQueue`, but stable: equal items come out in insertion order).
+#![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};

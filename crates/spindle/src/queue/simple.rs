@@ -1,4 +1,5 @@
 //! [`SimpleQueue`]: Python's `queue.SimpleQueue`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::future::Future;

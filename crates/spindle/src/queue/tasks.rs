@@ -1,4 +1,5 @@
 //! [`Queue`]'s size queries, task tracking (`task_done`/`join`) and shutdown.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

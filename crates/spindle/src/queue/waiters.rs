@@ -4,6 +4,7 @@
 //! notifier removes the first entry and wakes it, so "not in the list any
 //! more" means "was notified". A future dropped after being notified but
 //! before it used the notification passes it on, so no wakeup is lost.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::task::Waker;

@@ -5,6 +5,7 @@
 //! scheduler also has to be woken early when another thread enters an event that
 //! is due sooner than the one it is sleeping for, so a clock here is `now()` plus a
 //! sleep that a [`Wakeup`] can cut short.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

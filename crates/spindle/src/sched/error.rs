@@ -1,4 +1,5 @@
 //! Errors of `spindle::sched`.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::fmt;

@@ -1,4 +1,5 @@
 //! [`Scheduler`]: Python's `sched.scheduler`, shareable across threads.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;

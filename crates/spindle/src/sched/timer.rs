@@ -1,4 +1,5 @@
 //! [`Timer`]: Python's `threading.Timer`, plus a bounded repeating variant.
+#![forbid(unsafe_code)]
 
 use crate::thread::{self as sthread, JoinHandle};
 use std::fmt;

@@ -1,4 +1,5 @@
 //! [`VirtualClock`]: time that moves only when told, for tests with no real sleep.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -40,6 +40,7 @@
 //! [`Condition`](crate::sync::Condition) and a [`Barrier`](crate::sync::Barrier)
 //! have no `try_wait`: a wait that may not block cannot be notified or meet
 //! anyone (Python's `wait(0)` is `wait_timeout(Duration::ZERO)` here).
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
 //! Errors of the synchronisation objects: each one names the Python exception
 //! it replaces.
+#![forbid(unsafe_code)]
 
 use std::error::Error;
 use std::fmt;

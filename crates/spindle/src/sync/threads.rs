@@ -5,7 +5,8 @@
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+
+use crate::loom::sync::atomic::AtomicUsize;
 
 use super::error::CreateError;
 use super::generic::{
@@ -17,10 +18,12 @@ use super::raw::{Inline, Locked, ThreadMutex, ThreadOwner, ThreadQueue, ThreadSc
 use crate::util::Wait;
 
 impl Lock<ThreadScope> {
-    /// Creates an unlocked lock (`threading.Lock()`); usable in a `static`.
-    pub const fn new() -> Self {
-        Lock {
-            state: Inline(ThreadMutex::new()),
+    crate::loom::const_fn! {
+        /// Creates an unlocked lock (`threading.Lock()`); usable in a `static`.
+        pub fn new() -> Self {
+            Lock {
+                state: Inline(ThreadMutex::new()),
+            }
         }
     }
 
@@ -44,16 +47,18 @@ impl Default for Lock<ThreadScope> {
 }
 
 impl RLock<ThreadScope> {
-    /// Creates an unlocked re-entrant lock (`threading.RLock()`); usable in a
-    /// `static`.
-    pub const fn new() -> Self {
-        RLock {
-            state: Inline(RState {
-                mutex: ThreadMutex::new(),
-                owner: ThreadOwner::new(),
-                depth: AtomicUsize::new(0),
-                generation: AtomicUsize::new(0),
-            }),
+    crate::loom::const_fn! {
+        /// Creates an unlocked re-entrant lock (`threading.RLock()`); usable in a
+        /// `static`.
+        pub fn new() -> Self {
+            RLock {
+                state: Inline(RState {
+                    mutex: ThreadMutex::new(),
+                    owner: ThreadOwner::new(),
+                    depth: AtomicUsize::new(0),
+                    generation: AtomicUsize::new(0),
+                }),
+            }
         }
     }
 
@@ -107,13 +112,15 @@ impl<L: ConditionLock<Scope = ThreadScope>> Condition<ThreadScope, L> {
 }
 
 impl Event<ThreadScope> {
-    /// Creates a clear event (`threading.Event()`); usable in a `static`.
-    pub const fn new() -> Self {
-        Event {
-            state: Inline(EventState {
-                flag: AtomicUsize::new(0),
-                waiting: AtomicUsize::new(0),
-            }),
+    crate::loom::const_fn! {
+        /// Creates a clear event (`threading.Event()`); usable in a `static`.
+        pub fn new() -> Self {
+            Event {
+                state: Inline(EventState {
+                    flag: AtomicUsize::new(0),
+                    waiting: AtomicUsize::new(0),
+                }),
+            }
         }
     }
 }
@@ -124,21 +131,25 @@ impl Default for Event<ThreadScope> {
     }
 }
 
-const fn sem_state(value: usize, bound: usize) -> Inline<SemState<ThreadScope>> {
-    Inline(SemState {
-        value: AtomicUsize::new(value),
-        waiters: AtomicUsize::new(0),
-        bound: AtomicUsize::new(bound),
-    })
+crate::loom::const_fn! {
+    fn sem_state(value: usize, bound: usize) -> Inline<SemState<ThreadScope>> {
+        Inline(SemState {
+            value: AtomicUsize::new(value),
+            waiters: AtomicUsize::new(0),
+            bound: AtomicUsize::new(bound),
+        })
+    }
 }
 
 impl Semaphore<ThreadScope, Unbounded> {
-    /// Creates a semaphore with `value` permits (`threading.Semaphore(value)`);
-    /// usable in a `static`.
-    pub const fn new(value: usize) -> Self {
-        Semaphore {
-            state: sem_state(value, usize::MAX),
-            _kind: PhantomData,
+    crate::loom::const_fn! {
+        /// Creates a semaphore with `value` permits (`threading.Semaphore(value)`);
+        /// usable in a `static`.
+        pub fn new(value: usize) -> Self {
+            Semaphore {
+                state: sem_state(value, usize::MAX),
+                _kind: PhantomData,
+            }
         }
     }
 }
@@ -151,12 +162,14 @@ impl Default for Semaphore<ThreadScope, Unbounded> {
 }
 
 impl Semaphore<ThreadScope, Bounded> {
-    /// Creates a bounded semaphore with `value` permits, which is also its
-    /// bound (`threading.BoundedSemaphore(value)`); usable in a `static`.
-    pub const fn new(value: usize) -> Self {
-        Semaphore {
-            state: sem_state(value, value),
-            _kind: PhantomData,
+    crate::loom::const_fn! {
+        /// Creates a bounded semaphore with `value` permits, which is also its
+        /// bound (`threading.BoundedSemaphore(value)`); usable in a `static`.
+        pub fn new(value: usize) -> Self {
+            Semaphore {
+                state: sem_state(value, value),
+                _kind: PhantomData,
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 //! `Builder`: the keyword arguments of Python's `threading.Thread(...)`.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,7 @@
 //! Python raises `RuntimeError` for every misuse of a `threading.Thread`
 //! (starting twice, joining before start, joining the current thread); spindle
 //! gives each condition its own variant so callers can match on it.
+#![forbid(unsafe_code)]
 
 use std::error::Error;
 use std::fmt;

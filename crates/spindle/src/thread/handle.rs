@@ -1,5 +1,6 @@
 //! `Thread`: a cheap, cloneable reference to one thread (Python's
 //! `threading.Thread` object).
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

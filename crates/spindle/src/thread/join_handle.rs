@@ -1,4 +1,5 @@
 //! `JoinHandle<T>`: a started thread plus the value its closure returns.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

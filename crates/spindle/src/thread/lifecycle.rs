@@ -1,6 +1,7 @@
 //! The life of a spindle thread: `start`, the bootstrap that runs the
 //! closure in the new OS thread, `finish`, and every way to wait for the end
 //! (`join`, `join_timeout`, `join_deadline`).
+#![forbid(unsafe_code)]
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 //! dropped. std's `thread_local!` is one static per declaration, and the
 //! `thread_local` crate keeps values until the container is dropped, so
 //! neither gives Python's "dropped when the thread exits" per instance.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::cell::RefCell;

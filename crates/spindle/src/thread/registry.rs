@@ -1,6 +1,7 @@
 //! Which spindle threads are alive, who the calling thread is, and the exit
 //! hook that waits for non-daemon threads (Python's `threading._active`,
 //! `current_thread()` and `threading._shutdown`).
+#![forbid(unsafe_code)]
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! A cooperative stop signal: Python's `self._running = False` flag, made
 //! safe to share and able to cut a sleep short.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! [`Map`]: the lazy, order-keeping iterator of [`Executor::map`].
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;

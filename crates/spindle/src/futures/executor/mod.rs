@@ -1,5 +1,6 @@
 //! The [`Executor`] contract (Python's `concurrent.futures.Executor`) and what
 //! an executor runs: [`Task`] for `submit`, [`MapFn`] for `map`.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -459,7 +459,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             // the buffer of a producer that died (nothing comes for a while).
             if shut == 1 {
                 let since = *drained_since.get_or_insert_with(Instant::now);
-                if ring.w(W_BUFFERED).load(SeqCst) == 0 || since.elapsed() > FEEDER_GRACE {
+                // An item published before the shutdown (`Ring::shutdown`
+                // changes the state under the producer lock) is visible
+                // now: take it before saying ShutDown.
+                if !ring.has_items()
+                    && (ring.w(W_BUFFERED).load(SeqCst) == 0 || since.elapsed() > FEEDER_GRACE)
+                {
                     return Err(GetFail::ShutDown);
                 }
             }

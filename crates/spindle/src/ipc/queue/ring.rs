@@ -31,13 +31,14 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Instant;
 
 use crate::ipc::shm::{SharedWords, futex_wait, futex_wake};
 use crate::ipc::sync::core::{mutex_lock, mutex_unlock, my_tid};
+use crate::loom::sync::atomic::AtomicU32;
 use crate::sync::Wait;
+use crate::util::passed;
 
 /// Bytes per slot.
 pub(super) const SLOT: usize = 128;
@@ -48,8 +49,13 @@ pub(super) const INLINE: usize = SLOT - SLOT_HEAD;
 pub(super) const UNBOUNDED_CAP: u32 = 16 * 1024;
 /// The longest a getter sleeps before it looks again by itself.
 const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
-/// Bytes of the arena for items too large for a slot (touched as used).
-const ARENA: u32 = 4 << 20;
+/// Bytes of the arena for items too large for a slot (touched as used); a
+/// few KiB under loom and miri, whose words and heap buffers cost per byte.
+const ARENA: u32 = if cfg!(any(loom, miri)) {
+    4 << 10
+} else {
+    4 << 20
+};
 /// The largest encoded item the arena takes; larger ones go on the socket.
 pub(super) const ARENA_ITEM_MAX: usize = (ARENA / 4) as usize;
 
@@ -375,8 +381,7 @@ impl Ring {
             }
             self.w(W_TAIL).store(tail.wrapping_add(1), SeqCst);
         }
-        self.w(W_ITEMS).fetch_add(1, SeqCst);
-        self.wake_getter();
+        self.announce();
         Push::Done
     }
 
@@ -482,7 +487,7 @@ impl Ring {
                 }
                 continue;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if passed(deadline) {
                 return Push::Full;
             }
             self.w(W_FREE_WAITERS).fetch_add(1, SeqCst);
@@ -517,11 +522,24 @@ impl Ring {
         self.len() as usize + self.w(W_BUFFERED).load(SeqCst) as usize
     }
 
-    /// Wakes one sleeping getter unless a wake-up is already on its way:
-    /// while a woken getter has not run yet, further puts make no system
-    /// call.
-    fn wake_getter(&self) {
-        if self.w(W_GETTERS).load(SeqCst) > 0 && self.w(W_WOKEN).swap(1, SeqCst) == 0 {
+    /// Announces an item (a put, or a getter passing a wake-up on): bumps
+    /// `W_ITEMS`, the word getters sleep on, and wakes one sleeping getter
+    /// unless a wake-up is already on its way (`W_WOKEN`): while a woken
+    /// getter has not run yet, further puts make no system call.
+    ///
+    /// The flag is taken *before* the bump. A wake that found no getter
+    /// asleep yet (one counted in `W_GETTERS` but not in its futex wait)
+    /// leaves the flag set with nobody on the way; the getter about to
+    /// sleep read the flag clear before it was taken, so it read `W_ITEMS`
+    /// before the bump too, and its futex wait returns at once. (Bumping
+    /// first, as this used to, let that getter sleep with the flag stuck:
+    /// later puts made no wake-up and it slept through available items
+    /// until its [`SLEEP_SLICE`] ended; the loom model
+    /// `loom_model_ring_two_getters_two_puts` found it.)
+    fn announce(&self) {
+        let wake = self.w(W_GETTERS).load(SeqCst) > 0 && self.w(W_WOKEN).swap(1, SeqCst) == 0;
+        self.w(W_ITEMS).fetch_add(1, SeqCst);
+        if wake {
             futex_wake(self.w(W_ITEMS), 1);
         }
     }
@@ -529,16 +547,19 @@ impl Ring {
     /// Waits until an item may be there, the shutdown state changes from
     /// `shut`, or `until`. Spurious returns are possible.
     ///
-    /// Every getter leaving here (woken or not) clears `W_WOKEN` and, if
-    /// items wait while others sleep, passes a wake-up on; so a put that saw
-    /// a wake-up on its way and made none loses nothing. Sleeps last at most
-    /// [`SLEEP_SLICE`], so a process killed between being woken and passing
-    /// the flag on delays the others by that much, never forever.
+    /// A getter does not sleep while a wake-up is on its way (`W_WOKEN`
+    /// set: it may have been meant for a getter that was not asleep yet,
+    /// see [`announce`](Self::announce)). Every getter leaving here (woken
+    /// or not) clears `W_WOKEN` and, if items wait, announces them again;
+    /// so a put that saw a wake-up on its way and made none loses nothing.
+    /// Sleeps last at most [`SLEEP_SLICE`], so a process killed between
+    /// being woken and passing the flag on delays the others by that much,
+    /// never forever.
     pub(super) fn wait_items(&self, shut: u32, until: Option<Instant>) {
         let getters = self.w(W_GETTERS);
         getters.fetch_add(1, SeqCst);
         let seen = self.w(W_ITEMS).load(SeqCst);
-        if !self.has_items() && self.shutdown_state() == shut {
+        if !self.has_items() && self.shutdown_state() == shut && self.w(W_WOKEN).load(SeqCst) == 0 {
             let slice = Instant::now() + SLEEP_SLICE;
             futex_wait(
                 self.w(W_ITEMS),
@@ -549,7 +570,7 @@ impl Ring {
         getters.fetch_sub(1, SeqCst);
         self.w(W_WOKEN).store(0, SeqCst);
         if self.has_items() {
-            self.wake_getter();
+            self.announce();
         }
     }
 
@@ -566,17 +587,19 @@ impl Ring {
         waiters.fetch_sub(1, SeqCst);
     }
 
-    /// Shuts the queue down (never back to open; immediate wins): once the
-    /// producer lock has been passed, no push publishes against the new
-    /// state. An immediate shutdown then drops every published item under
-    /// the consumer lock, calling `socket_item` for each one whose record is
-    /// on the socket, and returns how many it dropped. Every sleeper is
-    /// woken to re-check.
+    /// Shuts the queue down (never back to open; immediate wins). The state
+    /// changes under the producer lock, so no push publishes against the
+    /// new state, and whoever sees the new state sees every item published
+    /// before it (a getter that finds the ring shut down and empty can say
+    /// `ShutDown`: nothing is still on its way). An immediate shutdown then
+    /// drops every published item under the consumer lock, calling
+    /// `socket_item` for each one whose record is on the socket, and
+    /// returns how many it dropped. Every sleeper is woken to re-check.
     pub(super) fn shutdown(&self, immediate: bool, socket_item: impl FnMut()) -> u32 {
-        self.w(W_SHUTDOWN)
-            .fetch_max(if immediate { 2 } else { 1 }, SeqCst);
         let dropped = {
             let _producers = self.lock(W_PLOCK);
+            self.w(W_SHUTDOWN)
+                .fetch_max(if immediate { 2 } else { 1 }, SeqCst);
             if immediate {
                 self.drain(socket_item)
             } else {
@@ -587,11 +610,19 @@ impl Ring {
         dropped
     }
 
+    /// Bumps and wakes every word a sleeper may wait on. Each word is bumped,
+    /// so a sleeper that checked the state before the shutdown and is about
+    /// to sleep finds its word changed and does not sleep. `W_FREE` counts
+    /// free places, and the bump adds one that nobody can publish with:
+    /// `take_place` checks the state first, and a putter that took it
+    /// anyway (having read the state before the shutdown) is refused by
+    /// `push` under the producer lock and gives it back. (Without the bump
+    /// a putter blocked on a full bounded queue could sleep through the
+    /// shutdown for good: `.ci/valgrind` hung on it, and
+    /// `loom_model_ring_blocked_put_vs_shutdown` shows it.)
     fn wake_everyone(&self) {
-        for (word, bump) in [(W_ITEMS, true), (W_SPACE, true), (W_FREE, false)] {
-            if bump {
-                self.w(word).fetch_add(1, SeqCst);
-            }
+        for word in [W_ITEMS, W_SPACE, W_FREE] {
+            self.w(word).fetch_add(1, SeqCst);
             futex_wake(self.w(word), i32::MAX);
         }
     }
@@ -653,7 +684,7 @@ impl Ring {
             if v == 0 {
                 return true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if passed(deadline) {
                 return false;
             }
             self.w(W_JOINERS).fetch_add(1, SeqCst);
@@ -673,10 +704,11 @@ pub(super) fn dec(w: &AtomicU32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// The thread id of a thread that has exited.
+    #[cfg(not(miri))]
     fn dead_tid() -> u32 {
+        use std::time::Duration;
         let tid = std::thread::spawn(my_tid).join().unwrap();
         // Its /proc entry goes once it is reaped, which join waits for.
         let t = Instant::now();
@@ -689,7 +721,8 @@ mod tests {
     #[test]
     fn slot_arena_and_socket_items_round_trip_in_order() {
         let ring = Ring::new(4, 0).unwrap();
-        let big = vec![9u8; 5000];
+        // An arena item (the arena is a few KiB under miri).
+        let big = vec![9u8; ARENA_ITEM_MAX.min(5000)];
         assert_eq!(ring.push(Item::Slot(b"abc"), 1), Push::Done);
         assert_eq!(ring.push(Item::Arena(&big), 1), Push::Done);
         assert_eq!(ring.push(Item::Socket(&[]), 1), Push::Done);
@@ -754,6 +787,8 @@ mod tests {
         assert_eq!(ring.qsize(), 0);
     }
 
+    // Needs a thread the system knows to be dead (see `core::alive`).
+    #[cfg(not(miri))]
     #[test]
     fn dead_lock_holders_are_taken_over() {
         let ring = Ring::new(4, 0).unwrap();
@@ -796,6 +831,8 @@ mod tests {
         assert_eq!(ring.try_pop(&mut out), Popped::Item(Tag::Inline));
     }
 
+    // Maps the ring's descriptor: no shared mappings under miri.
+    #[cfg(not(miri))]
     #[test]
     fn mapping_checks_the_header() {
         let ring = Ring::new(8, 3).unwrap();
@@ -823,3 +860,6 @@ mod tests {
         assert!(Ring::map(small.fd().try_clone_to_owned().unwrap()).is_err());
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

@@ -1,5 +1,6 @@
 //! [`Array`] and [`RawArray`]: Python's `multiprocessing.Array` and
 //! `multiprocessing.RawArray`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::io;

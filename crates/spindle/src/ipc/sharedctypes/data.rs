@@ -68,7 +68,7 @@ fn words_for<T>(len: usize) -> io::Result<usize> {
 }
 
 impl<T> Data<T> {
-    pub(super) fn word(&self, i: usize) -> &AtomicU32 {
+    pub(super) fn word(&self, i: usize) -> &crate::ipc::shm::Word {
         self.region.word(i)
     }
 }

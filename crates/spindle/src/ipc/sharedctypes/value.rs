@@ -1,5 +1,6 @@
 //! [`Value`] and [`RawValue`]: Python's `multiprocessing.Value` and
 //! `multiprocessing.RawValue`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::io;

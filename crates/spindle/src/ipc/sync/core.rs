@@ -7,7 +7,6 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::Once;
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,8 @@ use serde::{Deserializer, Serializer};
 
 use crate::ipc::fdpass;
 use crate::ipc::shm::{SharedWords, futex_wait, futex_wake};
-use crate::util::Wait;
+use crate::loom::sync::atomic::AtomicU32;
+use crate::util::{Wait, passed};
 
 /// What a region holds; word 0 of every region is `MAGIC | kind`, checked
 /// when a child maps a descriptor it received.
@@ -91,7 +91,7 @@ impl Region {
     }
 }
 
-static FORKS: AtomicU32 = AtomicU32::new(0);
+static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 extern "C" fn after_fork_in_child() {
     FORKS.fetch_add(1, Relaxed);
@@ -139,8 +139,12 @@ pub(crate) fn my_tid() -> u32 {
 
 /// Whether the process or thread `id` still runs: `/proc/<id>/stat` exists
 /// and is not a zombie. An unreadable entry counts as alive (never take over
-/// a lock on a guess).
+/// a lock on a guess). Under miri every holder is alive: its thread ids are
+/// its own, not the system's, and nothing dies there.
 pub(crate) fn alive(id: u32) -> bool {
+    if cfg!(miri) {
+        return true;
+    }
     match std::fs::read(format!("/proc/{id}/stat")) {
         Err(e) => e.kind() != io::ErrorKind::NotFound,
         Ok(stat) => match stat.iter().rposition(|&b| b == b')') {
@@ -199,8 +203,10 @@ pub(crate) fn mutex_lock(word: &AtomicU32, me: u32, wait: Wait) -> Got {
         Wait::Forever => None,
         Wait::Until(t) => Some(t),
     };
-    // A short spin: critical sections of shared counters are tiny.
-    for _ in 0..40 {
+    // A short spin: critical sections of shared counters are tiny (none
+    // under loom, see `crate::loom::SPIN`).
+    let spins = if crate::loom::SPIN { 40 } else { 0 };
+    for _ in 0..spins {
         std::hint::spin_loop();
         if word.load(Relaxed) == 0 && word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
             return Got::Acquired;
@@ -226,16 +232,16 @@ pub(crate) fn mutex_lock(word: &AtomicU32, me: u32, wait: Wait) -> Got {
         {
             continue;
         }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+        if passed(deadline) {
             return Got::TimedOut;
         }
+        let now = Instant::now();
         let until = match deadline {
             Some(d) => d.min(now + slice),
             None => now + slice,
         };
         futex_wait(word, cur | WAITERS, Some(until));
-        if Instant::now() >= until && word.load(Relaxed) == cur | WAITERS {
+        if passed(Some(until)) && word.load(Relaxed) == cur | WAITERS {
             if take_over(word, cur | WAITERS, me) {
                 return Got::Recovered;
             }
@@ -275,7 +281,8 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     futex_wake(word, i32::MAX);
 }
 
-#[cfg(test)]
+// Both need the system's own ids (see `alive`): none under miri.
+#[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
 

@@ -10,7 +10,6 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::Waker;
 use std::time::Instant;
@@ -19,6 +18,7 @@ use serde::{Deserializer, Serializer};
 
 use super::core::{self, Got, HOLDER, Kind, Region};
 use crate::ipc::shm::{futex_wait, futex_wake};
+use crate::loom::sync::atomic::AtomicU32;
 use crate::sync::generic::{BarrierState, EventState, RState, SemState};
 use crate::sync::raw::{
     LockKind, Locked, RawMutex, RawOwner, RawQueue, RawWord, Scope, sealed, take_one,
@@ -158,13 +158,20 @@ impl<T> Deref for Shared<T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
+        // Loom's atomics are not words of memory: the process scope is not
+        // modelled (its logic is the generic objects' and the futex's).
+        #[cfg(loom)]
+        unimplemented!("process-scope objects are not modelled under loom");
+        #[cfg(not(loom))]
         // SAFETY: `Shared<T>` is only made by `new`/`deserialize`, which
         // require `T: Plain` and a region of at least `words_for::<T>()`
         // words; the state starts 8 bytes into a page-aligned mapping, so it
         // is in bounds and aligned for the 4-byte atomics it is made of; the
         // mapping lives as long as `self.region`; any bit pattern is a valid
         // `T` and it is only accessed through atomics.
-        unsafe { &*self.region.shm().base().as_ptr().add(HEADER).cast::<T>() }
+        unsafe {
+            &*self.region.shm().base().as_ptr().add(HEADER).cast::<T>()
+        }
     }
 }
 

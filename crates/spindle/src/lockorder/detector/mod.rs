@@ -34,6 +34,7 @@
 //! found.recover(Recovery::AbortAll); // ...unless the detector breaks the cycle
 //! assert!(t1.join().is_err() && t2.join().is_err()); // both unwound with a DeadlockError
 //! ```
+#![forbid(unsafe_code)]
 
 use super::label;
 use super::state::{self, Held, Site, ThreadState, Waiting};

@@ -1,5 +1,6 @@
 //! [`Watchdog`]: a thread that runs [`detect`](super::detect)
 //! periodically, reports each new deadlock once and applies a [`Recovery`].
+#![forbid(unsafe_code)]
 
 use super::{Deadlock, Recovery, detect, enable};
 use parking_lot::Mutex;

@@ -1,5 +1,6 @@
 //! [`AsyncResult`] (Python's `multiprocessing.pool.AsyncResult` /
 //! `MapResult`), [`Callbacks`], and the sink that gathers a job's chunks.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};

@@ -1,5 +1,6 @@
 //! [`Call`]: a typed call of a registered task — what the process pools run —
 //! and how it becomes a job of either executor.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -1,6 +1,7 @@
 //! The pool engine shared by [`Pool`](super::Pool) and
 //! [`ProcessPoolExecutor`](super::ProcessPoolExecutor): the queue of jobs,
 //! one slot per worker process, dispatch, close / terminate / join.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! Errors of the process pools.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

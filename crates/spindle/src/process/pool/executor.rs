@@ -1,5 +1,6 @@
 //! [`ProcessPoolExecutor`]: Python's `concurrent.futures.ProcessPoolExecutor`
 //! on spindle's pool engine.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! [`IMapUnordered`]: the lazy, completion-ordered iterator of
 //! `Pool::imap_unordered`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::iter::Fuse;

@@ -1,5 +1,6 @@
 //! What the pools queue: a [`Job`] (one task call, or a chunk of calls of the
 //! same task) and the typed [`Sink`] that completes its future.
+#![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::fmt;

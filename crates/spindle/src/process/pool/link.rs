@@ -11,6 +11,7 @@
 //! End-of-file works as on any pipe: when the worker dies, the kernel closes
 //! its write end and the parent reads `Eof` (its own copies of the worker's
 //! ends are closed once the worker has started).
+#![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -1,4 +1,5 @@
 //! [`Pool`]: Python's `multiprocessing.Pool`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! One slot of a pool: the thread that starts a worker process, reads its
 //! answers, notices when it dies (end-of-file on its connection), settles its
 //! jobs, and starts the replacement. Plus the per-task time-limit watchdog.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;

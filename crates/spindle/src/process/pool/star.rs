@@ -1,5 +1,6 @@
 //! [`StarFn`]: the functions `starmap` accepts — a generated
 //! `my_task::call` of any arity, applied to a tuple of arguments.
+#![forbid(unsafe_code)]
 
 use super::call::Call;
 use crate::process;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
-use parking_lot_core::SpinWait;
+use crate::loom::plc::SpinWait;
 
 use crate::sync::contract::BlockingEvent;
 use crate::sync::raw::{RawWord, Scope};

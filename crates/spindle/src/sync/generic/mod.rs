@@ -17,6 +17,9 @@ mod lock;
 mod rlock;
 mod semaphore;
 
+#[cfg(all(test, loom))]
+mod loom_model;
+
 pub use barrier::Barrier;
 pub use condition::{Condition, ConditionGuard, ConditionLock};
 pub use event::Event;

@@ -18,6 +18,7 @@
 //! blocks, and abort the wait for deadlock recovery. The hooks run in the
 //! acquiring/releasing thread with no internal lock held, so they may panic
 //! (the checker's panic mode).
+#![forbid(unsafe_code)]
 
 use std::panic::Location;
 use std::sync::OnceLock;

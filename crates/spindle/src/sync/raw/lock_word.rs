@@ -2,10 +2,8 @@
 //! `parking_lot::RawMutex`, minus the fairness hand-off, plus a checked unlock
 //! that may come from any thread).
 
-use parking_lot_core::{
-    self as plc, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult, SpinWait,
-};
-use std::sync::atomic::AtomicU8;
+use crate::loom::plc::{self, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult, SpinWait};
+use crate::loom::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Instant;
 
@@ -29,9 +27,11 @@ pub(crate) struct RawLock {
 }
 
 impl RawLock {
-    pub(crate) const fn new() -> Self {
-        RawLock {
-            state: AtomicU8::new(0),
+    crate::loom::const_fn! {
+        pub(crate) fn new() -> Self {
+            RawLock {
+                state: AtomicU8::new(0),
+            }
         }
     }
 
@@ -228,3 +228,6 @@ pub(crate) fn wake_all(key: usize) {
         plc::unpark_all(key, DEFAULT_UNPARK_TOKEN);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_model;

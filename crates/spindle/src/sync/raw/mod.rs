@@ -21,6 +21,25 @@
 //! cell for re-entrant locks ([`RawOwner`]), a condition wait queue
 //! ([`RawQueue`]), and a hook for async wakers ([`Scope::watch`]). The
 //! traits are sealed: a new scope is added in this crate.
+//!
+//! # Model checking
+//!
+//! The thread scope's lock word (`lock_word.rs`), its wait/wake on words
+//! and the condition queue (`thread.rs`) are written against the crate's
+//! `loom` shim: `parking_lot_core`'s parking table and the atomics in a
+//! normal build (nothing changes in the generated code), loom's under
+//! `--cfg loom`. The loom models of the lock word (`lock_word/loom_model.rs`)
+//! and of `Event`, `Semaphore` and `Condition` over this layer
+//! (`generic/loom_model.rs`) run with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test --release -p spindle --lib loom_model -- --test-threads=1 --nocapture
+//! ```
+//!
+//! (all models of the crate; add a path such as `sync::` to run fewer).
+//! `crates/spindle/src/loom/mod.rs` says how parking, timeouts and
+//! `SeqCst` are modelled.
 
 pub(crate) mod hook;
 mod lock_word;

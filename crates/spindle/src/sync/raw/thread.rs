@@ -11,12 +11,13 @@ use std::ops::Deref;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::task::Waker;
 use std::time::Instant;
 
-use parking_lot_core::{self as plc, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp};
+use crate::loom::plc::{self, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp};
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{AtomicU64 as ModelU64, AtomicUsize};
 
 use super::hook;
 use super::lock_word::RawLock;
@@ -136,10 +137,12 @@ pub struct ThreadMutex {
 }
 
 impl ThreadMutex {
-    pub(crate) const fn new() -> ThreadMutex {
-        ThreadMutex {
-            raw: RawLock::new(),
-            id: AtomicU64::new(0),
+    crate::loom::const_fn! {
+        pub(crate) fn new() -> ThreadMutex {
+            ThreadMutex {
+                raw: RawLock::new(),
+                id: AtomicU64::new(0),
+            }
         }
     }
 
@@ -224,11 +227,13 @@ impl RawMutex for ThreadMutex {
 
 /// The owner of a thread `RLock`: a never-reused thread number.
 #[derive(Debug, Default)]
-pub struct ThreadOwner(AtomicU64);
+pub struct ThreadOwner(ModelU64);
 
 impl ThreadOwner {
-    pub(crate) const fn new() -> ThreadOwner {
-        ThreadOwner(AtomicU64::new(0))
+    crate::loom::const_fn! {
+        pub(crate) fn new() -> ThreadOwner {
+            ThreadOwner(ModelU64::new(0))
+        }
     }
 }
 
@@ -258,7 +263,11 @@ impl RawOwner for ThreadOwner {
 #[inline]
 pub(crate) fn current_thread_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    #[cfg(not(loom))]
     thread_local!(static ID: Cell<u64> = const { Cell::new(0) });
+    // Loom runs every model thread on one OS thread: a loom thread-local.
+    #[cfg(loom)]
+    ::loom::thread_local!(static ID: Cell<u64> = Cell::new(0));
     ID.with(|id| {
         let v = id.get();
         if v != 0 {
@@ -276,13 +285,13 @@ pub(crate) fn current_thread_id() -> u64 {
 /// first `n`.
 #[derive(Debug, Default)]
 pub struct ThreadQueue {
-    waiters: parking_lot::Mutex<VecDeque<Arc<AtomicUsize>>>,
+    waiters: Mutex<VecDeque<Arc<AtomicUsize>>>,
 }
 
 impl ThreadQueue {
-    pub(crate) const fn new() -> ThreadQueue {
+    pub(crate) fn new() -> ThreadQueue {
         ThreadQueue {
-            waiters: parking_lot::Mutex::new(VecDeque::new()),
+            waiters: Mutex::new(VecDeque::new()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! [`RawWord`]: an atomic word seen as a `usize`, whatever its width.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::loom::sync::atomic::{AtomicU32, AtomicUsize};
 
 /// An atomic word of a scope's memory, read and written as `usize` (a
 /// process scope's words are 32 bits wide, as futexes need).
