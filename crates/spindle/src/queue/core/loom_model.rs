@@ -10,7 +10,8 @@ use std::time::Instant;
 use ::loom::sync::Arc;
 use ::loom::thread;
 
-use super::{Block, Core, GetFail, PutFail};
+use super::{Core, GetFail, PutFail};
+use crate::util::Wait;
 use crate::loom::{advance, check};
 
 type Fifo = Core<VecDeque<u32>>;
@@ -20,7 +21,7 @@ fn core(maxsize: usize) -> Arc<Fifo> {
 }
 
 fn put(q: &Fifo, v: u32) -> bool {
-    match q.put(v, Block::Forever) {
+    match q.put(v, Wait::Forever) {
         Ok(()) => true,
         Err(PutFail::ShutDown(_)) => false,
         Err(PutFail::Full(_)) => unreachable!("a blocking put is never Full"),
@@ -41,10 +42,10 @@ fn loom_model_queue_bounded_put_blocks_until_get() {
         };
         let getter = {
             let q = Arc::clone(&q);
-            thread::spawn(move || q.get::<u32>(Block::Forever).unwrap())
+            thread::spawn(move || q.get::<u32>(Wait::Forever).unwrap())
         };
         assert_eq!(getter.join().unwrap(), 1);
-        assert_eq!(q.get::<u32>(Block::Forever).unwrap(), 2);
+        assert_eq!(q.get::<u32>(Wait::Forever).unwrap(), 2);
         putter.join().unwrap();
     });
 }
@@ -60,7 +61,7 @@ fn loom_model_queue_join_waits_for_task_done() {
         let worker = {
             let (q, done) = (Arc::clone(&q), Arc::clone(&done));
             thread::spawn(move || {
-                assert_eq!(q.get::<u32>(Block::Forever).unwrap(), 1);
+                assert_eq!(q.get::<u32>(Wait::Forever).unwrap(), 1);
                 done.store(true, std::sync::atomic::Ordering::Relaxed);
                 assert!(q.task_done());
             })
@@ -96,7 +97,7 @@ fn loom_model_queue_shutdown_wakes_blocked_put_and_get() {
             thread::spawn(move || {
                 let mut got = Vec::new();
                 loop {
-                    match q.get::<u32>(Block::Forever) {
+                    match q.get::<u32>(Wait::Forever) {
                         Ok(v) => got.push(v),
                         Err(GetFail::ShutDown) => return got,
                         Err(GetFail::Empty) => unreachable!("a blocking get is never Empty"),
@@ -113,7 +114,7 @@ fn loom_model_queue_shutdown_wakes_blocked_put_and_get() {
             "items put before the shutdown are got"
         );
         assert_eq!(got.len(), 1 + usize::from(second_put), "a put item is got");
-        assert!(matches!(q.put(3, Block::No), Err(PutFail::ShutDown(3))));
+        assert!(matches!(q.put(3, Wait::Never), Err(PutFail::ShutDown(3))));
     });
 }
 
@@ -132,7 +133,7 @@ fn loom_model_queue_immediate_shutdown_releases_join() {
         let getter = {
             let q = Arc::clone(&q);
             thread::spawn(move || {
-                if q.get::<u32>(Block::Forever).is_ok() {
+                if q.get::<u32>(Wait::Forever).is_ok() {
                     assert!(q.task_done());
                 }
             })
@@ -152,7 +153,7 @@ fn loom_model_queue_timed_get_races_put() {
         let q = core(0);
         let getter = {
             let q = Arc::clone(&q);
-            thread::spawn(move || q.get::<u32>(Block::Until(Instant::now())).ok())
+            thread::spawn(move || q.get::<u32>(Wait::Until(Instant::now())).ok())
         };
         let clock = thread::spawn(advance);
         assert!(put(&q, 7));
@@ -160,7 +161,7 @@ fn loom_model_queue_timed_get_races_put() {
         clock.join().unwrap();
         match got {
             Some(v) => assert_eq!(v, 7),
-            None => assert_eq!(q.get::<u32>(Block::No), Ok(7)),
+            None => assert_eq!(q.get::<u32>(Wait::Never), Ok(7)),
         }
     });
 }

@@ -11,7 +11,7 @@ use std::ops::Deref;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -281,12 +281,18 @@ pub(crate) fn current_thread_id() -> u64 {
 }
 
 /// The waiters of a thread `Condition`: CPython's algorithm — each waiter
-/// gets a word of its own, queued in order; `notify(n)` sets and wakes the
-/// first `n`.
+/// gets a word of its own, queued in order; `notify(n)` sets the first `n`
+/// and wakes those that parked.
 #[derive(Debug, Default)]
 pub struct ThreadQueue {
     waiters: Mutex<VecDeque<Arc<AtomicUsize>>>,
 }
+
+/// A waiter's word: still spinning, parked (a notifier must wake it), or
+/// notified.
+const WAITING: usize = 0;
+const PARKED: usize = 1;
+const NOTIFIED: usize = 2;
 
 impl ThreadQueue {
     pub(crate) fn new() -> ThreadQueue {
@@ -300,28 +306,36 @@ impl RawQueue for ThreadQueue {
     type Ticket = Arc<AtomicUsize>;
 
     fn enqueue(&self) -> Arc<AtomicUsize> {
-        let me = Arc::new(AtomicUsize::new(0));
+        let me = Arc::new(AtomicUsize::new(WAITING));
         self.waiters.lock().push_back(Arc::clone(&me));
         me
     }
 
     fn sleep(&self, me: &Arc<AtomicUsize>, deadline: Option<Instant>) -> bool {
         // A short spin catches a notification already on its way (ping-pong
-        // between two running threads) without parking.
+        // between two running threads) without parking, and then without
+        // the notifier paying for an unpark.
         let mut spin = plc::SpinWait::new();
         while spin.spin() {
-            if me.load(Acquire) != 0 {
+            if me.load(Acquire) == NOTIFIED {
                 return true;
             }
         }
+        // Announce the park: a notifier wakes only a waiter that did.
+        if me
+            .compare_exchange(WAITING, PARKED, Acquire, Acquire)
+            .is_err()
+        {
+            return true;
+        }
         loop {
-            if me.load(Acquire) != 0 {
+            if me.load(Acquire) == NOTIFIED {
                 return true;
             }
             if passed(deadline) {
                 return false;
             }
-            ThreadScope::wait(me, 0, deadline);
+            ThreadScope::wait(me, PARKED, deadline);
         }
     }
 
@@ -342,8 +356,9 @@ impl RawQueue for ThreadQueue {
         let mut waiters = self.waiters.lock();
         while woken < n {
             let Some(w) = waiters.pop_front() else { break };
-            w.store(1, Release);
-            ThreadScope::wake(&w, 1);
+            if w.swap(NOTIFIED, AcqRel) == PARKED {
+                ThreadScope::wake(&w, 1);
+            }
             woken += 1;
         }
         woken
