@@ -11,8 +11,8 @@ use ::loom::sync::Arc;
 use ::loom::thread;
 
 use super::{Core, GetFail, PutFail};
-use crate::util::Wait;
 use crate::loom::{advance, check};
+use crate::util::Wait;
 
 type Fifo = Core<VecDeque<u32>>;
 
