@@ -420,3 +420,29 @@ fn send_sync() {
     is_send::<spindle::process::ProcessError>();
     is_sync::<spindle::process::ProcessError>();
 }
+
+/// A child forked while another thread of the parent holds stdout's lock
+/// (in the child that lock is held for good: its holder was not copied)
+/// still ends: its last flush of the standard streams is bounded.
+#[test]
+fn a_forked_child_ends_though_another_thread_held_stdout_at_the_fork() {
+    use std::sync::mpsc;
+    let (held_tx, held_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _out = std::io::stdout().lock();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    let mut p = Process::builder()
+        .closure(|| {})
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    let joined = p.join_timeout(LONG);
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    joined.unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+}

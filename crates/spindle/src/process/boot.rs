@@ -8,6 +8,8 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -98,17 +100,41 @@ pub(crate) fn run_guarded(f: impl FnOnce() -> Result<Vec<u8>, TaskFault>) -> Out
     }
 }
 
-/// Sends the outcome and returns the matching exit code.
+/// Sends the outcome, flushes the standard streams and returns the matching
+/// exit code.
 pub(crate) fn finish(ctl: &UnixStream, outcome: Outcome) -> i32 {
-    let code = if matches!(outcome, Outcome::Done) {
-        0
-    } else {
-        FAILED
-    };
+    let code = outcome_code(&outcome);
     send_outcome(ctl, &outcome);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     code
+}
+
+/// [`finish`] in a child made by `fork()` from a process that may have other
+/// threads: one of them may have held the lock of stdout or stderr at the
+/// moment of the fork, and in the child that lock is never released, so the
+/// flush runs on a helper thread and is given up after `limit`.
+pub(crate) fn finish_forked(ctl: &UnixStream, outcome: Outcome, limit: Duration) -> i32 {
+    let code = outcome_code(&outcome);
+    send_outcome(ctl, &outcome);
+    let (done, flushed) = mpsc::channel();
+    let flusher = std::thread::Builder::new().spawn(move || {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let _ = done.send(());
+    });
+    if flusher.is_ok() {
+        let _ = flushed.recv_timeout(limit);
+    }
+    code
+}
+
+fn outcome_code(outcome: &Outcome) -> i32 {
+    if matches!(outcome, Outcome::Done) {
+        0
+    } else {
+        FAILED
+    }
 }
 
 pub(crate) fn send_outcome(ctl: &UnixStream, outcome: &Outcome) {

@@ -21,6 +21,10 @@ pub(crate) enum ForkTarget {
     Closure(Box<dyn FnOnce() + Send + 'static>),
 }
 
+/// How long a forked child tries to flush stdout and stderr before it exits
+/// anyway (see [`boot::finish_forked`]).
+const FORKED_FLUSH_LIMIT: Duration = Duration::from_millis(500);
+
 /// Forks a child that runs `target` and exits; returns its pid and our end of
 /// its outcome socket.
 pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream), ProcessError> {
@@ -75,7 +79,7 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
                         }),
                     },
                 };
-                let code = boot::finish(&theirs, outcome);
+                let code = boot::finish_forked(&theirs, outcome, FORKED_FLUSH_LIMIT);
                 children::at_exit();
                 code
             }))

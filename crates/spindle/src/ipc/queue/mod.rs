@@ -864,7 +864,13 @@ impl Inner {
 /// Publishes every queue's pending items before the process exits (Python
 /// joins its feeder threads at exit).
 pub(crate) fn flush_all() {
-    let feeders: Vec<_> = std::mem::take(&mut *FEEDERS.lock());
+    // Bounded: in a child forked from a threaded process, another thread of
+    // the parent may have held this lock at the fork, for good.
+    let Some(mut registered) = FEEDERS.try_lock_for(std::time::Duration::from_millis(500)) else {
+        return;
+    };
+    let feeders: Vec<_> = std::mem::take(&mut *registered);
+    drop(registered);
     for q in feeders.iter().filter_map(Weak::upgrade) {
         q.flush();
     }
