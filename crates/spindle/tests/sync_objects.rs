@@ -6,7 +6,7 @@
 //! `crates/spindle-conformance/tests/sync.rs` and `ipc_sync.rs`).
 
 use spindle::sync::{CreateError, Semaphore};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock, Weak, mpsc};
 
 type SBarrier = spindle::sync::Barrier;
 
@@ -38,16 +38,18 @@ fn barrier_of_zero_parties_is_an_error() {
 #[test]
 fn barrier_action_sees_no_waiters() {
     let (tx, rx) = mpsc::channel();
-    let slot: Arc<OnceLock<Arc<SBarrier>>> = Arc::new(OnceLock::new());
+    // The action reaches its barrier through a Weak: an Arc would make a
+    // cycle (barrier -> action -> barrier) that is never freed.
+    let slot: Arc<OnceLock<Weak<SBarrier>>> = Arc::new(OnceLock::new());
     let s2 = Arc::clone(&slot);
     let barrier = Arc::new(
         SBarrier::with_action(1, move || {
-            let b = s2.get().unwrap();
+            let b = s2.get().unwrap().upgrade().unwrap();
             tx.send((b.n_waiting(), b.is_broken())).unwrap();
         })
         .unwrap(),
     );
-    slot.set(Arc::clone(&barrier)).unwrap();
+    slot.set(Arc::downgrade(&barrier)).unwrap();
     assert_eq!(barrier.wait(), Ok(0));
     assert_eq!(rx.recv().unwrap(), (0, false));
 }

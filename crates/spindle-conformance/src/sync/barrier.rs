@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
 
@@ -375,18 +375,21 @@ pub fn barrier_action_panic<B: BarrierActionUnderTest>() {
 /// `RLock`'s condition, so it may use the barrier): the action calls back
 /// into its own barrier without deadlock.
 pub fn barrier_action_reentrant<B: BarrierActionUnderTest>() {
-    let slot: Arc<OnceLock<Arc<B>>> = Arc::new(OnceLock::new());
+    // A Weak in the slot: an Arc would be a cycle (barrier -> action ->
+    // barrier), never freed.
+    let slot: Arc<OnceLock<Weak<B>>> = Arc::new(OnceLock::new());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (s2, seen2) = (Arc::clone(&slot), Arc::clone(&seen));
     let barrier = Arc::new(B::with_action(2, move || {
         let b = s2
             .get()
+            .and_then(Weak::upgrade)
             .expect("sync conformance: the barrier is in its slot");
         let _ = b.n_waiting().scope_ok();
         let state = (b.parties().scope_ok(), b.is_broken().scope_ok());
         seen2.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     }));
-    if slot.set(Arc::clone(&barrier)).is_err() {
+    if slot.set(Arc::downgrade(&barrier)).is_err() {
         unreachable!("the slot is set once");
     }
     let passed = run_threads(2, || barrier.wait().scope_ok().is_ok());
