@@ -79,7 +79,10 @@ fn main() -> std::io::Result<()> {
     drop(a);
     let dropped = show_memory_info("after drop(a)")?;
 
-    assert!(created - initial > 90.0, "the vector is resident while alive");
+    assert!(
+        created - initial > 90.0,
+        "the vector is resident while alive"
+    );
     assert!(
         finished - initial < 10.0 && dropped - initial < 10.0,
         "freed at once: back to {initial:.1} MB"

@@ -410,3 +410,59 @@ fn chaos_2000_tasks_20_kills() {
 fn chaos_with_retries() {
     chaos(3);
 }
+
+// The pool says which worker a task started on, so a test (or a user) can
+// kill exactly that worker: the task is then lost or, with retries, re-run.
+#[test]
+fn on_task_start_names_the_worker_a_lost_task_was_running_on() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .retries(1)
+        .on_task_start(move |s| {
+            tx.lock().unwrap().send((s.pid, s.task)).ok();
+        })
+        .build()
+        .unwrap();
+    let f = p.submit(sleep_ms::call(200)).unwrap();
+    let (pid, task) = rx.recv().unwrap();
+    assert_eq!(p.worker_pids(), [pid]);
+    assert!(task.ends_with("sleep_ms"), "{task}");
+    // Killed whether it has read the task yet or not: the task counts as
+    // started, so it is re-run (once) on the replacement.
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(f.result(), Ok(200));
+    let (again, _) = rx.recv().unwrap();
+    assert_ne!(again, pid, "the retry ran on the replacement");
+    assert_eq!((p.workers_lost(), p.tasks_retried()), (1, 1));
+    // Past its retries, the task fails with the reason.
+    let f = p.submit(sleep_ms::call(60_000)).unwrap();
+    let (pid, _) = rx.recv().unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let (pid, _) = rx.recv().unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert!(f.result().unwrap_err().is_worker_lost());
+    assert_eq!((p.workers_lost(), p.tasks_retried()), (3, 2));
+    // Tasks sent ahead are reported once each, when they start.
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .prefetch(4)
+        .on_task_start({
+            let n = n.clone();
+            move |_| {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build()
+        .unwrap();
+    let fs: Vec<_> = (0..20).map(|i| p.submit(work::call(i)).unwrap()).collect();
+    for f in fs {
+        f.result().unwrap();
+    }
+    // Each is reported before its answer is handed out.
+    assert_eq!(n.load(Ordering::SeqCst), 20);
+    assert_eq!(p.tasks_retried(), 0);
+}

@@ -75,7 +75,7 @@ pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};
 pub use pool::{
     AsyncResult, Call, CallChunk, CallJob, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
-    ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, RemoteExecutor, StarFn,
+    ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, RemoteExecutor, StarFn, TaskStart,
 };
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,

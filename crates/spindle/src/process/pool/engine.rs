@@ -48,6 +48,37 @@ pub(crate) struct Config {
     /// SIGTERM → SIGKILL delay of `terminate` ([`TERMINATE_GRACE`] by default).
     pub(crate) terminate_grace: Duration,
     pub(crate) name: &'static str,
+    /// Told each time a task starts on a worker (see [`TaskStart`]).
+    pub(crate) on_task_start: Option<TaskStartHook>,
+}
+
+/// A task has started on a worker process: passed to the observer set with
+/// [`ProcessPoolBuilder::on_task_start`](super::ProcessPoolBuilder::on_task_start).
+///
+/// "Started" means the task is its worker's oldest unanswered one and has
+/// been handed to the worker (it may not have read it yet): from this moment
+/// on, if that worker dies before answering, this task is the one lost (failed
+/// with `WorkerLost`, or re-run if it has [`retries`](super::ProcessPoolBuilder::retries)
+/// left) — a task merely sent ahead to a busy worker is not reported until the
+/// worker's earlier tasks are answered, and would be requeued, not lost.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TaskStart {
+    /// The worker process running the task.
+    pub pid: u32,
+    /// The task's registered name (`#[spindle::task]`); a `map` chunk of
+    /// several calls is one task.
+    pub task: &'static str,
+}
+
+/// The observer of [`TaskStart`]s.
+#[derive(Clone)]
+pub(crate) struct TaskStartHook(pub(crate) Arc<dyn Fn(&TaskStart) + Send + Sync>);
+
+impl std::fmt::Debug for TaskStartHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskStartHook")
+    }
 }
 
 /// A live worker process as the engine sees it.
@@ -84,6 +115,8 @@ pub(crate) struct State {
     pub(crate) broken: Option<BrokenPool>,
     pub(crate) threads: Vec<ThreadId>,
     pub(crate) lost: u64,
+    /// Tasks re-run after losing their worker (`retries`).
+    pub(crate) retried: u64,
     /// Moving average of how long a job runs on a worker.
     pub(crate) ewma_job: Option<Duration>,
     /// Jobs to fail once the lock is released (see [`Engine::release`]).
@@ -116,6 +149,7 @@ impl Engine {
                 broken: None,
                 threads: Vec::new(),
                 lost: 0,
+                retried: 0,
                 ewma_job: None,
                 failed: Vec::new(),
             }),
@@ -189,10 +223,18 @@ impl Engine {
         loop {
             let failed = std::mem::take(&mut st.failed);
             let mut writes = Vec::new();
+            let mut started = Vec::new();
+            let observed = self.cfg.on_task_start.is_some();
             for (slot, w) in st.workers.iter_mut().enumerate() {
                 let Some(w) = w.as_mut() else { continue };
                 if w.writing || w.outbox.is_empty() {
                     continue;
+                }
+                // Every unanswered job was still in the outbox: the oldest
+                // one starts now (see `TaskStart`).
+                if observed && w.outbox_jobs > 0 && w.outbox_jobs == w.outstanding.len() {
+                    let task = w.outstanding.front().map_or("", |j| j.name);
+                    started.push(TaskStart { pid: w.pid, task });
                 }
                 w.writing = true;
                 w.outbox_jobs = 0;
@@ -202,6 +244,7 @@ impl Engine {
                 return;
             }
             drop(st);
+            self.report_started(&started);
             for (job, f) in failed {
                 job.sink.fail(f);
             }
@@ -435,6 +478,15 @@ impl Engine {
             }
         }
         true
+    }
+
+    /// Tells the observer, if any, of `started` (outside the lock).
+    pub(crate) fn report_started(&self, started: &[TaskStart]) {
+        if let Some(hook) = &self.cfg.on_task_start {
+            for s in started {
+                (hook.0)(s);
+            }
+        }
     }
 
     /// The pids of the live workers, by slot.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call::{Call, CallJob, ProcessJob, RemoteExecutor};
-use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
+use super::engine::{Config, Engine, Refused, TERMINATE_GRACE, TaskStart, TaskStartHook};
 use super::error::PoolError;
 use super::job::Job;
 use super::slot;
@@ -89,6 +89,7 @@ impl ProcessPoolExecutor {
                 prefetch: None,
                 terminate_grace: TERMINATE_GRACE,
                 name: "SpindlePoolWorker",
+                on_task_start: None,
             },
             init_error: None,
         }
@@ -103,6 +104,12 @@ impl ProcessPoolExecutor {
     /// How many workers were lost while running a task so far.
     pub fn workers_lost(&self) -> u64 {
         self.engine.state.lock().lost
+    }
+
+    /// How many times a task whose worker was lost was queued to run again
+    /// (see [`retries`](ProcessPoolBuilder::retries)) so far.
+    pub fn tasks_retried(&self) -> u64 {
+        self.engine.state.lock().retried
     }
 
     /// Waits until at least `n` workers are alive; returns whether they are
@@ -293,6 +300,22 @@ impl ProcessPoolBuilder {
     /// not retried. Only for tasks that are safe to run twice.
     pub fn retries(mut self, n: u32) -> ProcessPoolBuilder {
         self.cfg.retries = n;
+        self
+    }
+
+    /// Calls `observer` each time a task starts on a worker process, with
+    /// the worker's pid (see [`TaskStart`] for what "starts" means): to log
+    /// progress, or to know which process runs what (spindle only; Python's
+    /// pools have no such hook). It runs on a pool thread in this process,
+    /// never under the pool's lock: before the task is written to an idle
+    /// worker (the task waits for it: keep it short), or, for a task sent
+    /// ahead to a busy worker, once that worker's earlier tasks are
+    /// answered.
+    pub fn on_task_start(
+        mut self,
+        observer: impl Fn(&TaskStart) + Send + Sync + 'static,
+    ) -> ProcessPoolBuilder {
+        self.cfg.on_task_start = Some(TaskStartHook(Arc::new(observer)));
         self
     }
 

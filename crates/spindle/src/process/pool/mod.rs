@@ -20,6 +20,7 @@ mod wire;
 
 pub use async_result::{AsyncResult, Callbacks};
 pub use call::{Call, CallChunk, CallJob, ProcessJob, RemoteExecutor};
+pub use engine::TaskStart;
 pub use error::PoolError;
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};
 pub use imap::IMapUnordered;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::engine::{Engine, Worker, fail_all};
+use super::engine::{Engine, TaskStart, Worker, fail_all};
 use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
@@ -182,6 +182,16 @@ fn slot_main(
                     w.completed += 1;
                 }
                 w.front_since = now;
+                // The next job, already handed to the worker, starts now
+                // (see `TaskStart`).
+                let next = w
+                    .outstanding
+                    .front()
+                    .filter(|_| w.outstanding.len() > w.outbox_jobs)
+                    .map(|j| TaskStart {
+                        pid: w.pid,
+                        task: j.name,
+                    });
                 let short = w.outstanding.len() <= 1;
                 st.ewma_job = Some(match st.ewma_job {
                     Some(avg) => (avg * 7 + took) / 8,
@@ -193,6 +203,7 @@ fn slot_main(
                 };
                 engine.dispatch(&mut st);
                 engine.release(st);
+                engine.report_started(next.as_slice());
                 for (job, outs) in finished {
                     job.sink.finish(outs);
                 }
@@ -255,6 +266,7 @@ fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
             st.lost += 1;
             if job.retried < engine.cfg.retries && w.timed_out.is_none() {
                 job.retried += 1;
+                st.retried += 1;
                 st.pending.push_front(job);
             } else {
                 let lost = WorkerLost::new(w.pid, exitcode, w.timed_out);
