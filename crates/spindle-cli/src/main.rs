@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use spindle_workloads::logs;
 
 /// spindle — Python's concurrency model in Rust.
 #[derive(Debug, Parser)]
@@ -61,14 +62,21 @@ enum Command {
     /// also holds up to 3 malformed lines on purpose (empty, cut short, junk),
     /// which `spindle robots` skips and counts. The same arguments always
     /// write the same bytes.
+    ///
+    /// Stops at the first file that cannot be written (a full disk, say):
+    /// the files being written are removed, so only complete files remain,
+    /// and the error names the file that failed.
     GenLogs {
-        /// Directory to write into (created if missing).
+        /// Directory to write into (created if missing; an existing path
+        /// that is not a directory is an error).
         dir: PathBuf,
-        /// How many files (one per day from 2012-07-10).
-        #[arg(long, default_value_t = 8)]
+        /// How many files (one per day from 2012-07-10): 1 to 36500.
+        #[arg(long, default_value_t = 8,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(logs::MAX_FILES)))]
         files: u32,
-        /// Lines per file.
-        #[arg(long, default_value_t = 100_000)]
+        /// Lines per file: 1 to 10000000.
+        #[arg(long, default_value_t = 100_000,
+              value_parser = clap::value_parser!(u64).range(1..=logs::MAX_LINES))]
         lines: u64,
         /// Seed: the same seed writes the same lines.
         #[arg(long, default_value_t = 1)]
@@ -81,6 +89,16 @@ enum Command {
     /// A line whose 7th whitespace-separated field is /robots.txt gives its
     /// 1st field; lines with fewer than 7 fields or non-ASCII bytes are
     /// skipped and counted.
+    ///
+    /// Warnings (on stderr; `--strict` makes them errors): a `*.log.gz` name
+    /// that is not a regular file or a symbolic link to one (a FIFO, a
+    /// directory, a device) is skipped; a file with more than 1% of its
+    /// lines skipped is named (not a log file?).
+    ///
+    /// In the processes mode a task whose worker process dies (killed, out
+    /// of memory) is run again, up to `--retries` times; the run then ends
+    /// normally and says on stderr how many workers were lost and tasks
+    /// retried. A task that loses its worker once more fails the run.
     Robots {
         /// Directory holding the `*.log.gz` files.
         dir: PathBuf,
@@ -94,9 +112,17 @@ enum Command {
         /// Only gunzip the files (the decoder's speed limit), no parsing.
         #[arg(long)]
         decode_only: bool,
+        /// Every warning is an error (exit status 1, no answer printed).
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        pool: PoolArgs,
     },
     /// The PRIMES check of Python's `concurrent.futures` documentation, by trial
     /// division; prints each verdict and the time.
+    ///
+    /// In the processes mode a task whose worker process dies is run again,
+    /// up to `--retries` times, as in `spindle robots`.
     Primes {
         /// serial, threads (ThreadPoolExecutor, one number per task) or
         /// processes (ProcessPoolExecutor, each number's trial divisions in
@@ -109,7 +135,22 @@ enum Command {
         /// Numbers to check, comma-separated (default: the documentation's PRIMES).
         #[arg(long, value_delimiter = ',')]
         numbers: Vec<u64>,
+        #[command(flatten)]
+        pool: PoolArgs,
     },
+}
+
+/// The process mode's pool options of `robots` and `primes`.
+#[derive(Debug, clap::Args)]
+struct PoolArgs {
+    /// processes mode: run a task whose worker process died again, up to
+    /// this many times (its work is only reading files or computing).
+    #[arg(long, default_value_t = spindle_workloads::processes::DEFAULT_RETRIES)]
+    retries: u32,
+    /// processes mode: print on stderr each task's start with the pid of
+    /// the worker process running it.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 fn main() -> ExitCode {
@@ -128,11 +169,40 @@ fn main() -> ExitCode {
             mode,
             workers,
             decode_only,
-        } => workloads::robots(&dir, mode, workers, decode_only),
+            strict,
+            pool,
+        } => workloads::robots(
+            &dir,
+            mode,
+            workers,
+            decode_only,
+            strict,
+            &pool_options("robots", &pool),
+        ),
         Command::Primes {
             mode,
             workers,
             numbers,
-        } => workloads::primes(mode, workers, &numbers),
+            pool,
+        } => workloads::primes(mode, workers, &numbers, &pool_options("primes", &pool)),
+    }
+}
+
+/// The pool options of `spindle COMMAND`: its retries, and with
+/// `--verbose` a line on stderr per task start.
+fn pool_options(command: &'static str, args: &PoolArgs) -> spindle_workloads::PoolOptions {
+    spindle_workloads::PoolOptions {
+        retries: args.retries,
+        on_task_start: args.verbose.then(|| {
+            let hook: std::sync::Arc<
+                dyn Fn(&spindle_workloads::processes::TaskStart) + Send + Sync,
+            > = std::sync::Arc::new(move |s| {
+                eprintln!(
+                    "spindle {command}: a task started on worker process {}",
+                    s.pid
+                );
+            });
+            hook
+        }),
     }
 }

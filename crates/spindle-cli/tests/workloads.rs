@@ -360,3 +360,176 @@ fn bench_runs_spindle_bench_beside_it_with_its_arguments_verbatim() {
     let out = output(Command::new(&exe).args(["bench", "-c", script, "--help"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "--help\n");
 }
+
+/// Write leases (`fcntl(F_SETLEASE, F_WRLCK)`) on files: while they are
+/// held, any other process that opens one of the files blocks in `open`
+/// until they are released — so a worker given such a file is certainly in
+/// the middle of its task, whenever it is killed. Released on drop.
+struct Leases {
+    _held: Vec<std::fs::File>,
+}
+
+impl Leases {
+    fn hold(files: &[PathBuf]) -> Leases {
+        static IGNORE_SIGIO: std::sync::Once = std::sync::Once::new();
+        IGNORE_SIGIO.call_once(|| {
+            // SAFETY: SIG_IGN installs no handler; the kernel tells a lease
+            // holder that someone is waiting with SIGIO, whose default action
+            // would end this test process.
+            unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+        });
+        let held = files
+            .iter()
+            .map(|p| {
+                let f = std::fs::File::open(p).unwrap();
+                use std::os::fd::AsRawFd;
+                // SAFETY: fcntl on a descriptor this `File` owns, with an
+                // integer argument; it changes only the file's lease.
+                let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+                assert_eq!(
+                    r,
+                    0,
+                    "lease on {}: {}",
+                    p.display(),
+                    std::io::Error::last_os_error()
+                );
+                f
+            })
+            .collect();
+        Leases { _held: held }
+    }
+}
+
+/// Runs `spindle ARGS --verbose`, kills the worker process of the first task
+/// the pool reports started (with `leases` held until then, when given),
+/// and returns the run's status, stdout and stderr.
+fn kill_first_worker(
+    args: &[&str],
+    leases: Option<Leases>,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .arg("--verbose")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let pid: i32 = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no task started: {seen}"
+        );
+        seen += &line;
+        if let Some((_, pid)) = line
+            .trim_end()
+            .split_once("a task started on worker process ")
+        {
+            break pid.parse().unwrap();
+        }
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    drop(leases);
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    (status, out.join().unwrap(), seen)
+}
+
+fn log_paths(dir: &Dir) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn robots_survives_a_worker_killed_mid_task() {
+    let d = Dir::new("lost-worker");
+    gen_logs(&d, 3, 5000, 11);
+    let args = ["robots", d.s(), "--mode", "processes", "--workers", "2"];
+    let want = answer(&stdout_ok(&args));
+    let leases = Leases::hold(&log_paths(&d));
+    let (status, out, err) = kill_first_worker(&args, Some(leases));
+    assert!(status.success(), "{err}");
+    assert_eq!(answer(&out), want, "{err}");
+    assert!(
+        err.contains("spindle robots: 1 worker process lost, 1 task retried"),
+        "{err}"
+    );
+    // Without retries, the lost task fails the run, naming its file and why.
+    let leases = Leases::hold(&log_paths(&d));
+    let (status, out, err) = kill_first_worker(
+        &[
+            "robots",
+            d.s(),
+            "--mode",
+            "processes",
+            "--workers",
+            "2",
+            "--retries",
+            "0",
+        ],
+        Some(leases),
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(".log.gz: process pool: worker process ")
+            && err.contains("died while running the task (killed by signal 9)")
+            && err.contains("lost its worker 1 time (retries: 0)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn primes_survives_a_worker_killed_mid_task() {
+    // 349999999 × 22400000969: its smallest factor is found at the very end
+    // of its first task (the first eighth of the trial divisions, 1.75e8 of
+    // them: 0.8 s here), and the rest is never submitted. The test reads the
+    // pool's report and kills the worker within microseconds of it, so the
+    // worker is killed while it computes, with a wide margin.
+    let n = "7840000316749999031";
+    let args = [
+        "primes",
+        "--mode",
+        "processes",
+        "--workers",
+        "1",
+        "--numbers",
+        n,
+    ];
+    let want: Vec<String> = stdout_ok(&args)
+        .lines()
+        .filter(|l| l.contains(" is prime? "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(want, [format!("{n} is prime? false")]);
+    let (status, out, err) = kill_first_worker(&args, None);
+    assert!(status.success(), "{err}");
+    let got: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(" is prime? "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want, "{err}");
+    assert!(
+        err.contains("spindle primes: 1 worker process lost, 1 task retried"),
+        "{err}"
+    );
+}

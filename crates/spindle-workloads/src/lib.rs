@@ -31,4 +31,8 @@ pub mod robots;
 #[cfg(test)]
 mod testing;
 
-pub use mode::{Mode, check_primes, decode_all, default_workers, find_all_robots};
+pub use mode::{
+    Mode, RobotsRun, check_primes, check_primes_with, decode_all, decode_all_with, default_workers,
+    find_all_robots, run_robots,
+};
+pub use processes::{PoolOptions, PoolReport};

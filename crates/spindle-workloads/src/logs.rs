@@ -23,6 +23,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -125,29 +126,100 @@ fn hosts(seed: u64) -> Vec<String> {
         .collect()
 }
 
+/// At most this many files per call (100 years of days): `spindle gen-logs
+/// --files`.
+pub const MAX_FILES: u32 = 36_500;
+
+/// At most this many lines per file (about 1.7 GB of text, 200 MB of gzip):
+/// `spindle gen-logs --lines`.
+pub const MAX_LINES: u64 = 10_000_000;
+
+/// Why [`generate`] failed: the path it was creating or writing (the
+/// directory, or the one file whose write failed) and the error.
+#[derive(Debug)]
+pub struct GenerateError {
+    /// The directory (bad arguments, not a directory, cannot be created) or
+    /// the file whose creation or write failed (it has been removed).
+    pub path: PathBuf,
+    /// What went wrong; `InvalidInput` for arguments out of range,
+    /// `NotADirectory` for a `dir` that is something else.
+    pub error: io::Error,
+}
+
+impl fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)
+    }
+}
+
+impl std::error::Error for GenerateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Writes `files` gzip files of `lines` lines each into `dir`, named
 /// `YYYYMMDD.log.gz` from 2012-07-10 on, using every core; returns their
 /// paths in day order.
 ///
+/// Stops at the first file that cannot be created or written (a full disk,
+/// say): no further file is started, the files being written at that moment
+/// are abandoned, and each file that failed or was abandoned is removed, so
+/// only complete files remain; the error names the file that failed.
+///
 /// # Errors
 ///
-/// The directory or a file cannot be created or written.
-pub fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+/// `files` not in `1..=`[`MAX_FILES`] or `lines` not in `1..=`[`MAX_LINES`]
+/// (`InvalidInput`); `dir` exists and is not a directory (`NotADirectory`) or
+/// cannot be created; a file cannot be created or written.
+pub fn generate(
+    dir: &Path,
+    files: u32,
+    lines: u64,
+    seed: u64,
+) -> Result<Vec<PathBuf>, GenerateError> {
+    let at_dir = |error| GenerateError {
+        path: dir.to_path_buf(),
+        error,
+    };
+    if !(1..=MAX_FILES).contains(&files) || !(1..=MAX_LINES).contains(&lines) {
+        return Err(at_dir(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{files} files of {lines} lines: between 1 and {MAX_FILES} files of 1 to \
+                 {MAX_LINES} lines, please"
+            ),
+        )));
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(at_dir(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        _ => std::fs::create_dir_all(dir).map_err(at_dir)?,
+    }
     let hosts = hosts(seed);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicU32::new(0);
-    let results: Vec<io::Result<(u32, PathBuf)>> = std::thread::scope(|s| {
+    let next = AtomicU32::new(0);
+    // Set by the first failure: every writer stops at its next check.
+    let failed = AtomicBool::new(false);
+    let results: Vec<Result<(u32, PathBuf), GenerateError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers.min(files as usize).max(1))
             .map(|_| {
                 s.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let day = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if day >= files {
+                        let day = next.fetch_add(1, Ordering::Relaxed);
+                        if day >= files || failed.load(Ordering::Relaxed) {
                             return done;
                         }
-                        done.push(write_day(dir, day, lines, seed, &hosts).map(|p| (day, p)));
+                        let r = write_day(dir, day, lines, seed, &hosts, &failed);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        done.push(r.map(|p| (day, p)));
                     }
                 })
             })
@@ -157,24 +229,87 @@ pub fn generate(dir: &Path, files: u32, lines: u64, seed: u64) -> io::Result<Vec
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut paths = results.into_iter().collect::<io::Result<Vec<_>>>()?;
+    // The first real failure, not a writer that stopped because of it.
+    let mut first: Option<GenerateError> = None;
+    let mut paths = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(p) => paths.push(p),
+            Err(e) if e.error.kind() == io::ErrorKind::Interrupted => {
+                first.get_or_insert(e);
+            }
+            Err(e) => {
+                if first
+                    .as_ref()
+                    .is_none_or(|f| f.error.kind() == io::ErrorKind::Interrupted)
+                {
+                    first = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = first {
+        return Err(e);
+    }
     paths.sort();
     Ok(paths.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Writes the file of day `day` (its own stream, so days are independent).
-fn write_day(dir: &Path, day: u32, lines: u64, seed: u64, hosts: &[String]) -> io::Result<PathBuf> {
+/// Lines written between two looks at the stop flag.
+const CHECK_EVERY: u64 = 4096;
+
+/// [`write_lines`] into a new file for day `day`; the file is removed if
+/// that fails or `stop` is raised meanwhile (then the error is
+/// `Interrupted`).
+fn write_day(
+    dir: &Path,
+    day: u32,
+    lines: u64,
+    seed: u64,
+    hosts: &[String],
+    stop: &AtomicBool,
+) -> Result<PathBuf, GenerateError> {
+    let (y, m, d) = date_after(day);
+    let path = dir.join(format!("{y:04}{m:02}{d:02}.log.gz"));
+    let written = File::create(&path).and_then(|file| {
+        let out = BufWriter::with_capacity(1 << 16, GzEncoder::new(file, Compression::default()));
+        write_lines(out, day, lines, seed, hosts, stop)
+    });
+    match written {
+        Ok(()) => Ok(path),
+        Err(error) => {
+            // Nothing partial is left behind (a file never created is
+            // not there to remove).
+            std::fs::remove_file(&path).ok();
+            Err(GenerateError { path, error })
+        }
+    }
+}
+
+/// Writes the lines of day `day` (its own stream, so days are independent)
+/// to `out` and finishes the gzip stream.
+fn write_lines(
+    mut out: BufWriter<GzEncoder<File>>,
+    day: u32,
+    lines: u64,
+    seed: u64,
+    hosts: &[String],
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let mut rng = SplitMix64::new(seed ^ u64::from(day + 1).wrapping_mul(0xA24B_AED4_963E_E407));
     let bad: Vec<u64> = (0..MALFORMED.min(lines))
         .map(|_| rng.below(lines))
         .collect();
     let (y, m, d) = date_after(day);
     let month = MONTHS[m as usize - 1];
-    let path = dir.join(format!("{y:04}{m:02}{d:02}.log.gz"));
-    let file = File::create(&path)?;
-    let mut out = BufWriter::with_capacity(1 << 16, GzEncoder::new(file, Compression::default()));
     let mut stamp = String::with_capacity(32);
     for i in 0..lines {
+        if i % CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "abandoned: another file failed",
+            ));
+        }
         let secs = i * 86_400 / lines;
         let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
         let host = &hosts[rng.below(HOSTS) as usize];
@@ -218,5 +353,5 @@ fn write_day(dir: &Path, day: u32, lines: u64, seed: u64, hosts: &[String]) -> i
         }
     }
     out.into_inner().map_err(|e| e.into_error())?.finish()?;
-    Ok(path)
+    Ok(())
 }

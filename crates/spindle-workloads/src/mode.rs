@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use spindle::futures::{Executor, ThreadPoolExecutor, fallible};
 
+use crate::processes::{PoolOptions, PoolReport};
 use crate::robots::{self, Robots};
 use crate::{primes, processes};
 
@@ -37,7 +38,36 @@ pub fn default_workers() -> usize {
 ///
 /// `"<file>: <reason>"` for the first file that failed, or the pool's error.
 pub fn find_all_robots(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Robots, String> {
-    let mut all = Robots::default();
+    run_robots(files, mode, workers, &PoolOptions::default()).map(|run| run.all)
+}
+
+/// A [`run_robots`]: the merged answer, each file's counts, and what the
+/// process pool went through.
+#[derive(Debug, Clone, Default)]
+pub struct RobotsRun {
+    /// Every file's hosts and counts, merged.
+    pub all: Robots,
+    /// `(lines, skipped)` of each file, in the order of the files.
+    pub per_file: Vec<(u64, u64)>,
+    /// Workers lost and tasks retried (`Mode::Processes` only).
+    pub pool: PoolReport,
+}
+
+/// [`find_all_robots`] with the process pool's options (retries, an
+/// observer of task starts), keeping each file's counts and the pool's
+/// report.
+///
+/// # Errors
+///
+/// `"<file>: <reason>"` for the first file that failed (a task that kept
+/// losing its worker past `opts.retries` among them), or the pool's error.
+pub fn run_robots(
+    files: &[PathBuf],
+    mode: Mode,
+    workers: usize,
+    opts: &PoolOptions,
+) -> Result<RobotsRun, String> {
+    let mut run = RobotsRun::default();
     let per_file: Vec<Result<Robots, String>> = match mode {
         Mode::Serial => files
             .iter()
@@ -53,12 +83,18 @@ pub fn find_all_robots(files: &[PathBuf], mode: Mode, workers: usize) -> Result<
             .map(|r| r.map_err(|e| e.to_string()))
             .collect()
         }
-        Mode::Processes => processes::find_all_robots(files, workers)?,
+        Mode::Processes => {
+            let (per_file, report) = processes::find_all_robots(files, workers, opts)?;
+            run.pool = report;
+            per_file
+        }
     };
     for (p, r) in files.iter().zip(per_file) {
-        all.merge(r.map_err(|e| format!("{}: {e}", p.display()))?);
+        let r = r.map_err(|e| format!("{}: {e}", p.display()))?;
+        run.per_file.push((r.lines, r.skipped));
+        run.all.merge(r);
     }
-    Ok(all)
+    Ok(run)
 }
 
 /// Gunzips every file in `mode` and discards the text (the decoder's speed
@@ -69,11 +105,27 @@ pub fn find_all_robots(files: &[PathBuf], mode: Mode, workers: usize) -> Result<
 ///
 /// `"<file>: <reason>"` for the first file that failed, or the pool's error.
 pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u64>, String> {
+    decode_all_with(files, mode, workers, &PoolOptions::default()).map(|(sizes, _)| sizes)
+}
+
+/// [`decode_all`] with the process pool's options, and its report.
+///
+/// # Errors
+///
+/// As [`decode_all`].
+pub fn decode_all_with(
+    files: &[PathBuf],
+    mode: Mode,
+    workers: usize,
+    opts: &PoolOptions,
+) -> Result<(Vec<u64>, PoolReport), String> {
+    let none = |sizes| (sizes, PoolReport::default());
     match mode {
         Mode::Serial => files
             .iter()
             .map(|p| robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display())))
-            .collect(),
+            .collect::<Result<_, _>>()
+            .map(none),
         Mode::Threads => {
             let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
             pool.map(
@@ -84,8 +136,9 @@ pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u
             )
             .map_err(|e| e.to_string())
             .and_then(|m| m.map(|r| r.map_err(|e| e.to_string())).collect())
+            .map(none)
         }
-        Mode::Processes => processes::decode_only(files, workers),
+        Mode::Processes => processes::decode_only(files, workers, opts),
     }
 }
 
@@ -96,15 +149,32 @@ pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u
 ///
 /// The pool's error (processes could not start, a worker died).
 pub fn check_primes(numbers: &[u64], mode: Mode, workers: usize) -> Result<Vec<bool>, String> {
+    check_primes_with(numbers, mode, workers, &PoolOptions::default()).map(|(v, _)| v)
+}
+
+/// [`check_primes`] with the process pool's options, and its report.
+///
+/// # Errors
+///
+/// As [`check_primes`]; a task that kept losing its worker past
+/// `opts.retries` too.
+pub fn check_primes_with(
+    numbers: &[u64],
+    mode: Mode,
+    workers: usize,
+    opts: &PoolOptions,
+) -> Result<(Vec<bool>, PoolReport), String> {
+    let none = |v| (v, PoolReport::default());
     match mode {
-        Mode::Serial => Ok(numbers.iter().map(|&n| primes::is_prime(n)).collect()),
+        Mode::Serial => Ok(none(numbers.iter().map(|&n| primes::is_prime(n)).collect())),
         Mode::Threads => {
             let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
             pool.map(primes::is_prime, numbers.to_vec())
                 .map_err(|e| format!("thread pool: {e}"))?
                 .map(|r| r.map_err(|e| e.to_string()))
-                .collect()
+                .collect::<Result<_, _>>()
+                .map(none)
         }
-        Mode::Processes => processes::check_primes(numbers, workers),
+        Mode::Processes => processes::check_primes(numbers, workers, opts),
     }
 }

@@ -8,11 +8,14 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
+use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use spindle::futures::{Executor, MapFn};
+use spindle::futures::{Executor, FutureError, MapFn};
 use spindle::process::ProcessPoolExecutor;
+pub use spindle::process::TaskStart;
 
 use crate::primes;
 use crate::robots::{self, Robots};
@@ -41,26 +44,99 @@ pub(crate) fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
     primes::has_odd_divisor(n, lo, hi)
 }
 
+/// How many times a task whose worker process died is run again by
+/// default: the tasks only read files (or compute), so running one twice is
+/// harmless.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+/// How the process mode runs its pool.
+#[derive(Clone)]
+pub struct PoolOptions {
+    /// Re-run a task whose worker died up to this many times; a task that
+    /// loses its worker once more fails the run with the reason.
+    pub retries: u32,
+    /// Told each time a task starts on a worker process, with its pid.
+    pub on_task_start: Option<Arc<dyn Fn(&TaskStart) + Send + Sync>>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> PoolOptions {
+        PoolOptions {
+            retries: DEFAULT_RETRIES,
+            on_task_start: None,
+        }
+    }
+}
+
+impl fmt::Debug for PoolOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolOptions")
+            .field("retries", &self.retries)
+            .field("on_task_start", &self.on_task_start.is_some())
+            .finish()
+    }
+}
+
+/// What a run's process pool went through: worker processes lost while
+/// running a task, and tasks run again because of it. Both 0 in the serial
+/// and thread modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolReport {
+    pub workers_lost: u64,
+    pub tasks_retried: u64,
+}
+
 /// The pool of `workers` processes (started by the fork server).
-fn pool(workers: usize) -> Result<ProcessPoolExecutor, String> {
-    ProcessPoolExecutor::builder()
+fn pool(workers: usize, opts: &PoolOptions) -> Result<ProcessPoolExecutor, String> {
+    let mut b = ProcessPoolExecutor::builder()
         .max_workers(workers)
-        .build()
+        .retries(opts.retries);
+    if let Some(hook) = opts.on_task_start.clone() {
+        b = b.on_task_start(move |s| hook(s));
+    }
+    b.build()
         .map_err(|e| format!("cannot start the process pool: {e}"))
 }
 
-/// `pool.map(task, items)` collected in order; a lost worker or a failed
-/// submission is an error.
-fn map_all<A, F>(workers: usize, f: F, items: Vec<A>) -> Result<Vec<F::Output>, String>
+fn report(pool: &ProcessPoolExecutor) -> PoolReport {
+    PoolReport {
+        workers_lost: pool.workers_lost(),
+        tasks_retried: pool.tasks_retried(),
+    }
+}
+
+/// A task's failure as the run's error: a lost worker says the task kept
+/// losing its worker past the retry limit.
+fn task_error<E: fmt::Display>(e: &FutureError<E>, retries: u32) -> String {
+    if e.is_worker_lost() && !e.is_task_timeout() {
+        let times = u64::from(retries) + 1;
+        let s = if times == 1 { "" } else { "s" };
+        format!("process pool: {e}; the task lost its worker {times} time{s} (retries: {retries})")
+    } else {
+        format!("process pool: {e}")
+    }
+}
+
+/// `pool.map(task, items)`: each item's outcome in order (a task that
+/// failed in the pool is an `Err` naming why), and the pool's report; a
+/// pool that cannot start or take the tasks is an error.
+fn map_all<A, F>(
+    workers: usize,
+    opts: &PoolOptions,
+    f: F,
+    items: Vec<A>,
+) -> Result<(Vec<Result<F::Output, String>>, PoolReport), String>
 where
     F: MapFn<A, ProcessPoolExecutor>,
-    F::Error: std::fmt::Display,
+    F::Error: fmt::Display,
 {
-    let pool = pool(workers)?;
-    pool.map(f, items)
+    let pool = pool(workers, opts)?;
+    let out = pool
+        .map(f, items)
         .map_err(|e| format!("process pool: {e}"))?
-        .map(|r| r.map_err(|e| format!("process pool: {e}")))
-        .collect()
+        .map(|r| r.map_err(|e| task_error(&e, opts.retries)))
+        .collect();
+    Ok((out, report(&pool)))
 }
 
 /// A path as raw bytes, to travel to a worker.
@@ -68,37 +144,52 @@ pub fn raw(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
 }
 
-/// `find_robots` per file in worker processes; one result per file, in order.
+/// `find_robots` per file in worker processes; one result per file, in
+/// order (a file whose task kept losing its worker is an `Err` saying so),
+/// and the pool's report.
 ///
 /// # Errors
 ///
-/// The workers could not start or died.
+/// The workers could not start.
 pub fn find_all_robots(
     files: &[PathBuf],
     workers: usize,
-) -> Result<Vec<Result<Robots, String>>, String> {
-    map_all(
+    opts: &PoolOptions,
+) -> Result<(Vec<Result<Robots, String>>, PoolReport), String> {
+    let (out, report) = map_all(
         workers,
+        opts,
         robots_file::call,
         files.iter().map(|p| raw(p)).collect(),
-    )
+    )?;
+    Ok((out.into_iter().map(|r| r.and_then(|r| r)).collect(), report))
 }
 
-/// Decode-only per file in worker processes.
+/// Decode-only per file in worker processes, and the pool's report.
 ///
 /// # Errors
 ///
-/// The first file that failed, or the pool's error.
-pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String> {
-    map_all(
+/// `"<file>: <reason>"` for the first file that failed, or the pool's error.
+pub fn decode_only(
+    files: &[PathBuf],
+    workers: usize,
+    opts: &PoolOptions,
+) -> Result<(Vec<u64>, PoolReport), String> {
+    let (out, report) = map_all(
         workers,
+        opts,
         decode_file::call,
         files.iter().map(|p| raw(p)).collect(),
-    )?
-    .into_iter()
-    .zip(files)
-    .map(|(r, p)| r.map_err(|e| format!("{}: {e}", p.display())))
-    .collect()
+    )?;
+    let sizes = out
+        .into_iter()
+        .zip(files)
+        .map(|(r, p)| {
+            r.and_then(|r| r)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((sizes, report))
 }
 
 /// The PRIMES check in worker processes, each number's trial divisions in
@@ -124,19 +215,24 @@ pub fn decode_only(files: &[PathBuf], workers: usize) -> Result<Vec<u64>, String
 ///
 /// # Errors
 ///
-/// The workers could not start or died.
-pub fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>, String> {
+/// The workers could not start, or a task kept losing its worker (past
+/// `opts.retries`).
+pub fn check_primes(
+    numbers: &[u64],
+    workers: usize,
+    opts: &PoolOptions,
+) -> Result<(Vec<bool>, PoolReport), String> {
     /// Below this many trial divisions a number is checked in this process.
     const DIRECT: u64 = 100_000;
-    let pool = pool(workers)?;
+    let pool = pool(workers, opts)?;
     let (tx, rx) = std::sync::mpsc::channel::<(usize, bool, Result<bool, String>)>();
     let submit = |i: usize, first: bool, lo: u64, hi: u64| -> Result<(), String> {
         let fut = pool
             .submit(has_odd_divisor::call(numbers[i], lo, hi))
             .map_err(|e| format!("process pool: {e}"))?;
-        let tx = tx.clone();
+        let (tx, retries) = (tx.clone(), opts.retries);
         fut.add_done_callback(move |f| {
-            let r = f.result().map_err(|e| format!("process pool: {e}"));
+            let r = f.result().map_err(|e| task_error(&e, retries));
             tx.send((i, first, r)).ok();
         });
         Ok(())
@@ -195,5 +291,6 @@ pub fn check_primes(numbers: &[u64], workers: usize) -> Result<Vec<bool>, String
             }
         }
     }
-    Ok(verdict.into_iter().map(|v| v.unwrap_or(false)).collect())
+    let verdicts = verdict.into_iter().map(|v| v.unwrap_or(false)).collect();
+    Ok((verdicts, report(&pool)))
 }

@@ -245,24 +245,78 @@ fn with_scanner<R>(f: impl FnOnce(&mut Scanner) -> R) -> R {
     })
 }
 
-/// The `*.log.gz` files of `dir`, sorted by name (the Python program's `glob`).
+/// The `*.log.gz` files of `dir`, sorted by name (the Python program's `glob`),
+/// that are regular files or symbolic links to one; see [`scan_dir`] for
+/// the names skipped.
 ///
 /// # Errors
 ///
 /// `dir` cannot be listed.
 pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+    Ok(scan_dir(dir)?.files)
+}
+
+/// The `*.log.gz` names of a directory: the regular files to read, and the
+/// others, skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFiles {
+    /// Regular files (or symbolic links to one), sorted by name.
+    pub files: Vec<PathBuf>,
+    /// Everything else named `*.log.gz`, sorted, with what it is: a FIFO
+    /// (reading one would block until a writer comes), a directory, a
+    /// device, a socket, a dangling symbolic link.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The `*.log.gz` names of `dir` (the Python program's `glob`), sorted:
+/// the regular files (or symbolic links to one) and the rest, skipped with
+/// what they are. Python's `gzip.open` would block forever on a FIFO.
+///
+/// # Errors
+///
+/// `dir` cannot be listed.
+pub fn scan_dir(dir: &Path) -> io::Result<LogFiles> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = LogFiles::default();
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
-        if p.file_name()
+        if !p
+            .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|s| s.ends_with(".log.gz"))
         {
-            files.push(p);
+            continue;
         }
+        // `metadata` follows symbolic links (`lstat` would not).
+        let what = match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                out.files.push(p);
+                continue;
+            }
+            Ok(m) => {
+                let t = m.file_type();
+                if t.is_dir() {
+                    "a directory"
+                } else if t.is_fifo() {
+                    "a FIFO"
+                } else if t.is_socket() {
+                    "a socket"
+                } else if t.is_char_device() {
+                    "a character device"
+                } else if t.is_block_device() {
+                    "a block device"
+                } else {
+                    "not a regular file"
+                }
+                .to_string()
+            }
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        out.skipped.push((p, what));
     }
-    files.sort();
-    Ok(files)
+    out.files.sort();
+    out.skipped.sort();
+    Ok(out)
 }
 
 /// `hosts: N` and `sha256: <first 16 hex digits>` over the sorted hosts joined
