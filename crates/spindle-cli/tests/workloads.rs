@@ -533,3 +533,232 @@ fn primes_survives_a_worker_killed_mid_task() {
         "{err}"
     );
 }
+
+/// `cmd`'s output, or a panic (after killing it) if it has not ended within
+/// `limit`: a command that hangs fails the test instead of stalling it.
+fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()).ok());
+    match rx.recv_timeout(limit) {
+        Ok(out) => out,
+        Err(_) => {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .ok();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+    }
+}
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[test]
+fn gen_logs_on_a_full_disk_stops_at_the_first_failed_file_and_removes_it() {
+    // A 1 MiB tmpfs in a private mount namespace (root only) fills after
+    // about ten files of 5,000 lines: the real "No space left on device".
+    // Where it cannot be mounted, RLIMIT_FSIZE makes every write past
+    // 25 KiB fail with EFBIG instead (SIGXFSZ ignored), which exercises the
+    // same path: each file is bigger than that.
+    const SCRIPT: &str = r#"
+        d=$1 exe=$2
+        if [ "$3" = tmpfs ]; then
+            mount -t tmpfs -o size=1m tmpfs "$d" || exit 99
+        else
+            trap '' XFSZ
+            ulimit -S -f 50
+        fi
+        "$exe" gen-logs "$d/out" --files 36500 --lines 5000 2>&1 >/dev/null
+        echo "exit $?"
+        ulimit -S -f unlimited
+        echo "files:" $(ls "$d/out")
+        "$exe" robots "$d/out" --mode serial --strict 2>&1
+        echo "robots exit $?"
+    "#;
+    let d = Dir::new("full-disk");
+    let exe = env!("CARGO_BIN_EXE_spindle");
+    let run = |mode: &str, via: &[&str]| {
+        let t = std::time::Instant::now();
+        let mut cmd = Command::new(via[0]);
+        cmd.args(&via[1..])
+            .args(["sh", "-c", SCRIPT, "sh", d.s(), exe, mode]);
+        let out = output_within(&mut cmd, LIMIT);
+        (out, t.elapsed())
+    };
+    let mut tmpfs = true;
+    let (mut out, mut took) = run("tmpfs", &["unshare", "-m"]);
+    if out.status.code() != Some(0) {
+        // No mount namespace or no tmpfs here (not root): the file-size limit.
+        eprintln!("tmpfs not available ({out:?}): using RLIMIT_FSIZE");
+        tmpfs = false;
+        (out, took) = run("rlimit", &["env"]);
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    // One error line naming the file, then the exit status 1, quickly.
+    let err = lines[0];
+    let prefix = format!("spindle gen-logs: {}/out/", d.s());
+    assert!(err.starts_with(&prefix), "{text}");
+    let failed = &err[prefix.len()..err.find(".log.gz: ").expect(err) + 7];
+    let why = if tmpfs {
+        "No space left on device"
+    } else {
+        "File too large"
+    };
+    assert!(
+        err.ends_with(&format!(
+            ".log.gz: {why} (os error {})",
+            if tmpfs { 28 } else { 27 }
+        )),
+        "{text}"
+    );
+    assert_eq!(lines[1], "exit 1", "{text}");
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    // Only complete files remain: not the one that failed, and every one
+    // left reads to the end with all its lines (--strict: no warning).
+    let files: Vec<&str> = lines[2]
+        .strip_prefix("files:")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(!files.contains(&failed), "{failed} left behind: {text}");
+    if tmpfs {
+        assert!(files.len() >= 2, "{text}");
+        let rest = lines[3..].join("\n");
+        let (_, _, read, _) = answer(&rest.replace("\nrobots exit 0", ""));
+        assert_eq!(read, files.len() as u64 * 5000, "{text}");
+        assert_eq!(lines.last(), Some(&"robots exit 0"), "{text}");
+    } else {
+        // Every file is over the limit: none is left at all.
+        assert!(files.is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn gen_logs_refuses_a_file_as_its_directory_and_arguments_out_of_range() {
+    let d = Dir::new("not-dir");
+    let file = d.0.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let out = spindle(&["gen-logs", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("spindle gen-logs: {}: not a directory\n", file.display())
+    );
+    for (flag, bad, range) in [
+        ("--files", "0", "1..=36500"),
+        ("--files", "36501", "1..=36500"),
+        ("--lines", "0", "1..=10000000"),
+        ("--lines", "10000001", "1..=10000000"),
+    ] {
+        let out = spindle(&["gen-logs", d.s(), flag, bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("{bad} is not in {range}")), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&d.0).unwrap().count(),
+        1,
+        "nothing written"
+    );
+}
+
+#[test]
+fn robots_skips_a_fifo_with_a_warning_naming_it() {
+    let d = Dir::new("fifo");
+    gen_logs(&d, 2, 3000, 4);
+    let want = independent(&d.0);
+    let fifo = d.0.join("x.log.gz");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // A link to the FIFO is skipped too; a link to a log is read.
+    std::os::unix::fs::symlink(&fifo, d.0.join("y.log.gz")).unwrap();
+    let warning = |p: &Path| {
+        format!(
+            "spindle robots: warning: {}: skipped, not a regular file: a FIFO\n",
+            p.display()
+        )
+    };
+    for mode in ["serial", "threads", "processes"] {
+        let out = output_within(
+            Command::new(env!("CARGO_BIN_EXE_spindle")).args(["robots", d.s(), "--mode", mode]),
+            LIMIT,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {err}");
+        assert_eq!(
+            answer(&String::from_utf8_lossy(&out.stdout)),
+            want,
+            "{mode}"
+        );
+        assert_eq!(
+            err,
+            warning(&fifo) + &warning(&d.0.join("y.log.gz")),
+            "{mode}"
+        );
+    }
+    let out = spindle(&["robots", d.s(), "--strict"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!(
+            "spindle robots: {}: skipped, not a regular file: a FIFO",
+            fifo.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn robots_warns_about_a_file_of_garbage_and_strict_makes_it_an_error() {
+    let d = Dir::new("garbage");
+    gen_logs(&d, 1, 3000, 4);
+    let (hosts, sha, _, _) = independent(&d.0);
+    // 64 KiB of random bytes, gzip'ed: valid gzip, no log lines.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let junk: Vec<u8> = (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(&junk).unwrap();
+    let garbage = d.0.join("garbage.log.gz");
+    std::fs::write(&garbage, e.finish().unwrap()).unwrap();
+    for mode in ["serial", "threads", "processes"] {
+        let out = spindle(&["robots", d.s(), "--mode", mode]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {err}");
+        // The garbage adds no host.
+        let (h, s, _, _) = answer(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!((h, s), (hosts, sha.clone()), "{mode}");
+        // Named once, with its counts; the generated log (3 malformed lines
+        // of 3,000) is not.
+        let prefix = format!("spindle robots: warning: {}: ", garbage.display());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&prefix) && err.contains(" lines skipped ("),
+            "{err}"
+        );
+    }
+    let out = spindle(&["robots", d.s(), "--strict"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "no answer");
+    assert!(
+        err.starts_with(&format!("spindle robots: {}: ", garbage.display())),
+        "{err}"
+    );
+}
