@@ -58,7 +58,7 @@ fn countdown_run(c: CountdownTask, n: u32) {
 /// and `join()`.
 enum Runner {
     Thread(Thread),
-    Process(Process),
+    Process(Box<Process>),
 }
 
 impl Runner {
@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c = CountdownTask {
         label: "process".into(),
     };
-    let by_process = Runner::Process(Process::new(countdown_run::call(c, 3)));
+    let by_process = Runner::Process(Box::new(Process::new(countdown_run::call(c, 3))));
     // The same code drives both.
     for mut r in [by_thread, by_process] {
         r.start()?;

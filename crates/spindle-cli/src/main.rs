@@ -194,9 +194,7 @@ fn pool_options(command: &'static str, args: &PoolArgs) -> spindle_workloads::Po
     spindle_workloads::PoolOptions {
         retries: args.retries,
         on_task_start: args.verbose.then(|| {
-            let hook: std::sync::Arc<
-                dyn Fn(&spindle_workloads::processes::TaskStart) + Send + Sync,
-            > = std::sync::Arc::new(move |s| {
+            let hook: spindle_workloads::processes::OnTaskStart = std::sync::Arc::new(move |s| {
                 eprintln!(
                     "spindle {command}: a task started on worker process {}",
                     s.pid

@@ -49,6 +49,13 @@ pub(crate) fn has_odd_divisor(n: u64, lo: u64, hi: u64) -> bool {
 /// harmless.
 pub const DEFAULT_RETRIES: u32 = 2;
 
+/// An observer of task starts (see [`PoolOptions::on_task_start`]).
+pub type OnTaskStart = Arc<dyn Fn(&TaskStart) + Send + Sync>;
+
+/// Each item's outcome of a `map` (an `Err` naming why a task failed in the
+/// pool), and the pool's report.
+type Outcomes<T> = (Vec<Result<T, String>>, PoolReport);
+
 /// How the process mode runs its pool.
 #[derive(Clone)]
 pub struct PoolOptions {
@@ -56,7 +63,7 @@ pub struct PoolOptions {
     /// loses its worker once more fails the run with the reason.
     pub retries: u32,
     /// Told each time a task starts on a worker process, with its pid.
-    pub on_task_start: Option<Arc<dyn Fn(&TaskStart) + Send + Sync>>,
+    pub on_task_start: Option<OnTaskStart>,
 }
 
 impl Default for PoolOptions {
@@ -125,7 +132,7 @@ fn map_all<A, F>(
     opts: &PoolOptions,
     f: F,
     items: Vec<A>,
-) -> Result<(Vec<Result<F::Output, String>>, PoolReport), String>
+) -> Result<Outcomes<F::Output>, String>
 where
     F: MapFn<A, ProcessPoolExecutor>,
     F::Error: fmt::Display,

@@ -212,3 +212,67 @@ fn check_primes_is_right_in_every_mode() {
         assert_eq!(check_primes(&numbers, mode, 2).unwrap(), want, "{mode:?}");
     }
 }
+
+#[test]
+fn generate_checks_its_arguments_and_its_directory_and_names_them() {
+    let d = Dir::new("gen-args");
+    for (files, lines) in [
+        (0, 10),
+        (logs::MAX_FILES + 1, 10),
+        (1, 0),
+        (1, logs::MAX_LINES + 1),
+    ] {
+        let e = logs::generate(&d.0, files, lines, 1).unwrap_err();
+        assert_eq!(e.error.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.path, d.0);
+    }
+    let file = d.0.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let e = logs::generate(&file, 1, 10, 1).unwrap_err();
+    assert_eq!(e.error.kind(), std::io::ErrorKind::NotADirectory);
+    assert_eq!(
+        e.to_string(),
+        format!("{}: not a directory", file.display())
+    );
+    // A file that cannot be created: an error naming it, nothing left.
+    let day = d.0.join("out");
+    std::fs::create_dir_all(day.join("20120710.log.gz")).unwrap();
+    let e = logs::generate(&day, 3, 10, 1).unwrap_err();
+    assert_eq!(e.path, day.join("20120710.log.gz"), "{e}");
+    // Another writer may have finished its file before the failure: what
+    // is left is complete.
+    for p in robots::log_files(&day).unwrap() {
+        assert_eq!(
+            robots::find_robots(&p).unwrap().lines,
+            10,
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn scan_dir_keeps_regular_files_and_links_to_them_and_names_the_rest() {
+    let d = Dir::new("scan");
+    let log = d.0.join("a.log.gz");
+    std::fs::write(&log, b"").unwrap();
+    std::fs::write(d.0.join("other.txt"), b"").unwrap();
+    std::os::unix::fs::symlink(&log, d.0.join("b.log.gz")).unwrap();
+    std::os::unix::fs::symlink(d.0.join("gone"), d.0.join("c.log.gz")).unwrap();
+    std::fs::create_dir(d.0.join("d.log.gz")).unwrap();
+    let found = robots::scan_dir(&d.0).unwrap();
+    assert_eq!(found.files, [log.clone(), d.0.join("b.log.gz")]);
+    let skipped: Vec<(PathBuf, &str)> = found
+        .skipped
+        .iter()
+        .map(|(p, w)| (p.clone(), w.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (d.0.join("c.log.gz"), "cannot be read"),
+            (d.0.join("d.log.gz"), "a directory")
+        ]
+    );
+    assert_eq!(robots::log_files(&d.0).unwrap(), found.files);
+}
