@@ -34,7 +34,21 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("spindle-wl-{name}-{}", std::process::id()));
+        Dir::new_in(&std::env::temp_dir(), name)
+    }
+    /// A fresh directory on a tmpfs (`/dev/shm`) where there is one: file
+    /// leases work there, as on ext4 or xfs, whatever filesystem the
+    /// temporary directory is on (an overlayfs in a container may refuse them).
+    fn on_tmpfs(name: &str) -> Dir {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            Dir::new_in(shm, name)
+        } else {
+            Dir::new(name)
+        }
+    }
+    fn new_in(base: &Path, name: &str) -> Dir {
+        let p = base.join(format!("spindle-wl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Dir(p)
@@ -460,7 +474,7 @@ fn log_paths(dir: &Dir) -> Vec<PathBuf> {
 
 #[test]
 fn robots_survives_a_worker_killed_mid_task() {
-    let d = Dir::new("lost-worker");
+    let d = Dir::on_tmpfs("lost-worker");
     gen_logs(&d, 3, 5000, 11);
     let args = ["robots", d.s(), "--mode", "processes", "--workers", "2"];
     let want = answer(&stdout_ok(&args));
