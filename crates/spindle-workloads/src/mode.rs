@@ -44,7 +44,10 @@ pub fn find_all_robots(files: &[PathBuf], mode: Mode, workers: usize) -> Result<
             .map(|p| robots::find_robots(p).map_err(|e| e.to_string()))
             .collect(),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(
                 fallible(|p: PathBuf| robots::find_robots(&p)),
                 files.to_vec(),
@@ -75,7 +78,10 @@ pub fn decode_all(files: &[PathBuf], mode: Mode, workers: usize) -> Result<Vec<u
             .map(|p| robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display())))
             .collect(),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(
                 fallible(|p: PathBuf| {
                     robots::decode_only(&p).map_err(|e| format!("{}: {e}", p.display()))
@@ -99,7 +105,10 @@ pub fn check_primes(numbers: &[u64], mode: Mode, workers: usize) -> Result<Vec<b
     match mode {
         Mode::Serial => Ok(numbers.iter().map(|&n| primes::is_prime(n)).collect()),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(primes::is_prime, numbers.to_vec())
                 .map_err(|e| format!("thread pool: {e}"))?
                 .map(|r| r.map_err(|e| e.to_string()))

@@ -42,7 +42,10 @@ impl Gate {
 }
 
 fn pool(n: usize) -> ThreadPoolExecutor {
-    ThreadPoolExecutor::builder().max_workers(n).build()
+    ThreadPoolExecutor::builder()
+        .max_workers(n)
+        .build()
+        .unwrap()
 }
 
 // Futures hash by identity, so the interior mutability does not matter.
@@ -498,7 +501,8 @@ fn initializer_runs_in_every_worker() {
         .initializer(move || {
             i.fetch_add(1, Ordering::SeqCst);
         })
-        .build();
+        .build()
+        .unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(3));
     let fs: Vec<_> = (0..3)
         .map(|_| {
@@ -521,7 +525,8 @@ fn failing_initializer_breaks_the_pool() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(2)
         .initializer(|| panic!("initializer failed"))
-        .build();
+        .build()
+        .unwrap();
     let fs: Vec<_> = (0..5).map(|i| pool.submit(move || i).unwrap()).collect();
     for f in &fs {
         let e = f.result_timeout(LONG).unwrap_err();
@@ -533,7 +538,8 @@ fn failing_initializer_breaks_the_pool() {
     assert!(err.is_broken());
 }
 
-// ExecutorTest.test_max_workers_negative (spindle clamps 0 to 1) and the default.
+// ExecutorTest.test_max_workers_negative (Python: ValueError for 0 and
+// below; spindle: a typed BuildError for 0) and the default.
 #[test]
 fn max_workers_default_and_bound() {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
@@ -542,7 +548,15 @@ fn max_workers_default_and_bound() {
         ThreadPoolExecutor::new().max_workers(),
         default_max_workers()
     );
-    assert_eq!(pool(0).max_workers(), 1);
+    let e = ThreadPoolExecutor::builder()
+        .max_workers(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.argument(), "max_workers");
+    assert_eq!(e.to_string(), "max_workers must be greater than 0");
+    // The last value given counts.
+    let p = ThreadPoolExecutor::builder().max_workers(0).max_workers(2);
+    assert_eq!(p.build().unwrap().max_workers(), 2);
 }
 
 // test_thread_pool.test_saturation: never more than max_workers threads.
@@ -580,7 +594,8 @@ fn thread_names_follow_the_prefix() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(1)
         .thread_name_prefix("fetcher")
-        .build();
+        .build()
+        .unwrap();
     let name = pool
         .submit(|| thread::current().name().map(str::to_owned))
         .unwrap();
@@ -641,7 +656,8 @@ fn callbacks_run_on_the_worker_thread() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(1)
         .thread_name_prefix("cb")
-        .build();
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let g = gate.clone();
     let f = pool.submit(move || g.wait()).unwrap();

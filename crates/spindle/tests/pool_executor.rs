@@ -259,7 +259,8 @@ fn map_default_window_is_bounded_and_wider_than_threads() {
     assert!((128..=128 + 3).contains(&n), "took {n} items");
     let threads = spindle::futures::ThreadPoolExecutor::builder()
         .max_workers(2)
-        .build();
+        .build()
+        .unwrap();
     assert_eq!(threads.map_window(), 8);
 }
 
@@ -294,11 +295,50 @@ fn wait_and_shutdown_without_waiting() {
     );
 }
 
+/// Python raises `ValueError` for 0 processes / max_workers /
+/// maxtasksperchild; spindle's builders return a typed error naming the
+/// argument and start nothing (issue 16 §4: the CPU count is what an unset
+/// count gives, never 0).
+#[test]
+fn a_zero_count_is_a_typed_error() {
+    let e = Pool::new(0).unwrap_err();
+    assert!(e.is_invalid_argument(), "{e:?}");
+    assert_eq!(e.invalid_argument(), Some("processes"));
+    assert_eq!(
+        e.to_string(),
+        "processes must be greater than 0 (leave it unset for the default)"
+    );
+    let e = Pool::builder().maxtasksperchild(0).build().unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("maxtasksperchild"));
+    let e = ProcessPoolExecutor::builder()
+        .max_workers(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("max_workers"));
+    let e = ProcessPoolExecutor::builder()
+        .max_tasks_per_child(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("max_tasks_per_child"));
+    let e = ProcessPoolExecutor::builder()
+        .task_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("task_timeout"));
+    assert!(!e.is_start_failed());
+    // A later non-zero value replaces the 0.
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(0)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(p.max_workers(), 1);
+}
+
 #[test]
 fn processes_default_to_the_cpu_count() {
     // Python's `os.cpu_count()`: online CPUs, whatever the affinity mask.
     let cpus = spindle::process::cpu_count();
-    assert_eq!(Pool::new(0).unwrap().processes(), cpus);
     assert_eq!(Pool::builder().build().unwrap().processes(), cpus);
     let e = ProcessPoolExecutor::builder().build().unwrap();
     assert_eq!(e.max_workers(), cpus);

@@ -91,6 +91,7 @@ impl ProcessPoolExecutor {
                 name: "SpindlePoolWorker",
             },
             init_error: None,
+            zero: None,
         }
     }
 
@@ -242,13 +243,32 @@ impl fmt::Debug for ProcessPoolExecutor {
 pub struct ProcessPoolBuilder {
     pub(crate) cfg: Config,
     init_error: Option<String>,
+    /// The builder argument last given 0 where at least 1 is needed.
+    zero: Option<&'static str>,
 }
 
 impl ProcessPoolBuilder {
-    /// How many worker processes (Python's `max_workers` / `processes`);
-    /// default [`cpu_count`]. 0 means the default.
-    pub fn max_workers(mut self, n: usize) -> ProcessPoolBuilder {
+    /// How many worker processes (Python's `max_workers`); default (left
+    /// unset) [`cpu_count`]. 0 makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
+    /// max_workers must be greater than 0`).
+    pub fn max_workers(self, n: usize) -> ProcessPoolBuilder {
+        self.workers(n, "max_workers")
+    }
+
+    /// Sets the worker count, `name` being the builder argument (for the
+    /// error on 0).
+    pub(crate) fn workers(mut self, n: usize, name: &'static str) -> ProcessPoolBuilder {
         self.cfg.processes = n;
+        self.zero_check(n == 0, name)
+    }
+
+    fn zero_check(mut self, zero: bool, name: &'static str) -> ProcessPoolBuilder {
+        if zero {
+            self.zero = Some(name);
+        } else if self.zero == Some(name) {
+            self.zero = None;
+        }
         self
     }
 
@@ -273,19 +293,28 @@ impl ProcessPoolBuilder {
 
     /// Replace each worker after it has run `n` tasks (Python's
     /// `max_tasks_per_child` / `maxtasksperchild`; a `map` chunk counts as
-    /// one task). 0 (the default) means never.
-    pub fn max_tasks_per_child(mut self, n: u64) -> ProcessPoolBuilder {
+    /// one task). Left unset (the default), never. 0 makes
+    /// [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
+    /// max_tasks_per_child must be >= 1`).
+    pub fn max_tasks_per_child(self, n: u64) -> ProcessPoolBuilder {
+        self.tasks_per_child(n, "max_tasks_per_child")
+    }
+
+    pub(crate) fn tasks_per_child(mut self, n: u64, name: &'static str) -> ProcessPoolBuilder {
         self.cfg.max_tasks = n;
-        self
+        self.zero_check(n == 0, name)
     }
 
     /// Per-task time limit: a task running longer fails with
     /// [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost)
     /// ([`is_task_timeout`](crate::futures::FutureError::is_task_timeout))
     /// and its worker is killed and replaced. Python has none.
+    /// `Duration::ZERO` makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (no task could ever finish).
     pub fn task_timeout(mut self, limit: Duration) -> ProcessPoolBuilder {
         self.cfg.task_timeout = Some(limit);
-        self
+        self.zero_check(limit.is_zero(), "task_timeout")
     }
 
     /// Re-run a task whose worker died up to `n` times before failing it
@@ -323,13 +352,18 @@ impl ProcessPoolBuilder {
     ///
     /// # Errors
     /// [`PoolError::is_start_failed`] if a worker process cannot be started
-    /// or the initializer's arguments cannot be encoded.
+    /// or the initializer's arguments cannot be encoded;
+    /// [`PoolError::is_invalid_argument`] for a 0 given to `max_workers`,
+    /// `max_tasks_per_child` or `task_timeout`.
     pub fn build(self) -> Result<ProcessPoolExecutor, PoolError> {
         let engine = self.start()?;
         Ok(ProcessPoolExecutor { engine })
     }
 
     pub(crate) fn start(mut self) -> Result<Arc<Engine>, PoolError> {
+        if let Some(name) = self.zero {
+            return Err(PoolError::invalid(name));
+        }
         if let Some(m) = self.init_error {
             return Err(PoolError::start(ProcessError::new(Kind::Encode(m))));
         }
