@@ -142,6 +142,57 @@ fn map_submits_without_iteration() {
     drop(it);
 }
 
+// Python's `Executor.map` submits every call at once and its generator
+// cancels the futures left only in its `finally`, which never runs for a
+// generator that was not started: dropping an un-started map cancels
+// nothing (issue 16 §6: spindle ran 0 of 10).
+#[test]
+fn dropping_an_unstarted_map_cancels_nothing() {
+    let pool = pool(4); // a window of 16 calls: all 10 are submitted
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let it = pool
+        .map(
+            move |_: u32| {
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+            0..10,
+        )
+        .unwrap();
+    drop(it);
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(Ordering::SeqCst), 10);
+}
+
+// Closing a started generator runs its `finally`: the calls not started
+// are cancelled.
+#[test]
+fn dropping_a_started_map_cancels_the_calls_not_started() {
+    let pool = pool(1);
+    let (gate, running) = (Gate::default(), Gate::default());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, run, r) = (gate.clone(), running.clone(), ran.clone());
+    let mut it = pool
+        .map(
+            move |i: u32| {
+                if i == 1 {
+                    run.open();
+                    g.wait();
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                i
+            },
+            0..10,
+        )
+        .unwrap();
+    assert_eq!(it.next(), Some(Ok(0)));
+    running.wait(); // call 1 runs on the only worker: 2.. wait in the queue
+    drop(it);
+    gate.open();
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
 // executor.py test_map_buffersize_on_infinite_iterable
 #[test]
 fn map_is_lazy_over_an_endless_iterator() {
