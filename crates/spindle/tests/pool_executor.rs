@@ -340,7 +340,42 @@ fn processes_default_to_the_cpu_count() {
     // Python's `os.cpu_count()`: online CPUs, whatever the affinity mask.
     let cpus = spindle::process::cpu_count();
     assert_eq!(Pool::builder().build().unwrap().processes(), cpus);
+    assert_eq!(Pool::builder().build().unwrap().worker_pids().len(), cpus);
     let e = ProcessPoolExecutor::builder().build().unwrap();
     assert_eq!(e.max_workers(), cpus);
-    assert_eq!(e.worker_pids().len(), cpus);
+    // Workers start on demand (see below).
+    assert_eq!(e.worker_pids().len(), 0);
+}
+
+/// CPython 3.9+ `ProcessPoolExecutor` starts a worker only when a task
+/// finds none idle (`_adjust_process_count`, `_idle_worker_semaphore`):
+/// sequential tasks reuse one worker whatever `max_workers` is, and a burst
+/// starts workers up to the limit. `Pool` starts all, as Python's does.
+#[test]
+fn executor_workers_start_on_demand_and_idle_ones_are_reused() {
+    let p = pool(4);
+    assert!(p.worker_pids().is_empty(), "no task, no worker");
+    assert!(!p.wait_for_workers(1), "nothing will start one");
+    let pids: std::collections::HashSet<u32> = (0..3)
+        .map(|n| p.submit(pid_of::call(n)).unwrap().result().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "3 sequential tasks ran on {pids:?}");
+    assert_eq!(p.worker_pids().len(), 1);
+    // A burst of slow tasks: no worker is idle, so up to 4 start.
+    let fs: Vec<_> = (0..8)
+        .map(|_| p.submit(sleep_ms::call(200)).unwrap())
+        .collect();
+    assert!(p.wait_for_workers_timeout(4, Duration::from_secs(60)));
+    assert_eq!(p.worker_pids().len(), 4);
+    for f in fs {
+        assert_eq!(f.result(), Ok(200));
+    }
+    // Python's `Pool` and the executor with the fork start method start all.
+    assert_eq!(Pool::new(3).unwrap().worker_pids().len(), 3);
+    let forked = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .start_method(spindle::process::StartMethod::Fork)
+        .build()
+        .unwrap();
+    assert_eq!(forked.worker_pids().len(), 2);
 }

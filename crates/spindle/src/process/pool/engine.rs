@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,11 @@ pub(crate) struct Config {
     /// SIGTERM → SIGKILL delay of `terminate` ([`TERMINATE_GRACE`] by default).
     pub(crate) terminate_grace: Duration,
     pub(crate) name: &'static str,
+    /// Start workers as tasks need them, up to `processes`, reusing an idle
+    /// one first (CPython 3.9+ `ProcessPoolExecutor._adjust_process_count`);
+    /// false: start them all at once (Python's `Pool`, and the executor with
+    /// the fork start method).
+    pub(crate) on_demand: bool,
 }
 
 /// A live worker process as the engine sees it.
@@ -79,6 +84,11 @@ pub(crate) struct State {
     pub(crate) workers: Vec<Option<Worker>>,
     /// Slot threads still running.
     pub(crate) live: usize,
+    /// Slot threads started so far (slots `0..spawned` are in use).
+    pub(crate) spawned: usize,
+    /// Worker processes being started (first or replacement) and not listed
+    /// in `workers` yet: the pending jobs they will take need no new slot.
+    pub(crate) starting: usize,
     pub(crate) closed: bool,
     pub(crate) terminated: bool,
     pub(crate) broken: Option<BrokenPool>,
@@ -91,6 +101,8 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Engine {
+    /// This engine, for the slot threads started on demand by `dispatch`.
+    me: Weak<Engine>,
     pub(crate) cfg: Config,
     pub(crate) state: Mutex<State>,
     pub(crate) changed: Condvar,
@@ -105,12 +117,15 @@ pub(crate) enum Refused<T> {
 impl Engine {
     pub(crate) fn new(cfg: Config) -> Arc<Engine> {
         let n = cfg.processes;
-        Arc::new(Engine {
+        Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
             cfg,
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 workers: (0..n).map(|_| None).collect(),
                 live: 0,
+                spawned: 0,
+                starting: 0,
                 closed: false,
                 terminated: false,
                 broken: None,
@@ -248,6 +263,11 @@ impl Engine {
                 self.send_one(st, slot, now);
             }
         }
+        // No idle worker took them: start workers for them, up to the limit
+        // (on demand only; each worker being started will take one).
+        if self.cfg.on_demand {
+            self.spawn_for_pending(st);
+        }
         // Then jobs sent ahead to busy workers.
         while !st.pending.is_empty() {
             let Some(slot) = self.prefetch_target(st, now) else {
@@ -263,6 +283,36 @@ impl Engine {
                     w.stop_sent = true;
                     link::push_frame(&mut w.outbox, &ToWorkerRef::Stop).ok();
                 }
+            }
+        }
+    }
+
+    /// Starts a slot thread (a new worker) for each pending job that no
+    /// worker being started will take, while fewer than `processes` slots
+    /// are in use: CPython's `_adjust_process_count` starts a process only
+    /// when no worker is idle. A slot thread that cannot be started breaks
+    /// the pool (its jobs fail once the lock is released).
+    fn spawn_for_pending(&self, st: &mut State) {
+        if st.terminated || st.broken.is_some() {
+            return;
+        }
+        while st.pending.len() > st.starting && st.spawned < self.cfg.processes {
+            let Some(engine) = self.me.upgrade() else {
+                return;
+            };
+            let slot = st.spawned;
+            if let Err(e) = super::slot::spawn_slot(&engine, st, slot, None) {
+                let b = BrokenPool::new(format!("a pool thread could not be started: {e}"));
+                st.broken = Some(b.clone());
+                st.closed = true;
+                let failed: Vec<_> = st
+                    .pending
+                    .drain(..)
+                    .map(|j| (j, Failure::Broken(b.clone())))
+                    .collect();
+                st.failed.extend(failed);
+                self.changed.notify_all();
+                return;
             }
         }
     }

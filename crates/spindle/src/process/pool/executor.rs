@@ -36,6 +36,10 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// A failing initializer breaks the pool with the initializer's panic message
 /// (Python's `BrokenProcessPool`).
 ///
+/// Workers start on demand (CPython 3.9+): a task that finds no idle worker
+/// starts one, up to `max_workers`; [`Pool`](super::Pool) starts them all at
+/// once, as Python's `Pool` does.
+///
 /// Dropping the executor is `shutdown(wait=true)`: leaving Python's `with`.
 ///
 /// # Examples
@@ -89,6 +93,7 @@ impl ProcessPoolExecutor {
                 prefetch: None,
                 terminate_grace: TERMINATE_GRACE,
                 name: "SpindlePoolWorker",
+                on_demand: true,
             },
             init_error: None,
             zero: None,
@@ -109,17 +114,27 @@ impl ProcessPoolExecutor {
     /// Waits until at least `n` workers are alive; returns whether they are
     /// (spindle only: Python's pools have no such wait). Useful after a
     /// worker died, to see the pool back to size. Returns
-    /// false without waiting for what cannot happen: `n` above
-    /// [`max_workers`](Executor::max_workers), or a pool closed, terminated
-    /// or broken (no worker will start any more) with fewer alive. The
-    /// non-blocking check is [`worker_pids`](Self::worker_pids)`().len()`.
+    /// false without waiting for what cannot happen: `n` above the workers
+    /// started so far (an executor starts them on demand, up to
+    /// [`max_workers`](Executor::max_workers); a `Pool` starts all), or a
+    /// pool closed, terminated or broken (no worker will start any more)
+    /// with fewer alive. The non-blocking check is
+    /// [`worker_pids`](Self::worker_pids)`().len()`.
     ///
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    /// use spindle::futures::Executor;
     /// use spindle::process::ProcessPoolExecutor;
     ///
+    /// #[spindle::task]
+    /// fn nap() {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    /// }
+    ///
     /// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
+    /// assert!(!pool.wait_for_workers(1), "no task yet: no worker");
+    /// let naps = [pool.submit(nap::call()).unwrap(), pool.submit(nap::call()).unwrap()];
     /// assert!(pool.wait_for_workers(2));
     /// assert!(!pool.wait_for_workers_timeout(3, Duration::from_secs(60)), "only 2");
     /// # Ok::<(), spindle::process::PoolError>(())
@@ -152,7 +167,7 @@ impl ProcessPoolExecutor {
             if alive(&st) >= n {
                 return true;
             }
-            if n > engine.cfg.processes || st.closed || st.broken.is_some() {
+            if n > st.spawned || st.closed || st.broken.is_some() {
                 return false;
             }
             // Slot threads notify `changed` when a worker starts or ends.
@@ -248,8 +263,11 @@ pub struct ProcessPoolBuilder {
 }
 
 impl ProcessPoolBuilder {
-    /// How many worker processes (Python's `max_workers`); default (left
-    /// unset) [`cpu_count`]. 0 makes [`build`](Self::build) fail with
+    /// How many worker processes at most (Python's `max_workers`); default
+    /// (left unset) [`cpu_count`]. Workers start on demand, as in CPython
+    /// 3.9+: a task that finds no idle worker starts one, up to this limit,
+    /// so sequential tasks reuse one worker (with
+    /// [`StartMethod::Fork`], all start at once, as in CPython). 0 makes [`build`](Self::build) fail with
     /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
     /// max_workers must be greater than 0`).
     pub fn max_workers(self, n: usize) -> ProcessPoolBuilder {
@@ -369,6 +387,11 @@ impl ProcessPoolBuilder {
         }
         if self.cfg.processes == 0 {
             self.cfg.processes = cpu_count().max(1);
+        }
+        // CPython starts every worker at once under fork (a child forked
+        // later would copy whatever threads hold then).
+        if self.cfg.method == StartMethod::Fork {
+            self.cfg.on_demand = false;
         }
         let engine = Engine::new(self.cfg);
         if let Err(e) = slot::start_slots(&engine) {

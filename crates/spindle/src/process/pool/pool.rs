@@ -70,9 +70,10 @@ impl Pool {
     /// A builder: Python's `Pool(processes, initializer, initargs,
     /// maxtasksperchild, context)`.
     pub fn builder() -> PoolBuilder {
-        PoolBuilder {
-            inner: ProcessPoolExecutor::builder(),
-        }
+        let mut inner = ProcessPoolExecutor::builder();
+        // Python's `Pool` starts every worker at once.
+        inner.cfg.on_demand = false;
+        PoolBuilder { inner }
     }
 
     /// How many worker processes the pool keeps.
