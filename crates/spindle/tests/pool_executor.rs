@@ -379,3 +379,41 @@ fn executor_workers_start_on_demand_and_idle_ones_are_reused() {
         .unwrap();
     assert_eq!(forked.worker_pids().len(), 2);
 }
+
+/// Python 3.14's `terminate_workers()` / `kill_workers()`: every worker is
+/// signalled, queued tasks are cancelled, running ones fail as in a broken
+/// pool, nothing is replaced and nothing more is accepted.
+#[test]
+fn terminate_workers_and_kill_workers() {
+    for kill in [false, true] {
+        let p = pool(2);
+        let running: Vec<_> = (0..2)
+            .map(|_| p.submit(sleep_ms::call(60_000)).unwrap())
+            .collect();
+        let queued: Vec<_> = (0..3)
+            .map(|_| p.submit(sleep_ms::call(60_000)).unwrap())
+            .collect();
+        for f in &running {
+            while !f.running() {
+                std::thread::yield_now();
+            }
+        }
+        let t0 = Instant::now();
+        if kill {
+            p.kill_workers();
+        } else {
+            p.terminate_workers();
+        }
+        for f in &running {
+            let e = f.result().unwrap_err();
+            assert!(e.is_broken(), "kill={kill}: {e:?}");
+        }
+        for f in &queued {
+            assert!(f.result().unwrap_err().is_cancelled(), "kill={kill}");
+        }
+        assert!(p.submit(sleep_ms::call(1)).unwrap_err().is_broken());
+        p.shutdown(true, false);
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        assert!(p.worker_pids().is_empty(), "nothing replaced");
+    }
+}

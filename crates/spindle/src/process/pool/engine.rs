@@ -450,6 +450,26 @@ impl Engine {
         self.wait_workers(None);
     }
 
+    /// Python 3.14's `terminate_workers()` / `kill_workers()`: shuts the
+    /// pool down cancelling the queued jobs (`shutdown(wait=False,
+    /// cancel_futures=True)`), breaks it, and sends `sig` to every worker
+    /// alive; their running jobs fail with `BrokenPool` (Python's
+    /// `BrokenProcessPool`). Does not wait.
+    pub(crate) fn signal_workers(&self, sig: Signal, reason: &str) {
+        self.close(true);
+        let drained = {
+            let mut st = self.state.lock();
+            if st.broken.is_none() {
+                st.broken = Some(BrokenPool::new(reason));
+            }
+            Engine::signal_all(&st, sig);
+            self.changed.notify_all();
+            // Anything queued since (a worker's requeued prefetch) is cancelled.
+            st.pending.drain(..).collect::<Vec<_>>()
+        };
+        fail_all(drained, &Failure::Cancelled);
+    }
+
     /// Breaks the pool: fails every queued job and stops the workers
     /// (Python's `BrokenProcessPool`, but with the reason kept).
     pub(crate) fn break_pool(&self, reason: String) {

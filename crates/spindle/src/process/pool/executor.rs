@@ -14,6 +14,7 @@ use super::slot;
 use crate::futures::{Executor, Future, SubmitError, Task};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
+use nix::sys::signal::Signal;
 
 /// A pool of worker processes running [`Call`]s of registered tasks and
 /// handing back [`Future`]s: Python's `concurrent.futures.ProcessPoolExecutor`.
@@ -180,6 +181,55 @@ impl ProcessPoolExecutor {
                 }
             }
         }
+    }
+
+    /// Sends SIGTERM to every worker at once (Python 3.14's
+    /// `terminate_workers()`): the executor shuts down with the queued
+    /// tasks cancelled ([`FutureError::Cancelled`](crate::futures::FutureError::Cancelled)),
+    /// the tasks running fail with
+    /// [`FutureError::BrokenPool`](crate::futures::FutureError::BrokenPool)
+    /// (Python's `BrokenProcessPool`), no worker is replaced, and later
+    /// submissions fail with [`SubmitError::BrokenPool`]. Returns without
+    /// waiting; `shutdown(true, _)` or dropping the executor then waits for
+    /// the workers (a worker that ignores SIGTERM: use
+    /// [`kill_workers`](Self::kill_workers)).
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::futures::Executor;
+    /// use spindle::process::ProcessPoolExecutor;
+    ///
+    /// #[spindle::task]
+    /// fn forever() {
+    ///     loop {
+    ///         std::thread::park();
+    ///     }
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build()?;
+    /// let stuck = pool.submit(forever::call()).unwrap();
+    /// let queued = pool.submit(forever::call()).unwrap();
+    /// while !stuck.running() {
+    ///     std::thread::yield_now();
+    /// }
+    /// pool.terminate_workers();
+    /// assert!(stuck.result().unwrap_err().is_broken());
+    /// assert!(queued.result().unwrap_err().is_cancelled());
+    /// # Ok::<(), spindle::process::PoolError>(())
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.engine.signal_workers(
+            Signal::SIGTERM,
+            "the workers were terminated (terminate_workers)",
+        );
+    }
+
+    /// Sends SIGKILL to every worker at once (Python 3.14's
+    /// `kill_workers()`); otherwise as
+    /// [`terminate_workers`](Self::terminate_workers).
+    pub fn kill_workers(&self) {
+        self.engine
+            .signal_workers(Signal::SIGKILL, "the workers were killed (kill_workers)");
     }
 
     /// Queues a job built by the `Pool` front end.
