@@ -214,6 +214,7 @@ impl Barrier {
                 st.parties.store(parties as u32, SeqCst);
             })?,
             action: None,
+            default_timeout: None,
         })
     }
 }
@@ -257,7 +258,8 @@ shared_serde!(BoundedSemaphore, |state| generic::Semaphore {
 });
 shared_serde!(Barrier, |state| generic::Barrier {
     state,
-    action: None
+    action: None,
+    default_timeout: None
 });
 
 impl<L: ConditionLock<Scope = ProcessScope> + Clone> Clone for generic::Condition<ProcessScope, L> {

@@ -74,6 +74,9 @@ pub(crate) type Action = Box<dyn Fn() + Send + Sync>;
 pub struct Barrier<S: Scope> {
     pub(crate) state: S::Place<BarrierState<S>>,
     pub(crate) action: Option<Action>,
+    /// The bound of [`wait`](Barrier::wait) (Python's `timeout=`): this
+    /// handle's, not shared.
+    pub(crate) default_timeout: Option<Duration>,
 }
 
 /// How an arrival went.
@@ -112,17 +115,23 @@ impl<S: Scope> Barrier<S> {
     }
 
     /// Waits until `parties` threads wait; returns this thread's arrival
-    /// index (`wait()`).
+    /// index (`wait()`). With a default timeout (Python's
+    /// `Barrier(parties, timeout=t)`, [`Barrier::with_timeout`](crate::sync::Barrier::with_timeout)),
+    /// waits at most that long, and a timeout breaks the barrier, as
+    /// [`wait_timeout`](Barrier::wait_timeout) does.
     ///
     /// # Errors
     ///
-    /// [`BrokenBarrierError`] if the barrier is or becomes broken.
+    /// [`BrokenBarrierError`] if the barrier is or becomes broken (also by
+    /// this wait's default timeout, as Python raises `BrokenBarrierError`
+    /// then).
     ///
     /// # Panics
     ///
     /// Resumes a panic of the action, in the thread that ran it.
     pub fn wait(&self) -> Result<usize, BrokenBarrierError> {
-        self.wait_inner(None).map_err(|_| BrokenBarrierError)
+        let deadline = self.default_timeout.and_then(deadline_after);
+        self.wait_inner(deadline).map_err(|_| BrokenBarrierError)
     }
 
     /// Like [`wait`](Barrier::wait), giving up after `timeout`
