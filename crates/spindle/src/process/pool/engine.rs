@@ -100,9 +100,15 @@ pub(crate) struct State {
     pub(crate) failed: Vec<(Job, Failure)>,
 }
 
+/// Starts the slot thread of a slot (slot.rs), counted under the lock: given
+/// to [`Engine::new`] so that the engine does not import the slots, which
+/// import it.
+pub(crate) type SpawnSlot = fn(&Arc<Engine>, &mut State, usize) -> std::io::Result<()>;
+
 pub(crate) struct Engine {
     /// This engine, for the slot threads started on demand by `dispatch`.
     me: Weak<Engine>,
+    spawn_slot: SpawnSlot,
     pub(crate) cfg: Config,
     pub(crate) state: Mutex<State>,
     pub(crate) changed: Condvar,
@@ -115,10 +121,11 @@ pub(crate) enum Refused<T> {
 }
 
 impl Engine {
-    pub(crate) fn new(cfg: Config) -> Arc<Engine> {
+    pub(crate) fn new(cfg: Config, spawn_slot: SpawnSlot) -> Arc<Engine> {
         let n = cfg.processes;
         Arc::new_cyclic(|me| Engine {
             me: me.clone(),
+            spawn_slot,
             cfg,
             state: Mutex::new(State {
                 pending: VecDeque::new(),
@@ -301,7 +308,7 @@ impl Engine {
                 return;
             };
             let slot = st.spawned;
-            if let Err(e) = super::slot::spawn_slot(&engine, st, slot, None) {
+            if let Err(e) = (self.spawn_slot)(&engine, st, slot) {
                 let b = BrokenPool::new(format!("a pool thread could not be started: {e}"));
                 st.broken = Some(b.clone());
                 st.closed = true;

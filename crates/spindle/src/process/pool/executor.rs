@@ -443,7 +443,7 @@ impl ProcessPoolBuilder {
         if self.cfg.method == StartMethod::Fork {
             self.cfg.on_demand = false;
         }
-        let engine = Engine::new(self.cfg);
+        let engine = Engine::new(self.cfg, slot::spawn_on_demand);
         if let Err(e) = slot::start_slots(&engine) {
             engine.terminate();
             return Err(PoolError::start(e));

@@ -67,6 +67,15 @@ pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
     }
 }
 
+/// [`spawn_slot`] for a slot started on demand (the engine's `SpawnSlot`).
+pub(crate) fn spawn_on_demand(
+    engine: &Arc<Engine>,
+    st: &mut State,
+    slot: usize,
+) -> std::io::Result<()> {
+    spawn_slot(engine, st, slot, None)
+}
+
 /// Starts the thread of `slot` (which starts its worker), counted under the
 /// caller's lock: live, in use, starting a worker.
 pub(crate) fn spawn_slot(
