@@ -5,7 +5,6 @@
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::loom::sync::atomic::AtomicUsize;
 
@@ -197,37 +196,6 @@ impl Barrier<ThreadScope> {
             action: None,
             default_timeout: None,
         })
-    }
-
-    /// The same barrier, whose [`wait`](Barrier::wait) waits at most
-    /// `timeout` (Python's `threading.Barrier(parties, action, timeout)`):
-    /// a wait that runs out breaks the barrier and fails with
-    /// [`BrokenBarrierError`](crate::sync::BrokenBarrierError), as in
-    /// Python. `wait_timeout` / `wait_deadline` use their own bound.
-    /// `Duration::ZERO` is Python's `timeout=0`: a wait that does not
-    /// complete the round at once breaks it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use spindle::sync::Barrier;
-    ///
-    /// let barrier = Barrier::new(2)?.with_timeout(Duration::from_millis(10));
-    /// assert_eq!(barrier.timeout(), Some(Duration::from_millis(10)));
-    /// assert!(barrier.wait().is_err(), "nobody came");
-    /// assert!(barrier.is_broken());
-    /// # Ok::<(), spindle::sync::CreateError>(())
-    /// ```
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.default_timeout = Some(timeout);
-        self
-    }
-
-    /// The default timeout of [`wait`](Barrier::wait), if one was given.
-    pub fn timeout(&self) -> Option<Duration> {
-        self.default_timeout
     }
 
     /// Creates a barrier whose last arriving thread runs `action` before the
