@@ -415,6 +415,8 @@ impl Engine {
         let drained = {
             let mut st = self.state.lock();
             st.closed = true;
+            // `wait_for_workers` and the watchdog look at `closed`.
+            self.changed.notify_all();
             let drained: Vec<Job> = if cancel_pending {
                 st.pending.drain(..).collect()
             } else {
