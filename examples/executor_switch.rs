@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Threads:
     let pool = spindle::futures::ThreadPoolExecutor::builder()
         .max_workers(4)
-        .build();
+        .build()
+        .unwrap();
     println!("on threads:");
     let on_threads = check_all(&pool);
 

@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== executor.map(download_one, sites): input order");
     let start = Instant::now();
     {
-        let executor = ThreadPoolExecutor::builder().max_workers(5).build();
+        let executor = ThreadPoolExecutor::builder()
+            .max_workers(5)
+            .build()
+            .unwrap();
         let sizes = executor.map(fallible(|url: String| download_one(&url)), sites.clone())?;
         let total: usize = sizes.map(|r| r.unwrap_or(0)).sum();
         println!("{total} bytes");
@@ -52,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== submit + as_completed: completion order");
     let start = Instant::now();
     {
-        let executor = ThreadPoolExecutor::builder().max_workers(5).build();
+        let executor = ThreadPoolExecutor::builder()
+            .max_workers(5)
+            .build()
+            .unwrap();
         let mut to_do = Vec::new();
         for site in &sites {
             let site = site.clone();

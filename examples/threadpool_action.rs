@@ -20,7 +20,10 @@ fn action(max: u64) -> u64 {
 
 fn main() {
     // A pool of 2 threads.
-    let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     let future1 = pool.submit(|| action(50)).expect("the pool is open");
     let future2 = pool.submit(|| action(100)).expect("the pool is open");
     // Most likely still running: done() never blocks.

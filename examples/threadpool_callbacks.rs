@@ -26,7 +26,10 @@ fn get_result(future: &Future<u64>) {
 fn main() {
     // `with ThreadPoolExecutor(max_workers=2) as pool:`
     {
-        let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(2)
+            .build()
+            .unwrap();
         let future1 = pool.submit(|| action(50)).expect("the pool is open");
         let future2 = pool.submit(|| action(100)).expect("the pool is open");
         // Add the callbacks; the main thread is not blocked.

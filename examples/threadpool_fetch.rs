@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (python, pypy) = (server.url("/www.python.org"), server.url("/www.pypy.org"));
 
     let start = Instant::now();
-    let pool = ThreadPoolExecutor::builder().max_workers(10).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(10)
+        .build()
+        .unwrap();
     // Submit work to the pool
     let a = pool.submit(fallible(move || fetch_url(&python)))?;
     let b = pool.submit(fallible(move || fetch_url(&pypy)))?;

@@ -14,7 +14,10 @@ fn action(max: u64) -> u64 {
 }
 
 fn main() {
-    let pool = ThreadPoolExecutor::builder().max_workers(4).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(4)
+        .build()
+        .unwrap();
     // Three items: three tasks start at once.
     let results = pool.map(action, [50, 100, 150]).expect("the pool is open");
     println!("--------------");

@@ -56,7 +56,10 @@ fn main() {
     println!("== ThreadPoolExecutor, {cores} workers");
     let start = Instant::now();
     {
-        let pool = ThreadPoolExecutor::builder().max_workers(cores).build();
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(cores)
+            .build()
+            .unwrap();
         let verdicts = pool.map(is_prime, PRIMES).expect("the pool is open");
         for (number, prime) in PRIMES.iter().zip(verdicts) {
             println!(

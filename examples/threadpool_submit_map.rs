@@ -26,7 +26,10 @@ fn fun(n: u64) -> u64 {
 
 fn main() {
     println!("== submit, done(), shutdown()");
-    let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     let task1 = pool.submit(|| fun(5)).expect("the pool is open");
     let task2 = pool.submit(|| fun(10)).expect("the pool is open");
     thread::sleep(Duration::from_millis(200)); // Python sleeps 1 s
@@ -36,7 +39,10 @@ fn main() {
 
     println!("== with ThreadPoolExecutor(max_workers=2) as pool");
     let (task1, task2) = {
-        let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(2)
+            .build()
+            .unwrap();
         (
             pool.submit(|| fun(5)).expect("the pool is open"),
             pool.submit(|| fun(10)).expect("the pool is open"),
@@ -46,7 +52,10 @@ fn main() {
     println!("task2: {}", task2.done());
 
     println!("== pool.map(fun, (5, 10))");
-    let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     for i in pool.map(fun, [5, 10]).expect("the pool is open") {
         println!("{}", i.expect("fun does not fail"));
     }

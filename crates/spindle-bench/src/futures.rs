@@ -16,7 +16,10 @@ use spindle_workloads::primes::{PRIMES, is_prime};
 
 pub(crate) fn run(b: &mut Bench) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let spindle_pool = ThreadPoolExecutor::builder().max_workers(cores).build();
+    let spindle_pool = ThreadPoolExecutor::builder()
+        .max_workers(cores)
+        .build()
+        .unwrap();
     let rayon_pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cores)
         .build()

@@ -18,4 +18,10 @@ mod priority {
     use spindle::queue::PriorityQueue;
     use spindle_conformance::queue::ExpectedOrder;
     spindle_conformance::queue_suite!(ExpectedOrder::Priority, PriorityQueue::with_maxsize);
+
+    // CPython's FailingQueueTest: an `Ord` that panics loses nothing.
+    #[test]
+    fn failing_order() {
+        spindle_conformance::queue::failing_order(PriorityQueue::with_maxsize);
+    }
 }

@@ -74,7 +74,10 @@ pub fn run_robots(
             .map(|p| robots::find_robots(p).map_err(|e| e.to_string()))
             .collect(),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(
                 fallible(|p: PathBuf| robots::find_robots(&p)),
                 files.to_vec(),
@@ -127,7 +130,10 @@ pub fn decode_all_with(
             .collect::<Result<_, _>>()
             .map(none),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(
                 fallible(|p: PathBuf| {
                     robots::decode_only(&p).map_err(|e| format!("{}: {e}", p.display()))
@@ -168,7 +174,10 @@ pub fn check_primes_with(
     match mode {
         Mode::Serial => Ok(none(numbers.iter().map(|&n| primes::is_prime(n)).collect())),
         Mode::Threads => {
-            let pool = ThreadPoolExecutor::builder().max_workers(workers).build();
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(workers)
+                .build()
+                .map_err(|e| e.to_string())?;
             pool.map(primes::is_prime, numbers.to_vec())
                 .map_err(|e| format!("thread pool: {e}"))?
                 .map(|r| r.map_err(|e| e.to_string()))

@@ -119,7 +119,7 @@
 //! use spindle::queue::Queue;
 //!
 //! let jobs: Queue<u64> = Queue::with_maxsize(4);
-//! let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+//! let pool = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
 //! let workers: Vec<_> = (0..2)
 //!     .map(|_| {
 //!         let jobs = jobs.clone();

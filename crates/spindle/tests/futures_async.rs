@@ -12,7 +12,10 @@ use spindle::futures::{Executor, FutureError, Promise, ThreadPoolExecutor, falli
 // thread: if awaiting blocked the thread, the timer below could never fire.
 #[tokio::test(flavor = "current_thread")]
 async fn await_does_not_block_the_runtime_thread() {
-    let pool = ThreadPoolExecutor::builder().max_workers(1).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
     let (tx, rx) = mpsc::channel::<()>();
     let f = pool
         .submit(move || rx.recv_timeout(Duration::from_secs(30)).is_ok())
@@ -27,7 +30,12 @@ async fn await_does_not_block_the_runtime_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_await_pool_work() {
-    let pool = Arc::new(ThreadPoolExecutor::builder().max_workers(4).build());
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(4)
+            .build()
+            .unwrap(),
+    );
     let tasks: Vec<_> = (0..100u64)
         .map(|i| {
             let pool = pool.clone();
@@ -57,7 +65,10 @@ async fn await_reports_errors_and_cancellation() {
 // Cancel safety: giving up the await (a timeout) leaves the task running.
 #[tokio::test]
 async fn dropping_the_await_does_not_cancel_the_task() {
-    let pool = ThreadPoolExecutor::builder().max_workers(1).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
     let (tx, rx) = mpsc::channel::<()>();
     let f = pool
         .submit(move || {

@@ -42,7 +42,10 @@ impl Gate {
 }
 
 fn pool(n: usize) -> ThreadPoolExecutor {
-    ThreadPoolExecutor::builder().max_workers(n).build()
+    ThreadPoolExecutor::builder()
+        .max_workers(n)
+        .build()
+        .unwrap()
 }
 
 // Futures hash by identity, so the interior mutability does not matter.
@@ -137,6 +140,57 @@ fn map_submits_without_iteration() {
     got.sort();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
     drop(it);
+}
+
+// Python's `Executor.map` submits every call at once and its generator
+// cancels the futures left only in its `finally`, which never runs for a
+// generator that was not started: dropping an un-started map cancels
+// nothing (issue 16 §6: spindle ran 0 of 10).
+#[test]
+fn dropping_an_unstarted_map_cancels_nothing() {
+    let pool = pool(4); // a window of 16 calls: all 10 are submitted
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let it = pool
+        .map(
+            move |_: u32| {
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+            0..10,
+        )
+        .unwrap();
+    drop(it);
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(Ordering::SeqCst), 10);
+}
+
+// Closing a started generator runs its `finally`: the calls not started
+// are cancelled.
+#[test]
+fn dropping_a_started_map_cancels_the_calls_not_started() {
+    let pool = pool(1);
+    let (gate, running) = (Gate::default(), Gate::default());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, run, r) = (gate.clone(), running.clone(), ran.clone());
+    let mut it = pool
+        .map(
+            move |i: u32| {
+                if i == 1 {
+                    run.open();
+                    g.wait();
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                i
+            },
+            0..10,
+        )
+        .unwrap();
+    assert_eq!(it.next(), Some(Ok(0)));
+    running.wait(); // call 1 runs on the only worker: 2.. wait in the queue
+    drop(it);
+    gate.open();
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
 }
 
 // executor.py test_map_buffersize_on_infinite_iterable
@@ -498,7 +552,8 @@ fn initializer_runs_in_every_worker() {
         .initializer(move || {
             i.fetch_add(1, Ordering::SeqCst);
         })
-        .build();
+        .build()
+        .unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(3));
     let fs: Vec<_> = (0..3)
         .map(|_| {
@@ -521,7 +576,8 @@ fn failing_initializer_breaks_the_pool() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(2)
         .initializer(|| panic!("initializer failed"))
-        .build();
+        .build()
+        .unwrap();
     let fs: Vec<_> = (0..5).map(|i| pool.submit(move || i).unwrap()).collect();
     for f in &fs {
         let e = f.result_timeout(LONG).unwrap_err();
@@ -533,7 +589,8 @@ fn failing_initializer_breaks_the_pool() {
     assert!(err.is_broken());
 }
 
-// ExecutorTest.test_max_workers_negative (spindle clamps 0 to 1) and the default.
+// ExecutorTest.test_max_workers_negative (Python: ValueError for 0 and
+// below; spindle: a typed BuildError for 0) and the default.
 #[test]
 fn max_workers_default_and_bound() {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
@@ -542,7 +599,15 @@ fn max_workers_default_and_bound() {
         ThreadPoolExecutor::new().max_workers(),
         default_max_workers()
     );
-    assert_eq!(pool(0).max_workers(), 1);
+    let e = ThreadPoolExecutor::builder()
+        .max_workers(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.argument(), "max_workers");
+    assert_eq!(e.to_string(), "max_workers must be greater than 0");
+    // The last value given counts.
+    let p = ThreadPoolExecutor::builder().max_workers(0).max_workers(2);
+    assert_eq!(p.build().unwrap().max_workers(), 2);
 }
 
 // test_thread_pool.test_saturation: never more than max_workers threads.
@@ -580,7 +645,8 @@ fn thread_names_follow_the_prefix() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(1)
         .thread_name_prefix("fetcher")
-        .build();
+        .build()
+        .unwrap();
     let name = pool
         .submit(|| thread::current().name().map(str::to_owned))
         .unwrap();
@@ -641,7 +707,8 @@ fn callbacks_run_on_the_worker_thread() {
     let pool = ThreadPoolExecutor::builder()
         .max_workers(1)
         .thread_name_prefix("cb")
-        .build();
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let g = gate.clone();
     let f = pool.submit(move || g.wait()).unwrap();

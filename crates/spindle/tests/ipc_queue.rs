@@ -528,3 +528,117 @@ fn sleeping_getters_in_many_processes_get_every_item() {
     }
     assert_eq!((n, sum), (N, N * (N + 1) / 2), "lost or duplicated items");
 }
+
+/// More items than the ring of an unbounded queue holds (16 Ki slots): with
+/// nobody reading, the last ones wait in this process's feeder buffer.
+const PAST_THE_RING: u32 = 16 * 1024 + 100;
+
+fn is_closed<E, T>(e: &QueueError<E, T>) -> bool {
+    matches!(e, QueueError::Item(i) if matches!(i.kind(), ItemErrorKind::Closed))
+}
+
+#[spindle::task]
+fn take_one(q: Queue<u32>, report: spindle::ipc::Connection) {
+    report.send(&q.get_timeout(LONG).unwrap()).unwrap();
+}
+
+/// Python's `Queue.close()`: this process puts and gets nothing more (every
+/// form fails, the item handed back), other processes go on; `join_thread`
+/// before `close` is Python's `AssertionError`.
+#[test]
+fn close_stops_this_process_only() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    assert_eq!(q.join_thread(), Err(spindle::ipc::NotClosedError));
+    q.put(7).unwrap();
+    assert!(!q.is_closed());
+    q.close();
+    q.close();
+    assert!(q.is_closed() && q.clone().is_closed());
+    let e = q.put(8).unwrap_err();
+    assert!(is_closed(&e), "{e:?}");
+    assert_eq!(e.into_inner(), 8);
+    assert!(is_closed(&q.try_put(8).unwrap_err()));
+    assert!(is_closed(&q.get().unwrap_err()));
+    assert!(is_closed(&q.try_get().unwrap_err()));
+    assert!(is_closed(&q.get_timeout(Duration::ZERO).unwrap_err()));
+    assert_eq!(q.qsize(), 1);
+    q.join_thread().unwrap();
+    let (ours, theirs) = spindle::ipc::Pipe(true).unwrap();
+    let mut p = Process::new(take_one::call(q.clone(), theirs));
+    p.start().unwrap();
+    assert_eq!(ours.recv_timeout::<u32>(LONG).unwrap(), 7);
+    p.join_timeout(LONG).unwrap();
+}
+
+#[spindle::task]
+fn fill_close_join(q: Queue<u32>, report: spindle::ipc::Connection) {
+    for i in 0..PAST_THE_RING {
+        q.put(i).unwrap();
+    }
+    q.close();
+    q.join_thread().unwrap();
+    report.send(&q.qsize()).unwrap();
+}
+
+/// Python's `join_thread()`: it returns once the feeder has published every
+/// buffered item, which needs a reader here.
+#[test]
+fn join_thread_waits_for_the_feeder() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    let (ours, theirs) = spindle::ipc::Pipe(true).unwrap();
+    let mut p = Process::new(fill_close_join::call(q.clone(), theirs));
+    p.start().unwrap();
+    // The ring fills; the rest waits in the child's feeder until we read.
+    let first = q.get_timeout(LONG).unwrap();
+    assert_eq!(first, 0);
+    assert!(
+        !ours.poll_timeout(Duration::from_millis(300)).unwrap(),
+        "join_thread returned with items still buffered"
+    );
+    for want in 1..PAST_THE_RING {
+        assert_eq!(q.get_timeout(LONG).unwrap(), want);
+    }
+    let _left: usize = ours.recv_timeout(LONG).unwrap();
+    p.join_timeout(LONG).unwrap();
+}
+
+#[spindle::task]
+fn fill_and_exit(q: Queue<u32>, cancel: bool) {
+    for i in 0..PAST_THE_RING {
+        q.put(i).unwrap();
+    }
+    if cancel {
+        q.cancel_join_thread();
+    }
+}
+
+/// Python's `cancel_join_thread()`: the process exits without waiting for
+/// its feeder (the buffered items are lost); without it the exit waits
+/// until they are published.
+#[test]
+fn cancel_join_thread_lets_the_process_exit() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    let mut p = Process::new(fill_and_exit::call(q.clone(), true));
+    p.start().unwrap();
+    p.join_timeout(LONG).unwrap();
+    // The ring's items stay; the buffered ones are lost and uncounted (one
+    // the feeder was publishing as the process ended may have landed).
+    let left = q.qsize();
+    assert!((16 * 1024..=16 * 1024 + 1).contains(&left), "{left}");
+    assert_eq!(q.unfinished_tasks(), left);
+
+    let q: Queue<u32> = Queue::new().unwrap();
+    let mut p = Process::new(fill_and_exit::call(q.clone(), false));
+    p.start().unwrap();
+    assert!(q.get_timeout(LONG).is_ok());
+    assert!(
+        p.join_timeout(Duration::from_millis(300))
+            .unwrap_err()
+            .is_timeout(),
+        "the exit waits for the feeder"
+    );
+    for _ in 1..PAST_THE_RING {
+        q.get_timeout(LONG).unwrap();
+    }
+    p.join_timeout(LONG).unwrap();
+}

@@ -371,3 +371,27 @@ fn fork_closure_semaphore_bounds_concurrency() {
     assert!((1..=2).contains(&max), "max inside {max}");
     assert_eq!(sem.value(), 2);
 }
+
+#[spindle::task]
+fn wait_alone(b: spindle::ipc::sync::Barrier, report: spindle::ipc::Connection) {
+    let t = b.timeout();
+    let failed = b.wait().is_err();
+    report.send(&(t, failed, b.is_broken())).unwrap();
+}
+
+/// `multiprocessing.Barrier(parties, timeout=t)`: the default timeout bounds
+/// a plain `wait` and travels with the barrier to a child.
+#[test]
+fn barrier_default_timeout_crosses_processes() {
+    let b = spindle::ipc::sync::Barrier::new(2)
+        .unwrap()
+        .with_timeout(Duration::from_millis(100));
+    assert_eq!(b.clone().timeout(), Some(Duration::from_millis(100)));
+    let (ours, theirs) = spindle::ipc::Pipe(true).unwrap();
+    let mut p = Process::new(wait_alone::call(b.clone(), theirs));
+    p.start().unwrap();
+    let got: (Option<Duration>, bool, bool) = ours.recv_timeout(LONG).unwrap();
+    assert_eq!(got, (Some(Duration::from_millis(100)), true, true));
+    p.join_timeout(LONG).unwrap();
+    assert!(b.is_broken());
+}

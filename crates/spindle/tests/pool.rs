@@ -321,7 +321,12 @@ fn join_before_close_is_an_error() {
     p.join().unwrap();
     // test_enter: using a closed pool fails (Python's ValueError).
     assert!(p.apply_async(sqr::call(1)).unwrap_err().is_shut_down());
-    assert!(p.apply(sqr::call(1)).unwrap_err().is_broken());
+    // A closed pool is not broken: its own error (issue 16 §4).
+    let e = p.apply(sqr::call(1)).unwrap_err();
+    assert!(e.is_closed() && !e.is_broken(), "{e:?}");
+    let e = p.map(sqr::call, [1, 2]).unwrap_err();
+    assert!(e.is_closed(), "{e:?}");
+    assert_eq!(e.to_string(), "the pool is closed: it takes no more tasks");
 }
 
 /// `join_timeout` / `join_deadline` (spindle only) report workers still

@@ -259,7 +259,8 @@ fn map_default_window_is_bounded_and_wider_than_threads() {
     assert!((128..=128 + 3).contains(&n), "took {n} items");
     let threads = spindle::futures::ThreadPoolExecutor::builder()
         .max_workers(2)
-        .build();
+        .build()
+        .unwrap();
     assert_eq!(threads.map_window(), 8);
 }
 
@@ -294,13 +295,125 @@ fn wait_and_shutdown_without_waiting() {
     );
 }
 
+/// Python raises `ValueError` for 0 processes / max_workers /
+/// maxtasksperchild; spindle's builders return a typed error naming the
+/// argument and start nothing (issue 16 §4: the CPU count is what an unset
+/// count gives, never 0).
+#[test]
+fn a_zero_count_is_a_typed_error() {
+    let e = Pool::new(0).unwrap_err();
+    assert!(e.is_invalid_argument(), "{e:?}");
+    assert_eq!(e.invalid_argument(), Some("processes"));
+    assert_eq!(
+        e.to_string(),
+        "processes must be greater than 0 (leave it unset for the default)"
+    );
+    let e = Pool::builder().maxtasksperchild(0).build().unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("maxtasksperchild"));
+    let e = ProcessPoolExecutor::builder()
+        .max_workers(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("max_workers"));
+    let e = ProcessPoolExecutor::builder()
+        .max_tasks_per_child(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("max_tasks_per_child"));
+    let e = ProcessPoolExecutor::builder()
+        .task_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.invalid_argument(), Some("task_timeout"));
+    assert!(!e.is_start_failed());
+    // A later non-zero value replaces the 0.
+    let p = ProcessPoolExecutor::builder()
+        .max_workers(0)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(p.max_workers(), 1);
+}
+
 #[test]
 fn processes_default_to_the_cpu_count() {
     // Python's `os.cpu_count()`: online CPUs, whatever the affinity mask.
     let cpus = spindle::process::cpu_count();
-    assert_eq!(Pool::new(0).unwrap().processes(), cpus);
     assert_eq!(Pool::builder().build().unwrap().processes(), cpus);
+    assert_eq!(Pool::builder().build().unwrap().worker_pids().len(), cpus);
     let e = ProcessPoolExecutor::builder().build().unwrap();
     assert_eq!(e.max_workers(), cpus);
-    assert_eq!(e.worker_pids().len(), cpus);
+    // Workers start on demand (see below).
+    assert_eq!(e.worker_pids().len(), 0);
+}
+
+/// CPython 3.9+ `ProcessPoolExecutor` starts a worker only when a task
+/// finds none idle (`_adjust_process_count`, `_idle_worker_semaphore`):
+/// sequential tasks reuse one worker whatever `max_workers` is, and a burst
+/// starts workers up to the limit. `Pool` starts all, as Python's does.
+#[test]
+fn executor_workers_start_on_demand_and_idle_ones_are_reused() {
+    let p = pool(4);
+    assert!(p.worker_pids().is_empty(), "no task, no worker");
+    assert!(!p.wait_for_workers(1), "nothing will start one");
+    let pids: std::collections::HashSet<u32> = (0..3)
+        .map(|n| p.submit(pid_of::call(n)).unwrap().result().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "3 sequential tasks ran on {pids:?}");
+    assert_eq!(p.worker_pids().len(), 1);
+    // A burst of slow tasks: no worker is idle, so up to 4 start.
+    let fs: Vec<_> = (0..8)
+        .map(|_| p.submit(sleep_ms::call(200)).unwrap())
+        .collect();
+    assert!(p.wait_for_workers_timeout(4, Duration::from_secs(60)));
+    assert_eq!(p.worker_pids().len(), 4);
+    for f in fs {
+        assert_eq!(f.result(), Ok(200));
+    }
+    // Python's `Pool` and the executor with the fork start method start all.
+    assert_eq!(Pool::new(3).unwrap().worker_pids().len(), 3);
+    let forked = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .start_method(spindle::process::StartMethod::Fork)
+        .build()
+        .unwrap();
+    assert_eq!(forked.worker_pids().len(), 2);
+}
+
+/// Python 3.14's `terminate_workers()` / `kill_workers()`: every worker is
+/// signalled, queued tasks are cancelled, running ones fail as in a broken
+/// pool, nothing is replaced and nothing more is accepted.
+#[test]
+fn terminate_workers_and_kill_workers() {
+    for kill in [false, true] {
+        let p = pool(2);
+        let running: Vec<_> = (0..2)
+            .map(|_| p.submit(sleep_ms::call(60_000)).unwrap())
+            .collect();
+        let queued: Vec<_> = (0..3)
+            .map(|_| p.submit(sleep_ms::call(60_000)).unwrap())
+            .collect();
+        for f in &running {
+            while !f.running() {
+                std::thread::yield_now();
+            }
+        }
+        let t0 = Instant::now();
+        if kill {
+            p.kill_workers();
+        } else {
+            p.terminate_workers();
+        }
+        for f in &running {
+            let e = f.result().unwrap_err();
+            assert!(e.is_broken(), "kill={kill}: {e:?}");
+        }
+        for f in &queued {
+            assert!(f.result().unwrap_err().is_cancelled(), "kill={kill}");
+        }
+        assert!(p.submit(sleep_ms::call(1)).unwrap_err().is_broken());
+        p.shutdown(true, false);
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        assert!(p.worker_pids().is_empty(), "nothing replaced");
+    }
 }

@@ -446,3 +446,115 @@ fn a_forked_child_ends_though_another_thread_held_stdout_at_the_fork() {
     joined.unwrap();
     assert_eq!(p.exitcode(), Some(0));
 }
+
+/// Python's `Process.close()` and `sentinel` (issue 16 §6): close refuses a
+/// running child, then every method reports a closed object; the sentinel
+/// is a descriptor `poll(2)` sees readable once the child ended.
+#[test]
+fn close_and_sentinel() {
+    use std::os::fd::AsFd;
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+    for m in METHODS {
+        let (ours, theirs) = Pipe(true).unwrap();
+        let mut p = start(block_on::call(theirs), m);
+        let readable = |p: &Process, ms: u16| {
+            let fd = p.sentinel().unwrap();
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(ms)).unwrap() == 1
+        };
+        assert!(!readable(&p, 0), "{m:?}: running");
+        let e = p.close().unwrap_err();
+        assert!(e.is_still_running(), "{m:?}: {e}");
+        assert!(p.is_alive(), "close refused: the process is untouched");
+        ours.send(&1u8).unwrap();
+        assert!(
+            readable(&p, 30_000),
+            "{m:?}: the sentinel is ready at the end"
+        );
+        p.join_timeout(LONG).unwrap();
+        p.close().unwrap();
+        p.close().unwrap(); // again: nothing
+        assert!(p.join().unwrap_err().is_closed());
+        assert!(p.try_join().unwrap_err().is_closed());
+        assert!(p.terminate().unwrap_err().is_closed());
+        assert!(p.interrupt().unwrap_err().is_closed());
+        assert!(p.sentinel().unwrap_err().is_closed());
+        assert!(p.start().unwrap_err().is_closed());
+        assert_eq!(p.pid(), None);
+        assert_eq!(p.exitcode(), None);
+        assert!(!p.is_alive());
+    }
+    let p = Process::new(exit_with::call(0));
+    assert!(p.sentinel().unwrap_err().is_not_started());
+}
+
+/// Python 3.14's `Process.interrupt()`: SIGINT, whose default action ends
+/// a spindle child with exit code -2.
+#[test]
+fn interrupt_sends_sigint() {
+    for m in METHODS {
+        let (_ours, theirs) = Pipe(true).unwrap();
+        let mut p = start(block_on::call(theirs), m);
+        assert!(
+            Process::new(exit_with::call(0))
+                .interrupt()
+                .unwrap_err()
+                .is_not_started()
+        );
+        p.interrupt().unwrap();
+        let e = p.join_timeout(LONG).unwrap_err();
+        assert_eq!(e.exitcode(), Some(-2), "{m:?}: {e}");
+        assert_eq!(p.exitcode(), Some(-2));
+    }
+}
+
+#[spindle::task]
+fn parent_alive(report: Connection) {
+    let alive = parent_process().expect("a child").is_alive();
+    report.send(&alive).unwrap();
+}
+
+#[spindle::task]
+fn report_when_parent_dies(report: Connection) {
+    let parent = parent_process().expect("a child");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while parent.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    report.send(&!parent.is_alive()).unwrap();
+}
+
+#[spindle::task]
+fn start_orphan_and_vanish(report: Connection, method: u8) {
+    let m = StartMethod::all()[method as usize];
+    let _orphan = Process::builder()
+        .task(report_when_parent_dies::call(report))
+        .start_method(m)
+        .start()
+        .unwrap();
+    // End now, without the exit hook that would wait for the child.
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+}
+
+/// Python's `parent_process().is_alive()`: true while the parent runs,
+/// false once it ended (a grandchild whose parent vanished sees it).
+#[test]
+fn parent_process_is_alive() {
+    assert!(parent_process().is_none());
+    for (i, m) in StartMethod::all().into_iter().enumerate() {
+        let (ours, theirs) = Pipe(true).unwrap();
+        let mut p = start(parent_alive::call(theirs), m);
+        assert!(ours.recv_timeout::<bool>(LONG).unwrap(), "{m:?}");
+        p.join_timeout(LONG).unwrap();
+
+        let (ours, theirs) = Pipe(true).unwrap();
+        let mut p = start(start_orphan_and_vanish::call(theirs, i as u8), m);
+        assert_eq!(p.join_timeout(LONG).unwrap_err().exitcode(), Some(-9));
+        assert!(
+            ours.recv_timeout::<bool>(LONG).unwrap(),
+            "{m:?}: the orphan saw its parent end"
+        );
+    }
+}

@@ -128,6 +128,45 @@ fn panicking_ord_leaves_the_queue_usable() {
     assert_eq!(q.get().unwrap().0, 9);
 }
 
+/// An `Ord` that panics inside `get` (issue 16 §6): the popped item stays
+/// in the queue, `qsize()` and `unfinished_tasks()` still count it, and
+/// `join()` returns once it is taken and marked done. (Python's `heappop`
+/// loses the item when a comparison raises.)
+#[test]
+fn panicking_ord_in_get_keeps_the_item() {
+    static FAIL: AtomicBool = AtomicBool::new(false);
+    #[derive(PartialEq, Eq, Debug)]
+    struct Touchy(u32);
+    impl PartialOrd for Touchy {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Touchy {
+        fn cmp(&self, o: &Self) -> Ordering {
+            assert!(!FAIL.load(SeqCst), "You Lose");
+            self.0.cmp(&o.0)
+        }
+    }
+    let q = PriorityQueue::new();
+    for i in [5, 1, 4, 2, 3] {
+        q.put(Touchy(i)).unwrap();
+    }
+    FAIL.store(true, SeqCst);
+    assert!(catch_unwind(AssertUnwindSafe(|| q.get())).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| q.try_get())).is_err());
+    FAIL.store(false, SeqCst);
+    assert_eq!(q.qsize(), 5, "the popped item is still counted");
+    assert_eq!(q.unfinished_tasks(), 5);
+    // Nothing lost, and the order is still the priority order.
+    let got: Vec<u32> = q.try_iter().map(|t| t.0).collect();
+    assert_eq!(got, [1, 2, 3, 4, 5]);
+    for _ in 0..5 {
+        q.task_done().unwrap();
+    }
+    q.join_timeout(Duration::from_secs(10)).unwrap();
+}
+
 /// Items are dropped outside the queue's lock, so an item whose `Drop`
 /// touches the queue does not deadlock (immediate shutdown drops items).
 #[test]

@@ -53,3 +53,34 @@ fn barrier_action_sees_no_waiters() {
     assert_eq!(barrier.wait(), Ok(0));
     assert_eq!(rx.recv().unwrap(), (0, false));
 }
+
+/// CPython `test_default_timeout`: `threading.Barrier(parties, timeout=t)`
+/// bounds every plain `wait`; running out breaks the barrier for everyone.
+#[test]
+fn barrier_default_timeout() {
+    use std::time::{Duration, Instant};
+    let b = spindle::sync::Barrier::new(2)
+        .unwrap()
+        .with_timeout(Duration::from_millis(100));
+    assert_eq!(b.timeout(), Some(Duration::from_millis(100)));
+    let t0 = Instant::now();
+    assert_eq!(b.wait(), Err(spindle::sync::BrokenBarrierError));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    assert!(b.is_broken());
+    b.reset();
+    // A round that completes in time passes; an explicit bound overrides.
+    let b = spindle::sync::Barrier::with_action(2, || {})
+        .unwrap()
+        .with_timeout(Duration::from_secs(60));
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| tx.send(b.wait()).unwrap());
+        let me = b.wait_timeout(Duration::from_secs(60));
+        let other = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let mut idx = [me.unwrap(), other.unwrap()];
+        idx.sort_unstable();
+        assert_eq!(idx, [0, 1]);
+    });
+    assert!(!b.is_broken());
+    assert_eq!(spindle::sync::Barrier::new(1).unwrap().timeout(), None);
+}

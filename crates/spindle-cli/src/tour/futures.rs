@@ -39,7 +39,10 @@ pub(crate) fn run(t: &mut Tour) {
     t.say(
         "ThreadPoolExecutor(max_workers=2): submit action(50) and action(100), block on result()",
     );
-    let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
     let f1 = pool.submit(|| action(50)).expect("open");
     let f2 = pool.submit(|| action(100)).expect("open");
     let (r1, r2) = (f1.result(), f2.result());
@@ -60,7 +63,10 @@ pub(crate) fn run(t: &mut Tour) {
 
     t.say("as_completed: three tasks released in the order 2, 0, 1");
     let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
-    let pool3 = ThreadPoolExecutor::builder().max_workers(3).build();
+    let pool3 = ThreadPoolExecutor::builder()
+        .max_workers(3)
+        .build()
+        .unwrap();
     let fs: Vec<_> = (0..3usize)
         .map(|i| {
             let g = gates[i].clone();
@@ -108,7 +114,10 @@ pub(crate) fn run(t: &mut Tour) {
     );
 
     t.say("one worker busy, 50 tasks queued, shutdown(wait=True, cancel_futures=True)");
-    let one = ThreadPoolExecutor::builder().max_workers(1).build();
+    let one = ThreadPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let g = gate.clone();
     let (started_tx, started_rx) = mpsc::channel();
@@ -151,7 +160,8 @@ pub(crate) fn run(t: &mut Tour) {
     let broken = ThreadPoolExecutor::builder()
         .max_workers(1)
         .initializer(|| panic!("no database"))
-        .build();
+        .build()
+        .unwrap();
     let err = broken.submit(|| 1).expect("open").result();
     drop(broken);
     std::panic::set_hook(hook);

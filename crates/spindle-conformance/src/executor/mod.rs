@@ -287,6 +287,7 @@ impl ExecutorUnderTest for ThreadPoolExecutor {
         ThreadPoolExecutor::builder()
             .max_workers(max_workers)
             .build()
+            .unwrap()
     }
 
     fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {

@@ -309,6 +309,110 @@ pub use shutdown::{
     shutdown_join, shutdown_nonempty, shutdown_pending_get, shutdown_put, shutdown_put_join,
 };
 
+/// An item whose comparison panics while its flag is up: the Rust form of
+/// CPython's `FailingQueueTest` (a queue whose `_put` / `_get` raise). Items
+/// compare by their number; every item of one check shares one flag.
+#[derive(Debug, Clone)]
+pub struct Touchy {
+    /// The value the items are ordered by.
+    pub n: u64,
+    fail: std::sync::Arc<AtomicBool>,
+}
+
+impl Touchy {
+    /// Items `ns` sharing a fresh flag (down), and the flag.
+    pub fn batch(ns: &[u64]) -> (Vec<Touchy>, std::sync::Arc<AtomicBool>) {
+        let fail = std::sync::Arc::new(AtomicBool::new(false));
+        let items = ns
+            .iter()
+            .map(|&n| Touchy {
+                n,
+                fail: fail.clone(),
+            })
+            .collect();
+        (items, fail)
+    }
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Touchy {}
+
+impl PartialOrd for Touchy {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Touchy {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        assert!(
+            !self.fail.load(SeqCst),
+            "Touchy: comparison failed on purpose"
+        );
+        self.n.cmp(&other.n)
+    }
+}
+
+/// `FailingQueueTest` for a priority queue: an item `Ord` that panics in
+/// `put` or in `get` loses nothing and leaves the counts true — `qsize`
+/// still counts the item a panicking `get` was taking, and `join` returns
+/// once every item is taken and marked done. `make(maxsize)` builds a fresh,
+/// empty queue of [`Touchy`] (0 = unbounded).
+pub fn failing_order<Q, F>(make: F)
+where
+    Q: BlockingQueue<Touchy> + Sync,
+    F: Fn(usize) -> Q,
+{
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let q = make(0);
+    let (items, fail) = Touchy::batch(&[5, 1, 4, 2, 3, 0]);
+    let mut items = items.into_iter();
+    for item in items.by_ref().take(5) {
+        q.put(item).unwrap();
+    }
+    fail.store(true, SeqCst);
+    let last = items.next().expect("six items");
+    check(
+        catch_unwind(AssertUnwindSafe(|| q.put(last))).is_err(),
+        "the put's comparison panicked",
+    );
+    check(
+        q.qsize() == 6,
+        "a put whose comparison panicked keeps its item",
+    );
+    check(
+        catch_unwind(AssertUnwindSafe(|| q.get())).is_err(),
+        "the get's comparison panicked",
+    );
+    check(
+        q.qsize() == 6,
+        "a get whose comparison panicked keeps the item it was taking",
+    );
+    fail.store(false, SeqCst);
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        match q.get_deadline(Instant::now() + Duration::from_secs(10)) {
+            Ok(t) => got.push(t.n),
+            Err(_) => check(false, &format!("an item was lost: only {got:?} came out")),
+        }
+    }
+    got.sort_unstable();
+    check(got == [0, 1, 2, 3, 4, 5], "every item comes out once");
+    for _ in 0..6 {
+        q.task_done().unwrap();
+    }
+    check(
+        q.join_deadline(Instant::now() + Duration::from_secs(10))
+            .is_ok(),
+        "join returns once every item is done",
+    );
+}
+
 /// Expands to one `#[test]` per queue conformance check for a queue of `u64`.
 ///
 /// `$order` is an [`ExpectedOrder`](crate::queue::ExpectedOrder) and `$make`

@@ -57,6 +57,12 @@ pub enum FutureError<E = Infallible> {
     /// `Pool` hangs forever and `ProcessPoolExecutor` breaks for good in
     /// this case; spindle fails just this task and replaces the worker.
     WorkerLost(WorkerLost),
+    /// The pool was closed (or shut down) before the task could be given to
+    /// it, so it never ran: Python's `ValueError: Pool not running` from
+    /// `Pool.apply` / `Pool.map` on a closed pool. A closed pool is not
+    /// broken ([`BrokenPool`](FutureError::BrokenPool)): it finishes the work
+    /// it had.
+    Closed,
 }
 
 impl<E> FutureError<E> {
@@ -78,6 +84,12 @@ impl<E> FutureError<E> {
     /// Whether the executor broke before the task ran.
     pub fn is_broken(&self) -> bool {
         matches!(self, FutureError::BrokenPool(_))
+    }
+
+    /// Whether the pool was closed before the task was given to it
+    /// ([`Closed`](FutureError::Closed)).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, FutureError::Closed)
     }
 
     /// Whether the worker process running the task died, or was killed
@@ -144,6 +156,7 @@ impl<E> FutureError<E> {
             FutureError::Panicked(m) => FutureError::Panicked(m),
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b),
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w),
+            FutureError::Closed => FutureError::Closed,
         }
     }
 }
@@ -157,6 +170,7 @@ impl<E> Clone for FutureError<E> {
             FutureError::Panicked(m) => FutureError::Panicked(m.clone()),
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b.clone()),
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w.clone()),
+            FutureError::Closed => FutureError::Closed,
         }
     }
 }
@@ -170,6 +184,7 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
             FutureError::BrokenPool(b) => f.debug_tuple("BrokenPool").field(b).finish(),
             FutureError::WorkerLost(w) => f.debug_tuple("WorkerLost").field(w).finish(),
+            FutureError::Closed => f.write_str("Closed"),
         }
     }
 }
@@ -183,6 +198,7 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
             FutureError::Panicked(m) => write!(f, "the task panicked: {m}"),
             FutureError::BrokenPool(b) => fmt::Display::fmt(b, f),
             FutureError::WorkerLost(w) => fmt::Display::fmt(w, f),
+            FutureError::Closed => f.write_str("the pool is closed: it takes no more tasks"),
         }
     }
 }
@@ -198,6 +214,45 @@ impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
     }
 }
 
+/// A pool builder was given a value Python rejects with `ValueError`: a count
+/// of 0 where at least 1 is needed (`max_workers(0)`: Python's
+/// `ValueError: max_workers must be greater than 0`). Leaving the value
+/// unset gives the default.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::futures::ThreadPoolExecutor;
+///
+/// let err = ThreadPoolExecutor::builder().max_workers(0).build().unwrap_err();
+/// assert_eq!(err.argument(), "max_workers");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    argument: &'static str,
+    rule: &'static str,
+}
+
+impl BuildError {
+    /// `argument` broke `rule` (e.g. `"must be at least 1"`).
+    pub(crate) fn new(argument: &'static str, rule: &'static str) -> BuildError {
+        BuildError { argument, rule }
+    }
+
+    /// The builder method whose value was refused (`"max_workers"`, ...).
+    pub fn argument(&self) -> &'static str {
+        self.argument
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.argument, self.rule)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
 /// The executor is broken and runs no more work: for a thread pool, a worker's
 /// initializer failed. Mirrors Python's `BrokenExecutor` / `BrokenThreadPool`.
 ///
@@ -208,7 +263,7 @@ impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
 ///
 /// let pool = ThreadPoolExecutor::builder()
 ///     .initializer(|| panic!("no database"))
-///     .build();
+///     .build().unwrap();
 /// let err = pool.submit(|| 1).unwrap().result().unwrap_err();
 /// assert!(err.is_broken());
 /// ```

@@ -73,7 +73,7 @@ impl State {
 /// ```
 /// use spindle::futures::{Executor, ThreadPoolExecutor};
 ///
-/// let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+/// let pool = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
 /// let a = pool.submit(|| (0..50).sum::<u32>()).unwrap();
 /// let b = pool.submit(|| (0..100).sum::<u32>()).unwrap();
 /// assert_eq!((a.result().unwrap(), b.result().unwrap()), (1225, 4950));

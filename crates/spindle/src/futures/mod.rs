@@ -8,7 +8,7 @@
 //! ```
 //! use spindle::futures::{as_completed, Executor, ThreadPoolExecutor};
 //!
-//! let pool = ThreadPoolExecutor::builder().max_workers(4).build();
+//! let pool = ThreadPoolExecutor::builder().max_workers(4).build().unwrap();
 //! let futures: Vec<_> = (1..=4u64)
 //!     .map(|n| pool.submit(move || n * 10).unwrap())
 //!     .collect();
@@ -107,7 +107,7 @@ mod waiter;
 
 pub use bridge::FutureAwait;
 pub use closures::{FallibleMapChunk, MapChunk};
-pub use error::{BrokenPool, FutureError, SubmitError, Timeout, WorkerLost};
+pub use error::{BrokenPool, BuildError, FutureError, SubmitError, Timeout, WorkerLost};
 pub use executor::{Executor, Fallible, Map, MapFn, MapOptions, Task, fallible};
 pub use future::{Future, State};
 pub use kinds::{FutureExecutor, FutureJob};

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::Future;
-use super::error::{BrokenPool, SubmitError};
+use super::error::{BrokenPool, BuildError, SubmitError};
 use super::executor::{Executor, Task};
 use super::thread_task::{Idle, ThreadJob, Verdict};
 use crate::util::panic_text;
@@ -41,7 +41,7 @@ type Initializer = Arc<dyn Fn() + Send + Sync>;
 ///     (0..max).sum()
 /// }
 ///
-/// let pool = ThreadPoolExecutor::builder().max_workers(2).build();
+/// let pool = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
 /// let f1 = pool.submit(|| action(50)).unwrap();
 /// let f2 = pool.submit(|| action(100)).unwrap();
 /// println!("{} {}", f1.result().unwrap(), f2.result().unwrap()); // 1225 4950
@@ -75,7 +75,9 @@ struct Control {
 impl ThreadPoolExecutor {
     /// A pool with the default settings (see [`ThreadPoolBuilder`]).
     pub fn new() -> ThreadPoolExecutor {
-        ThreadPoolExecutor::builder().build()
+        ThreadPoolExecutor::builder()
+            .build()
+            .expect("the default max_workers is at least 1")
     }
 
     /// A builder: Python's `ThreadPoolExecutor(max_workers, thread_name_prefix,
@@ -249,7 +251,7 @@ impl fmt::Debug for ThreadPoolExecutor {
 ///     .max_workers(2)
 ///     .thread_name_prefix("fetch")
 ///     .initializer(|| println!("worker ready"))
-///     .build();
+///     .build().unwrap();
 /// let name = pool.submit(|| std::thread::current().name().unwrap().to_owned()).unwrap();
 /// assert_eq!(name.result().unwrap(), "fetch_0");
 /// ```
@@ -261,10 +263,12 @@ pub struct ThreadPoolBuilder {
 }
 
 impl ThreadPoolBuilder {
-    /// The most threads the pool starts. Default, as Python:
-    /// `min(32, cpus + 4)`. 0 counts as 1 (Python raises `ValueError`).
+    /// The most threads the pool starts. Default (left unset), as Python:
+    /// `min(32, cpus + 4)`. 0 makes [`build`](Self::build) fail with a
+    /// [`BuildError`] (Python's `ValueError: max_workers must be greater
+    /// than 0`).
     pub fn max_workers(mut self, n: usize) -> ThreadPoolBuilder {
-        self.max_workers = Some(n.max(1));
+        self.max_workers = Some(n);
         self
     }
 
@@ -283,8 +287,15 @@ impl ThreadPoolBuilder {
     }
 
     /// The pool. No thread starts until the first submission.
-    pub fn build(self) -> ThreadPoolExecutor {
-        let max_workers = self.max_workers.unwrap_or_else(default_max_workers);
+    ///
+    /// # Errors
+    /// [`BuildError`] (`argument() == "max_workers"`) for `max_workers(0)`.
+    pub fn build(self) -> Result<ThreadPoolExecutor, BuildError> {
+        let max_workers = match self.max_workers {
+            Some(0) => return Err(BuildError::new("max_workers", "must be greater than 0")),
+            Some(n) => n,
+            None => default_max_workers(),
+        };
         let prefix = self.prefix.unwrap_or_else(|| {
             format!(
                 "ThreadPoolExecutor-{}",
@@ -292,7 +303,7 @@ impl ThreadPoolBuilder {
             )
         });
         let (tx, rx) = crossbeam_channel::unbounded();
-        ThreadPoolExecutor {
+        Ok(ThreadPoolExecutor {
             pool: Arc::new(Pool {
                 control: Mutex::new(Control {
                     shutdown: false,
@@ -308,7 +319,7 @@ impl ThreadPoolBuilder {
                 prefix,
             }),
             max_workers,
-        }
+        })
     }
 }
 

@@ -164,7 +164,7 @@ impl<T, E> std::fmt::Debug for AsCompletedTimeout<T, E> {
 /// ```
 /// use spindle::futures::{as_completed, Executor, ThreadPoolExecutor};
 ///
-/// let pool = ThreadPoolExecutor::builder().max_workers(4).build();
+/// let pool = ThreadPoolExecutor::builder().max_workers(4).build().unwrap();
 /// let fs: Vec<_> = (1..=5u64).map(|n| pool.submit(move || n * n).unwrap()).collect();
 /// let mut total = 0;
 /// for f in as_completed(&fs) {

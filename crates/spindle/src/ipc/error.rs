@@ -468,6 +468,11 @@ pub enum ItemErrorKind {
     Corrupt(String),
     /// The operating system failed while moving the item.
     Io(io::Error),
+    /// This process closed the queue with
+    /// [`close`](super::Queue::close): it puts and gets nothing more
+    /// through it (Python's `ValueError: Queue ... is closed`). Nothing was
+    /// put or taken.
+    Closed,
 }
 
 impl<T> ItemError<T> {
@@ -505,6 +510,7 @@ impl fmt::Display for ItemErrorKind {
             ItemErrorKind::Decode(m) => write!(f, "cannot decode the item: {m}"),
             ItemErrorKind::Corrupt(m) => write!(f, "queue corrupt: {m}"),
             ItemErrorKind::Io(e) => write!(f, "I/O error moving the item: {e}"),
+            ItemErrorKind::Closed => f.write_str("this process closed the queue"),
         }
     }
 }

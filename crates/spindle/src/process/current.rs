@@ -5,6 +5,8 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
+
+use super::pidfd::ParentWatch;
 use serde::{Deserialize, Serialize};
 
 /// The authentication key of a process: 32 random bytes, inherited by its
@@ -28,6 +30,19 @@ pub(crate) struct Me {
     pub(crate) authkey: AuthKey,
     pub(crate) daemon: bool,
     pub(crate) parent: Option<(u32, String)>,
+    /// Watches the parent (opened as the child starts, so a pid reused
+    /// later cannot fool it).
+    pub(crate) parent_watch: Option<ParentWatch>,
+}
+
+impl Me {
+    /// The descriptor watching the parent, if any.
+    pub(crate) fn parent_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.parent_watch {
+            Some(ParentWatch::Fd(fd)) => Some(std::os::fd::AsRawFd::as_raw_fd(&**fd)),
+            _ => None,
+        }
+    }
 }
 
 static ME: Mutex<Option<Me>> = Mutex::new(None);
@@ -63,6 +78,7 @@ pub(crate) fn lock_me() -> MutexGuard<'static, Option<Me>> {
             authkey: random_key(),
             daemon: false,
             parent: None,
+            parent_watch: None,
         });
     }
     g
@@ -77,6 +93,7 @@ pub(crate) fn become_child(g: &mut Option<Me>, id: Identity) {
         path: id.path,
         authkey: id.authkey,
         daemon: id.daemon,
+        parent_watch: Some(ParentWatch::of(id.parent_pid)),
         parent: Some((id.parent_pid, id.parent_name)),
     });
 }
@@ -143,6 +160,7 @@ impl CurrentProcess {
 pub struct ParentProcess {
     name: String,
     pid: u32,
+    watch: ParentWatch,
 }
 
 impl ParentProcess {
@@ -154,6 +172,16 @@ impl ParentProcess {
     /// for a fork-server child, the process that asked for it).
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether the parent is still running (Python's
+    /// `parent_process().is_alive()`). Never waits: it looks at a process
+    /// descriptor (`pidfd_open`) opened when this child started, so a pid
+    /// reused after the parent died cannot fool it. (If the kernel refused
+    /// the descriptor, it falls back on `kill(pid, 0)`, which a reused pid
+    /// can.)
+    pub fn is_alive(&self) -> bool {
+        self.watch.is_alive()
     }
 }
 
@@ -186,6 +214,7 @@ pub fn parent_process() -> Option<ParentProcess> {
     me.parent.as_ref().map(|(pid, name)| ParentProcess {
         name: name.clone(),
         pid: *pid,
+        watch: me.parent_watch.clone().unwrap_or(ParentWatch::Pid(*pid)),
     })
 }
 

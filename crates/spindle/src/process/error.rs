@@ -30,6 +30,7 @@ pub(crate) enum Kind {
     Lost(String),
     Timeout,
     StillRunning,
+    Closed,
     Io(io::Error),
 }
 
@@ -103,6 +104,12 @@ impl ProcessError {
         matches!(self.kind, Kind::NotStarted)
     }
 
+    /// The `Process` was closed with [`close`](super::Process::close)
+    /// (Python's `ValueError: process object is closed`).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.kind, Kind::Closed)
+    }
+
     /// `start` was called twice (Python: "cannot start a process twice").
     pub fn is_already_started(&self) -> bool {
         matches!(self.kind, Kind::AlreadyStarted)
@@ -171,6 +178,7 @@ impl fmt::Display for ProcessError {
             Kind::Lost(m) => write!(f, "child lost: {m}"),
             Kind::Timeout => f.write_str("timed out waiting for the child"),
             Kind::StillRunning => f.write_str("the child is still running"),
+            Kind::Closed => f.write_str("the process object is closed"),
             Kind::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -51,6 +51,8 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
                 server.take();
                 drop(server);
                 current::become_child(&mut me, id);
+                // The descriptor watching the parent stays open below.
+                let parent_fd = me.as_ref().and_then(current::Me::parent_fd);
                 drop(me);
                 if let ForkTarget::Task(call) = &target {
                     // A task says which descriptors it needs: close the rest,
@@ -59,6 +61,7 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
                     // keep them open and block end-of-file.
                     let mut keep: Vec<RawFd> = call.fds.iter().map(AsRawFd::as_raw_fd).collect();
                     keep.push(theirs.as_raw_fd());
+                    keep.extend(parent_fd);
                     close_other_fds(&keep);
                 }
                 if daemon {

@@ -61,6 +61,7 @@ mod entry;
 pub(crate) mod error;
 mod fork;
 mod forkserver;
+mod pidfd;
 mod pool;
 #[allow(clippy::module_inception)]
 mod process;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use super::current::{self, AuthKey};
 use super::error::{Kind, ProcessError};
 use super::fork::{self, ForkTarget};
 use super::task::{self, TaskCall};
-use super::{entry, forkserver, spawn};
+use super::{entry, forkserver, pidfd, spawn};
 
 /// How a child process is started (Python's start methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +161,8 @@ impl Builder {
             name: None,
             method: None,
             authkey: None,
+            sentinel: None,
+            closed: false,
         }
     }
 
@@ -222,6 +225,16 @@ pub struct Process {
     name: Option<String>,
     method: Option<StartMethod>,
     authkey: Option<AuthKey>,
+    /// A descriptor readable once the child ended, opened at `start`.
+    sentinel: Option<Sentinel>,
+    closed: bool,
+}
+
+/// What `start` could open for [`Process::sentinel`].
+enum Sentinel {
+    Fd(OwnedFd),
+    /// The OS error `pidfd_open` (or the fallback pipe) gave.
+    Failed(i32),
 }
 
 impl Process {
@@ -252,6 +265,9 @@ impl Process {
     /// for a closure with another method; the OS error if no process can be
     /// made. A process without a target runs nothing and exits 0.
     pub fn start(&mut self) -> Result<(), ProcessError> {
+        if self.closed {
+            return Err(ProcessError::new(Kind::Closed));
+        }
         let Some(b) = self.builder.take() else {
             return Err(ProcessError::new(Kind::AlreadyStarted));
         };
@@ -311,6 +327,18 @@ impl Process {
             }
         };
         let state = ChildState::new(pid, name.clone(), daemon, watch);
+        // Opened before anything can reap the child (a fork-server child is
+        // reaped by the server: if it is gone already, the pid is free and
+        // the sentinel is ready at once).
+        let fd = match pidfd::open(pid) {
+            Ok(Some(fd)) => Ok(fd),
+            Ok(None) => pidfd::ready(),
+            Err(e) => Err(e),
+        };
+        self.sentinel = Some(match fd {
+            Ok(fd) => Sentinel::Fd(fd),
+            Err(e) => Sentinel::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
+        });
         children::register(state.clone());
         self.child = Some(state);
         self.name = Some(name);
@@ -319,9 +347,75 @@ impl Process {
     }
 
     fn child(&self) -> Result<&Arc<ChildState>, ProcessError> {
-        self.child
-            .as_ref()
-            .ok_or_else(|| ProcessError::new(Kind::NotStarted))
+        match &self.child {
+            Some(c) => Ok(c),
+            None if self.closed => Err(ProcessError::new(Kind::Closed)),
+            None => Err(ProcessError::new(Kind::NotStarted)),
+        }
+    }
+
+    /// Releases what the `Process` holds (its sentinel descriptor, its
+    /// entry among the children): Python's `close()`. Afterwards `start`,
+    /// `join`, `terminate`, `kill`, `interrupt` and `sentinel` fail with
+    /// [`is_closed`](ProcessError::is_closed), `pid` and `exitcode` are
+    /// `None` and `is_alive` is false (Python raises `ValueError` from them
+    /// all). Closing again does nothing.
+    ///
+    /// # Errors
+    /// [`is_still_running`](ProcessError::is_still_running) if the child
+    /// has not ended (Python's `ValueError: Cannot close a process while it
+    /// is still running`); nothing is released then.
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::process::Process;
+    ///
+    /// #[spindle::task]
+    /// fn nothing() {}
+    ///
+    /// let mut p = Process::new(nothing::call());
+    /// p.start()?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert!(p.join().unwrap_err().is_closed());
+    /// # Ok::<(), spindle::process::ProcessError>(())
+    /// ```
+    pub fn close(&mut self) -> Result<(), ProcessError> {
+        if let Some(c) = &self.child
+            && c.poll_end().is_none()
+        {
+            return Err(ProcessError::new(Kind::StillRunning));
+        }
+        self.child = None;
+        self.sentinel = None;
+        self.builder = None;
+        self.closed = true;
+        children::cleanup();
+        Ok(())
+    }
+
+    /// A descriptor that becomes readable when the child ends (Python's
+    /// `sentinel`), to wait on with `poll(2)` / `epoll` beside other
+    /// descriptors. It is a process descriptor (`pidfd_open(2)`) opened at
+    /// `start`: readable once the child has ended, reaped or not, and never
+    /// fooled by a reused pid. Reading it is not needed; call
+    /// [`join`](Self::join) or [`is_alive`](Self::is_alive) to reap the
+    /// child and learn how it ended.
+    ///
+    /// # Errors
+    /// [`is_not_started`](ProcessError::is_not_started) before `start`,
+    /// [`is_closed`](ProcessError::is_closed) after [`close`](Self::close),
+    /// or the OS error if no descriptor could be opened at `start` (a
+    /// kernel before 5.3, no descriptors left).
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>, ProcessError> {
+        self.child()?;
+        match &self.sentinel {
+            Some(Sentinel::Fd(fd)) => Ok(fd.as_fd()),
+            Some(Sentinel::Failed(code)) => {
+                Err(ProcessError::io(std::io::Error::from_raw_os_error(*code)))
+            }
+            None => Err(ProcessError::new(Kind::NotStarted)),
+        }
     }
 
     /// Waits for the child to end (Python's `join()`).
@@ -454,6 +548,17 @@ impl Process {
         self.child()?.signal(Signal::SIGKILL)
     }
 
+    /// Sends SIGINT (Python 3.14's `interrupt()`); nothing if it already
+    /// ended. A spindle child keeps the default action of SIGINT, so it ends
+    /// with exit code -2 (Python's child raises `KeyboardInterrupt` and, if
+    /// nothing catches it, exits with code 1).
+    ///
+    /// # Errors
+    /// [`is_not_started`](ProcessError::is_not_started) before `start`.
+    pub fn interrupt(&self) -> Result<(), ProcessError> {
+        self.child()?.signal(Signal::SIGINT)
+    }
+
     /// The child's process id once started (Python's `pid`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.pid)
@@ -494,6 +599,7 @@ impl Process {
 impl fmt::Debug for Process {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.child, self.exitcode()) {
+            (None, _) if self.closed => "closed".to_string(),
             (None, _) => "initial".to_string(),
             (Some(_), None) if self.is_alive() => "started".to_string(),
             (Some(_), c) => format!("stopped exitcode={c:?}"),

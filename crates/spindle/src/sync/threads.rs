@@ -194,6 +194,7 @@ impl Barrier<ThreadScope> {
                 epoch: AtomicUsize::new(0),
             }),
             action: None,
+            default_timeout: None,
         })
     }
 

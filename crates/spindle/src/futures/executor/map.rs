@@ -19,9 +19,17 @@ type ChunkFuture<A, X, F> = Future<Vec<<F as MapFn<A, X>>::Output>, <F as MapFn<
 /// Each item is the function's value, or the [`FutureError`] of its call
 /// (its own error, a panic, …); iteration goes on after such an error. A
 /// [`Timeout`](FutureError::Timeout) ends the iteration and cancels the calls
-/// not yet started. Dropping the iterator cancels the calls not yet started,
-/// as closing Python's generator does.
-#[must_use = "dropping the Map cancels the calls not yet started"]
+/// not yet started.
+///
+/// Dropping it follows Python's generator (CPython `Executor.map`, whose
+/// `result_iterator` cancels the futures left in its `finally`, which runs
+/// only if the generator was started): dropped before the first
+/// [`next`](Iterator::next), it cancels nothing — the calls already
+/// submitted (the first window, all of them with
+/// `buffersize(usize::MAX)`) run to the end, and the items past the window
+/// are never submitted, as with Python 3.14's `buffersize`; dropped after
+/// the first `next`, it cancels the calls not yet started.
+#[must_use = "the calls of the first window run; iterate to get their results"]
 pub struct Map<'a, X, F, I>
 where
     X: Executor + ?Sized,
@@ -39,6 +47,9 @@ where
     /// A later submission failed: no more input is taken; reported in order.
     stopped: Option<FutureError<F::Error>>,
     ended: bool,
+    /// `next` was called: only then does dropping cancel (Python's
+    /// generator runs its `finally` only once started).
+    started: bool,
 }
 
 impl<'a, X, F, I> Map<'a, X, F, I>
@@ -68,6 +79,7 @@ where
             current: Vec::new().into_iter(),
             stopped: None,
             ended: false,
+            started: false,
         };
         map.fill().map_err(|e| e.map_task(drop))?;
         Ok(map)
@@ -103,6 +115,7 @@ where
     type Item = Result<F::Output, FutureError<F::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.started = true;
         if let Some(v) = self.current.next() {
             return Some(Ok(v));
         }
@@ -143,7 +156,9 @@ where
     F: MapFn<I::Item, X>,
 {
     fn drop(&mut self) {
-        self.cancel_rest();
+        if self.started {
+            self.cancel_rest();
+        }
     }
 }
 
@@ -159,6 +174,7 @@ where
             .field("window", &self.window)
             .field("chunksize", &self.chunksize)
             .field("ended", &self.ended)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }

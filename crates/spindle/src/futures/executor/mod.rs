@@ -105,7 +105,7 @@ pub trait Executor {
     /// ```
     /// use spindle::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let pool = ThreadPoolExecutor::builder().max_workers(4).build();
+    /// let pool = ThreadPoolExecutor::builder().max_workers(4).build().unwrap();
     /// let squares: Vec<u64> = pool
     ///     .map(|n: u64| n * n, 1..=5)
     ///     .unwrap()

@@ -24,7 +24,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,12 @@ struct Inner {
     feeding: AtomicBool,
     feeder: Mutex<Feeder>,
     flushed: Condvar,
+    /// The process that called `close` (0: none). A pid, not a flag, so a
+    /// forked child starts with its copy open (Python's `_after_fork`).
+    closed_by: AtomicU32,
+    /// The process that called `cancel_join_thread` (0: none): its exit
+    /// does not wait for this queue's feeder.
+    no_join_by: AtomicU32,
 }
 
 static FEEDERS: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -228,6 +234,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 running: false,
             }),
             flushed: Condvar::new(),
+            closed_by: AtomicU32::new(0),
+            no_join_by: AtomicU32::new(0),
         });
         Queue {
             inner,
@@ -326,6 +334,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         buf: &mut Vec<u8>,
         deadline: Option<Instant>,
     ) -> Result<(), PutFail> {
+        if self.inner.is_closed() {
+            return Err(PutFail::Item(ItemErrorKind::Closed));
+        }
         let ring = self.ring();
         if ring.shutdown_state() != 0 {
             return Err(PutFail::ShutDown);
@@ -419,6 +430,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_raw(&self, deadline: Option<Instant>) -> Result<T, GetFail> {
+        if self.inner.is_closed() {
+            return Err(GetFail::Item(ItemErrorKind::Closed));
+        }
         DECODE.with(|b| match b.try_borrow_mut() {
             Ok(mut buf) => {
                 let got = self.get_into(&mut buf, deadline);
@@ -598,7 +612,81 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn is_shutdown(&self) -> bool {
         self.ring().shutdown_state() != 0
     }
+
+    /// Says this process puts and gets nothing more through the queue
+    /// (Python's `close()`): from now on `put` and `get` (every form) of
+    /// every handle of it in this process fail with
+    /// [`ItemErrorKind::Closed`]. Items already in this process's feeder
+    /// buffer are still published, and the feeder thread ends once they
+    /// are ([`join_thread`](Self::join_thread) waits for that). Other
+    /// processes, and a child forked later, keep using the queue. Closing
+    /// again does nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::ipc::{ItemErrorKind, Queue, QueueError};
+    ///
+    /// let q = Queue::new()?;
+    /// q.put(1u32).unwrap();
+    /// q.close();
+    /// q.join_thread().unwrap();
+    /// let e = q.put(2).unwrap_err();
+    /// assert!(matches!(&e, QueueError::Item(i) if matches!(i.kind(), ItemErrorKind::Closed)));
+    /// assert_eq!(q.qsize(), 1, "what was put before close is there");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.inner.closed_by.store(my_pid(), SeqCst);
+    }
+
+    /// Whether this process [`close`](Self::close)d the queue.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Waits until this process's feeder thread has published every item
+    /// it buffered (Python's `join_thread()`, which joins that thread);
+    /// returns at once if there is none, or after
+    /// [`cancel_join_thread`](Self::cancel_join_thread), as Python's.
+    ///
+    /// # Errors
+    /// [`NotClosedError`] unless this process called [`close`](Self::close)
+    /// first (Python's `AssertionError`: a put after the join would start
+    /// the feeder again).
+    pub fn join_thread(&self) -> Result<(), NotClosedError> {
+        if !self.inner.is_closed() {
+            return Err(NotClosedError);
+        }
+        if self.inner.no_join_by.load(SeqCst) != my_pid() {
+            self.inner.flush();
+        }
+        Ok(())
+    }
+
+    /// This process's exit (and [`join_thread`](Self::join_thread)) will
+    /// not wait for the queue's feeder thread (Python's
+    /// `cancel_join_thread()`): items still in its buffer when the process
+    /// ends are lost (Python: "data may be lost"); spindle also takes them
+    /// out of `qsize` and of the unfinished-task count, so `join` does not
+    /// wait for them (Python's stay counted). Useful when a process must
+    /// exit at once though no consumer reads.
+    pub fn cancel_join_thread(&self) {
+        self.inner.no_join_by.store(my_pid(), SeqCst);
+    }
 }
+
+/// [`Queue::join_thread`] before [`Queue::close`] (Python's
+/// `AssertionError: Queue ... not closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotClosedError;
+
+impl fmt::Display for NotClosedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("join_thread() needs close() first")
+    }
+}
+
+impl std::error::Error for NotClosedError {}
 
 /// An [`Item`](QueueError::Item) failure reads as a shut-down queue here,
 /// as the trait asks of a transport that failed; the item is handed back.
@@ -852,6 +940,28 @@ impl Inner {
         }
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed_by.load(SeqCst) == my_pid()
+    }
+
+    /// Forgets the items this process's feeder has not taken up yet (the
+    /// exit of a process that called `cancel_join_thread`): they leave
+    /// `qsize`, the unfinished-task count and a bounded queue's places, so
+    /// `join` does not wait for them. One item the feeder is publishing at
+    /// that moment may land or stay counted.
+    fn discard_buffer(&self) {
+        let lost: Vec<Pending> = {
+            let mut f = self.feeder.lock();
+            if f.pid != my_pid() {
+                return;
+            }
+            f.buf.drain(..).collect()
+        };
+        for _ in lost {
+            self.drop_item();
+        }
+    }
+
     /// Waits until this process's pending items are published.
     fn flush(&self) {
         let mut f = self.feeder.lock();
@@ -871,8 +981,15 @@ pub(crate) fn flush_all() {
     };
     let feeders: Vec<_> = std::mem::take(&mut *registered);
     drop(registered);
+    let me = my_pid();
     for q in feeders.iter().filter_map(Weak::upgrade) {
-        q.flush();
+        // `cancel_join_thread`: this process does not wait for this feeder;
+        // what it still buffers is given up, and uncounted.
+        if q.no_join_by.load(SeqCst) == me {
+            q.discard_buffer();
+        } else {
+            q.flush();
+        }
     }
 }
 

@@ -214,6 +214,7 @@ impl Barrier {
                 st.parties.store(parties as u32, SeqCst);
             })?,
             action: None,
+            default_timeout: None,
         })
     }
 }
@@ -255,10 +256,51 @@ shared_serde!(BoundedSemaphore, |state| generic::Semaphore {
     state,
     _kind: PhantomData
 });
-shared_serde!(Barrier, |state| generic::Barrier {
-    state,
-    action: None
-});
+// A barrier handle carries its default timeout (`with_timeout`) along.
+/// The barrier's shared region, as serde sees it (its own methods are
+/// inherent).
+struct BarrierRegion(Shared<BarrierState<ProcessScope>>);
+
+impl Serialize for BarrierRegion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BarrierRegion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Shared::deserialize(d).map(BarrierRegion)
+    }
+}
+
+impl Serialize for Barrier {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (BarrierRegion(self.state.clone()), self.default_timeout).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Barrier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (BarrierRegion(state), default_timeout) = Deserialize::deserialize(d)?;
+        Ok(generic::Barrier {
+            state,
+            action: None,
+            default_timeout,
+        })
+    }
+}
+
+impl Clone for Barrier {
+    /// Another handle on the same shared barrier, with the same default
+    /// timeout.
+    fn clone(&self) -> Self {
+        generic::Barrier {
+            state: self.state.clone(),
+            action: None,
+            default_timeout: self.default_timeout,
+        }
+    }
+}
 
 impl<L: ConditionLock<Scope = ProcessScope> + Clone> Clone for generic::Condition<ProcessScope, L> {
     /// Another handle on the same condition (and lock).

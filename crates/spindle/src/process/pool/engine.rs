@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,11 @@ pub(crate) struct Config {
     pub(crate) name: &'static str,
     /// Told each time a task starts on a worker (see [`TaskStart`]).
     pub(crate) on_task_start: Option<TaskStartHook>,
+    /// Start workers as tasks need them, up to `processes`, reusing an idle
+    /// one first (CPython 3.9+ `ProcessPoolExecutor._adjust_process_count`);
+    /// false: start them all at once (Python's `Pool`, and the executor with
+    /// the fork start method).
+    pub(crate) on_demand: bool,
 }
 
 /// A task has started on a worker process: passed to the observer set with
@@ -110,6 +115,11 @@ pub(crate) struct State {
     pub(crate) workers: Vec<Option<Worker>>,
     /// Slot threads still running.
     pub(crate) live: usize,
+    /// Slot threads started so far (slots `0..spawned` are in use).
+    pub(crate) spawned: usize,
+    /// Worker processes being started (first or replacement) and not listed
+    /// in `workers` yet: the pending jobs they will take need no new slot.
+    pub(crate) starting: usize,
     pub(crate) closed: bool,
     pub(crate) terminated: bool,
     pub(crate) broken: Option<BrokenPool>,
@@ -123,7 +133,15 @@ pub(crate) struct State {
     pub(crate) failed: Vec<(Job, Failure)>,
 }
 
+/// Starts the slot thread of a slot (slot.rs), counted under the lock: given
+/// to [`Engine::new`] so that the engine does not import the slots, which
+/// import it.
+pub(crate) type SpawnSlot = fn(&Arc<Engine>, &mut State, usize) -> std::io::Result<()>;
+
 pub(crate) struct Engine {
+    /// This engine, for the slot threads started on demand by `dispatch`.
+    me: Weak<Engine>,
+    spawn_slot: SpawnSlot,
     pub(crate) cfg: Config,
     pub(crate) state: Mutex<State>,
     pub(crate) changed: Condvar,
@@ -136,14 +154,18 @@ pub(crate) enum Refused<T> {
 }
 
 impl Engine {
-    pub(crate) fn new(cfg: Config) -> Arc<Engine> {
+    pub(crate) fn new(cfg: Config, spawn_slot: SpawnSlot) -> Arc<Engine> {
         let n = cfg.processes;
-        Arc::new(Engine {
+        Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
+            spawn_slot,
             cfg,
             state: Mutex::new(State {
                 pending: VecDeque::new(),
                 workers: (0..n).map(|_| None).collect(),
                 live: 0,
+                spawned: 0,
+                starting: 0,
                 closed: false,
                 terminated: false,
                 broken: None,
@@ -291,6 +313,11 @@ impl Engine {
                 self.send_one(st, slot, now);
             }
         }
+        // No idle worker took them: start workers for them, up to the limit
+        // (on demand only; each worker being started will take one).
+        if self.cfg.on_demand {
+            self.spawn_for_pending(st);
+        }
         // Then jobs sent ahead to busy workers.
         while !st.pending.is_empty() {
             let Some(slot) = self.prefetch_target(st, now) else {
@@ -306,6 +333,36 @@ impl Engine {
                     w.stop_sent = true;
                     link::push_frame(&mut w.outbox, &ToWorkerRef::Stop).ok();
                 }
+            }
+        }
+    }
+
+    /// Starts a slot thread (a new worker) for each pending job that no
+    /// worker being started will take, while fewer than `processes` slots
+    /// are in use: CPython's `_adjust_process_count` starts a process only
+    /// when no worker is idle. A slot thread that cannot be started breaks
+    /// the pool (its jobs fail once the lock is released).
+    fn spawn_for_pending(&self, st: &mut State) {
+        if st.terminated || st.broken.is_some() {
+            return;
+        }
+        while st.pending.len() > st.starting && st.spawned < self.cfg.processes {
+            let Some(engine) = self.me.upgrade() else {
+                return;
+            };
+            let slot = st.spawned;
+            if let Err(e) = (self.spawn_slot)(&engine, st, slot) {
+                let b = BrokenPool::new(format!("a pool thread could not be started: {e}"));
+                st.broken = Some(b.clone());
+                st.closed = true;
+                let failed: Vec<_> = st
+                    .pending
+                    .drain(..)
+                    .map(|j| (j, Failure::Broken(b.clone())))
+                    .collect();
+                st.failed.extend(failed);
+                self.changed.notify_all();
+                return;
             }
         }
     }
@@ -401,6 +458,8 @@ impl Engine {
         let drained = {
             let mut st = self.state.lock();
             st.closed = true;
+            // `wait_for_workers` and the watchdog look at `closed`.
+            self.changed.notify_all();
             let drained: Vec<Job> = if cancel_pending {
                 st.pending.drain(..).collect()
             } else {
@@ -441,6 +500,26 @@ impl Engine {
             Engine::signal_all(&st, Signal::SIGKILL);
         }
         self.wait_workers(None);
+    }
+
+    /// Python 3.14's `terminate_workers()` / `kill_workers()`: shuts the
+    /// pool down cancelling the queued jobs (`shutdown(wait=False,
+    /// cancel_futures=True)`), breaks it, and sends `sig` to every worker
+    /// alive; their running jobs fail with `BrokenPool` (Python's
+    /// `BrokenProcessPool`). Does not wait.
+    pub(crate) fn signal_workers(&self, sig: Signal, reason: &str) {
+        self.close(true);
+        let drained = {
+            let mut st = self.state.lock();
+            if st.broken.is_none() {
+                st.broken = Some(BrokenPool::new(reason));
+            }
+            Engine::signal_all(&st, sig);
+            self.changed.notify_all();
+            // Anything queued since (a worker's requeued prefetch) is cancelled.
+            st.pending.drain(..).collect::<Vec<_>>()
+        };
+        fail_all(drained, &Failure::Cancelled);
     }
 
     /// Breaks the pool: fails every queued job and stops the workers

@@ -21,6 +21,8 @@ enum Kind {
     Start(ProcessError),
     StillRunning,
     Timeout,
+    /// A builder argument that must not be 0 was 0 (Python's `ValueError`).
+    Invalid(&'static str),
 }
 
 impl PoolError {
@@ -33,6 +35,12 @@ impl PoolError {
     pub(crate) fn still_running() -> PoolError {
         PoolError {
             kind: Kind::StillRunning,
+        }
+    }
+
+    pub(crate) fn invalid(name: &'static str) -> PoolError {
+        PoolError {
+            kind: Kind::Invalid(name),
         }
     }
 
@@ -59,11 +67,27 @@ impl PoolError {
         matches!(self.kind, Kind::Timeout)
     }
 
+    /// A builder argument was 0 where Python raises `ValueError` (`processes`,
+    /// `max_workers`, `maxtasksperchild`, `max_tasks_per_child`,
+    /// `task_timeout`); [`invalid_argument`](Self::invalid_argument) names it.
+    /// Nothing was started.
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self.kind, Kind::Invalid(_))
+    }
+
+    /// The builder argument behind [`is_invalid_argument`](Self::is_invalid_argument).
+    pub fn invalid_argument(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Invalid(name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The process error behind a start failure.
     pub fn process_error(&self) -> Option<&ProcessError> {
         match &self.kind {
             Kind::Start(e) => Some(e),
-            Kind::StillRunning | Kind::Timeout => None,
+            Kind::StillRunning | Kind::Timeout | Kind::Invalid(_) => None,
         }
     }
 }
@@ -82,6 +106,10 @@ impl fmt::Display for PoolError {
                 f.write_str("the pool is still running: close or terminate it before join")
             }
             Kind::Timeout => f.write_str("timed out waiting for the pool's workers to exit"),
+            Kind::Invalid(name) => write!(
+                f,
+                "{name} must be greater than 0 (leave it unset for the default)"
+            ),
         }
     }
 }
@@ -90,7 +118,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             Kind::Start(e) => Some(e),
-            Kind::StillRunning | Kind::Timeout => None,
+            Kind::StillRunning | Kind::Timeout | Kind::Invalid(_) => None,
         }
     }
 }

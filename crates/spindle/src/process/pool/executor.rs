@@ -14,6 +14,7 @@ use super::slot;
 use crate::futures::{Executor, Future, SubmitError, Task};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
+use nix::sys::signal::Signal;
 
 /// A pool of worker processes running [`Call`]s of registered tasks and
 /// handing back [`Future`]s: Python's `concurrent.futures.ProcessPoolExecutor`.
@@ -35,6 +36,10 @@ use crate::process::{self, ProcessError, StartMethod, cpu_count};
 /// given a time limit ([`task_timeout`](ProcessPoolBuilder::task_timeout)).
 /// A failing initializer breaks the pool with the initializer's panic message
 /// (Python's `BrokenProcessPool`).
+///
+/// Workers start on demand (CPython 3.9+): a task that finds no idle worker
+/// starts one, up to `max_workers`; [`Pool`](super::Pool) starts them all at
+/// once, as Python's `Pool` does.
 ///
 /// Dropping the executor is `shutdown(wait=true)`: leaving Python's `with`.
 ///
@@ -90,8 +95,10 @@ impl ProcessPoolExecutor {
                 terminate_grace: TERMINATE_GRACE,
                 name: "SpindlePoolWorker",
                 on_task_start: None,
+                on_demand: true,
             },
             init_error: None,
+            zero: None,
         }
     }
 
@@ -115,17 +122,27 @@ impl ProcessPoolExecutor {
     /// Waits until at least `n` workers are alive; returns whether they are
     /// (spindle only: Python's pools have no such wait). Useful after a
     /// worker died, to see the pool back to size. Returns
-    /// false without waiting for what cannot happen: `n` above
-    /// [`max_workers`](Executor::max_workers), or a pool closed, terminated
-    /// or broken (no worker will start any more) with fewer alive. The
-    /// non-blocking check is [`worker_pids`](Self::worker_pids)`().len()`.
+    /// false without waiting for what cannot happen: `n` above the workers
+    /// started so far (an executor starts them on demand, up to
+    /// [`max_workers`](Executor::max_workers); a `Pool` starts all), or a
+    /// pool closed, terminated or broken (no worker will start any more)
+    /// with fewer alive. The non-blocking check is
+    /// [`worker_pids`](Self::worker_pids)`().len()`.
     ///
     /// # Examples
     /// ```
     /// use std::time::Duration;
+    /// use spindle::futures::Executor;
     /// use spindle::process::ProcessPoolExecutor;
     ///
+    /// #[spindle::task]
+    /// fn nap() {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    /// }
+    ///
     /// let pool = ProcessPoolExecutor::builder().max_workers(2).build()?;
+    /// assert!(!pool.wait_for_workers(1), "no task yet: no worker");
+    /// let naps = [pool.submit(nap::call()).unwrap(), pool.submit(nap::call()).unwrap()];
     /// assert!(pool.wait_for_workers(2));
     /// assert!(!pool.wait_for_workers_timeout(3, Duration::from_secs(60)), "only 2");
     /// # Ok::<(), spindle::process::PoolError>(())
@@ -158,7 +175,7 @@ impl ProcessPoolExecutor {
             if alive(&st) >= n {
                 return true;
             }
-            if n > engine.cfg.processes || st.closed || st.broken.is_some() {
+            if n > st.spawned || st.closed || st.broken.is_some() {
                 return false;
             }
             // Slot threads notify `changed` when a worker starts or ends.
@@ -171,6 +188,55 @@ impl ProcessPoolExecutor {
                 }
             }
         }
+    }
+
+    /// Sends SIGTERM to every worker at once (Python 3.14's
+    /// `terminate_workers()`): the executor shuts down with the queued
+    /// tasks cancelled ([`FutureError::Cancelled`](crate::futures::FutureError::Cancelled)),
+    /// the tasks running fail with
+    /// [`FutureError::BrokenPool`](crate::futures::FutureError::BrokenPool)
+    /// (Python's `BrokenProcessPool`), no worker is replaced, and later
+    /// submissions fail with [`SubmitError::BrokenPool`]. Returns without
+    /// waiting; `shutdown(true, _)` or dropping the executor then waits for
+    /// the workers (a worker that ignores SIGTERM: use
+    /// [`kill_workers`](Self::kill_workers)).
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::futures::Executor;
+    /// use spindle::process::ProcessPoolExecutor;
+    ///
+    /// #[spindle::task]
+    /// fn forever() {
+    ///     loop {
+    ///         std::thread::park();
+    ///     }
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).build()?;
+    /// let stuck = pool.submit(forever::call()).unwrap();
+    /// let queued = pool.submit(forever::call()).unwrap();
+    /// while !stuck.running() {
+    ///     std::thread::yield_now();
+    /// }
+    /// pool.terminate_workers();
+    /// assert!(stuck.result().unwrap_err().is_broken());
+    /// assert!(queued.result().unwrap_err().is_cancelled());
+    /// # Ok::<(), spindle::process::PoolError>(())
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.engine.signal_workers(
+            Signal::SIGTERM,
+            "the workers were terminated (terminate_workers)",
+        );
+    }
+
+    /// Sends SIGKILL to every worker at once (Python 3.14's
+    /// `kill_workers()`); otherwise as
+    /// [`terminate_workers`](Self::terminate_workers).
+    pub fn kill_workers(&self) {
+        self.engine
+            .signal_workers(Signal::SIGKILL, "the workers were killed (kill_workers)");
     }
 
     /// Queues a job built by the `Pool` front end.
@@ -249,13 +315,35 @@ impl fmt::Debug for ProcessPoolExecutor {
 pub struct ProcessPoolBuilder {
     pub(crate) cfg: Config,
     init_error: Option<String>,
+    /// The builder argument last given 0 where at least 1 is needed.
+    zero: Option<&'static str>,
 }
 
 impl ProcessPoolBuilder {
-    /// How many worker processes (Python's `max_workers` / `processes`);
-    /// default [`cpu_count`]. 0 means the default.
-    pub fn max_workers(mut self, n: usize) -> ProcessPoolBuilder {
+    /// How many worker processes at most (Python's `max_workers`); default
+    /// (left unset) [`cpu_count`]. Workers start on demand, as in CPython
+    /// 3.9+: a task that finds no idle worker starts one, up to this limit,
+    /// so sequential tasks reuse one worker (with
+    /// [`StartMethod::Fork`], all start at once, as in CPython). 0 makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
+    /// max_workers must be greater than 0`).
+    pub fn max_workers(self, n: usize) -> ProcessPoolBuilder {
+        self.workers(n, "max_workers")
+    }
+
+    /// Sets the worker count, `name` being the builder argument (for the
+    /// error on 0).
+    pub(crate) fn workers(mut self, n: usize, name: &'static str) -> ProcessPoolBuilder {
         self.cfg.processes = n;
+        self.zero_check(n == 0, name)
+    }
+
+    fn zero_check(mut self, zero: bool, name: &'static str) -> ProcessPoolBuilder {
+        if zero {
+            self.zero = Some(name);
+        } else if self.zero == Some(name) {
+            self.zero = None;
+        }
         self
     }
 
@@ -280,19 +368,28 @@ impl ProcessPoolBuilder {
 
     /// Replace each worker after it has run `n` tasks (Python's
     /// `max_tasks_per_child` / `maxtasksperchild`; a `map` chunk counts as
-    /// one task). 0 (the default) means never.
-    pub fn max_tasks_per_child(mut self, n: u64) -> ProcessPoolBuilder {
+    /// one task). Left unset (the default), never. 0 makes
+    /// [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
+    /// max_tasks_per_child must be >= 1`).
+    pub fn max_tasks_per_child(self, n: u64) -> ProcessPoolBuilder {
+        self.tasks_per_child(n, "max_tasks_per_child")
+    }
+
+    pub(crate) fn tasks_per_child(mut self, n: u64, name: &'static str) -> ProcessPoolBuilder {
         self.cfg.max_tasks = n;
-        self
+        self.zero_check(n == 0, name)
     }
 
     /// Per-task time limit: a task running longer fails with
     /// [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost)
     /// ([`is_task_timeout`](crate::futures::FutureError::is_task_timeout))
     /// and its worker is killed and replaced. Python has none.
+    /// `Duration::ZERO` makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (no task could ever finish).
     pub fn task_timeout(mut self, limit: Duration) -> ProcessPoolBuilder {
         self.cfg.task_timeout = Some(limit);
-        self
+        self.zero_check(limit.is_zero(), "task_timeout")
     }
 
     /// Re-run a task whose worker died up to `n` times before failing it
@@ -346,20 +443,30 @@ impl ProcessPoolBuilder {
     ///
     /// # Errors
     /// [`PoolError::is_start_failed`] if a worker process cannot be started
-    /// or the initializer's arguments cannot be encoded.
+    /// or the initializer's arguments cannot be encoded;
+    /// [`PoolError::is_invalid_argument`] for a 0 given to `max_workers`,
+    /// `max_tasks_per_child` or `task_timeout`.
     pub fn build(self) -> Result<ProcessPoolExecutor, PoolError> {
         let engine = self.start()?;
         Ok(ProcessPoolExecutor { engine })
     }
 
     pub(crate) fn start(mut self) -> Result<Arc<Engine>, PoolError> {
+        if let Some(name) = self.zero {
+            return Err(PoolError::invalid(name));
+        }
         if let Some(m) = self.init_error {
             return Err(PoolError::start(ProcessError::new(Kind::Encode(m))));
         }
         if self.cfg.processes == 0 {
             self.cfg.processes = cpu_count().max(1);
         }
-        let engine = Engine::new(self.cfg);
+        // CPython starts every worker at once under fork (a child forked
+        // later would copy whatever threads hold then).
+        if self.cfg.method == StartMethod::Fork {
+            self.cfg.on_demand = false;
+        }
+        let engine = Engine::new(self.cfg, slot::spawn_on_demand);
         if let Err(e) = slot::start_slots(&engine) {
             engine.terminate();
             return Err(PoolError::start(e));

@@ -11,7 +11,7 @@ use super::error::PoolError;
 use super::executor::{ProcessPoolBuilder, ProcessPoolExecutor};
 use super::imap::IMapUnordered;
 use super::star::StarFn;
-use crate::futures::{BrokenPool, Executor, FutureError, Map, MapOptions, SubmitError};
+use crate::futures::{Executor, FutureError, Map, MapOptions, SubmitError};
 use crate::process::{self, StartMethod};
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`, with
@@ -57,11 +57,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `processes` workers (0: one per CPU): Python's
-    /// `Pool(processes)`.
+    /// A pool of `processes` workers: Python's `Pool(processes)`. For one
+    /// worker per CPU (Python's `Pool()`), use `Pool::builder().build()`.
     ///
     /// # Errors
-    /// As [`PoolBuilder::build`].
+    /// As [`PoolBuilder::build`]; [`PoolError::is_invalid_argument`] for 0
+    /// (Python's `ValueError: Number of processes must be at least 1`).
     pub fn new(processes: usize) -> Result<Pool, PoolError> {
         Pool::builder().processes(processes).build()
     }
@@ -69,9 +70,10 @@ impl Pool {
     /// A builder: Python's `Pool(processes, initializer, initargs,
     /// maxtasksperchild, context)`.
     pub fn builder() -> PoolBuilder {
-        PoolBuilder {
-            inner: ProcessPoolExecutor::builder(),
-        }
+        let mut inner = ProcessPoolExecutor::builder();
+        // Python's `Pool` starts every worker at once.
+        inner.cfg.on_demand = false;
+        PoolBuilder { inner }
     }
 
     /// How many worker processes the pool keeps.
@@ -111,9 +113,9 @@ impl Pool {
     /// `apply(func, args)`.
     ///
     /// # Errors
-    /// The task's panic, a lost worker, or [`FutureError::BrokenPool`] if the
-    /// pool is closed, terminated or broken (Python's
-    /// `ValueError: Pool not running`).
+    /// The task's panic, a lost worker, [`FutureError::Closed`] if the pool
+    /// was closed or terminated (Python's `ValueError: Pool not running`), or
+    /// [`FutureError::BrokenPool`] if it is broken.
     pub fn apply<T>(&self, call: Call<T>) -> Result<T::Output, FutureError>
     where
         T: process::Task,
@@ -170,7 +172,8 @@ impl Pool {
     /// `len / (4 × processes)`, rounded up, as in Python).
     ///
     /// # Errors
-    /// The first failing item's error (the rest are cancelled).
+    /// The first failing item's error (the rest are cancelled);
+    /// [`FutureError::Closed`] if the pool was closed or terminated.
     pub fn map<F, A, T>(
         &self,
         f: F,
@@ -186,7 +189,8 @@ impl Pool {
         self.map_chunked(f, items, cs)
     }
 
-    /// [`map`](Self::map) with an explicit `chunksize`.
+    /// [`map`](Self::map) with an explicit `chunksize`; 0 picks Python's
+    /// default (`chunksize=None`), as [`map`](Self::map) does.
     ///
     /// # Errors
     /// As [`map`](Self::map).
@@ -206,7 +210,7 @@ impl Pool {
         // for this thread, and this thread sleeps once, not once per chunk.
         // The first failure ends the map; chunks not started by then are
         // skipped.
-        match self.map_async(f, items, chunksize.max(1), Callbacks::new()) {
+        match self.map_async(f, items, chunksize, Callbacks::new()) {
             Ok(r) => r.into_future().take_deadline(None),
             Err(e) => Err(not_running(&e)),
         }
@@ -270,7 +274,8 @@ impl Pool {
         self.imap_chunked(f, items, 1)
     }
 
-    /// [`imap`](Self::imap) with `chunksize` items per task.
+    /// [`imap`](Self::imap) with `chunksize` items per task (0: Python's
+    /// default, 1).
     ///
     /// # Errors
     /// As [`imap`](Self::imap).
@@ -302,7 +307,8 @@ impl Pool {
         self.imap_unordered_chunked(f, items, 1)
     }
 
-    /// [`imap_unordered`](Self::imap_unordered) with `chunksize`.
+    /// [`imap_unordered`](Self::imap_unordered) with `chunksize` (0: Python's
+    /// default, 1).
     pub fn imap_unordered_chunked<F, A, T, I>(
         &self,
         f: F,
@@ -434,7 +440,7 @@ impl Pool {
 fn not_running<W>(e: &SubmitError<W>) -> FutureError {
     match e {
         SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b.clone()),
-        SubmitError::ShutDown(_) => FutureError::BrokenPool(BrokenPool::new("Pool not running")),
+        SubmitError::ShutDown(_) => FutureError::Closed,
     }
 }
 
@@ -457,9 +463,12 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// Worker processes (Python's `processes`; default: the CPU count).
+    /// Worker processes (Python's `processes`; default, left unset: the CPU
+    /// count). 0 makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError: Number of
+    /// processes must be at least 1`).
     pub fn processes(mut self, n: usize) -> PoolBuilder {
-        self.inner = self.inner.max_workers(n);
+        self.inner = self.inner.workers(n, "processes");
         self
     }
 
@@ -470,9 +479,12 @@ impl PoolBuilder {
         self
     }
 
-    /// Replace a worker after `n` tasks (Python's `maxtasksperchild`).
+    /// Replace a worker after `n` tasks (Python's `maxtasksperchild`; left
+    /// unset, never). 0 makes [`build`](Self::build) fail with
+    /// [`PoolError::is_invalid_argument`] (Python's `ValueError:
+    /// maxtasksperchild must be a positive int or None`).
     pub fn maxtasksperchild(mut self, n: u64) -> PoolBuilder {
-        self.inner = self.inner.max_tasks_per_child(n);
+        self.inner = self.inner.tasks_per_child(n, "maxtasksperchild");
         self
     }
 
@@ -514,7 +526,9 @@ impl PoolBuilder {
     /// Starts the workers.
     ///
     /// # Errors
-    /// [`PoolError::is_start_failed`] if a worker cannot be started.
+    /// [`PoolError::is_start_failed`] if a worker cannot be started;
+    /// [`PoolError::is_invalid_argument`] for a 0 given to `processes`,
+    /// `maxtasksperchild` or `task_timeout`.
     pub fn build(self) -> Result<Pool, PoolError> {
         Ok(Pool {
             exec: self.inner.build()?,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::engine::{Engine, TaskStart, Worker, fail_all};
+use super::engine::{Engine, State, TaskStart, Worker, fail_all};
 use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
@@ -33,23 +33,19 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const SPIN: Duration = Duration::from_micros(50);
 const SPIN_BELOW: Duration = Duration::from_micros(100);
 
-/// Starts the slot threads of a new pool; returns once every first worker
-/// has started (or the first start error).
+/// Starts the slot threads of a new pool: every slot's, and returns once
+/// every first worker has started (or the first start error); none for a
+/// pool that starts workers on demand (`dispatch` starts them).
 pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
-    let n = engine.cfg.processes;
+    let n = if engine.cfg.on_demand {
+        0
+    } else {
+        engine.cfg.processes
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     for slot in 0..n {
-        let e = engine.clone();
-        let tx = tx.clone();
-        engine.state.lock().live += 1;
-        let spawned = thread::Builder::new()
-            .name(format!("{}-{slot}", engine.cfg.name))
-            .spawn(move || slot_main(&e, slot, Some(tx)));
-        if let Err(err) = spawned {
-            engine.state.lock().live -= 1;
-            engine.changed.notify_all();
-            return Err(ProcessError::io(err));
-        }
+        let mut st = engine.state.lock();
+        spawn_slot(engine, &mut st, slot, Some(tx.clone())).map_err(ProcessError::io)?;
     }
     drop(tx);
     let mut first_err = None;
@@ -69,6 +65,33 @@ pub(crate) fn start_slots(engine: &Arc<Engine>) -> Result<(), ProcessError> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// [`spawn_slot`] for a slot started on demand (the engine's `SpawnSlot`).
+pub(crate) fn spawn_on_demand(
+    engine: &Arc<Engine>,
+    st: &mut State,
+    slot: usize,
+) -> std::io::Result<()> {
+    spawn_slot(engine, st, slot, None)
+}
+
+/// Starts the thread of `slot` (which starts its worker), counted under the
+/// caller's lock: live, in use, starting a worker.
+pub(crate) fn spawn_slot(
+    engine: &Arc<Engine>,
+    st: &mut State,
+    slot: usize,
+    ready: Option<Sender<Result<(), ProcessError>>>,
+) -> std::io::Result<()> {
+    let e = engine.clone();
+    thread::Builder::new()
+        .name(format!("{}-{slot}", engine.cfg.name))
+        .spawn(move || slot_main(&e, slot, ready))?;
+    st.live += 1;
+    st.spawned = st.spawned.max(slot + 1);
+    st.starting += 1;
+    Ok(())
 }
 
 /// Starts one worker process for this slot.
@@ -97,6 +120,7 @@ fn slot_main(
         let (mut process, tx, mut rx) = match start_worker(engine, slot) {
             Ok(x) => x,
             Err(e) => {
+                engine.state.lock().starting -= 1;
                 let reason = format!("a worker process could not be started: {e}");
                 if let Some(tx) = ready.take() {
                     tx.send(Err(e)).ok();
@@ -108,6 +132,7 @@ fn slot_main(
         let pid = process.pid().unwrap_or(0);
         {
             let mut st = engine.state.lock();
+            st.starting -= 1;
             st.workers[slot] = Some(Worker {
                 pid,
                 pipe_cap: tx.capacity(),
@@ -276,6 +301,9 @@ fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
     }
     let drained = st.closed && st.pending.is_empty();
     let replace = !stopping && !drained;
+    if replace {
+        st.starting += 1; // the replacement, counted before `dispatch` looks
+    }
     engine.dispatch(&mut st);
     engine.release(st);
     for (job, f) in failed {
@@ -288,7 +316,9 @@ fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
 fn watchdog(engine: &Arc<Engine>, limit: Duration) {
     let mut st = engine.state.lock();
     loop {
-        if st.live == 0 {
+        // A pool that starts workers on demand has none at first: only a
+        // closed pool whose slot threads all ended is done.
+        if st.live == 0 && (st.closed || !engine.cfg.on_demand) {
             return;
         }
         let now = Instant::now();

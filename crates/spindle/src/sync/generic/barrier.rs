@@ -74,6 +74,9 @@ pub(crate) type Action = Box<dyn Fn() + Send + Sync>;
 pub struct Barrier<S: Scope> {
     pub(crate) state: S::Place<BarrierState<S>>,
     pub(crate) action: Option<Action>,
+    /// The bound of [`wait`](Barrier::wait) (Python's `timeout=`): this
+    /// handle's, not shared.
+    pub(crate) default_timeout: Option<Duration>,
 }
 
 /// How an arrival went.
@@ -112,17 +115,23 @@ impl<S: Scope> Barrier<S> {
     }
 
     /// Waits until `parties` threads wait; returns this thread's arrival
-    /// index (`wait()`).
+    /// index (`wait()`). With a default timeout (Python's
+    /// `Barrier(parties, timeout=t)`, [`with_timeout`](Barrier::with_timeout)),
+    /// waits at most that long, and a timeout breaks the barrier, as
+    /// [`wait_timeout`](Barrier::wait_timeout) does.
     ///
     /// # Errors
     ///
-    /// [`BrokenBarrierError`] if the barrier is or becomes broken.
+    /// [`BrokenBarrierError`] if the barrier is or becomes broken (also by
+    /// this wait's default timeout, as Python raises `BrokenBarrierError`
+    /// then).
     ///
     /// # Panics
     ///
     /// Resumes a panic of the action, in the thread that ran it.
     pub fn wait(&self) -> Result<usize, BrokenBarrierError> {
-        self.wait_inner(None).map_err(|_| BrokenBarrierError)
+        let deadline = self.default_timeout.and_then(deadline_after);
+        self.wait_inner(deadline).map_err(|_| BrokenBarrierError)
     }
 
     /// Like [`wait`](Barrier::wait), giving up after `timeout`
@@ -143,6 +152,38 @@ impl<S: Scope> Barrier<S> {
     /// As [`wait_timeout`](Barrier::wait_timeout).
     pub fn wait_deadline(&self, deadline: Instant) -> Result<usize, BarrierWaitError> {
         self.wait_inner(Some(deadline))
+    }
+
+    /// The same barrier, whose [`wait`](Barrier::wait) waits at most
+    /// `timeout` (Python's `Barrier(parties, action, timeout)`): a wait that
+    /// runs out breaks the barrier and fails with [`BrokenBarrierError`],
+    /// as in Python. `wait_timeout` / `wait_deadline` use their own bound.
+    /// `Duration::ZERO` is Python's `timeout=0`: a wait that does not
+    /// complete the round at once breaks it. The timeout belongs to this
+    /// handle and its clones; a process barrier passed to a child carries
+    /// it along.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle::sync::Barrier;
+    ///
+    /// let barrier = Barrier::new(2)?.with_timeout(Duration::from_millis(10));
+    /// assert_eq!(barrier.timeout(), Some(Duration::from_millis(10)));
+    /// assert!(barrier.wait().is_err(), "nobody came");
+    /// assert!(barrier.is_broken());
+    /// # Ok::<(), spindle::sync::CreateError>(())
+    /// ```
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// The default timeout of [`wait`](Barrier::wait), if one was given.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.default_timeout
     }
 
     /// Breaks the barrier (`abort()`): current and later waits fail until
