@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 let n: u32 = inbox.recv().await;
                 printed.set(printed.get() + 1);
-                if n % 1000 == 0 || n <= 5 {
+                if n.is_multiple_of(1000) || n <= 5 {
                     println!("Got: {n}");
                 }
             }

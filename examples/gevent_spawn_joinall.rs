@@ -54,7 +54,11 @@ async fn print_head(url: String) -> io::Result<usize> {
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let conn = TcpStream::connect(host).await?;
-    write_all(&conn, format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await?;
+    write_all(
+        &conn,
+        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let response = read_to_end(&conn).await?;
     let body_at = response
         .windows(4)

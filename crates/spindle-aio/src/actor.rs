@@ -248,8 +248,7 @@ impl<M: Send + 'static> ActorRef<M> {
             return Err(AskError::InRuntime);
         }
         let (tx, rx) = oneshot::channel();
-        self.send(make(Reply(tx)))
-            .map_err(|_| AskError::Stopped)?;
+        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
         block_on_deadline(rx, None)
             .expect("no deadline")
             .map_err(|_| AskError::NoReply)
@@ -490,10 +489,7 @@ impl fmt::Display for RegistryError {
                 name,
                 expected,
                 registered,
-            } => write!(
-                f,
-                "actor {name:?} takes {registered}, not {expected}"
-            ),
+            } => write!(f, "actor {name:?} takes {registered}, not {expected}"),
         }
     }
 }

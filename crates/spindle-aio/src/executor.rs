@@ -66,7 +66,11 @@ struct Outstanding {
 impl Drop for Outstanding {
     fn drop(&mut self) {
         let mut st = self.inner.lock();
-        let orphan = if self.took { None } else { st.queue.pop_front() };
+        let orphan = if self.took {
+            None
+        } else {
+            st.queue.pop_front()
+        };
         st.outstanding -= 1;
         if st.outstanding == 0 {
             self.inner.idle.notify_all();
@@ -196,7 +200,9 @@ async fn runner(inner: Arc<Inner>) {
         Some(AioJob::Call(job)) => {
             // A panic is caught inside `run_here`; a runtime shutting down
             // drops the closure unrun, which fails the future (BrokenPool).
-            tokio::task::spawn_blocking(move || job.run_here()).await.ok();
+            tokio::task::spawn_blocking(move || job.run_here())
+                .await
+                .ok();
         }
     }
 }

@@ -169,7 +169,10 @@ where
         }
         match first {
             Some(e) => Err(e),
-            None => Ok(values.into_iter().map(|v| v.expect("every task joined")).collect()),
+            None => Ok(values
+                .into_iter()
+                .map(|v| v.expect("every task joined"))
+                .collect()),
         }
     }
 }

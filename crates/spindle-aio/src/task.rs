@@ -315,7 +315,11 @@ fn poll_all<T>(tasks: &mut [Task<T>], cx: &mut Context<'_>) -> Poll<()> {
     for t in tasks.iter_mut() {
         pending |= t.poll_done(cx).is_pending();
     }
-    if pending { Poll::Pending } else { Poll::Ready(()) }
+    if pending {
+        Poll::Pending
+    } else {
+        Poll::Ready(())
+    }
 }
 
 /// The tasks' outcomes in the order they finish, each with the task's index
@@ -382,7 +386,11 @@ impl<T> AsCompleted<T> {
                 }
             }
         }
-        if any { Poll::Pending } else { Poll::Ready(None) }
+        if any {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
     }
 }
 
@@ -482,5 +490,7 @@ fn partition<T>(tasks: Vec<Task<T>>) -> Done<T> {
 /// [`Task::cancel`] on it (or use [`Task::join_timeout`]) where Python's
 /// `wait_for` would cancel the task.
 pub async fn wait_for<F: Future>(fut: F, timeout: Duration) -> Result<F::Output, Timeout> {
-    tokio::time::timeout(timeout, fut).await.map_err(|_| Timeout)
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| Timeout)
 }

@@ -171,13 +171,15 @@ fn mailbox_backpressure_blocks_thread_sender() {
         })
     };
     let tid = tid_rx.recv().unwrap();
-    let blocked = || {
-        attempting.load(Ordering::SeqCst) && counter.queued() == 2 && thread_state(&tid) == 'S'
-    };
+    let blocked =
+        || attempting.load(Ordering::SeqCst) && counter.queued() == 2 && thread_state(&tid) == 'S';
     while !sent.load(Ordering::SeqCst) && !blocked() {
         thread::yield_now();
     }
-    assert!(!sent.load(Ordering::SeqCst), "send returned on a full mailbox");
+    assert!(
+        !sent.load(Ordering::SeqCst),
+        "send returned on a full mailbox"
+    );
     assert_eq!(counter.queued(), 2);
     gate.send(()).unwrap();
     sender.join().unwrap();
@@ -246,7 +248,11 @@ fn registry_is_typed() {
         .unwrap();
     assert_eq!(counter.ask(Msg::Get), Ok(2));
     match registry.get::<String>("counter") {
-        Err(RegistryError::WrongType { name, expected, registered }) => {
+        Err(RegistryError::WrongType {
+            name,
+            expected,
+            registered,
+        }) => {
             assert_eq!(name, "counter");
             assert!(expected.contains("String"));
             assert!(registered.ends_with("Msg"));

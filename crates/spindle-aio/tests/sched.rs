@@ -171,10 +171,7 @@ fn send_to_an_unknown_actor_is_an_error() {
     sched.new_actor("echo", |inbox, _| async move {
         let _ = inbox.recv().await;
     });
-    assert_eq!(
-        sched.send("nobody", 1),
-        Err(UnknownActor("nobody".into()))
-    );
+    assert_eq!(sched.send("nobody", 1), Err(UnknownActor("nobody".into())));
     sched.send("echo", 1).unwrap();
     sched.run().unwrap();
     assert_eq!(sched.send("echo", 2), Err(UnknownActor("echo".into())));

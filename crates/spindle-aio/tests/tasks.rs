@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use spindle_aio::{
-    GroupError, InvalidSize, Pool, ReturnWhen, TaskError, TaskGroup, Timeout, as_completed,
-    gather, join_all, spawn, wait, wait_for, wait_timeout,
+    GroupError, InvalidSize, Pool, ReturnWhen, TaskError, TaskGroup, Timeout, as_completed, gather,
+    join_all, spawn, wait, wait_for, wait_timeout,
 };
 use tokio::time::sleep;
 
@@ -88,7 +88,10 @@ async fn cancel_and_ready() {
     let mut t = spawn(async { 5 });
     sleep(ms(1)).await;
     assert!(t.ready());
-    assert!(!t.cancel(), "cancel of a finished task is false, as in Python");
+    assert!(
+        !t.cancel(),
+        "cancel of a finished task is false, as in Python"
+    );
     assert_eq!((&mut t).await, Ok(5));
     assert_eq!(t.await, Err(TaskError::Joined));
 }
@@ -103,7 +106,11 @@ async fn wait_for_times_out_and_cancels() {
         7
     };
     assert_eq!(wait_for(slow, ms(100)).await, Err(Timeout));
-    assert_eq!(dropped.now.load(Ordering::SeqCst), 0, "the future was dropped");
+    assert_eq!(
+        dropped.now.load(Ordering::SeqCst),
+        0,
+        "the future was dropped"
+    );
     assert_eq!(dropped.max.load(Ordering::SeqCst), 1, "and it had started");
     assert_eq!(wait_for(async { 7 }, ms(100)).await, Ok(7));
 }
@@ -294,7 +301,10 @@ async fn pool_spawn_waits_for_a_slot() {
     assert_eq!(pool.free_count(), 0);
     let start = tokio::time::Instant::now();
     let c = pool.spawn(async { 3 }).await; // waits for a slot
-    assert!(start.elapsed() >= ms(100), "spawn returned before a slot freed");
+    assert!(
+        start.elapsed() >= ms(100),
+        "spawn returned before a slot freed"
+    );
     assert!(a.ready());
     assert_eq!(c.await, Ok(3));
 }
