@@ -358,3 +358,27 @@ fn pool_size_zero_is_an_error() {
         InvalidSize(0)
     );
 }
+
+/// `run` returns when its future does; tasks still running are dropped
+/// with the runtime (asyncio.run cancels them).
+#[test]
+fn run_drops_leftover_tasks() {
+    let live = Arc::new(InFlight::default());
+    let l = live.clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let out = spindle_aio::run(async move {
+        let _t = spawn(async move {
+            let _g = l.enter();
+            started_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        "main done"
+    })
+    .unwrap();
+    assert_eq!(out, "main done");
+    assert_eq!(live.max.load(Ordering::SeqCst), 1, "the task had started");
+    assert_eq!(live.now.load(Ordering::SeqCst), 0, "and was dropped");
+}

@@ -75,3 +75,14 @@ fn at_most_max_workers_futures_at_once() {
     let max = max.load(Ordering::SeqCst);
     assert!((1..=2).contains(&max), "{max} futures ran at once");
 }
+
+/// An executor owning its runtime can be dropped inside async code: its
+/// runtime stops in the background (tokio panics when a runtime is dropped
+/// where blocking is not allowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owned_executor_dropped_in_async_code() {
+    let pool = AioExecutor::new(1).unwrap();
+    let f = pool.submit(async { 3 }).unwrap();
+    assert_eq!(f.await, Ok(3));
+    drop(pool);
+}
