@@ -2,8 +2,10 @@
 //! coroutines are a third scope beside threads and processes.
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use spindle::futures::{Executor, Future, FutureExecutor, FutureJob, SubmitError, Task};
@@ -55,6 +57,15 @@ impl Inner {
     }
 }
 
+/// Ids of executors that own their runtime (0: none).
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    /// The id of the executor whose runtime this thread belongs to (its
+    /// worker and blocking threads), 0 elsewhere.
+    static OWNER: Cell<usize> = const { Cell::new(0) };
+}
+
 /// Counts a runner out however it ends: finished, or dropped with its
 /// runtime before it took a job, in which case it drops one queued job
 /// (which fails that job's future with `BrokenPool`: no waiter hangs).
@@ -96,7 +107,10 @@ impl Drop for Outstanding {
 /// work to `spawn_blocking` or submit a registered call instead.
 ///
 /// Dropping the executor is `shutdown(wait=true)`, then (if it owns one) its
-/// runtime stops in the background.
+/// runtime stops in the background. On a thread of the executor's own
+/// runtime (a job shutting down its own executor), `shutdown(wait=true)`
+/// does not wait, which would deadlock; with [`on`](AioExecutor::on) the
+/// executor cannot tell its threads, so do not wait from a job there.
 ///
 /// # Examples
 ///
@@ -113,6 +127,8 @@ pub struct AioExecutor {
     handle: Handle,
     runtime: Option<Runtime>,
     max_workers: usize,
+    /// Marks the threads of an owned runtime (0 for [`AioExecutor::on`]).
+    id: usize,
 }
 
 impl fmt::Debug for AioExecutor {
@@ -136,14 +152,16 @@ impl AioExecutor {
     /// greater than 0`) or more than tokio's semaphore allows.
     pub fn new(max_workers: usize) -> Result<AioExecutor, InvalidSize> {
         check(max_workers)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(max_workers)
             .thread_name("spindle-aio-executor")
+            .on_thread_start(move || OWNER.with(|o| o.set(id)))
             .enable_all()
             .build()
             .expect("spindle-aio: cannot start a tokio runtime (out of threads?)");
         let handle = runtime.handle().clone();
-        Ok(AioExecutor::with(handle, Some(runtime), max_workers))
+        Ok(AioExecutor::with(handle, Some(runtime), max_workers, id))
     }
 
     /// An executor spawning on the runtime of `handle` (e.g.
@@ -154,10 +172,15 @@ impl AioExecutor {
     /// As [`new`](AioExecutor::new).
     pub fn on(handle: Handle, max_workers: usize) -> Result<AioExecutor, InvalidSize> {
         check(max_workers)?;
-        Ok(AioExecutor::with(handle, None, max_workers))
+        Ok(AioExecutor::with(handle, None, max_workers, 0))
     }
 
-    fn with(handle: Handle, runtime: Option<Runtime>, max_workers: usize) -> AioExecutor {
+    fn with(
+        handle: Handle,
+        runtime: Option<Runtime>,
+        max_workers: usize,
+        id: usize,
+    ) -> AioExecutor {
         AioExecutor {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -171,6 +194,7 @@ impl AioExecutor {
             handle,
             runtime,
             max_workers,
+            id,
         }
     }
 }
@@ -240,7 +264,11 @@ impl Executor for AioExecutor {
         };
         // Outside the lock: cancelling runs the futures' done-callbacks.
         cancelled.into_iter().for_each(AioJob::cancel);
-        if wait {
+        // A job shutting down (or dropping) its own executor would wait for
+        // itself: on the executor's own threads, `wait` is skipped (as the
+        // thread pool skips joining the current thread).
+        let own_thread = self.id != 0 && OWNER.with(Cell::get) == self.id;
+        if wait && !own_thread {
             let mut st = self.inner.lock();
             while st.outstanding > 0 {
                 st = self

@@ -86,3 +86,27 @@ async fn owned_executor_dropped_in_async_code() {
     assert_eq!(f.await, Ok(3));
     drop(pool);
 }
+
+/// A job that drops the last handle of its own executor (or shuts it down
+/// with `wait`) does not wait for itself.
+#[test]
+fn a_job_shutting_down_its_own_executor_does_not_deadlock() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let pool = Arc::new(Mutex::new(Some(AioExecutor::new(2).unwrap())));
+    let inside = pool.clone();
+    let f = pool
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .submit(async move {
+            let own = inside.lock().unwrap().take().unwrap();
+            own.shutdown(true, false);
+            drop(own); // the last handle, dropped on the executor's thread
+            "done"
+        })
+        .unwrap();
+    assert_eq!(f.result_timeout(Duration::from_secs(30)), Ok("done"));
+}
