@@ -144,6 +144,9 @@ impl Pool {
         let pool = self.clone();
         crate::handle().spawn(async move {
             for item in items {
+                if tx.is_closed() {
+                    return; // the stream was dropped: start nothing more
+                }
                 let permit = pool
                     .slots
                     .clone()

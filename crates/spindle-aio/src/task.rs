@@ -419,6 +419,7 @@ pub struct Done<T> {
 ///
 /// `FirstException` returns once a task panicked (a cancellation is not an
 /// exception, as in Python); like `AllCompleted` if none does.
+/// An empty `tasks` returns at once (Python raises `ValueError`).
 ///
 /// # Examples
 ///

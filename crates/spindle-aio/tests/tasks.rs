@@ -382,3 +382,28 @@ fn run_drops_leftover_tasks() {
     assert_eq!(live.max.load(Ordering::SeqCst), 1, "the task had started");
     assert_eq!(live.now.load(Ordering::SeqCst), 0, "and was dropped");
 }
+
+/// Dropping the `imap_unordered` stream stops the feeding: items not yet
+/// started are never started.
+#[tokio::test(start_paused = true)]
+async fn dropping_imap_unordered_stops_feeding() {
+    let pool = Pool::new(1).unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let mut results = pool.imap_unordered(
+        move |i: u32| {
+            s.fetch_add(1, Ordering::SeqCst);
+            async move {
+                sleep(ms(10)).await;
+                i
+            }
+        },
+        0..100,
+    );
+    assert_eq!(results.next().await, Some(Ok(0)));
+    drop(results);
+    sleep(ms(1000)).await; // paused clock: every sleep that would run, runs
+    pool.join().await;
+    let n = started.load(Ordering::SeqCst);
+    assert!(n < 10, "{n} items started after the stream was dropped");
+}
