@@ -266,3 +266,79 @@ fn registry_is_typed() {
     assert!(registry.unregister("counter"));
     assert!(registry.get::<Msg>("counter").is_err());
 }
+
+/// The Cookbook's counter and printer as tokio actors that find each other
+/// in a `Registry`: `counter` sends `n` to `printer` and `n - 1` to itself,
+/// 10,000 times, started and checked from a thread with a 256 KiB stack.
+#[test]
+fn actor_counter_10000_on_tokio() {
+    enum Print {
+        N(u32),
+        Count(Reply<(u32, u32)>),
+    }
+    struct Printer {
+        got: u32,
+        last: u32,
+    }
+    impl Actor for Printer {
+        type Msg = Print;
+        async fn handle(&mut self, msg: Print) {
+            match msg {
+                Print::N(n) => {
+                    self.got += 1;
+                    self.last = n;
+                }
+                Print::Count(reply) => reply.send((self.got, self.last)),
+            }
+        }
+    }
+    struct CountDown {
+        registry: Arc<Registry>,
+        done: Option<mpsc::Sender<()>>,
+    }
+    impl Actor for CountDown {
+        type Msg = u32;
+        async fn handle(&mut self, n: u32) {
+            if n == 0 {
+                if let Some(done) = self.done.take() {
+                    done.send(()).unwrap();
+                }
+                return;
+            }
+            let printer = self.registry.get::<Print>("printer").unwrap();
+            printer.send_async(Print::N(n)).await.unwrap();
+            let me = self.registry.get::<u32>("counter").unwrap();
+            me.send_async(n - 1).await.unwrap();
+        }
+    }
+
+    let worker = thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let registry = Arc::new(Registry::new());
+            let printer = actor::spawn(|| Printer { got: 0, last: 0 }, 16);
+            registry.register("printer", printer.clone());
+            let (done_tx, done) = mpsc::channel();
+            let mut done_tx = Some(done_tx);
+            let reg = registry.clone();
+            let counter = actor::spawn(
+                move || CountDown {
+                    registry: reg.clone(),
+                    done: done_tx.take(),
+                },
+                16,
+            );
+            registry.register("counter", counter.clone());
+            counter.send(10_000).unwrap();
+            done.recv().unwrap();
+            let counted = printer.ask(Print::Count).unwrap();
+            // Break the registry <-> counter cycle and stop both.
+            assert!(registry.unregister("counter") && registry.unregister("printer"));
+            counter.shutdown(false);
+            printer.shutdown(false);
+            assert!(counter.join() && printer.join());
+            counted
+        })
+        .unwrap();
+    assert_eq!(worker.join().unwrap(), (10_000, 1));
+}
