@@ -474,7 +474,12 @@ fn poll_wait<T>(tasks: &mut [Task<T>], when: ReturnWhen, cx: &mut Context<'_>) -
     if ok { Poll::Ready(()) } else { Poll::Pending }
 }
 
-fn partition<T>(tasks: Vec<Task<T>>) -> Done<T> {
+fn partition<T>(mut tasks: Vec<Task<T>>) -> Done<T> {
+    // Catch the tasks that finished since their last poll (after a timeout).
+    let mut cx = Context::from_waker(Waker::noop());
+    for t in &mut tasks {
+        let _ = t.poll_done(&mut cx);
+    }
     let (done, pending) = tasks
         .into_iter()
         .partition(|t| !matches!(t.state, State::Running));
