@@ -1,5 +1,6 @@
-//! The `Executor` contract across scopes: the same code runs on threads or
-//! on processes; switching is the one `let pool = ...` line in `main`.
+//! The `Executor` contract across scopes: the same code runs on threads, on
+//! processes or on coroutines (a tokio runtime, `spindle_aio::AioExecutor`);
+//! switching is the one `let pool = ...` line in `main`.
 //! The numbers are the PRIMES list of the `ProcessPoolExecutor` example in
 //! Python's `concurrent.futures` documentation.
 
@@ -62,7 +63,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("on processes:");
     let on_processes = check_all(&pool);
 
+    // Coroutines — the same line again: a tokio runtime runs the calls (on
+    // its blocking threads) and any `async` block.
+    let pool = spindle_aio::AioExecutor::new(4)?;
+    println!("on coroutines:");
+    let on_coroutines = check_all(&pool);
+    let hello = pool.submit(async { "an async block, too" })?;
+    println!("  {}", hello.result()?);
+
     assert_eq!(on_threads, on_processes);
+    assert_eq!(on_threads, on_coroutines);
     for (n, p) in on_processes {
         println!("{n} is prime: {p}");
     }

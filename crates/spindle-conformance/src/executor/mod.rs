@@ -321,6 +321,28 @@ impl ExecutorUnderTest for ProcessPoolExecutor {
     }
 }
 
+/// The asyncio executor runs `async` blocks (each blocks one of the
+/// runtime's `max_workers` threads while its [`Work`] runs, which the checks
+/// need to see tasks side by side) for `submit`, and calls of
+/// [`tasks::run_work()`] (on tokio's blocking threads) for `map`: both of its
+/// kinds of task.
+impl ExecutorUnderTest for spindle_aio::AioExecutor {
+    /// # Panics
+    ///
+    /// If `max_workers` is 0 (the checks never ask for it).
+    fn with_workers(max_workers: usize) -> spindle_aio::AioExecutor {
+        spindle_aio::AioExecutor::new(max_workers).expect("executor conformance: max_workers > 0")
+    }
+
+    fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
+        async move { work.run() }
+    }
+
+    fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
+        tasks::run_work::call
+    }
+}
+
 /// Expands to one `#[test]` per executor conformance check, for an
 /// executor type implementing [`ExecutorUnderTest`](crate::executor::ExecutorUnderTest).
 ///

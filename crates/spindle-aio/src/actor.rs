@@ -1,0 +1,569 @@
+//! Actors on tokio: an [`Actor`] handles the messages of its mailbox one at
+//! a time; [`ActorRef`] sends to it from threads or tasks; a [`Supervisor`]
+//! restarts it when a handler panics; a [`Registry`] finds it by name.
+//!
+//! The mailbox is a bounded [`spindle::queue::Queue`]: a full mailbox blocks
+//! [`send`](ActorRef::send) (a plain thread), suspends
+//! [`send_async`](ActorRef::send_async), and fails
+//! [`try_send`](ActorRef::try_send) with [`SendError::Full`] — back-pressure
+//! instead of an unbounded backlog. Stopping is the queue's shutdown:
+//! [`ActorRef::shutdown(false)`](ActorRef::shutdown) lets the actor drain
+//! its mailbox, `shutdown(true)` drops what is queued.
+//!
+//! Python has no actors in its standard library; the model is Pykka's and
+//! Erlang/OTP's (`one_for_one` supervision, `max_restarts` within a period).
+//!
+//! # Examples
+//!
+//! ```
+//! use spindle_aio::actor::{self, Actor, Reply, RestartPolicy};
+//!
+//! enum Msg {
+//!     Add(u64),
+//!     Get(Reply<u64>),
+//! }
+//!
+//! struct Counter(u64);
+//!
+//! impl Actor for Counter {
+//!     type Msg = Msg;
+//!     async fn handle(&mut self, msg: Msg) {
+//!         match msg {
+//!             Msg::Add(n) => self.0 += n,
+//!             Msg::Get(reply) => reply.send(self.0),
+//!         }
+//!     }
+//! }
+//!
+//! let counter = actor::spawn(|| Counter(0), 16);
+//! for n in 1..=10 {
+//!     counter.send(Msg::Add(n)).unwrap(); // from a plain thread
+//! }
+//! assert_eq!(counter.ask(Msg::Get).unwrap(), 55);
+//! counter.shutdown(false);
+//! counter.join();
+//! ```
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use spindle::queue::{PutError, PutTimeoutError, Queue, TryPutError};
+use tokio::sync::{oneshot, watch};
+
+use crate::{block_on_deadline, in_runtime};
+
+/// Something that handles messages one at a time, with state of its own.
+pub trait Actor: Send + 'static {
+    /// What it is sent.
+    type Msg: Send + 'static;
+
+    /// Handles one message. A panic here is caught by the actor's
+    /// [`Supervisor`], reported, and the actor restarted (a fresh one from
+    /// its factory) under the [`RestartPolicy`]; the message is lost.
+    fn handle(&mut self, msg: Self::Msg) -> impl Future<Output = ()> + Send;
+}
+
+/// Where an actor puts the answer to an [`ask`](ActorRef::ask).
+#[derive(Debug)]
+pub struct Reply<R>(oneshot::Sender<R>);
+
+impl<R> Reply<R> {
+    /// Answers the asker (ignored if it stopped waiting).
+    pub fn send(self, value: R) {
+        self.0.send(value).ok();
+    }
+}
+
+/// Why a message was not delivered; it is handed back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The mailbox is full ([`try_send`](ActorRef::try_send)): Python's
+    /// `queue.Full`.
+    Full(M),
+    /// The actor is stopped or stopping: its mailbox is shut down.
+    Stopped(M),
+    /// The mailbox stayed full for the whole
+    /// [`send_timeout`](ActorRef::send_timeout).
+    Timeout(M),
+}
+
+impl<M> SendError<M> {
+    /// The undelivered message.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::Full(m) | SendError::Stopped(m) | SendError::Timeout(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full(_) => "Full(..)",
+            SendError::Stopped(_) => "Stopped(..)",
+            SendError::Timeout(_) => "Timeout(..)",
+        })
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full(_) => "the actor's mailbox is full",
+            SendError::Stopped(_) => "the actor is stopped",
+            SendError::Timeout(_) => "the actor's mailbox stayed full until the timeout",
+        })
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// Why an [`ask`](ActorRef::ask) got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskError {
+    /// The actor is stopped: the request was not delivered.
+    Stopped,
+    /// The request was delivered but dropped unanswered: the handler
+    /// panicked, ignored its [`Reply`], or the actor was stopped with
+    /// `shutdown(true)` before reading it.
+    NoReply,
+    /// The blocking [`ask`](ActorRef::ask) was called on a tokio runtime
+    /// thread: use [`ask_async`](ActorRef::ask_async) there.
+    InRuntime,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AskError::Stopped => "the actor is stopped",
+            AskError::NoReply => "the actor dropped the request unanswered",
+            AskError::InRuntime => "blocking ask on a tokio runtime thread; use ask_async",
+        })
+    }
+}
+
+impl std::error::Error for AskError {}
+
+struct Cell<M> {
+    name: String,
+    mailbox: Queue<M>,
+    stopped: watch::Sender<bool>,
+    restarts: AtomicUsize,
+    last_panic: Mutex<Option<String>>,
+}
+
+/// A handle to an actor: send it messages, ask it questions, stop it.
+/// Cheap to clone; usable from plain threads (the blocking methods) and
+/// from async code (the `_async` ones).
+pub struct ActorRef<M> {
+    cell: Arc<Cell<M>>,
+}
+
+impl<M> Clone for ActorRef<M> {
+    fn clone(&self) -> Self {
+        ActorRef {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<M> fmt::Debug for ActorRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("name", &self.cell.name)
+            .field("queued", &self.cell.mailbox.qsize())
+            .field("stopped", &*self.cell.stopped.borrow())
+            .finish()
+    }
+}
+
+impl<M: Send + 'static> ActorRef<M> {
+    /// Puts `msg` in the mailbox, blocking this thread while it is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Stopped`] if the actor is stopped.
+    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.cell
+            .mailbox
+            .put(msg)
+            .map_err(|PutError(m)| SendError::Stopped(m))
+    }
+
+    /// Puts `msg` in the mailbox, waiting asynchronously while it is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Stopped`] if the actor is stopped.
+    pub async fn send_async(&self, msg: M) -> Result<(), SendError<M>> {
+        self.cell
+            .mailbox
+            .put_async(msg)
+            .await
+            .map_err(|PutError(m)| SendError::Stopped(m))
+    }
+
+    /// Puts `msg` in the mailbox if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] or [`SendError::Stopped`].
+    pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.cell.mailbox.try_put(msg).map_err(|e| match e {
+            TryPutError::Full(m) => SendError::Full(m),
+            TryPutError::ShutDown(m) => SendError::Stopped(m),
+        })
+    }
+
+    /// [`send`](ActorRef::send), blocking at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Timeout`] or [`SendError::Stopped`].
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        self.cell
+            .mailbox
+            .put_timeout(msg, timeout)
+            .map_err(|e| match e {
+                PutTimeoutError::Timeout(m) => SendError::Timeout(m),
+                PutTimeoutError::ShutDown(m) => SendError::Stopped(m),
+            })
+    }
+
+    /// Sends the request `make(reply)` and blocks this thread for the
+    /// answer (Pykka's `ask`).
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Stopped`], [`AskError::NoReply`], or
+    /// [`AskError::InRuntime`] on a runtime thread (nothing is sent).
+    pub fn ask<R>(&self, make: impl FnOnce(Reply<R>) -> M) -> Result<R, AskError> {
+        if in_runtime() {
+            return Err(AskError::InRuntime);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
+        block_on_deadline(rx, None)
+            .expect("no deadline")
+            .map_err(|_| AskError::NoReply)
+    }
+
+    /// Sends the request `make(reply)` and awaits the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Stopped`] or [`AskError::NoReply`].
+    pub async fn ask_async<R>(&self, make: impl FnOnce(Reply<R>) -> M) -> Result<R, AskError> {
+        let (tx, rx) = oneshot::channel();
+        self.send_async(make(Reply(tx)))
+            .await
+            .map_err(|_| AskError::Stopped)?;
+        rx.await.map_err(|_| AskError::NoReply)
+    }
+
+    /// Stops the actor: with `immediate == false` it handles what is already
+    /// in its mailbox first (drain); with `true` those messages are dropped.
+    /// Sends fail with [`SendError::Stopped`] from now on. The queue's
+    /// `shutdown(immediate)`.
+    pub fn shutdown(&self, immediate: bool) {
+        self.cell.mailbox.shutdown(immediate);
+    }
+
+    /// Whether the actor has stopped for good (drained after `shutdown`, or
+    /// given up on by its supervisor).
+    pub fn is_stopped(&self) -> bool {
+        *self.cell.stopped.borrow()
+    }
+
+    /// Waits until the actor has stopped.
+    pub async fn join_async(&self) {
+        let mut rx = self.cell.stopped.subscribe();
+        rx.wait_for(|s| *s).await.ok();
+    }
+
+    /// Blocks this thread until the actor has stopped (returns at once on a
+    /// runtime thread if it has not: use [`join_async`](ActorRef::join_async)
+    /// there). Returns whether it has stopped.
+    pub fn join(&self) -> bool {
+        if !self.is_stopped() && !in_runtime() {
+            block_on_deadline(self.join_async(), None);
+        }
+        self.is_stopped()
+    }
+
+    /// How many times the supervisor restarted the actor.
+    pub fn restarts(&self) -> usize {
+        self.cell.restarts.load(Ordering::Acquire)
+    }
+
+    /// The message of the last handler panic, if any.
+    pub fn last_panic(&self) -> Option<String> {
+        self.cell
+            .last_panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Messages waiting in the mailbox.
+    pub fn queued(&self) -> usize {
+        self.cell.mailbox.qsize()
+    }
+
+    /// The actor's name (given to [`Supervisor::spawn_named`], or
+    /// `"actor"`).
+    pub fn name(&self) -> &str {
+        &self.cell.name
+    }
+}
+
+/// How a [`Supervisor`] restarts a panicking actor: at most `max_restarts`
+/// restarts within any `within` window (Erlang's intensity and period),
+/// each after `backoff`; one more panic and it gives up, stopping the actor
+/// (its mailbox is shut down immediately, so senders get `Stopped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `within`.
+    pub max_restarts: usize,
+    /// The window restarts are counted in.
+    pub within: Duration,
+    /// Pause before each restart.
+    pub backoff: Duration,
+}
+
+impl Default for RestartPolicy {
+    /// 3 restarts within 5 s, no backoff.
+    fn default() -> Self {
+        RestartPolicy {
+            max_restarts: 3,
+            within: Duration::from_secs(5),
+            backoff: Duration::ZERO,
+        }
+    }
+}
+
+/// A one-for-one supervisor: each actor it spawns is restarted on its own
+/// when its handler panics (a fresh actor from the factory, the same
+/// mailbox), under one [`RestartPolicy`]. The panic is reported on stderr
+/// and kept ([`ActorRef::last_panic`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Supervisor {
+    policy: RestartPolicy,
+}
+
+impl Supervisor {
+    /// A supervisor applying `policy` to each of its actors.
+    pub fn new(policy: RestartPolicy) -> Supervisor {
+        Supervisor { policy }
+    }
+
+    /// Starts the actor `factory()` with a mailbox of `capacity` messages
+    /// (0: unbounded, as Python's `maxsize=0`), on the current runtime or
+    /// the global one.
+    pub fn spawn<A, F>(&self, factory: F, capacity: usize) -> ActorRef<A::Msg>
+    where
+        A: Actor,
+        F: FnMut() -> A + Send + 'static,
+    {
+        self.spawn_named("actor", factory, capacity)
+    }
+
+    /// [`spawn`](Supervisor::spawn), naming the actor (in reports).
+    pub fn spawn_named<A, F>(&self, name: &str, factory: F, capacity: usize) -> ActorRef<A::Msg>
+    where
+        A: Actor,
+        F: FnMut() -> A + Send + 'static,
+    {
+        let (stopped, _) = watch::channel(false);
+        let cell = Arc::new(Cell {
+            name: name.to_owned(),
+            mailbox: Queue::with_maxsize(capacity),
+            stopped,
+            restarts: AtomicUsize::new(0),
+            last_panic: Mutex::new(None),
+        });
+        crate::handle().spawn(supervise(cell.clone(), factory, self.policy));
+        ActorRef { cell }
+    }
+}
+
+/// [`Supervisor::spawn`] with the default [`RestartPolicy`].
+pub fn spawn<A, F>(factory: F, capacity: usize) -> ActorRef<A::Msg>
+where
+    A: Actor,
+    F: FnMut() -> A + Send + 'static,
+{
+    Supervisor::default().spawn(factory, capacity)
+}
+
+/// Marks the actor stopped however supervision ends (its runtime dropping
+/// the task included).
+struct MarkStopped<M>(Arc<Cell<M>>);
+
+impl<M> Drop for MarkStopped<M> {
+    fn drop(&mut self) {
+        self.0.mailbox.shutdown(true);
+        self.0.stopped.send_replace(true);
+    }
+}
+
+async fn supervise<A, F>(cell: Arc<Cell<A::Msg>>, mut factory: F, policy: RestartPolicy)
+where
+    A: Actor,
+    F: FnMut() -> A + Send + 'static,
+{
+    let _mark = MarkStopped(cell.clone());
+    let mut recent: VecDeque<tokio::time::Instant> = VecDeque::new();
+    loop {
+        let mut actor = factory();
+        let mailbox = cell.mailbox.clone();
+        let run = tokio::spawn(async move {
+            while let Ok(msg) = mailbox.get_async().await {
+                actor.handle(msg).await;
+            }
+        });
+        match run.await {
+            Ok(()) => return, // shut down and drained
+            Err(e) if e.is_panic() => {
+                let msg = crate::task::from_join_error(e)
+                    .panic_message()
+                    .unwrap_or_default()
+                    .to_owned();
+                eprintln!("spindle-aio: actor {:?} panicked: {msg}", cell.name);
+                *cell
+                    .last_panic
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(msg);
+                let now = tokio::time::Instant::now();
+                recent.push_back(now);
+                while recent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > policy.within)
+                {
+                    recent.pop_front();
+                }
+                if recent.len() > policy.max_restarts {
+                    eprintln!(
+                        "spindle-aio: actor {:?}: more than {} restarts within {:?}; giving up",
+                        cell.name, policy.max_restarts, policy.within
+                    );
+                    return;
+                }
+                if !policy.backoff.is_zero() {
+                    tokio::time::sleep(policy.backoff).await;
+                }
+                cell.restarts.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(_) => return, // cancelled: the runtime is shutting down
+        }
+    }
+}
+
+/// Why a [`Registry`] lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// No actor is registered under the name.
+    Unknown(String),
+    /// The actor takes another message type.
+    WrongType {
+        /// The name looked up.
+        name: String,
+        /// The message type asked for.
+        expected: &'static str,
+        /// The message type the actor takes.
+        registered: &'static str,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::Unknown(name) => write!(f, "no actor registered as {name:?}"),
+            RegistryError::WrongType {
+                name,
+                expected,
+                registered,
+            } => write!(f, "actor {name:?} takes {registered}, not {expected}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+struct Entry {
+    actor: Box<dyn Any + Send + Sync>,
+    msg_type: &'static str,
+}
+
+/// Actors by name, of any message type: the lookup is typed, and asking for
+/// the wrong message type is [`RegistryError::WrongType`], not a panic.
+#[derive(Default)]
+pub struct Registry {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.lock();
+        f.debug_map()
+            .entries(entries.iter().map(|(k, e)| (k, e.msg_type)))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `actor` as `name`, replacing (and returning `true` for) an
+    /// earlier actor of that name.
+    pub fn register<M: Send + 'static>(&self, name: &str, actor: ActorRef<M>) -> bool {
+        self.lock()
+            .insert(
+                name.to_owned(),
+                Entry {
+                    actor: Box::new(actor),
+                    msg_type: std::any::type_name::<M>(),
+                },
+            )
+            .is_some()
+    }
+
+    /// Removes `name`; whether it was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.lock().remove(name).is_some()
+    }
+
+    /// The actor registered as `name`, taking messages of type `M`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Unknown`] or [`RegistryError::WrongType`].
+    pub fn get<M: Send + 'static>(&self, name: &str) -> Result<ActorRef<M>, RegistryError> {
+        let entries = self.lock();
+        let entry = entries
+            .get(name)
+            .ok_or_else(|| RegistryError::Unknown(name.to_owned()))?;
+        entry
+            .actor
+            .downcast_ref::<ActorRef<M>>()
+            .cloned()
+            .ok_or_else(|| RegistryError::WrongType {
+                name: name.to_owned(),
+                expected: std::any::type_name::<M>(),
+                registered: entry.msg_type,
+            })
+    }
+}
