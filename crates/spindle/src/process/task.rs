@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ipc::fdpass;
+use crate::ipc::sealed::{Mapped, Sealed};
 
 /// A function that can run in another process, found there by its stable
 /// [`NAME`](Self::NAME). Implemented by `#[spindle::task]`; you do not
@@ -93,6 +94,23 @@ impl fmt::Debug for TaskCall {
     }
 }
 
+/// The default limit on a task's encoded arguments and on its encoded
+/// result (2 GiB), for [`Process`](super::Process),
+/// [`Pool`](super::Pool) and [`ProcessPoolExecutor`](super::ProcessPoolExecutor)
+/// (their builders' `max_payload`). Past it the sender refuses with
+/// [`TooLarge`](crate::futures::TooLarge) before anything is written.
+pub const DEFAULT_MAX_PAYLOAD: usize = 2 << 30;
+
+/// Encoded arguments or results from this size on travel in a sealed memfd
+/// (passed with `SCM_RIGHTS` and mapped read-only by the receiver) instead
+/// of through the pipe.
+pub(crate) const BULK_FROM: usize = 256 << 10;
+
+/// At most this many bytes of arguments (or results) travel inline in one
+/// pool frame; the rest of a large `map` chunk goes in memfds, so no frame
+/// reaches the link's frame limit.
+pub(crate) const INLINE_BUDGET: usize = 16 << 20;
+
 /// Why a task could not run (the panic case is handled by the caller).
 #[derive(Debug)]
 pub(crate) enum TaskFault {
@@ -100,6 +118,53 @@ pub(crate) enum TaskFault {
     Decode(String),
     /// The result could not be encoded.
     Encode(String),
+    /// The encoded result is larger than the limit (nothing was encoded).
+    TooLarge { size: usize, limit: usize },
+    /// The sealed memfd for a large result could not be made.
+    Io(String),
+}
+
+/// Where a task's encoded result goes: inline below `bulk_from` bytes, a
+/// sealed memfd from there, refused over `limit`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutPolicy {
+    pub(crate) bulk_from: usize,
+    pub(crate) limit: usize,
+}
+
+impl OutPolicy {
+    /// Everything inline, no limit (a `Process` target, whose result stays
+    /// in the child).
+    pub(crate) const INLINE: OutPolicy = OutPolicy {
+        bulk_from: usize::MAX,
+        limit: usize::MAX,
+    };
+}
+
+/// A task's encoded result.
+#[derive(Debug)]
+pub(crate) enum Encoded {
+    Inline(Vec<u8>),
+    Sealed(Sealed),
+}
+
+/// A task's encoded arguments: borrowed bytes, or a received sealed memfd,
+/// unmapped as soon as they are decoded.
+pub(crate) enum ArgBytes<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+    Mapped(Mapped),
+}
+
+impl std::ops::Deref for ArgBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ArgBytes::Borrowed(b) => b,
+            ArgBytes::Owned(v) => v,
+            ArgBytes::Mapped(m) => m,
+        }
+    }
 }
 
 /// One registry entry, placed by `#[spindle::task]` in the `spindle_tasks`
@@ -109,7 +174,7 @@ pub(crate) enum TaskFault {
 #[repr(C)]
 pub struct TaskEntry {
     name: &'static str,
-    invoke: fn(&[u8]) -> Result<Vec<u8>, TaskFault>,
+    invoke: fn(ArgBytes<'_>, OutPolicy) -> Result<Encoded, TaskFault>,
 }
 
 impl TaskEntry {
@@ -125,16 +190,58 @@ impl TaskEntry {
         self.name
     }
 
-    /// Decodes the arguments, runs the task, encodes its result.
+    /// Decodes the arguments, runs the task, encodes its result (inline).
     pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
-        (self.invoke)(args)
+        match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE)? {
+            Encoded::Inline(v) => Ok(v),
+            Encoded::Sealed(_) => unreachable!("inline policy"),
+        }
+    }
+
+    /// Decodes the arguments (dropping their mapping before the task runs),
+    /// runs the task, and encodes its result as `out` says.
+    pub(crate) fn invoke_with(
+        &self,
+        args: ArgBytes<'_>,
+        out: OutPolicy,
+    ) -> Result<Encoded, TaskFault> {
+        (self.invoke)(args, out)
     }
 }
 
-fn invoke<T: Task>(args: &[u8]) -> Result<Vec<u8>, TaskFault> {
-    let args: T::Args = postcard::from_bytes(args).map_err(|e| TaskFault::Decode(e.to_string()))?;
+fn invoke<T: Task>(bytes: ArgBytes<'_>, policy: OutPolicy) -> Result<Encoded, TaskFault> {
+    let args: T::Args =
+        postcard::from_bytes(&bytes).map_err(|e| TaskFault::Decode(e.to_string()))?;
+    // A large argument's mapping goes before the task runs: it is not held
+    // beside the decoded value and the result.
+    drop(bytes);
     let out = T::run(args);
-    postcard::to_allocvec(&out).map_err(|e| TaskFault::Encode(e.to_string()))
+    if policy.bulk_from == usize::MAX && policy.limit == usize::MAX {
+        return postcard::to_allocvec(&out)
+            .map(Encoded::Inline)
+            .map_err(|e| TaskFault::Encode(e.to_string()));
+    }
+    let size = postcard::experimental::serialized_size(&out)
+        .map_err(|e| TaskFault::Encode(e.to_string()))?;
+    if size > policy.limit {
+        return Err(TaskFault::TooLarge {
+            size,
+            limit: policy.limit,
+        });
+    }
+    if size < policy.bulk_from {
+        return postcard::to_allocvec(&out)
+            .map(Encoded::Inline)
+            .map_err(|e| TaskFault::Encode(e.to_string()));
+    }
+    // Encoded once, straight into the memfd that carries it.
+    Sealed::with(size, |buf| {
+        postcard::to_slice(&out, buf)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .map(Encoded::Sealed)
+    .map_err(|e| TaskFault::Io(format!("could not place the result in shared memory: {e}")))
 }
 
 /// spindle's own task, a no-op: always registered, so the link section exists

@@ -11,7 +11,7 @@ use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
 use super::job::Job;
 use super::slot;
-use crate::futures::{Executor, Future, SubmitError, Task};
+use crate::futures::{Executor, Future, SubmitError, Task, TooLarge};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 
@@ -88,6 +88,7 @@ impl ProcessPoolExecutor {
                 retries: 0,
                 prefetch: None,
                 terminate_grace: TERMINATE_GRACE,
+                max_payload: process::DEFAULT_MAX_PAYLOAD,
                 name: "SpindlePoolWorker",
             },
             init_error: None,
@@ -164,6 +165,27 @@ impl ProcessPoolExecutor {
                 }
             }
         }
+    }
+
+    /// `job`, its large arguments moved to memfds (without the pool's
+    /// lock), or the error if one is over the payload limit. A job whose
+    /// arguments could not be encoded, or placed in a memfd, is returned
+    /// as is: it fails its future when submitted.
+    pub(crate) fn checked(&self, mut job: Job) -> Result<Job, TooLarge> {
+        if job.refused.is_some() {
+            return Ok(job);
+        }
+        if let Some(t) = job.too_large(self.engine.cfg.max_payload) {
+            return Err(t);
+        }
+        if job.needs_sealing()
+            && let Err(e) = job.seal()
+        {
+            job.refused = Some(format!(
+                "the task's arguments could not be placed in shared memory: {e}"
+            ));
+        }
+        Ok(job)
     }
 
     /// Queues a job built by the `Pool` front end.
@@ -316,6 +338,24 @@ impl ProcessPoolBuilder {
     /// forever for a worker that ignores it.
     pub fn terminate_grace(mut self, grace: Duration) -> ProcessPoolBuilder {
         self.cfg.terminate_grace = grace;
+        self
+    }
+
+    /// The largest encoded argument set, and the largest encoded result,
+    /// of one call, in bytes (spindle only; default
+    /// [`DEFAULT_MAX_PAYLOAD`](process::DEFAULT_MAX_PAYLOAD), 2 GiB).
+    /// Checked by the sender before anything is written: arguments over it
+    /// are refused at submit ([`SubmitError::TooLarge`] from
+    /// [`Pool::apply_async`](super::Pool::apply_async) and `map_async`; a
+    /// future failed with
+    /// [`FutureError::TooLarge`](crate::futures::FutureError::TooLarge) at
+    /// once from [`Executor::submit`], which has consumed the task by then),
+    /// and a result over it fails its future with `FutureError::TooLarge`
+    /// while the worker goes on. Payloads from 256 KiB on travel in a
+    /// sealed memfd rather than through the worker's pipe. Python has no
+    /// such limit (memory only).
+    pub fn max_payload(mut self, bytes: usize) -> ProcessPoolBuilder {
+        self.cfg.max_payload = bytes;
         self
     }
 

@@ -17,6 +17,7 @@ use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
 use crate::futures::WorkerLost;
+use crate::ipc::sealed::Mapped;
 use crate::process::{Process, ProcessError};
 
 /// How long a worker that closed its connection gets to exit before it is
@@ -77,7 +78,12 @@ fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Tx, Rx), Proce
     // Encoding the call duplicates the worker's ends into it; ours close here
     // and the call's once the worker has started, so the worker's death is
     // end-of-file on `rx`.
-    let call = worker_call(theirs, engine.cfg.initializer.clone(), engine.cfg.max_tasks);
+    let call = worker_call(
+        theirs,
+        engine.cfg.initializer.clone(),
+        engine.cfg.max_tasks,
+        engine.cfg.max_payload,
+    );
     let p = Process::builder()
         .task(call)
         .daemon(true)
@@ -114,6 +120,7 @@ fn slot_main(
                 tx: Arc::new(tx),
                 outstanding: VecDeque::new(),
                 outbox: Vec::new(),
+                outbox_fds: Vec::new(),
                 outbox_jobs: 0,
                 writing: false,
                 queued_bytes: 0,
@@ -150,7 +157,15 @@ fn slot_main(
             let mut end = false;
             loop {
                 match rx.recv_spin::<FromWorker>(spin) {
-                    Ok(FromWorker::Done(outs)) => answers.push(outs),
+                    Ok(FromWorker::Done(mut outs)) => {
+                        if receive_bulk(&rx, &mut outs).is_err() {
+                            // The socket failed under the frame: the worker
+                            // cannot be trusted any more.
+                            process.kill().ok();
+                            end = true;
+                        }
+                        answers.push(outs);
+                    }
                     Ok(FromWorker::InitFailed(m)) => {
                         init_failed = Some(m);
                         end = true;
@@ -219,6 +234,22 @@ fn slot_main(
     st.threads.retain(|t| *t != me);
     st.live -= 1;
     engine.changed.notify_all();
+}
+
+/// Replaces each `Bulk` outcome with its memfd, taken from the link's
+/// socket (in order) and mapped read-only. A memfd that cannot be mapped
+/// fails its item; a socket that fails is an error (the stream is broken).
+fn receive_bulk(rx: &Rx, outs: &mut [ItemOutcome]) -> Result<(), String> {
+    for o in outs.iter_mut() {
+        if let ItemOutcome::Bulk(n) = *o {
+            let fd = rx.recv_fd().map_err(|e| e.to_string())?;
+            *o = match Mapped::open(fd, n as usize) {
+                Ok(m) => ItemOutcome::Mapped(m),
+                Err(e) => ItemOutcome::Fault(format!("a large result could not be mapped: {e}")),
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Settles the jobs of a worker that ended; returns whether to start a

@@ -11,7 +11,10 @@ use std::panic::{self, AssertUnwindSafe};
 use serde::{Deserialize, Serialize};
 
 use super::link::{self, WorkerEnds};
-use crate::process::task::{self, TaskEntry};
+use crate::ipc::sealed::{Mapped, Sealed};
+use crate::process::task::{
+    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, TaskEntry, TaskFault,
+};
 use crate::util::panic_text;
 
 /// What a worker is told (the owned, decoding side).
@@ -25,6 +28,24 @@ pub(crate) enum ToWorker {
     },
     /// Exit now (the pool is closing and has nothing more for this worker).
     Stop,
+    /// `Run` with some arguments in sealed memfds, sent on the link's
+    /// socket before this frame, one per `Bulk`, in order.
+    RunBulk { name: String, args: Vec<WireArg> },
+}
+
+/// One argument set of a `RunBulk`.
+#[derive(Debug, Deserialize)]
+pub(crate) enum WireArg {
+    Inline(#[serde(with = "bytes_one")] Vec<u8>),
+    /// In the next memfd on the socket: its length.
+    Bulk(u64),
+}
+
+/// One argument set of a `RunBulk` (encoding side).
+#[derive(Debug, Serialize)]
+pub(crate) enum WireArgRef<'a> {
+    Inline(#[serde(serialize_with = "bytes_one::serialize")] &'a [u8]),
+    Bulk(u64),
 }
 
 /// What a worker is told (the borrowed, encoding side; same wire format).
@@ -36,6 +57,10 @@ pub(crate) enum ToWorkerRef<'a> {
         args: &'a [Vec<u8>],
     },
     Stop,
+    RunBulk {
+        name: &'a str,
+        args: Vec<WireArgRef<'a>>,
+    },
 }
 
 /// What a worker answers.
@@ -56,17 +81,75 @@ pub(crate) enum ItemOutcome {
     Panicked(String),
     /// The task could not run (unknown name, undecodable arguments or result).
     Fault(String),
+    /// The encoded result is in the next memfd on the link's socket (sent
+    /// before this frame): its length.
+    Bulk(u64),
+    /// The encoded result was over the pool's payload limit; nothing of it
+    /// was sent.
+    TooLarge { size: u64, limit: u64 },
+    /// A `Bulk` result once received: its memfd, mapped (never on the wire).
+    #[serde(skip)]
+    Mapped(Mapped),
 }
 
-/// Runs one call of `entry` under `catch_unwind`.
-fn run_entry(entry: &TaskEntry, args: &[u8]) -> ItemOutcome {
-    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke(args))) {
-        Ok(Ok(bytes)) => ItemOutcome::Ok(bytes),
+/// Runs one call of `entry` under `catch_unwind`; a result going in a memfd
+/// is pushed on `sealed` (and its outcome is `Bulk`).
+fn run_entry(
+    entry: &TaskEntry,
+    args: ArgBytes<'_>,
+    policy: OutPolicy,
+    sealed: &mut Vec<Sealed>,
+) -> ItemOutcome {
+    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy))) {
+        Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
+        Ok(Ok(Encoded::Sealed(s))) => {
+            let n = s.len() as u64;
+            sealed.push(s);
+            ItemOutcome::Bulk(n)
+        }
+        Ok(Err(TaskFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
+            size: size as u64,
+            limit: limit as u64,
+        },
         Ok(Err(fault)) => {
             ItemOutcome::Fault(format!("task {} could not run: {fault:?}", entry.name()))
         }
         Err(payload) => ItemOutcome::Panicked(panic_text(&*payload)),
     }
+}
+
+/// Runs the calls of one job in the worker: each result inline, in a memfd
+/// if large (or past the frame's inline budget), or refused over the limit.
+fn run_job<'a>(
+    entry: &TaskEntry,
+    args: impl Iterator<Item = Result<ArgBytes<'a>, String>>,
+    policy: OutPolicy,
+    sealed: &mut Vec<Sealed>,
+) -> Vec<ItemOutcome> {
+    let mut inline = 0usize;
+    args.map(|a| {
+        let a = match a {
+            Ok(a) => a,
+            Err(m) => return ItemOutcome::Fault(m),
+        };
+        match run_entry(entry, a, policy, sealed) {
+            ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => match Sealed::copy_of(&v) {
+                Ok(s) => {
+                    sealed.push(s);
+                    ItemOutcome::Bulk(v.len() as u64)
+                }
+                Err(e) => {
+                    ItemOutcome::Fault(format!("could not place the result in shared memory: {e}"))
+                }
+            },
+            ItemOutcome::Ok(v) => {
+                inline += v.len();
+                ItemOutcome::Ok(v)
+            }
+            other => other,
+        }
+    })
+    .collect()
 }
 
 fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
@@ -77,7 +160,10 @@ fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
 /// worker would (`CallJob::run_here`).
 pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
     match task::lookup(name) {
-        Some(e) => args.iter().map(|a| run_entry(e, a)).collect(),
+        Some(e) => args
+            .iter()
+            .map(|a| run_entry(e, ArgBytes::Borrowed(a), OutPolicy::INLINE, &mut Vec::new()))
+            .collect(),
         None => {
             let m = format!("unknown task {name} in this program");
             args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
@@ -89,47 +175,102 @@ pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
 /// parent goes away, or `max_tasks` jobs are done (Python's `worker()` of
 /// `multiprocessing.pool` and `_process_worker` of `concurrent.futures`).
 #[crate::task]
-fn pool_worker(link: WorkerEnds, init: Option<(String, Vec<u8>)>, max_tasks: u64) {
-    let (mut rx, tx) = link.open();
+fn pool_worker(
+    link: WorkerEnds,
+    init: Option<(String, Vec<u8>)>,
+    max_tasks: u64,
+    max_payload: u64,
+) {
+    let Ok((mut rx, tx)) = link.open() else {
+        return;
+    };
+    let policy = OutPolicy {
+        bulk_from: BULK_FROM,
+        limit: usize::try_from(max_payload).unwrap_or(usize::MAX),
+    };
     let mut out = Vec::new();
-    let mut send = |msg: &FromWorker| {
+    let mut sealed: Vec<Sealed> = Vec::new();
+    // The memfds of `msg`'s `Bulk` outcomes go first, on the socket.
+    let mut send = |msg: &FromWorker, sealed: &mut Vec<Sealed>| {
         out.clear();
+        if !sealed.is_empty() {
+            let fds: Vec<_> = sealed.iter().map(Sealed::fd).collect();
+            let sent = tx.send_fds(&fds).is_ok();
+            sealed.clear();
+            if !sent {
+                return false;
+            }
+        }
         link::push_frame(&mut out, msg).is_ok() && tx.write_all(&out).is_ok()
     };
     if let Some((name, args)) = init {
         let failed = match lookup(&name) {
-            Ok(entry) => match run_entry(entry, &args) {
-                ItemOutcome::Ok(_) => None,
+            Ok(entry) => match run_entry(entry, ArgBytes::Borrowed(&args), policy, &mut sealed) {
                 ItemOutcome::Panicked(m) | ItemOutcome::Fault(m) => Some(m),
+                _ => None,
             },
             Err(m) => Some(m),
         };
+        sealed.clear();
         if let Some(m) = failed {
-            send(&FromWorker::InitFailed(m));
+            send(&FromWorker::InitFailed(m), &mut sealed);
             return;
         }
     }
     let mut cached: Option<&'static TaskEntry> = None;
     let mut done = 0u64;
     loop {
-        let (name, args) = match rx.recv::<ToWorker>() {
-            Ok(ToWorker::Run { name, args }) => (name, args),
+        let msg = match rx.recv::<ToWorker>() {
             Ok(ToWorker::Stop) | Err(_) => return,
+            Ok(m) => m,
+        };
+        let (ToWorker::Run { name, .. } | ToWorker::RunBulk { name, .. }) = &msg else {
+            return;
         };
         let entry = match cached {
             Some(e) if e.name() == name => Ok(e),
-            _ => lookup(&name),
+            _ => lookup(name),
         };
-        let outs = match entry {
-            Ok(e) => {
+        let outs = match (entry, msg) {
+            (Ok(e), ToWorker::Run { args, .. }) => {
                 cached = Some(e);
-                args.iter().map(|a| run_entry(e, a)).collect()
+                let args = args.iter().map(|a| Ok(ArgBytes::Borrowed(a)));
+                run_job(e, args, policy, &mut sealed)
             }
-            Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+            (Ok(e), ToWorker::RunBulk { args, .. }) => {
+                cached = Some(e);
+                // Take every announced memfd first (all of them, in order,
+                // even if one fails to map), then run.
+                let args: Vec<Result<ArgBytes<'_>, String>> = args
+                    .into_iter()
+                    .map(|a| match a {
+                        WireArg::Inline(v) => Ok(ArgOwned::Inline(v)),
+                        WireArg::Bulk(n) => rx
+                            .recv_fd()
+                            .and_then(|fd| Mapped::open(fd, n as usize))
+                            .map(ArgOwned::Mapped)
+                            .map_err(|e| format!("a large argument could not be received: {e}")),
+                    })
+                    .map(|a| a.map(ArgOwned::into_bytes))
+                    .collect();
+                run_job(e, args.into_iter(), policy, &mut sealed)
+            }
+            (Err(m), ToWorker::Run { args, .. }) => {
+                args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
+            }
+            (Err(m), ToWorker::RunBulk { args, .. }) => {
+                for a in &args {
+                    if let WireArg::Bulk(_) = a {
+                        rx.recv_fd().ok();
+                    }
+                }
+                args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
+            }
+            (_, ToWorker::Stop) => return,
         };
         // Answered before the next job starts: a worker that dies has run
         // exactly the jobs it answered, plus the one it was running.
-        if !send(&FromWorker::Done(outs)) {
+        if !send(&FromWorker::Done(outs), &mut sealed) {
             return;
         }
         done += 1;
@@ -144,8 +285,25 @@ pub(crate) fn worker_call(
     link: WorkerEnds,
     init: Option<(String, Vec<u8>)>,
     max_tasks: u64,
+    max_payload: usize,
 ) -> crate::process::TaskCall {
-    pool_worker::call(link, init, max_tasks).into()
+    pool_worker::call(link, init, max_tasks, max_payload as u64).into()
+}
+
+/// An argument set received by the worker, owned.
+enum ArgOwned {
+    Inline(Vec<u8>),
+    Mapped(Mapped),
+}
+
+impl ArgOwned {
+    /// As the task's argument bytes.
+    fn into_bytes(self) -> ArgBytes<'static> {
+        match self {
+            ArgOwned::Mapped(m) => ArgBytes::Mapped(m),
+            ArgOwned::Inline(v) => ArgBytes::Owned(v),
+        }
+    }
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.

@@ -1,0 +1,231 @@
+//! Large payloads between processes as sealed memfds.
+//!
+//! A payload too large to be worth copying through a pipe (a pool task's
+//! argument or result, a spawned child's argument) is written once into a
+//! `memfd`, which is then *sealed* (no write, shrink or grow, no further
+//! seal) and its descriptor passed with `SCM_RIGHTS`. The receiver checks
+//! the seals and the size, then maps it read-only and decodes straight from
+//! the mapping: one copy on each side, nothing through the pipe, and the
+//! kernel frees the memory when the last descriptor and mapping go.
+//!
+//! The seals are what make the read-only mapping sound: the sender can
+//! neither change the bytes under the receiver (`F_SEAL_WRITE`) nor truncate
+//! the file, which would make the receiver's reads fault (`F_SEAL_SHRINK`).
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+
+/// The seals a receiver insists on before mapping.
+fn required_seals() -> SealFlag {
+    SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_SEAL
+}
+
+/// A sealed memfd holding `len` bytes, ready to be passed to another process.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    fd: OwnedFd,
+    len: usize,
+}
+
+impl Sealed {
+    /// A sealed memfd of `len` bytes filled by `fill`, which is handed the
+    /// writable mapping (all of it; `fill` must write every byte it means to
+    /// send, the rest reads as zero). `fill`'s error is returned as
+    /// `InvalidData`.
+    pub(crate) fn with(
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), String>,
+    ) -> io::Result<Sealed> {
+        let fd = memfd_create(
+            "spindle-payload",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
+        let size = i64::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "payload too large"))?;
+        nix::unistd::ftruncate(&fd, size)?;
+        if let Some(n) = NonZeroUsize::new(len) {
+            // SAFETY: a fresh shared mapping of a memfd we own and just sized
+            // to `len`; no existing memory is affected. MAP_POPULATE takes
+            // the pages in one go instead of one fault per page.
+            let ptr = unsafe {
+                mmap(
+                    None,
+                    n,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+                    &fd,
+                    0,
+                )?
+            };
+            // SAFETY: `ptr` is a fresh writable mapping of `len` bytes that
+            // only this function sees; it is unmapped below, before the
+            // slice could outlive it.
+            let slice = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().cast::<u8>(), len) };
+            let filled = fill(slice);
+            // SAFETY: unmapping exactly the mapping made above; `slice` is
+            // not used after this point.
+            unsafe { munmap(ptr, len)? };
+            filled.map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+        } else {
+            fill(&mut []).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+        }
+        // F_SEAL_WRITE fails while a writable shared mapping exists: the one
+        // above is gone.
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
+        Ok(Sealed { fd, len })
+    }
+
+    /// A sealed copy of `bytes`.
+    pub(crate) fn copy_of(bytes: &[u8]) -> io::Result<Sealed> {
+        Sealed::with(bytes.len(), |dst| {
+            dst.copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// The payload's length.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The descriptor, to pass with `SCM_RIGHTS`.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The descriptor, owned.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+}
+
+/// A received sealed memfd, mapped read-only: derefs to its bytes.
+pub(crate) struct Mapped {
+    ptr: Option<NonNull<u8>>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and its file sealed against writes, so
+// the bytes never change; it stays valid until `Drop` unmaps it.
+unsafe impl Send for Mapped {}
+// SAFETY: as above: shared reads of immutable bytes.
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// Maps `fd`, which must be a memfd sealed against writing, shrinking
+    /// and growing, holding exactly `len` bytes; anything else is an
+    /// `InvalidData` error (a peer cannot make us map bytes it may still
+    /// change or cut short).
+    pub(crate) fn open(fd: OwnedFd, len: usize) -> io::Result<Mapped> {
+        let seals = fcntl(&fd, FcntlArg::F_GET_SEALS)?;
+        let seals = SealFlag::from_bits_truncate(seals);
+        let need = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW;
+        if !seals.contains(need) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a payload descriptor that is not sealed",
+            ));
+        }
+        let size = nix::sys::stat::fstat(&fd)?.st_size;
+        if u64::try_from(size).ok() != Some(len as u64) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a payload of {size} bytes announced as {len}"),
+            ));
+        }
+        let Some(n) = NonZeroUsize::new(len) else {
+            return Ok(Mapped { ptr: None, len: 0 });
+        };
+        // SAFETY: a fresh read-only mapping of a file sealed against
+        // shrinking and writing and exactly `len` bytes long (checked
+        // above), so every byte of it stays readable and unchanged for the
+        // mapping's life; no existing memory is affected.
+        let ptr = unsafe {
+            mmap(
+                None,
+                n,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+                &fd,
+                0,
+            )?
+        };
+        Ok(Mapped {
+            ptr: Some(ptr.cast()),
+            len,
+        })
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self.ptr {
+            // SAFETY: `len` readable bytes mapped at `p` until `Drop`, never
+            // written (see `open`).
+            Some(p) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) },
+            None => &[],
+        }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if let Some(p) = self.ptr {
+            // SAFETY: the mapping made in `open`; no slice of it outlives
+            // `self` (`deref` borrows `self`).
+            unsafe { munmap(p.cast(), self.len).ok() };
+        }
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_payload_maps_back_whole_and_cannot_be_changed() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let s = Sealed::copy_of(&data).unwrap();
+        assert_eq!(s.len(), data.len());
+        // The sender cannot write or shrink it any more.
+        let f = std::fs::File::from(s.fd().try_clone_to_owned().unwrap());
+        assert!(f.set_len(10).is_err());
+        assert!(std::io::Write::write(&mut &f, b"x").is_err());
+        let m = Mapped::open(s.into_fd(), data.len()).unwrap();
+        assert_eq!(&m[..], &data[..]);
+    }
+
+    #[test]
+    fn an_unsealed_or_mis_sized_descriptor_is_refused() {
+        let fd = memfd_create("t", MFdFlags::MFD_CLOEXEC).unwrap();
+        nix::unistd::ftruncate(&fd, 10).unwrap();
+        let e = Mapped::open(fd, 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let s = Sealed::copy_of(b"hello").unwrap();
+        let e = Mapped::open(s.into_fd(), 6).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let empty = Sealed::copy_of(b"").unwrap();
+        assert_eq!(&Mapped::open(empty.into_fd(), 0).unwrap()[..], b"");
+    }
+
+    #[test]
+    fn a_failing_fill_is_an_error() {
+        let e = Sealed::with(10, |_| Err("no".into())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -1,0 +1,281 @@
+//! Large arguments and results: payloads past the pipes' 64 MiB frame limit
+//! travel (in sealed memfds), and past the configured `max_payload` the
+//! sender refuses with one typed `TooLarge { size, limit }` — at submit for
+//! an argument, on the future for a result — and the worker survives.
+//!
+//! Before the memfd route, a 70 MB result was `WorkerLost` ("killed by
+//! signal 9": the parent's link refused the 64 MiB+ frame as garbled and
+//! killed the worker), a 70 MB argument was `WorkerLost` ("exit code 0":
+//! the worker's link refused it and the worker returned), and a 70 MB
+//! `Process` argument was "Broken pipe" (the child refused the boot frame
+//! and exited while the parent was still writing it).
+
+mod common;
+
+use std::time::Duration;
+
+use serde_bytes::ByteBuf;
+use spindle::futures::{Executor, FutureError, Payload};
+use spindle::process::{Pool, Process, ProcessPoolExecutor, StartMethod};
+
+use common::LONG;
+
+const MIB: usize = 1 << 20;
+
+/// `n` bytes: byte `i` is `i % 251`.
+fn pattern(n: usize) -> ByteBuf {
+    ByteBuf::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+fn is_pattern(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8)
+}
+
+/// The postcard size of a `ByteBuf` of `n` bytes (varint length + bytes),
+/// alone or as a one-argument tuple: the same.
+fn encoded(n: usize) -> usize {
+    postcard_len(n) + n
+}
+
+fn postcard_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+/// The byte length whose encoding is exactly `size` bytes.
+fn bytes_for(size: usize) -> usize {
+    let n = size - postcard_len(size);
+    assert_eq!(encoded(n), size);
+    n
+}
+
+#[spindle::task]
+fn make(n: u64) -> ByteBuf {
+    pattern(n as usize)
+}
+
+#[spindle::task]
+fn check_len(b: ByteBuf) -> u64 {
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    b.len() as u64
+}
+
+#[spindle::task]
+fn pid() -> u32 {
+    std::process::id()
+}
+
+#[spindle::task]
+fn exit_with_len(b: ByteBuf) {
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    std::process::exit((b.len() % 50) as i32 + 60);
+}
+
+#[test]
+fn a_70mb_result_and_a_70mb_argument_travel() {
+    let pool = Pool::new(1).unwrap();
+    let got = pool.apply(make::call(70_000_000)).unwrap();
+    assert_eq!(got.len(), 70_000_000);
+    assert!(is_pattern(&got));
+    assert_eq!(
+        pool.apply(check_len::call(pattern(70_000_000))),
+        Ok(70_000_000)
+    );
+    // Many medium results in one `map` chunk: more than a pipe frame's
+    // 64 MiB together.
+    let lens = pool
+        .map_chunked(make::call, [5_000_000u64; 16], 16)
+        .unwrap()
+        .iter()
+        .map(|b| (b.len(), is_pattern(b)))
+        .collect::<Vec<_>>();
+    assert_eq!(lens, vec![(5_000_000, true); 16]);
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
+
+#[test]
+fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
+    let limit = MIB;
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload(limit)
+        .build()
+        .unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let n = bytes_for(limit);
+    let got = pool.apply(make::call(n as u64)).unwrap();
+    assert_eq!(got.len(), n);
+    assert!(is_pattern(&got));
+    let err = pool.apply(make::call(n as u64 + 1)).unwrap_err();
+    let t = err
+        .too_large()
+        .copied()
+        .unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(
+        (t.payload(), t.size(), t.limit()),
+        (Payload::Result, limit as u64 + 1, limit as u64)
+    );
+    assert!(err.to_string().contains(&format!("{}", limit + 1)), "{err}");
+    // The same through the executor's future; the worker is still the same.
+    let f = pool.executor().submit(make::call(n as u64 + 1)).unwrap();
+    assert!(matches!(f.result(), Err(FutureError::TooLarge(_))));
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
+
+#[test]
+fn a_pool_argument_at_the_limit_travels_and_one_byte_more_is_refused_at_submit() {
+    let limit = MIB;
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload(limit)
+        .build()
+        .unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let n = bytes_for(limit);
+    assert_eq!(pool.apply(check_len::call(pattern(n))), Ok(n as u64));
+    let err = pool
+        .apply_async(check_len::call(pattern(n + 1)))
+        .unwrap_err();
+    let t = *err.too_large().expect("TooLarge");
+    assert_eq!(
+        (t.payload(), t.size(), t.limit()),
+        (Payload::Argument, limit as u64 + 1, limit as u64)
+    );
+    // The call comes back.
+    assert_eq!(err.into_inner().into_args().0.len(), n + 1);
+    let err = pool.apply(check_len::call(pattern(n + 1))).unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
+    let err = pool
+        .map_async(
+            check_len::call,
+            [pattern(10), pattern(n + 1)],
+            1,
+            Default::default(),
+        )
+        .unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
+    // The executor's submit has consumed the task: its future fails at once.
+    let f = pool
+        .executor()
+        .submit(check_len::call(pattern(n + 1)))
+        .unwrap();
+    assert_eq!(
+        f.result_timeout(Duration::ZERO)
+            .unwrap_err()
+            .too_large()
+            .map(|t| t.size()),
+        Some(limit as u64 + 1)
+    );
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+}
+
+/// Dies (SIGKILL) the first time (no `marker` file yet), else checks `b`.
+#[spindle::task]
+fn check_len_or_die_once(b: ByteBuf, marker: String) -> u64 {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        nix_kill_self();
+    }
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    b.len() as u64
+}
+
+fn nix_kill_self() {
+    // SAFETY: raising SIGKILL on ourselves has no memory effects.
+    unsafe { libc::raise(libc::SIGKILL) };
+}
+
+#[test]
+fn a_large_argument_is_sent_again_whole_when_its_worker_dies() {
+    // A memfd argument stays with its job: the retry on the replacement
+    // worker gets it again.
+    let marker = std::env::temp_dir().join(format!(
+        "spindle-payload-retry-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let marker = marker.to_string_lossy().into_owned();
+    let pool = Pool::builder().processes(1).retries(1).build().unwrap();
+    let r = pool
+        .apply_async(check_len_or_die_once::call(
+            pattern(3 * MIB),
+            marker.clone(),
+        ))
+        .unwrap();
+    assert_eq!(r.get_timeout(LONG), Ok(3 * MIB as u64));
+    assert_eq!(pool.executor().workers_lost(), 1);
+    std::fs::remove_file(&marker).ok();
+}
+
+#[test]
+fn an_executor_moves_large_payloads_both_ways() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let fs: Vec<_> = (0..4)
+        .map(|i| pool.submit(check_len::call(pattern(MIB + i))).unwrap())
+        .collect();
+    for (i, f) in fs.into_iter().enumerate() {
+        assert_eq!(f.result(), Ok((MIB + i) as u64));
+    }
+    let got: Vec<usize> = pool
+        .map(make::call, [MIB as u64, 10, 2 * MIB as u64])
+        .unwrap()
+        .map(|r| r.unwrap().len())
+        .collect();
+    assert_eq!(got, [MIB, 10, 2 * MIB]);
+}
+
+#[test]
+fn a_process_argument_at_the_limit_starts_and_one_byte_more_is_refused() {
+    let limit = MIB;
+    let n = bytes_for(limit);
+    for method in StartMethod::all() {
+        let mut p = Process::builder()
+            .task(exit_with_len::call(pattern(n)))
+            .start_method(method)
+            .max_payload(limit)
+            .start()
+            .unwrap();
+        let _ = p.join();
+        assert_eq!(p.exitcode(), Some((n % 50) as i32 + 60), "{method:?}");
+        let err = Process::builder()
+            .task(exit_with_len::call(pattern(n + 1)))
+            .start_method(method)
+            .max_payload(limit)
+            .start()
+            .unwrap_err();
+        let t = err
+            .too_large()
+            .copied()
+            .unwrap_or_else(|| panic!("{err:?}"));
+        assert_eq!(
+            (t.size(), t.limit()),
+            (limit as u64 + 1, limit as u64),
+            "{method:?}"
+        );
+    }
+}
+
+#[test]
+fn a_70mb_process_argument_travels() {
+    for method in StartMethod::all() {
+        let mut p = Process::builder()
+            .task(exit_with_len::call(pattern(70_000_000)))
+            .start_method(method)
+            .start()
+            .unwrap();
+        let _ = p.join();
+        assert_eq!(p.exitcode(), Some(60), "{method:?}");
+    }
+}
