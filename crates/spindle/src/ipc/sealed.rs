@@ -82,11 +82,21 @@ impl Sealed {
         Ok(Sealed { fd, len })
     }
 
-    /// A sealed copy of `bytes`.
+    /// A sealed copy of `bytes`, written with `write(2)`: the copy is never
+    /// mapped here, so it does not count in this process's resident memory
+    /// (the caller typically frees `bytes` next).
     pub(crate) fn copy_of(bytes: &[u8]) -> io::Result<Sealed> {
-        Sealed::with(bytes.len(), |dst| {
-            dst.copy_from_slice(bytes);
-            Ok(())
+        let fd = memfd_create(
+            "spindle-payload",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, bytes)?;
+        let fd = OwnedFd::from(file);
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
+        Ok(Sealed {
+            fd,
+            len: bytes.len(),
         })
     }
 
