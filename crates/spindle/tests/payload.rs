@@ -279,3 +279,53 @@ fn a_70mb_process_argument_travels() {
         assert_eq!(p.exitcode(), Some(60), "{method:?}");
     }
 }
+
+/// Puts an item of `n` bytes on `q` from another process: panics unless it
+/// went (`fits`) or was refused as too large (`!fits`).
+#[spindle::task]
+fn put_sized(q: spindle::ipc::Queue<ByteBuf>, n: u64, fits: bool) {
+    use spindle::ipc::{ItemErrorKind, QueueError};
+    match q.put(pattern(n as usize)) {
+        Ok(()) => assert!(fits, "an item over the limit went"),
+        Err(QueueError::Item(e)) => assert!(
+            !fits && matches!(e.kind(), ItemErrorKind::TooLarge { .. }),
+            "{:?}",
+            e.kind()
+        ),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn an_ipc_queue_item_at_the_limit_travels_and_one_byte_more_is_refused() {
+    use spindle::ipc::{ItemErrorKind, Queue, QueueError};
+    let limit = MIB;
+    let n = bytes_for(limit);
+    let q: Queue<ByteBuf> = Queue::with_max_item(0, limit).unwrap();
+    assert_eq!(q.max_item(), limit);
+    q.put(pattern(n)).unwrap();
+    let got = q.get_timeout(LONG).unwrap();
+    assert_eq!(got.len(), n);
+    assert!(is_pattern(&got));
+    match q.put(pattern(n + 1)) {
+        Err(QueueError::Item(e)) => {
+            assert!(
+                matches!(e.kind(), ItemErrorKind::TooLarge { len, limit: l } if *len == limit + 1 && *l == limit),
+                "{:?}",
+                e.kind()
+            );
+            assert_eq!(e.into_inner().len(), n + 1, "the item comes back");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another process's handle has the same limit.
+    let mut p = Process::new(put_sized::call(q.clone(), n as u64 + 1, false));
+    p.start().unwrap();
+    p.join().unwrap();
+    let mut p = Process::new(put_sized::call(q.clone(), n as u64, true));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap().len(), n);
+    assert!(Queue::<ByteBuf>::with_max_item(0, 0).is_err());
+    assert!(Queue::<ByteBuf>::with_max_item(0, (1 << 30) + 1).is_err());
+}
