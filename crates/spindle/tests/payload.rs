@@ -329,3 +329,19 @@ fn an_ipc_queue_item_at_the_limit_travels_and_one_byte_more_is_refused() {
     assert!(Queue::<ByteBuf>::with_max_item(0, 0).is_err());
     assert!(Queue::<ByteBuf>::with_max_item(0, (1 << 30) + 1).is_err());
 }
+
+#[test]
+fn a_map_chunk_of_many_medium_payloads_past_a_frame_travels() {
+    // 400 × 200 KB: each under the memfd threshold, 80 MB together — more
+    // than one pipe frame carries; the part past the frame's inline budget
+    // goes in memfds, both ways.
+    let pool = Pool::new(1).unwrap();
+    let items: Vec<ByteBuf> = (0..400).map(|_| pattern(200_000)).collect();
+    let lens = pool.map_chunked(check_len::call, items, 400).unwrap();
+    assert_eq!(lens, vec![200_000u64; 400]);
+    let got = pool
+        .map_chunked(make::call, [200_000u64; 400], 400)
+        .unwrap();
+    assert!(got.iter().all(|b| b.len() == 200_000 && is_pattern(b)));
+    assert_eq!(pool.executor().workers_lost(), 0);
+}

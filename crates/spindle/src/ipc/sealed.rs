@@ -35,49 +35,22 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// A sealed memfd of `len` bytes filled by `fill`, which is handed the
-    /// writable mapping (all of it; `fill` must write every byte it means to
-    /// send, the rest reads as zero). `fill`'s error is returned as
+    /// A sealed memfd holding what `fill` writes to it (with `write(2)`:
+    /// the kernel fills fresh pages without zeroing them first, and they
+    /// are never mapped here). `fill`'s error is returned as
     /// `InvalidData`.
-    pub(crate) fn with(
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), String>,
+    pub(crate) fn written(
+        fill: impl FnOnce(&mut std::fs::File) -> Result<(), String>,
     ) -> io::Result<Sealed> {
         let fd = memfd_create(
             "spindle-payload",
             MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
         )?;
-        let size = i64::try_from(len)
+        let mut file = std::fs::File::from(fd);
+        fill(&mut file).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+        let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "payload too large"))?;
-        nix::unistd::ftruncate(&fd, size)?;
-        if let Some(n) = NonZeroUsize::new(len) {
-            // SAFETY: a fresh shared mapping of a memfd we own and just sized
-            // to `len`; no existing memory is affected. MAP_POPULATE takes
-            // the pages in one go instead of one fault per page.
-            let ptr = unsafe {
-                mmap(
-                    None,
-                    n,
-                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                    MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
-                    &fd,
-                    0,
-                )?
-            };
-            // SAFETY: `ptr` is a fresh writable mapping of `len` bytes that
-            // only this function sees; it is unmapped below, before the
-            // slice could outlive it.
-            let slice = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().cast::<u8>(), len) };
-            let filled = fill(slice);
-            // SAFETY: unmapping exactly the mapping made above; `slice` is
-            // not used after this point.
-            unsafe { munmap(ptr, len)? };
-            filled.map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
-        } else {
-            fill(&mut []).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
-        }
-        // F_SEAL_WRITE fails while a writable shared mapping exists: the one
-        // above is gone.
+        let fd = OwnedFd::from(file);
         fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
         Ok(Sealed { fd, len })
     }
@@ -86,18 +59,7 @@ impl Sealed {
     /// mapped here, so it does not count in this process's resident memory
     /// (the caller typically frees `bytes` next).
     pub(crate) fn copy_of(bytes: &[u8]) -> io::Result<Sealed> {
-        let fd = memfd_create(
-            "spindle-payload",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )?;
-        let mut file = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut file, bytes)?;
-        let fd = OwnedFd::from(file);
-        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
-        Ok(Sealed {
-            fd,
-            len: bytes.len(),
-        })
+        Sealed::written(|f| std::io::Write::write_all(f, bytes).map_err(|e| e.to_string()))
     }
 
     /// The payload's length.
@@ -235,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_failing_fill_is_an_error() {
-        let e = Sealed::with(10, |_| Err("no".into())).unwrap_err();
+        let e = Sealed::written(|_| Err("no".into())).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }

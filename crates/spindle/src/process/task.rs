@@ -234,14 +234,89 @@ fn invoke<T: Task>(bytes: ArgBytes<'_>, policy: OutPolicy) -> Result<Encoded, Ta
             .map(Encoded::Inline)
             .map_err(|e| TaskFault::Encode(e.to_string()));
     }
-    // Encoded once, straight into the memfd that carries it.
-    Sealed::with(size, |buf| {
-        postcard::to_slice(&out, buf)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    // Encoded once, straight into the memfd that carries it: a byte
+    // string's bytes go from the value to the file in one `write`.
+    let sealed = Sealed::written(|file| {
+        let mut w = FileFlavor {
+            file,
+            buf: Vec::with_capacity(FLAVOR_BUF),
+            err: None,
+        };
+        let r = serde::Serialize::serialize(&out, &mut postcard::Serializer { output: &mut w });
+        w.flush();
+        match (r, w.err) {
+            (_, Some(e)) => Err(e.to_string()),
+            (Err(e), None) => Err(e.to_string()),
+            (Ok(()), None) => Ok(()),
+        }
     })
-    .map(Encoded::Sealed)
-    .map_err(|e| TaskFault::Io(format!("could not place the result in shared memory: {e}")))
+    .map_err(|e| TaskFault::Io(format!("could not place the result in shared memory: {e}")))?;
+    if sealed.len() != size {
+        return Err(TaskFault::Encode(format!(
+            "the result encoded to {} bytes, announced {size}",
+            sealed.len()
+        )));
+    }
+    Ok(Encoded::Sealed(sealed))
+}
+
+/// Bytes a [`FileFlavor`] gathers before a `write`.
+const FLAVOR_BUF: usize = 64 << 10;
+
+/// A postcard output writing to a file: small pieces gathered, large ones
+/// (a byte string's bytes) written straight from the value.
+struct FileFlavor<'a> {
+    file: &'a mut std::fs::File,
+    buf: Vec<u8>,
+    err: Option<std::io::Error>,
+}
+
+impl FileFlavor<'_> {
+    fn flush(&mut self) {
+        if self.err.is_none() && !self.buf.is_empty() {
+            if let Err(e) = std::io::Write::write_all(self.file, &self.buf) {
+                self.err = Some(e);
+            }
+        }
+        self.buf.clear();
+    }
+
+    fn check(&self) -> postcard::Result<()> {
+        match self.err {
+            Some(_) => Err(postcard::Error::SerializeBufferFull),
+            None => Ok(()),
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for &mut FileFlavor<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.buf.push(b);
+        if self.buf.len() >= FLAVOR_BUF {
+            self.flush();
+        }
+        self.check()
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.buf.len() + data.len() <= FLAVOR_BUF {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.flush();
+            if self.err.is_none()
+                && let Err(e) = std::io::Write::write_all(self.file, data)
+            {
+                self.err = Some(e);
+            }
+        }
+        self.check()
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        self.check()
+    }
 }
 
 /// spindle's own task, a no-op: always registered, so the link section exists
