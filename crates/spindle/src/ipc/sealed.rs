@@ -35,31 +35,13 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// A sealed memfd holding what `fill` writes to it (with `write(2)`:
-    /// the kernel fills fresh pages without zeroing them first, and they
-    /// are never mapped here). `fill`'s error is returned as
-    /// `InvalidData`.
-    pub(crate) fn written(
-        fill: impl FnOnce(&mut std::fs::File) -> Result<(), String>,
-    ) -> io::Result<Sealed> {
-        let fd = memfd_create(
-            "spindle-payload",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )?;
-        let mut file = std::fs::File::from(fd);
-        fill(&mut file).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "payload too large"))?;
-        let fd = OwnedFd::from(file);
-        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
-        Ok(Sealed { fd, len })
-    }
-
     /// A sealed copy of `bytes`, written with `write(2)`: the copy is never
     /// mapped here, so it does not count in this process's resident memory
     /// (the caller typically frees `bytes` next).
     pub(crate) fn copy_of(bytes: &[u8]) -> io::Result<Sealed> {
-        Sealed::written(|f| std::io::Write::write_all(f, bytes).map_err(|e| e.to_string()))
+        let mut f = Filling::new()?;
+        f.append(bytes)?;
+        f.seal()
     }
 
     /// The payload's length.
@@ -75,6 +57,102 @@ impl Sealed {
     /// The descriptor, owned.
     pub(crate) fn into_fd(self) -> OwnedFd {
         self.fd
+    }
+}
+
+/// A memfd being filled, payload after payload (each at the offset
+/// [`append`](Self::append) returns), then sealed: one memfd carries every
+/// large payload of one frame.
+#[derive(Debug)]
+pub(crate) struct Filling {
+    file: std::fs::File,
+    len: usize,
+}
+
+impl Filling {
+    /// An empty memfd.
+    pub(crate) fn new() -> io::Result<Filling> {
+        let fd = memfd_create(
+            "spindle-payload",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
+        Ok(Filling {
+            file: std::fs::File::from(fd),
+            len: 0,
+        })
+    }
+
+    /// Appends what `fill` writes (with `write(2)`) and returns its offset
+    /// and length. On an error the memfd is unusable: drop it.
+    pub(crate) fn append_with(
+        &mut self,
+        fill: impl FnOnce(&mut std::fs::File) -> Result<(), String>,
+    ) -> io::Result<(usize, usize)> {
+        let at = self.len;
+        fill(&mut self.file).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+        let end = usize::try_from(self.file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "payload too large"))?;
+        self.len = end;
+        Ok((at, end - at))
+    }
+
+    /// Appends a copy of `bytes`; its offset and length.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<(usize, usize)> {
+        self.append_with(|f| std::io::Write::write_all(f, bytes).map_err(|e| e.to_string()))
+    }
+
+    /// Bytes appended so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Seals it: no write, shrink or grow any more.
+    pub(crate) fn seal(self) -> io::Result<Sealed> {
+        let fd = OwnedFd::from(self.file);
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
+        Ok(Sealed { fd, len: self.len })
+    }
+}
+
+/// `len` bytes at `start` of a shared [`Mapped`]: one payload of a frame's
+/// memfd. The mapping goes with the last slice of it.
+#[derive(Debug, Clone)]
+pub(crate) struct MappedSlice {
+    map: std::sync::Arc<Mapped>,
+    start: usize,
+    len: usize,
+}
+
+impl MappedSlice {
+    /// The payload at `start..start + len` of `map`, if it is inside.
+    pub(crate) fn new(
+        map: &std::sync::Arc<Mapped>,
+        start: u64,
+        len: u64,
+    ) -> io::Result<MappedSlice> {
+        let (start, len) = (start as usize, len as usize);
+        if start.checked_add(len).is_none_or(|end| end > map.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a payload at {start}+{len} outside its memfd of {} bytes",
+                    map.len
+                ),
+            ));
+        }
+        Ok(MappedSlice {
+            map: map.clone(),
+            start,
+            len,
+        })
+    }
+}
+
+impl Deref for MappedSlice {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
     }
 }
 
@@ -197,7 +275,27 @@ mod tests {
 
     #[test]
     fn a_failing_fill_is_an_error() {
-        let e = Sealed::written(|_| Err("no".into())).unwrap_err();
+        let mut f = Filling::new().unwrap();
+        let e = f.append_with(|_| Err("no".into())).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn payloads_share_one_memfd_and_slices_stay_inside() {
+        let mut f = Filling::new().unwrap();
+        assert_eq!(f.append(b"hello").unwrap(), (0, 5));
+        assert_eq!(f.append(b"").unwrap(), (5, 0));
+        assert_eq!(f.append(b"world!").unwrap(), (5, 6));
+        let s = f.seal().unwrap();
+        let m = std::sync::Arc::new(Mapped::open(s.into_fd(), 11).unwrap());
+        let a = MappedSlice::new(&m, 0, 5).unwrap();
+        let b = MappedSlice::new(&m, 5, 6).unwrap();
+        drop(m);
+        assert_eq!((&a[..], &b[..]), (&b"hello"[..], &b"world!"[..]));
+        let m = std::sync::Arc::new(
+            Mapped::open(Sealed::copy_of(b"xy").unwrap().into_fd(), 2).unwrap(),
+        );
+        assert!(MappedSlice::new(&m, 1, 2).is_err());
+        assert!(MappedSlice::new(&m, u64::MAX, 2).is_err());
     }
 }

@@ -17,7 +17,7 @@ use super::current::Identity;
 use super::task::{self, ArgBytes, OutPolicy, TaskFault};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
-use crate::ipc::sealed::Mapped;
+use crate::ipc::sealed::{Mapped, MappedSlice};
 use crate::util::panic_text;
 
 /// The environment variable that marks a spindle child: `SPINDLE_BOOT=<fd>`.
@@ -94,12 +94,15 @@ pub(crate) fn run_child(spec: &ChildSpec, mut fds: Vec<OwnedFd>, ctl: &UnixStrea
                     .pop()
                     .ok_or_else(|| std::io::Error::other("no descriptor came with them"))
                     .and_then(|fd| Mapped::open(fd, n as usize))
+                    .and_then(|m| MappedSlice::new(&std::sync::Arc::new(m), 0, n))
                     .map(ArgBytes::Mapped)
                     .map_err(|e| format!("the large arguments could not be mapped: {e}")),
             };
             match args {
                 Ok(args) => run_guarded(|| {
-                    fdpass::provide(fds, || entry.invoke_with(args, OutPolicy::INLINE))
+                    fdpass::provide(fds, || {
+                        entry.invoke_with(args, OutPolicy::INLINE, &mut None)
+                    })
                 }),
                 Err(m) => Outcome::ArgDecode(m),
             }

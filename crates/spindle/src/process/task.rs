@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ipc::fdpass;
-use crate::ipc::sealed::{Mapped, Sealed};
+use crate::ipc::sealed::{Filling, MappedSlice};
 
 /// A function that can run in another process, found there by its stable
 /// [`NAME`](Self::NAME). Implemented by `#[spindle::task]`; you do not
@@ -145,7 +145,8 @@ impl OutPolicy {
 #[derive(Debug)]
 pub(crate) enum Encoded {
     Inline(Vec<u8>),
-    Sealed(Sealed),
+    /// Appended to the frame's memfd: offset and length.
+    Bulk(usize, usize),
 }
 
 /// A task's encoded arguments: borrowed bytes, or a received sealed memfd,
@@ -153,7 +154,7 @@ pub(crate) enum Encoded {
 pub(crate) enum ArgBytes<'a> {
     Borrowed(&'a [u8]),
     Owned(Vec<u8>),
-    Mapped(Mapped),
+    Mapped(MappedSlice),
 }
 
 impl std::ops::Deref for ArgBytes<'_> {
@@ -174,7 +175,7 @@ impl std::ops::Deref for ArgBytes<'_> {
 #[repr(C)]
 pub struct TaskEntry {
     name: &'static str,
-    invoke: fn(ArgBytes<'_>, OutPolicy) -> Result<Encoded, TaskFault>,
+    invoke: fn(ArgBytes<'_>, OutPolicy, &mut Option<Filling>) -> Result<Encoded, TaskFault>,
 }
 
 impl TaskEntry {
@@ -192,24 +193,30 @@ impl TaskEntry {
 
     /// Decodes the arguments, runs the task, encodes its result (inline).
     pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
-        match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE)? {
+        match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE, &mut None)? {
             Encoded::Inline(v) => Ok(v),
-            Encoded::Sealed(_) => unreachable!("inline policy"),
+            Encoded::Bulk(..) => unreachable!("inline policy"),
         }
     }
 
     /// Decodes the arguments (dropping their mapping before the task runs),
-    /// runs the task, and encodes its result as `out` says.
+    /// runs the task, and encodes its result as `out` says: a large one is
+    /// appended to `bulk` (made on first use).
     pub(crate) fn invoke_with(
         &self,
         args: ArgBytes<'_>,
         out: OutPolicy,
+        bulk: &mut Option<Filling>,
     ) -> Result<Encoded, TaskFault> {
-        (self.invoke)(args, out)
+        (self.invoke)(args, out, bulk)
     }
 }
 
-fn invoke<T: Task>(bytes: ArgBytes<'_>, policy: OutPolicy) -> Result<Encoded, TaskFault> {
+fn invoke<T: Task>(
+    bytes: ArgBytes<'_>,
+    policy: OutPolicy,
+    bulk: &mut Option<Filling>,
+) -> Result<Encoded, TaskFault> {
     let args: T::Args =
         postcard::from_bytes(&bytes).map_err(|e| TaskFault::Decode(e.to_string()))?;
     // A large argument's mapping goes before the task runs: it is not held
@@ -236,7 +243,14 @@ fn invoke<T: Task>(bytes: ArgBytes<'_>, policy: OutPolicy) -> Result<Encoded, Ta
     }
     // Encoded once, straight into the memfd that carries it: a byte
     // string's bytes go from the value to the file in one `write`.
-    let sealed = Sealed::written(|file| {
+    let io = |e: std::io::Error| {
+        TaskFault::Io(format!("could not place the result in shared memory: {e}"))
+    };
+    if bulk.is_none() {
+        *bulk = Some(Filling::new().map_err(io)?);
+    }
+    let filling = bulk.as_mut().expect("made above");
+    let appended = filling.append_with(|file| {
         let mut w = FileFlavor {
             file,
             buf: Vec::with_capacity(FLAVOR_BUF),
@@ -249,15 +263,22 @@ fn invoke<T: Task>(bytes: ArgBytes<'_>, policy: OutPolicy) -> Result<Encoded, Ta
             (Err(e), None) => Err(e.to_string()),
             (Ok(()), None) => Ok(()),
         }
-    })
-    .map_err(|e| TaskFault::Io(format!("could not place the result in shared memory: {e}")))?;
-    if sealed.len() != size {
+    });
+    let (at, len) = match appended {
+        Ok(x) => x,
+        Err(e) => {
+            // A half-written memfd is of no use to the other results.
+            *bulk = None;
+            return Err(io(e));
+        }
+    };
+    if len != size {
+        *bulk = None;
         return Err(TaskFault::Encode(format!(
-            "the result encoded to {} bytes, announced {size}",
-            sealed.len()
+            "the result encoded to {len} bytes, announced {size}"
         )));
     }
-    Ok(Encoded::Sealed(sealed))
+    Ok(Encoded::Bulk(at, len))
 }
 
 /// Bytes a [`FileFlavor`] gathers before a `write`.

@@ -365,7 +365,7 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         sink,
         retried: 0,
         refused,
-        bulk: Vec::new(),
+        bulk: None,
     }
 }
 

@@ -363,29 +363,30 @@ impl Engine {
                 continue; // cancelled while queued
             }
             let at = w.outbox.len();
-            let pushed = if job.bulk.is_empty() {
-                let msg = ToWorkerRef::Run {
-                    name: job.name,
-                    args: &job.args,
-                };
-                link::push_frame(&mut w.outbox, &msg)
-            } else {
-                let mut bulk = job.bulk.iter().peekable();
+            let pushed = if let Some((sealed, moved)) = &job.bulk {
+                let mut moved = moved.iter().peekable();
                 let args = (job.args.iter().enumerate())
-                    .map(|(i, a)| match bulk.next_if(|(j, _)| *j == i) {
-                        Some((_, s)) => WireArgRef::Bulk(s.len() as u64),
+                    .map(|(i, a)| match moved.next_if(|(j, _, _)| *j == i) {
+                        Some(&(_, at, len)) => WireArgRef::Bulk(at as u64, len as u64),
                         None => WireArgRef::Inline(a),
                     })
                     .collect();
                 let msg = ToWorkerRef::RunBulk {
                     name: job.name,
+                    bulk: sealed.len() as u64,
                     args,
                 };
                 let r = link::push_frame(&mut w.outbox, &msg);
                 if r.is_ok() {
-                    w.outbox_fds.extend(job.bulk.iter().map(|(_, s)| s.clone()));
+                    w.outbox_fds.push(sealed.clone());
                 }
                 r
+            } else {
+                let msg = ToWorkerRef::Run {
+                    name: job.name,
+                    args: &job.args,
+                };
+                link::push_frame(&mut w.outbox, &msg)
             };
             if let Err(m) = pushed {
                 w.outbox.truncate(at);

@@ -12,7 +12,7 @@ use super::wire::ItemOutcome;
 use std::sync::Arc;
 
 use crate::futures::{BrokenPool, FutureError, Payload, Promise, TooLarge, WorkerLost};
-use crate::ipc::sealed::Sealed;
+use crate::ipc::sealed::{Filling, Sealed};
 use crate::process::task::{BULK_FROM, INLINE_BUDGET};
 
 /// Why a job ended without a result from a worker.
@@ -50,16 +50,17 @@ pub(crate) struct Job {
     pub(crate) retried: u32,
     /// Set when the arguments could not be encoded: fail at dispatch.
     pub(crate) refused: Option<String>,
-    /// Arguments moved to sealed memfds (`args[i]` is then empty): index
-    /// and memfd. Kept until the job ends, so a retry sends them again.
-    pub(crate) bulk: Vec<(usize, Arc<Sealed>)>,
+    /// Arguments moved to one sealed memfd (`args[i]` is then empty): the
+    /// memfd, and each moved argument's index, offset and length in it.
+    /// Kept until the job ends, so a retry sends it again.
+    pub(crate) bulk: Option<(Arc<Sealed>, Vec<(usize, usize, usize)>)>,
 }
 
 impl Job {
     /// Total size of the encoded arguments.
     pub(crate) fn weight(&self) -> usize {
         self.args.iter().map(Vec::len).sum::<usize>()
-            + self.bulk.iter().map(|(_, s)| s.len()).sum::<usize>()
+            + self.bulk.as_ref().map_or(0, |(s, _)| s.len())
     }
 
     /// The first argument over `limit`, as the error to report.
@@ -81,19 +82,31 @@ impl Job {
     }
 
     /// Moves the large arguments (and those past the inline budget of a
-    /// frame) into sealed memfds, freeing their bytes here. Written with
+    /// frame) into one sealed memfd, freeing their bytes here. Written with
     /// `write(2)`, not mapped, so the copy does not count in this process's
     /// memory.
     pub(crate) fn seal(&mut self) -> std::io::Result<()> {
         let mut inline = 0usize;
-        for (i, a) in self.args.iter_mut().enumerate() {
+        let mut filling: Option<Filling> = None;
+        let mut moved = Vec::new();
+        for (i, a) in self.args.iter().enumerate() {
             if a.len() >= BULK_FROM || inline + a.len() > INLINE_BUDGET {
-                let s = Sealed::copy_of(a)?;
-                *a = Vec::new();
-                self.bulk.push((i, Arc::new(s)));
+                let f = match &mut filling {
+                    Some(f) => f,
+                    None => filling.insert(Filling::new()?),
+                };
+                let (at, len) = f.append(a)?;
+                moved.push((i, at, len));
             } else {
                 inline += a.len();
             }
+        }
+        if let Some(f) = filling {
+            let sealed = f.seal()?;
+            for &(i, _, _) in &moved {
+                self.args[i] = Vec::new();
+            }
+            self.bulk = Some((Arc::new(sealed), moved));
         }
         Ok(())
     }
@@ -126,7 +139,7 @@ pub(crate) fn decode<O: DeserializeOwned>(out: ItemOutcome) -> Result<O, FutureE
             size,
             limit,
         ))),
-        ItemOutcome::Bulk(_) => Err(FutureError::Panicked(
+        ItemOutcome::Bulk(..) => Err(FutureError::Panicked(
             "a large result arrived without its memory".into(),
         )),
     }

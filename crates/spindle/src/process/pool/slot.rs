@@ -17,7 +17,7 @@ use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
 use crate::futures::WorkerLost;
-use crate::ipc::sealed::Mapped;
+use crate::ipc::sealed::{Mapped, MappedSlice};
 use crate::process::{Process, ProcessError};
 
 /// How long a worker that closed its connection gets to exit before it is
@@ -157,8 +157,9 @@ fn slot_main(
             let mut end = false;
             loop {
                 match rx.recv_spin::<FromWorker>(spin) {
-                    Ok(FromWorker::Done(mut outs)) => {
-                        if receive_bulk(&rx, &mut outs).is_err() {
+                    Ok(FromWorker::Done(outs)) => answers.push(outs),
+                    Ok(FromWorker::DoneBulk(size, mut outs)) => {
+                        if receive_bulk(&rx, size, &mut outs).is_err() {
                             // The socket failed under the frame: the worker
                             // cannot be trusted any more.
                             process.kill().ok();
@@ -236,15 +237,21 @@ fn slot_main(
     engine.changed.notify_all();
 }
 
-/// Replaces each `Bulk` outcome with its memfd, taken from the link's
-/// socket (in order) and mapped read-only. A memfd that cannot be mapped
-/// fails its item; a socket that fails is an error (the stream is broken).
-fn receive_bulk(rx: &Rx, outs: &mut [ItemOutcome]) -> Result<(), String> {
+/// Takes the memfd of a `DoneBulk` (`size` bytes) from the link's socket,
+/// maps it read-only, and replaces each `Bulk` outcome with its part. A
+/// memfd that cannot be mapped fails those items; a socket that fails is an
+/// error (the stream is broken).
+fn receive_bulk(rx: &Rx, size: u64, outs: &mut [ItemOutcome]) -> Result<(), String> {
+    let fd = rx.recv_fd().map_err(|e| e.to_string())?;
+    let map = Mapped::open(fd, size as usize).map(Arc::new);
     for o in outs.iter_mut() {
-        if let ItemOutcome::Bulk(n) = *o {
-            let fd = rx.recv_fd().map_err(|e| e.to_string())?;
-            *o = match Mapped::open(fd, n as usize) {
-                Ok(m) => ItemOutcome::Mapped(m),
+        if let ItemOutcome::Bulk(at, len) = *o {
+            let part = match &map {
+                Ok(m) => MappedSlice::new(m, at, len),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            *o = match part {
+                Ok(p) => ItemOutcome::Mapped(p),
                 Err(e) => ItemOutcome::Fault(format!("a large result could not be mapped: {e}")),
             };
         }

@@ -11,7 +11,9 @@ use std::panic::{self, AssertUnwindSafe};
 use serde::{Deserialize, Serialize};
 
 use super::link::{self, WorkerEnds};
-use crate::ipc::sealed::{Mapped, Sealed};
+use std::sync::Arc;
+
+use crate::ipc::sealed::{Filling, Mapped, MappedSlice};
 use crate::process::task::{
     self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, TaskEntry, TaskFault,
 };
@@ -28,24 +30,28 @@ pub(crate) enum ToWorker {
     },
     /// Exit now (the pool is closing and has nothing more for this worker).
     Stop,
-    /// `Run` with some arguments in sealed memfds, sent on the link's
-    /// socket before this frame, one per `Bulk`, in order.
-    RunBulk { name: String, args: Vec<WireArg> },
+    /// `Run` with some arguments in one sealed memfd of `bulk` bytes, sent
+    /// on the link's socket before this frame.
+    RunBulk {
+        name: String,
+        bulk: u64,
+        args: Vec<WireArg>,
+    },
 }
 
 /// One argument set of a `RunBulk`.
 #[derive(Debug, Deserialize)]
 pub(crate) enum WireArg {
     Inline(#[serde(with = "bytes_one")] Vec<u8>),
-    /// In the next memfd on the socket: its length.
-    Bulk(u64),
+    /// At this offset and length of the frame's memfd.
+    Bulk(u64, u64),
 }
 
 /// One argument set of a `RunBulk` (encoding side).
 #[derive(Debug, Serialize)]
 pub(crate) enum WireArgRef<'a> {
     Inline(#[serde(serialize_with = "bytes_one::serialize")] &'a [u8]),
-    Bulk(u64),
+    Bulk(u64, u64),
 }
 
 /// What a worker is told (the borrowed, encoding side; same wire format).
@@ -59,6 +65,7 @@ pub(crate) enum ToWorkerRef<'a> {
     Stop,
     RunBulk {
         name: &'a str,
+        bulk: u64,
         args: Vec<WireArgRef<'a>>,
     },
 }
@@ -70,6 +77,9 @@ pub(crate) enum FromWorker {
     Done(Vec<ItemOutcome>),
     /// The initializer failed (its panic message); the worker exits.
     InitFailed(String),
+    /// `Done` with some results in one sealed memfd of this many bytes,
+    /// sent on the link's socket before this frame.
+    DoneBulk(u64, Vec<ItemOutcome>),
 }
 
 /// The outcome of one call.
@@ -81,32 +91,29 @@ pub(crate) enum ItemOutcome {
     Panicked(String),
     /// The task could not run (unknown name, undecodable arguments or result).
     Fault(String),
-    /// The encoded result is in the next memfd on the link's socket (sent
-    /// before this frame): its length.
-    Bulk(u64),
+    /// The encoded result is at this offset and length of the frame's
+    /// memfd (see `FromWorker::DoneBulk`).
+    Bulk(u64, u64),
     /// The encoded result was over the pool's payload limit; nothing of it
     /// was sent.
     TooLarge { size: u64, limit: u64 },
-    /// A `Bulk` result once received: its memfd, mapped (never on the wire).
+    /// A `Bulk` result once received: its part of the mapped memfd (never
+    /// on the wire).
     #[serde(skip)]
-    Mapped(Mapped),
+    Mapped(MappedSlice),
 }
 
-/// Runs one call of `entry` under `catch_unwind`; a result going in a memfd
-/// is pushed on `sealed` (and its outcome is `Bulk`).
+/// Runs one call of `entry` under `catch_unwind`; a large result is
+/// appended to `bulk` (its outcome is `Bulk`).
 fn run_entry(
     entry: &TaskEntry,
     args: ArgBytes<'_>,
     policy: OutPolicy,
-    sealed: &mut Vec<Sealed>,
+    bulk: &mut Option<Filling>,
 ) -> ItemOutcome {
-    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy))) {
+    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy, bulk))) {
         Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
-        Ok(Ok(Encoded::Sealed(s))) => {
-            let n = s.len() as u64;
-            sealed.push(s);
-            ItemOutcome::Bulk(n)
-        }
+        Ok(Ok(Encoded::Bulk(at, len))) => ItemOutcome::Bulk(at as u64, len as u64),
         Ok(Err(TaskFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
             size: size as u64,
             limit: limit as u64,
@@ -118,38 +125,56 @@ fn run_entry(
     }
 }
 
-/// Runs the calls of one job in the worker: each result inline, in a memfd
-/// if large (or past the frame's inline budget), or refused over the limit.
+/// Runs the calls of one job in the worker: each result inline, in the
+/// job's memfd (`bulk`) if large or past the frame's inline budget, or
+/// refused over the limit.
 fn run_job<'a>(
     entry: &TaskEntry,
     args: impl Iterator<Item = Result<ArgBytes<'a>, String>>,
     policy: OutPolicy,
-    sealed: &mut Vec<Sealed>,
+    bulk: &mut Option<Filling>,
 ) -> Vec<ItemOutcome> {
     let mut inline = 0usize;
-    args.map(|a| {
-        let a = match a {
-            Ok(a) => a,
-            Err(m) => return ItemOutcome::Fault(m),
-        };
-        match run_entry(entry, a, policy, sealed) {
-            ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => match Sealed::copy_of(&v) {
-                Ok(s) => {
-                    sealed.push(s);
-                    ItemOutcome::Bulk(v.len() as u64)
+    let mut outs: Vec<ItemOutcome> = args
+        .map(|a| {
+            let a = match a {
+                Ok(a) => a,
+                Err(m) => return ItemOutcome::Fault(m),
+            };
+            match run_entry(entry, a, policy, bulk) {
+                ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
+                    let appended = match bulk.take() {
+                        Some(f) => Ok(f),
+                        None => Filling::new(),
+                    }
+                    .and_then(|mut f| f.append(&v).map(|r| (f, r)));
+                    match appended {
+                        Ok((f, (at, len))) => {
+                            *bulk = Some(f);
+                            ItemOutcome::Bulk(at as u64, len as u64)
+                        }
+                        Err(e) => ItemOutcome::Fault(format!(
+                            "could not place the result in shared memory: {e}"
+                        )),
+                    }
                 }
-                Err(e) => {
-                    ItemOutcome::Fault(format!("could not place the result in shared memory: {e}"))
+                ItemOutcome::Ok(v) => {
+                    inline += v.len();
+                    ItemOutcome::Ok(v)
                 }
-            },
-            ItemOutcome::Ok(v) => {
-                inline += v.len();
-                ItemOutcome::Ok(v)
+                other => other,
             }
-            other => other,
+        })
+        .collect();
+    if bulk.is_none() {
+        // A memfd that failed was dropped: the results in it cannot be sent.
+        for o in &mut outs {
+            if let ItemOutcome::Bulk(..) = o {
+                *o = ItemOutcome::Fault("could not place the result in shared memory".into());
+            }
         }
-    })
-    .collect()
+    }
+    outs
 }
 
 fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
@@ -162,7 +187,7 @@ pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
     match task::lookup(name) {
         Some(e) => args
             .iter()
-            .map(|a| run_entry(e, ArgBytes::Borrowed(a), OutPolicy::INLINE, &mut Vec::new()))
+            .map(|a| run_entry(e, ArgBytes::Borrowed(a), OutPolicy::INLINE, &mut None))
             .collect(),
         None => {
             let m = format!("unknown task {name} in this program");
@@ -189,15 +214,14 @@ fn pool_worker(
         limit: usize::try_from(max_payload).unwrap_or(usize::MAX),
     };
     let mut out = Vec::new();
-    let mut sealed: Vec<Sealed> = Vec::new();
-    // The memfds of `msg`'s `Bulk` outcomes go first, on the socket.
-    let mut send = |msg: &FromWorker, sealed: &mut Vec<Sealed>| {
+    // The frame's memfd (its `Bulk` outcomes) goes first, on the socket.
+    let mut send = |msg: &FromWorker, bulk: Option<Filling>| {
         out.clear();
-        if !sealed.is_empty() {
-            let fds: Vec<_> = sealed.iter().map(Sealed::fd).collect();
-            let sent = tx.send_fds(&fds).is_ok();
-            sealed.clear();
-            if !sent {
+        if let Some(f) = bulk {
+            let Ok(sealed) = f.seal() else {
+                return false;
+            };
+            if tx.send_fds(&[sealed.fd()]).is_err() {
                 return false;
             }
         }
@@ -205,15 +229,14 @@ fn pool_worker(
     };
     if let Some((name, args)) = init {
         let failed = match lookup(&name) {
-            Ok(entry) => match run_entry(entry, ArgBytes::Borrowed(&args), policy, &mut sealed) {
+            Ok(entry) => match run_entry(entry, ArgBytes::Borrowed(&args), policy, &mut None) {
                 ItemOutcome::Panicked(m) | ItemOutcome::Fault(m) => Some(m),
                 _ => None,
             },
             Err(m) => Some(m),
         };
-        sealed.clear();
         if let Some(m) = failed {
-            send(&FromWorker::InitFailed(m), &mut sealed);
+            send(&FromWorker::InitFailed(m), None);
             return;
         }
     }
@@ -231,46 +254,57 @@ fn pool_worker(
             Some(e) if e.name() == name => Ok(e),
             _ => lookup(name),
         };
-        let outs = match (entry, msg) {
-            (Ok(e), ToWorker::Run { args, .. }) => {
-                cached = Some(e);
-                let args = args.iter().map(|a| Ok(ArgBytes::Borrowed(a)));
-                run_job(e, args, policy, &mut sealed)
-            }
-            (Ok(e), ToWorker::RunBulk { args, .. }) => {
-                cached = Some(e);
-                // Take every announced memfd first (all of them, in order,
-                // even if one fails to map), then run.
-                let args: Vec<Result<ArgBytes<'_>, String>> = args
-                    .into_iter()
-                    .map(|a| match a {
-                        WireArg::Inline(v) => Ok(ArgOwned::Inline(v)),
-                        WireArg::Bulk(n) => rx
-                            .recv_fd()
-                            .and_then(|fd| Mapped::open(fd, n as usize))
-                            .map(ArgOwned::Mapped)
-                            .map_err(|e| format!("a large argument could not be received: {e}")),
-                    })
-                    .map(|a| a.map(ArgOwned::into_bytes))
-                    .collect();
-                run_job(e, args.into_iter(), policy, &mut sealed)
-            }
-            (Err(m), ToWorker::Run { args, .. }) => {
-                args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
-            }
-            (Err(m), ToWorker::RunBulk { args, .. }) => {
-                for a in &args {
-                    if let WireArg::Bulk(_) = a {
-                        rx.recv_fd().ok();
-                    }
+        let mut bulk = None;
+        let outs = match msg {
+            ToWorker::Run { args, .. } => match entry {
+                Ok(e) => {
+                    cached = Some(e);
+                    let args = args.iter().map(|a| Ok(ArgBytes::Borrowed(a)));
+                    run_job(e, args, policy, &mut bulk)
                 }
-                args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
+                Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+            },
+            ToWorker::RunBulk {
+                bulk: size, args, ..
+            } => {
+                // The frame's memfd came first: take it even if the task is
+                // unknown (the socket stays in step).
+                let map = rx
+                    .recv_fd()
+                    .and_then(|fd| Mapped::open(fd, size as usize))
+                    .map(Arc::new)
+                    .map_err(|e| format!("the large arguments could not be received: {e}"));
+                match entry {
+                    Ok(e) => {
+                        cached = Some(e);
+                        let args: Vec<Result<ArgBytes<'_>, String>> = args
+                            .into_iter()
+                            .map(|a| match a {
+                                WireArg::Inline(v) => Ok(ArgBytes::Owned(v)),
+                                WireArg::Bulk(at, len) => match &map {
+                                    Ok(m) => MappedSlice::new(m, at, len)
+                                        .map(ArgBytes::Mapped)
+                                        .map_err(|e| e.to_string()),
+                                    Err(m) => Err(m.clone()),
+                                },
+                            })
+                            .collect();
+                        // The slices hold the mapping; it goes with the last.
+                        drop(map);
+                        run_job(e, args.into_iter(), policy, &mut bulk)
+                    }
+                    Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+                }
             }
-            (_, ToWorker::Stop) => return,
+            ToWorker::Stop => return,
         };
         // Answered before the next job starts: a worker that dies has run
         // exactly the jobs it answered, plus the one it was running.
-        if !send(&FromWorker::Done(outs), &mut sealed) {
+        let msg = match &bulk {
+            Some(f) => FromWorker::DoneBulk(f.len() as u64, outs),
+            None => FromWorker::Done(outs),
+        };
+        if !send(&msg, bulk) {
             return;
         }
         done += 1;
@@ -288,22 +322,6 @@ pub(crate) fn worker_call(
     max_payload: usize,
 ) -> crate::process::TaskCall {
     pool_worker::call(link, init, max_tasks, max_payload as u64).into()
-}
-
-/// An argument set received by the worker, owned.
-enum ArgOwned {
-    Inline(Vec<u8>),
-    Mapped(Mapped),
-}
-
-impl ArgOwned {
-    /// As the task's argument bytes.
-    fn into_bytes(self) -> ArgBytes<'static> {
-        match self {
-            ArgOwned::Mapped(m) => ArgBytes::Mapped(m),
-            ArgOwned::Inline(v) => ArgBytes::Owned(v),
-        }
-    }
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.
