@@ -228,6 +228,19 @@ fn invoke<T: Task>(
             .map(Encoded::Inline)
             .map_err(|e| TaskFault::Encode(e.to_string()));
     }
+    // The common case in one pass: encoded into a vector that gives up
+    // past what may travel inline (a small result costs one comparison per
+    // write more than before).
+    let inline_max = policy.limit.min(policy.bulk_from.saturating_sub(1));
+    let bounded = Bounded {
+        v: Vec::new(),
+        max: inline_max,
+    };
+    match postcard::serialize_with_flavor(&out, bounded) {
+        Ok(v) => return Ok(Encoded::Inline(v)),
+        Err(postcard::Error::SerializeBufferFull) => {}
+        Err(e) => return Err(TaskFault::Encode(e.to_string())),
+    }
     let size = postcard::experimental::serialized_size(&out)
         .map_err(|e| TaskFault::Encode(e.to_string()))?;
     if size > policy.limit {
@@ -281,6 +294,40 @@ fn invoke<T: Task>(
     Ok(Encoded::Bulk(at, len))
 }
 
+/// A postcard output into a vector of at most `max` bytes: past that it
+/// fails with `SerializeBufferFull` (the result then takes the memfd path,
+/// or is too large).
+struct Bounded {
+    v: Vec<u8>,
+    max: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        if self.v.len() >= self.max {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.v.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > self.max - self.v.len() {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.v.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.v)
+    }
+}
+
 /// Bytes a [`FileFlavor`] gathers before a `write`.
 const FLAVOR_BUF: usize = 64 << 10;
 
@@ -294,10 +341,11 @@ struct FileFlavor<'a> {
 
 impl FileFlavor<'_> {
     fn flush(&mut self) {
-        if self.err.is_none() && !self.buf.is_empty() {
-            if let Err(e) = std::io::Write::write_all(self.file, &self.buf) {
-                self.err = Some(e);
-            }
+        if self.err.is_none()
+            && !self.buf.is_empty()
+            && let Err(e) = std::io::Write::write_all(self.file, &self.buf)
+        {
+            self.err = Some(e);
         }
         self.buf.clear();
     }

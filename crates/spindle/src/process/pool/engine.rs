@@ -363,8 +363,8 @@ impl Engine {
                 continue; // cancelled while queued
             }
             let at = w.outbox.len();
-            let pushed = if let Some((sealed, moved)) = &job.bulk {
-                let mut moved = moved.iter().peekable();
+            let pushed = if let Some(bulk) = &job.bulk {
+                let (sealed, mut moved) = (&bulk.sealed, bulk.moved.iter().peekable());
                 let args = (job.args.iter().enumerate())
                     .map(|(i, a)| match moved.next_if(|(j, _, _)| *j == i) {
                         Some(&(_, at, len)) => WireArgRef::Bulk(at as u64, len as u64),

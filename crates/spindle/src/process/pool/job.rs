@@ -53,14 +53,22 @@ pub(crate) struct Job {
     /// Arguments moved to one sealed memfd (`args[i]` is then empty): the
     /// memfd, and each moved argument's index, offset and length in it.
     /// Kept until the job ends, so a retry sends it again.
-    pub(crate) bulk: Option<(Arc<Sealed>, Vec<(usize, usize, usize)>)>,
+    pub(crate) bulk: Option<Box<Bulk>>,
+}
+
+/// The sealed memfd of a job's large arguments.
+#[derive(Debug)]
+pub(crate) struct Bulk {
+    pub(crate) sealed: Arc<Sealed>,
+    /// Index, offset and length of each argument set moved into it.
+    pub(crate) moved: Vec<(usize, usize, usize)>,
 }
 
 impl Job {
     /// Total size of the encoded arguments.
     pub(crate) fn weight(&self) -> usize {
         self.args.iter().map(Vec::len).sum::<usize>()
-            + self.bulk.as_ref().map_or(0, |(s, _)| s.len())
+            + self.bulk.as_ref().map_or(0, |b| b.sealed.len())
     }
 
     /// The first argument over `limit`, as the error to report.
@@ -106,7 +114,10 @@ impl Job {
             for &(i, _, _) in &moved {
                 self.args[i] = Vec::new();
             }
-            self.bulk = Some((Arc::new(sealed), moved));
+            self.bulk = Some(Box::new(Bulk {
+                sealed: Arc::new(sealed),
+                moved,
+            }));
         }
         Ok(())
     }

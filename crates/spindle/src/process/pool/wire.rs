@@ -110,6 +110,7 @@ fn run_entry(
     args: ArgBytes<'_>,
     policy: OutPolicy,
     bulk: &mut Option<Filling>,
+    lost: &mut bool,
 ) -> ItemOutcome {
     match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy, bulk))) {
         Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
@@ -119,6 +120,8 @@ fn run_entry(
             limit: limit as u64,
         },
         Ok(Err(fault)) => {
+            // A failed memfd was dropped with the results already in it.
+            *lost |= matches!(fault, TaskFault::Io(_));
             ItemOutcome::Fault(format!("task {} could not run: {fault:?}", entry.name()))
         }
         Err(payload) => ItemOutcome::Panicked(panic_text(&*payload)),
@@ -130,51 +133,51 @@ fn run_entry(
 /// refused over the limit.
 fn run_job<'a>(
     entry: &TaskEntry,
-    args: impl Iterator<Item = Result<ArgBytes<'a>, String>>,
+    args: impl Iterator<Item = ArgBytes<'a>>,
     policy: OutPolicy,
     bulk: &mut Option<Filling>,
+    lost: &mut bool,
 ) -> Vec<ItemOutcome> {
     let mut inline = 0usize;
-    let mut outs: Vec<ItemOutcome> = args
-        .map(|a| {
-            let a = match a {
-                Ok(a) => a,
-                Err(m) => return ItemOutcome::Fault(m),
-            };
-            match run_entry(entry, a, policy, bulk) {
-                ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
-                    let appended = match bulk.take() {
-                        Some(f) => Ok(f),
-                        None => Filling::new(),
-                    }
-                    .and_then(|mut f| f.append(&v).map(|r| (f, r)));
-                    match appended {
-                        Ok((f, (at, len))) => {
-                            *bulk = Some(f);
-                            ItemOutcome::Bulk(at as u64, len as u64)
-                        }
-                        Err(e) => ItemOutcome::Fault(format!(
-                            "could not place the result in shared memory: {e}"
-                        )),
-                    }
-                }
-                ItemOutcome::Ok(v) => {
-                    inline += v.len();
-                    ItemOutcome::Ok(v)
-                }
-                other => other,
+    args.map(|a| match run_entry(entry, a, policy, bulk, lost) {
+        ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
+            let appended = match bulk.take() {
+                Some(f) => Ok(f),
+                None => Filling::new(),
             }
-        })
-        .collect();
-    if bulk.is_none() {
-        // A memfd that failed was dropped: the results in it cannot be sent.
-        for o in &mut outs {
-            if let ItemOutcome::Bulk(..) = o {
-                *o = ItemOutcome::Fault("could not place the result in shared memory".into());
+            .and_then(|mut f| f.append(&v).map(|r| (f, r)));
+            match appended {
+                Ok((f, (at, len))) => {
+                    *bulk = Some(f);
+                    ItemOutcome::Bulk(at as u64, len as u64)
+                }
+                // The memfd is dropped with whatever it held: a later
+                // result starts a new one, and an earlier one in it is
+                // failed afterwards (`lost_bulk`).
+                Err(e) => {
+                    *lost = true;
+                    ItemOutcome::Fault(format!("could not place the result in shared memory: {e}"))
+                }
             }
         }
+        ItemOutcome::Ok(v) => {
+            inline += v.len();
+            ItemOutcome::Ok(v)
+        }
+        other => other,
+    })
+    .collect()
+}
+
+/// After a memfd failed (and was dropped), fails every `Bulk` outcome of
+/// the job and drops the memfd: none of them is sent.
+fn lost_bulk(outs: &mut [ItemOutcome], bulk: &mut Option<Filling>) {
+    *bulk = None;
+    for o in outs {
+        if let ItemOutcome::Bulk(..) = o {
+            *o = ItemOutcome::Fault("could not place the result in shared memory".into());
+        }
     }
-    outs
 }
 
 fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
@@ -187,7 +190,15 @@ pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
     match task::lookup(name) {
         Some(e) => args
             .iter()
-            .map(|a| run_entry(e, ArgBytes::Borrowed(a), OutPolicy::INLINE, &mut None))
+            .map(|a| {
+                run_entry(
+                    e,
+                    ArgBytes::Borrowed(a),
+                    OutPolicy::INLINE,
+                    &mut None,
+                    &mut false,
+                )
+            })
             .collect(),
         None => {
             let m = format!("unknown task {name} in this program");
@@ -229,7 +240,13 @@ fn pool_worker(
     };
     if let Some((name, args)) = init {
         let failed = match lookup(&name) {
-            Ok(entry) => match run_entry(entry, ArgBytes::Borrowed(&args), policy, &mut None) {
+            Ok(entry) => match run_entry(
+                entry,
+                ArgBytes::Borrowed(&args),
+                policy,
+                &mut None,
+                &mut false,
+            ) {
                 ItemOutcome::Panicked(m) | ItemOutcome::Fault(m) => Some(m),
                 _ => None,
             },
@@ -255,18 +272,20 @@ fn pool_worker(
             _ => lookup(name),
         };
         let mut bulk = None;
-        let outs = match msg {
+        let mut lost = false;
+        let mut outs = match msg {
             ToWorker::Run { args, .. } => match entry {
                 Ok(e) => {
                     cached = Some(e);
-                    let args = args.iter().map(|a| Ok(ArgBytes::Borrowed(a)));
-                    run_job(e, args, policy, &mut bulk)
+                    let args = args.iter().map(|a| ArgBytes::Borrowed(a));
+                    run_job(e, args, policy, &mut bulk, &mut lost)
                 }
                 Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
             },
             ToWorker::RunBulk {
                 bulk: size, args, ..
             } => {
+                let n = args.len();
                 // The frame's memfd came first: take it even if the task is
                 // unknown (the socket stays in step).
                 let map = rx
@@ -274,30 +293,35 @@ fn pool_worker(
                     .and_then(|fd| Mapped::open(fd, size as usize))
                     .map(Arc::new)
                     .map_err(|e| format!("the large arguments could not be received: {e}"));
-                match entry {
-                    Ok(e) => {
+                match (entry, map) {
+                    (Ok(e), Ok(map)) => {
                         cached = Some(e);
-                        let args: Vec<Result<ArgBytes<'_>, String>> = args
+                        let args: Result<Vec<ArgBytes<'_>>, String> = args
                             .into_iter()
                             .map(|a| match a {
                                 WireArg::Inline(v) => Ok(ArgBytes::Owned(v)),
-                                WireArg::Bulk(at, len) => match &map {
-                                    Ok(m) => MappedSlice::new(m, at, len)
-                                        .map(ArgBytes::Mapped)
-                                        .map_err(|e| e.to_string()),
-                                    Err(m) => Err(m.clone()),
-                                },
+                                WireArg::Bulk(at, len) => MappedSlice::new(&map, at, len)
+                                    .map(ArgBytes::Mapped)
+                                    .map_err(|e| e.to_string()),
                             })
                             .collect();
                         // The slices hold the mapping; it goes with the last.
                         drop(map);
-                        run_job(e, args.into_iter(), policy, &mut bulk)
+                        match args {
+                            Ok(args) => run_job(e, args.into_iter(), policy, &mut bulk, &mut lost),
+                            Err(m) => (0..n).map(|_| ItemOutcome::Fault(m.clone())).collect(),
+                        }
                     }
-                    Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+                    (Err(m), _) | (_, Err(m)) => {
+                        (0..n).map(|_| ItemOutcome::Fault(m.clone())).collect()
+                    }
                 }
             }
             ToWorker::Stop => return,
         };
+        if lost {
+            lost_bulk(&mut outs, &mut bulk);
+        }
         // Answered before the next job starts: a worker that dies has run
         // exactly the jobs it answered, plus the one it was running.
         let msg = match &bulk {
