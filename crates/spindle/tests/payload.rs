@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use serde_bytes::ByteBuf;
 use spindle::futures::{Executor, FutureError, Payload};
 use spindle::process::{Pool, Process, ProcessPoolExecutor, StartMethod};
@@ -159,18 +157,21 @@ fn a_pool_argument_at_the_limit_travels_and_one_byte_more_is_refused_at_submit()
         )
         .unwrap_err();
     assert!(err.is_too_large(), "{err:?}");
-    // The executor's submit has consumed the task: its future fails at once.
-    let f = pool
+    // The executor's submit refuses it too, handing the call back; its
+    // `map` ends with the error.
+    let err = pool
         .executor()
         .submit(check_len::call(pattern(n + 1)))
-        .unwrap();
-    assert_eq!(
-        f.result_timeout(Duration::ZERO)
-            .unwrap_err()
-            .too_large()
-            .map(|t| t.size()),
-        Some(limit as u64 + 1)
-    );
+        .unwrap_err();
+    assert_eq!(err.too_large().map(|t| t.size()), Some(limit as u64 + 1));
+    assert_eq!(err.into_inner().into_args().0.len(), n + 1);
+    // `map` submits its first chunks at once (as Python's submits every
+    // item): the too-large one refuses the whole map.
+    let err = pool
+        .executor()
+        .map(check_len::call, [pattern(10), pattern(n + 1)])
+        .unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
     assert_eq!(pool.apply(pid::call()), Ok(worker));
 }
 

@@ -11,7 +11,7 @@ use super::engine::{Config, Engine, Refused, TERMINATE_GRACE};
 use super::error::PoolError;
 use super::job::Job;
 use super::slot;
-use crate::futures::{Executor, Future, SubmitError, Task, TooLarge};
+use crate::futures::{Executor, Future, Payload, SubmitError, Task, TooLarge};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 
@@ -201,6 +201,15 @@ impl Executor for ProcessPoolExecutor {
         &self,
         task: W,
     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        let limit = self.engine.cfg.max_payload;
+        if let Some(n) = task.payload_size()
+            && n > limit
+        {
+            // Refused before anything is encoded or queued; the task comes
+            // back.
+            let t = TooLarge::new(Payload::Argument, n as u64, limit as u64);
+            return Err(SubmitError::TooLarge(task, t));
+        }
         let into_job = |task: W| {
             let (ProcessJob(job), fut) = task.into_job();
             (job, fut)
@@ -345,11 +354,11 @@ impl ProcessPoolBuilder {
     /// of one call, in bytes (spindle only; default
     /// [`DEFAULT_MAX_PAYLOAD`](process::DEFAULT_MAX_PAYLOAD), 2 GiB).
     /// Checked by the sender before anything is written: arguments over it
-    /// are refused at submit ([`SubmitError::TooLarge`] from
-    /// [`Pool::apply_async`](super::Pool::apply_async) and `map_async`; a
-    /// future failed with
-    /// [`FutureError::TooLarge`](crate::futures::FutureError::TooLarge) at
-    /// once from [`Executor::submit`], which has consumed the task by then),
+    /// are refused at submit ([`SubmitError::TooLarge`], the call handed
+    /// back, from [`Executor::submit`],
+    /// [`Pool::apply_async`](super::Pool::apply_async) and `map_async`;
+    /// [`FutureError::TooLarge`](crate::futures::FutureError::TooLarge)
+    /// from `apply`, `map` and `Executor::map`),
     /// and a result over it fails its future with `FutureError::TooLarge`
     /// while the worker goes on. Payloads from 256 KiB on travel in a
     /// sealed memfd rather than through the worker's pipe. Python has no
