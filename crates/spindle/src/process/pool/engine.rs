@@ -229,7 +229,8 @@ impl Engine {
                 w.writing = true;
                 w.outbox_jobs = 0;
                 let fds = std::mem::take(&mut w.outbox_fds);
-                writes.push((slot, w.tx.clone(), std::mem::take(&mut w.outbox), fds));
+                let buf = std::mem::take(&mut w.outbox);
+                writes.push((slot, w.tx.clone(), buf, fds, false));
             }
             if writes.is_empty() && failed.is_empty() {
                 return;
@@ -241,26 +242,34 @@ impl Engine {
             if writes.is_empty() {
                 return;
             }
-            for (_, tx, buf, fds) in &writes {
+            for (_, tx, buf, fds, unsent) in &mut writes {
                 // A failed write means the worker is gone: its slot thread
                 // reads end-of-file and settles its jobs. The memfds go
                 // first: the frames announcing them follow.
                 if !fds.is_empty() {
                     let fds: Vec<_> = fds.iter().map(|s| s.fd()).collect();
                     if tx.send_fds(&fds).is_err() {
+                        // Without its memfd the frame cannot be sent, and a
+                        // job never sent would wait forever: the worker is
+                        // killed below, and its slot settles the job.
+                        *unsent = true;
                         continue;
                     }
                 }
                 tx.write_all(buf).ok();
             }
             st = self.state.lock();
-            for (slot, tx, mut buf, _) in writes {
+            for (slot, tx, mut buf, _, unsent) in writes {
                 // Still the worker written to (not a replacement in its slot:
                 // the `Arc` held here keeps its address unique).
                 if let Some(w) = st.workers[slot]
                     .as_mut()
                     .filter(|w| Arc::ptr_eq(&w.tx, &tx))
                 {
+                    if unsent {
+                        // Listed, so the pid is still its own.
+                        kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL).ok();
+                    }
                     w.writing = false;
                     if w.outbox.is_empty() && buf.capacity() <= 1 << 20 {
                         buf.clear();
