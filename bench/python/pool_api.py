@@ -10,6 +10,9 @@ prints ONE number in the case's unit:
   apply_async_roundtrip µs per Pool.apply_async(f, (i,)).get()
   map_chunk1_ppe        tasks/s: ProcessPoolExecutor.map, chunksize=1
   apply_async_roundtrip_ppe  µs per ProcessPoolExecutor.submit(f, i).result()
+  large_result_256mib   bytes/s: Pool.apply(big, (256 MiB,)), a task
+                        returning 256 MiB of bytes (2 per sample with
+                        --quick, else 4)
 """
 import concurrent.futures as cf
 import multiprocessing as mp
@@ -20,6 +23,25 @@ import time
 
 def tiny(n):
     return n + 1
+
+
+def big(n):
+    return b'\x07' * n
+
+
+LARGE = 256 << 20
+
+
+def pool_large_result(reps):
+    with mp.Pool(workers()) as pool:
+        pool.apply(big, (1,))
+        start = time.perf_counter()
+        for _ in range(reps):
+            out = pool.apply(big, (LARGE,))
+            assert len(out) == LARGE
+            del out
+        secs = time.perf_counter() - start
+    return reps * LARGE / secs
 
 
 def workers():
@@ -79,6 +101,8 @@ def main():
         print(ppe_map(n_map, 1))
     elif case == 'apply_async_roundtrip_ppe':
         print(ppe_roundtrip(n_rt))
+    elif case == 'large_result_256mib':
+        print(pool_large_result(2 if quick else 4))
     else:
         sys.exit(f'unknown case {case}')
 

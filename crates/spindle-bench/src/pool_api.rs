@@ -27,6 +27,15 @@ fn tiny(n: u64) -> u64 {
     n + 1
 }
 
+/// A task returning `n` bytes (Python's `big`: `b'\x07' * n`).
+#[spindle::task]
+fn big(n: u64) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![7u8; n as usize])
+}
+
+/// Size of each result of `large_result_256mib`.
+const LARGE: u64 = 256 << 20;
+
 /// At most this many procspawn tasks in flight (each holds 4 descriptors).
 const PROCSPAWN_WINDOW: usize = 64;
 
@@ -164,6 +173,27 @@ pub(crate) fn run(b: &mut Bench) {
             b.python("pool_api.py", "apply_async_roundtrip"),
             b.python("pool_api.py", "apply_async_roundtrip_ppe")
                 .named("python-ppe"),
+        ],
+    );
+
+    // large_result_256mib: Pool.apply of a task returning 256 MiB of bytes,
+    // a few times per sample; bytes per second received. The result travels
+    // in a sealed memfd (spindle) or pickled through the pipe (Python).
+    let reps: u64 = if quick { 2 } else { 4 };
+    b.case(
+        "large_result_256mib",
+        Unit::BytesPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(reps * LARGE, |_| {
+                    for _ in 0..reps {
+                        let out = pool.apply(big::call(LARGE)).expect("no failure");
+                        assert_eq!(out.len() as u64, LARGE);
+                        black_box(out);
+                    }
+                })
+            }),
+            b.python("pool_api.py", "large_result_256mib"),
         ],
     );
 }

@@ -63,6 +63,11 @@ pub enum FutureError<E = Infallible> {
     /// broken ([`BrokenPool`](FutureError::BrokenPool)): it finishes the work
     /// it had.
     Closed,
+    /// The task's encoded argument or result is larger than the pool's
+    /// payload limit (`max_payload` of the pool's builder): nothing was
+    /// sent, and the worker goes on. Python has no such limit (its pickles
+    /// are bounded by memory only).
+    TooLarge(TooLarge),
 }
 
 impl<E> FutureError<E> {
@@ -105,6 +110,20 @@ impl<E> FutureError<E> {
         matches!(self, FutureError::WorkerLost(w) if w.is_task_timeout())
     }
 
+    /// Whether the task's encoded argument or result exceeded the pool's
+    /// payload limit ([`TooLarge`]).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, FutureError::TooLarge(_))
+    }
+
+    /// The size and limit, if the argument or result was too large.
+    pub fn too_large(&self) -> Option<&TooLarge> {
+        match self {
+            FutureError::TooLarge(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<&str> {
         match self {
@@ -144,6 +163,7 @@ impl<E> FutureError<E> {
                 | FutureError::Panicked(_)
                 | FutureError::BrokenPool(_)
                 | FutureError::WorkerLost(_)
+                | FutureError::TooLarge(_)
         )
     }
 
@@ -157,6 +177,7 @@ impl<E> FutureError<E> {
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b),
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w),
             FutureError::Closed => FutureError::Closed,
+            FutureError::TooLarge(t) => FutureError::TooLarge(t),
         }
     }
 }
@@ -171,6 +192,7 @@ impl<E> Clone for FutureError<E> {
             FutureError::BrokenPool(b) => FutureError::BrokenPool(b.clone()),
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w.clone()),
             FutureError::Closed => FutureError::Closed,
+            FutureError::TooLarge(t) => FutureError::TooLarge(*t),
         }
     }
 }
@@ -185,6 +207,7 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::BrokenPool(b) => f.debug_tuple("BrokenPool").field(b).finish(),
             FutureError::WorkerLost(w) => f.debug_tuple("WorkerLost").field(w).finish(),
             FutureError::Closed => f.write_str("Closed"),
+            FutureError::TooLarge(t) => f.debug_tuple("TooLarge").field(t).finish(),
         }
     }
 }
@@ -199,6 +222,7 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
             FutureError::BrokenPool(b) => fmt::Display::fmt(b, f),
             FutureError::WorkerLost(w) => fmt::Display::fmt(w, f),
             FutureError::Closed => f.write_str("the pool is closed: it takes no more tasks"),
+            FutureError::TooLarge(t) => fmt::Display::fmt(t, f),
         }
     }
 }
@@ -209,6 +233,7 @@ impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
             FutureError::Failed(e) => Some(&**e),
             FutureError::BrokenPool(b) => Some(b),
             FutureError::WorkerLost(w) => Some(w),
+            FutureError::TooLarge(t) => Some(t),
             _ => None,
         }
     }
@@ -406,13 +431,18 @@ pub enum SubmitError<W> {
     ShutDown(W),
     /// The executor is broken.
     BrokenPool(W, BrokenPool),
+    /// The task's encoded arguments are larger than the executor's payload
+    /// limit (a process pool's `max_payload`): nothing was queued or sent.
+    TooLarge(W, TooLarge),
 }
 
 impl<W> SubmitError<W> {
     /// The task that was not submitted.
     pub fn into_inner(self) -> W {
         match self {
-            SubmitError::ShutDown(w) | SubmitError::BrokenPool(w, _) => w,
+            SubmitError::ShutDown(w)
+            | SubmitError::BrokenPool(w, _)
+            | SubmitError::TooLarge(w, _) => w,
         }
     }
 
@@ -426,11 +456,25 @@ impl<W> SubmitError<W> {
         matches!(self, SubmitError::BrokenPool(..))
     }
 
+    /// Whether the task's arguments exceeded the payload limit.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, SubmitError::TooLarge(..))
+    }
+
+    /// The size and limit, if the arguments were too large.
+    pub fn too_large(&self) -> Option<&TooLarge> {
+        match self {
+            SubmitError::TooLarge(_, t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The same error with the task dropped (or replaced, e.g. by `()`).
     pub fn map_task<V>(self, op: impl FnOnce(W) -> V) -> SubmitError<V> {
         match self {
             SubmitError::ShutDown(w) => SubmitError::ShutDown(op(w)),
             SubmitError::BrokenPool(w, b) => SubmitError::BrokenPool(op(w), b),
+            SubmitError::TooLarge(w, t) => SubmitError::TooLarge(op(w), t),
         }
     }
 }
@@ -440,6 +484,7 @@ impl<W> fmt::Debug for SubmitError<W> {
         match self {
             SubmitError::ShutDown(_) => f.write_str("ShutDown(..)"),
             SubmitError::BrokenPool(_, b) => write!(f, "BrokenPool(.., {b:?})"),
+            SubmitError::TooLarge(_, t) => write!(f, "TooLarge(.., {t:?})"),
         }
     }
 }
@@ -449,11 +494,85 @@ impl<W> fmt::Display for SubmitError<W> {
         match self {
             SubmitError::ShutDown(_) => f.write_str("cannot schedule new futures after shutdown"),
             SubmitError::BrokenPool(_, b) => fmt::Display::fmt(b, f),
+            SubmitError::TooLarge(_, t) => fmt::Display::fmt(t, f),
         }
     }
 }
 
 impl<W> std::error::Error for SubmitError<W> {}
+
+/// What was too large: a task's arguments or its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Payload {
+    /// The encoded arguments of a call (refused at submit or start).
+    Argument,
+    /// The encoded result of a call (refused by the worker, which goes on).
+    Result,
+}
+
+/// A payload larger than its channel's limit: the encoded `size` in bytes
+/// and the `limit` it exceeds (the `max_payload` setting of a
+/// [`ProcessPoolExecutor`](crate::process::ProcessPoolExecutor),
+/// [`Pool`](crate::process::Pool) or [`Process`](crate::process::Process)
+/// builder). Checked by the sender before anything is written, so the
+/// receiver never sees it and no worker is lost. Python has no such limit:
+/// its pickles are bounded by memory (and, before 3.8, a pipe message of
+/// 2 GiB or more failed with a `struct.error` / `OverflowError`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    what: Payload,
+    size: u64,
+    limit: u64,
+}
+
+impl TooLarge {
+    /// A too-large error: `what` encodes to `size` bytes, over `limit`.
+    pub fn new(what: Payload, size: u64, limit: u64) -> TooLarge {
+        TooLarge { what, size, limit }
+    }
+
+    /// The argument or the result.
+    pub fn payload(&self) -> Payload {
+        self.what
+    }
+
+    /// The encoded size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The limit in bytes it exceeds.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+impl fmt::Debug for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TooLarge")
+            .field("payload", &self.what)
+            .field("size", &self.size)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.what {
+            Payload::Argument => "arguments",
+            Payload::Result => "result",
+        };
+        write!(
+            f,
+            "the task's encoded {what} of {} bytes exceed the payload limit of {} bytes (max_payload)",
+            self.size, self.limit
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 /// A bounded wait ([`as_completed_timeout`](super::as_completed_timeout))
 /// ended before every future was done. Mirrors Python's `TimeoutError`.

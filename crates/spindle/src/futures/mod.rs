@@ -107,7 +107,9 @@ mod waiter;
 
 pub use bridge::FutureAwait;
 pub use closures::{FallibleMapChunk, MapChunk};
-pub use error::{BrokenPool, BuildError, FutureError, SubmitError, Timeout, WorkerLost};
+pub use error::{
+    BrokenPool, BuildError, FutureError, Payload, SubmitError, Timeout, TooLarge, WorkerLost,
+};
 pub use executor::{Executor, Fallible, Map, MapFn, MapOptions, Task, fallible};
 pub use future::{Future, State};
 pub use kinds::{FutureExecutor, FutureJob};

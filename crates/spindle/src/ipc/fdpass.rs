@@ -137,3 +137,41 @@ pub(crate) fn recv_exact_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Resu
     }
     Ok(fds)
 }
+
+/// Sends each of `fds` on `sock` as its own one-byte message carrying it
+/// (`SCM_RIGHTS`), in order: the receiver takes them one by one with
+/// [`recv_one_fd`].
+pub(crate) fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    for fd in fds {
+        let raw = [fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        loop {
+            match sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[IoSlice::new(&[0u8])],
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(1) => break,
+                Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receives the next descriptor [`send_fds`] sent on `sock`.
+pub(crate) fn recv_one_fd(sock: &UnixStream) -> io::Result<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut fds = recv_exact_with_fds(sock, &mut byte)?;
+    match (fds.len(), fds.pop()) {
+        (1, Some(fd)) => Ok(fd),
+        (n, _) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected one descriptor, {n} came"),
+        )),
+    }
+}

@@ -21,6 +21,7 @@ mod error;
 pub(crate) mod fdpass;
 pub(crate) mod frame;
 mod queue;
+pub(crate) mod sealed;
 mod sharedctypes;
 mod shm;
 pub mod sync;

@@ -14,9 +14,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::current::Identity;
-use super::task::{self, TaskFault};
+use super::task::{self, ArgBytes, OutPolicy, TaskFault};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
+use crate::ipc::sealed::{Mapped, MappedSlice};
 use crate::util::panic_text;
 
 /// The environment variable that marks a spindle child: `SPINDLE_BOOT=<fd>`.
@@ -42,6 +43,9 @@ pub(crate) struct ChildSpec {
     pub(crate) id: Identity,
     pub(crate) task: String,
     pub(crate) args: Vec<u8>,
+    /// Large arguments are not in `args` but in a sealed memfd, the last
+    /// descriptor passed: its length.
+    pub(crate) bulk: Option<u64>,
 }
 
 /// What the child reports before exiting.
@@ -80,22 +84,44 @@ pub(crate) fn read_boot(ctl: &UnixStream) -> Result<(Boot, Vec<OwnedFd>), FrameE
 
 /// Runs the task of `spec` with its descriptors, reports on `ctl`, returns
 /// the exit code. Identity is already installed.
-pub(crate) fn run_child(spec: &ChildSpec, fds: Vec<OwnedFd>, ctl: &UnixStream) -> i32 {
+pub(crate) fn run_child(spec: &ChildSpec, mut fds: Vec<OwnedFd>, ctl: &UnixStream) -> i32 {
     let outcome = match task::lookup(&spec.task) {
         None => Outcome::UnknownTask(spec.task.clone()),
-        Some(entry) => run_guarded(|| fdpass::provide(fds, || entry.invoke(&spec.args))),
+        Some(entry) => {
+            let args = match spec.bulk {
+                None => Ok(ArgBytes::Borrowed(&spec.args)),
+                Some(n) => fds
+                    .pop()
+                    .ok_or_else(|| std::io::Error::other("no descriptor came with them"))
+                    .and_then(|fd| Mapped::open(fd, n as usize))
+                    .and_then(|m| MappedSlice::new(&std::sync::Arc::new(m), 0, n))
+                    .map(ArgBytes::Mapped)
+                    .map_err(|e| format!("the large arguments could not be mapped: {e}")),
+            };
+            match args {
+                Ok(args) => run_guarded(|| {
+                    fdpass::provide(fds, || {
+                        entry.invoke_with(args, OutPolicy::INLINE, &mut None)
+                    })
+                }),
+                Err(m) => Outcome::ArgDecode(m),
+            }
+        }
     };
     finish(ctl, outcome)
 }
 
 /// Runs a target, catching a panic.
-pub(crate) fn run_guarded(f: impl FnOnce() -> Result<Vec<u8>, TaskFault>) -> Outcome {
+pub(crate) fn run_guarded<R>(f: impl FnOnce() -> Result<R, TaskFault>) -> Outcome {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(_)) => Outcome::Done,
         Ok(Err(TaskFault::Decode(m))) => Outcome::ArgDecode(m),
-        Ok(Err(TaskFault::Encode(m))) => {
+        Ok(Err(TaskFault::Encode(m) | TaskFault::Io(m))) => {
             Outcome::Panicked(format!("cannot encode the result: {m}"))
         }
+        Ok(Err(TaskFault::TooLarge { size, limit })) => Outcome::Panicked(format!(
+            "the result of {size} bytes exceeds the limit of {limit} bytes"
+        )),
         Err(payload) => Outcome::Panicked(truncated(panic_text(&*payload))),
     }
 }

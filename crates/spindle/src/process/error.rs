@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io;
 
+use crate::futures::TooLarge;
+
 /// Why a process operation failed, or how a child ended badly.
 ///
 /// Opaque, with predicates (as `tokio::task::JoinError`): Python raises
@@ -31,6 +33,7 @@ pub(crate) enum Kind {
     Timeout,
     StillRunning,
     Closed,
+    TooLarge(TooLarge),
     Io(io::Error),
 }
 
@@ -120,6 +123,16 @@ impl ProcessError {
         matches!(self.kind, Kind::Lost(_))
     }
 
+    /// The size and limit, if the task's encoded arguments were over the
+    /// builder's [`max_payload`](super::Builder::max_payload) (nothing was
+    /// started).
+    pub fn too_large(&self) -> Option<&TooLarge> {
+        match &self.kind {
+            Kind::TooLarge(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The child's Python-style exit code if it ended badly: the code it
     /// exited with (1 after a panic), or minus the signal that killed it.
     pub fn exitcode(&self) -> Option<i32> {
@@ -179,6 +192,7 @@ impl fmt::Display for ProcessError {
             Kind::Timeout => f.write_str("timed out waiting for the child"),
             Kind::StillRunning => f.write_str("the child is still running"),
             Kind::Closed => f.write_str("the process object is closed"),
+            Kind::TooLarge(t) => fmt::Display::fmt(t, f),
             Kind::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

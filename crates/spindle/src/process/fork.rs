@@ -73,7 +73,7 @@ pub(crate) fn start(target: ForkTarget, id: Identity) -> Result<(u32, UnixStream
                 let outcome = match target {
                     ForkTarget::Closure(f) => boot::run_guarded(move || {
                         f();
-                        Ok(Vec::new())
+                        Ok(Vec::<u8>::new())
                     }),
                     ForkTarget::Task(call) => match super::task::lookup(&call.name) {
                         None => Outcome::UnknownTask(call.name.clone()),

@@ -81,7 +81,7 @@ pub use pool::{
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
 };
-pub use task::{Task, TaskCall, task_names};
+pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names};
 
 /// Items the `#[spindle::task]` macro needs; not part of the API.
 #[doc(hidden)]

@@ -14,8 +14,10 @@ use super::children::{self, ChildState, End, Watch};
 use super::current::{self, AuthKey};
 use super::error::{Kind, ProcessError};
 use super::fork::{self, ForkTarget};
-use super::task::{self, TaskCall};
+use super::task::{self, BULK_FROM, TaskCall};
 use super::{entry, forkserver, pidfd, spawn};
+use crate::futures::{Payload, TooLarge};
+use crate::ipc::sealed::Sealed;
 
 /// How a child process is started (Python's start methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +111,7 @@ pub struct Builder {
     daemon: bool,
     method: Option<StartMethod>,
     authkey: Option<AuthKey>,
+    max_payload: usize,
 }
 
 impl Builder {
@@ -150,6 +153,18 @@ impl Builder {
     /// The child's authentication key (default: this process's).
     pub fn authkey(mut self, key: AuthKey) -> Builder {
         self.authkey = Some(key);
+        self
+    }
+
+    /// The largest encoded task arguments `start` sends (spindle only;
+    /// default [`DEFAULT_MAX_PAYLOAD`](super::DEFAULT_MAX_PAYLOAD), 2 GiB):
+    /// over it, `start` fails with
+    /// [`ProcessError::too_large`] before anything is started. Arguments
+    /// from 256 KiB on reach a `Spawn` or `ForkServer` child in a sealed
+    /// memfd, not through its bootstrap socket. Python has no such limit
+    /// (memory only).
+    pub fn max_payload(mut self, bytes: usize) -> Builder {
+        self.max_payload = bytes;
         self
     }
 
@@ -252,6 +267,7 @@ impl Process {
             daemon: false,
             method: None,
             authkey: None,
+            max_payload: super::DEFAULT_MAX_PAYLOAD,
         }
     }
 
@@ -287,6 +303,13 @@ impl Process {
             if task::lookup(&call.name).is_none() {
                 return Err(ProcessError::new(Kind::UnknownTask(call.name.clone())));
             }
+            if call.args.len() > b.max_payload {
+                return Err(ProcessError::new(Kind::TooLarge(TooLarge::new(
+                    Payload::Argument,
+                    call.args.len() as u64,
+                    b.max_payload as u64,
+                ))));
+            }
         }
         let id = current::next_child(b.name, b.daemon, b.authkey);
         let name = id.name.clone();
@@ -305,21 +328,25 @@ impl Process {
                 (pid, Watch::Direct { ctl: Some(ctl) })
             }
             (_, Target::Closure(_)) => return Err(ProcessError::new(Kind::NeedsFork)),
-            (StartMethod::Spawn, Target::Task(call)) => {
+            (StartMethod::Spawn, Target::Task(mut call)) => {
+                let (args, bulk) = bulk_args(&mut call)?;
                 let spec = ChildSpec {
                     id,
                     task: call.name.clone(),
-                    args: call.args.clone(),
+                    args,
+                    bulk,
                 };
                 entry::ensure_linked();
                 let (pid, ctl) = spawn::exec_boot(&Boot::Child(spec), &call.fds, daemon)?;
                 (pid, Watch::Direct { ctl: Some(ctl) })
             }
-            (StartMethod::ForkServer, Target::Task(call)) => {
+            (StartMethod::ForkServer, Target::Task(mut call)) => {
+                let (args, bulk) = bulk_args(&mut call)?;
                 let spec = ChildSpec {
                     id,
                     task: call.name.clone(),
-                    args: call.args.clone(),
+                    args,
+                    bulk,
                 };
                 entry::ensure_linked();
                 let (pid, status) = forkserver::start(&spec, &call.fds)?;
@@ -611,4 +638,17 @@ impl fmt::Debug for Process {
             .field("daemon", &self.daemon())
             .finish()
     }
+}
+
+/// The arguments for a spawned child's boot frame: inline if small; else a
+/// sealed memfd appended to the call's descriptors (the child maps it), and
+/// its length.
+fn bulk_args(call: &mut TaskCall) -> Result<(Vec<u8>, Option<u64>), ProcessError> {
+    if call.args.len() < BULK_FROM {
+        return Ok((call.args.clone(), None));
+    }
+    let sealed = Sealed::copy_of(&call.args)?;
+    let n = sealed.len() as u64;
+    call.fds.push(sealed.into_fd());
+    Ok((Vec::new(), Some(n)))
 }

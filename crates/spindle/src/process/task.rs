@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ipc::fdpass;
+use crate::ipc::sealed::{Filling, MappedSlice};
 
 /// A function that can run in another process, found there by its stable
 /// [`NAME`](Self::NAME). Implemented by `#[spindle::task]`; you do not
@@ -93,6 +94,23 @@ impl fmt::Debug for TaskCall {
     }
 }
 
+/// The default limit on a task's encoded arguments and on its encoded
+/// result (2 GiB), for [`Process`](super::Process),
+/// [`Pool`](super::Pool) and [`ProcessPoolExecutor`](super::ProcessPoolExecutor)
+/// (their builders' `max_payload`). Past it the sender refuses with
+/// [`TooLarge`](crate::futures::TooLarge) before anything is written.
+pub const DEFAULT_MAX_PAYLOAD: usize = 2 << 30;
+
+/// Encoded arguments or results from this size on travel in a sealed memfd
+/// (passed with `SCM_RIGHTS` and mapped read-only by the receiver) instead
+/// of through the pipe.
+pub(crate) const BULK_FROM: usize = 256 << 10;
+
+/// At most this many bytes of arguments (or results) travel inline in one
+/// pool frame; the rest of a large `map` chunk goes in memfds, so no frame
+/// reaches the link's frame limit.
+pub(crate) const INLINE_BUDGET: usize = 16 << 20;
+
 /// Why a task could not run (the panic case is handled by the caller).
 #[derive(Debug)]
 pub(crate) enum TaskFault {
@@ -100,6 +118,54 @@ pub(crate) enum TaskFault {
     Decode(String),
     /// The result could not be encoded.
     Encode(String),
+    /// The encoded result is larger than the limit (nothing was encoded).
+    TooLarge { size: usize, limit: usize },
+    /// The sealed memfd for a large result could not be made.
+    Io(String),
+}
+
+/// Where a task's encoded result goes: inline below `bulk_from` bytes, a
+/// sealed memfd from there, refused over `limit`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutPolicy {
+    pub(crate) bulk_from: usize,
+    pub(crate) limit: usize,
+}
+
+impl OutPolicy {
+    /// Everything inline, no limit (a `Process` target, whose result stays
+    /// in the child).
+    pub(crate) const INLINE: OutPolicy = OutPolicy {
+        bulk_from: usize::MAX,
+        limit: usize::MAX,
+    };
+}
+
+/// A task's encoded result.
+#[derive(Debug)]
+pub(crate) enum Encoded {
+    Inline(Vec<u8>),
+    /// Appended to the frame's memfd: offset and length.
+    Bulk(usize, usize),
+}
+
+/// A task's encoded arguments: borrowed bytes, or a received sealed memfd,
+/// unmapped as soon as they are decoded.
+pub(crate) enum ArgBytes<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+    Mapped(MappedSlice),
+}
+
+impl std::ops::Deref for ArgBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ArgBytes::Borrowed(b) => b,
+            ArgBytes::Owned(v) => v,
+            ArgBytes::Mapped(m) => m,
+        }
+    }
 }
 
 /// One registry entry, placed by `#[spindle::task]` in the `spindle_tasks`
@@ -109,7 +175,7 @@ pub(crate) enum TaskFault {
 #[repr(C)]
 pub struct TaskEntry {
     name: &'static str,
-    invoke: fn(&[u8]) -> Result<Vec<u8>, TaskFault>,
+    invoke: fn(ArgBytes<'_>, OutPolicy, &mut Option<Filling>) -> Result<Encoded, TaskFault>,
 }
 
 impl TaskEntry {
@@ -125,16 +191,201 @@ impl TaskEntry {
         self.name
     }
 
-    /// Decodes the arguments, runs the task, encodes its result.
+    /// Decodes the arguments, runs the task, encodes its result (inline).
     pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
-        (self.invoke)(args)
+        match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE, &mut None)? {
+            Encoded::Inline(v) => Ok(v),
+            Encoded::Bulk(..) => unreachable!("inline policy"),
+        }
+    }
+
+    /// Decodes the arguments (dropping their mapping before the task runs),
+    /// runs the task, and encodes its result as `out` says: a large one is
+    /// appended to `bulk` (made on first use).
+    pub(crate) fn invoke_with(
+        &self,
+        args: ArgBytes<'_>,
+        out: OutPolicy,
+        bulk: &mut Option<Filling>,
+    ) -> Result<Encoded, TaskFault> {
+        (self.invoke)(args, out, bulk)
     }
 }
 
-fn invoke<T: Task>(args: &[u8]) -> Result<Vec<u8>, TaskFault> {
-    let args: T::Args = postcard::from_bytes(args).map_err(|e| TaskFault::Decode(e.to_string()))?;
+fn invoke<T: Task>(
+    bytes: ArgBytes<'_>,
+    policy: OutPolicy,
+    bulk: &mut Option<Filling>,
+) -> Result<Encoded, TaskFault> {
+    let args: T::Args =
+        postcard::from_bytes(&bytes).map_err(|e| TaskFault::Decode(e.to_string()))?;
+    // A large argument's mapping goes before the task runs: it is not held
+    // beside the decoded value and the result.
+    drop(bytes);
     let out = T::run(args);
-    postcard::to_allocvec(&out).map_err(|e| TaskFault::Encode(e.to_string()))
+    if policy.bulk_from == usize::MAX && policy.limit == usize::MAX {
+        return postcard::to_allocvec(&out)
+            .map(Encoded::Inline)
+            .map_err(|e| TaskFault::Encode(e.to_string()));
+    }
+    // The common case in one pass: encoded into a vector that gives up
+    // past what may travel inline (a small result costs one comparison per
+    // write more than before).
+    let inline_max = policy.limit.min(policy.bulk_from.saturating_sub(1));
+    let bounded = Bounded {
+        v: Vec::new(),
+        max: inline_max,
+    };
+    match postcard::serialize_with_flavor(&out, bounded) {
+        Ok(v) => return Ok(Encoded::Inline(v)),
+        Err(postcard::Error::SerializeBufferFull) => {}
+        Err(e) => return Err(TaskFault::Encode(e.to_string())),
+    }
+    let size = postcard::experimental::serialized_size(&out)
+        .map_err(|e| TaskFault::Encode(e.to_string()))?;
+    if size > policy.limit {
+        return Err(TaskFault::TooLarge {
+            size,
+            limit: policy.limit,
+        });
+    }
+    if size < policy.bulk_from {
+        return postcard::to_allocvec(&out)
+            .map(Encoded::Inline)
+            .map_err(|e| TaskFault::Encode(e.to_string()));
+    }
+    // Encoded once, straight into the memfd that carries it: a byte
+    // string's bytes go from the value to the file in one `write`.
+    let io = |e: std::io::Error| {
+        TaskFault::Io(format!("could not place the result in shared memory: {e}"))
+    };
+    if bulk.is_none() {
+        *bulk = Some(Filling::new().map_err(io)?);
+    }
+    let filling = bulk.as_mut().expect("made above");
+    let appended = filling.append_with(|file| {
+        let mut w = FileFlavor {
+            file,
+            buf: Vec::with_capacity(FLAVOR_BUF),
+            err: None,
+        };
+        let r = serde::Serialize::serialize(&out, &mut postcard::Serializer { output: &mut w });
+        w.flush();
+        match (r, w.err) {
+            (_, Some(e)) => Err(e.to_string()),
+            (Err(e), None) => Err(e.to_string()),
+            (Ok(()), None) => Ok(()),
+        }
+    });
+    let (at, len) = match appended {
+        Ok(x) => x,
+        Err(e) => {
+            // A half-written memfd is of no use to the other results.
+            *bulk = None;
+            return Err(io(e));
+        }
+    };
+    if len != size {
+        *bulk = None;
+        return Err(TaskFault::Encode(format!(
+            "the result encoded to {len} bytes, announced {size}"
+        )));
+    }
+    Ok(Encoded::Bulk(at, len))
+}
+
+/// A postcard output into a vector of at most `max` bytes: past that it
+/// fails with `SerializeBufferFull` (the result then takes the memfd path,
+/// or is too large).
+struct Bounded {
+    v: Vec<u8>,
+    max: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        if self.v.len() >= self.max {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.v.push(b);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > self.max - self.v.len() {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.v.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.v)
+    }
+}
+
+/// Bytes a [`FileFlavor`] gathers before a `write`.
+const FLAVOR_BUF: usize = 64 << 10;
+
+/// A postcard output writing to a file: small pieces gathered, large ones
+/// (a byte string's bytes) written straight from the value.
+struct FileFlavor<'a> {
+    file: &'a mut std::fs::File,
+    buf: Vec<u8>,
+    err: Option<std::io::Error>,
+}
+
+impl FileFlavor<'_> {
+    fn flush(&mut self) {
+        if self.err.is_none()
+            && !self.buf.is_empty()
+            && let Err(e) = std::io::Write::write_all(self.file, &self.buf)
+        {
+            self.err = Some(e);
+        }
+        self.buf.clear();
+    }
+
+    fn check(&self) -> postcard::Result<()> {
+        match self.err {
+            Some(_) => Err(postcard::Error::SerializeBufferFull),
+            None => Ok(()),
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for &mut FileFlavor<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.buf.push(b);
+        if self.buf.len() >= FLAVOR_BUF {
+            self.flush();
+        }
+        self.check()
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.buf.len() + data.len() <= FLAVOR_BUF {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.flush();
+            if self.err.is_none()
+                && let Err(e) = std::io::Write::write_all(self.file, data)
+            {
+                self.err = Some(e);
+            }
+        }
+        self.check()
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        self.check()
+    }
 }
 
 /// spindle's own task, a no-op: always registered, so the link section exists

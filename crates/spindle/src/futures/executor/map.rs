@@ -128,6 +128,7 @@ where
             self.stopped = Some(match e {
                 SubmitError::ShutDown(_) => FutureError::Cancelled,
                 SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
+                SubmitError::TooLarge(_, t) => FutureError::TooLarge(t),
             });
         }
         let Some(fut) = self.in_flight.pop_front() else {

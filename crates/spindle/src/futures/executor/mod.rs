@@ -175,6 +175,15 @@ pub trait Task<X: Executor + ?Sized>: Sized {
 
     /// Turns the task into a job of `X` and the future the job completes.
     fn into_job(self) -> (X::Job, Future<Self::Output, Self::Error>);
+
+    /// The largest size in bytes one call's arguments encode to, for a
+    /// task that travels to another process (a process pool refuses it
+    /// with [`SubmitError::TooLarge`](super::SubmitError::TooLarge) over
+    /// its payload limit, handing the task back); `None`, the default, for
+    /// a task that runs in this process or cannot tell.
+    fn payload_size(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A function `map` can apply to items of type `A` on executor `X` (Python:

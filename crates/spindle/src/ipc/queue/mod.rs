@@ -220,6 +220,49 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(Queue::from_parts(tx, rx, ring))
     }
 
+    /// A queue of at most `maxsize` items (0: unbounded) whose items may
+    /// encode to at most `max_item` bytes (spindle only; the default of
+    /// [`new`](Self::new) is 1 GiB, the most a queue carries). A larger item
+    /// is refused by `put` with [`ItemErrorKind::TooLarge`] (`len`, `limit`)
+    /// before anything is sent, and handed back. The limit is the queue's,
+    /// shared by every handle (in every process). Python's queues have no
+    /// limit but memory.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] if `max_item` is 0 or over 1 GiB;
+    /// otherwise as [`with_maxsize`](Self::with_maxsize).
+    ///
+    /// # Examples
+    /// ```
+    /// use spindle::ipc::{ItemErrorKind, Queue, QueueError};
+    ///
+    /// let q: Queue<Vec<u8>> = Queue::with_max_item(0, 1000)?;
+    /// q.put(vec![0; 10]).unwrap();
+    /// match q.put(vec![0; 1000]) {
+    ///     Err(QueueError::Item(e)) => {
+    ///         assert!(matches!(e.kind(), ItemErrorKind::TooLarge { len: 1002, limit: 1000 }))
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_max_item(maxsize: usize, max_item: usize) -> io::Result<Queue<T>> {
+        if max_item == 0 || max_item > ITEM_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("queue max_item {max_item} is not in 1..={ITEM_MAX}"),
+            ));
+        }
+        let q = Queue::with_maxsize(maxsize)?;
+        q.ring().set_max_item(max_item as u32);
+        Ok(q)
+    }
+
+    /// The largest encoded item a put accepts, in bytes.
+    pub fn max_item(&self) -> usize {
+        self.ring().max_item()
+    }
+
     fn from_parts(tx: OwnedFd, rx: OwnedFd, ring: Ring) -> Self {
         let maxsize = ring.maxsize() as usize;
         let inner = Arc::new(Inner {
@@ -345,10 +388,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let payload = postcard::to_extend(item, std::mem::take(buf))
             .map_err(|e| PutFail::Item(ItemErrorKind::Encode(e.to_string())))?;
         *buf = payload;
-        if buf.len() > ITEM_MAX {
+        let limit = ring.max_item();
+        if buf.len() > limit {
             return Err(PutFail::Item(ItemErrorKind::TooLarge {
                 len: buf.len(),
-                limit: ITEM_MAX,
+                limit,
             }));
         }
         if self.inner.maxsize > 0 {

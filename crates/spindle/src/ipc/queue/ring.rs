@@ -7,6 +7,7 @@
 //! | words | what |
 //! |---|---|
 //! | 0–3 | magic, capacity (a power of two), slot size, `maxsize` |
+//! | 4–5 | arena size; largest encoded item a put accepts (0: the default 1 GiB) |
 //! | 16– | producers': `tail` (next index to write), producer lock, publish futex, items in feeder buffers, arena tail |
 //! | 32– | consumers': `head` (next index to read), consumer lock, take futex, arena head |
 //! | 48– | shutdown state and sleeper counts (read often, written rarely) |
@@ -68,6 +69,8 @@ const W_CAP: usize = 1;
 const W_SLOT: usize = 2;
 const W_MAXSIZE: usize = 3;
 const W_ARENA: usize = 4;
+/// The largest encoded item a put accepts; 0 means [`super::record::ITEM_MAX`].
+const W_MAX_ITEM: usize = 5;
 // Line 1: written by producers.
 const W_TAIL: usize = 16;
 const W_PLOCK: usize = 17;
@@ -251,6 +254,20 @@ impl Ring {
 
     pub(super) fn maxsize(&self) -> u32 {
         self.w(W_MAXSIZE).load(Relaxed)
+    }
+
+    /// The largest encoded item a put accepts (shared by every handle).
+    pub(super) fn max_item(&self) -> usize {
+        match self.w(W_MAX_ITEM).load(Relaxed) {
+            0 => super::record::ITEM_MAX,
+            n => n as usize,
+        }
+    }
+
+    /// Sets [`max_item`](Self::max_item) (at creation, before any handle
+    /// is shared).
+    pub(super) fn set_max_item(&self, n: u32) {
+        self.w(W_MAX_ITEM).store(n, Relaxed);
     }
 
     pub(super) fn shutdown_state(&self) -> u32 {

@@ -225,6 +225,7 @@ where
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
+            Failure::TooLarge(t) => FutureError::TooLarge(t),
         };
         if let Some(g) = self.gather.take() {
             g.done(Err(e));

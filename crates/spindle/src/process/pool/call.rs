@@ -365,6 +365,7 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         sink,
         retried: 0,
         refused,
+        bulk: None,
     }
 }
 
@@ -382,6 +383,13 @@ where
     fn into_job(self) -> (X::Job, Future<T::Output>) {
         let (job, fut) = CallJob::of(self);
         (X::call_job(job), fut)
+    }
+
+    /// The postcard size of the arguments (a counting pass, nothing
+    /// written); `None` if they cannot be encoded (the job then fails with
+    /// the reason).
+    fn payload_size(&self) -> Option<usize> {
+        postcard::experimental::serialized_size(&self.args).ok()
     }
 }
 
@@ -429,6 +437,15 @@ where
         let (promise, fut) = Promise::new();
         let job = job_of(&self.calls, promise, job::decode_chunk);
         (X::call_job(CallJob(job)), fut)
+    }
+
+    /// The largest postcard size of one call's arguments in the chunk.
+    fn payload_size(&self) -> Option<usize> {
+        self.calls.iter().try_fold(0, |m, c| {
+            postcard::experimental::serialized_size(&c.args)
+                .ok()
+                .map(|n| m.max(n))
+        })
     }
 }
 

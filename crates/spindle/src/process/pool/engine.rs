@@ -14,8 +14,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::job::{Failure, Job};
 use super::link::{self, Tx};
-use super::wire::ToWorkerRef;
+use super::wire::{ToWorkerRef, WireArgRef};
 use crate::futures::BrokenPool;
+use crate::ipc::sealed::Sealed;
 use crate::process::StartMethod;
 
 /// At most this many bytes of arguments are queued to a busy worker (and at
@@ -47,6 +48,8 @@ pub(crate) struct Config {
     pub(crate) prefetch: Option<usize>,
     /// SIGTERM → SIGKILL delay of `terminate` ([`TERMINATE_GRACE`] by default).
     pub(crate) terminate_grace: Duration,
+    /// Largest encoded argument set or result of one call.
+    pub(crate) max_payload: usize,
     pub(crate) name: &'static str,
     /// Told each time a task starts on a worker (see [`TaskStart`]).
     pub(crate) on_task_start: Option<TaskStartHook>,
@@ -97,6 +100,9 @@ pub(crate) struct Worker {
     /// Encoded frames not handed to a writer yet: the last `outbox_jobs`
     /// jobs of `outstanding` (never seen by the worker), and maybe `Stop`.
     pub(crate) outbox: Vec<u8>,
+    /// The memfds the frames of `outbox` announce, in order: sent on the
+    /// link's socket before the frames.
+    pub(crate) outbox_fds: Vec<Arc<Sealed>>,
     pub(crate) outbox_jobs: usize,
     /// A thread is writing this worker's frames (outside the lock); frames
     /// queued meanwhile wait in `outbox`, so they go out in order.
@@ -203,6 +209,32 @@ impl Engine {
             job.sink.fail(Failure::Refused(m));
             return Ok(out);
         }
+        if let Some(t) = job.too_large(self.cfg.max_payload) {
+            // Checked before anything is written: the worker never sees it.
+            drop(st);
+            job.sink.fail(Failure::TooLarge(t));
+            return Ok(out);
+        }
+        if job.needs_sealing() {
+            // Large arguments go to memfds without the lock held.
+            drop(st);
+            if let Err(e) = job.seal() {
+                let m = format!("the task's arguments could not be placed in shared memory: {e}");
+                job.sink.fail(Failure::Refused(m));
+                return Ok(out);
+            }
+            st = self.state.lock();
+            let refused = match (&st.broken, st.closed) {
+                (Some(b), _) => Some(Failure::Broken(b.clone())),
+                (None, true) => Some(Failure::Cancelled),
+                (None, false) => None,
+            };
+            if let Some(f) = refused {
+                drop(st);
+                job.sink.fail(f);
+                return Ok(out);
+            }
+        }
         st.pending.push_back(job);
         self.dispatch(&mut st);
         self.release(st);
@@ -260,7 +292,9 @@ impl Engine {
                 }
                 w.writing = true;
                 w.outbox_jobs = 0;
-                writes.push((slot, w.tx.clone(), std::mem::take(&mut w.outbox)));
+                let fds = std::mem::take(&mut w.outbox_fds);
+                let buf = std::mem::take(&mut w.outbox);
+                writes.push((slot, w.tx.clone(), buf, fds, false));
             }
             if writes.is_empty() && failed.is_empty() {
                 return;
@@ -273,19 +307,34 @@ impl Engine {
             if writes.is_empty() {
                 return;
             }
-            for (_, tx, buf) in &writes {
+            for (_, tx, buf, fds, unsent) in &mut writes {
                 // A failed write means the worker is gone: its slot thread
-                // reads end-of-file and settles its jobs.
+                // reads end-of-file and settles its jobs. The memfds go
+                // first: the frames announcing them follow.
+                if !fds.is_empty() {
+                    let fds: Vec<_> = fds.iter().map(|s| s.fd()).collect();
+                    if tx.send_fds(&fds).is_err() {
+                        // Without its memfd the frame cannot be sent, and a
+                        // job never sent would wait forever: the worker is
+                        // killed below, and its slot settles the job.
+                        *unsent = true;
+                        continue;
+                    }
+                }
                 tx.write_all(buf).ok();
             }
             st = self.state.lock();
-            for (slot, tx, mut buf) in writes {
+            for (slot, tx, mut buf, _, unsent) in writes {
                 // Still the worker written to (not a replacement in its slot:
                 // the `Arc` held here keeps its address unique).
                 if let Some(w) = st.workers[slot]
                     .as_mut()
                     .filter(|w| Arc::ptr_eq(&w.tx, &tx))
                 {
+                    if unsent {
+                        // Listed, so the pid is still its own.
+                        kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL).ok();
+                    }
                     w.writing = false;
                     if w.outbox.is_empty() && buf.capacity() <= 1 << 20 {
                         buf.clear();
@@ -422,12 +471,33 @@ impl Engine {
             if !job.sink.start() {
                 continue; // cancelled while queued
             }
-            let msg = ToWorkerRef::Run {
-                name: job.name,
-                args: &job.args,
-            };
             let at = w.outbox.len();
-            if let Err(m) = link::push_frame(&mut w.outbox, &msg) {
+            let pushed = if let Some(bulk) = &job.bulk {
+                let (sealed, mut moved) = (&bulk.sealed, bulk.moved.iter().peekable());
+                let args = (job.args.iter().enumerate())
+                    .map(|(i, a)| match moved.next_if(|(j, _, _)| *j == i) {
+                        Some(&(_, at, len)) => WireArgRef::Bulk(at as u64, len as u64),
+                        None => WireArgRef::Inline(a),
+                    })
+                    .collect();
+                let msg = ToWorkerRef::RunBulk {
+                    name: job.name,
+                    bulk: sealed.len() as u64,
+                    args,
+                };
+                let r = link::push_frame(&mut w.outbox, &msg);
+                if r.is_ok() {
+                    w.outbox_fds.push(sealed.clone());
+                }
+                r
+            } else {
+                let msg = ToWorkerRef::Run {
+                    name: job.name,
+                    args: &job.args,
+                };
+                link::push_frame(&mut w.outbox, &msg)
+            };
+            if let Err(m) = pushed {
                 w.outbox.truncate(at);
                 failed.push((job, Failure::Refused(m)));
                 continue;

@@ -11,7 +11,7 @@ use super::engine::{Config, Engine, Refused, TERMINATE_GRACE, TaskStart, TaskSta
 use super::error::PoolError;
 use super::job::Job;
 use super::slot;
-use crate::futures::{Executor, Future, SubmitError, Task};
+use crate::futures::{Executor, Future, Payload, SubmitError, Task, TooLarge};
 use crate::process::error::Kind;
 use crate::process::{self, ProcessError, StartMethod, cpu_count};
 use nix::sys::signal::Signal;
@@ -93,6 +93,7 @@ impl ProcessPoolExecutor {
                 retries: 0,
                 prefetch: None,
                 terminate_grace: TERMINATE_GRACE,
+                max_payload: process::DEFAULT_MAX_PAYLOAD,
                 name: "SpindlePoolWorker",
                 on_task_start: None,
                 on_demand: true,
@@ -239,6 +240,27 @@ impl ProcessPoolExecutor {
             .signal_workers(Signal::SIGKILL, "the workers were killed (kill_workers)");
     }
 
+    /// `job`, its large arguments moved to memfds (without the pool's
+    /// lock), or the error if one is over the payload limit. A job whose
+    /// arguments could not be encoded, or placed in a memfd, is returned
+    /// as is: it fails its future when submitted.
+    pub(crate) fn checked(&self, mut job: Job) -> Result<Job, TooLarge> {
+        if job.refused.is_some() {
+            return Ok(job);
+        }
+        if let Some(t) = job.too_large(self.engine.cfg.max_payload) {
+            return Err(t);
+        }
+        if job.needs_sealing()
+            && let Err(e) = job.seal()
+        {
+            job.refused = Some(format!(
+                "the task's arguments could not be placed in shared memory: {e}"
+            ));
+        }
+        Ok(job)
+    }
+
     /// Queues a job built by the `Pool` front end.
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Refused<Job>> {
         self.engine.submit(job, |job| (job, ()))
@@ -252,6 +274,15 @@ impl Executor for ProcessPoolExecutor {
         &self,
         task: W,
     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        let limit = self.engine.cfg.max_payload;
+        if let Some(n) = task.payload_size()
+            && n > limit
+        {
+            // Refused before anything is encoded or queued; the task comes
+            // back.
+            let t = TooLarge::new(Payload::Argument, n as u64, limit as u64);
+            return Err(SubmitError::TooLarge(task, t));
+        }
         let into_job = |task: W| {
             let (ProcessJob(job), fut) = task.into_job();
             (job, fut)
@@ -436,6 +467,24 @@ impl ProcessPoolBuilder {
     /// forever for a worker that ignores it.
     pub fn terminate_grace(mut self, grace: Duration) -> ProcessPoolBuilder {
         self.cfg.terminate_grace = grace;
+        self
+    }
+
+    /// The largest encoded argument set, and the largest encoded result,
+    /// of one call, in bytes (spindle only; default
+    /// [`DEFAULT_MAX_PAYLOAD`](process::DEFAULT_MAX_PAYLOAD), 2 GiB).
+    /// Checked by the sender before anything is written: arguments over it
+    /// are refused at submit ([`SubmitError::TooLarge`], the call handed
+    /// back, from [`Executor::submit`],
+    /// [`Pool::apply_async`](super::Pool::apply_async) and `map_async`;
+    /// [`FutureError::TooLarge`](crate::futures::FutureError::TooLarge)
+    /// from `apply`, `map` and `Executor::map`),
+    /// and a result over it fails its future with `FutureError::TooLarge`
+    /// while the worker goes on. Payloads from 256 KiB on travel in a
+    /// sealed memfd rather than through the worker's pipe. Python has no
+    /// such limit (memory only).
+    pub fn max_payload(mut self, bytes: usize) -> ProcessPoolBuilder {
+        self.cfg.max_payload = bytes;
         self
     }
 

@@ -75,6 +75,7 @@ impl<O: DeserializeOwned + Send + 'static> Sink for ChannelSink<O> {
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
+            Failure::TooLarge(t) => FutureError::TooLarge(t),
         };
         if let Some(tx) = self.tx.take() {
             tx.send(Err(e)).ok();

@@ -9,7 +9,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::ItemOutcome;
-use crate::futures::{BrokenPool, FutureError, Promise, WorkerLost};
+use std::sync::Arc;
+
+use crate::futures::{BrokenPool, FutureError, Payload, Promise, TooLarge, WorkerLost};
+use crate::ipc::sealed::{Filling, Sealed};
+use crate::process::task::{BULK_FROM, INLINE_BUDGET};
 
 /// Why a job ended without a result from a worker.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub(crate) enum Failure {
     Cancelled,
     /// The job could not even be sent (arguments that cannot be encoded).
     Refused(String),
+    /// The arguments were over the pool's payload limit (never sent).
+    TooLarge(TooLarge),
 }
 
 /// Completes one job's future, whatever its output type.
@@ -44,12 +50,76 @@ pub(crate) struct Job {
     pub(crate) retried: u32,
     /// Set when the arguments could not be encoded: fail at dispatch.
     pub(crate) refused: Option<String>,
+    /// Arguments moved to one sealed memfd (`args[i]` is then empty): the
+    /// memfd, and each moved argument's index, offset and length in it.
+    /// Kept until the job ends, so a retry sends it again.
+    pub(crate) bulk: Option<Box<Bulk>>,
+}
+
+/// The sealed memfd of a job's large arguments.
+#[derive(Debug)]
+pub(crate) struct Bulk {
+    pub(crate) sealed: Arc<Sealed>,
+    /// Index, offset and length of each argument set moved into it.
+    pub(crate) moved: Vec<(usize, usize, usize)>,
 }
 
 impl Job {
     /// Total size of the encoded arguments.
     pub(crate) fn weight(&self) -> usize {
-        self.args.iter().map(Vec::len).sum()
+        self.args.iter().map(Vec::len).sum::<usize>()
+            + self.bulk.as_ref().map_or(0, |b| b.sealed.len())
+    }
+
+    /// The first argument over `limit`, as the error to report.
+    pub(crate) fn too_large(&self, limit: usize) -> Option<TooLarge> {
+        self.args
+            .iter()
+            .map(Vec::len)
+            .find(|&n| n > limit)
+            .map(|n| TooLarge::new(Payload::Argument, n as u64, limit as u64))
+    }
+
+    /// Whether some arguments should go in memfds ([`seal`](Self::seal)).
+    pub(crate) fn needs_sealing(&self) -> bool {
+        let mut inline = 0usize;
+        self.args.iter().any(|a| {
+            inline += a.len();
+            a.len() >= BULK_FROM || inline > INLINE_BUDGET
+        })
+    }
+
+    /// Moves the large arguments (and those past the inline budget of a
+    /// frame) into one sealed memfd, freeing their bytes here. Written with
+    /// `write(2)`, not mapped, so the copy does not count in this process's
+    /// memory.
+    pub(crate) fn seal(&mut self) -> std::io::Result<()> {
+        let mut inline = 0usize;
+        let mut filling: Option<Filling> = None;
+        let mut moved = Vec::new();
+        for (i, a) in self.args.iter().enumerate() {
+            if a.len() >= BULK_FROM || inline + a.len() > INLINE_BUDGET {
+                let f = match &mut filling {
+                    Some(f) => f,
+                    None => filling.insert(Filling::new()?),
+                };
+                let (at, len) = f.append(a)?;
+                moved.push((i, at, len));
+            } else {
+                inline += a.len();
+            }
+        }
+        if let Some(f) = filling {
+            let sealed = f.seal()?;
+            for &(i, _, _) in &moved {
+                self.args[i] = Vec::new();
+            }
+            self.bulk = Some(Box::new(Bulk {
+                sealed: Arc::new(sealed),
+                moved,
+            }));
+        }
+        Ok(())
     }
 }
 
@@ -65,12 +135,24 @@ impl fmt::Debug for Job {
 
 /// Decodes one item's outcome as `O`.
 pub(crate) fn decode<O: DeserializeOwned>(out: ItemOutcome) -> Result<O, FutureError> {
-    match out {
-        ItemOutcome::Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| {
+    let from = |bytes: &[u8]| {
+        postcard::from_bytes(bytes).map_err(|e| {
             FutureError::Panicked(format!("the task's result could not be decoded: {e}"))
-        }),
+        })
+    };
+    match out {
+        ItemOutcome::Ok(bytes) => from(&bytes),
+        ItemOutcome::Mapped(m) => from(&m),
         ItemOutcome::Panicked(m) => Err(FutureError::Panicked(m)),
         ItemOutcome::Fault(m) => Err(FutureError::Panicked(m)),
+        ItemOutcome::TooLarge { size, limit } => Err(FutureError::TooLarge(TooLarge::new(
+            Payload::Result,
+            size,
+            limit,
+        ))),
+        ItemOutcome::Bulk(..) => Err(FutureError::Panicked(
+            "a large result arrived without its memory".into(),
+        )),
     }
 }
 
@@ -117,6 +199,7 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
             Failure::Lost(w) => FutureError::WorkerLost(w),
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Refused(m) => FutureError::Panicked(m),
+            Failure::TooLarge(t) => FutureError::TooLarge(t),
             Failure::Cancelled if !self.started => {
                 self.promise.cancel_pending();
                 return;

@@ -8,6 +8,11 @@
 //!   and [`Rx::recv`] hands them out one by one without further system calls
 //!   ([`Rx::has_frame`] says whether one is already buffered).
 //!
+//! Beside the pipes, a socket pair carries the sealed memfds of large
+//! arguments and results (`ipc::sealed`), one descriptor per one-byte
+//! message, sent before the frame that announces them: the frame says how
+//! many follow, and the reader takes them in order.
+//!
 //! End-of-file works as on any pipe: when the worker dies, the kernel closes
 //! its write end and the parent reads `Eof` (its own copies of the worker's
 //! ends are closed once the worker has started).
@@ -15,7 +20,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +47,7 @@ pub(crate) enum LinkError {
 #[derive(Debug)]
 pub(crate) struct Tx {
     file: File,
+    sock: UnixStream,
 }
 
 impl Tx {
@@ -49,6 +56,12 @@ impl Tx {
     /// ignored in every spindle process).
     pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         (&self.file).write_all(buf)
+    }
+
+    /// Sends memfds on the link's socket, in order (before the frame that
+    /// announces them).
+    pub(crate) fn send_fds(&self, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        fdpass::send_fds(&self.sock, fds)
     }
 
     /// How many bytes the pipe holds before a write blocks.
@@ -64,6 +77,7 @@ impl Tx {
 #[derive(Debug)]
 pub(crate) struct Rx {
     file: File,
+    sock: UnixStream,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
@@ -74,9 +88,10 @@ pub(crate) struct Rx {
 const READ_CHUNK: usize = 64 * 1024;
 
 impl Rx {
-    fn new(fd: OwnedFd) -> Rx {
+    fn new(fd: OwnedFd, sock: UnixStream) -> Rx {
         Rx {
             file: File::from(fd),
+            sock,
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
@@ -108,6 +123,12 @@ impl Rx {
             )));
         }
         Ok((kind, len))
+    }
+
+    /// The next memfd on the link's socket (announced by the frame just
+    /// received).
+    pub(crate) fn recv_fd(&self) -> io::Result<OwnedFd> {
+        fdpass::recv_one_fd(&self.sock)
     }
 
     /// Whether a whole frame is already buffered: [`recv`](Self::recv) will
@@ -240,14 +261,18 @@ pub(crate) fn push_frame<T: Serialize + ?Sized>(
 pub(crate) fn pair() -> io::Result<(Tx, Rx, WorkerEnds)> {
     let (to_worker_r, to_worker_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (from_worker_r, from_worker_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // `UnixStream::pair` is close-on-exec.
+    let (ours, theirs) = UnixStream::pair()?;
     Ok((
         Tx {
             file: File::from(to_worker_w),
+            sock: ours.try_clone()?,
         },
-        Rx::new(from_worker_r),
+        Rx::new(from_worker_r, ours),
         WorkerEnds {
             rx: to_worker_r,
             tx: from_worker_w,
+            sock: OwnedFd::from(theirs),
         },
     ))
 }
@@ -258,17 +283,20 @@ pub(crate) fn pair() -> io::Result<(Tx, Rx, WorkerEnds)> {
 pub(crate) struct WorkerEnds {
     rx: OwnedFd,
     tx: OwnedFd,
+    sock: OwnedFd,
 }
 
 impl WorkerEnds {
     /// Opens the worker's side.
-    pub(crate) fn open(self) -> (Rx, Tx) {
-        (
-            Rx::new(self.rx),
+    pub(crate) fn open(self) -> io::Result<(Rx, Tx)> {
+        let sock = UnixStream::from(self.sock);
+        Ok((
+            Rx::new(self.rx, sock.try_clone()?),
             Tx {
                 file: File::from(self.tx),
+                sock,
             },
-        )
+        ))
     }
 }
 
@@ -276,16 +304,18 @@ impl Serialize for WorkerEnds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let rx = fdpass::export(self.rx.as_fd()).map_err(serde::ser::Error::custom)?;
         let tx = fdpass::export(self.tx.as_fd()).map_err(serde::ser::Error::custom)?;
-        (rx, tx).serialize(s)
+        let sock = fdpass::export(self.sock.as_fd()).map_err(serde::ser::Error::custom)?;
+        (rx, tx, sock).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for WorkerEnds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (rx, tx) = <(u32, u32)>::deserialize(d)?;
+        let (rx, tx, sock) = <(u32, u32, u32)>::deserialize(d)?;
         Ok(WorkerEnds {
             rx: fdpass::import(rx).map_err(serde::de::Error::custom)?,
             tx: fdpass::import(tx).map_err(serde::de::Error::custom)?,
+            sock: fdpass::import(sock).map_err(serde::de::Error::custom)?,
         })
     }
 }
@@ -297,7 +327,7 @@ mod tests {
     #[test]
     fn frames_written_in_one_batch_are_read_one_by_one() {
         let (tx, _, ends) = pair().unwrap();
-        let (mut rx, _) = ends.open();
+        let (mut rx, _) = ends.open().unwrap();
         let mut out = Vec::new();
         for i in 0..100u32 {
             push_frame(&mut out, &(i, "x".repeat(i as usize))).unwrap();
@@ -315,7 +345,7 @@ mod tests {
     #[test]
     fn a_frame_larger_than_the_buffer_arrives_whole() {
         let (tx, _, ends) = pair().unwrap();
-        let (mut rx, _) = ends.open();
+        let (mut rx, _) = ends.open().unwrap();
         let big = vec![7u8; 5 * READ_CHUNK + 3];
         let t = std::thread::spawn(move || {
             let mut out = Vec::new();
@@ -338,12 +368,12 @@ mod tests {
     #[test]
     fn a_bad_header_and_a_truncated_frame_are_garbled_not_eof() {
         let (tx, _, ends) = pair().unwrap();
-        let (mut rx, _) = ends.open();
+        let (mut rx, _) = ends.open().unwrap();
         tx.write_all(b"XXXXXXXXXXXX").unwrap();
         assert!(matches!(rx.recv::<u8>(), Err(LinkError::Garbled(_))));
 
         let (tx, _, ends) = pair().unwrap();
-        let (mut rx, _) = ends.open();
+        let (mut rx, _) = ends.open().unwrap();
         let mut out = Vec::new();
         push_frame(&mut out, &"hello").unwrap();
         tx.write_all(&out[..out.len() - 2]).unwrap();

@@ -160,6 +160,10 @@ impl Pool {
         }
         let (gather, fut) = Gather::new(1, one::<T::Output>, callbacks);
         let job = job_of_sink(std::slice::from_ref(&call), gather.sink(0));
+        let job = match self.exec.checked(job) {
+            Ok(job) => job,
+            Err(t) => return Err(SubmitError::TooLarge(call, t)),
+        };
         match self.exec.submit_job(job) {
             Ok(()) => Ok(AsyncResult::new(fut)),
             Err(Refused::ShutDown(_)) => Err(SubmitError::ShutDown(call)),
@@ -246,6 +250,16 @@ impl Pool {
             .enumerate()
             .map(|(i, chunk)| job_of_sink(chunk, gather.sink(i)))
             .collect();
+        // Every argument is checked before any is queued; large ones go to
+        // memfds here, without the pool's lock.
+        let mut checked = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.exec.checked(job) {
+                Ok(job) => checked.push(job),
+                Err(t) => return Err(SubmitError::TooLarge((), t)),
+            }
+        }
+        let jobs = checked;
         // One lock for the whole map.
         match self.exec.engine.submit_all(jobs) {
             Ok(()) => Ok(AsyncResult::new(fut)),
@@ -440,6 +454,7 @@ impl Pool {
 fn not_running<W>(e: &SubmitError<W>) -> FutureError {
     match e {
         SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b.clone()),
+        SubmitError::TooLarge(_, t) => FutureError::TooLarge(*t),
         SubmitError::ShutDown(_) => FutureError::Closed,
     }
 }
@@ -520,6 +535,13 @@ impl PoolBuilder {
     /// default 1 s): see [`ProcessPoolBuilder::terminate_grace`].
     pub fn terminate_grace(mut self, grace: Duration) -> PoolBuilder {
         self.inner = self.inner.terminate_grace(grace);
+        self
+    }
+
+    /// The largest encoded argument set, and result, of one call (spindle
+    /// only; default 2 GiB): see [`ProcessPoolBuilder::max_payload`].
+    pub fn max_payload(mut self, bytes: usize) -> PoolBuilder {
+        self.inner = self.inner.max_payload(bytes);
         self
     }
 

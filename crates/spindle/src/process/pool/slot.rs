@@ -17,6 +17,7 @@ use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
 use crate::futures::WorkerLost;
+use crate::ipc::sealed::{Mapped, MappedSlice};
 use crate::process::{Process, ProcessError};
 
 /// How long a worker that closed its connection gets to exit before it is
@@ -100,7 +101,12 @@ fn start_worker(engine: &Engine, slot: usize) -> Result<(Process, Tx, Rx), Proce
     // Encoding the call duplicates the worker's ends into it; ours close here
     // and the call's once the worker has started, so the worker's death is
     // end-of-file on `rx`.
-    let call = worker_call(theirs, engine.cfg.initializer.clone(), engine.cfg.max_tasks);
+    let call = worker_call(
+        theirs,
+        engine.cfg.initializer.clone(),
+        engine.cfg.max_tasks,
+        engine.cfg.max_payload,
+    );
     let p = Process::builder()
         .task(call)
         .daemon(true)
@@ -139,6 +145,7 @@ fn slot_main(
                 tx: Arc::new(tx),
                 outstanding: VecDeque::new(),
                 outbox: Vec::new(),
+                outbox_fds: Vec::new(),
                 outbox_jobs: 0,
                 writing: false,
                 queued_bytes: 0,
@@ -176,6 +183,15 @@ fn slot_main(
             loop {
                 match rx.recv_spin::<FromWorker>(spin) {
                     Ok(FromWorker::Done(outs)) => answers.push(outs),
+                    Ok(FromWorker::DoneBulk(size, mut outs)) => {
+                        if receive_bulk(&rx, size, &mut outs).is_err() {
+                            // The socket failed under the frame: the worker
+                            // cannot be trusted any more.
+                            process.kill().ok();
+                            end = true;
+                        }
+                        answers.push(outs);
+                    }
                     Ok(FromWorker::InitFailed(m)) => {
                         init_failed = Some(m);
                         end = true;
@@ -255,6 +271,28 @@ fn slot_main(
     st.threads.retain(|t| *t != me);
     st.live -= 1;
     engine.changed.notify_all();
+}
+
+/// Takes the memfd of a `DoneBulk` (`size` bytes) from the link's socket,
+/// maps it read-only, and replaces each `Bulk` outcome with its part. A
+/// memfd that cannot be mapped fails those items; a socket that fails is an
+/// error (the stream is broken).
+fn receive_bulk(rx: &Rx, size: u64, outs: &mut [ItemOutcome]) -> Result<(), String> {
+    let fd = rx.recv_fd().map_err(|e| e.to_string())?;
+    let map = Mapped::open(fd, size as usize).map(Arc::new);
+    for o in outs.iter_mut() {
+        if let ItemOutcome::Bulk(at, len) = *o {
+            let part = match &map {
+                Ok(m) => MappedSlice::new(m, at, len),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            *o = match part {
+                Ok(p) => ItemOutcome::Mapped(p),
+                Err(e) => ItemOutcome::Fault(format!("a large result could not be mapped: {e}")),
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Settles the jobs of a worker that ended; returns whether to start a

@@ -11,7 +11,12 @@ use std::panic::{self, AssertUnwindSafe};
 use serde::{Deserialize, Serialize};
 
 use super::link::{self, WorkerEnds};
-use crate::process::task::{self, TaskEntry};
+use std::sync::Arc;
+
+use crate::ipc::sealed::{Filling, Mapped, MappedSlice};
+use crate::process::task::{
+    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, TaskEntry, TaskFault,
+};
 use crate::util::panic_text;
 
 /// What a worker is told (the owned, decoding side).
@@ -25,6 +30,28 @@ pub(crate) enum ToWorker {
     },
     /// Exit now (the pool is closing and has nothing more for this worker).
     Stop,
+    /// `Run` with some arguments in one sealed memfd of `bulk` bytes, sent
+    /// on the link's socket before this frame.
+    RunBulk {
+        name: String,
+        bulk: u64,
+        args: Vec<WireArg>,
+    },
+}
+
+/// One argument set of a `RunBulk`.
+#[derive(Debug, Deserialize)]
+pub(crate) enum WireArg {
+    Inline(#[serde(with = "bytes_one")] Vec<u8>),
+    /// At this offset and length of the frame's memfd.
+    Bulk(u64, u64),
+}
+
+/// One argument set of a `RunBulk` (encoding side).
+#[derive(Debug, Serialize)]
+pub(crate) enum WireArgRef<'a> {
+    Inline(#[serde(serialize_with = "bytes_one::serialize")] &'a [u8]),
+    Bulk(u64, u64),
 }
 
 /// What a worker is told (the borrowed, encoding side; same wire format).
@@ -36,6 +63,11 @@ pub(crate) enum ToWorkerRef<'a> {
         args: &'a [Vec<u8>],
     },
     Stop,
+    RunBulk {
+        name: &'a str,
+        bulk: u64,
+        args: Vec<WireArgRef<'a>>,
+    },
 }
 
 /// What a worker answers.
@@ -45,6 +77,9 @@ pub(crate) enum FromWorker {
     Done(Vec<ItemOutcome>),
     /// The initializer failed (its panic message); the worker exits.
     InitFailed(String),
+    /// `Done` with some results in one sealed memfd of this many bytes,
+    /// sent on the link's socket before this frame.
+    DoneBulk(u64, Vec<ItemOutcome>),
 }
 
 /// The outcome of one call.
@@ -56,16 +91,92 @@ pub(crate) enum ItemOutcome {
     Panicked(String),
     /// The task could not run (unknown name, undecodable arguments or result).
     Fault(String),
+    /// The encoded result is at this offset and length of the frame's
+    /// memfd (see `FromWorker::DoneBulk`).
+    Bulk(u64, u64),
+    /// The encoded result was over the pool's payload limit; nothing of it
+    /// was sent.
+    TooLarge { size: u64, limit: u64 },
+    /// A `Bulk` result once received: its part of the mapped memfd (never
+    /// on the wire).
+    #[serde(skip)]
+    Mapped(MappedSlice),
 }
 
-/// Runs one call of `entry` under `catch_unwind`.
-fn run_entry(entry: &TaskEntry, args: &[u8]) -> ItemOutcome {
-    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke(args))) {
-        Ok(Ok(bytes)) => ItemOutcome::Ok(bytes),
+/// Runs one call of `entry` under `catch_unwind`; a large result is
+/// appended to `bulk` (its outcome is `Bulk`).
+fn run_entry(
+    entry: &TaskEntry,
+    args: ArgBytes<'_>,
+    policy: OutPolicy,
+    bulk: &mut Option<Filling>,
+    lost: &mut bool,
+) -> ItemOutcome {
+    match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy, bulk))) {
+        Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
+        Ok(Ok(Encoded::Bulk(at, len))) => ItemOutcome::Bulk(at as u64, len as u64),
+        Ok(Err(TaskFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
+            size: size as u64,
+            limit: limit as u64,
+        },
         Ok(Err(fault)) => {
+            // A failed memfd was dropped with the results already in it.
+            *lost |= matches!(fault, TaskFault::Io(_));
             ItemOutcome::Fault(format!("task {} could not run: {fault:?}", entry.name()))
         }
         Err(payload) => ItemOutcome::Panicked(panic_text(&*payload)),
+    }
+}
+
+/// Runs the calls of one job in the worker: each result inline, in the
+/// job's memfd (`bulk`) if large or past the frame's inline budget, or
+/// refused over the limit.
+fn run_job<'a>(
+    entry: &TaskEntry,
+    args: impl Iterator<Item = ArgBytes<'a>>,
+    policy: OutPolicy,
+    bulk: &mut Option<Filling>,
+    lost: &mut bool,
+) -> Vec<ItemOutcome> {
+    let mut inline = 0usize;
+    args.map(|a| match run_entry(entry, a, policy, bulk, lost) {
+        ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
+            let appended = match bulk.take() {
+                Some(f) => Ok(f),
+                None => Filling::new(),
+            }
+            .and_then(|mut f| f.append(&v).map(|r| (f, r)));
+            match appended {
+                Ok((f, (at, len))) => {
+                    *bulk = Some(f);
+                    ItemOutcome::Bulk(at as u64, len as u64)
+                }
+                // The memfd is dropped with whatever it held: a later
+                // result starts a new one, and an earlier one in it is
+                // failed afterwards (`lost_bulk`).
+                Err(e) => {
+                    *lost = true;
+                    ItemOutcome::Fault(format!("could not place the result in shared memory: {e}"))
+                }
+            }
+        }
+        ItemOutcome::Ok(v) => {
+            inline += v.len();
+            ItemOutcome::Ok(v)
+        }
+        other => other,
+    })
+    .collect()
+}
+
+/// After a memfd failed (and was dropped), fails every `Bulk` outcome of
+/// the job and drops the memfd: none of them is sent.
+fn lost_bulk(outs: &mut [ItemOutcome], bulk: &mut Option<Filling>) {
+    *bulk = None;
+    for o in outs {
+        if let ItemOutcome::Bulk(..) = o {
+            *o = ItemOutcome::Fault("could not place the result in shared memory".into());
+        }
     }
 }
 
@@ -77,7 +188,18 @@ fn lookup(name: &str) -> Result<&'static TaskEntry, String> {
 /// worker would (`CallJob::run_here`).
 pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
     match task::lookup(name) {
-        Some(e) => args.iter().map(|a| run_entry(e, a)).collect(),
+        Some(e) => args
+            .iter()
+            .map(|a| {
+                run_entry(
+                    e,
+                    ArgBytes::Borrowed(a),
+                    OutPolicy::INLINE,
+                    &mut None,
+                    &mut false,
+                )
+            })
+            .collect(),
         None => {
             let m = format!("unknown task {name} in this program");
             args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect()
@@ -89,47 +211,124 @@ pub(crate) fn run_here(name: &str, args: &[Vec<u8>]) -> Vec<ItemOutcome> {
 /// parent goes away, or `max_tasks` jobs are done (Python's `worker()` of
 /// `multiprocessing.pool` and `_process_worker` of `concurrent.futures`).
 #[crate::task]
-fn pool_worker(link: WorkerEnds, init: Option<(String, Vec<u8>)>, max_tasks: u64) {
-    let (mut rx, tx) = link.open();
+fn pool_worker(
+    link: WorkerEnds,
+    init: Option<(String, Vec<u8>)>,
+    max_tasks: u64,
+    max_payload: u64,
+) {
+    let Ok((mut rx, tx)) = link.open() else {
+        return;
+    };
+    let policy = OutPolicy {
+        bulk_from: BULK_FROM,
+        limit: usize::try_from(max_payload).unwrap_or(usize::MAX),
+    };
     let mut out = Vec::new();
-    let mut send = |msg: &FromWorker| {
+    // The frame's memfd (its `Bulk` outcomes) goes first, on the socket.
+    let mut send = |msg: &FromWorker, bulk: Option<Filling>| {
         out.clear();
+        if let Some(f) = bulk {
+            let Ok(sealed) = f.seal() else {
+                return false;
+            };
+            if tx.send_fds(&[sealed.fd()]).is_err() {
+                return false;
+            }
+        }
         link::push_frame(&mut out, msg).is_ok() && tx.write_all(&out).is_ok()
     };
     if let Some((name, args)) = init {
         let failed = match lookup(&name) {
-            Ok(entry) => match run_entry(entry, &args) {
-                ItemOutcome::Ok(_) => None,
+            Ok(entry) => match run_entry(
+                entry,
+                ArgBytes::Borrowed(&args),
+                policy,
+                &mut None,
+                &mut false,
+            ) {
                 ItemOutcome::Panicked(m) | ItemOutcome::Fault(m) => Some(m),
+                _ => None,
             },
             Err(m) => Some(m),
         };
         if let Some(m) = failed {
-            send(&FromWorker::InitFailed(m));
+            send(&FromWorker::InitFailed(m), None);
             return;
         }
     }
     let mut cached: Option<&'static TaskEntry> = None;
     let mut done = 0u64;
     loop {
-        let (name, args) = match rx.recv::<ToWorker>() {
-            Ok(ToWorker::Run { name, args }) => (name, args),
+        let msg = match rx.recv::<ToWorker>() {
             Ok(ToWorker::Stop) | Err(_) => return,
+            Ok(m) => m,
+        };
+        let (ToWorker::Run { name, .. } | ToWorker::RunBulk { name, .. }) = &msg else {
+            return;
         };
         let entry = match cached {
             Some(e) if e.name() == name => Ok(e),
-            _ => lookup(&name),
+            _ => lookup(name),
         };
-        let outs = match entry {
-            Ok(e) => {
-                cached = Some(e);
-                args.iter().map(|a| run_entry(e, a)).collect()
+        let mut bulk = None;
+        let mut lost = false;
+        let mut outs = match msg {
+            ToWorker::Run { args, .. } => match entry {
+                Ok(e) => {
+                    cached = Some(e);
+                    let args = args.iter().map(|a| ArgBytes::Borrowed(a));
+                    run_job(e, args, policy, &mut bulk, &mut lost)
+                }
+                Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+            },
+            ToWorker::RunBulk {
+                bulk: size, args, ..
+            } => {
+                let n = args.len();
+                // The frame's memfd came first: take it even if the task is
+                // unknown (the socket stays in step).
+                let map = rx
+                    .recv_fd()
+                    .and_then(|fd| Mapped::open(fd, size as usize))
+                    .map(Arc::new)
+                    .map_err(|e| format!("the large arguments could not be received: {e}"));
+                match (entry, map) {
+                    (Ok(e), Ok(map)) => {
+                        cached = Some(e);
+                        let args: Result<Vec<ArgBytes<'_>>, String> = args
+                            .into_iter()
+                            .map(|a| match a {
+                                WireArg::Inline(v) => Ok(ArgBytes::Owned(v)),
+                                WireArg::Bulk(at, len) => MappedSlice::new(&map, at, len)
+                                    .map(ArgBytes::Mapped)
+                                    .map_err(|e| e.to_string()),
+                            })
+                            .collect();
+                        // The slices hold the mapping; it goes with the last.
+                        drop(map);
+                        match args {
+                            Ok(args) => run_job(e, args.into_iter(), policy, &mut bulk, &mut lost),
+                            Err(m) => (0..n).map(|_| ItemOutcome::Fault(m.clone())).collect(),
+                        }
+                    }
+                    (Err(m), _) | (_, Err(m)) => {
+                        (0..n).map(|_| ItemOutcome::Fault(m.clone())).collect()
+                    }
+                }
             }
-            Err(m) => args.iter().map(|_| ItemOutcome::Fault(m.clone())).collect(),
+            ToWorker::Stop => return,
         };
+        if lost {
+            lost_bulk(&mut outs, &mut bulk);
+        }
         // Answered before the next job starts: a worker that dies has run
         // exactly the jobs it answered, plus the one it was running.
-        if !send(&FromWorker::Done(outs)) {
+        let msg = match &bulk {
+            Some(f) => FromWorker::DoneBulk(f.len() as u64, outs),
+            None => FromWorker::Done(outs),
+        };
+        if !send(&msg, bulk) {
             return;
         }
         done += 1;
@@ -144,8 +343,9 @@ pub(crate) fn worker_call(
     link: WorkerEnds,
     init: Option<(String, Vec<u8>)>,
     max_tasks: u64,
+    max_payload: usize,
 ) -> crate::process::TaskCall {
-    pool_worker::call(link, init, max_tasks).into()
+    pool_worker::call(link, init, max_tasks, max_payload as u64).into()
 }
 
 /// The message of a panic payload (`&str` or `String`), like the default hook.

@@ -1,0 +1,348 @@
+//! Large arguments and results: payloads past the pipes' 64 MiB frame limit
+//! travel (in sealed memfds), and past the configured `max_payload` the
+//! sender refuses with one typed `TooLarge { size, limit }` — at submit for
+//! an argument, on the future for a result — and the worker survives.
+//!
+//! Before the memfd route, a 70 MB result was `WorkerLost` ("killed by
+//! signal 9": the parent's link refused the 64 MiB+ frame as garbled and
+//! killed the worker), a 70 MB argument was `WorkerLost` ("exit code 0":
+//! the worker's link refused it and the worker returned), and a 70 MB
+//! `Process` argument was "Broken pipe" (the child refused the boot frame
+//! and exited while the parent was still writing it).
+
+mod common;
+
+use serde_bytes::ByteBuf;
+use spindle::futures::{Executor, FutureError, Payload};
+use spindle::process::{Pool, Process, ProcessPoolExecutor, StartMethod};
+
+use common::LONG;
+
+const MIB: usize = 1 << 20;
+
+/// `n` bytes: byte `i` is `i % 251`.
+fn pattern(n: usize) -> ByteBuf {
+    ByteBuf::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+fn is_pattern(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8)
+}
+
+/// The postcard size of a `ByteBuf` of `n` bytes (varint length + bytes),
+/// alone or as a one-argument tuple: the same.
+fn encoded(n: usize) -> usize {
+    postcard_len(n) + n
+}
+
+fn postcard_len(mut n: usize) -> usize {
+    let mut k = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        k += 1;
+    }
+    k
+}
+
+/// The byte length whose encoding is exactly `size` bytes.
+fn bytes_for(size: usize) -> usize {
+    let n = size - postcard_len(size);
+    assert_eq!(encoded(n), size);
+    n
+}
+
+#[spindle::task]
+fn make(n: u64) -> ByteBuf {
+    pattern(n as usize)
+}
+
+#[spindle::task]
+fn check_len(b: ByteBuf) -> u64 {
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    b.len() as u64
+}
+
+#[spindle::task]
+fn pid() -> u32 {
+    std::process::id()
+}
+
+#[spindle::task]
+fn exit_with_len(b: ByteBuf) {
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    std::process::exit((b.len() % 50) as i32 + 60);
+}
+
+#[test]
+fn a_70mb_result_and_a_70mb_argument_travel() {
+    let pool = Pool::new(1).unwrap();
+    let got = pool.apply(make::call(70_000_000)).unwrap();
+    assert_eq!(got.len(), 70_000_000);
+    assert!(is_pattern(&got));
+    assert_eq!(
+        pool.apply(check_len::call(pattern(70_000_000))),
+        Ok(70_000_000)
+    );
+    // Many medium results in one `map` chunk: more than a pipe frame's
+    // 64 MiB together.
+    let lens = pool
+        .map_chunked(make::call, [5_000_000u64; 16], 16)
+        .unwrap()
+        .iter()
+        .map(|b| (b.len(), is_pattern(b)))
+        .collect::<Vec<_>>();
+    assert_eq!(lens, vec![(5_000_000, true); 16]);
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
+
+#[test]
+fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
+    let limit = MIB;
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload(limit)
+        .build()
+        .unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let n = bytes_for(limit);
+    let got = pool.apply(make::call(n as u64)).unwrap();
+    assert_eq!(got.len(), n);
+    assert!(is_pattern(&got));
+    let err = pool.apply(make::call(n as u64 + 1)).unwrap_err();
+    let t = err
+        .too_large()
+        .copied()
+        .unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(
+        (t.payload(), t.size(), t.limit()),
+        (Payload::Result, limit as u64 + 1, limit as u64)
+    );
+    assert!(err.to_string().contains(&format!("{}", limit + 1)), "{err}");
+    // The same through the executor's future; the worker is still the same.
+    let f = pool.executor().submit(make::call(n as u64 + 1)).unwrap();
+    assert!(matches!(f.result(), Err(FutureError::TooLarge(_))));
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
+
+#[test]
+fn a_pool_argument_at_the_limit_travels_and_one_byte_more_is_refused_at_submit() {
+    let limit = MIB;
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload(limit)
+        .build()
+        .unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let n = bytes_for(limit);
+    assert_eq!(pool.apply(check_len::call(pattern(n))), Ok(n as u64));
+    let err = pool
+        .apply_async(check_len::call(pattern(n + 1)))
+        .unwrap_err();
+    let t = *err.too_large().expect("TooLarge");
+    assert_eq!(
+        (t.payload(), t.size(), t.limit()),
+        (Payload::Argument, limit as u64 + 1, limit as u64)
+    );
+    // The call comes back.
+    assert_eq!(err.into_inner().into_args().0.len(), n + 1);
+    let err = pool.apply(check_len::call(pattern(n + 1))).unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
+    let err = pool
+        .map_async(
+            check_len::call,
+            [pattern(10), pattern(n + 1)],
+            1,
+            Default::default(),
+        )
+        .unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
+    // The executor's submit refuses it too, handing the call back; its
+    // `map` ends with the error.
+    let err = pool
+        .executor()
+        .submit(check_len::call(pattern(n + 1)))
+        .unwrap_err();
+    assert_eq!(err.too_large().map(|t| t.size()), Some(limit as u64 + 1));
+    assert_eq!(err.into_inner().into_args().0.len(), n + 1);
+    // `map` submits its first chunks at once (as Python's submits every
+    // item): the too-large one refuses the whole map.
+    let err = pool
+        .executor()
+        .map(check_len::call, [pattern(10), pattern(n + 1)])
+        .unwrap_err();
+    assert!(err.is_too_large(), "{err:?}");
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+}
+
+/// Dies (SIGKILL) the first time (no `marker` file yet), else checks `b`.
+#[spindle::task]
+fn check_len_or_die_once(b: ByteBuf, marker: String) -> u64 {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        nix_kill_self();
+    }
+    assert!(is_pattern(&b), "argument bytes arrived changed");
+    b.len() as u64
+}
+
+fn nix_kill_self() {
+    // SAFETY: raising SIGKILL on ourselves has no memory effects.
+    unsafe { libc::raise(libc::SIGKILL) };
+}
+
+#[test]
+fn a_large_argument_is_sent_again_whole_when_its_worker_dies() {
+    // A memfd argument stays with its job: the retry on the replacement
+    // worker gets it again.
+    let marker = std::env::temp_dir().join(format!(
+        "spindle-payload-retry-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let marker = marker.to_string_lossy().into_owned();
+    let pool = Pool::builder().processes(1).retries(1).build().unwrap();
+    let r = pool
+        .apply_async(check_len_or_die_once::call(
+            pattern(3 * MIB),
+            marker.clone(),
+        ))
+        .unwrap();
+    assert_eq!(r.get_timeout(LONG), Ok(3 * MIB as u64));
+    assert_eq!(pool.executor().workers_lost(), 1);
+    std::fs::remove_file(&marker).ok();
+}
+
+#[test]
+fn an_executor_moves_large_payloads_both_ways() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let fs: Vec<_> = (0..4)
+        .map(|i| pool.submit(check_len::call(pattern(MIB + i))).unwrap())
+        .collect();
+    for (i, f) in fs.into_iter().enumerate() {
+        assert_eq!(f.result(), Ok((MIB + i) as u64));
+    }
+    let got: Vec<usize> = pool
+        .map(make::call, [MIB as u64, 10, 2 * MIB as u64])
+        .unwrap()
+        .map(|r| r.unwrap().len())
+        .collect();
+    assert_eq!(got, [MIB, 10, 2 * MIB]);
+}
+
+#[test]
+fn a_process_argument_at_the_limit_starts_and_one_byte_more_is_refused() {
+    let limit = MIB;
+    let n = bytes_for(limit);
+    for method in StartMethod::all() {
+        let mut p = Process::builder()
+            .task(exit_with_len::call(pattern(n)))
+            .start_method(method)
+            .max_payload(limit)
+            .start()
+            .unwrap();
+        let _ = p.join();
+        assert_eq!(p.exitcode(), Some((n % 50) as i32 + 60), "{method:?}");
+        let err = Process::builder()
+            .task(exit_with_len::call(pattern(n + 1)))
+            .start_method(method)
+            .max_payload(limit)
+            .start()
+            .unwrap_err();
+        let t = err
+            .too_large()
+            .copied()
+            .unwrap_or_else(|| panic!("{err:?}"));
+        assert_eq!(
+            (t.size(), t.limit()),
+            (limit as u64 + 1, limit as u64),
+            "{method:?}"
+        );
+    }
+}
+
+#[test]
+fn a_70mb_process_argument_travels() {
+    for method in StartMethod::all() {
+        let mut p = Process::builder()
+            .task(exit_with_len::call(pattern(70_000_000)))
+            .start_method(method)
+            .start()
+            .unwrap();
+        let _ = p.join();
+        assert_eq!(p.exitcode(), Some(60), "{method:?}");
+    }
+}
+
+/// Puts an item of `n` bytes on `q` from another process: panics unless it
+/// went (`fits`) or was refused as too large (`!fits`).
+#[spindle::task]
+fn put_sized(q: spindle::ipc::Queue<ByteBuf>, n: u64, fits: bool) {
+    use spindle::ipc::{ItemErrorKind, QueueError};
+    match q.put(pattern(n as usize)) {
+        Ok(()) => assert!(fits, "an item over the limit went"),
+        Err(QueueError::Item(e)) => assert!(
+            !fits && matches!(e.kind(), ItemErrorKind::TooLarge { .. }),
+            "{:?}",
+            e.kind()
+        ),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn an_ipc_queue_item_at_the_limit_travels_and_one_byte_more_is_refused() {
+    use spindle::ipc::{ItemErrorKind, Queue, QueueError};
+    let limit = MIB;
+    let n = bytes_for(limit);
+    let q: Queue<ByteBuf> = Queue::with_max_item(0, limit).unwrap();
+    assert_eq!(q.max_item(), limit);
+    q.put(pattern(n)).unwrap();
+    let got = q.get_timeout(LONG).unwrap();
+    assert_eq!(got.len(), n);
+    assert!(is_pattern(&got));
+    match q.put(pattern(n + 1)) {
+        Err(QueueError::Item(e)) => {
+            assert!(
+                matches!(e.kind(), ItemErrorKind::TooLarge { len, limit: l } if *len == limit + 1 && *l == limit),
+                "{:?}",
+                e.kind()
+            );
+            assert_eq!(e.into_inner().len(), n + 1, "the item comes back");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another process's handle has the same limit.
+    let mut p = Process::new(put_sized::call(q.clone(), n as u64 + 1, false));
+    p.start().unwrap();
+    p.join().unwrap();
+    let mut p = Process::new(put_sized::call(q.clone(), n as u64, true));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap().len(), n);
+    assert!(Queue::<ByteBuf>::with_max_item(0, 0).is_err());
+    assert!(Queue::<ByteBuf>::with_max_item(0, (1 << 30) + 1).is_err());
+}
+
+#[test]
+fn a_map_chunk_of_many_medium_payloads_past_a_frame_travels() {
+    // 400 × 200 KB: each under the memfd threshold, 80 MB together — more
+    // than one pipe frame carries; the part past the frame's inline budget
+    // goes in memfds, both ways.
+    let pool = Pool::new(1).unwrap();
+    let items: Vec<ByteBuf> = (0..400).map(|_| pattern(200_000)).collect();
+    let lens = pool.map_chunked(check_len::call, items, 400).unwrap();
+    assert_eq!(lens, vec![200_000u64; 400]);
+    let got = pool
+        .map_chunked(make::call, [200_000u64; 400], 400)
+        .unwrap();
+    assert!(got.iter().all(|b| b.len() == 200_000 && is_pattern(b)));
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
