@@ -36,7 +36,9 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -178,34 +180,92 @@ impl<T> Store<T> {
     }
 }
 
-/// The model's store: a linearizable FIFO, as crossbeam-queue's are.
+/// The model's store: Vyukov's bounded MPMC ring (the algorithm of
+/// crossbeam's `ArrayQueue`, without its `SeqCst` fence on the empty
+/// path), over loom atomics. A pop that finds the ring empty only reads
+/// atomics, so it does not synchronise with a later push: the model checks
+/// the sleepers' Dekker pairs against a store that gives them no help (a
+/// mutex around the store would order every push and pop and hide a
+/// missing `SeqCst`). An unbounded queue gets [`MODEL_CAP`] places, more
+/// than a model puts.
 #[cfg(loom)]
 struct Store<T> {
-    items: Mutex<std::collections::VecDeque<T>>,
+    slots: Vec<(AtomicUsize, Mutex<Option<T>>)>,
+    head: AtomicUsize,
+    tail: AtomicUsize,
     max: usize,
 }
 
 #[cfg(loom)]
+const MODEL_CAP: usize = 8;
+
+#[cfg(loom)]
 impl<T> Store<T> {
     fn new(max: usize) -> Self {
+        // Vyukov's stamps need two places at least; `max` is checked apart.
+        let cap = if max == 0 { MODEL_CAP } else { max.max(2) };
         Store {
-            items: Mutex::new(std::collections::VecDeque::new()),
+            slots: (0..cap)
+                .map(|i| (AtomicUsize::new(i), Mutex::new(None)))
+                .collect(),
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
             max,
         }
     }
     fn try_push(&self, item: T) -> Result<(), T> {
-        let mut q = self.items.lock();
-        if self.max > 0 && q.len() >= self.max {
-            return Err(item);
+        let cap = self.slots.len();
+        let mut pos = self.tail.load(Relaxed);
+        loop {
+            let (seq, cell) = &self.slots[pos % cap];
+            let diff = seq.load(std::sync::atomic::Ordering::Acquire) as isize - pos as isize;
+            if diff == 0 && self.max > 0 && pos - self.head.load(Relaxed) >= self.max {
+                return Err(item);
+            }
+            if diff == 0 {
+                match self.tail.compare_exchange(pos, pos + 1, SeqCst, Relaxed) {
+                    Ok(_) => {
+                        *cell.lock() = Some(item);
+                        seq.store(pos + 1, std::sync::atomic::Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                assert!(self.max > 0, "a loom model put more than MODEL_CAP items");
+                return Err(item);
+            } else {
+                pos = self.tail.load(Relaxed);
+            }
         }
-        q.push_back(item);
-        Ok(())
     }
     fn pop(&self) -> Option<T> {
-        self.items.lock().pop_front()
+        let cap = self.slots.len();
+        let mut pos = self.head.load(Relaxed);
+        loop {
+            let (seq, cell) = &self.slots[pos % cap];
+            let diff =
+                seq.load(std::sync::atomic::Ordering::Acquire) as isize - (pos + 1) as isize;
+            if diff == 0 {
+                match self.head.compare_exchange(pos, pos + 1, SeqCst, Relaxed) {
+                    Ok(_) => {
+                        let item = cell.lock().take();
+                        seq.store(pos + cap, std::sync::atomic::Ordering::Release);
+                        return item;
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return None;
+            } else {
+                pos = self.head.load(Relaxed);
+            }
+        }
     }
     fn len(&self) -> usize {
-        self.items.lock().len()
+        let tail = self.tail.load(SeqCst);
+        let head = self.head.load(SeqCst);
+        tail.saturating_sub(head)
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
