@@ -36,9 +36,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-#[cfg(not(loom))]
-use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -434,10 +432,14 @@ impl<T> FifoCore<T> {
             if let Some(item) = self.store.pop() {
                 return Ok((item, self.popped()));
             }
-            let s = self.state.load(SeqCst);
-            if s & CLOSED == 0 {
+            // The hint first: `state` is the putters' hot line, and an
+            // empty queue is polled often. The hint is set before
+            // `shutdown` takes the mutex, so a sleeper (which reads `state`
+            // itself first) cannot miss it.
+            if !self.closed.load(Acquire) {
                 return Err(GetFail::Empty);
             }
+            let s = self.state.load(SeqCst);
             if inflight(s) == 0 {
                 // Every put let in before the shutdown has landed (this
                 // load read its landing): one last look.
@@ -518,8 +520,8 @@ impl<T> FifoCore<T> {
     }
 }
 
-impl<T> Backend<T> for FifoCore<T> {
-    fn new(maxsize: usize) -> Self {
+impl<T> FifoCore<T> {
+    fn make(maxsize: usize) -> Self {
         FifoCore {
             state: Padded(AtomicU64::new(0)),
             pops: Padded(AtomicUsize::new(0)),
@@ -536,7 +538,47 @@ impl<T> Backend<T> for FifoCore<T> {
         }
     }
 
-    fn put(&self, mut item: T, block: Wait) -> Result<(), PutFail<T>> {
+    #[inline]
+    fn put(&self, item: T, block: Wait) -> Result<(), PutFail<T>> {
+        // The fast path inline, the waiting out of line (a big frame to
+        // set up costs more than the put itself).
+        match self.try_put(item) {
+            Ok(notify) => {
+                if notify {
+                    self.notify_getter();
+                }
+                Ok(())
+            }
+            Err(Refused::ShutDown(it)) => Err(PutFail::ShutDown(it)),
+            Err(Refused::Full(it, joiners)) => {
+                if joiners {
+                    self.notify_joiners(false);
+                }
+                match block {
+                    Wait::Never => Err(PutFail::Full(it)),
+                    _ => self.put_slow(it, block),
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, block: Wait) -> Result<T, GetFail> {
+        match self.try_get() {
+            Ok((item, notify)) => {
+                if notify {
+                    self.notify_putter();
+                }
+                Ok(item)
+            }
+            Err(GetFail::Empty) if !matches!(block, Wait::Never) => self.get_slow(block),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_slow(&self, mut item: T, block: Wait) -> Result<(), PutFail<T>> {
         let mut timed_out = false;
         let mut spins = 0;
         loop {
@@ -613,7 +655,12 @@ impl<T> Backend<T> for FifoCore<T> {
         }
     }
 
-    fn get(&self, block: Wait) -> Result<T, GetFail> {
+}
+
+impl<T> FifoCore<T> {
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&self, block: Wait) -> Result<T, GetFail> {
         let mut timed_out = false;
         let mut spins = 0;
         loop {
@@ -676,6 +723,23 @@ impl<T> Backend<T> for FifoCore<T> {
         }
     }
 
+}
+
+impl<T> Backend<T> for FifoCore<T> {
+    fn new(maxsize: usize) -> Self {
+        FifoCore::make(maxsize)
+    }
+
+    #[inline]
+    fn put(&self, item: T, block: Wait) -> Result<(), PutFail<T>> {
+        FifoCore::put(self, item, block)
+    }
+
+    #[inline]
+    fn get(&self, block: Wait) -> Result<T, GetFail> {
+        FifoCore::get(self, block)
+    }
+
     fn task_done(&self) -> bool {
         let mut s = self.state.load(Relaxed);
         loop {
@@ -723,7 +787,7 @@ impl<T> Backend<T> for FifoCore<T> {
 
     fn shutdown(&self, immediate: bool) {
         self.state.fetch_or(CLOSED, SeqCst);
-        self.closed.store(true, Relaxed);
+        self.closed.store(true, Release);
         let mut drained = Vec::new();
         if immediate {
             // The puts let in before the shutdown land first (CPython's
