@@ -104,7 +104,10 @@ enum Store<T> {
     Array(crossbeam_queue::ArrayQueue<T>),
     /// Unbounded, or bounded above [`ARRAY_MAX`] with the places taken
     /// counted (reserved before the push, freed after the pop).
-    Seg(crossbeam_queue::SegQueue<T>, Option<(usize, Padded<AtomicUsize>)>),
+    Seg(
+        crossbeam_queue::SegQueue<T>,
+        Option<(usize, Padded<AtomicUsize>)>,
+    ),
 }
 
 #[cfg(not(loom))]
@@ -242,8 +245,7 @@ impl<T> Store<T> {
         let mut pos = self.head.load(Relaxed);
         loop {
             let (seq, cell) = &self.slots[pos % cap];
-            let diff =
-                seq.load(std::sync::atomic::Ordering::Acquire) as isize - (pos + 1) as isize;
+            let diff = seq.load(std::sync::atomic::Ordering::Acquire) as isize - (pos + 1) as isize;
             if diff == 0 {
                 match self.head.compare_exchange(pos, pos + 1, SeqCst, Relaxed) {
                     Ok(_) => {
@@ -390,12 +392,10 @@ impl<T> FifoCore<T> {
             if unfinished(s) >= MAX_UNFINISHED {
                 return Err(Refused::Full(item, false));
             }
-            match self.state.compare_exchange_weak(
-                s,
-                s + INFLIGHT + UNFINISHED,
-                SeqCst,
-                Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s + INFLIGHT + UNFINISHED, SeqCst, Relaxed)
+            {
                 Ok(_) => break,
                 Err(now) => s = now,
             }
@@ -654,7 +654,6 @@ impl<T> FifoCore<T> {
             self.publish_putters(&s);
         }
     }
-
 }
 
 impl<T> FifoCore<T> {
@@ -722,7 +721,6 @@ impl<T> FifoCore<T> {
             self.publish_getters(&s);
         }
     }
-
 }
 
 impl<T> Backend<T> for FifoCore<T> {
