@@ -53,7 +53,8 @@ use crate::util::Wait;
 /// The biggest `maxsize` kept in an [`ArrayQueue`] (allocated up front,
 /// about 16 bytes per place for small items); a larger bounded queue is a
 /// [`SegQueue`] with a count of reserved places.
-pub(crate) const ARRAY_MAX: usize = 1 << 16;
+#[cfg(not(loom))]
+const ARRAY_MAX: usize = 1 << 16;
 
 const CLOSED: u64 = 1;
 const INFLIGHT_SHIFT: u32 = 1;
@@ -100,6 +101,9 @@ fn yield_now() {
 
 /// The lock-free FIFO store.
 #[cfg(not(loom))]
+// One per queue, inside its `Arc`: boxing a variant would add a pointer
+// chase to every put and get.
+#[allow(clippy::large_enum_variant)]
 enum Store<T> {
     Array(crossbeam_queue::ArrayQueue<T>),
     /// Unbounded, or bounded above [`ARRAY_MAX`] with the places taken
