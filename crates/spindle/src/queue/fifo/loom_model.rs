@@ -231,45 +231,54 @@ fn loom_model_fifo_async_get_woken_by_put() {
 }
 
 /// An async getter that was listed (and perhaps notified) is dropped
-/// without polling again: its notification passes on, so a thread
-/// sleeping in `get` still gets the item (`cancel_get`), unless the async
-/// getter took it in its one poll.
+/// without polling again: its notification passes on, so another async
+/// getter listed behind it still gets the item (`cancel_get`), unless the
+/// first took it in its one poll.
 #[test]
 fn loom_model_fifo_cancelled_async_get_passes_the_wakeup_on() {
-    check("fifo core: cancelled async get vs sleeping get vs put", 3, || {
-        let q = queue(0);
-        let sleeper = {
-            let q = Arc::clone(&q);
-            thread::spawn(move || q.get(Wait::Forever).ok())
-        };
-        let cancelled = {
-            let q = Arc::clone(&q);
-            thread::spawn(move || {
-                let mut key = None;
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                let poll = q.poll_get(&mut key, &mut cx);
-                if let Some(k) = key {
-                    q.cancel_get(k);
-                }
-                match poll {
-                    std::task::Poll::Ready(r) => r.ok(),
-                    std::task::Poll::Pending => None,
-                }
-            })
-        };
-        assert!(put(&q, 9));
-        let by_async = cancelled.join().unwrap();
-        if by_async.is_some() {
-            // The sleeper has nothing to get: end it.
-            q.shutdown(false);
-        }
-        let by_sleeper = sleeper.join().unwrap();
-        assert_eq!(
-            by_sleeper.is_some(),
-            by_async.is_none(),
-            "the item went to exactly one getter"
-        );
-    });
+    check(
+        "fifo core: cancelled async get vs async get vs put",
+        3,
+        || {
+            let q = queue(0);
+            // Async too: a sleeping thread would be woken before any async
+            // getter, and the pass-on would not matter.
+            let sleeper = {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    let mut key = None;
+                    block_on(std::future::poll_fn(|cx| q.poll_get(&mut key, cx))).ok()
+                })
+            };
+            let cancelled = {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    let mut key = None;
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    let poll = q.poll_get(&mut key, &mut cx);
+                    if let Some(k) = key {
+                        q.cancel_get(k);
+                    }
+                    match poll {
+                        std::task::Poll::Ready(r) => r.ok(),
+                        std::task::Poll::Pending => None,
+                    }
+                })
+            };
+            assert!(put(&q, 9));
+            let by_async = cancelled.join().unwrap();
+            if by_async.is_some() {
+                // The sleeper has nothing to get: end it.
+                q.shutdown(false);
+            }
+            let by_sleeper = sleeper.join().unwrap();
+            assert_eq!(
+                by_sleeper.is_some(),
+                by_async.is_none(),
+                "the item went to exactly one getter"
+            );
+        },
+    );
 }
 
 /// A bounded queue of one, an async putter listed on the full queue: the
@@ -286,7 +295,10 @@ fn loom_model_fifo_async_put_woken_by_get() {
         };
         let mut item = Some(2);
         let mut key = None;
-        block_on(std::future::poll_fn(|cx| q.poll_put(&mut item, &mut key, cx))).unwrap();
+        block_on(std::future::poll_fn(|cx| {
+            q.poll_put(&mut item, &mut key, cx)
+        }))
+        .unwrap();
         assert!(key.is_none() && item.is_none());
         assert_eq!(getter.join().unwrap(), 1);
         assert_eq!(q.get(Wait::Never), Ok(2));
