@@ -4,12 +4,16 @@
 //! Cases: `st_put_get` (one thread, put then get), `spsc_unbounded`,
 //! `spsc_bounded1000`, `mpmc_4x4_bounded1000` (4 producers, 4 consumers),
 //! `pingpong` (a round trip between two threads over two queues). std's mpsc
-//! has a single consumer, so it sits out the mpmc case.
+//! has a single consumer, so it sits out the mpmc case. `spindle_mutex` is
+//! spindle's `LifoQueue`, whose core is the one mutex the FIFO `Queue` had
+//! before its lock-free core (issue 16 §5): the same cases in the same
+//! rounds show what the lock-free FIFO gains or loses on the host at hand
+//! (the order items come out in does not change these counts).
 
 use std::hint::black_box;
 use std::thread;
 
-use spindle::queue::Queue;
+use spindle::queue::{LifoQueue, Queue};
 
 use super::{Bench, Impl, Unit, imp, micros_per, per_sec};
 
@@ -22,6 +26,7 @@ trait Chan: Send + 'static {
 }
 
 struct Spindle;
+struct SpindleMutex;
 struct Crossbeam;
 struct Flume;
 struct Std;
@@ -35,6 +40,19 @@ impl Chan for Spindle {
     }
     #[inline]
     fn recv(rx: &Queue<u64>) -> u64 {
+        rx.get().unwrap()
+    }
+}
+
+impl Chan for SpindleMutex {
+    type Tx = LifoQueue<u64>;
+    type Rx = LifoQueue<u64>;
+    #[inline]
+    fn send(tx: &LifoQueue<u64>, x: u64) {
+        tx.put(x).unwrap();
+    }
+    #[inline]
+    fn recv(rx: &LifoQueue<u64>) -> u64 {
         rx.get().unwrap()
     }
 }
@@ -100,6 +118,13 @@ trait Maker: Chan {
 impl Maker for Spindle {
     fn make(cap: usize) -> (Queue<u64>, Queue<u64>) {
         let q = Queue::with_maxsize(cap);
+        (q.clone(), q)
+    }
+}
+
+impl Maker for SpindleMutex {
+    fn make(cap: usize) -> (LifoQueue<u64>, LifoQueue<u64>) {
+        let q = LifoQueue::with_maxsize(cap);
         (q.clone(), q)
     }
 }
@@ -206,7 +231,7 @@ fn contenders<'a>(
     with_std: bool,
     f: impl Fn(&str) -> Box<dyn FnMut() -> f64 + 'a>,
 ) -> Vec<Impl<'a>> {
-    let mut names = vec!["spindle", "crossbeam", "flume"];
+    let mut names = vec!["spindle", "spindle_mutex", "crossbeam", "flume"];
     if with_std {
         names.push("std");
     }
@@ -219,6 +244,7 @@ macro_rules! by_name {
     ($name:expr, $f:ident $(, $arg:expr)*) => {
         match $name {
             "spindle" => Box::new(move || $f::<Spindle>($($arg),*)) as Box<dyn FnMut() -> f64>,
+            "spindle_mutex" => Box::new(move || $f::<SpindleMutex>($($arg),*)),
             "crossbeam" => Box::new(move || $f::<Crossbeam>($($arg),*)),
             "flume" => Box::new(move || $f::<Flume>($($arg),*)),
             _ => Box::new(move || $f::<Std>($($arg),*)),
@@ -241,6 +267,7 @@ pub(crate) fn run(b: &mut Bench) {
     // std's mpsc has one consumer: not applicable.
     let impls = contenders(b, "mpmc_4x4_bounded1000", false, |name| match name {
         "spindle" => Box::new(move || mpmc::<Spindle>(n, 1000)),
+        "spindle_mutex" => Box::new(move || mpmc::<SpindleMutex>(n, 1000)),
         "crossbeam" => Box::new(move || mpmc::<Crossbeam>(n, 1000)),
         _ => Box::new(move || mpmc::<Flume>(n, 1000)),
     });

@@ -911,3 +911,46 @@ fn a_job_dropped_unrun_breaks_its_future() {
     assert!(fut.result().unwrap_err().is_broken());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
+
+// `Map::fold` (what `sum`, `for_each` and `fold` use) walks a chunk's values
+// in one loop and fetches the next chunk out of line: it must yield exactly
+// what `next` yields, a failed chunk's one error at its place, also after
+// part of the results were taken with `next`.
+#[test]
+fn map_fold_yields_what_next_yields() {
+    let pool = pool(2);
+    let f = |i: u32| {
+        if i / 3 == 4 {
+            Err("chunk 4 fails")
+        } else {
+            Ok(i)
+        }
+    };
+    let opts = || MapOptions::new().chunksize(3).buffersize(2);
+    let by_next: Vec<_> = {
+        let mut it = pool.map_with(fallible(f), 0..40, opts()).unwrap();
+        std::iter::from_fn(|| it.next()).collect()
+    };
+    // Chunks of 3: items 12..15 are one failed chunk, one error.
+    assert_eq!(by_next.len(), 40 - 3 + 1);
+    assert_eq!(by_next[12], Err(FutureError::failed("chunk 4 fails")));
+    assert_eq!(by_next[13], Ok(15));
+    let by_fold =
+        pool.map_with(fallible(f), 0..40, opts())
+            .unwrap()
+            .fold(Vec::new(), |mut v, r| {
+                v.push(r);
+                v
+            });
+    assert_eq!(by_fold, by_next);
+    let mut it = pool.map_with(fallible(f), 0..40, opts()).unwrap();
+    let mut mixed: Vec<_> = (0..5).map(|_| it.next().unwrap()).collect();
+    it.for_each(|r| mixed.push(r));
+    assert_eq!(mixed, by_next);
+    let sum: u32 = pool
+        .map_with(|i: u32| i, 0..10_000, MapOptions::new().chunksize(1024))
+        .unwrap()
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(sum, (0..10_000).sum());
+}

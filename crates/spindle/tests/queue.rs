@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Barrier, mpsc};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -372,4 +372,85 @@ fn try_put_on_shut_down_queue_reports_shutdown_not_full() {
     assert_eq!(q.try_put(2), Err(TryPutError::ShutDown(2)));
     assert_eq!(q.get(), Ok(1));
     assert_eq!(q.get(), Err(ShutDown));
+}
+
+// A bounded `Queue` above 65536 places keeps its items in a segmented
+// store with a count of taken places (below, a preallocated ring): it is
+// full at exactly `maxsize`, and a get frees one place.
+#[test]
+fn queue_bounded_above_the_ring_size_is_full_at_maxsize() {
+    let max = (1 << 16) + 1;
+    let q = Queue::with_maxsize(max);
+    for i in 0..max {
+        q.try_put(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert_eq!(q.len(), max);
+    assert_eq!(q.try_put(max), Err(TryPutError::Full(max)));
+    assert_eq!(q.get(), Ok(0));
+    q.try_put(max).unwrap();
+    assert_eq!(q.try_put(max + 1), Err(TryPutError::Full(max + 1)));
+    let all: Vec<usize> = q.try_iter().collect();
+    assert_eq!(all, (1..=max).collect::<Vec<_>>());
+}
+
+/// Puts from two threads race `shutdown(immediate)`; a getter drains and
+/// marks done. Every put that succeeded is got, or dropped by an
+/// immediate shutdown and counted done: `join` returns either way.
+fn puts_racing_shutdown(immediate: bool) {
+    for round in 0..if cfg!(miri) { 2 } else { 200 } {
+        let q = Queue::new();
+        let put_ok = Arc::new(AtomicUsize::new(0));
+        let putters: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, put_ok) = (q.clone(), put_ok.clone());
+                thread::spawn(move || {
+                    let mut i = 0u64;
+                    while q.put(i).is_ok() {
+                        put_ok.fetch_add(1, SeqCst);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut got = 0;
+                while q.get().is_ok() {
+                    q.task_done().unwrap();
+                    got += 1;
+                }
+                got
+            })
+        };
+        while put_ok.load(SeqCst) < 10 + round {
+            thread::yield_now();
+        }
+        q.shutdown(immediate);
+        putters.into_iter().for_each(|t| t.join().unwrap());
+        let got = getter.join().unwrap();
+        let put = put_ok.load(SeqCst);
+        if immediate {
+            assert!(got <= put);
+        } else {
+            assert_eq!(got, put, "round {round}: an item put was not got");
+        }
+        assert!(
+            q.join_timeout(Duration::from_secs(30)).is_ok(),
+            "round {round}"
+        );
+        assert_eq!(q.unfinished_tasks(), 0);
+        assert_eq!(q.len(), 0);
+    }
+}
+
+#[test]
+fn puts_racing_shutdown_are_got_or_refused() {
+    puts_racing_shutdown(false);
+}
+
+#[test]
+fn puts_racing_immediate_shutdown_are_dropped_and_counted_done() {
+    puts_racing_shutdown(true);
 }

@@ -19,14 +19,15 @@ use super::waiters::WaitList;
 use crate::util::Wait;
 
 /// Why a put did not happen (the item is handed back).
-pub(crate) enum PutFail<T> {
+#[derive(Debug)]
+pub enum PutFail<T> {
     Full(T),
     ShutDown(T),
 }
 
 /// Why a get did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GetFail {
+pub enum GetFail {
     Empty,
     ShutDown,
 }
@@ -43,7 +44,8 @@ pub(crate) struct State<S> {
     pub(crate) async_joiners: WaitList,
 }
 
-pub(crate) struct Core<S> {
+#[doc(hidden)]
+pub struct Core<S> {
     pub(crate) state: Mutex<State<S>>,
     not_empty: Condvar,
     not_full: Condvar,

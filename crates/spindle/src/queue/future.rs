@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::OrderedQueue;
-use super::core::{Core, wake};
+use super::backend::Backend;
 use super::error::{PutError, ShutDown};
-use super::order::{Order, Store};
+use super::order::Order;
 
 impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// Puts `item`, waiting asynchronously for room: the async face of
@@ -119,7 +119,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
 /// The future of [`OrderedQueue::put_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct PutFuture<'a, T, O: Order<T>> {
-    core: &'a Core<O::Store>,
+    core: &'a O::Core,
     item: Option<T>,
     key: Option<u64>,
 }
@@ -127,7 +127,7 @@ pub struct PutFuture<'a, T, O: Order<T>> {
 /// The future of [`OrderedQueue::get_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct GetFuture<'a, T, O: Order<T>> {
-    core: &'a Core<O::Store>,
+    core: &'a O::Core,
     key: Option<u64>,
     _item: std::marker::PhantomData<fn() -> T>,
 }
@@ -135,7 +135,7 @@ pub struct GetFuture<'a, T, O: Order<T>> {
 /// The future of [`OrderedQueue::join_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct JoinFuture<'a, T, O: Order<T>> {
-    core: &'a Core<O::Store>,
+    core: &'a O::Core,
     key: Option<u64>,
     _item: std::marker::PhantomData<fn() -> T>,
 }
@@ -145,45 +145,24 @@ impl<T, O: Order<T>> Unpin for PutFuture<'_, T, O> {}
 impl<T, O: Order<T>> Unpin for GetFuture<'_, T, O> {}
 impl<T, O: Order<T>> Unpin for JoinFuture<'_, T, O> {}
 
+// Each backend keeps its own waiter protocol (`backend.rs`): `core.rs`
+// under its one mutex, `fifo.rs` lock-free with an eventcount. Both list a
+// pending future under a key; a notifier removes the entry it wakes, and a
+// future dropped after it was notified passes the notification on.
+
 impl<T, O: Order<T>> Future for PutFuture<'_, T, O> {
     type Output = Result<(), PutError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let core = this.core;
-        let mut st = core.state.lock();
-        let Some(item) = this.item.take() else {
-            panic!("PutFuture polled after completion");
-        };
-        if st.shutdown || core.has_room::<T>(&st) {
-            if let Some(key) = this.key.take() {
-                st.async_putters.remove(key);
-            }
-            if st.shutdown {
-                return Poll::Ready(Err(PutError(item)));
-            }
-            let w = core.push_locked(&mut st, item);
-            drop(st);
-            wake(w);
-            return Poll::Ready(Ok(()));
-        }
-        this.item = Some(item);
-        this.key = Some(st.async_putters.register(this.key, cx.waker()));
-        Poll::Pending
+        this.core.poll_put(&mut this.item, &mut this.key, cx)
     }
 }
 
 impl<T, O: Order<T>> Drop for PutFuture<'_, T, O> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let mut st = self.core.state.lock();
-            // Not listed any more: we were woken for a free slot we will not
-            // use; pass it on.
-            if !st.async_putters.remove(key) && !st.shutdown && self.core.has_room::<T>(&st) {
-                let w = self.core.notify_putter(&mut st);
-                drop(st);
-                wake(w);
-            }
+            self.core.cancel_put(key);
         }
     }
 }
@@ -193,38 +172,14 @@ impl<T, O: Order<T>> Future for GetFuture<'_, T, O> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let core = this.core;
-        let mut st = core.state.lock();
-        if let Some((item, w)) = core.pop_locked::<T>(&mut st) {
-            if let Some(key) = this.key.take() {
-                st.async_getters.remove(key);
-            }
-            drop(st);
-            wake(w);
-            return Poll::Ready(Ok(item));
-        }
-        if st.shutdown {
-            if let Some(key) = this.key.take() {
-                st.async_getters.remove(key);
-            }
-            return Poll::Ready(Err(ShutDown));
-        }
-        this.key = Some(st.async_getters.register(this.key, cx.waker()));
-        Poll::Pending
+        this.core.poll_get(&mut this.key, cx)
     }
 }
 
 impl<T, O: Order<T>> Drop for GetFuture<'_, T, O> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let mut st = self.core.state.lock();
-            // Not listed any more: we were woken for an item we will not
-            // take; pass the wakeup on so the item is not stranded.
-            if !st.async_getters.remove(key) && st.store.len() > 0 {
-                let w = self.core.notify_getter(&mut st);
-                drop(st);
-                wake(w);
-            }
+            self.core.cancel_get(key);
         }
     }
 }
@@ -234,22 +189,14 @@ impl<T, O: Order<T>> Future for JoinFuture<'_, T, O> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let mut st = this.core.state.lock();
-        if st.unfinished == 0 {
-            if let Some(key) = this.key.take() {
-                st.async_joiners.remove(key);
-            }
-            return Poll::Ready(());
-        }
-        this.key = Some(st.async_joiners.register(this.key, cx.waker()));
-        Poll::Pending
+        this.core.poll_join(&mut this.key, cx)
     }
 }
 
 impl<T, O: Order<T>> Drop for JoinFuture<'_, T, O> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.core.state.lock().async_joiners.remove(key);
+            self.core.cancel_join(key);
         }
     }
 }

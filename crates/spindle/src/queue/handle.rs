@@ -7,11 +7,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::core::{Core, GetFail, PutFail};
+use super::backend::Backend;
+use super::core::{GetFail, PutFail};
 use super::error::{
     GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
 };
-use super::order::{Fifo, Lifo, Order, Priority, Store};
+use super::order::{Fifo, Lifo, Order, Priority};
 use crate::util::Wait;
 
 /// A multi-producer, multi-consumer queue with task tracking and shutdown,
@@ -32,7 +33,7 @@ use crate::util::Wait;
 /// back, `maxsize` is fixed at construction, and blocking waits have a
 /// `_deadline` variant.
 pub struct OrderedQueue<T, O: Order<T>> {
-    pub(crate) core: Arc<Core<O::Store>>,
+    pub(crate) core: Arc<O::Core>,
     _order: PhantomData<fn() -> (T, O)>,
 }
 
@@ -116,12 +117,11 @@ impl<T, O: Order<T>> Clone for OrderedQueue<T, O> {
 
 impl<T, O: Order<T>> fmt::Debug for OrderedQueue<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.core.state.lock();
         f.debug_struct("Queue")
-            .field("len", &st.store.len())
-            .field("maxsize", &self.core.maxsize)
-            .field("unfinished_tasks", &st.unfinished)
-            .field("shutdown", &st.shutdown)
+            .field("len", &self.core.len())
+            .field("maxsize", &self.core.maxsize())
+            .field("unfinished_tasks", &self.core.unfinished())
+            .field("shutdown", &self.core.is_shutdown())
             .finish()
     }
 }
@@ -154,7 +154,7 @@ macro_rules! constructors {
             /// ```
             pub fn with_maxsize(maxsize: usize) -> Self {
                 OrderedQueue {
-                    core: Arc::new(Core::new::<T>(maxsize)),
+                    core: Arc::new(<$order as Order<T>>::Core::new(maxsize)),
                     _order: PhantomData,
                 }
             }

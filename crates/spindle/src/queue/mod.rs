@@ -42,9 +42,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod backend;
 mod contract;
 mod core;
 mod error;
+mod fifo;
 mod future;
 mod handle;
 mod iter;

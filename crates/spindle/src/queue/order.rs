@@ -20,6 +20,9 @@ pub trait Order<T>: sealed::Sealed {
     /// The container that holds the waiting items.
     #[doc(hidden)]
     type Store: Store<T>;
+    /// The shared state of a queue of this order.
+    #[doc(hidden)]
+    type Core: super::backend::Backend<T>;
 }
 
 /// The container behind a queue: push, pop and count.
@@ -56,14 +59,18 @@ impl sealed::Sealed for Priority {}
 
 impl<T> Order<T> for Fifo {
     type Store = VecDeque<T>;
+    // Lock-free (`fifo.rs`); `Store` is unused for this order.
+    type Core = super::fifo::FifoCore<T>;
 }
 
 impl<T> Order<T> for Lifo {
     type Store = Vec<T>;
+    type Core = super::core::Core<Vec<T>>;
 }
 
 impl<T: Ord> Order<T> for Priority {
     type Store = Heap<T>;
+    type Core = super::core::Core<Heap<T>>;
 }
 
 impl<T> Store<T> for VecDeque<T> {

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
+use super::backend::Backend;
 use super::future::GetFuture;
 use super::order::Fifo;
 use crate::util::Wait;

@@ -1,10 +1,10 @@
 //! [`Queue`]'s size queries, task tracking (`task_done`/`join`) and shutdown.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::OrderedQueue;
+use super::backend::Backend;
 use super::error::{JoinTimeoutError, TaskDoneError};
 use super::order::Order;
 use crate::util::Wait;
@@ -23,8 +23,8 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        // Mirrored under the lock at every change: no need to take it.
-        self.core.len.load(Relaxed)
+        // A lock-free count (FIFO) or an atomic mirror (LIFO, priority).
+        self.core.len()
     }
 
     /// The same as [`len`](OrderedQueue::len), under Python's name `qsize()`.
@@ -63,7 +63,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert!(q.is_full());
     /// ```
     pub fn is_full(&self) -> bool {
-        self.core.maxsize > 0 && self.len() >= self.core.maxsize
+        self.core.maxsize() > 0 && self.len() >= self.core.maxsize()
     }
 
     /// The most items the queue holds, 0 meaning unbounded: Python's `maxsize`.
@@ -74,7 +74,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(spindle::queue::Queue::<u8>::with_maxsize(3).maxsize(), 3);
     /// ```
     pub fn maxsize(&self) -> usize {
-        self.core.maxsize
+        self.core.maxsize()
     }
 
     /// How many items were put and not yet marked done with
@@ -91,7 +91,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert_eq!(q.unfinished_tasks(), 0);
     /// ```
     pub fn unfinished_tasks(&self) -> usize {
-        self.core.state.lock().unfinished
+        self.core.unfinished()
     }
 
     /// Marks one item taken from the queue as processed: Python's `task_done()`.
@@ -215,7 +215,7 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// q.join(); // the dropped item counts as done
     /// ```
     pub fn shutdown(&self, immediate: bool) {
-        self.core.shutdown::<T>(immediate);
+        self.core.shutdown(immediate);
     }
 
     /// Whether [`shutdown`](OrderedQueue::shutdown) was called: Python's `is_shutdown`.
@@ -229,6 +229,6 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// assert!(q.is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        self.core.state.lock().shutdown
+        self.core.is_shutdown()
     }
 }

@@ -21,6 +21,12 @@ impl WaitList {
         self.entries.is_empty()
     }
 
+    /// How many tasks are listed.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Registers (or refreshes) `waker` under `key`, returning the key to keep.
     pub(crate) fn register(&mut self, key: Option<u64>, waker: &Waker) -> u64 {
         if let Some(key) = key

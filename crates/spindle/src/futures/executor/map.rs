@@ -114,8 +114,49 @@ where
 {
     type Item = Result<F::Output, FutureError<F::Error>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.started = true;
+        // The chunk in hand, inline; the next chunk out of line.
+        match self.current.next() {
+            Some(v) => Some(Ok(v)),
+            None => self.next_chunk(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (lo, _) = self.current.size_hint();
+        (lo, None)
+    }
+
+    /// Runs `g` over the rest, a chunk at a time (the chunk's values in one
+    /// tight loop: what `for`, `sum` and `collect` use).
+    fn fold<B, G>(mut self, init: B, mut g: G) -> B
+    where
+        G: FnMut(B, Self::Item) -> B,
+    {
+        self.started = true;
+        let mut acc = init;
+        loop {
+            acc = self.current.by_ref().map(Ok).fold(acc, &mut g);
+            match self.next_chunk() {
+                Some(item) => acc = g(acc, item),
+                None => return acc,
+            }
+        }
+    }
+}
+
+impl<X, F, I> Map<'_, X, F, I>
+where
+    X: Executor + ?Sized,
+    I: Iterator,
+    F: MapFn<I::Item, X>,
+{
+    /// The chunk in hand is used up: refill the window and wait for the
+    /// next chunk's results.
+    #[inline(never)]
+    fn next_chunk(&mut self) -> Option<Result<F::Output, FutureError<F::Error>>> {
         if let Some(v) = self.current.next() {
             return Some(Ok(v));
         }
@@ -138,7 +179,7 @@ where
         match fut.take_deadline(self.deadline) {
             Ok(values) => {
                 self.current = values.into_iter();
-                self.next()
+                self.next_chunk()
             }
             Err(FutureError::Timeout) => {
                 fut.cancel();
