@@ -252,7 +252,12 @@ async fn serve_aio(sock: tokio::net::TcpStream, prefix: &[u8], stats: &Stats) {
     }
 }
 
-fn accept_threads(listener: &TcpListener, prefix: &Arc<[u8]>, stats: &Arc<Stats>, stop: &AtomicBool) {
+fn accept_threads(
+    listener: &TcpListener,
+    prefix: &Arc<[u8]>,
+    stats: &Arc<Stats>,
+    stop: &AtomicBool,
+) {
     for sock in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;

@@ -84,11 +84,7 @@ fn echo_overlong_line_closes() {
         let mut got = Vec::new();
         match long.read_to_end(&mut got) {
             Ok(_) => assert!(got.is_empty(), "{name}: answered an overlong line"),
-            Err(e) => assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset,
-                "{name}: {e}"
-            ),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{name}: {e}"),
         }
         assert_eq!(server.overlong(), 1, "{name}");
         // The other connection still works.
@@ -142,7 +138,11 @@ fn echo_1000_connects_leave_no_task() {
         // Every connection accepted, then every one's task ended.
         let end = Instant::now() + Duration::from_secs(10);
         while server.accepted() < 1000 {
-            assert!(Instant::now() < end, "{name}: {} accepted", server.accepted());
+            assert!(
+                Instant::now() < end,
+                "{name}: {} accepted",
+                server.accepted()
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         wait_live(name, &server, 0);
