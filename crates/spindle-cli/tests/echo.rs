@@ -216,3 +216,15 @@ fn echo_load_against_serve() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not the line sent"), "{err}");
 }
+
+#[test]
+fn tour_aio_section_passes_every_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["tour", "aio"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("  ✓ ").count(), 5, "{text}");
+    assert!(text.contains("5 checks passed, 0 failed"), "{text}");
+}
