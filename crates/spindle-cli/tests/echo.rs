@@ -228,3 +228,39 @@ fn tour_aio_section_passes_every_check() {
     assert_eq!(text.matches("  ✓ ").count(), 5, "{text}");
     assert!(text.contains("5 checks passed, 0 failed"), "{text}");
 }
+
+#[test]
+fn echo_bad_addresses_are_errors_naming_them() {
+    // A port in use: serve fails, naming the address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["echo", "serve", "--port", &port])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // Nothing listening: load fails at connection 0's connect.
+    let addr = taken.local_addr().unwrap();
+    drop(taken);
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["echo", "load", "--connect", &addr.to_string()])
+        .args(["--conns", "2", "--rounds", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connection 0: connect:"), "{err}");
+    // Not an address at all.
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["echo", "load", "--connect", "no-port-here"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--connect no-port-here"), "{err}");
+}
