@@ -342,6 +342,8 @@ impl LoadReport {
 pub enum LoadError {
     /// `conns` or `rounds` was 0.
     Empty,
+    /// The client's runtime could not start (out of threads, say).
+    Runtime(io::Error),
     /// Connecting connection `conn` (0-based) failed.
     Connect { conn: usize, error: io::Error },
     /// Round trip `round` of connection `conn` failed with an I/O error.
@@ -364,6 +366,7 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Empty => f.write_str("--conns and --rounds must be at least 1"),
+            LoadError::Runtime(e) => write!(f, "cannot start the client's runtime: {e}"),
             LoadError::Connect { conn, error } => write!(f, "connection {conn}: connect: {error}"),
             LoadError::Io { conn, round, error } => {
                 write!(f, "connection {conn}, round trip {round}: {error}")
@@ -400,7 +403,7 @@ pub fn load(addr: SocketAddr, conns: usize, rounds: u64) -> Result<LoadReport, L
         .thread_name("spindle-echo-load")
         .enable_all()
         .build()
-        .map_err(|error| LoadError::Connect { conn: 0, error })?;
+        .map_err(LoadError::Runtime)?;
     rt.block_on(async move {
         let mut socks = Vec::with_capacity(conns);
         for conn in 0..conns {
