@@ -316,6 +316,11 @@ fn serve_thread(sock: TcpStream, prefix: &[u8], stats: &Stats) {
 /// The line every round trip of [`load`] sends: 31 bytes and `\n`.
 pub const LOAD_LINE: &[u8; 32] = b"0123456789abcdefghijklmnopqrstu\n";
 
+/// The most round trips one [`load`] makes (`conns × rounds`): each one's
+/// latency is kept (4 bytes) for the percentiles, so this bounds its
+/// memory at 200 MB.
+pub const MAX_ROUND_TRIPS: u64 = 50_000_000;
+
 /// What [`load`] measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
@@ -342,6 +347,8 @@ impl LoadReport {
 pub enum LoadError {
     /// `conns` or `rounds` was 0.
     Empty,
+    /// `conns × rounds` is over [`MAX_ROUND_TRIPS`].
+    TooMany { conns: usize, rounds: u64 },
     /// The client's runtime could not start (out of threads, say).
     Runtime(io::Error),
     /// Connecting connection `conn` (0-based) failed.
@@ -366,6 +373,11 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Empty => f.write_str("--conns and --rounds must be at least 1"),
+            LoadError::TooMany { conns, rounds } => write!(
+                f,
+                "{conns} connections × {rounds} round trips is over the limit of \
+                 {MAX_ROUND_TRIPS} round trips (each one's latency is kept)"
+            ),
             LoadError::Runtime(e) => write!(f, "cannot start the client's runtime: {e}"),
             LoadError::Connect { conn, error } => write!(f, "connection {conn}: connect: {error}"),
             LoadError::Io { conn, round, error } => {
@@ -394,10 +406,14 @@ impl std::error::Error for LoadError {}
 ///
 /// # Errors
 ///
-/// [`LoadError`] naming the connection and round trip that failed.
+/// [`LoadError`] naming the connection and round trip that failed;
+/// [`LoadError::TooMany`] past [`MAX_ROUND_TRIPS`] (nothing is sent).
 pub fn load(addr: SocketAddr, conns: usize, rounds: u64) -> Result<LoadReport, LoadError> {
     if conns == 0 || rounds == 0 {
         return Err(LoadError::Empty);
+    }
+    if (conns as u64).saturating_mul(rounds) > MAX_ROUND_TRIPS {
+        return Err(LoadError::TooMany { conns, rounds });
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("spindle-echo-load")

@@ -171,4 +171,13 @@ fn load_checks_every_reply() {
         load(server.local_addr(), 0, 3),
         Err(LoadError::Empty)
     ));
+    // Over the limit: refused before connecting (no 400 GB of latencies).
+    assert!(matches!(
+        load(server.local_addr(), 10_000, 10_000_000),
+        Err(LoadError::TooMany {
+            conns: 10_000,
+            rounds: 10_000_000
+        })
+    ));
+    assert_eq!(server.accepted(), 2);
 }

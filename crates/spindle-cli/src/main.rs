@@ -176,6 +176,9 @@ enum EchoCommand {
     /// sequential round trips of a 32-byte line (written, read back,
     /// checked). Prints `echo.throughput: N rt/s` (all connections, wall
     /// clock from after the connects), `echo.p50_us: N`, `echo.p99_us: N`.
+    ///
+    /// `--conns × --rounds` is at most 50,000,000 (every latency is kept
+    /// for the percentiles).
     Load {
         /// The server, HOST:PORT.
         #[arg(long)]
