@@ -17,6 +17,7 @@
 //! | an `asyncio` `concurrent.futures.Executor` | [`AioExecutor`]                             |
 //! | the Cookbook's generator `TaskScheduler` / `ActorScheduler` | [`sched::TaskScheduler`], [`sched::ActorScheduler`] |
 //! | actors (Pykka, Thespian)                 | [`actor`]                                     |
+//! | an `asyncio.start_server` / `ThreadingTCPServer` line echo server | [`echo`]     |
 //!
 //! The core crate `spindle` stays free of tokio; this crate is where the two
 //! meet. See `docs/PYTHON.md` ("asyncio, gevent, greenlet and actors") for
@@ -31,6 +32,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 pub mod actor;
+pub mod echo;
 mod executor;
 mod group;
 mod pool;

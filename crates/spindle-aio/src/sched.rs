@@ -11,7 +11,7 @@
 //! [`TaskScheduler::run`] then returns [`Stalled`] instead of hanging.
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -72,11 +72,50 @@ impl std::error::Error for Stalled {}
 struct Ready {
     queue: Mutex<VecDeque<usize>>,
     thread: Mutex<Option<Thread>>,
+    /// Set (under `queue`'s lock) while `run` parks: only then does a
+    /// wake-up unpark it, so the wake-ups `run` makes itself (every
+    /// `yield_now`) take no thread handle.
+    sleeping: AtomicBool,
 }
 
 impl Ready {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<usize>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+thread_local! {
+    /// The address of the `Ready` whose scheduler is running on this
+    /// thread (0: none), and the wake-ups of its tasks made on this thread
+    /// while it runs: those skip the queue's lock (`run` moves them to the
+    /// back of its batch after each poll, in order).
+    static RUNNING: Cell<usize> = const { Cell::new(0) };
+    static LOCAL: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running `ready`'s scheduler until dropped; then
+/// queues the local wake-ups left (a task panicked) and restores the
+/// scheduler this one runs inside, if any.
+struct Running<'r> {
+    ready: &'r Arc<Ready>,
+    outer: (usize, Vec<usize>),
+}
+
+impl<'r> Running<'r> {
+    fn enter(ready: &'r Arc<Ready>) -> Running<'r> {
+        let me = Arc::as_ptr(ready) as usize;
+        let outer = (RUNNING.replace(me), LOCAL.take());
+        Running { ready, outer }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let left = LOCAL.replace(std::mem::take(&mut self.outer.1));
+        RUNNING.set(self.outer.0);
+        if !left.is_empty() {
+            self.ready.lock().extend(left);
+        }
     }
 }
 
@@ -93,7 +132,20 @@ impl Wake for TaskWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.ready.lock().push_back(self.id);
+            let me = Arc::as_ptr(&self.ready) as usize;
+            if RUNNING.try_with(Cell::get) == Ok(me)
+                && LOCAL.try_with(|l| l.borrow_mut().push(self.id)).is_ok()
+            {
+                return;
+            }
+            let sleeping = {
+                let mut q = self.ready.lock();
+                q.push_back(self.id);
+                self.ready.sleeping.load(Ordering::Relaxed)
+            };
+            if !sleeping {
+                return;
+            }
             let t = self
                 .ready
                 .thread
@@ -110,6 +162,8 @@ impl Wake for TaskWaker {
 struct Slot<'a> {
     fut: Pin<Box<dyn Future<Output = ()> + 'a>>,
     waker: Arc<TaskWaker>,
+    /// `waker` as a `Waker`, made once (a second strong reference).
+    handle: Waker,
 }
 
 /// A deterministic, single-thread FIFO of futures: the Cookbook's
@@ -138,6 +192,8 @@ struct Slot<'a> {
 pub struct TaskScheduler<'a> {
     tasks: Vec<Option<Slot<'a>>>,
     ready: Arc<Ready>,
+    /// The ids taken from `ready` in one lock, run in order.
+    batch: VecDeque<usize>,
     live: usize,
 }
 
@@ -168,7 +224,9 @@ impl<'a> TaskScheduler<'a> {
             ready: Arc::new(Ready {
                 queue: Mutex::new(VecDeque::new()),
                 thread: Mutex::new(None),
+                sleeping: AtomicBool::new(false),
             }),
+            batch: VecDeque::new(),
             live: 0,
         }
     }
@@ -181,9 +239,11 @@ impl<'a> TaskScheduler<'a> {
             queued: AtomicBool::new(true),
             ready: self.ready.clone(),
         });
+        let handle = Waker::from(waker.clone());
         self.tasks.push(Some(Slot {
             fut: Box::pin(fut),
             waker,
+            handle,
         }));
         self.live += 1;
         self.ready.lock().push_back(id);
@@ -222,10 +282,20 @@ impl<'a> TaskScheduler<'a> {
             .thread
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(thread::current());
+        let ready = self.ready.clone();
+        let _running = Running::enter(&ready);
         loop {
-            let next = self.ready.lock().pop_front();
-            if let Some(id) = next {
-                self.poll_task(id);
+            // Everything queued so far, in one lock; tasks woken while it
+            // runs queue behind it, so the order stays FIFO. (A batch left
+            // by a panicking task runs first.)
+            if self.batch.is_empty() {
+                std::mem::swap(&mut *self.ready.lock(), &mut self.batch);
+            }
+            if !self.batch.is_empty() {
+                while let Some(id) = self.batch.pop_front() {
+                    self.poll_task(id);
+                    LOCAL.with(|l| self.batch.extend(l.borrow_mut().drain(..)));
+                }
                 continue;
             }
             if self.live == 0 {
@@ -237,15 +307,17 @@ impl<'a> TaskScheduler<'a> {
             if !q.is_empty() {
                 continue;
             }
+            // Set under the lock: a waker that pushes after it is released
+            // sees it and unparks us.
+            self.ready.sleeping.store(true, Ordering::Relaxed);
             fence(Ordering::Acquire);
             let (mut dead, mut idle_tasks, mut wakeable) = (0, 0, 0);
             for slot in self.tasks.iter().flatten() {
-                let w = Waker::from(slot.waker.clone());
-                // Ours in the slot and `w` just made.
+                // Ours in the slot and its `handle`.
                 let others = Arc::strong_count(&slot.waker) - 2;
                 if others == 0 {
                     dead += 1;
-                } else if others == 1 && idle(&w) {
+                } else if others == 1 && idle(&slot.handle) {
                     idle_tasks += 1;
                 } else {
                     wakeable += 1;
@@ -253,6 +325,7 @@ impl<'a> TaskScheduler<'a> {
             }
             drop(q);
             if wakeable == 0 {
+                self.ready.sleeping.store(false, Ordering::Relaxed);
                 return if dead > 0 {
                     Err(Stalled { tasks: dead })
                 } else {
@@ -260,6 +333,7 @@ impl<'a> TaskScheduler<'a> {
                 };
             }
             thread::park_timeout(RECHECK);
+            self.ready.sleeping.store(false, Ordering::Relaxed);
         }
     }
 
@@ -268,8 +342,7 @@ impl<'a> TaskScheduler<'a> {
             return; // finished; a stale wake-up
         };
         slot.waker.queued.store(false, Ordering::Release);
-        let waker = Waker::from(slot.waker.clone());
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(&slot.handle);
         if slot.fut.as_mut().poll(&mut cx).is_ready() {
             self.tasks[id] = None;
             self.live -= 1;

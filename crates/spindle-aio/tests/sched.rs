@@ -192,3 +192,66 @@ fn idle_actors_end_run_stalled_ones_do_not() {
     sched.new_actor("stuck", |_, _| Forgetful);
     assert_eq!(sched.run(), Err(Stalled { tasks: 1 }));
 }
+
+/// A scheduler run inside a task of another (same thread): each one's
+/// same-thread wake-ups stay its own, and both keep round-robin order.
+#[test]
+fn nested_schedulers_keep_their_own_wakeups() {
+    let out = RefCell::new(Vec::new());
+    let mut outer = TaskScheduler::new();
+    let o = &out;
+    outer.new_task(async move {
+        o.borrow_mut().push("a0".to_owned());
+        yield_now().await;
+        let mut inner = TaskScheduler::new();
+        for name in ["x", "y"] {
+            inner.new_task(async move {
+                for i in 0..2 {
+                    o.borrow_mut().push(format!("{name}{i}"));
+                    yield_now().await;
+                }
+            });
+        }
+        inner.run().unwrap();
+        o.borrow_mut().push("a1".to_owned());
+        yield_now().await;
+        o.borrow_mut().push("a2".to_owned());
+    });
+    outer.new_task(async move {
+        for i in 0..3 {
+            o.borrow_mut().push(format!("b{i}"));
+            yield_now().await;
+        }
+    });
+    outer.run().unwrap();
+    assert_eq!(
+        *out.borrow(),
+        ["a0", "b0", "x0", "y0", "x1", "y1", "a1", "b1", "a2", "b2"]
+    );
+}
+
+/// A task that panics mid-run: the tasks woken before are still queued,
+/// and a second `run` finishes them in order (the panicked task, never
+/// woken again, is reported stalled).
+#[test]
+fn a_panicking_task_loses_no_wakeup() {
+    let out = RefCell::new(Vec::new());
+    let mut sched = TaskScheduler::new();
+    let o = &out;
+    for name in ["a", "b"] {
+        sched.new_task(async move {
+            for i in 0..3 {
+                o.borrow_mut().push(format!("{name}{i}"));
+                yield_now().await;
+            }
+        });
+    }
+    sched.new_task(async move {
+        yield_now().await;
+        panic!("boom");
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sched.run()));
+    assert!(r.is_err());
+    assert_eq!(sched.run(), Err(Stalled { tasks: 1 }));
+    assert_eq!(*out.borrow(), ["a0", "b0", "a1", "b1", "a2", "b2"]);
+}

@@ -1,7 +1,7 @@
 //! `spindle-bench SUITE`: side-by-side benchmarks — spindle, the best Rust
 //! crates for the same job, and the equivalent Python program. The peer
 //! crates (rayon, flume, crossbeam-channel, threadpool, parking_lot,
-//! ipc-channel, procspawn) are linked into this program only, not into
+//! ipc-channel, procspawn, tokio) are linked into this program only, not into
 //! `spindle` (whose `spindle bench ARGS..` runs this program).
 //!
 //! ```text
@@ -41,6 +41,7 @@ use std::process::{Command, ExitCode};
 use clap::Parser;
 use std::time::{Duration, Instant};
 
+mod aio;
 mod futures;
 mod lockorder;
 mod pool_api;
@@ -99,6 +100,11 @@ const SUITES: &[Suite] = &[
         name: "pool",
         about: "Process pools: the robots and primes workloads, map of tiny tasks, apply_async round trip",
         run: pool_suite,
+    },
+    Suite {
+        name: "aio",
+        about: "spindle-aio: spawn+gather, async Queue, TaskScheduler switches, actor ask, echo server vs tokio, asyncio",
+        run: aio::run,
     },
 ];
 
@@ -187,6 +193,23 @@ pub(crate) fn imp<'a>(name: &str, mut sample: impl FnMut() -> f64 + 'a) -> Impl<
     }
 }
 
+/// A contender whose sample may fail (a server that did not start, say):
+/// `warm_up` whether it takes an untimed first sample, `available` whether
+/// it runs at all (false: silently left out, as Python without `python3`).
+pub(crate) fn fallible<'a>(
+    name: &str,
+    warm_up: bool,
+    available: bool,
+    sample: impl FnMut() -> Result<f64, String> + 'a,
+) -> Impl<'a> {
+    Impl {
+        name: name.to_owned(),
+        sample: Box::new(sample),
+        warm_up,
+        available,
+    }
+}
+
 /// Runs `job(n)` once and returns `n` per second.
 #[allow(dead_code)]
 pub(crate) fn per_sec(n: u64, job: impl FnOnce(u64)) -> f64 {
@@ -226,6 +249,17 @@ impl Bench {
     /// Whether `--quick` was given: keep the whole suite under about a minute.
     pub(crate) fn quick(&self) -> bool {
         self.quick
+    }
+
+    /// Whether `case` runs (no `--case`, or named by one): lets a suite
+    /// skip the set-up of a case that does not.
+    pub(crate) fn wants(&self, case: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|c| c == case)
+    }
+
+    /// `python3`, if it is on PATH.
+    pub(crate) fn python_exe(&self) -> Option<PathBuf> {
+        self.python.clone()
     }
 
     /// How many interleaved rounds each case takes.

@@ -31,7 +31,8 @@ fn list_names_every_suite_in_order() {
             "queue",
             "futures",
             "process",
-            "pool"
+            "pool",
+            "aio"
         ]
     );
 }
@@ -80,4 +81,41 @@ fn spawned_children_run_and_each_figure_is_one_json_line() {
     // spindle's Spawn and procspawn both start this program afresh per child.
     // No `python`: its script is not there.
     assert_eq!(impls, ["spindle", "procspawn"], "{stdout}\n{stderr}");
+}
+
+#[test]
+fn aio_echo_case_drives_every_server_with_one_client() {
+    // The Python servers are pointed at an empty directory: they fail to
+    // start, are reported and left out; spindle's and tokio's servers give
+    // a throughput and a p99 each, from the same runs.
+    let empty = std::env::temp_dir().join(format!("spindle-bench-nopy-aio-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(["aio", "--quick", "--json"])
+        .args(["--case", "echo_50conns", "--case", "echo_50conns_p99"])
+        .env("SPINDLE_BENCH_PYTHON_DIR", &empty)
+        .output()
+        .expect("run spindle-bench");
+    std::fs::remove_dir_all(&empty).unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let figures: Vec<(String, String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["value"].as_f64().unwrap() > 0.0, "{l}");
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("case"), s("impl"), s("unit"))
+        })
+        .collect();
+    let want = |c: &str, i: &str, u: &str| (c.to_owned(), i.to_owned(), u.to_owned());
+    assert_eq!(
+        figures,
+        [
+            want("echo_50conns", "spindle", "ops/s"),
+            want("echo_50conns", "tokio", "ops/s"),
+            want("echo_50conns_p99", "spindle", "µs"),
+            want("echo_50conns_p99", "tokio", "µs"),
+        ]
+    );
 }

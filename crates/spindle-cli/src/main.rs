@@ -1,16 +1,20 @@
 //! The `spindle` command: a guided tour of every capability (`spindle tour`),
 //! two CPU-bound workloads ported from Python (`spindle gen-logs`, `spindle
-//! robots`, `spindle primes`), and `spindle bench SUITE`, which runs the benchmark program
-//! `spindle-bench` built beside it.
+//! robots`, `spindle primes`), a line echo server and its load client
+//! (`spindle echo serve`, `spindle echo load`, from `spindle_aio::echo`), and
+//! `spindle bench SUITE`, which runs the benchmark program `spindle-bench`
+//! built beside it.
 //!
 //! This binary has no unsafe code of its own and links none of the crates the
-//! benchmarks compare spindle with: the workloads (and their unsafe code:
+//! benchmarks compare spindle with, except tokio, which spindle-aio is
+//! built on: the workloads (and their unsafe code:
 //! gzip through libdeflate, SIMD) are the `spindle-workloads` crate, the
 //! benchmarks and their peers the `spindle-bench` crate.
 
 #![forbid(unsafe_code)]
 
 mod bench;
+mod echo;
 mod tour;
 mod workloads;
 
@@ -55,6 +59,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// A line echo server, and the load client that measures one.
+    #[command(subcommand)]
+    Echo(EchoCommand),
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
     ///
@@ -140,6 +147,53 @@ enum Command {
     },
 }
 
+/// `spindle echo serve` / `spindle echo load`.
+#[derive(Debug, Subcommand)]
+enum EchoCommand {
+    /// Serve lines: each line received comes back (after `--prefix`).
+    ///
+    /// The first stdout line is `listening on HOST:PORT`; then it serves
+    /// until killed (SIGTERM). A line over 64 KiB (its `\n` counted) closes
+    /// that connection; a connection's error (a reset) ends only it.
+    Serve {
+        /// One tokio task per connection (the default).
+        #[arg(long, conflicts_with = "threads")]
+        aio: bool,
+        /// One thread per connection instead.
+        #[arg(long)]
+        threads: bool,
+        /// Put this before every line sent back (the seed's server: `GOT:`).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port, printed on the first line).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Measure an echo server: --conns connections, each doing --rounds
+    /// sequential round trips of a 32-byte line (written, read back,
+    /// checked). Prints `echo.throughput: N rt/s` (all connections, wall
+    /// clock from after the connects), `echo.p50_us: N`, `echo.p99_us: N`.
+    ///
+    /// `--conns × --rounds` is at most 50,000,000 (every latency is kept
+    /// for the percentiles).
+    Load {
+        /// The server, HOST:PORT.
+        #[arg(long)]
+        connect: String,
+        /// Connections, all open at once: 1 to 10000.
+        #[arg(long, default_value_t = 50,
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        conns: u32,
+        /// Round trips per connection: 1 to 10000000.
+        #[arg(long, default_value_t = 2000,
+              value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        rounds: u64,
+    },
+}
+
 /// The process mode's pool options of `robots` and `primes`.
 #[derive(Debug, clap::Args)]
 struct PoolArgs {
@@ -158,6 +212,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Tour { sections, list } => tour::main(&sections, list),
         Command::Bench { args } => bench::main(&args),
+        Command::Echo(EchoCommand::Serve {
+            aio: _,
+            threads,
+            prefix,
+            host,
+            port,
+        }) => echo::serve(threads, &prefix, &host, port),
+        Command::Echo(EchoCommand::Load {
+            connect,
+            conns,
+            rounds,
+        }) => echo::load_cmd(&connect, conns as usize, rounds),
         Command::GenLogs {
             dir,
             files,

@@ -10,6 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod aio;
 mod futures;
 mod lockorder;
 mod pool;
@@ -67,6 +68,11 @@ const SECTIONS: &[Section] = &[
         key: "pool",
         title: "Process pools that never hang: Pool, ProcessPoolExecutor, a worker killed mid-task",
         run: pool::run,
+    },
+    Section {
+        key: "aio",
+        title: "asyncio, actors, an echo server (spindle-aio): gather, TaskGroup, ask, echo",
+        run: aio::run,
     },
 ];
 

@@ -1,0 +1,409 @@
+//! Suite `aio`: spindle-aio beside plain tokio (and flume), and Python's
+//! asyncio (`bench/python/aio.py`, `bench/python/echo.py`).
+//!
+//! Cases:
+//! - `spawn_gather_100k`: spawn 100,000 trivial tasks, then `gather` them
+//!   (tokio: a `JoinSet`), on a multi-thread runtime built once per
+//!   contender; tasks/s.
+//! - `async_queue_spsc`: one producer task puts N ints into a bounded
+//!   (1024) queue, one consumer gets them: spindle's `Queue` through
+//!   `put_async` / `get_async`, tokio's `mpsc`, flume's
+//!   `send_async`/`recv_async`; all on a `current_thread` runtime (one
+//!   thread, as asyncio); items/s.
+//! - `scheduler_switches`: 100 tasks yielding S times each, round-robin:
+//!   `TaskScheduler` with `yield_now`, tokio `current_thread` with
+//!   `tokio::task::yield_now`, Python's generator scheduler; switches/s.
+//! - `actor_ping`: `ask_async` round trips to one actor (tokio: a task
+//!   answering an mpsc of requests through oneshots); round trips/s.
+//!   ractor and kameo are not contenders: they would add their dependency
+//!   trees to this program for one case.
+//! - `echo_50conns` and `echo_50conns_p99`: `spindle_aio::echo::load` (the
+//!   client of `spindle echo load`) with 50 connections against each server:
+//!   spindle's `EchoServer::bind_aio` (what `spindle echo serve --aio` runs),
+//!   a plain tokio echo server, Python's asyncio server and its
+//!   `ThreadingTCPServer` (`python-threading`). The Rust servers run in this
+//!   process on runtimes of their own; the Python ones are processes started
+//!   once per case. Each run's round trips/s go to the first case, its p99
+//!   latency (µs) to the second: the two figures come from the same runs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+
+use spindle::queue::Queue;
+use spindle_aio::actor::{self, Actor, Reply};
+use spindle_aio::echo::{EchoServer, load};
+use spindle_aio::sched::{TaskScheduler, yield_now};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+
+use super::{Bench, Impl, Unit, fallible, imp, per_sec, python_dir};
+
+fn multi() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn single() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub(crate) fn run(b: &mut Bench) {
+    spawn_gather(b);
+    queue_spsc(b);
+    switches(b);
+    actor_ping(b);
+    echo(b);
+}
+
+fn spawn_gather(b: &mut Bench) {
+    let n: u64 = 100_000;
+    let (rt1, rt2) = (multi(), multi());
+    b.case(
+        "spawn_gather_100k",
+        Unit::TasksPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(n, |n| {
+                    rt1.block_on(async {
+                        let tasks: Vec<_> = (0..n)
+                            .map(|i| spindle_aio::spawn(async move { i }))
+                            .collect();
+                        let out = spindle_aio::gather(tasks).await;
+                        assert_eq!(*out.last().unwrap().as_ref().unwrap(), n - 1);
+                    });
+                })
+            }),
+            imp("tokio", || {
+                per_sec(n, |n| {
+                    rt2.block_on(async {
+                        let mut set = tokio::task::JoinSet::new();
+                        for i in 0..n {
+                            set.spawn(async move { i });
+                        }
+                        let mut sum = 0;
+                        while let Some(r) = set.join_next().await {
+                            sum += r.unwrap();
+                        }
+                        assert_eq!(sum, n * (n - 1) / 2);
+                    });
+                })
+            }),
+            b.python("aio.py", "spawn_gather_100k"),
+        ],
+    );
+}
+
+fn queue_spsc(b: &mut Bench) {
+    let n: u64 = if b.quick() { 100_000 } else { 500_000 };
+    let (rt1, rt2, rt3) = (single(), single(), single());
+    b.case(
+        "async_queue_spsc",
+        Unit::ItemsPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(n, |n| {
+                    rt1.block_on(async {
+                        let q = Queue::with_maxsize(1024);
+                        let tx = q.clone();
+                        let p = tokio::spawn(async move {
+                            for i in 0..n {
+                                tx.put_async(i).await.unwrap();
+                            }
+                        });
+                        let mut sum = 0;
+                        for _ in 0..n {
+                            sum += q.get_async().await.unwrap();
+                        }
+                        p.await.unwrap();
+                        assert_eq!(sum, n * (n - 1) / 2);
+                    });
+                })
+            }),
+            imp("tokio", || {
+                per_sec(n, |n| {
+                    rt2.block_on(async {
+                        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+                        let p = tokio::spawn(async move {
+                            for i in 0..n {
+                                tx.send(i).await.unwrap();
+                            }
+                        });
+                        let mut sum = 0;
+                        for _ in 0..n {
+                            sum += rx.recv().await.unwrap();
+                        }
+                        p.await.unwrap();
+                        assert_eq!(sum, n * (n - 1) / 2);
+                    });
+                })
+            }),
+            imp("flume", || {
+                per_sec(n, |n| {
+                    rt3.block_on(async {
+                        let (tx, rx) = flume::bounded(1024);
+                        let p = tokio::spawn(async move {
+                            for i in 0..n {
+                                tx.send_async(i).await.unwrap();
+                            }
+                        });
+                        let mut sum = 0;
+                        for _ in 0..n {
+                            sum += rx.recv_async().await.unwrap();
+                        }
+                        p.await.unwrap();
+                        assert_eq!(sum, n * (n - 1) / 2);
+                    });
+                })
+            }),
+            b.python("aio.py", "async_queue_spsc"),
+        ],
+    );
+}
+
+const TASKS: u64 = 100;
+
+fn switches(b: &mut Bench) {
+    let steps: u64 = if b.quick() { 2_000 } else { 10_000 };
+    let rt = single();
+    b.case(
+        "scheduler_switches",
+        Unit::OpsPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(TASKS * steps, |_| {
+                    let mut s = TaskScheduler::new();
+                    for _ in 0..TASKS {
+                        s.new_task(async move {
+                            for _ in 0..steps {
+                                yield_now().await;
+                            }
+                        });
+                    }
+                    s.run().unwrap();
+                })
+            }),
+            imp("tokio", || {
+                per_sec(TASKS * steps, |_| {
+                    rt.block_on(async {
+                        let mut set = tokio::task::JoinSet::new();
+                        for _ in 0..TASKS {
+                            set.spawn(async move {
+                                for _ in 0..steps {
+                                    tokio::task::yield_now().await;
+                                }
+                            });
+                        }
+                        while let Some(r) = set.join_next().await {
+                            r.unwrap();
+                        }
+                    });
+                })
+            }),
+            b.python("aio.py", "scheduler_switches"),
+        ],
+    );
+}
+
+/// The `actor_ping` actor: answers `Ping(x)` with `x + 1`.
+struct Pong;
+
+enum Ping {
+    Ping(u64, Reply<u64>),
+}
+
+impl Actor for Pong {
+    type Msg = Ping;
+    async fn handle(&mut self, msg: Ping) {
+        let Ping::Ping(x, reply) = msg;
+        reply.send(x + 1);
+    }
+}
+
+fn actor_ping(b: &mut Bench) {
+    let n: u64 = if b.quick() { 20_000 } else { 100_000 };
+    let (rt1, rt2) = (multi(), multi());
+    let pong = {
+        let _enter = rt1.enter();
+        actor::spawn(|| Pong, 64)
+    };
+    type Req = (u64, tokio::sync::oneshot::Sender<u64>);
+    let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<Req>(64);
+    rt2.spawn(async move {
+        while let Some((x, reply)) = req_rx.recv().await {
+            reply.send(x + 1).ok();
+        }
+    });
+    b.case(
+        "actor_ping",
+        Unit::OpsPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(n, |n| {
+                    rt1.block_on(async {
+                        for i in 0..n {
+                            let got = pong.ask_async(|r| Ping::Ping(i, r)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("tokio", || {
+                per_sec(n, |n| {
+                    rt2.block_on(async {
+                        for i in 0..n {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            req_tx.send((i, tx)).await.unwrap();
+                            assert_eq!(rx.await.unwrap(), i + 1);
+                        }
+                    });
+                })
+            }),
+        ],
+    );
+    pong.shutdown(true);
+}
+
+/// A plain tokio echo server (no line limit): the `tokio` contender of
+/// `echo_50conns`.
+fn tokio_echo() -> (Runtime, SocketAddr) {
+    let rt = multi();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                sock.set_nodelay(true).ok();
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = tokio::io::BufReader::new(rd);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match rd.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if wr.write_all(&line).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (rt, addr)
+}
+
+/// A Python echo server process (`echo.py --serve KIND --port 0`), killed
+/// on drop.
+struct PyServer(Child, SocketAddr);
+
+impl PyServer {
+    fn start(python: &std::path::Path, kind: &str) -> Result<PyServer, String> {
+        let script = python_dir().join("echo.py");
+        let mut child = Command::new(python)
+            .env("PYTHONSAFEPATH", "1")
+            .arg(&script)
+            .args(["--serve", kind, "--port", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok());
+        match addr {
+            Some(a) => Ok(PyServer(child, a)),
+            None => {
+                child.kill().ok();
+                child.wait().ok();
+                Err(format!(
+                    "{} --serve {kind} printed {line:?}",
+                    script.display()
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn echo(b: &mut Bench) {
+    const CONNS: usize = 50;
+    let rounds: u64 = if b.quick() { 200 } else { 1_000 };
+    if !b.wants("echo_50conns") && !b.wants("echo_50conns_p99") {
+        return;
+    }
+    let spindle = EchoServer::bind_aio("127.0.0.1:0", b"", 0).expect("bind the spindle server");
+    let (_tokio_rt, tokio_addr) = tokio_echo();
+    let py = b.python_exe();
+    let start_py = |kind: &str| -> Result<PyServer, String> {
+        PyServer::start(py.as_deref().expect("checked available"), kind)
+    };
+    let (asyncio, threading) = if py.is_some() {
+        (start_py("asyncio"), start_py("threading"))
+    } else {
+        (Err("no python3".into()), Err("no python3".into()))
+    };
+    // Each run's p99, per contender, for the second case.
+    let p99s: Rc<RefCell<HashMap<&'static str, Vec<f64>>>> = Rc::default();
+    let runner = |name: &'static str, addr: Result<SocketAddr, String>| {
+        let p99s = p99s.clone();
+        move || -> Result<f64, String> {
+            let addr = addr.clone()?;
+            let r = load(addr, CONNS, rounds).map_err(|e| e.to_string())?;
+            p99s.borrow_mut().entry(name).or_default().push(r.p99_us);
+            Ok(r.throughput())
+        }
+    };
+    let py_addr = |s: &Result<PyServer, String>| s.as_ref().map(|s| s.1).map_err(Clone::clone);
+    let has_py = py.is_some();
+    let contenders: [(&'static str, bool, bool, Result<SocketAddr, String>); 4] = [
+        ("spindle", true, true, Ok(spindle.local_addr())),
+        ("tokio", true, true, Ok(tokio_addr)),
+        ("python", false, has_py, py_addr(&asyncio)),
+        ("python-threading", false, has_py, py_addr(&threading)),
+    ];
+    let impls: Vec<Impl<'_>> = contenders
+        .iter()
+        .map(|(name, warm, avail, addr)| fallible(name, *warm, *avail, runner(name, addr.clone())))
+        .collect();
+    b.case("echo_50conns", Unit::OpsPerSec, impls);
+    let impls: Vec<Impl<'_>> = contenders
+        .iter()
+        .map(|(name, warm, avail, _)| {
+            let p99s = p99s.clone();
+            let name: &'static str = name;
+            let mut next = 0;
+            fallible(name, *warm, *avail, move || {
+                let v = p99s.borrow().get(name).and_then(|v| v.get(next).copied());
+                next += 1;
+                v.ok_or_else(|| "no run of echo_50conns to take its p99 from".to_owned())
+            })
+        })
+        .collect();
+    b.case("echo_50conns_p99", Unit::Micros, impls);
+    drop((asyncio, threading));
+    spindle.shutdown();
+}
