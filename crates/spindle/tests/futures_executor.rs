@@ -239,6 +239,39 @@ fn map_with_chunks_keeps_order_and_counts() {
 }
 
 #[test]
+fn map_with_a_zero_chunksize_or_buffersize_is_an_invalid_argument() {
+    // Python: `ValueError: chunksize must be >= 1.` and (3.14) `ValueError:
+    // buffersize must be None or > 0`, before any item is taken.
+    let pool = pool(2);
+    let taken = AtomicUsize::new(0);
+    let items = || {
+        (0..10u32).inspect(|_| {
+            taken.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    for (opts, name) in [
+        (MapOptions::new().chunksize(0), "chunksize"),
+        (MapOptions::new().buffersize(0), "buffersize"),
+        (MapOptions::new().chunksize(0).buffersize(4), "chunksize"),
+    ] {
+        let err = pool.map_with(|i: u32| i, items(), opts).unwrap_err();
+        assert!(err.is_invalid_argument(), "{err:?}");
+        assert_eq!(err.invalid_argument(), Some(name));
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    assert_eq!(taken.load(Ordering::SeqCst), 0);
+    // Unset is the default: one item per task, the executor's window.
+    for opts in [MapOptions::new(), MapOptions::default()] {
+        let got: Vec<u32> = pool
+            .map_with(|i: u32| i + 1, items(), opts)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, (1..=10).collect::<Vec<_>>());
+    }
+}
+
+#[test]
 fn map_moves_unclonable_values_out() {
     struct NoClone(u32);
     let pool = pool(2);

@@ -247,10 +247,34 @@ fn imap_and_imap_unordered() {
     assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
     let mut got: Vec<i64> = p
         .imap_unordered_chunked(sqr::call, 0..1000, 53)
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     got.sort();
     assert_eq!(got, (0..1000).map(|x| x * x).collect::<Vec<_>>());
+}
+
+// Python: `Pool.imap(f, it, chunksize=0)` raises `ValueError: Chunksize must
+// be 1+, not 0` (imap_unordered too), before taking an item.
+#[test]
+fn imap_with_a_zero_chunksize_is_an_invalid_argument() {
+    let p = pool(1);
+    let taken = std::cell::Cell::new(0);
+    let items = || (0..10).inspect(|_| taken.set(taken.get() + 1));
+    let err = p.imap_chunked(sqr::call, items(), 0).unwrap_err();
+    assert!(err.is_invalid_argument(), "{err:?}");
+    assert_eq!(err.invalid_argument(), Some("chunksize"));
+    let err = p.imap_unordered_chunked(sqr::call, items(), 0).unwrap_err();
+    assert!(err.is_invalid_argument(), "{err:?}");
+    assert_eq!(err.invalid_argument(), Some("chunksize"));
+    assert_eq!(taken.get(), 0);
+    // 1 is Python's default and works.
+    let got: Vec<i64> = p
+        .imap_chunked(sqr::call, items(), 1)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, (0..10).map(|x| x * x).collect::<Vec<_>>());
 }
 
 // imap and imap_unordered are lazy: they take items as results are wanted, so
@@ -268,6 +292,7 @@ fn imap_and_imap_unordered_take_endless_input_lazily() {
     assert_eq!(got, (0..50).map(|x| x * x).collect::<Vec<_>>());
     let mut got: Vec<i64> = p
         .imap_unordered_chunked(sqr::call, 0.., 7)
+        .unwrap()
         .take(50)
         .map(Result::unwrap)
         .collect();

@@ -434,6 +434,10 @@ pub enum SubmitError<W> {
     /// The task's encoded arguments are larger than the executor's payload
     /// limit (a process pool's `max_payload`): nothing was queued or sent.
     TooLarge(W, TooLarge),
+    /// An argument of the call was 0 where Python raises `ValueError`
+    /// (`map_with`'s `chunksize` or `buffersize`, named here): nothing was
+    /// submitted. Leave the option unset for its default.
+    InvalidArgument(W, &'static str),
 }
 
 impl<W> SubmitError<W> {
@@ -442,7 +446,8 @@ impl<W> SubmitError<W> {
         match self {
             SubmitError::ShutDown(w)
             | SubmitError::BrokenPool(w, _)
-            | SubmitError::TooLarge(w, _) => w,
+            | SubmitError::TooLarge(w, _)
+            | SubmitError::InvalidArgument(w, _) => w,
         }
     }
 
@@ -461,6 +466,21 @@ impl<W> SubmitError<W> {
         matches!(self, SubmitError::TooLarge(..))
     }
 
+    /// Whether an argument was 0 where Python raises `ValueError`;
+    /// [`invalid_argument`](Self::invalid_argument) names it.
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self, SubmitError::InvalidArgument(..))
+    }
+
+    /// The argument behind [`is_invalid_argument`](Self::is_invalid_argument)
+    /// (`"chunksize"`, `"buffersize"`).
+    pub fn invalid_argument(&self) -> Option<&'static str> {
+        match self {
+            SubmitError::InvalidArgument(_, name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The size and limit, if the arguments were too large.
     pub fn too_large(&self) -> Option<&TooLarge> {
         match self {
@@ -475,6 +495,7 @@ impl<W> SubmitError<W> {
             SubmitError::ShutDown(w) => SubmitError::ShutDown(op(w)),
             SubmitError::BrokenPool(w, b) => SubmitError::BrokenPool(op(w), b),
             SubmitError::TooLarge(w, t) => SubmitError::TooLarge(op(w), t),
+            SubmitError::InvalidArgument(w, name) => SubmitError::InvalidArgument(op(w), name),
         }
     }
 }
@@ -485,6 +506,7 @@ impl<W> fmt::Debug for SubmitError<W> {
             SubmitError::ShutDown(_) => f.write_str("ShutDown(..)"),
             SubmitError::BrokenPool(_, b) => write!(f, "BrokenPool(.., {b:?})"),
             SubmitError::TooLarge(_, t) => write!(f, "TooLarge(.., {t:?})"),
+            SubmitError::InvalidArgument(_, name) => write!(f, "InvalidArgument(.., {name:?})"),
         }
     }
 }
@@ -495,6 +517,10 @@ impl<W> fmt::Display for SubmitError<W> {
             SubmitError::ShutDown(_) => f.write_str("cannot schedule new futures after shutdown"),
             SubmitError::BrokenPool(_, b) => fmt::Display::fmt(b, f),
             SubmitError::TooLarge(_, t) => fmt::Display::fmt(t, f),
+            // Python: `ValueError: chunksize must be >= 1.`
+            SubmitError::InvalidArgument(_, name) => {
+                write!(f, "{name} must be >= 1 (leave it unset for the default)")
+            }
         }
     }
 }

@@ -64,15 +64,23 @@ where
         items: I,
         options: MapOptions,
     ) -> Result<Map<'a, X, F, I>, SubmitError<()>> {
+        // Python: `ValueError: chunksize must be >= 1.` and (3.14)
+        // `buffersize must be None or > 0.`, raised before any item is taken.
+        let chunksize = match options.chunksize {
+            None => 1,
+            Some(0) => return Err(SubmitError::InvalidArgument((), "chunksize")),
+            Some(n) => n,
+        };
         let window = match options.buffersize {
-            0 => executor.map_window().max(1),
-            n => n,
+            None => executor.map_window().max(1),
+            Some(0) => return Err(SubmitError::InvalidArgument((), "buffersize")),
+            Some(n) => n,
         };
         let mut map = Map {
             executor,
             f: Arc::new(f),
             items: items.fuse(),
-            chunksize: options.chunksize.max(1),
+            chunksize,
             window,
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             in_flight: VecDeque::new(),
@@ -170,6 +178,11 @@ where
                 SubmitError::ShutDown(_) => FutureError::Cancelled,
                 SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
                 SubmitError::TooLarge(_, t) => FutureError::TooLarge(t),
+                // `new` checked map's own arguments: only a foreign
+                // executor refusing this chunk's task gets here.
+                e @ SubmitError::InvalidArgument(..) => FutureError::BrokenPool(
+                    crate::futures::BrokenPool::new(format!("the executor refused a chunk: {e}")),
+                ),
             });
         }
         let Some(fut) = self.in_flight.pop_front() else {

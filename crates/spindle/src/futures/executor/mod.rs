@@ -126,7 +126,10 @@ pub trait Executor {
     ///
     /// # Errors
     ///
-    /// As [`map`](Executor::map).
+    /// As [`map`](Executor::map);
+    /// [`SubmitError::InvalidArgument`](super::SubmitError::InvalidArgument)
+    /// for a `chunksize` or `buffersize` of 0 (Python's `ValueError`),
+    /// before any item is taken.
     ///
     /// # Examples
     ///
@@ -233,8 +236,10 @@ pub struct Fallible<F>(pub F);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapOptions {
     pub(crate) timeout: Option<Duration>,
-    pub(crate) chunksize: usize,
-    pub(crate) buffersize: usize,
+    /// `None`: unset (1); `Some(0)` is refused by `map_with`.
+    pub(crate) chunksize: Option<usize>,
+    /// `None`: unset (the executor's `map_window`); `Some(0)` is refused.
+    pub(crate) buffersize: Option<usize>,
 }
 
 impl MapOptions {
@@ -242,8 +247,8 @@ impl MapOptions {
     pub fn new() -> MapOptions {
         MapOptions {
             timeout: None,
-            chunksize: 1,
-            buffersize: 0,
+            chunksize: None,
+            buffersize: None,
         }
     }
 
@@ -256,20 +261,30 @@ impl MapOptions {
         self
     }
 
-    /// Items per task (default 1; 0 counts as 1). Larger chunks cut the
+    /// Items per task (default 1, when unset). Larger chunks cut the
     /// per-task overhead for cheap functions. If a function fails, the whole
     /// chunk yields one error (as Python's `ProcessPoolExecutor.map`); Python's
     /// thread pool ignores `chunksize`, spindle's uses it.
+    ///
+    /// 0 makes [`Executor::map_with`] fail with
+    /// [`SubmitError::InvalidArgument`](super::SubmitError::InvalidArgument)
+    /// (`"chunksize"`), as Python's `map` raises `ValueError: chunksize must
+    /// be >= 1.`
     pub fn chunksize(mut self, chunksize: usize) -> MapOptions {
-        self.chunksize = chunksize.max(1);
+        self.chunksize = Some(chunksize);
         self
     }
 
-    /// The most chunks in flight at once (Python 3.14's `buffersize`); 0 (the
-    /// default) means the executor's [`Executor::map_window`]. Use `usize::MAX` for Python's eager
-    /// submit-everything behaviour.
+    /// The most chunks in flight at once (Python 3.14's `buffersize`); unset
+    /// (the default), the executor's [`Executor::map_window`]. Use
+    /// `usize::MAX` for Python's eager submit-everything behaviour.
+    ///
+    /// 0 makes [`Executor::map_with`] fail with
+    /// [`SubmitError::InvalidArgument`](super::SubmitError::InvalidArgument)
+    /// (`"buffersize"`), as Python 3.14 raises `ValueError: buffersize must
+    /// be None or > 0`.
     pub fn buffersize(mut self, buffersize: usize) -> MapOptions {
-        self.buffersize = buffersize;
+        self.buffersize = Some(buffersize);
         self
     }
 }

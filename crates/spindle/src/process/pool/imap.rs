@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::iter::Fuse;
+use std::num::NonZeroUsize;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::de::DeserializeOwned;
@@ -90,14 +91,19 @@ where
     T: process::Task,
     T::Output: Send + 'static,
 {
-    pub(crate) fn new(exec: &'a ProcessPoolExecutor, f: F, items: I, chunksize: usize) -> Self {
+    pub(crate) fn new(
+        exec: &'a ProcessPoolExecutor,
+        f: F,
+        items: I,
+        chunksize: NonZeroUsize,
+    ) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
         let window = crate::futures::Executor::map_window(exec);
         let mut it = IMapUnordered {
             exec,
             f,
             items: items.fuse(),
-            chunksize: chunksize.max(1),
+            chunksize: chunksize.get(),
             window,
             in_flight: 0,
             tx,

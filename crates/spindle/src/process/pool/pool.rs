@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use super::async_result::{AsyncResult, Callbacks, Gather};
@@ -11,7 +12,7 @@ use super::error::PoolError;
 use super::executor::{ProcessPoolBuilder, ProcessPoolExecutor};
 use super::imap::IMapUnordered;
 use super::star::StarFn;
-use crate::futures::{Executor, FutureError, Map, MapOptions, SubmitError};
+use crate::futures::{BrokenPool, Executor, FutureError, Map, MapOptions, SubmitError};
 use crate::process::{self, StartMethod};
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`, with
@@ -288,11 +289,13 @@ impl Pool {
         self.imap_chunked(f, items, 1)
     }
 
-    /// [`imap`](Self::imap) with `chunksize` items per task (0: Python's
-    /// default, 1).
+    /// [`imap`](Self::imap) with `chunksize` items per task ([`imap`](Self::imap)
+    /// is Python's default, 1).
     ///
     /// # Errors
-    /// As [`imap`](Self::imap).
+    /// As [`imap`](Self::imap);
+    /// [`SubmitError::InvalidArgument`] (`"chunksize"`) for a `chunksize` of
+    /// 0, as Python's `ValueError: Chunksize must be 1+, not 0`.
     pub fn imap_chunked<F, A, T, I>(
         &self,
         f: F,
@@ -318,24 +321,38 @@ impl Pool {
         T: process::Task,
         T::Output: Send + 'static,
     {
-        self.imap_unordered_chunked(f, items, 1)
+        IMapUnordered::new(&self.exec, f, items.into_iter(), NonZeroUsize::MIN)
     }
 
-    /// [`imap_unordered`](Self::imap_unordered) with `chunksize` (0: Python's
-    /// default, 1).
+    /// [`imap_unordered`](Self::imap_unordered) with `chunksize` items per
+    /// task ([`imap_unordered`](Self::imap_unordered) is Python's default, 1).
+    ///
+    /// # Errors
+    /// [`SubmitError::InvalidArgument`] (`"chunksize"`) for a `chunksize` of
+    /// 0, as Python's `ValueError: Chunksize must be 1+, not 0`; nothing is
+    /// taken from `items`. A closed or broken pool shows up in the items, as
+    /// for [`imap_unordered`](Self::imap_unordered).
     pub fn imap_unordered_chunked<F, A, T, I>(
         &self,
         f: F,
         items: I,
         chunksize: usize,
-    ) -> IMapUnordered<'_, F, I::IntoIter, T>
+    ) -> Result<IMapUnordered<'_, F, I::IntoIter, T>, SubmitError<()>>
     where
         I: IntoIterator<Item = A>,
         F: Fn(A) -> Call<T>,
         T: process::Task,
         T::Output: Send + 'static,
     {
-        IMapUnordered::new(&self.exec, f, items.into_iter(), chunksize)
+        let Some(chunksize) = NonZeroUsize::new(chunksize) else {
+            return Err(SubmitError::InvalidArgument((), "chunksize"));
+        };
+        Ok(IMapUnordered::new(
+            &self.exec,
+            f,
+            items.into_iter(),
+            chunksize,
+        ))
     }
 
     /// Like [`map`](Self::map), with each item a tuple of arguments:
@@ -456,6 +473,11 @@ fn not_running<W>(e: &SubmitError<W>) -> FutureError {
         SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b.clone()),
         SubmitError::TooLarge(_, t) => FutureError::TooLarge(*t),
         SubmitError::ShutDown(_) => FutureError::Closed,
+        // `apply` and `map` take no argument the executor refuses this way
+        // (`map`'s chunksize 0 is Python's `None`, the default).
+        SubmitError::InvalidArgument(_, name) => FutureError::BrokenPool(BrokenPool::new(format!(
+            "the executor refused the call: {name} must be >= 1"
+        ))),
     }
 }
 
