@@ -152,7 +152,7 @@ fn semaphore_across_processes() {
     let mut ps: Vec<Process> = (0..3)
         .map(|_| start(take_and_report::call(sem.clone(), done.clone(), 5)))
         .collect();
-    sem.release_n(15);
+    sem.release_n(15).unwrap();
     for _ in 0..15 {
         assert!(done.acquire_timeout(LONG));
     }

@@ -140,8 +140,8 @@ pub use lock::{
 };
 pub use semaphore::{
     base_semaphore_acquire, base_semaphore_acquire_contended, base_semaphore_acquire_timeout,
-    base_semaphore_default_value, base_semaphore_multirelease, base_semaphore_try_acquire,
-    base_semaphore_try_acquire_contended, base_semaphore_with,
+    base_semaphore_default_value, base_semaphore_multirelease, base_semaphore_release_zero,
+    base_semaphore_try_acquire, base_semaphore_try_acquire_contended, base_semaphore_with,
     bounded_semaphore_release_unacquired, bounded_semaphore_repr, semaphore_release_unacquired,
     semaphore_repr,
 };
@@ -657,7 +657,8 @@ macro_rules! sync_suite {
                 base_semaphore_acquire_contended, base_semaphore_multirelease,
                 base_semaphore_try_acquire, base_semaphore_try_acquire_contended,
                 base_semaphore_acquire_timeout, base_semaphore_default_value,
-                base_semaphore_with, semaphore_release_unacquired, semaphore_repr);
+                base_semaphore_with, base_semaphore_release_zero, semaphore_release_unacquired,
+                semaphore_repr);
         }
     };
     (@kind bounded_semaphore $ty:ty) => {
@@ -668,8 +669,8 @@ macro_rules! sync_suite {
                 base_semaphore_acquire_contended, base_semaphore_multirelease,
                 base_semaphore_try_acquire, base_semaphore_try_acquire_contended,
                 base_semaphore_acquire_timeout, base_semaphore_default_value,
-                base_semaphore_with, bounded_semaphore_release_unacquired,
-                bounded_semaphore_repr);
+                base_semaphore_with, base_semaphore_release_zero,
+                bounded_semaphore_release_unacquired, bounded_semaphore_repr);
         }
     };
     (@kind event $ty:ty) => {

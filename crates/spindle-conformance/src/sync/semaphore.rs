@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spindle::sync::{BlockingBoundedSemaphore, BlockingSemaphore, OverReleaseError};
+use spindle::sync::{BlockingBoundedSemaphore, BlockingSemaphore, OverReleaseError, ReleaseNError};
 
 use super::{
     LONG, SHORT, ScopeOk, SemaphoreUnderTest, TIMEOUT, check, timed, until, until_blocked,
@@ -382,6 +382,30 @@ pub fn semaphore_release_unacquired<S: SemaphoreUnderTest>() {
     check(sem.value().scope_ok() == 4, "release(3) adds 3");
 }
 
+/// `release(n)` with `n` = 0: `threading.Semaphore.release` raises
+/// `ValueError('n must be one or more')` (`if n < 1`), here
+/// [`ReleaseNError::Zero`], and nothing changes.
+pub fn base_semaphore_release_zero<S: SemaphoreUnderTest>() {
+    let sem = S::make(2);
+    check(
+        sem.release_n(0).scope_ok() == Err(ReleaseNError::Zero),
+        "release(0) of a semaphore of 2",
+    );
+    check(
+        sem.value().scope_ok() == 2,
+        "a refused release(0) changes nothing",
+    );
+    sem.acquire().scope_ok();
+    sem.acquire().scope_ok();
+    check(
+        sem.release_n(0).scope_ok() == Err(ReleaseNError::Zero),
+        "release(0) with every permit out",
+    );
+    check(sem.value().scope_ok() == 0, "still none free");
+    check(sem.release_n(2).scope_ok() == Ok(()), "release(2)");
+    check(sem.value().scope_ok() == 2, "release(2) adds 2");
+}
+
 /// `SemaphoreTests.test_repr`: the value Python's `repr` shows (3, 2,
 /// then 4), read through `value()`.
 pub fn semaphore_repr<S: SemaphoreUnderTest>() {
@@ -423,7 +447,7 @@ where
     sem.acquire().scope_ok();
     sem.acquire().scope_ok();
     check(
-        sem.release_n(3).scope_ok() == Err(OverReleaseError),
+        sem.release_n(3).scope_ok() == Err(ReleaseNError::OverRelease),
         "release(3) of 2 taken",
     );
     check(

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{
     BarrierWaitError, BrokenBarrierError, NotOwnedError, OverReleaseError, ReleaseError,
+    ReleaseNError,
 };
 
 /// The deadline `timeout` from now, `None` when it cannot be represented
@@ -222,10 +223,14 @@ pub trait BlockingSemaphore {
     /// Gives one permit back: `release()`. The inner error is Python's
     /// `ValueError` of a bounded semaphore released past its initial value.
     fn release(&self) -> Result<Result<(), OverReleaseError>, Self::Error> {
-        self.release_n(1)
+        // `n` = 1 is never `Zero`: the only refusal left is the bound.
+        Ok(self.release_n(1)?.map_err(|_| OverReleaseError))
     }
-    /// Gives `n` permits back at once: `release(n)`.
-    fn release_n(&self, n: usize) -> Result<Result<(), OverReleaseError>, Self::Error>;
+    /// Gives `n` permits back at once: `release(n)`. The inner error is
+    /// [`ReleaseNError::Zero`] for `n` = 0 (Python's `ValueError('n must be
+    /// one or more')`) or [`ReleaseNError::OverRelease`] past the bound;
+    /// either changes nothing.
+    fn release_n(&self, n: usize) -> Result<Result<(), ReleaseNError>, Self::Error>;
     /// The permits free now (`get_value()`).
     fn value(&self) -> Result<usize, Self::Error>;
 }

@@ -84,6 +84,50 @@ impl fmt::Display for OverReleaseError {
 
 impl Error for OverReleaseError {}
 
+/// A semaphore's `release_n(n)` was refused, and nothing changed.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::sync::{BoundedSemaphore, ReleaseNError, Semaphore};
+///
+/// let sem = Semaphore::new(0);
+/// assert_eq!(sem.release_n(0), Err(ReleaseNError::Zero));
+/// let bounded = BoundedSemaphore::new(1);
+/// assert_eq!(bounded.release_n(1), Err(ReleaseNError::OverRelease));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReleaseNError {
+    /// `n` was 0: Python's `ValueError('n must be one or more')`.
+    Zero,
+    /// The count would pass its bound: a
+    /// [`BoundedSemaphore`](super::BoundedSemaphore)'s initial value
+    /// (Python: `ValueError: Semaphore released too many times`, the
+    /// [`OverReleaseError`] of `release`), or a
+    /// [`Semaphore`](super::Semaphore)'s scope maximum (`usize::MAX` for
+    /// threads, `SEM_VALUE_MAX` for processes; Python's `multiprocessing`
+    /// raises `OverflowError`).
+    OverRelease,
+}
+
+impl From<OverReleaseError> for ReleaseNError {
+    fn from(_: OverReleaseError) -> ReleaseNError {
+        ReleaseNError::OverRelease
+    }
+}
+
+impl fmt::Display for ReleaseNError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReleaseNError::Zero => f.write_str("n must be one or more"),
+            ReleaseNError::OverRelease => fmt::Display::fmt(&OverReleaseError, f),
+        }
+    }
+}
+
+impl Error for ReleaseNError {}
+
 /// The [`Barrier`](super::Barrier) is broken: it was aborted, reset while
 /// threads waited, a wait timed out, or the action panicked (Python:
 /// `threading.BrokenBarrierError`).

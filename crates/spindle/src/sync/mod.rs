@@ -38,7 +38,7 @@
 //!
 //! * Misuse that Python reports with `RuntimeError`/`ValueError` is a typed
 //!   error here ([`ReleaseError`], [`NotOwnedError`], [`OverReleaseError`],
-//!   [`BrokenBarrierError`], [`BarrierWaitError`]).
+//!   [`ReleaseNError`], [`BrokenBarrierError`], [`BarrierWaitError`]).
 //! * `Barrier::new(0)` is [`CreateError::ZeroParties`] (Python:
 //!   `ValueError`).
 //! * A timed-out [`Barrier::wait_timeout`] breaks the barrier as in Python, but
@@ -81,7 +81,7 @@ pub use contract::{
 };
 pub use error::{
     BarrierWaitError, BrokenBarrierError, CreateError, NotOwnedError, OverReleaseError,
-    ReleaseError,
+    ReleaseError, ReleaseNError,
 };
 pub use generic::ConditionLock;
 pub use id::LockId;

@@ -103,7 +103,7 @@ fn loom_model_semaphore_release_n_lets_n_through() {
                 thread::spawn(move || sem.acquire())
             })
             .collect();
-        sem.release_n(2);
+        sem.release_n(2).unwrap();
         for t in threads {
             t.join().unwrap();
         }

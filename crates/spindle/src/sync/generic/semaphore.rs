@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::sync::contract::{BlockingBoundedSemaphore, BlockingSemaphore};
-use crate::sync::error::OverReleaseError;
+use crate::sync::error::{OverReleaseError, ReleaseNError};
 use crate::sync::raw::{RawWord, Scope, take_one};
 use crate::util::{deadline_after, passed};
 
@@ -107,6 +107,15 @@ impl<S: Scope> SemState<S> {
                 return false;
             }
         }
+    }
+
+    /// `release(n)` as Python checks it: `n` = 0 is
+    /// `ValueError('n must be one or more')`.
+    fn release_n(&self, n: usize) -> Result<(), ReleaseNError> {
+        if n == 0 {
+            return Err(ReleaseNError::Zero);
+        }
+        Ok(self.release(n)?)
     }
 
     fn release(&self, n: usize) -> Result<(), OverReleaseError> {
@@ -211,18 +220,20 @@ impl<S: Scope> Semaphore<S, Unbounded> {
     /// processes), like any counter overflow in Rust.
     #[inline]
     pub fn release(&self) {
-        self.release_n(1);
+        if self.state.release(1).is_err() {
+            panic!("Semaphore count overflow");
+        }
     }
 
     /// Adds `n` permits and wakes up to `n` waiters (`release(n)`).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the count would exceed the scope's maximum.
-    pub fn release_n(&self, n: usize) {
-        if self.state.release(n).is_err() {
-            panic!("Semaphore count overflow");
-        }
+    /// [`ReleaseNError::Zero`] for `n` = 0 (Python: `ValueError('n must be
+    /// one or more')`), [`ReleaseNError::OverRelease`] if the count would
+    /// exceed the scope's maximum; either changes nothing.
+    pub fn release_n(&self, n: usize) -> Result<(), ReleaseNError> {
+        self.state.release_n(n)
     }
 }
 
@@ -243,10 +254,11 @@ impl<S: Scope> Semaphore<S, Bounded> {
     ///
     /// # Errors
     ///
-    /// [`OverReleaseError`] (and nothing changes) if that would exceed the
-    /// initial value.
-    pub fn release_n(&self, n: usize) -> Result<(), OverReleaseError> {
-        self.state.release(n)
+    /// [`ReleaseNError::Zero`] for `n` = 0 (Python: `ValueError('n must be
+    /// one or more')`), [`ReleaseNError::OverRelease`] if the count would
+    /// exceed the initial value; either changes nothing.
+    pub fn release_n(&self, n: usize) -> Result<(), ReleaseNError> {
+        self.state.release_n(n)
     }
 
     /// The initial value, which the count never exceeds.
@@ -322,10 +334,10 @@ impl<S: Scope, K> BlockingSemaphore for Semaphore<S, K> {
     ) -> Result<Option<SemaphoreGuard<'_, S>>, Infallible> {
         Ok(Semaphore::permit_deadline(self, deadline))
     }
-    /// For a `Semaphore`, the inner error means the count would pass the
+    /// For a `Semaphore`, `OverRelease` means the count would pass the
     /// scope's maximum (where the inherent `release` panics).
-    fn release_n(&self, n: usize) -> Result<Result<(), OverReleaseError>, Infallible> {
-        Ok(self.state.release(n))
+    fn release_n(&self, n: usize) -> Result<Result<(), ReleaseNError>, Infallible> {
+        Ok(self.state.release_n(n))
     }
     fn value(&self) -> Result<usize, Infallible> {
         Ok(Semaphore::value(self))
