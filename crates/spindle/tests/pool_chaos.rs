@@ -468,3 +468,28 @@ fn on_task_start_names_the_worker_a_lost_task_was_running_on() {
     assert_eq!(n.load(Ordering::SeqCst), 20);
     assert_eq!(p.tasks_retried(), 0);
 }
+
+// `Pool` forwards the hook and the counts of the executor it wraps.
+#[test]
+fn pool_on_task_start_and_tasks_retried() {
+    let _hang = Watchdog::new(Duration::from_secs(120));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let p = Pool::builder()
+        .processes(1)
+        .retries(1)
+        .on_task_start(move |s| {
+            tx.lock().unwrap().send((s.pid, s.task)).ok();
+        })
+        .build()
+        .unwrap();
+    let r = p.apply_async(sleep_ms::call(200)).unwrap();
+    let (pid, task) = rx.recv().unwrap();
+    assert!(task.ends_with("sleep_ms"), "{task}");
+    assert_eq!((p.workers_lost(), p.tasks_retried()), (0, 0));
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(r.get(), Ok(200));
+    let (again, _) = rx.recv().unwrap();
+    assert_ne!(again, pid, "the retry ran on the replacement");
+    assert_eq!((p.workers_lost(), p.tasks_retried()), (1, 1));
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::async_result::{AsyncResult, Callbacks, Gather};
 use super::call::{Call, job_of_sink};
 use super::engine::Refused;
+use super::engine::TaskStart;
 use super::error::PoolError;
 use super::executor::{ProcessPoolBuilder, ProcessPoolExecutor};
 use super::imap::IMapUnordered;
@@ -85,6 +86,18 @@ impl Pool {
     /// The process ids of the workers alive now.
     pub fn worker_pids(&self) -> Vec<u32> {
         self.exec.worker_pids()
+    }
+
+    /// How many workers were lost while running a task so far (spindle
+    /// only): see [`ProcessPoolExecutor::workers_lost`].
+    pub fn workers_lost(&self) -> u64 {
+        self.exec.workers_lost()
+    }
+
+    /// How many times a task whose worker was lost was queued to run again
+    /// (spindle only): see [`ProcessPoolExecutor::tasks_retried`].
+    pub fn tasks_retried(&self) -> u64 {
+        self.exec.tasks_retried()
     }
 
     /// Waits until at least `n` workers are alive (spindle only); false if
@@ -542,6 +555,17 @@ impl PoolBuilder {
     /// [`ProcessPoolBuilder::retries`].
     pub fn retries(mut self, n: u32) -> PoolBuilder {
         self.inner = self.inner.retries(n);
+        self
+    }
+
+    /// Calls `observer` each time a task starts on a worker process, with
+    /// the worker's pid (spindle only): see
+    /// [`ProcessPoolBuilder::on_task_start`].
+    pub fn on_task_start(
+        mut self,
+        observer: impl Fn(&TaskStart) + Send + Sync + 'static,
+    ) -> PoolBuilder {
+        self.inner = self.inner.on_task_start(observer);
         self
     }
 
