@@ -22,7 +22,7 @@ mod loom_model;
 
 pub use barrier::Barrier;
 pub use condition::{Condition, ConditionGuard, ConditionLock};
-pub use event::Event;
+pub use event::{Event, EventWait};
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{Bounded, BoundedSemaphore, Semaphore, SemaphoreGuard, Unbounded};

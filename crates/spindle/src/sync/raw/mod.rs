@@ -80,7 +80,7 @@ pub trait Scope: sealed::Sealed + Sized + Send + Sync + 'static {
     /// The waiters of a `Condition`.
     type Queue: RawQueue;
     /// A handle on an async waker registration ([`watch`](Scope::watch)).
-    type Watch: Send;
+    type Watch: Send + Unpin;
 
     /// The most permits a semaphore of this scope counts.
     const SEMAPHORE_MAX: usize;

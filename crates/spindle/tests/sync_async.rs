@@ -1,0 +1,99 @@
+//! The async faces of the synchronisation objects (`wait_async`,
+//! `acquire_async`, ...), on both scopes: the thread objects of
+//! `spindle::sync` and the process objects of `spindle::ipc::sync` (used
+//! within one process here; their waits go through the futex-watching hook).
+//! Futures are driven by the tests' tiny `block_on` and by hand with
+//! `poll_once`, so no runtime is involved.
+
+mod common;
+
+use std::sync::Arc;
+use std::task::Poll;
+use std::thread;
+
+use common::{block_on, counting, poll_once, until};
+
+/// The same tests for each scope: `$new_event` etc. build the objects.
+macro_rules! scope_tests {
+    ($scope:ident, $event:expr, $sem:expr, $bsem:expr) => {
+        mod $scope {
+            use super::*;
+
+            // A task awaiting an event is resolved by a `set` from a thread.
+            #[test]
+            fn event_wait_async_resolves_on_set() {
+                let ev = Arc::new($event);
+                let e2 = Arc::clone(&ev);
+                let t = thread::spawn(move || {
+                    until("the task to wait", || e2.__parked() == 1);
+                    e2.set();
+                });
+                block_on(ev.wait_async());
+                assert!(ev.is_set());
+                t.join().unwrap();
+                // Set already: ready at the first poll.
+                let (_, w) = counting();
+                assert_eq!(poll_once(&mut Box::pin(ev.wait_async()), &w), Poll::Ready(()));
+            }
+
+            // A set then clear between polls still resolves a waiting future
+            // (as for a blocked thread: the wake-up cannot be lost).
+            #[test]
+            fn event_wait_async_sees_set_then_clear() {
+                let ev = $event;
+                let (count, w) = counting();
+                let mut f = Box::pin(ev.wait_async());
+                assert_eq!(poll_once(&mut f, &w), Poll::Pending);
+                ev.set();
+                ev.clear();
+                until("the waker to be woken", || {
+                    count.0.load(std::sync::atomic::Ordering::SeqCst) == 1
+                });
+                assert_eq!(poll_once(&mut f, &w), Poll::Ready(()));
+                assert_eq!(ev.__parked(), 0);
+            }
+
+            // Issue 18 §1: a dropped wait loses nothing. It withdraws its
+            // count and registration; the other waiters (a task and a
+            // thread) are still woken by the next `set`.
+            #[test]
+            fn event_wait_async_cancel_safe() {
+                let ev = Arc::new($event);
+                let (count_a, wa) = counting();
+                let (count_b, wb) = counting();
+                let mut a = Box::pin(ev.wait_async());
+                let mut b = Box::pin(ev.wait_async());
+                assert_eq!(poll_once(&mut a, &wa), Poll::Pending);
+                assert_eq!(poll_once(&mut b, &wb), Poll::Pending);
+                assert_eq!(ev.__parked(), 2);
+                drop(b);
+                assert_eq!(ev.__parked(), 1);
+                let e2 = Arc::clone(&ev);
+                let blocked = thread::spawn(move || e2.wait());
+                until("the thread to block", || ev.__parked() == 2);
+                ev.set();
+                blocked.join().unwrap();
+                until("task a to be woken", || {
+                    count_a.0.load(std::sync::atomic::Ordering::SeqCst) == 1
+                });
+                assert_eq!(poll_once(&mut a, &wa), Poll::Ready(()));
+                assert_eq!(count_b.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+                drop(a);
+                assert_eq!(ev.__parked(), 0);
+            }
+        }
+    };
+}
+
+scope_tests!(
+    threads,
+    spindle::sync::Event::new(),
+    spindle::sync::Semaphore::new(0),
+    spindle::sync::BoundedSemaphore::new(1)
+);
+scope_tests!(
+    procs,
+    spindle::ipc::sync::Event::new().unwrap(),
+    spindle::ipc::sync::Semaphore::new(0).unwrap(),
+    spindle::ipc::sync::BoundedSemaphore::new(1).unwrap()
+);
