@@ -81,6 +81,74 @@ macro_rules! scope_tests {
                 drop(a);
                 assert_eq!(ev.__parked(), 0);
             }
+
+            // A task awaiting a permit is resolved by a release from a thread.
+            #[test]
+            fn semaphore_acquire_async_resolves_on_release() {
+                let sem = Arc::new($sem);
+                let s2 = Arc::clone(&sem);
+                let t = thread::spawn(move || {
+                    until("the task to wait", || s2.__parked() == 1);
+                    s2.release();
+                });
+                block_on(sem.acquire_async());
+                t.join().unwrap();
+                assert_eq!(sem.value(), 0);
+                assert_eq!(sem.__parked(), 0);
+                // A free permit: ready at the first poll.
+                sem.release();
+                let (_, w) = counting();
+                assert_eq!(poll_once(&mut Box::pin(sem.acquire_async()), &w), Poll::Ready(()));
+                assert_eq!(sem.value(), 0);
+            }
+
+            // `async with bsem:` gives the permit back on drop, and only one.
+            #[test]
+            fn bounded_semaphore_permit_async_gives_back_one() {
+                let sem = $bsem;
+                let permit = block_on(sem.permit_async());
+                assert_eq!(sem.value(), 0);
+                let (_, w) = counting();
+                let mut second = Box::pin(sem.permit_async());
+                assert!(poll_once(&mut second, &w).is_pending());
+                drop(second); // holds nothing
+                drop(permit);
+                assert_eq!(sem.value(), 1);
+                assert!(sem.release().is_err()); // at the bound: nothing extra
+            }
+
+            // Issue 18 §1, cancel safety: a future dropped after a release
+            // woke it passes the wake-up on, so the other waiter gets the
+            // permit; one dropped before any wake holds nothing.
+            #[test]
+            fn semaphore_acquire_async_cancel_passes_wake_on() {
+                use std::sync::atomic::Ordering::SeqCst;
+                let sem = $sem;
+                let (count_a, wa) = counting();
+                let (count_b, wb) = counting();
+                let mut a = Box::pin(sem.acquire_async());
+                let mut b = Box::pin(sem.acquire_async());
+                assert!(poll_once(&mut a, &wa).is_pending());
+                assert!(poll_once(&mut b, &wb).is_pending());
+                assert_eq!(sem.__parked(), 2);
+                sem.release();
+                until("a task to be woken", || {
+                    count_a.0.load(SeqCst) + count_b.0.load(SeqCst) >= 1
+                });
+                // Drop the woken one without polling it again.
+                let (mut other, count_other, w_other) = if count_a.0.load(SeqCst) >= 1 {
+                    drop(a);
+                    (b, count_b, wb)
+                } else {
+                    drop(b);
+                    (a, count_a, wa)
+                };
+                until("the wake-up to be passed on", || count_other.0.load(SeqCst) >= 1);
+                assert_eq!(poll_once(&mut other, &w_other), Poll::Ready(()));
+                assert_eq!(sem.value(), 0);
+                drop(other);
+                assert_eq!(sem.__parked(), 0);
+            }
         }
     };
 }

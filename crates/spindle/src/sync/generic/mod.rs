@@ -25,7 +25,10 @@ pub use condition::{Condition, ConditionGuard, ConditionLock};
 pub use event::{Event, EventWait};
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{Bounded, BoundedSemaphore, Semaphore, SemaphoreGuard, Unbounded};
+pub use semaphore::{
+    Bounded, BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphoreGuard, SemaphorePermit,
+    Unbounded,
+};
 
 pub(crate) use barrier::{Action, BarrierState, check_parties};
 pub(crate) use event::EventState;
