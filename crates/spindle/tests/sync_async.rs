@@ -15,7 +15,7 @@ use common::{block_on, counting, poll_once, until};
 
 /// The same tests for each scope: `$new_event` etc. build the objects.
 macro_rules! scope_tests {
-    ($scope:ident, $event:expr, $sem:expr, $bsem:expr) => {
+    ($scope:ident, $event:expr, $sem:expr, $bsem:expr, $barrier:ty) => {
         mod $scope {
             use super::*;
 
@@ -33,7 +33,10 @@ macro_rules! scope_tests {
                 t.join().unwrap();
                 // Set already: ready at the first poll.
                 let (_, w) = counting();
-                assert_eq!(poll_once(&mut Box::pin(ev.wait_async()), &w), Poll::Ready(()));
+                assert_eq!(
+                    poll_once(&mut Box::pin(ev.wait_async()), &w),
+                    Poll::Ready(())
+                );
             }
 
             // A set then clear between polls still resolves a waiting future
@@ -98,7 +101,10 @@ macro_rules! scope_tests {
                 // A free permit: ready at the first poll.
                 sem.release();
                 let (_, w) = counting();
-                assert_eq!(poll_once(&mut Box::pin(sem.acquire_async()), &w), Poll::Ready(()));
+                assert_eq!(
+                    poll_once(&mut Box::pin(sem.acquire_async()), &w),
+                    Poll::Ready(())
+                );
                 assert_eq!(sem.value(), 0);
             }
 
@@ -143,11 +149,78 @@ macro_rules! scope_tests {
                     drop(b);
                     (a, count_a, wa)
                 };
-                until("the wake-up to be passed on", || count_other.0.load(SeqCst) >= 1);
+                until("the wake-up to be passed on", || {
+                    count_other.0.load(SeqCst) >= 1
+                });
                 assert_eq!(poll_once(&mut other, &w_other), Poll::Ready(()));
                 assert_eq!(sem.value(), 0);
                 drop(other);
                 assert_eq!(sem.__parked(), 0);
+            }
+
+            // A task and a blocked thread meet at one barrier; indices 0, 1.
+            #[test]
+            fn barrier_wait_async_meets_a_thread() {
+                let barrier = Arc::new(<$barrier>::new(2).unwrap());
+                for _ in 0..2 {
+                    let b2 = Arc::clone(&barrier);
+                    let t = thread::spawn(move || b2.wait().unwrap());
+                    let mine = block_on(barrier.wait_async()).unwrap();
+                    let theirs = t.join().unwrap();
+                    assert_eq!(mine + theirs, 1);
+                }
+                // The task arrives first, the thread completes the round.
+                let (count, w) = counting();
+                let mut f = Box::pin(barrier.wait_async());
+                assert!(poll_once(&mut f, &w).is_pending());
+                assert_eq!(barrier.n_waiting(), 1);
+                let b2 = Arc::clone(&barrier);
+                assert_eq!(thread::spawn(move || b2.wait().unwrap()).join().unwrap(), 1);
+                until("the task to be woken", || {
+                    count.0.load(std::sync::atomic::Ordering::SeqCst) >= 1
+                });
+                assert_eq!(poll_once(&mut f, &w), Poll::Ready(Ok(0)));
+            }
+
+            // Issue 18 §1, cancel safety as asyncio's: a dropped wait leaves
+            // the round (nothing breaks); the others still meet.
+            #[test]
+            fn barrier_wait_async_cancel_withdraws_arrival() {
+                let barrier = Arc::new(<$barrier>::new(2).unwrap());
+                let (_, w) = counting();
+                let mut f = Box::pin(barrier.wait_async());
+                assert!(poll_once(&mut f, &w).is_pending());
+                assert_eq!(barrier.n_waiting(), 1);
+                drop(f);
+                assert_eq!(barrier.n_waiting(), 0);
+                assert!(!barrier.is_broken());
+                // Without the withdrawal this thread would pass alone.
+                let b2 = Arc::clone(&barrier);
+                let t = thread::spawn(move || b2.wait().unwrap());
+                until("the thread to arrive", || barrier.n_waiting() == 1);
+                assert_eq!(block_on(barrier.wait_async()), Ok(1));
+                assert_eq!(t.join().unwrap(), 0);
+            }
+
+            // An abort wakes a waiting task with `BrokenBarrierError`.
+            #[test]
+            fn barrier_wait_async_broken_by_abort() {
+                let barrier = <$barrier>::new(2).unwrap();
+                let (count, w) = counting();
+                let mut f = Box::pin(barrier.wait_async());
+                assert!(poll_once(&mut f, &w).is_pending());
+                barrier.abort();
+                until("the task to be woken", || {
+                    count.0.load(std::sync::atomic::Ordering::SeqCst) >= 1
+                });
+                assert_eq!(
+                    poll_once(&mut f, &w),
+                    Poll::Ready(Err(spindle::sync::BrokenBarrierError))
+                );
+                assert_eq!(
+                    block_on(barrier.wait_async()),
+                    Err(spindle::sync::BrokenBarrierError)
+                );
             }
         }
     };
@@ -157,11 +230,13 @@ scope_tests!(
     threads,
     spindle::sync::Event::new(),
     spindle::sync::Semaphore::new(0),
-    spindle::sync::BoundedSemaphore::new(1)
+    spindle::sync::BoundedSemaphore::new(1),
+    spindle::sync::Barrier
 );
 scope_tests!(
     procs,
     spindle::ipc::sync::Event::new().unwrap(),
     spindle::ipc::sync::Semaphore::new(0).unwrap(),
-    spindle::ipc::sync::BoundedSemaphore::new(1).unwrap()
+    spindle::ipc::sync::BoundedSemaphore::new(1).unwrap(),
+    spindle::ipc::sync::Barrier
 );

@@ -20,7 +20,7 @@ mod semaphore;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub use barrier::Barrier;
+pub use barrier::{Barrier, BarrierWait};
 pub use condition::{Condition, ConditionGuard, ConditionLock};
 pub use event::{Event, EventWait};
 pub use lock::{Lock, LockGuard};
