@@ -15,7 +15,7 @@ use common::{block_on, counting, poll_once, until};
 
 /// The same tests for each scope: `$new_event` etc. build the objects.
 macro_rules! scope_tests {
-    ($scope:ident, $event:expr, $sem:expr, $bsem:expr, $barrier:ty) => {
+    ($scope:ident, $event:expr, $sem:expr, $bsem:expr, $barrier:ty, $lock:expr) => {
         mod $scope {
             use super::*;
 
@@ -222,6 +222,102 @@ macro_rules! scope_tests {
                     Err(spindle::sync::BrokenBarrierError)
                 );
             }
+
+            // A task waiting for a lock is woken by a release from another
+            // thread, and its guard releases it.
+            #[test]
+            fn lock_async_resolves_on_release() {
+                use std::sync::atomic::Ordering::SeqCst;
+                let lock = Arc::new($lock);
+                lock.acquire();
+                let (count, w) = counting();
+                let mut f = Box::pin(lock.lock_async());
+                assert!(poll_once(&mut f, &w).is_pending());
+                let l2 = Arc::clone(&lock);
+                thread::spawn(move || l2.release().unwrap()).join().unwrap();
+                until("the task to be woken", || count.0.load(SeqCst) >= 1);
+                let Poll::Ready(guard) = poll_once(&mut f, &w) else {
+                    panic!("not taken after the release");
+                };
+                assert!(lock.is_locked());
+                drop(guard);
+                assert!(!lock.is_locked());
+                // Free: taken at the first poll.
+                drop(block_on(lock.lock_async()));
+                assert!(!lock.is_locked());
+            }
+
+            // Issue 18 §1, cancel safety: a future dropped after an unlock
+            // woke it passes the wake-up on; the other waiter gets the lock.
+            // One dropped before holds nothing.
+            #[test]
+            fn lock_async_cancel_passes_wake_on() {
+                use std::sync::atomic::Ordering::SeqCst;
+                let lock = $lock;
+                lock.acquire();
+                let (count_a, wa) = counting();
+                let (count_b, wb) = counting();
+                let mut a = Box::pin(lock.lock_async());
+                let mut b = Box::pin(lock.lock_async());
+                assert!(poll_once(&mut a, &wa).is_pending());
+                assert!(poll_once(&mut b, &wb).is_pending());
+                lock.release().unwrap();
+                until("a task to be woken", || {
+                    count_a.0.load(SeqCst) + count_b.0.load(SeqCst) >= 1
+                });
+                let (mut other, count_other, w_other) = if count_a.0.load(SeqCst) >= 1 {
+                    drop(a);
+                    (b, count_b, wb)
+                } else {
+                    drop(b);
+                    (a, count_a, wa)
+                };
+                assert!(!lock.is_locked());
+                until("the other task to be woken", || {
+                    count_other.0.load(SeqCst) >= 1
+                });
+                let Poll::Ready(guard) = poll_once(&mut other, &w_other) else {
+                    panic!("not taken after the passed-on wake-up");
+                };
+                assert!(lock.is_locked());
+                drop(guard);
+                assert!(!lock.is_locked());
+            }
+
+            // Tasks (on their own threads, through `block_on`) and blocking
+            // threads exclude each other; no wake-up is lost (a lost one
+            // would hang a task).
+            #[test]
+            fn lock_async_excludes_threads_and_tasks() {
+                let lock = Arc::new($lock);
+                let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let mut ts = Vec::new();
+                for i in 0..4 {
+                    let (lock, inside, total) =
+                        (Arc::clone(&lock), Arc::clone(&inside), Arc::clone(&total));
+                    ts.push(thread::spawn(move || {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        for _ in 0..500 {
+                            let g = if i % 2 == 0 {
+                                block_on(lock.lock_async())
+                            } else {
+                                lock.lock()
+                            };
+                            assert_eq!(inside.fetch_add(1, SeqCst), 0);
+                            total.fetch_add(1, SeqCst);
+                            std::hint::spin_loop();
+                            inside.fetch_sub(1, SeqCst);
+                            drop(g);
+                        }
+                    }));
+                }
+                for t in ts {
+                    t.join().unwrap();
+                }
+                assert_eq!(total.load(std::sync::atomic::Ordering::SeqCst), 2000);
+                assert!(!lock.is_locked());
+            }
         }
     };
 }
@@ -231,12 +327,14 @@ scope_tests!(
     spindle::sync::Event::new(),
     spindle::sync::Semaphore::new(0),
     spindle::sync::BoundedSemaphore::new(1),
-    spindle::sync::Barrier
+    spindle::sync::Barrier,
+    spindle::sync::Lock::new()
 );
 scope_tests!(
     procs,
     spindle::ipc::sync::Event::new().unwrap(),
     spindle::ipc::sync::Semaphore::new(0).unwrap(),
     spindle::ipc::sync::BoundedSemaphore::new(1).unwrap(),
-    spindle::ipc::sync::Barrier
+    spindle::ipc::sync::Barrier,
+    spindle::ipc::sync::Lock::new().unwrap()
 );

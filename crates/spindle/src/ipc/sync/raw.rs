@@ -62,11 +62,37 @@ impl Scope for ProcessScope {
         expected: usize,
         waker: &Waker,
     ) -> Option<ProcWatch> {
-        ProcWatch::start(&place.region, word, expected as u32, waker)
+        ProcWatch::start(&place.region, word, expected as u32, waker, false)
     }
 
     fn unwatch(watch: ProcWatch) -> bool {
         watch.cancel()
+    }
+
+    fn watch_mutex(place: &Shared<ShmMutex>, waker: &Waker) -> Option<ProcWatch> {
+        let word = &place.word;
+        let mut cur = word.load(SeqCst);
+        loop {
+            if cur & HOLDER == 0 {
+                return None;
+            }
+            if cur & core::WAITERS != 0 {
+                break;
+            }
+            // Mark it waited on, so that its unlock wakes a sleeper.
+            match word.compare_exchange(cur, cur | core::WAITERS, SeqCst, SeqCst) {
+                Ok(_) => {
+                    cur |= core::WAITERS;
+                    break;
+                }
+                Err(now) => cur = now,
+            }
+        }
+        ProcWatch::start(&place.region, word, cur, waker, true)
+    }
+
+    fn pass_mutex_wake(place: &Shared<ShmMutex>) {
+        futex_wake(&place.word, 1);
     }
 }
 
@@ -393,7 +419,16 @@ const FIRED: u32 = 1;
 const CANCELLED: u32 = 2;
 
 impl ProcWatch {
-    fn start(region: &Region, word: &AtomicU32, expected: u32, waker: &Waker) -> Option<ProcWatch> {
+    /// Starts a watch of `word` while it holds `expected`. For a mutex
+    /// word (`mutex`), the thread sleeps in slices and also fires when the
+    /// holder in `expected` died, so that the task takes the lock over.
+    fn start(
+        region: &Region,
+        word: &AtomicU32,
+        expected: u32,
+        waker: &Waker,
+        mutex: bool,
+    ) -> Option<ProcWatch> {
         if word.load(SeqCst) != expected {
             return None;
         }
@@ -410,7 +445,19 @@ impl ProcWatch {
             .stack_size(64 * 1024)
             .spawn(move || {
                 let word = r.word(index);
-                futex_wait(word, expected, None);
+                if mutex {
+                    // As `core::mutex_lock`: check the holder between slices.
+                    let mut slice = std::time::Duration::from_millis(2);
+                    while word.load(SeqCst) == expected
+                        && state.load(SeqCst) == PENDING
+                        && core::alive(expected & HOLDER)
+                    {
+                        futex_wait(word, expected, Instant::now().checked_add(slice));
+                        slice = (slice * 2).min(std::time::Duration::from_millis(200));
+                    }
+                } else {
+                    futex_wait(word, expected, None);
+                }
                 if state
                     .compare_exchange(PENDING, FIRED, SeqCst, SeqCst)
                     .is_ok()

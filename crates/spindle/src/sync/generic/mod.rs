@@ -23,7 +23,7 @@ mod loom_model;
 pub use barrier::{Barrier, BarrierWait};
 pub use condition::{Condition, ConditionGuard, ConditionLock};
 pub use event::{Event, EventWait};
-pub use lock::{Lock, LockGuard};
+pub use lock::{Lock, LockAcquire, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{
     Bounded, BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphoreGuard, SemaphorePermit,

@@ -110,6 +110,23 @@ pub trait Scope: sealed::Sealed + Sized + Send + Sync + 'static {
 
     /// Withdraws a registration; whether it was still pending (not woken).
     fn unwatch(watch: Self::Watch) -> bool;
+
+    /// The async hook of a lock word: marks `mutex` (held) as waited on and
+    /// registers `waker` to be woken by a later unlock, unless `mutex` is
+    /// free now, in which case nothing is registered and `None` comes back
+    /// (try to take it again). One-shot, withdrawn by dropping or
+    /// [`unwatch`](Scope::unwatch) like [`watch`](Scope::watch). Thread
+    /// scope: an unlock that finds the lock waited on wakes every
+    /// registration (each retries). Process scope: one registration is woken
+    /// per unlock (a withdrawn one that had been woken passes the wake on),
+    /// and one whose holder died is woken to take the lock over.
+    fn watch_mutex(place: &Self::Place<Self::Mutex>, waker: &Waker) -> Option<Self::Watch>;
+
+    /// Passes on an unlock's wake-up that reached a registration of
+    /// [`watch_mutex`](Scope::watch_mutex) whose waiter then went away:
+    /// wakes another sleeper on `mutex` (nothing to do for threads, whose
+    /// unlock wakes every async waiter).
+    fn pass_mutex_wake(place: &Self::Place<Self::Mutex>);
 }
 
 /// How a raw acquisition ended.

@@ -109,6 +109,29 @@ impl Scope for ThreadScope {
     fn unwatch(watch: Watch) -> bool {
         watch.cancel()
     }
+
+    fn watch_mutex(place: &Inline<ThreadMutex>, waker: &Waker) -> Option<Watch> {
+        let raw = &place.raw;
+        if !raw.mark_parked() {
+            return None;
+        }
+        // `still` is SeqCst after the table's SeqCst `live` increment; the
+        // unlocker clears LOCKED, fences (SeqCst) and reads `live`: either it
+        // sees us, or we see the lock free (see `RawLock::unlock_slow`).
+        WAKERS.watch(&WAKERS, raw.key(), || raw.is_parked_on(), waker)
+    }
+
+    fn pass_mutex_wake(_place: &Inline<ThreadMutex>) {
+        // Every async waiter was woken by the unlock, and a parked thread
+        // got its own `unpark_one`.
+    }
+}
+
+/// Wakes every async waiter of the lock word keyed `key` (after an unlock
+/// that found it waited on).
+#[inline]
+pub(crate) fn wake_lock_watchers(key: usize) {
+    WAKERS.wake(key, usize::MAX);
 }
 
 /// The parking key of a word: its address.
