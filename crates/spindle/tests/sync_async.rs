@@ -15,7 +15,7 @@ use common::{block_on, counting, poll_once, until};
 
 /// The same tests for each scope: `$new_event` etc. build the objects.
 macro_rules! scope_tests {
-    ($scope:ident, $event:expr, $sem:expr, $bsem:expr, $barrier:ty, $lock:expr) => {
+    ($scope:ident, $event:expr, $sem:expr, $bsem:expr, $barrier:ty, $lock:expr, $cond:expr) => {
         mod $scope {
             use super::*;
 
@@ -318,6 +318,130 @@ macro_rules! scope_tests {
                 assert_eq!(total.load(std::sync::atomic::Ordering::SeqCst), 2000);
                 assert!(!lock.is_locked());
             }
+
+            // Issue 18 §1: `notify(n)` wakes exactly n async waiters (each
+            // gets the guard back with the lock held), the rest wait on.
+            #[test]
+            fn condition_wait_async_notify_n() {
+                use std::sync::atomic::Ordering::SeqCst;
+                let cond = $cond;
+                let mut waiters = Vec::new();
+                for _ in 0..3 {
+                    let (count, w) = counting();
+                    let guard = block_on(cond.lock_async());
+                    let mut f = Box::pin(cond.wait_async(guard));
+                    assert!(poll_once(&mut f, &w).is_pending());
+                    // Registered, then the lock was released.
+                    assert!(!cond.get_lock().is_locked());
+                    waiters.push((f, count, w));
+                }
+                assert_eq!(cond.__parked(), 3);
+                {
+                    let _g = cond.lock();
+                    assert_eq!(cond.notify(2), Ok(2));
+                }
+                until("two tasks to be woken", || {
+                    waiters
+                        .iter()
+                        .map(|(_, c, _)| c.0.load(SeqCst))
+                        .sum::<usize>()
+                        >= 2
+                });
+                let mut ready = 0;
+                let mut pending = Vec::new();
+                for (mut f, c, w) in waiters {
+                    match poll_once(&mut f, &w) {
+                        Poll::Ready(Ok(guard)) => {
+                            assert!(cond.get_lock().is_locked());
+                            drop(guard);
+                            ready += 1;
+                        }
+                        Poll::Ready(Err(e)) => panic!("{e:?}"),
+                        Poll::Pending => pending.push((f, c, w)),
+                    }
+                }
+                assert_eq!(ready, 2);
+                let (mut f, c, w) = pending.pop().unwrap();
+                {
+                    let _g = cond.lock();
+                    assert_eq!(cond.notify(5), Ok(1));
+                }
+                until("the last task to be woken", || c.0.load(SeqCst) >= 1);
+                let Poll::Ready(Ok(guard)) = poll_once(&mut f, &w) else {
+                    panic!("not woken by the second notify");
+                };
+                drop(guard);
+                assert!(!cond.get_lock().is_locked());
+                assert_eq!(cond.__parked(), 0);
+            }
+
+            // Issue 18 §1, cancel safety (asyncio 3.13): a waiter dropped
+            // after it was notified passes the notification on; one dropped
+            // before leaves the queue.
+            #[test]
+            fn condition_wait_async_cancel_passes_notification_on() {
+                use std::sync::atomic::Ordering::SeqCst;
+                let cond = $cond;
+                let (_, w0) = counting();
+                let (_, w1) = counting();
+                let (count2, w2) = counting();
+                // Each first poll registers and releases the lock.
+                let mut gone = Box::pin(cond.wait_async(block_on(cond.lock_async())));
+                assert!(poll_once(&mut gone, &w0).is_pending());
+                let mut first = Box::pin(cond.wait_async(block_on(cond.lock_async())));
+                assert!(poll_once(&mut first, &w1).is_pending());
+                let mut second = Box::pin(cond.wait_async(block_on(cond.lock_async())));
+                assert!(poll_once(&mut second, &w2).is_pending());
+                drop(gone); // not notified: leaves the queue
+                assert_eq!(cond.__parked(), 2);
+                {
+                    let _g = cond.lock();
+                    assert_eq!(cond.notify(1), Ok(1));
+                }
+                // The oldest waiter is notified, and goes away.
+                drop(first);
+                until("the notification to be passed on", || {
+                    count2.0.load(SeqCst) >= 1
+                });
+                let Poll::Ready(Ok(guard)) = poll_once(&mut second, &w2) else {
+                    panic!("the notification was lost with the dropped waiter");
+                };
+                drop(guard);
+                assert_eq!(cond.__parked(), 0);
+                assert!(!cond.get_lock().is_locked());
+            }
+
+            // `wait_for_async` checks first, then after each notification;
+            // a guard of another condition is refused.
+            #[test]
+            fn condition_wait_for_async_and_foreign_guard() {
+                let cond = Arc::new($cond);
+                let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let (c2, r2) = (Arc::clone(&cond), Arc::clone(&ready));
+                let t = thread::spawn(move || {
+                    for _ in 0..3 {
+                        until("the task to wait", || c2.__parked() == 1);
+                        let _g = c2.lock();
+                        r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        c2.notify_all().unwrap();
+                    }
+                });
+                let guard = block_on(cond.lock_async());
+                let guard = block_on(cond.wait_for_async(guard, || {
+                    ready.load(std::sync::atomic::Ordering::SeqCst) == 3
+                }))
+                .unwrap();
+                assert!(cond.get_lock().is_locked());
+                drop(guard);
+                t.join().unwrap();
+                let other = $cond;
+                let foreign = block_on(other.lock_async());
+                assert_eq!(
+                    block_on(cond.wait_async(foreign)).err(),
+                    Some(spindle::sync::NotOwnedError)
+                );
+                assert!(!other.get_lock().is_locked()); // the guard was dropped
+            }
         }
     };
 }
@@ -328,7 +452,8 @@ scope_tests!(
     spindle::sync::Semaphore::new(0),
     spindle::sync::BoundedSemaphore::new(1),
     spindle::sync::Barrier,
-    spindle::sync::Lock::new()
+    spindle::sync::Lock::new(),
+    spindle::sync::Condition::with_lock(Arc::new(spindle::sync::Lock::new()))
 );
 scope_tests!(
     procs,
@@ -336,5 +461,6 @@ scope_tests!(
     spindle::ipc::sync::Semaphore::new(0).unwrap(),
     spindle::ipc::sync::BoundedSemaphore::new(1).unwrap(),
     spindle::ipc::sync::Barrier,
-    spindle::ipc::sync::Lock::new().unwrap()
+    spindle::ipc::sync::Lock::new().unwrap(),
+    spindle::ipc::sync::Condition::with_lock(spindle::ipc::sync::Lock::new().unwrap()).unwrap()
 );

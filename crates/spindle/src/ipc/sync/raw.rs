@@ -94,6 +94,38 @@ impl Scope for ProcessScope {
     fn pass_mutex_wake(place: &Shared<ShmMutex>) {
         futex_wake(&place.word, 1);
     }
+
+    fn poll_ticket(
+        queue: &Shared<ShmQueue>,
+        registered: &u32,
+        waker: &Waker,
+    ) -> Result<(), ProcWatch> {
+        loop {
+            let s = queue.seq.load(SeqCst);
+            // As `sleep`: only a notification issued since we registered.
+            if s != *registered && queue.take_permit() {
+                return Ok(());
+            }
+            // `notify` bumps `seq` and wakes everyone on it.
+            if let Some(w) = ProcWatch::start(&queue.region, &queue.seq, s, waker, false) {
+                return Err(w);
+            }
+        }
+    }
+
+    fn abandon_ticket(queue: &Shared<ShmQueue>, registered: u32) {
+        // Without the condition's lock: atomic updates only (`notify` and
+        // `cancel` update `sleepers` atomically too).
+        if queue.seq.load(SeqCst) != registered && queue.take_permit() {
+            Self::pass_notification(queue);
+        } else {
+            queue.leave();
+        }
+    }
+
+    fn pass_notification(queue: &Shared<ShmQueue>) {
+        queue.notify(1);
+    }
 }
 
 /// A state struct that may live in shared memory: `#[repr(C)]`, made of
@@ -307,6 +339,14 @@ impl ShmQueue {
     fn take_permit(&self) -> bool {
         take_one(&self.permits, SeqCst, SeqCst)
     }
+
+    /// One registered sleeper leaves (atomically: an async waiter leaves
+    /// without the condition's lock).
+    fn leave(&self) {
+        let _ = self
+            .sleepers
+            .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+    }
 }
 
 impl RawQueue for ShmQueue {
@@ -338,16 +378,20 @@ impl RawQueue for ShmQueue {
         if self.seq.load(SeqCst) != registered && self.take_permit() {
             return true;
         }
-        let n = self.sleepers.load(SeqCst);
-        self.sleepers.store(n.saturating_sub(1), SeqCst);
+        self.leave();
         false
     }
 
     fn notify(&self, n: usize) -> usize {
-        let sleepers = self.sleepers.load(SeqCst);
-        let k = sleepers.min(u32::try_from(n).unwrap_or(u32::MAX));
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        // Atomically: an async waiter may leave (or pass a notification
+        // on) without the condition's lock.
+        let mut k = 0;
+        let _ = self.sleepers.fetch_update(SeqCst, SeqCst, |sleepers| {
+            k = sleepers.min(n);
+            Some(sleepers - k)
+        });
         if k > 0 {
-            self.sleepers.store(sleepers - k, SeqCst);
             self.permits.fetch_add(k, SeqCst);
             self.seq.fetch_add(1, SeqCst);
             // Everyone: a waiter registered after an earlier notify must not

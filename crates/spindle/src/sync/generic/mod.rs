@@ -21,7 +21,7 @@ mod semaphore;
 mod loom_model;
 
 pub use barrier::{Barrier, BarrierWait};
-pub use condition::{Condition, ConditionGuard, ConditionLock};
+pub use condition::{Condition, ConditionGuard, ConditionLock, ConditionLockAsync, ConditionWait};
 pub use event::{Event, EventWait};
 pub use lock::{Lock, LockAcquire, LockGuard};
 pub use rlock::{RLock, RLockGuard};

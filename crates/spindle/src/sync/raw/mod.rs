@@ -127,6 +127,27 @@ pub trait Scope: sealed::Sealed + Sized + Send + Sync + 'static {
     /// wakes another sleeper on `mutex` (nothing to do for threads, whose
     /// unlock wakes every async waiter).
     fn pass_mutex_wake(place: &Self::Place<Self::Mutex>);
+
+    /// The async face of [`RawQueue::sleep`] for a `Condition` waiter that
+    /// released its lock: `Ok` if a notification reached `ticket` (it is
+    /// taken), else `waker` is registered to be woken by a later notify
+    /// (one-shot, as [`watch`](Scope::watch)).
+    fn poll_ticket(
+        queue: &Self::Place<Self::Queue>,
+        ticket: &<Self::Queue as RawQueue>::Ticket,
+        waker: &Waker,
+    ) -> Result<(), Self::Watch>;
+
+    /// An async waiter that goes away before [`poll_ticket`](Scope::poll_ticket)
+    /// returned `Ok`, without the lock: leaves the queue, and if a
+    /// notification reached it meanwhile, passes it on
+    /// ([`pass_notification`](Scope::pass_notification)).
+    fn abandon_ticket(queue: &Self::Place<Self::Queue>, ticket: <Self::Queue as RawQueue>::Ticket);
+
+    /// Passes on a notification that an async waiter took but will not use
+    /// (it went away): notifies one other waiter, if any. Callable without
+    /// the condition's lock.
+    fn pass_notification(queue: &Self::Place<Self::Queue>);
 }
 
 /// How a raw acquisition ended.
@@ -190,7 +211,7 @@ pub trait RawOwner: Send + Sync + 'static {
 /// The waiters of a condition variable, notified in order.
 pub trait RawQueue: Send + Sync + 'static {
     /// A registered waiter.
-    type Ticket;
+    type Ticket: Send + Unpin;
     /// Registers the caller as a waiter (with the condition's lock held).
     fn enqueue(&self) -> Self::Ticket;
     /// Sleeps (lock released) until notified or `deadline`; whether notified.
