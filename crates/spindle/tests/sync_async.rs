@@ -464,3 +464,33 @@ scope_tests!(
     spindle::ipc::sync::Lock::new().unwrap(),
     spindle::ipc::sync::Condition::with_lock(spindle::ipc::sync::Lock::new().unwrap()).unwrap()
 );
+
+// The futures (and a `ConditionGuard` over a `Lock`) are `Send`, so a
+// multi-thread runtime may move a task that awaits them.
+#[test]
+fn the_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let (ev, sem, lock) = (
+        spindle::sync::Event::new(),
+        spindle::sync::BoundedSemaphore::new(1),
+        spindle::sync::Lock::new(),
+    );
+    let barrier = spindle::sync::Barrier::new(1).unwrap();
+    let cond = spindle::sync::Condition::with_lock(Arc::new(spindle::sync::Lock::new()));
+    send(&ev.wait_async());
+    send(&sem.acquire_async());
+    send(&sem.permit_async());
+    send(&barrier.wait_async());
+    send(&lock.lock_async());
+    send(&cond.lock_async());
+    let guard = block_on(cond.lock_async());
+    send(&guard);
+    let wait = cond.wait_async(guard);
+    send(&wait);
+    drop(wait);
+    send(&cond.wait_for_async(block_on(cond.lock_async()), || true));
+    let pev = spindle::ipc::sync::Event::new().unwrap();
+    send(&pev.wait_async());
+    let plock = spindle::ipc::sync::Lock::new().unwrap();
+    send(&plock.lock_async());
+}
