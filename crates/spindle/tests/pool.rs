@@ -157,6 +157,26 @@ fn map_async_callbacks() {
     assert_eq!(r.successful(), Some(false));
 }
 
+// Issue 18 §1: `AsyncResult: IntoFuture`. Awaiting gives what `get` gives:
+// the value, a map's list in order, and a task's panic as an error.
+#[test]
+fn async_result_await() {
+    let p = pool(2);
+    let r = p.apply_async(sqr_slow::call(7, 10)).unwrap();
+    assert_eq!(common::block_on(r), Ok(49));
+    let items: Vec<String> = ["1", "2", "3"].iter().map(|s| s.to_string()).collect();
+    let r = p
+        .map_async(parse_int::call, items, 1, Callbacks::new())
+        .unwrap();
+    assert_eq!(common::block_on(r), Ok(vec![1, 2, 3]));
+    let items: Vec<String> = ["1", "a"].iter().map(|s| s.to_string()).collect();
+    let r = p
+        .map_async(parse_int::call, items, 1, Callbacks::new())
+        .unwrap();
+    let e = common::block_on(r).unwrap_err();
+    assert!(e.panic_message().unwrap().contains("invalid literal"));
+}
+
 // test_async, test_async_timeout
 #[test]
 fn apply_async_and_timeout() {

@@ -62,11 +62,69 @@ impl Scope for ProcessScope {
         expected: usize,
         waker: &Waker,
     ) -> Option<ProcWatch> {
-        ProcWatch::start(&place.region, word, expected as u32, waker)
+        ProcWatch::start(&place.region, word, expected as u32, waker, false)
     }
 
     fn unwatch(watch: ProcWatch) -> bool {
         watch.cancel()
+    }
+
+    fn watch_mutex(place: &Shared<ShmMutex>, waker: &Waker) -> Option<ProcWatch> {
+        let word = &place.word;
+        let mut cur = word.load(SeqCst);
+        loop {
+            if cur & HOLDER == 0 {
+                return None;
+            }
+            if cur & core::WAITERS != 0 {
+                break;
+            }
+            // Mark it waited on, so that its unlock wakes a sleeper.
+            match word.compare_exchange(cur, cur | core::WAITERS, SeqCst, SeqCst) {
+                Ok(_) => {
+                    cur |= core::WAITERS;
+                    break;
+                }
+                Err(now) => cur = now,
+            }
+        }
+        ProcWatch::start(&place.region, word, cur, waker, true)
+    }
+
+    fn pass_mutex_wake(place: &Shared<ShmMutex>) {
+        futex_wake(&place.word, 1);
+    }
+
+    fn poll_ticket(
+        queue: &Shared<ShmQueue>,
+        registered: &u32,
+        waker: &Waker,
+    ) -> Result<(), ProcWatch> {
+        loop {
+            let s = queue.seq.load(SeqCst);
+            // As `sleep`: only a notification issued since we registered.
+            if s != *registered && queue.take_permit() {
+                return Ok(());
+            }
+            // `notify` bumps `seq` and wakes everyone on it.
+            if let Some(w) = ProcWatch::start(&queue.region, &queue.seq, s, waker, false) {
+                return Err(w);
+            }
+        }
+    }
+
+    fn abandon_ticket(queue: &Shared<ShmQueue>, registered: u32) {
+        // Without the condition's lock: atomic updates only (`notify` and
+        // `cancel` update `sleepers` atomically too).
+        if queue.seq.load(SeqCst) != registered && queue.take_permit() {
+            Self::pass_notification(queue);
+        } else {
+            queue.leave();
+        }
+    }
+
+    fn pass_notification(queue: &Shared<ShmQueue>) {
+        queue.notify(1);
     }
 }
 
@@ -281,6 +339,14 @@ impl ShmQueue {
     fn take_permit(&self) -> bool {
         take_one(&self.permits, SeqCst, SeqCst)
     }
+
+    /// One registered sleeper leaves (atomically: an async waiter leaves
+    /// without the condition's lock).
+    fn leave(&self) {
+        let _ = self
+            .sleepers
+            .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+    }
 }
 
 impl RawQueue for ShmQueue {
@@ -312,16 +378,20 @@ impl RawQueue for ShmQueue {
         if self.seq.load(SeqCst) != registered && self.take_permit() {
             return true;
         }
-        let n = self.sleepers.load(SeqCst);
-        self.sleepers.store(n.saturating_sub(1), SeqCst);
+        self.leave();
         false
     }
 
     fn notify(&self, n: usize) -> usize {
-        let sleepers = self.sleepers.load(SeqCst);
-        let k = sleepers.min(u32::try_from(n).unwrap_or(u32::MAX));
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        // Atomically: an async waiter may leave (or pass a notification
+        // on) without the condition's lock.
+        let mut k = 0;
+        let _ = self.sleepers.fetch_update(SeqCst, SeqCst, |sleepers| {
+            k = sleepers.min(n);
+            Some(sleepers - k)
+        });
         if k > 0 {
-            self.sleepers.store(sleepers - k, SeqCst);
             self.permits.fetch_add(k, SeqCst);
             self.seq.fetch_add(1, SeqCst);
             // Everyone: a waiter registered after an earlier notify must not
@@ -393,7 +463,16 @@ const FIRED: u32 = 1;
 const CANCELLED: u32 = 2;
 
 impl ProcWatch {
-    fn start(region: &Region, word: &AtomicU32, expected: u32, waker: &Waker) -> Option<ProcWatch> {
+    /// Starts a watch of `word` while it holds `expected`. For a mutex
+    /// word (`mutex`), the thread sleeps in slices and also fires when the
+    /// holder in `expected` died, so that the task takes the lock over.
+    fn start(
+        region: &Region,
+        word: &AtomicU32,
+        expected: u32,
+        waker: &Waker,
+        mutex: bool,
+    ) -> Option<ProcWatch> {
         if word.load(SeqCst) != expected {
             return None;
         }
@@ -410,7 +489,19 @@ impl ProcWatch {
             .stack_size(64 * 1024)
             .spawn(move || {
                 let word = r.word(index);
-                futex_wait(word, expected, None);
+                if mutex {
+                    // As `core::mutex_lock`: check the holder between slices.
+                    let mut slice = std::time::Duration::from_millis(2);
+                    while word.load(SeqCst) == expected
+                        && state.load(SeqCst) == PENDING
+                        && core::alive(expected & HOLDER)
+                    {
+                        futex_wait(word, expected, Instant::now().checked_add(slice));
+                        slice = (slice * 2).min(std::time::Duration::from_millis(200));
+                    }
+                } else {
+                    futex_wait(word, expected, None);
+                }
                 if state
                     .compare_exchange(PENDING, FIRED, SeqCst, SeqCst)
                     .is_ok()

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::job::{self, Failure, Sink};
 use super::wire::ItemOutcome;
-use crate::futures::{Future, FutureError, Promise};
+use crate::futures::{Future, FutureAwait, FutureError, Promise};
 
 type OnValue<R> = Box<dyn FnOnce(&R) + Send>;
 type OnError = Box<dyn FnOnce(&FutureError) + Send>;
@@ -353,6 +353,46 @@ impl<R> AsyncResult<R> {
     /// The underlying [`Future`].
     pub fn into_future(self) -> Future<R> {
         self.fut
+    }
+}
+
+/// Awaiting an `AsyncResult` yields what [`get`](AsyncResult::get) would,
+/// without blocking the runtime's thread (Python: `await
+/// asyncio.wrap_future(...)` around a pool result). Runtime-agnostic: the
+/// parent's result thread wakes the task. Written `.await` (this trait's
+/// `into_future`); the inherent [`AsyncResult::into_future`] still returns
+/// the underlying [`Future`].
+///
+/// # Cancel safety
+///
+/// Dropping the awaiting future loses nothing: the call goes on, its
+/// callbacks still run, and a clone of [`future()`](AsyncResult::future)
+/// taken before still gets the result.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::IntoFuture>(f: F) -> F::Output {
+/// #     let mut f = std::pin::pin!(f.into_future());
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// use spindle::process::Pool;
+///
+/// #[spindle::task]
+/// fn double(n: u64) -> u64 { n * 2 }
+///
+/// let pool = Pool::new(1)?;
+/// let r = pool.apply_async(double::call(21)).unwrap();
+/// assert_eq!(block_on(async { r.await }), Ok(42));
+/// # Ok::<(), spindle::process::PoolError>(())
+/// ```
+impl<R: Clone> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R, FutureError>;
+    type IntoFuture = FutureAwait<R, std::convert::Infallible>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::IntoFuture::into_future(self.fut)
     }
 }
 

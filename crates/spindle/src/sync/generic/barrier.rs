@@ -13,8 +13,11 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::Pin;
 use std::sync::atomic::Ordering::SeqCst;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::sync::contract::BlockingBarrier;
@@ -242,34 +245,93 @@ impl<S: Scope> Barrier<S> {
         Self::bump(st);
     }
 
+    /// Waits asynchronously until `parties` threads or tasks wait; the
+    /// arrival index: the async face of [`wait`](Barrier::wait), Python's
+    /// `await asyncio.Barrier.wait()`. Tasks and blocked threads (or other
+    /// processes) meet at the same barrier.
+    ///
+    /// The arrival happens at the first poll. The handle's default timeout
+    /// ([`with_timeout`](Barrier::with_timeout)) does not apply: bound the
+    /// wait with your runtime's timeout, which drops the future (see below)
+    /// instead of breaking the barrier. If this task is the last to arrive
+    /// and the barrier has an action, the action runs inside that poll.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenBarrierError`] if the barrier is or becomes broken.
+    ///
+    /// # Panics
+    ///
+    /// Resumes a panic of the action, in the poll that ran it.
+    ///
+    /// # Cancel safety
+    ///
+    /// As asyncio's: a future dropped while it waits for the others
+    /// withdraws its arrival (the round then needs one more party), and
+    /// breaks nothing; one dropped after its round passed or broke changes
+    /// nothing. Other waiters are not affected: every change they wait for
+    /// wakes them all. As in asyncio (whose `wait` does `count -= 1` on
+    /// cancellation), a later arrival may then get an index that a waiter
+    /// of the same round already has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use std::sync::Arc;
+    /// let barrier = Arc::new(spindle::sync::Barrier::new(2).unwrap());
+    /// let b2 = Arc::clone(&barrier);
+    /// let t = std::thread::spawn(move || b2.wait().unwrap());
+    /// let mine = block_on(barrier.wait_async()).unwrap();
+    /// let theirs = t.join().unwrap();
+    /// assert_eq!(mine + theirs, 1); // indices 0 and 1
+    /// ```
+    pub fn wait_async(&self) -> BarrierWait<'_, S> {
+        BarrierWait {
+            barrier: self,
+            stage: Stage::Arrive,
+            watch: None,
+        }
+    }
+
+    /// One arrival under the internal lock: busy (the action runs), the
+    /// last party, or a waiter of the current round.
+    fn arrive(&self) -> Result<Arrival, BarrierWaitError> {
+        let has_action = self.action.is_some();
+        self.with_mutex(|st| {
+            if st.acting.load(SeqCst) != 0 {
+                return Ok(Arrival::Busy(st.epoch.load(SeqCst)));
+            }
+            if st.broken.load(SeqCst) != 0 {
+                return Err(BarrierWaitError::Broken);
+            }
+            let index = st.count.load(SeqCst);
+            let breaks = st.breaks.load(SeqCst);
+            if index + 1 >= st.parties.load(SeqCst) {
+                if has_action {
+                    st.acting.store(1, SeqCst);
+                } else {
+                    Self::trip(st);
+                }
+                return Ok(Arrival::Last { index, breaks });
+            }
+            st.count.store(index + 1, SeqCst);
+            Ok(Arrival::Wait {
+                index,
+                round: st.round.load(SeqCst),
+                breaks,
+            })
+        })
+    }
+
     fn wait_inner(&self, deadline: Option<Instant>) -> Result<usize, BarrierWaitError> {
         let st = &*self.state;
-        let has_action = self.action.is_some();
         let arrival = loop {
-            let arrival = self.with_mutex(|st| {
-                if st.acting.load(SeqCst) != 0 {
-                    return Ok(Arrival::Busy(st.epoch.load(SeqCst)));
-                }
-                if st.broken.load(SeqCst) != 0 {
-                    return Err(BarrierWaitError::Broken);
-                }
-                let index = st.count.load(SeqCst);
-                let breaks = st.breaks.load(SeqCst);
-                if index + 1 >= st.parties.load(SeqCst) {
-                    if has_action {
-                        st.acting.store(1, SeqCst);
-                    } else {
-                        Self::trip(st);
-                    }
-                    return Ok(Arrival::Last { index, breaks });
-                }
-                st.count.store(index + 1, SeqCst);
-                Ok(Arrival::Wait {
-                    index,
-                    round: st.round.load(SeqCst),
-                    breaks,
-                })
-            })?;
+            let arrival = self.arrive()?;
             match arrival {
                 // CPython `_enter`: arrivals wait while the action runs.
                 Arrival::Busy(e) => S::wait(&st.epoch, e, None),
@@ -354,6 +416,140 @@ impl<S: Scope> Barrier<S> {
             }
             S::wait(&st.epoch, e, deadline);
         }
+    }
+}
+
+/// Where a [`BarrierWait`] is.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// Not arrived yet (or waiting for the action of a round to end).
+    Arrive,
+    /// Arrived in `round`, with `breaks` breaks seen, as `index`.
+    Wait {
+        index: usize,
+        round: usize,
+        breaks: usize,
+    },
+    /// Returned its outcome.
+    Done,
+}
+
+/// The future of [`Barrier::wait_async`]: the arrival index once the round
+/// passes.
+#[must_use = "futures do nothing unless polled"]
+pub struct BarrierWait<'a, S: Scope> {
+    barrier: &'a Barrier<S>,
+    stage: Stage,
+    watch: Option<S::Watch>,
+}
+
+impl<S: Scope> BarrierWait<'_, S> {
+    fn done(
+        &mut self,
+        r: Result<usize, BarrierWaitError>,
+    ) -> Poll<Result<usize, BrokenBarrierError>> {
+        self.stage = Stage::Done;
+        Poll::Ready(r.map_err(|_| BrokenBarrierError))
+    }
+}
+
+impl<S: Scope> Future for BarrierWait<'_, S> {
+    type Output = Result<usize, BrokenBarrierError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let barrier = this.barrier;
+        let st = &*barrier.state;
+        // A previous registration (woken or not) is replaced by one with
+        // this poll's waker; `bump` wakes every registration, so nothing is
+        // passed on.
+        if let Some(w) = this.watch.take() {
+            S::unwatch(w);
+        }
+        loop {
+            // Read the epoch before the state: a change after this read
+            // makes the registration below fail (or wakes it).
+            let e = match this.stage {
+                Stage::Done => panic!("`BarrierWait` polled after completion"),
+                Stage::Arrive => match barrier.arrive() {
+                    Err(err) => return this.done(Err(err)),
+                    Ok(Arrival::Busy(e)) => e,
+                    Ok(Arrival::Last { index, breaks }) => {
+                        this.stage = Stage::Done;
+                        let r = match &barrier.action {
+                            None => Ok(index),
+                            Some(action) => barrier.run_action(action, index, breaks),
+                        };
+                        return this.done(r);
+                    }
+                    Ok(Arrival::Wait {
+                        index,
+                        round,
+                        breaks,
+                    }) => {
+                        this.stage = Stage::Wait {
+                            index,
+                            round,
+                            breaks,
+                        };
+                        continue;
+                    }
+                },
+                Stage::Wait {
+                    index,
+                    round,
+                    breaks,
+                } => {
+                    let e = st.epoch.load(SeqCst);
+                    if st.round.load(SeqCst) != round {
+                        return this.done(Ok(index));
+                    }
+                    if st.breaks.load(SeqCst) != breaks {
+                        return this.done(Err(BarrierWaitError::Broken));
+                    }
+                    e
+                }
+            };
+            match S::watch(&barrier.state, &st.epoch, e, cx.waker()) {
+                // Something changed meanwhile: look again.
+                None => continue,
+                Some(w) => {
+                    this.watch = Some(w);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S: Scope> Drop for BarrierWait<'_, S> {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            S::unwatch(w);
+        }
+        if let Stage::Wait { round, breaks, .. } = self.stage {
+            // asyncio's `finally: self._count -= 1`: leave a round that has
+            // neither passed, broken, nor started its action.
+            self.barrier.with_mutex(|st| {
+                if st.round.load(SeqCst) == round
+                    && st.breaks.load(SeqCst) == breaks
+                    && st.acting.load(SeqCst) == 0
+                {
+                    let count = st.count.load(SeqCst);
+                    if count > 0 {
+                        st.count.store(count - 1, SeqCst);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl<S: Scope> fmt::Debug for BarrierWait<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BarrierWait")
+            .field("stage", &self.stage)
+            .finish()
     }
 }
 

@@ -4,17 +4,22 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::family::LockFamily;
 use super::into_ok;
-use super::lock::Lock;
+use super::lock::{Lock, LockAcquire};
 use super::rlock::RLock;
 use crate::sync::contract::BlockingCondition;
 use crate::sync::error::{NotOwnedError, ReleaseError};
 use crate::sync::raw::{LockKind, RawMutex, RawQueue, Scope};
+
+type Ticket<S> = <<S as Scope>::Queue as RawQueue>::Ticket;
 use crate::util::{Wait, deadline_after};
 
 mod sealed {
@@ -32,6 +37,11 @@ mod sealed {
 pub trait ConditionLock: sealed::Sealed + Send + Sync + 'static {
     /// The scope the lock lives in.
     type Scope: Scope;
+    /// What makes a [`ConditionGuard`] `Send` or not: `()` for a `Lock`
+    /// (no owner; a task may release it on another thread), `*const ()`
+    /// for an `RLock` (its owner must release it).
+    #[doc(hidden)]
+    type GuardMarker;
     /// Whether the calling thread may wait/notify: for a `Lock`, whether it
     /// is held (by anyone for threads, by this process for processes, as in
     /// Python); for an `RLock`, whether the calling thread owns it.
@@ -73,6 +83,7 @@ fn to_wait(wait: Option<Option<Instant>>) -> Wait {
 
 impl<S: Scope> ConditionLock for Lock<S> {
     type Scope = S;
+    type GuardMarker = ();
     fn cond_is_owned(&self) -> bool {
         self.state.held_by_me(LockKind::Lock)
     }
@@ -98,6 +109,7 @@ impl<S: Scope> ConditionLock for Lock<S> {
 
 impl<S: Scope> ConditionLock for RLock<S> {
     type Scope = S;
+    type GuardMarker = *const ();
     fn cond_is_owned(&self) -> bool {
         self.is_owned()
     }
@@ -329,6 +341,255 @@ impl<S: Scope, L: ConditionLock<Scope = S>> Condition<S, L> {
     }
 }
 
+/// The async faces, only over a non-reentrant [`Lock`] (asyncio's
+/// `Condition` is over an `asyncio.Lock`): an `RLock` is owned by a thread,
+/// and a task moves between threads, so a `Condition` over an `RLock` (the
+/// default) has none.
+impl<S: Scope> Condition<S, Lock<S>> {
+    /// Takes the lock, waiting asynchronously: `async with cond:`. The
+    /// guard is `Send`; it is what [`wait_async`](Condition::wait_async)
+    /// takes.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Lock::lock_async`]: cancel-safe.
+    #[track_caller]
+    pub fn lock_async(&self) -> ConditionLockAsync<'_, S> {
+        ConditionLockAsync {
+            cond: self,
+            acquire: self.lock.lock_async(),
+        }
+    }
+
+    /// Waits asynchronously until notified: `await cond.wait()` of
+    /// asyncio's `Condition`. Takes the guard by value and gives it back
+    /// (the lock held again) once notified.
+    ///
+    /// As asyncio's (and the blocking [`wait`](Condition::wait)): the
+    /// waiter is registered before the lock is released, so a `notify`
+    /// made under the lock after that cannot be missed; the lock is taken
+    /// again with [`Lock::lock_async`]. The release happens at the first
+    /// poll. No spurious wake-ups (but see cancel safety for processes).
+    ///
+    /// # Errors
+    ///
+    /// [`NotOwnedError`] (the guard dropped) if `guard` is of another
+    /// condition, or its lock was released explicitly under it (for
+    /// processes: by another process).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe as asyncio's (3.13): a future dropped while it waits
+    /// leaves the queue, and one that had been notified passes the
+    /// notification on to another waiter; the lock is then not held (the
+    /// guard went with the future; asyncio re-acquires it first). For
+    /// `ipc::sync::Condition`, a waiter leaving at the very moment it is
+    /// notified may leave a notification that wakes a later waiter
+    /// spuriously (never one lost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use spindle::sync::{Condition, Lock};
+    /// use std::sync::Arc;
+    ///
+    /// let cond = Arc::new(Condition::with_lock(Arc::new(Lock::new())));
+    /// let c2 = Arc::clone(&cond);
+    /// let notifier = std::thread::spawn(move || {
+    ///     while c2.__parked() == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     let _g = c2.lock();
+    ///     c2.notify_one().unwrap();
+    /// });
+    /// let guard = block_on(cond.lock_async());
+    /// let guard = block_on(cond.wait_async(guard)).unwrap();
+    /// drop(guard);
+    /// notifier.join().unwrap();
+    /// ```
+    pub fn wait_async<'a>(&'a self, guard: ConditionGuard<'a, S, Lock<S>>) -> ConditionWait<'a, S> {
+        ConditionWait {
+            cond: self,
+            stage: WaitStage::Start(guard),
+        }
+    }
+
+    /// Waits asynchronously until `predicate` holds: `await
+    /// cond.wait_for(predicate)`. Checks it first (with the lock held), then
+    /// after each notification; gives the guard back once it holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_async`](Condition::wait_async).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait_async`](Condition::wait_async).
+    pub async fn wait_for_async<'a>(
+        &'a self,
+        mut guard: ConditionGuard<'a, S, Lock<S>>,
+        mut predicate: impl FnMut() -> bool,
+    ) -> Result<ConditionGuard<'a, S, Lock<S>>, NotOwnedError> {
+        loop {
+            if predicate() {
+                return Ok(guard);
+            }
+            guard = self.wait_async(guard).await?;
+        }
+    }
+}
+
+/// The future of [`Condition::lock_async`]: the guard once the lock is
+/// taken.
+#[must_use = "futures do nothing unless polled"]
+pub struct ConditionLockAsync<'a, S: Scope> {
+    cond: &'a Condition<S, Lock<S>>,
+    acquire: LockAcquire<'a, S>,
+}
+
+impl<'a, S: Scope> Future for ConditionLockAsync<'a, S> {
+    type Output = ConditionGuard<'a, S, Lock<S>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.acquire.poll_take(cx.waker()) {
+            Poll::Ready(this.cond.guard())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<S: Scope> fmt::Debug for ConditionLockAsync<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionLockAsync")
+            .field("acquire", &self.acquire)
+            .finish()
+    }
+}
+
+/// Where a [`ConditionWait`] is.
+enum WaitStage<'a, S: Scope> {
+    /// Not polled yet: holds the guard.
+    Start(ConditionGuard<'a, S, Lock<S>>),
+    /// Registered, lock released, waiting for a notification.
+    Waiting {
+        ticket: Option<Ticket<S>>,
+        watch: Option<S::Watch>,
+    },
+    /// Notified, taking the lock again.
+    Relock(LockAcquire<'a, S>),
+    /// Returned.
+    Done,
+}
+
+/// The future of [`Condition::wait_async`]: the guard again once notified
+/// and the lock is retaken.
+#[must_use = "futures do nothing unless polled"]
+pub struct ConditionWait<'a, S: Scope> {
+    cond: &'a Condition<S, Lock<S>>,
+    stage: WaitStage<'a, S>,
+}
+
+impl<'a, S: Scope> Future for ConditionWait<'a, S> {
+    type Output = Result<ConditionGuard<'a, S, Lock<S>>, NotOwnedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let cond = this.cond;
+        loop {
+            match &mut this.stage {
+                WaitStage::Start(_) => {
+                    let WaitStage::Start(guard) =
+                        std::mem::replace(&mut this.stage, WaitStage::Done)
+                    else {
+                        unreachable!()
+                    };
+                    if !std::ptr::eq(guard.cond, cond) || !cond.lock.cond_is_owned() {
+                        drop(guard);
+                        return Poll::Ready(Err(NotOwnedError));
+                    }
+                    // Register before releasing (Python's `wait`).
+                    let ticket = cond.queue.enqueue();
+                    std::mem::forget(guard);
+                    let _ = cond.lock.release();
+                    this.stage = WaitStage::Waiting {
+                        ticket: Some(ticket),
+                        watch: None,
+                    };
+                }
+                WaitStage::Waiting { ticket, watch } => {
+                    if let Some(w) = watch.take() {
+                        S::unwatch(w);
+                    }
+                    let t = ticket.as_ref().expect("a waiting stage holds its ticket");
+                    match S::poll_ticket(&cond.queue, t, cx.waker()) {
+                        Ok(()) => {
+                            // Notified: the ticket is used up.
+                            *ticket = None;
+                            this.stage = WaitStage::Relock(cond.lock.lock_async());
+                        }
+                        Err(w) => {
+                            *watch = Some(w);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                WaitStage::Relock(acquire) => {
+                    if !acquire.poll_take(cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    this.stage = WaitStage::Done;
+                    return Poll::Ready(Ok(cond.guard()));
+                }
+                WaitStage::Done => panic!("`ConditionWait` polled after completion"),
+            }
+        }
+    }
+}
+
+impl<S: Scope> Drop for ConditionWait<'_, S> {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.stage, WaitStage::Done) {
+            WaitStage::Waiting { ticket, watch } => {
+                if let Some(w) = watch {
+                    S::unwatch(w);
+                }
+                if let Some(t) = ticket {
+                    S::abandon_ticket(&self.cond.queue, t);
+                }
+            }
+            // Notified but going away: the notification goes to another
+            // waiter (asyncio 3.13's `self._notify(1)`).
+            WaitStage::Relock(acquire) => {
+                drop(acquire);
+                S::pass_notification(&self.cond.queue);
+            }
+            // The guard (if any) releases the lock as it drops.
+            WaitStage::Start(_) | WaitStage::Done => {}
+        }
+    }
+}
+
+impl<S: Scope> fmt::Debug for ConditionWait<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match self.stage {
+            WaitStage::Start(_) => "start",
+            WaitStage::Waiting { .. } => "waiting",
+            WaitStage::Relock(_) => "relock",
+            WaitStage::Done => "done",
+        };
+        f.debug_struct("ConditionWait")
+            .field("stage", &stage)
+            .finish()
+    }
+}
+
 impl<S: Scope, L: ConditionLock<Scope = S> + fmt::Debug> fmt::Debug for Condition<S, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condition")
@@ -339,11 +600,14 @@ impl<S: Scope, L: ConditionLock<Scope = S> + fmt::Debug> fmt::Debug for Conditio
 }
 
 /// Holds a [`Condition`]'s lock and releases it when dropped; returned by
-/// [`Condition::lock`]. Not `Send`: an `RLock` must be released by its owner.
+/// [`Condition::lock`] (and, over a `Lock`, [`Condition::lock_async`]).
+/// Over an `RLock` it is not `Send`: an `RLock` must be released by its
+/// owner. Over a `Lock` it is `Send` (a `Lock` has no owner), so a task may
+/// hold it across `.await`s.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a, S: Scope, L: ConditionLock<Scope = S>> {
     cond: &'a Condition<S, L>,
-    _not_send: PhantomData<*const ()>,
+    _not_send: PhantomData<L::GuardMarker>,
 }
 
 impl<'a, S: Scope, L: ConditionLock<Scope = S>> ConditionGuard<'a, S, L> {

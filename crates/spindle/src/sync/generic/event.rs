@@ -4,7 +4,10 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::loom::plc::SpinWait;
@@ -126,6 +129,46 @@ impl<S: Scope> Event<S> {
         self.wait_inner(Some(deadline))
     }
 
+    /// Waits asynchronously until the flag is set: the async face of
+    /// [`wait`](Event::wait), Python's `await asyncio.Event.wait()`.
+    ///
+    /// Runtime-agnostic (any executor may poll it; a waiting task and a
+    /// blocked thread share one event). The wait starts at the first poll:
+    /// a `set` after that resolves it even if `clear` follows at once, as
+    /// for a blocked thread. For a timeout, wrap it in your runtime's
+    /// timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: waiting consumes nothing (a `set` wakes every waiter),
+    /// so a dropped future only withdraws its registration and takes no
+    /// wake-up from anyone else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// use std::sync::Arc;
+    /// let ev = Arc::new(spindle::sync::Event::new());
+    /// let e2 = Arc::clone(&ev);
+    /// let t = std::thread::spawn(move || e2.set());
+    /// block_on(ev.wait_async());
+    /// assert!(ev.is_set());
+    /// t.join().unwrap();
+    /// ```
+    pub fn wait_async(&self) -> EventWait<'_, S> {
+        EventWait {
+            event: self,
+            first: None,
+            watch: None,
+            counted: false,
+        }
+    }
+
     /// Test support, not part of the API: how many threads are blocked in
     /// this object right now.
     #[doc(hidden)]
@@ -161,6 +204,78 @@ impl<S: Scope> Event<S> {
         };
         st.waiting.fetch_sub(1, SeqCst);
         set
+    }
+}
+
+/// The future of [`Event::wait_async`]: resolves once the flag is set.
+#[must_use = "futures do nothing unless polled"]
+pub struct EventWait<'a, S: Scope> {
+    event: &'a Event<S>,
+    /// The flag word at the first poll: any change means a `set`.
+    first: Option<usize>,
+    watch: Option<S::Watch>,
+    /// Whether this future counts itself in `waiting` (so `set` wakes).
+    counted: bool,
+}
+
+impl<S: Scope> EventWait<'_, S> {
+    fn finish(&mut self) -> Poll<()> {
+        if let Some(w) = self.watch.take() {
+            S::unwatch(w);
+        }
+        if std::mem::take(&mut self.counted) {
+            self.event.state.waiting.fetch_sub(1, SeqCst);
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<S: Scope> Future for EventWait<'_, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let st = &*this.event.state;
+        let first = *this.first.get_or_insert_with(|| st.flag.load(Acquire));
+        if first & SET != 0 {
+            return this.finish();
+        }
+        // A previous registration (woken or not) is replaced by one with
+        // this poll's waker.
+        if let Some(w) = this.watch.take() {
+            S::unwatch(w);
+        }
+        if !this.counted {
+            // As in `wait_inner`: count, then read the flag (both SeqCst).
+            st.waiting.fetch_add(1, SeqCst);
+            this.counted = true;
+        }
+        if st.flag.load(SeqCst) != first {
+            return this.finish();
+        }
+        match S::watch(&this.event.state, &st.flag, first, cx.waker()) {
+            // The word changed: a `set` happened since the first poll.
+            None => this.finish(),
+            Some(w) => {
+                this.watch = Some(w);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: Scope> Drop for EventWait<'_, S> {
+    fn drop(&mut self) {
+        // Nothing to pass on: `set` wakes every waiter.
+        let _ = self.finish();
+    }
+}
+
+impl<S: Scope> fmt::Debug for EventWait<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWait")
+            .field("registered", &self.watch.is_some())
+            .finish()
     }
 }
 

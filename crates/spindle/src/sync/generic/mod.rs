@@ -20,12 +20,15 @@ mod semaphore;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub use barrier::Barrier;
-pub use condition::{Condition, ConditionGuard, ConditionLock};
-pub use event::Event;
-pub use lock::{Lock, LockGuard};
+pub use barrier::{Barrier, BarrierWait};
+pub use condition::{Condition, ConditionGuard, ConditionLock, ConditionLockAsync, ConditionWait};
+pub use event::{Event, EventWait};
+pub use lock::{Lock, LockAcquire, LockGuard};
 pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{Bounded, BoundedSemaphore, Semaphore, SemaphoreGuard, Unbounded};
+pub use semaphore::{
+    Bounded, BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphoreGuard, SemaphorePermit,
+    Unbounded,
+};
 
 pub(crate) use barrier::{Action, BarrierState, check_parties};
 pub(crate) use event::EventState;

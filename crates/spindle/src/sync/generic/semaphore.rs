@@ -5,8 +5,11 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::sync::contract::{BlockingBoundedSemaphore, BlockingSemaphore};
@@ -192,6 +195,71 @@ impl<S: Scope, K> Semaphore<S, K> {
             .then(|| self.guard())
     }
 
+    /// Takes a permit, waiting asynchronously: the async face of
+    /// [`acquire`](Semaphore::acquire), Python's `await
+    /// asyncio.Semaphore.acquire()`. The permit is not given back by
+    /// itself: call `release`, or use [`permit_async`](Semaphore::permit_async).
+    ///
+    /// Runtime-agnostic; tasks and blocked threads share the permits (a
+    /// release wakes either).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the permit is only taken in the poll that returns
+    /// `Ready`, so a dropped future holds none; a future dropped after a
+    /// release woke it passes that wake-up on to the next waiter, so no
+    /// permit is left with nobody woken to take it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// let sem = spindle::sync::Semaphore::new(1);
+    /// block_on(sem.acquire_async());
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release();
+    /// ```
+    pub fn acquire_async(&self) -> SemaphoreAcquire<'_, S> {
+        SemaphoreAcquire {
+            state: &self.state,
+            watch: None,
+            counted: false,
+            done: false,
+        }
+    }
+
+    /// A guard, waiting asynchronously for a permit: the async face of
+    /// [`permit`](Semaphore::permit), Python's `async with sem:`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`acquire_async`](Semaphore::acquire_async): a
+    /// dropped future holds no permit and passes on a wake-up it got.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// let sem = spindle::sync::BoundedSemaphore::new(1);
+    /// let permit = block_on(sem.permit_async());
+    /// assert_eq!(sem.value(), 0);
+    /// drop(permit);
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn permit_async(&self) -> SemaphorePermit<'_, S> {
+        SemaphorePermit {
+            acquire: self.acquire_async(),
+        }
+    }
+
     fn guard(&self) -> SemaphoreGuard<'_, S> {
         SemaphoreGuard { state: &self.state }
     }
@@ -280,6 +348,124 @@ impl<S: Scope> fmt::Debug for Semaphore<S, Bounded> {
         f.debug_struct("BoundedSemaphore")
             .field("value", &self.value())
             .field("bound", &self.bound())
+            .finish()
+    }
+}
+
+/// The future of [`Semaphore::acquire_async`]: resolves once it took a
+/// permit.
+#[must_use = "futures do nothing unless polled"]
+pub struct SemaphoreAcquire<'a, S: Scope> {
+    state: &'a S::Place<SemState<S>>,
+    watch: Option<S::Watch>,
+    /// Whether this future counts itself in `waiters` (so `release` wakes).
+    counted: bool,
+    /// Took its permit (then a drop passes nothing on).
+    done: bool,
+}
+
+impl<S: Scope> SemaphoreAcquire<'_, S> {
+    /// Withdraws the registration and the count; whether a wake-up had
+    /// reached the registration.
+    fn withdraw(&mut self) -> bool {
+        let woken = match self.watch.take() {
+            Some(w) => !S::unwatch(w),
+            None => false,
+        };
+        if std::mem::take(&mut self.counted) {
+            self.state.waiters.fetch_sub(1, SeqCst);
+        }
+        woken
+    }
+}
+
+impl<S: Scope> Future for SemaphoreAcquire<'_, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        assert!(!this.done, "`SemaphoreAcquire` polled after completion");
+        let st: &SemState<S> = this.state;
+        // A previous registration (woken or not) is replaced by one with
+        // this poll's waker; a wake-up it got is used by the tries below.
+        if let Some(w) = this.watch.take() {
+            S::unwatch(w);
+        }
+        loop {
+            if st.try_acquire() {
+                this.withdraw();
+                this.done = true;
+                return Poll::Ready(());
+            }
+            if !this.counted {
+                // As in `acquire_slow`: count (SeqCst), then look at the
+                // permits; with `release` (add, then read `waiters`) either
+                // it sees us, or we see its permit.
+                st.waiters.fetch_add(1, SeqCst);
+                this.counted = true;
+            }
+            if st.value.load(SeqCst) != 0 {
+                continue;
+            }
+            match S::watch(this.state, &st.value, 0, cx.waker()) {
+                // A permit arrived meanwhile: try again.
+                None => continue,
+                Some(w) => {
+                    this.watch = Some(w);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S: Scope> Drop for SemaphoreAcquire<'_, S> {
+    fn drop(&mut self) {
+        if self.withdraw() && !self.done {
+            // A release woke us and we will not take its permit: wake the
+            // next waiter instead (if any is left and a permit is free).
+            let st: &SemState<S> = self.state;
+            if st.waiters.load(SeqCst) > 0 && st.value.load(SeqCst) > 0 {
+                S::wake(&st.value, 1);
+            }
+        }
+    }
+}
+
+impl<S: Scope> fmt::Debug for SemaphoreAcquire<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreAcquire")
+            .field("registered", &self.watch.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// The future of [`Semaphore::permit_async`]: a [`SemaphoreGuard`] once it
+/// took a permit.
+#[must_use = "futures do nothing unless polled"]
+pub struct SemaphorePermit<'a, S: Scope> {
+    acquire: SemaphoreAcquire<'a, S>,
+}
+
+impl<'a, S: Scope> Future for SemaphorePermit<'a, S> {
+    type Output = SemaphoreGuard<'a, S>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphoreGuard<'a, S>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.acquire).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(SemaphoreGuard {
+                state: &**this.acquire.state,
+            }),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Scope> fmt::Debug for SemaphorePermit<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("acquire", &self.acquire)
             .finish()
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::loom::plc::{self, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult, SpinWait};
 use crate::loom::sync::atomic::AtomicU8;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::Instant;
 
 const LOCKED: u8 = 1;
@@ -171,6 +171,34 @@ impl RawLock {
 
     /// Unlocks; `false` if it was not locked. Exactly one of several racing
     /// unlocks of one locked period succeeds.
+    /// For an async waiter: sets PARKED on a held lock so that its unlock
+    /// takes the slow path and wakes the async waiters; `false` if the lock
+    /// is free (take it instead).
+    pub(crate) fn mark_parked(&self) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                return false;
+            }
+            if s & PARKED != 0 {
+                return true;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s | PARKED, SeqCst, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Whether the lock is held and marked waited on (an async waiter's
+    /// registration check).
+    pub(crate) fn is_parked_on(&self) -> bool {
+        self.state.load(SeqCst) == LOCKED | PARKED
+    }
+
     #[inline]
     pub(crate) fn unlock(&self) -> bool {
         if self
@@ -212,6 +240,13 @@ impl RawLock {
                     DEFAULT_UNPARK_TOKEN
                 });
             }
+            // And every async waiter (each retries; PARKED may be clear now,
+            // a waiter that registers later sees it so and marks it again).
+            // The fence pairs with the SeqCst `live` increment and state
+            // check of `ThreadScope::watch_mutex`: either we see the waiter's
+            // registration, or it sees the lock unlocked / PARKED cleared.
+            std::sync::atomic::fence(SeqCst);
+            super::thread::wake_lock_watchers(self.key());
         }
         true
     }

@@ -80,7 +80,7 @@ pub trait Scope: sealed::Sealed + Sized + Send + Sync + 'static {
     /// The waiters of a `Condition`.
     type Queue: RawQueue;
     /// A handle on an async waker registration ([`watch`](Scope::watch)).
-    type Watch: Send;
+    type Watch: Send + Unpin;
 
     /// The most permits a semaphore of this scope counts.
     const SEMAPHORE_MAX: usize;
@@ -110,6 +110,44 @@ pub trait Scope: sealed::Sealed + Sized + Send + Sync + 'static {
 
     /// Withdraws a registration; whether it was still pending (not woken).
     fn unwatch(watch: Self::Watch) -> bool;
+
+    /// The async hook of a lock word: marks `mutex` (held) as waited on and
+    /// registers `waker` to be woken by a later unlock, unless `mutex` is
+    /// free now, in which case nothing is registered and `None` comes back
+    /// (try to take it again). One-shot, withdrawn by dropping or
+    /// [`unwatch`](Scope::unwatch) like [`watch`](Scope::watch). Thread
+    /// scope: an unlock that finds the lock waited on wakes every
+    /// registration (each retries). Process scope: one registration is woken
+    /// per unlock (a withdrawn one that had been woken passes the wake on),
+    /// and one whose holder died is woken to take the lock over.
+    fn watch_mutex(place: &Self::Place<Self::Mutex>, waker: &Waker) -> Option<Self::Watch>;
+
+    /// Passes on an unlock's wake-up that reached a registration of
+    /// [`watch_mutex`](Scope::watch_mutex) whose waiter then went away:
+    /// wakes another sleeper on `mutex` (nothing to do for threads, whose
+    /// unlock wakes every async waiter).
+    fn pass_mutex_wake(place: &Self::Place<Self::Mutex>);
+
+    /// The async face of [`RawQueue::sleep`] for a `Condition` waiter that
+    /// released its lock: `Ok` if a notification reached `ticket` (it is
+    /// taken), else `waker` is registered to be woken by a later notify
+    /// (one-shot, as [`watch`](Scope::watch)).
+    fn poll_ticket(
+        queue: &Self::Place<Self::Queue>,
+        ticket: &<Self::Queue as RawQueue>::Ticket,
+        waker: &Waker,
+    ) -> Result<(), Self::Watch>;
+
+    /// An async waiter that goes away before [`poll_ticket`](Scope::poll_ticket)
+    /// returned `Ok`, without the lock: leaves the queue, and if a
+    /// notification reached it meanwhile, passes it on
+    /// ([`pass_notification`](Scope::pass_notification)).
+    fn abandon_ticket(queue: &Self::Place<Self::Queue>, ticket: <Self::Queue as RawQueue>::Ticket);
+
+    /// Passes on a notification that an async waiter took but will not use
+    /// (it went away): notifies one other waiter, if any. Callable without
+    /// the condition's lock.
+    fn pass_notification(queue: &Self::Place<Self::Queue>);
 }
 
 /// How a raw acquisition ended.
@@ -173,7 +211,7 @@ pub trait RawOwner: Send + Sync + 'static {
 /// The waiters of a condition variable, notified in order.
 pub trait RawQueue: Send + Sync + 'static {
     /// A registered waiter.
-    type Ticket;
+    type Ticket: Send + Unpin;
     /// Registers the caller as a waiter (with the condition's lock held).
     fn enqueue(&self) -> Self::Ticket;
     /// Sleeps (lock released) until notified or `deadline`; whether notified.

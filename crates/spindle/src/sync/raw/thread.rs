@@ -11,7 +11,7 @@ use std::ops::Deref;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -109,6 +109,61 @@ impl Scope for ThreadScope {
     fn unwatch(watch: Watch) -> bool {
         watch.cancel()
     }
+
+    fn watch_mutex(place: &Inline<ThreadMutex>, waker: &Waker) -> Option<Watch> {
+        let raw = &place.raw;
+        if !raw.mark_parked() {
+            return None;
+        }
+        // `still` is SeqCst after the table's SeqCst `live` increment; the
+        // unlocker clears LOCKED, fences (SeqCst) and reads `live`: either it
+        // sees us, or we see the lock free (see `RawLock::unlock_slow`).
+        WAKERS.watch(&WAKERS, raw.key(), || raw.is_parked_on(), waker)
+    }
+
+    fn pass_mutex_wake(_place: &Inline<ThreadMutex>) {
+        // Every async waiter was woken by the unlock, and a parked thread
+        // got its own `unpark_one`.
+    }
+
+    fn poll_ticket(
+        _queue: &Inline<ThreadQueue>,
+        me: &Arc<AtomicUsize>,
+        waker: &Waker,
+    ) -> Result<(), Watch> {
+        loop {
+            // Announce the park as a sleeper does: `notify` wakes a PARKED
+            // word (the wake reaches the waker table). SeqCst on both sides
+            // (here and `notify`'s swap) with the table's SeqCst `live`.
+            match me.compare_exchange(WAITING, PARKED, SeqCst, SeqCst) {
+                Ok(_) | Err(PARKED) => {}
+                Err(_) => return Ok(()), // NOTIFIED
+            }
+            let key = key_of(me);
+            match WAKERS.watch(&WAKERS, key, || me.load(SeqCst) == PARKED, waker) {
+                Some(w) => return Err(w),
+                None => continue,
+            }
+        }
+    }
+
+    fn abandon_ticket(queue: &Inline<ThreadQueue>, me: Arc<AtomicUsize>) {
+        // `cancel` is true when a notifier took us out of the queue.
+        if queue.cancel(me) {
+            Self::pass_notification(queue);
+        }
+    }
+
+    fn pass_notification(queue: &Inline<ThreadQueue>) {
+        queue.notify(1);
+    }
+}
+
+/// Wakes every async waiter of the lock word keyed `key` (after an unlock
+/// that found it waited on).
+#[inline]
+pub(crate) fn wake_lock_watchers(key: usize) {
+    WAKERS.wake(key, usize::MAX);
 }
 
 /// The parking key of a word: its address.
@@ -356,7 +411,9 @@ impl RawQueue for ThreadQueue {
         let mut waiters = self.waiters.lock();
         while woken < n {
             let Some(w) = waiters.pop_front() else { break };
-            if w.swap(NOTIFIED, AcqRel) == PARKED {
+            // SeqCst: pairs with an async waiter's registration
+            // (`ThreadScope::poll_ticket`).
+            if w.swap(NOTIFIED, SeqCst) == PARKED {
                 ThreadScope::wake(&w, 1);
             }
             woken += 1;
