@@ -209,15 +209,27 @@ fn slot_main(
                 }
             }
             if !answers.is_empty() {
+                let observed = engine.cfg.on_task_start.is_some();
                 let mut finished = Vec::with_capacity(answers.len());
                 let mut st = engine.state.lock();
                 let w = st.workers[slot].as_mut().expect("own slot");
                 let now = Instant::now();
                 // Jobs answered together share the time since the first began.
                 let took = now.duration_since(w.front_since) / answers.len() as u32;
-                for outs in answers.drain(..) {
+                // Jobs answered in one batch after its first ran from the
+                // worker's read-ahead: each started without having been the
+                // front at a report, so it is reported now, before any answer
+                // of the batch is handed out.
+                let mut started = Vec::new();
+                for (i, outs) in answers.drain(..).enumerate() {
                     if let Some(job) = w.outstanding.pop_front() {
                         w.queued_bytes -= job.weight();
+                        if i > 0 && observed {
+                            started.push(TaskStart {
+                                pid: w.pid,
+                                task: job.name,
+                            });
+                        }
                         finished.push((job, outs));
                     }
                     w.completed += 1;
@@ -225,14 +237,15 @@ fn slot_main(
                 w.front_since = now;
                 // The next job, already handed to the worker, starts now
                 // (see `TaskStart`).
-                let next = w
-                    .outstanding
-                    .front()
-                    .filter(|_| w.outstanding.len() > w.outbox_jobs)
-                    .map(|j| TaskStart {
-                        pid: w.pid,
-                        task: j.name,
-                    });
+                started.extend(
+                    w.outstanding
+                        .front()
+                        .filter(|_| w.outstanding.len() > w.outbox_jobs)
+                        .map(|j| TaskStart {
+                            pid: w.pid,
+                            task: j.name,
+                        }),
+                );
                 let short = w.outstanding.len() <= 1;
                 st.ewma_job = Some(match st.ewma_job {
                     Some(avg) => (avg * 7 + took) / 8,
@@ -244,7 +257,7 @@ fn slot_main(
                 };
                 engine.dispatch(&mut st);
                 engine.release(st);
-                engine.report_started(next.as_slice());
+                engine.report_started(&started);
                 for (job, outs) in finished {
                     job.sink.finish(outs);
                 }
