@@ -64,12 +64,12 @@ pub struct Core<S> {
 /// pure spinning hurts (it starves the thread being waited for), yielding
 /// early helps; 16 rounds of which 2 spin won on every case. None under
 /// loom (`crate::loom::SPIN`).
-const SPIN_ROUNDS: u32 = 16;
+pub(crate) const SPIN_ROUNDS: u32 = 16;
 
 /// Rounds that spin (1, then 4 `spin_loop`s) before the rest yield.
 const SPIN_ONLY: u32 = 2;
 
-fn backoff(round: u32) {
+pub(crate) fn backoff(round: u32) {
     if round < SPIN_ONLY {
         for _ in 0..(1 << (round * 2)) {
             std::hint::spin_loop();

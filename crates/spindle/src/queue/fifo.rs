@@ -45,7 +45,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use crate::loom::sync::{Condvar, Mutex, MutexGuard};
 
 use super::backend::Backend;
-use super::core::{GetFail, PutFail, wake};
+use super::core::{GetFail, PutFail, SPIN_ROUNDS, backoff, wake};
 use super::error::{PutError, ShutDown};
 use super::waiters::WaitList;
 use crate::util::Wait;
@@ -319,22 +319,6 @@ impl<T> fmt::Debug for FifoCore<T> {
         f.debug_struct("FifoCore")
             .field("state", &self.state.load(Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-/// Spin-then-yield rounds before a waiter sleeps (as `core.rs`: measured
-/// with `spindle bench queue` on 2 cores, short spinning and early
-/// yielding win). None under loom.
-const SPIN_ROUNDS: u32 = 16;
-const SPIN_ONLY: u32 = 2;
-
-fn backoff(round: u32) {
-    if round < SPIN_ONLY {
-        for _ in 0..(1 << (round * 2)) {
-            std::hint::spin_loop();
-        }
-    } else {
-        std::thread::yield_now();
     }
 }
 
