@@ -84,13 +84,33 @@ impl Ready {
     }
 }
 
+/// No task in [`FIRST`].
+const NO_TASK: usize = usize::MAX;
+
 thread_local! {
     /// The address of the `Ready` whose scheduler is running on this
     /// thread (0: none), and the wake-ups of its tasks made on this thread
     /// while it runs: those skip the queue's lock (`run` moves them to the
-    /// back of its batch after each poll, in order).
+    /// back of its batch after each poll, in order). The first of a poll
+    /// goes in `FIRST` (the common case, a `yield_now`, costs no `RefCell`
+    /// and no `Vec`), the others after it in `LOCAL`.
     static RUNNING: Cell<usize> = const { Cell::new(0) };
+    static FIRST: Cell<usize> = const { Cell::new(NO_TASK) };
     static LOCAL: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes the wake-ups made on this thread since the last call, in order.
+fn take_local(into: &mut VecDeque<usize>) {
+    let first = FIRST.replace(NO_TASK);
+    if first != NO_TASK {
+        into.push_back(first);
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            if !l.is_empty() {
+                into.extend(l.drain(..));
+            }
+        });
+    }
 }
 
 /// Marks this thread as running `ready`'s scheduler until dropped; then
@@ -98,20 +118,23 @@ thread_local! {
 /// scheduler this one runs inside, if any.
 struct Running<'r> {
     ready: &'r Arc<Ready>,
-    outer: (usize, Vec<usize>),
+    outer: (usize, usize, Vec<usize>),
 }
 
 impl<'r> Running<'r> {
     fn enter(ready: &'r Arc<Ready>) -> Running<'r> {
         let me = Arc::as_ptr(ready) as usize;
-        let outer = (RUNNING.replace(me), LOCAL.take());
+        let outer = (RUNNING.replace(me), FIRST.replace(NO_TASK), LOCAL.take());
         Running { ready, outer }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let left = LOCAL.replace(std::mem::take(&mut self.outer.1));
+        let mut left = VecDeque::new();
+        take_local(&mut left);
+        LOCAL.set(std::mem::take(&mut self.outer.2));
+        FIRST.set(self.outer.1);
         RUNNING.set(self.outer.0);
         if !left.is_empty() {
             self.ready.lock().extend(left);
@@ -131,30 +154,57 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            let me = Arc::as_ptr(&self.ready) as usize;
-            if RUNNING.try_with(Cell::get) == Ok(me)
-                && LOCAL.try_with(|l| l.borrow_mut().push(self.id)).is_ok()
+        let me = Arc::as_ptr(&self.ready) as usize;
+        if RUNNING.try_with(Cell::get) == Ok(me) {
+            // On the scheduler's own thread (the common case: every
+            // `yield_now`), no read-modify-write: a wake-up from another
+            // thread racing with this one can queue the task twice, and
+            // the second poll is a spurious one, which futures allow.
+            if self.queued.load(Ordering::Relaxed) {
+                return;
+            }
+            self.queued.store(true, Ordering::Relaxed);
+            let first = FIRST.try_with(|f| {
+                if f.get() == NO_TASK {
+                    f.set(self.id);
+                    true
+                } else {
+                    false
+                }
+            });
+            if first == Ok(true)
+                || (first.is_ok() && LOCAL.try_with(|l| l.borrow_mut().push(self.id)).is_ok())
             {
                 return;
             }
-            let sleeping = {
-                let mut q = self.ready.lock();
-                q.push_back(self.id);
-                self.ready.sleeping.load(Ordering::Relaxed)
-            };
-            if !sleeping {
-                return;
-            }
-            let t = self
-                .ready
-                .thread
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            if let Some(t) = t {
-                t.unpark();
-            }
+            // This thread's locals are being destroyed: the shared queue.
+            self.push_shared();
+        } else if !self.queued.swap(true, Ordering::AcqRel) {
+            self.push_shared();
+        }
+    }
+}
+
+impl TaskWaker {
+    /// Queues the task on the shared queue (a wake-up from another thread)
+    /// and unparks the scheduler if it sleeps.
+    fn push_shared(&self) {
+        let sleeping = {
+            let mut q = self.ready.lock();
+            q.push_back(self.id);
+            self.ready.sleeping.load(Ordering::Relaxed)
+        };
+        if !sleeping {
+            return;
+        }
+        let t = self
+            .ready
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(t) = t {
+            t.unpark();
         }
     }
 }
@@ -294,7 +344,7 @@ impl<'a> TaskScheduler<'a> {
             if !self.batch.is_empty() {
                 while let Some(id) = self.batch.pop_front() {
                     self.poll_task(id);
-                    LOCAL.with(|l| self.batch.extend(l.borrow_mut().drain(..)));
+                    take_local(&mut self.batch);
                 }
                 continue;
             }

@@ -255,3 +255,55 @@ fn a_panicking_task_loses_no_wakeup() {
     assert_eq!(sched.run(), Err(Stalled { tasks: 1 }));
     assert_eq!(*out.borrow(), ["a0", "b0", "a1", "b1", "a2", "b2"]);
 }
+
+/// The wake-ups one poll makes run in the order they were made (the
+/// first one and the rest take different paths inside the scheduler), and
+/// a task woken twice before it runs again runs once.
+#[test]
+fn wakeups_of_one_poll_keep_their_order_and_do_not_repeat() {
+    let out = RefCell::new(Vec::new());
+    let wakers: RefCell<Vec<Option<Waker>>> = RefCell::new(vec![None, None]);
+    let mut sched = TaskScheduler::new();
+    let (o, w) = (&out, &wakers);
+    for (slot, name) in ["b", "c"].into_iter().enumerate() {
+        sched.new_task(async move {
+            let mut parked = false;
+            poll_fn(|cx| {
+                if parked {
+                    return Poll::Ready(());
+                }
+                parked = true;
+                w.borrow_mut()[slot] = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            o.borrow_mut().push(name.to_owned());
+        });
+    }
+    sched.new_task(async move {
+        // b and c are parked by now (they ran first).
+        let mut woke = false;
+        poll_fn(|cx| {
+            if woke {
+                return Poll::Ready(());
+            }
+            woke = true;
+            cx.waker().wake_by_ref();
+            let (b, c) = {
+                let mut w = w.borrow_mut();
+                (w[0].take().unwrap(), w[1].take().unwrap())
+            };
+            c.wake_by_ref();
+            cx.waker().wake_by_ref(); // already queued: no second run
+            b.wake_by_ref();
+            c.wake();
+            Poll::Pending
+        })
+        .await;
+        o.borrow_mut().push("a".to_owned());
+        yield_now().await;
+        o.borrow_mut().push("a-again".to_owned());
+    });
+    sched.run().unwrap();
+    assert_eq!(*out.borrow(), ["a", "c", "b", "a-again"]);
+}
