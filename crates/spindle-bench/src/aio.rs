@@ -25,6 +25,10 @@
 //!   process on runtimes of their own; the Python ones are processes started
 //!   once per case. Each run's round trips/s go to the first case, its p99
 //!   latency (µs) to the second: the two figures come from the same runs.
+//! - `echo_50conns_server_cpu`: from the same runs again, the CPU time
+//!   (user + system, from /proc) the server spent per round trip, in µs:
+//!   the server's own cost, whatever share of the 2 cores the client and
+//!   other programs left it (the throughput depends on that share).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -275,7 +279,11 @@ fn actor_ping(b: &mut Bench) {
 /// A plain tokio echo server (no line limit): the `tokio` contender of
 /// `echo_50conns`.
 fn tokio_echo() -> (Runtime, SocketAddr) {
-    let rt = multi();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(TOKIO_ECHO_THREADS)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -304,6 +312,71 @@ fn tokio_echo() -> (Runtime, SocketAddr) {
         }
     });
     (rt, addr)
+}
+
+/// The thread name of the plain tokio echo server's runtime (for its CPU
+/// time); [`EchoServer::bind_aio`] names its threads
+/// [`SPINDLE_ECHO_THREADS`].
+const TOKIO_ECHO_THREADS: &str = "tokio-echo";
+const SPINDLE_ECHO_THREADS: &str = "spindle-echo";
+
+/// CPU time (user + system) used so far by the threads of this process
+/// whose name starts with a prefix, or by a process: from /proc, in
+/// seconds (10 ms resolution: a case's runs last seconds).
+fn cpu_seconds(who: Cpu) -> Result<f64, String> {
+    // Fields after the `(comm)` field of /proc/.../stat: utime is the
+    // 12th, stime the 13th (man 5 proc, fields 14 and 15).
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat[open + 1..close].to_owned();
+        let mut rest = stat[close + 1..].split_whitespace().skip(11);
+        let utime: u64 = rest.next()?.parse().ok()?;
+        let stime: u64 = rest.next()?.parse().ok()?;
+        Some((comm, utime + stime))
+    }
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let total: u64 = match who {
+        Cpu::Threads(name) => {
+            let mut sum = 0;
+            let dir = std::fs::read_dir("/proc/self/task").map_err(|e| e.to_string())?;
+            for task in dir.flatten() {
+                // A thread may end between the listing and the read.
+                if let Ok(stat) = read(task.path().join("stat"))
+                    && let Some((comm, t)) = ticks(&stat)
+                    && comm.starts_with(name)
+                {
+                    sum += t;
+                }
+            }
+            sum
+        }
+        Cpu::Process(pid) => {
+            let stat = read(format!("/proc/{pid}/stat").into())?;
+            ticks(&stat).ok_or("unreadable /proc stat")?.1
+        }
+    };
+    // Clock ticks: USER_HZ, which Linux fixes at 100 for user space on
+    // every architecture spindle builds on.
+    Ok(total as f64 / 100.0)
+}
+
+/// An echo contender: name, warmed up, available, address, whose CPU time.
+type Contender = (
+    &'static str,
+    bool,
+    bool,
+    Result<SocketAddr, String>,
+    Option<Cpu>,
+);
+
+/// Whose CPU time [`cpu_seconds`] reads.
+#[derive(Clone, Copy)]
+enum Cpu {
+    Threads(&'static str),
+    Process(u32),
 }
 
 /// A Python echo server process (`echo.py --serve KIND --port 0`), killed
@@ -352,7 +425,14 @@ impl Drop for PyServer {
 fn echo(b: &mut Bench) {
     const CONNS: usize = 50;
     let rounds: u64 = if b.quick() { 200 } else { 1_000 };
-    if !b.wants("echo_50conns") && !b.wants("echo_50conns_p99") {
+    if ![
+        "echo_50conns",
+        "echo_50conns_p99",
+        "echo_50conns_server_cpu",
+    ]
+    .iter()
+    .any(|c| b.wants(c))
+    {
         return;
     }
     let spindle = EchoServer::bind_aio("127.0.0.1:0", b"", 0).expect("bind the spindle server");
@@ -366,44 +446,81 @@ fn echo(b: &mut Bench) {
     } else {
         (Err("no python3".into()), Err("no python3".into()))
     };
-    // Each run's p99, per contender, for the second case.
-    let p99s: Rc<RefCell<HashMap<&'static str, Vec<f64>>>> = Rc::default();
-    let runner = |name: &'static str, addr: Result<SocketAddr, String>| {
-        let p99s = p99s.clone();
+    // Each run's p99 and the server's CPU time per round trip, per
+    // contender, for the second and third cases.
+    type Runs = Rc<RefCell<HashMap<&'static str, Vec<f64>>>>;
+    let (p99s, cpus): (Runs, Runs) = (Rc::default(), Rc::default());
+    let runner = |name: &'static str, addr: Result<SocketAddr, String>, cpu: Option<Cpu>| {
+        let (p99s, cpus) = (p99s.clone(), cpus.clone());
         move || -> Result<f64, String> {
             let addr = addr.clone()?;
+            let before = cpu.map(cpu_seconds).transpose()?;
             let r = load(addr, CONNS, rounds).map_err(|e| e.to_string())?;
+            if let (Some(cpu), Some(before)) = (cpu, before) {
+                let used = cpu_seconds(cpu)? - before;
+                let per_rt = used * 1e6 / r.round_trips as f64;
+                cpus.borrow_mut().entry(name).or_default().push(per_rt);
+            }
             p99s.borrow_mut().entry(name).or_default().push(r.p99_us);
             Ok(r.throughput())
         }
     };
     let py_addr = |s: &Result<PyServer, String>| s.as_ref().map(|s| s.1).map_err(Clone::clone);
+    let py_cpu = |s: &Result<PyServer, String>| s.as_ref().ok().map(|s| Cpu::Process(s.0.id()));
     let has_py = py.is_some();
-    let contenders: [(&'static str, bool, bool, Result<SocketAddr, String>); 4] = [
-        ("spindle", true, true, Ok(spindle.local_addr())),
-        ("tokio", true, true, Ok(tokio_addr)),
-        ("python", false, has_py, py_addr(&asyncio)),
-        ("python-threading", false, has_py, py_addr(&threading)),
+    let contenders: [Contender; 4] = [
+        (
+            "spindle",
+            true,
+            true,
+            Ok(spindle.local_addr()),
+            Some(Cpu::Threads(SPINDLE_ECHO_THREADS)),
+        ),
+        (
+            "tokio",
+            true,
+            true,
+            Ok(tokio_addr),
+            Some(Cpu::Threads(TOKIO_ECHO_THREADS)),
+        ),
+        ("python", false, has_py, py_addr(&asyncio), py_cpu(&asyncio)),
+        (
+            "python-threading",
+            false,
+            has_py,
+            py_addr(&threading),
+            py_cpu(&threading),
+        ),
     ];
     let impls: Vec<Impl<'_>> = contenders
         .iter()
-        .map(|(name, warm, avail, addr)| fallible(name, *warm, *avail, runner(name, addr.clone())))
-        .collect();
-    b.case("echo_50conns", Unit::OpsPerSec, impls);
-    let impls: Vec<Impl<'_>> = contenders
-        .iter()
-        .map(|(name, warm, avail, _)| {
-            let p99s = p99s.clone();
-            let name: &'static str = name;
-            let mut next = 0;
-            fallible(name, *warm, *avail, move || {
-                let v = p99s.borrow().get(name).and_then(|v| v.get(next).copied());
-                next += 1;
-                v.ok_or_else(|| "no run of echo_50conns to take its p99 from".to_owned())
-            })
+        .map(|(name, warm, avail, addr, cpu)| {
+            fallible(name, *warm, *avail, runner(name, addr.clone(), *cpu))
         })
         .collect();
-    b.case("echo_50conns_p99", Unit::Micros, impls);
+    b.case("echo_50conns", Unit::OpsPerSec, impls);
+    // The other two cases replay the figures of those runs, in order.
+    let replay = |runs: &Runs, case: &'static str| -> Vec<Impl<'_>> {
+        contenders
+            .iter()
+            .map(|(name, warm, avail, _, _)| {
+                let runs = runs.clone();
+                let name: &'static str = name;
+                let mut next = 0;
+                fallible(name, *warm, *avail, move || {
+                    let v = runs.borrow().get(name).and_then(|v| v.get(next).copied());
+                    next += 1;
+                    v.ok_or_else(|| format!("no run of echo_50conns to take its {case} from"))
+                })
+            })
+            .collect()
+    };
+    b.case("echo_50conns_p99", Unit::Micros, replay(&p99s, "p99"));
+    b.case(
+        "echo_50conns_server_cpu",
+        Unit::Micros,
+        replay(&cpus, "server CPU time"),
+    );
     drop((asyncio, threading));
     spindle.shutdown();
 }
