@@ -9,6 +9,8 @@
 //!   `task_done`/`join` and `shutdown`.
 //! - [`Value`] / [`Array`] (and the lock-free [`RawValue`] / [`RawArray`]):
 //!   plain data in shared memory, with an associated lock.
+//! - [`auth`]: challenge-response authentication of a [`Connection`] with
+//!   a shared key (`deliver_challenge` / `answer_challenge`).
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` shared between processes.
 //!
@@ -16,6 +18,7 @@
 //! length-prefixed frames with a versioned header and a hard size limit,
 //! postcard payloads.
 
+pub mod auth;
 mod connection;
 mod error;
 pub(crate) mod fdpass;
@@ -31,6 +34,7 @@ pub mod sync;
 pub use crate::queue::{
     GetTimeoutError, PutError, PutTimeoutError, ShutDown, TryGetError, TryPutError,
 };
+pub use auth::{AuthenticationError, answer_challenge, deliver_challenge};
 pub(crate) use connection::wait_readable;
 pub use connection::{Connection, Pipe};
 pub use error::{
