@@ -13,6 +13,23 @@
 //! Python has no actors in its standard library; the model is Pykka's and
 //! Erlang/OTP's (`one_for_one` supervision, `max_restarts` within a period).
 //!
+//! # Asks from outside the runtime
+//!
+//! An [`ask`](ActorRef::ask) from a plain thread (or an
+//! [`ask_async`](ActorRef::ask_async) from `Runtime::block_on`'s own future)
+//! crosses threads twice: the request wakes the actor's worker, the reply
+//! wakes the asker. Parking and waking a thread through the kernel costs
+//! several microseconds each way, far more than the message itself, so both
+//! ends spin briefly before they park, as the core queue's blocking
+//! `get` does: the asker polls for its reply for up to [`ASK_SPIN`], and an
+//! actor whose last message came from such a thread, finding its mailbox
+//! empty, yields to its runtime and looks again for up to [`IDLE_SPIN`]
+//! before it waits to be woken. Back-to-back asks then hand over without
+//! a sleep; an actor sent nothing more parks after [`IDLE_SPIN`]. Asks
+//! between tasks of one multi-thread runtime do not spin (tokio hands the
+//! woken task to the same worker), nor do asks on a `current_thread`
+//! runtime (its one thread runs both ends).
+//!
 //! # Examples
 //!
 //! ```
@@ -49,11 +66,12 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use spindle::queue::{PutError, PutTimeoutError, Queue, TryPutError};
+use spindle::queue::{PutError, PutTimeoutError, Queue, TryGetError, TryPutError};
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{oneshot, watch};
 
 use crate::{block_on_deadline, in_runtime};
@@ -150,9 +168,62 @@ impl fmt::Display for AskError {
 
 impl std::error::Error for AskError {}
 
+/// How long an asker outside the runtime's tasks (see [the module
+/// docs](self#asks-from-outside-the-runtime)) polls for its reply before it
+/// parks.
+pub const ASK_SPIN: Duration = Duration::from_micros(20);
+
+/// How long an actor whose last message came from outside the runtime's
+/// tasks keeps looking at its empty mailbox, yielding to its runtime between
+/// looks, before it waits to be woken.
+pub const IDLE_SPIN: Duration = Duration::from_micros(20);
+
+/// At most this many yields per [`IDLE_SPIN`], however slow the clock reads.
+const IDLE_SPIN_MAX_YIELDS: u32 = 64;
+
+/// Whether this thread, waiting for another thread of the process, may spin
+/// before it parks: it is not a task (spinning would hold up the worker it
+/// runs on) and not the thread of a `current_thread` runtime (the thread it
+/// would wait for is itself).
+fn spinning_helps() -> bool {
+    tokio::task::try_id().is_none()
+        && Handle::try_current()
+            .map_or(true, |h| h.runtime_flavor() != RuntimeFlavor::CurrentThread)
+}
+
+/// Polls `rx` for up to [`ASK_SPIN`]: `None` if the reply has not come.
+fn spin_for_reply<R>(rx: &mut oneshot::Receiver<R>) -> Option<Result<R, AskError>> {
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(Ok(v)),
+            Err(oneshot::error::TryRecvError::Closed) => return Some(Err(AskError::NoReply)),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        if start.elapsed() >= ASK_SPIN {
+            return None;
+        }
+        // A few busy rounds, then let a thread we may be waiting for run
+        // (the core queue's backoff: long pure spinning starves it).
+        if round < 4 {
+            for _ in 0..1u32 << round {
+                std::hint::spin_loop();
+            }
+            round += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 struct Cell<M> {
     name: String,
     mailbox: Queue<M>,
+    /// The last message came from a thread that spins for replies
+    /// ([`spinning_helps`]): idle, the actor looks again for a while before
+    /// it parks.
+    outside_sender: AtomicBool,
     stopped: watch::Sender<bool>,
     restarts: AtomicUsize,
     last_panic: Mutex<Option<String>>,
@@ -184,12 +255,22 @@ impl<M> fmt::Debug for ActorRef<M> {
 }
 
 impl<M: Send + 'static> ActorRef<M> {
+    /// Records whether this message comes from a thread that spins for
+    /// replies (written only when it changes: senders share the line).
+    fn note_sender(&self) {
+        let outside = spinning_helps();
+        if self.cell.outside_sender.load(Ordering::Relaxed) != outside {
+            self.cell.outside_sender.store(outside, Ordering::Relaxed);
+        }
+    }
+
     /// Puts `msg` in the mailbox, blocking this thread while it is full.
     ///
     /// # Errors
     ///
     /// [`SendError::Stopped`] if the actor is stopped.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put(msg)
@@ -202,6 +283,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Stopped`] if the actor is stopped.
     pub async fn send_async(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put_async(msg)
@@ -215,6 +297,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Full`] or [`SendError::Stopped`].
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell.mailbox.try_put(msg).map_err(|e| match e {
             TryPutError::Full(m) => SendError::Full(m),
             TryPutError::ShutDown(m) => SendError::Stopped(m),
@@ -227,6 +310,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Timeout`] or [`SendError::Stopped`].
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put_timeout(msg, timeout)
@@ -237,7 +321,8 @@ impl<M: Send + 'static> ActorRef<M> {
     }
 
     /// Sends the request `make(reply)` and blocks this thread for the
-    /// answer (Pykka's `ask`).
+    /// answer (Pykka's `ask`). It polls for the answer for up to
+    /// [`ASK_SPIN`] before it parks.
     ///
     /// # Errors
     ///
@@ -247,23 +332,34 @@ impl<M: Send + 'static> ActorRef<M> {
         if in_runtime() {
             return Err(AskError::InRuntime);
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
+        if let Some(out) = spin_for_reply(&mut rx) {
+            return out;
+        }
         block_on_deadline(rx, None)
             .expect("no deadline")
             .map_err(|_| AskError::NoReply)
     }
 
-    /// Sends the request `make(reply)` and awaits the answer.
+    /// Sends the request `make(reply)` and awaits the answer. Awaited
+    /// outside any task (in `Runtime::block_on` of a multi-thread runtime,
+    /// or another executor), it polls for the answer for up to [`ASK_SPIN`]
+    /// first, blocking that thread meanwhile.
     ///
     /// # Errors
     ///
     /// [`AskError::Stopped`] or [`AskError::NoReply`].
     pub async fn ask_async<R>(&self, make: impl FnOnce(Reply<R>) -> M) -> Result<R, AskError> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.send_async(make(Reply(tx)))
             .await
             .map_err(|_| AskError::Stopped)?;
+        if spinning_helps()
+            && let Some(out) = spin_for_reply(&mut rx)
+        {
+            return out;
+        }
         rx.await.map_err(|_| AskError::NoReply)
     }
 
@@ -384,6 +480,7 @@ impl Supervisor {
         let cell = Arc::new(Cell {
             name: name.to_owned(),
             mailbox: Queue::with_maxsize(capacity),
+            outside_sender: AtomicBool::new(false),
             stopped,
             restarts: AtomicUsize::new(0),
             last_panic: Mutex::new(None),
@@ -422,9 +519,9 @@ where
     let mut recent: VecDeque<tokio::time::Instant> = VecDeque::new();
     loop {
         let mut actor = factory();
-        let mailbox = cell.mailbox.clone();
+        let inbox = cell.clone();
         let run = tokio::spawn(async move {
-            while let Ok(msg) = mailbox.get_async().await {
+            while let Some(msg) = next_message(&inbox).await {
                 actor.handle(msg).await;
             }
         });
@@ -463,6 +560,35 @@ where
             Err(_) => return, // cancelled: the runtime is shutting down
         }
     }
+}
+
+/// The next message of the actor's mailbox, `None` once it is shut down
+/// and drained. With an empty mailbox and a last sender outside the
+/// runtime's tasks, it yields and looks again for up to [`IDLE_SPIN`] before
+/// it waits to be woken (module docs: "Asks from outside the runtime").
+async fn next_message<M>(cell: &Cell<M>) -> Option<M> {
+    let look = || match cell.mailbox.try_get() {
+        Ok(msg) => Some(Some(msg)),
+        Err(TryGetError::ShutDown) => Some(None),
+        Err(TryGetError::Empty) => None,
+    };
+    if let Some(next) = look() {
+        return next;
+    }
+    if cell.outside_sender.load(Ordering::Relaxed) {
+        // std's clock: a paused tokio clock would never end the spin.
+        let start = Instant::now();
+        for _ in 0..IDLE_SPIN_MAX_YIELDS {
+            tokio::task::yield_now().await;
+            if let Some(next) = look() {
+                return next;
+            }
+            if start.elapsed() >= IDLE_SPIN {
+                break;
+            }
+        }
+    }
+    cell.mailbox.get_async().await.ok()
 }
 
 /// Why a [`Registry`] lookup failed.
