@@ -18,6 +18,9 @@
 //!   actor on the runtime's workers: spindle's `ActorRef::ask_async`,
 //!   ractor's `call!` (its RPC), kameo's `ask`, and plain tokio (a task
 //!   answering an mpsc of requests through oneshots); round trips/s.
+//! - `actor_ping_task`: the same asks from a task spawned on the actor's
+//!   runtime (an actor asking an actor): no thread has to be woken, so
+//!   this is each library's own cost per request and reply.
 //! - `echo_50conns` and `echo_50conns_p99`: `spindle_aio::echo::load` (the
 //!   client of `spindle echo load`) with 50 connections against each server:
 //!   spindle's `EchoServer::bind_aio` (what `spindle echo serve --aio` runs),
@@ -353,6 +356,65 @@ fn actor_ping(b: &mut Bench) {
             imp("kameo", || {
                 per_sec(n, |n| {
                     rt4.block_on(async {
+                        for i in 0..n {
+                            let got = kameo_pong.ask(KameoPing(i)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+        ],
+    );
+    // The asking loop as a task on the actor's runtime.
+    fn in_task<F>(rt: &Runtime, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        rt.block_on(rt.spawn(fut))
+            .expect("the asking task panicked");
+    }
+    b.case(
+        "actor_ping_task",
+        Unit::OpsPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(n, |n| {
+                    let pong = pong.clone();
+                    in_task(&rt1, async move {
+                        for i in 0..n {
+                            let got = pong.ask_async(|r| Ping::Ping(i, r)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("tokio", || {
+                per_sec(n, |n| {
+                    let req_tx = req_tx.clone();
+                    in_task(&rt2, async move {
+                        for i in 0..n {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            req_tx.send((i, tx)).await.unwrap();
+                            assert_eq!(rx.await.unwrap(), i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("ractor", || {
+                per_sec(n, |n| {
+                    let ractor_pong = ractor_pong.clone();
+                    in_task(&rt3, async move {
+                        for i in 0..n {
+                            let got = ractor::call!(ractor_pong, RactorPing::Ping, i).unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("kameo", || {
+                per_sec(n, |n| {
+                    let kameo_pong = kameo_pong.clone();
+                    in_task(&rt4, async move {
                         for i in 0..n {
                             let got = kameo_pong.ask(KameoPing(i)).await.unwrap();
                             assert_eq!(got, i + 1);
