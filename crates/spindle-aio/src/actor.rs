@@ -25,7 +25,11 @@
 //! actor whose last message came from such a thread, finding its mailbox
 //! empty, yields to its runtime and looks again for up to [`IDLE_SPIN`]
 //! before it waits to be woken. Back-to-back asks then hand over without
-//! a sleep; an actor sent nothing more parks after [`IDLE_SPIN`]. Asks
+//! a sleep; an actor sent nothing more parks after [`IDLE_SPIN`]. Both
+//! spins adapt: after 3 in a row that found nothing (the other end was not
+//! running, e.g. on a machine whose cores are all busy), the next 8 waits
+//! park at once, then 16, ... up to 1,024 after further misses, so where
+//! spinning does not pay it costs a spin per that many waits. Asks
 //! between tasks of one multi-thread runtime do not spin (tokio hands the
 //! woken task to the same worker), nor do asks on a `current_thread`
 //! runtime (its one thread runs both ends).
@@ -66,7 +70,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -191,8 +195,73 @@ fn spinning_helps() -> bool {
             .map_or(true, |h| h.runtime_flavor() != RuntimeFlavor::CurrentThread)
 }
 
-/// Polls `rx` for up to [`ASK_SPIN`]: `None` if the reply has not come.
-fn spin_for_reply<R>(rx: &mut oneshot::Receiver<R>) -> Option<Result<R, AskError>> {
+/// Adaptive spinning: after a run of spins that found nothing (the other
+/// end was not running: say all cores are busy, or the kernel put both
+/// threads on one core), the next waits park at once: 8 after 3 misses in
+/// a row, twice as many after each further miss, up to 1,024. So where
+/// spinning does not pay it costs about one spin per that many waits; a
+/// lone miss (a preempted thread) changes nothing, and a spin that pays
+/// resets the count. Counts are approximate under races (relaxed atomics).
+#[derive(Debug, Default)]
+struct SpinGate {
+    /// Waits left that park without spinning.
+    skip: AtomicU32,
+    /// Spins in a row that found nothing.
+    misses: AtomicU32,
+}
+
+impl SpinGate {
+    const MISSES_BEFORE_SKIPPING: u32 = 3;
+    const FIRST_SKIP: u32 = 8;
+    const MAX_SKIP: u32 = 1024;
+
+    /// Whether this wait may spin (else it counts one skipped wait).
+    fn may_spin(&self) -> bool {
+        match self.skip.load(Ordering::Relaxed) {
+            0 => true,
+            n => {
+                self.skip.store(n - 1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Records whether a spin found what it waited for.
+    fn record(&self, paid: bool) {
+        let misses = self.misses.load(Ordering::Relaxed);
+        if paid {
+            if misses != 0 {
+                self.misses.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let misses = misses.saturating_add(1);
+        self.misses.store(misses, Ordering::Relaxed);
+        if let Some(over) = misses.checked_sub(Self::MISSES_BEFORE_SKIPPING) {
+            let skip = Self::FIRST_SKIP
+                .checked_shl(over)
+                .unwrap_or(Self::MAX_SKIP)
+                .min(Self::MAX_SKIP);
+            self.skip.store(skip, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Polls `rx` for up to [`ASK_SPIN`] if `gate` allows: `None` if the reply
+/// has not come.
+fn spin_for_reply<R>(
+    gate: &SpinGate,
+    rx: &mut oneshot::Receiver<R>,
+) -> Option<Result<R, AskError>> {
+    if !gate.may_spin() {
+        return None;
+    }
+    let out = spin_until_reply(rx);
+    gate.record(out.is_some());
+    out
+}
+
+fn spin_until_reply<R>(rx: &mut oneshot::Receiver<R>) -> Option<Result<R, AskError>> {
     let start = Instant::now();
     let mut round = 0u32;
     loop {
@@ -224,6 +293,10 @@ struct Cell<M> {
     /// ([`spinning_helps`]): idle, the actor looks again for a while before
     /// it parks.
     outside_sender: AtomicBool,
+    /// Adapts the askers' spinning ([`ASK_SPIN`]).
+    ask_gate: SpinGate,
+    /// Adapts the actor's spinning ([`IDLE_SPIN`]).
+    idle_gate: SpinGate,
     stopped: watch::Sender<bool>,
     restarts: AtomicUsize,
     last_panic: Mutex<Option<String>>,
@@ -334,7 +407,7 @@ impl<M: Send + 'static> ActorRef<M> {
         }
         let (tx, mut rx) = oneshot::channel();
         self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
-        if let Some(out) = spin_for_reply(&mut rx) {
+        if let Some(out) = spin_for_reply(&self.cell.ask_gate, &mut rx) {
             return out;
         }
         block_on_deadline(rx, None)
@@ -356,7 +429,7 @@ impl<M: Send + 'static> ActorRef<M> {
             .await
             .map_err(|_| AskError::Stopped)?;
         if spinning_helps()
-            && let Some(out) = spin_for_reply(&mut rx)
+            && let Some(out) = spin_for_reply(&self.cell.ask_gate, &mut rx)
         {
             return out;
         }
@@ -481,6 +554,8 @@ impl Supervisor {
             name: name.to_owned(),
             mailbox: Queue::with_maxsize(capacity),
             outside_sender: AtomicBool::new(false),
+            ask_gate: SpinGate::default(),
+            idle_gate: SpinGate::default(),
             stopped,
             restarts: AtomicUsize::new(0),
             last_panic: Mutex::new(None),
@@ -575,18 +650,20 @@ async fn next_message<M>(cell: &Cell<M>) -> Option<M> {
     if let Some(next) = look() {
         return next;
     }
-    if cell.outside_sender.load(Ordering::Relaxed) {
+    if cell.outside_sender.load(Ordering::Relaxed) && cell.idle_gate.may_spin() {
         // std's clock: a paused tokio clock would never end the spin.
         let start = Instant::now();
         for _ in 0..IDLE_SPIN_MAX_YIELDS {
             tokio::task::yield_now().await;
             if let Some(next) = look() {
+                cell.idle_gate.record(true);
                 return next;
             }
             if start.elapsed() >= IDLE_SPIN {
                 break;
             }
         }
+        cell.idle_gate.record(false);
     }
     cell.mailbox.get_async().await.ok()
 }
@@ -691,5 +768,64 @@ impl Registry {
                 expected: std::any::type_name::<M>(),
                 registered: entry.msg_type,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits the gate lets spin out of the next `n`.
+    fn spins(gate: &SpinGate, n: u32) -> u32 {
+        (0..n).filter(|_| gate.may_spin()).count() as u32
+    }
+
+    #[test]
+    fn spin_gate_backs_off_after_misses_in_a_row_and_resets_on_a_hit() {
+        let gate = SpinGate::default();
+        assert_eq!(spins(&gate, 100), 100, "spins until a miss");
+        gate.record(false);
+        gate.record(false);
+        assert_eq!(spins(&gate, 10), 10, "two misses change nothing");
+        gate.record(false); // the third in a row: skip 8
+        assert_eq!(spins(&gate, 9), 1);
+        gate.record(false); // the fourth: skip 16
+        assert_eq!(spins(&gate, 17), 1);
+        for _ in 0..20 {
+            gate.record(false);
+        }
+        assert_eq!(spins(&gate, 1025), 1, "at most 1,024 skipped");
+        gate.record(true);
+        assert_eq!(spins(&gate, 10), 10, "a hit resets");
+        gate.record(false);
+        assert_eq!(spins(&gate, 10), 10, "the count of misses restarted");
+    }
+
+    #[test]
+    fn spin_until_reply_sees_a_reply_a_drop_or_gives_up() {
+        let (tx, mut rx) = oneshot::channel();
+        tx.send(5).unwrap();
+        assert_eq!(spin_until_reply(&mut rx), Some(Ok(5)));
+
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        drop(tx);
+        assert_eq!(spin_until_reply(&mut rx), Some(Err(AskError::NoReply)));
+
+        let (_tx, mut rx) = oneshot::channel::<u8>();
+        let start = Instant::now();
+        assert_eq!(spin_until_reply(&mut rx), None);
+        assert!(start.elapsed() >= ASK_SPIN);
+
+        // From another thread while it spins (or after: then the next
+        // spin sees it).
+        let (tx, mut rx) = oneshot::channel();
+        let sender = std::thread::spawn(move || tx.send(7).unwrap());
+        let got = loop {
+            if let Some(out) = spin_until_reply(&mut rx) {
+                break out;
+            }
+        };
+        assert_eq!(got, Ok(7));
+        sender.join().unwrap();
     }
 }

@@ -363,6 +363,11 @@ fn voluntary_switches() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The two tests counting sleeps run one at a time: each keeps two threads
+/// busy (the asker and the actor's worker), and two of them at once on a
+/// two-core machine would measure the overload, not the hand-over.
+static SPINNERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Back-to-back asks from a plain thread hand over without the asker
 /// sleeping: it polls for the reply (`ASK_SPIN`) while the actor, whose
 /// last sender was that thread, keeps looking at its mailbox (`IDLE_SPIN`)
@@ -372,6 +377,7 @@ fn voluntary_switches() -> u64 {
 #[test]
 fn back_to_back_asks_from_a_thread_do_not_sleep() {
     const ASKS: u64 = 2_000;
+    let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
     let counter = actor::spawn(Counter::default, 8);
     let parks = thread::spawn(move || {
         for _ in 0..100 {
@@ -400,6 +406,7 @@ fn back_to_back_asks_from_a_thread_do_not_sleep() {
 #[test]
 fn back_to_back_asks_from_block_on_do_not_sleep() {
     const ASKS: u64 = 2_000;
+    let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
