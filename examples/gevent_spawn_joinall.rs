@@ -17,54 +17,13 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use spindle_aio::{join_all, spawn};
-use spindle_examples::http::{LocalServer, Page};
-use tokio::net::TcpStream;
+use spindle_examples::http::{LocalServer, Page, fetch_url_async};
 
-/// Writes all of `buf` on a non-blocking tokio socket.
-async fn write_all(conn: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        conn.writable().await?;
-        match conn.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads until the peer closes.
-async fn read_to_end(conn: &TcpStream) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        conn.readable().await?;
-        match conn.try_read(&mut buf) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// `print_head(url)`: GET the page, print its size and first bytes.
+/// `print_head(url)`: GET the page (on `tokio::net`: see
+/// `fetch_url_async`), print its size and first bytes.
 async fn print_head(url: String) -> io::Result<usize> {
     println!("Starting {url}");
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let conn = TcpStream::connect(host).await?;
-    write_all(
-        &conn,
-        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let response = read_to_end(&conn).await?;
-    let body_at = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(response.len(), |p| p + 4);
-    let data = &response[body_at..];
+    let data = fetch_url_async(&url).await?;
     let head = String::from_utf8_lossy(&data[..data.len().min(30)]).into_owned();
     println!("{url}: {} bytes: {head:?}", data.len());
     Ok(data.len())

@@ -100,15 +100,26 @@ fn serve(conn: TcpStream, pages: &[Page]) -> io::Result<()> {
 ///
 /// A malformed URL, a connection failure, or a status other than 200.
 pub fn fetch_url(url: &str) -> io::Result<Vec<u8>> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("bad url {url:?}"));
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
+    let (host, path) = split_url(url)?;
     let mut conn = TcpStream::connect(host)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
     let mut response = Vec::new();
     conn.read_to_end(&mut response)?;
+    body_of(url, response)
+}
+
+/// `http://host:port/path` as `(host:port, /path)`.
+fn split_url(url: &str) -> io::Result<(&str, &str)> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("bad url {url:?}"));
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Ok((host, if path.is_empty() { "/" } else { path }))
+}
+
+/// The body of a whole HTTP/1.x response, or an error for a status other
+/// than 200.
+fn body_of(url: &str, response: Vec<u8>) -> io::Result<Vec<u8>> {
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -119,4 +130,39 @@ pub fn fetch_url(url: &str) -> io::Result<Vec<u8>> {
         return Err(io::Error::other(format!("{url}: {first}")));
     }
     Ok(response[split + 4..].to_vec())
+}
+
+/// [`fetch_url`] on tokio's sockets, for tasks: the connection and the reads
+/// wait in the runtime instead of blocking a worker thread (what gevent's
+/// `monkey.patch_all()` does to `urlopen`).
+///
+/// # Errors
+///
+/// As [`fetch_url`].
+pub async fn fetch_url_async(url: &str) -> io::Result<Vec<u8>> {
+    let (host, path) = split_url(url)?;
+    let conn = tokio::net::TcpStream::connect(host).await?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").into_bytes();
+    let mut sent = 0;
+    while sent < request.len() {
+        conn.writable().await?;
+        match conn.try_write(&request[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    request.clear();
+    let mut response = request;
+    let mut buf = [0u8; 4096];
+    loop {
+        conn.readable().await?;
+        match conn.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    body_of(url, response)
 }

@@ -13,6 +13,27 @@
 //! Python has no actors in its standard library; the model is Pykka's and
 //! Erlang/OTP's (`one_for_one` supervision, `max_restarts` within a period).
 //!
+//! # Asks from outside the runtime
+//!
+//! An [`ask`](ActorRef::ask) from a plain thread (or an
+//! [`ask_async`](ActorRef::ask_async) from `Runtime::block_on`'s own future)
+//! crosses threads twice: the request wakes the actor's worker, the reply
+//! wakes the asker. Parking and waking a thread through the kernel costs
+//! several microseconds each way, far more than the message itself, so both
+//! ends spin briefly before they park, as the core queue's blocking
+//! `get` does: the asker polls for its reply for up to [`ASK_SPIN`], and an
+//! actor whose last message came from such a thread, finding its mailbox
+//! empty, yields to its runtime and looks again for up to [`IDLE_SPIN`]
+//! before it waits to be woken. Back-to-back asks then hand over without
+//! a sleep; an actor sent nothing more parks after [`IDLE_SPIN`]. Both
+//! spins adapt: after 3 in a row that found nothing (the other end was not
+//! running, e.g. on a machine whose cores are all busy), the next 8 waits
+//! park at once, then 16, ... up to 1,024 after further misses, so where
+//! spinning does not pay it costs a spin per that many waits. Asks
+//! between tasks of one multi-thread runtime do not spin (tokio hands the
+//! woken task to the same worker), nor do asks on a `current_thread`
+//! runtime (its one thread runs both ends).
+//!
 //! # Examples
 //!
 //! ```
@@ -49,11 +70,12 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use spindle::queue::{PutError, PutTimeoutError, Queue, TryPutError};
+use spindle::queue::{PutError, PutTimeoutError, Queue, TryGetError, TryPutError};
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{oneshot, watch};
 
 use crate::{block_on_deadline, in_runtime};
@@ -150,9 +172,131 @@ impl fmt::Display for AskError {
 
 impl std::error::Error for AskError {}
 
+/// How long an asker outside the runtime's tasks (see [the module
+/// docs](self#asks-from-outside-the-runtime)) polls for its reply before it
+/// parks.
+pub const ASK_SPIN: Duration = Duration::from_micros(20);
+
+/// How long an actor whose last message came from outside the runtime's
+/// tasks keeps looking at its empty mailbox, yielding to its runtime between
+/// looks, before it waits to be woken.
+pub const IDLE_SPIN: Duration = Duration::from_micros(20);
+
+/// At most this many yields per [`IDLE_SPIN`], however slow the clock reads.
+const IDLE_SPIN_MAX_YIELDS: u32 = 64;
+
+/// Whether this thread, waiting for another thread of the process, may spin
+/// before it parks: it is not a task (spinning would hold up the worker it
+/// runs on) and not the thread of a `current_thread` runtime (the thread it
+/// would wait for is itself).
+fn spinning_helps() -> bool {
+    tokio::task::try_id().is_none()
+        && Handle::try_current()
+            .map_or(true, |h| h.runtime_flavor() != RuntimeFlavor::CurrentThread)
+}
+
+/// Adaptive spinning: after a run of spins that found nothing (the other
+/// end was not running: say all cores are busy, or the kernel put both
+/// threads on one core), the next waits park at once: 8 after 3 misses in
+/// a row, twice as many after each further miss, up to 1,024. So where
+/// spinning does not pay it costs about one spin per that many waits; a
+/// lone miss (a preempted thread) changes nothing, and a spin that pays
+/// resets the count. Counts are approximate under races (relaxed atomics).
+#[derive(Debug, Default)]
+struct SpinGate {
+    /// Waits left that park without spinning.
+    skip: AtomicU32,
+    /// Spins in a row that found nothing.
+    misses: AtomicU32,
+}
+
+impl SpinGate {
+    const MISSES_BEFORE_SKIPPING: u32 = 3;
+    const FIRST_SKIP: u32 = 8;
+    const MAX_SKIP: u32 = 1024;
+
+    /// Whether this wait may spin (else it counts one skipped wait).
+    fn may_spin(&self) -> bool {
+        match self.skip.load(Ordering::Relaxed) {
+            0 => true,
+            n => {
+                self.skip.store(n - 1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Records whether a spin found what it waited for.
+    fn record(&self, paid: bool) {
+        let misses = self.misses.load(Ordering::Relaxed);
+        if paid {
+            if misses != 0 {
+                self.misses.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let misses = misses.saturating_add(1);
+        self.misses.store(misses, Ordering::Relaxed);
+        if let Some(over) = misses.checked_sub(Self::MISSES_BEFORE_SKIPPING) {
+            let skip = Self::FIRST_SKIP
+                .checked_shl(over)
+                .unwrap_or(Self::MAX_SKIP)
+                .min(Self::MAX_SKIP);
+            self.skip.store(skip, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Polls `rx` for up to [`ASK_SPIN`] if `gate` allows: `None` if the reply
+/// has not come.
+fn spin_for_reply<R>(
+    gate: &SpinGate,
+    rx: &mut oneshot::Receiver<R>,
+) -> Option<Result<R, AskError>> {
+    if !gate.may_spin() {
+        return None;
+    }
+    let out = spin_until_reply(rx);
+    gate.record(out.is_some());
+    out
+}
+
+fn spin_until_reply<R>(rx: &mut oneshot::Receiver<R>) -> Option<Result<R, AskError>> {
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(Ok(v)),
+            Err(oneshot::error::TryRecvError::Closed) => return Some(Err(AskError::NoReply)),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        if start.elapsed() >= ASK_SPIN {
+            return None;
+        }
+        // A few busy rounds, then let a thread we may be waiting for run
+        // (the core queue's backoff: long pure spinning starves it).
+        if round < 4 {
+            for _ in 0..1u32 << round {
+                std::hint::spin_loop();
+            }
+            round += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 struct Cell<M> {
     name: String,
     mailbox: Queue<M>,
+    /// The last message came from a thread that spins for replies
+    /// ([`spinning_helps`]): idle, the actor looks again for a while before
+    /// it parks.
+    outside_sender: AtomicBool,
+    /// Adapts the askers' spinning ([`ASK_SPIN`]).
+    ask_gate: SpinGate,
+    /// Adapts the actor's spinning ([`IDLE_SPIN`]).
+    idle_gate: SpinGate,
     stopped: watch::Sender<bool>,
     restarts: AtomicUsize,
     last_panic: Mutex<Option<String>>,
@@ -184,12 +328,22 @@ impl<M> fmt::Debug for ActorRef<M> {
 }
 
 impl<M: Send + 'static> ActorRef<M> {
+    /// Records whether this message comes from a thread that spins for
+    /// replies (written only when it changes: senders share the line).
+    fn note_sender(&self) {
+        let outside = spinning_helps();
+        if self.cell.outside_sender.load(Ordering::Relaxed) != outside {
+            self.cell.outside_sender.store(outside, Ordering::Relaxed);
+        }
+    }
+
     /// Puts `msg` in the mailbox, blocking this thread while it is full.
     ///
     /// # Errors
     ///
     /// [`SendError::Stopped`] if the actor is stopped.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put(msg)
@@ -202,6 +356,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Stopped`] if the actor is stopped.
     pub async fn send_async(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put_async(msg)
@@ -215,6 +370,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Full`] or [`SendError::Stopped`].
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell.mailbox.try_put(msg).map_err(|e| match e {
             TryPutError::Full(m) => SendError::Full(m),
             TryPutError::ShutDown(m) => SendError::Stopped(m),
@@ -227,6 +383,7 @@ impl<M: Send + 'static> ActorRef<M> {
     ///
     /// [`SendError::Timeout`] or [`SendError::Stopped`].
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendError<M>> {
+        self.note_sender();
         self.cell
             .mailbox
             .put_timeout(msg, timeout)
@@ -237,7 +394,8 @@ impl<M: Send + 'static> ActorRef<M> {
     }
 
     /// Sends the request `make(reply)` and blocks this thread for the
-    /// answer (Pykka's `ask`).
+    /// answer (Pykka's `ask`). It polls for the answer for up to
+    /// [`ASK_SPIN`] before it parks.
     ///
     /// # Errors
     ///
@@ -247,23 +405,34 @@ impl<M: Send + 'static> ActorRef<M> {
         if in_runtime() {
             return Err(AskError::InRuntime);
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.send(make(Reply(tx))).map_err(|_| AskError::Stopped)?;
+        if let Some(out) = spin_for_reply(&self.cell.ask_gate, &mut rx) {
+            return out;
+        }
         block_on_deadline(rx, None)
             .expect("no deadline")
             .map_err(|_| AskError::NoReply)
     }
 
-    /// Sends the request `make(reply)` and awaits the answer.
+    /// Sends the request `make(reply)` and awaits the answer. Awaited
+    /// outside any task (in `Runtime::block_on` of a multi-thread runtime,
+    /// or another executor), it polls for the answer for up to [`ASK_SPIN`]
+    /// first, blocking that thread meanwhile.
     ///
     /// # Errors
     ///
     /// [`AskError::Stopped`] or [`AskError::NoReply`].
     pub async fn ask_async<R>(&self, make: impl FnOnce(Reply<R>) -> M) -> Result<R, AskError> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.send_async(make(Reply(tx)))
             .await
             .map_err(|_| AskError::Stopped)?;
+        if spinning_helps()
+            && let Some(out) = spin_for_reply(&self.cell.ask_gate, &mut rx)
+        {
+            return out;
+        }
         rx.await.map_err(|_| AskError::NoReply)
     }
 
@@ -384,6 +553,9 @@ impl Supervisor {
         let cell = Arc::new(Cell {
             name: name.to_owned(),
             mailbox: Queue::with_maxsize(capacity),
+            outside_sender: AtomicBool::new(false),
+            ask_gate: SpinGate::default(),
+            idle_gate: SpinGate::default(),
             stopped,
             restarts: AtomicUsize::new(0),
             last_panic: Mutex::new(None),
@@ -422,9 +594,9 @@ where
     let mut recent: VecDeque<tokio::time::Instant> = VecDeque::new();
     loop {
         let mut actor = factory();
-        let mailbox = cell.mailbox.clone();
+        let inbox = cell.clone();
         let run = tokio::spawn(async move {
-            while let Ok(msg) = mailbox.get_async().await {
+            while let Some(msg) = next_message(&inbox).await {
                 actor.handle(msg).await;
             }
         });
@@ -463,6 +635,37 @@ where
             Err(_) => return, // cancelled: the runtime is shutting down
         }
     }
+}
+
+/// The next message of the actor's mailbox, `None` once it is shut down
+/// and drained. With an empty mailbox and a last sender outside the
+/// runtime's tasks, it yields and looks again for up to [`IDLE_SPIN`] before
+/// it waits to be woken (module docs: "Asks from outside the runtime").
+async fn next_message<M>(cell: &Cell<M>) -> Option<M> {
+    let look = || match cell.mailbox.try_get() {
+        Ok(msg) => Some(Some(msg)),
+        Err(TryGetError::ShutDown) => Some(None),
+        Err(TryGetError::Empty) => None,
+    };
+    if let Some(next) = look() {
+        return next;
+    }
+    if cell.outside_sender.load(Ordering::Relaxed) && cell.idle_gate.may_spin() {
+        // std's clock: a paused tokio clock would never end the spin.
+        let start = Instant::now();
+        for _ in 0..IDLE_SPIN_MAX_YIELDS {
+            tokio::task::yield_now().await;
+            if let Some(next) = look() {
+                cell.idle_gate.record(true);
+                return next;
+            }
+            if start.elapsed() >= IDLE_SPIN {
+                break;
+            }
+        }
+        cell.idle_gate.record(false);
+    }
+    cell.mailbox.get_async().await.ok()
 }
 
 /// Why a [`Registry`] lookup failed.
@@ -565,5 +768,64 @@ impl Registry {
                 expected: std::any::type_name::<M>(),
                 registered: entry.msg_type,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits the gate lets spin out of the next `n`.
+    fn spins(gate: &SpinGate, n: u32) -> u32 {
+        (0..n).filter(|_| gate.may_spin()).count() as u32
+    }
+
+    #[test]
+    fn spin_gate_backs_off_after_misses_in_a_row_and_resets_on_a_hit() {
+        let gate = SpinGate::default();
+        assert_eq!(spins(&gate, 100), 100, "spins until a miss");
+        gate.record(false);
+        gate.record(false);
+        assert_eq!(spins(&gate, 10), 10, "two misses change nothing");
+        gate.record(false); // the third in a row: skip 8
+        assert_eq!(spins(&gate, 9), 1);
+        gate.record(false); // the fourth: skip 16
+        assert_eq!(spins(&gate, 17), 1);
+        for _ in 0..20 {
+            gate.record(false);
+        }
+        assert_eq!(spins(&gate, 1025), 1, "at most 1,024 skipped");
+        gate.record(true);
+        assert_eq!(spins(&gate, 10), 10, "a hit resets");
+        gate.record(false);
+        assert_eq!(spins(&gate, 10), 10, "the count of misses restarted");
+    }
+
+    #[test]
+    fn spin_until_reply_sees_a_reply_a_drop_or_gives_up() {
+        let (tx, mut rx) = oneshot::channel();
+        tx.send(5).unwrap();
+        assert_eq!(spin_until_reply(&mut rx), Some(Ok(5)));
+
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        drop(tx);
+        assert_eq!(spin_until_reply(&mut rx), Some(Err(AskError::NoReply)));
+
+        let (_tx, mut rx) = oneshot::channel::<u8>();
+        let start = Instant::now();
+        assert_eq!(spin_until_reply(&mut rx), None);
+        assert!(start.elapsed() >= ASK_SPIN);
+
+        // From another thread while it spins (or after: then the next
+        // spin sees it).
+        let (tx, mut rx) = oneshot::channel();
+        let sender = std::thread::spawn(move || tx.send(7).unwrap());
+        let got = loop {
+            if let Some(out) = spin_until_reply(&mut rx) {
+                break out;
+            }
+        };
+        assert_eq!(got, Ok(7));
+        sender.join().unwrap();
     }
 }

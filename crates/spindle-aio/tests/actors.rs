@@ -18,6 +18,10 @@ enum Msg {
     /// Says it started on the channel, then waits for the gate.
     Block(mpsc::Sender<()>, oneshot::Receiver<()>),
     Boom,
+    /// Answers the count after a (tokio) sleep.
+    Slow(Duration, Reply<u64>),
+    /// Drops the reply unanswered.
+    Ignore(Reply<u64>),
 }
 
 #[derive(Default)]
@@ -35,6 +39,11 @@ impl Actor for Counter {
                 gate.await.ok();
             }
             Msg::Boom => panic!("boom at {}", self.0),
+            Msg::Slow(pause, reply) => {
+                tokio::time::sleep(pause).await;
+                reply.send(self.0);
+            }
+            Msg::Ignore(reply) => drop(reply),
         }
     }
 }
@@ -341,4 +350,144 @@ fn actor_counter_10000_on_tokio() {
         })
         .unwrap();
     assert_eq!(worker.join().unwrap(), (10_000, 1));
+}
+
+/// This thread's voluntary context switches so far (each a sleep in the
+/// kernel: a park on a futex, a blocking read).
+fn voluntary_switches() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The two tests counting sleeps run one at a time: each keeps two threads
+/// busy (the asker and the actor's worker), and two of them at once on a
+/// two-core machine would measure the overload, not the hand-over.
+static SPINNERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Back-to-back asks from a plain thread hand over without the asker
+/// sleeping: it polls for the reply (`ASK_SPIN`) while the actor, whose
+/// last sender was that thread, keeps looking at its mailbox (`IDLE_SPIN`)
+/// instead of parking its worker. Before, every ask parked the asker in the
+/// kernel (one voluntary context switch per ask, each several µs). The bound
+/// is loose (a quarter of the asks may still sleep) for a loaded machine.
+#[test]
+fn back_to_back_asks_from_a_thread_do_not_sleep() {
+    const ASKS: u64 = 2_000;
+    let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
+    let counter = actor::spawn(Counter::default, 8);
+    let parks = thread::spawn(move || {
+        for _ in 0..100 {
+            counter.ask(Msg::Get).unwrap(); // warm up: the actor sees a thread sender
+        }
+        let before = voluntary_switches();
+        for n in 1..=ASKS {
+            counter.send(Msg::Add(1)).unwrap();
+            assert_eq!(counter.ask(Msg::Get), Ok(n));
+        }
+        let parks = voluntary_switches() - before;
+        counter.shutdown(false);
+        assert!(counter.join());
+        parks
+    })
+    .join()
+    .unwrap();
+    assert!(
+        parks < ASKS / 4,
+        "the asking thread slept {parks} times in {ASKS} asks"
+    );
+}
+
+/// The same from `Runtime::block_on` on a multi-thread runtime (its future
+/// is no task, so `ask_async` polls for the reply too).
+#[test]
+fn back_to_back_asks_from_block_on_do_not_sleep() {
+    const ASKS: u64 = 2_000;
+    let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let counter = {
+        let _enter = rt.enter();
+        actor::spawn(Counter::default, 8)
+    };
+    let parks = rt.block_on(async {
+        for _ in 0..100 {
+            counter.ask_async(Msg::Get).await.unwrap();
+        }
+        let before = voluntary_switches();
+        for n in 1..=ASKS {
+            counter.send_async(Msg::Add(1)).await.unwrap();
+            assert_eq!(counter.ask_async(Msg::Get).await, Ok(n));
+        }
+        voluntary_switches() - before
+    });
+    assert!(
+        parks < ASKS / 4,
+        "block_on slept {parks} times in {ASKS} asks"
+    );
+    counter.shutdown(false);
+    assert!(counter.join());
+}
+
+/// A handler slower than the asker's spin: the asker parks and is woken by
+/// the reply, from a thread and from `block_on`; a reply dropped while the
+/// asker spins or sleeps is `NoReply`.
+#[test]
+fn slow_and_dropped_replies_reach_a_spinning_asker() {
+    let counter = actor::spawn(Counter::default, 8);
+    counter.send(Msg::Add(7)).unwrap();
+    let pause = Duration::from_millis(20); // 1,000 × ASK_SPIN
+    assert!(pause > 100 * actor::ASK_SPIN);
+    assert_eq!(counter.ask(|r| Msg::Slow(pause, r)), Ok(7));
+    assert_eq!(counter.ask(Msg::Ignore), Err(AskError::NoReply));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(counter.ask_async(|r| Msg::Slow(pause, r)).await, Ok(7));
+        assert_eq!(counter.ask_async(Msg::Ignore).await, Err(AskError::NoReply));
+    });
+    counter.shutdown(false);
+    assert!(counter.join());
+}
+
+/// An actor that is looking at its empty mailbox (`IDLE_SPIN`) after a
+/// thread's message still stops on `shutdown`, drained or not.
+#[test]
+fn shutdown_reaches_an_idle_spinning_actor() {
+    for immediate in [false, true] {
+        for _ in 0..50 {
+            let counter = actor::spawn(Counter::default, 8);
+            assert_eq!(counter.ask(Msg::Get), Ok(0));
+            counter.shutdown(immediate); // right after the reply: likely spinning
+            assert!(counter.join());
+            assert_eq!(counter.ask(Msg::Get), Err(AskError::Stopped));
+        }
+    }
+}
+
+/// Asks on a `current_thread` runtime, from its `block_on` future, to an
+/// actor on that runtime: the asker must not spin (the actor needs the same
+/// thread), and every answer comes.
+#[test]
+fn asks_on_a_current_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let counter = actor::spawn(Counter::default, 8);
+        for n in 1..=1_000 {
+            counter.send_async(Msg::Add(1)).await.unwrap();
+            assert_eq!(counter.ask_async(Msg::Get).await, Ok(n));
+        }
+        counter.shutdown(false);
+        counter.join_async().await;
+    });
 }

@@ -13,10 +13,14 @@
 //! - `scheduler_switches`: 100 tasks yielding S times each, round-robin:
 //!   `TaskScheduler` with `yield_now`, tokio `current_thread` with
 //!   `tokio::task::yield_now`, Python's generator scheduler; switches/s.
-//! - `actor_ping`: `ask_async` round trips to one actor (tokio: a task
+//! - `actor_ping`: request/reply round trips to one actor, each awaited
+//!   before the next is sent, from a `block_on` on the main thread, the
+//!   actor on the runtime's workers: spindle's `ActorRef::ask_async`,
+//!   ractor's `call!` (its RPC), kameo's `ask`, and plain tokio (a task
 //!   answering an mpsc of requests through oneshots); round trips/s.
-//!   ractor and kameo are not contenders: they would add their dependency
-//!   trees to this program for one case.
+//! - `actor_ping_task`: the same asks from a task spawned on the actor's
+//!   runtime (an actor asking an actor): no thread has to be woken, so
+//!   this is each library's own cost per request and reply.
 //! - `echo_50conns` and `echo_50conns_p99`: `spindle_aio::echo::load` (the
 //!   client of `spindle echo load`) with 50 connections against each server:
 //!   spindle's `EchoServer::bind_aio` (what `spindle echo serve --aio` runs),
@@ -232,9 +236,73 @@ impl Actor for Pong {
     }
 }
 
+/// The same actor in ractor: the request carries an `RpcReplyPort`, the
+/// shape its `call!` macro builds.
+struct RactorPong;
+
+enum RactorPing {
+    Ping(u64, ractor::RpcReplyPort<u64>),
+}
+
+impl ractor::Actor for RactorPong {
+    type Msg = RactorPing;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<RactorPing>,
+        _args: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<RactorPing>,
+        msg: RactorPing,
+        _state: &mut (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let RactorPing::Ping(x, reply) = msg;
+        reply.send(x + 1).ok();
+        Ok(())
+    }
+}
+
+/// The same actor in kameo: a `Message` impl whose reply is the answer
+/// (what `#[derive(Actor)]` would write for the `Actor` impl; the crate's
+/// `macros` feature is left off).
+struct KameoPong;
+
+impl kameo::Actor for KameoPong {
+    type Args = Self;
+    type Error = std::convert::Infallible;
+
+    async fn on_start(
+        args: Self,
+        _actor_ref: kameo::actor::ActorRef<Self>,
+    ) -> Result<Self, Self::Error> {
+        Ok(args)
+    }
+}
+
+struct KameoPing(u64);
+
+impl kameo::message::Message<KameoPing> for KameoPong {
+    type Reply = u64;
+
+    async fn handle(
+        &mut self,
+        msg: KameoPing,
+        _ctx: &mut kameo::message::Context<Self, u64>,
+    ) -> u64 {
+        msg.0 + 1
+    }
+}
+
 fn actor_ping(b: &mut Bench) {
     let n: u64 = if b.quick() { 20_000 } else { 100_000 };
-    let (rt1, rt2) = (multi(), multi());
+    let (rt1, rt2, rt3, rt4) = (multi(), multi(), multi(), multi());
     let pong = {
         let _enter = rt1.enter();
         actor::spawn(|| Pong, 64)
@@ -246,6 +314,14 @@ fn actor_ping(b: &mut Bench) {
             reply.send(x + 1).ok();
         }
     });
+    let (ractor_pong, ractor_join) = rt3
+        .block_on(ractor::Actor::spawn(None, RactorPong, ()))
+        .expect("spawn the ractor actor");
+    let kameo_pong = {
+        use kameo::actor::Spawn;
+        let _enter = rt4.enter();
+        KameoPong::spawn(KameoPong)
+    };
     b.case(
         "actor_ping",
         Unit::OpsPerSec,
@@ -271,9 +347,94 @@ fn actor_ping(b: &mut Bench) {
                     });
                 })
             }),
+            imp("ractor", || {
+                per_sec(n, |n| {
+                    rt3.block_on(async {
+                        for i in 0..n {
+                            let got = ractor::call!(ractor_pong, RactorPing::Ping, i).unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("kameo", || {
+                per_sec(n, |n| {
+                    rt4.block_on(async {
+                        for i in 0..n {
+                            let got = kameo_pong.ask(KameoPing(i)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+        ],
+    );
+    // The asking loop as a task on the actor's runtime.
+    fn in_task<F>(rt: &Runtime, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        rt.block_on(rt.spawn(fut))
+            .expect("the asking task panicked");
+    }
+    b.case(
+        "actor_ping_task",
+        Unit::OpsPerSec,
+        vec![
+            imp("spindle", || {
+                per_sec(n, |n| {
+                    let pong = pong.clone();
+                    in_task(&rt1, async move {
+                        for i in 0..n {
+                            let got = pong.ask_async(|r| Ping::Ping(i, r)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("tokio", || {
+                per_sec(n, |n| {
+                    let req_tx = req_tx.clone();
+                    in_task(&rt2, async move {
+                        for i in 0..n {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            req_tx.send((i, tx)).await.unwrap();
+                            assert_eq!(rx.await.unwrap(), i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("ractor", || {
+                per_sec(n, |n| {
+                    let ractor_pong = ractor_pong.clone();
+                    in_task(&rt3, async move {
+                        for i in 0..n {
+                            let got = ractor::call!(ractor_pong, RactorPing::Ping, i).unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
+            imp("kameo", || {
+                per_sec(n, |n| {
+                    let kameo_pong = kameo_pong.clone();
+                    in_task(&rt4, async move {
+                        for i in 0..n {
+                            let got = kameo_pong.ask(KameoPing(i)).await.unwrap();
+                            assert_eq!(got, i + 1);
+                        }
+                    });
+                })
+            }),
         ],
     );
     pong.shutdown(true);
+    ractor_pong.stop(None);
+    rt3.block_on(ractor_join).ok();
+    rt4.block_on(async {
+        kameo_pong.stop_gracefully().await.ok();
+        kameo_pong.wait_for_shutdown().await;
+    });
 }
 
 /// A plain tokio echo server (no line limit): the `tokio` contender of

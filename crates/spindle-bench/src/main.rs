@@ -103,7 +103,7 @@ const SUITES: &[Suite] = &[
     },
     Suite {
         name: "aio",
-        about: "spindle-aio: spawn+gather, async Queue, TaskScheduler switches, actor ask, echo server vs tokio, asyncio",
+        about: "spindle-aio: spawn+gather, async Queue, TaskScheduler switches, actor ask vs tokio, ractor and kameo, echo server vs tokio, asyncio",
         run: aio::run,
     },
 ];
