@@ -244,3 +244,25 @@ fn ipc_queue_async_item_errors() {
         Err(QueueError::Item(e)) if matches!(e.kind(), ItemErrorKind::Closed)
     ));
 }
+
+/// An unbounded queue's `put_async` completes at its first poll even when
+/// the ring is full: the item goes to this process's feeder thread (as
+/// `put`), and one producer's items keep their order.
+#[test]
+fn ipc_queue_unbounded_put_async_never_waits() {
+    const PAST_THE_RING: u32 = 16 * 1024 + 100;
+    let q: Queue<u32> = Queue::new().unwrap();
+    let (_, waker) = counting();
+    for i in 0..PAST_THE_RING {
+        let mut put = q.put_async(i);
+        assert!(
+            matches!(poll_once(&mut put, &waker), Poll::Ready(Ok(()))),
+            "put {i} waited"
+        );
+    }
+    assert_eq!(q.qsize(), PAST_THE_RING as usize);
+    for want in 0..PAST_THE_RING {
+        assert_eq!(block_on(q.get_async()).unwrap(), want);
+    }
+    assert!(q.is_empty());
+}
