@@ -4,7 +4,9 @@
 //!
 //! - [`queue`]: every [`BlockingQueue`](spindle::queue::BlockingQueue), a
 //!   port of CPython's `Lib/test/test_queue.py`; [`queue_suite!`] expands to
-//!   one `#[test]` per check.
+//!   one `#[test]` per check, and `queue_suite!(async: ..)` to the async
+//!   checks of a queue with async faces ([`queue::AsyncQueue`]: the thread
+//!   queues and `ipc::Queue`).
 //! - [`executor`]: every [`Executor`](spindle::futures::Executor), a port of
 //!   CPython's `Lib/test/test_concurrent_futures/`; an executor implements
 //!   [`executor::ExecutorUnderTest`] and [`executor_suite!`] expands to one

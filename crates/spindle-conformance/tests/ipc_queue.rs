@@ -15,6 +15,11 @@ fn make(maxsize: usize) -> Queue<u64> {
 
 spindle_conformance::queue_suite!(ExpectedOrder::Fifo, make);
 
+// The async checks: `put_async`, `get_async`, `join_async` (woken by this
+// process's waiter thread of the queue); spindle's `tests/ipc_queue_async.rs`
+// covers wakes from other processes.
+spindle_conformance::queue_suite!(async: ExpectedOrder::Fifo, make);
+
 /// The shutdown races (a shutdown while 4 writers and 6 readers run). Once
 /// repeated 20 times because a put racing an immediate shutdown had been
 /// seen to land after the drain; that race (and a get saying ShutDown while

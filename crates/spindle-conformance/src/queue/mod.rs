@@ -301,7 +301,16 @@ where
     );
 }
 
+mod async_faces;
 mod shutdown;
+
+pub use async_faces::{
+    AsyncQueue, async_cancelled_get_loses_no_item, async_cancelled_get_passes_wake_on,
+    async_cancelled_put_passes_place_on, async_get_from_blocking_producer,
+    async_join_waits_for_task_done, async_put_to_blocking_consumer,
+    async_put_wakes_a_blocked_thread, async_racing_cancellations_lose_nothing,
+    async_shutdown_wakes_waiters,
+};
 
 pub use shutdown::{
     shutdown_all_methods_in_many_threads, shutdown_all_methods_in_one_thread,
@@ -420,6 +429,13 @@ where
 /// module of any crate that implements
 /// [`BlockingQueue`](spindle::queue::BlockingQueue).
 ///
+/// The async checks (the `async_*` functions: `put_async`, `get_async`,
+/// `join_async` beside the blocking methods, shutdown waking parked tasks,
+/// cancel safety) are opt-in, for a queue that implements
+/// [`AsyncQueue`](crate::queue::AsyncQueue): `queue_suite!(async: $order,
+/// $make)` expands to one `#[test]` per async check (named `async_*`, so
+/// both suites may expand in one module).
+///
 /// # Examples
 ///
 /// ```
@@ -427,11 +443,20 @@ where
 ///     use spindle::queue::LifoQueue;
 ///     use spindle_conformance::queue::ExpectedOrder;
 ///     spindle_conformance::queue_suite!(ExpectedOrder::Lifo, LifoQueue::with_maxsize);
+///     spindle_conformance::queue_suite!(async: ExpectedOrder::Lifo, LifoQueue::with_maxsize);
 /// }
 /// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! queue_suite {
+    (async: $order:expr, $make:expr) => {
+        $crate::queue_suite!(@tests $order, $make;
+            async_get_from_blocking_producer, async_put_to_blocking_consumer,
+            async_join_waits_for_task_done, async_shutdown_wakes_waiters,
+            async_cancelled_get_passes_wake_on, async_cancelled_get_loses_no_item,
+            async_cancelled_put_passes_place_on, async_racing_cancellations_lose_nothing,
+            async_put_wakes_a_blocked_thread);
+    };
     ($order:expr, $make:expr) => {
         $crate::queue_suite!(@tests $order, $make;
             basic, nowait, task_done_too_many, join_with_consumers, many_producers_consumers,

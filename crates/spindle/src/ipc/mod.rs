@@ -43,5 +43,7 @@ pub use error::{
 };
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
 pub(crate) use queue::flush_all;
-pub use queue::{JoinableQueue, NotClosedError, Queue, SimpleQueue};
+pub use queue::{
+    GetFuture, JoinFuture, JoinableQueue, NotClosedError, PutFuture, Queue, SimpleQueue,
+};
 pub use sharedctypes::{Array, ArrayGuard, IndexError, RawArray, RawValue, Value, ValueGuard};

@@ -93,9 +93,11 @@ pub(crate) mod sync {
         pub(crate) use super::super::model::atomic::{
             AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
         };
+        #[cfg(loom)]
+        pub(crate) use ::loom::sync::atomic::fence;
         #[cfg(not(loom))]
         pub(crate) use std::sync::atomic::{
-            AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
+            AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, fence,
         };
     }
 }

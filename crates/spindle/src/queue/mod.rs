@@ -53,7 +53,7 @@ mod iter;
 mod order;
 mod simple;
 mod tasks;
-mod waiters;
+pub(crate) mod waiters;
 
 pub use contract::BlockingQueue;
 pub use error::{

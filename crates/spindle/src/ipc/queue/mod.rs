@@ -15,8 +15,11 @@
 //! (as in Python), so `put` on an unbounded queue never blocks; the buffer
 //! is flushed before the process exits.
 
+mod future;
 mod record;
 mod ring;
+
+pub use future::{GetFuture, JoinFuture, PutFuture};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -94,6 +97,9 @@ struct Inner {
     /// The process that called `cancel_join_thread` (0: none): its exit
     /// does not wait for this queue's feeder.
     no_join_by: AtomicU32,
+    /// This process's async tasks waiting on the queue, and its waiter
+    /// thread (`future.rs`).
+    waiters: Mutex<future::Waiters>,
 }
 
 static FEEDERS: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -279,6 +285,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             flushed: Condvar::new(),
             closed_by: AtomicU32::new(0),
             no_join_by: AtomicU32::new(0),
+            waiters: Mutex::new(future::Waiters::new()),
         });
         Queue {
             inner,
@@ -377,6 +384,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         buf: &mut Vec<u8>,
         deadline: Option<Instant>,
     ) -> Result<(), PutFail> {
+        self.encode(item, buf)?;
+        if self.inner.maxsize > 0 {
+            match self.ring().take_place(deadline) {
+                Push::Done => {}
+                Push::Full => return Err(PutFail::Full),
+                Push::ShutDown => return Err(PutFail::ShutDown),
+            }
+        }
+        self.publish_placed(buf, true)
+    }
+
+    /// The checks of a put before it waits for room: closed, shut down,
+    /// then the item encoded into `buf` and its size checked.
+    fn encode(&self, item: &T, buf: &mut Vec<u8>) -> Result<(), PutFail> {
         if self.inner.is_closed() {
             return Err(PutFail::Item(ItemErrorKind::Closed));
         }
@@ -395,15 +416,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 limit,
             }));
         }
-        if self.inner.maxsize > 0 {
-            match ring.take_place(deadline) {
-                Push::Done => {}
-                Push::Full => return Err(PutFail::Full),
-                Push::ShutDown => return Err(PutFail::ShutDown),
-            }
-        }
+        Ok(())
+    }
+
+    /// The end of a put that holds its place (a bounded queue's): counts
+    /// the task and publishes the encoded item, waiting up to
+    /// [`FULL_GRACE`] for room in the ring if `brief` (an async put does
+    /// not wait: it hands the item to the feeder at once); a failure gives
+    /// the place and the task back.
+    fn publish_placed(&self, buf: &[u8], brief: bool) -> Result<(), PutFail> {
+        let ring = self.ring();
         ring.w(W_UNFINISHED).fetch_add(1, SeqCst);
-        let outcome = self.inner.enqueue(buf);
+        let outcome = self.inner.enqueue(buf, brief);
         if outcome.is_err() {
             ring.tasks_dropped(1);
             ring.give_places(1);
@@ -495,37 +519,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let mut spins = 0;
         let mut drained_since = None;
         loop {
-            match ring.try_pop(slot) {
-                Popped::Item(Tag::Inline | Tag::Arena) => {
-                    return postcard::from_bytes(slot).map_err(decode_fail);
-                }
-                Popped::Item(Tag::Socket) => {
-                    let rec = self.inner.take_record()?;
-                    return postcard::from_bytes(&rec).map_err(decode_fail);
-                }
-                Popped::ShutDown => return Err(GetFail::ShutDown),
-                Popped::Corrupt => {
-                    return Err(GetFail::Item(ItemErrorKind::Corrupt(
-                        "malformed queue slot".into(),
-                    )));
-                }
-                Popped::Empty => {}
+            if let Some(v) = self.take_now(slot, &mut drained_since)? {
+                return Ok(v);
             }
             let shut = ring.shutdown_state();
-            // Items counted but not yet in the ring are in some producer's
-            // feeder buffer: a normal shutdown waits for them, but not for
-            // the buffer of a producer that died (nothing comes for a while).
-            if shut == 1 {
-                let since = *drained_since.get_or_insert_with(Instant::now);
-                // An item published before the shutdown (`Ring::shutdown`
-                // changes the state under the producer lock) is visible
-                // now: take it before saying ShutDown.
-                if !ring.has_items()
-                    && (ring.w(W_BUFFERED).load(SeqCst) == 0 || since.elapsed() > FEEDER_GRACE)
-                {
-                    return Err(GetFail::ShutDown);
-                }
-            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(GetFail::Empty);
             }
@@ -552,6 +549,48 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             };
             ring.wait_items(shut, until);
         }
+    }
+
+    /// One attempt of a get: the item, `None` if there is none now, or why
+    /// none will come (`ShutDown`: shut down and drained; `drained_since`
+    /// is when this getter first found the queue shut down and empty).
+    fn take_now(
+        &self,
+        slot: &mut Vec<u8>,
+        drained_since: &mut Option<Instant>,
+    ) -> Result<Option<T>, GetFail> {
+        let ring = self.ring();
+        match ring.try_pop(slot) {
+            Popped::Item(Tag::Inline | Tag::Arena) => {
+                return postcard::from_bytes(slot).map(Some).map_err(decode_fail);
+            }
+            Popped::Item(Tag::Socket) => {
+                let rec = self.inner.take_record()?;
+                return postcard::from_bytes(&rec).map(Some).map_err(decode_fail);
+            }
+            Popped::ShutDown => return Err(GetFail::ShutDown),
+            Popped::Corrupt => {
+                return Err(GetFail::Item(ItemErrorKind::Corrupt(
+                    "malformed queue slot".into(),
+                )));
+            }
+            Popped::Empty => {}
+        }
+        // Items counted but not yet in the ring are in some producer's
+        // feeder buffer: a normal shutdown waits for them, but not for the
+        // buffer of a producer that died (nothing comes for a while).
+        if ring.shutdown_state() == 1 {
+            let since = *drained_since.get_or_insert_with(Instant::now);
+            // An item published before the shutdown (`Ring::shutdown`
+            // changes the state under the producer lock) is visible now:
+            // take it before saying ShutDown.
+            if !ring.has_items()
+                && (ring.w(W_BUFFERED).load(SeqCst) == 0 || since.elapsed() > FEEDER_GRACE)
+            {
+                return Err(GetFail::ShutDown);
+            }
+        }
+        Ok(None)
     }
 
     /// The number of items put and not yet taken (Python's `qsize()`;
@@ -808,10 +847,14 @@ impl Inner {
     /// Hands an encoded item to the ring (or the socket) now if this
     /// process has nothing pending, else to the feeder thread, so one
     /// process's items keep their order.
-    fn enqueue(self: &Arc<Self>, payload: &[u8]) -> Result<(), PutFail> {
+    fn enqueue(self: &Arc<Self>, payload: &[u8], brief: bool) -> Result<(), PutFail> {
         if !self.feeding.load(Ordering::Acquire) {
             let pending = match Item::of(payload) {
-                Some(item) => match self.push_briefly(item) {
+                Some(item) => match if brief {
+                    self.push_briefly(item)
+                } else {
+                    self.ring.push(item, 1)
+                } {
                     Push::Done => return Ok(()),
                     Push::ShutDown => return Err(PutFail::ShutDown),
                     Push::Full => Pending::Ring(payload.to_vec()),

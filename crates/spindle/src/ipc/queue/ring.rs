@@ -10,8 +10,9 @@
 //! | 4–5 | arena size; largest encoded item a put accepts (0: the default 1 GiB) |
 //! | 16– | producers': `tail` (next index to write), producer lock, publish futex, items in feeder buffers, arena tail |
 //! | 32– | consumers': `head` (next index to read), consumer lock, take futex, arena head |
-//! | 48– | shutdown state and sleeper counts (read often, written rarely) |
+//! | 48– | shutdown state and sleeper counts (read often, written rarely), async waiter threads |
 //! | 64, 80 | free places of a bounded queue; unfinished tasks |
+//! | 96 | the async doorbell (bumped on every change an async waiter may wait for, while one exists) |
 //! | 128– | `capacity` slots of [`SLOT`] bytes: length, tag, payload |
 //! | then | the arena: [`ARENA`] bytes for items larger than a slot |
 //!
@@ -98,10 +99,18 @@ const W_FREE_WAITERS: usize = 51;
 const W_JOINERS: usize = 52;
 /// 1 while a wake-up of a getter is on its way (see [`Ring::wait_items`]).
 const W_WOKEN: usize = 53;
+/// Async waiter threads (one per process whose tasks wait on the queue,
+/// `super::future`): while it is not 0, every change such a thread may
+/// wait for rings the doorbell [`W_BELL`].
+const W_ASYNC: usize = 54;
 // Line 4: free places of a bounded queue (a semaphore).
 const W_FREE: usize = 64;
 // Line 5: items put and not yet marked done.
 pub(super) const W_UNFINISHED: usize = 80;
+// Line 6: the async doorbell, the one word the async waiter threads sleep
+// on (a thread sleeps on one futex word, and async tasks wait for items,
+// places and `join` at once).
+const W_BELL: usize = 96;
 
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -523,6 +532,7 @@ impl Ring {
             if self.w(W_FREE_WAITERS).load(SeqCst) > 0 {
                 futex_wake(self.w(W_FREE), n.min(i32::MAX as u32) as i32);
             }
+            self.ring_bell();
         }
     }
 
@@ -558,6 +568,76 @@ impl Ring {
         self.w(W_ITEMS).fetch_add(1, SeqCst);
         if wake {
             futex_wake(self.w(W_ITEMS), 1);
+        }
+        self.ring_bell();
+    }
+
+    /// Announces the items still in the ring again: the pass-on of an async
+    /// getter that was woken for an item and went away without taking it
+    /// (a blocking getter and every async waiter thread re-check).
+    pub(super) fn pass_items_on(&self) {
+        if self.has_items() {
+            self.announce();
+        }
+    }
+
+    /// Passes on a free place an async putter was woken for and did not
+    /// take (it went away): wakes a blocking putter and the async waiter
+    /// threads.
+    pub(super) fn pass_place_on(&self) {
+        if self.free_places() > 0 {
+            if self.w(W_FREE_WAITERS).load(SeqCst) > 0 {
+                futex_wake(self.w(W_FREE), 1);
+            }
+            self.ring_bell();
+        }
+    }
+
+    /// Rings the async doorbell if some process has an async waiter thread
+    /// on this queue: a change (`W_ITEMS`, `W_FREE`, `W_UNFINISHED`,
+    /// shutdown) was made before, with `SeqCst`, and the thread publishes
+    /// itself in `W_ASYNC` before it checks the state and reads `W_BELL`
+    /// before it sleeps (a Dekker pair: either its check sees the change or
+    /// this sees it counted, and the bump ends its futex wait).
+    fn ring_bell(&self) {
+        if self.w(W_ASYNC).load(SeqCst) > 0 {
+            self.w(W_BELL).fetch_add(1, SeqCst);
+            futex_wake(self.w(W_BELL), i32::MAX);
+        }
+    }
+
+    /// Counts an async waiter thread in (before it starts, and before any
+    /// of its tasks checks the state after registering).
+    pub(super) fn async_enter(&self) {
+        self.w(W_ASYNC).fetch_add(1, SeqCst);
+    }
+
+    /// Counts an async waiter thread out (it ends).
+    pub(super) fn async_leave(&self) {
+        dec(self.w(W_ASYNC));
+    }
+
+    /// Async waiter threads counted, in every process (test support).
+    pub(super) fn async_threads(&self) -> u32 {
+        self.w(W_ASYNC).load(SeqCst)
+    }
+
+    /// The doorbell's value, read before a waiter thread checks the state.
+    pub(super) fn bell(&self) -> u32 {
+        self.w(W_BELL).load(SeqCst)
+    }
+
+    /// Sleeps while the doorbell still reads `seen`, until `until`.
+    pub(super) fn wait_bell(&self, seen: u32, until: Instant) {
+        futex_wait(self.w(W_BELL), seen, Some(until));
+    }
+
+    /// Free places of a bounded queue (0 for an unbounded one).
+    pub(super) fn free_places(&self) -> u32 {
+        if self.maxsize() > 0 {
+            self.w(W_FREE).load(SeqCst)
+        } else {
+            0
         }
     }
 
@@ -642,6 +722,7 @@ impl Ring {
             self.w(word).fetch_add(1, SeqCst);
             futex_wake(self.w(word), i32::MAX);
         }
+        self.ring_bell();
     }
 
     /// Drops every published item under the consumer lock.
@@ -691,6 +772,7 @@ impl Ring {
         if self.w(W_JOINERS).load(SeqCst) > 0 {
             futex_wake(self.w(W_UNFINISHED), i32::MAX);
         }
+        self.ring_bell();
     }
 
     /// Waits until no task is unfinished or `deadline`; true if none is.

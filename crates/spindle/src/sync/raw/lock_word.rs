@@ -245,7 +245,7 @@ impl RawLock {
             // The fence pairs with the SeqCst `live` increment and state
             // check of `ThreadScope::watch_mutex`: either we see the waiter's
             // registration, or it sees the lock unlocked / PARKED cleared.
-            std::sync::atomic::fence(SeqCst);
+            crate::loom::sync::atomic::fence(SeqCst);
             super::thread::wake_lock_watchers(self.key());
         }
         true

@@ -24,13 +24,14 @@
 //!
 //! # Model checking
 //!
-//! The thread scope's lock word (`lock_word.rs`), its wait/wake on words
-//! and the condition queue (`thread.rs`) are written against the crate's
-//! `loom` shim: `parking_lot_core`'s parking table and the atomics in a
-//! normal build (nothing changes in the generated code), loom's under
+//! The thread scope's lock word (`lock_word.rs`), its wait/wake on words,
+//! the condition queue (`thread.rs`) and the async waker table
+//! (`wakers.rs`) are written against the crate's `loom` shim:
+//! `parking_lot_core`'s parking table, `parking_lot`'s mutex and the atomics
+//! in a normal build (nothing changes in the generated code), loom's under
 //! `--cfg loom`. The loom models of the lock word (`lock_word/loom_model.rs`)
-//! and of `Event`, `Semaphore` and `Condition` over this layer
-//! (`generic/loom_model.rs`) run with
+//! and of `Event`, `Semaphore`, `Condition`, `Lock::lock_async` and
+//! `Condition::wait_async` over this layer (`generic/loom_model.rs`) run with
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \

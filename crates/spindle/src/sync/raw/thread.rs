@@ -33,7 +33,20 @@ pub struct ThreadScope;
 impl sealed::Sealed for ThreadScope {}
 
 /// Async wakers registered on thread-scope words.
+#[cfg(not(loom))]
 static WAKERS: WakerTable = WakerTable::new();
+
+// Loom's atomics belong to one model execution: a table per execution.
+#[cfg(loom)]
+::loom::lazy_static! {
+    static ref WAKERS: WakerTable = WakerTable::new();
+}
+
+/// The table of [`WAKERS`].
+#[inline(always)]
+fn wakers() -> &'static WakerTable {
+    &WAKERS
+}
 
 impl Scope for ThreadScope {
     type Word = AtomicUsize;
@@ -89,7 +102,7 @@ impl Scope for ThreadScope {
                 );
             }
         }
-        WAKERS.wake(key, n);
+        wakers().wake(key, n);
     }
 
     fn watch<T: Send + Sync + 'static>(
@@ -98,8 +111,8 @@ impl Scope for ThreadScope {
         expected: usize,
         waker: &Waker,
     ) -> Option<Watch> {
-        WAKERS.watch(
-            &WAKERS,
+        wakers().watch(
+            wakers(),
             key_of(word),
             || word.load(Relaxed) == expected,
             waker,
@@ -118,7 +131,7 @@ impl Scope for ThreadScope {
         // `still` is SeqCst after the table's SeqCst `live` increment; the
         // unlocker clears LOCKED, fences (SeqCst) and reads `live`: either it
         // sees us, or we see the lock free (see `RawLock::unlock_slow`).
-        WAKERS.watch(&WAKERS, raw.key(), || raw.is_parked_on(), waker)
+        wakers().watch(wakers(), raw.key(), || raw.is_parked_on(), waker)
     }
 
     fn pass_mutex_wake(_place: &Inline<ThreadMutex>) {
@@ -140,7 +153,7 @@ impl Scope for ThreadScope {
                 Err(_) => return Ok(()), // NOTIFIED
             }
             let key = key_of(me);
-            match WAKERS.watch(&WAKERS, key, || me.load(SeqCst) == PARKED, waker) {
+            match wakers().watch(wakers(), key, || me.load(SeqCst) == PARKED, waker) {
                 Some(w) => return Err(w),
                 None => continue,
             }
@@ -163,7 +176,7 @@ impl Scope for ThreadScope {
 /// that found it waited on).
 #[inline]
 pub(crate) fn wake_lock_watchers(key: usize) {
-    WAKERS.wake(key, usize::MAX);
+    wakers().wake(key, usize::MAX);
 }
 
 /// The parking key of a word: its address.

@@ -1,13 +1,18 @@
 //! The async hook of the thread scope: wakers registered under a word's
 //! address, woken by the same `wake` that unparks threads.
+//!
+//! Written against the crate's `loom` shim (its atomics and mutex are
+//! loom's under `--cfg loom`), so the async wake paths of the lock word and
+//! the condition's tickets are model-checked with the objects
+//! (`generic/loom_model.rs`).
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::task::Waker;
 
-use parking_lot::Mutex;
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// The wakers registered under one key, oldest first, with their ids.
 type Waiting = Vec<(u64, Waker)>;
@@ -31,11 +36,13 @@ pub struct Watch {
 }
 
 impl WakerTable {
-    pub(crate) const fn new() -> WakerTable {
-        WakerTable {
-            live: AtomicUsize::new(0),
-            next: AtomicU64::new(1),
-            map: Mutex::new(None),
+    crate::loom::const_fn! {
+        pub(crate) fn new() -> WakerTable {
+            WakerTable {
+                live: AtomicUsize::new(0),
+                next: AtomicU64::new(1),
+                map: Mutex::new(None),
+            }
         }
     }
 
@@ -53,6 +60,15 @@ impl WakerTable {
         // it after sees `live > 0` and takes the table's lock, which orders
         // it after our insertion.
         self.live.fetch_add(1, SeqCst);
+        // A lock word's unlock clears `LOCKED` with a `Release` CAS (and
+        // `PARKED` relaxed), then fences (`SeqCst`) and reads `live`
+        // (`RawLock::unlock_slow`). C++20's fence rules already order that
+        // against the `SeqCst` increment above and the `SeqCst` check below;
+        // this fence makes the pair fence-to-fence, the form loom models
+        // (its `SeqCst` fences synchronise only with each other:
+        // `loom_model_lock_async_cancelled_waiter_loses_no_wake` reports a
+        // false deadlock without it). One fence per async registration.
+        crate::loom::sync::atomic::fence(SeqCst);
         let id = self.next.fetch_add(1, SeqCst);
         let mut map = self.map.lock();
         if !still() {
@@ -135,7 +151,7 @@ impl Drop for Watch {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::util::testing::flag_waker as waker;

@@ -232,3 +232,65 @@ fn loom_model_ring_blocked_put_vs_shutdown() {
         },
     );
 }
+
+/// An async waiter thread as `ipc::Queue`'s (`super::super::future`) uses
+/// the ring: counted in `W_ASYNC` first (`async_enter`, done before the
+/// thread starts), then it reads the doorbell, checks what its tasks wait
+/// for, and sleeps on the doorbell while it still reads the same. No clock
+/// runs, so its sleep slice never ends by itself: a change that does not
+/// ring the doorbell is a deadlock.
+fn await_bell(ring: &Ring, ready: impl Fn(&Ring) -> bool) {
+    loop {
+        let seen = ring.bell();
+        if ready(ring) {
+            return;
+        }
+        ring.wait_bell(seen, std::time::Instant::now());
+    }
+}
+
+/// The doorbell's Dekker pairs. A getter task finds the ring empty, counts
+/// a waiter thread in (`async_enter`, under the waiters' mutex before the
+/// thread starts) and tries again; if that finds nothing, the thread waits
+/// on the doorbell. Against it, a put (`announce`): either the retry sees
+/// the item or the put sees the thread counted and rings. Then a putter
+/// task's waiter thread waits for a place of the full bounded ring, freed
+/// by a get (`give_places`). Checked to fail (deadlock) without `ring_bell`
+/// in `announce`, without it in `give_places`, with `ring_bell` reading
+/// `W_ASYNC` `Relaxed`, and with the waiter reading the doorbell after its
+/// check instead of before.
+#[test]
+fn loom_model_ring_doorbell_wakes_async_waiters() {
+    check("ring: async waiter threads vs put and get", 3, || {
+        let r = ring(2, 1);
+        let getter_task = {
+            let r = Arc::clone(&r);
+            thread::spawn(move || {
+                r.async_enter();
+                if !r.has_items() {
+                    let waiter = {
+                        let r = Arc::clone(&r);
+                        thread::spawn(move || await_bell(&r, Ring::has_items))
+                    };
+                    waiter.join().unwrap();
+                }
+                r.async_leave();
+            })
+        };
+        assert_eq!(r.take_place(None), Push::Done);
+        assert_eq!(r.push(Item::Slot(b"a"), 1), Push::Done);
+        getter_task.join().unwrap();
+        // The ring is full (maxsize 1): a putter task waits for a place.
+        r.async_enter();
+        let putter_thread = {
+            let r = Arc::clone(&r);
+            thread::spawn(move || {
+                await_bell(&r, |r| r.free_places() > 0);
+                r.async_leave();
+            })
+        };
+        assert!(matches!(r.try_pop(&mut Vec::new()), Popped::Item(_)));
+        putter_thread.join().unwrap();
+        assert_eq!(r.async_threads(), 0);
+    });
+}
