@@ -586,7 +586,7 @@ fn fill_close_join(q: Queue<u32>, report: spindle::ipc::Connection) {
 fn join_thread_waits_for_the_feeder() {
     let q: Queue<u32> = Queue::new().unwrap();
     let (ours, theirs) = spindle::ipc::Pipe(true).unwrap();
-    let mut p = Process::new(fill_close_join::call(q.clone(), theirs));
+    let mut p = daemon_child(fill_close_join::call(q.clone(), theirs));
     p.start().unwrap();
     // The ring fills; the rest waits in the child's feeder until we read.
     let first = q.get_timeout(LONG).unwrap();
@@ -600,6 +600,14 @@ fn join_thread_waits_for_the_feeder() {
     }
     let _left: usize = ours.recv_timeout(LONG).unwrap();
     p.join_timeout(LONG).unwrap();
+}
+
+/// A child whose feeder may still hold items when a failed assertion
+/// ends the test: daemonic, so the test process's exit terminates it
+/// instead of waiting on a feeder that no one will ever drain (a failure
+/// then reports instead of hanging the run).
+fn daemon_child(call: impl Into<spindle::process::TaskCall>) -> Process {
+    Process::builder().task(call).daemon(true).build()
 }
 
 #[spindle::task]
@@ -618,7 +626,7 @@ fn fill_and_exit(q: Queue<u32>, cancel: bool) {
 #[test]
 fn cancel_join_thread_lets_the_process_exit() {
     let q: Queue<u32> = Queue::new().unwrap();
-    let mut p = Process::new(fill_and_exit::call(q.clone(), true));
+    let mut p = daemon_child(fill_and_exit::call(q.clone(), true));
     p.start().unwrap();
     p.join_timeout(LONG).unwrap();
     // The ring's items stay; the buffered ones are lost and uncounted (one
@@ -628,7 +636,7 @@ fn cancel_join_thread_lets_the_process_exit() {
     assert_eq!(q.unfinished_tasks(), left);
 
     let q: Queue<u32> = Queue::new().unwrap();
-    let mut p = Process::new(fill_and_exit::call(q.clone(), false));
+    let mut p = daemon_child(fill_and_exit::call(q.clone(), false));
     p.start().unwrap();
     assert!(q.get_timeout(LONG).is_ok());
     assert!(
