@@ -1321,6 +1321,60 @@ mod tests {
         assert_eq!(b.try_recv_bytes().unwrap(), b"ok");
     }
 
+    /// A connection over one socket pair, and the raw peer socket.
+    fn socket_connection() -> (Connection, UnixStream) {
+        let (s1, s2) = UnixStream::pair().unwrap();
+        (Connection::from_stream(OwnedFd::from(s1)).unwrap(), s2)
+    }
+
+    /// On a socket connection an inline frame over the limit is dropped as
+    /// it arrives by a bounded receive (the buffer stays small), and a large
+    /// legitimate one is buffered whole, then the buffer is released.
+    #[test]
+    fn a_socket_connection_drops_oversized_frames_and_releases_large_buffers() {
+        let (b, mut raw) = socket_connection();
+        b.set_max_frame(100_000);
+        raw.write_all(&frame::header(Kind::Data, 300_000).unwrap())
+            .unwrap();
+        raw.write_all(&[7u8; 50_000]).unwrap();
+        assert!(b.try_recv_bytes().unwrap_err().is_empty());
+        assert!(b.rbuf.lock().data.len() <= RECV_BUF, "buffered, not dropped");
+        assert!(pending(&b) > 0);
+        std::thread::scope(|s| {
+            // More than the socket holds: written while we read.
+            s.spawn(|| {
+                (&raw).write_all(&[7u8; 250_000]).unwrap();
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, 2).unwrap())
+                    .unwrap();
+                (&raw).write_all(b"ok").unwrap();
+            });
+            assert!(matches!(
+                b.recv_bytes_timeout(LONG),
+                Err(RecvTimeoutError::Failed(ConnectionError::TooLarge {
+                    len: 300_000,
+                    limit: 100_000
+                }))
+            ));
+        });
+        assert!(b.rbuf.lock().data.len() <= RECV_BUF);
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), b"ok");
+
+        b.set_max_frame(DEFAULT_MAX_FRAME);
+        let big = vec![3u8; 200_000];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, big.len()).unwrap())
+                    .unwrap();
+                (&raw).write_all(&big).unwrap();
+            });
+            assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), big);
+        });
+        assert!(b.rbuf.lock().data.len() <= BULK_AT + HEADER_LEN, "kept");
+        assert_eq!(pending(&b), 0);
+    }
+
     /// A receive in progress on another thread: `try_recv` does not wait for
     /// it.
     #[test]
