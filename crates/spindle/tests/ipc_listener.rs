@@ -303,10 +303,16 @@ fn a_short_key_is_refused() {
         .authkey(b"short")
         .bind(tcp_any())
         .unwrap_err();
-    assert!(matches!(err, ListenerError::KeyTooShort { len: 5 }), "{err:?}");
+    assert!(
+        matches!(err, ListenerError::KeyTooShort { len: 5 }),
+        "{err:?}"
+    );
     let l = Listener::bind(tcp_any()).unwrap();
     let err = Client(l.address().clone(), Some(b"short")).unwrap_err();
-    assert!(matches!(err, ListenerError::KeyTooShort { len: 5 }), "{err:?}");
+    assert!(
+        matches!(err, ListenerError::KeyTooShort { len: 5 }),
+        "{err:?}"
+    );
 }
 
 /// Nothing listening: `Client` is an I/O error.
@@ -380,7 +386,11 @@ fn a_partial_oversized_frame_is_dropped_as_it_arrives() {
     raw.write_all(&header(0, 300_000)).unwrap();
     raw.write_all(&vec![7u8; 50_000]).unwrap();
     let t = Instant::now();
-    assert!(conn.recv_bytes_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    assert!(
+        conn.recv_bytes_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout()
+    );
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(!conn.poll().unwrap());
     thread::scope(|s| {
@@ -416,7 +426,10 @@ fn a_bulk_frame_on_a_socket_connection_is_a_protocol_error() {
     );
     assert_eq!(conn.recv_bytes().unwrap(), b"ok");
     raw.write_all(&header(6, 10)).unwrap();
-    assert!(matches!(conn.recv_bytes(), Err(ConnectionError::Protocol(_))));
+    assert!(matches!(
+        conn.recv_bytes(),
+        Err(ConnectionError::Protocol(_))
+    ));
 }
 
 #[spindle::task]

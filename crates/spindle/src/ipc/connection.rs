@@ -1,5 +1,6 @@
 //! `Pipe` and `Connection`: framed messages over OS pipes, with a socket
-//! pair beside them for large payloads.
+//! pair beside them for large payloads; or over one stream socket (the
+//! connections of `Listener` and `Client`), every payload inline.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -94,7 +95,12 @@ fn os_pipe() -> io::Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// One end of a [`Pipe`] (Python's `multiprocessing.connection.Connection`).
+/// One end of a [`Pipe`], or of a socket connection made by
+/// [`Listener::accept`](super::Listener::accept) or [`Client`](super::Client)
+/// (Python's `multiprocessing.connection.Connection`).
+///
+/// A socket connection is duplex and carries every message inline over its
+/// one socket (no bulk side channel); `fileno()` is that socket.
 ///
 /// Messages are framed (see `ipc/README.md`): `send`/`recv` carry one
 /// postcard-encoded serde value, `send_bytes`/`recv_bytes` one byte string.
@@ -630,7 +636,9 @@ struct Payload {
 /// nothing until the next message is whole: it leaves the frame's header
 /// and the payload bytes that came through the pipe in `data` (which grows
 /// for a pipe frame larger than [`RECV_BUF`], at most [`BULK_AT`] +
-/// [`HEADER_LEN`]), and keeps what came of a `Bulk` frame's payload from
+/// [`HEADER_LEN`]; on a socket connection up to the size limit, released
+/// once consumed; an inline frame over the limit is dropped as it arrives
+/// instead, see `dropping`), and keeps what came of a `Bulk` frame's payload from
 /// the socket in `stash`. So a wait that runs out in the middle of a frame
 /// loses nothing: the next receive, bounded or not, goes on from there.
 #[derive(Default)]
@@ -713,7 +721,11 @@ impl RecvBuf {
     /// a connection without a bulk socket, `limit` its size limit.
     fn need(&self, inline: bool, limit: usize) -> Need {
         if let Some(d) = self.dropping {
-            return if d.left > 0 { Need::Drop } else { Need::Nothing };
+            return if d.left > 0 {
+                Need::Drop
+            } else {
+                Need::Nothing
+            };
         }
         if self.avail() < HEADER_LEN {
             return Need::Pipe(HEADER_LEN);
@@ -1198,7 +1210,11 @@ impl<'de> Deserialize<'de> for Connection {
                 .transpose()
                 .map_err(serde::de::Error::custom)
         };
-        Ok(Connection::from_fds(import(rx)?, import(tx)?, import(bulk)?))
+        Ok(Connection::from_fds(
+            import(rx)?,
+            import(tx)?,
+            import(bulk)?,
+        ))
     }
 }
 
@@ -1338,7 +1354,10 @@ mod tests {
             .unwrap();
         raw.write_all(&[7u8; 50_000]).unwrap();
         assert!(b.try_recv_bytes().unwrap_err().is_empty());
-        assert!(b.rbuf.lock().data.len() <= RECV_BUF, "buffered, not dropped");
+        assert!(
+            b.rbuf.lock().data.len() <= RECV_BUF,
+            "buffered, not dropped"
+        );
         assert!(pending(&b) > 0);
         std::thread::scope(|s| {
             // More than the socket holds: written while we read.

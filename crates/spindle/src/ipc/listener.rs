@@ -44,11 +44,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use super::Connection;
 use super::auth::{
     AuthenticationError, MAX_AUTH_MESSAGE, MIN_AUTHKEY, answer_challenge_deadline,
     deliver_challenge_deadline,
 };
-use super::Connection;
 
 /// How long each side of the authentication may wait for the peer's
 /// messages by default: 5 seconds (Python waits forever; a silent peer

@@ -24,9 +24,9 @@
 pub mod auth;
 mod connection;
 mod error;
-mod listener;
 pub(crate) mod fdpass;
 pub(crate) mod frame;
+mod listener;
 mod queue;
 pub(crate) mod sealed;
 mod sharedctypes;
