@@ -1,38 +1,5 @@
 //! `Listener` and `Client`: [`Connection`]s over a Unix or TCP stream socket
 //! (Python's `multiprocessing.connection.Listener` and `Client`).
-//!
-//! A [`Listener`] binds an [`Address`] and accepts connections;
-//! [`Client`] connects to one. Both ends of such a connection are ordinary
-//! [`Connection`]s (`send`/`recv`, `send_bytes`/`recv_bytes`, `poll`, bounded
-//! receives), over one socket: there is no bulk side channel, every message
-//! travels inline, up to the receiver's [`Connection::max_frame`].
-//!
-//! With an authentication key, the two ends prove to each other that they
-//! hold it before the connection is handed out, as in Python: the listener
-//! delivers a challenge and then answers the client's; the client answers
-//! first, then delivers (see [`auth`](super::auth): HMAC-SHA256, keys of at
-//! least 16 bytes). The key proves identity only; what follows is not
-//! encrypted.
-//!
-//! # Examples
-//! ```
-//! use spindle::ipc::{Client, Listener};
-//!
-//! let key = b"a shared secret key, 16+ bytes";
-//! // Port 0: any free port; `address()` tells which.
-//! let listener = Listener::builder().authkey(key).bind("127.0.0.1:0".parse()?)?;
-//! let address = listener.address().clone();
-//! let client = std::thread::spawn(move || -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
-//!     let conn = Client(address, Some(key))?;
-//!     conn.send(&"hello")?;
-//!     Ok(conn.recv::<u32>()?)
-//! });
-//! let conn = listener.accept()?;
-//! assert_eq!(conn.recv::<String>()?, "hello");
-//! conn.send(&42u32)?;
-//! assert_eq!(client.join().unwrap().unwrap(), 42);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -301,7 +268,42 @@ enum Inner {
 }
 
 /// A listening socket that hands out [`Connection`]s (Python's
-/// `multiprocessing.connection.Listener`); see the [module](self) docs.
+/// `multiprocessing.connection.Listener`).
+///
+/// A [`Listener`] binds an [`Address`] and accepts connections;
+/// [`Client`] connects to one. Both ends of such a connection are ordinary
+/// [`Connection`]s (`send`/`recv`, `send_bytes`/`recv_bytes`, `poll`, bounded
+/// receives), over one socket: there is no bulk side channel, every message
+/// travels inline, up to the receiver's [`Connection::max_frame`].
+///
+/// With an authentication key, the two ends prove to each other that they
+/// hold it before the connection is handed out, as in Python: the listener
+/// delivers a challenge and then answers the client's; the client answers
+/// first, then delivers (see [`auth`](super::auth): HMAC-SHA256, keys of at
+/// least 16 bytes). The key proves identity only; what follows is not
+/// encrypted.
+///
+/// # Examples
+/// ```
+/// use spindle::ipc::{Address, Client, Listener};
+///
+/// let key = b"a shared secret key, 16+ bytes";
+/// // Port 0: any free port; `address()` tells which.
+/// let listener = Listener::builder()
+///     .authkey(key)
+///     .bind("127.0.0.1:0".parse::<Address>()?)?;
+/// let address = listener.address().clone();
+/// let client = std::thread::spawn(move || {
+///     let conn = Client(address, Some(key)).unwrap();
+///     conn.send(&"hello").unwrap();
+///     conn.recv::<u32>().unwrap()
+/// });
+/// let conn = listener.accept()?;
+/// assert_eq!(conn.recv::<String>()?, "hello");
+/// conn.send(&42u32)?;
+/// assert_eq!(client.join().unwrap(), 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// `accept` takes `&self`, so several threads may accept at once. Dropping
 /// the listener (or [`close`](Self::close)) closes the socket and removes a
