@@ -459,3 +459,43 @@ fn an_accepted_connection_passes_to_a_child() {
     assert_eq!(p.exitcode(), Some(0));
     c.join().unwrap();
 }
+
+/// `getsockopt(fd, level, name)` as an `i32`, and whether `fd` is
+/// close-on-exec.
+fn sockopt_and_cloexec(fd: i32, level: i32, name: i32) -> (i32, bool) {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open descriptor owned by a live `Connection` for
+    // the whole call; `v` and `len` are valid for writes of the sizes given.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: as above; F_GETFD reads the descriptor's flags only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert!(flags >= 0);
+    (v, flags & libc::FD_CLOEXEC != 0)
+}
+
+/// Both ends of a TCP connection have `TCP_NODELAY`, and every socket
+/// descriptor is close-on-exec (TCP and Unix).
+#[test]
+fn tcp_sockets_have_nodelay_and_descriptors_are_close_on_exec() {
+    for addr in addresses() {
+        let l = Listener::bind(addr.clone()).unwrap();
+        let at = l.address().clone();
+        let c = thread::spawn(move || Client(at, None).unwrap());
+        let server = l.accept().unwrap();
+        let client = c.join().unwrap();
+        for conn in [&server, &client] {
+            let fd = conn.fileno();
+            let (nodelay, cloexec) = match addr {
+                Address::Tcp(_) => sockopt_and_cloexec(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY),
+                Address::Unix(_) => {
+                    let (_, c) = sockopt_and_cloexec(fd, libc::SOL_SOCKET, libc::SO_TYPE);
+                    (1, c)
+                }
+            };
+            assert_eq!(nodelay, 1, "TCP_NODELAY not set");
+            assert!(cloexec, "not close-on-exec");
+        }
+    }
+}
