@@ -744,8 +744,9 @@ impl RecvBuf {
             // is left to the read, which may wait for it.
             Ok((_, len)) if len >= BULK_AT && !inline => Need::Nothing,
             // On a socket connection a large inline frame is legitimate; one
-            // over the limit is dropped as it comes, never buffered.
-            Ok((Kind::Data, len)) if len > limit => Need::TooLarge(len),
+            // over the limit (of any kind) is dropped as it comes, never
+            // buffered.
+            Ok((_, len)) if inline && len > limit => Need::TooLarge(len),
             Ok((_, len)) if self.avail() < HEADER_LEN + len => Need::Pipe(HEADER_LEN + len),
             Ok(_) => Need::Nothing,
         }
@@ -1392,6 +1393,41 @@ mod tests {
         });
         assert!(b.rbuf.lock().data.len() <= BULK_AT + HEADER_LEN, "kept");
         assert_eq!(pending(&b), 0);
+    }
+
+    /// A frame of another kind over the limit on a socket connection is
+    /// dropped as it arrives too (a peer cannot make a bounded receive
+    /// buffer what it announces), and reported as `TooLarge`.
+    #[test]
+    fn a_socket_connection_drops_an_oversized_frame_of_any_kind() {
+        let (b, raw) = socket_connection();
+        b.set_max_frame(1000);
+        (&raw)
+            .write_all(&frame::header(Kind::Boot, 100_000).unwrap())
+            .unwrap();
+        (&raw).write_all(&[1u8; 20_000]).unwrap();
+        assert!(!b.poll().unwrap());
+        assert!(
+            b.rbuf.lock().data.len() <= RECV_BUF,
+            "buffered, not dropped"
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                (&raw).write_all(&[1u8; 80_000]).unwrap();
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, 1).unwrap())
+                    .unwrap();
+                (&raw).write_all(&[9]).unwrap();
+            });
+            assert!(matches!(
+                b.recv_bytes_timeout(LONG),
+                Err(RecvTimeoutError::Failed(ConnectionError::TooLarge {
+                    len: 100_000,
+                    limit: 1000
+                }))
+            ));
+        });
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [9]);
     }
 
     /// A receive in progress on another thread: `try_recv` does not wait for
