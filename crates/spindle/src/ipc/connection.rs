@@ -1,5 +1,6 @@
 //! `Pipe` and `Connection`: framed messages over OS pipes, with a socket
-//! pair beside them for large payloads.
+//! pair beside them for large payloads; or over one stream socket (the
+//! connections of `Listener` and `Client`), every payload inline.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -75,15 +76,15 @@ pub fn Pipe(duplex: bool) -> io::Result<(Connection, Connection)> {
     if duplex {
         let (r2, w2) = os_pipe()?;
         Ok((
-            Connection::new(Some(r1), Some(w2), s1),
-            Connection::new(Some(r2), Some(w1), s2),
+            Connection::new(Some(r1), Some(w2), Some(s1)),
+            Connection::new(Some(r2), Some(w1), Some(s2)),
         ))
     } else {
         s1.shutdown(std::net::Shutdown::Write)?;
         s2.shutdown(std::net::Shutdown::Read)?;
         Ok((
-            Connection::new(Some(r1), None, s1),
-            Connection::new(None, Some(w1), s2),
+            Connection::new(Some(r1), None, Some(s1)),
+            Connection::new(None, Some(w1), Some(s2)),
         ))
     }
 }
@@ -94,7 +95,12 @@ fn os_pipe() -> io::Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
-/// One end of a [`Pipe`] (Python's `multiprocessing.connection.Connection`).
+/// One end of a [`Pipe`], or of a socket connection made by
+/// [`Listener::accept`](super::Listener::accept) or [`Client`](super::Client)
+/// (Python's `multiprocessing.connection.Connection`).
+///
+/// A socket connection is duplex and carries every message inline over its
+/// one socket (no bulk side channel); `fileno()` is that socket.
 ///
 /// Messages are framed (see `ipc/README.md`): `send`/`recv` carry one
 /// postcard-encoded serde value, `send_bytes`/`recv_bytes` one byte string.
@@ -108,8 +114,9 @@ pub struct Connection {
     /// The write end of the pipe to the peer (`None`: receive-only end).
     tx: Option<File>,
     /// This end of the socket pair that carries large payloads, in the same
-    /// directions as the pipes.
-    bulk: UnixStream,
+    /// directions as the pipes (`None` on a connection over one stream
+    /// socket: every payload travels inline, see [`Connection::from_stream`]).
+    bulk: Option<UnixStream>,
     max_frame: AtomicUsize,
     /// Bytes received from the OS but not yet consumed (`rbuf`'s fill), kept
     /// outside its lock so that `poll` never waits for a blocked reader.
@@ -121,7 +128,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(rx: Option<File>, tx: Option<File>, bulk: UnixStream) -> Connection {
+    fn new(rx: Option<File>, tx: Option<File>, bulk: Option<UnixStream>) -> Connection {
         Connection {
             rx,
             tx,
@@ -163,11 +170,11 @@ impl Connection {
     /// system call, or, for a large payload, the header on the pipe and the
     /// payload on the socket. The caller holds the write lock.
     fn write_frame(&self, w: &File, h: [u8; HEADER_LEN], payload: &[u8]) -> io::Result<()> {
-        if payload.len() >= BULK_AT {
+        if let (true, Some(bulk)) = (payload.len() >= BULK_AT, self.bulk.as_ref()) {
             let mut h = h;
             h[3] = Kind::Bulk as u8;
             write_all(w, &h)?;
-            (&self.bulk).write_all(payload)
+            (&*bulk).write_all(payload)
         } else {
             // One `writev`: one system call, no copy.
             write_all_vectored(w, &mut [IoSlice::new(&h), IoSlice::new(payload)])
@@ -218,7 +225,7 @@ impl Connection {
         let r = self.reader()?;
         let mut rb = self.rbuf.lock();
         let out = self.recv_locked(r, &mut rb);
-        self.buffered.store(rb.pending(), Ordering::Release);
+        self.buffered.store(rb.settle(), Ordering::Release);
         out
     }
 
@@ -312,12 +319,12 @@ impl Connection {
         r: &File,
         rb: &mut RecvBuf,
     ) -> Result<T, ConnectionError> {
-        let p = rb.read_data_header(r, &self.bulk, self.max_frame())?;
+        let p = rb.read_data_header(r, self.bulk.as_ref(), self.max_frame())?;
         // A payload already buffered whole is decoded in place.
         let decoded = if let Some(payload) = rb.take_whole(p) {
             Ok(postcard::from_bytes(payload))
         } else {
-            rb.read_payload_vec(r, &self.bulk, p)
+            rb.read_payload_vec(r, self.bulk.as_ref(), p)
                 .map(|bytes| postcard::from_bytes(&bytes))
         };
         match decoded {
@@ -344,12 +351,12 @@ impl Connection {
                 None => return Ok(None),
             },
         };
-        let out = match rb.ready(r, &self.bulk, self.max_frame(), deadline) {
+        let out = match rb.ready(r, self.bulk.as_ref(), self.max_frame(), deadline) {
             Ok(true) => f(r, &mut rb).map(Some),
             Ok(false) => Ok(None),
             Err(e) => Err(e.into()),
         };
-        self.buffered.store(rb.pending(), Ordering::Release);
+        self.buffered.store(rb.settle(), Ordering::Release);
         out
     }
 
@@ -456,8 +463,8 @@ impl Connection {
         rb: &mut RecvBuf,
         limit: usize,
     ) -> Result<Vec<u8>, ConnectionError> {
-        let p = rb.read_data_header(r, &self.bulk, limit)?;
-        Ok(rb.read_payload_vec(r, &self.bulk, p)?)
+        let p = rb.read_data_header(r, self.bulk.as_ref(), limit)?;
+        Ok(rb.read_payload_vec(r, self.bulk.as_ref(), p)?)
     }
 
     /// Receives one message of at most `max_len` bytes (Python's
@@ -470,7 +477,7 @@ impl Connection {
         let r = self.reader()?;
         let mut rb = self.rbuf.lock();
         let out = self.recv_bytes_locked(r, &mut rb, max_len.min(self.max_frame()));
-        self.buffered.store(rb.pending(), Ordering::Release);
+        self.buffered.store(rb.settle(), Ordering::Release);
         out
     }
 
@@ -484,19 +491,19 @@ impl Connection {
         let r = self.reader()?;
         let mut rb = self.rbuf.lock();
         let out = rb
-            .read_data_header(r, &self.bulk, self.max_frame())
+            .read_data_header(r, self.bulk.as_ref(), self.max_frame())
             .and_then(|p| match buf.get_mut(..p.len) {
                 Some(dst) => {
-                    rb.read_payload(r, &self.bulk, p, dst)?;
+                    rb.read_payload(r, self.bulk.as_ref(), p, dst)?;
                     Ok(p.len)
                 }
                 None => {
                     let mut whole = vec![0u8; p.len];
-                    rb.read_payload(r, &self.bulk, p, &mut whole)?;
+                    rb.read_payload(r, self.bulk.as_ref(), p, &mut whole)?;
                     Err(ConnectionError::BufferTooShort(whole))
                 }
             });
-        self.buffered.store(rb.pending(), Ordering::Release);
+        self.buffered.store(rb.settle(), Ordering::Release);
         out
     }
 
@@ -566,12 +573,33 @@ impl Connection {
         }
     }
 
-    pub(crate) fn from_fds(rx: Option<OwnedFd>, tx: Option<OwnedFd>, bulk: OwnedFd) -> Connection {
+    pub(crate) fn from_fds(
+        rx: Option<OwnedFd>,
+        tx: Option<OwnedFd>,
+        bulk: Option<OwnedFd>,
+    ) -> Connection {
         Connection::new(
             rx.map(File::from),
             tx.map(File::from),
-            UnixStream::from(bulk),
+            bulk.map(UnixStream::from),
         )
+    }
+
+    /// A duplex connection over one connected stream socket (Unix or TCP,
+    /// as [`Listener`](super::Listener) and [`Client`](super::Client) make):
+    /// both directions use the same socket and there is no bulk side
+    /// channel, so every payload travels inline as a `Data` frame (up to the
+    /// receiver's [`max_frame`](Self::max_frame)). The descriptor should be
+    /// close-on-exec (the standard library's sockets are).
+    ///
+    /// # Errors
+    /// The operating system's error if the descriptor cannot be duplicated
+    /// (one copy reads, one writes).
+    pub(crate) fn from_stream(sock: OwnedFd) -> io::Result<Connection> {
+        let rx = File::from(sock);
+        // `try_clone` duplicates with `F_DUPFD_CLOEXEC`.
+        let tx = rx.try_clone()?;
+        Ok(Connection::new(Some(rx), Some(tx), None))
     }
 }
 
@@ -608,7 +636,9 @@ struct Payload {
 /// nothing until the next message is whole: it leaves the frame's header
 /// and the payload bytes that came through the pipe in `data` (which grows
 /// for a pipe frame larger than [`RECV_BUF`], at most [`BULK_AT`] +
-/// [`HEADER_LEN`]), and keeps what came of a `Bulk` frame's payload from
+/// [`HEADER_LEN`]; on a socket connection up to the size limit, released
+/// once consumed; an inline frame over the limit is dropped as it arrives
+/// instead, see `dropping`), and keeps what came of a `Bulk` frame's payload from
 /// the socket in `stash`. So a wait that runs out in the middle of a frame
 /// loses nothing: the next receive, bounded or not, goes on from there.
 #[derive(Default)]
@@ -617,6 +647,21 @@ struct RecvBuf {
     pos: usize,
     end: usize,
     stash: Stash,
+    /// On a connection without a bulk socket: an inline frame over the
+    /// limit whose header a bounded receive consumed, and whose payload is
+    /// being dropped as it arrives (never buffered whole).
+    dropping: Option<Dropping>,
+}
+
+/// An oversized inline frame being dropped (see [`RecvBuf::dropping`]).
+#[derive(Clone, Copy)]
+struct Dropping {
+    /// Payload bytes still to drop.
+    left: usize,
+    /// The payload's length and the limit it broke, for the `TooLarge`
+    /// error the frame ends with.
+    len: usize,
+    limit: usize,
 }
 
 /// The payload bytes a bounded receive took from the socket for the `Bulk`
@@ -642,6 +687,11 @@ enum Need {
     Pipe(usize),
     /// More of the socket, until the stash holds this many bytes.
     Bulk(usize),
+    /// An inline frame of this length over the limit, on a connection
+    /// without a bulk socket: to be dropped as it arrives.
+    TooLarge(usize),
+    /// More payload bytes of the frame being dropped.
+    Drop,
 }
 
 impl RecvBuf {
@@ -649,13 +699,34 @@ impl RecvBuf {
         self.end - self.pos
     }
 
-    /// Bytes received from the OS and not handed out yet.
+    /// Bytes received from the OS and not handed out yet (a frame being
+    /// dropped counts as one: it is not over).
     fn pending(&self) -> usize {
-        self.avail() + self.stash.got
+        self.avail() + self.stash.got + usize::from(self.dropping.is_some())
     }
 
-    /// What the next message still needs (see [`Need`]).
-    fn need(&self) -> Need {
+    /// Releases a buffer that grew past a pipe frame's size (a large inline
+    /// frame of a socket connection) once it is empty; returns
+    /// [`pending`](Self::pending).
+    fn settle(&mut self) -> usize {
+        if self.avail() == 0 && self.data.len() > BULK_AT + HEADER_LEN {
+            self.data = Vec::new();
+            self.pos = 0;
+            self.end = 0;
+        }
+        self.pending()
+    }
+
+    /// What the next message still needs (see [`Need`]); `inline` is true on
+    /// a connection without a bulk socket, `limit` its size limit.
+    fn need(&self, inline: bool, limit: usize) -> Need {
+        if let Some(d) = self.dropping {
+            return if d.left > 0 {
+                Need::Drop
+            } else {
+                Need::Nothing
+            };
+        }
         if self.avail() < HEADER_LEN {
             return Need::Pipe(HEADER_LEN);
         }
@@ -664,12 +735,18 @@ impl RecvBuf {
         match frame::parse_header(&h) {
             // A bad header: reading it reports the error at once.
             Err(_) => Need::Nothing,
+            // No bulk socket to read it from: reading it is a protocol error.
+            Ok((Kind::Bulk, _)) if inline => Need::Nothing,
             Ok((Kind::Bulk, len)) if self.stash.got < len => Need::Bulk(len),
             Ok((Kind::Bulk, _)) => Need::Nothing,
             // No Connection sends that much through the pipe (it goes on the
             // socket, see `BULK_AT`), so this is no spindle peer's frame: it
             // is left to the read, which may wait for it.
-            Ok((_, len)) if len >= BULK_AT => Need::Nothing,
+            Ok((_, len)) if len >= BULK_AT && !inline => Need::Nothing,
+            // On a socket connection a large inline frame is legitimate; one
+            // over the limit (of any kind) is dropped as it comes, never
+            // buffered.
+            Ok((_, len)) if inline && len > limit => Need::TooLarge(len),
             Ok((_, len)) if self.avail() < HEADER_LEN + len => Need::Pipe(HEADER_LEN + len),
             Ok(_) => Need::Nothing,
         }
@@ -682,13 +759,33 @@ impl RecvBuf {
     fn ready(
         &mut self,
         r: &File,
-        bulk: &UnixStream,
+        bulk: Option<&UnixStream>,
         limit: usize,
         deadline: Option<Instant>,
     ) -> io::Result<bool> {
         loop {
-            match self.need() {
+            match self.need(bulk.is_none(), limit) {
                 Need::Nothing => return Ok(true),
+                Need::TooLarge(len) => {
+                    self.pos += HEADER_LEN;
+                    self.dropping = Some(Dropping {
+                        left: len,
+                        len,
+                        limit,
+                    });
+                }
+                Need::Drop => {
+                    if self.drop_buffered() {
+                        continue;
+                    }
+                    if !wait_readable(r.as_fd(), deadline)? {
+                        return Ok(false);
+                    }
+                    // End of file: the read reports it.
+                    if self.read_more(r, RECV_BUF)? == 0 {
+                        return Ok(true);
+                    }
+                }
                 Need::Pipe(total) => {
                     if !wait_readable(r.as_fd(), deadline)? {
                         return Ok(false);
@@ -699,6 +796,7 @@ impl RecvBuf {
                     }
                 }
                 Need::Bulk(len) => {
+                    let bulk = side(bulk)?;
                     if !wait_readable(bulk.as_fd(), deadline)? {
                         return Ok(false);
                     }
@@ -708,6 +806,23 @@ impl RecvBuf {
                 }
             }
         }
+    }
+
+    /// Drops buffered payload bytes of the frame being dropped; true if
+    /// there were any.
+    fn drop_buffered(&mut self) -> bool {
+        let avail = self.avail();
+        let Some(d) = &mut self.dropping else {
+            return false;
+        };
+        let n = avail.min(d.left);
+        self.pos += n;
+        d.left -= n;
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        }
+        n > 0
     }
 
     /// One `read` of the pipe after making room for `total` bytes from
@@ -815,10 +930,35 @@ impl RecvBuf {
     fn read_data_header(
         &mut self,
         r: &File,
-        bulk: &UnixStream,
+        bulk: Option<&UnixStream>,
         limit: usize,
     ) -> Result<Payload, ConnectionError> {
+        // The payload of an oversized inline frame whose header a bounded
+        // receive consumed: drop the rest of it, report it.
+        if let Some(d) = self.dropping {
+            while self.dropping.is_some_and(|d| d.left > 0) {
+                if !self.drop_buffered() && self.fill(r)? == 0 {
+                    self.dropping = None;
+                    return Err(FrameError::Protocol(
+                        "stream ended in the middle of a frame".into(),
+                    )
+                    .into());
+                }
+            }
+            self.dropping = None;
+            return Err(FrameError::TooLarge {
+                len: d.len as u64,
+                limit: d.limit,
+            }
+            .into());
+        }
         let (kind, len) = self.read_header(r)?;
+        if kind == Kind::Bulk && bulk.is_none() {
+            // Its payload is not in this stream: only the header is consumed.
+            return Err(ConnectionError::Protocol(
+                "a Bulk frame on a connection over one socket (which has no bulk channel)".into(),
+            ));
+        }
         let p = Payload {
             len,
             bulk: kind == Kind::Bulk,
@@ -872,7 +1012,7 @@ impl RecvBuf {
     fn read_payload(
         &mut self,
         mut r: &File,
-        bulk: &UnixStream,
+        bulk: Option<&UnixStream>,
         p: Payload,
         dst: &mut [u8],
     ) -> Result<(), FrameError> {
@@ -882,7 +1022,7 @@ impl RecvBuf {
             let stash = std::mem::take(&mut self.stash);
             let got = stash.got.min(stash.bytes.len()).min(dst.len());
             dst[..got].copy_from_slice(&stash.bytes[..got]);
-            return Ok((&*bulk).read_exact(&mut dst[got..])?);
+            return Ok(side(bulk)?.read_exact(&mut dst[got..])?);
         }
         let mut got = self.take_into(dst);
         while got < dst.len() {
@@ -913,7 +1053,7 @@ impl RecvBuf {
     fn read_payload_vec(
         &mut self,
         r: &File,
-        bulk: &UnixStream,
+        bulk: Option<&UnixStream>,
         p: Payload,
     ) -> Result<Vec<u8>, FrameError> {
         if p.bulk {
@@ -924,7 +1064,9 @@ impl RecvBuf {
             let mut v = stash.bytes;
             v.truncate(stash.got.min(p.len));
             v.reserve_exact(p.len - v.len());
-            bulk.take((p.len - v.len()) as u64).read_to_end(&mut v)?;
+            side(bulk)?
+                .take((p.len - v.len()) as u64)
+                .read_to_end(&mut v)?;
             if v.len() < p.len {
                 return Err(FrameError::Protocol(
                     "stream ended in the middle of a frame".into(),
@@ -938,10 +1080,10 @@ impl RecvBuf {
     }
 
     /// Consumes payload `p` in buffer-sized reads, never allocating it.
-    fn skip(&mut self, r: &File, bulk: &UnixStream, p: Payload) -> Result<(), FrameError> {
+    fn skip(&mut self, r: &File, bulk: Option<&UnixStream>, p: Payload) -> Result<(), FrameError> {
         if p.bulk {
             let stash = std::mem::take(&mut self.stash);
-            return frame::skip(bulk, p.len - stash.got.min(p.len));
+            return frame::skip(side(bulk)?, p.len - stash.got.min(p.len));
         }
         let mut len = p.len;
         loop {
@@ -958,6 +1100,12 @@ impl RecvBuf {
             }
         }
     }
+}
+
+/// The bulk socket of a connection that has one; a `Bulk` frame is only
+/// read on such a connection (`read_data_header` refuses it elsewhere).
+fn side(bulk: Option<&UnixStream>) -> io::Result<&UnixStream> {
+    bulk.ok_or_else(|| io::Error::other("a Bulk frame on a connection without a bulk socket"))
 }
 
 /// How long a reader polls before it blocks in `read`: waking a process
@@ -1042,14 +1190,19 @@ impl Serialize for Connection {
                 .transpose()
                 .map_err(serde::ser::Error::custom)
         };
-        let bulk = fdpass::export(self.bulk.as_fd()).map_err(serde::ser::Error::custom)?;
+        let bulk = self
+            .bulk
+            .as_ref()
+            .map(|b| fdpass::export(b.as_fd()))
+            .transpose()
+            .map_err(serde::ser::Error::custom)?;
         (export(&self.rx)?, export(&self.tx)?, bulk).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (rx, tx, bulk) = <(Option<u32>, Option<u32>, u32)>::deserialize(d)?;
+        let (rx, tx, bulk) = <(Option<u32>, Option<u32>, Option<u32>)>::deserialize(d)?;
         if rx.is_none() && tx.is_none() {
             return Err(serde::de::Error::custom("a Connection with no pipe"));
         }
@@ -1058,8 +1211,11 @@ impl<'de> Deserialize<'de> for Connection {
                 .transpose()
                 .map_err(serde::de::Error::custom)
         };
-        let bulk = fdpass::import(bulk).map_err(serde::de::Error::custom)?;
-        Ok(Connection::from_fds(import(rx)?, import(tx)?, bulk))
+        Ok(Connection::from_fds(
+            import(rx)?,
+            import(tx)?,
+            import(bulk)?,
+        ))
     }
 }
 
@@ -1113,8 +1269,8 @@ mod tests {
             &frame::header(Kind::Bulk, msg.len()).unwrap(),
         )
         .unwrap();
-        (&a.bulk).write_all(&msg[..first]).unwrap();
-        move || (&a.bulk).write_all(&msg[first..]).unwrap()
+        a.bulk.as_ref().unwrap().write_all(&msg[..first]).unwrap();
+        move || a.bulk.as_ref().unwrap().write_all(&msg[first..]).unwrap()
     }
 
     /// A bulk frame whose payload is still coming on the socket: what a
@@ -1180,6 +1336,98 @@ mod tests {
         });
         a.send_bytes(b"ok").unwrap();
         assert_eq!(b.try_recv_bytes().unwrap(), b"ok");
+    }
+
+    /// A connection over one socket pair, and the raw peer socket.
+    fn socket_connection() -> (Connection, UnixStream) {
+        let (s1, s2) = UnixStream::pair().unwrap();
+        (Connection::from_stream(OwnedFd::from(s1)).unwrap(), s2)
+    }
+
+    /// On a socket connection an inline frame over the limit is dropped as
+    /// it arrives by a bounded receive (the buffer stays small), and a large
+    /// legitimate one is buffered whole, then the buffer is released.
+    #[test]
+    fn a_socket_connection_drops_oversized_frames_and_releases_large_buffers() {
+        let (b, mut raw) = socket_connection();
+        b.set_max_frame(100_000);
+        raw.write_all(&frame::header(Kind::Data, 300_000).unwrap())
+            .unwrap();
+        raw.write_all(&[7u8; 50_000]).unwrap();
+        assert!(b.try_recv_bytes().unwrap_err().is_empty());
+        assert!(
+            b.rbuf.lock().data.len() <= RECV_BUF,
+            "buffered, not dropped"
+        );
+        assert!(pending(&b) > 0);
+        std::thread::scope(|s| {
+            // More than the socket holds: written while we read.
+            s.spawn(|| {
+                (&raw).write_all(&[7u8; 250_000]).unwrap();
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, 2).unwrap())
+                    .unwrap();
+                (&raw).write_all(b"ok").unwrap();
+            });
+            assert!(matches!(
+                b.recv_bytes_timeout(LONG),
+                Err(RecvTimeoutError::Failed(ConnectionError::TooLarge {
+                    len: 300_000,
+                    limit: 100_000
+                }))
+            ));
+        });
+        assert!(b.rbuf.lock().data.len() <= RECV_BUF);
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), b"ok");
+
+        b.set_max_frame(DEFAULT_MAX_FRAME);
+        let big = vec![3u8; 200_000];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, big.len()).unwrap())
+                    .unwrap();
+                (&raw).write_all(&big).unwrap();
+            });
+            assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), big);
+        });
+        assert!(b.rbuf.lock().data.len() <= BULK_AT + HEADER_LEN, "kept");
+        assert_eq!(pending(&b), 0);
+    }
+
+    /// A frame of another kind over the limit on a socket connection is
+    /// dropped as it arrives too (a peer cannot make a bounded receive
+    /// buffer what it announces), and reported as `TooLarge`.
+    #[test]
+    fn a_socket_connection_drops_an_oversized_frame_of_any_kind() {
+        let (b, raw) = socket_connection();
+        b.set_max_frame(1000);
+        (&raw)
+            .write_all(&frame::header(Kind::Boot, 100_000).unwrap())
+            .unwrap();
+        (&raw).write_all(&[1u8; 20_000]).unwrap();
+        assert!(!b.poll().unwrap());
+        assert!(
+            b.rbuf.lock().data.len() <= RECV_BUF,
+            "buffered, not dropped"
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                (&raw).write_all(&[1u8; 80_000]).unwrap();
+                (&raw)
+                    .write_all(&frame::header(Kind::Data, 1).unwrap())
+                    .unwrap();
+                (&raw).write_all(&[9]).unwrap();
+            });
+            assert!(matches!(
+                b.recv_bytes_timeout(LONG),
+                Err(RecvTimeoutError::Failed(ConnectionError::TooLarge {
+                    len: 100_000,
+                    limit: 1000
+                }))
+            ));
+        });
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [9]);
     }
 
     /// A receive in progress on another thread: `try_recv` does not wait for

@@ -9,6 +9,9 @@
 //!   `task_done`/`join` and `shutdown`.
 //! - [`Value`] / [`Array`] (and the lock-free [`RawValue`] / [`RawArray`]):
 //!   plain data in shared memory, with an associated lock.
+//! - [`Listener`] / [`Client`]: [`Connection`]s between processes that
+//!   are not related, over a TCP or Unix socket, optionally authenticated
+//!   with a shared key.
 //! - [`auth`]: challenge-response authentication of a [`Connection`] with
 //!   a shared key (`deliver_challenge` / `answer_challenge`).
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
@@ -23,6 +26,7 @@ mod connection;
 mod error;
 pub(crate) mod fdpass;
 pub(crate) mod frame;
+mod listener;
 mod queue;
 pub(crate) mod sealed;
 mod sharedctypes;
@@ -42,6 +46,10 @@ pub use error::{
     TryRecvError,
 };
 pub use frame::{DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
+pub use listener::{
+    Address, AddressParseError, Client, DEFAULT_AUTH_TIMEOUT, DEFAULT_BACKLOG, Listener,
+    ListenerBuilder, ListenerError,
+};
 pub(crate) use queue::flush_all;
 pub use queue::{
     GetFuture, JoinFuture, JoinableQueue, NotClosedError, PutFuture, Queue, SimpleQueue,
