@@ -1162,6 +1162,23 @@ pub(crate) fn wait_readable(
     }
 }
 
+impl super::wait::Waitable for Connection {
+    /// The read end's descriptor.
+    fn wait_fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        self.rx.as_ref().map(AsFd::as_fd).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a send-only Connection has nothing to wait for",
+            )
+        })
+    }
+
+    /// Bytes already read from the OS and not yet handed out.
+    fn ready_now(&self) -> bool {
+        self.buffered.load(Ordering::Acquire) > 0
+    }
+}
+
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")

@@ -377,6 +377,17 @@ impl Listener {
     pub fn close(self) {}
 }
 
+impl super::wait::Waitable for Listener {
+    /// The listening socket: readable when a client waits to be accepted.
+    fn wait_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Ok(match &self.inner {
+            Inner::Tcp(l) => l.as_fd(),
+            Inner::Unix(l) => l.as_fd(),
+        })
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         // As Python's `Listener.close()`: the path it bound goes away.

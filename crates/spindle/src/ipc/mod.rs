@@ -32,6 +32,7 @@ pub(crate) mod sealed;
 mod sharedctypes;
 mod shm;
 pub mod sync;
+mod wait;
 
 /// The thread queues' errors, which [`Queue`] reports too (inside
 /// [`QueueError::Queue`]).
@@ -55,3 +56,4 @@ pub use queue::{
     GetFuture, JoinFuture, JoinableQueue, NotClosedError, PutFuture, Queue, SimpleQueue,
 };
 pub use sharedctypes::{Array, ArrayGuard, IndexError, RawArray, RawValue, Value, ValueGuard};
+pub use wait::{Waitable, wait, wait_deadline, wait_timeout};
