@@ -1139,17 +1139,8 @@ pub(crate) fn wait_readable(
     deadline: Option<Instant>,
 ) -> io::Result<bool> {
     loop {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up so a short wait never becomes a busy zero-timeout poll.
-                let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
+        match poll(&mut fds, super::wait::poll_timeout(deadline)) {
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(false);

@@ -82,6 +82,19 @@ pub fn wait_deadline(objects: &[&dyn Waitable], deadline: Instant) -> io::Result
     wait_until(objects, Some(deadline))
 }
 
+/// `poll(2)`'s timeout for `deadline` (`None`: none), rounded up to the
+/// millisecond so a short wait never spins at a zero timeout.
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    }
+}
+
 fn wait_until(objects: &[&dyn Waitable], deadline: Option<Instant>) -> io::Result<Vec<usize>> {
     if objects.is_empty() && deadline.is_none() {
         return Err(io::Error::new(
@@ -104,16 +117,7 @@ fn wait_until(objects: &[&dyn Waitable], deadline: Option<Instant>) -> io::Resul
             .iter()
             .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
             .collect();
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Rounded up, so a short wait never spins at timeout 0.
-                let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        match poll(&mut polls, timeout) {
+        match poll(&mut polls, poll_timeout(deadline)) {
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(Vec::new());
