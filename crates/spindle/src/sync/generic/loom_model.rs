@@ -320,6 +320,26 @@ fn loom_model_lock_async_cancelled_waiter_loses_no_wake() {
     );
 }
 
+/// A thread whose task takes the `Condition`'s lock with `lock_async`,
+/// waits with `wait_for_async` until a token is there, and takes it.
+fn spawn_token_taker(
+    cond: &Arc<Condition<Lock>>,
+    tokens: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    let (cond, tokens) = (Arc::clone(cond), Arc::clone(tokens));
+    thread::spawn(move || {
+        block_on(async {
+            let guard = cond.lock_async().await;
+            let guard = cond
+                .wait_for_async(guard, || tokens.load(Relaxed) > 0)
+                .await
+                .unwrap();
+            tokens.store(tokens.load(Relaxed) - 1, Relaxed);
+            drop(guard);
+        })
+    })
+}
+
 /// A task waits on a `Condition` over a `Lock` (`wait_for_async`) while a
 /// thread adds a token and notifies one waiter: the task is woken and takes
 /// the token (the ticket's `WAITING → PARKED` compare-and-swap and the waker
@@ -332,20 +352,7 @@ fn loom_model_condition_wait_async_woken_by_notify() {
     check("Condition: wait_async vs notify", 3, || {
         let cond = Arc::new(Condition::with_lock(std::sync::Arc::new(Lock::new())));
         let tokens = Arc::new(AtomicUsize::new(0));
-        let task = {
-            let (cond, tokens) = (Arc::clone(&cond), Arc::clone(&tokens));
-            thread::spawn(move || {
-                block_on(async {
-                    let guard = cond.lock_async().await;
-                    let guard = cond
-                        .wait_for_async(guard, || tokens.load(Relaxed) > 0)
-                        .await
-                        .unwrap();
-                    tokens.store(tokens.load(Relaxed) - 1, Relaxed);
-                    drop(guard);
-                })
-            })
-        };
+        let task = spawn_token_taker(&cond, &tokens);
         {
             let _held = cond.lock();
             tokens.store(tokens.load(Relaxed) + 1, Relaxed);
@@ -386,20 +393,7 @@ fn loom_model_condition_cancelled_wait_async_passes_notification_on() {
                     poll_once(f.as_mut(), &waker).is_ready()
                 })
             };
-            let task = {
-                let (cond, tokens) = (Arc::clone(&cond), Arc::clone(&tokens));
-                thread::spawn(move || {
-                    block_on(async {
-                        let guard = cond.lock_async().await;
-                        let guard = cond
-                            .wait_for_async(guard, || tokens.load(Relaxed) > 0)
-                            .await
-                            .unwrap();
-                        tokens.store(tokens.load(Relaxed) - 1, Relaxed);
-                        drop(guard);
-                    })
-                })
-            };
+            let task = spawn_token_taker(&cond, &tokens);
             {
                 let _held = cond.lock();
                 tokens.store(1, Relaxed);
