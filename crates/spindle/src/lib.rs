@@ -250,6 +250,8 @@ pub mod ipc;
 pub mod lockorder;
 #[cfg(target_os = "linux")]
 mod loom;
+#[cfg(target_os = "linux")]
+pub mod manager;
 pub mod process;
 #[cfg(target_os = "linux")]
 pub mod queue;

@@ -47,6 +47,16 @@ pub(crate) enum Kind {
     /// User bytes of a `Connection` whose payload travels on the
     /// connection's socket, not after the header.
     Bulk = 6,
+    /// Manager handshake, server → client: the challenge (`manager::wire`).
+    NetChallenge = 16,
+    /// Manager handshake, client → server: the response.
+    NetResponse = 17,
+    /// Manager handshake, server → client: the welcome.
+    NetWelcome = 18,
+    /// Manager handshake, server → client: authentication failed.
+    NetFailure = 19,
+    /// A manager message after the handshake (MessagePack envelope).
+    NetMessage = 20,
 }
 
 impl Kind {
@@ -59,6 +69,11 @@ impl Kind {
             4 => Kind::Reply,
             5 => Kind::Exit,
             6 => Kind::Bulk,
+            16 => Kind::NetChallenge,
+            17 => Kind::NetResponse,
+            18 => Kind::NetWelcome,
+            19 => Kind::NetFailure,
+            20 => Kind::NetMessage,
             _ => return None,
         })
     }
