@@ -1,0 +1,314 @@
+//! The client side: one connection per process and server, one channel per
+//! client thread, each call completing a [`Promise`].
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+
+use super::error::ManagerError;
+use super::proto::{self, Call, Fail, Op, Reply, Request, Token, Value};
+use super::wire::{self, FrameSink, Stream, WireConfig};
+use crate::futures::{Future, FutureError, Promise};
+use crate::ipc::Address;
+
+/// Why a call did not return a value: the server's answer, or the
+/// connection's end.
+#[derive(Debug, Clone)]
+pub(crate) enum CallError {
+    Fail(Fail),
+    Gone(String),
+}
+
+impl CallError {
+    pub(crate) fn into_error(self) -> ManagerError {
+        match self {
+            CallError::Fail(f) => f.into_error(),
+            CallError::Gone(m) => ManagerError::gone(m),
+        }
+    }
+}
+
+/// One authenticated connection to a server.
+#[derive(Debug)]
+pub(crate) struct ClientConn {
+    pub(crate) address: Address,
+    pub(crate) key: Vec<u8>,
+    /// The process that opened it: a child made by fork inherits the
+    /// socket but must not write to it (it opens its own).
+    pid: u32,
+    cfg: WireConfig,
+    sink: Mutex<(FrameSink, Vec<u8>)>,
+    stream: Stream,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    calls: HashMap<u64, Promise<Value, CallError>>,
+    dead: Option<String>,
+}
+
+static NEXT_CHANNEL: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    static CHANNEL: u32 = NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This thread's channel: the server serves each client thread in its own
+/// server thread.
+pub(crate) fn channel() -> u32 {
+    CHANNEL.with(|c| *c)
+}
+
+impl ClientConn {
+    /// Connects and authenticates; the reader thread starts.
+    pub(crate) fn open(
+        address: &Address,
+        key: &[u8],
+        cfg: &WireConfig,
+    ) -> Result<Arc<ClientConn>, ManagerError> {
+        let mut hello = Vec::new();
+        proto::encode(
+            &Request {
+                ch: channel(),
+                id: 1,
+                op: Op::Hello {
+                    pid: std::process::id(),
+                },
+            },
+            &mut hello,
+        )?;
+        let session = wire::connect(address, key, cfg, &hello)?;
+        let wire::Session {
+            sink,
+            mut source,
+            stream,
+            ..
+        } = session;
+        let conn = Arc::new(ClientConn {
+            address: address.clone(),
+            key: key.to_vec(),
+            pid: std::process::id(),
+            cfg: cfg.clone(),
+            sink: Mutex::new((sink, Vec::with_capacity(256))),
+            stream,
+            pending: Mutex::new(Pending::default()),
+            next_id: AtomicU64::new(2),
+        });
+        // The Hello's reply comes first.
+        let mut buf = Vec::new();
+        source.recv(&mut buf)?;
+        let reply: Reply = proto::decode(&buf)?;
+        if reply.id != 1 {
+            return Err(ManagerError::protocol(
+                "the first reply does not answer Hello",
+            ));
+        }
+        if let Err(f) = reply.out {
+            return Err(f.into_error());
+        }
+        let weak = Arc::downgrade(&conn);
+        std::thread::Builder::new()
+            .name("spindle-mgr-client".into())
+            .stack_size(128 * 1024)
+            .spawn(move || reader(weak, source))
+            .map_err(ManagerError::Io)?;
+        Ok(conn)
+    }
+
+    /// Sends a request on this thread's channel; the returned future
+    /// completes with the reply.
+    pub(crate) fn submit(&self, op: Op) -> Result<Future<Value, CallError>, ManagerError> {
+        self.submit_on(channel(), op)
+    }
+
+    fn submit_on(&self, ch: u32, op: Op) -> Result<Future<Value, CallError>, ManagerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (promise, future) = Promise::new();
+        {
+            let mut p = self.pending.lock();
+            if let Some(why) = &p.dead {
+                return Err(ManagerError::gone(why.clone()));
+            }
+            p.calls.insert(id, promise);
+        }
+        if let Err(e) = self.send(&Request { ch, id, op }) {
+            self.pending.lock().calls.remove(&id);
+            return Err(e);
+        }
+        Ok(future)
+    }
+
+    fn send(&self, req: &Request) -> Result<(), ManagerError> {
+        if self.pid != std::process::id() {
+            return Err(ManagerError::gone(
+                "this connection belongs to the parent process",
+            ));
+        }
+        let mut guard = self.sink.lock();
+        let (sink, buf) = &mut *guard;
+        proto::encode(req, buf)?;
+        sink.send(buf)
+    }
+
+    /// Calls and waits for the reply.
+    pub(crate) fn call(&self, op: Op) -> Result<Value, CallError> {
+        let fut = self
+            .submit(op)
+            .map_err(|e| CallError::Gone(e.to_string()))?;
+        match fut.into_result() {
+            Ok(v) => Ok(v),
+            Err(FutureError::Failed(e)) => Err((*e).clone()),
+            Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+        }
+    }
+
+    /// Calls a method of an object.
+    pub(crate) fn call_obj(&self, obj: u64, call: Call) -> Result<Value, CallError> {
+        self.call(Op::Call { obj, call })
+    }
+
+    /// Calls where every failure is an error.
+    pub(crate) fn call_checked(&self, op: Op) -> Result<Value, ManagerError> {
+        self.call(op).map_err(CallError::into_error)
+    }
+
+    /// Sends without waiting for a reply (`Decref`).
+    pub(crate) fn post(&self, op: Op) {
+        let _ = self.send(&Request {
+            ch: channel(),
+            id: 0,
+            op,
+        });
+    }
+
+    /// Closes the connection (the server drops this process's references).
+    pub(crate) fn close(&self) {
+        self.stream.shutdown();
+    }
+}
+
+impl Drop for ClientConn {
+    fn drop(&mut self) {
+        self.stream.shutdown();
+    }
+}
+
+fn reader(conn: Weak<ClientConn>, mut source: wire::FrameSource) {
+    let mut buf = Vec::with_capacity(4096);
+    let why = loop {
+        if let Err(e) = source.recv(&mut buf) {
+            break e.to_string();
+        }
+        let reply: Reply = match proto::decode(&buf) {
+            Ok(r) => r,
+            Err(e) => break e.to_string(),
+        };
+        let Some(conn) = conn.upgrade() else {
+            return;
+        };
+        let promise = conn.pending.lock().calls.remove(&reply.id);
+        if let Some(p) = promise {
+            let _ = match reply.out {
+                Ok(v) => p.set_result(v).map_err(|_| ()),
+                Err(f) => p.set_error(CallError::Fail(f)).map_err(|_| ()),
+            };
+        }
+    };
+    if let Some(conn) = conn.upgrade() {
+        let mut p = conn.pending.lock();
+        p.dead = Some(why.clone());
+        for (_, promise) in p.calls.drain() {
+            let _ = promise.set_error(CallError::Gone(why.clone()));
+        }
+    }
+}
+
+/// This process's connections, one per server address: proxies that
+/// arrive in a task argument join the connection already open, if any.
+fn connections() -> &'static Mutex<HashMap<Address, Weak<ClientConn>>> {
+    static CONNS: OnceLock<Mutex<HashMap<Address, Weak<ClientConn>>>> = OnceLock::new();
+    CONNS.get_or_init(Default::default)
+}
+
+/// The open connection to `address`, or a new one.
+pub(crate) fn shared_connection(
+    address: &Address,
+    key: Option<&[u8]>,
+    cfg: &WireConfig,
+) -> Result<Arc<ClientConn>, ManagerError> {
+    let mut conns = connections().lock();
+    if let Some(c) = conns.get(address).and_then(Weak::upgrade)
+        && c.pid == std::process::id()
+        && c.pending.lock().dead.is_none()
+        && key.is_none_or(|k| k == c.key.as_slice())
+    {
+        return Ok(c);
+    }
+    let key = match key {
+        Some(k) => k.to_vec(),
+        None => known_key(address)
+            .unwrap_or_else(|| crate::process::current_process().authkey().to_vec()),
+    };
+    let c = ClientConn::open(address, &key, cfg)?;
+    conns.insert(address.clone(), Arc::downgrade(&c));
+    remember_key(address, &key);
+    Ok(c)
+}
+
+fn keys() -> &'static Mutex<HashMap<Address, Vec<u8>>> {
+    static KEYS: OnceLock<Mutex<HashMap<Address, Vec<u8>>>> = OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+fn known_key(address: &Address) -> Option<Vec<u8>> {
+    keys().lock().get(address).cloned()
+}
+
+fn remember_key(address: &Address, key: &[u8]) {
+    keys().lock().insert(address.clone(), key.to_vec());
+}
+
+/// A proxy's hold on one object: dropping the last one tells the server.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    pub(crate) conn: Arc<ClientConn>,
+    pub(crate) token: Token,
+}
+
+impl Handle {
+    /// The connection to call on: this process's own (a child made by
+    /// fork inherits its parent's handles and reconnects).
+    pub(crate) fn conn(&self) -> Result<Arc<ClientConn>, ManagerError> {
+        if self.conn.pid == std::process::id() {
+            Ok(self.conn.clone())
+        } else {
+            shared_connection(&self.conn.address, Some(&self.conn.key), &self.conn.cfg)
+        }
+    }
+
+    /// Calls a method of this handle's object.
+    pub(crate) fn call(&self, call: Call) -> Result<Value, CallError> {
+        if self.conn.pid == std::process::id() {
+            self.conn.call_obj(self.token.obj, call)
+        } else {
+            self.conn()
+                .map_err(|e| CallError::Gone(e.to_string()))?
+                .call_obj(self.token.obj, call)
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.conn.pid == std::process::id() {
+            self.conn.post(Op::Decref {
+                obj: self.token.obj,
+            });
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! The objects a manager server holds, and how each call runs on them.
+//!
+//! Values are opaque byte strings (the clients' encodings). Blocking calls
+//! wait in slices of [`SLICE`] and give up when their channel's connection
+//! is gone, so no server thread waits for a client that left.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::proto::{Arg, Bin, Call, Fail, Value, Wait};
+use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+
+/// How often a blocked server thread looks whether its client left.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+
+/// What a blocking call checks between slices: whether its client left.
+pub(crate) trait Cancel {
+    fn cancelled(&self) -> bool;
+}
+
+/// The end of a wait, if any.
+fn deadline(wait: Wait) -> Option<Instant> {
+    match wait {
+        Wait::Nanos(n) => Some(Instant::now() + Duration::from_nanos(n)),
+        _ => None,
+    }
+}
+
+/// The next slice of a wait: `None` when the deadline has passed.
+fn slice(until: Option<Instant>) -> Option<Duration> {
+    match until {
+        None => Some(SLICE),
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| left.min(SLICE))
+        }
+    }
+}
+
+/// Runs `attempt` (which tries once, without blocking) until it succeeds,
+/// the wait ends or the client leaves; between attempts waits one slice
+/// with `park(slice)` (which returns early when something changed).
+fn blocking<T>(
+    wait: Wait,
+    cancel: &dyn Cancel,
+    mut attempt: impl FnMut() -> Option<T>,
+    mut park: impl FnMut(Duration),
+) -> Result<T, Fail> {
+    let until = deadline(wait);
+    loop {
+        if let Some(v) = attempt() {
+            return Ok(v);
+        }
+        if wait == Wait::No {
+            return Err(Fail::Timeout);
+        }
+        if cancel.cancelled() {
+            return Err(Fail::ShutDown);
+        }
+        match slice(until) {
+            Some(d) => park(d),
+            None => return Err(Fail::Timeout),
+        }
+    }
+}
+
+/// A queue of opaque items: FIFO or LIFO, bounded or not, joinable, with
+/// Python 3.13's shutdown.
+#[derive(Debug)]
+pub(crate) struct ByteQueue {
+    lifo: bool,
+    maxsize: usize,
+    st: Mutex<QState>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    all_done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QState {
+    items: VecDeque<Bin>,
+    unfinished: usize,
+    shutdown: bool,
+}
+
+impl ByteQueue {
+    pub(crate) fn new(lifo: bool, maxsize: usize) -> ByteQueue {
+        ByteQueue {
+            lifo,
+            maxsize,
+            st: Mutex::new(QState::default()),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            all_done: Condvar::new(),
+        }
+    }
+
+    fn full(&self, st: &QState) -> bool {
+        self.maxsize > 0 && st.items.len() >= self.maxsize
+    }
+
+    fn wait_on<'a>(cv: &Condvar, g: &mut MutexGuard<'a, QState>, d: Duration) {
+        cv.wait_for(g, d);
+    }
+
+    pub(crate) fn put(&self, item: Bin, wait: Wait, cancel: &dyn Cancel) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        let until = deadline(wait);
+        loop {
+            if st.shutdown {
+                return Err(Fail::ShutDown);
+            }
+            if !self.full(&st) {
+                break;
+            }
+            if wait == Wait::No {
+                return Err(Fail::Full);
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            match slice(until) {
+                Some(d) => Self::wait_on(&self.not_full, &mut st, d),
+                None => return Err(Fail::Full),
+            }
+        }
+        st.items.push_back(item);
+        st.unfinished += 1;
+        drop(st);
+        self.not_empty.notify_one();
+        Ok(Value::Unit)
+    }
+
+    /// Takes an item; `commit` is asked first whether the client is still
+    /// there to receive it (an item is never taken for a client that left).
+    pub(crate) fn get(&self, wait: Wait, cancel: &dyn Cancel) -> Result<Bin, Fail> {
+        let mut st = self.st.lock();
+        let until = deadline(wait);
+        loop {
+            if !st.items.is_empty() {
+                if wait != Wait::No && cancel.cancelled() {
+                    return Err(Fail::ShutDown);
+                }
+                break;
+            }
+            if st.shutdown {
+                return Err(Fail::ShutDown);
+            }
+            if wait == Wait::No {
+                return Err(Fail::Empty);
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            match slice(until) {
+                Some(d) => Self::wait_on(&self.not_empty, &mut st, d),
+                None => return Err(Fail::Empty),
+            }
+        }
+        let item = if self.lifo {
+            st.items.pop_back()
+        } else {
+            st.items.pop_front()
+        };
+        drop(st);
+        self.not_full.notify_one();
+        Ok(item.expect("checked non-empty"))
+    }
+
+    /// Puts an item taken for a client that could not be told back where
+    /// the next `get` finds it first.
+    pub(crate) fn unget(&self, item: Bin) {
+        let mut st = self.st.lock();
+        if self.lifo {
+            st.items.push_back(item);
+        } else {
+            st.items.push_front(item);
+        }
+        drop(st);
+        self.not_empty.notify_one();
+    }
+
+    fn task_done(&self) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        if st.unfinished == 0 {
+            return Err(Fail::TooManyTaskDone);
+        }
+        st.unfinished -= 1;
+        if st.unfinished == 0 {
+            self.all_done.notify_all();
+        }
+        Ok(Value::Unit)
+    }
+
+    fn join(&self, wait: Wait, cancel: &dyn Cancel) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        let until = deadline(wait);
+        while st.unfinished > 0 {
+            if wait == Wait::No {
+                return Err(Fail::Timeout);
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            match slice(until) {
+                Some(d) => Self::wait_on(&self.all_done, &mut st, d),
+                None => return Err(Fail::Timeout),
+            }
+        }
+        Ok(Value::Unit)
+    }
+
+    fn shutdown(&self, immediate: bool) {
+        let mut st = self.st.lock();
+        st.shutdown = true;
+        if immediate {
+            let n = st.items.len();
+            st.items.clear();
+            st.unfinished = st.unfinished.saturating_sub(n);
+            self.all_done.notify_all();
+        }
+        drop(st);
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+}
+
+/// A dict in insertion order (as Python's), keys compared by encoding.
+#[derive(Debug, Default)]
+pub(crate) struct ByteDict {
+    index: HashMap<Bin, u64>,
+    entries: BTreeMap<u64, (Bin, Bin)>,
+    next: u64,
+}
+
+impl ByteDict {
+    fn set(&mut self, key: Bin, val: Bin) {
+        if let Some(seq) = self.index.get(&key) {
+            self.entries.get_mut(seq).expect("indexed").1 = val;
+        } else {
+            let seq = self.next;
+            self.next += 1;
+            self.index.insert(key.clone(), seq);
+            self.entries.insert(seq, (key, val));
+        }
+    }
+
+    fn get(&self, key: &Bin) -> Option<&Bin> {
+        self.index.get(key).map(|s| &self.entries[s].1)
+    }
+
+    fn remove(&mut self, key: &Bin) -> Option<Bin> {
+        let seq = self.index.remove(key)?;
+        self.entries.remove(&seq).map(|(_, v)| v)
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// One object on the server.
+#[derive(Debug)]
+pub(crate) enum Object {
+    Queue(ByteQueue),
+    Dict(Mutex<ByteDict>),
+    List(Mutex<Vec<Bin>>),
+    /// A list of fixed length.
+    Array(Mutex<Vec<Bin>>),
+    Value(Mutex<Bin>),
+    Namespace(Mutex<BTreeMap<String, Bin>>),
+    Lock(Lock),
+    RLock(RLock),
+    Semaphore(Semaphore),
+    BoundedSemaphore(BoundedSemaphore),
+    Event(Event),
+    Condition(Condition),
+    Barrier(Barrier),
+}
+
+fn size(arg: &Arg) -> Result<usize, Fail> {
+    match arg {
+        Arg::Size(n) => {
+            usize::try_from(*n).map_err(|_| Fail::BadArg(format!("size {n} too large")))
+        }
+        Arg::None => Ok(0),
+        other => Err(Fail::BadArg(format!("expected a size, got {other:?}"))),
+    }
+}
+
+impl Object {
+    /// Makes an object of `typeid` from `arg`.
+    pub(crate) fn create(typeid: &str, arg: Arg) -> Result<Object, Fail> {
+        Ok(match typeid {
+            "Queue" | "JoinableQueue" => Object::Queue(ByteQueue::new(false, size(&arg)?)),
+            "LifoQueue" => Object::Queue(ByteQueue::new(true, size(&arg)?)),
+            "dict" => {
+                let mut d = ByteDict::default();
+                if let Arg::Bins(kv) = arg {
+                    if kv.len() % 2 != 0 {
+                        return Err(Fail::BadArg("odd number of key/value items".into()));
+                    }
+                    let mut it = kv.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        d.set(k, v);
+                    }
+                }
+                Object::Dict(Mutex::new(d))
+            }
+            "list" => Object::List(Mutex::new(match arg {
+                Arg::Bins(v) => v,
+                _ => Vec::new(),
+            })),
+            "Array" => Object::Array(Mutex::new(match arg {
+                Arg::Bins(v) => v,
+                other => {
+                    return Err(Fail::BadArg(format!(
+                        "Array needs its items, got {other:?}"
+                    )));
+                }
+            })),
+            "Value" => Object::Value(Mutex::new(match arg {
+                Arg::Bin(v) => v,
+                other => return Err(Fail::BadArg(format!("Value needs a value, got {other:?}"))),
+            })),
+            "Namespace" => Object::Namespace(Mutex::new(BTreeMap::new())),
+            "Lock" => Object::Lock(Lock::new()),
+            "RLock" => Object::RLock(RLock::new()),
+            "Semaphore" => Object::Semaphore(Semaphore::new(size(&arg)?)),
+            "BoundedSemaphore" => Object::BoundedSemaphore(BoundedSemaphore::new(size(&arg)?)),
+            "Event" => Object::Event(Event::new()),
+            "Condition" => Object::Condition(Condition::new()),
+            "Barrier" => {
+                let n = size(&arg)?;
+                Object::Barrier(
+                    Barrier::new(n).map_err(|e| Fail::BadArg(format!("Barrier({n}): {e}")))?,
+                )
+            }
+            other => return Err(Fail::NotFound(format!("typeid {other:?}"))),
+        })
+    }
+}
+
+/// A lock-like object a channel took, to release if the channel dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    Lock,
+    RLock,
+    Condition,
+}
+
+/// What a call did to the channel's holdings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    None,
+    Took(Held),
+    Gave(Held),
+}
+
+fn index(len: usize, i: i64) -> Result<usize, Fail> {
+    let j = if i < 0 { i + len as i64 } else { i };
+    if j < 0 || j as usize >= len {
+        Err(Fail::IndexError)
+    } else {
+        Ok(j as usize)
+    }
+}
+
+fn wait_bool(
+    wait: Wait,
+    cancel: &dyn Cancel,
+    try_once: impl Fn() -> bool,
+    block_for: impl Fn(Duration) -> bool,
+) -> Result<Value, Fail> {
+    match blocking(
+        wait,
+        cancel,
+        || try_once().then_some(()),
+        |d| {
+            block_for(d);
+        },
+    ) {
+        Ok(()) => Ok(Value::Bool(true)),
+        Err(Fail::Timeout) => Ok(Value::Bool(false)),
+        Err(e) => Err(e),
+    }
+}
+
+impl Object {
+    /// The typeid this object answers to (a JoinableQueue is a Queue).
+    pub(crate) fn runs(&self, call: Call, cancel: &dyn Cancel) -> (Result<Value, Fail>, Effect) {
+        let mut effect = Effect::None;
+        let out = self.run(call, cancel, &mut effect);
+        (out, effect)
+    }
+
+    fn run(&self, call: Call, cancel: &dyn Cancel, effect: &mut Effect) -> Result<Value, Fail> {
+        use Call::*;
+        match (self, call) {
+            (Object::Queue(q), Put { item, wait }) => q.put(item, wait, cancel),
+            (Object::Queue(q), Get { wait }) => q.get(wait, cancel).map(Value::Bin),
+            (Object::Queue(q), QSize) => Ok(Value::U64(q.st.lock().items.len() as u64)),
+            (Object::Queue(q), MaxSize) => Ok(Value::U64(q.maxsize as u64)),
+            (Object::Queue(q), TaskDone) => q.task_done(),
+            (Object::Queue(q), Join { wait }) => q.join(wait, cancel),
+            (Object::Queue(q), QShutdown { immediate }) => {
+                q.shutdown(immediate);
+                Ok(Value::Unit)
+            }
+            (Object::Queue(q), IsShutdown) => Ok(Value::Bool(q.st.lock().shutdown)),
+
+            (Object::Dict(d), DGet { key }) => Ok(Value::OptBin(d.lock().get(&key).cloned())),
+            (Object::Dict(d), DSet { key, val }) => {
+                d.lock().set(key, val);
+                Ok(Value::Unit)
+            }
+            (Object::Dict(d), DDel { key }) => match d.lock().remove(&key) {
+                Some(_) => Ok(Value::Unit),
+                None => Err(Fail::KeyError),
+            },
+            (Object::Dict(d), DPop { key }) => Ok(Value::OptBin(d.lock().remove(&key))),
+            (Object::Dict(d), DContains { key }) => Ok(Value::Bool(d.lock().get(&key).is_some())),
+            (Object::Dict(d), DSetDefault { key, val }) => {
+                let mut d = d.lock();
+                if let Some(v) = d.get(&key) {
+                    return Ok(Value::Bin(v.clone()));
+                }
+                d.set(key, val.clone());
+                Ok(Value::Bin(val))
+            }
+            (Object::Dict(d), DUpdate { pairs }) => {
+                let mut d = d.lock();
+                for (k, v) in pairs {
+                    d.set(k, v);
+                }
+                Ok(Value::Unit)
+            }
+            (Object::Dict(d), DItems) => {
+                Ok(Value::Pairs(d.lock().entries.values().cloned().collect()))
+            }
+            (Object::Dict(d), DClear) => {
+                *d.lock() = ByteDict::default();
+                Ok(Value::Unit)
+            }
+            (Object::Dict(d), Len) => Ok(Value::U64(d.lock().len() as u64)),
+
+            (Object::List(l) | Object::Array(l), Len) => Ok(Value::U64(l.lock().len() as u64)),
+            (Object::List(l) | Object::Array(l), LGet { index: i }) => {
+                let l = l.lock();
+                Ok(Value::Bin(l[index(l.len(), i)?].clone()))
+            }
+            (Object::List(l) | Object::Array(l), LSet { index: i, val }) => {
+                let mut l = l.lock();
+                let j = index(l.len(), i)?;
+                l[j] = val;
+                Ok(Value::Unit)
+            }
+            (Object::List(l) | Object::Array(l), LAll) => Ok(Value::Bins(l.lock().clone())),
+            (Object::List(l) | Object::Array(l), LIndex { val }) => l
+                .lock()
+                .iter()
+                .position(|v| *v == val)
+                .map(|p| Value::U64(p as u64))
+                .ok_or(Fail::ValueError),
+            (Object::List(l) | Object::Array(l), LCount { val }) => Ok(Value::U64(
+                l.lock().iter().filter(|v| **v == val).count() as u64,
+            )),
+            (Object::List(l), LAppend { val }) => {
+                l.lock().push(val);
+                Ok(Value::Unit)
+            }
+            (Object::List(l), LExtend { vals }) => {
+                l.lock().extend(vals);
+                Ok(Value::Unit)
+            }
+            (Object::List(l), LInsert { index: i, val }) => {
+                // Python's list.insert clamps the index.
+                let mut l = l.lock();
+                let n = l.len() as i64;
+                let j = if i < 0 { (i + n).max(0) } else { i.min(n) };
+                l.insert(j as usize, val);
+                Ok(Value::Unit)
+            }
+            (Object::List(l), LPop { index: i }) => {
+                let mut l = l.lock();
+                let j = index(l.len(), i)?;
+                Ok(Value::Bin(l.remove(j)))
+            }
+            (Object::List(l), LRemove { val }) => {
+                let mut l = l.lock();
+                let p = l.iter().position(|v| *v == val).ok_or(Fail::ValueError)?;
+                l.remove(p);
+                Ok(Value::Unit)
+            }
+            (Object::List(l), LClear) => {
+                l.lock().clear();
+                Ok(Value::Unit)
+            }
+
+            (Object::Value(v), VGet) => Ok(Value::Bin(v.lock().clone())),
+            (Object::Value(v), VSet { val }) => {
+                *v.lock() = val;
+                Ok(Value::Unit)
+            }
+
+            (Object::Namespace(n), NGet { name }) => n
+                .lock()
+                .get(&name)
+                .cloned()
+                .map(Value::Bin)
+                .ok_or(Fail::KeyError),
+            (Object::Namespace(n), NSet { name, val }) => {
+                n.lock().insert(name, val);
+                Ok(Value::Unit)
+            }
+            (Object::Namespace(n), NDel { name }) => n
+                .lock()
+                .remove(&name)
+                .map(|_| Value::Unit)
+                .ok_or(Fail::KeyError),
+            (Object::Namespace(n), NAll) => Ok(Value::Names(
+                n.lock()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )),
+
+            (Object::Lock(l), Acquire { wait }) => {
+                let r = wait_bool(wait, cancel, || l.try_acquire(), |d| l.acquire_timeout(d));
+                if r == Ok(Value::Bool(true)) {
+                    *effect = Effect::Took(Held::Lock);
+                }
+                r
+            }
+            (Object::Lock(l), Release) => match l.release() {
+                Ok(()) => {
+                    *effect = Effect::Gave(Held::Lock);
+                    Ok(Value::Unit)
+                }
+                Err(_) => Err(Fail::NotOwned),
+            },
+            (Object::Lock(l), Locked) => Ok(Value::Bool(l.is_locked())),
+            (Object::RLock(l), Acquire { wait }) => {
+                let r = wait_bool(wait, cancel, || l.try_acquire(), |d| l.acquire_timeout(d));
+                if r == Ok(Value::Bool(true)) {
+                    *effect = Effect::Took(Held::RLock);
+                }
+                r
+            }
+            (Object::RLock(l), Release) => match l.release() {
+                Ok(()) => {
+                    *effect = Effect::Gave(Held::RLock);
+                    Ok(Value::Unit)
+                }
+                Err(_) => Err(Fail::NotOwned),
+            },
+            (Object::RLock(l), Locked) => Ok(Value::Bool(l.is_locked())),
+            (Object::Condition(c), Acquire { wait }) => {
+                let r = wait_bool(wait, cancel, || c.try_acquire(), |d| c.acquire_timeout(d));
+                if r == Ok(Value::Bool(true)) {
+                    *effect = Effect::Took(Held::Condition);
+                }
+                r
+            }
+            (Object::Condition(c), Release) => match c.release() {
+                Ok(()) => {
+                    *effect = Effect::Gave(Held::Condition);
+                    Ok(Value::Unit)
+                }
+                Err(_) => Err(Fail::NotOwned),
+            },
+            (Object::Condition(c), CondWait { wait }) => {
+                // Waited in slices like the rest: between two slices this
+                // thread holds the lock again, and a notify needs the lock,
+                // so no notification falls between them.
+                let until = deadline(wait);
+                loop {
+                    let d = match wait {
+                        Wait::No => Duration::ZERO,
+                        _ => match slice(until) {
+                            Some(d) => d,
+                            None => return Ok(Value::Bool(false)),
+                        },
+                    };
+                    match c.wait_timeout(d) {
+                        Ok(true) => return Ok(Value::Bool(true)),
+                        Ok(false) if wait == Wait::No => return Ok(Value::Bool(false)),
+                        Ok(false) if cancel.cancelled() => return Err(Fail::ShutDown),
+                        Ok(false) => {}
+                        Err(_) => return Err(Fail::NotOwned),
+                    }
+                }
+            }
+            (Object::Condition(c), CondNotify { n }) => c
+                .notify(usize::try_from(n).unwrap_or(usize::MAX))
+                .map(|k| Value::U64(k as u64))
+                .map_err(|_| Fail::NotOwned),
+
+            (Object::Semaphore(s), Acquire { wait }) => {
+                wait_bool(wait, cancel, || s.try_acquire(), |d| s.acquire_timeout(d))
+            }
+            (Object::Semaphore(s), Release) => {
+                s.release();
+                Ok(Value::Unit)
+            }
+            (Object::Semaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
+            (Object::BoundedSemaphore(s), Acquire { wait }) => {
+                wait_bool(wait, cancel, || s.try_acquire(), |d| s.acquire_timeout(d))
+            }
+            (Object::BoundedSemaphore(s), Release) => s
+                .release()
+                .map(|()| Value::Unit)
+                .map_err(|_| Fail::OverRelease),
+            (Object::BoundedSemaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
+
+            (Object::Event(e), EvSet) => {
+                e.set();
+                Ok(Value::Unit)
+            }
+            (Object::Event(e), EvClear) => {
+                e.clear();
+                Ok(Value::Unit)
+            }
+            (Object::Event(e), EvIsSet) => Ok(Value::Bool(e.is_set())),
+            (Object::Event(e), EvWait { wait }) => {
+                wait_bool(wait, cancel, || e.is_set(), |d| e.wait_timeout(d))
+            }
+
+            (Object::Barrier(b), BarWait { wait }) => {
+                // One wait (a barrier's arrival cannot be taken back).
+                let r = match deadline(wait) {
+                    None => b.wait().map_err(|_| Fail::Broken),
+                    Some(at) => b.wait_deadline(at).map_err(|_| Fail::Broken),
+                };
+                r.map(|i| Value::U64(i as u64))
+            }
+            (Object::Barrier(b), BarReset) => {
+                b.reset();
+                Ok(Value::Unit)
+            }
+            (Object::Barrier(b), BarAbort) => {
+                b.abort();
+                Ok(Value::Unit)
+            }
+            (Object::Barrier(b), BarInfo) => Ok(Value::Bins(vec![
+                Bin::from((b.parties() as u64).to_le_bytes().to_vec()),
+                Bin::from((b.n_waiting() as u64).to_le_bytes().to_vec()),
+                Bin::from(vec![u8::from(b.is_broken())]),
+            ])),
+
+            (obj, call) => Err(Fail::BadArg(format!(
+                "{} has no method {call:?}",
+                obj.typeid()
+            ))),
+        }
+    }
+
+    fn typeid(&self) -> &'static str {
+        match self {
+            Object::Queue(q) if q.lifo => "LifoQueue",
+            Object::Queue(_) => "Queue",
+            Object::Dict(_) => "dict",
+            Object::List(_) => "list",
+            Object::Array(_) => "Array",
+            Object::Value(_) => "Value",
+            Object::Namespace(_) => "Namespace",
+            Object::Lock(_) => "Lock",
+            Object::RLock(_) => "RLock",
+            Object::Semaphore(_) => "Semaphore",
+            Object::BoundedSemaphore(_) => "BoundedSemaphore",
+            Object::Event(_) => "Event",
+            Object::Condition(_) => "Condition",
+            Object::Barrier(_) => "Barrier",
+        }
+    }
+
+    /// Releases what a dead channel's thread held of this object; the
+    /// number of releases.
+    pub(crate) fn release_dead(&self, held: Held) -> u64 {
+        let mut n = 0;
+        match (self, held) {
+            (Object::Lock(l), Held::Lock) => {
+                if l.release().is_ok() {
+                    n += 1;
+                }
+            }
+            (Object::RLock(l), Held::RLock) => {
+                while l.is_owned() && l.release().is_ok() {
+                    n += 1;
+                }
+            }
+            (Object::Condition(c), Held::Condition) => {
+                while c.release().is_ok() {
+                    n += 1;
+                }
+            }
+            _ => {}
+        }
+        n
+    }
+}

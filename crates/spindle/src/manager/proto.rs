@@ -1,0 +1,283 @@
+//! The manager's messages: request and reply envelopes, MessagePack with
+//! named fields (docs/PROTOCOL.md, "Messages").
+//!
+//! Values a client stores (queue items, dict keys and values, ...) are
+//! opaque byte strings to the server: clients encode them as MessagePack
+//! with named fields; the server never decodes them.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::error::ManagerError;
+
+/// An opaque value: the client's MessagePack encoding of one item.
+pub(crate) type Bin = ByteBuf;
+
+/// How long a blocking call may wait on the server.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Wait {
+    /// Do not wait (`block=False`).
+    No,
+    /// Wait as long as it takes (`block=True, timeout=None`).
+    Forever,
+    /// Wait at most this many nanoseconds (a relative time: the two hosts'
+    /// clocks need not agree).
+    Nanos(u64),
+}
+
+/// One request. `id == 0` asks for no reply.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Request {
+    /// The client thread's channel: requests of one channel run in order,
+    /// in one server thread when they must block or own a lock.
+    pub(crate) ch: u32,
+    /// Echoed in the reply.
+    pub(crate) id: u64,
+    pub(crate) op: Op,
+}
+
+/// What a request asks.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Op {
+    /// The first message of a connection.
+    Hello { pid: u32 },
+    /// Make a new object of `typeid` (see [`super::Typeid`]); replies a
+    /// token.
+    Create {
+        typeid: String,
+        fp: String,
+        arg: Arg,
+    },
+    /// The object registered under `name`; replies a token.
+    Lookup {
+        name: String,
+        typeid: String,
+        fp: String,
+    },
+    /// One more reference from this connection.
+    Incref { obj: u64 },
+    /// One reference fewer from this connection.
+    Decref { obj: u64 },
+    /// A ticket that lets another connection claim a reference within the
+    /// lease time (a proxy passed to another process).
+    Lease { obj: u64 },
+    /// Trade a lease ticket for a reference; replies a token.
+    Claim { ticket: u64 },
+    /// Call a method of an object.
+    Call { obj: u64, call: Call },
+    /// The server's counters.
+    Stats,
+    /// Stop the server (only the connection that started it may).
+    Shutdown,
+}
+
+/// A new object's argument.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Arg {
+    None,
+    Size(u64),
+    Bin(Bin),
+    Bins(Vec<Bin>),
+}
+
+/// A method call on an object.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Call {
+    // Queues.
+    Put { item: Bin, wait: Wait },
+    Get { wait: Wait },
+    QSize,
+    MaxSize,
+    TaskDone,
+    Join { wait: Wait },
+    QShutdown { immediate: bool },
+    IsShutdown,
+    // Dicts (keys and values compared by their encoding).
+    DGet { key: Bin },
+    DSet { key: Bin, val: Bin },
+    DDel { key: Bin },
+    DPop { key: Bin },
+    DContains { key: Bin },
+    DSetDefault { key: Bin, val: Bin },
+    DUpdate { pairs: Vec<(Bin, Bin)> },
+    DItems,
+    DClear,
+    // Lists and arrays.
+    Len,
+    LGet { index: i64 },
+    LSet { index: i64, val: Bin },
+    LAppend { val: Bin },
+    LExtend { vals: Vec<Bin> },
+    LInsert { index: i64, val: Bin },
+    LPop { index: i64 },
+    LRemove { val: Bin },
+    LIndex { val: Bin },
+    LCount { val: Bin },
+    LAll,
+    LClear,
+    // Values.
+    VGet,
+    VSet { val: Bin },
+    // Namespaces.
+    NGet { name: String },
+    NSet { name: String, val: Bin },
+    NDel { name: String },
+    NAll,
+    // Locks, semaphores, conditions.
+    Acquire { wait: Wait },
+    Release,
+    Locked,
+    SemValue,
+    // Events.
+    EvSet,
+    EvClear,
+    EvIsSet,
+    EvWait { wait: Wait },
+    // Conditions (acquire/release above).
+    CondWait { wait: Wait },
+    CondNotify { n: u64 },
+    // Barriers.
+    BarWait { wait: Wait },
+    BarReset,
+    BarAbort,
+    BarInfo,
+}
+
+impl Call {
+    /// Whether this call must run in the channel's own server thread: it
+    /// may block, or the thread that runs it owns what it takes.
+    pub(crate) fn needs_channel(&self) -> bool {
+        match self {
+            Call::Put { wait, .. }
+            | Call::Get { wait }
+            | Call::Join { wait }
+            | Call::EvWait { wait } => *wait != Wait::No,
+            Call::Acquire { .. }
+            | Call::Release
+            | Call::CondWait { .. }
+            | Call::CondNotify { .. }
+            | Call::BarWait { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// An object reference: what a proxy holds and what travels when a proxy
+/// is passed to another process.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub(crate) obj: u64,
+    pub(crate) typeid: String,
+    pub(crate) fp: String,
+}
+
+/// A reply: `out` is the call's result or its failure.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Reply {
+    pub(crate) id: u64,
+    pub(crate) out: Result<Value, Fail>,
+}
+
+/// A successful result.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Unit,
+    Bool(bool),
+    U64(u64),
+    Bin(Bin),
+    OptBin(Option<Bin>),
+    Bins(Vec<Bin>),
+    Pairs(Vec<(Bin, Bin)>),
+    Names(Vec<(String, Bin)>),
+    Token(Token),
+    Stats(Stats),
+}
+
+/// The server's counters.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections: u64,
+    /// Objects alive now.
+    pub objects: u64,
+    /// Channel threads alive now.
+    pub channels: u64,
+    /// Locks released because the channel that held them died.
+    pub owner_deaths: u64,
+    /// Items put back at the head of a queue because the client that took
+    /// them could not be told.
+    pub items_returned: u64,
+}
+
+/// Why a call failed on the server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) enum Fail {
+    Empty,
+    Full,
+    Timeout,
+    ShutDown,
+    /// task_done called more times than items were put.
+    TooManyTaskDone,
+    /// Dict key or namespace attribute absent.
+    KeyError,
+    /// List index out of range.
+    IndexError,
+    /// list.remove / list.index of an absent value.
+    ValueError,
+    /// Released a lock not held, or an RLock/Condition not owned.
+    NotOwned,
+    /// Released a bounded semaphore past its initial value.
+    OverRelease,
+    /// The barrier is broken.
+    Broken,
+    NotFound(String),
+    WrongType {
+        expected: String,
+        found: String,
+    },
+    Limit(String),
+    BadArg(String),
+}
+
+impl Fail {
+    /// The failures that are not an outcome of the operation itself.
+    pub(crate) fn into_error(self) -> ManagerError {
+        match self {
+            Fail::NotFound(m) => ManagerError::NotFound(m),
+            Fail::WrongType { expected, found } => ManagerError::WrongType { expected, found },
+            Fail::Limit(m) => ManagerError::Limit(m),
+            Fail::BadArg(m) => ManagerError::Remote(m),
+            other => ManagerError::Remote(format!("unexpected outcome {other:?}")),
+        }
+    }
+}
+
+/// Encodes an envelope (MessagePack, named fields).
+pub(crate) fn encode<T: Serialize>(v: &T, buf: &mut Vec<u8>) -> Result<(), ManagerError> {
+    buf.clear();
+    rmp_serde::encode::write_named(buf, v).map_err(ManagerError::codec)
+}
+
+/// Decodes an envelope; garbage is a protocol error.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, ManagerError> {
+    rmp_serde::from_slice(buf).map_err(|e| ManagerError::protocol(format!("bad envelope: {e}")))
+}
+
+/// Encodes a user value (MessagePack, named fields).
+pub(crate) fn encode_value<T: Serialize + ?Sized>(v: &T) -> Result<Bin, ManagerError> {
+    rmp_serde::to_vec_named(v)
+        .map(ByteBuf::from)
+        .map_err(ManagerError::codec)
+}
+
+/// Decodes a user value.
+pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ManagerError> {
+    rmp_serde::from_slice(b).map_err(ManagerError::codec)
+}
+
+/// `Wait` for a deadline, measured now.
+pub(crate) fn wait_until(deadline: std::time::Instant) -> Wait {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    Wait::Nanos(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
+}

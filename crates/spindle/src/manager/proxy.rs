@@ -1,0 +1,979 @@
+//! Proxies: typed handles on the server's objects.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::client::{CallError, Handle};
+use super::error::ManagerError;
+use super::proto::{self, Bin, Call, Fail, Value, Wait, wait_until};
+use crate::queue::{
+    BlockingQueue, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown,
+    TaskDoneError, TryGetError, TryPutError,
+};
+
+/// A typed handle on one object of a manager server.
+///
+/// Cloning a proxy is cheap and shares one reference on the server;
+/// dropping the last clone releases it. A proxy serializes (serde) as a
+/// token with a lease: another process that deserializes it within
+/// [`LEASE_TIME`](super::LEASE_TIME) reaches the same object.
+pub trait Proxy: Sized + sealed::Sealed {
+    /// The kind of object on the server (`"Queue"`, `"dict"`, ...).
+    const TYPEID: &'static str;
+    /// What the item types are, so that two proxies of one object agree.
+    fn fingerprint() -> String;
+}
+
+pub(crate) mod sealed {
+    use super::{Arc, Handle};
+
+    /// Only this crate's proxies are proxies.
+    #[allow(private_interfaces)]
+    pub trait Sealed {
+        fn from_handle(h: Arc<Handle>) -> Self;
+        #[allow(dead_code)]
+        fn handle(&self) -> &Arc<Handle>;
+    }
+}
+
+fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Bin, ManagerError> {
+    proto::encode_value(v)
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ManagerError> {
+    proto::decode_value(b)
+}
+
+fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
+    r.map_err(CallError::into_error)
+}
+
+fn unexpected(v: Value) -> ManagerError {
+    ManagerError::protocol(format!("unexpected reply {v:?}"))
+}
+
+fn as_u64(v: Value) -> Result<u64, ManagerError> {
+    match v {
+        Value::U64(n) => Ok(n),
+        v => Err(unexpected(v)),
+    }
+}
+
+fn as_bool(v: Value) -> Result<bool, ManagerError> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        v => Err(unexpected(v)),
+    }
+}
+
+fn as_bin(v: Value) -> Result<Bin, ManagerError> {
+    match v {
+        Value::Bin(b) => Ok(b),
+        v => Err(unexpected(v)),
+    }
+}
+
+macro_rules! proxy_common {
+    ($name:ident < $($t:ident),* >, $typeid:literal, $fp:expr) => {
+        #[allow(private_interfaces)]
+        impl<$($t),*> sealed::Sealed for $name<$($t),*> {
+            fn from_handle(h: Arc<Handle>) -> Self {
+                $name { h, _t: PhantomData }
+            }
+            fn handle(&self) -> &Arc<Handle> {
+                &self.h
+            }
+        }
+        impl<$($t),*> Proxy for $name<$($t),*> {
+            const TYPEID: &'static str = $typeid;
+            fn fingerprint() -> String {
+                $fp
+            }
+        }
+        impl<$($t),*> Clone for $name<$($t),*> {
+            fn clone(&self) -> Self {
+                $name { h: self.h.clone(), _t: PhantomData }
+            }
+        }
+        impl<$($t),*> fmt::Debug for $name<$($t),*> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("address", &self.h.conn.address)
+                    .field("id", &self.h.token.obj)
+                    .finish()
+            }
+        }
+        impl<$($t),*> serde::Serialize for $name<$($t),*> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::lease::serialize(&self.h, s)
+            }
+        }
+        impl<'de, $($t),*> serde::Deserialize<'de> for $name<$($t),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::lease::deserialize::<Self, D>(d)
+            }
+        }
+    };
+}
+
+fn type_name<T: ?Sized>() -> String {
+    std::any::type_name::<T>().to_string()
+}
+
+// ----------------------------------------------------------------------
+// Queues.
+
+/// A proxy of a queue on a manager server (`Manager().Queue()`): FIFO,
+/// joinable (`task_done`/`join`), with Python 3.13's `shutdown`.
+///
+/// It implements [`BlockingQueue`], the contract of every spindle queue:
+/// the same calls as `queue::Queue` and `ipc::Queue`. A server that is
+/// gone reads as a queue that is shut down: `get` returns `ShutDown`,
+/// `put` hands the item back inside `PutError`.
+pub struct QueueProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(QueueProxy<T>, "Queue", type_name::<T>());
+
+/// A joinable queue proxy: the same as [`QueueProxy`] (Python's
+/// `JoinableQueue` proxy is its `Queue` proxy).
+pub type JoinableQueueProxy<T> = QueueProxy<T>;
+
+/// A LIFO queue proxy (`queue.LifoQueue` on the server).
+pub struct LifoQueueProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(LifoQueueProxy<T>, "LifoQueue", type_name::<T>());
+
+/// Queue calls shared by the two queue proxies.
+fn q_put<T: Serialize>(h: &Handle, item: T, wait: Wait) -> Result<(), (T, Fail)> {
+    let bin = match enc(&item) {
+        Ok(b) => b,
+        Err(e) => return Err((item, Fail::BadArg(e.to_string()))),
+    };
+    match h.call(Call::Put { item: bin, wait }) {
+        Ok(_) => Ok(()),
+        Err(CallError::Fail(f)) => Err((item, f)),
+        Err(CallError::Gone(_)) => Err((item, Fail::ShutDown)),
+    }
+}
+
+fn q_get<T: DeserializeOwned>(h: &Handle, wait: Wait) -> Result<T, Fail> {
+    match h.call(Call::Get { wait }) {
+        Ok(Value::Bin(b)) => dec(&b).map_err(|e| Fail::BadArg(e.to_string())),
+        Ok(_) => Err(Fail::ShutDown),
+        Err(CallError::Fail(f)) => Err(f),
+        Err(CallError::Gone(_)) => Err(Fail::ShutDown),
+    }
+}
+
+fn q_u64(h: &Handle, call: Call) -> u64 {
+    h.call(call).ok().and_then(|v| as_u64(v).ok()).unwrap_or(0)
+}
+
+macro_rules! queue_impl {
+    ($name:ident) => {
+        impl<T: Serialize + DeserializeOwned> BlockingQueue<T> for $name<T> {
+            fn put(&self, item: T) -> Result<(), PutError<T>> {
+                q_put(&self.h, item, Wait::Forever).map_err(|(item, _)| PutError(item))
+            }
+            fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
+                q_put(&self.h, item, Wait::No).map_err(|(item, f)| match f {
+                    Fail::Full => TryPutError::Full(item),
+                    _ => TryPutError::ShutDown(item),
+                })
+            }
+            fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutTimeoutError<T>> {
+                q_put(&self.h, item, wait_until(deadline)).map_err(|(item, f)| match f {
+                    Fail::Full => PutTimeoutError::Timeout(item),
+                    _ => PutTimeoutError::ShutDown(item),
+                })
+            }
+            fn get(&self) -> Result<T, ShutDown> {
+                q_get(&self.h, Wait::Forever).map_err(|_| ShutDown)
+            }
+            fn try_get(&self) -> Result<T, TryGetError> {
+                q_get(&self.h, Wait::No).map_err(|f| match f {
+                    Fail::Empty => TryGetError::Empty,
+                    _ => TryGetError::ShutDown,
+                })
+            }
+            fn get_deadline(&self, deadline: Instant) -> Result<T, GetTimeoutError> {
+                q_get(&self.h, wait_until(deadline)).map_err(|f| match f {
+                    Fail::Empty => GetTimeoutError::Timeout,
+                    _ => GetTimeoutError::ShutDown,
+                })
+            }
+            fn qsize(&self) -> usize {
+                q_u64(&self.h, Call::QSize) as usize
+            }
+            fn maxsize(&self) -> usize {
+                q_u64(&self.h, Call::MaxSize) as usize
+            }
+            fn task_done(&self) -> Result<(), TaskDoneError> {
+                match self.h.call(Call::TaskDone) {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(TaskDoneError),
+                }
+            }
+            fn join(&self) {
+                let _ = self.h.call(Call::Join {
+                    wait: Wait::Forever,
+                });
+            }
+            fn join_deadline(&self, deadline: Instant) -> Result<(), JoinTimeoutError> {
+                match self.h.call(Call::Join {
+                    wait: wait_until(deadline),
+                }) {
+                    Err(CallError::Fail(Fail::Timeout)) => Err(JoinTimeoutError),
+                    _ => Ok(()),
+                }
+            }
+            fn shutdown(&self, immediate: bool) {
+                let _ = self.h.call(Call::QShutdown { immediate });
+            }
+            fn is_shutdown(&self) -> bool {
+                match self.h.call(Call::IsShutdown) {
+                    Ok(Value::Bool(b)) => b,
+                    // A server that is gone reads as shut down.
+                    _ => true,
+                }
+            }
+        }
+
+        impl<T: Serialize + DeserializeOwned> $name<T> {
+            /// The server's answer to a probe call: `Ok` while the server
+            /// serves this queue, the typed reason otherwise (the
+            /// [`BlockingQueue`] methods read a gone server as `ShutDown`).
+            pub fn check(&self) -> Result<(), ManagerError> {
+                checked(self.h.call(Call::MaxSize)).map(|_| ())
+            }
+        }
+    };
+}
+queue_impl!(QueueProxy);
+queue_impl!(LifoQueueProxy);
+
+// ----------------------------------------------------------------------
+// Containers.
+
+/// A proxy of a dict on a manager server (`Manager().dict()`), in
+/// insertion order like Python's.
+///
+/// Keys are compared by their MessagePack encoding, so the key type's
+/// encoding must be canonical: equal keys must encode to equal bytes
+/// (integers, strings, tuples and structs of them are; a `HashMap` key or a
+/// float NaN is not).
+pub struct DictProxy<K, V> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> (K, V)>,
+}
+proxy_common!(DictProxy<K, V>, "dict", type_name::<(K, V)>());
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
+    fn call(&self, call: Call) -> Result<Value, ManagerError> {
+        checked(self.h.call(call))
+    }
+
+    /// `d[key]`, or `None` if absent (`d.get(key)`).
+    pub fn get(&self, key: &K) -> Result<Option<V>, ManagerError> {
+        match self.call(Call::DGet { key: enc(key)? })? {
+            Value::OptBin(Some(b)) => dec(&b).map(Some),
+            Value::OptBin(None) => Ok(None),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `d[key] = value`.
+    pub fn set(&self, key: &K, value: &V) -> Result<(), ManagerError> {
+        self.call(Call::DSet {
+            key: enc(key)?,
+            val: enc(value)?,
+        })
+        .map(|_| ())
+    }
+
+    /// `del d[key]`; whether the key was there (Python raises `KeyError`
+    /// when it was not).
+    pub fn del(&self, key: &K) -> Result<bool, ManagerError> {
+        match self.h.call(Call::DDel { key: enc(key)? }) {
+            Ok(_) => Ok(true),
+            Err(CallError::Fail(Fail::KeyError)) => Ok(false),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// `d.pop(key, None)`.
+    pub fn pop(&self, key: &K) -> Result<Option<V>, ManagerError> {
+        match self.call(Call::DPop { key: enc(key)? })? {
+            Value::OptBin(Some(b)) => dec(&b).map(Some),
+            Value::OptBin(None) => Ok(None),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `key in d`.
+    pub fn contains_key(&self, key: &K) -> Result<bool, ManagerError> {
+        as_bool(self.call(Call::DContains { key: enc(key)? })?)
+    }
+
+    /// `d.setdefault(key, default)`: the value now under `key`.
+    pub fn setdefault(&self, key: &K, default: &V) -> Result<V, ManagerError> {
+        dec(&as_bin(self.call(Call::DSetDefault {
+            key: enc(key)?,
+            val: enc(default)?,
+        })?)?)
+    }
+
+    /// `d.update(pairs)`.
+    pub fn update<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
+    ) -> Result<(), ManagerError>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| Ok((enc(k)?, enc(v)?)))
+            .collect::<Result<Vec<_>, ManagerError>>()?;
+        self.call(Call::DUpdate { pairs }).map(|_| ())
+    }
+
+    /// `len(d)`.
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        as_u64(self.call(Call::Len)?).map(|n| n as usize)
+    }
+
+    /// `len(d) == 0`.
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// `list(d.items())`, in insertion order (one round trip: a copy).
+    pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
+        match self.call(Call::DItems)? {
+            Value::Pairs(p) => p.iter().map(|(k, v)| Ok((dec(k)?, dec(v)?))).collect(),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `list(d.keys())`.
+    pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
+        match self.call(Call::DItems)? {
+            Value::Pairs(p) => p.iter().map(|(k, _)| dec(k)).collect(),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `list(d.values())`.
+    pub fn values(&self) -> Result<Vec<V>, ManagerError> {
+        match self.call(Call::DItems)? {
+            Value::Pairs(p) => p.iter().map(|(_, v)| dec(v)).collect(),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `d.clear()`.
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        self.call(Call::DClear).map(|_| ())
+    }
+}
+
+/// A proxy of a list on a manager server (`Manager().list()`).
+///
+/// Values are compared (`index`, `count`, `remove`) by their MessagePack
+/// encoding: the item type's encoding must be canonical.
+pub struct ListProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(ListProxy<T>, "list", type_name::<T>());
+
+/// A proxy of a fixed-length array on a manager server
+/// (`Manager().Array(typecode, sequence)`): get, set, len, and a copy.
+pub struct ArrayProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(ArrayProxy<T>, "Array", type_name::<T>());
+
+macro_rules! sequence_reads {
+    ($name:ident) => {
+        impl<T: Serialize + DeserializeOwned> $name<T> {
+            fn call(&self, call: Call) -> Result<Value, ManagerError> {
+                checked(self.h.call(call))
+            }
+
+            /// `len(l)`.
+            pub fn len(&self) -> Result<usize, ManagerError> {
+                as_u64(self.call(Call::Len)?).map(|n| n as usize)
+            }
+
+            /// `len(l) == 0`.
+            pub fn is_empty(&self) -> Result<bool, ManagerError> {
+                self.len().map(|n| n == 0)
+            }
+
+            /// `l[index]`; a negative index counts from the end; `None`
+            /// out of range (Python raises `IndexError`).
+            pub fn get(&self, index: i64) -> Result<Option<T>, ManagerError> {
+                match self.h.call(Call::LGet { index }) {
+                    Ok(v) => dec(&as_bin(v)?).map(Some),
+                    Err(CallError::Fail(Fail::IndexError)) => Ok(None),
+                    Err(e) => Err(e.into_error()),
+                }
+            }
+
+            /// `l[index] = value`; whether the index was in range.
+            pub fn set(&self, index: i64, value: &T) -> Result<bool, ManagerError> {
+                match self.h.call(Call::LSet {
+                    index,
+                    val: enc(value)?,
+                }) {
+                    Ok(_) => Ok(true),
+                    Err(CallError::Fail(Fail::IndexError)) => Ok(false),
+                    Err(e) => Err(e.into_error()),
+                }
+            }
+
+            /// `list(l)`: a copy of every item (one round trip).
+            pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
+                match self.call(Call::LAll)? {
+                    Value::Bins(v) => v.iter().map(|b| dec(b)).collect(),
+                    v => Err(unexpected(v)),
+                }
+            }
+
+            /// `l.index(value)`, or `None` (Python raises `ValueError`).
+            pub fn index(&self, value: &T) -> Result<Option<usize>, ManagerError> {
+                match self.h.call(Call::LIndex { val: enc(value)? }) {
+                    Ok(v) => as_u64(v).map(|n| Some(n as usize)),
+                    Err(CallError::Fail(Fail::ValueError)) => Ok(None),
+                    Err(e) => Err(e.into_error()),
+                }
+            }
+
+            /// `l.count(value)`.
+            pub fn count(&self, value: &T) -> Result<usize, ManagerError> {
+                as_u64(self.call(Call::LCount { val: enc(value)? })?).map(|n| n as usize)
+            }
+        }
+    };
+}
+sequence_reads!(ListProxy);
+sequence_reads!(ArrayProxy);
+
+impl<T: Serialize + DeserializeOwned> ListProxy<T> {
+    /// `l.append(value)`.
+    pub fn append(&self, value: &T) -> Result<(), ManagerError> {
+        self.call(Call::LAppend { val: enc(value)? }).map(|_| ())
+    }
+
+    /// `l.extend(values)`.
+    pub fn extend<'a>(&self, values: impl IntoIterator<Item = &'a T>) -> Result<(), ManagerError>
+    where
+        T: 'a,
+    {
+        let vals = values
+            .into_iter()
+            .map(enc)
+            .collect::<Result<Vec<_>, ManagerError>>()?;
+        self.call(Call::LExtend { vals }).map(|_| ())
+    }
+
+    /// `l.insert(index, value)` (the index is clamped, as in Python).
+    pub fn insert(&self, index: i64, value: &T) -> Result<(), ManagerError> {
+        self.call(Call::LInsert {
+            index,
+            val: enc(value)?,
+        })
+        .map(|_| ())
+    }
+
+    /// `l.pop(index)`; `None` out of range (Python raises `IndexError`).
+    pub fn pop(&self, index: i64) -> Result<Option<T>, ManagerError> {
+        match self.h.call(Call::LPop { index }) {
+            Ok(v) => dec(&as_bin(v)?).map(Some),
+            Err(CallError::Fail(Fail::IndexError)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// `l.remove(value)`; whether it was there (Python raises
+    /// `ValueError` when not).
+    pub fn remove(&self, value: &T) -> Result<bool, ManagerError> {
+        match self.h.call(Call::LRemove { val: enc(value)? }) {
+            Ok(_) => Ok(true),
+            Err(CallError::Fail(Fail::ValueError)) => Ok(false),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// `l.clear()`.
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        self.call(Call::LClear).map(|_| ())
+    }
+}
+
+/// A proxy of one value on a manager server (`Manager().Value(typecode,
+/// value)`: its `.value`).
+pub struct ValueProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(ValueProxy<T>, "Value", type_name::<T>());
+
+impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
+    /// `v.value`.
+    pub fn get(&self) -> Result<T, ManagerError> {
+        dec(&as_bin(checked(self.h.call(Call::VGet))?)?)
+    }
+
+    /// `v.value = value`.
+    pub fn set(&self, value: &T) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::VSet { val: enc(value)? })).map(|_| ())
+    }
+}
+
+/// A proxy of a namespace on a manager server (`Manager().Namespace()`):
+/// named attributes of any (serde) type.
+pub struct NamespaceProxy {
+    h: Arc<Handle>,
+    _t: PhantomData<()>,
+}
+#[allow(private_interfaces)]
+impl sealed::Sealed for NamespaceProxy {
+    fn from_handle(h: Arc<Handle>) -> Self {
+        NamespaceProxy { h, _t: PhantomData }
+    }
+    fn handle(&self) -> &Arc<Handle> {
+        &self.h
+    }
+}
+impl Proxy for NamespaceProxy {
+    const TYPEID: &'static str = "Namespace";
+    fn fingerprint() -> String {
+        String::new()
+    }
+}
+impl Clone for NamespaceProxy {
+    fn clone(&self) -> Self {
+        NamespaceProxy {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+impl fmt::Debug for NamespaceProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamespaceProxy")
+            .field("id", &self.h.token.obj)
+            .finish()
+    }
+}
+impl serde::Serialize for NamespaceProxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        super::lease::serialize(&self.h, s)
+    }
+}
+impl<'de> serde::Deserialize<'de> for NamespaceProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::lease::deserialize::<Self, D>(d)
+    }
+}
+
+impl NamespaceProxy {
+    /// `ns.name`, decoded as `T`; `None` if unset (Python raises
+    /// `AttributeError`).
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
+        match self.h.call(Call::NGet { name: name.into() }) {
+            Ok(v) => dec(&as_bin(v)?).map(Some),
+            Err(CallError::Fail(Fail::KeyError)) => Ok(None),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// `ns.name = value`.
+    pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::NSet {
+            name: name.into(),
+            val: enc(value)?,
+        }))
+        .map(|_| ())
+    }
+
+    /// `del ns.name`; whether it was set.
+    pub fn del(&self, name: &str) -> Result<bool, ManagerError> {
+        match self.h.call(Call::NDel { name: name.into() }) {
+            Ok(_) => Ok(true),
+            Err(CallError::Fail(Fail::KeyError)) => Ok(false),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// The attributes' names, sorted.
+    pub fn names(&self) -> Result<Vec<String>, ManagerError> {
+        match checked(self.h.call(Call::NAll))? {
+            Value::Names(v) => Ok(v.into_iter().map(|(k, _)| k).collect()),
+            v => Err(unexpected(v)),
+        }
+    }
+}
+
+// ----------------------------------------------------------------------
+// Synchronization.
+
+macro_rules! sync_proxy {
+    ($name:ident, $typeid:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name {
+            h: Arc<Handle>,
+        }
+        #[allow(private_interfaces)]
+        impl sealed::Sealed for $name {
+            fn from_handle(h: Arc<Handle>) -> Self {
+                $name { h }
+            }
+            fn handle(&self) -> &Arc<Handle> {
+                &self.h
+            }
+        }
+        impl Proxy for $name {
+            const TYPEID: &'static str = $typeid;
+            fn fingerprint() -> String {
+                String::new()
+            }
+        }
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name { h: self.h.clone() }
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("id", &self.h.token.obj)
+                    .finish()
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::lease::serialize(&self.h, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::lease::deserialize::<Self, D>(d)
+            }
+        }
+    };
+}
+
+fn wait_for(timeout: Duration) -> Wait {
+    Wait::Nanos(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
+}
+
+macro_rules! acquire_family {
+    ($name:ident) => {
+        impl $name {
+            fn acquire_with(&self, wait: Wait) -> Result<bool, ManagerError> {
+                as_bool(checked(self.h.call(Call::Acquire { wait }))?)
+            }
+
+            /// Blocks until acquired (`acquire()`).
+            pub fn acquire(&self) -> Result<(), ManagerError> {
+                self.acquire_with(Wait::Forever).map(|_| ())
+            }
+
+            /// Acquires if that needs no wait (`acquire(blocking=False)`).
+            pub fn try_acquire(&self) -> Result<bool, ManagerError> {
+                self.acquire_with(Wait::No)
+            }
+
+            /// Acquires within `timeout` (`acquire(timeout=t)`).
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+                self.acquire_with(wait_for(timeout))
+            }
+
+            /// Acquires before `deadline`.
+            pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+                self.acquire_with(wait_until(deadline))
+            }
+        }
+    };
+}
+
+sync_proxy!(
+    LockProxy,
+    "Lock",
+    "A proxy of a `Lock` on a manager server. Held by the client thread \
+     that acquired it; a client that dies holding it releases it (counted \
+     in the server's `owner_deaths`). Like Python's, any thread may release it."
+);
+acquire_family!(LockProxy);
+sync_proxy!(
+    RLockProxy,
+    "RLock",
+    "A proxy of an `RLock` on a manager server, owned by the client thread \
+     that acquired it (each client thread is served by its own server thread)."
+);
+acquire_family!(RLockProxy);
+sync_proxy!(
+    SemaphoreProxy,
+    "Semaphore",
+    "A proxy of a `Semaphore` on a manager server."
+);
+acquire_family!(SemaphoreProxy);
+sync_proxy!(
+    BoundedSemaphoreProxy,
+    "BoundedSemaphore",
+    "A proxy of a `BoundedSemaphore` on a manager server."
+);
+acquire_family!(BoundedSemaphoreProxy);
+sync_proxy!(
+    ConditionProxy,
+    "Condition",
+    "A proxy of a `Condition` (over an `RLock`) on a manager server."
+);
+acquire_family!(ConditionProxy);
+sync_proxy!(
+    EventProxy,
+    "Event",
+    "A proxy of an `Event` on a manager server."
+);
+sync_proxy!(
+    BarrierProxy,
+    "Barrier",
+    "A proxy of a `Barrier` on a manager server."
+);
+
+/// Why a release failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The lock is not held (Lock), not owned by this thread (RLock,
+    /// Condition), or a bounded semaphore would go past its initial value.
+    NotHeld,
+    /// The call failed (the server is gone, say).
+    Manager(ManagerError),
+}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReleaseError::NotHeld => f.write_str("release of an object not held"),
+            ReleaseError::Manager(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReleaseError {}
+
+fn release(h: &Handle) -> Result<(), ReleaseError> {
+    match h.call(Call::Release) {
+        Ok(_) => Ok(()),
+        Err(CallError::Fail(Fail::NotOwned | Fail::OverRelease)) => Err(ReleaseError::NotHeld),
+        Err(e) => Err(ReleaseError::Manager(e.into_error())),
+    }
+}
+
+impl LockProxy {
+    /// `release()`.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.h)
+    }
+
+    /// `locked()`.
+    pub fn is_locked(&self) -> Result<bool, ManagerError> {
+        as_bool(checked(self.h.call(Call::Locked))?)
+    }
+}
+
+impl RLockProxy {
+    /// `release()` (by the owning thread).
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.h)
+    }
+}
+
+impl SemaphoreProxy {
+    /// `release()`.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.h)
+    }
+
+    /// The counter's value now.
+    pub fn value(&self) -> Result<usize, ManagerError> {
+        as_u64(checked(self.h.call(Call::SemValue))?).map(|n| n as usize)
+    }
+}
+
+impl BoundedSemaphoreProxy {
+    /// `release()`: past the initial value is `ReleaseError::NotHeld`
+    /// (Python's `ValueError`).
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.h)
+    }
+
+    /// The counter's value now.
+    pub fn value(&self) -> Result<usize, ManagerError> {
+        as_u64(checked(self.h.call(Call::SemValue))?).map(|n| n as usize)
+    }
+}
+
+impl ConditionProxy {
+    /// `release()` (by the owning thread).
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.h)
+    }
+
+    fn wait_with(&self, wait: Wait) -> Result<bool, ReleaseError> {
+        match self.h.call(Call::CondWait { wait }) {
+            Ok(v) => as_bool(v).map_err(ReleaseError::Manager),
+            Err(CallError::Fail(Fail::NotOwned)) => Err(ReleaseError::NotHeld),
+            Err(e) => Err(ReleaseError::Manager(e.into_error())),
+        }
+    }
+
+    /// `wait()`: releases the lock, waits for a notify, reacquires.
+    pub fn wait(&self) -> Result<(), ReleaseError> {
+        self.wait_with(Wait::Forever).map(|_| ())
+    }
+
+    /// `wait(timeout)`: whether it was notified in time.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ReleaseError> {
+        self.wait_with(wait_for(timeout))
+    }
+
+    /// `notify(n)`: how many waiters it woke.
+    pub fn notify(&self, n: usize) -> Result<usize, ReleaseError> {
+        match self.h.call(Call::CondNotify { n: n as u64 }) {
+            Ok(v) => as_u64(v).map(|k| k as usize).map_err(ReleaseError::Manager),
+            Err(CallError::Fail(Fail::NotOwned)) => Err(ReleaseError::NotHeld),
+            Err(e) => Err(ReleaseError::Manager(e.into_error())),
+        }
+    }
+
+    /// `notify_all()`.
+    pub fn notify_all(&self) -> Result<usize, ReleaseError> {
+        self.notify(usize::MAX)
+    }
+}
+
+impl EventProxy {
+    /// `set()`.
+    pub fn set(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::EvSet)).map(|_| ())
+    }
+
+    /// `clear()`.
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::EvClear)).map(|_| ())
+    }
+
+    /// `is_set()`.
+    pub fn is_set(&self) -> Result<bool, ManagerError> {
+        as_bool(checked(self.h.call(Call::EvIsSet))?)
+    }
+
+    /// `wait()`.
+    pub fn wait(&self) -> Result<(), ManagerError> {
+        as_bool(checked(self.h.call(Call::EvWait {
+            wait: Wait::Forever,
+        }))?)
+        .map(|_| ())
+    }
+
+    /// `wait(timeout)`: whether the flag is set.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        as_bool(checked(self.h.call(Call::EvWait {
+            wait: wait_for(timeout),
+        }))?)
+    }
+}
+
+/// Why a barrier wait failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BarrierError {
+    /// The barrier is broken (reset, aborted, or a wait timed out).
+    Broken,
+    /// The call failed.
+    Manager(ManagerError),
+}
+
+impl fmt::Display for BarrierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarrierError::Broken => f.write_str("the barrier is broken"),
+            BarrierError::Manager(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BarrierError {}
+
+impl BarrierProxy {
+    fn wait_with(&self, wait: Wait) -> Result<usize, BarrierError> {
+        match self.h.call(Call::BarWait { wait }) {
+            Ok(v) => as_u64(v).map(|n| n as usize).map_err(BarrierError::Manager),
+            Err(CallError::Fail(Fail::Broken)) => Err(BarrierError::Broken),
+            Err(e) => Err(BarrierError::Manager(e.into_error())),
+        }
+    }
+
+    /// `wait()`: this party's arrival index.
+    pub fn wait(&self) -> Result<usize, BarrierError> {
+        self.wait_with(Wait::Forever)
+    }
+
+    /// `wait(timeout)`; a timeout breaks the barrier (as in Python).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
+        self.wait_with(wait_for(timeout))
+    }
+
+    /// `reset()`.
+    pub fn reset(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::BarReset)).map(|_| ())
+    }
+
+    /// `abort()`.
+    pub fn abort(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::BarAbort)).map(|_| ())
+    }
+
+    fn info(&self) -> Result<(u64, u64, bool), ManagerError> {
+        match checked(self.h.call(Call::BarInfo))? {
+            Value::Bins(v) if v.len() == 3 && v[0].len() == 8 && v[1].len() == 8 => {
+                let n = |b: &Bin| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+                Ok((n(&v[0]), n(&v[1]), v[2].first() == Some(&1)))
+            }
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// `parties`.
+    pub fn parties(&self) -> Result<usize, ManagerError> {
+        self.info().map(|i| i.0 as usize)
+    }
+
+    /// `n_waiting`.
+    pub fn n_waiting(&self) -> Result<usize, ManagerError> {
+        self.info().map(|i| i.1 as usize)
+    }
+
+    /// `broken`.
+    pub fn is_broken(&self) -> Result<bool, ManagerError> {
+        self.info().map(|i| i.2)
+    }
+}
