@@ -682,11 +682,7 @@ impl Object {
     pub(crate) fn release_dead(&self, held: Held) -> u64 {
         let mut n = 0;
         match (self, held) {
-            (Object::Lock(l), Held::Lock) => {
-                if l.release().is_ok() {
-                    n += 1;
-                }
-            }
+            (Object::Lock(l), Held::Lock) if l.release().is_ok() => n += 1,
             (Object::RLock(l), Held::RLock) => {
                 while l.is_owned() && l.release().is_ok() {
                     n += 1;

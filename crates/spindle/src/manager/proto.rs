@@ -203,6 +203,8 @@ pub struct Stats {
     pub objects: u64,
     /// Channel threads alive now.
     pub channels: u64,
+    /// Calls running in channel threads now (blocked ones among them).
+    pub in_channel: u64,
     /// Locks released because the channel that held them died.
     pub owner_deaths: u64,
     /// Items put back at the head of a queue because the client that took

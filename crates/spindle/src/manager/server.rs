@@ -80,6 +80,7 @@ struct Counters {
     owner_deaths: AtomicU64,
     items_returned: AtomicU64,
     channels: AtomicU64,
+    in_channel: AtomicU64,
     connections: AtomicU64,
 }
 
@@ -200,6 +201,7 @@ impl Shared {
             connections: self.counters.connections.load(Ordering::Relaxed),
             objects: self.entries.lock().len() as u64,
             channels: self.counters.channels.load(Ordering::Relaxed),
+            in_channel: self.counters.in_channel.load(Ordering::Relaxed),
             owner_deaths: self.counters.owner_deaths.load(Ordering::Relaxed),
             items_returned: self.counters.items_returned.load(Ordering::Relaxed),
         }
@@ -660,7 +662,9 @@ fn channel_thread(conn: Arc<Conn>, ch: u32, rx: Receiver<Request>, pending: Arc<
                 }
                 Some(entry) => {
                     let is_get = matches!(call, Call::Get { .. });
+                    shared.counters.in_channel.fetch_add(1, Ordering::SeqCst);
                     let (out, effect) = entry.obj.runs(call, &*conn);
+                    shared.counters.in_channel.fetch_sub(1, Ordering::SeqCst);
                     track(&entry, obj, me, effect, &mut held);
                     match (is_get, &entry.obj, out) {
                         (true, Object::Queue(q), Ok(Value::Bin(item))) => {

@@ -194,6 +194,7 @@ pub(crate) struct Session {
     /// A clone of the socket, to shut it down or ask whether the peer left.
     pub(crate) stream: Stream,
     /// The peer's address, for messages.
+    #[allow(dead_code)]
     pub(crate) peer: String,
 }
 

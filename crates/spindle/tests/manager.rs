@@ -1,0 +1,467 @@
+//! `spindle::manager`: proxies' behaviour, lifetimes and failures.
+//!
+//! Container checks port CPython's `_TestContainers` (Lib/test/_test_multiprocessing.py)
+//! to typed proxies; `_TestMyManager`/`_TestRemoteManager` become the
+//! BaseManager tests (a registered queue reached by name over TCP with an
+//! authkey).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{LONG, until};
+use spindle::ipc::Pipe;
+use spindle::manager::{
+    DictProxy, ListProxy, Manager, ManagerError, QueueProxy, ReleaseError, Server, Typeid,
+};
+use spindle::process::{Process, StartMethod};
+use spindle::queue::{BlockingQueue, GetTimeoutError};
+
+const KEY: &[u8] = b"manager-tests-key-0123456789abcdef";
+
+fn tcp_server() -> Server {
+    Manager::builder()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .register("tasks", Typeid::queue())
+        .register("shared", Typeid::dict())
+        .spawn()
+        .expect("server")
+}
+
+#[test]
+fn dict_in_insertion_order_and_its_methods() {
+    let m = Manager::start().unwrap();
+    let d: DictProxy<String, i64> = m.dict().unwrap();
+    assert!(d.is_empty().unwrap());
+    for (i, k) in ["b", "a", "c"].iter().enumerate() {
+        d.set(&k.to_string(), &(i as i64)).unwrap();
+    }
+    d.set(&"b".into(), &10).unwrap(); // replacing keeps the place
+    assert_eq!(d.keys().unwrap(), ["b", "a", "c"]);
+    assert_eq!(d.values().unwrap(), [10, 1, 2]);
+    assert_eq!(d.len().unwrap(), 3);
+    assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.get(&"zz".into()).unwrap(), None);
+    assert!(d.contains_key(&"c".into()).unwrap());
+    assert_eq!(d.setdefault(&"a".into(), &99).unwrap(), 1);
+    assert_eq!(d.setdefault(&"d".into(), &4).unwrap(), 4);
+    assert_eq!(d.pop(&"a".into()).unwrap(), Some(1));
+    assert_eq!(d.pop(&"a".into()).unwrap(), None);
+    assert!(d.del(&"b".into()).unwrap());
+    assert!(!d.del(&"b".into()).unwrap(), "del of an absent key says so");
+    d.update([(&"x".to_string(), &7), (&"c".to_string(), &3)])
+        .unwrap();
+    assert_eq!(
+        d.items().unwrap(),
+        [
+            ("c".to_string(), 3),
+            ("d".to_string(), 4),
+            ("x".to_string(), 7)
+        ]
+    );
+    d.clear().unwrap();
+    assert_eq!(d.len().unwrap(), 0);
+}
+
+#[test]
+fn list_methods_follow_python() {
+    let m = Manager::start().unwrap();
+    let l: ListProxy<i32> = m.list_from(&[5, 6, 7]).unwrap();
+    l.append(&8).unwrap();
+    l.extend(&[9, 5]).unwrap();
+    assert_eq!(l.to_vec().unwrap(), [5, 6, 7, 8, 9, 5]);
+    assert_eq!(l.get(-1).unwrap(), Some(5));
+    assert_eq!(l.get(6).unwrap(), None, "out of range is None (IndexError)");
+    assert!(l.set(0, &50).unwrap());
+    assert!(!l.set(60, &1).unwrap());
+    l.insert(-100, &1).unwrap(); // clamped to the front, as in Python
+    l.insert(100, &2).unwrap(); // clamped to the end
+    assert_eq!(l.to_vec().unwrap(), [1, 50, 6, 7, 8, 9, 5, 2]);
+    assert_eq!(l.index(&7).unwrap(), Some(3));
+    assert_eq!(l.index(&70).unwrap(), None);
+    assert_eq!(l.count(&5).unwrap(), 1);
+    assert!(l.remove(&50).unwrap());
+    assert!(!l.remove(&50).unwrap());
+    assert_eq!(l.pop(-1).unwrap(), Some(2));
+    assert_eq!(l.pop(0).unwrap(), Some(1));
+    assert_eq!(l.len().unwrap(), 5);
+    l.clear().unwrap();
+    assert!(l.is_empty().unwrap());
+}
+
+#[test]
+fn namespace_value_and_array() {
+    let m = Manager::start().unwrap();
+    let ns = m.namespace().unwrap();
+    ns.set("x", &1u32).unwrap();
+    ns.set("name", "spindle").unwrap();
+    assert_eq!(ns.get::<u32>("x").unwrap(), Some(1));
+    assert_eq!(
+        ns.get::<String>("name").unwrap().as_deref(),
+        Some("spindle")
+    );
+    assert_eq!(ns.get::<u32>("absent").unwrap(), None);
+    assert_eq!(ns.names().unwrap(), ["name", "x"]);
+    assert!(ns.del("x").unwrap());
+    assert!(!ns.del("x").unwrap());
+
+    let v = m.value(&3.5f64).unwrap();
+    assert_eq!(v.get().unwrap(), 3.5);
+    v.set(&-1.0).unwrap();
+    assert_eq!(v.get().unwrap(), -1.0);
+
+    let a = m.array(&[1u8, 2, 3]).unwrap();
+    assert_eq!(a.len().unwrap(), 3);
+    assert!(a.set(1, &20).unwrap());
+    assert!(!a.set(3, &0).unwrap(), "an array does not grow");
+    assert_eq!(a.to_vec().unwrap(), [1, 20, 3]);
+}
+
+#[test]
+fn registered_objects_by_name_over_tcp() {
+    let server = tcp_server();
+    let a = Manager::connect(server.address().clone(), KEY).unwrap();
+    let q: QueueProxy<String> = a.get("tasks").unwrap();
+    q.put("job".into()).unwrap();
+    // A second client (its own connection, as another host would have).
+    let b = Manager::builder()
+        .authkey(KEY)
+        .connect(server.address().clone())
+        .unwrap();
+    let q2: QueueProxy<String> = b.get("tasks").unwrap();
+    assert_eq!(q2.get_timeout(LONG).unwrap(), "job");
+    let err = a.get::<QueueProxy<String>>("nope").unwrap_err();
+    assert!(matches!(err, ManagerError::NotFound(_)), "{err}");
+}
+
+#[test]
+fn wrong_kind_or_item_type_is_wrong_type() {
+    let server = tcp_server();
+    let m = server.connect().unwrap();
+    let err = m.get::<DictProxy<u32, u32>>("tasks").unwrap_err();
+    assert!(err.is_wrong_type(), "{err}");
+    let _q: QueueProxy<u64> = m.get("tasks").unwrap();
+    let err = m.get::<QueueProxy<String>>("tasks").unwrap_err();
+    assert!(
+        err.is_wrong_type(),
+        "item type fixed by the first typed proxy: {err}"
+    );
+}
+
+#[test]
+fn blocked_get_does_not_block_put() {
+    let server = tcp_server();
+    let m = server.connect().unwrap();
+    let q: QueueProxy<u32> = m.queue(0).unwrap();
+    let q2 = q.clone();
+    let getter = thread::spawn(move || q2.get());
+    // The get waits in its channel's server thread.
+    until("the get to wait on the server", || {
+        server.stats().in_channel == 1
+    });
+    let start = Instant::now();
+    q.put(7).unwrap(); // same connection, another client thread
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(getter.join().unwrap().unwrap(), 7);
+}
+
+#[test]
+fn rlock_is_owned_by_the_client_thread() {
+    let m = Manager::start().unwrap();
+    let r = m.rlock().unwrap();
+    r.acquire().unwrap();
+    r.acquire().unwrap(); // re-entrant
+    let r2 = r.clone();
+    let other = thread::spawn(move || {
+        let took = r2.try_acquire().unwrap();
+        let released = r2.release();
+        (took, released)
+    });
+    let (took, released) = other.join().unwrap();
+    assert!(!took, "another thread cannot take an owned RLock");
+    assert!(matches!(released, Err(ReleaseError::NotHeld)));
+    r.release().unwrap();
+    r.release().unwrap();
+    assert!(matches!(r.release(), Err(ReleaseError::NotHeld)));
+
+    // A Lock may be released by another thread, as in Python.
+    let l = m.lock().unwrap();
+    l.acquire().unwrap();
+    let l2 = l.clone();
+    thread::spawn(move || l2.release().unwrap()).join().unwrap();
+    assert!(!l.is_locked().unwrap());
+}
+
+#[test]
+fn condition_event_semaphore_barrier() {
+    let m = Manager::start().unwrap();
+    let c = m.condition().unwrap();
+    let ready = Arc::new(AtomicBool::new(false));
+    let (c2, ready2) = (c.clone(), ready.clone());
+    let waiter = thread::spawn(move || {
+        c2.acquire().unwrap();
+        ready2.store(true, Ordering::SeqCst);
+        let woke = c2.wait_timeout(LONG).unwrap();
+        c2.release().unwrap();
+        woke
+    });
+    // The waiter holds the lock until it waits; taking it means it waits.
+    until("the waiter to hold the lock", || {
+        ready.load(Ordering::SeqCst)
+    });
+    c.acquire().unwrap();
+    assert_eq!(c.notify(1).unwrap(), 1);
+    c.release().unwrap();
+    assert!(waiter.join().unwrap());
+    assert!(matches!(c.notify(1), Err(ReleaseError::NotHeld)));
+
+    let e = m.event().unwrap();
+    assert!(!e.wait_timeout(Duration::from_millis(10)).unwrap());
+    let e2 = e.clone();
+    let t = thread::spawn(move || e2.wait_timeout(LONG).unwrap());
+    e.set().unwrap();
+    assert!(t.join().unwrap());
+    assert!(e.is_set().unwrap());
+
+    let s = m.bounded_semaphore(1).unwrap();
+    assert!(s.try_acquire().unwrap());
+    assert!(!s.try_acquire().unwrap());
+    s.release().unwrap();
+    assert!(
+        matches!(s.release(), Err(ReleaseError::NotHeld)),
+        "past the bound"
+    );
+    assert_eq!(s.value().unwrap(), 1);
+
+    let b = m.barrier(2).unwrap();
+    let b2 = b.clone();
+    let t = thread::spawn(move || b2.wait_timeout(LONG).unwrap());
+    let mine = b.wait_timeout(LONG).unwrap();
+    let theirs = t.join().unwrap();
+    assert_eq!(mine + theirs, 1, "arrival indexes 0 and 1");
+    assert_eq!(b.parties().unwrap(), 2);
+    assert!(m.barrier(0).unwrap_err().to_string().contains("Barrier"));
+}
+
+/// The child connects on its own, takes the lock, says so, and waits to be
+/// killed.
+fn hold_lock_until_killed(address: String, key: Vec<u8>, tx: spindle::ipc::Connection) {
+    let m = Manager::connect(address.parse::<spindle::ipc::Address>().unwrap(), &key).unwrap();
+    let l = m.get::<spindle::manager::LockProxy>("lock").unwrap();
+    l.acquire().unwrap();
+    tx.send(&1u8).unwrap();
+    loop {
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn killed_client_releases_its_lock() {
+    let server = Manager::builder()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .register("lock", Typeid::lock())
+        .spawn()
+        .unwrap();
+    let (rx, tx) = Pipe(false).unwrap();
+    let address = server.address().to_string();
+    let mut child = Process::builder()
+        .closure(move || hold_lock_until_killed(address, KEY.to_vec(), tx))
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    assert_eq!(rx.recv_timeout::<u8>(LONG).unwrap(), 1);
+    let m = server.connect().unwrap();
+    let l = m.get::<spindle::manager::LockProxy>("lock").unwrap();
+    assert!(!l.try_acquire().unwrap(), "the child holds it");
+    child.kill().unwrap();
+    let _ = child.join_timeout(LONG); // Err: killed by signal 9, as meant
+    assert!(
+        l.acquire_timeout(LONG).unwrap(),
+        "released when its holder died"
+    );
+    until("the death to be counted", || {
+        server.stats().owner_deaths == 1
+    });
+}
+
+#[test]
+fn server_gone_is_shutdown() {
+    let m = Manager::start().unwrap();
+    let q: QueueProxy<u32> = m.queue(0).unwrap();
+    let q2 = q.clone();
+    let getter = thread::spawn(move || q2.get());
+    until("the get to wait", || {
+        m.stats().map(|s| s.in_channel == 1).unwrap_or(false)
+    });
+    m.process().unwrap().kill().unwrap();
+    let start = Instant::now();
+    assert!(getter.join().unwrap().is_err(), "ShutDown, not a hang");
+    assert!(start.elapsed() < LONG);
+    assert!(q.get_timeout(Duration::from_millis(10)) == Err(GetTimeoutError::ShutDown));
+    assert!(q.put(1).is_err());
+    let err = q.check().unwrap_err();
+    assert!(err.is_server_gone(), "{err}");
+}
+
+fn block_in_get(address: String, key: Vec<u8>, tx: spindle::ipc::Connection) {
+    let m = Manager::connect(address.parse::<spindle::ipc::Address>().unwrap(), &key).unwrap();
+    let q: QueueProxy<u32> = m.get("tasks").unwrap();
+    tx.send(&1u8).unwrap();
+    let _ = q.get();
+}
+
+/// Python's manager loses an item here: a killed client's pending `get`
+/// takes the next item put. spindle's server never takes an item for a
+/// client that left.
+#[test]
+fn killed_blocked_getter_loses_no_item() {
+    let server = tcp_server();
+    let (rx, tx) = Pipe(false).unwrap();
+    let address = server.address().to_string();
+    let mut child = Process::builder()
+        .closure(move || block_in_get(address, KEY.to_vec(), tx))
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    assert_eq!(rx.recv_timeout::<u8>(LONG).unwrap(), 1);
+    until("the child's get to wait", || server.stats().in_channel == 1);
+    child.kill().unwrap();
+    let _ = child.join_timeout(LONG); // Err: killed by signal 9, as meant
+    let m = server.connect().unwrap();
+    let q: QueueProxy<u32> = m.get("tasks").unwrap();
+    q.put(42).unwrap();
+    assert_eq!(q.get_timeout(LONG).unwrap(), 42, "the item was not eaten");
+}
+
+#[spindle::task]
+fn fill_queue_and_dict(q: QueueProxy<String>, d: DictProxy<String, u32>, n: u32) {
+    for i in 0..n {
+        q.put(format!("item {i}")).unwrap();
+    }
+    d.set(&"done".to_string(), &n).unwrap();
+}
+
+#[test]
+fn proxy_as_task_argument() {
+    for method in StartMethod::all() {
+        let m = Manager::start().unwrap();
+        let q: QueueProxy<String> = m.queue(0).unwrap();
+        let d: DictProxy<String, u32> = m.dict().unwrap();
+        let mut p = common::start(fill_queue_and_dict::call(q.clone(), d.clone(), 3), method);
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(p.exitcode(), Some(0), "{method:?}");
+        let got: Vec<String> = (0..3).map(|_| q.get_timeout(LONG).unwrap()).collect();
+        assert_eq!(got, ["item 0", "item 1", "item 2"], "{method:?}");
+        assert_eq!(d.get(&"done".into()).unwrap(), Some(3), "{method:?}");
+    }
+}
+
+#[test]
+fn proxy_inherited_through_fork_works_in_the_child() {
+    let m = Manager::start().unwrap();
+    let l: ListProxy<u32> = m.list().unwrap();
+    let l2 = l.clone();
+    let mut p = Process::builder()
+        .closure(move || l2.append(&7).unwrap())
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    p.join_timeout(LONG).unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(l.to_vec().unwrap(), [7]);
+}
+
+#[test]
+fn references_are_counted_per_connection() {
+    let server = tcp_server();
+    let base = server.stats().objects; // the registered ones
+    let m = server.connect().unwrap();
+    let d: DictProxy<u8, u8> = m.dict().unwrap();
+    let d2 = d.clone();
+    assert_eq!(server.stats().objects, base + 1);
+    drop(d);
+    d2.set(&1, &1).unwrap(); // a clone keeps it alive
+    drop(d2);
+    until("the object to be freed", || server.stats().objects == base);
+    // Objects of a connection that closes are freed too.
+    let m2 = server.connect().unwrap();
+    let _l: ListProxy<u8> = m2.list().unwrap();
+    assert_eq!(server.stats().objects, base + 1);
+    drop(m);
+    drop(m2);
+    drop(_l);
+    until("the connection's objects to be freed", || {
+        server.stats().objects == base
+    });
+}
+
+#[test]
+fn caps_are_typed_errors() {
+    let server = Manager::builder()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .max_objects(2)
+        .max_channels(1)
+        .spawn()
+        .unwrap();
+    let m = server.connect().unwrap();
+    let q: QueueProxy<u8> = m.queue(0).unwrap();
+    let _l: ListProxy<u8> = m.list().unwrap();
+    let err = m.dict::<u8, u8>().unwrap_err();
+    assert!(err.is_limit(), "{err}");
+    // One channel: a second thread's blocking call is refused, typed.
+    let q2 = q.clone();
+    let t = thread::spawn(move || q2.get());
+    until("the first channel", || server.stats().in_channel == 1);
+    let q3 = q.clone();
+    let refused = thread::spawn(move || q3.get_timeout(Duration::from_millis(50)))
+        .join()
+        .unwrap();
+    assert!(refused.is_err());
+    q.put(1).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn short_authkey_is_refused() {
+    let err = Manager::builder()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(b"short")
+        .spawn()
+        .unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    let server = tcp_server();
+    let err = Manager::connect(server.address().clone(), b"short").unwrap_err();
+    assert!(err.is_auth(), "{err}");
+}
+
+#[test]
+fn a_second_server_on_a_bound_address_is_an_error() {
+    let server = tcp_server();
+    let err = Manager::builder()
+        .bind(server.address().clone())
+        .authkey(KEY)
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::Io(_)), "{err}");
+}
+
+#[test]
+fn shutdown_server_stops_a_started_server() {
+    let m = Manager::start().unwrap();
+    let pid = m.process().unwrap().pid().unwrap();
+    m.shutdown_server().unwrap();
+    // The child is reaped: no process of that pid is our child any more.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/status")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            !s.contains(&format!("PPid:\t{}", std::process::id()))
+        }
+    );
+}
