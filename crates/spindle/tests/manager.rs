@@ -197,6 +197,48 @@ fn rlock_is_owned_by_the_client_thread() {
     assert!(!l.is_locked().unwrap());
 }
 
+/// An acquisition that had to wait takes the object once: the Lock is
+/// free after one release, the RLock's depth is one, the semaphore lost no
+/// permit.
+#[test]
+fn a_blocking_acquire_takes_exactly_once() {
+    let server = tcp_server();
+    let m = server.connect().unwrap();
+    let l = m.lock().unwrap();
+    let r = m.rlock().unwrap();
+    let s = m.semaphore(0).unwrap();
+    l.acquire().unwrap();
+    r.acquire().unwrap();
+    let (l2, r2, s2) = (l.clone(), r.clone(), s.clone());
+    let t = thread::spawn(move || {
+        l2.acquire_timeout(LONG).unwrap();
+        l2.release().unwrap();
+        r2.acquire_timeout(LONG).unwrap();
+        r2.release().unwrap();
+        let r_free = !r2.release().is_ok();
+        s2.acquire_timeout(LONG).unwrap();
+        r_free
+    });
+    until("the lock's waiter", || server.stats().in_channel == 1);
+    l.release().unwrap();
+    until("the rlock's waiter", || {
+        server.stats().in_channel == 1
+            && l.try_acquire()
+                .map(|t| {
+                    if t {
+                        l.release().unwrap();
+                    }
+                    t
+                })
+                .unwrap_or(false)
+    });
+    r.release().unwrap();
+    s.release().unwrap();
+    assert!(t.join().unwrap(), "the RLock was taken at depth one");
+    assert!(!l.is_locked().unwrap());
+    assert_eq!(s.value().unwrap(), 0, "one permit released, one taken");
+}
+
 #[test]
 fn condition_event_semaphore_barrier() {
     let m = Manager::start().unwrap();
@@ -354,7 +396,8 @@ fn proxy_as_task_argument() {
         let q: QueueProxy<String> = m.queue(0).unwrap();
         let d: DictProxy<String, u32> = m.dict().unwrap();
         let mut p = common::start(fill_queue_and_dict::call(q.clone(), d.clone(), 3), method);
-        p.join_timeout(LONG).unwrap();
+        p.join_timeout(LONG)
+            .unwrap_or_else(|e| panic!("{method:?}: the child did not end: {e}"));
         assert_eq!(p.exitcode(), Some(0), "{method:?}");
         let got: Vec<String> = (0..3).map(|_| q.get_timeout(LONG).unwrap()).collect();
         assert_eq!(got, ["item 0", "item 1", "item 2"], "{method:?}");

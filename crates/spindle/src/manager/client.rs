@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -228,11 +228,38 @@ fn reader(conn: Weak<ClientConn>, mut source: wire::FrameSource) {
     }
 }
 
-/// This process's connections, one per server address: proxies that
-/// arrive in a task argument join the connection already open, if any.
-fn connections() -> &'static Mutex<HashMap<Address, Weak<ClientConn>>> {
-    static CONNS: OnceLock<Mutex<HashMap<Address, Weak<ClientConn>>>> = OnceLock::new();
-    CONNS.get_or_init(Default::default)
+/// This process's connections (one per server address: proxies that arrive
+/// in a task argument join the connection already open) and the keys it
+/// used for each address.
+#[derive(Default)]
+struct Registry {
+    conns: HashMap<Address, Weak<ClientConn>>,
+    keys: HashMap<Address, Vec<u8>>,
+}
+
+static REGISTRY: std::sync::Mutex<Option<Registry>> = std::sync::Mutex::new(None);
+/// The process that made [`REGISTRY`]'s lock: a child made by fork may
+/// have inherited it locked by a thread it does not have.
+static REGISTRY_PID: AtomicU32 = AtomicU32::new(0);
+
+/// The registry, if it can be had safely: in the process that made it,
+/// always (it is held only for map lookups, never across I/O); in a child
+/// made by fork, only if its lock is free (it may have been copied locked
+/// by a parent thread that does not exist here; the child then goes
+/// without: it opens connections of its own).
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> Option<R> {
+    let me = std::process::id();
+    let _ = REGISTRY_PID.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed);
+    let guard = if REGISTRY_PID.load(Ordering::Relaxed) == me {
+        Some(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()))
+    } else {
+        match REGISTRY.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    };
+    guard.map(|mut g| f(g.get_or_insert_with(Registry::default)))
 }
 
 /// The open connection to `address`, or a new one.
@@ -241,9 +268,16 @@ pub(crate) fn shared_connection(
     key: Option<&[u8]>,
     cfg: &WireConfig,
 ) -> Result<Arc<ClientConn>, ManagerError> {
-    let mut conns = connections().lock();
-    if let Some(c) = conns.get(address).and_then(Weak::upgrade)
-        && c.pid == std::process::id()
+    let me = std::process::id();
+    let (found, known) = with_registry(|r| {
+        (
+            r.conns.get(address).and_then(Weak::upgrade),
+            r.keys.get(address).cloned(),
+        )
+    })
+    .unwrap_or((None, None));
+    if let Some(c) = found
+        && c.pid == me
         && c.pending.lock().dead.is_none()
         && key.is_none_or(|k| k == c.key.as_slice())
     {
@@ -251,26 +285,14 @@ pub(crate) fn shared_connection(
     }
     let key = match key {
         Some(k) => k.to_vec(),
-        None => known_key(address)
-            .unwrap_or_else(|| crate::process::current_process().authkey().to_vec()),
+        None => known.unwrap_or_else(|| crate::process::current_process().authkey().to_vec()),
     };
     let c = ClientConn::open(address, &key, cfg)?;
-    conns.insert(address.clone(), Arc::downgrade(&c));
-    remember_key(address, &key);
+    with_registry(|r| {
+        r.conns.insert(address.clone(), Arc::downgrade(&c));
+        r.keys.insert(address.clone(), key);
+    });
     Ok(c)
-}
-
-fn keys() -> &'static Mutex<HashMap<Address, Vec<u8>>> {
-    static KEYS: OnceLock<Mutex<HashMap<Address, Vec<u8>>>> = OnceLock::new();
-    KEYS.get_or_init(Default::default)
-}
-
-fn known_key(address: &Address) -> Option<Vec<u8>> {
-    keys().lock().get(address).cloned()
-}
-
-fn remember_key(address: &Address, key: &[u8]) {
-    keys().lock().insert(address.clone(), key.to_vec());
 }
 
 /// A proxy's hold on one object: dropping the last one tells the server.

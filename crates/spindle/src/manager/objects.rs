@@ -40,33 +40,6 @@ fn slice(until: Option<Instant>) -> Option<Duration> {
     }
 }
 
-/// Runs `attempt` (which tries once, without blocking) until it succeeds,
-/// the wait ends or the client leaves; between attempts waits one slice
-/// with `park(slice)` (which returns early when something changed).
-fn blocking<T>(
-    wait: Wait,
-    cancel: &dyn Cancel,
-    mut attempt: impl FnMut() -> Option<T>,
-    mut park: impl FnMut(Duration),
-) -> Result<T, Fail> {
-    let until = deadline(wait);
-    loop {
-        if let Some(v) = attempt() {
-            return Ok(v);
-        }
-        if wait == Wait::No {
-            return Err(Fail::Timeout);
-        }
-        if cancel.cancelled() {
-            return Err(Fail::ShutDown);
-        }
-        match slice(until) {
-            Some(d) => park(d),
-            None => return Err(Fail::Timeout),
-        }
-    }
-}
-
 /// A queue of opaque items: FIFO or LIFO, bounded or not, joinable, with
 /// Python 3.13's shutdown.
 #[derive(Debug)]
@@ -369,23 +342,34 @@ fn index(len: usize, i: i64) -> Result<usize, Fail> {
     }
 }
 
+/// Waits for a yes/no condition: `try_once` tries without blocking,
+/// `block_for(d)` blocks at most `d` and says whether it succeeded (an
+/// acquisition it made counts: it is never followed by another).
 fn wait_bool(
     wait: Wait,
     cancel: &dyn Cancel,
     try_once: impl Fn() -> bool,
     block_for: impl Fn(Duration) -> bool,
 ) -> Result<Value, Fail> {
-    match blocking(
-        wait,
-        cancel,
-        || try_once().then_some(()),
-        |d| {
-            block_for(d);
-        },
-    ) {
-        Ok(()) => Ok(Value::Bool(true)),
-        Err(Fail::Timeout) => Ok(Value::Bool(false)),
-        Err(e) => Err(e),
+    if try_once() {
+        return Ok(Value::Bool(true));
+    }
+    if wait == Wait::No {
+        return Ok(Value::Bool(false));
+    }
+    let until = deadline(wait);
+    loop {
+        if cancel.cancelled() {
+            return Err(Fail::ShutDown);
+        }
+        match slice(until) {
+            Some(d) => {
+                if block_for(d) {
+                    return Ok(Value::Bool(true));
+                }
+            }
+            None => return Ok(Value::Bool(false)),
+        }
     }
 }
 
