@@ -292,3 +292,22 @@ fn serve_refuses_bad_addresses_and_repeated_names() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("\"x\" is given twice"), "{err}");
 }
+
+#[test]
+fn tour_manager_section_passes_every_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["tour", "manager"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("  ✓ ").count(), 7, "{text}");
+    assert!(text.contains("7 checks passed, 0 failed"), "{text}");
+    // Listed under its key.
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["tour", "--list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.lines().any(|l| l.starts_with("manager ")), "{list}");
+}
