@@ -156,11 +156,30 @@ fn serve_on_port_0_queues_reach_clients_and_sigterm_exits_0() {
     // An unregistered name is an error naming it.
     let e = boss.get::<QueueProxy<String>>("nope").unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
-    drop((tasks, results, wtasks, wresults, boss, worker));
+    drop((tasks, results, wtasks, wresults, worker));
+
+    // A client blocked in `get` when the server stops sees the queue shut
+    // down (a server that is gone reads as a shut-down queue).
+    let before = boss.stats().unwrap().channels;
+    let waiter = {
+        let q: QueueProxy<String> = boss.get("get_task_queue").unwrap();
+        std::thread::spawn(move || q.get())
+    };
+    // Its blocking call runs in a channel thread of its own on the server.
+    let end = Instant::now() + Duration::from_secs(10);
+    while boss.stats().unwrap().channels <= before {
+        assert!(
+            Instant::now() < end,
+            "the blocked get never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     s.signal(Signal::SIGTERM);
     let status = s.wait();
     assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(waiter.join().unwrap().is_err(), "the blocked get ends");
+    drop(boss);
     // The server is gone: connecting fails.
     assert!(Manager::connect(s.address.clone(), key).is_err());
 }
