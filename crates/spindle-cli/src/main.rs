@@ -1,7 +1,8 @@
 //! The `spindle` command: a guided tour of every capability (`spindle tour`),
 //! two CPU-bound workloads ported from Python (`spindle gen-logs`, `spindle
 //! robots`, `spindle primes`), a line echo server and its load client
-//! (`spindle echo serve`, `spindle echo load`, from `spindle_aio::echo`), and
+//! (`spindle echo serve`, `spindle echo load`, from `spindle_aio::echo`), a
+//! manager server of named queues, dicts and lists (`spindle serve`), and
 //! `spindle bench SUITE`, which runs the benchmark program `spindle-bench`
 //! built beside it.
 //!
@@ -15,6 +16,7 @@
 
 mod bench;
 mod echo;
+mod serve;
 mod tour;
 mod workloads;
 
@@ -62,6 +64,40 @@ enum Command {
     /// A line echo server, and the load client that measures one.
     #[command(subcommand)]
     Echo(EchoCommand),
+    /// Serve named queues, dicts and lists to manager clients (Python's
+    /// `BaseManager.register(...)` + `get_server().serve_forever()`).
+    ///
+    /// Clients call `spindle::manager::Manager::connect(ADDRESS, key)` and
+    /// `get::<QueueProxy<T>>(NAME)` (or `DictProxy<K, V>`, `ListProxy<T>`).
+    /// The first stdout line is exactly `listening on ADDRESS` (the real
+    /// port for port 0). Without `--authkey-file` a 32-byte random key is
+    /// written, raw, to a new file only this user can read (0600, in a new
+    /// 0700 directory of the temporary directory, removed at exit), and the
+    /// second line is `authkey-file PATH`.
+    ///
+    /// Serves until SIGTERM or SIGINT (or a client's `shutdown_server`),
+    /// then exits 0. Exit 2: a usage error (a bad address, a key file of
+    /// fewer than 16 bytes, a name given twice); exit 1: a runtime error (a
+    /// key file that cannot be read, an address in use).
+    Serve {
+        /// IP:PORT (port 0: any free port) or a Unix socket path (a path
+        /// with a '/', e.g. ./manager.sock; removed when the server stops).
+        #[arg(long, default_value = "127.0.0.1:0", value_parser = serve::parse_address)]
+        bind: spindle::ipc::Address,
+        /// The shared key: all the bytes of this file (a trailing newline
+        /// is part of the key), at least 16. Default: a generated key.
+        #[arg(long)]
+        authkey_file: Option<PathBuf>,
+        /// Serve an unbounded FIFO queue under this name (repeatable).
+        #[arg(long = "queue", value_name = "NAME")]
+        queues: Vec<String>,
+        /// Serve an empty dict under this name (repeatable).
+        #[arg(long = "dict", value_name = "NAME")]
+        dicts: Vec<String>,
+        /// Serve an empty list under this name (repeatable).
+        #[arg(long = "list", value_name = "NAME")]
+        lists: Vec<String>,
+    },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
     ///
@@ -224,6 +260,19 @@ fn main() -> ExitCode {
             conns,
             rounds,
         }) => echo::load_cmd(&connect, conns as usize, rounds),
+        Command::Serve {
+            bind,
+            authkey_file,
+            queues,
+            dicts,
+            lists,
+        } => serve::serve(serve::ServeArgs {
+            bind,
+            authkey_file,
+            queues,
+            dicts,
+            lists,
+        }),
         Command::GenLogs {
             dir,
             files,

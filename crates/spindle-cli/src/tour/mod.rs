@@ -13,6 +13,7 @@ use std::time::Instant;
 mod aio;
 mod futures;
 mod lockorder;
+mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -68,6 +69,11 @@ const SECTIONS: &[Section] = &[
         key: "pool",
         title: "Process pools that never hang: Pool, ProcessPoolExecutor, a worker killed mid-task",
         run: pool::run,
+    },
+    Section {
+        key: "manager",
+        title: "multiprocessing.managers: Manager() dict and Queue shared with a child process and a thread",
+        run: manager::run,
     },
     Section {
         key: "aio",
