@@ -215,22 +215,15 @@ fn a_blocking_acquire_takes_exactly_once() {
         l2.release().unwrap();
         r2.acquire_timeout(LONG).unwrap();
         r2.release().unwrap();
-        let r_free = !r2.release().is_ok();
+        let r_free = r2.release().is_err();
         s2.acquire_timeout(LONG).unwrap();
         r_free
     });
     until("the lock's waiter", || server.stats().in_channel == 1);
     l.release().unwrap();
+    // The thread takes the Lock, gives it back, then waits for the RLock.
     until("the rlock's waiter", || {
-        server.stats().in_channel == 1
-            && l.try_acquire()
-                .map(|t| {
-                    if t {
-                        l.release().unwrap();
-                    }
-                    t
-                })
-                .unwrap_or(false)
+        server.stats().in_channel == 1 && !l.is_locked().unwrap()
     });
     r.release().unwrap();
     s.release().unwrap();
