@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::{LONG, until};
 use spindle::ipc::Pipe;
-use spindle::manager::{
-    DictProxy, ListProxy, Manager, ManagerError, QueueProxy, ReleaseError, Server, Typeid,
-};
+use spindle::manager::{DictProxy, ListProxy, Manager, ManagerError, QueueProxy, Server, Typeid};
 use spindle::process::{Process, StartMethod};
 use spindle::queue::{BlockingQueue, GetTimeoutError};
+use spindle::sync::{NotOwnedError, OverReleaseError, ReleaseError};
 
 const KEY: &[u8] = b"manager-tests-key-0123456789abcdef";
 
@@ -179,21 +178,24 @@ fn rlock_is_owned_by_the_client_thread() {
     let r2 = r.clone();
     let other = thread::spawn(move || {
         let took = r2.try_acquire().unwrap();
-        let released = r2.release();
+        let released = r2.release().unwrap();
         (took, released)
     });
     let (took, released) = other.join().unwrap();
     assert!(!took, "another thread cannot take an owned RLock");
-    assert!(matches!(released, Err(ReleaseError::NotHeld)));
-    r.release().unwrap();
-    r.release().unwrap();
-    assert!(matches!(r.release(), Err(ReleaseError::NotHeld)));
+    assert_eq!(released, Err(ReleaseError::NotOwner));
+    r.release().unwrap().unwrap();
+    r.release().unwrap().unwrap();
+    assert_eq!(r.release().unwrap(), Err(ReleaseError::NotOwner));
 
     // A Lock may be released by another thread, as in Python.
     let l = m.lock().unwrap();
     l.acquire().unwrap();
     let l2 = l.clone();
-    thread::spawn(move || l2.release().unwrap()).join().unwrap();
+    thread::spawn(move || l2.release().unwrap().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(l.release().unwrap(), Err(ReleaseError::Unlocked));
     assert!(!l.is_locked().unwrap());
 }
 
@@ -212,21 +214,21 @@ fn a_blocking_acquire_takes_exactly_once() {
     let (l2, r2, s2) = (l.clone(), r.clone(), s.clone());
     let t = thread::spawn(move || {
         l2.acquire_timeout(LONG).unwrap();
-        l2.release().unwrap();
+        l2.release().unwrap().unwrap();
         r2.acquire_timeout(LONG).unwrap();
-        r2.release().unwrap();
-        let r_free = r2.release().is_err();
+        r2.release().unwrap().unwrap();
+        let r_free = r2.release().unwrap().is_err();
         s2.acquire_timeout(LONG).unwrap();
         r_free
     });
     until("the lock's waiter", || server.stats().in_channel == 1);
-    l.release().unwrap();
+    l.release().unwrap().unwrap();
     // The thread takes the Lock, gives it back, then waits for the RLock.
     until("the rlock's waiter", || {
         server.stats().in_channel == 1 && !l.is_locked().unwrap()
     });
-    r.release().unwrap();
-    s.release().unwrap();
+    r.release().unwrap().unwrap();
+    s.release().unwrap().unwrap();
     assert!(t.join().unwrap(), "the RLock was taken at depth one");
     assert!(!l.is_locked().unwrap());
     assert_eq!(s.value().unwrap(), 0, "one permit released, one taken");
@@ -241,8 +243,8 @@ fn condition_event_semaphore_barrier() {
     let waiter = thread::spawn(move || {
         c2.acquire().unwrap();
         ready2.store(true, Ordering::SeqCst);
-        let woke = c2.wait_timeout(LONG).unwrap();
-        c2.release().unwrap();
+        let woke = c2.wait_timeout(LONG).unwrap().unwrap();
+        c2.release().unwrap().unwrap();
         woke
     });
     // The waiter holds the lock until it waits; taking it means it waits.
@@ -250,10 +252,10 @@ fn condition_event_semaphore_barrier() {
         ready.load(Ordering::SeqCst)
     });
     c.acquire().unwrap();
-    assert_eq!(c.notify(1).unwrap(), 1);
-    c.release().unwrap();
+    assert_eq!(c.notify(1).unwrap(), Ok(1));
+    c.release().unwrap().unwrap();
     assert!(waiter.join().unwrap());
-    assert!(matches!(c.notify(1), Err(ReleaseError::NotHeld)));
+    assert_eq!(c.notify(1).unwrap(), Err(NotOwnedError));
 
     let e = m.event().unwrap();
     assert!(!e.wait_timeout(Duration::from_millis(10)).unwrap());
@@ -266,17 +268,18 @@ fn condition_event_semaphore_barrier() {
     let s = m.bounded_semaphore(1).unwrap();
     assert!(s.try_acquire().unwrap());
     assert!(!s.try_acquire().unwrap());
-    s.release().unwrap();
-    assert!(
-        matches!(s.release(), Err(ReleaseError::NotHeld)),
+    s.release().unwrap().unwrap();
+    assert_eq!(
+        s.release().unwrap(),
+        Err(OverReleaseError),
         "past the bound"
     );
     assert_eq!(s.value().unwrap(), 1);
 
     let b = m.barrier(2).unwrap();
     let b2 = b.clone();
-    let t = thread::spawn(move || b2.wait_timeout(LONG).unwrap());
-    let mine = b.wait_timeout(LONG).unwrap();
+    let t = thread::spawn(move || b2.wait_timeout(LONG).unwrap().unwrap());
+    let mine = b.wait_timeout(LONG).unwrap().unwrap();
     let theirs = t.join().unwrap();
     assert_eq!(mine + theirs, 1, "arrival indexes 0 and 1");
     assert_eq!(b.parties().unwrap(), 2);
@@ -500,4 +503,45 @@ fn shutdown_server_stops_a_started_server() {
             !s.contains(&format!("PPid:\t{}", std::process::id()))
         }
     );
+}
+
+/// A client thread that ends frees its server thread, and the RLock it
+/// held is released (in Python the RLock of a thread that ended stays held
+/// for good); a Lock it held stays held: any thread may release a Lock.
+#[test]
+fn a_client_thread_that_ends_frees_its_server_thread() {
+    let server = tcp_server();
+    let m = server.connect().unwrap();
+    let q: QueueProxy<u8> = m.queue(0).unwrap();
+    let r = m.rlock().unwrap();
+    // This thread's channel (an acquire runs in the channel's thread).
+    assert!(r.try_acquire().unwrap());
+    r.release().unwrap().unwrap();
+    for _ in 0..3 {
+        let (q2, r2) = (q.clone(), r.clone());
+        thread::spawn(move || {
+            assert!(q2.get_timeout(Duration::from_millis(1)).is_err());
+            r2.acquire().unwrap();
+        })
+        .join()
+        .unwrap();
+        // This thread's own channel stays.
+        until("the channel's thread to end", || {
+            server.stats().channels == 1
+        });
+        assert!(r.try_acquire().unwrap(), "released when its owner ended");
+        r.release().unwrap().unwrap();
+    }
+    assert_eq!(server.stats().owner_deaths, 3);
+    let l = m.lock().unwrap();
+    let l2 = l.clone();
+    thread::spawn(move || l2.acquire().unwrap()).join().unwrap();
+    until("the channel's thread to end", || {
+        server.stats().channels == 1
+    });
+    assert!(
+        l.is_locked().unwrap(),
+        "a Lock outlives the thread that took it"
+    );
+    l.release().unwrap().unwrap();
 }

@@ -560,6 +560,62 @@ impl BarrierUnderTest for spindle::ipc::sync::Barrier {
     }
 }
 
+// The manager scope: proxies of objects on one manager server, started
+// (in a child process) the first time a check needs one.
+
+/// The manager server the proxies of the checks live on.
+pub fn manager() -> &'static spindle::manager::Manager {
+    static M: std::sync::OnceLock<spindle::manager::Manager> = std::sync::OnceLock::new();
+    M.get_or_init(|| made(spindle::manager::Manager::start()))
+}
+
+macro_rules! proxy_under_test {
+    ($trait:ident, $ty:ty, $make:ident $(, $arg:ident)?) => {
+        impl $trait for $ty {
+            fn make($($arg: usize)?) -> Self {
+                made(manager().$make($($arg)?))
+            }
+            // A proxy cannot count the threads blocked on the server: the
+            // checks fall back on a handshake.
+            fn blocked(&self) -> Option<usize> {
+                None
+            }
+        }
+    };
+}
+
+proxy_under_test!(LockUnderTest, spindle::manager::LockProxy, lock);
+proxy_under_test!(LockUnderTest, spindle::manager::RLockProxy, rlock);
+proxy_under_test!(LockUnderTest, spindle::manager::ConditionProxy, condition);
+proxy_under_test!(
+    SemaphoreUnderTest,
+    spindle::manager::SemaphoreProxy,
+    semaphore,
+    value
+);
+proxy_under_test!(
+    SemaphoreUnderTest,
+    spindle::manager::BoundedSemaphoreProxy,
+    bounded_semaphore,
+    value
+);
+proxy_under_test!(EventUnderTest, spindle::manager::EventProxy, event);
+
+/// A proxy's condition and its lock are one object on the server:
+/// acquiring the condition is acquiring its `RLock`.
+impl ConditionUnderTest for spindle::manager::ConditionProxy {
+    type Lock = spindle::manager::ConditionProxy;
+    fn underlying_lock(&self) -> &spindle::manager::ConditionProxy {
+        self
+    }
+}
+
+impl BarrierUnderTest for spindle::manager::BarrierProxy {
+    fn make(parties: usize) -> Self {
+        made(manager().barrier(parties))
+    }
+}
+
 /// Expands to one `#[test]` per sync conformance check, in a module per
 /// object kind.
 ///

@@ -54,14 +54,59 @@ struct Pending {
 
 static NEXT_CHANNEL: AtomicU32 = AtomicU32::new(1);
 
+/// This thread's channel and the connections it has called on: when the
+/// thread ends, each is told, so that the server thread serving it ends
+/// too (as Python closes a client thread's connection).
+struct ThreadChannel {
+    ch: u32,
+    used: std::cell::RefCell<Vec<Weak<ClientConn>>>,
+}
+
+impl Drop for ThreadChannel {
+    fn drop(&mut self) {
+        for conn in self.used.get_mut().drain(..) {
+            if let Some(conn) = conn.upgrade() {
+                let _ = conn.send(&Request {
+                    ch: self.ch,
+                    id: 0,
+                    op: Op::CloseChannel,
+                });
+            }
+        }
+    }
+}
+
 thread_local! {
-    static CHANNEL: u32 = NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed);
+    static CHANNEL: ThreadChannel = ThreadChannel {
+        ch: NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed),
+        used: std::cell::RefCell::new(Vec::new()),
+    };
 }
 
 /// This thread's channel: the server serves each client thread in its own
 /// server thread.
 pub(crate) fn channel() -> u32 {
-    CHANNEL.with(|c| *c)
+    CHANNEL
+        .try_with(|c| c.ch)
+        .unwrap_or_else(|_| NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed))
+}
+
+/// This thread's channel, noting that it calls on `conn`.
+fn channel_on(conn: &Arc<ClientConn>) -> u32 {
+    CHANNEL
+        .try_with(|c| {
+            let mut used = c.used.borrow_mut();
+            if !used
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(conn)))
+            {
+                used.retain(|w| w.strong_count() > 0);
+                used.push(Arc::downgrade(conn));
+            }
+            c.ch
+        })
+        // The thread is ending: a channel of its own for this last call.
+        .unwrap_or_else(|_| NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed))
 }
 
 impl ClientConn {
@@ -122,8 +167,11 @@ impl ClientConn {
 
     /// Sends a request on this thread's channel; the returned future
     /// completes with the reply.
-    pub(crate) fn submit(&self, op: Op) -> Result<Future<Value, CallError>, ManagerError> {
-        self.submit_on(channel(), op)
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        op: Op,
+    ) -> Result<Future<Value, CallError>, ManagerError> {
+        self.submit_on(channel_on(self), op)
     }
 
     fn submit_on(&self, ch: u32, op: Op) -> Result<Future<Value, CallError>, ManagerError> {
@@ -156,7 +204,7 @@ impl ClientConn {
     }
 
     /// Calls and waits for the reply.
-    pub(crate) fn call(&self, op: Op) -> Result<Value, CallError> {
+    pub(crate) fn call(self: &Arc<Self>, op: Op) -> Result<Value, CallError> {
         let fut = self
             .submit(op)
             .map_err(|e| CallError::Gone(e.to_string()))?;
@@ -168,12 +216,12 @@ impl ClientConn {
     }
 
     /// Calls a method of an object.
-    pub(crate) fn call_obj(&self, obj: u64, call: Call) -> Result<Value, CallError> {
+    pub(crate) fn call_obj(self: &Arc<Self>, obj: u64, call: Call) -> Result<Value, CallError> {
         self.call(Op::Call { obj, call })
     }
 
     /// Calls where every failure is an error.
-    pub(crate) fn call_checked(&self, op: Op) -> Result<Value, ManagerError> {
+    pub(crate) fn call_checked(self: &Arc<Self>, op: Op) -> Result<Value, ManagerError> {
         self.call(op).map_err(CallError::into_error)
     }
 

@@ -57,9 +57,9 @@ use serde::Serialize;
 pub use error::ManagerError;
 pub use proto::Stats;
 pub use proxy::{
-    ArrayProxy, BarrierError, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy,
-    EventProxy, JoinableQueueProxy, LifoQueueProxy, ListProxy, LockProxy, NamespaceProxy, Proxy,
-    QueueProxy, RLockProxy, ReleaseError, SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
+    JoinableQueueProxy, LifoQueueProxy, ListProxy, LockProxy, NamespaceProxy, Proxy,
+    ProxyLockGuard, ProxyPermit, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 pub use server::{
     CHANNEL_STACK, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_OBJECTS, LEASE_TIME,
@@ -195,6 +195,7 @@ pub struct ManagerBuilder {
     authkey: Option<Vec<u8>>,
     registered: Vec<(String, Typeid)>,
     cfg: ServerConfig,
+    start_method: Option<StartMethod>,
 }
 
 impl ManagerBuilder {
@@ -306,10 +307,19 @@ impl ManagerBuilder {
         })
     }
 
+    /// The start method of [`start`](Self::start)'s child (default
+    /// `ForkServer`: a fresh process image that inherits no lock state of
+    /// this one; `Fork` works too, with the caveats of forking a threaded
+    /// process).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
     /// Runs the server in a child process (Python's `BaseManager.start()`)
     /// and connects to it. Dropping the returned [`Manager`] shuts the
     /// server down; the server also exits when this process dies.
-    pub fn start(mut self) -> Result<Manager, ManagerError> {
+    pub fn start(self) -> Result<Manager, ManagerError> {
         let key = self.key();
         let (address, private_dir) = match self.address.clone() {
             Some(a) => (a, None),
@@ -318,27 +328,22 @@ impl ManagerBuilder {
                 (Address::Unix(dir.join("manager.sock")), Some(dir))
             }
         };
-        let shared = self.make_shared()?;
-        let cfg = self.cfg.clone();
         let (rx, tx) = crate::ipc::Pipe(false).map_err(ManagerError::Io)?;
-        let child_key = key.clone();
-        let child_address = address.clone();
+        let args = ChildArgs {
+            address: address.to_string(),
+            key: key.clone(),
+            registered: self
+                .registered
+                .into_iter()
+                .map(|(n, t)| (n, t.name.to_string(), t.arg))
+                .collect(),
+            cfg: ChildConfig::from(&self.cfg),
+        };
         let mut child = Process::builder()
-            .closure(move || {
-                watch_parent(&shared);
-                match server::bind(&child_address, &child_key, &cfg) {
-                    Ok(acceptor) => {
-                        let _ = tx.send(&Ok::<String, String>(acceptor.address().to_string()));
-                        let _ = server::serve(shared, acceptor);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(&Err::<String, String>(e.to_string()));
-                    }
-                }
-            })
+            .task(manager_server::call(args, tx))
             .name("spindle-manager")
             .daemon(true)
-            .start_method(StartMethod::Fork)
+            .start_method(self.start_method.unwrap_or(StartMethod::ForkServer))
             .start()
             .map_err(|e| ManagerError::Remote(format!("could not start the server: {e}")))?;
         let bound = match rx.recv_timeout::<Result<String, String>>(Duration::from_secs(30)) {
@@ -346,7 +351,7 @@ impl ManagerBuilder {
             Ok(Err(m)) => {
                 let _ = child.join_timeout(Duration::from_secs(5));
                 return Err(ManagerError::Remote(format!(
-                    "the server could not bind: {m}"
+                    "the server could not start: {m}"
                 )));
             }
             Err(e) => {
@@ -373,25 +378,99 @@ impl ManagerBuilder {
     }
 }
 
-/// In the server's child: exit when the parent process dies. The start
-/// method's parent-death signal follows the *thread* that forked (it would
-/// stop the server when that thread ends), so it is turned off and the
-/// parent is watched instead: every 100 ms, whether this process was
-/// reparented.
+/// What [`ManagerBuilder::start`]'s child needs (a task argument).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildArgs {
+    address: String,
+    key: Vec<u8>,
+    registered: Vec<(String, String, Arg)>,
+    cfg: ChildConfig,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildConfig {
+    mac: bool,
+    max_frame: usize,
+    max_connections: usize,
+    max_channels: usize,
+    max_objects: usize,
+    lease_ms: u64,
+}
+
+impl From<&ServerConfig> for ChildConfig {
+    fn from(c: &ServerConfig) -> Self {
+        ChildConfig {
+            mac: c.wire.mac,
+            max_frame: c.wire.max_frame,
+            max_connections: c.max_connections,
+            max_channels: c.max_channels,
+            max_objects: c.max_objects,
+            lease_ms: c.lease.as_millis() as u64,
+        }
+    }
+}
+
+impl ChildConfig {
+    fn into_config(self) -> ServerConfig {
+        let mut c = ServerConfig::default();
+        c.wire.mac = self.mac;
+        c.wire.max_frame = self.max_frame;
+        c.max_connections = self.max_connections;
+        c.max_channels = self.max_channels;
+        c.max_objects = self.max_objects;
+        c.lease = Duration::from_millis(self.lease_ms);
+        c
+    }
+}
+
+/// The server process of [`ManagerBuilder::start`]: binds, says where (or
+/// why not) on `ready`, serves until told to stop or until its parent dies.
+#[crate::task]
+fn manager_server(args: ChildArgs, ready: crate::ipc::Connection) {
+    let start = || -> Result<(Arc<Shared>, wire::Acceptor), ManagerError> {
+        let address: Address = args
+            .address
+            .parse()
+            .map_err(|e| ManagerError::Remote(format!("address {:?}: {e}", args.address)))?;
+        let cfg = args.cfg.into_config();
+        let shared = Shared::new(cfg.clone());
+        for (name, typeid, arg) in args.registered {
+            shared.register(&name, &typeid, arg)?;
+        }
+        let acceptor = server::bind(&address, &args.key, &cfg)?;
+        Ok((shared, acceptor))
+    };
+    match start() {
+        Ok((shared, acceptor)) => {
+            watch_parent(&shared);
+            let _ = ready.send(&Ok::<String, String>(acceptor.address().to_string()));
+            drop(ready);
+            let _ = server::serve(shared, acceptor);
+        }
+        Err(e) => {
+            let _ = ready.send(&Err::<String, String>(e.to_string()));
+        }
+    }
+}
+
+/// In the server's child: stop when the parent process dies (checked every
+/// 100 ms through the parent's process descriptor). The start method's
+/// parent-death signal follows the *thread* that started the child, which
+/// may end long before its process, so it is turned off here.
 fn watch_parent(shared: &Arc<Shared>) {
     let _ = nix::sys::prctl::set_pdeathsig(None::<nix::sys::signal::Signal>);
-    let parent = nix::unistd::getppid();
+    let Some(parent) = crate::process::parent_process() else {
+        return;
+    };
     let shared = shared.clone();
     let _ = std::thread::Builder::new()
         .name("spindle-mgr-parent".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            while nix::unistd::getppid() == parent {
+            while parent.is_alive() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             shared.stop();
-            std::thread::sleep(Duration::from_millis(500));
-            std::process::exit(0);
         });
 }
 

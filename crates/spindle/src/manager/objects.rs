@@ -317,6 +317,18 @@ impl Object {
     }
 }
 
+fn release_n(
+    f: impl Fn(usize) -> Result<(), crate::sync::ReleaseNError>,
+    n: u64,
+) -> Result<Value, Fail> {
+    let n = usize::try_from(n).map_err(|_| Fail::OverRelease)?;
+    match f(n) {
+        Ok(()) => Ok(Value::Unit),
+        Err(crate::sync::ReleaseNError::Zero) => Err(Fail::ReleaseZero),
+        Err(_) => Err(Fail::OverRelease),
+    }
+}
+
 /// A lock-like object a channel took, to release if the channel dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Held {
@@ -542,6 +554,11 @@ impl Object {
                 Err(_) => Err(Fail::NotOwned),
             },
             (Object::RLock(l), Locked) => Ok(Value::Bool(l.is_locked())),
+            (Object::RLock(l), Depth) => Ok(Value::U64(if l.is_owned() {
+                l.recursion_depth() as u64
+            } else {
+                0
+            })),
             (Object::Condition(c), Acquire { wait }) => {
                 let r = wait_bool(wait, cancel, || c.try_acquire(), |d| c.acquire_timeout(d));
                 if r == Ok(Value::Bool(true)) {
@@ -556,22 +573,30 @@ impl Object {
                 }
                 Err(_) => Err(Fail::NotOwned),
             },
+            (Object::Condition(c), Locked) => Ok(Value::Bool(c.get_lock().is_locked())),
+            (Object::Condition(c), Depth) => {
+                let l = c.get_lock();
+                Ok(Value::U64(if l.is_owned() {
+                    l.recursion_depth() as u64
+                } else {
+                    0
+                }))
+            }
             (Object::Condition(c), CondWait { wait }) => {
                 // Waited in slices like the rest: between two slices this
                 // thread holds the lock again, and a notify needs the lock,
                 // so no notification falls between them.
                 let until = deadline(wait);
                 loop {
+                    // A deadline already past still waits once for no time,
+                    // so that waiting without the lock is refused.
                     let d = match wait {
                         Wait::No => Duration::ZERO,
-                        _ => match slice(until) {
-                            Some(d) => d,
-                            None => return Ok(Value::Bool(false)),
-                        },
+                        _ => slice(until).unwrap_or(Duration::ZERO),
                     };
                     match c.wait_timeout(d) {
                         Ok(true) => return Ok(Value::Bool(true)),
-                        Ok(false) if wait == Wait::No => return Ok(Value::Bool(false)),
+                        Ok(false) if d.is_zero() => return Ok(Value::Bool(false)),
                         Ok(false) if cancel.cancelled() => return Err(Fail::ShutDown),
                         Ok(false) => {}
                         Err(_) => return Err(Fail::NotOwned),
@@ -591,6 +616,8 @@ impl Object {
                 Ok(Value::Unit)
             }
             (Object::Semaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
+            (Object::Semaphore(s), SemReleaseN { n }) => release_n(|k| s.release_n(k), n),
+            (Object::Semaphore(_), SemBound) => Ok(Value::U64(u64::MAX)),
             (Object::BoundedSemaphore(s), Acquire { wait }) => {
                 wait_bool(wait, cancel, || s.try_acquire(), |d| s.acquire_timeout(d))
             }
@@ -599,6 +626,8 @@ impl Object {
                 .map(|()| Value::Unit)
                 .map_err(|_| Fail::OverRelease),
             (Object::BoundedSemaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
+            (Object::BoundedSemaphore(s), SemReleaseN { n }) => release_n(|k| s.release_n(k), n),
+            (Object::BoundedSemaphore(s), SemBound) => Ok(Value::U64(s.bound() as u64)),
 
             (Object::Event(e), EvSet) => {
                 e.set();
@@ -617,7 +646,13 @@ impl Object {
                 // One wait (a barrier's arrival cannot be taken back).
                 let r = match deadline(wait) {
                     None => b.wait().map_err(|_| Fail::Broken),
-                    Some(at) => b.wait_deadline(at).map_err(|_| Fail::Broken),
+                    Some(at) => b.wait_deadline(at).map_err(|e| {
+                        if e.is_timeout() {
+                            Fail::Timeout
+                        } else {
+                            Fail::Broken
+                        }
+                    }),
                 };
                 r.map(|i| Value::U64(i as u64))
             }

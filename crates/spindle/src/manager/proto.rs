@@ -66,6 +66,9 @@ pub(crate) enum Op {
     Claim { ticket: u64 },
     /// Call a method of an object.
     Call { obj: u64, call: Call },
+    /// The client thread of channel `ch` ended: its server thread ends
+    /// too, releasing what it held.
+    CloseChannel,
     /// The server's counters.
     Stats,
     /// Stop the server (only the connection that started it may).
@@ -85,60 +88,131 @@ pub(crate) enum Arg {
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum Call {
     // Queues.
-    Put { item: Bin, wait: Wait },
-    Get { wait: Wait },
+    Put {
+        item: Bin,
+        wait: Wait,
+    },
+    Get {
+        wait: Wait,
+    },
     QSize,
     MaxSize,
     TaskDone,
-    Join { wait: Wait },
-    QShutdown { immediate: bool },
+    Join {
+        wait: Wait,
+    },
+    QShutdown {
+        immediate: bool,
+    },
     IsShutdown,
     // Dicts (keys and values compared by their encoding).
-    DGet { key: Bin },
-    DSet { key: Bin, val: Bin },
-    DDel { key: Bin },
-    DPop { key: Bin },
-    DContains { key: Bin },
-    DSetDefault { key: Bin, val: Bin },
-    DUpdate { pairs: Vec<(Bin, Bin)> },
+    DGet {
+        key: Bin,
+    },
+    DSet {
+        key: Bin,
+        val: Bin,
+    },
+    DDel {
+        key: Bin,
+    },
+    DPop {
+        key: Bin,
+    },
+    DContains {
+        key: Bin,
+    },
+    DSetDefault {
+        key: Bin,
+        val: Bin,
+    },
+    DUpdate {
+        pairs: Vec<(Bin, Bin)>,
+    },
     DItems,
     DClear,
     // Lists and arrays.
     Len,
-    LGet { index: i64 },
-    LSet { index: i64, val: Bin },
-    LAppend { val: Bin },
-    LExtend { vals: Vec<Bin> },
-    LInsert { index: i64, val: Bin },
-    LPop { index: i64 },
-    LRemove { val: Bin },
-    LIndex { val: Bin },
-    LCount { val: Bin },
+    LGet {
+        index: i64,
+    },
+    LSet {
+        index: i64,
+        val: Bin,
+    },
+    LAppend {
+        val: Bin,
+    },
+    LExtend {
+        vals: Vec<Bin>,
+    },
+    LInsert {
+        index: i64,
+        val: Bin,
+    },
+    LPop {
+        index: i64,
+    },
+    LRemove {
+        val: Bin,
+    },
+    LIndex {
+        val: Bin,
+    },
+    LCount {
+        val: Bin,
+    },
     LAll,
     LClear,
     // Values.
     VGet,
-    VSet { val: Bin },
+    VSet {
+        val: Bin,
+    },
     // Namespaces.
-    NGet { name: String },
-    NSet { name: String, val: Bin },
-    NDel { name: String },
+    NGet {
+        name: String,
+    },
+    NSet {
+        name: String,
+        val: Bin,
+    },
+    NDel {
+        name: String,
+    },
     NAll,
     // Locks, semaphores, conditions.
-    Acquire { wait: Wait },
+    Acquire {
+        wait: Wait,
+    },
     Release,
     Locked,
+    /// The calling channel's recursion depth of an RLock or Condition (0:
+    /// not owned).
+    Depth,
     SemValue,
+    SemReleaseN {
+        n: u64,
+    },
+    SemBound,
     // Events.
     EvSet,
     EvClear,
     EvIsSet,
-    EvWait { wait: Wait },
+    EvWait {
+        wait: Wait,
+    },
     // Conditions (acquire/release above).
-    CondWait { wait: Wait },
-    CondNotify { n: u64 },
+    CondWait {
+        wait: Wait,
+    },
+    CondNotify {
+        n: u64,
+    },
     // Barriers.
-    BarWait { wait: Wait },
+    BarWait {
+        wait: Wait,
+    },
     BarReset,
     BarAbort,
     BarInfo,
@@ -155,6 +229,7 @@ impl Call {
             | Call::EvWait { wait } => *wait != Wait::No,
             Call::Acquire { .. }
             | Call::Release
+            | Call::Depth
             | Call::CondWait { .. }
             | Call::CondNotify { .. }
             | Call::BarWait { .. } => true,
@@ -229,8 +304,10 @@ pub(crate) enum Fail {
     ValueError,
     /// Released a lock not held, or an RLock/Condition not owned.
     NotOwned,
-    /// Released a bounded semaphore past its initial value.
+    /// Released a semaphore past its bound.
     OverRelease,
+    /// release_n(0).
+    ReleaseZero,
     /// The barrier is broken.
     Broken,
     NotFound(String),

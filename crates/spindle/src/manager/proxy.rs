@@ -16,6 +16,11 @@ use crate::queue::{
     BlockingQueue, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown,
     TaskDoneError, TryGetError, TryPutError,
 };
+use crate::sync::{
+    BarrierWaitError, BlockingBarrier, BlockingBoundedSemaphore, BlockingCondition, BlockingEvent,
+    BlockingLock, BlockingRLock, BlockingSemaphore, BrokenBarrierError, NotOwnedError,
+    OverReleaseError, ReleaseError as SyncReleaseError, ReleaseNError,
+};
 
 /// A typed handle on one object of a manager server.
 ///
@@ -631,7 +636,9 @@ impl NamespaceProxy {
 }
 
 // ----------------------------------------------------------------------
-// Synchronization.
+// Synchronization: the contracts of `spindle::sync`, with
+// `Error = ManagerError` (the call's own failure) around the operation's
+// Python-twin result.
 
 macro_rules! sync_proxy {
     ($name:ident, $typeid:literal, $doc:literal) => {
@@ -683,275 +690,400 @@ fn wait_for(timeout: Duration) -> Wait {
     Wait::Nanos(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
 }
 
-macro_rules! acquire_family {
-    ($name:ident) => {
-        impl $name {
-            fn acquire_with(&self, wait: Wait) -> Result<bool, ManagerError> {
-                as_bool(checked(self.h.call(Call::Acquire { wait }))?)
-            }
+fn acquire_with(h: &Handle, wait: Wait) -> Result<bool, ManagerError> {
+    as_bool(checked(h.call(Call::Acquire { wait }))?)
+}
 
+/// Releases one level; `NotOwned` from the server is `not_held`.
+fn release_with<E>(h: &Handle, not_held: E) -> Result<Result<(), E>, ManagerError> {
+    match h.call(Call::Release) {
+        Ok(_) => Ok(Ok(())),
+        Err(CallError::Fail(Fail::NotOwned | Fail::OverRelease)) => Ok(Err(not_held)),
+        Err(e) => Err(e.into_error()),
+    }
+}
+
+/// The guard of a lock proxy: releases on drop (a release that fails
+/// there, because the server is gone, is dropped with it).
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct ProxyLockGuard<'a, P: BlockingLock> {
+    lock: &'a P,
+}
+
+impl<P: BlockingLock> Drop for ProxyLockGuard<'_, P> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl<P: BlockingLock + fmt::Debug> fmt::Debug for ProxyLockGuard<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyLockGuard")
+            .field("lock", self.lock)
+            .finish()
+    }
+}
+
+macro_rules! lock_contract {
+    ($name:ident, $not_held:expr) => {
+        impl BlockingLock for $name {
+            type Error = ManagerError;
+            type Guard<'a> = ProxyLockGuard<'a, $name>;
+
+            fn acquire(&self) -> Result<(), ManagerError> {
+                acquire_with(&self.h, Wait::Forever).map(|_| ())
+            }
+            fn try_acquire(&self) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, Wait::No)
+            }
+            fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, wait_until(deadline))
+            }
+            fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, wait_for(timeout))
+            }
+            fn release(&self) -> Result<Result<(), SyncReleaseError>, ManagerError> {
+                release_with(&self.h, $not_held)
+            }
+            fn lock(&self) -> Result<ProxyLockGuard<'_, $name>, ManagerError> {
+                BlockingLock::acquire(self)?;
+                Ok(ProxyLockGuard { lock: self })
+            }
+            fn try_lock(&self) -> Result<Option<ProxyLockGuard<'_, $name>>, ManagerError> {
+                Ok(BlockingLock::try_acquire(self)?.then(|| ProxyLockGuard { lock: self }))
+            }
+            fn lock_deadline(
+                &self,
+                deadline: Instant,
+            ) -> Result<Option<ProxyLockGuard<'_, $name>>, ManagerError> {
+                Ok(BlockingLock::acquire_deadline(self, deadline)?
+                    .then(|| ProxyLockGuard { lock: self }))
+            }
+            fn is_locked(&self) -> Result<bool, ManagerError> {
+                as_bool(checked(self.h.call(Call::Locked))?)
+            }
+        }
+
+        impl $name {
             /// Blocks until acquired (`acquire()`).
             pub fn acquire(&self) -> Result<(), ManagerError> {
-                self.acquire_with(Wait::Forever).map(|_| ())
+                BlockingLock::acquire(self)
             }
-
             /// Acquires if that needs no wait (`acquire(blocking=False)`).
             pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-                self.acquire_with(Wait::No)
+                BlockingLock::try_acquire(self)
             }
-
             /// Acquires within `timeout` (`acquire(timeout=t)`).
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-                self.acquire_with(wait_for(timeout))
+                BlockingLock::acquire_timeout(self, timeout)
             }
-
             /// Acquires before `deadline`.
             pub fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-                self.acquire_with(wait_until(deadline))
+                BlockingLock::acquire_deadline(self, deadline)
+            }
+            /// `release()`: the inner error says it was not held (by this
+            /// thread, for an RLock or Condition).
+            pub fn release(&self) -> Result<Result<(), SyncReleaseError>, ManagerError> {
+                BlockingLock::release(self)
+            }
+            /// Acquires and returns a guard that releases on drop
+            /// (`with lock:`).
+            pub fn lock(&self) -> Result<ProxyLockGuard<'_, $name>, ManagerError> {
+                BlockingLock::lock(self)
+            }
+            /// Whether anyone holds it (`locked()`).
+            pub fn is_locked(&self) -> Result<bool, ManagerError> {
+                BlockingLock::is_locked(self)
+            }
+        }
+    };
+}
+
+fn depth(h: &Handle) -> Result<usize, ManagerError> {
+    as_u64(checked(h.call(Call::Depth))?).map(|n| n as usize)
+}
+
+sync_proxy!(
+    LockProxy,
+    "Lock",
+    "A proxy of a `Lock` on a manager server ([`BlockingLock`]). A client \
+     that dies holding it releases it (counted in the server's \
+     `owner_deaths`). Like Python's, any thread may release it."
+);
+lock_contract!(LockProxy, SyncReleaseError::Unlocked);
+
+sync_proxy!(
+    RLockProxy,
+    "RLock",
+    "A proxy of an `RLock` on a manager server ([`BlockingRLock`]), owned by \
+     the client thread that acquired it: each client thread is served by its \
+     own server thread, as in Python."
+);
+lock_contract!(RLockProxy, SyncReleaseError::NotOwner);
+
+impl BlockingRLock for RLockProxy {
+    fn is_owned(&self) -> Result<bool, ManagerError> {
+        depth(&self.h).map(|d| d > 0)
+    }
+    fn recursion_depth(&self) -> Result<usize, ManagerError> {
+        depth(&self.h)
+    }
+}
+
+sync_proxy!(
+    ConditionProxy,
+    "Condition",
+    "A proxy of a `Condition` (over an `RLock`) on a manager server \
+     ([`BlockingCondition`]): acquiring the condition acquires its lock."
+);
+lock_contract!(ConditionProxy, SyncReleaseError::NotOwner);
+
+impl BlockingRLock for ConditionProxy {
+    fn is_owned(&self) -> Result<bool, ManagerError> {
+        depth(&self.h).map(|d| d > 0)
+    }
+    fn recursion_depth(&self) -> Result<usize, ManagerError> {
+        depth(&self.h)
+    }
+}
+
+fn cond_wait(h: &Handle, wait: Wait) -> Result<Result<bool, NotOwnedError>, ManagerError> {
+    match h.call(Call::CondWait { wait }) {
+        Ok(v) => as_bool(v).map(Ok),
+        Err(CallError::Fail(Fail::NotOwned)) => Ok(Err(NotOwnedError)),
+        Err(e) => Err(e.into_error()),
+    }
+}
+
+impl BlockingCondition for ConditionProxy {
+    fn wait(&self) -> Result<Result<(), NotOwnedError>, ManagerError> {
+        cond_wait(&self.h, Wait::Forever).map(|r| r.map(|_| ()))
+    }
+    fn wait_deadline(
+        &self,
+        deadline: Instant,
+    ) -> Result<Result<bool, NotOwnedError>, ManagerError> {
+        cond_wait(&self.h, wait_until(deadline))
+    }
+    fn wait_timeout(&self, timeout: Duration) -> Result<Result<bool, NotOwnedError>, ManagerError> {
+        cond_wait(&self.h, wait_for(timeout))
+    }
+    fn notify(&self, n: usize) -> Result<Result<usize, NotOwnedError>, ManagerError> {
+        match self.h.call(Call::CondNotify { n: n as u64 }) {
+            Ok(v) => as_u64(v).map(|k| Ok(k as usize)),
+            Err(CallError::Fail(Fail::NotOwned)) => Ok(Err(NotOwnedError)),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+}
+
+impl ConditionProxy {
+    /// `wait()`: releases the lock, waits for a notify, reacquires.
+    pub fn wait(&self) -> Result<Result<(), NotOwnedError>, ManagerError> {
+        BlockingCondition::wait(self)
+    }
+    /// `wait(timeout)`: whether it was notified in time.
+    pub fn wait_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Result<bool, NotOwnedError>, ManagerError> {
+        BlockingCondition::wait_timeout(self, timeout)
+    }
+    /// `notify(n)`: how many waiters it woke.
+    pub fn notify(&self, n: usize) -> Result<Result<usize, NotOwnedError>, ManagerError> {
+        BlockingCondition::notify(self, n)
+    }
+    /// `notify_all()`.
+    pub fn notify_all(&self) -> Result<Result<usize, NotOwnedError>, ManagerError> {
+        BlockingCondition::notify_all(self)
+    }
+}
+
+/// The guard of a semaphore proxy: gives the permit back on drop.
+#[must_use = "the permit is given back when the guard is dropped"]
+pub struct ProxyPermit<'a, P: BlockingSemaphore> {
+    sem: &'a P,
+}
+
+impl<P: BlockingSemaphore> Drop for ProxyPermit<'_, P> {
+    fn drop(&mut self) {
+        let _ = self.sem.release_n(1);
+    }
+}
+
+impl<P: BlockingSemaphore + fmt::Debug> fmt::Debug for ProxyPermit<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyPermit")
+            .field("sem", self.sem)
+            .finish()
+    }
+}
+
+macro_rules! semaphore_contract {
+    ($name:ident) => {
+        impl BlockingSemaphore for $name {
+            type Error = ManagerError;
+            type Guard<'a> = ProxyPermit<'a, $name>;
+
+            fn acquire(&self) -> Result<(), ManagerError> {
+                acquire_with(&self.h, Wait::Forever).map(|_| ())
+            }
+            fn try_acquire(&self) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, Wait::No)
+            }
+            fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, wait_until(deadline))
+            }
+            fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+                acquire_with(&self.h, wait_for(timeout))
+            }
+            fn permit(&self) -> Result<ProxyPermit<'_, $name>, ManagerError> {
+                BlockingSemaphore::acquire(self)?;
+                Ok(ProxyPermit { sem: self })
+            }
+            fn try_permit(&self) -> Result<Option<ProxyPermit<'_, $name>>, ManagerError> {
+                Ok(BlockingSemaphore::try_acquire(self)?.then(|| ProxyPermit { sem: self }))
+            }
+            fn permit_deadline(
+                &self,
+                deadline: Instant,
+            ) -> Result<Option<ProxyPermit<'_, $name>>, ManagerError> {
+                Ok(BlockingSemaphore::acquire_deadline(self, deadline)?
+                    .then(|| ProxyPermit { sem: self }))
+            }
+            fn release_n(&self, n: usize) -> Result<Result<(), ReleaseNError>, ManagerError> {
+                match self.h.call(Call::SemReleaseN { n: n as u64 }) {
+                    Ok(_) => Ok(Ok(())),
+                    Err(CallError::Fail(Fail::ReleaseZero)) => Ok(Err(ReleaseNError::Zero)),
+                    Err(CallError::Fail(Fail::OverRelease)) => Ok(Err(ReleaseNError::OverRelease)),
+                    Err(e) => Err(e.into_error()),
+                }
+            }
+            fn value(&self) -> Result<usize, ManagerError> {
+                as_u64(checked(self.h.call(Call::SemValue))?).map(|n| n as usize)
+            }
+        }
+
+        impl $name {
+            /// Takes a permit, blocking (`acquire()`).
+            pub fn acquire(&self) -> Result<(), ManagerError> {
+                BlockingSemaphore::acquire(self)
+            }
+            /// Takes a permit if one is free (`acquire(blocking=False)`).
+            pub fn try_acquire(&self) -> Result<bool, ManagerError> {
+                BlockingSemaphore::try_acquire(self)
+            }
+            /// Takes a permit within `timeout`.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+                BlockingSemaphore::acquire_timeout(self, timeout)
+            }
+            /// Gives a permit back (`release()`); past the bound is
+            /// `OverReleaseError` (Python's `ValueError`).
+            pub fn release(&self) -> Result<Result<(), OverReleaseError>, ManagerError> {
+                BlockingSemaphore::release(self)
+            }
+            /// Gives `n` permits back (`release(n)`).
+            pub fn release_n(&self, n: usize) -> Result<Result<(), ReleaseNError>, ManagerError> {
+                BlockingSemaphore::release_n(self, n)
+            }
+            /// Takes a permit and returns a guard that gives it back.
+            pub fn permit(&self) -> Result<ProxyPermit<'_, $name>, ManagerError> {
+                BlockingSemaphore::permit(self)
+            }
+            /// The counter's value now.
+            pub fn value(&self) -> Result<usize, ManagerError> {
+                BlockingSemaphore::value(self)
             }
         }
     };
 }
 
 sync_proxy!(
-    LockProxy,
-    "Lock",
-    "A proxy of a `Lock` on a manager server. Held by the client thread \
-     that acquired it; a client that dies holding it releases it (counted \
-     in the server's `owner_deaths`). Like Python's, any thread may release it."
-);
-acquire_family!(LockProxy);
-sync_proxy!(
-    RLockProxy,
-    "RLock",
-    "A proxy of an `RLock` on a manager server, owned by the client thread \
-     that acquired it (each client thread is served by its own server thread)."
-);
-acquire_family!(RLockProxy);
-sync_proxy!(
     SemaphoreProxy,
     "Semaphore",
-    "A proxy of a `Semaphore` on a manager server."
+    "A proxy of a `Semaphore` on a manager server ([`BlockingSemaphore`])."
 );
-acquire_family!(SemaphoreProxy);
+semaphore_contract!(SemaphoreProxy);
 sync_proxy!(
     BoundedSemaphoreProxy,
     "BoundedSemaphore",
-    "A proxy of a `BoundedSemaphore` on a manager server."
+    "A proxy of a `BoundedSemaphore` on a manager server \
+     ([`BlockingBoundedSemaphore`])."
 );
-acquire_family!(BoundedSemaphoreProxy);
-sync_proxy!(
-    ConditionProxy,
-    "Condition",
-    "A proxy of a `Condition` (over an `RLock`) on a manager server."
-);
-acquire_family!(ConditionProxy);
+semaphore_contract!(BoundedSemaphoreProxy);
+
+impl BlockingBoundedSemaphore for BoundedSemaphoreProxy {
+    fn bound(&self) -> Result<usize, ManagerError> {
+        as_u64(checked(self.h.call(Call::SemBound))?).map(|n| n as usize)
+    }
+}
+
 sync_proxy!(
     EventProxy,
     "Event",
-    "A proxy of an `Event` on a manager server."
-);
-sync_proxy!(
-    BarrierProxy,
-    "Barrier",
-    "A proxy of a `Barrier` on a manager server."
+    "A proxy of an `Event` on a manager server ([`BlockingEvent`])."
 );
 
-/// Why a release failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ReleaseError {
-    /// The lock is not held (Lock), not owned by this thread (RLock,
-    /// Condition), or a bounded semaphore would go past its initial value.
-    NotHeld,
-    /// The call failed (the server is gone, say).
-    Manager(ManagerError),
+fn ev_wait(h: &Handle, wait: Wait) -> Result<bool, ManagerError> {
+    as_bool(checked(h.call(Call::EvWait { wait }))?)
 }
 
-impl fmt::Display for ReleaseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReleaseError::NotHeld => f.write_str("release of an object not held"),
-            ReleaseError::Manager(e) => e.fmt(f),
-        }
+impl BlockingEvent for EventProxy {
+    type Error = ManagerError;
+    fn is_set(&self) -> Result<bool, ManagerError> {
+        as_bool(checked(self.h.call(Call::EvIsSet))?)
     }
-}
-
-impl std::error::Error for ReleaseError {}
-
-fn release(h: &Handle) -> Result<(), ReleaseError> {
-    match h.call(Call::Release) {
-        Ok(_) => Ok(()),
-        Err(CallError::Fail(Fail::NotOwned | Fail::OverRelease)) => Err(ReleaseError::NotHeld),
-        Err(e) => Err(ReleaseError::Manager(e.into_error())),
+    fn set(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::EvSet)).map(|_| ())
     }
-}
-
-impl LockProxy {
-    /// `release()`.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.h)
+    fn clear(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::EvClear)).map(|_| ())
     }
-
-    /// `locked()`.
-    pub fn is_locked(&self) -> Result<bool, ManagerError> {
-        as_bool(checked(self.h.call(Call::Locked))?)
+    fn wait(&self) -> Result<(), ManagerError> {
+        ev_wait(&self.h, Wait::Forever).map(|_| ())
     }
-}
-
-impl RLockProxy {
-    /// `release()` (by the owning thread).
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.h)
+    fn try_wait(&self) -> Result<bool, ManagerError> {
+        ev_wait(&self.h, Wait::No)
     }
-}
-
-impl SemaphoreProxy {
-    /// `release()`.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.h)
+    fn wait_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+        ev_wait(&self.h, wait_until(deadline))
     }
-
-    /// The counter's value now.
-    pub fn value(&self) -> Result<usize, ManagerError> {
-        as_u64(checked(self.h.call(Call::SemValue))?).map(|n| n as usize)
-    }
-}
-
-impl BoundedSemaphoreProxy {
-    /// `release()`: past the initial value is `ReleaseError::NotHeld`
-    /// (Python's `ValueError`).
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.h)
-    }
-
-    /// The counter's value now.
-    pub fn value(&self) -> Result<usize, ManagerError> {
-        as_u64(checked(self.h.call(Call::SemValue))?).map(|n| n as usize)
-    }
-}
-
-impl ConditionProxy {
-    /// `release()` (by the owning thread).
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.h)
-    }
-
-    fn wait_with(&self, wait: Wait) -> Result<bool, ReleaseError> {
-        match self.h.call(Call::CondWait { wait }) {
-            Ok(v) => as_bool(v).map_err(ReleaseError::Manager),
-            Err(CallError::Fail(Fail::NotOwned)) => Err(ReleaseError::NotHeld),
-            Err(e) => Err(ReleaseError::Manager(e.into_error())),
-        }
-    }
-
-    /// `wait()`: releases the lock, waits for a notify, reacquires.
-    pub fn wait(&self) -> Result<(), ReleaseError> {
-        self.wait_with(Wait::Forever).map(|_| ())
-    }
-
-    /// `wait(timeout)`: whether it was notified in time.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ReleaseError> {
-        self.wait_with(wait_for(timeout))
-    }
-
-    /// `notify(n)`: how many waiters it woke.
-    pub fn notify(&self, n: usize) -> Result<usize, ReleaseError> {
-        match self.h.call(Call::CondNotify { n: n as u64 }) {
-            Ok(v) => as_u64(v).map(|k| k as usize).map_err(ReleaseError::Manager),
-            Err(CallError::Fail(Fail::NotOwned)) => Err(ReleaseError::NotHeld),
-            Err(e) => Err(ReleaseError::Manager(e.into_error())),
-        }
-    }
-
-    /// `notify_all()`.
-    pub fn notify_all(&self) -> Result<usize, ReleaseError> {
-        self.notify(usize::MAX)
+    fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        ev_wait(&self.h, wait_for(timeout))
     }
 }
 
 impl EventProxy {
     /// `set()`.
     pub fn set(&self) -> Result<(), ManagerError> {
-        checked(self.h.call(Call::EvSet)).map(|_| ())
+        BlockingEvent::set(self)
     }
-
     /// `clear()`.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        checked(self.h.call(Call::EvClear)).map(|_| ())
+        BlockingEvent::clear(self)
     }
-
     /// `is_set()`.
     pub fn is_set(&self) -> Result<bool, ManagerError> {
-        as_bool(checked(self.h.call(Call::EvIsSet))?)
+        BlockingEvent::is_set(self)
     }
-
     /// `wait()`.
     pub fn wait(&self) -> Result<(), ManagerError> {
-        as_bool(checked(self.h.call(Call::EvWait {
-            wait: Wait::Forever,
-        }))?)
-        .map(|_| ())
+        BlockingEvent::wait(self)
     }
-
     /// `wait(timeout)`: whether the flag is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        as_bool(checked(self.h.call(Call::EvWait {
-            wait: wait_for(timeout),
-        }))?)
+        BlockingEvent::wait_timeout(self, timeout)
     }
 }
 
-/// Why a barrier wait failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum BarrierError {
-    /// The barrier is broken (reset, aborted, or a wait timed out).
-    Broken,
-    /// The call failed.
-    Manager(ManagerError),
-}
-
-impl fmt::Display for BarrierError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BarrierError::Broken => f.write_str("the barrier is broken"),
-            BarrierError::Manager(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for BarrierError {}
+sync_proxy!(
+    BarrierProxy,
+    "Barrier",
+    "A proxy of a `Barrier` on a manager server ([`BlockingBarrier`]; no \
+     action: the server cannot run client code)."
+);
 
 impl BarrierProxy {
-    fn wait_with(&self, wait: Wait) -> Result<usize, BarrierError> {
-        match self.h.call(Call::BarWait { wait }) {
-            Ok(v) => as_u64(v).map(|n| n as usize).map_err(BarrierError::Manager),
-            Err(CallError::Fail(Fail::Broken)) => Err(BarrierError::Broken),
-            Err(e) => Err(BarrierError::Manager(e.into_error())),
-        }
-    }
-
-    /// `wait()`: this party's arrival index.
-    pub fn wait(&self) -> Result<usize, BarrierError> {
-        self.wait_with(Wait::Forever)
-    }
-
-    /// `wait(timeout)`; a timeout breaks the barrier (as in Python).
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
-        self.wait_with(wait_for(timeout))
-    }
-
-    /// `reset()`.
-    pub fn reset(&self) -> Result<(), ManagerError> {
-        checked(self.h.call(Call::BarReset)).map(|_| ())
-    }
-
-    /// `abort()`.
-    pub fn abort(&self) -> Result<(), ManagerError> {
-        checked(self.h.call(Call::BarAbort)).map(|_| ())
-    }
-
     fn info(&self) -> Result<(u64, u64, bool), ManagerError> {
         match checked(self.h.call(Call::BarInfo))? {
             Value::Bins(v) if v.len() == 3 && v[0].len() == 8 && v[1].len() == 8 => {
@@ -962,18 +1094,62 @@ impl BarrierProxy {
         }
     }
 
+    /// `wait()`: this party's arrival index.
+    pub fn wait(&self) -> Result<Result<usize, BrokenBarrierError>, ManagerError> {
+        BlockingBarrier::wait(self)
+    }
+
+    /// `wait(timeout)`; a timeout breaks the barrier (as in Python).
+    pub fn wait_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Result<usize, BarrierWaitError>, ManagerError> {
+        BlockingBarrier::wait_timeout(self, timeout)
+    }
+
     /// `parties`.
     pub fn parties(&self) -> Result<usize, ManagerError> {
+        BlockingBarrier::parties(self)
+    }
+}
+
+impl BlockingBarrier for BarrierProxy {
+    type Error = ManagerError;
+    fn wait(&self) -> Result<Result<usize, BrokenBarrierError>, ManagerError> {
+        match self.h.call(Call::BarWait {
+            wait: Wait::Forever,
+        }) {
+            Ok(v) => as_u64(v).map(|n| Ok(n as usize)),
+            Err(CallError::Fail(Fail::Broken | Fail::Timeout)) => Ok(Err(BrokenBarrierError)),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+    fn wait_deadline(
+        &self,
+        deadline: Instant,
+    ) -> Result<Result<usize, BarrierWaitError>, ManagerError> {
+        match self.h.call(Call::BarWait {
+            wait: wait_until(deadline),
+        }) {
+            Ok(v) => as_u64(v).map(|n| Ok(n as usize)),
+            Err(CallError::Fail(Fail::Broken)) => Ok(Err(BarrierWaitError::Broken)),
+            Err(CallError::Fail(Fail::Timeout)) => Ok(Err(BarrierWaitError::Timeout)),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+    fn parties(&self) -> Result<usize, ManagerError> {
         self.info().map(|i| i.0 as usize)
     }
-
-    /// `n_waiting`.
-    pub fn n_waiting(&self) -> Result<usize, ManagerError> {
+    fn n_waiting(&self) -> Result<usize, ManagerError> {
         self.info().map(|i| i.1 as usize)
     }
-
-    /// `broken`.
-    pub fn is_broken(&self) -> Result<bool, ManagerError> {
+    fn is_broken(&self) -> Result<bool, ManagerError> {
         self.info().map(|i| i.2)
+    }
+    fn abort(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::BarAbort)).map(|_| ())
+    }
+    fn reset(&self) -> Result<(), ManagerError> {
+        checked(self.h.call(Call::BarReset)).map(|_| ())
     }
 }

@@ -494,6 +494,12 @@ fn dispatch(conn: &Arc<Conn>, channels: &mut HashMap<u32, Chan>, req: Request) -
                 )),
             }
         }
+        Op::CloseChannel => {
+            // Dropping the sender ends the channel's thread once it has run
+            // what was queued; it releases what its client held.
+            channels.remove(&ch);
+            Ok(Value::Unit)
+        }
         Op::Stats => Ok(Value::Stats(shared.stats())),
         Op::Shutdown => {
             conn.reply(id, Ok(Value::Unit));
@@ -679,9 +685,15 @@ fn channel_thread(conn: Arc<Conn>, ch: u32, rx: Receiver<Request>, pending: Arc<
         }
         pending.fetch_sub(1, Ordering::AcqRel);
     }
-    // The connection ended: release what this channel's client held.
+    // The client thread ended, or its whole connection: release what it
+    // owned. A Lock is not owned (any thread may release it, as in
+    // Python), so it is released only when the connection died.
+    let conn_died = conn.closed.load(Ordering::SeqCst);
     let mut released = 0;
     for (obj, (kind, _)) in held {
+        if kind == Held::Lock && !conn_died {
+            continue;
+        }
         if let Some(entry) = shared.entry(obj) {
             if kind == Held::Lock {
                 let mut holder = entry.holder.lock();
