@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 mod aio;
 mod futures;
 mod lockorder;
+mod manager;
 mod pool_api;
 mod pool_workloads;
 mod process;
@@ -106,6 +107,11 @@ const SUITES: &[Suite] = &[
         about: "spindle-aio: spawn+gather, async Queue, TaskScheduler switches, actor ask vs tokio, ractor and kameo, echo server vs tokio, asyncio",
         run: aio::run,
     },
+    Suite {
+        name: "manager",
+        about: "spindle::manager proxies over TCP: queue put/get (1 and 8 clients), connect + first call, dict set/get, task round trip vs Python's managers and a bare TCP request/reply",
+        run: manager::run,
+    },
 ];
 
 /// Suite `pool`: the workloads (`robots`, `primes`), then the pools'
@@ -129,6 +135,9 @@ pub(crate) enum Unit {
     BytesPerSec,
     /// Seconds for the whole job (lower is better).
     Seconds,
+    /// Milliseconds per operation, e.g. a connection's set-up (lower is
+    /// better).
+    Millis,
     /// Microseconds per operation, e.g. a round trip (lower is better).
     Micros,
     /// Nanoseconds per operation (lower is better).
@@ -143,6 +152,7 @@ impl Unit {
             Unit::TasksPerSec => "tasks/s",
             Unit::BytesPerSec => "B/s",
             Unit::Seconds => "s",
+            Unit::Millis => "ms",
             Unit::Micros => "µs",
             Unit::Nanos => "ns",
         }

@@ -32,7 +32,8 @@ fn list_names_every_suite_in_order() {
             "futures",
             "process",
             "pool",
-            "aio"
+            "aio",
+            "manager"
         ]
     );
 }
@@ -117,5 +118,53 @@ fn aio_echo_case_drives_every_server_with_one_client() {
             want("echo_50conns_p99", "spindle", "µs"),
             want("echo_50conns_p99", "tokio", "µs"),
         ]
+    );
+}
+
+#[test]
+fn manager_cases_measure_spindle_and_the_tcp_floor() {
+    // The Python contenders are pointed at an empty directory: they fail,
+    // are reported and left out. spindle's servers (a child process, a
+    // thread) and task_roundtrip's worker process start, serve and stop;
+    // connect_first_call is in ms, a latency.
+    let empty = std::env::temp_dir().join(format!("spindle-bench-nopy-mgr-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(["manager", "--quick", "--json"])
+        .args(["--case", "connect_first_call", "--case", "task_roundtrip"])
+        .args(["--case", "queue_put_get_nomac"])
+        .env("SPINDLE_BENCH_PYTHON_DIR", &empty)
+        .output()
+        .expect("run spindle-bench");
+    std::fs::remove_dir_all(&empty).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let figures: Vec<(String, String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let value = v["value"].as_f64().unwrap();
+            assert!(value > 0.0, "{l}");
+            if v["unit"] == "ms" {
+                // Generous: a loopback connect and three calls.
+                assert!(value < 1_000.0, "{l}");
+            }
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("case"), s("impl"), s("unit"))
+        })
+        .collect();
+    let want = |c: &str, i: &str, u: &str| (c.to_owned(), i.to_owned(), u.to_owned());
+    assert_eq!(
+        figures,
+        [
+            want("connect_first_call", "spindle", "ms"),
+            want("connect_first_call", "tcp_floor", "ms"),
+            want("task_roundtrip", "spindle", "tasks/s"),
+            want("queue_put_get_nomac", "spindle", "ops/s"),
+            want("queue_put_get_nomac", "spindle_mac", "ops/s"),
+            want("queue_put_get_nomac", "tcp_floor", "ops/s"),
+        ],
+        "{stderr}"
     );
 }
