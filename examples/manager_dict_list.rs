@@ -27,9 +27,7 @@
 //! object on the server. A Python dict takes keys and values of any type; a
 //! `DictProxy<K, V>` has one key type and one value type, so the kinds this
 //! program uses are listed in two small enums (an `f64` key is fine as long
-//! as it is never NaN: the server compares keys by their encoding). Python's
-//! `list.reverse()` has no single call on a `ListProxy`: the child reads the
-//! list, clears it and extends it reversed.
+//! as it is never NaN: the server compares keys by their encoding).
 
 use std::fmt;
 
@@ -90,10 +88,7 @@ fn func(mydict: DictProxy<Key, Val>, mylist: ListProxy<i64>) {
     mydict
         .set(&Key::Float(0.25), &Val::None)
         .expect("d[0.25] = None");
-    let mut items = mylist.to_vec().expect("list(l)");
-    items.reverse();
-    mylist.clear().expect("l.clear()");
-    mylist.extend(&items).expect("l.extend(...)");
+    mylist.reverse().expect("l.reverse()");
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -89,6 +89,8 @@ fn list_methods_follow_python() {
     assert_eq!(l.pop(-1).unwrap(), Some(2));
     assert_eq!(l.pop(0).unwrap(), Some(1));
     assert_eq!(l.len().unwrap(), 5);
+    l.reverse().unwrap();
+    assert_eq!(l.to_vec().unwrap(), [5, 9, 8, 7, 6]);
     l.clear().unwrap();
     assert!(l.is_empty().unwrap());
 }
@@ -544,4 +546,17 @@ fn a_client_thread_that_ends_frees_its_server_thread() {
         "a Lock outlives the thread that took it"
     );
     l.release().unwrap().unwrap();
+}
+
+#[test]
+fn a_spawned_server_ends_when_a_client_shuts_it_down() {
+    let server = tcp_server();
+    assert!(!server.is_finished());
+    let stopper = server.stopper();
+    server.connect().unwrap().shutdown_server().unwrap();
+    server.wait().unwrap();
+    stopper.stop(); // stopping a stopped server is harmless
+
+    let err = Manager::builder().authkey(KEY).spawn().unwrap_err();
+    assert!(matches!(err, ManagerError::Config(_)), "no address: {err}");
 }

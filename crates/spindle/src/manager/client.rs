@@ -328,6 +328,7 @@ pub(crate) fn shared_connection(
         && c.pid == me
         && c.pending.lock().dead.is_none()
         && key.is_none_or(|k| k == c.key.as_slice())
+        && c.cfg.mac == cfg.mac
     {
         return Ok(c);
     }

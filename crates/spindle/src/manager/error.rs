@@ -47,6 +47,9 @@ pub enum ManagerError {
     Codec(String),
     /// The server refused the call with this message (a bad argument).
     Remote(String),
+    /// A setting of this side is missing or invalid (serving without an
+    /// address, say); nothing was sent.
+    Config(String),
     /// The operating system failed.
     Io(io::Error),
 }
@@ -133,6 +136,7 @@ impl fmt::Display for ManagerError {
             ManagerError::NotFound(m) => write!(f, "manager has no {m}"),
             ManagerError::Codec(m) => write!(f, "manager value encoding failed: {m}"),
             ManagerError::Remote(m) => write!(f, "manager refused the call: {m}"),
+            ManagerError::Config(m) => write!(f, "manager setting: {m}"),
             ManagerError::Io(e) => write!(f, "manager I/O error: {e}"),
         }
     }

@@ -274,7 +274,7 @@ impl ManagerBuilder {
         let address = self
             .address
             .clone()
-            .ok_or_else(|| ManagerError::Remote("serve needs an address (bind)".into()))?;
+            .ok_or_else(|| ManagerError::Config("serve needs an address: call bind".into()))?;
         let key = self.key();
         let shared = self.make_shared()?;
         let acceptor = server::bind(&address, &key, &self.cfg)?;
@@ -288,7 +288,7 @@ impl ManagerBuilder {
         let address = self
             .address
             .clone()
-            .ok_or_else(|| ManagerError::Remote("spawn needs an address (bind)".into()))?;
+            .ok_or_else(|| ManagerError::Config("spawn needs an address: call bind".into()))?;
         let key = self.key();
         let shared = self.make_shared()?;
         let acceptor = server::bind(&address, &key, &self.cfg)?;
@@ -753,6 +753,32 @@ impl Server {
         self.stop_inner()
     }
 
+    /// Whether the server has stopped (a client called
+    /// [`Manager::shutdown_server`], or it failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits until the server stops (Python's `serve_forever` returning):
+    /// a client calls [`Manager::shutdown_server`], or [`stop`](Self::stop)
+    /// is called from another thread through [`Server::stopper`].
+    pub fn wait(mut self) -> Result<(), ManagerError> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(ManagerError::Remote("server thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
+
+    /// A handle that stops this server from any thread (a signal handler's
+    /// thread, say).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            shared: self.shared.clone(),
+        }
+    }
+
     fn stop_inner(&mut self) -> Result<(), ManagerError> {
         self.shared.stop();
         match self.thread.take() {
@@ -761,6 +787,25 @@ impl Server {
                 .unwrap_or_else(|_| Err(ManagerError::Remote("server thread panicked".into()))),
             None => Ok(()),
         }
+    }
+}
+
+/// Stops a [`Server`] from another thread ([`Server::stopper`]).
+#[derive(Clone)]
+pub struct Stopper {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stopper")
+    }
+}
+
+impl Stopper {
+    /// Stops the server: its accept loop ends and every connection closes.
+    pub fn stop(&self) {
+        self.shared.stop();
     }
 }
 

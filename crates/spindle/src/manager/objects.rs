@@ -491,6 +491,10 @@ impl Object {
                 l.remove(p);
                 Ok(Value::Unit)
             }
+            (Object::List(l), LReverse) => {
+                l.lock().reverse();
+                Ok(Value::Unit)
+            }
             (Object::List(l), LClear) => {
                 l.lock().clear();
                 Ok(Value::Unit)

@@ -164,6 +164,7 @@ pub(crate) enum Call {
     },
     LAll,
     LClear,
+    LReverse,
     // Values.
     VGet,
     VSet {

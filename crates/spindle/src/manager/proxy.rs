@@ -528,6 +528,12 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     pub fn clear(&self) -> Result<(), ManagerError> {
         self.call(Call::LClear).map(|_| ())
     }
+
+    /// `l.reverse()`, in one step on the server. (There is no `sort`: the
+    /// server holds encodings, not values it could compare.)
+    pub fn reverse(&self) -> Result<(), ManagerError> {
+        self.call(Call::LReverse).map(|_| ())
+    }
 }
 
 /// A proxy of one value on a manager server (`Manager().Value(typecode,
