@@ -458,3 +458,71 @@ mod tests {
         }
     }
 }
+
+/// The byte-for-byte examples of docs/PROTOCOL.md ("Messages"): if an
+/// encoding changes, this fails, and the document (and the protocol
+/// version) must change with it.
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn check<T: Serialize + for<'a> Deserialize<'a> + std::fmt::Debug>(v: &T, doc: &str) {
+        let mut buf = Vec::new();
+        encode(v, &mut buf).unwrap();
+        assert_eq!(buf, unhex(doc), "the encoding of {v:?} moved");
+        let back: T = decode(&unhex(doc)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{v:?}"));
+    }
+
+    #[test]
+    fn the_documented_transcript() {
+        // A client thread (channel 1) puts one item, 0x2a, into object 3.
+        check(
+            &Request {
+                ch: 1,
+                id: 2,
+                op: Op::Call {
+                    obj: 3,
+                    call: Call::Put {
+                        item: Bin::from(vec![0x2a]),
+                        wait: Wait::No,
+                    },
+                },
+            },
+            "83 a2 63 68 01 a2 69 64 02 a2 6f 70 81 a4 43 61 6c 6c 82 a3 6f 62 6a 03 \
+             a4 63 61 6c 6c 81 a3 50 75 74 82 a4 69 74 65 6d c4 01 2a a4 77 61 69 74 \
+             a2 4e 6f",
+        );
+        // The server's answer: done.
+        check(
+            &Reply {
+                id: 2,
+                out: Ok(Value::Unit),
+            },
+            "82 a2 69 64 02 a3 6f 75 74 81 a2 4f 6b a4 55 6e 69 74",
+        );
+        // A `get` that would wait on an empty queue, answered `Empty`.
+        check(
+            &Reply {
+                id: 4,
+                out: Err(Fail::Empty),
+            },
+            "82 a2 69 64 04 a3 6f 75 74 81 a3 45 72 72 a5 45 6d 70 74 79",
+        );
+        // A unit request.
+        check(
+            &Request {
+                ch: 1,
+                id: 5,
+                op: Op::Stats,
+            },
+            "83 a2 63 68 01 a2 69 64 05 a2 6f 70 a5 53 74 61 74 73",
+        );
+    }
+}
