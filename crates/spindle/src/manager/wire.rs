@@ -220,17 +220,27 @@ impl Read for Stream {
     }
 }
 
+/// Writes on a Unix socket use `MSG_NOSIGNAL` as the standard library's
+/// TCP writes do: a peer that left is `EPIPE`, never `SIGPIPE` (which
+/// would kill a host process that does not ignore it).
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, send};
         match self {
             Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+            Stream::Unix(s) => {
+                send(s.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+            }
         }
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, UnixAddr, sendmsg};
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
-            Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => {
+                sendmsg::<UnixAddr>(s.as_raw_fd(), bufs, &[], MsgFlags::MSG_NOSIGNAL, None)
+                    .map_err(io::Error::from)
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -1274,8 +1284,8 @@ impl Acceptor {
                 Err(e) => return Err(ManagerError::Io(e)),
             };
             if self.pending.len() >= self.cfg.max_preauth {
-                drop(stream);
                 self.counters.refused.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
@@ -1307,8 +1317,8 @@ impl Acceptor {
             }
             Err(failure) => {
                 let p = self.pending.swap_remove(i);
-                p.reject(failure);
                 self.counters.failed.fetch_add(1, Ordering::SeqCst);
+                p.reject(failure);
             }
         }
     }
