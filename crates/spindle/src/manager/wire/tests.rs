@@ -471,22 +471,24 @@ fn oversized_preauth_frame_closes() {
     let Address::Tcp(a) = &server.addr else {
         unreachable!()
     };
-    let mut s = TcpStream::connect(a).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let (kind, _) = read_raw(&mut s);
-    assert_eq!(kind, Kind::NetChallenge);
-    s.write_all(&raw_frame(
-        Kind::NetResponse,
-        &[0x80; PREAUTH_MAX_FRAME + 1],
-    ))
-    .unwrap();
-    let rest = read_to_eof(&mut s);
-    // A Failure naming the size, then the close.
-    let (kind, body) = read_raw(&mut &rest[..]);
-    assert_eq!(kind, Kind::NetFailure);
-    let f = decode_failure(&body).unwrap();
-    assert!(f.reason.contains("257"), "{f:?}");
-    server.wait_for("the failure counted", |c| c.failed() == 1);
+    // A header announcing 257 bytes (or 4 GiB) and only a few of them:
+    // the server refuses it on the header, without waiting for the rest.
+    for len in [PREAUTH_MAX_FRAME as u32 + 1, u32::MAX] {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let (kind, _) = read_raw(&mut s);
+        assert_eq!(kind, Kind::NetChallenge);
+        let mut f = raw_frame(Kind::NetResponse, &[0x80; 10]);
+        f[4..8].copy_from_slice(&len.to_le_bytes());
+        s.write_all(&f).unwrap();
+        let rest = read_to_eof(&mut s);
+        // A Failure naming the size, then the close.
+        let (kind, body) = read_raw(&mut &rest[..]);
+        assert_eq!(kind, Kind::NetFailure);
+        let f = decode_failure(&body).unwrap();
+        assert!(f.reason.contains(&len.to_string()), "{f:?}");
+    }
+    server.wait_for("the failures counted", |c| c.failed() == 2);
     // The next good client is served.
     let _c = connect(&server.addr, KEY, &WireConfig::default(), b"next").unwrap();
     assert_eq!(server.next().first, b"next");
