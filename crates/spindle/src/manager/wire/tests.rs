@@ -866,3 +866,94 @@ fn fuzz_socket_10k() {
         threads()
     );
 }
+
+/// The encodings docs/PROTOCOL.md shows, byte for byte where it does.
+#[test]
+fn handshake_messages_are_as_documented() {
+    let ch = encode(&Challenge {
+        versions: vec![1],
+        nonce: vec![0xAA; 32],
+        mac: true,
+    })
+    .unwrap();
+    assert_eq!(ch.len(), 57);
+    let mut want = vec![0x83, 0xa8];
+    want.extend_from_slice(b"versions");
+    want.extend_from_slice(&[0x91, 0x01, 0xa5]);
+    want.extend_from_slice(b"nonce");
+    want.extend_from_slice(&[0xc4, 0x20]);
+    want.extend_from_slice(&[0xAA; 32]);
+    want.push(0xa3);
+    want.extend_from_slice(b"mac");
+    want.push(0xc3);
+    assert_eq!(ch, want);
+    let resp = encode(&Response {
+        version: 1,
+        nonce: vec![1; 32],
+        mac: false,
+        digest: vec![2; 32],
+    })
+    .unwrap();
+    assert_eq!(resp.len(), 96);
+    let w = encode(&Welcome {
+        digest: vec![3; 32],
+    })
+    .unwrap();
+    assert_eq!(w.len(), 42);
+    assert!(ch.len().max(resp.len()).max(w.len()) <= PREAUTH_MAX_FRAME);
+    // The longest failure fits a handshake frame too.
+    let f = failure_frame("protocol", &"x".repeat(1000));
+    assert!(f.len() - HEADER_LEN <= PREAUTH_MAX_FRAME, "{}", f.len());
+    // The transcript of the welcome, field by field.
+    let chv = Challenge {
+        versions: vec![1, 7],
+        nonce: vec![4; 32],
+        mac: true,
+    };
+    let r = Response {
+        version: 1,
+        nonce: vec![5; 32],
+        mac: true,
+        digest: vec![6; 32],
+    };
+    let mut m = hmac_key(KEY);
+    m.update(b"spindle-s");
+    m.update(&[2, 1, 7, 1]);
+    m.update(&[4; 32]);
+    m.update(&[1, 1]);
+    m.update(&[5; 32]);
+    m.update(&[6; 32]);
+    assert_eq!(
+        m.finalize().into_bytes(),
+        server_digest(KEY, &chv, &r).finalize().into_bytes()
+    );
+}
+
+/// A frame after the handshake: header (len = payload + 16), payload, and
+/// the first 16 bytes of HMAC-SHA256(K_dir, seq ‖ header ‖ payload).
+#[test]
+fn frames_are_as_documented() {
+    let keys = session_keys(KEY, &[1; 32], &[2; 32]);
+    let mut sink = FrameSink {
+        stream: Stream::Unix(UnixStream::pair().unwrap().0),
+        buf: Vec::new(),
+        key: Some(keys.c2s.clone()),
+        seq: 0,
+        max_frame: MAX_FRAME,
+    };
+    for seq in 0..3u64 {
+        sink.seal_into_buf(b"abc").unwrap();
+        let f = &sink.buf;
+        assert_eq!(&f[..8], &[b'S', b'P', 2, 20, 19, 0, 0, 0]);
+        assert_eq!(&f[8..11], b"abc");
+        let mut m = keys.c2s.clone();
+        m.update(&seq.to_le_bytes());
+        m.update(&f[..11]);
+        assert_eq!(&f[11..], &m.finalize().into_bytes()[..16]);
+        assert_eq!(
+            open_frame(Some(&keys.c2s), seq, MAX_FRAME, f).unwrap(),
+            b"abc"
+        );
+        assert!(open_frame(Some(&keys.s2c), seq, MAX_FRAME, f).is_err());
+    }
+}
