@@ -757,8 +757,10 @@ pub(crate) struct FrameSource {
     key: Option<HmacSha256>,
     /// The sequence number the next frame must carry.
     seq: u64,
-    /// Set once a frame failed its checks: nothing after it is trusted.
-    broken: Option<String>,
+    /// Set once a receive failed: nothing after it is trusted (a bad
+    /// frame), or the stream stopped at an unknown place (the peer left,
+    /// an I/O error): (whether the peer left, why).
+    broken: Option<(bool, String)>,
 }
 
 impl fmt::Debug for FrameSource {
@@ -776,19 +778,22 @@ impl FrameSource {
     /// Receives one message into `buf` (replacing its contents). A peer
     /// that closed cleanly is [`ManagerError::ServerGone`]. A frame that
     /// fails its checks (MAC, kind, size) is an error, and so is every
-    /// call after it: the caller closes the connection.
+    /// call after it (the same `ServerGone` after the peer left, a
+    /// `Protocol` error after anything else): the caller closes the
+    /// connection.
     pub(crate) fn recv(&mut self, buf: &mut Vec<u8>) -> Result<(), ManagerError> {
-        if let Some(why) = &self.broken {
-            return Err(ManagerError::protocol(format!(
-                "the connection is unusable after an earlier bad frame ({why})"
-            )));
+        if let Some((gone, why)) = &self.broken {
+            let m = format!("the connection is unusable after an earlier failure ({why})");
+            return Err(if *gone {
+                ManagerError::gone(m)
+            } else {
+                ManagerError::protocol(m)
+            });
         }
         let r = self.recv_frame(buf);
         if let Err(e) = &r {
             buf.clear();
-            if matches!(e, ManagerError::Protocol(_) | ManagerError::TooLarge { .. }) {
-                self.broken = Some(e.to_string());
-            }
+            self.broken = Some((e.is_server_gone(), e.to_string()));
         }
         r
     }
