@@ -286,6 +286,14 @@ pub struct Stats {
     /// Items put back at the head of a queue because the client that took
     /// them could not be told.
     pub items_returned: u64,
+    /// Sockets that authenticated.
+    pub handshakes_accepted: u64,
+    /// Sockets closed before they authenticated: a wrong key, garbage, a
+    /// frame over the 256-byte limit, the 5 s deadline, or over the cap of
+    /// sockets authenticating at once.
+    pub handshakes_refused: u64,
+    /// Sockets authenticating now.
+    pub handshakes_pending: u64,
 }
 
 /// Why a call failed on the server.

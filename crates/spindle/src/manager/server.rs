@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use super::error::ManagerError;
 use super::objects::{Cancel, Effect, Held, Object};
 use super::proto::{self, Arg, Call, Fail, Op, Reply, Request, Stats, Token, Value, Wait};
-use super::wire::{Acceptor, Closer, FrameSink, Session, Stream, WireConfig};
+use super::wire::{Acceptor, Closer, FrameSink, Session, Stream, WireConfig, WireCounters};
 use crate::ipc::Address;
 
 /// Default cap on open connections.
@@ -97,6 +97,7 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     closer: Mutex<Option<Closer>>,
     conns: Mutex<HashMap<u64, Stream>>,
+    wire: Mutex<Option<Arc<WireCounters>>>,
 }
 
 impl Shared {
@@ -112,6 +113,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             closer: Mutex::new(None),
             conns: Mutex::new(HashMap::new()),
+            wire: Mutex::new(None),
         })
     }
 
@@ -197,7 +199,12 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        let wire = self.wire.lock().clone();
+        let w = |f: fn(&WireCounters) -> u64| wire.as_deref().map_or(0, f);
         Stats {
+            handshakes_accepted: w(WireCounters::accepted),
+            handshakes_refused: w(|c| c.failed() + c.timed_out() + c.refused()),
+            handshakes_pending: w(WireCounters::pending),
             connections: self.counters.connections.load(Ordering::Relaxed),
             objects: self.entries.lock().len() as u64,
             channels: self.counters.channels.load(Ordering::Relaxed),
@@ -231,6 +238,7 @@ fn canonical(typeid: &str) -> &str {
 /// Serves `acceptor` until [`Shared::stop`]: one thread per connection.
 pub(crate) fn serve(shared: Arc<Shared>, mut acceptor: Acceptor) -> Result<(), ManagerError> {
     *shared.closer.lock() = Some(acceptor.closer());
+    *shared.wire.lock() = Some(acceptor.counters());
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             break;
@@ -238,7 +246,11 @@ pub(crate) fn serve(shared: Arc<Shared>, mut acceptor: Acceptor) -> Result<(), M
         let session = match acceptor.accept() {
             Ok(s) => s,
             Err(e) if e.is_server_gone() => break,
-            Err(ManagerError::Io(e)) if is_transient(&e) => continue,
+            Err(ManagerError::Io(e)) if is_transient(&e) => {
+                // Out of descriptors and the like: back off, then serve on.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if shared.stop.load(Ordering::SeqCst) {
