@@ -3,6 +3,7 @@
 //! connections of `Listener` and `Client`), every payload inline.
 #![forbid(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -125,18 +126,42 @@ pub struct Connection {
     rbuf: Mutex<RecvBuf>,
     /// The send scratch buffer; its lock also keeps writers from interleaving.
     wbuf: Mutex<Vec<u8>>,
+    /// How descriptors travel on this end (`send_handle`).
+    handles: Handles,
+}
+
+/// How a connection carries descriptors (`send_handle` / `recv_handle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Handles {
+    /// It cannot: a one-way `Pipe` end, a TCP connection.
+    #[default]
+    No,
+    /// A duplex `Pipe`: the descriptor goes on the bulk socket as a one-byte
+    /// message, just before the `Handle` header in the pipe.
+    Side,
+    /// One Unix socket: the descriptor is attached to the `Handle` header.
+    Inline,
 }
 
 impl Connection {
     fn new(rx: Option<File>, tx: Option<File>, bulk: Option<UnixStream>) -> Connection {
+        let handles = match (&rx, &tx, &bulk) {
+            (Some(_), Some(_), Some(_)) => Handles::Side,
+            (Some(r), Some(_), None) if fdpass::is_unix_socket(r.as_fd()) => Handles::Inline,
+            _ => Handles::No,
+        };
         Connection {
             rx,
             tx,
             bulk,
             max_frame: AtomicUsize::new(DEFAULT_MAX_FRAME),
             buffered: AtomicUsize::new(0),
-            rbuf: Mutex::new(RecvBuf::default()),
+            rbuf: Mutex::new(RecvBuf {
+                handles,
+                ..RecvBuf::default()
+            }),
             wbuf: Mutex::new(Vec::new()),
+            handles,
         }
     }
 
@@ -558,6 +583,144 @@ impl Connection {
         Ok(self.recv_until(Some(deadline), |_, _| Ok(()))?.is_some())
     }
 
+    /// Sends a file descriptor (a duplicate of `fd`: the caller keeps its
+    /// own) to the process at the other end (Python's
+    /// `multiprocessing.reduction.send_handle(conn, handle, destination_pid)`,
+    /// without `destination_pid`, which only Windows needs). The peer takes
+    /// it with [`recv_handle`](Self::recv_handle), in order with the other
+    /// messages.
+    ///
+    /// Only a duplex [`Pipe`] end and a connection over a Unix socket
+    /// ([`Listener`](super::Listener) / [`Client`](super::Client) on an
+    /// `Address::Unix`) can carry one: the descriptor goes as `SCM_RIGHTS`
+    /// on the socket (a `Pipe`'s side socket, just before the `Handle` frame
+    /// that announces it in the pipe; a socket connection's own socket,
+    /// attached to that frame). The receiver gets a new descriptor
+    /// (close-on-exec) for the same open file.
+    ///
+    /// # Errors
+    /// [`HandlesUnsupported`](ConnectionError::HandlesUnsupported) on a
+    /// one-way `Pipe(false)` end or a TCP connection (nothing sent);
+    /// [`NotWritable`](ConnectionError::NotWritable) on a receive-only end;
+    /// [`Eof`](ConnectionError::Eof) if the peer is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use spindle::ipc::Pipe;
+    ///
+    /// let (a, b) = Pipe(true)?;
+    /// let (mut r, w) = std::io::pipe()?;
+    /// a.send_handle(&w)?;
+    /// drop(w);
+    /// let mut w = std::fs::File::from(b.recv_handle()?);
+    /// w.write_all(b"through a passed descriptor")?;
+    /// drop(w);
+    /// let mut got = String::new();
+    /// r.read_to_string(&mut got)?;
+    /// assert_eq!(got, "through a passed descriptor");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_handle(&self, fd: impl AsFd) -> Result<(), ConnectionError> {
+        let w = self.writer()?;
+        let h = frame::header(Kind::Handle, 0)?;
+        let fd = fd.as_fd();
+        match (self.handles, self.bulk.as_ref()) {
+            (Handles::Side, Some(bulk)) => {
+                let _g = self.wbuf.lock();
+                // The descriptor first: once the reader sees the header, it
+                // is on the socket, and a bounded receive never waits for it.
+                fdpass::send_fds(bulk, &[fd])?;
+                write_all(w, &h)?;
+            }
+            (Handles::Inline, _) => {
+                let _g = self.wbuf.lock();
+                fdpass::send_with_fd(w.as_fd(), &h, fd)?;
+            }
+            _ => return Err(ConnectionError::HandlesUnsupported),
+        }
+        Ok(())
+    }
+
+    /// Receives a descriptor sent by [`send_handle`](Self::send_handle)
+    /// (Python's `multiprocessing.reduction.recv_handle(conn)`), as an
+    /// owned, close-on-exec descriptor.
+    ///
+    /// Descriptors and messages share one ordered stream: this takes the
+    /// next item, which must be a descriptor. If the next item is a plain
+    /// message instead, this fails with
+    /// [`NotAHandle`](ConnectionError::NotAHandle) as soon as that
+    /// message's 8-byte header has arrived, **without consuming it**: the
+    /// message stays first in line, whole, for the next `recv` /
+    /// `recv_bytes` (or `poll`), so nothing is lost and the stream stays
+    /// aligned. (Python has no such check: its `recv_handle` reads the
+    /// message's bytes as a descriptor message and the stream is broken.)
+    /// Conversely, a `recv` / `recv_bytes` that meets a descriptor closes it
+    /// and fails with [`UnexpectedHandle`](ConnectionError::UnexpectedHandle),
+    /// and a descriptor a foreign peer attaches to plain data is closed when
+    /// the reader passes that data: none is ever leaked.
+    ///
+    /// # Errors
+    /// [`NotAHandle`](ConnectionError::NotAHandle) (above);
+    /// [`HandlesUnsupported`](ConnectionError::HandlesUnsupported) on a
+    /// connection that cannot carry one (nothing read);
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read; [`NotReadable`](ConnectionError::NotReadable) on a
+    /// send-only end; [`Protocol`](ConnectionError::Protocol) for a `Handle`
+    /// frame whose descriptor did not come (a foreign peer, or no free
+    /// descriptor in this process: the kernel then drops it).
+    pub fn recv_handle(&self) -> Result<OwnedFd, ConnectionError> {
+        let r = self.reader()?;
+        if self.handles == Handles::No {
+            return Err(ConnectionError::HandlesUnsupported);
+        }
+        let mut rb = self.rbuf.lock();
+        let out = rb.read_handle(r, self.bulk.as_ref());
+        self.buffered.store(rb.settle(), Ordering::Release);
+        out
+    }
+
+    /// [`recv_handle`](Self::recv_handle), waiting at most `timeout` for the
+    /// descriptor. A timeout too long to represent waits forever.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] if nothing came in time (nothing
+    /// consumed); [`RecvTimeoutError::Failed`] with what `recv_handle`
+    /// would report, [`NotAHandle`](ConnectionError::NotAHandle) included
+    /// (known once the next message's header has arrived; the message is
+    /// left in place).
+    pub fn recv_handle_timeout(&self, timeout: Duration) -> Result<OwnedFd, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_handle_deadline(deadline),
+            None => self.recv_handle().map_err(RecvTimeoutError::Failed),
+        }
+    }
+
+    /// [`recv_handle`](Self::recv_handle), waiting until `deadline` at the
+    /// latest.
+    ///
+    /// # Errors
+    /// As [`recv_handle_timeout`](Self::recv_handle_timeout).
+    pub fn recv_handle_deadline(&self, deadline: Instant) -> Result<OwnedFd, RecvTimeoutError> {
+        let r = self.reader().map_err(RecvTimeoutError::Failed)?;
+        if self.handles == Handles::No {
+            return Err(RecvTimeoutError::Failed(
+                ConnectionError::HandlesUnsupported,
+            ));
+        }
+        let Some(mut rb) = self.rbuf.try_lock_until(deadline) else {
+            return Err(RecvTimeoutError::Timeout);
+        };
+        let bulk = self.bulk.as_ref();
+        let out = match rb.handle_ready(r, bulk, deadline) {
+            Ok(true) => rb.read_handle(r, bulk).map_err(RecvTimeoutError::Failed),
+            Ok(false) => Err(RecvTimeoutError::Timeout),
+            Err(e) => Err(RecvTimeoutError::Failed(e.into())),
+        };
+        self.buffered.store(rb.settle(), Ordering::Release);
+        out
+    }
+
     /// Closes this end (Python's `close()`); the same as dropping it.
     pub fn close(self) {}
 
@@ -651,6 +814,20 @@ struct RecvBuf {
     /// limit whose header a bounded receive consumed, and whose payload is
     /// being dropped as it arrives (never buffered whole).
     dropping: Option<Dropping>,
+    /// How this connection carries descriptors; with `Inline` every read
+    /// into `data` is a `recvmsg` that collects them.
+    handles: Handles,
+    /// Bytes of the stream read from the OS so far (into `data` or straight
+    /// into a destination): `taken - (end - pos)` is the stream offset of
+    /// `pos`.
+    taken: u64,
+    /// `Inline` only: descriptors received and not yet claimed, each with
+    /// the stream offset just past the read that brought it. The kernel
+    /// hands a message's descriptors to the read that takes its first byte
+    /// and ends that read with the message, so a descriptor attached to the
+    /// `Handle` header at offset `h` comes with an offset in `h+1..=h+8`;
+    /// any other is a stray, closed once `pos` passes it.
+    fds: VecDeque<(u64, OwnedFd)>,
 }
 
 /// An oversized inline frame being dropped (see [`RecvBuf::dropping`]).
@@ -692,6 +869,8 @@ enum Need {
     TooLarge(usize),
     /// More payload bytes of the frame being dropped.
     Drop,
+    /// A `Handle` frame of a duplex `Pipe`: its descriptor on the socket.
+    HandleFd,
 }
 
 impl RecvBuf {
@@ -702,13 +881,175 @@ impl RecvBuf {
     /// Bytes received from the OS and not handed out yet (a frame being
     /// dropped counts as one: it is not over).
     fn pending(&self) -> usize {
-        self.avail() + self.stash.got + usize::from(self.dropping.is_some())
+        self.avail() + self.stash.got + usize::from(self.dropping.is_some()) + self.fds.len()
+    }
+
+    /// The stream offset of `pos` (see [`taken`](Self::taken)).
+    fn offset(&self) -> u64 {
+        self.taken - self.avail() as u64
+    }
+
+    /// Closes the received descriptors that came with bytes already
+    /// consumed: strays (no `Handle` frame claimed them).
+    fn close_stray_fds(&mut self) {
+        let at = self.offset();
+        while self.fds.front().is_some_and(|(e, _)| *e <= at) {
+            self.fds.pop_front();
+        }
+    }
+
+    /// The descriptor of the `Handle` frame whose header starts at stream
+    /// offset `h` and was just consumed (`pos` is `h + 8`).
+    fn take_handle_fd(
+        &mut self,
+        bulk: Option<&UnixStream>,
+        h: u64,
+    ) -> Result<OwnedFd, ConnectionError> {
+        match self.handles {
+            Handles::Side => fdpass::recv_one_fd(side(bulk)?).map_err(|e| {
+                ConnectionError::Protocol(format!(
+                    "a Handle frame whose descriptor did not come on the socket: {e}"
+                ))
+            }),
+            Handles::Inline => {
+                while self.fds.front().is_some_and(|(e, _)| *e <= h) {
+                    self.fds.pop_front();
+                }
+                let fd = match self.fds.front() {
+                    Some((e, _)) if *e <= h + HEADER_LEN as u64 => {
+                        self.fds.pop_front().map(|x| x.1)
+                    }
+                    _ => None,
+                };
+                // More than one with the header (a foreign peer): closed.
+                self.close_stray_fds();
+                fd.ok_or_else(|| {
+                    ConnectionError::Protocol(
+                        "a Handle frame without a descriptor (the peer attached none, \
+                         or this process had no descriptor free)"
+                            .into(),
+                    )
+                })
+            }
+            Handles::No => Err(ConnectionError::Protocol(
+                "a Handle frame on a connection that cannot carry descriptors".into(),
+            )),
+        }
+    }
+
+    /// Consumes the rest of a `Handle` frame whose header (of payload `len`)
+    /// a message receive just read: closes its descriptor, and returns the
+    /// error that receive reports.
+    fn discard_handle(
+        &mut self,
+        r: &File,
+        bulk: Option<&UnixStream>,
+        len: usize,
+    ) -> ConnectionError {
+        let h = self.offset() - HEADER_LEN as u64;
+        if len > 0 {
+            // No spindle peer sends one: not ours, skipped.
+            if let Err(e) = self.skip(r, bulk, Payload { len, bulk: false }) {
+                return e.into();
+            }
+            self.close_stray_fds();
+            return ConnectionError::Protocol(format!(
+                "a Handle frame with a payload of {len} bytes"
+            ));
+        }
+        match self.take_handle_fd(bulk, h) {
+            Ok(fd) => {
+                drop(fd);
+                ConnectionError::UnexpectedHandle
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Waits until `recv_handle` can run without blocking: a header is
+    /// buffered (or a frame is being dropped, or end of file) and, for a
+    /// `Handle` frame of a duplex `Pipe`, its descriptor is on the socket.
+    /// False if `deadline` came first; nothing is consumed either way.
+    fn handle_ready(
+        &mut self,
+        r: &File,
+        bulk: Option<&UnixStream>,
+        deadline: Instant,
+    ) -> io::Result<bool> {
+        while self.dropping.is_none() && self.avail() < HEADER_LEN {
+            if !wait_readable(r.as_fd(), Some(deadline))? {
+                return Ok(false);
+            }
+            if self.read_more(r, HEADER_LEN)? == 0 {
+                return Ok(true);
+            }
+        }
+        if self.dropping.is_none()
+            && self.handles == Handles::Side
+            && matches!(self.peek_header(), Some(Ok((Kind::Handle, 0))))
+        {
+            return wait_readable(side(bulk)?.as_fd(), Some(deadline));
+        }
+        Ok(true)
+    }
+
+    /// The buffered next header, parsed, without consuming it.
+    fn peek_header(&self) -> Option<Result<(Kind, usize), FrameError>> {
+        if self.avail() < HEADER_LEN {
+            return None;
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
+        Some(frame::parse_header(&h))
+    }
+
+    /// `recv_handle` under the read lock: the next frame must be a `Handle`
+    /// frame; a message is left in place (`NotAHandle`).
+    fn read_handle(
+        &mut self,
+        r: &File,
+        bulk: Option<&UnixStream>,
+    ) -> Result<OwnedFd, ConnectionError> {
+        if self.dropping.is_some() {
+            // An oversized message a bounded receive began to drop: the next
+            // message receive reports it.
+            return Err(ConnectionError::NotAHandle);
+        }
+        self.close_stray_fds();
+        while self.avail() < HEADER_LEN {
+            if self.fill(r)? == 0 {
+                return Err(if self.avail() == 0 {
+                    ConnectionError::Eof
+                } else {
+                    FrameError::Protocol("stream ended inside a frame header".into()).into()
+                });
+            }
+        }
+        match self.peek_header().expect("a header is buffered") {
+            Ok((Kind::Handle, len)) => {
+                self.pos += HEADER_LEN;
+                let h = self.offset() - HEADER_LEN as u64;
+                if len > 0 {
+                    return Err(self.discard_handle(r, bulk, len));
+                }
+                self.take_handle_fd(bulk, h)
+            }
+            Ok(_) => Err(ConnectionError::NotAHandle),
+            Err(e) => {
+                // As a message receive: the bad header is consumed.
+                self.pos += HEADER_LEN;
+                Err(e.into())
+            }
+        }
     }
 
     /// Releases a buffer that grew past a pipe frame's size (a large inline
     /// frame of a socket connection) once it is empty; returns
     /// [`pending`](Self::pending).
     fn settle(&mut self) -> usize {
+        if !self.fds.is_empty() {
+            self.close_stray_fds();
+        }
         if self.avail() == 0 && self.data.len() > BULK_AT + HEADER_LEN {
             self.data = Vec::new();
             self.pos = 0;
@@ -737,6 +1078,11 @@ impl RecvBuf {
             Err(_) => Need::Nothing,
             // No bulk socket to read it from: reading it is a protocol error.
             Ok((Kind::Bulk, _)) if inline => Need::Nothing,
+            // A descriptor: on a duplex pipe it is on the socket (sent before
+            // the header; waited for all the same); on a Unix socket it came
+            // with the header.
+            Ok((Kind::Handle, 0)) if self.handles == Handles::Side => Need::HandleFd,
+            Ok((Kind::Handle, 0)) => Need::Nothing,
             Ok((Kind::Bulk, len)) if self.stash.got < len => Need::Bulk(len),
             Ok((Kind::Bulk, _)) => Need::Nothing,
             // No Connection sends that much through the pipe (it goes on the
@@ -795,6 +1141,9 @@ impl RecvBuf {
                         return Ok(true);
                     }
                 }
+                Need::HandleFd => {
+                    return wait_readable(side(bulk)?.as_fd(), deadline);
+                }
                 Need::Bulk(len) => {
                     let bulk = side(bulk)?;
                     if !wait_readable(bulk.as_fd(), deadline)? {
@@ -828,7 +1177,7 @@ impl RecvBuf {
     /// One `read` of the pipe after making room for `total` bytes from
     /// `pos`; the bytes read (0 at end of file). Called once the pipe is
     /// readable, so it does not block.
-    fn read_more(&mut self, mut r: &File, total: usize) -> io::Result<usize> {
+    fn read_more(&mut self, r: &File, total: usize) -> io::Result<usize> {
         if self.data.len() - self.pos < total {
             self.data.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
@@ -837,16 +1186,7 @@ impl RecvBuf {
                 self.data.resize(total.max(RECV_BUF), 0);
             }
         }
-        loop {
-            match r.read(&mut self.data[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.read_os(r)
     }
 
     /// One `read` of the socket into the stash of a `Bulk` payload of `len`
@@ -880,8 +1220,37 @@ impl RecvBuf {
         }
     }
 
+    /// One `read` of `r` into `data[end..]` (a `recvmsg` collecting
+    /// descriptors on an `Inline` connection); the bytes read, 0 at end of
+    /// file.
+    fn read_os(&mut self, mut r: &File) -> io::Result<usize> {
+        loop {
+            let got = if self.handles == Handles::Inline {
+                let mut fds = Vec::new();
+                let got =
+                    fdpass::recv_some_with_fds(r.as_fd(), &mut self.data[self.end..], &mut fds);
+                if let Ok(n) = got {
+                    let e = self.taken + n as u64;
+                    self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
+                }
+                got
+            } else {
+                r.read(&mut self.data[self.end..])
+            };
+            match got {
+                Ok(n) => {
+                    self.end += n;
+                    self.taken += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// One `read` into the free part of the buffer; `Ok(0)` at end of file.
-    fn fill(&mut self, mut r: &File) -> io::Result<usize> {
+    fn fill(&mut self, r: &File) -> io::Result<usize> {
         if self.data.is_empty() {
             self.data = vec![0u8; RECV_BUF];
         }
@@ -895,20 +1264,14 @@ impl RecvBuf {
             self.pos = 0;
         }
         spin_until_readable(r);
-        loop {
-            match r.read(&mut self.data[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.read_os(r)
     }
 
     /// Reads the next frame's header; `Ok((kind, len))`.
     fn read_header(&mut self, r: &File) -> Result<(Kind, usize), FrameError> {
+        if !self.fds.is_empty() {
+            self.close_stray_fds();
+        }
         while self.avail() < HEADER_LEN {
             if self.fill(r)? == 0 {
                 return Err(if self.avail() == 0 {
@@ -953,6 +1316,9 @@ impl RecvBuf {
             .into());
         }
         let (kind, len) = self.read_header(r)?;
+        if kind == Kind::Handle {
+            return Err(self.discard_handle(r, bulk, len));
+        }
         if kind == Kind::Bulk && bulk.is_none() {
             // Its payload is not in this stream: only the header is consumed.
             return Err(ConnectionError::Protocol(
@@ -1029,7 +1395,10 @@ impl RecvBuf {
             let n = if dst.len() - got >= RECV_BUF / 2 {
                 // Large remainder: straight into place, no copy.
                 match r.read(&mut dst[got..]) {
-                    Ok(n) => n,
+                    Ok(n) => {
+                        self.taken += n as u64;
+                        n
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(FrameError::Io(e)),
                 }
@@ -1436,6 +1805,76 @@ mod tests {
             ));
         });
         assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [9]);
+    }
+
+    /// Whether every write end of the pipe `r` reads from is closed.
+    fn hung_up(r: &std::io::PipeReader) -> bool {
+        let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLHUP)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap();
+        fds[0]
+            .revents()
+            .is_some_and(|e| e.contains(PollFlags::POLLHUP))
+    }
+
+    /// A foreign peer of a Unix-socket connection attaching descriptors to
+    /// plain frames: each is closed once the reader is past the bytes it
+    /// came with, whichever receive reads them (blocking or bounded), and
+    /// the messages arrive intact. A `Handle` frame without a descriptor is
+    /// a protocol error, and the stream goes on.
+    #[test]
+    fn stray_descriptors_on_a_socket_connection_are_closed() {
+        let (b, raw) = socket_connection();
+        let mut frames = Vec::new();
+        for i in 0..3u8 {
+            let mut f = frame::header(Kind::Data, 3).unwrap().to_vec();
+            f.extend_from_slice(&[i; 3]);
+            frames.push(f);
+        }
+        let (r, w) = std::io::pipe().unwrap();
+        // On a header, inside a payload, and on the next header too.
+        fdpass::send_with_fd(raw.as_fd(), &frames[0], w.as_fd()).unwrap();
+        (&raw).write_all(&frames[1][..10]).unwrap();
+        fdpass::send_with_fd(raw.as_fd(), &frames[1][10..], w.as_fd()).unwrap();
+        fdpass::send_with_fd(raw.as_fd(), &frames[2], w.as_fd()).unwrap();
+        drop(w);
+        assert_eq!(b.recv_bytes().unwrap(), [0; 3]);
+        assert_eq!(b.try_recv_bytes().unwrap(), [1; 3]);
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [2; 3]);
+        assert!(b.rbuf.lock().fds.is_empty());
+        assert!(hung_up(&r), "a stray descriptor was kept");
+        assert_eq!(pending(&b), 0);
+
+        // A Handle frame with no descriptor attached.
+        (&raw)
+            .write_all(&frame::header(Kind::Handle, 0).unwrap())
+            .unwrap();
+        (&raw).write_all(&frames[0]).unwrap();
+        assert!(matches!(b.recv_handle(), Err(ConnectionError::Protocol(_))));
+        assert_eq!(b.recv_bytes().unwrap(), [0; 3]);
+        // Two descriptors on one Handle frame: the first is taken, the
+        // second closed.
+        let (mut r1, w1) = std::io::pipe().unwrap();
+        let (r2, w2) = std::io::pipe().unwrap();
+        let h = frame::header(Kind::Handle, 0).unwrap();
+        let sent = nix::sys::socket::sendmsg::<()>(
+            raw.as_raw_fd(),
+            &[IoSlice::new(&h)],
+            &[nix::sys::socket::ControlMessage::ScmRights(&[
+                w1.as_raw_fd(),
+                w2.as_raw_fd(),
+            ])],
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(sent, HEADER_LEN);
+        drop((w1, w2));
+        let got = b.recv_handle().unwrap();
+        assert!(hung_up(&r2), "the second descriptor was kept");
+        File::from(got).write_all(b"first").unwrap();
+        let mut s = String::new();
+        r1.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "first");
     }
 
     /// A receive in progress on another thread: `try_recv` does not wait for

@@ -163,6 +163,82 @@ pub(crate) fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<
     Ok(())
 }
 
+/// Writes `data` to the stream socket `sock` (any descriptor of one: a
+/// `Connection`'s write side is a `File`), attaching `pass` to its first
+/// byte; the rest of `data` follows with plain writes.
+pub(crate) fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    pass: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let raw = [pass.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let mut sent = loop {
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(data)],
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => break n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    };
+    while sent < data.len() {
+        match nix::sys::socket::send(sock.as_raw_fd(), &data[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(())
+}
+
+/// One `recvmsg` on the stream socket `sock` into `buf`: the bytes read (0
+/// at end of file); descriptors that came with them (close-on-exec) are
+/// appended to `fds`. The kernel hands a message's descriptors to the read
+/// that takes its first byte, and ends that read with the message.
+pub(crate) fn recv_some_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        };
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: the kernel just installed `fd` in our table
+                    // for this message; nothing else owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        return Ok(msg.bytes);
+    }
+}
+
+/// Whether `fd` is a Unix-domain socket (one that can carry descriptors).
+pub(crate) fn is_unix_socket(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
+    getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .is_ok_and(|a| a.family() == Some(AddressFamily::Unix))
+}
+
 /// Receives the next descriptor [`send_fds`] sent on `sock`.
 pub(crate) fn recv_one_fd(sock: &UnixStream) -> io::Result<OwnedFd> {
     let mut byte = [0u8; 1];

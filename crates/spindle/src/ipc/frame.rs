@@ -47,6 +47,11 @@ pub(crate) enum Kind {
     /// User bytes of a `Connection` whose payload travels on the
     /// connection's socket, not after the header.
     Bulk = 6,
+    /// A descriptor (`Connection::send_handle`), no payload: on a
+    /// connection over one Unix socket it is attached to this header
+    /// (`SCM_RIGHTS`); on a duplex `Pipe` it went on the connection's
+    /// socket, as a one-byte message, just before this header.
+    Handle = 7,
     /// Manager handshake, server → client: the challenge (`manager::wire`).
     NetChallenge = 16,
     /// Manager handshake, client → server: the response.
@@ -69,6 +74,7 @@ impl Kind {
             4 => Kind::Reply,
             5 => Kind::Exit,
             6 => Kind::Bulk,
+            7 => Kind::Handle,
             16 => Kind::NetChallenge,
             17 => Kind::NetResponse,
             18 => Kind::NetWelcome,
