@@ -6,9 +6,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{ConnectionError, RecvTimeoutError, TryRecvError};
 use super::fdpass;
-use super::frame::{self, DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, Kind};
+use super::frame::{
+    self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter, HEADER_LEN, Kind,
+};
 
 /// Size of a connection's receive buffer (allocated on its first receive).
 /// One `read` fills it with the next frame's header, a small payload and,
@@ -110,8 +113,9 @@ fn os_pipe() -> io::Result<(File, File)> {
 /// `close()`, which [`close`](Self::close) also spells); the peer then reads
 /// [`ConnectionError::Eof`].
 pub struct Connection {
-    /// The read end of the pipe from the peer (`None`: send-only end).
-    rx: Option<File>,
+    /// The read end of the pipe from the peer (`None`: send-only end),
+    /// shared with the receive buffer's reader.
+    rx: Option<Arc<File>>,
     /// The write end of the pipe to the peer (`None`: receive-only end).
     tx: Option<File>,
     /// This end of the socket pair that carries large payloads, in the same
@@ -150,16 +154,14 @@ impl Connection {
             (Some(r), Some(_), None) if fdpass::is_unix_socket(r.as_fd()) => Handles::Inline,
             _ => Handles::No,
         };
+        let rx = rx.map(Arc::new);
         Connection {
+            rbuf: Mutex::new(RecvBuf::new(rx.clone(), handles)),
             rx,
             tx,
             bulk,
             max_frame: AtomicUsize::new(DEFAULT_MAX_FRAME),
             buffered: AtomicUsize::new(0),
-            rbuf: Mutex::new(RecvBuf {
-                handles,
-                ..RecvBuf::default()
-            }),
             wbuf: Mutex::new(Vec::new()),
             handles,
         }
@@ -196,18 +198,16 @@ impl Connection {
     /// payload on the socket. The caller holds the write lock.
     fn write_frame(&self, w: &File, h: [u8; HEADER_LEN], payload: &[u8]) -> io::Result<()> {
         if let (true, Some(bulk)) = (payload.len() >= BULK_AT, self.bulk.as_ref()) {
-            let mut h = h;
-            h[3] = Kind::Bulk as u8;
-            write_all(w, &h)?;
+            FrameWriter::new(w).write_header(Kind::Bulk, payload.len())?;
             (&*bulk).write_all(payload)
         } else {
             // One `writev`: one system call, no copy.
-            write_all_vectored(w, &mut [IoSlice::new(&h), IoSlice::new(payload)])
+            FrameWriter::new(w).write_parts(&h, payload)
         }
     }
 
     fn reader(&self) -> Result<&File, ConnectionError> {
-        self.rx.as_ref().ok_or(ConnectionError::NotReadable)
+        self.rx.as_deref().ok_or(ConnectionError::NotReadable)
     }
 
     /// Sends one serde value (Python's `send(obj)`, with postcard instead of
@@ -224,15 +224,15 @@ impl Connection {
         // and payload leave in one `write`.
         let mut buf = std::mem::take(&mut *scratch);
         buf.clear();
-        buf.extend_from_slice(&[0u8; HEADER_LEN]);
-        let mut buf =
-            postcard::to_extend(value, buf).map_err(|e| ConnectionError::Encode(e.to_string()))?;
-        let h = frame::header(Kind::Data, buf.len() - HEADER_LEN)?;
+        frame::push_value(&mut buf, Kind::Data, value).map_err(|e| match e {
+            frame::FrameEncodeError::Encode(m) => ConnectionError::Encode(m),
+            frame::FrameEncodeError::Io(e) => ConnectionError::from(e),
+        })?;
         let sent = if buf.len() - HEADER_LEN >= BULK_AT {
-            self.write_frame(w, h, &buf[HEADER_LEN..])
+            let (h, payload) = buf.split_at(HEADER_LEN);
+            self.write_frame(w, h.try_into().expect("a header"), payload)
         } else {
-            buf[..HEADER_LEN].copy_from_slice(&h);
-            write_all(w, &buf)
+            FrameWriter::new(w).write_encoded(&buf)
         };
         if buf.capacity() <= KEEP_SEND_BUF {
             *scratch = buf;
@@ -631,7 +631,7 @@ impl Connection {
                 // The descriptor first: once the reader sees the header, it
                 // is on the socket, and a bounded receive never waits for it.
                 fdpass::send_fds(bulk, &[fd])?;
-                write_all(w, &h)?;
+                FrameWriter::new(w).write_encoded(&h)?;
             }
             (Handles::Inline, _) => {
                 let _g = self.wbuf.lock();
@@ -766,24 +766,6 @@ impl Connection {
     }
 }
 
-/// Writes all of `buf`, retrying short writes and interruptions.
-fn write_all(mut w: &File, buf: &[u8]) -> io::Result<()> {
-    w.write_all(buf)
-}
-
-/// Writes all of `bufs` with `writev`, retrying short writes and interruptions.
-fn write_all_vectored(mut w: &File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !bufs.is_empty() {
-        match w.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Where the current frame's payload is: `len` bytes, in the pipe (after
 /// the header) or, for a `Bulk` frame, on the socket.
 #[derive(Clone, Copy)]
@@ -792,8 +774,8 @@ struct Payload {
     bulk: bool,
 }
 
-/// A connection's receive buffer: `data[pos..end]` was read from the pipe
-/// and not consumed yet.
+/// A connection's receive buffer: a [`FrameReader`] over the read pipe (or
+/// socket), and what a bounded receive keeps between calls.
 ///
 /// A bounded receive (`try_recv`, `recv_timeout`, `poll_*`, ...) consumes
 /// nothing until the next message is whole: it leaves the frame's header
@@ -804,30 +786,60 @@ struct Payload {
 /// instead, see `dropping`), and keeps what came of a `Bulk` frame's payload from
 /// the socket in `stash`. So a wait that runs out in the middle of a frame
 /// loses nothing: the next receive, bounded or not, goes on from there.
-#[derive(Default)]
 struct RecvBuf {
-    data: Vec<u8>,
-    pos: usize,
-    end: usize,
+    frames: FrameReader<Source>,
     stash: Stash,
     /// On a connection without a bulk socket: an inline frame over the
     /// limit whose header a bounded receive consumed, and whose payload is
     /// being dropped as it arrives (never buffered whole).
     dropping: Option<Dropping>,
-    /// How this connection carries descriptors; with `Inline` every read
-    /// into `data` is a `recvmsg` that collects them.
+    /// How this connection carries descriptors.
     handles: Handles,
-    /// Bytes of the stream read from the OS so far (into `data` or straight
-    /// into a destination): `taken - (end - pos)` is the stream offset of
-    /// `pos`.
+}
+
+/// What a connection's [`FrameReader`] reads: the read pipe, or the socket
+/// of a connection over one Unix socket, where every read is a `recvmsg`
+/// that collects descriptors.
+struct Source {
+    file: Option<Arc<File>>,
+    collect_fds: bool,
+    /// Bytes of the stream read so far (into the buffer or straight into a
+    /// destination): minus the buffered ones, the stream offset of the next
+    /// unread byte.
     taken: u64,
-    /// `Inline` only: descriptors received and not yet claimed, each with
-    /// the stream offset just past the read that brought it. The kernel
-    /// hands a message's descriptors to the read that takes its first byte
-    /// and ends that read with the message, so a descriptor attached to the
-    /// `Handle` header at offset `h` comes with an offset in `h+1..=h+8`;
-    /// any other is a stray, closed once `pos` passes it.
+    /// Descriptors received and not yet claimed, each with the stream
+    /// offset just past the read that brought it. The kernel hands a
+    /// message's descriptors to the read that takes its first byte and ends
+    /// that read with the message, so a descriptor attached to the `Handle`
+    /// header at offset `h` comes with an offset in `h+1..=h+8`; any other
+    /// is a stray, closed once the reader is past it.
     fds: VecDeque<(u64, OwnedFd)>,
+}
+
+impl Source {
+    fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_deref()
+            .ok_or_else(|| io::Error::other("a send-only Connection has nothing to read"))
+    }
+}
+
+impl Read for Source {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut r = self.file()?;
+        let n = if self.collect_fds {
+            let mut fds = Vec::new();
+            let n = fdpass::recv_some_with_fds(r.as_fd(), buf, &mut fds)?;
+            let e = self.taken + n as u64;
+            self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
+            n
+        } else {
+            r.read(buf)?
+        };
+        self.taken += n as u64;
+        Ok(n)
+    }
 }
 
 /// An oversized inline frame being dropped (see [`RecvBuf::dropping`]).
@@ -874,27 +886,50 @@ enum Need {
 }
 
 impl RecvBuf {
+    fn new(rx: Option<Arc<File>>, handles: Handles) -> RecvBuf {
+        let source = Source {
+            file: rx,
+            collect_fds: handles == Handles::Inline,
+            taken: 0,
+            fds: VecDeque::new(),
+        };
+        RecvBuf {
+            frames: FrameReader::new(source, RECV_BUF),
+            stash: Stash::default(),
+            dropping: None,
+            handles,
+        }
+    }
+
     fn avail(&self) -> usize {
-        self.end - self.pos
+        self.frames.avail()
+    }
+
+    fn fds(&mut self) -> &mut VecDeque<(u64, OwnedFd)> {
+        &mut self.frames.get_mut().fds
     }
 
     /// Bytes received from the OS and not handed out yet (a frame being
     /// dropped counts as one: it is not over).
     fn pending(&self) -> usize {
-        self.avail() + self.stash.got + usize::from(self.dropping.is_some()) + self.fds.len()
+        self.avail()
+            + self.stash.got
+            + usize::from(self.dropping.is_some())
+            + self.frames.get_ref().fds.len()
     }
 
     /// The stream offset of `pos` (see [`taken`](Self::taken)).
     fn offset(&self) -> u64 {
-        self.taken - self.avail() as u64
+        self.frames.get_ref().taken - self.avail() as u64
     }
 
     /// Closes the received descriptors that came with bytes already
     /// consumed: strays (no `Handle` frame claimed them).
     fn close_stray_fds(&mut self) {
         let at = self.offset();
-        while self.fds.front().is_some_and(|(e, _)| *e <= at) {
-            self.fds.pop_front();
+        let fds = self.fds();
+        while fds.front().is_some_and(|(e, _)| *e <= at) {
+            fds.pop_front();
         }
     }
 
@@ -912,13 +947,12 @@ impl RecvBuf {
                 ))
             }),
             Handles::Inline => {
-                while self.fds.front().is_some_and(|(e, _)| *e <= h) {
-                    self.fds.pop_front();
+                let fds = self.fds();
+                while fds.front().is_some_and(|(e, _)| *e <= h) {
+                    fds.pop_front();
                 }
-                let fd = match self.fds.front() {
-                    Some((e, _)) if *e <= h + HEADER_LEN as u64 => {
-                        self.fds.pop_front().map(|x| x.1)
-                    }
+                let fd = match fds.front() {
+                    Some((e, _)) if *e <= h + HEADER_LEN as u64 => fds.pop_front().map(|x| x.1),
                     _ => None,
                 };
                 // More than one with the header (a foreign peer): closed.
@@ -940,16 +974,11 @@ impl RecvBuf {
     /// Consumes the rest of a `Handle` frame whose header (of payload `len`)
     /// a message receive just read: closes its descriptor, and returns the
     /// error that receive reports.
-    fn discard_handle(
-        &mut self,
-        r: &File,
-        bulk: Option<&UnixStream>,
-        len: usize,
-    ) -> ConnectionError {
+    fn discard_handle(&mut self, bulk: Option<&UnixStream>, len: usize) -> ConnectionError {
         let h = self.offset() - HEADER_LEN as u64;
         if len > 0 {
             // No spindle peer sends one: not ours, skipped.
-            if let Err(e) = self.skip(r, bulk, Payload { len, bulk: false }) {
+            if let Err(e) = self.skip(bulk, Payload { len, bulk: false }) {
                 return e.into();
             }
             self.close_stray_fds();
@@ -980,7 +1009,7 @@ impl RecvBuf {
             if !wait_readable(r.as_fd(), Some(deadline))? {
                 return Ok(false);
             }
-            if self.read_more(r, HEADER_LEN)? == 0 {
+            if self.frames.fill_to(HEADER_LEN)? == 0 {
                 return Ok(true);
             }
         }
@@ -995,12 +1024,7 @@ impl RecvBuf {
 
     /// The buffered next header, parsed, without consuming it.
     fn peek_header(&self) -> Option<Result<(Kind, usize), FrameError>> {
-        if self.avail() < HEADER_LEN {
-            return None;
-        }
-        let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
-        Some(frame::parse_header(&h))
+        self.frames.peek_header()
     }
 
     /// `recv_handle` under the read lock: the next frame must be a `Handle`
@@ -1027,17 +1051,17 @@ impl RecvBuf {
         }
         match self.peek_header().expect("a header is buffered") {
             Ok((Kind::Handle, len)) => {
-                self.pos += HEADER_LEN;
+                self.frames.consume(HEADER_LEN);
                 let h = self.offset() - HEADER_LEN as u64;
                 if len > 0 {
-                    return Err(self.discard_handle(r, bulk, len));
+                    return Err(self.discard_handle(bulk, len));
                 }
                 self.take_handle_fd(bulk, h)
             }
             Ok(_) => Err(ConnectionError::NotAHandle),
             Err(e) => {
                 // As a message receive: the bad header is consumed.
-                self.pos += HEADER_LEN;
+                self.frames.consume(HEADER_LEN);
                 Err(e.into())
             }
         }
@@ -1046,14 +1070,13 @@ impl RecvBuf {
     /// Releases a buffer that grew past a pipe frame's size (a large inline
     /// frame of a socket connection) once it is empty; returns
     /// [`pending`](Self::pending).
+    #[inline]
     fn settle(&mut self) -> usize {
-        if !self.fds.is_empty() {
+        if !self.frames.get_ref().fds.is_empty() {
             self.close_stray_fds();
         }
-        if self.avail() == 0 && self.data.len() > BULK_AT + HEADER_LEN {
-            self.data = Vec::new();
-            self.pos = 0;
-            self.end = 0;
+        if self.frames.capacity() > BULK_AT + HEADER_LEN {
+            self.frames.shrink(BULK_AT + HEADER_LEN);
         }
         self.pending()
     }
@@ -1068,12 +1091,10 @@ impl RecvBuf {
                 Need::Nothing
             };
         }
-        if self.avail() < HEADER_LEN {
+        let Some(header) = self.frames.peek_header() else {
             return Need::Pipe(HEADER_LEN);
-        }
-        let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
-        match frame::parse_header(&h) {
+        };
+        match header {
             // A bad header: reading it reports the error at once.
             Err(_) => Need::Nothing,
             // No bulk socket to read it from: reading it is a protocol error.
@@ -1113,7 +1134,7 @@ impl RecvBuf {
             match self.need(bulk.is_none(), limit) {
                 Need::Nothing => return Ok(true),
                 Need::TooLarge(len) => {
-                    self.pos += HEADER_LEN;
+                    self.frames.consume(HEADER_LEN);
                     self.dropping = Some(Dropping {
                         left: len,
                         len,
@@ -1128,7 +1149,7 @@ impl RecvBuf {
                         return Ok(false);
                     }
                     // End of file: the read reports it.
-                    if self.read_more(r, RECV_BUF)? == 0 {
+                    if self.frames.fill_to(RECV_BUF)? == 0 {
                         return Ok(true);
                     }
                 }
@@ -1137,7 +1158,7 @@ impl RecvBuf {
                         return Ok(false);
                     }
                     // End of file: the read reports it.
-                    if self.read_more(r, total)? == 0 {
+                    if self.frames.fill_to(total)? == 0 {
                         return Ok(true);
                     }
                 }
@@ -1165,28 +1186,9 @@ impl RecvBuf {
             return false;
         };
         let n = avail.min(d.left);
-        self.pos += n;
         d.left -= n;
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        }
+        self.frames.consume(n);
         n > 0
-    }
-
-    /// One `read` of the pipe after making room for `total` bytes from
-    /// `pos`; the bytes read (0 at end of file). Called once the pipe is
-    /// readable, so it does not block.
-    fn read_more(&mut self, r: &File, total: usize) -> io::Result<usize> {
-        if self.data.len() - self.pos < total {
-            self.data.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-            if self.data.len() < total {
-                self.data.resize(total.max(RECV_BUF), 0);
-            }
-        }
-        self.read_os(r)
     }
 
     /// One `read` of the socket into the stash of a `Bulk` payload of `len`
@@ -1220,71 +1222,19 @@ impl RecvBuf {
         }
     }
 
-    /// One `read` of `r` into `data[end..]` (a `recvmsg` collecting
-    /// descriptors on an `Inline` connection); the bytes read, 0 at end of
-    /// file.
-    fn read_os(&mut self, mut r: &File) -> io::Result<usize> {
-        loop {
-            let got = if self.handles == Handles::Inline {
-                let mut fds = Vec::new();
-                let got =
-                    fdpass::recv_some_with_fds(r.as_fd(), &mut self.data[self.end..], &mut fds);
-                if let Ok(n) = got {
-                    let e = self.taken + n as u64;
-                    self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
-                }
-                got
-            } else {
-                r.read(&mut self.data[self.end..])
-            };
-            match got {
-                Ok(n) => {
-                    self.end += n;
-                    self.taken += n as u64;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// One `read` into the free part of the buffer; `Ok(0)` at end of file.
+    /// One `read` into the free part of the buffer, after polling the pipe
+    /// for [`READ_SPIN`]; `Ok(0)` at end of file.
     fn fill(&mut self, r: &File) -> io::Result<usize> {
-        if self.data.is_empty() {
-            self.data = vec![0u8; RECV_BUF];
-        }
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.data.len() - self.end < HEADER_LEN {
-            // Only a partial frame is left near the end: move it to the front.
-            self.data.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
         spin_until_readable(r);
-        self.read_os(r)
+        self.frames.fill()
     }
 
     /// Reads the next frame's header; `Ok((kind, len))`.
     fn read_header(&mut self, r: &File) -> Result<(Kind, usize), FrameError> {
-        if !self.fds.is_empty() {
+        if !self.frames.get_ref().fds.is_empty() {
             self.close_stray_fds();
         }
-        while self.avail() < HEADER_LEN {
-            if self.fill(r)? == 0 {
-                return Err(if self.avail() == 0 {
-                    FrameError::Eof
-                } else {
-                    FrameError::Protocol("stream ended inside a frame header".into())
-                });
-            }
-        }
-        let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
-        self.pos += HEADER_LEN;
-        frame::parse_header(&h)
+        self.frames.read_header_with(|_| spin_until_readable(r))
     }
 
     /// Reads the next header of a data frame whose payload fits `limit`.
@@ -1317,7 +1267,7 @@ impl RecvBuf {
         }
         let (kind, len) = self.read_header(r)?;
         if kind == Kind::Handle {
-            return Err(self.discard_handle(r, bulk, len));
+            return Err(self.discard_handle(bulk, len));
         }
         if kind == Kind::Bulk && bulk.is_none() {
             // Its payload is not in this stream: only the header is consumed.
@@ -1332,7 +1282,7 @@ impl RecvBuf {
         // Part of this payload was dropped by a bounded receive that found
         // it over the limit then: it can only be skipped.
         if let (true, Some(limit)) = (p.bulk, self.stash.over) {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(FrameError::TooLarge {
                 len: len as u64,
                 limit,
@@ -1340,7 +1290,7 @@ impl RecvBuf {
             .into());
         }
         if len > limit {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(FrameError::TooLarge {
                 len: len as u64,
                 limit,
@@ -1348,7 +1298,7 @@ impl RecvBuf {
             .into());
         }
         if kind != Kind::Data && kind != Kind::Bulk {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(ConnectionError::Protocol(format!(
                 "unexpected {kind:?} frame on a Connection"
             )));
@@ -1358,26 +1308,16 @@ impl RecvBuf {
 
     /// The payload `p` if it is all buffered (consuming it).
     fn take_whole(&mut self, p: Payload) -> Option<&[u8]> {
-        if p.bulk || self.avail() < p.len {
+        if p.bulk {
             return None;
         }
-        let start = self.pos;
-        self.pos += p.len;
-        Some(&self.data[start..start + p.len])
-    }
-
-    /// Copies buffered bytes into `dst`; returns how many.
-    fn take_into(&mut self, dst: &mut [u8]) -> usize {
-        let n = self.avail().min(dst.len());
-        dst[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-        self.pos += n;
-        n
+        self.frames.take_whole(p.len)
     }
 
     /// Fills `dst` (`p.len` bytes) with the current frame's payload.
     fn read_payload(
         &mut self,
-        mut r: &File,
+        r: &File,
         bulk: Option<&UnixStream>,
         p: Payload,
         dst: &mut [u8],
@@ -1390,32 +1330,8 @@ impl RecvBuf {
             dst[..got].copy_from_slice(&stash.bytes[..got]);
             return Ok(side(bulk)?.read_exact(&mut dst[got..])?);
         }
-        let mut got = self.take_into(dst);
-        while got < dst.len() {
-            let n = if dst.len() - got >= RECV_BUF / 2 {
-                // Large remainder: straight into place, no copy.
-                match r.read(&mut dst[got..]) {
-                    Ok(n) => {
-                        self.taken += n as u64;
-                        n
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(FrameError::Io(e)),
-                }
-            } else {
-                match self.fill(r)? {
-                    0 => 0,
-                    _ => self.take_into(&mut dst[got..]),
-                }
-            };
-            if n == 0 {
-                return Err(FrameError::Protocol(
-                    "stream ended in the middle of a frame".into(),
-                ));
-            }
-            got += n;
-        }
-        Ok(())
+        // Buffered bytes, then a large remainder straight into place.
+        self.frames.read_exact_into(dst, |_| spin_until_readable(r))
     }
 
     /// The current frame's payload as a new vector.
@@ -1449,25 +1365,12 @@ impl RecvBuf {
     }
 
     /// Consumes payload `p` in buffer-sized reads, never allocating it.
-    fn skip(&mut self, r: &File, bulk: Option<&UnixStream>, p: Payload) -> Result<(), FrameError> {
+    fn skip(&mut self, bulk: Option<&UnixStream>, p: Payload) -> Result<(), FrameError> {
         if p.bulk {
             let stash = std::mem::take(&mut self.stash);
             return frame::skip(side(bulk)?, p.len - stash.got.min(p.len));
         }
-        let mut len = p.len;
-        loop {
-            let n = self.avail().min(len);
-            self.pos += n;
-            len -= n;
-            if len == 0 {
-                return Ok(());
-            }
-            if self.fill(r)? == 0 {
-                return Err(FrameError::Protocol(
-                    "stream ended in the middle of a frame".into(),
-                ));
-            }
-        }
+        self.frames.skip(p.len)
     }
 }
 
@@ -1561,9 +1464,8 @@ impl Serialize for Connection {
                  receive them before passing it to another process"
             )));
         }
-        let export = |f: &Option<File>| {
-            f.as_ref()
-                .map(|f| fdpass::export(f.as_fd()))
+        let export = |f: Option<&File>| {
+            f.map(|f| fdpass::export(f.as_fd()))
                 .transpose()
                 .map_err(serde::ser::Error::custom)
         };
@@ -1573,7 +1475,7 @@ impl Serialize for Connection {
             .map(|b| fdpass::export(b.as_fd()))
             .transpose()
             .map_err(serde::ser::Error::custom)?;
-        (export(&self.rx)?, export(&self.tx)?, bulk).serialize(s)
+        (export(self.rx.as_deref())?, export(self.tx.as_ref())?, bulk).serialize(s)
     }
 }
 
@@ -1601,6 +1503,11 @@ mod tests {
     use super::*;
 
     const LONG: Duration = Duration::from_secs(60);
+
+    /// Writes raw bytes to a pipe end (frames made by hand).
+    fn write_all(mut w: &File, buf: &[u8]) -> io::Result<()> {
+        w.write_all(buf)
+    }
 
     fn pending(c: &Connection) -> usize {
         c.buffered.load(Ordering::Acquire)
@@ -1733,7 +1640,7 @@ mod tests {
         raw.write_all(&[7u8; 50_000]).unwrap();
         assert!(b.try_recv_bytes().unwrap_err().is_empty());
         assert!(
-            b.rbuf.lock().data.len() <= RECV_BUF,
+            b.rbuf.lock().frames.capacity() <= RECV_BUF,
             "buffered, not dropped"
         );
         assert!(pending(&b) > 0);
@@ -1754,7 +1661,7 @@ mod tests {
                 }))
             ));
         });
-        assert!(b.rbuf.lock().data.len() <= RECV_BUF);
+        assert!(b.rbuf.lock().frames.capacity() <= RECV_BUF);
         assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), b"ok");
 
         b.set_max_frame(DEFAULT_MAX_FRAME);
@@ -1768,7 +1675,10 @@ mod tests {
             });
             assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), big);
         });
-        assert!(b.rbuf.lock().data.len() <= BULK_AT + HEADER_LEN, "kept");
+        assert!(
+            b.rbuf.lock().frames.capacity() <= BULK_AT + HEADER_LEN,
+            "kept"
+        );
         assert_eq!(pending(&b), 0);
     }
 
@@ -1785,7 +1695,7 @@ mod tests {
         (&raw).write_all(&[1u8; 20_000]).unwrap();
         assert!(!b.poll().unwrap());
         assert!(
-            b.rbuf.lock().data.len() <= RECV_BUF,
+            b.rbuf.lock().frames.capacity() <= RECV_BUF,
             "buffered, not dropped"
         );
         std::thread::scope(|s| {
@@ -1840,7 +1750,7 @@ mod tests {
         assert_eq!(b.recv_bytes().unwrap(), [0; 3]);
         assert_eq!(b.try_recv_bytes().unwrap(), [1; 3]);
         assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [2; 3]);
-        assert!(b.rbuf.lock().fds.is_empty());
+        assert!(b.rbuf.lock().frames.get_ref().fds.is_empty());
         assert!(hung_up(&r), "a stray descriptor was kept");
         assert_eq!(pending(&b), 0);
 
@@ -1858,7 +1768,7 @@ mod tests {
         let h = frame::header(Kind::Handle, 0).unwrap();
         let sent = nix::sys::socket::sendmsg::<()>(
             raw.as_raw_fd(),
-            &[IoSlice::new(&h)],
+            &[std::io::IoSlice::new(&h)],
             &[nix::sys::socket::ControlMessage::ScmRights(&[
                 w1.as_raw_fd(),
                 w2.as_raw_fd(),
