@@ -572,6 +572,111 @@ mod tests {
         assert!(matches!(read_frame(&mut r, 10), Err(FrameError::Eof)));
     }
 
+    /// A reader that hands out at most `chunk` bytes per `read` and counts
+    /// the calls.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+        reads: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let n = self.data.len().min(self.chunk).min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Frames written together (`push_value`, `write_frame`) come out of
+    /// one `read` one by one; a header is seen before its payload is read
+    /// or allocated; an oversized payload is skipped through the buffer; a
+    /// large remainder goes straight into its destination.
+    #[test]
+    fn frame_reader_and_writer() {
+        let mut wire = Vec::new();
+        for i in 0..10u32 {
+            push_value(&mut wire, Kind::Data, &(i, "x")).unwrap();
+        }
+        let big = vec![5u8; 100_000];
+        FrameWriter::new(&mut wire)
+            .write_frame(Kind::Data, &big)
+            .unwrap();
+        FrameWriter::new(&mut wire)
+            .write_frame(Kind::Outcome, b"end")
+            .unwrap();
+        let mut r = FrameReader::new(
+            Trickle {
+                data: &wire,
+                chunk: usize::MAX,
+                reads: 0,
+            },
+            4096,
+        );
+        assert!(r.peek_header().is_none());
+        assert_eq!(r.fill().unwrap(), 4096);
+        for i in 0..10u32 {
+            let len = r.whole_frame().unwrap().expect("buffered whole");
+            let f = r.take_whole(len).unwrap();
+            let v: (u32, &str) = postcard::from_bytes(&f[HEADER_LEN..]).unwrap();
+            assert_eq!(v, (i, "x"));
+        }
+        assert_eq!(r.get_ref().reads, 1, "ten frames, one read");
+        // The big frame's header is buffered, its payload is not.
+        assert!(matches!(r.peek_header(), Some(Ok((Kind::Data, 100_000)))));
+        assert_eq!(r.whole_frame().unwrap(), None);
+        assert_eq!(r.read_header_with(|_| {}).unwrap(), (Kind::Data, 100_000));
+        let mut dst = vec![0u8; 100_000];
+        let reads = r.get_ref().reads;
+        r.read_exact_into(&mut dst, |_| {}).unwrap();
+        assert_eq!(dst, big);
+        assert!(r.get_ref().reads - reads <= 2, "straight into place");
+        assert_eq!(r.read_header_with(|_| {}).unwrap(), (Kind::Outcome, 3));
+        r.skip(3).unwrap();
+        assert!(matches!(r.read_header_with(|_| {}), Err(FrameError::Eof)));
+        assert!(r.capacity() <= 4096, "never grew");
+
+        // Bytes arriving a few at a time; a frame larger than the buffer
+        // grows it (`fill_to`), and `shrink` gives it back once consumed.
+        let mut r = FrameReader::new(
+            Trickle {
+                data: &wire,
+                chunk: 3,
+                reads: 0,
+            },
+            64,
+        );
+        for _ in 0..10 {
+            while r.whole_frame().unwrap().is_none() {
+                let need = match r.peek_header() {
+                    Some(Ok((_, len))) => HEADER_LEN + len,
+                    _ => HEADER_LEN,
+                };
+                assert!(r.fill_to(need).unwrap() > 0);
+            }
+            let len = r.whole_frame().unwrap().unwrap();
+            r.take_whole(len).unwrap();
+        }
+        while r.whole_frame().unwrap().is_none() {
+            r.fill_to(HEADER_LEN + 100_000).unwrap();
+        }
+        assert!(r.capacity() >= HEADER_LEN + 100_000);
+        r.take_whole(HEADER_LEN + 100_000).unwrap();
+        r.shrink(1024);
+        assert_eq!(r.capacity(), 0);
+        r.read_header_with(|_| {}).unwrap();
+        assert_eq!(r.buffered().len(), r.avail());
+        r.skip(3).unwrap();
+        assert!(matches!(r.read_header_with(|_| {}), Err(FrameError::Eof)));
+
+        // A stream cut inside a payload is a protocol error, not end of file.
+        let mut r = FrameReader::new(&wire[..HEADER_LEN + 2], 64);
+        let (_, len) = r.read_header_with(|_| {}).unwrap();
+        assert!(matches!(r.skip(len), Err(FrameError::Protocol(_))));
+    }
+
     #[test]
     fn bad_headers_are_typed_errors() {
         let mut h = header(Kind::Data, 0).unwrap();
