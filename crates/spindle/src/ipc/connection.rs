@@ -805,7 +805,8 @@ struct Source {
     collect_fds: bool,
     /// Bytes of the stream read so far (into the buffer or straight into a
     /// destination): minus the buffered ones, the stream offset of the next
-    /// unread byte.
+    /// unread byte. Counted only while collecting descriptors (the only use
+    /// of offsets).
     taken: u64,
     /// Descriptors received and not yet claimed, each with the stream
     /// offset just past the read that brought it. The kernel hands a
@@ -828,16 +829,24 @@ impl Read for Source {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut r = self.file()?;
-        let n = if self.collect_fds {
-            let mut fds = Vec::new();
-            let n = fdpass::recv_some_with_fds(r.as_fd(), buf, &mut fds)?;
-            let e = self.taken + n as u64;
-            self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
-            n
-        } else {
-            r.read(buf)?
-        };
+        if !self.collect_fds {
+            // A pipe (or TCP): no descriptors, and no offsets to keep.
+            return r.read(buf);
+        }
+        self.read_collecting(buf)
+    }
+}
+
+impl Source {
+    /// A `recvmsg` that queues the descriptors it brings, with the stream
+    /// offset past it.
+    #[cold]
+    fn read_collecting(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut fds = Vec::new();
+        let n = fdpass::recv_some_with_fds(self.file()?.as_fd(), buf, &mut fds)?;
         self.taken += n as u64;
+        let e = self.taken;
+        self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
         Ok(n)
     }
 }
@@ -918,14 +927,20 @@ impl RecvBuf {
             + self.frames.get_ref().fds.len()
     }
 
-    /// The stream offset of `pos` (see [`taken`](Self::taken)).
+    /// The stream offset of the next unread byte; kept only on a
+    /// connection that collects descriptors (see `Source::taken`).
     fn offset(&self) -> u64 {
         self.frames.get_ref().taken - self.avail() as u64
     }
 
     /// Closes the received descriptors that came with bytes already
     /// consumed: strays (no `Handle` frame claimed them).
+    #[inline]
     fn close_stray_fds(&mut self) {
+        if self.frames.get_ref().fds.is_empty() {
+            // (Also the only case without offsets: a pipe end.)
+            return;
+        }
         let at = self.offset();
         let fds = self.fds();
         while fds.front().is_some_and(|(e, _)| *e <= at) {
@@ -933,13 +948,8 @@ impl RecvBuf {
         }
     }
 
-    /// The descriptor of the `Handle` frame whose header starts at stream
-    /// offset `h` and was just consumed (`pos` is `h + 8`).
-    fn take_handle_fd(
-        &mut self,
-        bulk: Option<&UnixStream>,
-        h: u64,
-    ) -> Result<OwnedFd, ConnectionError> {
+    /// The descriptor of the `Handle` frame whose header was just consumed.
+    fn take_handle_fd(&mut self, bulk: Option<&UnixStream>) -> Result<OwnedFd, ConnectionError> {
         match self.handles {
             Handles::Side => fdpass::recv_one_fd(side(bulk)?).map_err(|e| {
                 ConnectionError::Protocol(format!(
@@ -947,6 +957,9 @@ impl RecvBuf {
                 ))
             }),
             Handles::Inline => {
+                // The header's stream offset (offsets are kept when
+                // collecting descriptors).
+                let h = self.offset() - HEADER_LEN as u64;
                 let fds = self.fds();
                 while fds.front().is_some_and(|(e, _)| *e <= h) {
                     fds.pop_front();
@@ -975,7 +988,6 @@ impl RecvBuf {
     /// a message receive just read: closes its descriptor, and returns the
     /// error that receive reports.
     fn discard_handle(&mut self, bulk: Option<&UnixStream>, len: usize) -> ConnectionError {
-        let h = self.offset() - HEADER_LEN as u64;
         if len > 0 {
             // No spindle peer sends one: not ours, skipped.
             if let Err(e) = self.skip(bulk, Payload { len, bulk: false }) {
@@ -986,7 +998,7 @@ impl RecvBuf {
                 "a Handle frame with a payload of {len} bytes"
             ));
         }
-        match self.take_handle_fd(bulk, h) {
+        match self.take_handle_fd(bulk) {
             Ok(fd) => {
                 drop(fd);
                 ConnectionError::UnexpectedHandle
@@ -1052,11 +1064,10 @@ impl RecvBuf {
         match self.peek_header().expect("a header is buffered") {
             Ok((Kind::Handle, len)) => {
                 self.frames.consume(HEADER_LEN);
-                let h = self.offset() - HEADER_LEN as u64;
                 if len > 0 {
                     return Err(self.discard_handle(bulk, len));
                 }
-                self.take_handle_fd(bulk, h)
+                self.take_handle_fd(bulk)
             }
             Ok(_) => Err(ConnectionError::NotAHandle),
             Err(e) => {
@@ -1072,9 +1083,7 @@ impl RecvBuf {
     /// [`pending`](Self::pending).
     #[inline]
     fn settle(&mut self) -> usize {
-        if !self.frames.get_ref().fds.is_empty() {
-            self.close_stray_fds();
-        }
+        self.close_stray_fds();
         if self.frames.capacity() > BULK_AT + HEADER_LEN {
             self.frames.shrink(BULK_AT + HEADER_LEN);
         }
@@ -1231,9 +1240,7 @@ impl RecvBuf {
 
     /// Reads the next frame's header; `Ok((kind, len))`.
     fn read_header(&mut self, r: &File) -> Result<(Kind, usize), FrameError> {
-        if !self.frames.get_ref().fds.is_empty() {
-            self.close_stray_fds();
-        }
+        self.close_stray_fds();
         self.frames.read_header_with(|_| spin_until_readable(r))
     }
 
