@@ -8,7 +8,6 @@ mod common;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,17 +26,8 @@ fn tcp_any() -> Address {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A fresh Unix socket path in the temporary directory, private to this
-/// test run (pid and counter); removed first in case a crashed run left it.
 fn unix_path() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "spindle-listener-{}-{}.sock",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&p);
-    p
+    common::unix_path("spindle-listener")
 }
 
 fn addresses() -> Vec<Address> {

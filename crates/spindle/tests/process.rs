@@ -51,7 +51,7 @@ fn check_identity(name: String, parent_pid: u32, authkey: Vec<u8>) {
     assert_eq!(me.name(), name);
     assert_eq!(me.pid(), std::process::id());
     assert!(!me.daemon());
-    assert_eq!(me.authkey().to_vec(), authkey);
+    assert_eq!(me.authkey().unwrap().to_vec(), authkey);
     let parent = parent_process().expect("a child has a parent");
     assert_eq!(parent.pid(), parent_pid);
     assert_eq!(parent.name(), "MainProcess");
@@ -81,7 +81,7 @@ fn process_basics() {
         assert!(p.start().unwrap_err().is_already_started());
         assert!(p.pid().is_some());
         assert_eq!(p.name(), "kid");
-        assert_eq!(p.authkey(), key);
+        assert_eq!(p.authkey().unwrap(), key);
         p.join_timeout(LONG).unwrap();
         assert_eq!(p.exitcode(), Some(0), "{m:?}");
         assert!(!p.is_alive());
@@ -91,12 +91,12 @@ fn process_basics() {
 
 #[spindle::task]
 fn inherits_authkey(expected: Vec<u8>) {
-    assert_eq!(current_process().authkey().to_vec(), expected);
+    assert_eq!(current_process().authkey().unwrap().to_vec(), expected);
 }
 
 #[test]
 fn authkey_is_inherited_and_default_names_count() {
-    let key = current_process().authkey().to_vec();
+    let key = current_process().authkey().unwrap().to_vec();
     let mut p = start(inherits_authkey::call(key), StartMethod::ForkServer);
     assert!(p.name().starts_with("Process-"), "{}", p.name());
     p.join_timeout(LONG).unwrap();

@@ -3,11 +3,13 @@
 //! connections of `Listener` and `Client`), every payload inline.
 #![forbid(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{ConnectionError, RecvTimeoutError, TryRecvError};
 use super::fdpass;
-use super::frame::{self, DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, Kind};
+use super::frame::{
+    self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter, HEADER_LEN, Kind,
+};
 
 /// Size of a connection's receive buffer (allocated on its first receive).
 /// One `read` fills it with the next frame's header, a small payload and,
@@ -109,8 +113,9 @@ fn os_pipe() -> io::Result<(File, File)> {
 /// `close()`, which [`close`](Self::close) also spells); the peer then reads
 /// [`ConnectionError::Eof`].
 pub struct Connection {
-    /// The read end of the pipe from the peer (`None`: send-only end).
-    rx: Option<File>,
+    /// The read end of the pipe from the peer (`None`: send-only end),
+    /// shared with the receive buffer's reader.
+    rx: Option<Arc<File>>,
     /// The write end of the pipe to the peer (`None`: receive-only end).
     tx: Option<File>,
     /// This end of the socket pair that carries large payloads, in the same
@@ -125,18 +130,40 @@ pub struct Connection {
     rbuf: Mutex<RecvBuf>,
     /// The send scratch buffer; its lock also keeps writers from interleaving.
     wbuf: Mutex<Vec<u8>>,
+    /// How descriptors travel on this end (`send_handle`).
+    handles: Handles,
+}
+
+/// How a connection carries descriptors (`send_handle` / `recv_handle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Handles {
+    /// It cannot: a one-way `Pipe` end, a TCP connection.
+    #[default]
+    No,
+    /// A duplex `Pipe`: the descriptor goes on the bulk socket as a one-byte
+    /// message, just before the `Handle` header in the pipe.
+    Side,
+    /// One Unix socket: the descriptor is attached to the `Handle` header.
+    Inline,
 }
 
 impl Connection {
     fn new(rx: Option<File>, tx: Option<File>, bulk: Option<UnixStream>) -> Connection {
+        let handles = match (&rx, &tx, &bulk) {
+            (Some(_), Some(_), Some(_)) => Handles::Side,
+            (Some(r), Some(_), None) if fdpass::is_unix_socket(r.as_fd()) => Handles::Inline,
+            _ => Handles::No,
+        };
+        let rx = rx.map(Arc::new);
         Connection {
+            rbuf: Mutex::new(RecvBuf::new(rx.clone(), handles)),
             rx,
             tx,
             bulk,
             max_frame: AtomicUsize::new(DEFAULT_MAX_FRAME),
             buffered: AtomicUsize::new(0),
-            rbuf: Mutex::new(RecvBuf::default()),
             wbuf: Mutex::new(Vec::new()),
+            handles,
         }
     }
 
@@ -171,18 +198,16 @@ impl Connection {
     /// payload on the socket. The caller holds the write lock.
     fn write_frame(&self, w: &File, h: [u8; HEADER_LEN], payload: &[u8]) -> io::Result<()> {
         if let (true, Some(bulk)) = (payload.len() >= BULK_AT, self.bulk.as_ref()) {
-            let mut h = h;
-            h[3] = Kind::Bulk as u8;
-            write_all(w, &h)?;
+            FrameWriter::new(w).write_header(Kind::Bulk, payload.len())?;
             (&*bulk).write_all(payload)
         } else {
             // One `writev`: one system call, no copy.
-            write_all_vectored(w, &mut [IoSlice::new(&h), IoSlice::new(payload)])
+            FrameWriter::new(w).write_parts(&h, payload)
         }
     }
 
     fn reader(&self) -> Result<&File, ConnectionError> {
-        self.rx.as_ref().ok_or(ConnectionError::NotReadable)
+        self.rx.as_deref().ok_or(ConnectionError::NotReadable)
     }
 
     /// Sends one serde value (Python's `send(obj)`, with postcard instead of
@@ -199,15 +224,15 @@ impl Connection {
         // and payload leave in one `write`.
         let mut buf = std::mem::take(&mut *scratch);
         buf.clear();
-        buf.extend_from_slice(&[0u8; HEADER_LEN]);
-        let mut buf =
-            postcard::to_extend(value, buf).map_err(|e| ConnectionError::Encode(e.to_string()))?;
-        let h = frame::header(Kind::Data, buf.len() - HEADER_LEN)?;
+        frame::push_value(&mut buf, Kind::Data, value).map_err(|e| match e {
+            frame::FrameEncodeError::Encode(m) => ConnectionError::Encode(m),
+            frame::FrameEncodeError::Io(e) => ConnectionError::from(e),
+        })?;
         let sent = if buf.len() - HEADER_LEN >= BULK_AT {
-            self.write_frame(w, h, &buf[HEADER_LEN..])
+            let (h, payload) = buf.split_at(HEADER_LEN);
+            self.write_frame(w, h.try_into().expect("a header"), payload)
         } else {
-            buf[..HEADER_LEN].copy_from_slice(&h);
-            write_all(w, &buf)
+            FrameWriter::new(w).write_encoded(&buf)
         };
         if buf.capacity() <= KEEP_SEND_BUF {
             *scratch = buf;
@@ -558,6 +583,144 @@ impl Connection {
         Ok(self.recv_until(Some(deadline), |_, _| Ok(()))?.is_some())
     }
 
+    /// Sends a file descriptor (a duplicate of `fd`: the caller keeps its
+    /// own) to the process at the other end (Python's
+    /// `multiprocessing.reduction.send_handle(conn, handle, destination_pid)`,
+    /// without `destination_pid`, which only Windows needs). The peer takes
+    /// it with [`recv_handle`](Self::recv_handle), in order with the other
+    /// messages.
+    ///
+    /// Only a duplex [`Pipe`] end and a connection over a Unix socket
+    /// ([`Listener`](super::Listener) / [`Client`](super::Client) on an
+    /// `Address::Unix`) can carry one: the descriptor goes as `SCM_RIGHTS`
+    /// on the socket (a `Pipe`'s side socket, just before the `Handle` frame
+    /// that announces it in the pipe; a socket connection's own socket,
+    /// attached to that frame). The receiver gets a new descriptor
+    /// (close-on-exec) for the same open file.
+    ///
+    /// # Errors
+    /// [`HandlesUnsupported`](ConnectionError::HandlesUnsupported) on a
+    /// one-way `Pipe(false)` end or a TCP connection (nothing sent);
+    /// [`NotWritable`](ConnectionError::NotWritable) on a receive-only end;
+    /// [`Eof`](ConnectionError::Eof) if the peer is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use spindle::ipc::Pipe;
+    ///
+    /// let (a, b) = Pipe(true)?;
+    /// let (mut r, w) = std::io::pipe()?;
+    /// a.send_handle(&w)?;
+    /// drop(w);
+    /// let mut w = std::fs::File::from(b.recv_handle()?);
+    /// w.write_all(b"through a passed descriptor")?;
+    /// drop(w);
+    /// let mut got = String::new();
+    /// r.read_to_string(&mut got)?;
+    /// assert_eq!(got, "through a passed descriptor");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_handle(&self, fd: impl AsFd) -> Result<(), ConnectionError> {
+        let w = self.writer()?;
+        let h = frame::header(Kind::Handle, 0)?;
+        let fd = fd.as_fd();
+        match (self.handles, self.bulk.as_ref()) {
+            (Handles::Side, Some(bulk)) => {
+                let _g = self.wbuf.lock();
+                // The descriptor first: once the reader sees the header, it
+                // is on the socket, and a bounded receive never waits for it.
+                fdpass::send_fds(bulk, &[fd])?;
+                FrameWriter::new(w).write_encoded(&h)?;
+            }
+            (Handles::Inline, _) => {
+                let _g = self.wbuf.lock();
+                fdpass::send_with_fd(w.as_fd(), &h, fd)?;
+            }
+            _ => return Err(ConnectionError::HandlesUnsupported),
+        }
+        Ok(())
+    }
+
+    /// Receives a descriptor sent by [`send_handle`](Self::send_handle)
+    /// (Python's `multiprocessing.reduction.recv_handle(conn)`), as an
+    /// owned, close-on-exec descriptor.
+    ///
+    /// Descriptors and messages share one ordered stream: this takes the
+    /// next item, which must be a descriptor. If the next item is a plain
+    /// message instead, this fails with
+    /// [`NotAHandle`](ConnectionError::NotAHandle) as soon as that
+    /// message's 8-byte header has arrived, **without consuming it**: the
+    /// message stays first in line, whole, for the next `recv` /
+    /// `recv_bytes` (or `poll`), so nothing is lost and the stream stays
+    /// aligned. (Python has no such check: its `recv_handle` reads the
+    /// message's bytes as a descriptor message and the stream is broken.)
+    /// Conversely, a `recv` / `recv_bytes` that meets a descriptor closes it
+    /// and fails with [`UnexpectedHandle`](ConnectionError::UnexpectedHandle),
+    /// and a descriptor a foreign peer attaches to plain data is closed when
+    /// the reader passes that data: none is ever leaked.
+    ///
+    /// # Errors
+    /// [`NotAHandle`](ConnectionError::NotAHandle) (above);
+    /// [`HandlesUnsupported`](ConnectionError::HandlesUnsupported) on a
+    /// connection that cannot carry one (nothing read);
+    /// [`Eof`](ConnectionError::Eof) once the peer closed and everything it
+    /// sent was read; [`NotReadable`](ConnectionError::NotReadable) on a
+    /// send-only end; [`Protocol`](ConnectionError::Protocol) for a `Handle`
+    /// frame whose descriptor did not come (a foreign peer, or no free
+    /// descriptor in this process: the kernel then drops it).
+    pub fn recv_handle(&self) -> Result<OwnedFd, ConnectionError> {
+        let r = self.reader()?;
+        if self.handles == Handles::No {
+            return Err(ConnectionError::HandlesUnsupported);
+        }
+        let mut rb = self.rbuf.lock();
+        let out = rb.read_handle(r, self.bulk.as_ref());
+        self.buffered.store(rb.settle(), Ordering::Release);
+        out
+    }
+
+    /// [`recv_handle`](Self::recv_handle), waiting at most `timeout` for the
+    /// descriptor. A timeout too long to represent waits forever.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] if nothing came in time (nothing
+    /// consumed); [`RecvTimeoutError::Failed`] with what `recv_handle`
+    /// would report, [`NotAHandle`](ConnectionError::NotAHandle) included
+    /// (known once the next message's header has arrived; the message is
+    /// left in place).
+    pub fn recv_handle_timeout(&self, timeout: Duration) -> Result<OwnedFd, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_handle_deadline(deadline),
+            None => self.recv_handle().map_err(RecvTimeoutError::Failed),
+        }
+    }
+
+    /// [`recv_handle`](Self::recv_handle), waiting until `deadline` at the
+    /// latest.
+    ///
+    /// # Errors
+    /// As [`recv_handle_timeout`](Self::recv_handle_timeout).
+    pub fn recv_handle_deadline(&self, deadline: Instant) -> Result<OwnedFd, RecvTimeoutError> {
+        let r = self.reader().map_err(RecvTimeoutError::Failed)?;
+        if self.handles == Handles::No {
+            return Err(RecvTimeoutError::Failed(
+                ConnectionError::HandlesUnsupported,
+            ));
+        }
+        let Some(mut rb) = self.rbuf.try_lock_until(deadline) else {
+            return Err(RecvTimeoutError::Timeout);
+        };
+        let bulk = self.bulk.as_ref();
+        let out = match rb.handle_ready(r, bulk, deadline) {
+            Ok(true) => rb.read_handle(r, bulk).map_err(RecvTimeoutError::Failed),
+            Ok(false) => Err(RecvTimeoutError::Timeout),
+            Err(e) => Err(RecvTimeoutError::Failed(e.into())),
+        };
+        self.buffered.store(rb.settle(), Ordering::Release);
+        out
+    }
+
     /// Closes this end (Python's `close()`); the same as dropping it.
     pub fn close(self) {}
 
@@ -603,24 +766,6 @@ impl Connection {
     }
 }
 
-/// Writes all of `buf`, retrying short writes and interruptions.
-fn write_all(mut w: &File, buf: &[u8]) -> io::Result<()> {
-    w.write_all(buf)
-}
-
-/// Writes all of `bufs` with `writev`, retrying short writes and interruptions.
-fn write_all_vectored(mut w: &File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !bufs.is_empty() {
-        match w.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Where the current frame's payload is: `len` bytes, in the pipe (after
 /// the header) or, for a `Bulk` frame, on the socket.
 #[derive(Clone, Copy)]
@@ -629,8 +774,8 @@ struct Payload {
     bulk: bool,
 }
 
-/// A connection's receive buffer: `data[pos..end]` was read from the pipe
-/// and not consumed yet.
+/// A connection's receive buffer: a [`FrameReader`] over the read pipe (or
+/// socket), and what a bounded receive keeps between calls.
 ///
 /// A bounded receive (`try_recv`, `recv_timeout`, `poll_*`, ...) consumes
 /// nothing until the next message is whole: it leaves the frame's header
@@ -641,16 +786,69 @@ struct Payload {
 /// instead, see `dropping`), and keeps what came of a `Bulk` frame's payload from
 /// the socket in `stash`. So a wait that runs out in the middle of a frame
 /// loses nothing: the next receive, bounded or not, goes on from there.
-#[derive(Default)]
 struct RecvBuf {
-    data: Vec<u8>,
-    pos: usize,
-    end: usize,
+    frames: FrameReader<Source>,
     stash: Stash,
     /// On a connection without a bulk socket: an inline frame over the
     /// limit whose header a bounded receive consumed, and whose payload is
     /// being dropped as it arrives (never buffered whole).
     dropping: Option<Dropping>,
+    /// How this connection carries descriptors.
+    handles: Handles,
+}
+
+/// What a connection's [`FrameReader`] reads: the read pipe, or the socket
+/// of a connection over one Unix socket, where every read is a `recvmsg`
+/// that collects descriptors.
+struct Source {
+    file: Option<Arc<File>>,
+    collect_fds: bool,
+    /// Bytes of the stream read so far (into the buffer or straight into a
+    /// destination): minus the buffered ones, the stream offset of the next
+    /// unread byte. Counted only while collecting descriptors (the only use
+    /// of offsets).
+    taken: u64,
+    /// Descriptors received and not yet claimed, each with the stream
+    /// offset just past the read that brought it. The kernel hands a
+    /// message's descriptors to the read that takes its first byte and ends
+    /// that read with the message, so a descriptor attached to the `Handle`
+    /// header at offset `h` comes with an offset in `h+1..=h+8`; any other
+    /// is a stray, closed once the reader is past it.
+    fds: VecDeque<(u64, OwnedFd)>,
+}
+
+impl Source {
+    fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_deref()
+            .ok_or_else(|| io::Error::other("a send-only Connection has nothing to read"))
+    }
+}
+
+impl Read for Source {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut r = self.file()?;
+        if !self.collect_fds {
+            // A pipe (or TCP): no descriptors, and no offsets to keep.
+            return r.read(buf);
+        }
+        self.read_collecting(buf)
+    }
+}
+
+impl Source {
+    /// A `recvmsg` that queues the descriptors it brings, with the stream
+    /// offset past it.
+    #[cold]
+    fn read_collecting(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut fds = Vec::new();
+        let n = fdpass::recv_some_with_fds(self.file()?.as_fd(), buf, &mut fds)?;
+        self.taken += n as u64;
+        let e = self.taken;
+        self.fds.extend(fds.into_iter().map(|fd| (e, fd)));
+        Ok(n)
+    }
 }
 
 /// An oversized inline frame being dropped (see [`RecvBuf::dropping`]).
@@ -692,27 +890,202 @@ enum Need {
     TooLarge(usize),
     /// More payload bytes of the frame being dropped.
     Drop,
+    /// A `Handle` frame of a duplex `Pipe`: its descriptor on the socket.
+    HandleFd,
 }
 
 impl RecvBuf {
+    fn new(rx: Option<Arc<File>>, handles: Handles) -> RecvBuf {
+        let source = Source {
+            file: rx,
+            collect_fds: handles == Handles::Inline,
+            taken: 0,
+            fds: VecDeque::new(),
+        };
+        RecvBuf {
+            frames: FrameReader::new(source, RECV_BUF),
+            stash: Stash::default(),
+            dropping: None,
+            handles,
+        }
+    }
+
     fn avail(&self) -> usize {
-        self.end - self.pos
+        self.frames.avail()
+    }
+
+    fn fds(&mut self) -> &mut VecDeque<(u64, OwnedFd)> {
+        &mut self.frames.get_mut().fds
     }
 
     /// Bytes received from the OS and not handed out yet (a frame being
     /// dropped counts as one: it is not over).
     fn pending(&self) -> usize {
-        self.avail() + self.stash.got + usize::from(self.dropping.is_some())
+        self.avail()
+            + self.stash.got
+            + usize::from(self.dropping.is_some())
+            + self.frames.get_ref().fds.len()
+    }
+
+    /// The stream offset of the next unread byte; kept only on a
+    /// connection that collects descriptors (see `Source::taken`).
+    fn offset(&self) -> u64 {
+        self.frames.get_ref().taken - self.avail() as u64
+    }
+
+    /// Closes the received descriptors that came with bytes already
+    /// consumed: strays (no `Handle` frame claimed them).
+    #[inline]
+    fn close_stray_fds(&mut self) {
+        if self.frames.get_ref().fds.is_empty() {
+            // (Also the only case without offsets: a pipe end.)
+            return;
+        }
+        let at = self.offset();
+        let fds = self.fds();
+        while fds.front().is_some_and(|(e, _)| *e <= at) {
+            fds.pop_front();
+        }
+    }
+
+    /// The descriptor of the `Handle` frame whose header was just consumed.
+    fn take_handle_fd(&mut self, bulk: Option<&UnixStream>) -> Result<OwnedFd, ConnectionError> {
+        match self.handles {
+            Handles::Side => fdpass::recv_one_fd(side(bulk)?).map_err(|e| {
+                ConnectionError::Protocol(format!(
+                    "a Handle frame whose descriptor did not come on the socket: {e}"
+                ))
+            }),
+            Handles::Inline => {
+                // The header's stream offset (offsets are kept when
+                // collecting descriptors).
+                let h = self.offset() - HEADER_LEN as u64;
+                let fds = self.fds();
+                while fds.front().is_some_and(|(e, _)| *e <= h) {
+                    fds.pop_front();
+                }
+                let fd = match fds.front() {
+                    Some((e, _)) if *e <= h + HEADER_LEN as u64 => fds.pop_front().map(|x| x.1),
+                    _ => None,
+                };
+                // More than one with the header (a foreign peer): closed.
+                self.close_stray_fds();
+                fd.ok_or_else(|| {
+                    ConnectionError::Protocol(
+                        "a Handle frame without a descriptor (the peer attached none, \
+                         or this process had no descriptor free)"
+                            .into(),
+                    )
+                })
+            }
+            Handles::No => Err(ConnectionError::Protocol(
+                "a Handle frame on a connection that cannot carry descriptors".into(),
+            )),
+        }
+    }
+
+    /// Consumes the rest of a `Handle` frame whose header (of payload `len`)
+    /// a message receive just read: closes its descriptor, and returns the
+    /// error that receive reports.
+    fn discard_handle(&mut self, bulk: Option<&UnixStream>, len: usize) -> ConnectionError {
+        if len > 0 {
+            // No spindle peer sends one: not ours, skipped.
+            if let Err(e) = self.skip(bulk, Payload { len, bulk: false }) {
+                return e.into();
+            }
+            self.close_stray_fds();
+            return ConnectionError::Protocol(format!(
+                "a Handle frame with a payload of {len} bytes"
+            ));
+        }
+        match self.take_handle_fd(bulk) {
+            Ok(fd) => {
+                drop(fd);
+                ConnectionError::UnexpectedHandle
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Waits until `recv_handle` can run without blocking: a header is
+    /// buffered (or a frame is being dropped, or end of file) and, for a
+    /// `Handle` frame of a duplex `Pipe`, its descriptor is on the socket.
+    /// False if `deadline` came first; nothing is consumed either way.
+    fn handle_ready(
+        &mut self,
+        r: &File,
+        bulk: Option<&UnixStream>,
+        deadline: Instant,
+    ) -> io::Result<bool> {
+        while self.dropping.is_none() && self.avail() < HEADER_LEN {
+            if !wait_readable(r.as_fd(), Some(deadline))? {
+                return Ok(false);
+            }
+            if self.frames.fill_to(HEADER_LEN)? == 0 {
+                return Ok(true);
+            }
+        }
+        if self.dropping.is_none()
+            && self.handles == Handles::Side
+            && matches!(self.peek_header(), Some(Ok((Kind::Handle, 0))))
+        {
+            return wait_readable(side(bulk)?.as_fd(), Some(deadline));
+        }
+        Ok(true)
+    }
+
+    /// The buffered next header, parsed, without consuming it.
+    fn peek_header(&self) -> Option<Result<(Kind, usize), FrameError>> {
+        self.frames.peek_header()
+    }
+
+    /// `recv_handle` under the read lock: the next frame must be a `Handle`
+    /// frame; a message is left in place (`NotAHandle`).
+    fn read_handle(
+        &mut self,
+        r: &File,
+        bulk: Option<&UnixStream>,
+    ) -> Result<OwnedFd, ConnectionError> {
+        if self.dropping.is_some() {
+            // An oversized message a bounded receive began to drop: the next
+            // message receive reports it.
+            return Err(ConnectionError::NotAHandle);
+        }
+        self.close_stray_fds();
+        while self.avail() < HEADER_LEN {
+            if self.fill(r)? == 0 {
+                return Err(if self.avail() == 0 {
+                    ConnectionError::Eof
+                } else {
+                    FrameError::Protocol("stream ended inside a frame header".into()).into()
+                });
+            }
+        }
+        match self.peek_header().expect("a header is buffered") {
+            Ok((Kind::Handle, len)) => {
+                self.frames.consume(HEADER_LEN);
+                if len > 0 {
+                    return Err(self.discard_handle(bulk, len));
+                }
+                self.take_handle_fd(bulk)
+            }
+            Ok(_) => Err(ConnectionError::NotAHandle),
+            Err(e) => {
+                // As a message receive: the bad header is consumed.
+                self.frames.consume(HEADER_LEN);
+                Err(e.into())
+            }
+        }
     }
 
     /// Releases a buffer that grew past a pipe frame's size (a large inline
     /// frame of a socket connection) once it is empty; returns
     /// [`pending`](Self::pending).
+    #[inline]
     fn settle(&mut self) -> usize {
-        if self.avail() == 0 && self.data.len() > BULK_AT + HEADER_LEN {
-            self.data = Vec::new();
-            self.pos = 0;
-            self.end = 0;
+        self.close_stray_fds();
+        if self.frames.capacity() > BULK_AT + HEADER_LEN {
+            self.frames.shrink(BULK_AT + HEADER_LEN);
         }
         self.pending()
     }
@@ -727,16 +1100,19 @@ impl RecvBuf {
                 Need::Nothing
             };
         }
-        if self.avail() < HEADER_LEN {
+        let Some(header) = self.frames.peek_header() else {
             return Need::Pipe(HEADER_LEN);
-        }
-        let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
-        match frame::parse_header(&h) {
+        };
+        match header {
             // A bad header: reading it reports the error at once.
             Err(_) => Need::Nothing,
             // No bulk socket to read it from: reading it is a protocol error.
             Ok((Kind::Bulk, _)) if inline => Need::Nothing,
+            // A descriptor: on a duplex pipe it is on the socket (sent before
+            // the header; waited for all the same); on a Unix socket it came
+            // with the header.
+            Ok((Kind::Handle, 0)) if self.handles == Handles::Side => Need::HandleFd,
+            Ok((Kind::Handle, 0)) => Need::Nothing,
             Ok((Kind::Bulk, len)) if self.stash.got < len => Need::Bulk(len),
             Ok((Kind::Bulk, _)) => Need::Nothing,
             // No Connection sends that much through the pipe (it goes on the
@@ -767,7 +1143,7 @@ impl RecvBuf {
             match self.need(bulk.is_none(), limit) {
                 Need::Nothing => return Ok(true),
                 Need::TooLarge(len) => {
-                    self.pos += HEADER_LEN;
+                    self.frames.consume(HEADER_LEN);
                     self.dropping = Some(Dropping {
                         left: len,
                         len,
@@ -782,7 +1158,7 @@ impl RecvBuf {
                         return Ok(false);
                     }
                     // End of file: the read reports it.
-                    if self.read_more(r, RECV_BUF)? == 0 {
+                    if self.frames.fill_to(RECV_BUF)? == 0 {
                         return Ok(true);
                     }
                 }
@@ -791,9 +1167,12 @@ impl RecvBuf {
                         return Ok(false);
                     }
                     // End of file: the read reports it.
-                    if self.read_more(r, total)? == 0 {
+                    if self.frames.fill_to(total)? == 0 {
                         return Ok(true);
                     }
+                }
+                Need::HandleFd => {
+                    return wait_readable(side(bulk)?.as_fd(), deadline);
                 }
                 Need::Bulk(len) => {
                     let bulk = side(bulk)?;
@@ -816,37 +1195,9 @@ impl RecvBuf {
             return false;
         };
         let n = avail.min(d.left);
-        self.pos += n;
         d.left -= n;
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        }
+        self.frames.consume(n);
         n > 0
-    }
-
-    /// One `read` of the pipe after making room for `total` bytes from
-    /// `pos`; the bytes read (0 at end of file). Called once the pipe is
-    /// readable, so it does not block.
-    fn read_more(&mut self, mut r: &File, total: usize) -> io::Result<usize> {
-        if self.data.len() - self.pos < total {
-            self.data.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-            if self.data.len() < total {
-                self.data.resize(total.max(RECV_BUF), 0);
-            }
-        }
-        loop {
-            match r.read(&mut self.data[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// One `read` of the socket into the stash of a `Bulk` payload of `len`
@@ -880,48 +1231,17 @@ impl RecvBuf {
         }
     }
 
-    /// One `read` into the free part of the buffer; `Ok(0)` at end of file.
-    fn fill(&mut self, mut r: &File) -> io::Result<usize> {
-        if self.data.is_empty() {
-            self.data = vec![0u8; RECV_BUF];
-        }
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.data.len() - self.end < HEADER_LEN {
-            // Only a partial frame is left near the end: move it to the front.
-            self.data.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
+    /// One `read` into the free part of the buffer, after polling the pipe
+    /// for [`READ_SPIN`]; `Ok(0)` at end of file.
+    fn fill(&mut self, r: &File) -> io::Result<usize> {
         spin_until_readable(r);
-        loop {
-            match r.read(&mut self.data[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.frames.fill()
     }
 
     /// Reads the next frame's header; `Ok((kind, len))`.
     fn read_header(&mut self, r: &File) -> Result<(Kind, usize), FrameError> {
-        while self.avail() < HEADER_LEN {
-            if self.fill(r)? == 0 {
-                return Err(if self.avail() == 0 {
-                    FrameError::Eof
-                } else {
-                    FrameError::Protocol("stream ended inside a frame header".into())
-                });
-            }
-        }
-        let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.data[self.pos..self.pos + HEADER_LEN]);
-        self.pos += HEADER_LEN;
-        frame::parse_header(&h)
+        self.close_stray_fds();
+        self.frames.read_header_with(|_| spin_until_readable(r))
     }
 
     /// Reads the next header of a data frame whose payload fits `limit`.
@@ -953,6 +1273,9 @@ impl RecvBuf {
             .into());
         }
         let (kind, len) = self.read_header(r)?;
+        if kind == Kind::Handle {
+            return Err(self.discard_handle(bulk, len));
+        }
         if kind == Kind::Bulk && bulk.is_none() {
             // Its payload is not in this stream: only the header is consumed.
             return Err(ConnectionError::Protocol(
@@ -966,7 +1289,7 @@ impl RecvBuf {
         // Part of this payload was dropped by a bounded receive that found
         // it over the limit then: it can only be skipped.
         if let (true, Some(limit)) = (p.bulk, self.stash.over) {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(FrameError::TooLarge {
                 len: len as u64,
                 limit,
@@ -974,7 +1297,7 @@ impl RecvBuf {
             .into());
         }
         if len > limit {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(FrameError::TooLarge {
                 len: len as u64,
                 limit,
@@ -982,7 +1305,7 @@ impl RecvBuf {
             .into());
         }
         if kind != Kind::Data && kind != Kind::Bulk {
-            self.skip(r, bulk, p)?;
+            self.skip(bulk, p)?;
             return Err(ConnectionError::Protocol(format!(
                 "unexpected {kind:?} frame on a Connection"
             )));
@@ -992,26 +1315,16 @@ impl RecvBuf {
 
     /// The payload `p` if it is all buffered (consuming it).
     fn take_whole(&mut self, p: Payload) -> Option<&[u8]> {
-        if p.bulk || self.avail() < p.len {
+        if p.bulk {
             return None;
         }
-        let start = self.pos;
-        self.pos += p.len;
-        Some(&self.data[start..start + p.len])
-    }
-
-    /// Copies buffered bytes into `dst`; returns how many.
-    fn take_into(&mut self, dst: &mut [u8]) -> usize {
-        let n = self.avail().min(dst.len());
-        dst[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-        self.pos += n;
-        n
+        self.frames.take_whole(p.len)
     }
 
     /// Fills `dst` (`p.len` bytes) with the current frame's payload.
     fn read_payload(
         &mut self,
-        mut r: &File,
+        r: &File,
         bulk: Option<&UnixStream>,
         p: Payload,
         dst: &mut [u8],
@@ -1024,29 +1337,8 @@ impl RecvBuf {
             dst[..got].copy_from_slice(&stash.bytes[..got]);
             return Ok(side(bulk)?.read_exact(&mut dst[got..])?);
         }
-        let mut got = self.take_into(dst);
-        while got < dst.len() {
-            let n = if dst.len() - got >= RECV_BUF / 2 {
-                // Large remainder: straight into place, no copy.
-                match r.read(&mut dst[got..]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(FrameError::Io(e)),
-                }
-            } else {
-                match self.fill(r)? {
-                    0 => 0,
-                    _ => self.take_into(&mut dst[got..]),
-                }
-            };
-            if n == 0 {
-                return Err(FrameError::Protocol(
-                    "stream ended in the middle of a frame".into(),
-                ));
-            }
-            got += n;
-        }
-        Ok(())
+        // Buffered bytes, then a large remainder straight into place.
+        self.frames.read_exact_into(dst, |_| spin_until_readable(r))
     }
 
     /// The current frame's payload as a new vector.
@@ -1080,25 +1372,12 @@ impl RecvBuf {
     }
 
     /// Consumes payload `p` in buffer-sized reads, never allocating it.
-    fn skip(&mut self, r: &File, bulk: Option<&UnixStream>, p: Payload) -> Result<(), FrameError> {
+    fn skip(&mut self, bulk: Option<&UnixStream>, p: Payload) -> Result<(), FrameError> {
         if p.bulk {
             let stash = std::mem::take(&mut self.stash);
             return frame::skip(side(bulk)?, p.len - stash.got.min(p.len));
         }
-        let mut len = p.len;
-        loop {
-            let n = self.avail().min(len);
-            self.pos += n;
-            len -= n;
-            if len == 0 {
-                return Ok(());
-            }
-            if self.fill(r)? == 0 {
-                return Err(FrameError::Protocol(
-                    "stream ended in the middle of a frame".into(),
-                ));
-            }
-        }
+        self.frames.skip(p.len)
     }
 }
 
@@ -1192,9 +1471,8 @@ impl Serialize for Connection {
                  receive them before passing it to another process"
             )));
         }
-        let export = |f: &Option<File>| {
-            f.as_ref()
-                .map(|f| fdpass::export(f.as_fd()))
+        let export = |f: Option<&File>| {
+            f.map(|f| fdpass::export(f.as_fd()))
                 .transpose()
                 .map_err(serde::ser::Error::custom)
         };
@@ -1204,7 +1482,7 @@ impl Serialize for Connection {
             .map(|b| fdpass::export(b.as_fd()))
             .transpose()
             .map_err(serde::ser::Error::custom)?;
-        (export(&self.rx)?, export(&self.tx)?, bulk).serialize(s)
+        (export(self.rx.as_deref())?, export(self.tx.as_ref())?, bulk).serialize(s)
     }
 }
 
@@ -1232,6 +1510,11 @@ mod tests {
     use super::*;
 
     const LONG: Duration = Duration::from_secs(60);
+
+    /// Writes raw bytes to a pipe end (frames made by hand).
+    fn write_all(mut w: &File, buf: &[u8]) -> io::Result<()> {
+        w.write_all(buf)
+    }
 
     fn pending(c: &Connection) -> usize {
         c.buffered.load(Ordering::Acquire)
@@ -1364,7 +1647,7 @@ mod tests {
         raw.write_all(&[7u8; 50_000]).unwrap();
         assert!(b.try_recv_bytes().unwrap_err().is_empty());
         assert!(
-            b.rbuf.lock().data.len() <= RECV_BUF,
+            b.rbuf.lock().frames.capacity() <= RECV_BUF,
             "buffered, not dropped"
         );
         assert!(pending(&b) > 0);
@@ -1385,7 +1668,7 @@ mod tests {
                 }))
             ));
         });
-        assert!(b.rbuf.lock().data.len() <= RECV_BUF);
+        assert!(b.rbuf.lock().frames.capacity() <= RECV_BUF);
         assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), b"ok");
 
         b.set_max_frame(DEFAULT_MAX_FRAME);
@@ -1399,7 +1682,10 @@ mod tests {
             });
             assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), big);
         });
-        assert!(b.rbuf.lock().data.len() <= BULK_AT + HEADER_LEN, "kept");
+        assert!(
+            b.rbuf.lock().frames.capacity() <= BULK_AT + HEADER_LEN,
+            "kept"
+        );
         assert_eq!(pending(&b), 0);
     }
 
@@ -1416,7 +1702,7 @@ mod tests {
         (&raw).write_all(&[1u8; 20_000]).unwrap();
         assert!(!b.poll().unwrap());
         assert!(
-            b.rbuf.lock().data.len() <= RECV_BUF,
+            b.rbuf.lock().frames.capacity() <= RECV_BUF,
             "buffered, not dropped"
         );
         std::thread::scope(|s| {
@@ -1436,6 +1722,76 @@ mod tests {
             ));
         });
         assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [9]);
+    }
+
+    /// Whether every write end of the pipe `r` reads from is closed.
+    fn hung_up(r: &std::io::PipeReader) -> bool {
+        let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLHUP)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap();
+        fds[0]
+            .revents()
+            .is_some_and(|e| e.contains(PollFlags::POLLHUP))
+    }
+
+    /// A foreign peer of a Unix-socket connection attaching descriptors to
+    /// plain frames: each is closed once the reader is past the bytes it
+    /// came with, whichever receive reads them (blocking or bounded), and
+    /// the messages arrive intact. A `Handle` frame without a descriptor is
+    /// a protocol error, and the stream goes on.
+    #[test]
+    fn stray_descriptors_on_a_socket_connection_are_closed() {
+        let (b, raw) = socket_connection();
+        let mut frames = Vec::new();
+        for i in 0..3u8 {
+            let mut f = frame::header(Kind::Data, 3).unwrap().to_vec();
+            f.extend_from_slice(&[i; 3]);
+            frames.push(f);
+        }
+        let (r, w) = std::io::pipe().unwrap();
+        // On a header, inside a payload, and on the next header too.
+        fdpass::send_with_fd(raw.as_fd(), &frames[0], w.as_fd()).unwrap();
+        (&raw).write_all(&frames[1][..10]).unwrap();
+        fdpass::send_with_fd(raw.as_fd(), &frames[1][10..], w.as_fd()).unwrap();
+        fdpass::send_with_fd(raw.as_fd(), &frames[2], w.as_fd()).unwrap();
+        drop(w);
+        assert_eq!(b.recv_bytes().unwrap(), [0; 3]);
+        assert_eq!(b.try_recv_bytes().unwrap(), [1; 3]);
+        assert_eq!(b.recv_bytes_timeout(LONG).unwrap(), [2; 3]);
+        assert!(b.rbuf.lock().frames.get_ref().fds.is_empty());
+        assert!(hung_up(&r), "a stray descriptor was kept");
+        assert_eq!(pending(&b), 0);
+
+        // A Handle frame with no descriptor attached.
+        (&raw)
+            .write_all(&frame::header(Kind::Handle, 0).unwrap())
+            .unwrap();
+        (&raw).write_all(&frames[0]).unwrap();
+        assert!(matches!(b.recv_handle(), Err(ConnectionError::Protocol(_))));
+        assert_eq!(b.recv_bytes().unwrap(), [0; 3]);
+        // Two descriptors on one Handle frame: the first is taken, the
+        // second closed.
+        let (mut r1, w1) = std::io::pipe().unwrap();
+        let (r2, w2) = std::io::pipe().unwrap();
+        let h = frame::header(Kind::Handle, 0).unwrap();
+        let sent = nix::sys::socket::sendmsg::<()>(
+            raw.as_raw_fd(),
+            &[std::io::IoSlice::new(&h)],
+            &[nix::sys::socket::ControlMessage::ScmRights(&[
+                w1.as_raw_fd(),
+                w2.as_raw_fd(),
+            ])],
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(sent, HEADER_LEN);
+        drop((w1, w2));
+        let got = b.recv_handle().unwrap();
+        assert!(hung_up(&r2), "the second descriptor was kept");
+        File::from(got).write_all(b"first").unwrap();
+        let mut s = String::new();
+        r1.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "first");
     }
 
     /// A receive in progress on another thread: `try_recv` does not wait for

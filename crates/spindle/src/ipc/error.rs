@@ -56,6 +56,20 @@ pub enum ConnectionError {
     Encode(String),
     /// The message could not be decoded as the requested type.
     Decode(String),
+    /// `send_handle` / `recv_handle` on a connection that cannot carry a
+    /// descriptor: a one-way `Pipe(false)` end or a TCP connection (Python
+    /// fails there too, with an `OSError` from the socket calls). Only a
+    /// duplex [`Pipe`](super::Pipe) and a connection over a Unix socket
+    /// ([`Listener`](super::Listener) / [`Client`](super::Client) on an
+    /// `Address::Unix`) can.
+    HandlesUnsupported,
+    /// `recv_handle` found a plain message next, not a descriptor. That
+    /// message was not consumed: the next `recv` / `recv_bytes` returns it.
+    NotAHandle,
+    /// A receive of a message found a descriptor sent by `send_handle`
+    /// instead. The descriptor was closed and its frame consumed; the next
+    /// receive goes on with the message after it.
+    UnexpectedHandle,
     /// The operating system failed.
     Io(io::Error),
 }
@@ -128,6 +142,16 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Protocol(m) => write!(f, "protocol error: {m}"),
             ConnectionError::Encode(m) => write!(f, "cannot encode the value: {m}"),
             ConnectionError::Decode(m) => write!(f, "cannot decode the message: {m}"),
+            ConnectionError::HandlesUnsupported => f.write_str(
+                "this connection cannot carry a descriptor (only a duplex Pipe or a \
+                 connection over a Unix socket can)",
+            ),
+            ConnectionError::NotAHandle => f.write_str(
+                "the next message is plain data, not a descriptor (left for the next receive)",
+            ),
+            ConnectionError::UnexpectedHandle => {
+                f.write_str("a descriptor came where a message was expected (it was closed)")
+            }
             ConnectionError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

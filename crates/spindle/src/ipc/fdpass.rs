@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
@@ -83,8 +83,48 @@ pub(crate) fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[OwnedFd]) -> 
         return (&*sock).write_all(data);
     }
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let cmsg = [ControlMessage::ScmRights(&raw)];
-    let sent = loop {
+    send_with_raw(sock.as_fd(), data, &raw)
+}
+
+/// Fills `buf` exactly from `sock`, collecting descriptors that arrive with it
+/// (close-on-exec).
+pub(crate) fn recv_exact_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    let mut got = 0;
+    while got < buf.len() {
+        match recv_some_with_fds(sock.as_fd(), &mut buf[got..], &mut fds)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
+        }
+    }
+    Ok(fds)
+}
+
+/// Sends each of `fds` on `sock` as its own one-byte message carrying it
+/// (`SCM_RIGHTS`), in order: the receiver takes them one by one with
+/// [`recv_one_fd`].
+pub(crate) fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    for fd in fds {
+        send_with_raw(sock.as_fd(), &[0u8], &[fd.as_raw_fd()])?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to the stream socket `sock` (any descriptor of one: a
+/// `Connection`'s write side is a `File`), attaching `pass` to its first
+/// byte; the rest of `data` follows with plain writes.
+pub(crate) fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    pass: BorrowedFd<'_>,
+) -> io::Result<()> {
+    send_with_raw(sock, data, &[pass.as_raw_fd()])
+}
+
+/// [`send_with_fd`] for any number of descriptors (`data` not empty).
+fn send_with_raw(sock: BorrowedFd<'_>, data: &[u8], raw: &[RawFd]) -> io::Result<()> {
+    let cmsg = [ControlMessage::ScmRights(raw)];
+    let mut sent = loop {
         match sendmsg::<()>(
             sock.as_raw_fd(),
             &[IoSlice::new(data)],
@@ -97,70 +137,57 @@ pub(crate) fn send_with_fds(sock: &UnixStream, data: &[u8], fds: &[OwnedFd]) -> 
             Err(e) => return Err(io::Error::from(e)),
         }
     };
-    (&*sock).write_all(&data[sent..])
-}
-
-/// Fills `buf` exactly from `sock`, collecting descriptors that arrive with it
-/// (close-on-exec).
-pub(crate) fn recv_exact_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
-    let mut fds = Vec::new();
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let mut got = 0;
-    while got < buf.len() {
-        let n = {
-            let mut iov = [IoSliceMut::new(&mut buf[got..])];
-            let msg = match recvmsg::<()>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg_space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(m) => m,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(io::Error::from(e)),
-            };
-            for c in msg.cmsgs().map_err(io::Error::from)? {
-                if let ControlMessageOwned::ScmRights(raw) = c {
-                    for fd in raw {
-                        // SAFETY: the kernel just installed `fd` in our table
-                        // for this message; nothing else owns it.
-                        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                    }
-                }
-            }
-            msg.bytes
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        got += n;
-    }
-    Ok(fds)
-}
-
-/// Sends each of `fds` on `sock` as its own one-byte message carrying it
-/// (`SCM_RIGHTS`), in order: the receiver takes them one by one with
-/// [`recv_one_fd`].
-pub(crate) fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    for fd in fds {
-        let raw = [fd.as_raw_fd()];
-        let cmsg = [ControlMessage::ScmRights(&raw)];
-        loop {
-            match sendmsg::<()>(
-                sock.as_raw_fd(),
-                &[IoSlice::new(&[0u8])],
-                &cmsg,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Ok(1) => break,
-                Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(io::Error::from(e)),
-            }
+    while sent < data.len() {
+        match nix::sys::socket::send(sock.as_raw_fd(), &data[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
         }
     }
     Ok(())
+}
+
+/// One `recvmsg` on the stream socket `sock` into `buf`: the bytes read (0
+/// at end of file); descriptors that came with them (close-on-exec) are
+/// appended to `fds`. The kernel hands a message's descriptors to the read
+/// that takes its first byte, and ends that read with the message.
+pub(crate) fn recv_some_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        };
+        for c in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: the kernel just installed `fd` in our table
+                    // for this message; nothing else owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        return Ok(msg.bytes);
+    }
+}
+
+/// Whether `fd` is a Unix-domain socket (one that can carry descriptors).
+pub(crate) fn is_unix_socket(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
+    getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .is_ok_and(|a| a.family() == Some(AddressFamily::Unix))
 }
 
 /// Receives the next descriptor [`send_fds`] sent on `sock`.

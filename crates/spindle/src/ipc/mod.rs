@@ -3,7 +3,13 @@
 //!
 //! Which one should I use?
 //! - [`Pipe`] gives two [`Connection`]s: point-to-point messages between two
-//!   processes (or threads), serde values or raw bytes, with `poll`.
+//!   processes (or threads), serde values or raw bytes, with `poll`. A
+//!   duplex `Pipe` end, or a connection over a Unix socket, also carries
+//!   file descriptors ([`Connection::send_handle`] /
+//!   [`Connection::recv_handle`], Python's
+//!   `multiprocessing.reduction.send_handle` / `recv_handle`), in order with
+//!   the messages; receiving the wrong kind is a typed error that loses
+//!   nothing and leaks no descriptor.
 //! - [`Queue`] (also named [`JoinableQueue`] and [`SimpleQueue`]): many
 //!   producers and many consumers in any processes, bounded or not, with
 //!   `task_done`/`join` and `shutdown`.

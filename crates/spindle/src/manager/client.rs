@@ -334,7 +334,10 @@ pub(crate) fn shared_connection(
     }
     let key = match key {
         Some(k) => k.to_vec(),
-        None => known.unwrap_or_else(|| crate::process::current_process().authkey().to_vec()),
+        None => match known {
+            Some(k) => k,
+            None => super::process_key()?,
+        },
     };
     let c = ClientConn::open(address, &key, cfg)?;
     with_registry(|r| {

@@ -72,6 +72,15 @@ use client::{ClientConn, Handle, shared_connection};
 use proto::{Arg, Op, Value};
 use server::{ServerConfig, Shared};
 
+/// This process's authkey (Python's `current_process().authkey`), the
+/// default key of managers.
+pub(crate) fn process_key() -> Result<Vec<u8>, ManagerError> {
+    crate::process::current_process()
+        .authkey()
+        .map(|k| k.to_vec())
+        .map_err(|e| ManagerError::auth(format!("no process authkey to default to: {e}")))
+}
+
 /// The server's name for a proxy's kind (a joinable queue is a queue).
 pub(crate) fn server_typeid(typeid: &str) -> &str {
     match typeid {
@@ -248,10 +257,11 @@ impl ManagerBuilder {
         self
     }
 
-    fn key(&self) -> Vec<u8> {
-        self.authkey
-            .clone()
-            .unwrap_or_else(|| crate::process::current_process().authkey().to_vec())
+    fn key(&self) -> Result<Vec<u8>, ManagerError> {
+        match &self.authkey {
+            Some(k) => Ok(k.clone()),
+            None => process_key(),
+        }
     }
 
     fn make_shared(&mut self) -> Result<Arc<Shared>, ManagerError> {
@@ -275,7 +285,7 @@ impl ManagerBuilder {
             .address
             .clone()
             .ok_or_else(|| ManagerError::Config("serve needs an address: call bind".into()))?;
-        let key = self.key();
+        let key = self.key()?;
         let shared = self.make_shared()?;
         let acceptor = server::bind(&address, &key, &self.cfg)?;
         ready(acceptor.address());
@@ -289,7 +299,7 @@ impl ManagerBuilder {
             .address
             .clone()
             .ok_or_else(|| ManagerError::Config("spawn needs an address: call bind".into()))?;
-        let key = self.key();
+        let key = self.key()?;
         let shared = self.make_shared()?;
         let acceptor = server::bind(&address, &key, &self.cfg)?;
         let address = acceptor.address().clone();
@@ -320,7 +330,7 @@ impl ManagerBuilder {
     /// and connects to it. Dropping the returned [`Manager`] shuts the
     /// server down; the server also exits when this process dies.
     pub fn start(self) -> Result<Manager, ManagerError> {
-        let key = self.key();
+        let key = self.key()?;
         let (address, private_dir) = match self.address.clone() {
             Some(a) => (a, None),
             None => {
@@ -372,7 +382,7 @@ impl ManagerBuilder {
 
     /// Connects to a running server with this builder's key and settings.
     pub fn connect(self, address: impl Into<Address>) -> Result<Manager, ManagerError> {
-        let key = self.key();
+        let key = self.key()?;
         let conn = shared_connection(&address.into(), Some(&key), &self.cfg.wire)?;
         Ok(Manager { conn, owned: None })
     }

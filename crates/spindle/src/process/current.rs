@@ -1,7 +1,7 @@
 //! Who this process is: `current_process`, `parent_process`, `cpu_count`.
 #![forbid(unsafe_code)]
 
-use std::io::Read;
+use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -13,12 +13,67 @@ use serde::{Deserialize, Serialize};
 /// children (Python's `Process.authkey`).
 pub type AuthKey = [u8; 32];
 
+/// Why a process has no authentication key: the OS random source
+/// (`getrandom`) failed when the main process made its key, here or in an
+/// ancestor that passed the failure down.
+///
+/// Python's `os.urandom` raises when the OS has no randomness, so
+/// `multiprocessing` never runs without a key; spindle makes the key once,
+/// lazily, and reports the failure wherever the key is asked for
+/// ([`CurrentProcess::authkey`], [`Process::authkey`](super::Process::authkey))
+/// rather than making one up: a key guessed from the time or the pid would
+/// defeat the challenge it is meant for. Starting children still works (they
+/// inherit the failure, see [`is_inherited`](Self::is_inherited)); a child
+/// given its own key with `Builder::authkey` has that key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthKeyError {
+    cause: String,
+    inherited: bool,
+}
+
+impl AuthKeyError {
+    /// The OS random source's own error message (`getrandom`'s), as seen
+    /// by the process that tried to make the key.
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
+
+    /// Whether the failure happened in an ancestor (this process inherited
+    /// "no key" from its parent) rather than in this process.
+    pub fn is_inherited(&self) -> bool {
+        self.inherited
+    }
+}
+
+impl fmt::Display for AuthKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.inherited {
+            write!(
+                f,
+                "no authkey: inherited from the parent, whose OS random source (getrandom) failed: {}",
+                self.cause
+            )
+        } else {
+            write!(
+                f,
+                "no authkey: the OS random source (getrandom) failed: {}",
+                self.cause
+            )
+        }
+    }
+}
+
+impl std::error::Error for AuthKeyError {}
+
+/// A process's key, or why it has none.
+pub(crate) type KeyState = Result<AuthKey, AuthKeyError>;
+
 /// The identity a child learns from its parent at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Identity {
     pub(crate) name: String,
     pub(crate) path: Vec<u32>,
-    pub(crate) authkey: AuthKey,
+    pub(crate) authkey: KeyState,
     pub(crate) daemon: bool,
     pub(crate) parent_pid: u32,
     pub(crate) parent_name: String,
@@ -27,7 +82,7 @@ pub(crate) struct Identity {
 pub(crate) struct Me {
     pub(crate) name: String,
     pub(crate) path: Vec<u32>,
-    pub(crate) authkey: AuthKey,
+    pub(crate) authkey: KeyState,
     pub(crate) daemon: bool,
     pub(crate) parent: Option<(u32, String)>,
     /// Watches the parent (opened as the child starts, so a pid reused
@@ -48,38 +103,37 @@ impl Me {
 static ME: Mutex<Option<Me>> = Mutex::new(None);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn random_key() -> AuthKey {
+/// A fresh key from `fill` (the OS's `getrandom` outside tests), or the
+/// error it gave: there is no other source, so no key is ever derived from
+/// the time, the pid or an address.
+fn new_key(fill: impl FnOnce(&mut [u8]) -> Result<(), getrandom::Error>) -> KeyState {
     let mut k = [0u8; 32];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut k))
-        .is_err()
-    {
-        // No /dev/urandom (a chroot): fall back to time, pid and addresses.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ (std::process::id() as u128) << 64
-            ^ (&k as *const _ as u128);
-        for (i, b) in k.iter_mut().enumerate() {
-            *b = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
-        }
+    match fill(&mut k) {
+        Ok(()) => Ok(k),
+        Err(e) => Err(AuthKeyError {
+            cause: e.to_string(),
+            inherited: false,
+        }),
     }
-    k
+}
+
+/// The identity of a main process whose key is `authkey`.
+fn main_me(authkey: KeyState) -> Me {
+    Me {
+        name: "MainProcess".to_string(),
+        path: Vec::new(),
+        authkey,
+        daemon: false,
+        parent: None,
+        parent_watch: None,
+    }
 }
 
 /// Locks this process's identity, creating the main process's on first use.
 pub(crate) fn lock_me() -> MutexGuard<'static, Option<Me>> {
     let mut g = ME.lock();
     if g.is_none() {
-        *g = Some(Me {
-            name: "MainProcess".to_string(),
-            path: Vec::new(),
-            authkey: random_key(),
-            daemon: false,
-            parent: None,
-            parent_watch: None,
-        });
+        *g = Some(main_me(new_key(getrandom::fill)));
     }
     g
 }
@@ -104,6 +158,18 @@ pub(crate) fn next_child(name: Option<String>, daemon: bool, authkey: Option<Aut
     let g = lock_me();
     let me = g.as_ref().expect("initialised by lock_me");
     let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    child_identity(me, n, name, daemon, authkey)
+}
+
+/// The identity of child number `n` of `me`: its own `authkey` if given,
+/// else `me`'s key, or `me`'s failure to have one (marked inherited).
+fn child_identity(
+    me: &Me,
+    n: u32,
+    name: Option<String>,
+    daemon: bool,
+    authkey: Option<AuthKey>,
+) -> Identity {
     let mut path = me.path.clone();
     path.push(n);
     let default_name = || {
@@ -113,7 +179,13 @@ pub(crate) fn next_child(name: Option<String>, daemon: bool, authkey: Option<Aut
     Identity {
         name: name.unwrap_or_else(default_name),
         path: path.clone(),
-        authkey: authkey.unwrap_or(me.authkey),
+        authkey: match authkey {
+            Some(k) => Ok(k),
+            None => me.authkey.clone().map_err(|e| AuthKeyError {
+                inherited: true,
+                ..e
+            }),
+        },
         daemon,
         parent_pid: std::process::id(),
         parent_name: me.name.clone(),
@@ -127,7 +199,7 @@ pub struct CurrentProcess {
     name: String,
     pid: u32,
     daemon: bool,
-    authkey: AuthKey,
+    authkey: KeyState,
     identity: Vec<u32>,
 }
 
@@ -144,9 +216,16 @@ impl CurrentProcess {
     pub fn daemon(&self) -> bool {
         self.daemon
     }
-    /// This process's authentication key.
-    pub fn authkey(&self) -> &AuthKey {
-        &self.authkey
+    /// This process's authentication key (Python's
+    /// `current_process().authkey`): 32 bytes from the OS's `getrandom` in
+    /// the main process, inherited by children.
+    ///
+    /// # Errors
+    /// [`AuthKeyError`] if the OS random source failed when the key was
+    /// made (in this process or, [`is_inherited`](AuthKeyError::is_inherited),
+    /// an ancestor): there is then no key, never a guessable one.
+    pub fn authkey(&self) -> Result<&AuthKey, AuthKeyError> {
+        self.authkey.as_ref().map_err(Clone::clone)
     }
     /// The position in the process tree (Python's `_identity`): empty for
     /// the main process, `[1, 2]` for `Process-1:2`.
@@ -196,12 +275,15 @@ impl ParentProcess {
 /// ```
 pub fn current_process() -> CurrentProcess {
     let g = lock_me();
-    let me = g.as_ref().expect("initialised by lock_me");
+    describe(g.as_ref().expect("initialised by lock_me"))
+}
+
+fn describe(me: &Me) -> CurrentProcess {
     CurrentProcess {
         name: me.name.clone(),
         pid: std::process::id(),
         daemon: me.daemon,
-        authkey: me.authkey,
+        authkey: me.authkey.clone(),
         identity: me.path.clone(),
     }
 }
@@ -230,5 +312,70 @@ pub fn cpu_count() -> usize {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN) {
         Ok(Some(n)) if n > 0 => n as usize,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test-only hook: an OS random source that fails, after writing
+    /// into part of the buffer (so a partial fill cannot become a key).
+    fn failing(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+        buf[..8].fill(0xAB);
+        Err(getrandom::Error::UNSUPPORTED)
+    }
+
+    #[test]
+    fn a_failing_random_source_gives_no_key_but_a_typed_error() {
+        let e = new_key(failing).unwrap_err();
+        assert!(!e.is_inherited());
+        assert_eq!(e.cause(), getrandom::Error::UNSUPPORTED.to_string());
+        assert!(e.to_string().contains("getrandom"), "{e}");
+
+        // What `current_process().authkey()` reports in such a process.
+        let me = main_me(new_key(failing));
+        assert_eq!(describe(&me).authkey().unwrap_err(), e);
+        assert_eq!(describe(&me).name(), "MainProcess");
+    }
+
+    #[test]
+    fn a_child_inherits_the_failure_unless_given_its_own_key() {
+        let me = main_me(new_key(failing));
+        let id = child_identity(&me, 1, None, false, None);
+        let e = id.authkey.clone().unwrap_err();
+        assert!(e.is_inherited());
+        assert_eq!(e.cause(), getrandom::Error::UNSUPPORTED.to_string());
+        assert!(e.to_string().contains("parent"), "{e}");
+        // The child's own view once it installs that identity.
+        let mut g = None;
+        become_child(&mut g, id);
+        assert!(
+            describe(g.as_ref().unwrap())
+                .authkey()
+                .unwrap_err()
+                .is_inherited()
+        );
+
+        let given = child_identity(&me, 2, None, false, Some([9; 32]));
+        assert_eq!(given.authkey, Ok([9; 32]));
+    }
+
+    #[test]
+    fn the_key_is_exactly_what_the_random_source_wrote() {
+        let key = new_key(|b| {
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = i as u8;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<u8> = (0..32).collect();
+        assert_eq!(key.to_vec(), want);
+        // The real source: two keys differ (32 random bytes).
+        assert_ne!(
+            new_key(getrandom::fill).unwrap(),
+            new_key(getrandom::fill).unwrap()
+        );
     }
 }

@@ -70,7 +70,8 @@ pub(crate) mod task;
 
 pub use children::{ActiveChild, active_children};
 pub use current::{
-    AuthKey, CurrentProcess, ParentProcess, cpu_count, current_process, parent_process,
+    AuthKey, AuthKeyError, CurrentProcess, ParentProcess, cpu_count, current_process,
+    parent_process,
 };
 pub use error::ProcessError;
 pub use fork::{Fork, ForkedChild, fork};

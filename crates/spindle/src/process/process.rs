@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 
 use super::boot::{Boot, ChildSpec, Outcome};
 use super::children::{self, ChildState, End, Watch};
-use super::current::{self, AuthKey};
+use super::current::{self, AuthKey, AuthKeyError, KeyState};
 use super::error::{Kind, ProcessError};
 use super::fork::{self, ForkTarget};
 use super::task::{self, BULK_FROM, TaskCall};
@@ -239,7 +239,8 @@ pub struct Process {
     child: Option<Arc<ChildState>>,
     name: Option<String>,
     method: Option<StartMethod>,
-    authkey: Option<AuthKey>,
+    /// The key the child was given at `start` (or the failure it inherited).
+    authkey: Option<KeyState>,
     /// A descriptor readable once the child ended, opened at `start`.
     sentinel: Option<Sentinel>,
     closed: bool,
@@ -314,7 +315,7 @@ impl Process {
         let id = current::next_child(b.name, b.daemon, b.authkey);
         let name = id.name.clone();
         let daemon = id.daemon;
-        self.authkey = Some(id.authkey);
+        self.authkey = Some(id.authkey.clone());
         let (pid, watch) = match (method, target) {
             (StartMethod::Fork, Target::Task(call)) => {
                 let (pid, ctl) = fork::start(ForkTarget::Task(call), id)?;
@@ -615,11 +616,20 @@ impl Process {
         self.method
     }
 
-    /// The child's authentication key (Python's `authkey`).
-    pub fn authkey(&self) -> AuthKey {
-        self.authkey
-            .or_else(|| self.builder.as_ref().and_then(|b| b.authkey))
-            .unwrap_or_else(|| *current::current_process().authkey())
+    /// The child's authentication key (Python's `authkey`): the one given
+    /// to [`Builder::authkey`], else this process's.
+    ///
+    /// # Errors
+    /// [`AuthKeyError`] if no key was given and this process has none (its
+    /// OS random source failed, see [`CurrentProcess::authkey`](super::CurrentProcess::authkey)).
+    pub fn authkey(&self) -> Result<AuthKey, AuthKeyError> {
+        if let Some(k) = &self.authkey {
+            return k.clone();
+        }
+        match self.builder.as_ref().and_then(|b| b.authkey) {
+            Some(k) => Ok(k),
+            None => current::current_process().authkey().copied(),
+        }
     }
 }
 

@@ -129,3 +129,17 @@ pub(crate) fn sleep_ms(ms: u64) -> u64 {
     thread::sleep(Duration::from_millis(ms));
     ms
 }
+
+/// A fresh Unix socket path in the temporary directory, private to this
+/// test run (`prefix`, pid and a counter); removed first in case a crashed
+/// run left it.
+pub(crate) fn unix_path(prefix: &str) -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&p);
+    p
+}

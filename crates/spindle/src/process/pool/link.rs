@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ipc::fdpass;
-use crate::ipc::frame::{self, DEFAULT_MAX_FRAME, FrameError, HEADER_LEN, Kind};
+use crate::ipc::frame::{self, DEFAULT_MAX_FRAME, FrameReader, FrameWriter, HEADER_LEN, Kind};
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -51,11 +51,11 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    /// Writes all of `buf` (whole frames), retrying short writes and
-    /// interruptions. Fails once the reader is gone (`EPIPE`; SIGPIPE is
-    /// ignored in every spindle process).
+    /// Writes all of `buf` (whole frames from [`push_frame`]), retrying
+    /// short writes and interruptions. Fails once the reader is gone
+    /// (`EPIPE`; SIGPIPE is ignored in every spindle process).
     pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        (&self.file).write_all(buf)
+        FrameWriter::new(&self.file).write_encoded(buf)
     }
 
     /// Sends memfds on the link's socket, in order (before the frame that
@@ -76,12 +76,8 @@ impl Tx {
 /// The receiving end (a pipe's read end) and its buffer.
 #[derive(Debug)]
 pub(crate) struct Rx {
-    file: File,
+    frames: FrameReader<File>,
     sock: UnixStream,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
 }
 
 /// Size of one `read`: enough for many small frames.
@@ -90,39 +86,30 @@ const READ_CHUNK: usize = 64 * 1024;
 impl Rx {
     fn new(fd: OwnedFd, sock: UnixStream) -> Rx {
         Rx {
-            file: File::from(fd),
+            frames: FrameReader::new(File::from(fd), READ_CHUNK),
             sock,
-            buf: vec![0; READ_CHUNK],
-            start: 0,
-            end: 0,
         }
     }
 
     /// The length of the complete frame at the front of the buffer, if any
     /// (header and payload); an error if its header is bad.
     fn complete(&self) -> Result<Option<usize>, LinkError> {
-        let avail = self.end - self.start;
-        if avail < HEADER_LEN {
-            return Ok(None);
-        }
-        let (_, len) = self.header()?;
-        Ok((avail >= HEADER_LEN + len).then_some(HEADER_LEN + len))
+        self.check_header()?;
+        self.frames.whole_frame().map_err(garbled)
     }
 
-    fn header(&self) -> Result<(Kind, usize), LinkError> {
-        let h: &[u8; HEADER_LEN] = self.buf[self.start..self.start + HEADER_LEN]
-            .try_into()
-            .expect("HEADER_LEN bytes");
-        let (kind, len) = frame::parse_header(h).map_err(garbled)?;
-        if kind != Kind::Data {
-            return Err(LinkError::Garbled(format!("unexpected {kind:?} frame")));
+    /// Refuses a buffered header of another kind or over the limit: the
+    /// link is broken then (its peer is this program, so it never happens
+    /// unless memory or the pipe is corrupt).
+    fn check_header(&self) -> Result<(), LinkError> {
+        match self.frames.peek_header() {
+            Some(Ok((Kind::Data, len))) if len > DEFAULT_MAX_FRAME => Err(LinkError::Garbled(
+                format!("a frame of {len} bytes (limit {DEFAULT_MAX_FRAME})"),
+            )),
+            Some(Ok((Kind::Data, _))) | None => Ok(()),
+            Some(Ok((kind, _))) => Err(LinkError::Garbled(format!("unexpected {kind:?} frame"))),
+            Some(Err(e)) => Err(garbled(e)),
         }
-        if len > DEFAULT_MAX_FRAME {
-            return Err(LinkError::Garbled(format!(
-                "a frame of {len} bytes (limit {DEFAULT_MAX_FRAME})"
-            )));
-        }
-        Ok((kind, len))
     }
 
     /// The next memfd on the link's socket (announced by the frame just
@@ -139,40 +126,18 @@ impl Rx {
 
     /// Reads more bytes (at least one, blocking); `Eof` at end of file.
     fn fill(&mut self) -> Result<(), LinkError> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        // Make room: move the partial frame to the front, and grow the buffer
-        // for a frame larger than it.
-        let need = if self.end - self.start >= HEADER_LEN {
-            HEADER_LEN + self.header()?.1
-        } else {
-            HEADER_LEN
+        // Room for the whole frame whose header is buffered.
+        let need = match self.frames.peek_header() {
+            Some(Ok((_, len))) => HEADER_LEN + len,
+            _ => HEADER_LEN,
         };
-        if self.start > 0 && self.start + need > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if need > self.buf.len() {
-            self.buf.resize(need, 0);
-        }
-        loop {
-            match (&self.file).read(&mut self.buf[self.end..]) {
-                Ok(0) if self.start == self.end => return Err(LinkError::Eof),
-                Ok(0) => {
-                    return Err(LinkError::Garbled(
-                        "stream ended in the middle of a frame".into(),
-                    ));
-                }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(LinkError::Garbled(e.to_string())),
-            }
+        match self.frames.fill_to(need) {
+            Ok(0) if self.frames.avail() == 0 => Err(LinkError::Eof),
+            Ok(0) => Err(LinkError::Garbled(
+                "stream ended in the middle of a frame".into(),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(LinkError::Garbled(e.to_string())),
         }
     }
 
@@ -181,7 +146,10 @@ impl Rx {
     fn spin_until_readable(&self, spin: Duration) -> bool {
         let until = Instant::now() + spin;
         loop {
-            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(
+                self.frames.get_ref().as_fd(),
+                PollFlags::POLLIN,
+            )];
             if let Ok(n) = poll(&mut fds, PollTimeout::ZERO)
                 && n > 0
             {
@@ -216,23 +184,16 @@ impl Rx {
             }
             self.fill()?;
         };
-        let payload = &self.buf[self.start + HEADER_LEN..self.start + len];
-        let value = postcard::from_bytes(payload).map_err(|e| LinkError::Garbled(e.to_string()));
-        self.start += len;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.buf.len() > 4 * READ_CHUNK && self.end == 0 {
-            // Give back the room a large frame needed.
-            self.buf.truncate(READ_CHUNK);
-            self.buf.shrink_to_fit();
-        }
+        let frame = self.frames.take_whole(len).expect("a whole frame");
+        let value = postcard::from_bytes(&frame[HEADER_LEN..])
+            .map_err(|e| LinkError::Garbled(e.to_string()));
+        // Give back the room a large frame needed.
+        self.frames.shrink(4 * READ_CHUNK);
         value
     }
 }
 
-fn garbled(e: FrameError) -> LinkError {
+fn garbled(e: frame::FrameError) -> LinkError {
     LinkError::Garbled(format!("{e:?}"))
 }
 
@@ -241,19 +202,9 @@ pub(crate) fn push_frame<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), String> {
-    let at = out.len();
-    out.extend_from_slice(&[0; HEADER_LEN]);
-    match postcard::to_extend(value, std::mem::take(out)) {
-        Ok(v) => *out = v,
-        Err(e) => {
-            // `to_extend` consumed the buffer on error: nothing to restore but
-            // the length, which the caller never relies on after an error.
-            return Err(e.to_string());
-        }
-    }
-    let h = frame::header(Kind::Data, out.len() - at - HEADER_LEN).map_err(|e| e.to_string())?;
-    out[at..at + HEADER_LEN].copy_from_slice(&h);
-    Ok(())
+    // On error the encoder consumed `out`: nothing to restore, the caller
+    // never relies on it after an error.
+    frame::push_value(out, Kind::Data, value).map_err(|e| e.to_string())
 }
 
 /// The parent's ends of a new link and the worker's ends (to pass as the
