@@ -153,6 +153,10 @@ fn serve_on_port_0_queues_reach_clients_and_sigterm_exits_0() {
         .map(|_| results.get_timeout(Duration::from_secs(10)).unwrap())
         .collect();
     assert_eq!(got, ["task 0 done", "task 1 done", "task 2 done"]);
+    // A client with another key is refused, and the server serves on.
+    let e = Manager::connect(s.address.clone(), b"not the server's key at all").unwrap_err();
+    assert!(e.is_auth(), "{e}");
+    assert_eq!(tasks.qsize(), 0, "still serving the others");
     // An unregistered name is an error naming it.
     let e = boss.get::<QueueProxy<String>>("nope").unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
