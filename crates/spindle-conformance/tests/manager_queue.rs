@@ -3,7 +3,8 @@
 //! the manager's queue proxies through the `BlockingQueue` trait: FIFO
 //! (`QueueProxy`, which is also `JoinableQueueProxy`) and LIFO
 //! (`LifoQueueProxy`), over TCP (a server in a thread of this process) and
-//! over a Unix socket (a server in a child process, `Manager::start`).
+//! over a Unix socket (a server in a child process, `Manager::start`),
+//! blocking and async faces.
 
 use std::sync::OnceLock;
 
@@ -37,6 +38,7 @@ mod tcp_fifo {
         tcp().queue(maxsize).expect("queue proxy")
     }
     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, make);
+    spindle_conformance::queue_suite!(async: ExpectedOrder::Fifo, make);
 }
 
 mod tcp_lifo {
@@ -46,6 +48,7 @@ mod tcp_lifo {
         tcp().lifo_queue(maxsize).expect("lifo queue proxy")
     }
     spindle_conformance::queue_suite!(ExpectedOrder::Lifo, make);
+    spindle_conformance::queue_suite!(async: ExpectedOrder::Lifo, make);
 }
 
 mod unix_fifo {
@@ -55,6 +58,7 @@ mod unix_fifo {
         unix().joinable_queue(maxsize).expect("queue proxy")
     }
     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, make);
+    spindle_conformance::queue_suite!(async: ExpectedOrder::Fifo, make);
 }
 
 mod unix_lifo {
@@ -64,4 +68,5 @@ mod unix_lifo {
         unix().lifo_queue(maxsize).expect("lifo queue proxy")
     }
     spindle_conformance::queue_suite!(ExpectedOrder::Lifo, make);
+    spindle_conformance::queue_suite!(async: ExpectedOrder::Lifo, make);
 }

@@ -79,6 +79,33 @@ where
     }
 }
 
+macro_rules! proxy_async_queue {
+    ($proxy:ident) => {
+        impl<T> AsyncQueue<T> for spindle::manager::$proxy<T>
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned + Send,
+        {
+            fn put_async(
+                &self,
+                item: T,
+            ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
+                spindle::manager::$proxy::put_async(self, item)
+            }
+            fn get_async(&self) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+                spindle::manager::$proxy::get_async(self)
+            }
+            fn join_async(&self) -> impl Future<Output = ()> + Send + '_ {
+                spindle::manager::$proxy::join_async(self)
+            }
+        }
+    };
+}
+
+// The manager's queue proxies: each async call runs on the server on a
+// channel of its own and is cancelled there when its future is dropped.
+proxy_async_queue!(QueueProxy);
+proxy_async_queue!(LifoQueueProxy);
+
 /// Items of the streaming checks.
 const N: u64 = if cfg!(miri) { 100 } else { 5_000 };
 

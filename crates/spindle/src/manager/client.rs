@@ -48,8 +48,33 @@ pub(crate) struct ClientConn {
 
 #[derive(Debug, Default)]
 struct Pending {
-    calls: HashMap<u64, Promise<Value, CallError>>,
+    calls: HashMap<u64, Slot>,
     dead: Option<String>,
+    /// Channels of async calls that are free again.
+    free_async: Vec<u32>,
+}
+
+/// A call waiting for its reply.
+#[derive(Debug)]
+struct Slot {
+    promise: Promise<Value, CallError>,
+    /// The channel of an async call, free again once the reply is in.
+    async_ch: Option<u32>,
+    /// Set when an async call's future was dropped before its reply came:
+    /// what to undo if the reply says it took effect.
+    abandoned: Option<Undo>,
+}
+
+/// How to take back an async queue call that took effect for a future
+/// that was dropped.
+#[derive(Debug, Clone)]
+pub(crate) enum Undo {
+    /// Nothing to take back (a join).
+    Nothing,
+    /// Put the item a `get` took back at the head of queue `obj`.
+    Unget { obj: u64 },
+    /// Take back `item` that a `put` put in queue `obj`.
+    Unput { obj: u64, item: proto::Bin },
 }
 
 static NEXT_CHANNEL: AtomicU32 = AtomicU32::new(1);
@@ -182,13 +207,80 @@ impl ClientConn {
             if let Some(why) = &p.dead {
                 return Err(ManagerError::gone(why.clone()));
             }
-            p.calls.insert(id, promise);
+            p.calls.insert(
+                id,
+                Slot {
+                    promise,
+                    async_ch: None,
+                    abandoned: None,
+                },
+            );
         }
         if let Err(e) = self.send(&Request { ch, id, op }) {
             self.pending.lock().calls.remove(&id);
             return Err(e);
         }
         Ok(future)
+    }
+
+    /// Sends an async call (`CallAsync`) on a channel of its own (so that it
+    /// holds up no other call of this thread); returns its request id and
+    /// the future of its reply.
+    pub(crate) fn submit_async(
+        &self,
+        obj: u64,
+        call: Call,
+    ) -> Result<(u64, Future<Value, CallError>), ManagerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (promise, future) = Promise::new();
+        let ch = {
+            let mut p = self.pending.lock();
+            if let Some(why) = &p.dead {
+                return Err(ManagerError::gone(why.clone()));
+            }
+            let ch = p
+                .free_async
+                .pop()
+                .unwrap_or_else(|| NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed));
+            p.calls.insert(
+                id,
+                Slot {
+                    promise,
+                    async_ch: Some(ch),
+                    abandoned: None,
+                },
+            );
+            ch
+        };
+        if let Err(e) = self.send(&Request {
+            ch,
+            id,
+            op: Op::CallAsync { obj, call },
+        }) {
+            let mut p = self.pending.lock();
+            p.calls.remove(&id);
+            p.free_async.push(ch);
+            return Err(e);
+        }
+        Ok((id, future))
+    }
+
+    /// The future of async call `id` was dropped before it was ready.
+    /// Returns false if its reply had already come (the caller takes its
+    /// value back itself); else the server is told to cancel it, and when
+    /// this returns, the call has either ended without effect or its
+    /// effect has been taken back (by the reader, before the cancel's own
+    /// reply).
+    pub(crate) fn abandon(self: &Arc<Self>, id: u64, undo: Undo) -> bool {
+        {
+            let mut p = self.pending.lock();
+            match p.calls.get_mut(&id) {
+                Some(slot) => slot.abandoned = Some(undo),
+                None => return false,
+            }
+        }
+        let _ = self.call(Op::Cancel { id });
+        true
     }
 
     fn send(&self, req: &Request) -> Result<(), ManagerError> {
@@ -234,6 +326,17 @@ impl ClientConn {
         });
     }
 
+    /// Sends a call that never waits, with no reply, on channel 0 (no
+    /// thread's channel: it runs as it arrives, in order with what follows
+    /// on this connection).
+    fn post_inline(&self, obj: u64, call: Call) {
+        let _ = self.send(&Request {
+            ch: 0,
+            id: 0,
+            op: Op::Call { obj, call },
+        });
+    }
+
     /// Closes the connection (the server drops this process's references).
     pub(crate) fn close(&self) {
         self.stream.shutdown();
@@ -259,19 +362,39 @@ fn reader(conn: Weak<ClientConn>, mut source: wire::FrameSource) {
         let Some(conn) = conn.upgrade() else {
             return;
         };
-        let promise = conn.pending.lock().calls.remove(&reply.id);
-        if let Some(p) = promise {
-            let _ = match reply.out {
-                Ok(v) => p.set_result(v).map_err(|_| ()),
-                Err(f) => p.set_error(CallError::Fail(f)).map_err(|_| ()),
-            };
+        let slot = {
+            let mut p = conn.pending.lock();
+            let slot = p.calls.remove(&reply.id);
+            if let Some(ch) = slot.as_ref().and_then(|s| s.async_ch) {
+                p.free_async.push(ch);
+            }
+            slot
+        };
+        if let Some(slot) = slot {
+            match (slot.abandoned, reply.out) {
+                (None, Ok(v)) => {
+                    let _ = slot.promise.set_result(v);
+                }
+                (None, Err(f)) => {
+                    let _ = slot.promise.set_error(CallError::Fail(f));
+                }
+                // A dropped async call that took effect: take it back, in
+                // a request sent before anything this thread reads next.
+                (Some(Undo::Unget { obj }), Ok(Value::Bin(item))) => {
+                    conn.post_inline(obj, Call::Unget { item });
+                }
+                (Some(Undo::Unput { obj, item }), Ok(Value::Unit)) => {
+                    conn.post_inline(obj, Call::Unput { item });
+                }
+                (Some(_), _) => {}
+            }
         }
     };
     if let Some(conn) = conn.upgrade() {
         let mut p = conn.pending.lock();
         p.dead = Some(why.clone());
-        for (_, promise) in p.calls.drain() {
-            let _ = promise.set_error(CallError::Gone(why.clone()));
+        for (_, slot) in p.calls.drain() {
+            let _ = slot.promise.set_error(CallError::Gone(why.clone()));
         }
     }
 }

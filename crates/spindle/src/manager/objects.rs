@@ -6,9 +6,10 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
 use super::proto::{Arg, Bin, Call, Fail, Value, Wait};
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
@@ -19,6 +20,11 @@ pub(crate) const SLICE: Duration = Duration::from_millis(100);
 /// What a blocking call checks between slices: whether its client left.
 pub(crate) trait Cancel {
     fn cancelled(&self) -> bool;
+    /// Asked under the object's lock just before a queue call takes or
+    /// puts its item: `false` aborts it (a cancelled async call).
+    fn commit(&self) -> bool {
+        true
+    }
 }
 
 /// The end of a wait, if any.
@@ -42,21 +48,86 @@ fn slice(until: Option<Instant>) -> Option<Duration> {
 
 /// A queue of opaque items: FIFO or LIFO, bounded or not, joinable, with
 /// Python 3.13's shutdown.
+///
+/// Getters (and putters) that must wait stand in a line, oldest first, each
+/// with its own condition variable: the getter at place `i` may take an
+/// item once more than `i` are queued, and exactly the waiters that may go
+/// are woken. So one item wakes one waiter, the oldest, as in a thread
+/// queue; a call that does not wait may take an item only if enough are
+/// queued for everyone in line too. (Waits are sliced, so a shared
+/// condition variable's own order would not survive.)
 #[derive(Debug)]
 pub(crate) struct ByteQueue {
     lifo: bool,
     maxsize: usize,
     st: Mutex<QState>,
-    not_empty: Condvar,
-    not_full: Condvar,
     all_done: Condvar,
 }
+
+type Line = VecDeque<(u64, Arc<Condvar>)>;
 
 #[derive(Debug, Default)]
 struct QState {
     items: VecDeque<Bin>,
     unfinished: usize,
     shutdown: bool,
+    getters: Line,
+    putters: Line,
+    next_ticket: u64,
+}
+
+/// Where `ticket` stands in `line` (0: first), and its condition variable;
+/// `None` once it was taken out of line (its async call was cancelled).
+fn place(line: &Line, ticket: u64) -> Option<(usize, Arc<Condvar>)> {
+    line.iter()
+        .position(|(t, _)| *t == ticket)
+        .map(|i| (i, line[i].1.clone()))
+}
+
+fn leave(line: &mut Line, ticket: u64) {
+    if let Some(i) = line.iter().position(|(t, _)| *t == ticket) {
+        line.remove(i);
+    }
+}
+
+/// Wakes the first `n` waiters of `line`.
+fn wake_first(line: &Line, n: usize) {
+    for (_, cv) in line.iter().take(n) {
+        cv.notify_one();
+    }
+}
+
+impl QState {
+    fn free(&self, maxsize: usize) -> usize {
+        if maxsize == 0 {
+            usize::MAX
+        } else {
+            maxsize.saturating_sub(self.items.len())
+        }
+    }
+
+    /// Wakes the waiters that may go now.
+    fn wake(&self, maxsize: usize) {
+        if self.shutdown {
+            wake_first(&self.getters, usize::MAX);
+            wake_first(&self.putters, usize::MAX);
+        } else {
+            wake_first(&self.getters, self.items.len());
+            wake_first(&self.putters, self.free(maxsize));
+        }
+    }
+
+    fn enter(&mut self, getter: bool) -> u64 {
+        self.next_ticket += 1;
+        let t = self.next_ticket;
+        let line = if getter {
+            &mut self.getters
+        } else {
+            &mut self.putters
+        };
+        line.push_back((t, Arc::new(Condvar::new())));
+        t
+    }
 }
 
 impl ByteQueue {
@@ -65,81 +136,167 @@ impl ByteQueue {
             lifo,
             maxsize,
             st: Mutex::new(QState::default()),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
             all_done: Condvar::new(),
         }
     }
 
-    fn full(&self, st: &QState) -> bool {
-        self.maxsize > 0 && st.items.len() >= self.maxsize
+    /// Takes a place in the line of waiting getters (or putters) now, for
+    /// a call that will wait in a channel's thread: the line follows the
+    /// order in which calls arrived, not the order their threads ran.
+    pub(crate) fn enter_line(&self, getter: bool) -> u64 {
+        self.st.lock().enter(getter)
     }
 
-    fn wait_on<'a>(cv: &Condvar, g: &mut MutexGuard<'a, QState>, d: Duration) {
-        cv.wait_for(g, d);
+    /// Takes a cancelled call's place out of line, and wakes who may go.
+    pub(crate) fn leave_line(&self, ticket: u64, getter: bool) {
+        let mut st = self.st.lock();
+        if getter {
+            leave(&mut st.getters, ticket);
+        } else {
+            leave(&mut st.putters, ticket);
+        }
+        st.wake(self.maxsize);
     }
 
     pub(crate) fn put(&self, item: Bin, wait: Wait, cancel: &dyn Cancel) -> Result<Value, Fail> {
+        self.put_in_line(item, wait, cancel, None)
+    }
+
+    /// `put`, with the place in line `enter_line` gave, if any.
+    pub(crate) fn put_in_line(
+        &self,
+        item: Bin,
+        wait: Wait,
+        cancel: &dyn Cancel,
+        ticket: Option<u64>,
+    ) -> Result<Value, Fail> {
         let mut st = self.st.lock();
-        let until = deadline(wait);
-        loop {
-            if st.shutdown {
-                return Err(Fail::ShutDown);
+        let give_up = |st: &mut QState, fail: Fail| {
+            if let Some(t) = ticket {
+                leave(&mut st.putters, t);
+                st.wake(self.maxsize);
             }
-            if !self.full(&st) {
+            Err(fail)
+        };
+        if st.shutdown {
+            return give_up(&mut st, Fail::ShutDown);
+        }
+        // Not in line, and room for everyone in line and this item: go.
+        let go_now = ticket.is_none() && st.free(self.maxsize) > st.putters.len();
+        if !go_now {
+            if wait == Wait::No {
+                return give_up(&mut st, Fail::Full);
+            }
+            let until = deadline(wait);
+            let me = ticket.unwrap_or_else(|| st.enter(false));
+            loop {
+                let Some((at, cv)) = place(&st.putters, me) else {
+                    return Err(Fail::Cancelled);
+                };
+                let out = if st.shutdown {
+                    Some(Fail::ShutDown)
+                } else if st.free(self.maxsize) > at {
+                    None
+                } else if cancel.cancelled() {
+                    Some(Fail::ShutDown)
+                } else {
+                    match slice(until) {
+                        Some(d) => {
+                            cv.wait_for(&mut st, d);
+                            continue;
+                        }
+                        None => Some(Fail::Full),
+                    }
+                };
+                leave(&mut st.putters, me);
+                if let Some(fail) = out {
+                    st.wake(self.maxsize);
+                    return Err(fail);
+                }
                 break;
             }
-            if wait == Wait::No {
-                return Err(Fail::Full);
-            }
-            if cancel.cancelled() {
-                return Err(Fail::ShutDown);
-            }
-            match slice(until) {
-                Some(d) => Self::wait_on(&self.not_full, &mut st, d),
-                None => return Err(Fail::Full),
-            }
+        }
+        if !cancel.commit() {
+            // Pass on the free place this call was woken for.
+            st.wake(self.maxsize);
+            return Err(Fail::Cancelled);
         }
         st.items.push_back(item);
         st.unfinished += 1;
-        drop(st);
-        self.not_empty.notify_one();
+        st.wake(self.maxsize);
         Ok(Value::Unit)
     }
 
     /// Takes an item; `commit` is asked first whether the client is still
     /// there to receive it (an item is never taken for a client that left).
     pub(crate) fn get(&self, wait: Wait, cancel: &dyn Cancel) -> Result<Bin, Fail> {
+        self.get_in_line(wait, cancel, None)
+    }
+
+    /// `get`, with the place in line `enter_line` gave, if any.
+    pub(crate) fn get_in_line(
+        &self,
+        wait: Wait,
+        cancel: &dyn Cancel,
+        ticket: Option<u64>,
+    ) -> Result<Bin, Fail> {
         let mut st = self.st.lock();
-        let until = deadline(wait);
-        loop {
-            if !st.items.is_empty() {
-                if wait != Wait::No && cancel.cancelled() {
-                    return Err(Fail::ShutDown);
+        let give_up = |st: &mut QState, fail: Fail| {
+            if let Some(t) = ticket {
+                leave(&mut st.getters, t);
+                st.wake(self.maxsize);
+            }
+            Err(fail)
+        };
+        let go_now = ticket.is_none() && st.items.len() > st.getters.len();
+        if !go_now {
+            if st.items.len() <= st.getters.len() && st.shutdown && st.items.is_empty() {
+                return give_up(&mut st, Fail::ShutDown);
+            }
+            if wait == Wait::No {
+                return give_up(&mut st, Fail::Empty);
+            }
+            let until = deadline(wait);
+            let me = ticket.unwrap_or_else(|| st.enter(true));
+            loop {
+                let Some((at, cv)) = place(&st.getters, me) else {
+                    return Err(Fail::Cancelled);
+                };
+                let out = if st.items.len() > at {
+                    None
+                } else if st.shutdown {
+                    Some(Fail::ShutDown)
+                } else if cancel.cancelled() {
+                    Some(Fail::ShutDown)
+                } else {
+                    match slice(until) {
+                        Some(d) => {
+                            cv.wait_for(&mut st, d);
+                            continue;
+                        }
+                        None => Some(Fail::Empty),
+                    }
+                };
+                leave(&mut st.getters, me);
+                if let Some(fail) = out {
+                    st.wake(self.maxsize);
+                    return Err(fail);
                 }
                 break;
             }
-            if st.shutdown {
-                return Err(Fail::ShutDown);
-            }
-            if wait == Wait::No {
-                return Err(Fail::Empty);
-            }
-            if cancel.cancelled() {
-                return Err(Fail::ShutDown);
-            }
-            match slice(until) {
-                Some(d) => Self::wait_on(&self.not_empty, &mut st, d),
-                None => return Err(Fail::Empty),
-            }
+        }
+        // An item is there for us: the client must still be there to get it.
+        if cancel.cancelled() || !cancel.commit() {
+            // Pass on the item this call was woken for.
+            st.wake(self.maxsize);
+            return Err(Fail::Cancelled);
         }
         let item = if self.lifo {
             st.items.pop_back()
         } else {
             st.items.pop_front()
         };
-        drop(st);
-        self.not_full.notify_one();
+        st.wake(self.maxsize);
         Ok(item.expect("checked non-empty"))
     }
 
@@ -152,8 +309,31 @@ impl ByteQueue {
         } else {
             st.items.push_front(item);
         }
-        drop(st);
-        self.not_empty.notify_one();
+        st.wake(self.maxsize);
+    }
+
+    /// Takes back an item a cancelled `put_async` put, if it is still
+    /// queued (the newest equal one): whether it was.
+    pub(crate) fn unput(&self, item: &Bin) -> bool {
+        let mut st = self.st.lock();
+        let Some(at) = st.items.iter().rposition(|i| i == item) else {
+            return false;
+        };
+        st.items.remove(at);
+        st.unfinished = st.unfinished.saturating_sub(1);
+        if st.unfinished == 0 {
+            self.all_done.notify_all();
+        }
+        st.wake(self.maxsize);
+        true
+    }
+
+    /// Wakes every waiter to look again (a cancelled call among them ends).
+    pub(crate) fn wake_all(&self) {
+        let st = self.st.lock();
+        wake_first(&st.getters, usize::MAX);
+        wake_first(&st.putters, usize::MAX);
+        self.all_done.notify_all();
     }
 
     fn task_done(&self) -> Result<Value, Fail> {
@@ -179,7 +359,9 @@ impl ByteQueue {
                 return Err(Fail::ShutDown);
             }
             match slice(until) {
-                Some(d) => Self::wait_on(&self.all_done, &mut st, d),
+                Some(d) => {
+                    self.all_done.wait_for(&mut st, d);
+                }
                 None => return Err(Fail::Timeout),
             }
         }
@@ -195,9 +377,15 @@ impl ByteQueue {
             st.unfinished = st.unfinished.saturating_sub(n);
             self.all_done.notify_all();
         }
-        drop(st);
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
+        st.wake(self.maxsize);
+    }
+
+    fn len(&self) -> usize {
+        self.st.lock().items.len()
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.st.lock().shutdown
     }
 }
 
@@ -388,8 +576,26 @@ fn wait_bool(
 impl Object {
     /// The typeid this object answers to (a JoinableQueue is a Queue).
     pub(crate) fn runs(&self, call: Call, cancel: &dyn Cancel) -> (Result<Value, Fail>, Effect) {
+        self.runs_in_line(call, cancel, None)
+    }
+
+    /// `runs`, for a queue call that took its place in line on arrival.
+    pub(crate) fn runs_in_line(
+        &self,
+        call: Call,
+        cancel: &dyn Cancel,
+        ticket: Option<u64>,
+    ) -> (Result<Value, Fail>, Effect) {
         let mut effect = Effect::None;
-        let out = self.run(call, cancel, &mut effect);
+        let out = match (self, call, ticket) {
+            (Object::Queue(q), Call::Put { item, wait }, Some(_)) => {
+                q.put_in_line(item, wait, cancel, ticket)
+            }
+            (Object::Queue(q), Call::Get { wait }, Some(_)) => {
+                q.get_in_line(wait, cancel, ticket).map(Value::Bin)
+            }
+            (_, call, _) => self.run(call, cancel, &mut effect),
+        };
         (out, effect)
     }
 
@@ -398,7 +604,7 @@ impl Object {
         match (self, call) {
             (Object::Queue(q), Put { item, wait }) => q.put(item, wait, cancel),
             (Object::Queue(q), Get { wait }) => q.get(wait, cancel).map(Value::Bin),
-            (Object::Queue(q), QSize) => Ok(Value::U64(q.st.lock().items.len() as u64)),
+            (Object::Queue(q), QSize) => Ok(Value::U64(q.len() as u64)),
             (Object::Queue(q), MaxSize) => Ok(Value::U64(q.maxsize as u64)),
             (Object::Queue(q), TaskDone) => q.task_done(),
             (Object::Queue(q), Join { wait }) => q.join(wait, cancel),
@@ -406,7 +612,12 @@ impl Object {
                 q.shutdown(immediate);
                 Ok(Value::Unit)
             }
-            (Object::Queue(q), IsShutdown) => Ok(Value::Bool(q.st.lock().shutdown)),
+            (Object::Queue(q), IsShutdown) => Ok(Value::Bool(q.is_shut_down())),
+            (Object::Queue(q), Unget { item }) => {
+                q.unget(item);
+                Ok(Value::Unit)
+            }
+            (Object::Queue(q), Unput { item }) => Ok(Value::Bool(q.unput(&item))),
 
             (Object::Dict(d), DGet { key }) => Ok(Value::OptBin(d.lock().get(&key).cloned())),
             (Object::Dict(d), DSet { key, val }) => {

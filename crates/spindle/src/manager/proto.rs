@@ -66,6 +66,14 @@ pub(crate) enum Op {
     Claim { ticket: u64 },
     /// Call a method of an object.
     Call { obj: u64, call: Call },
+    /// Call a method of an object from an async face: always in the
+    /// channel's thread, and cancellable by `Cancel`.
+    CallAsync { obj: u64, call: Call },
+    /// Cancel the `CallAsync` of request `id` of this connection: replies
+    /// `Bool(true)` if it was stopped before taking effect (its own reply
+    /// is then `Cancelled`), `Bool(false)` if it had taken effect (its reply
+    /// was sent before this one).
+    Cancel { id: u64 },
     /// The client thread of channel `ch` ended: its server thread ends
     /// too, releasing what it held.
     CloseChannel,
@@ -105,6 +113,14 @@ pub(crate) enum Call {
         immediate: bool,
     },
     IsShutdown,
+    /// Put back at the head an item a cancelled `get_async` had taken.
+    Unget {
+        item: Bin,
+    },
+    /// Take back an item a cancelled `put_async` had put, if still queued.
+    Unput {
+        item: Bin,
+    },
     // Dicts (keys and values compared by their encoding).
     DGet {
         key: Bin,
@@ -319,6 +335,8 @@ pub(crate) enum Fail {
     ReleaseZero,
     /// The barrier is broken.
     Broken,
+    /// A cancelled async call, stopped before it took effect.
+    Cancelled,
     NotFound(String),
     WrongType {
         expected: String,

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::client::{CallError, Handle};
+use super::client::{CallError, ClientConn, Handle, Undo};
 use super::error::ManagerError;
 use super::proto::{self, Bin, Call, Fail, Value, Wait, wait_until};
+use crate::futures::{Future as SpFuture, FutureAwait};
 use crate::queue::{
     BlockingQueue, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, ShutDown,
     TaskDoneError, TryGetError, TryPutError,
@@ -21,6 +22,9 @@ use crate::sync::{
     BlockingLock, BlockingRLock, BlockingSemaphore, BrokenBarrierError, NotOwnedError,
     OverReleaseError, ReleaseError as SyncReleaseError, ReleaseNError,
 };
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// A typed handle on one object of a manager server.
 ///
@@ -184,6 +188,106 @@ fn q_u64(h: &Handle, call: Call) -> u64 {
     h.call(call).ok().and_then(|v| as_u64(v).ok()).unwrap_or(0)
 }
 
+/// One async call of a proxy: sent on its first poll, on a channel of its
+/// own; dropping it before it is ready cancels it on the server, and takes
+/// back what it did if it had already taken effect (an item a `get` took
+/// goes back to the head of the queue; an item a `put` put is taken out
+/// again if it is still queued), so a cancelled `get_async` loses no item
+/// and a cancelled `put_async` puts nothing.
+struct AsyncCall<'a> {
+    h: &'a Handle,
+    call: Option<Call>,
+    undo: Undo,
+    sent: Option<Sent>,
+    done: bool,
+}
+
+struct Sent {
+    conn: Arc<ClientConn>,
+    id: u64,
+    raw: SpFuture<Value, CallError>,
+    wait: FutureAwait<Value, CallError>,
+}
+
+impl<'a> AsyncCall<'a> {
+    fn new(h: &'a Handle, call: Call, undo: Undo) -> Self {
+        AsyncCall {
+            h,
+            call: Some(call),
+            undo,
+            sent: None,
+            done: false,
+        }
+    }
+}
+
+impl Future for AsyncCall<'_> {
+    type Output = Result<Value, CallError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.sent.is_none() {
+            let Some(call) = this.call.take() else {
+                return Poll::Ready(Err(CallError::Gone("polled after completion".into())));
+            };
+            let sent = this.h.conn().and_then(|conn| {
+                let (id, raw) = conn.submit_async(this.h.token.obj, call)?;
+                Ok(Sent {
+                    conn,
+                    id,
+                    wait: raw.clone().into_future(),
+                    raw,
+                })
+            });
+            match sent {
+                Ok(s) => this.sent = Some(s),
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Err(CallError::Gone(e.to_string())));
+                }
+            }
+        }
+        let sent = this.sent.as_mut().expect("sent above");
+        match Pin::new(&mut sent.wait).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                this.done = true;
+                Poll::Ready(match r {
+                    Ok(v) => Ok(v),
+                    Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
+                    Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for AsyncCall<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(sent) = self.sent.take() else {
+            return;
+        };
+        if sent.conn.abandon(sent.id, self.undo.clone()) {
+            return;
+        }
+        // Its reply had come: take back what it did.
+        if let Ok(v) = sent.raw.result() {
+            match (&self.undo, v) {
+                (Undo::Unget { obj }, Value::Bin(item)) => {
+                    let _ = sent.conn.call_obj(*obj, Call::Unget { item });
+                }
+                (Undo::Unput { obj, item }, Value::Unit) => {
+                    let _ = sent.conn.call_obj(*obj, Call::Unput { item: item.clone() });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 macro_rules! queue_impl {
     ($name:ident) => {
         impl<T: Serialize + DeserializeOwned> BlockingQueue<T> for $name<T> {
@@ -250,6 +354,77 @@ macro_rules! queue_impl {
                     Ok(Value::Bool(b)) => b,
                     // A server that is gone reads as shut down.
                     _ => true,
+                }
+            }
+        }
+
+        impl<T: Serialize + DeserializeOwned + Send> $name<T> {
+            /// `await q.put(item)`: the async face of `put`, on the same
+            /// queue as the blocking methods. Cancel-safe: dropped before it
+            /// is ready, it puts nothing (an item it had put and that is
+            /// still queued is taken out again). `Err` with the item when
+            /// the queue is shut down or the server is gone.
+            pub fn put_async(
+                &self,
+                item: T,
+            ) -> impl Future<Output = Result<(), PutError<T>>> + Send + '_ {
+                let bin = enc(&item);
+                let obj = self.h.token.obj;
+                async move {
+                    let bin = match bin {
+                        Ok(b) => b,
+                        Err(_) => return Err(PutError(item)),
+                    };
+                    let undo = Undo::Unput {
+                        obj,
+                        item: bin.clone(),
+                    };
+                    let call = Call::Put {
+                        item: bin,
+                        wait: Wait::Forever,
+                    };
+                    match AsyncCall::new(&self.h, call, undo).await {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(PutError(item)),
+                    }
+                }
+            }
+
+            /// `await q.get()`: the async face of `get`. Cancel-safe:
+            /// dropped before it is ready, it takes no item (one it had
+            /// taken goes back to the head of the queue). `Err(ShutDown)`
+            /// once the queue is shut down and empty, or the server is gone.
+            pub fn get_async(&self) -> impl Future<Output = Result<T, ShutDown>> + Send + '_ {
+                let obj = self.h.token.obj;
+                async move {
+                    match AsyncCall::new(
+                        &self.h,
+                        Call::Get {
+                            wait: Wait::Forever,
+                        },
+                        Undo::Unget { obj },
+                    )
+                    .await
+                    {
+                        Ok(Value::Bin(b)) => dec(&b).map_err(|_| ShutDown),
+                        _ => Err(ShutDown),
+                    }
+                }
+            }
+
+            /// `await q.join()`: ready once every item put is marked done
+            /// (or the queue is shut down immediately, or the server is
+            /// gone).
+            pub fn join_async(&self) -> impl Future<Output = ()> + Send + '_ {
+                async move {
+                    let _ = AsyncCall::new(
+                        &self.h,
+                        Call::Join {
+                            wait: Wait::Forever,
+                        },
+                        Undo::Nothing,
+                    )
+                    .await;
                 }
             }
         }

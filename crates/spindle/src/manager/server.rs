@@ -287,6 +287,47 @@ struct Conn {
     stream: Stream,
     closed: AtomicBool,
     refs: Mutex<HashMap<u64, usize>>,
+    /// The async calls running now, by request id, for `Cancel`.
+    tokens: Mutex<HashMap<u64, Arc<AsyncToken>>>,
+}
+
+/// The life of one async call: waiting, then committed (its item taken or
+/// put) or cancelled, whichever comes first; `replied` once its reply is
+/// written.
+#[derive(Debug, Default)]
+struct AsyncToken {
+    state: std::sync::atomic::AtomicU8,
+    replied: AtomicBool,
+    obj: u64,
+    /// Its place in a queue's line (ticket, getter?), if it waits in one.
+    line: Mutex<Option<(u64, bool)>>,
+}
+
+const WAITING: u8 = 0;
+const COMMITTED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// An async call's view of cancellation: its connection's, plus its own.
+struct AsyncCancel<'a> {
+    conn: &'a Conn,
+    token: &'a AsyncToken,
+}
+
+impl Cancel for AsyncCancel<'_> {
+    fn cancelled(&self) -> bool {
+        self.token.state.load(Ordering::SeqCst) == CANCELLED || self.conn.cancelled()
+    }
+    fn commit(&self) -> bool {
+        match self.token.state.compare_exchange(
+            WAITING,
+            COMMITTED,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => true,
+            Err(now) => now == COMMITTED,
+        }
+    }
 }
 
 impl Cancel for Conn {
@@ -332,7 +373,7 @@ impl Conn {
 
 #[derive(Debug)]
 struct Chan {
-    tx: Sender<Request>,
+    tx: Sender<(Request, Option<u64>)>,
     pending: Arc<AtomicUsize>,
 }
 
@@ -355,6 +396,7 @@ fn serve_connection(shared: Arc<Shared>, session: Session) {
         stream,
         closed: AtomicBool::new(false),
         refs: Mutex::new(HashMap::new()),
+        tokens: Mutex::new(HashMap::new()),
     });
     let over = {
         let mut conns = shared.conns.lock();
@@ -506,6 +548,56 @@ fn dispatch(conn: &Arc<Conn>, channels: &mut HashMap<u32, Chan>, req: Request) -
                 )),
             }
         }
+        Op::CallAsync { obj, call } => match shared.entry(obj) {
+            Some(entry) => {
+                conn.tokens.lock().insert(
+                    id,
+                    Arc::new(AsyncToken {
+                        obj,
+                        ..AsyncToken::default()
+                    }),
+                );
+                return to_channel(conn, channels, ch, id, Op::CallAsync { obj, call }, &entry);
+            }
+            None => Err(Fail::NotFound(format!("object {obj}"))),
+        },
+        Op::Cancel { id: target } => {
+            let token = conn.tokens.lock().get(&target).cloned();
+            match token {
+                // Done: its reply was written before this one.
+                None => Ok(Value::Bool(false)),
+                Some(t) => match t.state.compare_exchange(
+                    WAITING,
+                    CANCELLED,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => {
+                        // Wake it, so that it ends now rather than at the
+                        // end of its wait's slice.
+                        if let Some(e) = shared.entry(t.obj)
+                            && let Object::Queue(q) = &e.obj
+                        {
+                            match *t.line.lock() {
+                                Some((ticket, getter)) => q.leave_line(ticket, getter),
+                                None => q.wake_all(),
+                            }
+                        }
+                        Ok(Value::Bool(true))
+                    }
+                    Err(_) => {
+                        // It took effect: let its reply go out first.
+                        let since = Instant::now();
+                        while !t.replied.load(Ordering::SeqCst)
+                            && since.elapsed() < Duration::from_secs(10)
+                        {
+                            std::thread::yield_now();
+                        }
+                        Ok(Value::Bool(false))
+                    }
+                },
+            }
+        }
         Op::CloseChannel => {
             // Dropping the sender ends the channel's thread once it has run
             // what was queued; it releases what its client held.
@@ -598,9 +690,21 @@ fn call_object(
     } else {
         call
     };
-    // The channel's thread, made on first need.
+    to_channel(conn, channels, ch, id, Op::Call { obj, call }, &entry)
+}
+
+/// Queues a request for its channel's thread, made on first need.
+fn to_channel(
+    conn: &Arc<Conn>,
+    channels: &mut HashMap<u32, Chan>,
+    ch: u32,
+    id: u64,
+    op: Op,
+    entry: &Entry,
+) -> bool {
     if !channels.contains_key(&ch) {
         if channels.len() >= conn.shared.cfg.max_channels {
+            conn.tokens.lock().remove(&id);
             return conn.reply(
                 id,
                 Err(Fail::Limit(format!(
@@ -614,6 +718,7 @@ fn call_object(
                 channels.insert(ch, c);
             }
             Err(e) => {
+                conn.tokens.lock().remove(&id);
                 return conn.reply(
                     id,
                     Err(Fail::Limit(format!("no thread for a channel: {e}"))),
@@ -621,14 +726,24 @@ fn call_object(
             }
         }
     }
+    // A queue call that will wait takes its place in line now, in the
+    // order calls arrive.
+    let ticket = match (&entry.obj, &op) {
+        (Object::Queue(q), Op::Call { call, .. } | Op::CallAsync { call, .. }) => match call {
+            Call::Get { wait } if *wait != Wait::No => Some(q.enter_line(true)),
+            Call::Put { wait, .. } if *wait != Wait::No => Some(q.enter_line(false)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let (Some(t), Op::CallAsync { call, .. }) = (ticket, &op)
+        && let Some(token) = conn.tokens.lock().get(&id)
+    {
+        *token.line.lock() = Some((t, matches!(call, Call::Get { .. })));
+    }
     let chan = &channels[&ch];
     chan.pending.fetch_add(1, Ordering::AcqRel);
-    let _ = chan.tx.send(Request {
-        ch,
-        id,
-        op: Op::Call { obj, call },
-    });
-    let _ = entry;
+    let _ = chan.tx.send((Request { ch, id, op }, ticket));
     true
 }
 
@@ -666,34 +781,59 @@ fn spawn_channel(conn: Arc<Conn>, ch: u32) -> std::io::Result<Chan> {
     Ok(Chan { tx, pending })
 }
 
-fn channel_thread(conn: Arc<Conn>, ch: u32, rx: Receiver<Request>, pending: Arc<AtomicUsize>) {
+fn channel_thread(
+    conn: Arc<Conn>,
+    ch: u32,
+    rx: Receiver<(Request, Option<u64>)>,
+    pending: Arc<AtomicUsize>,
+) {
     let shared = conn.shared.clone();
     shared.counters.channels.fetch_add(1, Ordering::Relaxed);
     // What this channel holds: object → (kind, count).
     let mut held: HashMap<u64, (Held, usize)> = HashMap::new();
     let me: ChanKey = (conn.id, ch);
-    while let Ok(Request { id, op, .. }) = rx.recv() {
-        if let Op::Call { obj, call } = op {
-            match shared.entry(obj) {
-                None => {
-                    conn.reply(id, Err(Fail::NotFound(format!("object {obj}"))));
-                }
-                Some(entry) => {
-                    let is_get = matches!(call, Call::Get { .. });
-                    shared.counters.in_channel.fetch_add(1, Ordering::SeqCst);
-                    let (out, effect) = entry.obj.runs(call, &*conn);
-                    shared.counters.in_channel.fetch_sub(1, Ordering::SeqCst);
-                    track(&entry, obj, me, effect, &mut held);
-                    match (is_get, &entry.obj, out) {
-                        (true, Object::Queue(q), Ok(Value::Bin(item))) => {
-                            reply_item(&conn, q, id, item);
-                        }
-                        (_, _, out) => {
-                            conn.reply(id, out);
-                        }
+    while let Ok((Request { id, op, .. }, ticket)) = rx.recv() {
+        let (obj, call, token) = match op {
+            Op::Call { obj, call } => (obj, call, None),
+            Op::CallAsync { obj, call } => (obj, call, conn.tokens.lock().get(&id).cloned()),
+            _ => {
+                pending.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+        };
+        match shared.entry(obj) {
+            None => {
+                conn.reply(id, Err(Fail::NotFound(format!("object {obj}"))));
+            }
+            Some(entry) => {
+                let is_get = matches!(call, Call::Get { .. });
+                shared.counters.in_channel.fetch_add(1, Ordering::SeqCst);
+                let (out, effect) = match &token {
+                    Some(t) => entry.obj.runs_in_line(
+                        call,
+                        &AsyncCancel {
+                            conn: &conn,
+                            token: t,
+                        },
+                        ticket,
+                    ),
+                    None => entry.obj.runs_in_line(call, &*conn, ticket),
+                };
+                shared.counters.in_channel.fetch_sub(1, Ordering::SeqCst);
+                track(&entry, obj, me, effect, &mut held);
+                match (is_get, &entry.obj, out) {
+                    (true, Object::Queue(q), Ok(Value::Bin(item))) => {
+                        reply_item(&conn, q, id, item);
+                    }
+                    (_, _, out) => {
+                        conn.reply(id, out);
                     }
                 }
             }
+        }
+        if let Some(t) = token {
+            t.replied.store(true, Ordering::SeqCst);
+            conn.tokens.lock().remove(&id);
         }
         pending.fetch_sub(1, Ordering::AcqRel);
     }
