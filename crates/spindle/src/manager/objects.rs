@@ -264,9 +264,7 @@ impl ByteQueue {
                 };
                 let out = if st.items.len() > at {
                     None
-                } else if st.shutdown {
-                    Some(Fail::ShutDown)
-                } else if cancel.cancelled() {
+                } else if st.shutdown || cancel.cancelled() {
                     Some(Fail::ShutDown)
                 } else {
                     match slice(until) {
