@@ -617,3 +617,29 @@ fn a_started_server_exits_when_its_parent_dies() {
     let _ = parent.join_timeout(LONG); // Err: killed by signal 9, as meant
     until("the server to exit", || gone(server_pid));
 }
+
+/// Each `connect` is a connection of its own (as Python's); past the
+/// server's cap a connection is refused with a typed error, and the others
+/// are served on.
+#[test]
+fn connections_past_the_cap_are_refused() {
+    let server = Manager::builder()
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .register("tasks", Typeid::queue())
+        .max_connections(2)
+        .spawn()
+        .unwrap();
+    let a = server.connect().unwrap();
+    let b = server.connect().unwrap();
+    assert_eq!(server.stats().connections, 2);
+    let err = server.connect().unwrap_err();
+    assert!(err.is_limit(), "{err}");
+    let q: QueueProxy<u8> = a.get("tasks").unwrap();
+    q.put(1).unwrap();
+    let q2: QueueProxy<u8> = b.get("tasks").unwrap();
+    assert_eq!(q2.get_timeout(LONG).unwrap(), 1);
+    drop((q, a));
+    until("a place to free up", || server.stats().connections == 1);
+    server.connect().expect("a place is free again");
+}

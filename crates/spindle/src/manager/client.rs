@@ -462,10 +462,19 @@ pub(crate) fn shared_connection(
             None => super::process_key()?,
         },
     };
-    let c = ClientConn::open(address, &key, cfg)?;
+    open_registered(address, &key, cfg)
+}
+
+/// A new connection, which proxies arriving for `address` will then share.
+pub(crate) fn open_registered(
+    address: &Address,
+    key: &[u8],
+    cfg: &WireConfig,
+) -> Result<Arc<ClientConn>, ManagerError> {
+    let c = ClientConn::open(address, key, cfg)?;
     with_registry(|r| {
         r.conns.insert(address.clone(), Arc::downgrade(&c));
-        r.keys.insert(address.clone(), key);
+        r.keys.insert(address.clone(), key.to_vec());
     });
     Ok(c)
 }

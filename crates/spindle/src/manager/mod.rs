@@ -68,7 +68,7 @@ pub use wire::{MAX_FRAME, MAX_PREAUTH, MIN_AUTHKEY, PREAUTH_MAX_FRAME, PREAUTH_T
 
 use crate::ipc::Address;
 use crate::process::{Process, StartMethod};
-use client::{ClientConn, Handle, shared_connection};
+use client::{ClientConn, Handle};
 use proto::{Arg, Op, Value};
 use server::{ServerConfig, Shared};
 
@@ -373,7 +373,7 @@ impl ManagerBuilder {
         let address: Address = bound
             .parse()
             .map_err(|e| ManagerError::protocol(format!("server address {bound:?}: {e}")))?;
-        let conn = ClientConn::open(&address, &key, &self.cfg.wire)?;
+        let conn = client::open_registered(&address, &key, &self.cfg.wire)?;
         Ok(Manager {
             conn,
             owned: Some(Owned { child, private_dir }),
@@ -381,9 +381,12 @@ impl ManagerBuilder {
     }
 
     /// Connects to a running server with this builder's key and settings.
+    /// Each call opens a connection of its own, as Python's `connect()`
+    /// does; proxies that arrive in this process for the same address (as
+    /// task arguments) share the newest one.
     pub fn connect(self, address: impl Into<Address>) -> Result<Manager, ManagerError> {
         let key = self.key()?;
-        let conn = shared_connection(&address.into(), Some(&key), &self.cfg.wire)?;
+        let conn = client::open_registered(&address.into(), &key, &self.cfg.wire)?;
         Ok(Manager { conn, owned: None })
     }
 }
