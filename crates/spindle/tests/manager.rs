@@ -594,17 +594,6 @@ fn start_a_manager_and_wait(tx: spindle::ipc::Connection) {
     }
 }
 
-/// Whether `pid` is gone (or a zombie nobody has reaped yet).
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
 /// A started server exits when the process that started it dies, even by
 /// SIGKILL (it watches its parent; nothing is left serving).
 #[test]
@@ -612,10 +601,10 @@ fn a_started_server_exits_when_its_parent_dies() {
     let (rx, tx) = Pipe(false).unwrap();
     let mut parent = common::start(start_a_manager_and_wait::call(tx), StartMethod::Spawn);
     let server_pid: u32 = rx.recv_timeout(LONG).unwrap();
-    assert!(!gone(server_pid));
+    assert!(!common::gone(server_pid));
     parent.kill().unwrap();
     let _ = parent.join_timeout(LONG); // Err: killed by signal 9, as meant
-    until("the server to exit", || gone(server_pid));
+    until("the server to exit", || common::gone(server_pid));
 }
 
 /// Each `connect` is a connection of its own (as Python's); past the

@@ -23,21 +23,10 @@ const METHODS: [StartMethod; 3] = [
     StartMethod::Fork,
 ];
 
-/// True once `pid` no longer runs (gone, or a zombie awaiting its reaper).
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
 fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if gone(pid) {
+        if common::gone(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -85,7 +74,7 @@ fn process_basics() {
         p.join_timeout(LONG).unwrap();
         assert_eq!(p.exitcode(), Some(0), "{m:?}");
         assert!(!p.is_alive());
-        assert!(gone(p.pid().unwrap()), "reaped after join");
+        assert!(common::gone(p.pid().unwrap()), "reaped after join");
     }
 }
 
@@ -281,7 +270,7 @@ fn daemon_dies_with_parent() {
                 StartMethod::Spawn,
             );
             let daemon_pid: u32 = report.recv().unwrap();
-            assert!(!gone(daemon_pid));
+            assert!(!common::gone(daemon_pid));
             if killed {
                 mid.kill().unwrap();
                 assert_eq!(mid.join_timeout(LONG).unwrap_err().exitcode(), Some(-9));

@@ -905,24 +905,32 @@ impl<P: BlockingLock + fmt::Debug> fmt::Debug for ProxyLockGuard<'_, P> {
     }
 }
 
+/// The four acquisitions of the naming rule, one server call each (shared
+/// by the lock and semaphore contracts).
+macro_rules! acquire_methods {
+    () => {
+        fn acquire(&self) -> Result<(), ManagerError> {
+            acquire_with(&self.h, Wait::Forever).map(|_| ())
+        }
+        fn try_acquire(&self) -> Result<bool, ManagerError> {
+            acquire_with(&self.h, Wait::No)
+        }
+        fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
+            acquire_with(&self.h, wait_until(deadline))
+        }
+        fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+            acquire_with(&self.h, wait_for(timeout))
+        }
+    };
+}
+
 macro_rules! lock_contract {
     ($name:ident, $not_held:expr) => {
         impl BlockingLock for $name {
             type Error = ManagerError;
             type Guard<'a> = ProxyLockGuard<'a, $name>;
 
-            fn acquire(&self) -> Result<(), ManagerError> {
-                acquire_with(&self.h, Wait::Forever).map(|_| ())
-            }
-            fn try_acquire(&self) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, Wait::No)
-            }
-            fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, wait_until(deadline))
-            }
-            fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, wait_for(timeout))
-            }
+            acquire_methods!();
             fn release(&self) -> Result<Result<(), SyncReleaseError>, ManagerError> {
                 release_with(&self.h, $not_held)
             }
@@ -1106,18 +1114,7 @@ macro_rules! semaphore_contract {
             type Error = ManagerError;
             type Guard<'a> = ProxyPermit<'a, $name>;
 
-            fn acquire(&self) -> Result<(), ManagerError> {
-                acquire_with(&self.h, Wait::Forever).map(|_| ())
-            }
-            fn try_acquire(&self) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, Wait::No)
-            }
-            fn acquire_deadline(&self, deadline: Instant) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, wait_until(deadline))
-            }
-            fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-                acquire_with(&self.h, wait_for(timeout))
-            }
+            acquire_methods!();
             fn permit(&self) -> Result<ProxyPermit<'_, $name>, ManagerError> {
                 BlockingSemaphore::acquire(self)?;
                 Ok(ProxyPermit { sem: self })

@@ -143,3 +143,14 @@ pub(crate) fn unix_path(prefix: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_file(&p);
     p
 }
+
+/// True once `pid` no longer runs (gone, or a zombie awaiting its reaper).
+pub(crate) fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
