@@ -632,3 +632,65 @@ fn connections_past_the_cap_are_refused() {
     until("a place to free up", || server.stats().connections == 1);
     server.connect().expect("a place is free again");
 }
+
+/// asyncio's `await lock.acquire()`, `await sem.acquire()`, `await
+/// event.wait()` on proxies: ready when the server grants them; a future
+/// dropped before it is ready holds nothing, whether the server had taken
+/// the lock for it or not.
+#[test]
+fn async_acquire_and_wait_are_cancel_safe() {
+    let m = Manager::start().unwrap();
+    let l = m.lock().unwrap();
+    l.acquire().unwrap();
+    let (_, waker) = common::counting();
+
+    // Granted: the future completes once the holder releases.
+    let mut f = Box::pin(l.acquire_async());
+    assert!(common::poll_once(&mut f, &waker).is_pending());
+    l.release().unwrap().unwrap();
+    common::block_on(f).unwrap();
+    assert!(l.is_locked().unwrap(), "the async acquire holds it");
+
+    // Dropped while waiting, before or after the server took the lock for
+    // it: the lock ends up free either way. (This thread holds it at the
+    // start of each round.)
+    for granted_first in [false, true] {
+        let mut f = Box::pin(l.acquire_async());
+        assert!(common::poll_once(&mut f, &waker).is_pending());
+        if granted_first {
+            l.release().unwrap().unwrap();
+            until("the server to grant it", || l.is_locked().unwrap());
+            drop(f);
+        } else {
+            drop(f);
+            l.release().unwrap().unwrap();
+        }
+        assert!(
+            l.try_acquire().unwrap(),
+            "the dropped acquire holds nothing (granted first: {granted_first})"
+        );
+    }
+    l.release().unwrap().unwrap();
+
+    // A semaphore: a dropped acquire takes no permit.
+    let s = m.semaphore(0).unwrap();
+    let mut f = Box::pin(s.acquire_async());
+    assert!(common::poll_once(&mut f, &waker).is_pending());
+    s.release().unwrap().unwrap();
+    until("the permit to go to the waiting acquire", || {
+        s.value().unwrap() == 0
+    });
+    drop(f);
+    assert_eq!(s.value().unwrap(), 1, "the permit came back");
+
+    // An event. (The futures can move to another thread.)
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let e = m.event().unwrap();
+    let mut f = Box::pin(send(e.wait_async()));
+    let _ = send(l.acquire_async());
+    assert!(common::poll_once(&mut f, &waker).is_pending());
+    e.set().unwrap();
+    common::block_on(f).unwrap();
+}

@@ -52,6 +52,9 @@ struct Pending {
     dead: Option<String>,
     /// Channels of async calls that are free again.
     free_async: Vec<u32>,
+    /// Replies that took effect for async calls whose futures were
+    /// dropped, kept for the dropping thread to take back.
+    orphans: HashMap<u64, Value>,
 }
 
 /// A call waiting for its reply.
@@ -60,9 +63,8 @@ struct Slot {
     promise: Promise<Value, CallError>,
     /// The channel of an async call, free again once the reply is in.
     async_ch: Option<u32>,
-    /// Set when an async call's future was dropped before its reply came:
-    /// what to undo if the reply says it took effect.
-    abandoned: Option<Undo>,
+    /// Set when an async call's future was dropped before its reply came.
+    abandoned: bool,
 }
 
 /// How to take back an async queue call that took effect for a future
@@ -75,6 +77,34 @@ pub(crate) enum Undo {
     Unget { obj: u64 },
     /// Take back `item` that a `put` put in queue `obj`.
     Unput { obj: u64, item: proto::Bin },
+    /// Release what an `acquire` of lock or semaphore `obj` took.
+    Release { obj: u64 },
+}
+
+impl Undo {
+    /// Takes back what a call did, given its reply (nothing if the reply
+    /// says it did nothing).
+    pub(crate) fn run(&self, conn: &Arc<ClientConn>, reply: Value) {
+        let _ = match (self, reply) {
+            (Undo::Unget { obj }, Value::Bin(item)) => conn.call_obj(*obj, Call::Unget { item }),
+            (Undo::Unput { obj, item }, Value::Unit) => {
+                conn.call_obj(*obj, Call::Unput { item: item.clone() })
+            }
+            (Undo::Release { obj }, Value::Bool(true)) => conn.call_obj(*obj, Call::Release),
+            _ => return,
+        };
+    }
+}
+
+/// What became of an async call whose future was dropped.
+pub(crate) enum Abandoned {
+    /// Its reply had come already: the future holds it.
+    Replied,
+    /// The server stopped it before it took effect, or the connection
+    /// ended.
+    Stopped,
+    /// It took effect before the server could stop it: its reply.
+    TookEffect(Value),
 }
 
 static NEXT_CHANNEL: AtomicU32 = AtomicU32::new(1);
@@ -212,7 +242,7 @@ impl ClientConn {
                 Slot {
                     promise,
                     async_ch: None,
-                    abandoned: None,
+                    abandoned: false,
                 },
             );
         }
@@ -247,7 +277,7 @@ impl ClientConn {
                 Slot {
                     promise,
                     async_ch: Some(ch),
-                    abandoned: None,
+                    abandoned: false,
                 },
             );
             ch
@@ -265,22 +295,24 @@ impl ClientConn {
         Ok((id, future))
     }
 
-    /// The future of async call `id` was dropped before it was ready.
-    /// Returns false if its reply had already come (the caller takes its
-    /// value back itself); else the server is told to cancel it, and when
-    /// this returns, the call has either ended without effect or its
-    /// effect has been taken back (by the reader, before the cancel's own
-    /// reply).
-    pub(crate) fn abandon(self: &Arc<Self>, id: u64, undo: Undo) -> bool {
+    /// The future of async call `id` was dropped before it was ready: the
+    /// server is told to stop it, and the answer says whether it took
+    /// effect (the caller then takes back what it did).
+    pub(crate) fn abandon(self: &Arc<Self>, id: u64) -> Abandoned {
         {
             let mut p = self.pending.lock();
             match p.calls.get_mut(&id) {
-                Some(slot) => slot.abandoned = Some(undo),
-                None => return false,
+                Some(slot) => slot.abandoned = true,
+                None => return Abandoned::Replied,
             }
         }
+        // The call's own reply, if it took effect, comes before this one.
         let _ = self.call(Op::Cancel { id });
-        true
+        let mut p = self.pending.lock();
+        match p.orphans.remove(&id) {
+            Some(v) => Abandoned::TookEffect(v),
+            None => Abandoned::Stopped,
+        }
     }
 
     fn send(&self, req: &Request) -> Result<(), ManagerError> {
@@ -326,17 +358,6 @@ impl ClientConn {
         });
     }
 
-    /// Sends a call that never waits, with no reply, on channel 0 (no
-    /// thread's channel: it runs as it arrives, in order with what follows
-    /// on this connection).
-    fn post_inline(&self, obj: u64, call: Call) {
-        let _ = self.send(&Request {
-            ch: 0,
-            id: 0,
-            op: Op::Call { obj, call },
-        });
-    }
-
     /// Closes the connection (the server drops this process's references).
     pub(crate) fn close(&self) {
         self.stream.shutdown();
@@ -371,22 +392,20 @@ fn reader(conn: Weak<ClientConn>, mut source: wire::FrameSource) {
             slot
         };
         if let Some(slot) = slot {
-            match (slot.abandoned, reply.out) {
-                (None, Ok(v)) => {
+            match reply.out {
+                // A dropped async call that took effect: kept for the
+                // thread that dropped it (it waits for its `Cancel`'s
+                // reply, which comes after this one).
+                Ok(v) if slot.abandoned => {
+                    conn.pending.lock().orphans.insert(reply.id, v);
+                }
+                Ok(v) => {
                     let _ = slot.promise.set_result(v);
                 }
-                (None, Err(f)) => {
+                Err(_) if slot.abandoned => {}
+                Err(f) => {
                     let _ = slot.promise.set_error(CallError::Fail(f));
                 }
-                // A dropped async call that took effect: take it back, in
-                // a request sent before anything this thread reads next.
-                (Some(Undo::Unget { obj }), Ok(Value::Bin(item))) => {
-                    conn.post_inline(obj, Call::Unget { item });
-                }
-                (Some(Undo::Unput { obj, item }), Ok(Value::Unit)) => {
-                    conn.post_inline(obj, Call::Unput { item });
-                }
-                (Some(_), _) => {}
             }
         }
     };

@@ -548,9 +548,19 @@ fn wait_bool(
     cancel: &dyn Cancel,
     try_once: impl Fn() -> bool,
     block_for: impl Fn(Duration) -> bool,
+    give_back: impl Fn(),
 ) -> Result<Value, Fail> {
+    // What was taken for a call cancelled meanwhile goes back.
+    let got = || {
+        if cancel.commit() {
+            Ok(Value::Bool(true))
+        } else {
+            give_back();
+            Err(Fail::Cancelled)
+        }
+    };
     if try_once() {
-        return Ok(Value::Bool(true));
+        return got();
     }
     if wait == Wait::No {
         return Ok(Value::Bool(false));
@@ -563,7 +573,7 @@ fn wait_bool(
         match slice(until) {
             Some(d) => {
                 if block_for(d) {
-                    return Ok(Value::Bool(true));
+                    return got();
                 }
             }
             None => return Ok(Value::Bool(false)),
@@ -738,7 +748,15 @@ impl Object {
             )),
 
             (Object::Lock(l), Acquire { wait }) => {
-                let r = wait_bool(wait, cancel, || l.try_acquire(), |d| l.acquire_timeout(d));
+                let r = wait_bool(
+                    wait,
+                    cancel,
+                    || l.try_acquire(),
+                    |d| l.acquire_timeout(d),
+                    || {
+                        let _ = l.release();
+                    },
+                );
                 if r == Ok(Value::Bool(true)) {
                     *effect = Effect::Took(Held::Lock);
                 }
@@ -753,7 +771,15 @@ impl Object {
             },
             (Object::Lock(l), Locked) => Ok(Value::Bool(l.is_locked())),
             (Object::RLock(l), Acquire { wait }) => {
-                let r = wait_bool(wait, cancel, || l.try_acquire(), |d| l.acquire_timeout(d));
+                let r = wait_bool(
+                    wait,
+                    cancel,
+                    || l.try_acquire(),
+                    |d| l.acquire_timeout(d),
+                    || {
+                        let _ = l.release();
+                    },
+                );
                 if r == Ok(Value::Bool(true)) {
                     *effect = Effect::Took(Held::RLock);
                 }
@@ -773,7 +799,15 @@ impl Object {
                 0
             })),
             (Object::Condition(c), Acquire { wait }) => {
-                let r = wait_bool(wait, cancel, || c.try_acquire(), |d| c.acquire_timeout(d));
+                let r = wait_bool(
+                    wait,
+                    cancel,
+                    || c.try_acquire(),
+                    |d| c.acquire_timeout(d),
+                    || {
+                        let _ = c.release();
+                    },
+                );
                 if r == Ok(Value::Bool(true)) {
                     *effect = Effect::Took(Held::Condition);
                 }
@@ -821,9 +855,15 @@ impl Object {
                 .map(|k| Value::U64(k as u64))
                 .map_err(|_| Fail::NotOwned),
 
-            (Object::Semaphore(s), Acquire { wait }) => {
-                wait_bool(wait, cancel, || s.try_acquire(), |d| s.acquire_timeout(d))
-            }
+            (Object::Semaphore(s), Acquire { wait }) => wait_bool(
+                wait,
+                cancel,
+                || s.try_acquire(),
+                |d| s.acquire_timeout(d),
+                || {
+                    s.release();
+                },
+            ),
             (Object::Semaphore(s), Release) => {
                 s.release();
                 Ok(Value::Unit)
@@ -831,9 +871,15 @@ impl Object {
             (Object::Semaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
             (Object::Semaphore(s), SemReleaseN { n }) => release_n(|k| s.release_n(k), n),
             (Object::Semaphore(_), SemBound) => Ok(Value::U64(u64::MAX)),
-            (Object::BoundedSemaphore(s), Acquire { wait }) => {
-                wait_bool(wait, cancel, || s.try_acquire(), |d| s.acquire_timeout(d))
-            }
+            (Object::BoundedSemaphore(s), Acquire { wait }) => wait_bool(
+                wait,
+                cancel,
+                || s.try_acquire(),
+                |d| s.acquire_timeout(d),
+                || {
+                    let _ = s.release();
+                },
+            ),
             (Object::BoundedSemaphore(s), Release) => s
                 .release()
                 .map(|()| Value::Unit)
@@ -852,7 +898,7 @@ impl Object {
             }
             (Object::Event(e), EvIsSet) => Ok(Value::Bool(e.is_set())),
             (Object::Event(e), EvWait { wait }) => {
-                wait_bool(wait, cancel, || e.is_set(), |d| e.wait_timeout(d))
+                wait_bool(wait, cancel, || e.is_set(), |d| e.wait_timeout(d), || {})
             }
 
             (Object::Barrier(b), BarWait { wait }) => {

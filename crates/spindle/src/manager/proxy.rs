@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::client::{CallError, ClientConn, Handle, Undo};
+use super::client::{Abandoned, CallError, ClientConn, Handle, Undo};
 use super::error::ManagerError;
 use super::proto::{self, Bin, Call, Fail, Value, Wait, wait_until};
 use crate::futures::{Future as SpFuture, FutureAwait};
@@ -270,20 +270,15 @@ impl Drop for AsyncCall<'_> {
         let Some(sent) = self.sent.take() else {
             return;
         };
-        if sent.conn.abandon(sent.id, self.undo.clone()) {
-            return;
-        }
-        // Its reply had come: take back what it did.
-        if let Ok(v) = sent.raw.result() {
-            match (&self.undo, v) {
-                (Undo::Unget { obj }, Value::Bin(item)) => {
-                    let _ = sent.conn.call_obj(*obj, Call::Unget { item });
+        // Take back what it did, if it did anything.
+        match sent.conn.abandon(sent.id) {
+            Abandoned::Replied => {
+                if let Ok(v) = sent.raw.result() {
+                    self.undo.run(&sent.conn, v);
                 }
-                (Undo::Unput { obj, item }, Value::Unit) => {
-                    let _ = sent.conn.call_obj(*obj, Call::Unput { item: item.clone() });
-                }
-                _ => {}
             }
+            Abandoned::TookEffect(v) => self.undo.run(&sent.conn, v),
+            Abandoned::Stopped => {}
         }
     }
 }
@@ -1329,5 +1324,63 @@ impl BlockingBarrier for BarrierProxy {
     }
     fn reset(&self) -> Result<(), ManagerError> {
         checked(self.h.call(Call::BarReset)).map(|_| ())
+    }
+}
+
+/// `acquire_async`, for objects any thread may release (a `Lock`, a
+/// semaphore): the acquisition runs on the server on a channel of its
+/// own; dropped before it is ready, the future takes nothing (what the
+/// server had taken is released).
+fn acquire_async(h: &Handle) -> impl Future<Output = Result<(), ManagerError>> + Send + '_ {
+    let obj = h.token.obj;
+    async move {
+        match AsyncCall::new(
+            h,
+            Call::Acquire {
+                wait: Wait::Forever,
+            },
+            Undo::Release { obj },
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+}
+
+impl LockProxy {
+    /// `await lock.acquire()` (asyncio's): cancel-safe, a dropped future
+    /// holds nothing. (An `RLock` or `Condition` has no async acquire: its
+    /// owner is the client thread, and a task is not one.)
+    pub fn acquire_async(&self) -> impl Future<Output = Result<(), ManagerError>> + Send + '_ {
+        acquire_async(&self.h)
+    }
+}
+
+impl SemaphoreProxy {
+    /// `await sem.acquire()`: cancel-safe, a dropped future takes no permit.
+    pub fn acquire_async(&self) -> impl Future<Output = Result<(), ManagerError>> + Send + '_ {
+        acquire_async(&self.h)
+    }
+}
+
+impl BoundedSemaphoreProxy {
+    /// `await sem.acquire()`: cancel-safe, a dropped future takes no permit.
+    pub fn acquire_async(&self) -> impl Future<Output = Result<(), ManagerError>> + Send + '_ {
+        acquire_async(&self.h)
+    }
+}
+
+impl EventProxy {
+    /// `await event.wait()`: ready once the flag is set.
+    pub async fn wait_async(&self) -> Result<(), ManagerError> {
+        let call = Call::EvWait {
+            wait: Wait::Forever,
+        };
+        match AsyncCall::new(&self.h, call, Undo::Nothing).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into_error()),
+        }
     }
 }
