@@ -73,7 +73,7 @@ enum Command {
     /// port for port 0). Without `--authkey-file` a 32-byte random key is
     /// written, raw, to a new file only this user can read (0600, in a new
     /// 0700 directory of the temporary directory, removed at exit), and the
-    /// second line is `authkey-file PATH`.
+    /// second line is that file's path.
     ///
     /// Serves until SIGTERM or SIGINT (or a client's `shutdown_server`),
     /// then exits 0. Exit 2: a usage error (a bad address, a key file of

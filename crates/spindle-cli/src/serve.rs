@@ -5,7 +5,7 @@
 //!
 //! Output: the first stdout line is exactly `listening on ADDRESS` (the
 //! bound address: the real port for port 0, or the Unix socket path);
-//! without `--authkey-file` the second is `authkey-file PATH`, the file of
+//! without `--authkey-file` the second is the path of the file of
 //! the key it generated. Both are flushed before any client can be served.
 //!
 //! Stopping: SIGTERM or SIGINT ends the accept loop (the command asks its
@@ -243,7 +243,7 @@ fn serve_with(args: &ServeArgs, key: &Key) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let mut printed = writeln!(out, "listening on {address}");
     if let Some((_, file)) = &key.generated {
-        printed = printed.and_then(|()| writeln!(out, "authkey-file {}", file.display()));
+        printed = printed.and_then(|()| writeln!(out, "{}", file.display()));
     }
     if printed.and_then(|()| out.flush()).is_err() {
         // Nobody can learn the address: stop.
