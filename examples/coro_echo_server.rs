@@ -1,4 +1,4 @@
-//! The seed's coroutine echo server: a select-based scheduler runs one
+//! Python's classic coroutine echo server: a select-based scheduler runs one
 //! coroutine per client, each answering `"GOT:" + line` to every line it
 //! receives (Python: an `EchoServer` whose client coroutines `yield` on
 //! socket readiness; today `asyncio.start_server` with `readline` / `write`

@@ -1,4 +1,4 @@
-//! A line echo server (the seed's coroutine `EchoServer`, which answers
+//! A line echo server (Python's classic coroutine `EchoServer`, which answers
 //! `"GOT:" + line` to every line), in two shapes, and the load client that
 //! `spindle echo load` and the `aio` bench suite drive every server with.
 //!

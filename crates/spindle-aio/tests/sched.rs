@@ -9,7 +9,7 @@ use std::thread;
 
 use spindle_aio::sched::{ActorScheduler, Stalled, TaskScheduler, UnknownActor, yield_now};
 
-/// The seed's `countdown(n)`: prints `T-minus n`, yields, counts down, and
+/// The Python program's `countdown(n)`: prints `T-minus n`, yields, counts down, and
 /// prints `Blastoff!` at the end.
 async fn countdown(n: u32, out: &RefCell<Vec<String>>) {
     let mut n = n;
@@ -21,7 +21,7 @@ async fn countdown(n: u32, out: &RefCell<Vec<String>>) {
     out.borrow_mut().push("Blastoff!".to_owned());
 }
 
-/// The seed's `countup(n)`: prints `Counting up x`, yields, counts up.
+/// The Python program's `countup(n)`: prints `Counting up x`, yields, counts up.
 async fn countup(n: u32, out: &RefCell<Vec<String>>) {
     let mut x = 0;
     while x < n {
@@ -119,7 +119,7 @@ fn a_waker_on_another_thread_is_waited_for() {
     waker_thread.join().unwrap();
 }
 
-/// The seed's actors: `counter` sends `n` to `printer` and `n - 1` to
+/// The Python program's actors: `counter` sends `n` to `printer` and `n - 1` to
 /// itself until 0 — 10,000 messages, on a thread with a 256 KiB stack: a
 /// scheduler that delivered by calling the receiver would nest 10,000
 /// deep; this one never grows the stack.

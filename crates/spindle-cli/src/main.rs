@@ -198,7 +198,7 @@ enum EchoCommand {
         /// One thread per connection instead.
         #[arg(long)]
         threads: bool,
-        /// Put this before every line sent back (the seed's server: `GOT:`).
+        /// Put this before every line sent back (Python's classic echo server: `GOT:`).
         #[arg(long, default_value = "")]
         prefix: String,
         /// Address to listen on.
