@@ -112,7 +112,9 @@ fn actor_ask(t: &mut Tour) {
 }
 
 fn echo(t: &mut Tour) {
-    t.say("Python's classic echo server (`spindle echo serve --prefix GOT:`): a task per connection.");
+    t.say(
+        "Python's classic echo server (`spindle echo serve --prefix GOT:`): a task per connection.",
+    );
     let server = match EchoServer::bind_aio("127.0.0.1:0", b"GOT:", 2) {
         Ok(s) => s,
         Err(e) => {
