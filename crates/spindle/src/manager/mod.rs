@@ -487,6 +487,17 @@ fn watch_parent(shared: &Arc<Shared>) {
         });
 }
 
+/// Each item encoded (a list's or an array's initial items).
+fn encode_all<T: Serialize>(items: &[T]) -> Result<Vec<proto::Bin>, ManagerError> {
+    items.iter().map(proto::encode_value).collect()
+}
+
+/// The outcome of a server thread, once it ended.
+fn joined(t: std::thread::JoinHandle<Result<(), ManagerError>>) -> Result<(), ManagerError> {
+    t.join()
+        .unwrap_or_else(|_| Err(ManagerError::Remote("server thread panicked".into())))
+}
+
 fn private_dir() -> Result<PathBuf, ManagerError> {
     use std::os::unix::fs::DirBuilderExt;
     let mut r = [0u8; 8];
@@ -619,11 +630,7 @@ impl Manager {
 
     /// A new list holding `items` (`list(sequence)`).
     pub fn list_from<T: Serialize>(&self, items: &[T]) -> Result<ListProxy<T>, ManagerError> {
-        let bins = items
-            .iter()
-            .map(proto::encode_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.create(Arg::Bins(bins))
+        self.create(Arg::Bins(encode_all(items)?))
     }
 
     /// A new, empty namespace (`Namespace()`).
@@ -639,11 +646,7 @@ impl Manager {
     /// A new fixed-length array holding `items` (`Array(typecode,
     /// sequence)`).
     pub fn array<T: Serialize>(&self, items: &[T]) -> Result<ArrayProxy<T>, ManagerError> {
-        let bins = items
-            .iter()
-            .map(proto::encode_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.create(Arg::Bins(bins))
+        self.create(Arg::Bins(encode_all(items)?))
     }
 
     /// A new `Lock`.
@@ -776,12 +779,7 @@ impl Server {
     /// a client calls [`Manager::shutdown_server`], or [`stop`](Self::stop)
     /// is called from another thread through [`Server::stopper`].
     pub fn wait(mut self) -> Result<(), ManagerError> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(ManagerError::Remote("server thread panicked".into()))),
-            None => Ok(()),
-        }
+        self.thread.take().map_or(Ok(()), joined)
     }
 
     /// A handle that stops this server from any thread (a signal handler's
@@ -794,12 +792,7 @@ impl Server {
 
     fn stop_inner(&mut self) -> Result<(), ManagerError> {
         self.shared.stop();
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(ManagerError::Remote("server thread panicked".into()))),
-            None => Ok(()),
-        }
+        self.thread.take().map_or(Ok(()), joined)
     }
 }
 

@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::proto::{Arg, Bin, Call, Fail, Value, Wait};
-use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+use std::convert::Infallible;
+
+use crate::sync::{
+    Barrier, BlockingLock, BlockingSemaphore, BoundedSemaphore, Condition, Event, Lock, RLock,
+    ReleaseNError, Semaphore,
+};
 
 /// How often a blocked server thread looks whether its client left.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
@@ -503,15 +508,90 @@ impl Object {
     }
 }
 
-fn release_n(
-    f: impl Fn(usize) -> Result<(), crate::sync::ReleaseNError>,
-    n: u64,
+/// The value of a call that cannot fail (the thread scope's contracts).
+fn ok<T>(r: Result<T, Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// The calling thread's recursion depth of an RLock (0: not its own).
+fn depth(l: &RLock) -> Value {
+    Value::U64(if l.is_owned() {
+        l.recursion_depth() as u64
+    } else {
+        0
+    })
+}
+
+/// `Acquire`, `Release` and `Locked` on a Lock, an RLock or a Condition,
+/// through their one contract; `held` says what this channel now owns.
+fn lock_call<L: BlockingLock<Error = Infallible>>(
+    l: &L,
+    held: Held,
+    call: Call,
+    cancel: &dyn Cancel,
+    effect: &mut Effect,
 ) -> Result<Value, Fail> {
-    let n = usize::try_from(n).map_err(|_| Fail::OverRelease)?;
-    match f(n) {
-        Ok(()) => Ok(Value::Unit),
-        Err(crate::sync::ReleaseNError::Zero) => Err(Fail::ReleaseZero),
-        Err(_) => Err(Fail::OverRelease),
+    match call {
+        Call::Acquire { wait } => {
+            let r = wait_bool(
+                wait,
+                cancel,
+                || ok(l.try_acquire()),
+                |d| ok(l.acquire_timeout(d)),
+                || {
+                    let _ = l.release();
+                },
+            );
+            if r == Ok(Value::Bool(true)) {
+                *effect = Effect::Took(held);
+            }
+            r
+        }
+        Call::Release => match ok(l.release()) {
+            Ok(()) => {
+                *effect = Effect::Gave(held);
+                Ok(Value::Unit)
+            }
+            Err(_) => Err(Fail::NotOwned),
+        },
+        Call::Locked => Ok(Value::Bool(ok(l.is_locked()))),
+        other => Err(Fail::BadArg(format!("not a lock call: {other:?}"))),
+    }
+}
+
+/// `Acquire`, `Release`, `SemValue` and `SemReleaseN` on a semaphore,
+/// bounded or not, through its contract.
+fn semaphore_call<S: BlockingSemaphore<Error = Infallible>>(
+    s: &S,
+    call: Call,
+    cancel: &dyn Cancel,
+) -> Result<Value, Fail> {
+    match call {
+        Call::Acquire { wait } => wait_bool(
+            wait,
+            cancel,
+            || ok(s.try_acquire()),
+            |d| ok(s.acquire_timeout(d)),
+            || {
+                let _ = s.release_n(1);
+            },
+        ),
+        Call::Release => ok(s.release())
+            .map(|()| Value::Unit)
+            .map_err(|_| Fail::OverRelease),
+        Call::SemValue => Ok(Value::U64(ok(s.value()) as u64)),
+        Call::SemReleaseN { n } => {
+            let n = usize::try_from(n).map_err(|_| Fail::OverRelease)?;
+            match ok(s.release_n(n)) {
+                Ok(()) => Ok(Value::Unit),
+                Err(ReleaseNError::Zero) => Err(Fail::ReleaseZero),
+                Err(_) => Err(Fail::OverRelease),
+            }
+        }
+        other => Err(Fail::BadArg(format!("not a semaphore call: {other:?}"))),
     }
 }
 
@@ -747,87 +827,16 @@ impl Object {
                     .collect(),
             )),
 
-            (Object::Lock(l), Acquire { wait }) => {
-                let r = wait_bool(
-                    wait,
-                    cancel,
-                    || l.try_acquire(),
-                    |d| l.acquire_timeout(d),
-                    || {
-                        let _ = l.release();
-                    },
-                );
-                if r == Ok(Value::Bool(true)) {
-                    *effect = Effect::Took(Held::Lock);
-                }
-                r
+            (Object::Lock(l), call @ (Acquire { .. } | Release | Locked)) => {
+                lock_call(l, Held::Lock, call, cancel, effect)
             }
-            (Object::Lock(l), Release) => match l.release() {
-                Ok(()) => {
-                    *effect = Effect::Gave(Held::Lock);
-                    Ok(Value::Unit)
-                }
-                Err(_) => Err(Fail::NotOwned),
-            },
-            (Object::Lock(l), Locked) => Ok(Value::Bool(l.is_locked())),
-            (Object::RLock(l), Acquire { wait }) => {
-                let r = wait_bool(
-                    wait,
-                    cancel,
-                    || l.try_acquire(),
-                    |d| l.acquire_timeout(d),
-                    || {
-                        let _ = l.release();
-                    },
-                );
-                if r == Ok(Value::Bool(true)) {
-                    *effect = Effect::Took(Held::RLock);
-                }
-                r
+            (Object::RLock(l), Depth) => Ok(depth(l)),
+            (Object::RLock(l), call @ (Acquire { .. } | Release | Locked)) => {
+                lock_call(l, Held::RLock, call, cancel, effect)
             }
-            (Object::RLock(l), Release) => match l.release() {
-                Ok(()) => {
-                    *effect = Effect::Gave(Held::RLock);
-                    Ok(Value::Unit)
-                }
-                Err(_) => Err(Fail::NotOwned),
-            },
-            (Object::RLock(l), Locked) => Ok(Value::Bool(l.is_locked())),
-            (Object::RLock(l), Depth) => Ok(Value::U64(if l.is_owned() {
-                l.recursion_depth() as u64
-            } else {
-                0
-            })),
-            (Object::Condition(c), Acquire { wait }) => {
-                let r = wait_bool(
-                    wait,
-                    cancel,
-                    || c.try_acquire(),
-                    |d| c.acquire_timeout(d),
-                    || {
-                        let _ = c.release();
-                    },
-                );
-                if r == Ok(Value::Bool(true)) {
-                    *effect = Effect::Took(Held::Condition);
-                }
-                r
-            }
-            (Object::Condition(c), Release) => match c.release() {
-                Ok(()) => {
-                    *effect = Effect::Gave(Held::Condition);
-                    Ok(Value::Unit)
-                }
-                Err(_) => Err(Fail::NotOwned),
-            },
-            (Object::Condition(c), Locked) => Ok(Value::Bool(c.get_lock().is_locked())),
-            (Object::Condition(c), Depth) => {
-                let l = c.get_lock();
-                Ok(Value::U64(if l.is_owned() {
-                    l.recursion_depth() as u64
-                } else {
-                    0
-                }))
+            (Object::Condition(c), Depth) => Ok(depth(c.get_lock())),
+            (Object::Condition(c), call @ (Acquire { .. } | Release | Locked)) => {
+                lock_call(c, Held::Condition, call, cancel, effect)
             }
             (Object::Condition(c), CondWait { wait }) => {
                 // Waited in slices like the rest: between two slices this
@@ -855,38 +864,16 @@ impl Object {
                 .map(|k| Value::U64(k as u64))
                 .map_err(|_| Fail::NotOwned),
 
-            (Object::Semaphore(s), Acquire { wait }) => wait_bool(
-                wait,
-                cancel,
-                || s.try_acquire(),
-                |d| s.acquire_timeout(d),
-                || {
-                    s.release();
-                },
-            ),
-            (Object::Semaphore(s), Release) => {
-                s.release();
-                Ok(Value::Unit)
-            }
-            (Object::Semaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
-            (Object::Semaphore(s), SemReleaseN { n }) => release_n(|k| s.release_n(k), n),
             (Object::Semaphore(_), SemBound) => Ok(Value::U64(u64::MAX)),
-            (Object::BoundedSemaphore(s), Acquire { wait }) => wait_bool(
-                wait,
-                cancel,
-                || s.try_acquire(),
-                |d| s.acquire_timeout(d),
-                || {
-                    let _ = s.release();
-                },
-            ),
-            (Object::BoundedSemaphore(s), Release) => s
-                .release()
-                .map(|()| Value::Unit)
-                .map_err(|_| Fail::OverRelease),
-            (Object::BoundedSemaphore(s), SemValue) => Ok(Value::U64(s.value() as u64)),
-            (Object::BoundedSemaphore(s), SemReleaseN { n }) => release_n(|k| s.release_n(k), n),
+            (
+                Object::Semaphore(s),
+                call @ (Acquire { .. } | Release | SemValue | SemReleaseN { .. }),
+            ) => semaphore_call(s, call, cancel),
             (Object::BoundedSemaphore(s), SemBound) => Ok(Value::U64(s.bound() as u64)),
+            (
+                Object::BoundedSemaphore(s),
+                call @ (Acquire { .. } | Release | SemValue | SemReleaseN { .. }),
+            ) => semaphore_call(s, call, cancel),
 
             (Object::Event(e), EvSet) => {
                 e.set();

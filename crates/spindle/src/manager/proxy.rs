@@ -46,8 +46,6 @@ pub(crate) mod sealed {
     #[allow(private_interfaces)]
     pub trait Sealed {
         fn from_handle(h: Arc<Handle>) -> Self;
-        #[allow(dead_code)]
-        fn handle(&self) -> &Arc<Handle>;
     }
 }
 
@@ -57,6 +55,16 @@ fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Bin, ManagerError> {
 
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ManagerError> {
     proto::decode_value(b)
+}
+
+/// A call whose `absent` failure (Python's `KeyError`, `IndexError`,
+/// `ValueError`) means "not there": `None`, not an error.
+fn found(r: Result<Value, CallError>, absent: Fail) -> Result<Option<Value>, ManagerError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(CallError::Fail(f)) if f == absent => Ok(None),
+        Err(e) => Err(e.into_error()),
+    }
 }
 
 fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
@@ -94,9 +102,6 @@ macro_rules! proxy_common {
         impl<$($t),*> sealed::Sealed for $name<$($t),*> {
             fn from_handle(h: Arc<Handle>) -> Self {
                 $name { h, _t: PhantomData }
-            }
-            fn handle(&self) -> &Arc<Handle> {
-                &self.h
             }
         }
         impl<$($t),*> Proxy for $name<$($t),*> {
@@ -479,11 +484,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// `del d[key]`; whether the key was there (Python raises `KeyError`
     /// when it was not).
     pub fn del(&self, key: &K) -> Result<bool, ManagerError> {
-        match self.h.call(Call::DDel { key: enc(key)? }) {
-            Ok(_) => Ok(true),
-            Err(CallError::Fail(Fail::KeyError)) => Ok(false),
-            Err(e) => Err(e.into_error()),
-        }
+        found(self.h.call(Call::DDel { key: enc(key)? }), Fail::KeyError).map(|v| v.is_some())
     }
 
     /// `d.pop(key, None)`.
@@ -602,23 +603,21 @@ macro_rules! sequence_reads {
             /// `l[index]`; a negative index counts from the end; `None`
             /// out of range (Python raises `IndexError`).
             pub fn get(&self, index: i64) -> Result<Option<T>, ManagerError> {
-                match self.h.call(Call::LGet { index }) {
-                    Ok(v) => dec(&as_bin(v)?).map(Some),
-                    Err(CallError::Fail(Fail::IndexError)) => Ok(None),
-                    Err(e) => Err(e.into_error()),
-                }
+                found(self.h.call(Call::LGet { index }), Fail::IndexError)?
+                    .map(|v| dec(&as_bin(v)?))
+                    .transpose()
             }
 
             /// `l[index] = value`; whether the index was in range.
             pub fn set(&self, index: i64, value: &T) -> Result<bool, ManagerError> {
-                match self.h.call(Call::LSet {
-                    index,
-                    val: enc(value)?,
-                }) {
-                    Ok(_) => Ok(true),
-                    Err(CallError::Fail(Fail::IndexError)) => Ok(false),
-                    Err(e) => Err(e.into_error()),
-                }
+                found(
+                    self.h.call(Call::LSet {
+                        index,
+                        val: enc(value)?,
+                    }),
+                    Fail::IndexError,
+                )
+                .map(|v| v.is_some())
             }
 
             /// `list(l)`: a copy of every item (one round trip).
@@ -631,11 +630,12 @@ macro_rules! sequence_reads {
 
             /// `l.index(value)`, or `None` (Python raises `ValueError`).
             pub fn index(&self, value: &T) -> Result<Option<usize>, ManagerError> {
-                match self.h.call(Call::LIndex { val: enc(value)? }) {
-                    Ok(v) => as_u64(v).map(|n| Some(n as usize)),
-                    Err(CallError::Fail(Fail::ValueError)) => Ok(None),
-                    Err(e) => Err(e.into_error()),
-                }
+                found(
+                    self.h.call(Call::LIndex { val: enc(value)? }),
+                    Fail::ValueError,
+                )?
+                .map(|v| as_u64(v).map(|n| n as usize))
+                .transpose()
             }
 
             /// `l.count(value)`.
@@ -677,21 +677,19 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// `l.pop(index)`; `None` out of range (Python raises `IndexError`).
     pub fn pop(&self, index: i64) -> Result<Option<T>, ManagerError> {
-        match self.h.call(Call::LPop { index }) {
-            Ok(v) => dec(&as_bin(v)?).map(Some),
-            Err(CallError::Fail(Fail::IndexError)) => Ok(None),
-            Err(e) => Err(e.into_error()),
-        }
+        found(self.h.call(Call::LPop { index }), Fail::IndexError)?
+            .map(|v| dec(&as_bin(v)?))
+            .transpose()
     }
 
     /// `l.remove(value)`; whether it was there (Python raises
     /// `ValueError` when not).
     pub fn remove(&self, value: &T) -> Result<bool, ManagerError> {
-        match self.h.call(Call::LRemove { val: enc(value)? }) {
-            Ok(_) => Ok(true),
-            Err(CallError::Fail(Fail::ValueError)) => Ok(false),
-            Err(e) => Err(e.into_error()),
-        }
+        found(
+            self.h.call(Call::LRemove { val: enc(value)? }),
+            Fail::ValueError,
+        )
+        .map(|v| v.is_some())
     }
 
     /// `l.clear()`.
@@ -737,9 +735,6 @@ impl sealed::Sealed for NamespaceProxy {
     fn from_handle(h: Arc<Handle>) -> Self {
         NamespaceProxy { h, _t: PhantomData }
     }
-    fn handle(&self) -> &Arc<Handle> {
-        &self.h
-    }
 }
 impl Proxy for NamespaceProxy {
     const TYPEID: &'static str = "Namespace";
@@ -777,11 +772,12 @@ impl NamespaceProxy {
     /// `ns.name`, decoded as `T`; `None` if unset (Python raises
     /// `AttributeError`).
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
-        match self.h.call(Call::NGet { name: name.into() }) {
-            Ok(v) => dec(&as_bin(v)?).map(Some),
-            Err(CallError::Fail(Fail::KeyError)) => Ok(None),
-            Err(e) => Err(e.into_error()),
-        }
+        found(
+            self.h.call(Call::NGet { name: name.into() }),
+            Fail::KeyError,
+        )?
+        .map(|v| dec(&as_bin(v)?))
+        .transpose()
     }
 
     /// `ns.name = value`.
@@ -795,11 +791,11 @@ impl NamespaceProxy {
 
     /// `del ns.name`; whether it was set.
     pub fn del(&self, name: &str) -> Result<bool, ManagerError> {
-        match self.h.call(Call::NDel { name: name.into() }) {
-            Ok(_) => Ok(true),
-            Err(CallError::Fail(Fail::KeyError)) => Ok(false),
-            Err(e) => Err(e.into_error()),
-        }
+        found(
+            self.h.call(Call::NDel { name: name.into() }),
+            Fail::KeyError,
+        )
+        .map(|v| v.is_some())
     }
 
     /// The attributes' names, sorted.
@@ -826,9 +822,6 @@ macro_rules! sync_proxy {
         impl sealed::Sealed for $name {
             fn from_handle(h: Arc<Handle>) -> Self {
                 $name { h }
-            }
-            fn handle(&self) -> &Arc<Handle> {
-                &self.h
             }
         }
         impl Proxy for $name {
