@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::proto::{Arg, Bin, Call, Fail, Value, Wait};
 use std::convert::Infallible;
@@ -87,6 +87,15 @@ fn place(line: &Line, ticket: u64) -> Option<(usize, Arc<Condvar>)> {
     line.iter()
         .position(|(t, _)| *t == ticket)
         .map(|i| (i, line[i].1.clone()))
+}
+
+/// The line of getters, or of putters.
+fn line_of(st: &mut QState, getter: bool) -> &mut Line {
+    if getter {
+        &mut st.getters
+    } else {
+        &mut st.putters
+    }
 }
 
 fn leave(line: &mut Line, ticket: u64) {
@@ -167,6 +176,80 @@ impl ByteQueue {
         self.put_in_line(item, wait, cancel, None)
     }
 
+    /// Waits for this call's turn in the line of getters (or putters),
+    /// taking a place at the end unless `ticket` is one it already has:
+    /// `Ok` (out of line) once it may go on, or why not. A call not in
+    /// line goes at once if there is enough for everyone waiting and for
+    /// it too. A getter goes before it looks at shutdown (the items left
+    /// are still taken); a putter looks at shutdown first.
+    fn wait_turn(
+        &self,
+        st: &mut MutexGuard<'_, QState>,
+        getter: bool,
+        wait: Wait,
+        cancel: &dyn Cancel,
+        ticket: Option<u64>,
+    ) -> Result<(), Fail> {
+        let maxsize = self.maxsize;
+        // How many may go now: items for getters, free places for putters.
+        let room = |st: &QState| {
+            if getter {
+                st.items.len()
+            } else {
+                st.free(maxsize)
+            }
+        };
+        let closed = |st: &QState| st.shutdown && (!getter || st.items.is_empty());
+        let give_up = |st: &mut QState, fail: Fail| {
+            if let Some(t) = ticket {
+                leave(line_of(st, getter), t);
+                st.wake(maxsize);
+            }
+            Err(fail)
+        };
+        if !getter && st.shutdown {
+            return give_up(st, Fail::ShutDown);
+        }
+        if ticket.is_none() && room(st) > line_of(st, getter).len() {
+            return Ok(());
+        }
+        if closed(st) {
+            return give_up(st, Fail::ShutDown);
+        }
+        if wait == Wait::No {
+            return give_up(st, if getter { Fail::Empty } else { Fail::Full });
+        }
+        let until = deadline(wait);
+        let me = ticket.unwrap_or_else(|| st.enter(getter));
+        loop {
+            let Some((at, cv)) = place(line_of(st, getter), me) else {
+                return Err(Fail::Cancelled);
+            };
+            let ready = room(st) > at;
+            let out = if ready && (getter || !st.shutdown) {
+                None
+            } else if st.shutdown || cancel.cancelled() {
+                Some(Fail::ShutDown)
+            } else {
+                match slice(until) {
+                    Some(d) => {
+                        cv.wait_for(st, d);
+                        continue;
+                    }
+                    None => Some(if getter { Fail::Empty } else { Fail::Full }),
+                }
+            };
+            leave(line_of(st, getter), me);
+            return match out {
+                None => Ok(()),
+                Some(fail) => {
+                    st.wake(maxsize);
+                    Err(fail)
+                }
+            };
+        }
+    }
+
     /// `put`, with the place in line `enter_line` gave, if any.
     pub(crate) fn put_in_line(
         &self,
@@ -176,51 +259,7 @@ impl ByteQueue {
         ticket: Option<u64>,
     ) -> Result<Value, Fail> {
         let mut st = self.st.lock();
-        let give_up = |st: &mut QState, fail: Fail| {
-            if let Some(t) = ticket {
-                leave(&mut st.putters, t);
-                st.wake(self.maxsize);
-            }
-            Err(fail)
-        };
-        if st.shutdown {
-            return give_up(&mut st, Fail::ShutDown);
-        }
-        // Not in line, and room for everyone in line and this item: go.
-        let go_now = ticket.is_none() && st.free(self.maxsize) > st.putters.len();
-        if !go_now {
-            if wait == Wait::No {
-                return give_up(&mut st, Fail::Full);
-            }
-            let until = deadline(wait);
-            let me = ticket.unwrap_or_else(|| st.enter(false));
-            loop {
-                let Some((at, cv)) = place(&st.putters, me) else {
-                    return Err(Fail::Cancelled);
-                };
-                let out = if st.shutdown {
-                    Some(Fail::ShutDown)
-                } else if st.free(self.maxsize) > at {
-                    None
-                } else if cancel.cancelled() {
-                    Some(Fail::ShutDown)
-                } else {
-                    match slice(until) {
-                        Some(d) => {
-                            cv.wait_for(&mut st, d);
-                            continue;
-                        }
-                        None => Some(Fail::Full),
-                    }
-                };
-                leave(&mut st.putters, me);
-                if let Some(fail) = out {
-                    st.wake(self.maxsize);
-                    return Err(fail);
-                }
-                break;
-            }
-        }
+        self.wait_turn(&mut st, false, wait, cancel, ticket)?;
         if !cancel.commit() {
             // Pass on the free place this call was woken for.
             st.wake(self.maxsize);
@@ -246,48 +285,7 @@ impl ByteQueue {
         ticket: Option<u64>,
     ) -> Result<Bin, Fail> {
         let mut st = self.st.lock();
-        let give_up = |st: &mut QState, fail: Fail| {
-            if let Some(t) = ticket {
-                leave(&mut st.getters, t);
-                st.wake(self.maxsize);
-            }
-            Err(fail)
-        };
-        let go_now = ticket.is_none() && st.items.len() > st.getters.len();
-        if !go_now {
-            if st.items.len() <= st.getters.len() && st.shutdown && st.items.is_empty() {
-                return give_up(&mut st, Fail::ShutDown);
-            }
-            if wait == Wait::No {
-                return give_up(&mut st, Fail::Empty);
-            }
-            let until = deadline(wait);
-            let me = ticket.unwrap_or_else(|| st.enter(true));
-            loop {
-                let Some((at, cv)) = place(&st.getters, me) else {
-                    return Err(Fail::Cancelled);
-                };
-                let out = if st.items.len() > at {
-                    None
-                } else if st.shutdown || cancel.cancelled() {
-                    Some(Fail::ShutDown)
-                } else {
-                    match slice(until) {
-                        Some(d) => {
-                            cv.wait_for(&mut st, d);
-                            continue;
-                        }
-                        None => Some(Fail::Empty),
-                    }
-                };
-                leave(&mut st.getters, me);
-                if let Some(fail) = out {
-                    st.wake(self.maxsize);
-                    return Err(fail);
-                }
-                break;
-            }
-        }
+        self.wait_turn(&mut st, true, wait, cancel, ticket)?;
         // An item is there for us: the client must still be there to get it.
         if cancel.cancelled() || !cancel.commit() {
             // Pass on the item this call was woken for.
