@@ -1,9 +1,28 @@
 //! Procedural macros for spindle. Use them through the `spindle` crate
-//! (`#[spindle::task]`), never directly: the generated code names `::spindle`.
+//! (`#[spindle::task]`, `#[spindle::remote]`), never directly: the generated code names `::spindle`.
+
+mod remote;
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
 use syn::{FnArg, ItemFn, ReturnType, parse_macro_input, spanned::Spanned};
+
+/// Makes a trait's implementations servable by a manager server, and
+/// generates `<Trait>Proxy`, which calls them from other processes.
+///
+/// See `spindle::remote` for the documentation.
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let name = match remote::parse_name(attr.into()) {
+        Ok(n) => n,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let item = parse_macro_input!(item as syn::ItemTrait);
+    match remote::expand(name, &item) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
 
 /// Registers a free function as a spindle task that can run in another process.
 ///

@@ -305,3 +305,74 @@ mod util;
 /// `spindle_tasks` link section: no code runs to register it, so a child can
 /// look tasks up before `main`.
 pub use spindle_macros::task;
+
+/// Makes a trait's implementations servable by a manager server, and
+/// generates `<Trait>Proxy`, a proxy that calls them from other processes
+/// and hosts (Python's `BaseManager.register(typeid, callable)` with a class
+/// of your own).
+///
+/// ```
+/// use spindle::manager::{BaseManager, ManagerError};
+///
+/// #[spindle::remote]
+/// pub trait Counter {
+///     /// Adds `by`; returns the new count.
+///     fn incr(&mut self, by: u64) -> u64;
+///     fn get(&self) -> u64;
+/// }
+///
+/// #[derive(Default)]
+/// struct Count(u64);
+///
+/// impl Counter for Count {
+///     fn incr(&mut self, by: u64) -> u64 {
+///         self.0 += by;
+///         self.0
+///     }
+///     fn get(&self) -> u64 {
+///         self.0
+///     }
+/// }
+///
+/// let server = BaseManager::builder()
+///     .register("counter", CounterProxy::typeid(Count::default()))
+///     .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+///     .authkey(b"a key of at least sixteen bytes")
+///     .spawn()?;
+/// let manager = server.connect()?;
+/// let counter: CounterProxy = manager.get("counter")?;
+/// assert_eq!(counter.incr(2)?, 2);
+/// assert_eq!(counter.incr(3)?, 5);
+/// assert_eq!(counter.get()?, 5);
+/// # Ok::<(), ManagerError>(())
+/// ```
+///
+/// The proxy has each method of the trait, taking `&self` and returning
+/// `Result<R, ManagerError>` (`R` the method's own return type, so a method
+/// that returns a `Result` gives a `Result` inside), and an `_async` face
+/// of each (`incr_async`), a future that is sent when first polled and does
+/// not run if dropped before the server started it. `CounterProxy::typeid(obj)`
+/// serves `obj` under a name of
+/// [`ManagerBuilder::register`](manager::ManagerBuilder::register); clients
+/// reach it with [`Manager::get`](manager::Manager::get). Like every proxy
+/// it is `Clone` and crosses to another process inside a task's argument.
+///
+/// Rules, checked at compile time: the trait is not generic and holds only
+/// methods; each takes `&self` or `&mut self`, is neither async nor generic,
+/// and takes and returns owned serde types (`String`, not `&str`). The
+/// object's methods run one at a time, in the order calls reach it, under
+/// the object's lock, so a method that waits for another call of the same
+/// object waits forever; coordinate through the manager's queues, locks and
+/// events instead. A method that panics fails its call with
+/// [`ManagerError::Panicked`](manager::ManagerError::Panicked); the object
+/// stays usable.
+///
+/// The typeid is `remote:` and the trait's name, or `name = "..."`:
+/// `#[spindle::remote(name = "Maths")]`. The trait's signature (its methods'
+/// names, receivers and types as written, hashed) is the object's
+/// fingerprint: a proxy built from a different version of the trait is
+/// refused by [`Manager::get`](manager::Manager::get) as
+/// [`ManagerError::WrongType`](manager::ManagerError::WrongType). A changed
+/// field inside one of your own types is not caught there: its value then
+/// fails to decode, a [`ManagerError::Codec`](manager::ManagerError::Codec).
+pub use spindle_macros::remote;

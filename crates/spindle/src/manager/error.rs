@@ -47,6 +47,15 @@ pub enum ManagerError {
     Codec(String),
     /// The server refused the call with this message (a bad argument).
     Remote(String),
+    /// A method of a remote object (`#[spindle::remote]`) panicked on the
+    /// server (Python's `RemoteError` with the traceback). The object stays
+    /// usable.
+    Panicked {
+        /// The method.
+        method: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A setting of this side is missing or invalid (serving without an
     /// address, say); nothing was sent.
     Config(String),
@@ -136,6 +145,9 @@ impl fmt::Display for ManagerError {
             ManagerError::NotFound(m) => write!(f, "manager has no {m}"),
             ManagerError::Codec(m) => write!(f, "manager value encoding failed: {m}"),
             ManagerError::Remote(m) => write!(f, "manager refused the call: {m}"),
+            ManagerError::Panicked { method, message } => {
+                write!(f, "remote method {method} panicked: {message}")
+            }
             ManagerError::Config(m) => write!(f, "manager setting: {m}"),
             ManagerError::Io(e) => write!(f, "manager I/O error: {e}"),
         }

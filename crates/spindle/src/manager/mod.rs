@@ -44,6 +44,7 @@ mod lease;
 mod objects;
 mod proto;
 mod proxy;
+mod remote;
 mod server;
 pub(crate) mod wire;
 
@@ -56,10 +57,20 @@ use serde::Serialize;
 
 pub use error::ManagerError;
 pub use proto::Stats;
+
+/// What `#[spindle::remote]`'s generated code names; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 pub use proxy::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, LifoQueueProxy, ListProxy, LockProxy, NamespaceProxy, Proxy,
     ProxyLockGuard, ProxyPermit, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+};
+pub use remote::{
+    RemoteFault, RemoteHandle, RemoteInterface, RemoteObject, decode_args, deserialize_proxy,
+    encode_result, signature_of,
 };
 pub use server::{
     CHANNEL_STACK, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_OBJECTS, LEASE_TIME,
@@ -91,10 +102,20 @@ pub(crate) fn server_typeid(typeid: &str) -> &str {
 
 /// What a registered name holds: the kind of object and how to make it
 /// (the `callable` of Python's `BaseManager.register`).
-#[derive(Debug)]
 pub struct Typeid {
     name: &'static str,
     arg: Arg,
+    /// An object of the user's own type (`#[spindle::remote]`).
+    remote: Option<Box<dyn RemoteObject>>,
+}
+
+impl fmt::Debug for Typeid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Typeid")
+            .field("name", &self.name)
+            .field("remote", &self.remote.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Typeid {
@@ -108,6 +129,7 @@ impl Typeid {
         Typeid {
             name: "Queue",
             arg: Arg::Size(maxsize as u64),
+            remote: None,
         }
     }
 
@@ -116,6 +138,7 @@ impl Typeid {
         Typeid {
             name: "LifoQueue",
             arg: Arg::Size(maxsize as u64),
+            remote: None,
         }
     }
 
@@ -124,6 +147,7 @@ impl Typeid {
         Typeid {
             name: "dict",
             arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -132,6 +156,7 @@ impl Typeid {
         Typeid {
             name: "list",
             arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -140,6 +165,7 @@ impl Typeid {
         Typeid {
             name: "Namespace",
             arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -148,6 +174,7 @@ impl Typeid {
         Ok(Typeid {
             name: "Value",
             arg: Arg::Bin(proto::encode_value(initial)?),
+            remote: None,
         })
     }
 
@@ -156,6 +183,7 @@ impl Typeid {
         Typeid {
             name: "Lock",
             arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -164,6 +192,7 @@ impl Typeid {
         Typeid {
             name: "RLock",
             arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -172,6 +201,18 @@ impl Typeid {
         Typeid {
             name: "Semaphore",
             arg: Arg::Size(n as u64),
+            remote: None,
+        }
+    }
+
+    /// An object of the user's own type, served as it is: what the proxy
+    /// that `#[spindle::remote]` generates builds with its `typeid(obj)`.
+    /// Calls run one at a time, in the order they reach the object.
+    pub fn remote(obj: impl RemoteObject) -> Typeid {
+        Typeid {
+            name: obj.typeid(),
+            arg: Arg::None,
+            remote: Some(Box::new(obj)),
         }
     }
 
@@ -180,6 +221,7 @@ impl Typeid {
         Typeid {
             name: "Event",
             arg: Arg::None,
+            remote: None,
         }
     }
 }
@@ -267,7 +309,10 @@ impl ManagerBuilder {
     fn make_shared(&mut self) -> Result<Arc<Shared>, ManagerError> {
         let shared = Shared::new(self.cfg.clone());
         for (name, t) in self.registered.drain(..) {
-            shared.register(&name, t.name, t.arg)?;
+            match t.remote {
+                Some(obj) => shared.register_remote(&name, obj)?,
+                None => shared.register(&name, t.name, t.arg)?,
+            }
         }
         Ok(shared)
     }
@@ -339,21 +384,41 @@ impl ManagerBuilder {
             }
         };
         let (rx, tx) = crate::ipc::Pipe(false).map_err(ManagerError::Io)?;
+        let mut registered = Vec::new();
+        let mut remotes = Vec::new();
+        for (n, t) in self.registered {
+            match t.remote {
+                Some(obj) => remotes.push((n, obj)),
+                None => registered.push((n, t.name.to_string(), t.arg)),
+            }
+        }
         let args = ChildArgs {
             address: address.to_string(),
             key: key.clone(),
-            registered: self
-                .registered
-                .into_iter()
-                .map(|(n, t)| (n, t.name.to_string(), t.arg))
-                .collect(),
+            registered,
             cfg: ChildConfig::from(&self.cfg),
         };
-        let mut child = Process::builder()
-            .task(manager_server::call(args, tx))
-            .name("spindle-manager")
-            .daemon(true)
-            .start_method(self.start_method.unwrap_or(StartMethod::ForkServer))
+        // Remote objects are values of this process: only a forked child
+        // has them (Python pickles the registry instead).
+        let builder = Process::builder().name("spindle-manager").daemon(true);
+        let builder = if remotes.is_empty() {
+            builder
+                .task(manager_server::call(args, tx))
+                .start_method(self.start_method.unwrap_or(StartMethod::ForkServer))
+        } else {
+            match self.start_method {
+                None | Some(StartMethod::Fork) => {}
+                Some(m) => {
+                    return Err(ManagerError::Config(format!(
+                        "remote objects reach the server's child only by fork, not by {}: \
+                         leave the start method unset, or serve them with spawn()",
+                        m.name()
+                    )));
+                }
+            }
+            builder.closure(move || run_server(args, remotes, tx))
+        };
+        let mut child = builder
             .start()
             .map_err(|e| ManagerError::Remote(format!("could not start the server: {e}")))?;
         let bound = match rx.recv_timeout::<Result<String, String>>(Duration::from_secs(30)) {
@@ -440,6 +505,16 @@ impl ChildConfig {
 /// why not) on `ready`, serves until told to stop or until its parent dies.
 #[crate::task]
 fn manager_server(args: ChildArgs, ready: crate::ipc::Connection) {
+    run_server(args, Vec::new(), ready)
+}
+
+/// The body of [`manager_server`], with the remote objects a forked child
+/// brings along.
+fn run_server(
+    args: ChildArgs,
+    remotes: Vec<(String, Box<dyn RemoteObject>)>,
+    ready: crate::ipc::Connection,
+) {
     let start = || -> Result<(Arc<Shared>, wire::Acceptor), ManagerError> {
         let address: Address = args
             .address
@@ -449,6 +524,9 @@ fn manager_server(args: ChildArgs, ready: crate::ipc::Connection) {
         let shared = Shared::new(cfg.clone());
         for (name, typeid, arg) in args.registered {
             shared.register(&name, &typeid, arg)?;
+        }
+        for (name, obj) in remotes {
+            shared.register_remote(&name, obj)?;
         }
         let acceptor = server::bind(&address, &args.key, &cfg)?;
         Ok((shared, acceptor))

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::proto::{Arg, Bin, Call, Fail, Value, Wait};
+use super::remote::RemoteCell;
 use std::convert::Infallible;
 
 use crate::sync::{
@@ -441,6 +442,8 @@ pub(crate) enum Object {
     Event(Event),
     Condition(Condition),
     Barrier(Barrier),
+    /// An object of the user's own type (`#[spindle::remote]`).
+    Remote(RemoteCell),
 }
 
 fn size(arg: &Arg) -> Result<usize, Fail> {
@@ -500,6 +503,11 @@ impl Object {
                 Object::Barrier(
                     Barrier::new(n).map_err(|e| Fail::BadArg(format!("Barrier({n}): {e}")))?,
                 )
+            }
+            other if other.starts_with("remote:") => {
+                return Err(Fail::NotFound(format!(
+                    "way to make a {other}: a remote object is registered by its server, not made by a client"
+                )));
             }
             other => return Err(Fail::NotFound(format!("typeid {other:?}"))),
         })
@@ -914,6 +922,10 @@ impl Object {
                 Bin::from(vec![u8::from(b.is_broken())]),
             ])),
 
+            (Object::Remote(r), Invoke { method, args }) => {
+                r.invoke(&method, &args, || cancel.commit())
+            }
+
             (obj, call) => Err(Fail::BadArg(format!(
                 "{} has no method {call:?}",
                 obj.typeid()
@@ -937,6 +949,7 @@ impl Object {
             Object::Event(_) => "Event",
             Object::Condition(_) => "Condition",
             Object::Barrier(_) => "Barrier",
+            Object::Remote(r) => r.typeid(),
         }
     }
 

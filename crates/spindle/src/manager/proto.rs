@@ -233,6 +233,13 @@ pub(crate) enum Call {
     BarReset,
     BarAbort,
     BarInfo,
+    // Remote objects (`#[spindle::remote]`).
+    /// Call method `method` of a remote object; `args` is the tuple of its
+    /// arguments, encoded by the client. Replies `Bin`: the encoded result.
+    Invoke {
+        method: String,
+        args: Bin,
+    },
 }
 
 impl Call {
@@ -249,7 +256,8 @@ impl Call {
             | Call::Depth
             | Call::CondWait { .. }
             | Call::CondNotify { .. }
-            | Call::BarWait { .. } => true,
+            | Call::BarWait { .. }
+            | Call::Invoke { .. } => true,
             _ => false,
         }
     }
@@ -344,6 +352,13 @@ pub(crate) enum Fail {
     },
     Limit(String),
     BadArg(String),
+    /// A remote object's arguments or result did not decode or encode.
+    Codec(String),
+    /// A remote object's method panicked.
+    Panicked {
+        method: String,
+        message: String,
+    },
 }
 
 impl Fail {
@@ -354,6 +369,8 @@ impl Fail {
             Fail::WrongType { expected, found } => ManagerError::WrongType { expected, found },
             Fail::Limit(m) => ManagerError::Limit(m),
             Fail::BadArg(m) => ManagerError::Remote(m),
+            Fail::Codec(m) => ManagerError::Codec(m),
+            Fail::Panicked { method, message } => ManagerError::Panicked { method, message },
             other => ManagerError::Remote(format!("unexpected outcome {other:?}")),
         }
     }

@@ -199,7 +199,7 @@ fn q_u64(h: &Handle, call: Call) -> u64 {
 /// goes back to the head of the queue; an item a `put` put is taken out
 /// again if it is still queued), so a cancelled `get_async` loses no item
 /// and a cancelled `put_async` puts nothing.
-struct AsyncCall<'a> {
+pub(crate) struct AsyncCall<'a> {
     h: &'a Handle,
     call: Option<Call>,
     undo: Undo,
@@ -215,7 +215,7 @@ struct Sent {
 }
 
 impl<'a> AsyncCall<'a> {
-    fn new(h: &'a Handle, call: Call, undo: Undo) -> Self {
+    pub(crate) fn new(h: &'a Handle, call: Call, undo: Undo) -> Self {
         AsyncCall {
             h,
             call: Some(call),

@@ -125,6 +125,21 @@ impl Shared {
         Ok(())
     }
 
+    /// Registers a remote object under `name`; its signature is its
+    /// fingerprint, so a proxy of another version of its trait is refused.
+    pub(crate) fn register_remote(
+        &self,
+        name: &str,
+        obj: Box<dyn super::remote::RemoteObject>,
+    ) -> Result<(), ManagerError> {
+        let cell = super::remote::RemoteCell::new(obj);
+        let typeid = cell.typeid();
+        let fp = format!("{:016x}", cell.signature());
+        let id = self.insert(Object::Remote(cell), typeid, fp, true)?;
+        self.names.lock().insert(name.to_string(), id);
+        Ok(())
+    }
+
     fn insert(
         &self,
         obj: Object,
