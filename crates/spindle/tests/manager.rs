@@ -694,3 +694,70 @@ fn async_acquire_and_wait_are_cancel_safe() {
     e.set().unwrap();
     common::block_on(f).unwrap();
 }
+
+#[test]
+fn container_async_faces_match_the_blocking_ones() {
+    use common::block_on;
+    let m = Manager::start().unwrap();
+
+    let d: DictProxy<String, i64> = m.dict().unwrap();
+    block_on(d.set_async(&"a".into(), &1)).unwrap();
+    block_on(d.update_async([(&"b".to_string(), &2), (&"c".to_string(), &3)])).unwrap();
+    assert_eq!(block_on(d.get_async(&"a".into())).unwrap(), Some(1));
+    assert_eq!(block_on(d.get_async(&"zz".into())).unwrap(), None);
+    assert!(block_on(d.contains_key_async(&"b".into())).unwrap());
+    assert_eq!(block_on(d.setdefault_async(&"a".into(), &9)).unwrap(), 1);
+    assert_eq!(block_on(d.pop_async(&"c".into())).unwrap(), Some(3));
+    assert!(block_on(d.del_async(&"b".into())).unwrap());
+    assert!(!block_on(d.del_async(&"b".into())).unwrap());
+    assert_eq!(block_on(d.len_async()).unwrap(), 1);
+    assert_eq!(block_on(d.items_async()).unwrap(), d.items().unwrap());
+    assert_eq!(block_on(d.keys_async()).unwrap(), ["a"]);
+    assert_eq!(block_on(d.values_async()).unwrap(), [1]);
+    block_on(d.clear_async()).unwrap();
+    assert!(block_on(d.is_empty_async()).unwrap());
+
+    let l: ListProxy<u32> = m.list().unwrap();
+    block_on(l.append_async(&1)).unwrap();
+    block_on(l.extend_async(&[2, 3, 2])).unwrap();
+    block_on(l.insert_async(0, &0)).unwrap();
+    assert_eq!(block_on(l.to_vec_async()).unwrap(), [0, 1, 2, 3, 2]);
+    assert_eq!(block_on(l.get_async(-1)).unwrap(), Some(2));
+    assert_eq!(block_on(l.get_async(9)).unwrap(), None);
+    assert!(block_on(l.set_async(0, &10)).unwrap());
+    assert_eq!(block_on(l.index_async(&2)).unwrap(), Some(2));
+    assert_eq!(block_on(l.count_async(&2)).unwrap(), 2);
+    assert!(block_on(l.remove_async(&2)).unwrap());
+    assert_eq!(block_on(l.pop_async(0)).unwrap(), Some(10));
+    block_on(l.reverse_async()).unwrap();
+    assert_eq!(l.to_vec().unwrap(), [2, 3, 1]);
+    assert_eq!(block_on(l.len_async()).unwrap(), 3);
+    block_on(l.clear_async()).unwrap();
+    assert!(block_on(l.is_empty_async()).unwrap());
+
+    let a = m.array(&[1u8, 2, 3]).unwrap();
+    assert!(block_on(a.set_async(1, &20)).unwrap());
+    assert!(!block_on(a.set_async(3, &1)).unwrap(), "fixed length");
+    assert_eq!(block_on(a.to_vec_async()).unwrap(), [1, 20, 3]);
+
+    let v = m.value(&5u64).unwrap();
+    block_on(v.set_async(&6)).unwrap();
+    assert_eq!(block_on(v.get_async()).unwrap(), 6);
+
+    let ns = m.namespace().unwrap();
+    block_on(ns.set_async("x", &"text")).unwrap();
+    assert_eq!(
+        block_on(ns.get_async::<String>("x")).unwrap().as_deref(),
+        Some("text")
+    );
+    assert_eq!(block_on(ns.get_async::<String>("y")).unwrap(), None);
+    assert_eq!(block_on(ns.names_async()).unwrap(), ["x"]);
+    assert!(block_on(ns.del_async("x")).unwrap());
+
+    // The futures are Send: they can be awaited on another thread.
+    let d2 = d.clone();
+    thread::spawn(move || block_on(d2.set_async(&"t".into(), &7)).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(d.get(&"t".into()).unwrap(), Some(7));
+}

@@ -442,6 +442,112 @@ macro_rules! queue_impl {
 queue_impl!(QueueProxy);
 queue_impl!(LifoQueueProxy);
 
+/// Builds a call (encoding its arguments).
+fn build(f: impl FnOnce() -> Result<Call, ManagerError>) -> Result<Call, ManagerError> {
+    f()
+}
+
+/// Sends a call that never waits and awaits its reply: the async face of a
+/// container's method. The call goes on the polling thread's channel, so
+/// the calls one thread makes run in order, blocking or async.
+async fn plain_call(h: &Handle, call: Call) -> Result<Value, CallError> {
+    let conn = h.conn().map_err(|e| CallError::Gone(e.to_string()))?;
+    let fut = conn
+        .submit(proto::Op::Call {
+            obj: h.token.obj,
+            call,
+        })
+        .map_err(|e| CallError::Gone(e.to_string()))?;
+    match fut.await {
+        Ok(v) => Ok(v),
+        Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
+        Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+    }
+}
+
+/// Each container method twice: blocking, and as an `_async` future. One
+/// definition gives both: the call to send, and how to read its reply `r`.
+macro_rules! faces {
+    ([$($tp:ident),*]) => {};
+    ([$($tp:ident),*]
+        $(#[$doc:meta])*
+        fn $name:ident, $aname:ident ($($arg:ident : $ty:ty),*) -> $out:ty {
+            call: $call:expr,
+            read: |$r:ident| $read:expr $(,)?
+        }
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        pub fn $name(&self $(, $arg: $ty)*) -> Result<$out, ManagerError> {
+            let call = build(|| Ok($call));
+            let $r = self.h.call(call?);
+            $read
+        }
+
+        #[doc = concat!(
+            "[`", stringify!($name), "`](Self::", stringify!($name), ") as a future: ",
+            "sent when first polled. Once sent the call runs on the server even if ",
+            "the future is dropped (it never waits, so there is nothing to cancel); ",
+            "only its reply is lost."
+        )]
+        pub fn $aname<'s>(
+            &'s self $(, $arg: $ty)*
+        ) -> impl Future<Output = Result<$out, ManagerError>> + Send + use<'s $(, $tp)*> {
+            let call = build(|| Ok($call));
+            let h = &*self.h;
+            async move {
+                let $r = plain_call(h, call?).await;
+                $read
+            }
+        }
+
+        faces! { [$($tp),*] $($rest)* }
+    };
+}
+
+/// The value of an optional item reply.
+fn opt_item<T: DeserializeOwned>(v: Value) -> Result<Option<T>, ManagerError> {
+    match v {
+        Value::OptBin(Some(b)) => dec(&b).map(Some),
+        Value::OptBin(None) => Ok(None),
+        v => Err(unexpected(v)),
+    }
+}
+
+/// The items of a `Bins` reply.
+fn items<T: DeserializeOwned>(v: Value) -> Result<Vec<T>, ManagerError> {
+    match v {
+        Value::Bins(v) => v.iter().map(|b| dec(b)).collect(),
+        v => Err(unexpected(v)),
+    }
+}
+
+/// The pairs of a `Pairs` reply, each read by `f`.
+fn pairs<X>(
+    v: Value,
+    f: impl Fn(&Bin, &Bin) -> Result<X, ManagerError>,
+) -> Result<Vec<X>, ManagerError> {
+    match v {
+        Value::Pairs(p) => p.iter().map(|(k, v)| f(k, v)).collect(),
+        v => Err(unexpected(v)),
+    }
+}
+
+fn encode_all<'a, T: Serialize + 'a>(
+    values: impl IntoIterator<Item = &'a T>,
+) -> Result<Vec<Bin>, ManagerError> {
+    values.into_iter().map(enc).collect()
+}
+
+fn encode_pairs<'a, K: Serialize + 'a, V: Serialize + 'a>(
+    pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> Result<Vec<(Bin, Bin)>, ManagerError> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| Ok((enc(k)?, enc(v)?)))
+        .collect()
+}
+
 // ----------------------------------------------------------------------
 // Containers.
 
@@ -459,54 +565,79 @@ pub struct DictProxy<K, V> {
 proxy_common!(DictProxy<K, V>, "dict", type_name::<(K, V)>());
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
-    fn call(&self, call: Call) -> Result<Value, ManagerError> {
-        checked(self.h.call(call))
-    }
-
-    /// `d[key]`, or `None` if absent (`d.get(key)`).
-    pub fn get(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        match self.call(Call::DGet { key: enc(key)? })? {
-            Value::OptBin(Some(b)) => dec(&b).map(Some),
-            Value::OptBin(None) => Ok(None),
-            v => Err(unexpected(v)),
+    faces! { [K, V]
+        /// `d[key]`, or `None` if absent (`d.get(key)`).
+        fn get, get_async(key: &K) -> Option<V> {
+            call: Call::DGet { key: enc(key)? },
+            read: |r| opt_item(checked(r)?),
         }
-    }
 
-    /// `d[key] = value`.
-    pub fn set(&self, key: &K, value: &V) -> Result<(), ManagerError> {
-        self.call(Call::DSet {
-            key: enc(key)?,
-            val: enc(value)?,
-        })
-        .map(|_| ())
-    }
-
-    /// `del d[key]`; whether the key was there (Python raises `KeyError`
-    /// when it was not).
-    pub fn del(&self, key: &K) -> Result<bool, ManagerError> {
-        found(self.h.call(Call::DDel { key: enc(key)? }), Fail::KeyError).map(|v| v.is_some())
-    }
-
-    /// `d.pop(key, None)`.
-    pub fn pop(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        match self.call(Call::DPop { key: enc(key)? })? {
-            Value::OptBin(Some(b)) => dec(&b).map(Some),
-            Value::OptBin(None) => Ok(None),
-            v => Err(unexpected(v)),
+        /// `d[key] = value`.
+        fn set, set_async(key: &K, value: &V) -> () {
+            call: Call::DSet { key: enc(key)?, val: enc(value)? },
+            read: |r| checked(r).map(|_| ()),
         }
-    }
 
-    /// `key in d`.
-    pub fn contains_key(&self, key: &K) -> Result<bool, ManagerError> {
-        as_bool(self.call(Call::DContains { key: enc(key)? })?)
-    }
+        /// `del d[key]`; whether the key was there (Python raises `KeyError`
+        /// when it was not).
+        fn del, del_async(key: &K) -> bool {
+            call: Call::DDel { key: enc(key)? },
+            read: |r| found(r, Fail::KeyError).map(|v| v.is_some()),
+        }
 
-    /// `d.setdefault(key, default)`: the value now under `key`.
-    pub fn setdefault(&self, key: &K, default: &V) -> Result<V, ManagerError> {
-        dec(&as_bin(self.call(Call::DSetDefault {
-            key: enc(key)?,
-            val: enc(default)?,
-        })?)?)
+        /// `d.pop(key, None)`.
+        fn pop, pop_async(key: &K) -> Option<V> {
+            call: Call::DPop { key: enc(key)? },
+            read: |r| opt_item(checked(r)?),
+        }
+
+        /// `key in d`.
+        fn contains_key, contains_key_async(key: &K) -> bool {
+            call: Call::DContains { key: enc(key)? },
+            read: |r| as_bool(checked(r)?),
+        }
+
+        /// `d.setdefault(key, default)`: the value now under `key`.
+        fn setdefault, setdefault_async(key: &K, default: &V) -> V {
+            call: Call::DSetDefault { key: enc(key)?, val: enc(default)? },
+            read: |r| dec(&as_bin(checked(r)?)?),
+        }
+
+        /// `len(d)`.
+        fn len, len_async() -> usize {
+            call: Call::Len,
+            read: |r| as_u64(checked(r)?).map(|n| n as usize),
+        }
+
+        /// `len(d) == 0`.
+        fn is_empty, is_empty_async() -> bool {
+            call: Call::Len,
+            read: |r| as_u64(checked(r)?).map(|n| n == 0),
+        }
+
+        /// `list(d.items())`, in insertion order (one round trip: a copy).
+        fn items, items_async() -> Vec<(K, V)> {
+            call: Call::DItems,
+            read: |r| pairs(checked(r)?, |k, v| Ok((dec(k)?, dec(v)?))),
+        }
+
+        /// `list(d.keys())`.
+        fn keys, keys_async() -> Vec<K> {
+            call: Call::DItems,
+            read: |r| pairs(checked(r)?, |k, _| dec(k)),
+        }
+
+        /// `list(d.values())`.
+        fn values, values_async() -> Vec<V> {
+            call: Call::DItems,
+            read: |r| pairs(checked(r)?, |_, v| dec(v)),
+        }
+
+        /// `d.clear()`.
+        fn clear, clear_async() -> () {
+            call: Call::DClear,
+            read: |r| checked(r).map(|_| ()),
+        }
     }
 
     /// `d.update(pairs)`.
@@ -518,50 +649,22 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         K: 'a,
         V: 'a,
     {
-        let pairs = pairs
-            .into_iter()
-            .map(|(k, v)| Ok((enc(k)?, enc(v)?)))
-            .collect::<Result<Vec<_>, ManagerError>>()?;
-        self.call(Call::DUpdate { pairs }).map(|_| ())
+        let pairs = encode_pairs(pairs)?;
+        checked(self.h.call(Call::DUpdate { pairs })).map(|_| ())
     }
 
-    /// `len(d)`.
-    pub fn len(&self) -> Result<usize, ManagerError> {
-        as_u64(self.call(Call::Len)?).map(|n| n as usize)
-    }
-
-    /// `len(d) == 0`.
-    pub fn is_empty(&self) -> Result<bool, ManagerError> {
-        self.len().map(|n| n == 0)
-    }
-
-    /// `list(d.items())`, in insertion order (one round trip: a copy).
-    pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
-        match self.call(Call::DItems)? {
-            Value::Pairs(p) => p.iter().map(|(k, v)| Ok((dec(k)?, dec(v)?))).collect(),
-            v => Err(unexpected(v)),
-        }
-    }
-
-    /// `list(d.keys())`.
-    pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
-        match self.call(Call::DItems)? {
-            Value::Pairs(p) => p.iter().map(|(k, _)| dec(k)).collect(),
-            v => Err(unexpected(v)),
-        }
-    }
-
-    /// `list(d.values())`.
-    pub fn values(&self) -> Result<Vec<V>, ManagerError> {
-        match self.call(Call::DItems)? {
-            Value::Pairs(p) => p.iter().map(|(_, v)| dec(v)).collect(),
-            v => Err(unexpected(v)),
-        }
-    }
-
-    /// `d.clear()`.
-    pub fn clear(&self) -> Result<(), ManagerError> {
-        self.call(Call::DClear).map(|_| ())
+    /// [`update`](Self::update) as a future (see [`set_async`](Self::set_async)).
+    pub fn update_async<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a K, &'a V)>,
+    ) -> impl Future<Output = Result<(), ManagerError>> + Send
+    where
+        K: 'a,
+        V: 'a,
+    {
+        let call = encode_pairs(pairs).map(|pairs| Call::DUpdate { pairs });
+        let h = &*self.h;
+        async move { checked(plain_call(h, call?).await).map(|_| ()) }
     }
 }
 
@@ -586,61 +689,53 @@ proxy_common!(ArrayProxy<T>, "Array", type_name::<T>());
 macro_rules! sequence_reads {
     ($name:ident) => {
         impl<T: Serialize + DeserializeOwned> $name<T> {
-            fn call(&self, call: Call) -> Result<Value, ManagerError> {
-                checked(self.h.call(call))
-            }
-
-            /// `len(l)`.
-            pub fn len(&self) -> Result<usize, ManagerError> {
-                as_u64(self.call(Call::Len)?).map(|n| n as usize)
-            }
-
-            /// `len(l) == 0`.
-            pub fn is_empty(&self) -> Result<bool, ManagerError> {
-                self.len().map(|n| n == 0)
-            }
-
-            /// `l[index]`; a negative index counts from the end; `None`
-            /// out of range (Python raises `IndexError`).
-            pub fn get(&self, index: i64) -> Result<Option<T>, ManagerError> {
-                found(self.h.call(Call::LGet { index }), Fail::IndexError)?
-                    .map(|v| dec(&as_bin(v)?))
-                    .transpose()
-            }
-
-            /// `l[index] = value`; whether the index was in range.
-            pub fn set(&self, index: i64, value: &T) -> Result<bool, ManagerError> {
-                found(
-                    self.h.call(Call::LSet {
-                        index,
-                        val: enc(value)?,
-                    }),
-                    Fail::IndexError,
-                )
-                .map(|v| v.is_some())
-            }
-
-            /// `list(l)`: a copy of every item (one round trip).
-            pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
-                match self.call(Call::LAll)? {
-                    Value::Bins(v) => v.iter().map(|b| dec(b)).collect(),
-                    v => Err(unexpected(v)),
+            faces! { [T]
+                /// `len(l)`.
+                fn len, len_async() -> usize {
+                    call: Call::Len,
+                    read: |r| as_u64(checked(r)?).map(|n| n as usize),
                 }
-            }
 
-            /// `l.index(value)`, or `None` (Python raises `ValueError`).
-            pub fn index(&self, value: &T) -> Result<Option<usize>, ManagerError> {
-                found(
-                    self.h.call(Call::LIndex { val: enc(value)? }),
-                    Fail::ValueError,
-                )?
-                .map(|v| as_u64(v).map(|n| n as usize))
-                .transpose()
-            }
+                /// `len(l) == 0`.
+                fn is_empty, is_empty_async() -> bool {
+                    call: Call::Len,
+                    read: |r| as_u64(checked(r)?).map(|n| n == 0),
+                }
 
-            /// `l.count(value)`.
-            pub fn count(&self, value: &T) -> Result<usize, ManagerError> {
-                as_u64(self.call(Call::LCount { val: enc(value)? })?).map(|n| n as usize)
+                /// `l[index]`; a negative index counts from the end; `None`
+                /// out of range (Python raises `IndexError`).
+                fn get, get_async(index: i64) -> Option<T> {
+                    call: Call::LGet { index },
+                    read: |r| found(r, Fail::IndexError)?
+                        .map(|v| dec(&as_bin(v)?))
+                        .transpose(),
+                }
+
+                /// `l[index] = value`; whether the index was in range.
+                fn set, set_async(index: i64, value: &T) -> bool {
+                    call: Call::LSet { index, val: enc(value)? },
+                    read: |r| found(r, Fail::IndexError).map(|v| v.is_some()),
+                }
+
+                /// `list(l)`: a copy of every item (one round trip).
+                fn to_vec, to_vec_async() -> Vec<T> {
+                    call: Call::LAll,
+                    read: |r| items(checked(r)?),
+                }
+
+                /// `l.index(value)`, or `None` (Python raises `ValueError`).
+                fn index, index_async(value: &T) -> Option<usize> {
+                    call: Call::LIndex { val: enc(value)? },
+                    read: |r| found(r, Fail::ValueError)?
+                        .map(|v| as_u64(v).map(|n| n as usize))
+                        .transpose(),
+                }
+
+                /// `l.count(value)`.
+                fn count, count_async(value: &T) -> usize {
+                    call: Call::LCount { val: enc(value)? },
+                    read: |r| as_u64(checked(r)?).map(|n| n as usize),
+                }
             }
         }
     };
@@ -649,9 +744,46 @@ sequence_reads!(ListProxy);
 sequence_reads!(ArrayProxy);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
-    /// `l.append(value)`.
-    pub fn append(&self, value: &T) -> Result<(), ManagerError> {
-        self.call(Call::LAppend { val: enc(value)? }).map(|_| ())
+    faces! { [T]
+        /// `l.append(value)`.
+        fn append, append_async(value: &T) -> () {
+            call: Call::LAppend { val: enc(value)? },
+            read: |r| checked(r).map(|_| ()),
+        }
+
+        /// `l.insert(index, value)` (the index is clamped, as in Python).
+        fn insert, insert_async(index: i64, value: &T) -> () {
+            call: Call::LInsert { index, val: enc(value)? },
+            read: |r| checked(r).map(|_| ()),
+        }
+
+        /// `l.pop(index)`; `None` out of range (Python raises `IndexError`).
+        fn pop, pop_async(index: i64) -> Option<T> {
+            call: Call::LPop { index },
+            read: |r| found(r, Fail::IndexError)?
+                .map(|v| dec(&as_bin(v)?))
+                .transpose(),
+        }
+
+        /// `l.remove(value)`; whether it was there (Python raises
+        /// `ValueError` when not).
+        fn remove, remove_async(value: &T) -> bool {
+            call: Call::LRemove { val: enc(value)? },
+            read: |r| found(r, Fail::ValueError).map(|v| v.is_some()),
+        }
+
+        /// `l.clear()`.
+        fn clear, clear_async() -> () {
+            call: Call::LClear,
+            read: |r| checked(r).map(|_| ()),
+        }
+
+        /// `l.reverse()`, in one step on the server. (There is no `sort`: the
+        /// server holds encodings, not values it could compare.)
+        fn reverse, reverse_async() -> () {
+            call: Call::LReverse,
+            read: |r| checked(r).map(|_| ()),
+        }
     }
 
     /// `l.extend(values)`.
@@ -659,48 +791,22 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     where
         T: 'a,
     {
-        let vals = values
-            .into_iter()
-            .map(enc)
-            .collect::<Result<Vec<_>, ManagerError>>()?;
-        self.call(Call::LExtend { vals }).map(|_| ())
+        let vals = encode_all(values)?;
+        checked(self.h.call(Call::LExtend { vals })).map(|_| ())
     }
 
-    /// `l.insert(index, value)` (the index is clamped, as in Python).
-    pub fn insert(&self, index: i64, value: &T) -> Result<(), ManagerError> {
-        self.call(Call::LInsert {
-            index,
-            val: enc(value)?,
-        })
-        .map(|_| ())
-    }
-
-    /// `l.pop(index)`; `None` out of range (Python raises `IndexError`).
-    pub fn pop(&self, index: i64) -> Result<Option<T>, ManagerError> {
-        found(self.h.call(Call::LPop { index }), Fail::IndexError)?
-            .map(|v| dec(&as_bin(v)?))
-            .transpose()
-    }
-
-    /// `l.remove(value)`; whether it was there (Python raises
-    /// `ValueError` when not).
-    pub fn remove(&self, value: &T) -> Result<bool, ManagerError> {
-        found(
-            self.h.call(Call::LRemove { val: enc(value)? }),
-            Fail::ValueError,
-        )
-        .map(|v| v.is_some())
-    }
-
-    /// `l.clear()`.
-    pub fn clear(&self) -> Result<(), ManagerError> {
-        self.call(Call::LClear).map(|_| ())
-    }
-
-    /// `l.reverse()`, in one step on the server. (There is no `sort`: the
-    /// server holds encodings, not values it could compare.)
-    pub fn reverse(&self) -> Result<(), ManagerError> {
-        self.call(Call::LReverse).map(|_| ())
+    /// [`extend`](Self::extend) as a future (see
+    /// [`append_async`](Self::append_async)).
+    pub fn extend_async<'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a T>,
+    ) -> impl Future<Output = Result<(), ManagerError>> + Send
+    where
+        T: 'a,
+    {
+        let call = encode_all(values).map(|vals| Call::LExtend { vals });
+        let h = &*self.h;
+        async move { checked(plain_call(h, call?).await).map(|_| ()) }
     }
 }
 
@@ -713,14 +819,18 @@ pub struct ValueProxy<T> {
 proxy_common!(ValueProxy<T>, "Value", type_name::<T>());
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
-    /// `v.value`.
-    pub fn get(&self) -> Result<T, ManagerError> {
-        dec(&as_bin(checked(self.h.call(Call::VGet))?)?)
-    }
+    faces! { [T]
+        /// `v.value`.
+        fn get, get_async() -> T {
+            call: Call::VGet,
+            read: |r| dec(&as_bin(checked(r)?)?),
+        }
 
-    /// `v.value = value`.
-    pub fn set(&self, value: &T) -> Result<(), ManagerError> {
-        checked(self.h.call(Call::VSet { val: enc(value)? })).map(|_| ())
+        /// `v.value = value`.
+        fn set, set_async(value: &T) -> () {
+            call: Call::VSet { val: enc(value)? },
+            read: |r| checked(r).map(|_| ()),
+        }
     }
 }
 
@@ -772,12 +882,17 @@ impl NamespaceProxy {
     /// `ns.name`, decoded as `T`; `None` if unset (Python raises
     /// `AttributeError`).
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
-        found(
-            self.h.call(Call::NGet { name: name.into() }),
-            Fail::KeyError,
-        )?
-        .map(|v| dec(&as_bin(v)?))
-        .transpose()
+        ns_value(self.h.call(Call::NGet { name: name.into() }))
+    }
+
+    /// [`get`](Self::get) as a future (see [`del_async`](Self::del_async)).
+    pub fn get_async<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<T>, ManagerError>> + Send + use<'_, T> {
+        let call = Call::NGet { name: name.into() };
+        let h = &*self.h;
+        async move { ns_value(plain_call(h, call).await) }
     }
 
     /// `ns.name = value`.
@@ -789,22 +904,43 @@ impl NamespaceProxy {
         .map(|_| ())
     }
 
-    /// `del ns.name`; whether it was set.
-    pub fn del(&self, name: &str) -> Result<bool, ManagerError> {
-        found(
-            self.h.call(Call::NDel { name: name.into() }),
-            Fail::KeyError,
-        )
-        .map(|v| v.is_some())
+    /// [`set`](Self::set) as a future (see [`del_async`](Self::del_async)).
+    pub fn set_async<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> impl Future<Output = Result<(), ManagerError>> + Send + use<'_, T> {
+        let call = enc(value).map(|val| Call::NSet {
+            name: name.into(),
+            val,
+        });
+        let h = &*self.h;
+        async move { checked(plain_call(h, call?).await).map(|_| ()) }
     }
 
-    /// The attributes' names, sorted.
-    pub fn names(&self) -> Result<Vec<String>, ManagerError> {
-        match checked(self.h.call(Call::NAll))? {
-            Value::Names(v) => Ok(v.into_iter().map(|(k, _)| k).collect()),
-            v => Err(unexpected(v)),
+    faces! { []
+        /// `del ns.name`; whether it was set.
+        fn del, del_async(name: &str) -> bool {
+            call: Call::NDel { name: name.into() },
+            read: |r| found(r, Fail::KeyError).map(|v| v.is_some()),
+        }
+
+        /// The attributes' names, sorted.
+        fn names, names_async() -> Vec<String> {
+            call: Call::NAll,
+            read: |r| match checked(r)? {
+                Value::Names(v) => Ok(v.into_iter().map(|(k, _)| k).collect()),
+                v => Err(unexpected(v)),
+            },
         }
     }
+}
+
+/// An attribute's value, or `None` if unset.
+fn ns_value<T: DeserializeOwned>(r: Result<Value, CallError>) -> Result<Option<T>, ManagerError> {
+    found(r, Fail::KeyError)?
+        .map(|v| dec(&as_bin(v)?))
+        .transpose()
 }
 
 // ----------------------------------------------------------------------
