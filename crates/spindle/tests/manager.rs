@@ -761,3 +761,113 @@ fn container_async_faces_match_the_blocking_ones() {
         .unwrap();
     assert_eq!(d.get(&"t".into()).unwrap(), Some(7));
 }
+
+#[test]
+fn rlock_and_condition_guards_of_async_tasks() {
+    use common::block_on;
+    use spindle::sync::{BlockingLock, BlockingRLock};
+    let m = Manager::start().unwrap();
+
+    // An RLock held by a task's guard: not by this thread, and released
+    // from another thread the guard moved to.
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let l = m.rlock().unwrap();
+    let g = block_on(send(l.acquire_async())).unwrap();
+    assert!(l.is_locked().unwrap());
+    assert!(!l.is_owned().unwrap(), "the guard owns it, not this thread");
+    assert!(!BlockingLock::try_acquire(&l).unwrap());
+    thread::spawn(move || block_on(g.release()).unwrap())
+        .join()
+        .unwrap();
+    assert!(!l.is_locked().unwrap());
+    // Dropping the guard releases it too.
+    let g = block_on(l.acquire_async()).unwrap();
+    drop(g);
+    until("the dropped guard to release", || !l.is_locked().unwrap());
+
+    // A dropped acquire holds nothing, granted first or not.
+    let (_, waker) = common::counting();
+    for granted_first in [false, true] {
+        assert!(BlockingLock::try_acquire(&l).unwrap());
+        let mut f = Box::pin(l.acquire_async());
+        assert!(common::poll_once(&mut f, &waker).is_pending());
+        if granted_first {
+            BlockingLock::release(&l).unwrap().unwrap();
+            until("the server to grant it", || l.is_locked().unwrap());
+            drop(f);
+        } else {
+            drop(f);
+            BlockingLock::release(&l).unwrap().unwrap();
+        }
+        until("the lock to be free", || !l.is_locked().unwrap());
+        assert!(
+            BlockingLock::try_acquire(&l).unwrap(),
+            "granted first: {granted_first}"
+        );
+        BlockingLock::release(&l).unwrap().unwrap();
+    }
+
+    // A condition: a task waits for a flag that a thread sets under the
+    // lock (the predicate is read with the lock held: nothing is missed).
+    let c = m.condition().unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let (c, flag) = (c.clone(), flag.clone());
+        thread::spawn(move || {
+            block_on(async {
+                let mut g = c.acquire_async().await?;
+                g.wait_for(|| flag.load(Ordering::SeqCst)).await?;
+                g.release().await
+            })
+        })
+    };
+    {
+        let _held = c.lock().unwrap();
+        flag.store(true, Ordering::SeqCst);
+        c.notify_all().unwrap().unwrap();
+    }
+    waiter.join().unwrap().unwrap();
+
+    // A dropped wait leaves the guard holding the lock: its next calls run
+    // with the lock held again.
+    let mut g = block_on(send(c.acquire_async())).unwrap();
+    {
+        let mut w = Box::pin(send(g.wait()));
+        assert!(common::poll_once(&mut w, &waker).is_pending());
+    }
+    assert_eq!(block_on(g.notify(1)).unwrap(), 0, "no one waits");
+    assert!(!block_on(g.wait_timeout(Duration::from_millis(10))).unwrap());
+    block_on(g.release()).unwrap();
+    assert!(c.try_acquire().unwrap(), "released: this thread takes it");
+    c.release().unwrap().unwrap();
+}
+
+#[test]
+fn sync_proxies_nonblocking_async_faces() {
+    use common::block_on;
+    let m = Manager::start().unwrap();
+    let e = m.event().unwrap();
+    block_on(e.set_async()).unwrap();
+    assert!(block_on(e.is_set_async()).unwrap());
+    block_on(e.clear_async()).unwrap();
+    assert!(!e.is_set().unwrap());
+
+    let l = m.lock().unwrap();
+    assert!(block_on(l.release_async()).unwrap().is_err(), "not held");
+    block_on(l.acquire_async()).unwrap();
+    assert!(block_on(l.is_locked_async()).unwrap());
+    block_on(l.release_async()).unwrap().unwrap();
+
+    let s = m.semaphore(1).unwrap();
+    block_on(s.release_async()).unwrap();
+    assert_eq!(block_on(s.value_async()).unwrap(), 2);
+    let b = m.bounded_semaphore(1).unwrap();
+    assert_eq!(
+        block_on(b.release_async()).unwrap(),
+        Err(OverReleaseError),
+        "past the bound"
+    );
+    assert_eq!(block_on(b.value_async()).unwrap(), 1);
+}

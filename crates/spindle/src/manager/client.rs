@@ -79,6 +79,9 @@ pub(crate) enum Undo {
     Unput { obj: u64, item: proto::Bin },
     /// Release what an `acquire` of lock or semaphore `obj` took.
     Release { obj: u64 },
+    /// Release what an `acquire` of RLock or Condition `obj` took on
+    /// channel `ch` (its owner), and end that channel.
+    ReleaseOn { obj: u64, ch: u32 },
 }
 
 impl Undo {
@@ -91,6 +94,16 @@ impl Undo {
                 conn.call_obj(*obj, Call::Unput { item: item.clone() })
             }
             (Undo::Release { obj }, Value::Bool(true)) => conn.call_obj(*obj, Call::Release),
+            (Undo::ReleaseOn { obj, ch }, Value::Bool(true)) => {
+                conn.close_channel(
+                    *ch,
+                    Some(Op::Call {
+                        obj: *obj,
+                        call: Call::Release,
+                    }),
+                );
+                return;
+            }
             _ => return,
         };
     }
@@ -260,6 +273,7 @@ impl ClientConn {
         &self,
         obj: u64,
         call: Call,
+        on: Option<u32>,
     ) -> Result<(u64, Future<Value, CallError>), ManagerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (promise, future) = Promise::new();
@@ -268,15 +282,19 @@ impl ClientConn {
             if let Some(why) = &p.dead {
                 return Err(ManagerError::gone(why.clone()));
             }
-            let ch = p
-                .free_async
-                .pop()
-                .unwrap_or_else(|| NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed));
+            // A channel of the pool, given back with the reply; or the
+            // caller's own (a task's lock guard), which it keeps.
+            let pooled = on.is_none();
+            let ch = on.unwrap_or_else(|| {
+                p.free_async
+                    .pop()
+                    .unwrap_or_else(|| NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed))
+            });
             p.calls.insert(
                 id,
                 Slot {
                     promise,
-                    async_ch: Some(ch),
+                    async_ch: pooled.then_some(ch),
                     abandoned: false,
                 },
             );
@@ -289,10 +307,40 @@ impl ClientConn {
         }) {
             let mut p = self.pending.lock();
             p.calls.remove(&id);
-            p.free_async.push(ch);
+            if on.is_none() {
+                p.free_async.push(ch);
+            }
             return Err(e);
         }
         Ok((id, future))
+    }
+
+    /// A channel no thread uses: a task's own (its lock guard's), served
+    /// by a server thread of its own until [`close_channel`](Self::close_channel).
+    pub(crate) fn own_channel(&self) -> u32 {
+        NEXT_CHANNEL.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Calls on channel `ch` (a task's own) and returns the reply's future.
+    pub(crate) fn submit_to(
+        &self,
+        ch: u32,
+        op: Op,
+    ) -> Result<Future<Value, CallError>, ManagerError> {
+        self.submit_on(ch, op)
+    }
+
+    /// Runs `op` on channel `ch` without waiting for a reply, then ends
+    /// the channel: the server thread serving it releases what it held.
+    pub(crate) fn close_channel(&self, ch: u32, last: Option<Op>) {
+        if let Some(op) = last {
+            let _ = self.send(&Request { ch, id: 0, op });
+        }
+        let _ = self.send(&Request {
+            ch,
+            id: 0,
+            op: Op::CloseChannel,
+        });
     }
 
     /// The future of async call `id` was dropped before it was ready: the

@@ -857,6 +857,12 @@ impl Object {
                         _ => slice(until).unwrap_or(Duration::ZERO),
                     };
                     match c.wait_timeout(d) {
+                        // A cancelled async wait that was notified passes
+                        // the notification on (asyncio 3.13).
+                        Ok(true) if !cancel.commit() => {
+                            let _ = c.notify(1);
+                            return Err(Fail::Cancelled);
+                        }
                         Ok(true) => return Ok(Value::Bool(true)),
                         Ok(false) if d.is_zero() => return Ok(Value::Bool(false)),
                         Ok(false) if cancel.cancelled() => return Err(Fail::ShutDown),

@@ -201,6 +201,8 @@ fn q_u64(h: &Handle, call: Call) -> u64 {
 /// and a cancelled `put_async` puts nothing.
 pub(crate) struct AsyncCall<'a> {
     h: &'a Handle,
+    /// The channel to send on: a task's own, or `None` for one of the pool.
+    on: Option<u32>,
     call: Option<Call>,
     undo: Undo,
     sent: Option<Sent>,
@@ -216,8 +218,14 @@ struct Sent {
 
 impl<'a> AsyncCall<'a> {
     pub(crate) fn new(h: &'a Handle, call: Call, undo: Undo) -> Self {
+        Self::on(h, None, call, undo)
+    }
+
+    /// A call on channel `ch` (a task's own), or on one of the pool.
+    pub(crate) fn on(h: &'a Handle, ch: Option<u32>, call: Call, undo: Undo) -> Self {
         AsyncCall {
             h,
+            on: ch,
             call: Some(call),
             undo,
             sent: None,
@@ -236,7 +244,7 @@ impl Future for AsyncCall<'_> {
                 return Poll::Ready(Err(CallError::Gone("polled after completion".into())));
             };
             let sent = this.h.conn().and_then(|conn| {
-                let (id, raw) = conn.submit_async(this.h.token.obj, call)?;
+                let (id, raw) = conn.submit_async(this.h.token.obj, call, this.on)?;
                 Ok(Sent {
                     conn,
                     id,
@@ -1511,5 +1519,276 @@ impl EventProxy {
             Ok(_) => Ok(()),
             Err(e) => Err(e.into_error()),
         }
+    }
+}
+
+impl EventProxy {
+    /// `event.set()` as a future (see [`DictProxy::set_async`]).
+    pub async fn set_async(&self) -> Result<(), ManagerError> {
+        checked(plain_call(&self.h, Call::EvSet).await).map(|_| ())
+    }
+
+    /// `event.clear()` as a future.
+    pub async fn clear_async(&self) -> Result<(), ManagerError> {
+        checked(plain_call(&self.h, Call::EvClear).await).map(|_| ())
+    }
+
+    /// `event.is_set()` as a future.
+    pub async fn is_set_async(&self) -> Result<bool, ManagerError> {
+        as_bool(checked(plain_call(&self.h, Call::EvIsSet).await)?)
+    }
+}
+
+/// `release()` of a lock or semaphore as a future: any channel may release
+/// them (an RLock's or Condition's guard releases its own).
+async fn release_async(h: &Handle, over: Fail) -> Result<Result<(), Fail>, ManagerError> {
+    match plain_call(h, Call::Release).await {
+        Ok(_) => Ok(Ok(())),
+        Err(CallError::Fail(f)) if f == over => Ok(Err(f)),
+        Err(e) => Err(e.into_error()),
+    }
+}
+
+impl LockProxy {
+    /// `lock.release()` as a future; `Err(Unlocked)` inside if it was not
+    /// held (Python: `RuntimeError`).
+    pub async fn release_async(&self) -> Result<Result<(), SyncReleaseError>, ManagerError> {
+        Ok(release_async(&self.h, Fail::NotOwned)
+            .await?
+            .map_err(|_| SyncReleaseError::Unlocked))
+    }
+
+    /// `lock.locked()` as a future.
+    pub async fn is_locked_async(&self) -> Result<bool, ManagerError> {
+        as_bool(checked(plain_call(&self.h, Call::Locked).await)?)
+    }
+}
+
+impl SemaphoreProxy {
+    /// `sem.release()` as a future.
+    pub async fn release_async(&self) -> Result<(), ManagerError> {
+        release_async(&self.h, Fail::OverRelease).await.map(|_| ())
+    }
+
+    /// The counter's value, as a future.
+    pub async fn value_async(&self) -> Result<usize, ManagerError> {
+        as_u64(checked(plain_call(&self.h, Call::SemValue).await)?).map(|n| n as usize)
+    }
+}
+
+impl BoundedSemaphoreProxy {
+    /// `sem.release()` as a future; `Err(OverReleaseError)` inside past
+    /// the bound (Python: `ValueError`).
+    pub async fn release_async(&self) -> Result<Result<(), OverReleaseError>, ManagerError> {
+        Ok(release_async(&self.h, Fail::OverRelease)
+            .await?
+            .map_err(|_| OverReleaseError))
+    }
+
+    /// The counter's value, as a future.
+    pub async fn value_async(&self) -> Result<usize, ManagerError> {
+        as_u64(checked(plain_call(&self.h, Call::SemValue).await)?).map(|n| n as usize)
+    }
+}
+
+// ----------------------------------------------------------------------
+// RLocks and Conditions held by async tasks.
+
+/// A channel of a task's own. The server serves it with a thread of its
+/// own, which owns what the task acquires; dropping this releases what it
+/// holds and ends the channel (and so that server thread).
+struct OwnChannel {
+    /// Keeps the object alive while the task holds it.
+    h: Arc<Handle>,
+    conn: Arc<ClientConn>,
+    ch: u32,
+    obj: u64,
+    holds: bool,
+}
+
+impl Drop for OwnChannel {
+    fn drop(&mut self) {
+        let release = self.holds.then_some(proto::Op::Call {
+            obj: self.obj,
+            call: Call::Release,
+        });
+        self.conn.close_channel(self.ch, release);
+    }
+}
+
+impl OwnChannel {
+    /// Acquires `h`'s RLock or Condition on a new channel of the task's
+    /// own. Dropped before it completes, it holds nothing.
+    async fn acquire(h: &Arc<Handle>) -> Result<OwnChannel, ManagerError> {
+        let conn = h.conn()?;
+        let obj = h.token.obj;
+        let mut own = OwnChannel {
+            h: h.clone(),
+            ch: conn.own_channel(),
+            conn,
+            obj,
+            holds: false,
+        };
+        let undo = Undo::ReleaseOn { obj, ch: own.ch };
+        let call = Call::Acquire {
+            wait: Wait::Forever,
+        };
+        AsyncCall::on(h, Some(own.ch), call, undo)
+            .await
+            .map_err(CallError::into_error)?;
+        own.holds = true;
+        Ok(own)
+    }
+
+    /// A call on this channel (in the thread that owns the lock).
+    async fn call(&self, call: Call) -> Result<Value, CallError> {
+        let op = proto::Op::Call {
+            obj: self.obj,
+            call,
+        };
+        let fut = self
+            .conn
+            .submit_to(self.ch, op)
+            .map_err(|e| CallError::Gone(e.to_string()))?;
+        match fut.await {
+            Ok(v) => Ok(v),
+            Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
+            Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+        }
+    }
+
+    async fn release(mut self) -> Result<(), ManagerError> {
+        let r = self.call(Call::Release).await;
+        self.holds = false;
+        checked(r).map(|_| ())
+    }
+}
+
+/// What a guard's call says when the server finds the lock not owned: the
+/// guard owns it by construction, so only a server that lost it says so.
+fn owned(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
+    match r {
+        Err(CallError::Fail(Fail::NotOwned)) => Err(ManagerError::protocol(
+            "the server says the task does not own the lock its guard holds",
+        )),
+        r => checked(r),
+    }
+}
+
+/// An [`RLockProxy`] held by an async task
+/// ([`RLockProxy::acquire_async`]). The lock belongs to the guard, not to
+/// a thread: the guard can move between threads and tasks. Dropping it
+/// releases the lock (without waiting for the server);
+/// [`release`](Self::release) waits for the server's answer.
+///
+/// asyncio has no RLock; a task re-entering its own lock holds this guard
+/// and does not acquire again (another `acquire_async` waits, as any other
+/// task would).
+#[must_use = "dropping the guard releases the lock"]
+pub struct RLockTaskGuard {
+    own: OwnChannel,
+}
+
+impl fmt::Debug for RLockTaskGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockTaskGuard")
+            .field("id", &self.own.obj)
+            .finish()
+    }
+}
+
+impl RLockTaskGuard {
+    /// Releases the lock and waits for the server's answer.
+    pub async fn release(self) -> Result<(), ManagerError> {
+        self.own.release().await
+    }
+}
+
+impl RLockProxy {
+    /// `await lock.acquire()` for an async task: the lock is held by the
+    /// returned guard. Cancel-safe: a dropped future holds nothing.
+    pub async fn acquire_async(&self) -> Result<RLockTaskGuard, ManagerError> {
+        Ok(RLockTaskGuard {
+            own: OwnChannel::acquire(&self.h).await?,
+        })
+    }
+}
+
+/// A [`ConditionProxy`]'s lock held by an async task
+/// ([`ConditionProxy::acquire_async`]): `async with cond:` and, inside it,
+/// `await cond.wait()`, `cond.notify(n)`. Dropping it releases the lock
+/// (without waiting for the server).
+#[must_use = "dropping the guard releases the lock"]
+pub struct ConditionTaskGuard {
+    own: OwnChannel,
+}
+
+impl fmt::Debug for ConditionTaskGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionTaskGuard")
+            .field("id", &self.own.obj)
+            .finish()
+    }
+}
+
+impl ConditionTaskGuard {
+    async fn wait_call(&mut self, wait: Wait) -> Result<bool, ManagerError> {
+        let call = Call::CondWait { wait };
+        let r = AsyncCall::on(&self.own.h, Some(self.own.ch), call, Undo::Nothing).await;
+        as_bool(owned(r)?)
+    }
+
+    /// `await cond.wait()`: releases the lock, waits for a notification,
+    /// and holds the lock again. Cancel-safe as asyncio 3.13's: a dropped
+    /// wait still holds the lock again once the server has taken it back
+    /// (calls on the guard queue behind it), and a notification it had
+    /// received goes on to another waiter.
+    pub async fn wait(&mut self) -> Result<(), ManagerError> {
+        self.wait_call(Wait::Forever).await.map(|_| ())
+    }
+
+    /// `await asyncio.wait_for(cond.wait(), timeout)`, without giving up
+    /// the lock on timeout: `false` if it timed out.
+    pub async fn wait_timeout(&mut self, timeout: Duration) -> Result<bool, ManagerError> {
+        self.wait_call(wait_until(Instant::now() + timeout)).await
+    }
+
+    /// `await cond.wait_for(predicate)`: waits until `predicate()` holds,
+    /// checking it with the lock held.
+    pub async fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut() -> bool,
+    ) -> Result<(), ManagerError> {
+        while !predicate() {
+            self.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// `cond.notify(n)`: wakes up to `n` waiters; how many it woke.
+    pub async fn notify(&self, n: usize) -> Result<usize, ManagerError> {
+        let r = self.own.call(Call::CondNotify { n: n as u64 }).await;
+        as_u64(owned(r)?).map(|k| k as usize)
+    }
+
+    /// `cond.notify_all()`.
+    pub async fn notify_all(&self) -> Result<usize, ManagerError> {
+        self.notify(usize::MAX).await
+    }
+
+    /// Releases the lock and waits for the server's answer.
+    pub async fn release(self) -> Result<(), ManagerError> {
+        self.own.release().await
+    }
+}
+
+impl ConditionProxy {
+    /// `async with cond:` for an async task: the condition's lock, held by
+    /// the returned guard, through which the task waits and notifies.
+    /// Cancel-safe: a dropped future holds nothing.
+    pub async fn acquire_async(&self) -> Result<ConditionTaskGuard, ManagerError> {
+        Ok(ConditionTaskGuard {
+            own: OwnChannel::acquire(&self.h).await?,
+        })
     }
 }
