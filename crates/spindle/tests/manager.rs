@@ -871,3 +871,67 @@ fn sync_proxies_nonblocking_async_faces() {
     );
     assert_eq!(block_on(b.value_async()).unwrap(), 1);
 }
+
+#[test]
+fn barrier_async_faces() {
+    use common::block_on;
+    use spindle::sync::BlockingBarrier;
+    let m = Manager::start().unwrap();
+    let b = m.barrier(3).unwrap();
+
+    // Two tasks on one thread and a blocking party: the tasks' waits hold
+    // up neither this thread's channel nor each other.
+    let (_, waker) = common::counting();
+    let mut t1 = Box::pin(b.wait_async());
+    let mut t2 = Box::pin(b.wait_async());
+    assert!(common::poll_once(&mut t1, &waker).is_pending());
+    assert!(common::poll_once(&mut t2, &waker).is_pending());
+    until("two parties to wait", || b.n_waiting().unwrap() == 2);
+    assert_eq!(block_on(b.n_waiting_async()).unwrap(), 2);
+    let third = b.wait().unwrap().unwrap();
+    let mut idx = vec![
+        third,
+        block_on(t1).unwrap().unwrap(),
+        block_on(t2).unwrap().unwrap(),
+    ];
+    idx.sort();
+    assert_eq!(idx, [0, 1, 2]);
+
+    // A dropped wait still counts as arrived.
+    let mut t = Box::pin(b.wait_async());
+    assert!(common::poll_once(&mut t, &waker).is_pending());
+    until("the party to wait", || b.n_waiting().unwrap() == 1);
+    drop(t);
+    let other = thread::spawn({
+        let b = b.clone();
+        move || b.wait().unwrap()
+    });
+    until("two parties to wait", || b.n_waiting().unwrap() == 2);
+    assert!(
+        b.wait().unwrap().is_ok(),
+        "the dropped party's arrival stood"
+    );
+    assert!(other.join().unwrap().is_ok());
+
+    // abort breaks a waiting task's wait; reset mends the barrier.
+    let mut t = Box::pin(b.wait_async());
+    assert!(common::poll_once(&mut t, &waker).is_pending());
+    until("the party to wait", || b.n_waiting().unwrap() == 1);
+    block_on(b.abort_async()).unwrap();
+    assert!(block_on(t).unwrap().is_err());
+    assert!(block_on(b.is_broken_async()).unwrap());
+    block_on(b.reset_async()).unwrap();
+    assert!(!b.is_broken().unwrap());
+    assert_eq!(block_on(b.parties_async()).unwrap(), 3);
+
+    // The queue's other calls.
+    let q: QueueProxy<u8> = m.queue(0).unwrap();
+    q.put(1).unwrap();
+    assert_eq!(block_on(q.qsize_async()), 1);
+    assert_eq!(q.get().unwrap(), 1);
+    block_on(q.task_done_async()).unwrap();
+    assert!(block_on(q.task_done_async()).is_err(), "one too many");
+    assert!(!block_on(q.is_shutdown_async()));
+    block_on(q.shutdown_async(false));
+    assert!(block_on(q.is_shutdown_async()));
+}

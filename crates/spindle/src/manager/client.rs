@@ -275,6 +275,16 @@ impl ClientConn {
         call: Call,
         on: Option<u32>,
     ) -> Result<(u64, Future<Value, CallError>), ManagerError> {
+        self.submit_pooled(Op::CallAsync { obj, call }, on)
+    }
+
+    /// Sends `op` on a channel of the pool (or on `on`), so that it may
+    /// wait there without holding up the calling thread's channel.
+    pub(crate) fn submit_pooled(
+        &self,
+        op: Op,
+        on: Option<u32>,
+    ) -> Result<(u64, Future<Value, CallError>), ManagerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (promise, future) = Promise::new();
         let ch = {
@@ -300,11 +310,7 @@ impl ClientConn {
             );
             ch
         };
-        if let Err(e) = self.send(&Request {
-            ch,
-            id,
-            op: Op::CallAsync { obj, call },
-        }) {
+        if let Err(e) = self.send(&Request { ch, id, op }) {
             let mut p = self.pending.lock();
             p.calls.remove(&id);
             if on.is_none() {

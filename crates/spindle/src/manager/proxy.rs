@@ -444,6 +444,37 @@ macro_rules! queue_impl {
             pub fn check(&self) -> Result<(), ManagerError> {
                 checked(self.h.call(Call::MaxSize)).map(|_| ())
             }
+
+            /// `qsize()` as a future (0 when the server is gone, as
+            /// `qsize`).
+            pub async fn qsize_async(&self) -> usize {
+                match plain_call(&self.h, Call::QSize).await {
+                    Ok(Value::U64(n)) => n as usize,
+                    _ => 0,
+                }
+            }
+
+            /// `task_done()` as a future.
+            pub async fn task_done_async(&self) -> Result<(), TaskDoneError> {
+                plain_call(&self.h, Call::TaskDone)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| TaskDoneError)
+            }
+
+            /// `shutdown(immediate)` as a future (Python 3.13's).
+            pub async fn shutdown_async(&self, immediate: bool) {
+                let _ = plain_call(&self.h, Call::QShutdown { immediate }).await;
+            }
+
+            /// `is_shutdown` as a future (a server that is gone reads as
+            /// shut down).
+            pub async fn is_shutdown_async(&self) -> bool {
+                !matches!(
+                    plain_call(&self.h, Call::IsShutdown).await,
+                    Ok(Value::Bool(false))
+                )
+            }
         }
     };
 }
@@ -1395,13 +1426,7 @@ sync_proxy!(
 
 impl BarrierProxy {
     fn info(&self) -> Result<(u64, u64, bool), ManagerError> {
-        match checked(self.h.call(Call::BarInfo))? {
-            Value::Bins(v) if v.len() == 3 && v[0].len() == 8 && v[1].len() == 8 => {
-                let n = |b: &Bin| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
-                Ok((n(&v[0]), n(&v[1]), v[2].first() == Some(&1)))
-            }
-            v => Err(unexpected(v)),
-        }
+        bar_info(checked(self.h.call(Call::BarInfo))?)
     }
 
     /// `wait()`: this party's arrival index.
@@ -1790,5 +1815,83 @@ impl ConditionProxy {
         Ok(ConditionTaskGuard {
             own: OwnChannel::acquire(&self.h).await?,
         })
+    }
+}
+
+/// A call that may wait, sent on a channel of the pool so that it holds up
+/// no thread's channel. Dropping the future drops only the reply.
+async fn detached_call(h: &Handle, call: Call) -> Result<Value, CallError> {
+    let conn = h.conn().map_err(|e| CallError::Gone(e.to_string()))?;
+    let op = proto::Op::Call {
+        obj: h.token.obj,
+        call,
+    };
+    let (_, fut) = conn
+        .submit_pooled(op, None)
+        .map_err(|e| CallError::Gone(e.to_string()))?;
+    match fut.await {
+        Ok(v) => Ok(v),
+        Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
+        Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+    }
+}
+
+impl BarrierProxy {
+    /// `await barrier.wait()`: this party's arrival index once all parties
+    /// arrived; `Err(BrokenBarrierError)` inside if the barrier is broken
+    /// or breaks. Sent when first polled. Dropped once sent, the arrival
+    /// stands: the party counts as arrived and the other parties are not
+    /// held up (a thread barrier's arrival cannot be taken back; asyncio's
+    /// cancelled waiter leaves the barrier instead).
+    pub async fn wait_async(&self) -> Result<Result<usize, BrokenBarrierError>, ManagerError> {
+        let call = Call::BarWait {
+            wait: Wait::Forever,
+        };
+        match detached_call(&self.h, call).await {
+            Ok(v) => as_u64(v).map(|n| Ok(n as usize)),
+            Err(CallError::Fail(Fail::Broken | Fail::Timeout)) => Ok(Err(BrokenBarrierError)),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// `await barrier.abort()`: breaks it; waiting parties get
+    /// `BrokenBarrierError`.
+    pub async fn abort_async(&self) -> Result<(), ManagerError> {
+        checked(plain_call(&self.h, Call::BarAbort).await).map(|_| ())
+    }
+
+    /// `await barrier.reset()`: back to empty; waiting parties get
+    /// `BrokenBarrierError`.
+    pub async fn reset_async(&self) -> Result<(), ManagerError> {
+        checked(plain_call(&self.h, Call::BarReset).await).map(|_| ())
+    }
+
+    /// `barrier.parties`, as a future.
+    pub async fn parties_async(&self) -> Result<usize, ManagerError> {
+        let v = checked(plain_call(&self.h, Call::BarInfo).await)?;
+        bar_info(v).map(|i| i.0 as usize)
+    }
+
+    /// `barrier.n_waiting`, as a future.
+    pub async fn n_waiting_async(&self) -> Result<usize, ManagerError> {
+        let v = checked(plain_call(&self.h, Call::BarInfo).await)?;
+        bar_info(v).map(|i| i.1 as usize)
+    }
+
+    /// `barrier.broken`, as a future.
+    pub async fn is_broken_async(&self) -> Result<bool, ManagerError> {
+        let v = checked(plain_call(&self.h, Call::BarInfo).await)?;
+        bar_info(v).map(|i| i.2)
+    }
+}
+
+/// A `BarInfo` reply: parties, waiting, broken.
+fn bar_info(v: Value) -> Result<(u64, u64, bool), ManagerError> {
+    match v {
+        Value::Bins(v) if v.len() == 3 && v[0].len() == 8 && v[1].len() == 8 => {
+            let n = |b: &Bin| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+            Ok((n(&v[0]), n(&v[1]), v[2].first() == Some(&1)))
+        }
+        v => Err(unexpected(v)),
     }
 }
