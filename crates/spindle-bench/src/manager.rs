@@ -21,6 +21,10 @@
 //! - `task_roundtrip`: a server of two registered queues (`get_task_queue`,
 //!   `get_result_queue`); a worker in another process takes N ints, squares
 //!   them, puts the results; the master puts N then gets N. Tasks/s.
+//!   `spindle_batch`: the same program with `put_many` / `get_many` (the
+//!   master puts N in one call; the worker takes up to [`BATCH`] a round
+//!   trip and puts their squares in one call; the master takes what is
+//!   there) — spindle's batch calls, which Python's proxies lack.
 //! - `queue_put_get_nomac`: `queue_put_get` with `frame_mac(false)` on both
 //!   ends (`spindle`), interleaved with the MAC on (`spindle_mac`) so the
 //!   ratio is the MAC's cost measured in one run.
@@ -52,6 +56,10 @@ const KEY: &[u8; 32] = b"spindle-bench-manager-authkey-32";
 
 /// The registered queue of the queue and connect cases.
 const QUEUE: &str = "q";
+/// How many tasks the worker of `task_roundtrip`'s `spindle_batch` takes
+/// in one round trip at most.
+const BATCH: usize = 64;
+
 /// The registered queues of `task_roundtrip` (the names of the classic
 /// `BaseManager` server/worker program).
 const TASKS: &str = "get_task_queue";
@@ -296,6 +304,49 @@ fn manager_worker(address: String, n: u64) {
     }
 }
 
+/// The worker of `task_roundtrip`'s `spindle_batch`: the same program with
+/// `get_many` and `put_many`, up to `batch` tasks a round trip.
+#[spindle::task]
+fn manager_batch_worker(address: String, n: u64, batch: usize) {
+    let address: Address = address.parse().expect("the server's address");
+    let m = Manager::connect(address, KEY).expect("connect to the manager");
+    let tasks: QueueProxy<u64> = m.get(TASKS).expect("task queue");
+    let results: QueueProxy<u64> = m.get(RESULTS).expect("result queue");
+    results.put(u64::MAX).expect("ready");
+    let mut done = 0;
+    while done < n {
+        let got = tasks.get_many(batch).expect("tasks");
+        done += got.len() as u64;
+        results
+            .put_many(got.into_iter().map(|t| t * t))
+            .expect("results");
+    }
+}
+
+/// One `task_roundtrip` sample of `spindle_batch`: the master puts the
+/// tasks with one `put_many` and takes the results with `get_many`.
+fn task_roundtrip_batch(m: &Manager, n: u64, batch: usize) -> f64 {
+    let tasks: QueueProxy<u64> = m.get(TASKS).expect("task queue");
+    let results: QueueProxy<u64> = m.get(RESULTS).expect("result queue");
+    let call = manager_batch_worker::call(m.address().to_string(), n, batch);
+    let mut worker = Process::new(call);
+    worker.start().expect("start the worker");
+    assert_eq!(results.get().expect("worker ready"), u64::MAX);
+    let mut sum = 0u64;
+    let rate = per_sec(n, |n| {
+        tasks.put_many(0..n).expect("put tasks");
+        let mut got = 0;
+        while got < n {
+            let r = results.get_many(n as usize).expect("results");
+            got += r.len() as u64;
+            sum += r.iter().sum::<u64>();
+        }
+    });
+    worker.join().expect("worker");
+    assert_eq!(sum, (0..n).map(|i| i * i).sum::<u64>(), "lost results");
+    rate
+}
+
 /// One `task_roundtrip` sample on `m`'s server: tasks per second from the
 /// first task put until the last result is taken, the worker started and
 /// connected before.
@@ -433,6 +484,9 @@ pub(crate) fn run(b: &mut Bench) {
         let m = start_server(true);
         let mut impls = vec![imp("spindle", || task_roundtrip(&m, tasks))];
         impls.extend(py(b, "task_roundtrip"));
+        impls.push(imp("spindle_batch", || {
+            task_roundtrip_batch(&m, tasks, BATCH)
+        }));
         b.case("task_roundtrip", Unit::TasksPerSec, impls);
         drop(m);
     }

@@ -17,7 +17,7 @@ use common::{LONG, until};
 use spindle::ipc::Pipe;
 use spindle::manager::{DictProxy, ListProxy, Manager, ManagerError, QueueProxy, Server, Typeid};
 use spindle::process::{Process, StartMethod};
-use spindle::queue::{BlockingQueue, GetTimeoutError};
+use spindle::queue::{BlockingQueue, GetTimeoutError, TryGetError};
 use spindle::sync::{NotOwnedError, OverReleaseError, ReleaseError};
 
 const KEY: &[u8] = b"manager-tests-key-0123456789abcdef";
@@ -934,4 +934,119 @@ fn barrier_async_faces() {
     assert!(!block_on(q.is_shutdown_async()));
     block_on(q.shutdown_async(false));
     assert!(block_on(q.is_shutdown_async()));
+}
+
+#[test]
+fn put_many_and_get_many_batch_items() {
+    let server = tcp_server();
+    let m = server.connect().unwrap();
+    let q: QueueProxy<u32> = m.queue(0).unwrap();
+    q.put_many(0..10).unwrap();
+    assert_eq!(q.qsize(), 10);
+    assert_eq!(q.get_many(4).unwrap(), [0, 1, 2, 3]);
+    assert_eq!(
+        q.get_many(100).unwrap(),
+        [4, 5, 6, 7, 8, 9],
+        "what is there"
+    );
+    assert_eq!(q.get_many(0).unwrap(), Vec::<u32>::new());
+    assert_eq!(q.try_get_many(3), Err(TryGetError::Empty));
+    assert_eq!(
+        q.get_many_timeout(3, Duration::from_millis(20)),
+        Err(GetTimeoutError::Timeout)
+    );
+    // Each item counts for task_done / join.
+    for _ in 0..10 {
+        q.task_done().unwrap();
+    }
+    q.join();
+
+    let lifo = m.lifo_queue::<u32>(0).unwrap();
+    lifo.put_many([1, 2, 3]).unwrap();
+    assert_eq!(lifo.get_many(2).unwrap(), [3, 2]);
+
+    // A getter waiting in line is owed an item: a batch leaves it one.
+    let q2 = q.clone();
+    let getter = thread::spawn(move || q2.get());
+    until("the get to wait on the server", || {
+        server.stats().in_channel == 1
+    });
+    q.put_many([7, 8, 9]).unwrap();
+    let got = getter.join().unwrap().unwrap();
+    let mut rest = q.try_get_many(10).unwrap();
+    rest.push(got);
+    rest.sort();
+    assert_eq!(rest, [7, 8, 9]);
+
+    // A bounded queue: the batch waits for room, item by item.
+    let b: QueueProxy<u32> = m.queue(2).unwrap();
+    let b2 = b.clone();
+    let putter = thread::spawn(move || b2.put_many(0..6));
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        seen.extend(b.get_many_timeout(6, LONG).unwrap());
+    }
+    putter.join().unwrap().unwrap();
+    assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+
+    // Shut down midway: the items not put come back, in order.
+    let b2 = b.clone();
+    let putter = thread::spawn(move || b2.put_many([10, 11, 12, 13]));
+    until("the batch to wait for room", || {
+        server.stats().in_channel == 1 && b.qsize() == 2
+    });
+    b.shutdown(false);
+    assert_eq!(
+        putter.join().unwrap(),
+        Err(spindle::queue::PutError(vec![12, 13]))
+    );
+    assert_eq!(
+        b.get_many(10).unwrap(),
+        [10, 11],
+        "a shut-down queue is drained"
+    );
+}
+
+#[test]
+fn batches_over_the_batch_limit_go_in_several_round_trips() {
+    use spindle::manager::GET_MANY_BYTES;
+    let m = Manager::start().unwrap();
+    // Strings: MessagePack `str`, cheap to encode even in a debug build.
+    let q: QueueProxy<String> = m.queue(0).unwrap();
+    let item = 1 << 20;
+    let n = 10; // 10 MiB: over the 8 MiB a batch carries
+    q.put_many((0..n).map(|i| format!("{i:02}{}", "x".repeat(item - 2))))
+        .unwrap();
+    assert_eq!(q.qsize(), n);
+    let mut got = Vec::new();
+    while got.len() < n {
+        let batch = q.get_many(n).unwrap();
+        let bytes: usize = batch.iter().map(String::len).sum();
+        assert!(bytes <= GET_MANY_BYTES, "{bytes} bytes in one reply");
+        got.extend(batch);
+    }
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!((v.len(), &v[..2]), (item, &*format!("{i:02}")), "in order");
+    }
+}
+
+#[test]
+fn batch_async_faces_are_cancel_safe() {
+    use common::block_on;
+    let m = Manager::start().unwrap();
+    let q: QueueProxy<u32> = m.queue(0).unwrap();
+    block_on(q.put_many_async(vec![1, 2, 3])).unwrap();
+    assert_eq!(block_on(q.get_many_async(2)).unwrap(), [1, 2]);
+    assert_eq!(block_on(q.get_many_async(9)).unwrap(), [3]);
+
+    // A get_many_async dropped after the server took the items for it:
+    // they go back to the head, in order.
+    let (_, waker) = common::counting();
+    let mut f = Box::pin(q.get_many_async(5));
+    assert!(common::poll_once(&mut f, &waker).is_pending());
+    q.put_many([4, 5]).unwrap();
+    until("the server to take them", || q.qsize() == 0);
+    drop(f);
+    q.put(6).unwrap();
+    assert_eq!(q.get_many(10).unwrap(), [4, 5, 6]);
 }

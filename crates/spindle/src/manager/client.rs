@@ -79,6 +79,11 @@ pub(crate) enum Undo {
     Unput { obj: u64, item: proto::Bin },
     /// Release what an `acquire` of lock or semaphore `obj` took.
     Release { obj: u64 },
+    /// Put back at the head of queue `obj` the items a `get_many` took.
+    UngetMany { obj: u64 },
+    /// Take back the items a `put_many` put in queue `obj` (the reply says
+    /// how many, from the first), those still queued.
+    UnputMany { obj: u64, items: Vec<proto::Bin> },
     /// Release what an `acquire` of RLock or Condition `obj` took on
     /// channel `ch` (its owner), and end that channel.
     ReleaseOn { obj: u64, ch: u32 },
@@ -94,6 +99,16 @@ impl Undo {
                 conn.call_obj(*obj, Call::Unput { item: item.clone() })
             }
             (Undo::Release { obj }, Value::Bool(true)) => conn.call_obj(*obj, Call::Release),
+            (Undo::UngetMany { obj }, Value::Bins(items)) => {
+                conn.call_obj(*obj, Call::UngetMany { items })
+            }
+            (Undo::UnputMany { obj, items }, Value::U64(n)) => {
+                // Newest first, so each takes out the copy it put.
+                for item in items.iter().take(n as usize).rev() {
+                    let _ = conn.call_obj(*obj, Call::Unput { item: item.clone() });
+                }
+                return;
+            }
             (Undo::ReleaseOn { obj, ch }, Value::Bool(true)) => {
                 conn.close_channel(
                     *ch,

@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use error::ManagerError;
-pub use proto::Stats;
+pub use proto::{GET_MANY_BYTES, Stats};
 
 /// What `#[spindle::remote]`'s generated code names; not an API.
 #[doc(hidden)]

@@ -302,6 +302,111 @@ impl ByteQueue {
         Ok(item.expect("checked non-empty"))
     }
 
+    /// Puts every item at once if there is room for all of them and for
+    /// the putters waiting in line; otherwise hands them back.
+    pub(crate) fn try_put_all(&self, items: Vec<Bin>) -> Result<Value, Vec<Bin>> {
+        let mut st = self.st.lock();
+        if st.shutdown || st.free(self.maxsize) < items.len().saturating_add(st.putters.len()) {
+            return Err(items);
+        }
+        let n = items.len() as u64;
+        st.unfinished += items.len();
+        st.items.extend(items);
+        st.wake(self.maxsize);
+        Ok(Value::U64(n))
+    }
+
+    /// `put_many`: each item in turn as `put_in_line` puts it (the first
+    /// with the place in line `ticket`); how many went in. A failure before
+    /// the first item is the call's failure.
+    pub(crate) fn put_many_in_line(
+        &self,
+        items: Vec<Bin>,
+        wait: Wait,
+        cancel: &dyn Cancel,
+        mut ticket: Option<u64>,
+    ) -> Result<Value, Fail> {
+        let mut done = 0u64;
+        let mut st = self.st.lock();
+        for item in items {
+            if let Err(f) = self.wait_turn(&mut st, false, wait, cancel, ticket.take()) {
+                if done == 0 {
+                    return Err(f);
+                }
+                break;
+            }
+            if done == 0 && !cancel.commit() {
+                st.wake(self.maxsize);
+                return Err(Fail::Cancelled);
+            }
+            st.items.push_back(item);
+            st.unfinished += 1;
+            st.wake(self.maxsize);
+            done += 1;
+        }
+        Ok(Value::U64(done))
+    }
+
+    /// `get_many`: one item as `get_in_line` takes it, then up to `max - 1`
+    /// more that no getter waiting in line is owed, within
+    /// [`GET_MANY_BYTES`](super::proto::GET_MANY_BYTES).
+    pub(crate) fn get_many_in_line(
+        &self,
+        max: u64,
+        wait: Wait,
+        cancel: &dyn Cancel,
+        ticket: Option<u64>,
+    ) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        self.wait_turn(&mut st, true, wait, cancel, ticket)?;
+        if cancel.cancelled() || !cancel.commit() {
+            st.wake(self.maxsize);
+            return Err(Fail::Cancelled);
+        }
+        // This call's turn came: one item is its own; the rest only what is
+        // left over for everyone still in line.
+        let spare = st.items.len().saturating_sub(st.getters.len());
+        let max = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while out.len() < spare.clamp(1, max) {
+            let next = if self.lifo {
+                st.items.back()
+            } else {
+                st.items.front()
+            };
+            let Some(len) = next.map(|b| b.len()) else {
+                break;
+            };
+            if !out.is_empty() && bytes + len > super::proto::GET_MANY_BYTES {
+                break;
+            }
+            bytes += len;
+            let item = if self.lifo {
+                st.items.pop_back()
+            } else {
+                st.items.pop_front()
+            };
+            out.extend(item);
+        }
+        st.wake(self.maxsize);
+        Ok(Value::Bins(out))
+    }
+
+    /// Puts items taken for a client that could not be told back where the
+    /// next `get`s find them first, in the order they were taken.
+    pub(crate) fn unget_all(&self, items: Vec<Bin>) {
+        let mut st = self.st.lock();
+        if self.lifo {
+            st.items.extend(items.into_iter().rev());
+        } else {
+            for item in items.into_iter().rev() {
+                st.items.push_front(item);
+            }
+        }
+        st.wake(self.maxsize);
+    }
+
     /// Puts an item taken for a client that could not be told back where
     /// the next `get` finds it first.
     pub(crate) fn unget(&self, item: Bin) {
@@ -688,6 +793,12 @@ impl Object {
             (Object::Queue(q), Call::Get { wait }, Some(_)) => {
                 q.get_in_line(wait, cancel, ticket).map(Value::Bin)
             }
+            (Object::Queue(q), Call::PutMany { items, wait }, _) => {
+                q.put_many_in_line(items, wait, cancel, ticket)
+            }
+            (Object::Queue(q), Call::GetMany { max, wait }, _) => {
+                q.get_many_in_line(max, wait, cancel, ticket)
+            }
             (_, call, _) => self.run(call, cancel, &mut effect),
         };
         (out, effect)
@@ -712,6 +823,10 @@ impl Object {
                 Ok(Value::Unit)
             }
             (Object::Queue(q), Unput { item }) => Ok(Value::Bool(q.unput(&item))),
+            (Object::Queue(q), UngetMany { items }) => {
+                q.unget_all(items);
+                Ok(Value::Unit)
+            }
 
             (Object::Dict(d), DGet { key }) => Ok(Value::OptBin(d.lock().get(&key).cloned())),
             (Object::Dict(d), DSet { key, val }) => {

@@ -83,6 +83,10 @@ pub(crate) enum Op {
     Shutdown,
 }
 
+/// How many bytes of items one `GetMany` reply carries at most (at
+/// least one item, whatever its size).
+pub const GET_MANY_BYTES: usize = 8 << 20;
+
 /// A new object's argument.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum Arg {
@@ -120,6 +124,26 @@ pub(crate) enum Call {
     /// Take back an item a cancelled `put_async` had put, if still queued.
     Unput {
         item: Bin,
+    },
+    /// Put back at the head, in order, items a cancelled `get_many_async`
+    /// had taken.
+    UngetMany {
+        items: Vec<Bin>,
+    },
+    /// Put every item, in order, each waiting its turn as `Put` does.
+    /// Replies `U64`: how many went in (fewer than sent: the queue shut
+    /// down, or was full for `wait: "No"`, midway; none at all is that
+    /// failure).
+    PutMany {
+        items: Vec<Bin>,
+        wait: Wait,
+    },
+    /// Take one item, waiting as `Get` does, then up to `max - 1` more that
+    /// are already there (and not owed to getters waiting in line), within
+    /// [`GET_MANY_BYTES`]. Replies `Bins`.
+    GetMany {
+        max: u64,
+        wait: Wait,
     },
     // Dicts (keys and values compared by their encoding).
     DGet {
@@ -249,6 +273,8 @@ impl Call {
         match self {
             Call::Put { wait, .. }
             | Call::Get { wait }
+            | Call::PutMany { wait, .. }
+            | Call::GetMany { wait, .. }
             | Call::Join { wait }
             | Call::EvWait { wait } => *wait != Wait::No,
             Call::Acquire { .. }

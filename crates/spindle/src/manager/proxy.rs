@@ -189,6 +189,46 @@ fn q_get<T: DeserializeOwned>(h: &Handle, wait: Wait) -> Result<T, Fail> {
     }
 }
 
+/// How many bytes of items one `PutMany` carries (a batch over it goes in
+/// several round trips): half the frame limit, leaving room for the
+/// envelope.
+const PUT_MANY_BYTES: usize = super::wire::MAX_FRAME / 2;
+
+/// Encodes the longest prefix of `items` within [`PUT_MANY_BYTES`] (at
+/// least one item).
+fn encode_batch<T: Serialize>(items: &[T]) -> Result<Vec<Bin>, ManagerError> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let b = enc(item)?;
+        if !out.is_empty() && bytes + b.len() > PUT_MANY_BYTES {
+            break;
+        }
+        bytes += b.len() + 5;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+fn q_get_many<T: DeserializeOwned>(h: &Handle, max: usize, wait: Wait) -> Result<Vec<T>, Fail> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    match h.call(Call::GetMany {
+        max: max as u64,
+        wait,
+    }) {
+        Ok(Value::Bins(v)) => v
+            .iter()
+            .map(|b| dec(b))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Fail::BadArg(e.to_string())),
+        Ok(_) => Err(Fail::ShutDown),
+        Err(CallError::Fail(f)) => Err(f),
+        Err(CallError::Gone(_)) => Err(Fail::ShutDown),
+    }
+}
+
 fn q_u64(h: &Handle, call: Call) -> u64 {
     h.call(call).ok().and_then(|v| as_u64(v).ok()).unwrap_or(0)
 }
@@ -420,6 +460,73 @@ macro_rules! queue_impl {
                 }
             }
 
+            /// [`put_many`](Self::put_many) as a future. Cancel-safe as
+            /// `put_async`: dropped before it is ready, it puts nothing more
+            /// (what its current round trip put and is still queued is
+            /// taken out again; earlier round trips of a batch over the
+            /// frame limit stay put).
+            pub fn put_many_async(
+                &self,
+                items: Vec<T>,
+            ) -> impl Future<Output = Result<(), PutError<Vec<T>>>> + Send + '_ {
+                let obj = self.h.token.obj;
+                async move {
+                    let mut items = items;
+                    let mut start = 0;
+                    while start < items.len() {
+                        let Ok(bins) = encode_batch(&items[start..]) else {
+                            return Err(PutError(items.split_off(start)));
+                        };
+                        let sent = bins.len();
+                        let undo = Undo::UnputMany {
+                            obj,
+                            items: bins.clone(),
+                        };
+                        let call = Call::PutMany {
+                            items: bins,
+                            wait: Wait::Forever,
+                        };
+                        let n = match AsyncCall::new(&self.h, call, undo).await {
+                            Ok(Value::U64(n)) => (n as usize).min(sent),
+                            _ => 0,
+                        };
+                        start += n;
+                        if n < sent {
+                            return Err(PutError(items.split_off(start)));
+                        }
+                    }
+                    Ok(())
+                }
+            }
+
+            /// [`get_many`](Self::get_many) as a future. Cancel-safe as
+            /// `get_async`: dropped before it is ready, it takes no item
+            /// (those it had taken go back to the head of the queue, in
+            /// order).
+            pub fn get_many_async(
+                &self,
+                max: usize,
+            ) -> impl Future<Output = Result<Vec<T>, ShutDown>> + Send + '_ {
+                let obj = self.h.token.obj;
+                async move {
+                    if max == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let call = Call::GetMany {
+                        max: max as u64,
+                        wait: Wait::Forever,
+                    };
+                    match AsyncCall::new(&self.h, call, Undo::UngetMany { obj }).await {
+                        Ok(Value::Bins(v)) => v
+                            .iter()
+                            .map(|b| dec(b))
+                            .collect::<Result<_, _>>()
+                            .map_err(|_| ShutDown),
+                        _ => Err(ShutDown),
+                    }
+                }
+            }
+
             /// `await q.join()`: ready once every item put is marked done
             /// (or the queue is shut down immediately, or the server is
             /// gone).
@@ -443,6 +550,75 @@ macro_rules! queue_impl {
             /// [`BlockingQueue`] methods read a gone server as `ShutDown`).
             pub fn check(&self) -> Result<(), ManagerError> {
                 checked(self.h.call(Call::MaxSize)).map(|_| ())
+            }
+
+            /// Puts every item, in order, in as few round trips as the
+            /// frame limit allows (one for a batch of small items), each
+            /// waiting for room as [`put`](BlockingQueue::put) does. spindle's
+            /// own: Python's queues put one item per call, one round trip
+            /// each. When the queue shuts down midway, or the server is
+            /// gone, the items not put come back, in order, inside
+            /// `PutError`.
+            pub fn put_many(
+                &self,
+                items: impl IntoIterator<Item = T>,
+            ) -> Result<(), PutError<Vec<T>>> {
+                let mut items: Vec<T> = items.into_iter().collect();
+                let mut start = 0;
+                while start < items.len() {
+                    let Ok(bins) = encode_batch(&items[start..]) else {
+                        return Err(PutError(items.split_off(start)));
+                    };
+                    let sent = bins.len();
+                    let call = Call::PutMany {
+                        items: bins,
+                        wait: Wait::Forever,
+                    };
+                    let n = match self.h.call(call) {
+                        Ok(Value::U64(n)) => (n as usize).min(sent),
+                        _ => 0,
+                    };
+                    start += n;
+                    if n < sent {
+                        return Err(PutError(items.split_off(start)));
+                    }
+                }
+                Ok(())
+            }
+
+            /// Takes one item, waiting as [`get`](BlockingQueue::get)
+            /// does, and with it up to `max - 1` more that are already
+            /// queued, in one round trip (items owed to getters waiting in
+            /// line are left to them; one reply carries at most
+            /// [`GET_MANY_BYTES`](super::GET_MANY_BYTES) of items, or one
+            /// item). spindle's own, like [`put_many`](Self::put_many).
+            /// `max` 0 takes nothing and returns at once.
+            pub fn get_many(&self, max: usize) -> Result<Vec<T>, ShutDown> {
+                q_get_many(&self.h, max, Wait::Forever).map_err(|_| ShutDown)
+            }
+
+            /// [`get_many`](Self::get_many) waiting at most `timeout` for
+            /// the first item.
+            pub fn get_many_timeout(
+                &self,
+                max: usize,
+                timeout: Duration,
+            ) -> Result<Vec<T>, GetTimeoutError> {
+                q_get_many(&self.h, max, wait_until(Instant::now() + timeout)).map_err(
+                    |f| match f {
+                        Fail::Empty | Fail::Timeout => GetTimeoutError::Timeout,
+                        _ => GetTimeoutError::ShutDown,
+                    },
+                )
+            }
+
+            /// [`get_many`](Self::get_many) without waiting: `Empty` if no
+            /// item is there for this call.
+            pub fn try_get_many(&self, max: usize) -> Result<Vec<T>, TryGetError> {
+                q_get_many(&self.h, max, Wait::No).map_err(|f| match f {
+                    Fail::Empty => TryGetError::Empty,
+                    _ => TryGetError::ShutDown,
+                })
             }
 
             /// `qsize()` as a future (0 when the server is gone, as

@@ -689,11 +689,32 @@ fn call_object(
                 if let Object::Queue(q) = &entry.obj {
                     match q.get(Wait::No, &Never) {
                         Err(Fail::Empty) => Call::Get { wait },
-                        Ok(item) => return reply_item(conn, q, id, item),
+                        Ok(item) => return reply_items(conn, q, id, Value::Bin(item)),
                         Err(e) => return conn.reply(id, Err(e)),
                     }
                 } else {
                     Call::Get { wait }
+                }
+            }
+            Call::PutMany { items, wait } if wait != Wait::No => {
+                if let Object::Queue(q) = &entry.obj {
+                    match q.try_put_all(items) {
+                        Ok(v) => return conn.reply(id, Ok(v)),
+                        Err(items) => Call::PutMany { items, wait },
+                    }
+                } else {
+                    Call::PutMany { items, wait }
+                }
+            }
+            Call::GetMany { max, wait } if wait != Wait::No => {
+                if let Object::Queue(q) = &entry.obj {
+                    match q.get_many_in_line(max, Wait::No, &Never, None) {
+                        Err(Fail::Empty) => Call::GetMany { max, wait },
+                        Ok(items) => return reply_items(conn, q, id, items),
+                        Err(e) => return conn.reply(id, Err(e)),
+                    }
+                } else {
+                    Call::GetMany { max, wait }
                 }
             }
             call if !call.needs_channel() => {
@@ -745,8 +766,12 @@ fn to_channel(
     // order calls arrive.
     let ticket = match (&entry.obj, &op) {
         (Object::Queue(q), Op::Call { call, .. } | Op::CallAsync { call, .. }) => match call {
-            Call::Get { wait } if *wait != Wait::No => Some(q.enter_line(true)),
-            Call::Put { wait, .. } if *wait != Wait::No => Some(q.enter_line(false)),
+            Call::Get { wait } | Call::GetMany { wait, .. } if *wait != Wait::No => {
+                Some(q.enter_line(true))
+            }
+            Call::Put { wait, .. } | Call::PutMany { wait, .. } if *wait != Wait::No => {
+                Some(q.enter_line(false))
+            }
             _ => None,
         },
         _ => None,
@@ -754,7 +779,7 @@ fn to_channel(
     if let (Some(t), Op::CallAsync { call, .. }) = (ticket, &op)
         && let Some(token) = conn.tokens.lock().get(&id)
     {
-        *token.line.lock() = Some((t, matches!(call, Call::Get { .. })));
+        *token.line.lock() = Some((t, matches!(call, Call::Get { .. } | Call::GetMany { .. })));
     }
     let chan = &channels[&ch];
     chan.pending.fetch_add(1, Ordering::AcqRel);
@@ -762,23 +787,28 @@ fn to_channel(
     true
 }
 
-/// Replies an item taken from `q`; if the client cannot be told, the item
-/// goes back to the head of the queue.
-fn reply_item(conn: &Conn, q: &super::objects::ByteQueue, id: u64, item: proto::Bin) -> bool {
-    let mut buf = Vec::with_capacity(item.len() + 32);
-    let reply = Reply {
-        id,
-        out: Ok(Value::Bin(item)),
+/// Replies items taken from `q` (`Bin` or `Bins`); if the client cannot
+/// be told, they go back to the head of the queue.
+fn reply_items(conn: &Conn, q: &super::objects::ByteQueue, id: u64, items: Value) -> bool {
+    let size = match &items {
+        Value::Bin(b) => b.len(),
+        Value::Bins(v) => v.iter().map(|b| b.len() + 5).sum(),
+        _ => 0,
     };
+    let mut buf = Vec::with_capacity(size + 32);
+    let reply = Reply { id, out: Ok(items) };
     let sent = proto::encode(&reply, &mut buf).is_ok() && conn.sink.lock().send(&buf).is_ok();
     if !sent {
-        if let Ok(Value::Bin(item)) = reply.out {
-            q.unget(item);
-            conn.shared
-                .counters
-                .items_returned
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        let back = match reply.out {
+            Ok(Value::Bin(item)) => vec![item],
+            Ok(Value::Bins(items)) => items,
+            _ => Vec::new(),
+        };
+        conn.shared
+            .counters
+            .items_returned
+            .fetch_add(back.len() as u64, Ordering::Relaxed);
+        q.unget_all(back);
         conn.closed.store(true, Ordering::SeqCst);
         conn.stream.shutdown();
     }
@@ -821,7 +851,7 @@ fn channel_thread(
                 conn.reply(id, Err(Fail::NotFound(format!("object {obj}"))));
             }
             Some(entry) => {
-                let is_get = matches!(call, Call::Get { .. });
+                let is_get = matches!(call, Call::Get { .. } | Call::GetMany { .. });
                 shared.counters.in_channel.fetch_add(1, Ordering::SeqCst);
                 let (out, effect) = match &token {
                     Some(t) => entry.obj.runs_in_line(
@@ -837,8 +867,8 @@ fn channel_thread(
                 shared.counters.in_channel.fetch_sub(1, Ordering::SeqCst);
                 track(&entry, obj, me, effect, &mut held);
                 match (is_get, &entry.obj, out) {
-                    (true, Object::Queue(q), Ok(Value::Bin(item))) => {
-                        reply_item(&conn, q, id, item);
+                    (true, Object::Queue(q), Ok(v @ (Value::Bin(_) | Value::Bins(_)))) => {
+                        reply_items(&conn, q, id, v);
                     }
                     (_, _, out) => {
                         conn.reply(id, out);
