@@ -65,6 +65,7 @@ mod pidfd;
 mod pool;
 #[allow(clippy::module_inception)]
 mod process;
+mod remote;
 mod spawn;
 pub(crate) mod task;
 
@@ -81,6 +82,10 @@ pub use pool::{
 };
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
+};
+pub use remote::{
+    DuplicateTasks, EncodedCall, TaskFault, WireError, check_tasks, duplicate_tasks, invoke,
+    signature_of,
 };
 pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names};
 
