@@ -29,7 +29,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// the constant is a literal.
 fn signature(tys: &[syn::Type], output: &ReturnType) -> u64 {
     let squeeze = |t: String| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    let args: Vec<String> = tys.iter().map(|t| squeeze(quote!(#t).to_string())).collect();
+    let args: Vec<String> = tys
+        .iter()
+        .map(|t| squeeze(quote!(#t).to_string()))
+        .collect();
     let ret = match output {
         ReturnType::Default => "()".to_string(),
         ReturnType::Type(_, ty) => squeeze(quote!(#ty).to_string()),

@@ -127,10 +127,16 @@ impl fmt::Display for TaskFault {
                  {found:#018x}: the two sides were built from different code"
             ),
             TaskFault::ArgDecode { name, reason } => {
-                write!(f, "the arguments of task {name} could not be decoded: {reason}")
+                write!(
+                    f,
+                    "the arguments of task {name} could not be decoded: {reason}"
+                )
             }
             TaskFault::ResultEncode { name, reason } => {
-                write!(f, "the result of task {name} could not be encoded: {reason}")
+                write!(
+                    f,
+                    "the result of task {name} could not be encoded: {reason}"
+                )
             }
             TaskFault::Panicked { name, message } => write!(f, "task {name} panicked: {message}"),
         }
@@ -305,10 +311,16 @@ impl fmt::Display for WireError {
                  a queue or a shared object), which cannot travel over the network"
             ),
             WireError::Encode { task, reason } => {
-                write!(f, "the arguments of task {task} could not be encoded: {reason}")
+                write!(
+                    f,
+                    "the arguments of task {task} could not be encoded: {reason}"
+                )
             }
             WireError::Decode { task, reason } => {
-                write!(f, "the result of task {task} could not be decoded: {reason}")
+                write!(
+                    f,
+                    "the result of task {task} could not be decoded: {reason}"
+                )
             }
         }
     }

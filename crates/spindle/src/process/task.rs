@@ -246,7 +246,8 @@ impl TaskEntry {
 }
 
 fn invoke_net<T: Task>(bytes: &[u8]) -> Result<Vec<u8>, RunFault> {
-    let args: T::Args = rmp_serde::from_slice(bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
+    let args: T::Args =
+        rmp_serde::from_slice(bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
     let out = T::run(args);
     rmp_serde::to_vec_named(&out).map_err(|e| RunFault::Encode(e.to_string()))
 }

@@ -178,6 +178,7 @@ where
                 SubmitError::ShutDown(_) => FutureError::Cancelled,
                 SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
                 SubmitError::TooLarge(_, t) => FutureError::TooLarge(t),
+                SubmitError::Unavailable(_) => FutureError::Unavailable,
                 // `new` checked map's own arguments: only a foreign
                 // executor refusing this chunk's task gets here.
                 e @ SubmitError::InvalidArgument(..) => FutureError::BrokenPool(

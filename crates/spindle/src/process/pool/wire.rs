@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::ipc::sealed::{Filling, Mapped, MappedSlice};
 use crate::process::task::{
-    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, TaskEntry, RunFault,
+    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, RunFault, TaskEntry,
 };
 use crate::util::panic_text;
 
