@@ -498,6 +498,10 @@ pub enum SubmitError<W> {
     /// No worker can take the task now (a cluster executor whose broker is
     /// unreachable): nothing was queued.
     Unavailable(W),
+    /// The task's arguments cannot travel to the executor's workers (a
+    /// file descriptor among them, for an executor of other hosts; see
+    /// [`Task::check_wire`](super::Task::check_wire)): nothing was queued.
+    Unsendable(W, crate::process::WireError),
 }
 
 impl<W> SubmitError<W> {
@@ -508,7 +512,8 @@ impl<W> SubmitError<W> {
             | SubmitError::BrokenPool(w, _)
             | SubmitError::TooLarge(w, _)
             | SubmitError::InvalidArgument(w, _)
-            | SubmitError::Unavailable(w) => w,
+            | SubmitError::Unavailable(w)
+            | SubmitError::Unsendable(w, _) => w,
         }
     }
 
@@ -531,6 +536,15 @@ impl<W> SubmitError<W> {
     /// ([`Unavailable`](SubmitError::Unavailable)).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, SubmitError::Unavailable(_))
+    }
+
+    /// Why the task's arguments cannot travel to the executor's workers
+    /// ([`Unsendable`](SubmitError::Unsendable)).
+    pub fn wire_error(&self) -> Option<&crate::process::WireError> {
+        match self {
+            SubmitError::Unsendable(_, e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Whether an argument was 0 where Python raises `ValueError`;
@@ -564,6 +578,7 @@ impl<W> SubmitError<W> {
             SubmitError::TooLarge(w, t) => SubmitError::TooLarge(op(w), t),
             SubmitError::InvalidArgument(w, name) => SubmitError::InvalidArgument(op(w), name),
             SubmitError::Unavailable(w) => SubmitError::Unavailable(op(w)),
+            SubmitError::Unsendable(w, e) => SubmitError::Unsendable(op(w), e),
         }
     }
 }
@@ -576,6 +591,7 @@ impl<W> fmt::Debug for SubmitError<W> {
             SubmitError::TooLarge(_, t) => write!(f, "TooLarge(.., {t:?})"),
             SubmitError::InvalidArgument(_, name) => write!(f, "InvalidArgument(.., {name:?})"),
             SubmitError::Unavailable(_) => f.write_str("Unavailable(..)"),
+            SubmitError::Unsendable(_, e) => write!(f, "Unsendable(.., {e:?})"),
         }
     }
 }
@@ -591,6 +607,7 @@ impl<W> fmt::Display for SubmitError<W> {
                 write!(f, "{name} must be >= 1 (leave it unset for the default)")
             }
             SubmitError::Unavailable(_) => f.write_str("no worker is available to take the task"),
+            SubmitError::Unsendable(_, e) => fmt::Display::fmt(e, f),
         }
     }
 }

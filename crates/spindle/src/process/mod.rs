@@ -55,6 +55,7 @@
 //! ```
 
 mod boot;
+mod calls;
 mod children;
 mod current;
 mod entry;
@@ -65,10 +66,11 @@ mod pidfd;
 mod pool;
 #[allow(clippy::module_inception)]
 mod process;
-mod remote;
+pub(crate) mod remote;
 mod spawn;
 pub(crate) mod task;
 
+pub use calls::{Calls, CallsChunk, calls};
 pub use children::{ActiveChild, active_children};
 pub use current::{
     AuthKey, AuthKeyError, CurrentProcess, ParentProcess, cpu_count, current_process,
@@ -79,6 +81,7 @@ pub use fork::{Fork, ForkedChild, fork};
 pub use pool::{
     AsyncResult, Call, CallChunk, CallJob, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
     ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, RemoteExecutor, StarFn, TaskStart,
+    WireFormat,
 };
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,

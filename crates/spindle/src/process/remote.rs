@@ -347,6 +347,22 @@ pub(crate) fn encode_net<A: Serialize>(task: &'static str, args: &A) -> Result<V
     })
 }
 
+/// [`encode_net`]'s checks without keeping the bytes (encoded into a
+/// counting sink).
+pub(crate) fn check_net<A: Serialize>(task: &'static str, args: &A) -> Result<(), WireError> {
+    let (res, fds) = fdpass::collect(|| rmp_serde::encode::write_named(&mut std::io::sink(), args));
+    if !fds.is_empty() {
+        return Err(WireError::CarriesDescriptors {
+            task,
+            count: fds.len(),
+        });
+    }
+    res.map_err(|e| WireError::Encode {
+        task,
+        reason: e.to_string(),
+    })
+}
+
 /// Decodes a network-form result.
 pub(crate) fn decode_net<O: DeserializeOwned>(
     task: &'static str,

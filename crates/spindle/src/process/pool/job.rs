@@ -28,6 +28,8 @@ pub(crate) enum Failure {
     Refused(String),
     /// The arguments were over the pool's payload limit (never sent).
     TooLarge(TooLarge),
+    /// No worker could take the job (a remote executor's `CallJob::fail_unavailable`).
+    Unavailable,
 }
 
 /// Completes one job's future, whatever its output type.
@@ -54,6 +56,12 @@ pub(crate) struct Job {
     /// memfd, and each moved argument's index, offset and length in it.
     /// Kept until the job ends, so a retry sends it again.
     pub(crate) bulk: Option<Box<Bulk>>,
+    /// The submitting side's `Task::SIGNATURE` of the task.
+    pub(crate) signature: u64,
+    /// How `args` are encoded (and results decoded).
+    pub(crate) wire: super::call::WireFormat,
+    /// The typed form of `refused`, for a network-form job.
+    pub(crate) wire_error: Option<crate::process::WireError>,
 }
 
 /// The sealed memfd of a job's large arguments.
@@ -200,6 +208,7 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Refused(m) => FutureError::Panicked(m),
             Failure::TooLarge(t) => FutureError::TooLarge(t),
+            Failure::Unavailable => FutureError::Unavailable,
             Failure::Cancelled if !self.started => {
                 self.promise.cancel_pending();
                 return;
