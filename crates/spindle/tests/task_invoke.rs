@@ -360,9 +360,9 @@ fn a_network_form_executor_refuses_descriptors_at_submit() {
 #[test]
 fn a_network_form_call_job_ships_encoded_calls() {
     let (job, fut) = CallJob::of_wire(add::call(4, 5), WireFormat::MessagePack);
-    assert_eq!(job.signature(), add::SIGNATURE);
+    assert_eq!(job.signature(), Some(add::SIGNATURE));
     assert!(job.wire_error().is_none());
-    let calls = job.encoded_calls();
+    let calls = job.encoded_calls().expect("a MessagePack job");
     assert_eq!(calls.len(), 1);
     // The "worker": the encoded call crosses MessagePack and is invoked.
     let over = rmp_serde::to_vec_named(&calls[0]).unwrap();
@@ -380,6 +380,13 @@ fn a_network_form_call_job_ships_encoded_calls() {
     );
 
     let (job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
+    job.fail_unavailable();
+    assert!(fut.result().unwrap_err().is_unavailable());
+
+    // A postcard job (a local pool's) has no network form.
+    let (job, fut) = CallJob::of(add::call(1, 1));
+    assert_eq!((job.wire(), job.signature()), (WireFormat::Postcard, None));
+    assert!(job.encoded_calls().is_none());
     job.fail_unavailable();
     assert!(fut.result().unwrap_err().is_unavailable());
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::job::{self, Failure, Job, PromiseSink, Sink};
+use super::job::{self, Failure, Job, NetJob, PromiseSink, Sink};
 use super::wire::{self, ItemOutcome};
 use crate::futures::{
     BrokenPool, Executor, Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor, WorkerLost,
@@ -284,36 +284,43 @@ impl CallJob {
 
     /// The submitting side's [`SIGNATURE`](process::Task::SIGNATURE) of the
     /// task, to send with the arguments ([`invoke`](crate::process::invoke)
-    /// checks it).
-    pub fn signature(&self) -> u64 {
-        self.0.signature
+    /// checks it): `Some` for a [`WireFormat::MessagePack`] job, `None` for
+    /// a postcard one (its workers are this same program).
+    pub fn signature(&self) -> Option<u64> {
+        self.0.net.as_ref().map(|n| n.signature)
     }
 
     /// How [`args`](Self::args) are encoded and results must be.
     pub fn wire(&self) -> WireFormat {
-        self.0.wire
+        match self.0.net {
+            Some(_) => WireFormat::MessagePack,
+            None => WireFormat::Postcard,
+        }
     }
 
-    /// The calls in their network form, one per call (for a
-    /// [`WireFormat::MessagePack`] job; a postcard job's arguments are not
-    /// what [`invoke`](crate::process::invoke) decodes).
-    pub fn encoded_calls(&self) -> Vec<EncodedCall> {
-        self.0
+    /// The calls in their network form, one per call, for a
+    /// [`WireFormat::MessagePack`] job; `None` for a postcard job (its
+    /// arguments are not what [`invoke`](crate::process::invoke) decodes).
+    pub fn encoded_calls(&self) -> Option<Vec<EncodedCall>> {
+        let net = self.0.net.as_ref()?;
+        let calls = self
+            .0
             .args
             .iter()
             .map(|a| EncodedCall {
                 name: self.0.name.to_string(),
-                signature: self.0.signature,
+                signature: net.signature,
                 args: a.clone(),
             })
-            .collect()
+            .collect();
+        Some(calls)
     }
 
     /// Why a network-form job's arguments could not be encoded, typed
     /// (descriptors among them, or serde's refusal); see
     /// [`encode_error`](Self::encode_error).
     pub fn wire_error(&self) -> Option<&WireError> {
-        self.0.wire_error.as_ref()
+        self.0.net.as_ref()?.wire_error.as_ref()
     }
 
     /// The registered task's stable name (`module::path::fn_name`).
@@ -353,14 +360,14 @@ impl CallJob {
         if !self.0.sink.start() {
             return;
         }
-        let outcomes = match self.0.wire {
-            WireFormat::MessagePack => self
+        let outcomes = match &self.0.net {
+            Some(net) => self
                 .0
                 .args
                 .iter()
-                .map(|a| fault_outcome(process::invoke(self.0.name, self.0.signature, a)))
+                .map(|a| fault_outcome(process::invoke(self.0.name, net.signature, a)))
                 .collect(),
-            _ => wire::run_here(self.0.name, &self.0.args),
+            None => wire::run_here(self.0.name, &self.0.args),
         };
         self.0.sink.finish(outcomes);
     }
@@ -478,9 +485,7 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         retried: 0,
         refused,
         bulk: None,
-        signature: T::SIGNATURE,
-        wire: WireFormat::Postcard,
-        wire_error: None,
+        net: None,
     }
 }
 
@@ -509,9 +514,10 @@ fn job_of_net<T: process::Task, O: Send + 'static>(
         retried: 0,
         refused: wire_error.as_ref().map(ToString::to_string),
         bulk: None,
-        signature: T::SIGNATURE,
-        wire: WireFormat::MessagePack,
-        wire_error,
+        net: Some(Box::new(NetJob {
+            signature: T::SIGNATURE,
+            wire_error,
+        })),
     }
 }
 

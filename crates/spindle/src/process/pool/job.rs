@@ -56,11 +56,17 @@ pub(crate) struct Job {
     /// memfd, and each moved argument's index, offset and length in it.
     /// Kept until the job ends, so a retry sends it again.
     pub(crate) bulk: Option<Box<Bulk>>,
+    /// Set for a network-form (MessagePack) job, `None` for postcard
+    /// (boxed: a pool job stays small).
+    pub(crate) net: Option<Box<NetJob>>,
+}
+
+/// What a network-form job carries beyond a pool job.
+#[derive(Debug)]
+pub(crate) struct NetJob {
     /// The submitting side's `Task::SIGNATURE` of the task.
     pub(crate) signature: u64,
-    /// How `args` are encoded (and results decoded).
-    pub(crate) wire: super::call::WireFormat,
-    /// The typed form of `refused`, for a network-form job.
+    /// The typed form of `Job::refused`.
     pub(crate) wire_error: Option<crate::process::WireError>,
 }
 
