@@ -165,7 +165,9 @@ impl<E> FutureError<E> {
 
     /// Whether this counts as "the task raised" for
     /// [`ReturnWhen::FirstException`](super::ReturnWhen::FirstException): a task
-    /// error, a panic or a broken pool, but not a cancellation or a timeout.
+    /// error, a panic, a broken pool, a lost worker, a payload over the limit
+    /// or no worker available, but not a cancellation, a timeout or a closed
+    /// pool.
     pub fn is_exception(&self) -> bool {
         matches!(
             self,
