@@ -27,7 +27,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// type's tokens and the return type's (`()` if none), whitespace removed —
 /// the same function as `spindle::process::signature_of`, computed here so
 /// the constant is a literal.
-fn task_signature(tys: &[syn::Type], output: &ReturnType) -> u64 {
+fn task_signature(tys: &[&syn::Type], output: &ReturnType) -> u64 {
     let squeeze = |t: String| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
     let args: Vec<String> = tys
         .iter()
@@ -75,7 +75,7 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
                     "a spindle task is a free function, not a method",
                 ));
             }
-            FnArg::Typed(pt) => tys.push((*pt.ty).clone()),
+            FnArg::Typed(pt) => tys.push(&*pt.ty),
         }
     }
     let vis = &func.vis;
