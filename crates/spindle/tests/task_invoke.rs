@@ -391,6 +391,24 @@ fn a_network_form_call_job_ships_encoded_calls() {
     assert!(fut.result().unwrap_err().is_unavailable());
 }
 
+#[test]
+fn a_call_job_forwards_on_cancel_to_its_future() {
+    // The broker says a worker took it: the cancel is refused.
+    let (job, fut) = CallJob::of_wire(add::call(1, 2), WireFormat::MessagePack);
+    job.on_cancel(|| false);
+    assert!(!fut.cancel());
+    assert_eq!(fut.state(), State::Pending);
+    job.run_here();
+    assert_eq!(fut.result(), Ok(3));
+
+    // The broker dropped it: cancelled, and the job is skipped.
+    let (mut job, fut) = CallJob::of_wire(add::call(1, 2), WireFormat::MessagePack);
+    job.on_cancel(|| true);
+    assert!(fut.cancel());
+    assert!(!job.set_running_or_notify_cancel());
+    assert!(fut.cancelled());
+}
+
 // ---- futures completed from elsewhere ----
 
 #[test]

@@ -342,6 +342,14 @@ impl CallJob {
         self.0.refused.as_deref()
     }
 
+    /// Lets `hook` decide whether [`Future::cancel`] may cancel the job's
+    /// pending future ([`Promise::on_cancel`]): for an executor whose queue
+    /// is elsewhere (a broker), the hook asks it to drop the job and returns
+    /// `false` once a worker took it. Set it before handing the future out.
+    pub fn on_cancel(&self, hook: impl Fn() -> bool + Send + Sync + 'static) {
+        self.0.sink.on_cancel(Box::new(hook));
+    }
+
     /// Marks the future running, unless it was cancelled while queued:
     /// Python's `Future.set_running_or_notify_cancel()`. `false` means
     /// cancelled: drop the job instead of running it.

@@ -40,6 +40,9 @@ pub(crate) trait Sink: Send {
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>);
     /// Fails the future.
     fn fail(self: Box<Self>, failure: Failure);
+    /// Lets `hook` decide whether the future may be cancelled
+    /// (`Promise::on_cancel`); ignored by sinks without a future.
+    fn on_cancel(&self, _hook: Box<dyn Fn() -> bool + Send + Sync>) {}
 }
 
 /// One unit of work for a worker: the task's name and the encoded arguments
@@ -201,6 +204,10 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
     fn start(&mut self) -> bool {
         self.started = self.promise.set_running_or_notify_cancel();
         self.started
+    }
+
+    fn on_cancel(&self, hook: Box<dyn Fn() -> bool + Send + Sync>) {
+        self.promise.on_cancel(hook);
     }
 
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
