@@ -28,6 +28,13 @@
 //! [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost) and
 //! is replaced.
 //!
+//! Calls from elsewhere (a worker serving other hosts): [`invoke`] runs a
+//! registered task by name with MessagePack arguments, checking its
+//! [`Task::SIGNATURE`] and catching its panic, each failure a [`TaskFault`];
+//! [`EncodedCall`] is a call's network form, [`check_tasks`] the start-up
+//! check for duplicate names, and [`calls`] makes `map` run calls on every
+//! executor kind.
+//!
 //! No line in `main` is needed: a spindle child is recognised before `main`
 //! runs (see `process/README.md` for the bootstrap, the start methods and
 //! failure handling). It works in binaries, examples, integration tests and
