@@ -4,8 +4,8 @@
 //! The numbers are the PRIMES list of the `ProcessPoolExecutor` example in
 //! Python's `concurrent.futures` documentation.
 
-use spindle::futures::{Executor, as_completed};
-use spindle::process::ProcessPoolExecutor;
+use spindle::futures::{Executor, MapFn, as_completed};
+use spindle::process::{self, Call, Calls, ProcessPoolExecutor};
 
 const PRIMES: [u64; 6] = [
     112_272_535_095_293,
@@ -49,6 +49,22 @@ where
         .collect()
 }
 
+/// The call constructor, as a plain function pointer (one type for the bound).
+type IsPrimeCall = fn(u64) -> Call<is_prime>;
+
+/// `map` written once: `process::calls` makes every executor *run* the
+/// calls (on threads, a bare `is_prime::call` would only build them).
+fn map_all<X>(pool: &X) -> Vec<bool>
+where
+    X: Executor,
+    Calls<IsPrimeCall>: MapFn<u64, X, Output = bool, Error = std::convert::Infallible>,
+{
+    pool.map(process::calls(is_prime::call as IsPrimeCall), PRIMES)
+        .expect("pool running")
+        .map(Result::unwrap)
+        .collect()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Threads:
     let pool = spindle::futures::ThreadPoolExecutor::builder()
@@ -57,22 +73,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap();
     println!("on threads:");
     let on_threads = check_all(&pool);
+    let mapped_on_threads = map_all(&pool);
 
     // Processes — the one line that changes:
     let pool = ProcessPoolExecutor::builder().max_workers(4).build()?;
     println!("on processes:");
     let on_processes = check_all(&pool);
+    let mapped_on_processes = map_all(&pool);
 
     // Coroutines — the same line again: a tokio runtime runs the calls (on
     // its blocking threads) and any `async` block.
     let pool = spindle_aio::AioExecutor::new(4)?;
     println!("on coroutines:");
     let on_coroutines = check_all(&pool);
+    let mapped_on_coroutines = map_all(&pool);
     let hello = pool.submit(async { "an async block, too" })?;
     println!("  {}", hello.result()?);
 
     assert_eq!(on_threads, on_processes);
     assert_eq!(on_threads, on_coroutines);
+    let expected: Vec<bool> = on_threads.iter().map(|&(_, p)| p).collect();
+    assert_eq!(mapped_on_threads, expected);
+    assert_eq!(mapped_on_processes, expected);
+    assert_eq!(mapped_on_coroutines, expected);
+    println!("map(process::calls(is_prime::call), PRIMES) agrees on all three");
     for (n, p) in on_processes {
         println!("{n} is prime: {p}");
     }

@@ -304,6 +304,16 @@ mod util;
 /// not generic and not async. The registration is a static in the
 /// `spindle_tasks` link section: no code runs to register it, so a child can
 /// look tasks up before `main`.
+///
+/// The task also gets [`Task::SIGNATURE`](process::Task::SIGNATURE), computed
+/// at compile time: FNV-1a 64 ([`process::signature_of`]) of
+/// `(A1,A2,..)->R`, the argument types' and the return type's tokens with
+/// every whitespace character removed (`()` for no return type) — `add`
+/// above hashes `(u64,u64)->u64`. [`process::invoke`] checks it, so a caller
+/// built against another signature of the task is refused before anything
+/// is decoded. It hashes the types *as written*: a field changed inside a
+/// struct argument is not seen (the call then fails to decode, as
+/// `TaskFault::ArgDecode`), and `Vec<u8>` / `std::vec::Vec<u8>` differ.
 pub use spindle_macros::task;
 
 /// Makes a trait's implementations servable by a manager server, and

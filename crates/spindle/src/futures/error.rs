@@ -68,6 +68,10 @@ pub enum FutureError<E = Infallible> {
     /// sent, and the worker goes on. Python has no such limit (its pickles
     /// are bounded by memory only).
     TooLarge(TooLarge),
+    /// No worker can run the task now (a cluster executor whose broker is
+    /// unreachable or has no worker for it): the task did not run. Python
+    /// has no equivalent (its executors are local).
+    Unavailable,
 }
 
 impl<E> FutureError<E> {
@@ -116,6 +120,12 @@ impl<E> FutureError<E> {
         matches!(self, FutureError::TooLarge(_))
     }
 
+    /// Whether no worker could run the task
+    /// ([`Unavailable`](FutureError::Unavailable)).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, FutureError::Unavailable)
+    }
+
     /// The size and limit, if the argument or result was too large.
     pub fn too_large(&self) -> Option<&TooLarge> {
         match self {
@@ -155,7 +165,9 @@ impl<E> FutureError<E> {
 
     /// Whether this counts as "the task raised" for
     /// [`ReturnWhen::FirstException`](super::ReturnWhen::FirstException): a task
-    /// error, a panic or a broken pool, but not a cancellation or a timeout.
+    /// error, a panic, a broken pool, a lost worker, a payload over the limit
+    /// or no worker available, but not a cancellation, a timeout or a closed
+    /// pool.
     pub fn is_exception(&self) -> bool {
         matches!(
             self,
@@ -164,6 +176,7 @@ impl<E> FutureError<E> {
                 | FutureError::BrokenPool(_)
                 | FutureError::WorkerLost(_)
                 | FutureError::TooLarge(_)
+                | FutureError::Unavailable
         )
     }
 
@@ -178,6 +191,7 @@ impl<E> FutureError<E> {
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w),
             FutureError::Closed => FutureError::Closed,
             FutureError::TooLarge(t) => FutureError::TooLarge(t),
+            FutureError::Unavailable => FutureError::Unavailable,
         }
     }
 }
@@ -193,6 +207,7 @@ impl<E> Clone for FutureError<E> {
             FutureError::WorkerLost(w) => FutureError::WorkerLost(w.clone()),
             FutureError::Closed => FutureError::Closed,
             FutureError::TooLarge(t) => FutureError::TooLarge(*t),
+            FutureError::Unavailable => FutureError::Unavailable,
         }
     }
 }
@@ -207,6 +222,7 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::BrokenPool(b) => f.debug_tuple("BrokenPool").field(b).finish(),
             FutureError::WorkerLost(w) => f.debug_tuple("WorkerLost").field(w).finish(),
             FutureError::Closed => f.write_str("Closed"),
+            FutureError::Unavailable => f.write_str("Unavailable"),
             FutureError::TooLarge(t) => f.debug_tuple("TooLarge").field(t).finish(),
         }
     }
@@ -223,6 +239,7 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
             FutureError::WorkerLost(w) => fmt::Display::fmt(w, f),
             FutureError::Closed => f.write_str("the pool is closed: it takes no more tasks"),
             FutureError::TooLarge(t) => fmt::Display::fmt(t, f),
+            FutureError::Unavailable => f.write_str("no worker is available to run the task"),
         }
     }
 }
@@ -337,6 +354,11 @@ pub struct WorkerLost {
     pid: u32,
     exitcode: Option<i32>,
     time_limit: Option<Duration>,
+    /// The executor's name for the worker, if it names its workers (a
+    /// cluster worker's id).
+    worker: Option<Arc<str>>,
+    /// The host the worker ran on, if not this one.
+    host: Option<Arc<str>>,
 }
 
 impl WorkerLost {
@@ -348,7 +370,36 @@ impl WorkerLost {
             pid,
             exitcode,
             time_limit,
+            worker: None,
+            host: None,
         }
+    }
+
+    /// The same error naming the lost worker as its executor knows it (a
+    /// cluster worker's id).
+    pub fn with_worker(mut self, worker: impl Into<String>) -> WorkerLost {
+        self.worker = Some(Arc::from(worker.into()));
+        self
+    }
+
+    /// The same error naming the host the worker ran on (for a worker on
+    /// another machine; [`pid`](Self::pid) is then that host's process id,
+    /// 0 if unknown).
+    pub fn with_host(mut self, host: impl Into<String>) -> WorkerLost {
+        self.host = Some(Arc::from(host.into()));
+        self
+    }
+
+    /// The lost worker's id, if its executor names its workers (`None` for
+    /// the process pools of this crate, whose workers are known by pid).
+    pub fn worker(&self) -> Option<&str> {
+        self.worker.as_deref()
+    }
+
+    /// The host the worker ran on, if it was another one (`None`: this
+    /// host).
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
     }
 
     /// The lost worker's process id.
@@ -380,20 +431,28 @@ impl fmt::Debug for WorkerLost {
             .field("pid", &self.pid)
             .field("exitcode", &self.exitcode)
             .field("time_limit", &self.time_limit)
+            .field("worker", &self.worker)
+            .field("host", &self.host)
             .finish()
     }
 }
 
 impl fmt::Display for WorkerLost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut who = match &self.worker {
+            Some(w) => format!("worker {w} (process {})", self.pid),
+            None => format!("worker process {}", self.pid),
+        };
+        if let Some(h) = &self.host {
+            who.push_str(&format!(" on host {h}"));
+        }
         if let Some(limit) = self.time_limit {
             return write!(
                 f,
-                "the task overran its time limit of {limit:?}; worker process {} was killed",
-                self.pid
+                "the task overran its time limit of {limit:?}; {who} was killed"
             );
         }
-        write!(f, "worker process {} died while running the task", self.pid)?;
+        write!(f, "{who} died while running the task")?;
         match self.exitcode {
             Some(c) if c < 0 => write!(f, " (killed by signal {})", -c),
             Some(c) => write!(f, " (exit code {c})"),
@@ -438,6 +497,13 @@ pub enum SubmitError<W> {
     /// (`map_with`'s `chunksize` or `buffersize`, named here): nothing was
     /// submitted. Leave the option unset for its default.
     InvalidArgument(W, &'static str),
+    /// No worker can take the task now (a cluster executor whose broker is
+    /// unreachable): nothing was queued.
+    Unavailable(W),
+    /// The task's arguments cannot travel to the executor's workers (a
+    /// file descriptor among them, for an executor of other hosts; see
+    /// [`Task::check_wire`](super::Task::check_wire)): nothing was queued.
+    Unsendable(W, crate::process::WireError),
 }
 
 impl<W> SubmitError<W> {
@@ -447,7 +513,9 @@ impl<W> SubmitError<W> {
             SubmitError::ShutDown(w)
             | SubmitError::BrokenPool(w, _)
             | SubmitError::TooLarge(w, _)
-            | SubmitError::InvalidArgument(w, _) => w,
+            | SubmitError::InvalidArgument(w, _)
+            | SubmitError::Unavailable(w)
+            | SubmitError::Unsendable(w, _) => w,
         }
     }
 
@@ -464,6 +532,21 @@ impl<W> SubmitError<W> {
     /// Whether the task's arguments exceeded the payload limit.
     pub fn is_too_large(&self) -> bool {
         matches!(self, SubmitError::TooLarge(..))
+    }
+
+    /// Whether no worker could take the task
+    /// ([`Unavailable`](SubmitError::Unavailable)).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SubmitError::Unavailable(_))
+    }
+
+    /// Why the task's arguments cannot travel to the executor's workers
+    /// ([`Unsendable`](SubmitError::Unsendable)).
+    pub fn wire_error(&self) -> Option<&crate::process::WireError> {
+        match self {
+            SubmitError::Unsendable(_, e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Whether an argument was 0 where Python raises `ValueError`;
@@ -496,6 +579,8 @@ impl<W> SubmitError<W> {
             SubmitError::BrokenPool(w, b) => SubmitError::BrokenPool(op(w), b),
             SubmitError::TooLarge(w, t) => SubmitError::TooLarge(op(w), t),
             SubmitError::InvalidArgument(w, name) => SubmitError::InvalidArgument(op(w), name),
+            SubmitError::Unavailable(w) => SubmitError::Unavailable(op(w)),
+            SubmitError::Unsendable(w, e) => SubmitError::Unsendable(op(w), e),
         }
     }
 }
@@ -507,6 +592,8 @@ impl<W> fmt::Debug for SubmitError<W> {
             SubmitError::BrokenPool(_, b) => write!(f, "BrokenPool(.., {b:?})"),
             SubmitError::TooLarge(_, t) => write!(f, "TooLarge(.., {t:?})"),
             SubmitError::InvalidArgument(_, name) => write!(f, "InvalidArgument(.., {name:?})"),
+            SubmitError::Unavailable(_) => f.write_str("Unavailable(..)"),
+            SubmitError::Unsendable(_, e) => write!(f, "Unsendable(.., {e:?})"),
         }
     }
 }
@@ -521,6 +608,8 @@ impl<W> fmt::Display for SubmitError<W> {
             SubmitError::InvalidArgument(_, name) => {
                 write!(f, "{name} must be >= 1 (leave it unset for the default)")
             }
+            SubmitError::Unavailable(_) => f.write_str("no worker is available to take the task"),
+            SubmitError::Unsendable(_, e) => fmt::Display::fmt(e, f),
         }
     }
 }

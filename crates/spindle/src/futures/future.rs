@@ -110,11 +110,32 @@ impl<T, E> Future<T, E> {
     /// assert!(fut.cancelled() && fut.done());
     /// assert!(!promise.set_running_or_notify_cancel()); // the worker skips it
     /// ```
+    ///
+    /// If the executor registered a hook with
+    /// [`Promise::on_cancel`](super::Promise::on_cancel) (one whose task
+    /// waits elsewhere, on a broker, say), a pending future asks it first,
+    /// on this thread: `false` from the hook means the task may already be
+    /// running there, and `cancel` returns `false` with the future still
+    /// pending — as Python's `Future.cancel()` returns `False` once the
+    /// task runs.
     pub fn cancel(&self) -> bool {
         match self.shared.state_hint() {
             State::Running | State::Finished => return false,
             State::Cancelled => return true,
             State::Pending => {}
+        }
+        let hook = self
+            .shared
+            .inner
+            .lock()
+            .lists
+            .as_ref()
+            .and_then(|l| l.on_cancel.clone());
+        // Outside the lock: the hook may talk to a broker.
+        if let Some(hook) = hook
+            && !hook()
+        {
+            return self.cancelled();
         }
         match self
             .shared

@@ -30,6 +30,8 @@
 //! | make a task's `Err` the future's error        | [`fallible`]                          | a function that raises               |
 //! | await pool work from async code               | `.await` on a [`Future`]              | `asyncio.wrap_future` / `run_in_executor` |
 //! | complete futures yourself (write an executor) | [`Promise`]                           | `Future()` + `set_result`            |
+//! | let a broker decide whether a queued task can still be cancelled | [`Promise::on_cancel`] | `Future.cancel()` returning `False` |
+//! | `map` the calls of a registered task on any executor | [`process::calls`](crate::process::calls) | `executor.map(fn, it)` |
 //! | write an executor of registered-task calls or of async futures, in any crate | [`RemoteExecutor`](crate::process::RemoteExecutor), [`FutureExecutor`] | subclass `Executor` |
 //!
 //! # The `Executor` contract and how it generalises

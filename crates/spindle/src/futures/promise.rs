@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::error::{BrokenPool, FutureError};
+use super::error::{BrokenPool, FutureError, WorkerLost};
 use super::shared::{Outcome, Shared};
 use super::{Future, State};
 
@@ -125,13 +125,81 @@ impl<T, E> Promise<T, E> {
             .ok();
     }
 
-    /// Cancels the future if it is still pending (Python's
-    /// `work_item.future.cancel()` in `shutdown(cancel_futures=True)`).
-    pub(crate) fn cancel_pending(mut self) {
+    /// Completes the future as failed because the worker running the task
+    /// was lost ([`FutureError::WorkerLost`]): for executors whose workers
+    /// live elsewhere (another process, another host), which learn of the
+    /// loss and complete the future from there.
+    pub fn set_worker_lost(self, lost: WorkerLost) {
+        self.complete(Err(FutureError::WorkerLost(lost)), || {})
+            .ok();
+    }
+
+    /// Completes the future as failed because no worker can run the task
+    /// now ([`FutureError::Unavailable`]).
+    pub fn set_unavailable(self) {
+        self.complete(Err(FutureError::Unavailable), || {}).ok();
+    }
+
+    /// Cancels the future (Python's `work_item.future.cancel()` in
+    /// `shutdown(cancel_futures=True)`): if it is still pending it becomes
+    /// cancelled and this returns `true`. If it was already marked running
+    /// it finishes with [`FutureError::Cancelled`] instead (never left
+    /// running with nobody to complete it) and this returns `false`; a
+    /// future already done is left as it is (`false`, or `true` if it was
+    /// cancelled).
+    pub fn cancel_pending(mut self) -> bool {
         let shared = self.shared.take().expect("a live promise holds its state");
-        if let Ok(mut notify) = shared.finish(State::Cancelled, Err(FutureError::Cancelled)) {
-            notify.wake(&shared);
-            notify.run_callbacks();
+        match shared.finish(State::Cancelled, Err(FutureError::Cancelled)) {
+            Ok(mut notify) => {
+                notify.wake(&shared);
+                notify.run_callbacks();
+                true
+            }
+            Err(outcome) => {
+                // Running: finish it, or its waiters would wait forever.
+                if let Ok(mut notify) = shared.finish(State::Finished, outcome) {
+                    notify.wake(&shared);
+                    notify.run_callbacks();
+                    false
+                } else {
+                    shared.state_hint() == State::Cancelled
+                }
+            }
+        }
+    }
+
+    /// Lets `hook` decide whether [`Future::cancel`] may cancel the pending
+    /// future: `cancel` calls it (on the cancelling thread, without any lock
+    /// of the future held) and cancels only if it returns `true`; on `false`
+    /// the future stays pending and `cancel` returns `false`. For an
+    /// executor whose queue is elsewhere (a broker): the hook asks it to
+    /// drop the task, and refuses once a worker took it — Python's
+    /// `Future.cancel()` returning `False` once the task runs. A second call
+    /// replaces the hook; the hook is dropped once the future is done. It
+    /// is not asked by [`cancel_pending`](Self::cancel_pending) (the
+    /// executor itself cancelling).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use spindle::futures::Promise;
+    ///
+    /// let taken = Arc::new(AtomicBool::new(false)); // a worker took it?
+    /// let (promise, fut) = Promise::<u32>::new();
+    /// let t = taken.clone();
+    /// promise.on_cancel(move || !t.load(Ordering::SeqCst));
+    /// taken.store(true, Ordering::SeqCst);
+    /// assert!(!fut.cancel()); // the broker says it runs already
+    /// assert!(!fut.done());
+    /// promise.set_result(7).unwrap();
+    /// assert_eq!(fut.result(), Ok(7));
+    /// ```
+    pub fn on_cancel(&self, hook: impl Fn() -> bool + Send + Sync + 'static) {
+        let mut g = self.shared().inner.lock();
+        if !g.state.is_done() {
+            g.lists().on_cancel = Some(Arc::new(hook));
         }
     }
 

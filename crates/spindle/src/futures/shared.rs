@@ -49,11 +49,17 @@ pub(crate) struct Inner<T, E> {
     pub(crate) lists: Option<Box<Lists<T, E>>>,
 }
 
+/// Asked by `Future::cancel` whether a pending task may be cancelled
+/// (`Promise::on_cancel`).
+pub(crate) type CancelHook = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// The done-callbacks, `wait`/`as_completed` registrations and async wakers.
 pub(crate) struct Lists<T, E> {
     pub(crate) callbacks: Vec<Callback<T, E>>,
     pub(crate) waiters: Vec<(Arc<WaitSet>, usize)>,
     pub(crate) wakers: Vec<Waker>,
+    /// The executor's say on a cancel, if it wants one.
+    pub(crate) on_cancel: Option<CancelHook>,
 }
 
 /// Everyone to tell once a future is done; built under the lock, used after it.
@@ -135,6 +141,7 @@ impl<T, E> Shared<T, E> {
             callbacks,
             waiters,
             wakers,
+            on_cancel: _,
         } = g.lists.take().map_or_else(Lists::new, |l| *l);
         let handle = (!callbacks.is_empty()).then(|| Future::from_shared(self.clone()));
         if let (true, Some(hook)) = (callbacks.is_empty(), hook.take()) {
@@ -158,6 +165,7 @@ impl<T, E> Lists<T, E> {
             callbacks: Vec::new(),
             waiters: Vec::new(),
             wakers: Vec::new(),
+            on_cancel: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::current::Identity;
-use super::task::{self, ArgBytes, OutPolicy, TaskFault};
+use super::task::{self, ArgBytes, OutPolicy, RunFault};
 use crate::ipc::fdpass;
 use crate::ipc::frame::{self, FrameError, HEADER_LEN, Kind};
 use crate::ipc::sealed::{Mapped, MappedSlice};
@@ -112,14 +112,14 @@ pub(crate) fn run_child(spec: &ChildSpec, mut fds: Vec<OwnedFd>, ctl: &UnixStrea
 }
 
 /// Runs a target, catching a panic.
-pub(crate) fn run_guarded<R>(f: impl FnOnce() -> Result<R, TaskFault>) -> Outcome {
+pub(crate) fn run_guarded<R>(f: impl FnOnce() -> Result<R, RunFault>) -> Outcome {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(_)) => Outcome::Done,
-        Ok(Err(TaskFault::Decode(m))) => Outcome::ArgDecode(m),
-        Ok(Err(TaskFault::Encode(m) | TaskFault::Io(m))) => {
+        Ok(Err(RunFault::Decode(m))) => Outcome::ArgDecode(m),
+        Ok(Err(RunFault::Encode(m) | RunFault::Io(m))) => {
             Outcome::Panicked(format!("cannot encode the result: {m}"))
         }
-        Ok(Err(TaskFault::TooLarge { size, limit })) => Outcome::Panicked(format!(
+        Ok(Err(RunFault::TooLarge { size, limit })) => Outcome::Panicked(format!(
             "the result of {size} bytes exceeds the limit of {limit} bytes"
         )),
         Err(payload) => Outcome::Panicked(truncated(panic_text(&*payload))),

@@ -28,6 +28,13 @@
 //! [`FutureError::WorkerLost`](crate::futures::FutureError::WorkerLost) and
 //! is replaced.
 //!
+//! Calls from elsewhere (a worker serving other hosts): [`invoke`] runs a
+//! registered task by name with MessagePack arguments, checking its
+//! [`Task::SIGNATURE`] and catching its panic, each failure a [`TaskFault`];
+//! [`EncodedCall`] is a call's network form, [`check_tasks`] the start-up
+//! check for duplicate names, and [`calls`] makes `map` run calls on every
+//! executor kind.
+//!
 //! No line in `main` is needed: a spindle child is recognised before `main`
 //! runs (see `process/README.md` for the bootstrap, the start methods and
 //! failure handling). It works in binaries, examples, integration tests and
@@ -55,6 +62,7 @@
 //! ```
 
 mod boot;
+mod calls;
 mod children;
 mod current;
 mod entry;
@@ -65,9 +73,11 @@ mod pidfd;
 mod pool;
 #[allow(clippy::module_inception)]
 mod process;
+pub(crate) mod remote;
 mod spawn;
 pub(crate) mod task;
 
+pub use calls::{Calls, CallsChunk, calls};
 pub use children::{ActiveChild, active_children};
 pub use current::{
     AuthKey, AuthKeyError, CurrentProcess, ParentProcess, cpu_count, current_process,
@@ -78,9 +88,14 @@ pub use fork::{Fork, ForkedChild, fork};
 pub use pool::{
     AsyncResult, Call, CallChunk, CallJob, Callbacks, IMapUnordered, Pool, PoolBuilder, PoolError,
     ProcessJob, ProcessPoolBuilder, ProcessPoolExecutor, RemoteExecutor, StarFn, TaskStart,
+    WireFormat,
 };
 pub use process::{
     Builder, Context, Process, StartMethod, get_context, get_start_method, set_start_method,
+};
+pub use remote::{
+    DuplicateTasks, EncodedCall, TaskFault, WireError, check_tasks, duplicate_tasks, invoke,
+    signature_of,
 };
 pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names};
 

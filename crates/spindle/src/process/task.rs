@@ -24,6 +24,23 @@ pub trait Task: 'static {
     type Output: Serialize + DeserializeOwned;
     /// The stable name: `module::path::fn_name`.
     const NAME: &'static str;
+    /// A hash of the task's signature *as written*: FNV-1a 64 of
+    /// `(A1,A2,..)->R`, where each `Ai` is an argument type's tokens and `R`
+    /// the return type's (`()` if none), all whitespace removed (so `fn
+    /// f(a: u64, b: Vec<String>) -> bool` hashes `(u64,Vec<String>)->bool`;
+    /// see [`signature_of`](super::signature_of)). `#[spindle::task]`
+    /// computes it at compile time.
+    ///
+    /// [`invoke`](super::invoke) compares it with the caller's, so a caller
+    /// built against another signature of the task gets
+    /// [`TaskFault::SignatureMismatch`](super::TaskFault::SignatureMismatch)
+    /// instead of a garbled decode. It hashes the *spelling*: `Vec<u8>` and
+    /// `std::vec::Vec<u8>` differ, and a field changed inside a user struct
+    /// used as an argument is not seen at all (the struct's name is the
+    /// same); such a call then fails to decode, as
+    /// [`TaskFault::ArgDecode`](super::TaskFault::ArgDecode), because the
+    /// network encoding names its fields.
+    const SIGNATURE: u64;
     /// Calls the function.
     fn run(args: Self::Args) -> Self::Output;
 }
@@ -113,7 +130,7 @@ pub(crate) const INLINE_BUDGET: usize = 16 << 20;
 
 /// Why a task could not run (the panic case is handled by the caller).
 #[derive(Debug)]
-pub(crate) enum TaskFault {
+pub(crate) enum RunFault {
     /// The argument bytes are not the task's `Args`.
     Decode(String),
     /// The result could not be encoded.
@@ -175,7 +192,11 @@ impl std::ops::Deref for ArgBytes<'_> {
 #[repr(C)]
 pub struct TaskEntry {
     name: &'static str,
-    invoke: fn(ArgBytes<'_>, OutPolicy, &mut Option<Filling>) -> Result<Encoded, TaskFault>,
+    signature: u64,
+    invoke: fn(ArgBytes<'_>, OutPolicy, &mut Option<Filling>) -> Result<Encoded, RunFault>,
+    /// Decode MessagePack arguments, run, encode the result as MessagePack
+    /// (named fields): the network form ([`super::invoke`]).
+    invoke_net: fn(&[u8]) -> Result<Vec<u8>, RunFault>,
 }
 
 impl TaskEntry {
@@ -183,7 +204,9 @@ impl TaskEntry {
     pub const fn of<T: Task>() -> TaskEntry {
         TaskEntry {
             name: T::NAME,
+            signature: T::SIGNATURE,
             invoke: invoke::<T>,
+            invoke_net: invoke_net::<T>,
         }
     }
 
@@ -191,8 +214,18 @@ impl TaskEntry {
         self.name
     }
 
+    pub(crate) fn signature(&self) -> u64 {
+        self.signature
+    }
+
+    /// Decodes MessagePack arguments, runs the task, encodes its result as
+    /// MessagePack (no `catch_unwind` here: the caller's).
+    pub(crate) fn invoke_net(&self, args: &[u8]) -> Result<Vec<u8>, RunFault> {
+        (self.invoke_net)(args)
+    }
+
     /// Decodes the arguments, runs the task, encodes its result (inline).
-    pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
+    pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, RunFault> {
         match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE, &mut None)? {
             Encoded::Inline(v) => Ok(v),
             Encoded::Bulk(..) => unreachable!("inline policy"),
@@ -207,18 +240,25 @@ impl TaskEntry {
         args: ArgBytes<'_>,
         out: OutPolicy,
         bulk: &mut Option<Filling>,
-    ) -> Result<Encoded, TaskFault> {
+    ) -> Result<Encoded, RunFault> {
         (self.invoke)(args, out, bulk)
     }
+}
+
+fn invoke_net<T: Task>(bytes: &[u8]) -> Result<Vec<u8>, RunFault> {
+    let args: T::Args =
+        rmp_serde::from_slice(bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
+    let out = T::run(args);
+    rmp_serde::to_vec_named(&out).map_err(|e| RunFault::Encode(e.to_string()))
 }
 
 fn invoke<T: Task>(
     bytes: ArgBytes<'_>,
     policy: OutPolicy,
     bulk: &mut Option<Filling>,
-) -> Result<Encoded, TaskFault> {
+) -> Result<Encoded, RunFault> {
     let args: T::Args =
-        postcard::from_bytes(&bytes).map_err(|e| TaskFault::Decode(e.to_string()))?;
+        postcard::from_bytes(&bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
     // A large argument's mapping goes before the task runs: it is not held
     // beside the decoded value and the result.
     drop(bytes);
@@ -226,7 +266,7 @@ fn invoke<T: Task>(
     if policy.bulk_from == usize::MAX && policy.limit == usize::MAX {
         return postcard::to_allocvec(&out)
             .map(Encoded::Inline)
-            .map_err(|e| TaskFault::Encode(e.to_string()));
+            .map_err(|e| RunFault::Encode(e.to_string()));
     }
     // The common case in one pass: encoded into a vector that gives up
     // past what may travel inline (a small result costs one comparison per
@@ -239,12 +279,12 @@ fn invoke<T: Task>(
     match postcard::serialize_with_flavor(&out, bounded) {
         Ok(v) => return Ok(Encoded::Inline(v)),
         Err(postcard::Error::SerializeBufferFull) => {}
-        Err(e) => return Err(TaskFault::Encode(e.to_string())),
+        Err(e) => return Err(RunFault::Encode(e.to_string())),
     }
     let size = postcard::experimental::serialized_size(&out)
-        .map_err(|e| TaskFault::Encode(e.to_string()))?;
+        .map_err(|e| RunFault::Encode(e.to_string()))?;
     if size > policy.limit {
-        return Err(TaskFault::TooLarge {
+        return Err(RunFault::TooLarge {
             size,
             limit: policy.limit,
         });
@@ -252,12 +292,12 @@ fn invoke<T: Task>(
     if size < policy.bulk_from {
         return postcard::to_allocvec(&out)
             .map(Encoded::Inline)
-            .map_err(|e| TaskFault::Encode(e.to_string()));
+            .map_err(|e| RunFault::Encode(e.to_string()));
     }
     // Encoded once, straight into the memfd that carries it: a byte
     // string's bytes go from the value to the file in one `write`.
     let io = |e: std::io::Error| {
-        TaskFault::Io(format!("could not place the result in shared memory: {e}"))
+        RunFault::Io(format!("could not place the result in shared memory: {e}"))
     };
     if bulk.is_none() {
         *bulk = Some(Filling::new().map_err(io)?);
@@ -287,7 +327,7 @@ fn invoke<T: Task>(
     };
     if len != size {
         *bulk = None;
-        return Err(TaskFault::Encode(format!(
+        return Err(RunFault::Encode(format!(
             "the result encoded to {len} bytes, announced {size}"
         )));
     }
@@ -399,6 +439,7 @@ impl Task for __spindle_noop {
     type Args = ();
     type Output = ();
     const NAME: &'static str = "spindle::process::noop";
+    const SIGNATURE: u64 = super::signature_of("()->()");
     fn run((): ()) {}
 }
 
@@ -433,7 +474,8 @@ pub(crate) fn registry() -> &'static [TaskEntry] {
     }
 }
 
-/// Finds a task by name.
+/// Finds a task by name (the first registered, if the name is taken twice:
+/// see [`check_tasks`](super::check_tasks)).
 pub(crate) fn lookup(name: &str) -> Option<&'static TaskEntry> {
     registry().iter().find(|e| e.name() == name)
 }

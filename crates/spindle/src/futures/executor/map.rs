@@ -178,6 +178,10 @@ where
                 SubmitError::ShutDown(_) => FutureError::Cancelled,
                 SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b),
                 SubmitError::TooLarge(_, t) => FutureError::TooLarge(t),
+                SubmitError::Unavailable(_) => FutureError::Unavailable,
+                // A map chunk that cannot travel: its items fail as one, as
+                // a chunk whose arguments a pool could not encode.
+                SubmitError::Unsendable(_, e) => FutureError::Panicked(e.to_string()),
                 // `new` checked map's own arguments: only a foreign
                 // executor refusing this chunk's task gets here.
                 e @ SubmitError::InvalidArgument(..) => FutureError::BrokenPool(

@@ -187,6 +187,23 @@ pub trait Task<X: Executor + ?Sized>: Sized {
     fn payload_size(&self) -> Option<usize> {
         None
     }
+
+    /// Whether the task can be sent to `X`'s workers in `X`'s wire form:
+    /// for calls on a [`RemoteExecutor`](crate::process::RemoteExecutor)
+    /// whose [`WIRE`](crate::process::RemoteExecutor::WIRE) is
+    /// [`MessagePack`](crate::process::WireFormat::MessagePack), a counting
+    /// encoding pass that refuses arguments carrying file descriptors
+    /// ([`WireError::CarriesDescriptors`](crate::process::WireError::CarriesDescriptors)).
+    /// Such an executor calls it in `submit` and refuses with
+    /// [`SubmitError::Unsendable`](super::SubmitError::Unsendable),
+    /// handing the task back. `Ok` by default.
+    ///
+    /// # Errors
+    ///
+    /// The [`WireError`](crate::process::WireError) naming why not.
+    fn check_wire(&self) -> Result<(), crate::process::WireError> {
+        Ok(())
+    }
 }
 
 /// A function `map` can apply to items of type `A` on executor `X` (Python:

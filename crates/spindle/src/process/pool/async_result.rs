@@ -226,6 +226,7 @@ where
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
             Failure::TooLarge(t) => FutureError::TooLarge(t),
+            Failure::Unavailable => FutureError::Unavailable,
         };
         if let Some(g) = self.gather.take() {
             g.done(Err(e));

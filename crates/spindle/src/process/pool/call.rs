@@ -6,12 +6,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::job::{self, Failure, Job, PromiseSink, Sink};
+use super::job::{self, Failure, Job, NetJob, PromiseSink, Sink};
 use super::wire::{self, ItemOutcome};
 use crate::futures::{
     BrokenPool, Executor, Future, MapFn, Promise, Task, ThreadJob, ThreadPoolExecutor, WorkerLost,
 };
-use crate::process::{self, TaskCall};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::process::remote;
+use crate::process::{self, EncodedCall, TaskCall, TaskFault, WireError};
 
 /// A call of the task `T` with its arguments, typed by the task's result:
 /// what [`submit`](crate::futures::Executor::submit) on a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) and [`Pool::apply_async`](super::Pool::apply_async)
@@ -183,9 +187,36 @@ impl fmt::Debug for ProcessJob {
 /// assert_eq!(doubled, [2, 4, 6]);
 /// ```
 pub trait RemoteExecutor: Executor {
+    /// How the calls' arguments are encoded in the [`CallJob`]s this
+    /// executor gets, and how the results it completes them with are
+    /// decoded: [`WireFormat::Postcard`] (the default: the pools' compact
+    /// form, for workers of this same binary) or
+    /// [`WireFormat::MessagePack`] (the network form of
+    /// [`EncodedCall`](crate::process::EncodedCall), run by
+    /// [`invoke`](crate::process::invoke), for workers on other hosts).
+    const WIRE: WireFormat = WireFormat::Postcard;
+
     /// This executor's job for `job`: one call, or a `map` chunk of calls,
     /// of one registered task.
     fn call_job(job: CallJob) -> Self::Job;
+}
+
+/// How a [`RemoteExecutor`]'s call arguments and results are encoded
+/// ([`RemoteExecutor::WIRE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum WireFormat {
+    /// postcard: compact, positional; what the process pools of this crate
+    /// use. Descriptors among the arguments cannot be sent (the job is
+    /// refused with a message).
+    #[default]
+    Postcard,
+    /// MessagePack with named fields (`rmp_serde::to_vec_named`): the
+    /// network form, self-describing, run by
+    /// [`invoke`](crate::process::invoke). Arguments carrying descriptors
+    /// are refused at submit ([`SubmitError::Unsendable`](crate::futures::SubmitError::Unsendable)
+    /// through [`Task::check_wire`]).
+    MessagePack,
 }
 
 /// The common job of every [`RemoteExecutor`]: one [`Call`], or a `map`
@@ -232,9 +263,64 @@ impl CallJob {
         T: process::Task,
         T::Output: Send + 'static,
     {
+        CallJob::of_wire(call, WireFormat::Postcard)
+    }
+
+    /// [`of`](Self::of), with the arguments encoded (and the result to be
+    /// decoded) as `wire` says.
+    pub fn of_wire<T>(call: Call<T>, wire: WireFormat) -> (CallJob, Future<T::Output>)
+    where
+        T: process::Task,
+        T::Output: Send + 'static,
+    {
         let (promise, fut) = Promise::new();
-        let job = job_of(std::slice::from_ref(&call), promise, job::decode_one);
+        let calls = std::slice::from_ref(&call);
+        let job = match wire {
+            WireFormat::MessagePack => job_of_net(calls, promise, decode_one_net),
+            _ => job_of(calls, promise, job::decode_one),
+        };
         (CallJob(job), fut)
+    }
+
+    /// The submitting side's [`SIGNATURE`](process::Task::SIGNATURE) of the
+    /// task, to send with the arguments ([`invoke`](crate::process::invoke)
+    /// checks it): `Some` for a [`WireFormat::MessagePack`] job, `None` for
+    /// a postcard one (its workers are this same program).
+    pub fn signature(&self) -> Option<u64> {
+        self.0.net.as_ref().map(|n| n.signature)
+    }
+
+    /// How [`args`](Self::args) are encoded and results must be.
+    pub fn wire(&self) -> WireFormat {
+        match self.0.net {
+            Some(_) => WireFormat::MessagePack,
+            None => WireFormat::Postcard,
+        }
+    }
+
+    /// The calls in their network form, one per call, for a
+    /// [`WireFormat::MessagePack`] job; `None` for a postcard job (its
+    /// arguments are not what [`invoke`](crate::process::invoke) decodes).
+    pub fn encoded_calls(&self) -> Option<Vec<EncodedCall>> {
+        let net = self.0.net.as_ref()?;
+        let calls = self
+            .0
+            .args
+            .iter()
+            .map(|a| EncodedCall {
+                name: self.0.name.to_string(),
+                signature: net.signature,
+                args: a.clone(),
+            })
+            .collect();
+        Some(calls)
+    }
+
+    /// Why a network-form job's arguments could not be encoded, typed
+    /// (descriptors among them, or serde's refusal); see
+    /// [`encode_error`](Self::encode_error).
+    pub fn wire_error(&self) -> Option<&WireError> {
+        self.0.net.as_ref()?.wire_error.as_ref()
     }
 
     /// The registered task's stable name (`module::path::fn_name`).
@@ -256,6 +342,14 @@ impl CallJob {
         self.0.refused.as_deref()
     }
 
+    /// Lets `hook` decide whether [`Future::cancel`] may cancel the job's
+    /// pending future ([`Promise::on_cancel`]): for an executor whose queue
+    /// is elsewhere (a broker), the hook asks it to drop the job and returns
+    /// `false` once a worker took it. Set it before handing the future out.
+    pub fn on_cancel(&self, hook: impl Fn() -> bool + Send + Sync + 'static) {
+        self.0.sink.on_cancel(Box::new(hook));
+    }
+
     /// Marks the future running, unless it was cancelled while queued:
     /// Python's `Future.set_running_or_notify_cancel()`. `false` means
     /// cancelled: drop the job instead of running it.
@@ -274,8 +368,35 @@ impl CallJob {
         if !self.0.sink.start() {
             return;
         }
-        let outcomes = wire::run_here(self.0.name, &self.0.args);
+        let outcomes = match &self.0.net {
+            Some(net) => self
+                .0
+                .args
+                .iter()
+                .map(|a| fault_outcome(process::invoke(self.0.name, net.signature, a)))
+                .collect(),
+            None => wire::run_here(self.0.name, &self.0.args),
+        };
         self.0.sink.finish(outcomes);
+    }
+
+    /// [`complete`](Self::complete) with what [`invoke`](crate::process::invoke)
+    /// returned on the worker for each call: a [`TaskFault::Panicked`]
+    /// becomes [`FutureError::Panicked`](crate::futures::FutureError::Panicked)
+    /// with the panic's message, any other fault
+    /// [`FutureError::Panicked`](crate::futures::FutureError::Panicked) with
+    /// the fault's description (as a pool worker reports a task it could not
+    /// run).
+    pub fn complete_invoked(self, outcomes: Vec<Result<Vec<u8>, TaskFault>>) {
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(bytes) => Ok(bytes),
+                Err(TaskFault::Panicked { message, .. }) => Err(message),
+                Err(fault) => Err(fault.to_string()),
+            })
+            .collect();
+        self.complete(outcomes);
     }
 
     /// Completes the future with the outcomes of the calls, run elsewhere:
@@ -328,6 +449,12 @@ impl CallJob {
     pub fn fail_lost(self, lost: WorkerLost) {
         self.0.sink.fail(Failure::Lost(lost));
     }
+
+    /// Fails the future with [`FutureError::Unavailable`](crate::futures::FutureError::Unavailable):
+    /// no worker could take the calls.
+    pub fn fail_unavailable(self) {
+        self.0.sink.fail(Failure::Unavailable);
+    }
 }
 
 impl fmt::Debug for CallJob {
@@ -366,6 +493,93 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         retried: 0,
         refused,
         bulk: None,
+        net: None,
+    }
+}
+
+/// A network-form (MessagePack) job for `calls` of task `T`, completing
+/// `promise` with the outcomes decoded by `decode`.
+fn job_of_net<T: process::Task, O: Send + 'static>(
+    calls: &[Call<T>],
+    promise: Promise<O>,
+    decode: fn(Vec<ItemOutcome>) -> Result<O, crate::futures::FutureError>,
+) -> Job {
+    let mut wire_error = None;
+    let mut args = Vec::with_capacity(calls.len());
+    for c in calls {
+        match remote::encode_net(T::NAME, c.args()) {
+            Ok(a) => args.push(a),
+            Err(e) => {
+                wire_error = Some(e);
+                break;
+            }
+        }
+    }
+    Job {
+        name: T::NAME,
+        args,
+        sink: PromiseSink::boxed(promise, decode),
+        retried: 0,
+        refused: wire_error.as_ref().map(ToString::to_string),
+        bulk: None,
+        net: Some(Box::new(NetJob {
+            signature: T::SIGNATURE,
+            wire_error,
+        })),
+    }
+}
+
+/// One network-form result as `O`.
+fn decode_net_item<O: DeserializeOwned>(
+    out: ItemOutcome,
+) -> Result<O, crate::futures::FutureError> {
+    match out {
+        ItemOutcome::Ok(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| {
+            crate::futures::FutureError::Panicked(format!(
+                "the task's result could not be decoded: {e}"
+            ))
+        }),
+        // Failures read the same in both forms.
+        other => job::decode(other),
+    }
+}
+
+fn decode_one_net<O: DeserializeOwned>(
+    outs: Vec<ItemOutcome>,
+) -> Result<O, crate::futures::FutureError> {
+    match outs.into_iter().next() {
+        Some(out) => decode_net_item(out),
+        None => Err(crate::futures::FutureError::Panicked(
+            "the worker sent no result".into(),
+        )),
+    }
+}
+
+fn decode_chunk_net<O: DeserializeOwned>(
+    outs: Vec<ItemOutcome>,
+) -> Result<Vec<O>, crate::futures::FutureError> {
+    outs.into_iter().map(decode_net_item).collect()
+}
+
+/// What [`invoke`](crate::process::invoke) returned, as a worker's outcome.
+fn fault_outcome(r: Result<Vec<u8>, TaskFault>) -> ItemOutcome {
+    match r {
+        Ok(bytes) => ItemOutcome::Ok(bytes),
+        Err(TaskFault::Panicked { message, .. }) => ItemOutcome::Panicked(message),
+        Err(fault) => ItemOutcome::Fault(fault.to_string()),
+    }
+}
+
+/// Whether `args` can travel in `wire`'s form: a counting pass for the
+/// network form (nothing kept), nothing to check for postcard.
+fn check_args<A: Serialize>(
+    task: &'static str,
+    args: &A,
+    wire: WireFormat,
+) -> Result<(), WireError> {
+    match wire {
+        WireFormat::MessagePack => remote::check_net(task, args),
+        _ => Ok(()),
     }
 }
 
@@ -381,15 +595,24 @@ where
     type Error = std::convert::Infallible;
 
     fn into_job(self) -> (X::Job, Future<T::Output>) {
-        let (job, fut) = CallJob::of(self);
+        let (job, fut) = CallJob::of_wire(self, X::WIRE);
         (X::call_job(job), fut)
     }
 
     /// The postcard size of the arguments (a counting pass, nothing
     /// written); `None` if they cannot be encoded (the job then fails with
-    /// the reason).
+    /// the reason), or if the executor uses the network form.
     fn payload_size(&self) -> Option<usize> {
-        postcard::experimental::serialized_size(&self.args).ok()
+        match X::WIRE {
+            WireFormat::Postcard => postcard::experimental::serialized_size(&self.args).ok(),
+            _ => None,
+        }
+    }
+
+    /// For a [`WireFormat::MessagePack`] executor: a counting encoding pass
+    /// that refuses descriptors among the arguments.
+    fn check_wire(&self) -> Result<(), WireError> {
+        check_args(T::NAME, &self.args, X::WIRE)
     }
 }
 
@@ -415,6 +638,13 @@ pub struct CallChunk<T: process::Task> {
     calls: Vec<Call<T>>,
 }
 
+impl<T: process::Task> CallChunk<T> {
+    /// The chunk of these calls.
+    pub(crate) fn new(calls: Vec<Call<T>>) -> CallChunk<T> {
+        CallChunk { calls }
+    }
+}
+
 impl<T: process::Task> fmt::Debug for CallChunk<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallChunk")
@@ -435,17 +665,31 @@ where
 
     fn into_job(self) -> (X::Job, Future<Vec<T::Output>>) {
         let (promise, fut) = Promise::new();
-        let job = job_of(&self.calls, promise, job::decode_chunk);
+        let job = match X::WIRE {
+            WireFormat::MessagePack => job_of_net(&self.calls, promise, decode_chunk_net),
+            _ => job_of(&self.calls, promise, job::decode_chunk),
+        };
         (X::call_job(CallJob(job)), fut)
     }
 
-    /// The largest postcard size of one call's arguments in the chunk.
+    /// The largest postcard size of one call's arguments in the chunk
+    /// (`None` for a network-form executor).
     fn payload_size(&self) -> Option<usize> {
+        if X::WIRE != WireFormat::Postcard {
+            return None;
+        }
         self.calls.iter().try_fold(0, |m, c| {
             postcard::experimental::serialized_size(&c.args)
                 .ok()
                 .map(|n| m.max(n))
         })
+    }
+
+    /// As for one [`Call`], for each call of the chunk.
+    fn check_wire(&self) -> Result<(), WireError> {
+        self.calls
+            .iter()
+            .try_for_each(|c| check_args(T::NAME, &c.args, X::WIRE))
     }
 }
 

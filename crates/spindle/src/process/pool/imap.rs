@@ -77,6 +77,7 @@ impl<O: DeserializeOwned + Send + 'static> Sink for ChannelSink<O> {
             Failure::Cancelled => FutureError::Cancelled,
             Failure::Refused(m) => FutureError::Panicked(m),
             Failure::TooLarge(t) => FutureError::TooLarge(t),
+            Failure::Unavailable => FutureError::Unavailable,
         };
         if let Some(tx) = self.tx.take() {
             tx.send(Err(e)).ok();

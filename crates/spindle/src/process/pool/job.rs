@@ -28,6 +28,8 @@ pub(crate) enum Failure {
     Refused(String),
     /// The arguments were over the pool's payload limit (never sent).
     TooLarge(TooLarge),
+    /// No worker could take the job (a remote executor's `CallJob::fail_unavailable`).
+    Unavailable,
 }
 
 /// Completes one job's future, whatever its output type.
@@ -38,6 +40,9 @@ pub(crate) trait Sink: Send {
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>);
     /// Fails the future.
     fn fail(self: Box<Self>, failure: Failure);
+    /// Lets `hook` decide whether the future may be cancelled
+    /// (`Promise::on_cancel`); ignored by sinks without a future.
+    fn on_cancel(&self, _hook: Box<dyn Fn() -> bool + Send + Sync>) {}
 }
 
 /// One unit of work for a worker: the task's name and the encoded arguments
@@ -54,6 +59,18 @@ pub(crate) struct Job {
     /// memfd, and each moved argument's index, offset and length in it.
     /// Kept until the job ends, so a retry sends it again.
     pub(crate) bulk: Option<Box<Bulk>>,
+    /// Set for a network-form (MessagePack) job, `None` for postcard
+    /// (boxed: a pool job stays small).
+    pub(crate) net: Option<Box<NetJob>>,
+}
+
+/// What a network-form job carries beyond a pool job.
+#[derive(Debug)]
+pub(crate) struct NetJob {
+    /// The submitting side's `Task::SIGNATURE` of the task.
+    pub(crate) signature: u64,
+    /// The typed form of `Job::refused`.
+    pub(crate) wire_error: Option<crate::process::WireError>,
 }
 
 /// The sealed memfd of a job's large arguments.
@@ -189,6 +206,10 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
         self.started
     }
 
+    fn on_cancel(&self, hook: Box<dyn Fn() -> bool + Send + Sync>) {
+        self.promise.on_cancel(hook);
+    }
+
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
         let outcome = (self.decode)(outcomes);
         self.promise.complete(outcome, || {}).ok();
@@ -200,6 +221,7 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
             Failure::Broken(b) => FutureError::BrokenPool(b),
             Failure::Refused(m) => FutureError::Panicked(m),
             Failure::TooLarge(t) => FutureError::TooLarge(t),
+            Failure::Unavailable => FutureError::Unavailable,
             Failure::Cancelled if !self.started => {
                 self.promise.cancel_pending();
                 return;

@@ -19,7 +19,7 @@ mod star;
 mod wire;
 
 pub use async_result::{AsyncResult, Callbacks};
-pub use call::{Call, CallChunk, CallJob, ProcessJob, RemoteExecutor};
+pub use call::{Call, CallChunk, CallJob, ProcessJob, RemoteExecutor, WireFormat};
 pub use engine::TaskStart;
 pub use error::PoolError;
 pub use executor::{ProcessPoolBuilder, ProcessPoolExecutor};

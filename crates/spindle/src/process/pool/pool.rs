@@ -486,6 +486,8 @@ fn not_running<W>(e: &SubmitError<W>) -> FutureError {
         SubmitError::BrokenPool(_, b) => FutureError::BrokenPool(b.clone()),
         SubmitError::TooLarge(_, t) => FutureError::TooLarge(*t),
         SubmitError::ShutDown(_) => FutureError::Closed,
+        SubmitError::Unavailable(_) => FutureError::Unavailable,
+        SubmitError::Unsendable(_, e) => FutureError::Panicked(e.to_string()),
         // `apply` and `map` take no argument the executor refuses this way
         // (`map`'s chunksize 0 is Python's `None`, the default).
         SubmitError::InvalidArgument(_, name) => FutureError::BrokenPool(BrokenPool::new(format!(

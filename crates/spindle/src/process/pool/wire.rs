@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::ipc::sealed::{Filling, Mapped, MappedSlice};
 use crate::process::task::{
-    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, TaskEntry, TaskFault,
+    self, ArgBytes, BULK_FROM, Encoded, INLINE_BUDGET, OutPolicy, RunFault, TaskEntry,
 };
 use crate::util::panic_text;
 
@@ -115,13 +115,13 @@ fn run_entry(
     match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy, bulk))) {
         Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
         Ok(Ok(Encoded::Bulk(at, len))) => ItemOutcome::Bulk(at as u64, len as u64),
-        Ok(Err(TaskFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
+        Ok(Err(RunFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
             size: size as u64,
             limit: limit as u64,
         },
         Ok(Err(fault)) => {
             // A failed memfd was dropped with the results already in it.
-            *lost |= matches!(fault, TaskFault::Io(_));
+            *lost |= matches!(fault, RunFault::Io(_));
             ItemOutcome::Fault(format!("task {} could not run: {fault:?}", entry.name()))
         }
         Err(payload) => ItemOutcome::Panicked(panic_text(&*payload)),
