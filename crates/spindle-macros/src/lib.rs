@@ -47,18 +47,27 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// the same function as `spindle::process::signature_of`, computed here so
 /// the constant is a literal.
 fn task_signature(tys: &[&syn::Type], output: &ReturnType) -> u64 {
-    let squeeze = |t: String| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    let args: Vec<String> = tys
-        .iter()
-        .map(|t| squeeze(quote!(#t).to_string()))
-        .collect();
+    let args: Vec<String> = tys.iter().map(|t| squeeze(&quote!(#t))).collect();
     let ret = match output {
         ReturnType::Default => "()".to_string(),
-        ReturnType::Type(_, ty) => squeeze(quote!(#ty).to_string()),
+        ReturnType::Type(_, ty) => squeeze(&quote!(#ty)),
     };
-    let input = format!("({})->{}", args.join(","), ret);
+    fnv1a(&format!("({})->{}", args.join(","), ret))
+}
+
+/// A type's tokens as text, whitespace removed (what signatures hash).
+pub(crate) fn squeeze(tokens: &proc_macro2::TokenStream) -> String {
+    tokens
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// FNV-1a, 64 bits: `spindle::process::signature_of`, at compile time.
+pub(crate) fn fnv1a(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in input.bytes() {
+    for b in text.bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -2,6 +2,8 @@
 //! hold, and the proxy that calls them from other processes.
 
 use proc_macro2::TokenStream;
+
+use crate::{fnv1a, squeeze};
 use quote::{format_ident, quote};
 use syn::{
     FnArg, ItemTrait, LitStr, Pat, ReceiverKind, ReturnType, TraitItem, Type, spanned::Spanned,
@@ -31,24 +33,6 @@ struct Method {
     args: Vec<Type>,
     output: TokenStream,
     docs: Vec<syn::Attribute>,
-}
-
-/// FNV-1a, 64 bits: the same as `spindle::manager::signature_of`.
-fn fnv1a(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-fn squeeze(tokens: &TokenStream) -> String {
-    tokens
-        .to_string()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
 }
 
 const RESERVED: [&str; 2] = ["typeid", "remote_handle"];
@@ -389,13 +373,5 @@ mod tests {
         ] {
             assert_ne!(base, signature(other), "{other}");
         }
-    }
-
-    #[test]
-    fn fnv1a_is_the_reference_function() {
-        // The published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a("foobar"), 0x8594_4171_f739_67e8);
     }
 }

@@ -320,3 +320,16 @@ fn a_server_gone_is_typed() {
         || matches!(c.get(), Err(e) if e.is_server_gone()),
     );
 }
+
+#[test]
+fn the_signature_is_the_documented_hash() {
+    use spindle::manager::{RemoteInterface, signature_of};
+    // docs/PROTOCOL.md: each method as `name(&self,T1,T2)->R;`, whitespace
+    // removed, FNV-1a 64.
+    assert_eq!(
+        <CounterV2Proxy as RemoteInterface>::SIGNATURE,
+        signature_of("incr(&mut self,u32)->u32;")
+    );
+    assert_eq!(<CounterV2Proxy as RemoteInterface>::NAME, "remote:Counter");
+    assert_eq!(<CounterProxy as RemoteInterface>::NAME, "remote:Counter");
+}

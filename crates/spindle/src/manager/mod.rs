@@ -63,6 +63,8 @@ pub use proto::{GET_MANY_BYTES, Stats};
 pub mod __private {
     pub use serde;
 }
+/// The hash of remote traits' signatures (the same as tasks').
+pub use crate::process::signature_of;
 pub use proxy::{
     ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
     JoinableQueueProxy, LifoQueueProxy, ListProxy, LockProxy, NamespaceProxy, Proxy,
@@ -70,7 +72,7 @@ pub use proxy::{
 };
 pub use remote::{
     RemoteFault, RemoteHandle, RemoteInterface, RemoteObject, decode_args, deserialize_proxy,
-    encode_result, signature_of,
+    encode_result,
 };
 pub use server::{
     CHANNEL_STACK, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_OBJECTS, LEASE_TIME,

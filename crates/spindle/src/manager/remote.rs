@@ -252,17 +252,3 @@ impl Serialize for RemoteHandle {
 pub fn deserialize_proxy<'de, P: Proxy, D: serde::Deserializer<'de>>(d: D) -> Result<P, D::Error> {
     super::lease::deserialize::<P, D>(d)
 }
-
-/// FNV-1a over `text` (the macro computes the same at compile time; this
-/// one is for tests and hand-written interfaces).
-pub const fn signature_of(text: &str) -> u64 {
-    let bytes = text.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
