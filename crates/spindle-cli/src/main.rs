@@ -97,6 +97,10 @@ enum Command {
         /// Serve an empty list under this name (repeatable).
         #[arg(long = "list", value_name = "NAME")]
         lists: Vec<String>,
+        /// Serve a task broker under this name (repeatable): at-least-once
+        /// delivery with leases, for `BrokerProxy` clients; in memory.
+        #[arg(long = "broker", value_name = "NAME")]
+        brokers: Vec<String>,
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
@@ -266,12 +270,14 @@ fn main() -> ExitCode {
             queues,
             dicts,
             lists,
+            brokers,
         } => serve::serve(serve::ServeArgs {
             bind,
             authkey_file,
             queues,
             dicts,
             lists,
+            brokers,
         }),
         Command::GenLogs {
             dir,

@@ -42,6 +42,7 @@ pub(crate) struct ServeArgs {
     pub(crate) queues: Vec<String>,
     pub(crate) dicts: Vec<String>,
     pub(crate) lists: Vec<String>,
+    pub(crate) brokers: Vec<String>,
 }
 
 /// Parses `--bind`: `HOST:PORT` with an IP address (port 0: any free port)
@@ -165,7 +166,13 @@ fn generate_key() -> Result<Key, Failure> {
 /// Every name once: two objects under one name would leave one unreachable.
 fn check_names(args: &ServeArgs) -> Result<(), Failure> {
     let mut seen = std::collections::HashSet::new();
-    for name in args.queues.iter().chain(&args.dicts).chain(&args.lists) {
+    for name in args
+        .queues
+        .iter()
+        .chain(&args.dicts)
+        .chain(&args.lists)
+        .chain(&args.brokers)
+    {
         if !seen.insert(name.as_str()) {
             return Err(Failure::Usage(format!("the name {name:?} is given twice")));
         }
@@ -213,6 +220,9 @@ fn serve_with(args: &ServeArgs, key: &Key) -> Result<(), Failure> {
     }
     for name in &args.lists {
         builder = builder.register(name.clone(), Typeid::list());
+    }
+    for name in &args.brokers {
+        builder = builder.register(name.clone(), Typeid::broker());
     }
 
     let (events, rx) = mpsc::channel::<Event>();

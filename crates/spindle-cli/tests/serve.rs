@@ -221,6 +221,25 @@ fn serve_without_a_key_file_writes_a_private_generated_key() {
 }
 
 #[test]
+fn serve_a_broker() {
+    use spindle::manager::BrokerProxy;
+    let dir = Dir::new("broker");
+    let key = b"sixteen bytes ok";
+    let kf = key_file(&dir, key);
+    let mut s = Serve::start(&["--authkey-file", kf.to_str().unwrap(), "--broker", "jobs"]);
+    let m = Manager::connect(s.address.clone(), key).unwrap();
+    let b: BrokerProxy<String> = m.get("jobs").unwrap();
+    b.put(&"job".to_string()).unwrap();
+    let d = b.fetch(1, Duration::from_secs(60)).unwrap().remove(0);
+    assert_eq!(d.item, "job");
+    assert_eq!(b.ack(&[d.id]).unwrap(), 1);
+    assert!(b.join_timeout(Duration::from_secs(10)).unwrap());
+    drop((b, m));
+    s.signal(Signal::SIGTERM);
+    assert_eq!(s.wait().code(), Some(0));
+}
+
+#[test]
 fn serve_on_a_unix_path_with_a_dict_and_a_list_until_a_client_shuts_it_down() {
     let dir = Dir::new("unix");
     let key = b"sixteen bytes ok";

@@ -38,6 +38,7 @@
 //! # Ok::<(), spindle::manager::ManagerError>(())
 //! ```
 
+mod broker;
 mod client;
 mod error;
 mod lease;
@@ -55,6 +56,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use broker::{
+    BrokerCounts, BrokerProxy, DEAD_LETTERS_KEPT, DEFAULT_MAX_DELIVERIES, DeadLetter, Delivery,
+    MAX_FETCH,
+};
 pub use error::ManagerError;
 pub use proto::{GET_MANY_BYTES, Stats};
 
@@ -215,6 +220,16 @@ impl Typeid {
             name: obj.typeid(),
             arg: Arg::None,
             remote: Some(Box::new(obj)),
+        }
+    }
+
+    /// A task broker (at-least-once delivery with leases): see
+    /// [`BrokerProxy`].
+    pub fn broker() -> Typeid {
+        Typeid {
+            name: "Broker",
+            arg: Arg::None,
+            remote: None,
         }
     }
 
@@ -762,6 +777,11 @@ impl Manager {
     /// A new `Barrier(parties)`; 0 parties is an error.
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy, ManagerError> {
         self.create(Arg::Size(parties as u64))
+    }
+
+    /// A new task broker on the server.
+    pub fn broker<T>(&self) -> Result<BrokerProxy<T>, ManagerError> {
+        self.create(Arg::None)
     }
 
     /// The server's counters.

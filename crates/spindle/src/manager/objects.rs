@@ -549,6 +549,8 @@ pub(crate) enum Object {
     Barrier(Barrier),
     /// An object of the user's own type (`#[spindle::remote]`).
     Remote(RemoteCell),
+    /// A task broker.
+    Broker(super::broker::ByteBroker),
 }
 
 fn size(arg: &Arg) -> Result<usize, Fail> {
@@ -609,6 +611,7 @@ impl Object {
                     Barrier::new(n).map_err(|e| Fail::BadArg(format!("Barrier({n}): {e}")))?,
                 )
             }
+            "Broker" => Object::Broker(Default::default()),
             other if other.starts_with("remote:") => {
                 return Err(Fail::NotFound(format!(
                     "way to make a {other}: a remote object is registered by its server, not made by a client"
@@ -1043,6 +1046,51 @@ impl Object {
                 Bin::from(vec![u8::from(b.is_broken())]),
             ])),
 
+            (
+                Object::Broker(b),
+                BPut {
+                    items,
+                    max_deliveries,
+                },
+            ) => b.put(items, max_deliveries),
+            (
+                Object::Broker(b),
+                BFetch {
+                    n,
+                    wait,
+                    lease_ms,
+                    consumer,
+                },
+            ) => b.fetch(n, wait, lease_ms, &consumer, cancel),
+            (Object::Broker(b), BAck { ids, consumer }) => b.ack(&ids, &consumer),
+            (
+                Object::Broker(b),
+                BNack {
+                    id,
+                    consumer,
+                    delay_ms,
+                },
+            ) => b.nack(id, &consumer, delay_ms),
+            (
+                Object::Broker(b),
+                BExtend {
+                    ids,
+                    consumer,
+                    lease_ms,
+                },
+            ) => b.extend(&ids, &consumer, lease_ms),
+            (
+                Object::Broker(b),
+                BDeadLetter {
+                    id,
+                    consumer,
+                    reason,
+                },
+            ) => b.dead_letter(id, &consumer, reason),
+            (Object::Broker(b), BDead { limit }) => Ok(b.dead(limit)),
+            (Object::Broker(b), BCounts) => Ok(b.counts()),
+            (Object::Broker(b), BJoin { wait }) => b.join(wait, cancel),
+
             (Object::Remote(r), Invoke { method, args }) => {
                 r.invoke(&method, &args, || cancel.commit())
             }
@@ -1071,6 +1119,7 @@ impl Object {
             Object::Condition(_) => "Condition",
             Object::Barrier(_) => "Barrier",
             Object::Remote(r) => r.typeid(),
+            Object::Broker(_) => "Broker",
         }
     }
 

@@ -257,6 +257,53 @@ pub(crate) enum Call {
     BarReset,
     BarAbort,
     BarInfo,
+    // Brokers (`Manager::broker`).
+    /// Put entries; replies `Ids`.
+    BPut {
+        items: Vec<Bin>,
+        max_deliveries: u32,
+    },
+    /// Take up to `n` entries under a lease of `lease_ms` for `consumer`,
+    /// waiting for the first; replies `Deliveries`.
+    BFetch {
+        n: u64,
+        wait: Wait,
+        lease_ms: u64,
+        consumer: String,
+    },
+    /// Acknowledge: replies `U64`, how many were `consumer`'s.
+    BAck {
+        ids: Vec<u64>,
+        consumer: String,
+    },
+    /// Give an entry back, to be fetched again after `delay_ms`; `Bool`.
+    BNack {
+        id: u64,
+        consumer: String,
+        delay_ms: u64,
+    },
+    /// Extend `consumer`'s leases; `U64`, how many it still held.
+    BExtend {
+        ids: Vec<u64>,
+        consumer: String,
+        lease_ms: u64,
+    },
+    /// Give an entry up, with a reason; `Bool`.
+    BDeadLetter {
+        id: u64,
+        consumer: String,
+        reason: String,
+    },
+    /// The newest `limit` dead letters; `Dead`.
+    BDead {
+        limit: u64,
+    },
+    /// The counters; `Broker`.
+    BCounts,
+    /// Wait until nothing is unfinished; `Bool` (false: timed out).
+    BJoin {
+        wait: Wait,
+    },
     // Remote objects (`#[spindle::remote]`).
     /// Call method `method` of a remote object; `args` is the tuple of its
     /// arguments, encoded by the client. Replies `Bin`: the encoded result.
@@ -275,6 +322,8 @@ impl Call {
             | Call::Get { wait }
             | Call::PutMany { wait, .. }
             | Call::GetMany { wait, .. }
+            | Call::BFetch { wait, .. }
+            | Call::BJoin { wait }
             | Call::Join { wait }
             | Call::EvWait { wait } => *wait != Wait::No,
             Call::Acquire { .. }
@@ -318,6 +367,10 @@ pub(crate) enum Value {
     Names(Vec<(String, Bin)>),
     Token(Token),
     Stats(Stats),
+    Ids(Vec<u64>),
+    Deliveries(Vec<super::broker::WireDelivery>),
+    Dead(Vec<super::broker::WireDead>),
+    Broker(super::broker::BrokerCounts),
 }
 
 /// The server's counters.

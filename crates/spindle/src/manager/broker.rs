@@ -1,0 +1,791 @@
+//! A task broker held by a manager server: at-least-once delivery with
+//! leases, the embedded backend of a distributed task queue.
+//!
+//! An entry is put, fetched by a consumer under a lease, and then either
+//! acknowledged (done), negatively acknowledged (back to the queue, now or
+//! after a delay), dead-lettered (given up, with a reason), or its lease
+//! runs out and it goes back to the head of the queue for another
+//! consumer. Each delivery counts; an entry delivered `max_deliveries`
+//! times that comes back once more is dead-lettered instead. Acks are
+//! idempotent and belong to the lease holder: an ack from a consumer whose
+//! lease ran out (a "zombie") does nothing, so an entry is counted done
+//! once. `unfinished` counts entries put and not yet acked or
+//! dead-lettered; `join` waits for it to reach zero.
+//!
+//! Time runs on the server's clock only (leases and delays are durations).
+//! Expired leases and due delays are looked at on every call and while a
+//! fetch or join waits, in slices of at most [`SLICE`].
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use serde::{Deserialize, Serialize};
+
+use super::objects::{Cancel, SLICE};
+use super::proto::{Bin, Fail, Value, Wait};
+
+/// How many dead letters a broker keeps to show (the oldest go first;
+/// `dead_total` counts them all).
+pub const DEAD_LETTERS_KEPT: usize = 1000;
+
+/// How many entries one fetch takes at most.
+pub const MAX_FETCH: u64 = 10_000;
+
+/// One delivery of an entry to a consumer (the wire form).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct WireDelivery {
+    pub(crate) id: u64,
+    pub(crate) item: Bin,
+    /// 1 for the first delivery.
+    pub(crate) attempt: u32,
+}
+
+/// A dead letter (the wire form).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct WireDead {
+    pub(crate) id: u64,
+    pub(crate) item: Bin,
+    pub(crate) attempts: u32,
+    pub(crate) reason: String,
+}
+
+/// A broker's counters.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerCounts {
+    /// Entries waiting to be fetched, now or after a delay.
+    pub queued: u64,
+    /// Entries waiting for a delay (among `queued`).
+    pub delayed: u64,
+    /// Entries under a lease.
+    pub in_flight: u64,
+    /// Entries put and not yet acknowledged or dead-lettered.
+    pub unfinished: u64,
+    /// Entries dead-lettered since the broker started.
+    pub dead_total: u64,
+    /// Deliveries whose lease ran out (each redelivered or dead-lettered).
+    pub expired: u64,
+    /// Acks that found no lease of theirs (duplicates, zombies).
+    pub stale_acks: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: u64,
+    item: Bin,
+    /// Deliveries so far.
+    attempt: u32,
+    max_deliveries: u32,
+}
+
+#[derive(Debug)]
+struct Lease {
+    entry: Entry,
+    until: Instant,
+    consumer: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    ready: VecDeque<Entry>,
+    leased: HashMap<u64, Lease>,
+    delayed: BTreeMap<(Instant, u64), Entry>,
+    dead: VecDeque<WireDead>,
+    counts: BrokerCounts,
+}
+
+impl State {
+    /// Moves expired leases and due delays back to the queue.
+    fn tidy(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .leased
+            .iter()
+            .filter(|(_, l)| l.until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(l) = self.leased.remove(&id) {
+                self.counts.expired += 1;
+                let reason = format!(
+                    "its lease ran out {} times (max_deliveries)",
+                    l.entry.attempt
+                );
+                self.retry(l.entry, None, reason);
+            }
+        }
+        while let Some((&(at, id), _)) = self.delayed.first_key_value() {
+            if at > now {
+                break;
+            }
+            if let Some(e) = self.delayed.remove(&(at, id)) {
+                self.ready.push_back(e);
+            }
+        }
+    }
+
+    /// An entry back from a consumer: to the head of the queue (a lease
+    /// that ran out), or after `delay` (a nack); dead-lettered if it was
+    /// delivered `max_deliveries` times already.
+    fn retry(&mut self, entry: Entry, delay: Option<Duration>, reason: String) {
+        if entry.attempt >= entry.max_deliveries {
+            self.bury(entry, reason);
+            return;
+        }
+        match delay {
+            None => self.ready.push_front(entry),
+            Some(d) if d.is_zero() => self.ready.push_back(entry),
+            Some(d) => {
+                let at = Instant::now() + d;
+                self.delayed.insert((at, entry.id), entry);
+            }
+        }
+    }
+
+    fn bury(&mut self, entry: Entry, reason: String) {
+        self.counts.dead_total += 1;
+        self.counts.unfinished = self.counts.unfinished.saturating_sub(1);
+        if self.dead.len() >= DEAD_LETTERS_KEPT {
+            self.dead.pop_front();
+        }
+        self.dead.push_back(WireDead {
+            id: entry.id,
+            item: entry.item,
+            attempts: entry.attempt,
+            reason,
+        });
+    }
+
+    fn take(&mut self, n: usize, lease: Duration, consumer: &str) -> Vec<WireDelivery> {
+        let until = Instant::now() + lease;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some(mut e) = self.ready.pop_front() else {
+                break;
+            };
+            e.attempt += 1;
+            out.push(WireDelivery {
+                id: e.id,
+                item: e.item.clone(),
+                attempt: e.attempt,
+            });
+            self.leased.insert(
+                e.id,
+                Lease {
+                    entry: e,
+                    until,
+                    consumer: consumer.to_string(),
+                },
+            );
+        }
+        out
+    }
+
+    /// The lease of `id` if `consumer` holds it.
+    fn held(&mut self, id: u64, consumer: &str) -> Option<Lease> {
+        match self.leased.get(&id) {
+            Some(l) if l.consumer == consumer => self.leased.remove(&id),
+            _ => None,
+        }
+    }
+
+    fn counts(&self) -> BrokerCounts {
+        BrokerCounts {
+            queued: (self.ready.len() + self.delayed.len()) as u64,
+            delayed: self.delayed.len() as u64,
+            in_flight: self.leased.len() as u64,
+            ..self.counts
+        }
+    }
+}
+
+/// The broker object.
+#[derive(Debug, Default)]
+pub(crate) struct ByteBroker {
+    st: Mutex<State>,
+    ready: Condvar,
+    done: Condvar,
+}
+
+fn until(wait: Wait) -> Option<Instant> {
+    match wait {
+        Wait::Nanos(n) => Some(Instant::now() + Duration::from_nanos(n)),
+        _ => None,
+    }
+}
+
+/// Waits on `cv` for one slice (shorter if `until` is nearer): false once
+/// `until` has passed.
+fn wait_slice(cv: &Condvar, st: &mut MutexGuard<'_, State>, until: Option<Instant>) -> bool {
+    let d = match until {
+        None => SLICE,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            left.min(SLICE)
+        }
+    };
+    cv.wait_for(st, d);
+    true
+}
+
+impl ByteBroker {
+    pub(crate) fn put(&self, items: Vec<Bin>, max_deliveries: u32) -> Result<Value, Fail> {
+        if max_deliveries == 0 {
+            return Err(Fail::BadArg("max_deliveries must be at least 1".into()));
+        }
+        let mut st = self.st.lock();
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            st.next_id += 1;
+            let id = st.next_id;
+            ids.push(id);
+            st.ready.push_back(Entry {
+                id,
+                item,
+                attempt: 0,
+                max_deliveries,
+            });
+            st.counts.unfinished += 1;
+        }
+        self.ready.notify_all();
+        Ok(Value::Ids(ids))
+    }
+
+    pub(crate) fn fetch(
+        &self,
+        n: u64,
+        wait: Wait,
+        lease_ms: u64,
+        consumer: &str,
+        cancel: &dyn Cancel,
+    ) -> Result<Value, Fail> {
+        if n == 0 || n > MAX_FETCH {
+            return Err(Fail::BadArg(format!(
+                "fetch of {n} entries: 1 to {MAX_FETCH}"
+            )));
+        }
+        if lease_ms == 0 {
+            return Err(Fail::BadArg("a lease of 0 ms".into()));
+        }
+        let lease = Duration::from_millis(lease_ms);
+        let deadline = until(wait);
+        let mut st = self.st.lock();
+        loop {
+            st.tidy(Instant::now());
+            if !st.ready.is_empty() {
+                if !cancel.commit() {
+                    self.ready.notify_one();
+                    return Err(Fail::Cancelled);
+                }
+                let out = st.take(n as usize, lease, consumer);
+                return Ok(Value::Deliveries(out));
+            }
+            if wait == Wait::No {
+                return Err(Fail::Empty);
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            if !wait_slice(&self.ready, &mut st, deadline) {
+                return Err(Fail::Empty);
+            }
+        }
+    }
+
+    /// Acks: how many were this consumer's (the others are stale).
+    pub(crate) fn ack(&self, ids: &[u64], consumer: &str) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        let mut n = 0;
+        for id in ids {
+            if st.held(*id, consumer).is_some() {
+                n += 1;
+                st.counts.unfinished = st.counts.unfinished.saturating_sub(1);
+            } else {
+                st.counts.stale_acks += 1;
+            }
+        }
+        if st.counts.unfinished == 0 {
+            self.done.notify_all();
+        }
+        Ok(Value::U64(n))
+    }
+
+    pub(crate) fn nack(&self, id: u64, consumer: &str, delay_ms: u64) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        let Some(l) = st.held(id, consumer) else {
+            return Ok(Value::Bool(false));
+        };
+        let reason = format!(
+            "delivered {} times, the last one refused (max_deliveries)",
+            l.entry.attempt
+        );
+        st.retry(l.entry, Some(Duration::from_millis(delay_ms)), reason);
+        self.ready.notify_one();
+        if st.counts.unfinished == 0 {
+            self.done.notify_all();
+        }
+        Ok(Value::Bool(true))
+    }
+
+    pub(crate) fn extend(&self, ids: &[u64], consumer: &str, lease_ms: u64) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        let until = Instant::now() + Duration::from_millis(lease_ms);
+        let mut n = 0;
+        for id in ids {
+            if let Some(l) = st.leased.get_mut(id)
+                && l.consumer == consumer
+            {
+                l.until = until;
+                n += 1;
+            }
+        }
+        Ok(Value::U64(n))
+    }
+
+    pub(crate) fn dead_letter(
+        &self,
+        id: u64,
+        consumer: &str,
+        reason: String,
+    ) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        let Some(l) = st.held(id, consumer) else {
+            return Ok(Value::Bool(false));
+        };
+        st.bury(l.entry, reason);
+        if st.counts.unfinished == 0 {
+            self.done.notify_all();
+        }
+        Ok(Value::Bool(true))
+    }
+
+    pub(crate) fn dead(&self, limit: u64) -> Value {
+        let st = self.st.lock();
+        let skip = st.dead.len().saturating_sub(limit as usize);
+        Value::Dead(st.dead.iter().skip(skip).cloned().collect())
+    }
+
+    pub(crate) fn counts(&self) -> Value {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        Value::Broker(st.counts())
+    }
+
+    /// Waits until every entry put was acked or dead-lettered: `true`, or
+    /// `false` at the deadline.
+    pub(crate) fn join(&self, wait: Wait, cancel: &dyn Cancel) -> Result<Value, Fail> {
+        let deadline = until(wait);
+        let mut st = self.st.lock();
+        loop {
+            st.tidy(Instant::now());
+            if st.counts.unfinished == 0 {
+                return Ok(Value::Bool(true));
+            }
+            if wait == Wait::No {
+                return Ok(Value::Bool(false));
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            if !wait_slice(&self.done, &mut st, deadline) {
+                return Ok(Value::Bool(false));
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------
+// The proxy.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::client::{CallError, Handle};
+use super::error::ManagerError;
+use super::proto::{Call, wait_until};
+use super::proxy::{Proxy, sealed::Sealed};
+
+/// How many times an entry is delivered at most, by default, before it is
+/// dead-lettered.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// One entry delivered to this consumer: acknowledge it by `id` when done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery<T> {
+    /// The entry's id (what `ack`, `nack`, `extend`, `dead_letter` take).
+    pub id: u64,
+    /// The entry.
+    pub item: T,
+    /// Which delivery this is: 1 the first time.
+    pub attempt: u32,
+}
+
+/// An entry given up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter<T> {
+    /// The entry's id.
+    pub id: u64,
+    /// The entry, or `None` if it does not decode as `T`.
+    pub item: Option<T>,
+    /// How many times it was delivered.
+    pub attempts: u32,
+    /// Why it was given up.
+    pub reason: String,
+}
+
+/// A proxy of a task broker on a manager server ([`Manager::broker`],
+/// [`Typeid::broker`]): at-least-once delivery with leases, the embedded
+/// backend of a distributed task queue.
+///
+/// Producers [`put`](Self::put) entries; consumers [`fetch`](Self::fetch)
+/// them under a lease and then [`ack`](Self::ack) each (done),
+/// [`nack`](Self::nack) it (again, after a delay),
+/// [`dead_letter`](Self::dead_letter) it (given up), or let the lease run
+/// out (it goes back to the head of the queue for another consumer;
+/// [`extend`](Self::extend) keeps a long task's lease). An entry delivered
+/// `max_deliveries` times that comes back again is dead-lettered. Acks are
+/// idempotent and belong to the lease holder, so an entry is done once
+/// even when a consumer whose lease ran out acks late; [`join`](Self::join)
+/// waits until every entry put is acked or dead-lettered.
+///
+/// Each proxy is one consumer, with a random id
+/// ([`consumer`](Self::consumer)); clones share it,
+/// [`with_consumer`](Self::with_consumer) names another. The broker lives
+/// in the server's memory: a server that stops loses its entries.
+///
+/// [`Manager::broker`]: super::Manager::broker
+/// [`Typeid::broker`]: super::Typeid::broker
+pub struct BrokerProxy<T> {
+    h: Arc<Handle>,
+    consumer: Arc<str>,
+    _t: PhantomData<fn() -> T>,
+}
+
+fn new_consumer() -> Arc<str> {
+    let mut r = [0u8; 8];
+    let n = match getrandom::fill(&mut r) {
+        Ok(()) => u64::from_le_bytes(r),
+        Err(_) => u64::from(std::process::id()) << 32 | u64::from(rand_fallback()),
+    };
+    format!("{}-{n:016x}", std::process::id()).into()
+}
+
+/// A per-process counter, when the OS has no randomness to give (the id
+/// then is only unique among this host's processes).
+fn rand_fallback() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[allow(private_interfaces)]
+impl<T> Sealed for BrokerProxy<T> {
+    fn from_handle(h: Arc<Handle>) -> Self {
+        BrokerProxy {
+            h,
+            consumer: new_consumer(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Proxy for BrokerProxy<T> {
+    const TYPEID: &'static str = "Broker";
+    fn fingerprint() -> String {
+        std::any::type_name::<T>().to_string()
+    }
+}
+
+impl<T> Clone for BrokerProxy<T> {
+    fn clone(&self) -> Self {
+        BrokerProxy {
+            h: self.h.clone(),
+            consumer: self.consumer.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for BrokerProxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerProxy")
+            .field("address", &self.h.conn.address)
+            .field("id", &self.h.token.obj)
+            .field("consumer", &self.consumer)
+            .finish()
+    }
+}
+
+/// A proxy passed to another process is another consumer there.
+impl<T> Serialize for BrokerProxy<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        super::lease::serialize(&self.h, s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for BrokerProxy<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::lease::deserialize::<Self, D>(d)
+    }
+}
+
+fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
+    r.map_err(CallError::into_error)
+}
+
+fn unexpected(v: Value) -> ManagerError {
+    ManagerError::protocol(format!("unexpected broker reply {v:?}"))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
+    /// This proxy's consumer id: whose leases its acks and extends are.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// The same broker as another consumer, `id` (a worker's name: reuse
+    /// one only for the same worker).
+    pub fn with_consumer(&self, id: impl Into<String>) -> Self {
+        BrokerProxy {
+            h: self.h.clone(),
+            consumer: id.into().into(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Puts one entry (delivered at most [`DEFAULT_MAX_DELIVERIES`] times);
+    /// its id.
+    pub fn put(&self, item: &T) -> Result<u64, ManagerError> {
+        let ids = self.put_many([item], DEFAULT_MAX_DELIVERIES)?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| ManagerError::protocol("no id for the entry put"))
+    }
+
+    /// Puts entries in one round trip, each delivered at most
+    /// `max_deliveries` times (at least 1); their ids, in order.
+    pub fn put_many<'a>(
+        &self,
+        items: impl IntoIterator<Item = &'a T>,
+        max_deliveries: u32,
+    ) -> Result<Vec<u64>, ManagerError>
+    where
+        T: 'a,
+    {
+        let items = items
+            .into_iter()
+            .map(super::proto::encode_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        match checked(self.h.call(Call::BPut {
+            items,
+            max_deliveries,
+        }))? {
+            Value::Ids(ids) => Ok(ids),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    fn fetch_wait(
+        &self,
+        n: usize,
+        lease: Duration,
+        wait: Wait,
+    ) -> Result<Vec<Delivery<T>>, ManagerError> {
+        let call = Call::BFetch {
+            n: n as u64,
+            wait,
+            lease_ms: millis(lease).max(1),
+            consumer: self.consumer.to_string(),
+        };
+        match self.h.call(call) {
+            Ok(Value::Deliveries(v)) => v
+                .into_iter()
+                .map(|d| {
+                    Ok(Delivery {
+                        id: d.id,
+                        item: super::proto::decode_value(&d.item)?,
+                        attempt: d.attempt,
+                    })
+                })
+                .collect(),
+            Ok(v) => Err(unexpected(v)),
+            Err(CallError::Fail(Fail::Empty)) => Ok(Vec::new()),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Takes up to `n` entries (1 to [`MAX_FETCH`]) under a lease of
+    /// `lease`, waiting for the first. An entry that does not decode as `T`
+    /// is a [`ManagerError::Codec`] (its lease runs out and it is delivered
+    /// again, up to its `max_deliveries`: dead-letter it with
+    /// [`fetch_raw`](Self::fetch_raw) to stop that).
+    pub fn fetch(&self, n: usize, lease: Duration) -> Result<Vec<Delivery<T>>, ManagerError> {
+        self.fetch_wait(n, lease, Wait::Forever)
+    }
+
+    /// [`fetch`](Self::fetch) waiting at most `timeout`: empty if nothing
+    /// came.
+    pub fn fetch_timeout(
+        &self,
+        n: usize,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery<T>>, ManagerError> {
+        self.fetch_wait(n, lease, wait_until(Instant::now() + timeout))
+    }
+
+    /// [`fetch`](Self::fetch) without waiting: empty if nothing is there.
+    pub fn try_fetch(&self, n: usize, lease: Duration) -> Result<Vec<Delivery<T>>, ManagerError> {
+        self.fetch_wait(n, lease, Wait::No)
+    }
+
+    /// [`fetch_timeout`](Self::fetch_timeout) of the entries' bytes, not
+    /// decoded (to dead-letter an entry that is not a `T`).
+    pub fn fetch_raw(
+        &self,
+        n: usize,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery<Vec<u8>>>, ManagerError> {
+        let call = Call::BFetch {
+            n: n as u64,
+            wait: wait_until(Instant::now() + timeout),
+            lease_ms: millis(lease).max(1),
+            consumer: self.consumer.to_string(),
+        };
+        match self.h.call(call) {
+            Ok(Value::Deliveries(v)) => Ok(v
+                .into_iter()
+                .map(|d| Delivery {
+                    id: d.id,
+                    item: d.item.into_vec(),
+                    attempt: d.attempt,
+                })
+                .collect()),
+            Ok(v) => Err(unexpected(v)),
+            Err(CallError::Fail(Fail::Empty)) => Ok(Vec::new()),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Acknowledges entries (`task_done`): how many were this consumer's.
+    /// An entry acked twice, or after its lease ran out and another
+    /// consumer took it, is not counted again.
+    pub fn ack(&self, ids: &[u64]) -> Result<usize, ManagerError> {
+        let call = Call::BAck {
+            ids: ids.to_vec(),
+            consumer: self.consumer.to_string(),
+        };
+        match checked(self.h.call(call))? {
+            Value::U64(n) => Ok(n as usize),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Gives entry `id` back, to be delivered again after `delay` (or
+    /// dead-lettered if it was delivered `max_deliveries` times); false if
+    /// this consumer does not hold it.
+    pub fn nack(&self, id: u64, delay: Duration) -> Result<bool, ManagerError> {
+        let call = Call::BNack {
+            id,
+            consumer: self.consumer.to_string(),
+            delay_ms: millis(delay),
+        };
+        match checked(self.h.call(call))? {
+            Value::Bool(b) => Ok(b),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Extends this consumer's leases on `ids` to `lease` from now: how
+    /// many it still held (a lease that ran out is not taken back).
+    pub fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, ManagerError> {
+        let call = Call::BExtend {
+            ids: ids.to_vec(),
+            consumer: self.consumer.to_string(),
+            lease_ms: millis(lease).max(1),
+        };
+        match checked(self.h.call(call))? {
+            Value::U64(n) => Ok(n as usize),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Gives entry `id` up, with `reason`; false if this consumer does not
+    /// hold it.
+    pub fn dead_letter(&self, id: u64, reason: &str) -> Result<bool, ManagerError> {
+        let call = Call::BDeadLetter {
+            id,
+            consumer: self.consumer.to_string(),
+            reason: reason.to_string(),
+        };
+        match checked(self.h.call(call))? {
+            Value::Bool(b) => Ok(b),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// The newest `limit` dead letters, oldest first (the broker keeps
+    /// [`DEAD_LETTERS_KEPT`]).
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter<T>>, ManagerError> {
+        match checked(self.h.call(Call::BDead {
+            limit: limit as u64,
+        }))? {
+            Value::Dead(v) => Ok(v
+                .into_iter()
+                .map(|d| DeadLetter {
+                    id: d.id,
+                    item: super::proto::decode_value(&d.item).ok(),
+                    attempts: d.attempts,
+                    reason: d.reason,
+                })
+                .collect()),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// The broker's counters.
+    pub fn counts(&self) -> Result<BrokerCounts, ManagerError> {
+        match checked(self.h.call(Call::BCounts))? {
+            Value::Broker(c) => Ok(c),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Entries put and not yet acked or dead-lettered.
+    pub fn unfinished(&self) -> Result<u64, ManagerError> {
+        self.counts().map(|c| c.unfinished)
+    }
+
+    /// Waits until every entry put is acked or dead-lettered.
+    pub fn join(&self) -> Result<(), ManagerError> {
+        self.join_wait(Wait::Forever).map(|_| ())
+    }
+
+    /// [`join`](Self::join) waiting at most `timeout`: false if entries
+    /// are still unfinished then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        self.join_wait(wait_until(Instant::now() + timeout))
+    }
+
+    fn join_wait(&self, wait: Wait) -> Result<bool, ManagerError> {
+        match checked(self.h.call(Call::BJoin { wait }))? {
+            Value::Bool(b) => Ok(b),
+            v => Err(unexpected(v)),
+        }
+    }
+}

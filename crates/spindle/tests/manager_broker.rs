@@ -1,0 +1,197 @@
+//! `BrokerProxy`: the manager server's task broker — at-least-once delivery
+//! with leases, idempotent acks, redelivery, dead letters and `join`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{LONG, until};
+use spindle::manager::{BaseManager, BrokerProxy, Manager, Server, Typeid};
+
+const KEY: &[u8] = b"broker-tests-key-0123456789abcdef";
+const LEASE: Duration = Duration::from_secs(60);
+/// A lease meant to run out during the test.
+const SHORT: Duration = Duration::from_millis(50);
+
+fn server() -> Server {
+    BaseManager::builder()
+        .register("tasks", Typeid::broker())
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn put_fetch_ack_and_join() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<String> = m.get("tasks").unwrap();
+    let ids = b
+        .put_many(&["a".to_string(), "b".to_string(), "c".to_string()], 3)
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(b.counts().unwrap().queued, 3);
+    let got = b.fetch(2, LEASE).unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|d| (d.item.as_str(), d.attempt))
+            .collect::<Vec<_>>(),
+        [("a", 1), ("b", 1)]
+    );
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.in_flight, c.unfinished), (1, 2, 3));
+    assert!(!b.join_timeout(Duration::from_millis(10)).unwrap());
+    assert_eq!(b.ack(&[got[0].id, got[1].id]).unwrap(), 2);
+    let last = b.fetch(5, LEASE).unwrap();
+    assert_eq!(last.len(), 1);
+
+    // join waits for the last ack, made by another thread.
+    let b2 = b.clone();
+    let id = last[0].id;
+    let acker = thread::spawn(move || b2.ack(&[id]).unwrap());
+    b.join().unwrap();
+    assert_eq!(acker.join().unwrap(), 1);
+    assert_eq!(b.unfinished().unwrap(), 0);
+}
+
+#[test]
+fn zombie_ack_is_noop() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let first: BrokerProxy<u32> = m.get("tasks").unwrap();
+    let second = first.with_consumer("second");
+    first.put(&7).unwrap();
+    let d = first.fetch(1, SHORT).unwrap().remove(0);
+    // The lease runs out: another consumer gets the entry, a second time.
+    let again = second.fetch(1, LEASE).unwrap().remove(0);
+    assert_eq!((again.id, again.item, again.attempt), (d.id, 7, 2));
+    assert_eq!(
+        first.ack(&[d.id]).unwrap(),
+        0,
+        "the zombie's ack does nothing"
+    );
+    assert_eq!(first.unfinished().unwrap(), 1);
+    assert_eq!(second.ack(&[again.id]).unwrap(), 1);
+    let c = first.counts().unwrap();
+    assert_eq!((c.unfinished, c.expired, c.stale_acks), (0, 1, 1));
+}
+
+#[test]
+fn duplicate_ack_count_never_negative() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    b.put_many(&[1, 2], 5).unwrap();
+    let got = b.fetch(2, LEASE).unwrap();
+    assert_eq!(b.ack(&[got[0].id]).unwrap(), 1);
+    assert_eq!(b.ack(&[got[0].id, got[0].id]).unwrap(), 0);
+    assert_eq!(b.unfinished().unwrap(), 1, "counted once");
+    assert_eq!(b.ack(&[got[1].id, got[1].id]).unwrap(), 1);
+    assert_eq!(b.unfinished().unwrap(), 0);
+    assert_eq!(b.ack(&[12345]).unwrap(), 0, "an unknown id");
+}
+
+#[test]
+fn past_max_deliveries_an_entry_is_dead_lettered_and_join_returns() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<String> = m.get("tasks").unwrap();
+    b.put_many(&["poison".to_string()], 2).unwrap();
+    for attempt in 1..=2 {
+        let d = b.fetch(1, SHORT).unwrap().remove(0);
+        assert_eq!(d.attempt, attempt);
+    }
+    // The second lease runs out too: no third delivery.
+    assert!(
+        b.join_timeout(LONG).unwrap(),
+        "a dead letter is not unfinished"
+    );
+    let dead = b.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].item.as_deref(), Some("poison"));
+    assert_eq!(dead[0].attempts, 2);
+    assert!(
+        dead[0].reason.contains("lease ran out"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(b.try_fetch(1, LEASE).unwrap().is_empty());
+    assert_eq!(b.counts().unwrap().dead_total, 1);
+}
+
+#[test]
+fn nack_redelivers_after_its_delay_and_dead_letter_gives_up() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    b.put(&1).unwrap();
+    let d = b.fetch(1, LEASE).unwrap().remove(0);
+    let at = Instant::now();
+    assert!(b.nack(d.id, Duration::from_millis(300)).unwrap());
+    assert!(!b.nack(d.id, Duration::ZERO).unwrap(), "no longer held");
+    assert_eq!(b.counts().unwrap().delayed, 1);
+    assert!(
+        b.try_fetch(1, LEASE).unwrap().is_empty(),
+        "not before its delay"
+    );
+    let again = b.fetch(1, LEASE).unwrap().remove(0);
+    assert!(at.elapsed() >= Duration::from_millis(300));
+    assert_eq!((again.id, again.attempt), (d.id, 2));
+    assert!(b.dead_letter(again.id, "bad input").unwrap());
+    assert!(!b.dead_letter(again.id, "twice").unwrap());
+    assert_eq!(b.dead_letters(1).unwrap()[0].reason, "bad input");
+    assert_eq!(b.unfinished().unwrap(), 0);
+}
+
+#[test]
+fn extend_keeps_a_lease_that_would_run_out() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    let other = b.with_consumer("other");
+    b.put(&1).unwrap();
+    let d = b.fetch(1, Duration::from_millis(200)).unwrap().remove(0);
+    assert_eq!(b.extend(&[d.id], LEASE).unwrap(), 1);
+    assert_eq!(other.extend(&[d.id], LEASE).unwrap(), 0, "not its lease");
+    // Well past the first lease: nobody else gets it.
+    assert!(
+        other
+            .fetch_timeout(1, LEASE, Duration::from_millis(600))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(b.ack(&[d.id]).unwrap(), 1);
+}
+
+#[test]
+fn a_waiting_fetch_wakes_on_put_and_raw_fetch_sees_bytes() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    let b2 = b.clone();
+    let fetcher = thread::spawn(move || b2.fetch(10, LEASE).unwrap());
+    until("the fetch to wait on the server", || {
+        s.stats().in_channel == 1
+    });
+    b.put(&5).unwrap();
+    let got = fetcher.join().unwrap();
+    assert_eq!(got[0].item, 5);
+    b.put(&6).unwrap();
+    let raw = b.fetch_raw(1, LEASE, LONG).unwrap();
+    assert_eq!(raw[0].item, [6u8], "MessagePack of 6");
+    assert!(b.dead_letter(raw[0].id, "not wanted").unwrap());
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let m = Manager::start().unwrap();
+    let b: BrokerProxy<u32> = m.broker().unwrap();
+    assert!(b.fetch(0, LEASE).is_err());
+    assert!(b.fetch(1_000_000, LEASE).is_err());
+    assert!(b.put_many(&[1], 0).is_err());
+    let e = m.get::<BrokerProxy<u32>>("nothing").unwrap_err();
+    assert!(e.to_string().contains("nothing"), "{e}");
+}
