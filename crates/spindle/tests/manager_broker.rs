@@ -195,3 +195,69 @@ fn bad_arguments_are_refused() {
     let e = m.get::<BrokerProxy<u32>>("nothing").unwrap_err();
     assert!(e.to_string().contains("nothing"), "{e}");
 }
+
+#[test]
+fn one_result_per_entry_however_many_consumers_ran_it() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    let slow = b.with_consumer("slow");
+    let fast = b.with_consumer("fast");
+    b.put(&3).unwrap();
+    // "slow" takes 3 and its lease runs out; "fast" runs it again.
+    let d = slow.fetch(1, SHORT).unwrap().remove(0);
+    let again = fast.fetch(1, LEASE).unwrap().remove(0);
+    assert_eq!(again.id, d.id);
+    assert!(
+        fast.ack_with_result(again.id, "me", &(again.item * again.item), LEASE)
+            .unwrap()
+    );
+    assert!(
+        !slow
+            .ack_with_result(d.id, "me", &(d.item * d.item), LEASE)
+            .unwrap(),
+        "the late consumer's result is dropped"
+    );
+    b.put(&4).unwrap();
+    let d4 = fast.fetch(1, LEASE).unwrap().remove(0);
+    assert!(fast.ack_with_result(d4.id, "me", &16u32, LEASE).unwrap());
+    let got: Vec<u32> = b.results("me", 10, LONG).unwrap();
+    assert_eq!(got, [9, 16], "one result each");
+    assert!(
+        b.results::<u32>("me", 10, Duration::from_millis(10))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.results::<u32>("someone else", 10, Duration::ZERO)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(b.join_timeout(LONG).unwrap());
+    assert!(b.results::<u32>("me", 0, Duration::ZERO).is_err(), "max 0");
+}
+
+#[test]
+fn an_unread_result_stream_expires() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    b.put(&1).unwrap();
+    let d = b.fetch(1, LEASE).unwrap().remove(0);
+    assert!(
+        b.ack_with_result(d.id, "gone", &1u32, Duration::from_millis(100))
+            .unwrap()
+    );
+    // Waiting for the stream of a client that never reads: it expires.
+    let until = Instant::now() + LONG;
+    loop {
+        thread::sleep(Duration::from_millis(150));
+        if b.results::<u32>("gone", 1, Duration::ZERO)
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "the stream never expired");
+    }
+}

@@ -94,6 +94,9 @@ struct State {
     delayed: BTreeMap<(Instant, u64), Entry>,
     dead: VecDeque<WireDead>,
     counts: BrokerCounts,
+    /// Each client's results, and when the stream expires unless read or
+    /// added to.
+    results: HashMap<String, (VecDeque<Bin>, Instant)>,
 }
 
 impl State {
@@ -115,6 +118,7 @@ impl State {
                 self.retry(l.entry, None, reason);
             }
         }
+        self.results.retain(|_, (_, expires)| *expires > now);
         while let Some((&(at, id), _)) = self.delayed.first_key_value() {
             if at > now {
                 break;
@@ -206,7 +210,12 @@ pub(crate) struct ByteBroker {
     st: Mutex<State>,
     ready: Condvar,
     done: Condvar,
+    /// A result was added to some client's stream.
+    results: Condvar,
 }
+
+/// How many results one `BResults` takes at most.
+pub const MAX_RESULTS: u64 = 10_000;
 
 fn until(wait: Wait) -> Option<Instant> {
     match wait {
@@ -313,6 +322,79 @@ impl ByteBroker {
             self.done.notify_all();
         }
         Ok(Value::U64(n))
+    }
+
+    /// Acks entry `id` and, only if the ack counts (this consumer holds
+    /// its lease), adds `result` to `client`'s result stream, which then
+    /// lives at least `ttl_ms` more: so one result is recorded per entry,
+    /// however many consumers ran it. `Bool`: whether it counted.
+    pub(crate) fn ack_result(
+        &self,
+        id: u64,
+        consumer: &str,
+        client: String,
+        result: Bin,
+        ttl_ms: u64,
+    ) -> Result<Value, Fail> {
+        let mut st = self.st.lock();
+        let now = Instant::now();
+        st.tidy(now);
+        if st.held(id, consumer).is_none() {
+            st.counts.stale_acks += 1;
+            return Ok(Value::Bool(false));
+        }
+        st.counts.unfinished = st.counts.unfinished.saturating_sub(1);
+        let expires = now + Duration::from_millis(ttl_ms);
+        let stream = st
+            .results
+            .entry(client)
+            .or_insert_with(|| (VecDeque::new(), expires));
+        stream.0.push_back(result);
+        stream.1 = stream.1.max(expires);
+        self.results.notify_all();
+        if st.counts.unfinished == 0 {
+            self.done.notify_all();
+        }
+        Ok(Value::Bool(true))
+    }
+
+    /// Takes up to `max` results of `client`'s stream, waiting for the
+    /// first; `Bins`.
+    pub(crate) fn take_results(
+        &self,
+        client: &str,
+        max: u64,
+        wait: Wait,
+        cancel: &dyn Cancel,
+    ) -> Result<Value, Fail> {
+        if max == 0 || max > MAX_RESULTS {
+            return Err(Fail::BadArg(format!(
+                "take of {max} results: 1 to {MAX_RESULTS}"
+            )));
+        }
+        let deadline = until(wait);
+        let mut st = self.st.lock();
+        loop {
+            st.tidy(Instant::now());
+            if let Some((q, _)) = st.results.get_mut(client)
+                && !q.is_empty()
+            {
+                if !cancel.commit() {
+                    return Err(Fail::Cancelled);
+                }
+                let n = q.len().min(max as usize);
+                return Ok(Value::Bins(q.drain(..n).collect()));
+            }
+            if wait == Wait::No {
+                return Err(Fail::Empty);
+            }
+            if cancel.cancelled() {
+                return Err(Fail::ShutDown);
+            }
+            if !wait_slice(&self.results, &mut st, deadline) {
+                return Err(Fail::Empty);
+            }
+        }
     }
 
     pub(crate) fn nack(&self, id: u64, consumer: &str, delay_ms: u64) -> Result<Value, Fail> {
@@ -693,6 +775,53 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
         match checked(self.h.call(call))? {
             Value::U64(n) => Ok(n as usize),
             v => Err(unexpected(v)),
+        }
+    }
+
+    /// Acknowledges entry `id` and, only if the ack counts, adds `result`
+    /// to client `client`'s result stream (kept at least `ttl` more if
+    /// nobody reads it): one result per entry, however many consumers ran
+    /// it — a consumer whose lease ran out gets `false` and its result is
+    /// dropped.
+    pub fn ack_with_result<R: Serialize>(
+        &self,
+        id: u64,
+        client: &str,
+        result: &R,
+        ttl: Duration,
+    ) -> Result<bool, ManagerError> {
+        let call = Call::BAckResult {
+            id,
+            consumer: self.consumer.to_string(),
+            client: client.to_string(),
+            result: super::proto::encode_value(result)?,
+            ttl_ms: millis(ttl).max(1),
+        };
+        match checked(self.h.call(call))? {
+            Value::Bool(b) => Ok(b),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Takes up to `max` results (1 to [`MAX_RESULTS`]) of client
+    /// `client`'s stream, waiting at most `timeout` for the first: empty if
+    /// none came.
+    pub fn results<R: DeserializeOwned>(
+        &self,
+        client: &str,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<R>, ManagerError> {
+        let call = Call::BResults {
+            client: client.to_string(),
+            max: max as u64,
+            wait: wait_until(Instant::now() + timeout),
+        };
+        match self.h.call(call) {
+            Ok(Value::Bins(v)) => v.iter().map(|b| super::proto::decode_value(b)).collect(),
+            Ok(v) => Err(unexpected(v)),
+            Err(CallError::Fail(Fail::Empty)) => Ok(Vec::new()),
+            Err(e) => Err(e.into_error()),
         }
     }
 

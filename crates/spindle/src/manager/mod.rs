@@ -58,7 +58,7 @@ use serde::Serialize;
 
 pub use broker::{
     BrokerCounts, BrokerProxy, DEAD_LETTERS_KEPT, DEFAULT_MAX_DELIVERIES, DeadLetter, Delivery,
-    MAX_FETCH,
+    MAX_FETCH, MAX_RESULTS,
 };
 pub use error::ManagerError;
 pub use proto::{GET_MANY_BYTES, Stats};

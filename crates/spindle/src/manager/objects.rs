@@ -1087,6 +1087,19 @@ impl Object {
                     reason,
                 },
             ) => b.dead_letter(id, &consumer, reason),
+            (
+                Object::Broker(b),
+                BAckResult {
+                    id,
+                    consumer,
+                    client,
+                    result,
+                    ttl_ms,
+                },
+            ) => b.ack_result(id, &consumer, client, result, ttl_ms),
+            (Object::Broker(b), BResults { client, max, wait }) => {
+                b.take_results(&client, max, wait, cancel)
+            }
             (Object::Broker(b), BDead { limit }) => Ok(b.dead(limit)),
             (Object::Broker(b), BCounts) => Ok(b.counts()),
             (Object::Broker(b), BJoin { wait }) => b.join(wait, cancel),

@@ -288,6 +288,22 @@ pub(crate) enum Call {
         consumer: String,
         lease_ms: u64,
     },
+    /// Acknowledge and, if the ack counts, add `result` to `client`'s
+    /// result stream (kept at least `ttl_ms` more); `Bool`.
+    BAckResult {
+        id: u64,
+        consumer: String,
+        client: String,
+        result: Bin,
+        ttl_ms: u64,
+    },
+    /// Take up to `max` of `client`'s results, waiting for the first;
+    /// `Bins`.
+    BResults {
+        client: String,
+        max: u64,
+        wait: Wait,
+    },
     /// Give an entry up, with a reason; `Bool`.
     BDeadLetter {
         id: u64,
@@ -324,6 +340,7 @@ impl Call {
             | Call::GetMany { wait, .. }
             | Call::BFetch { wait, .. }
             | Call::BJoin { wait }
+            | Call::BResults { wait, .. }
             | Call::Join { wait }
             | Call::EvWait { wait } => *wait != Wait::No,
             Call::Acquire { .. }
