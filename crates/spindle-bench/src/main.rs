@@ -50,6 +50,7 @@ mod aio;
 mod futures;
 mod lockorder;
 mod manager;
+mod observe;
 mod pool_api;
 mod pool_workloads;
 mod process;
@@ -116,6 +117,11 @@ const SUITES: &[Suite] = &[
         name: "manager",
         about: "spindle::manager proxies over TCP: queue put/get (1 and 8 clients), connect + first call, dict set/get, task round trip vs Python's managers and a bare TCP request/reply",
         run: manager::run,
+    },
+    Suite {
+        name: "observe",
+        about: "what watching the work costs: imap_unordered of tiny tasks with an indicatif bar and without",
+        run: observe::run,
     },
 ];
 

@@ -33,7 +33,8 @@ fn list_names_every_suite_in_order() {
             "process",
             "pool",
             "aio",
-            "manager"
+            "manager",
+            "observe"
         ]
     );
 }
@@ -241,4 +242,32 @@ fn a_bar_per_case_on_a_terminal_stderr_only_and_stdout_is_unchanged() {
         assert_eq!(digitless(&o), digitless(&pipe_out));
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn observe_progress_overhead_measures_the_pool_with_a_bar_and_without() {
+    let out = bench(&[
+        "observe",
+        "--quick",
+        "--json",
+        "--case",
+        "progress_overhead",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let figures: Vec<(String, String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["value"].as_f64().unwrap() > 0.0, "{l}");
+            assert_eq!(v["higher_is_better"], true, "{l}");
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("suite"), s("impl"), s("unit"))
+        })
+        .collect();
+    let want = |imp: &str| ("observe".to_owned(), imp.to_owned(), "tasks/s".to_owned());
+    // `spindle` (with the bar, which must have drawn: the sample asserts
+    // it) and `none`.
+    assert_eq!(figures, [want("spindle"), want("none")], "{stderr}");
 }
