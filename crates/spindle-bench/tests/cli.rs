@@ -267,7 +267,11 @@ fn observe_progress_overhead_measures_the_pool_with_a_bar_and_without() {
         })
         .collect();
     let want = |imp: &str| ("observe".to_owned(), imp.to_owned(), "tasks/s".to_owned());
-    // `spindle` (with the bar, which must have drawn: the sample asserts
-    // it) and `none`.
-    assert_eq!(figures, [want("spindle"), want("none")], "{stderr}");
+    // `spindle` and `indicatif-iter` (with a bar, which must have drawn:
+    // each sample asserts it) and `none`.
+    assert_eq!(
+        figures,
+        [want("spindle"), want("indicatif-iter"), want("none")],
+        "{stderr}"
+    );
 }
