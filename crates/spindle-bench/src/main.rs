@@ -24,6 +24,11 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 //!
+//! Progress: on a terminal, each case draws a bar on stderr (`SUITE case I:
+//! NAME`, its samples done), cleared before its figures are printed; never
+//! with `--no-progress`, with `CI` set, or when stderr is not a terminal.
+//! stdout is the same either way.
+//!
 //! With `--json`, each figure is one line, `{"case":..,"higher_is_better":..,
 //! "impl":..,"suite":..,"unit":..,"value":..}` (keys in this order): tooling
 //! compares runs across versions, so the schema does not change.
@@ -45,6 +50,7 @@ mod aio;
 mod futures;
 mod lockorder;
 mod manager;
+mod observe;
 mod pool_api;
 mod pool_workloads;
 mod process;
@@ -111,6 +117,11 @@ const SUITES: &[Suite] = &[
         name: "manager",
         about: "spindle::manager proxies over TCP: queue put/get (1 and 8 clients), connect + first call, dict set/get, task round trip vs Python's managers and a bare TCP request/reply",
         run: manager::run,
+    },
+    Suite {
+        name: "observe",
+        about: "what watching the work costs: imap_unordered of tiny tasks with an indicatif bar and without",
+        run: observe::run,
     },
 ];
 
@@ -253,6 +264,10 @@ pub(crate) struct Bench {
     only: Vec<String>,
     python: Option<PathBuf>,
     figures: usize,
+    /// Whether to draw a bar per case on stderr (see [`progress_bar`]).
+    bars: bool,
+    /// Cases started so far in this suite.
+    cases_started: usize,
 }
 
 impl Bench {
@@ -333,25 +348,36 @@ impl Bench {
         let mut impls: Vec<Impl<'a>> = impls.into_iter().filter(|i| i.available).collect();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); impls.len()];
         let mut broken: Vec<Option<String>> = vec![None; impls.len()];
+        self.cases_started += 1;
+        let warm_ups = impls.iter().filter(|im| im.warm_up).count();
+        let bar = progress_bar(
+            self.bars,
+            &self.case_label(case),
+            (warm_ups + impls.len() * self.rounds()) as u64,
+        );
+        // The bar moves between samples, never inside one: each sample
+        // times itself.
         for (i, im) in impls.iter_mut().enumerate() {
-            if im.warm_up
-                && let Err(e) = (im.sample)()
-            {
-                broken[i] = Some(e);
+            if im.warm_up {
+                if let Err(e) = (im.sample)() {
+                    broken[i] = Some(e);
+                }
+                bar.inc(1);
             }
         }
         for _ in 0..self.rounds() {
             for (i, im) in impls.iter_mut().enumerate() {
-                if broken[i].is_some() {
-                    continue;
+                if broken[i].is_none() {
+                    match (im.sample)() {
+                        Ok(v) if v.is_finite() => samples[i].push(v),
+                        Ok(v) => broken[i] = Some(format!("non-finite sample {v}")),
+                        Err(e) => broken[i] = Some(e),
+                    }
                 }
-                match (im.sample)() {
-                    Ok(v) if v.is_finite() => samples[i].push(v),
-                    Ok(v) => broken[i] = Some(format!("non-finite sample {v}")),
-                    Err(e) => broken[i] = Some(e),
-                }
+                bar.inc(1);
             }
         }
+        bar.finish_and_clear();
         let medians: Vec<Option<f64>> = samples.iter_mut().map(|s| median(s)).collect();
         let spindle = impls
             .iter()
@@ -392,6 +418,40 @@ impl Bench {
             }
         }
     }
+}
+
+impl Bench {
+    /// `SUITE case I: NAME` (`case I of N` when `--case` names the N cases
+    /// to run: a suite declares its cases as it runs them, so their number
+    /// is not known before).
+    fn case_label(&self, case: &str) -> String {
+        let i = self.cases_started;
+        if self.only.is_empty() {
+            format!("{} case {i}: {case}", self.suite)
+        } else {
+            format!("{} case {i} of {}: {case}", self.suite, self.only.len())
+        }
+    }
+}
+
+/// A case's bar on stderr, of its `samples` (warm-ups and rounds), or a
+/// hidden one when `shown` is false ([`spindle_workloads::bars_wanted`]: not
+/// with `--no-progress`, `CI` set, or stderr not a terminal). It is cleared
+/// when the case ends, before its figures are printed: stdout is the same
+/// with or without it.
+fn progress_bar(shown: bool, label: &str, samples: u64) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !shown {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{prefix} {bar:30} sample {pos}/{len} [{elapsed}]")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let bar = ProgressBar::with_draw_target(Some(samples), ProgressDrawTarget::stderr())
+        .with_style(style)
+        .with_prefix(label.to_owned());
+    bar.force_draw();
+    bar
 }
 
 fn median(s: &mut [f64]) -> Option<f64> {
@@ -464,6 +524,11 @@ struct Args {
     /// Run only these cases of the suite (default: all).
     #[arg(long = "case")]
     cases: Vec<String>,
+    /// Draw no progress bar. A bar per case (case I, its samples) goes to
+    /// stderr only, and only when stderr is a terminal and the CI
+    /// environment variable is not set; stdout is the same either way.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 fn main() -> ExitCode {
@@ -474,11 +539,12 @@ fn main() -> ExitCode {
     // children never get here (spindle's boot runs them before `main`).
     procspawn::init();
     let args = Args::parse();
-    run(&args.suite, args.quick, args.json, args.cases)
+    let bars = spindle_workloads::bars_wanted(args.no_progress);
+    run(&args.suite, args.quick, args.json, args.cases, bars)
 }
 
 /// Runs one suite (or `all`, or `list`); exit status 2 for an unknown suite.
-fn run(suite: &str, quick: bool, json: bool, only: Vec<String>) -> ExitCode {
+fn run(suite: &str, quick: bool, json: bool, only: Vec<String>, bars: bool) -> ExitCode {
     if suite == "list" {
         for s in SUITES {
             println!("{:<12} {}", s.name, s.about);
@@ -509,6 +575,8 @@ fn run(suite: &str, quick: bool, json: bool, only: Vec<String>) -> ExitCode {
             only: only.clone(),
             python: python.clone(),
             figures: 0,
+            bars,
+            cases_started: 0,
         };
         let started = Instant::now();
         if !json {

@@ -33,7 +33,8 @@ fn list_names_every_suite_in_order() {
             "process",
             "pool",
             "aio",
-            "manager"
+            "manager",
+            "observe"
         ]
     );
 }
@@ -165,6 +166,112 @@ fn manager_cases_measure_spindle_and_the_tcp_floor() {
             want("queue_put_get_nomac", "spindle_mac", "ops/s"),
             want("queue_put_get_nomac", "tcp_floor", "ops/s"),
         ],
+        "{stderr}"
+    );
+}
+
+/// `s` with each number (a digit, then digits, `.`, `e`, signs) made `#`:
+/// the figures differ from run to run.
+fn digitless(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() || (in_number && matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_bar_per_case_on_a_terminal_stderr_only_and_stdout_is_unchanged() {
+    let dir = std::env::temp_dir().join(format!("spindle-bench-bar-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("stdout");
+    let bin = env!("CARGO_BIN_EXE_spindle-bench");
+    let args = ["sched", "--quick", "--json", "--case", "enter_run"];
+    // stderr on a pseudo-terminal (util-linux `script`), stdout to a file.
+    let on_tty = |extra: &[&str], ci: bool| {
+        let line = format!(
+            "{bin} {} {} >{}",
+            args.join(" "),
+            extra.join(" "),
+            out.display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("CI")
+            .env("TERM", "xterm")
+            .env("SPINDLE_BENCH_PYTHON_DIR", &dir);
+        if ci {
+            cmd.env("CI", "1");
+        }
+        let run = cmd
+            .output()
+            .expect("util-linux `script` must be installed (Debian: bsdutils)");
+        assert!(run.status.success(), "{line}: {run:?}");
+        let tty = String::from_utf8_lossy(&run.stdout).into_owned();
+        (std::fs::read_to_string(&out).unwrap(), tty)
+    };
+    let bar = "sched case 1 of 1: enter_run";
+    let (tty_out, tty) = on_tty(&[], false);
+    assert!(tty.contains(bar), "no bar on the terminal: {tty:?}");
+    assert!(tty.contains("sample "), "{tty:?}");
+    let piped = Command::new(bin)
+        .args(args)
+        .env_remove("CI")
+        .env("TERM", "xterm")
+        .env("SPINDLE_BENCH_PYTHON_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    let pipe_err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!pipe_err.contains(bar), "a bar on a pipe: {pipe_err}");
+    let pipe_out = String::from_utf8(piped.stdout).unwrap();
+    assert!(pipe_out.contains("\"case\":\"enter_run\""), "{pipe_out}");
+    assert_eq!(digitless(&tty_out), digitless(&pipe_out));
+    for (extra, ci) in [(&["--no-progress"][..], false), (&[][..], true)] {
+        let (o, tty) = on_tty(extra, ci);
+        assert!(!tty.contains(bar), "{extra:?} CI {ci}: a bar: {tty:?}");
+        assert_eq!(digitless(&o), digitless(&pipe_out));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn observe_progress_overhead_measures_the_pool_with_a_bar_and_without() {
+    let out = bench(&[
+        "observe",
+        "--quick",
+        "--json",
+        "--case",
+        "progress_overhead",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let figures: Vec<(String, String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["value"].as_f64().unwrap() > 0.0, "{l}");
+            assert_eq!(v["higher_is_better"], true, "{l}");
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("suite"), s("impl"), s("unit"))
+        })
+        .collect();
+    let want = |imp: &str| ("observe".to_owned(), imp.to_owned(), "tasks/s".to_owned());
+    // `spindle` and `indicatif-iter` (with a bar, which must have drawn:
+    // each sample asserts it) and `none`.
+    assert_eq!(
+        figures,
+        [want("spindle"), want("indicatif-iter"), want("none")],
         "{stderr}"
     );
 }

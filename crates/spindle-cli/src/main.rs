@@ -16,6 +16,7 @@
 
 mod bench;
 mod echo;
+mod progress;
 mod serve;
 mod tour;
 mod workloads;
@@ -33,6 +34,12 @@ use spindle_workloads::logs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Draw no progress bar. Bars (on `gen-logs`, `robots`; `bench` passes
+    /// this on to spindle-bench) go to stderr only, and only when stderr is
+    /// a terminal and the CI environment variable is not set; stdout is
+    /// the same either way.
+    #[arg(long, global = true)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,7 +258,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Tour { sections, list } => tour::main(&sections, list),
-        Command::Bench { args } => bench::main(&args),
+        Command::Bench { mut args } => {
+            if cli.no_progress {
+                args.push("--no-progress".into());
+            }
+            bench::main(&args)
+        }
         Command::Echo(EchoCommand::Serve {
             aio: _,
             threads,
@@ -284,7 +296,7 @@ fn main() -> ExitCode {
             files,
             lines,
             seed,
-        } => workloads::gen_logs(&dir, files, lines, seed),
+        } => workloads::gen_logs(&dir, files, lines, seed, cli.no_progress),
         Command::Robots {
             dir,
             mode,
@@ -298,6 +310,7 @@ fn main() -> ExitCode {
             workers,
             decode_only,
             strict,
+            cli.no_progress,
             &pool_options("robots", &pool),
         ),
         Command::Primes {
@@ -316,12 +329,13 @@ fn pool_options(command: &'static str, args: &PoolArgs) -> spindle_workloads::Po
         retries: args.retries,
         on_task_start: args.verbose.then(|| {
             let hook: spindle_workloads::processes::OnTaskStart = std::sync::Arc::new(move |s| {
-                eprintln!(
+                progress::eprint_line(&format!(
                     "spindle {command}: a task started on worker process {}",
                     s.pid
-                );
+                ));
             });
             hook
         }),
+        progress: None,
     }
 }

@@ -11,14 +11,30 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use spindle_workloads::{
-    Mode, PoolOptions, PoolReport, check_primes_with, decode_all_with, logs, primes, robots,
-    run_robots,
+    Mode, PoolOptions, PoolReport, bars_wanted, check_primes_with, decode_all_with, logs, primes,
+    robots, run_robots,
 };
 
-/// `spindle gen-logs DIR --files N --lines M --seed S`.
-pub(crate) fn gen_logs(dir: &Path, files: u32, lines: u64, seed: u64) -> ExitCode {
+use crate::progress::{Counts, Watch};
+
+/// `spindle gen-logs DIR --files N --lines M --seed S`, with a bar of the
+/// files written on stderr (see [`crate::progress`]).
+pub(crate) fn gen_logs(
+    dir: &Path,
+    files: u32,
+    lines: u64,
+    seed: u64,
+    no_progress: bool,
+) -> ExitCode {
     let t = Instant::now();
-    match logs::generate(dir, files, lines, seed) {
+    let watch = Watch::new(
+        bars_wanted(no_progress),
+        u64::from(files),
+        Counts::FilesWritten,
+    );
+    let written = logs::generate_with(dir, files, lines, seed, Some(&watch.progress()));
+    watch.finish();
+    match written {
         Ok(paths) => {
             println!(
                 "wrote {} files of {lines} lines to {} in {:.2} s",
@@ -85,13 +101,15 @@ fn report_pool(command: &str, r: PoolReport) {
 const SKIPPED_WARN_PERCENT: u64 = 1;
 
 /// `spindle robots DIR [--mode M] [--workers N] [--decode-only] [--strict]
-/// [--retries N] [--verbose]`.
+/// [--retries N] [--verbose]`, with a bar of the files done and the bytes
+/// decoded on stderr (see [`crate::progress`]).
 pub(crate) fn robots(
     dir: &Path,
     mode: Mode,
     workers: usize,
     decode_only: bool,
     strict: bool,
+    no_progress: bool,
     opts: &PoolOptions,
 ) -> ExitCode {
     let files = match robots_files(dir, strict) {
@@ -106,9 +124,20 @@ pub(crate) fn robots(
     } else {
         workers.max(1)
     };
+    let watch = Watch::new(
+        bars_wanted(no_progress),
+        files.len() as u64,
+        Counts::FilesDecoded,
+    );
+    let opts = &PoolOptions {
+        progress: Some(watch.progress()),
+        ..opts.clone()
+    };
     let t = Instant::now();
     if decode_only {
-        let total: u64 = match decode_all_with(&files, mode, workers, opts) {
+        let decoded = decode_all_with(&files, mode, workers, opts);
+        watch.finish();
+        let total: u64 = match decoded {
             Ok((v, report)) => {
                 report_pool("robots", report);
                 v.iter().sum()
@@ -126,7 +155,9 @@ pub(crate) fn robots(
         );
         return ExitCode::SUCCESS;
     }
-    let run = match run_robots(&files, mode, workers, opts) {
+    let run = run_robots(&files, mode, workers, opts);
+    watch.finish();
+    let run = match run {
         Ok(run) => run,
         Err(e) => {
             eprintln!("spindle robots: {e}");

@@ -10,7 +10,9 @@
 //!   `concurrent.futures` documentation;
 //! - [`processes`]: both as `#[spindle::task]`s for a process pool;
 //! - [`Mode`], [`find_all_robots`], [`decode_all`], [`check_primes`]: a
-//!   workload run serially, on a thread pool or on a process pool.
+//!   workload run serially, on a thread pool or on a process pool;
+//! - [`progress`]: counters a run adds to as each file is done, for a
+//!   caller's progress bar.
 //!
 //! All of the unsafe code of the workloads is here, in two modules: [`gz`]
 //! (libdeflate's C API, `madvise`) and the private `fastscan` (SIMD
@@ -27,6 +29,7 @@ pub mod logs;
 mod mode;
 pub mod primes;
 pub mod processes;
+pub mod progress;
 pub mod robots;
 #[cfg(test)]
 mod testing;
@@ -36,3 +39,4 @@ pub use mode::{
     find_all_robots, run_robots,
 };
 pub use processes::{PoolOptions, PoolReport};
+pub use progress::{Progress, bars_wanted};

@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::progress::Progress;
+
 /// A small deterministic generator (SplitMix64): the same seed gives the same
 /// logs on every machine and every build, which a crate's RNG does not promise
 /// across versions.
@@ -178,6 +180,22 @@ pub fn generate(
     lines: u64,
     seed: u64,
 ) -> Result<Vec<PathBuf>, GenerateError> {
+    generate_with(dir, files, lines, seed, None)
+}
+
+/// [`generate`], adding one item to `progress` as each file is complete
+/// (written, its gzip stream finished; no bytes are counted).
+///
+/// # Errors
+///
+/// As [`generate`].
+pub fn generate_with(
+    dir: &Path,
+    files: u32,
+    lines: u64,
+    seed: u64,
+    progress: Option<&Progress>,
+) -> Result<Vec<PathBuf>, GenerateError> {
     let at_dir = |error| GenerateError {
         path: dir.to_path_buf(),
         error,
@@ -216,8 +234,10 @@ pub fn generate(
                             return done;
                         }
                         let r = write_day(dir, day, lines, seed, &hosts, &failed);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
+                        match (&r, progress) {
+                            (Err(_), _) => failed.store(true, Ordering::Relaxed),
+                            (Ok(_), Some(p)) => p.add(0),
+                            (Ok(_), None) => {}
                         }
                         done.push(r.map(|p| (day, p)));
                     }

@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use spindle::futures::{Executor, ThreadPoolExecutor, fallible};
 
@@ -68,23 +68,30 @@ pub fn run_robots(
     opts: &PoolOptions,
 ) -> Result<RobotsRun, String> {
     let mut run = RobotsRun::default();
+    let progress = opts.progress.clone();
+    // One file scanned, counted where it was scanned (a relaxed add).
+    let find = move |p: &Path| {
+        robots::find_robots_counted(p).map(|(r, bytes)| {
+            if let Some(pr) = &progress {
+                pr.add(bytes);
+            }
+            r
+        })
+    };
     let per_file: Vec<Result<Robots, String>> = match mode {
         Mode::Serial => files
             .iter()
-            .map(|p| robots::find_robots(p).map_err(|e| e.to_string()))
+            .map(|p| find(p).map_err(|e| e.to_string()))
             .collect(),
         Mode::Threads => {
             let pool = ThreadPoolExecutor::builder()
                 .max_workers(workers)
                 .build()
                 .map_err(|e| e.to_string())?;
-            pool.map(
-                fallible(|p: PathBuf| robots::find_robots(&p)),
-                files.to_vec(),
-            )
-            .map_err(|e| format!("thread pool: {e}"))?
-            .map(|r| r.map_err(|e| e.to_string()))
-            .collect()
+            pool.map(fallible(move |p: PathBuf| find(&p)), files.to_vec())
+                .map_err(|e| format!("thread pool: {e}"))?
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect()
         }
         Mode::Processes => {
             let (per_file, report) = processes::find_all_robots(files, workers, opts)?;
@@ -123,10 +130,19 @@ pub fn decode_all_with(
     opts: &PoolOptions,
 ) -> Result<(Vec<u64>, PoolReport), String> {
     let none = |sizes| (sizes, PoolReport::default());
+    let progress = opts.progress.clone();
+    // One file decoded, counted where it was decoded (a relaxed add).
+    let decode = move |p: &Path| {
+        let bytes = robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if let Some(pr) = &progress {
+            pr.add(bytes);
+        }
+        Ok::<u64, String>(bytes)
+    };
     match mode {
         Mode::Serial => files
             .iter()
-            .map(|p| robots::decode_only(p).map_err(|e| format!("{}: {e}", p.display())))
+            .map(|p| decode(p))
             .collect::<Result<_, _>>()
             .map(none),
         Mode::Threads => {
@@ -134,15 +150,10 @@ pub fn decode_all_with(
                 .max_workers(workers)
                 .build()
                 .map_err(|e| e.to_string())?;
-            pool.map(
-                fallible(|p: PathBuf| {
-                    robots::decode_only(&p).map_err(|e| format!("{}: {e}", p.display()))
-                }),
-                files.to_vec(),
-            )
-            .map_err(|e| e.to_string())
-            .and_then(|m| m.map(|r| r.map_err(|e| e.to_string())).collect())
-            .map(none)
+            pool.map(fallible(move |p: PathBuf| decode(&p)), files.to_vec())
+                .map_err(|e| e.to_string())
+                .and_then(|m| m.map(|r| r.map_err(|e| e.to_string())).collect())
+                .map(none)
         }
         Mode::Processes => processes::decode_only(files, workers, opts),
     }

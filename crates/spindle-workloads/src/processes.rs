@@ -18,6 +18,7 @@ use spindle::process::ProcessPoolExecutor;
 pub use spindle::process::TaskStart;
 
 use crate::primes;
+use crate::progress::Progress;
 use crate::robots::{self, Robots};
 
 /// A path from the raw bytes [`raw`] made of it (any Unix path).
@@ -25,10 +26,11 @@ pub fn path_of(raw: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(raw))
 }
 
-/// Python's `find_robots(filename)` as a task.
+/// Python's `find_robots(filename)` as a task, with the bytes the file
+/// decoded to (for the parent's progress report).
 #[spindle::task]
-pub(crate) fn robots_file(path: Vec<u8>) -> Result<Robots, String> {
-    robots::find_robots(&path_of(path)).map_err(|e| e.to_string())
+pub(crate) fn robots_file(path: Vec<u8>) -> Result<(Robots, u64), String> {
+    robots::find_robots_counted(&path_of(path)).map_err(|e| e.to_string())
 }
 
 /// Gunzip only, as a task: the decoder's limit with the same fan-out.
@@ -56,7 +58,8 @@ pub type OnTaskStart = Arc<dyn Fn(&TaskStart) + Send + Sync>;
 /// pool), and the pool's report.
 type Outcomes<T> = (Vec<Result<T, String>>, PoolReport);
 
-/// How the process mode runs its pool.
+/// How the process mode runs its pool, and (in every mode) where a run
+/// reports its progress.
 #[derive(Clone)]
 pub struct PoolOptions {
     /// Re-run a task whose worker died up to this many times; a task that
@@ -64,6 +67,11 @@ pub struct PoolOptions {
     pub retries: u32,
     /// Told each time a task starts on a worker process, with its pid.
     pub on_task_start: Option<OnTaskStart>,
+    /// Counted as each file is done, in every mode: `run_robots` and
+    /// `decode_all_with` add one item and the file's decoded bytes (in the
+    /// process mode as each result comes back to this process). See
+    /// [`Progress`].
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for PoolOptions {
@@ -71,6 +79,7 @@ impl Default for PoolOptions {
         PoolOptions {
             retries: DEFAULT_RETRIES,
             on_task_start: None,
+            progress: None,
         }
     }
 }
@@ -80,6 +89,7 @@ impl fmt::Debug for PoolOptions {
         f.debug_struct("PoolOptions")
             .field("retries", &self.retries)
             .field("on_task_start", &self.on_task_start.is_some())
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -126,12 +136,14 @@ fn task_error<E: fmt::Display>(e: &FutureError<E>, retries: u32) -> String {
 
 /// `pool.map(task, items)`: each item's outcome in order (a task that
 /// failed in the pool is an `Err` naming why), and the pool's report; a
-/// pool that cannot start or take the tasks is an error.
+/// pool that cannot start or take the tasks is an error. Each outcome that
+/// comes back is counted in `opts.progress`, with the bytes `bytes_of` it.
 fn map_all<A, F>(
     workers: usize,
     opts: &PoolOptions,
     f: F,
     items: Vec<A>,
+    bytes_of: fn(&F::Output) -> u64,
 ) -> Result<Outcomes<F::Output>, String>
 where
     F: MapFn<A, ProcessPoolExecutor>,
@@ -141,7 +153,12 @@ where
     let out = pool
         .map(f, items)
         .map_err(|e| format!("process pool: {e}"))?
-        .map(|r| r.map_err(|e| task_error(&e, opts.retries)))
+        .map(|r| {
+            if let (Some(p), Ok(v)) = (&opts.progress, &r) {
+                p.add(bytes_of(v));
+            }
+            r.map_err(|e| task_error(&e, opts.retries))
+        })
         .collect();
     Ok((out, report(&pool)))
 }
@@ -168,8 +185,13 @@ pub fn find_all_robots(
         opts,
         robots_file::call,
         files.iter().map(|p| raw(p)).collect(),
+        |r| r.as_ref().map_or(0, |&(_, bytes)| bytes),
     )?;
-    Ok((out.into_iter().map(|r| r.and_then(|r| r)).collect(), report))
+    let out = out
+        .into_iter()
+        .map(|r| r.and_then(|r| r).map(|(robots, _)| robots))
+        .collect();
+    Ok((out, report))
 }
 
 /// Decode-only per file in worker processes, and the pool's report.
@@ -187,6 +209,7 @@ pub fn decode_only(
         opts,
         decode_file::call,
         files.iter().map(|p| raw(p)).collect(),
+        |r| r.as_ref().map_or(0, |&bytes| bytes),
     )?;
     let sizes = out
         .into_iter()

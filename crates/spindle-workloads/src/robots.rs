@@ -95,7 +95,7 @@ impl Scanner {
     /// Scans the text of the gzip file in the gzip buffer, checking its
     /// CRC-32 piece by piece just before scanning each piece, while the
     /// piece is in cache (see [`Inflater::gunzip_unchecked`]).
-    fn scan_checked(&mut self, out: &mut Robots) -> io::Result<()> {
+    fn scan_checked(&mut self, out: &mut Robots) -> io::Result<u64> {
         /// Well within a core's L2 cache (1 MiB on the machine measured).
         const PIECE: usize = 256 << 10;
         let len = self
@@ -117,7 +117,8 @@ impl Scanner {
             }
         }
         out.scan(&text[at..], true);
-        check.finish()
+        check.finish()?;
+        Ok(len as u64)
     }
 
     /// Python's `find_robots(filename)`.
@@ -126,14 +127,26 @@ impl Scanner {
     ///
     /// The file cannot be read or is not valid gzip.
     pub fn find_robots(&mut self, path: &Path) -> io::Result<Robots> {
+        self.find_robots_counted(path).map(|(r, _)| r)
+    }
+
+    /// [`Scanner::find_robots`], and how many bytes of text the file
+    /// decoded to (for a progress report).
+    ///
+    /// # Errors
+    ///
+    /// As [`Scanner::find_robots`].
+    pub fn find_robots_counted(&mut self, path: &Path) -> io::Result<(Robots, u64)> {
         let mut out = Robots::default();
+        let mut decoded = 0;
         let whole = self.read(path)? && {
             let scanned = self.scan_checked(&mut out);
-            self.in_memory(scanned)?.is_some()
+            self.in_memory(scanned)?.inspect(|&n| decoded = n).is_some()
         };
         if !whole {
             // Too big for memory: stream it in 1 MiB pieces.
             out = Robots::default();
+            decoded = 0;
             let mut dec = MultiGzDecoder::new(io::BufReader::new(File::open(path)?));
             let mut buf = vec![0u8; 1 << 20];
             let mut filled = 0;
@@ -143,6 +156,7 @@ impl Scanner {
                 }
                 let got = dec.read(&mut buf[filled..])?;
                 filled += got;
+                decoded += got as u64;
                 let used = out.scan(&buf[..filled], got == 0);
                 buf.copy_within(used..filled, 0);
                 filled -= used;
@@ -151,7 +165,7 @@ impl Scanner {
                 }
             }
         }
-        Ok(out)
+        Ok((out, decoded))
     }
 
     /// Gunzips `path` and discards the text: the decoder's own speed limit.
@@ -218,6 +232,15 @@ thread_local! {
 /// As [`Scanner::find_robots`].
 pub fn find_robots(path: &Path) -> io::Result<Robots> {
     with_scanner(|s| s.find_robots(path))
+}
+
+/// [`Scanner::find_robots_counted`] with this thread's reused buffers.
+///
+/// # Errors
+///
+/// As [`Scanner::find_robots`].
+pub fn find_robots_counted(path: &Path) -> io::Result<(Robots, u64)> {
+    with_scanner(|s| s.find_robots_counted(path))
 }
 
 /// [`Scanner::decode_only`] with this thread's reused buffers.
@@ -490,14 +513,16 @@ mod tests {
         whole.extend(&more);
         let want = scan(&whole);
         assert!(text.len() + more.len() > 4 * (256 << 10));
-        let got = Scanner::new().find_robots(&path).unwrap();
+        let (got, decoded) = Scanner::new().find_robots_counted(&path).unwrap();
         assert_eq!(got, want);
+        assert_eq!(decoded, whole.len() as u64);
         assert!(got.hosts.contains("8.8.8.8"), "the last line counts");
         // Past the in-memory limit, by file size or by decoded size, the
         // file streams, with the same answer.
         for max in [1 << 20, 64 << 20] {
             let mut s = Scanner::with_max(max);
-            assert_eq!(s.find_robots(&path).unwrap(), want, "limit {max}");
+            let streamed = s.find_robots_counted(&path).unwrap();
+            assert_eq!(streamed, (want.clone(), whole.len() as u64), "limit {max}");
             assert_eq!(s.decode_only(&path).unwrap(), whole.len() as u64);
             let floor = s.inflate_only(&path).unwrap();
             assert_eq!(floor, (max > whole.len()).then_some(whole.len() as u64));

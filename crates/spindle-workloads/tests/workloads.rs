@@ -276,3 +276,33 @@ fn scan_dir_keeps_regular_files_and_links_to_them_and_names_the_rest() {
     );
     assert_eq!(robots::log_files(&d.0).unwrap(), found.files);
 }
+
+#[test]
+fn progress_counts_every_file_and_its_decoded_bytes_in_every_mode() {
+    use spindle_workloads::{PoolOptions, Progress, decode_all_with, run_robots};
+    use std::sync::Arc;
+    let d = Dir::new("progress");
+    let written = Progress::new();
+    let paths = logs::generate_with(&d.0, 5, 3_000, 11, Some(&written)).unwrap();
+    assert_eq!((written.items(), written.bytes()), (5, 0));
+    let decoded: u64 = files_of(&d.0)
+        .iter()
+        .map(|(_, gz)| gunzip(gz).len() as u64)
+        .sum();
+    for mode in MODES {
+        let p = Arc::new(Progress::new());
+        let opts = PoolOptions {
+            progress: Some(p.clone()),
+            ..PoolOptions::default()
+        };
+        run_robots(&paths, mode, 2, &opts).unwrap();
+        assert_eq!((p.items(), p.bytes()), (5, decoded), "robots {mode:?}");
+        let p = Arc::new(Progress::new());
+        let opts = PoolOptions {
+            progress: Some(p.clone()),
+            ..PoolOptions::default()
+        };
+        decode_all_with(&paths, mode, 2, &opts).unwrap();
+        assert_eq!((p.items(), p.bytes()), (5, decoded), "decode {mode:?}");
+    }
+}
