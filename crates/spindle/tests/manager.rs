@@ -418,6 +418,43 @@ fn proxy_inherited_through_fork_works_in_the_child() {
     assert_eq!(l.to_vec().unwrap(), [7]);
 }
 
+/// Python's `BaseProxy._after_fork`: a proxy inherited through fork takes
+/// a reference of its own in the child, so the object outlives the
+/// parent's proxies while the child's connection lasts.
+#[test]
+fn a_fork_child_adopts_its_inherited_proxy() {
+    let m = Manager::start().unwrap();
+    let base = m.stats().unwrap().objects;
+    let l: ListProxy<u32> = m.list().unwrap();
+    let l2 = l.clone();
+    let (up_rx, up_tx) = Pipe(false).unwrap();
+    let (down_rx, down_tx) = Pipe(false).unwrap();
+    let mut p = Process::builder()
+        .closure(move || {
+            l2.append(&7).unwrap(); // first use: adopts
+            up_tx.send(&1u8).unwrap();
+            down_rx.recv_timeout::<u8>(LONG).unwrap();
+            l2.append(&8).unwrap(); // the parent holds no proxy now
+            assert_eq!(l2.to_vec().unwrap(), [7, 8]);
+        })
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    assert_eq!(up_rx.recv_timeout::<u8>(LONG).unwrap(), 1);
+    drop(l);
+    assert_eq!(
+        m.stats().unwrap().objects,
+        base + 1,
+        "the child's reference keeps the list"
+    );
+    down_tx.send(&1u8).unwrap();
+    p.join_timeout(LONG).unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    until("the child's connection to close", || {
+        m.stats().unwrap().objects == base
+    });
+}
+
 #[test]
 fn references_are_counted_per_connection() {
     let server = tcp_server();

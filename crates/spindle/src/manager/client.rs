@@ -572,17 +572,46 @@ pub(crate) fn open_registered(
 pub(crate) struct Handle {
     pub(crate) conn: Arc<ClientConn>,
     pub(crate) token: Token,
+    /// In a child made by fork: the child's own connection, on which it
+    /// took a reference of its own (kept open while the handle lives).
+    pub(crate) forked: Mutex<Option<Arc<ClientConn>>>,
+}
+
+impl Handle {
+    pub(crate) fn new(conn: Arc<ClientConn>, token: Token) -> Handle {
+        Handle {
+            conn,
+            token,
+            forked: Mutex::new(None),
+        }
+    }
 }
 
 impl Handle {
     /// The connection to call on: this process's own (a child made by
     /// fork inherits its parent's handles and reconnects).
     pub(crate) fn conn(&self) -> Result<Arc<ClientConn>, ManagerError> {
-        if self.conn.pid == std::process::id() {
-            Ok(self.conn.clone())
-        } else {
-            shared_connection(&self.conn.address, Some(&self.conn.key), &self.conn.cfg)
+        let me = std::process::id();
+        if self.conn.pid == me {
+            return Ok(self.conn.clone());
         }
+        let mut forked = self.forked.lock();
+        if let Some(c) = &*forked
+            && c.pid == me
+            && c.pending.lock().dead.is_none()
+        {
+            return Ok(c.clone());
+        }
+        // A child made by fork, first use (or its connection died): its own
+        // connection, and a reference of its own on it (Python's
+        // `BaseProxy._after_fork`), so that the object outlives the
+        // parent's proxies while this handle lives in the child.
+        let c = shared_connection(&self.conn.address, Some(&self.conn.key), &self.conn.cfg)?;
+        c.call_checked(Op::Adopt {
+            obj: self.token.obj,
+        })?;
+        *forked = Some(c.clone());
+        Ok(c)
     }
 
     /// Calls a method of this handle's object.

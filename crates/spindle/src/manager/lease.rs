@@ -65,6 +65,6 @@ pub(crate) fn deserialize<'de, P: Proxy, D: serde::Deserializer<'de>>(d: D) -> R
         v => return Err(D::Error::custom(format!("unexpected claim reply {v:?}"))),
     };
     Ok(<P as super::proxy::sealed::Sealed>::from_handle(Arc::new(
-        Handle { conn, token },
+        Handle::new(conn, token),
     )))
 }

@@ -673,10 +673,7 @@ impl Manager {
     fn proxy<P: Proxy>(&self, v: Value) -> Result<P, ManagerError> {
         match v {
             Value::Token(token) => Ok(<P as proxy::sealed::Sealed>::from_handle(Arc::new(
-                Handle {
-                    conn: self.conn.clone(),
-                    token,
-                },
+                Handle::new(self.conn.clone(), token),
             ))),
             v => Err(ManagerError::protocol(format!(
                 "expected a token, got {v:?}"

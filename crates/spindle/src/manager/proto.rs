@@ -59,6 +59,10 @@ pub(crate) enum Op {
     Incref { obj: u64 },
     /// One reference fewer from this connection.
     Decref { obj: u64 },
+    /// A reference of this connection's own on a live object it may not
+    /// hold yet: a child made by fork adopting its parent's proxy (Python's
+    /// `BaseProxy._after_fork` incref). Replies `Unit`, or `NotFound`.
+    Adopt { obj: u64 },
     /// A ticket that lets another connection claim a reference within the
     /// lease time (a proxy passed to another process).
     Lease { obj: u64 },

@@ -506,6 +506,17 @@ fn dispatch(conn: &Arc<Conn>, channels: &mut HashMap<u32, Chan>, req: Request) -
                 Err(Fail::NotFound(format!("object {obj}")))
             }
         }
+        Op::Adopt { obj } => {
+            // Any authenticated connection may call any live object (see
+            // `Op::Call`); adopting one only keeps it alive as long as this
+            // connection holds the reference.
+            if shared.incref(obj) {
+                conn.add_ref(obj);
+                Ok(Value::Unit)
+            } else {
+                Err(Fail::NotFound(format!("object {obj}")))
+            }
+        }
         Op::Decref { obj } => {
             let mut refs = conn.refs.lock();
             match refs.get_mut(&obj) {
