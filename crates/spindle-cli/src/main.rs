@@ -18,6 +18,7 @@ mod bench;
 mod echo;
 mod progress;
 mod serve;
+mod status;
 mod tour;
 mod workloads;
 
@@ -108,6 +109,27 @@ enum Command {
         /// delivery with leases, for `BrokerProxy` clients; in memory.
         #[arg(long = "broker", value_name = "NAME")]
         brokers: Vec<String>,
+    },
+    /// What a running manager server is doing: connections, channels,
+    /// objects, handshakes; a table, or one JSON object per snapshot.
+    ///
+    /// Exits 2 with one line on stderr when the server cannot be read.
+    Status {
+        /// The manager's address: IP:PORT or a Unix socket path.
+        #[arg(long, value_parser = serve::parse_address)]
+        manager: spindle::ipc::Address,
+        /// The manager's key: all the bytes of this file.
+        #[arg(long)]
+        authkey_file: PathBuf,
+        /// One JSON object per snapshot, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Take a snapshot every INTERVAL (500ms, 1s, 2m) until interrupted.
+        #[arg(long, value_name = "INTERVAL", value_parser = status::parse_interval)]
+        watch: Option<std::time::Duration>,
+        /// With --watch: stop after this many snapshots.
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
@@ -276,6 +298,19 @@ fn main() -> ExitCode {
             conns,
             rounds,
         }) => echo::load_cmd(&connect, conns as usize, rounds),
+        Command::Status {
+            manager,
+            authkey_file,
+            json,
+            watch,
+            count,
+        } => status::status(status::StatusArgs {
+            manager,
+            authkey_file,
+            json,
+            watch,
+            count,
+        }),
         Command::Serve {
             bind,
             authkey_file,
