@@ -261,3 +261,27 @@ fn an_unread_result_stream_expires() {
         assert!(Instant::now() < until, "the stream never expired");
     }
 }
+
+#[test]
+fn a_dead_letter_can_tell_the_client_why() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    b.put(&1).unwrap();
+    let d = b.fetch(1, LEASE).unwrap().remove(0);
+    let why = "unknown task".to_string();
+    assert!(
+        b.dead_letter_with_result(d.id, &why, "client", &why, LEASE)
+            .unwrap()
+    );
+    assert!(
+        !b.dead_letter_with_result(d.id, &why, "client", &why, LEASE)
+            .unwrap()
+    );
+    assert_eq!(
+        b.results::<String>("client", 9, LONG).unwrap(),
+        [why.clone()]
+    );
+    assert_eq!(b.dead_letters(9).unwrap()[0].reason, why);
+    assert_eq!(b.unfinished().unwrap(), 0);
+}

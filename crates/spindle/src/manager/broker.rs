@@ -194,6 +194,17 @@ impl State {
         }
     }
 
+    /// Adds a result to `client`'s stream, which lives at least until
+    /// `expires`.
+    fn push_result(&mut self, client: String, result: Bin, expires: Instant) {
+        let stream = self
+            .results
+            .entry(client)
+            .or_insert_with(|| (VecDeque::new(), expires));
+        stream.0.push_back(result);
+        stream.1 = stream.1.max(expires);
+    }
+
     fn counts(&self) -> BrokerCounts {
         BrokerCounts {
             queued: (self.ready.len() + self.delayed.len()) as u64,
@@ -344,13 +355,7 @@ impl ByteBroker {
             return Ok(Value::Bool(false));
         }
         st.counts.unfinished = st.counts.unfinished.saturating_sub(1);
-        let expires = now + Duration::from_millis(ttl_ms);
-        let stream = st
-            .results
-            .entry(client)
-            .or_insert_with(|| (VecDeque::new(), expires));
-        stream.0.push_back(result);
-        stream.1 = stream.1.max(expires);
+        st.push_result(client, result, now + Duration::from_millis(ttl_ms));
         self.results.notify_all();
         if st.counts.unfinished == 0 {
             self.done.notify_all();
@@ -436,13 +441,19 @@ impl ByteBroker {
         id: u64,
         consumer: &str,
         reason: String,
+        notify: Option<(String, Bin, u64)>,
     ) -> Result<Value, Fail> {
         let mut st = self.st.lock();
-        st.tidy(Instant::now());
+        let now = Instant::now();
+        st.tidy(now);
         let Some(l) = st.held(id, consumer) else {
             return Ok(Value::Bool(false));
         };
         st.bury(l.entry, reason);
+        if let Some((client, result, ttl_ms)) = notify {
+            st.push_result(client, result, now + Duration::from_millis(ttl_ms));
+            self.results.notify_all();
+        }
         if st.counts.unfinished == 0 {
             self.done.notify_all();
         }
@@ -857,10 +868,40 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
     /// Gives entry `id` up, with `reason`; false if this consumer does not
     /// hold it.
     pub fn dead_letter(&self, id: u64, reason: &str) -> Result<bool, ManagerError> {
+        self.dead_letter_call(id, reason, None)
+    }
+
+    /// [`dead_letter`](Self::dead_letter), and tells client `client` why:
+    /// `result` goes to its result stream (kept at least `ttl`), as
+    /// [`ack_with_result`](Self::ack_with_result) does — so a caller
+    /// waiting for the entry's result learns it was given up.
+    pub fn dead_letter_with_result<R: Serialize>(
+        &self,
+        id: u64,
+        reason: &str,
+        client: &str,
+        result: &R,
+        ttl: Duration,
+    ) -> Result<bool, ManagerError> {
+        let notify = (
+            client.to_string(),
+            super::proto::encode_value(result)?,
+            millis(ttl).max(1),
+        );
+        self.dead_letter_call(id, reason, Some(notify))
+    }
+
+    fn dead_letter_call(
+        &self,
+        id: u64,
+        reason: &str,
+        notify: Option<(String, Bin, u64)>,
+    ) -> Result<bool, ManagerError> {
         let call = Call::BDeadLetter {
             id,
             consumer: self.consumer.to_string(),
             reason: reason.to_string(),
+            notify,
         };
         match checked(self.h.call(call))? {
             Value::Bool(b) => Ok(b),

@@ -1085,8 +1085,9 @@ impl Object {
                     id,
                     consumer,
                     reason,
+                    notify,
                 },
-            ) => b.dead_letter(id, &consumer, reason),
+            ) => b.dead_letter(id, &consumer, reason, notify),
             (
                 Object::Broker(b),
                 BAckResult {

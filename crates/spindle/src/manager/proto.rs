@@ -313,6 +313,9 @@ pub(crate) enum Call {
         id: u64,
         consumer: String,
         reason: String,
+        /// Also tell a client why: `(client, result, ttl_ms)` added to its
+        /// result stream, as `BAckResult` does.
+        notify: Option<(String, Bin, u64)>,
     },
     /// The newest `limit` dead letters; `Dead`.
     BDead {
