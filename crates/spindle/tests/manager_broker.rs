@@ -280,7 +280,7 @@ fn a_dead_letter_can_tell_the_client_why() {
     );
     assert_eq!(
         b.results::<String>("client", 9, LONG).unwrap(),
-        [why.clone()]
+        [why.as_str()]
     );
     assert_eq!(b.dead_letters(9).unwrap()[0].reason, why);
     assert_eq!(b.unfinished().unwrap(), 0);
