@@ -285,3 +285,24 @@ fn a_dead_letter_can_tell_the_client_why() {
     assert_eq!(b.dead_letters(9).unwrap()[0].reason, why);
     assert_eq!(b.unfinished().unwrap(), 0);
 }
+
+#[test]
+fn cancel_takes_out_only_a_queued_entry_and_notify_reaches_the_stream() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    let ids = b.put_many(&[1, 2, 3], 5).unwrap();
+    let taken = b.fetch(1, LEASE).unwrap().remove(0);
+    assert_eq!(taken.id, ids[0]);
+    assert!(!b.cancel(ids[0]).unwrap(), "a consumer has it");
+    assert!(b.cancel(ids[1]).unwrap());
+    assert!(!b.cancel(ids[1]).unwrap(), "once");
+    let d = b.fetch(1, LEASE).unwrap().remove(0);
+    assert!(b.nack(d.id, Duration::from_secs(60)).unwrap());
+    assert!(b.cancel(d.id).unwrap(), "a delayed entry is still queued");
+    assert_eq!(b.unfinished().unwrap(), 1);
+    b.notify("c", &"started".to_string(), LEASE).unwrap();
+    assert_eq!(b.results::<String>("c", 5, LONG).unwrap(), ["started"]);
+    assert_eq!(b.ack(&[taken.id]).unwrap(), 1);
+    assert!(b.join_timeout(LONG).unwrap());
+}

@@ -460,6 +460,39 @@ impl ByteBroker {
         Ok(Value::Bool(true))
     }
 
+    /// Takes a queued (or delayed) entry out: `Bool`, whether it was
+    /// there; one a consumer holds stays.
+    pub(crate) fn cancel(&self, id: u64) -> Value {
+        let mut st = self.st.lock();
+        st.tidy(Instant::now());
+        let found = if let Some(i) = st.ready.iter().position(|e| e.id == id) {
+            st.ready.remove(i);
+            true
+        } else if let Some(k) = st.delayed.keys().find(|(_, i)| *i == id).copied() {
+            st.delayed.remove(&k);
+            true
+        } else {
+            false
+        };
+        if found {
+            st.counts.unfinished = st.counts.unfinished.saturating_sub(1);
+            if st.counts.unfinished == 0 {
+                self.done.notify_all();
+            }
+        }
+        Value::Bool(found)
+    }
+
+    /// Adds `message` to `client`'s result stream.
+    pub(crate) fn notify(&self, client: String, message: Bin, ttl_ms: u64) -> Value {
+        let mut st = self.st.lock();
+        let now = Instant::now();
+        st.tidy(now);
+        st.push_result(client, message, now + Duration::from_millis(ttl_ms));
+        self.results.notify_all();
+        Value::Unit
+    }
+
     pub(crate) fn dead(&self, limit: u64) -> Value {
         let st = self.st.lock();
         let skip = st.dead.len().saturating_sub(limit as usize);
@@ -907,6 +940,32 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             Value::Bool(b) => Ok(b),
             v => Err(unexpected(v)),
         }
+    }
+
+    /// Takes entry `id` out of the queue if no consumer has it yet (a
+    /// cancelled task): whether it was still queued.
+    pub fn cancel(&self, id: u64) -> Result<bool, ManagerError> {
+        match checked(self.h.call(Call::BCancel { id }))? {
+            Value::Bool(b) => Ok(b),
+            v => Err(unexpected(v)),
+        }
+    }
+
+    /// Adds `message` to client `client`'s result stream (kept at least
+    /// `ttl`) without acknowledging anything: a worker telling a client
+    /// that it started a task.
+    pub fn notify<R: Serialize>(
+        &self,
+        client: &str,
+        message: &R,
+        ttl: Duration,
+    ) -> Result<(), ManagerError> {
+        let call = Call::BNotify {
+            client: client.to_string(),
+            message: super::proto::encode_value(message)?,
+            ttl_ms: millis(ttl).max(1),
+        };
+        checked(self.h.call(call)).map(|_| ())
     }
 
     /// The newest `limit` dead letters, oldest first (the broker keeps

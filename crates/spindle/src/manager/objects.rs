@@ -1101,6 +1101,15 @@ impl Object {
             (Object::Broker(b), BResults { client, max, wait }) => {
                 b.take_results(&client, max, wait, cancel)
             }
+            (Object::Broker(b), BCancel { id }) => Ok(b.cancel(id)),
+            (
+                Object::Broker(b),
+                BNotify {
+                    client,
+                    message,
+                    ttl_ms,
+                },
+            ) => Ok(b.notify(client, message, ttl_ms)),
             (Object::Broker(b), BDead { limit }) => Ok(b.dead(limit)),
             (Object::Broker(b), BCounts) => Ok(b.counts()),
             (Object::Broker(b), BJoin { wait }) => b.join(wait, cancel),

@@ -317,6 +317,18 @@ pub(crate) enum Call {
         /// result stream, as `BAckResult` does.
         notify: Option<(String, Bin, u64)>,
     },
+    /// Take entry `id` out of the queue if no consumer has it yet (a
+    /// cancelled task); `Bool`: whether it was still queued.
+    BCancel {
+        id: u64,
+    },
+    /// Add `message` to `client`'s result stream without acknowledging
+    /// anything (a worker saying it started a task); `Unit`.
+    BNotify {
+        client: String,
+        message: Bin,
+        ttl_ms: u64,
+    },
     /// The newest `limit` dead letters; `Dead`.
     BDead {
         limit: u64,
