@@ -162,6 +162,7 @@ fn manager_cases_measure_spindle_and_the_tcp_floor() {
             want("connect_first_call", "spindle", "ms"),
             want("connect_first_call", "tcp_floor", "ms"),
             want("task_roundtrip", "spindle", "tasks/s"),
+            want("task_roundtrip", "spindle_batch", "tasks/s"),
             want("queue_put_get_nomac", "spindle", "ops/s"),
             want("queue_put_get_nomac", "spindle_mac", "ops/s"),
             want("queue_put_get_nomac", "tcp_floor", "ops/s"),
