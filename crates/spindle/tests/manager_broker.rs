@@ -306,3 +306,18 @@ fn cancel_takes_out_only_a_queued_entry_and_notify_reaches_the_stream() {
     assert_eq!(b.ack(&[taken.id]).unwrap(), 1);
     assert!(b.join_timeout(LONG).unwrap());
 }
+
+#[test]
+fn an_entry_whose_consumers_all_died_tells_its_client() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<u32> = m.get("tasks").unwrap();
+    b.put_many_or_tell(&[9], 1, "waiter", &"lost".to_string(), LEASE)
+        .unwrap();
+    let d = b.fetch(1, SHORT).unwrap().remove(0);
+    assert_eq!(d.item, 9);
+    // Its one lease runs out: dead-lettered, and the client is told.
+    assert_eq!(b.results::<String>("waiter", 5, LONG).unwrap(), ["lost"]);
+    assert_eq!(b.counts().unwrap().dead_total, 1);
+    assert!(b.join_timeout(LONG).unwrap());
+}

@@ -77,6 +77,8 @@ struct Entry {
     /// Deliveries so far.
     attempt: u32,
     max_deliveries: u32,
+    /// Who to tell if it is given up when its lease runs out, and what.
+    on_dead: Option<(String, Bin, u64)>,
 }
 
 #[derive(Debug)]
@@ -109,8 +111,13 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(l) = self.leased.remove(&id) {
+            if let Some(mut l) = self.leased.remove(&id) {
                 self.counts.expired += 1;
+                if l.entry.attempt >= l.entry.max_deliveries
+                    && let Some((client, message, ttl_ms)) = l.entry.on_dead.take()
+                {
+                    self.push_result(client, message, now + Duration::from_millis(ttl_ms));
+                }
                 let reason = format!(
                     "its lease ran out {} times (max_deliveries)",
                     l.entry.attempt
@@ -253,7 +260,12 @@ fn wait_slice(cv: &Condvar, st: &mut MutexGuard<'_, State>, until: Option<Instan
 }
 
 impl ByteBroker {
-    pub(crate) fn put(&self, items: Vec<Bin>, max_deliveries: u32) -> Result<Value, Fail> {
+    pub(crate) fn put(
+        &self,
+        items: Vec<Bin>,
+        max_deliveries: u32,
+        on_dead: Option<(String, Bin, u64)>,
+    ) -> Result<Value, Fail> {
         if max_deliveries == 0 {
             return Err(Fail::BadArg("max_deliveries must be at least 1".into()));
         }
@@ -268,10 +280,12 @@ impl ByteBroker {
                 item,
                 attempt: 0,
                 max_deliveries,
+                on_dead: on_dead.clone(),
             });
             st.counts.unfinished += 1;
         }
         self.ready.notify_all();
+        self.results.notify_all();
         Ok(Value::Ids(ids))
     }
 
@@ -716,9 +730,46 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             .into_iter()
             .map(super::proto::encode_value)
             .collect::<Result<Vec<_>, _>>()?;
+        self.put_call(items, max_deliveries, None)
+    }
+
+    /// [`put_many`](Self::put_many), telling client `client` — `message`
+    /// in its result stream, kept at least `ttl` — if one of the entries
+    /// is given up because its lease ran out `max_deliveries` times (its
+    /// consumers died): what a waiting caller needs to stop waiting.
+    pub fn put_many_or_tell<'a, R: Serialize>(
+        &self,
+        items: impl IntoIterator<Item = &'a T>,
+        max_deliveries: u32,
+        client: &str,
+        message: &R,
+        ttl: Duration,
+    ) -> Result<Vec<u64>, ManagerError>
+    where
+        T: 'a,
+    {
+        let items = items
+            .into_iter()
+            .map(super::proto::encode_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        let on_dead = (
+            client.to_string(),
+            super::proto::encode_value(message)?,
+            millis(ttl).max(1),
+        );
+        self.put_call(items, max_deliveries, Some(on_dead))
+    }
+
+    fn put_call(
+        &self,
+        items: Vec<Bin>,
+        max_deliveries: u32,
+        on_dead: Option<(String, Bin, u64)>,
+    ) -> Result<Vec<u64>, ManagerError> {
         match checked(self.h.call(Call::BPut {
             items,
             max_deliveries,
+            on_dead,
         }))? {
             Value::Ids(ids) => Ok(ids),
             v => Err(unexpected(v)),

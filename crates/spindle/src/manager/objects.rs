@@ -1051,8 +1051,9 @@ impl Object {
                 BPut {
                     items,
                     max_deliveries,
+                    on_dead,
                 },
-            ) => b.put(items, max_deliveries),
+            ) => b.put(items, max_deliveries, on_dead),
             (
                 Object::Broker(b),
                 BFetch {

@@ -266,6 +266,10 @@ pub(crate) enum Call {
     BPut {
         items: Vec<Bin>,
         max_deliveries: u32,
+        /// If one of these entries is given up because its lease ran out
+        /// once too often: `(client, message, ttl_ms)` added to that
+        /// client's result stream.
+        on_dead: Option<(String, Bin, u64)>,
     },
     /// Take up to `n` entries under a lease of `lease_ms` for `consumer`,
     /// waiting for the first; replies `Deliveries`.
