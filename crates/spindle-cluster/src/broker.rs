@@ -1,0 +1,269 @@
+//! The broker contract and the embedded backend.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_bytes::ByteBuf;
+use spindle::ipc::Address;
+use spindle::manager::{BrokerCounts, BrokerProxy, Manager, ManagerError};
+
+/// Why a broker call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The broker cannot be reached (gone, refused the key, no such
+    /// queue): a task cannot be put or taken now.
+    Unavailable(String),
+    /// The broker refused the call (a bad argument).
+    Refused(String),
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerError::Unavailable(m) => write!(f, "broker unavailable: {m}"),
+            BrokerError::Refused(m) => write!(f, "broker refused the call: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+impl From<ManagerError> for BrokerError {
+    fn from(e: ManagerError) -> Self {
+        if e.is_server_gone() || e.is_auth() || matches!(e, ManagerError::Io(_)) {
+            BrokerError::Unavailable(e.to_string())
+        } else {
+            BrokerError::Refused(e.to_string())
+        }
+    }
+}
+
+/// An entry a worker took, under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    /// What `ack`, `extend`, `dead_letter` take.
+    pub id: u64,
+    /// The entry's bytes.
+    pub bytes: Vec<u8>,
+    /// Which delivery this is (1: the first).
+    pub attempt: u32,
+}
+
+/// What a distributed task queue needs of a broker: at-least-once delivery
+/// with leases, acks that count once and only for the lease holder,
+/// redelivery of entries whose lease ran out, dead letters past
+/// `max_deliveries`, and a result stream per client.
+///
+/// Each value of an implementation is one consumer (its acks and extends
+/// are its own leases'); [`consumer`](Broker::consumer) makes another.
+pub trait Broker: Send + Sync + fmt::Debug {
+    /// Puts one entry, delivered at most `max_deliveries` times; if it is
+    /// given up because its leases ran out, `on_dead` goes to `client`'s
+    /// result stream. Its id.
+    fn put(
+        &self,
+        entry: &[u8],
+        max_deliveries: u32,
+        client: &str,
+        on_dead: &[u8],
+        ttl: Duration,
+    ) -> Result<u64, BrokerError>;
+    /// Takes up to `n` entries under a lease of `lease`, waiting at most
+    /// `wait` for the first (empty: none came).
+    fn fetch(&self, n: usize, wait: Duration, lease: Duration)
+    -> Result<Vec<Fetched>, BrokerError>;
+    /// Acks entry `id` and, if the ack counts, adds `result` to `client`'s
+    /// stream: whether it counted.
+    fn ack_with_result(
+        &self,
+        id: u64,
+        client: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BrokerError>;
+    /// Gives entry `id` up with `reason`, adding `result` to `client`'s
+    /// stream: whether this consumer held it.
+    fn dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError>;
+    /// Adds `message` to `client`'s stream, acking nothing.
+    fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError>;
+    /// Takes up to `max` of `client`'s results, waiting at most `wait`.
+    fn results(
+        &self,
+        client: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, BrokerError>;
+    /// Extends this consumer's leases: how many it still held.
+    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, BrokerError>;
+    /// Takes a still-queued entry out: whether it was queued.
+    fn cancel(&self, id: u64) -> Result<bool, BrokerError>;
+    /// The broker's counters.
+    fn counts(&self) -> Result<BrokerCounts, BrokerError>;
+    /// Another consumer of the same broker.
+    fn consumer(&self) -> Arc<dyn Broker>;
+}
+
+/// The manager server's broker ([`spindle::manager::BrokerProxy`]): a
+/// server started with `spindle serve --broker NAME` (or registering
+/// `Typeid::broker()`), reached over TCP or a Unix socket with its authkey.
+/// In memory: a server that stops loses its entries.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBroker {
+    proxy: BrokerProxy<ByteBuf>,
+    /// Keeps the connection's manager handle.
+    _manager: Arc<Manager>,
+}
+
+impl EmbeddedBroker {
+    /// Connects to the broker registered as `name` on the server at
+    /// `address`.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Unavailable`] if the server cannot be reached, holds
+    /// another key, or has no broker of that name.
+    pub fn connect(
+        address: impl Into<Address>,
+        authkey: &[u8],
+        name: &str,
+    ) -> Result<EmbeddedBroker, BrokerError> {
+        let m = Manager::connect(address, authkey)
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let proxy = m
+            .get::<BrokerProxy<ByteBuf>>(name)
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        Ok(EmbeddedBroker {
+            proxy,
+            _manager: Arc::new(m),
+        })
+    }
+
+    /// A broker over a proxy this process already holds (a broker made by
+    /// `Manager::broker`).
+    pub fn from_proxy(proxy: BrokerProxy<ByteBuf>, manager: Manager) -> EmbeddedBroker {
+        EmbeddedBroker {
+            proxy,
+            _manager: Arc::new(manager),
+        }
+    }
+}
+
+fn buf(b: &[u8]) -> ByteBuf {
+    ByteBuf::from(b.to_vec())
+}
+
+impl Broker for EmbeddedBroker {
+    fn put(
+        &self,
+        entry: &[u8],
+        max_deliveries: u32,
+        client: &str,
+        on_dead: &[u8],
+        ttl: Duration,
+    ) -> Result<u64, BrokerError> {
+        let ids = self.proxy.put_many_or_tell(
+            [&buf(entry)],
+            max_deliveries,
+            client,
+            &buf(on_dead),
+            ttl,
+        )?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| BrokerError::Refused("no id for the entry".into()))
+    }
+
+    fn fetch(
+        &self,
+        n: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<Fetched>, BrokerError> {
+        Ok(self
+            .proxy
+            .fetch_timeout(n, lease, wait)?
+            .into_iter()
+            .map(|d| Fetched {
+                id: d.id,
+                bytes: d.item.into_vec(),
+                attempt: d.attempt,
+            })
+            .collect())
+    }
+
+    fn ack_with_result(
+        &self,
+        id: u64,
+        client: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        Ok(self.proxy.ack_with_result(id, client, &buf(result), ttl)?)
+    }
+
+    fn dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        Ok(match client {
+            Some((c, r)) => self
+                .proxy
+                .dead_letter_with_result(id, reason, c, &buf(r), ttl)?,
+            None => self.proxy.dead_letter(id, reason)?,
+        })
+    }
+
+    fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError> {
+        Ok(self.proxy.notify(client, &buf(message), ttl)?)
+    }
+
+    fn results(
+        &self,
+        client: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, BrokerError> {
+        Ok(self
+            .proxy
+            .results::<ByteBuf>(client, max, wait)?
+            .into_iter()
+            .map(ByteBuf::into_vec)
+            .collect())
+    }
+
+    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, BrokerError> {
+        Ok(self.proxy.extend(ids, lease)?)
+    }
+
+    fn cancel(&self, id: u64) -> Result<bool, BrokerError> {
+        Ok(self.proxy.cancel(id)?)
+    }
+
+    fn counts(&self) -> Result<BrokerCounts, BrokerError> {
+        Ok(self.proxy.counts()?)
+    }
+
+    fn consumer(&self) -> Arc<dyn Broker> {
+        let mut id = [0u8; 8];
+        let _ = getrandom::fill(&mut id);
+        Arc::new(EmbeddedBroker {
+            proxy: self.proxy.with_consumer(format!(
+                "{}-{:016x}",
+                std::process::id(),
+                u64::from_le_bytes(id)
+            )),
+            _manager: self._manager.clone(),
+        })
+    }
+}

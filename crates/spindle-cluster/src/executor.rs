@@ -1,0 +1,407 @@
+//! `ClusterExecutor`: an executor whose tasks go through a broker to
+//! workers on other hosts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use spindle::futures::{Executor, Future, SubmitError, Task, WorkerLost};
+use spindle::process::{CallJob, RemoteExecutor, WireFormat};
+
+use crate::broker::Broker;
+use crate::wire::{self, JobEntry, Message};
+
+/// How a cluster runs each task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskOptions {
+    /// How many times a task is delivered at most: a worker that dies
+    /// holding it loses its lease and another worker gets it, until this
+    /// many deliveries; then its future fails with `WorkerLost`. Default 3.
+    pub max_deliveries: u32,
+    /// How long a worker holds a task without a word before it goes to
+    /// another worker; a live worker extends it every third of it while the
+    /// task runs. Default 30 s.
+    pub lease: Duration,
+    /// How long results wait in the client's result stream if nobody reads
+    /// them. Default 1 hour.
+    pub result_ttl: Duration,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            max_deliveries: 3,
+            lease: Duration::from_secs(30),
+            result_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// How a [`ClusterExecutor`] is set up.
+#[derive(Debug)]
+pub struct ClusterExecutorBuilder {
+    broker: Arc<dyn Broker>,
+    max_workers: usize,
+    options: TaskOptions,
+}
+
+impl ClusterExecutorBuilder {
+    /// How many tasks the cluster runs at once, as far as `map`'s window
+    /// is concerned (default 4).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = n.max(1);
+        self
+    }
+
+    /// The options of every task.
+    pub fn options(mut self, options: TaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The executor; its thread that reads results starts now.
+    pub fn build(self) -> ClusterExecutor {
+        let mut id = [0u8; 8];
+        let _ = getrandom::fill(&mut id);
+        let inner = Arc::new(Inner {
+            broker: self.broker,
+            client: format!(
+                "client-{}-{:016x}",
+                std::process::id(),
+                u64::from_le_bytes(id)
+            ),
+            jobs: Mutex::new(Jobs::default()),
+            changed: Condvar::new(),
+            next: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            max_workers: self.max_workers,
+            options: self.options,
+        });
+        let mine = inner.clone();
+        let collector = thread::Builder::new()
+            .name("spindle-cluster-results".into())
+            .spawn(move || collect(mine))
+            .ok();
+        ClusterExecutor {
+            inner,
+            collector: Mutex::new(collector),
+        }
+    }
+}
+
+/// An executor of registered tasks (`#[spindle::task]` calls) that run on
+/// cluster workers ([`Worker`](crate::Worker)) through a [`Broker`]:
+/// Python's `concurrent.futures.Executor` over a task queue.
+///
+/// `submit(task::call(..))`, `map(process::calls(task::call), items)`,
+/// `as_completed`, `wait` and `shutdown` work as on the local pools. A
+/// future is running once a worker said it started the task; `cancel`
+/// succeeds while the task is still queued in the broker. A broker that
+/// cannot be reached at submit fails the future with
+/// `FutureError::Unavailable`; a task whose workers kept dying
+/// (`max_deliveries` leases ran out) fails with `WorkerLost`.
+///
+/// Dropping the executor does not wait for the tasks (a cluster may have no
+/// worker now): its result thread keeps completing the futures until the
+/// last one is done. `shutdown(true, _)` waits.
+pub struct ClusterExecutor {
+    inner: Arc<Inner>,
+    collector: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for ClusterExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterExecutor")
+            .field("client", &self.inner.client)
+            .field("broker", &self.inner.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    broker: Arc<dyn Broker>,
+    client: String,
+    jobs: Mutex<Jobs>,
+    changed: Condvar,
+    next: AtomicU64,
+    closed: AtomicBool,
+    max_workers: usize,
+    options: TaskOptions,
+}
+
+#[derive(Debug, Default)]
+struct Jobs {
+    pending: HashMap<u64, Pending>,
+    /// Jobs whose futures a `cancel` is cancelling: dropped later.
+    cancelled: Vec<CallJob>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    job: CallJob,
+    /// The broker's id of its entry (0 until the put returned).
+    entry: u64,
+    started: bool,
+}
+
+impl ClusterExecutor {
+    /// An executor over `broker`.
+    pub fn builder(broker: Arc<dyn Broker>) -> ClusterExecutorBuilder {
+        ClusterExecutorBuilder {
+            broker,
+            max_workers: 4,
+            options: TaskOptions::default(),
+        }
+    }
+
+    /// This executor's client id: its result stream's name.
+    pub fn client(&self) -> &str {
+        &self.inner.client
+    }
+
+    /// Whether [`shutdown`](Executor::shutdown) was called (or the
+    /// executor dropped): later submissions are refused.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Tasks submitted and not finished yet.
+    pub fn pending(&self) -> usize {
+        self.inner.jobs.lock().map(|j| j.pending.len()).unwrap_or(0)
+    }
+
+    fn enqueue(&self, job: CallJob) {
+        let inner = &self.inner;
+        let id = inner.next.fetch_add(1, Ordering::Relaxed);
+        let calls = match job.encoded_calls() {
+            Some(c) if job.wire_error().is_none() => c,
+            // Arguments that cannot travel: `complete` fails the future
+            // with the reason the job holds.
+            _ => {
+                job.complete(Vec::new());
+                return;
+            }
+        };
+        let entry = wire::encode(&JobEntry {
+            client: inner.client.clone(),
+            job: id,
+            calls,
+        });
+        let lost = wire::encode(&Message::Lost {
+            job: id,
+            reason: format!(
+                "its workers died {} times (max_deliveries)",
+                inner.options.max_deliveries
+            ),
+        });
+        // Cancelling asks the broker: only a task still queued there can be.
+        let weak = Arc::downgrade(inner);
+        job.on_cancel(move || cancel_queued(&weak, id));
+        // Known before the put, so that an answer cannot outrun it.
+        let Ok(mut jobs) = inner.jobs.lock() else {
+            return;
+        };
+        jobs.pending.insert(
+            id,
+            Pending {
+                job,
+                entry: 0,
+                started: false,
+            },
+        );
+        drop(jobs);
+        let put = inner.broker.put(
+            &entry,
+            inner.options.max_deliveries,
+            &inner.client,
+            &lost,
+            inner.options.result_ttl,
+        );
+        let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        match put {
+            Ok(entry) => {
+                if let Some(p) = jobs.pending.get_mut(&id) {
+                    p.entry = entry;
+                }
+            }
+            Err(_) => {
+                if let Some(p) = jobs.pending.remove(&id) {
+                    p.job.fail_unavailable();
+                }
+                inner.changed.notify_all();
+            }
+        }
+    }
+}
+
+/// A cancel of job `id`: true if its entry was still queued (taken out).
+fn cancel_queued(inner: &Weak<Inner>, id: u64) -> bool {
+    let Some(inner) = inner.upgrade() else {
+        return false;
+    };
+    let entry = match inner.jobs.lock() {
+        Ok(j) => match j.pending.get(&id) {
+            Some(p) if !p.started && p.entry != 0 => p.entry,
+            _ => return false,
+        },
+        Err(_) => return false,
+    };
+    if !matches!(inner.broker.cancel(entry), Ok(true)) {
+        return false;
+    }
+    // The future is being cancelled by its own `cancel`, which holds on
+    // until this returns: the job (its promise) is dropped later, by the
+    // result thread, once the future is cancelled.
+    if let Ok(mut j) = inner.jobs.lock()
+        && let Some(p) = j.pending.remove(&id)
+    {
+        j.cancelled.push(p.job);
+    }
+    inner.changed.notify_all();
+    true
+}
+
+/// The result thread: completes the futures from the client's stream
+/// until the executor is shut down (or dropped) with nothing pending.
+fn collect(me: Arc<Inner>) {
+    loop {
+        let gone: Vec<CallJob> = me
+            .jobs
+            .lock()
+            .map(|mut j| std::mem::take(&mut j.cancelled))
+            .unwrap_or_default();
+        drop(gone);
+        let idle = me.jobs.lock().map(|j| j.pending.is_empty()).unwrap_or(true);
+        if idle && me.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let batch = me
+            .broker
+            .results(&me.client, 1000, Duration::from_millis(200));
+        let Ok(batch) = batch else {
+            thread::sleep(Duration::from_millis(200));
+            continue;
+        };
+        for bytes in batch {
+            let Ok(msg) = wire::decode::<Message>(&bytes) else {
+                continue;
+            };
+            let mut jobs = me.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            match msg {
+                Message::Started { job } => {
+                    if let Some(p) = jobs.pending.get_mut(&job)
+                        && !p.started
+                    {
+                        p.started = true;
+                        let job = &mut p.job;
+                        let _ =
+                            catch_unwind(AssertUnwindSafe(|| job.set_running_or_notify_cancel()));
+                    }
+                }
+                Message::Done { job, outcomes } => {
+                    if let Some(p) = jobs.pending.remove(&job) {
+                        drop(jobs);
+                        let outcomes = outcomes
+                            .into_iter()
+                            .map(|o| o.map(serde_bytes::ByteBuf::into_vec))
+                            .collect();
+                        // Done-callbacks run here: one that panics must not
+                        // end this thread (Python logs it and goes on).
+                        let _ = catch_unwind(AssertUnwindSafe(|| p.job.complete_invoked(outcomes)));
+                    }
+                }
+                Message::Lost { job, reason } => {
+                    if let Some(p) = jobs.pending.remove(&job) {
+                        drop(jobs);
+                        let lost = WorkerLost::new(0, None, None).with_worker(reason);
+                        let _ = catch_unwind(AssertUnwindSafe(|| p.job.fail_lost(lost)));
+                    }
+                }
+            }
+            me.changed.notify_all();
+        }
+    }
+}
+
+impl Executor for ClusterExecutor {
+    type Job = CallJob;
+
+    fn submit<W: Task<Self>>(
+        &self,
+        task: W,
+    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShutDown(task));
+        }
+        let (job, fut) = task.into_job();
+        self.enqueue(job);
+        Ok(fut)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        if cancel_futures {
+            let queued: Vec<(u64, u64)> = match inner.jobs.lock() {
+                Ok(j) => j
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| !p.started && p.entry != 0)
+                    .map(|(id, p)| (*id, p.entry))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for (id, entry) in queued {
+                if matches!(inner.broker.cancel(entry), Ok(true)) {
+                    let p = inner
+                        .jobs
+                        .lock()
+                        .ok()
+                        .and_then(|mut j| j.pending.remove(&id));
+                    if let Some(p) = p {
+                        p.job.cancel();
+                    }
+                }
+            }
+            inner.changed.notify_all();
+        }
+        if wait {
+            let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            while !jobs.pending.is_empty() {
+                jobs = inner
+                    .changed
+                    .wait_timeout(jobs, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            drop(jobs);
+            let handle = self.collector.lock().ok().and_then(|mut h| h.take());
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+    }
+
+    fn max_workers(&self) -> usize {
+        self.inner.max_workers
+    }
+}
+
+impl RemoteExecutor for ClusterExecutor {
+    const WIRE: WireFormat = WireFormat::MessagePack;
+
+    fn call_job(job: CallJob) -> CallJob {
+        job
+    }
+}
+
+impl Drop for ClusterExecutor {
+    fn drop(&mut self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,32 @@
+//! spindle's distributed task queue: run registered tasks
+//! (`#[spindle::task]`) on workers on other hosts through a broker.
+//!
+//! - [`Broker`]: what the queue needs of a broker — at-least-once delivery
+//!   with leases, idempotent acks, redelivery, dead letters, a result stream
+//!   per client. [`EmbeddedBroker`] is the manager server's broker
+//!   (`spindle serve --broker NAME`, or `Typeid::broker()` in your own
+//!   server), in memory.
+//! - [`ClusterExecutor`]: a `futures::Executor` (and `process::RemoteExecutor`)
+//!   whose tasks go through the broker: `submit`, `map`, `as_completed`,
+//!   `wait`, `shutdown` as on the local pools.
+//! - [`Worker`]: fetches tasks, runs them with `process::invoke` (tasks of
+//!   this same binary, found by name and checked by signature), sends the
+//!   results back, keeps its leases alive while a task runs.
+//!
+//! Delivery is at least once: a worker that dies holding a task loses its
+//! lease and the task goes to another worker, up to the task's
+//! `max_deliveries`; one result is recorded per task however many workers
+//! ran it. A task that names an unknown task, or a task of another
+//! signature, or that does not decode, is dead-lettered at once with its
+//! reason (never retried), and its caller's future fails with that reason.
+//! This crate's README.md says when a task runs, runs again and is given
+//! up, in detail.
+
+mod broker;
+mod executor;
+mod wire;
+mod worker;
+
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
+pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
+pub use worker::{Worker, WorkerStats};

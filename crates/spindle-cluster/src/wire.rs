@@ -1,0 +1,40 @@
+//! What travels through the broker: a job's calls, and the messages a
+//! worker sends back to the job's client (MessagePack, named fields).
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use spindle::process::{EncodedCall, TaskFault};
+
+/// One job: the calls of one `submit` (one call) or one `map` chunk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JobEntry {
+    /// The client whose result stream gets the answer.
+    pub(crate) client: String,
+    /// The client's number for the job.
+    pub(crate) job: u64,
+    pub(crate) calls: Vec<EncodedCall>,
+}
+
+/// A message in a client's result stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Message {
+    /// A worker started the job (its future is running).
+    Started { job: u64 },
+    /// The job's outcomes, one per call: the encoded result or the fault.
+    Done {
+        job: u64,
+        outcomes: Vec<Result<ByteBuf, TaskFault>>,
+    },
+    /// The job was given up without outcomes: its workers kept dying
+    /// (`max_deliveries` leases ran out), or its entry was not a job.
+    Lost { job: u64, reason: String },
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // A JobEntry and a Message are plain data: encoding cannot fail.
+    rmp_serde::to_vec_named(v).unwrap_or_default()
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
+    rmp_serde::from_slice(b).map_err(|e| e.to_string())
+}
