@@ -1,11 +1,18 @@
 //! The `Executor` contract across scopes: the same code runs on threads, on
-//! processes or on coroutines (a tokio runtime, `spindle_aio::AioExecutor`);
-//! switching is the one `let pool = ...` line in `main`.
+//! processes, on coroutines (a tokio runtime, `spindle_aio::AioExecutor`) or
+//! on a cluster (`spindle_cluster::ClusterExecutor`, workers behind a
+//! broker); switching is the one `let pool = ...` line in `main`.
 //! The numbers are the PRIMES list of the `ProcessPoolExecutor` example in
 //! Python's `concurrent.futures` documentation.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use spindle::futures::{Executor, MapFn, as_completed};
+use spindle::manager::{BaseManager, Typeid};
 use spindle::process::{self, Call, Calls, ProcessPoolExecutor};
+use spindle_cluster::{ClusterExecutor, EmbeddedBroker, Worker};
 
 const PRIMES: [u64; 6] = [
     112_272_535_095_293,
@@ -90,13 +97,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hello = pool.submit(async { "an async block, too" })?;
     println!("  {}", hello.result()?);
 
+    // A cluster — the same line once more. Its broker is a manager server
+    // (here in this process; `spindle serve --broker tasks` on another
+    // host), its workers two threads here (`Worker::run` on other hosts).
+    let key = b"executor_switch example key, 32b";
+    let server = BaseManager::builder()
+        .register("tasks", Typeid::broker())
+        .bind("127.0.0.1:0".parse::<SocketAddr>()?)
+        .authkey(key)
+        .spawn()?;
+    let broker = EmbeddedBroker::connect(server.address().clone(), key, "tasks")?;
+    let stop = AtomicBool::new(false);
+    let (on_cluster, mapped_on_cluster) = std::thread::scope(|s| {
+        s.spawn(|| Worker::new(&broker).concurrency(2).run(&stop));
+        let pool = ClusterExecutor::builder(Arc::new(broker.clone()))
+            .max_workers(2)
+            .build();
+        println!("on a cluster:");
+        let out = (check_all(&pool), map_all(&pool));
+        stop.store(true, Ordering::SeqCst);
+        out
+    });
+
     assert_eq!(on_threads, on_processes);
     assert_eq!(on_threads, on_coroutines);
+    assert_eq!(on_threads, on_cluster);
     let expected: Vec<bool> = on_threads.iter().map(|&(_, p)| p).collect();
     assert_eq!(mapped_on_threads, expected);
     assert_eq!(mapped_on_processes, expected);
     assert_eq!(mapped_on_coroutines, expected);
-    println!("map(process::calls(is_prime::call), PRIMES) agrees on all three");
+    assert_eq!(mapped_on_cluster, expected);
+    println!("map(process::calls(is_prime::call), PRIMES) agrees on all four");
     for (n, p) in on_processes {
         println!("{n} is prime: {p}");
     }
