@@ -25,6 +25,21 @@ pub(crate) enum Verdict<'a> {
     Broken(&'a BrokenPool),
 }
 
+/// How a job ended, for the pool's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The task returned a value.
+    Completed,
+    /// The task returned its own error (a `fallible` task's `Err`).
+    Failed,
+    /// The task panicked.
+    Panicked,
+    /// The future was cancelled before the task ran (or by the verdict).
+    Cancelled,
+    /// The pool broke: the future failed with `BrokenPool`.
+    Broken,
+}
+
 /// Free-worker tokens: Python's `_idle_semaphore`, released by a worker after
 /// each task, acquired by `submit` instead of spawning a thread.
 #[derive(Debug, Default)]
@@ -65,7 +80,7 @@ pub struct ThreadJob(Option<Arc<dyn Runnable>>);
 
 /// A task stored in its future's state, run (or failed) exactly once.
 pub(crate) trait Runnable: Send + Sync {
-    fn run(self: Arc<Self>, verdict: Verdict<'_>);
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) -> Ran;
 }
 
 /// The tail of a submitted future's [`Shared`]: the task until a worker takes it.
@@ -74,9 +89,10 @@ struct TaskCell<F> {
 }
 
 impl ThreadJob {
-    pub(crate) fn run(mut self, verdict: Verdict<'_>) {
-        if let Some(job) = self.0.take() {
-            job.run(verdict);
+    pub(crate) fn run(mut self, verdict: Verdict<'_>) -> Ran {
+        match self.0.take() {
+            Some(job) => job.run(verdict),
+            None => Ran::Cancelled, // never: only `Drop` takes it otherwise
         }
     }
 
@@ -122,11 +138,11 @@ where
     T: Send + 'static,
     E: Send + Sync + 'static,
 {
-    fn run(self: Arc<Self>, verdict: Verdict<'_>) {
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) -> Ran {
         let f = self.job.f.lock().take();
         let promise = Promise::from_shared(self);
         let Some(f) = f else {
-            return; // already run: `run` takes the only job handle, so never
+            return Ran::Cancelled; // already run: `run` takes the only job handle, so never
         };
         match verdict {
             Verdict::Run(idle) => {
@@ -134,22 +150,28 @@ where
                 if !promise.set_running_or_notify_cancel() {
                     drop(f);
                     free();
-                    return;
+                    return Ran::Cancelled;
                 }
-                let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
-                    Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
+                let (outcome, ran) = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(Ok(v)) => (Ok(v), Ran::Completed),
+                    Ok(Err(e)) => (Err(FutureError::Failed(Arc::new(e))), Ran::Failed),
+                    Err(payload) => (
+                        Err(FutureError::Panicked(panic_text(&*payload))),
+                        Ran::Panicked,
+                    ),
                 };
                 promise.complete(outcome, free).ok();
+                ran
             }
             Verdict::Cancel => {
                 drop(f);
                 promise.cancel_pending();
+                Ran::Cancelled
             }
             Verdict::Broken(b) => {
                 drop(f);
                 promise.set_broken(b.clone());
+                Ran::Broken
             }
         }
     }
