@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::core::{Core, GetFail, PutFail, wake};
 use super::error::{PutError, ShutDown};
 use super::order::Store;
+use crate::stats::QueueStats;
 use crate::util::Wait;
 
 /// The shared state of one queue (sealed: the crate's two cores).
@@ -39,6 +40,8 @@ pub trait Backend<T>: Sized {
     fn unfinished(&self) -> usize;
     /// Whether `shutdown` was called.
     fn is_shutdown(&self) -> bool;
+    /// The queue's counters ([`QueueStats`]).
+    fn stats(&self) -> QueueStats;
     /// One poll of a `PutFuture`: `item` is taken when the poll is ready.
     fn poll_put(
         &self,
@@ -85,6 +88,15 @@ where
     }
     fn maxsize(&self) -> usize {
         self.maxsize
+    }
+    fn stats(&self) -> QueueStats {
+        let st = self.state.lock();
+        QueueStats::new(
+            st.store.len() as u64,
+            st.unfinished as u64,
+            st.puts,
+            st.gets,
+        )
     }
     fn unfinished(&self) -> usize {
         self.state.lock().unfinished

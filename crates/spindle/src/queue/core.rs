@@ -36,6 +36,10 @@ pub(crate) struct State<S> {
     pub(crate) store: S,
     pub(crate) shutdown: bool,
     pub(crate) unfinished: usize,
+    /// Items pushed and popped so far ([`QueueStats`](crate::stats::QueueStats)):
+    /// plain fields under the lock every push and pop takes.
+    pub(crate) puts: u64,
+    pub(crate) gets: u64,
     getters: usize,
     putters: usize,
     joiners: usize,
@@ -97,6 +101,8 @@ impl<S> Core<S> {
                 store: S::new(),
                 shutdown: false,
                 unfinished: 0,
+                puts: 0,
+                gets: 0,
                 getters: 0,
                 putters: 0,
                 joiners: 0,
@@ -158,6 +164,7 @@ impl<S> Core<S> {
     {
         // Counted first: a heap whose `Ord` panics mid-push keeps the item.
         st.unfinished += 1;
+        st.puts += 1;
         self.len.store(st.store.len() + 1, Relaxed);
         st.store.push(item);
         self.notify_getter(st)
@@ -170,6 +177,7 @@ impl<S> Core<S> {
         S: Store<T>,
     {
         let item = st.store.pop()?;
+        st.gets += 1;
         self.len.store(st.store.len(), Relaxed);
         Some((item, self.notify_putter(st)))
     }
