@@ -215,9 +215,10 @@ impl Default for Times {
 }
 
 impl Times {
-    pub(crate) fn record(&mut self, ns: u64) {
-        self.buckets[bucket(ns)] += 1;
-        self.total_ns = self.total_ns.saturating_add(ns);
+    /// Records `n` tasks that took `ns` each.
+    pub(crate) fn record_n(&mut self, ns: u64, n: u64) {
+        self.buckets[bucket(ns)] += n;
+        self.total_ns = self.total_ns.saturating_add(ns.saturating_mul(n));
     }
 
     fn count(&self) -> u64 {
@@ -305,11 +306,8 @@ mod tests {
         let mut s = PoolStats::zero(0);
         t.fill(&mut s);
         assert_eq!((s.task_time_samples, s.task_time_p50_ns), (0, None));
-        for _ in 0..98 {
-            t.record(1_000); // bucket 10: [512, 1024)
-        }
-        t.record(1_000_000); // bucket 20
-        t.record(1_000_000);
+        t.record_n(1_000, 98); // bucket 10: [512, 1024)
+        t.record_n(1_000_000, 2); // bucket 20
         t.fill(&mut s);
         assert_eq!(s.task_time_samples, 100);
         assert_eq!(s.task_time_p50_ns, Some(1024));
