@@ -410,6 +410,8 @@ fn queue_stats_are_exact() {
     q.get().unwrap();
     q.task_done().unwrap();
     check(q.stats(), 3, 3, 4, 1);
+    q.shutdown(true);
+    check(q.stats(), 0, 0, 4, 1);
     let q = PriorityQueue::new();
     q.put(3).unwrap();
     q.put(1).unwrap();

@@ -89,13 +89,17 @@ where
     fn maxsize(&self) -> usize {
         self.maxsize
     }
+    /// Derived, as the FIFO core's: `puts = unfinished + done`, `gets =
+    /// puts - len - dropped` (exact: read under the lock).
     fn stats(&self) -> QueueStats {
         let st = self.state.lock();
+        let (qsize, unfinished) = (st.store.len() as u64, st.unfinished as u64);
+        let puts = unfinished + st.done;
         QueueStats::new(
-            st.store.len() as u64,
-            st.unfinished as u64,
-            st.puts,
-            st.gets,
+            qsize,
+            unfinished,
+            puts,
+            puts.saturating_sub(qsize + st.dropped),
         )
     }
     fn unfinished(&self) -> usize {

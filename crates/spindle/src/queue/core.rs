@@ -36,10 +36,13 @@ pub(crate) struct State<S> {
     pub(crate) store: S,
     pub(crate) shutdown: bool,
     pub(crate) unfinished: usize,
-    /// Items pushed and popped so far ([`QueueStats`](crate::stats::QueueStats)):
-    /// plain fields under the lock every push and pop takes.
-    pub(crate) puts: u64,
-    pub(crate) gets: u64,
+    /// Tasks marked done (`task_done`, and those an immediate shutdown
+    /// counted done) and items an immediate shutdown dropped: with
+    /// `unfinished` and the store's length they give the puts and gets of
+    /// [`QueueStats`](crate::stats::QueueStats) (`Backend::stats`), so a put
+    /// or get counts nothing more.
+    pub(crate) done: u64,
+    pub(crate) dropped: u64,
     getters: usize,
     putters: usize,
     joiners: usize,
@@ -101,8 +104,8 @@ impl<S> Core<S> {
                 store: S::new(),
                 shutdown: false,
                 unfinished: 0,
-                puts: 0,
-                gets: 0,
+                done: 0,
+                dropped: 0,
                 getters: 0,
                 putters: 0,
                 joiners: 0,
@@ -164,7 +167,6 @@ impl<S> Core<S> {
     {
         // Counted first: a heap whose `Ord` panics mid-push keeps the item.
         st.unfinished += 1;
-        st.puts += 1;
         self.len.store(st.store.len() + 1, Relaxed);
         st.store.push(item);
         self.notify_getter(st)
@@ -177,7 +179,6 @@ impl<S> Core<S> {
         S: Store<T>,
     {
         let item = st.store.pop()?;
-        st.gets += 1;
         self.len.store(st.store.len(), Relaxed);
         Some((item, self.notify_putter(st)))
     }
@@ -277,6 +278,7 @@ impl<S> Core<S> {
             return false;
         }
         st.unfinished -= 1;
+        st.done += 1;
         if st.unfinished == 0 {
             let wakers = self.notify_joiners(&mut st);
             drop(st);
@@ -320,7 +322,10 @@ impl<S> Core<S> {
             // release `join()`.
             drained = st.store.drain_all();
             self.len.store(0, Relaxed);
-            st.unfinished = st.unfinished.saturating_sub(drained.len());
+            let done = st.unfinished.min(drained.len());
+            st.unfinished -= done;
+            st.done += done as u64;
+            st.dropped += drained.len() as u64;
             wakers = self.notify_joiners(&mut st);
         }
         // Every getter and putter re-checks and sees the shutdown.

@@ -98,10 +98,12 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     /// and got so far (spindle only: Python has no such counts; see
     /// [`QueueStats`](crate::stats::QueueStats)).
     ///
-    /// Costs nothing on `put` and `get`: the LIFO and priority queues count
-    /// under the lock they take anyway; the FIFO `Queue` derives the counts
-    /// from its unfinished count, its length and two counters kept by
-    /// `task_done` and `shutdown(immediate)`.
+    /// Costs nothing on `put` and `get`: the counts are derived from the
+    /// unfinished count, the length and two counters kept by `task_done`
+    /// and `shutdown(immediate)` (`puts = unfinished + done`, `gets = puts
+    /// - qsize - dropped`). Exact when no put, get or `task_done` of another
+    /// thread is in progress (the LIFO and priority queues read them under
+    /// their lock: always exact).
     ///
     /// ```
     /// use spindle::queue::LifoQueue;
