@@ -8,6 +8,7 @@
 //! own waiter protocol.
 #![forbid(unsafe_code)]
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -94,13 +95,9 @@ where
     fn stats(&self) -> QueueStats {
         let st = self.state.lock();
         let (qsize, unfinished) = (st.store.len() as u64, st.unfinished as u64);
-        let puts = unfinished + st.done;
-        QueueStats::new(
-            qsize,
-            unfinished,
-            puts,
-            puts.saturating_sub(qsize + st.dropped),
-        )
+        let puts = unfinished + self.done.load(Relaxed);
+        let gets = puts.saturating_sub(qsize + self.dropped.load(Relaxed));
+        QueueStats::new(qsize, unfinished, puts, gets)
     }
     fn unfinished(&self) -> usize {
         self.state.lock().unfinished
