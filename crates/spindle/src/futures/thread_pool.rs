@@ -416,9 +416,11 @@ impl ThreadPoolBuilder {
     }
 
     /// Whether [`stats`](ThreadPoolExecutor::stats) reports task run times
-    /// (default: no). On, each task costs two more clock reads (about
-    /// 2×20 ns with the vDSO clock) and a histogram update in the worker's
-    /// own memory; off, the `task_time_*` fields stay empty. The time
+    /// (default: no). On, each task costs two more clock reads
+    /// (`Instant::now`: 37–63 ns each on the project's 2-core VM, about
+    /// 20 ns on bare metal) and a histogram update in the worker's own
+    /// memory (about 120 instructions in all, docs/BENCHMARKS.md
+    /// "Statistics cost"); off, the `task_time_*` fields stay empty. The time
     /// measured is the worker's: from taking the task to having completed
     /// its future (the done-callbacks included).
     pub fn task_timing(mut self, on: bool) -> ThreadPoolBuilder {

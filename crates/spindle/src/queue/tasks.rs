@@ -100,10 +100,10 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
     ///
     /// Costs nothing on `put` and `get`: the counts are derived from the
     /// unfinished count, the length and two counters kept by `task_done`
-    /// and `shutdown(immediate)` (`puts = unfinished + done`, `gets = puts
-    /// - qsize - dropped`). Exact when no put, get or `task_done` of another
-    /// thread is in progress (the LIFO and priority queues read them under
-    /// their lock: always exact).
+    /// and `shutdown(immediate)`: `puts = unfinished + done` and
+    /// `gets = puts - qsize - dropped`. Exact when no put, get or
+    /// `task_done` of another thread is in progress (the LIFO and priority
+    /// queues read them under their lock: always exact).
     ///
     /// ```
     /// use spindle::queue::LifoQueue;
