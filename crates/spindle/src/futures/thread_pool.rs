@@ -272,6 +272,12 @@ fn worker(pool: &Pool, counters: &WorkerCounters) {
     }
     while let Ok(job) = pool.rx.recv() {
         bump(&counters.started);
+        #[cfg(feature = "tracing")]
+        let _entered = {
+            let entered = job.span.clone().entered();
+            tracing::trace!("started");
+            entered
+        };
         if pool.timing {
             let t0 = Instant::now();
             let ran = job.run(Verdict::Run(&pool.idle));
@@ -279,8 +285,13 @@ fn worker(pool: &Pool, counters: &WorkerCounters) {
                 counters.times.record_single_writer(nanos(t0.elapsed()));
             }
             counters.finished(ran);
+            #[cfg(feature = "tracing")]
+            tracing::trace!(outcome = ?ran, "finished");
         } else {
-            counters.finished(job.run(Verdict::Run(&pool.idle)));
+            let ran = job.run(Verdict::Run(&pool.idle));
+            counters.finished(ran);
+            #[cfg(feature = "tracing")]
+            tracing::trace!(outcome = ?ran, "finished");
         }
     }
 }
@@ -302,7 +313,17 @@ impl Executor for ThreadPoolExecutor {
         let Some(tx) = &control.tx else {
             return Err(SubmitError::ShutDown(task));
         };
-        let (job, fut) = task.into_job();
+        #[allow(unused_mut)]
+        let (mut job, fut) = task.into_job();
+        #[cfg(feature = "tracing")]
+        {
+            job.span = tracing::debug_span!(
+                "spindle.task",
+                pool = %self.pool.prefix,
+                task = control.submitted
+            );
+            tracing::trace!(parent: &job.span, "submitted");
+        }
         // The receiver lives in `self.pool`, so the channel is open.
         tx.send(job).ok();
         control.submitted += 1;

@@ -76,7 +76,13 @@ impl Idle {
 /// Build one with [`ThreadJob::new`] to implement [`Task`](super::Task) for
 /// your own type. A job dropped without running fails its future with
 /// [`FutureError::BrokenPool`]: no waiter hangs.
-pub struct ThreadJob(Option<Arc<dyn Runnable>>);
+pub struct ThreadJob {
+    job: Option<Arc<dyn Runnable>>,
+    /// The task's `spindle.task` span (feature `tracing`), opened by
+    /// `submit`, entered by the worker while it runs the task.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+}
 
 /// A task stored in its future's state, run (or failed) exactly once.
 pub(crate) trait Runnable: Send + Sync {
@@ -90,7 +96,7 @@ struct TaskCell<F> {
 
 impl ThreadJob {
     pub(crate) fn run(mut self, verdict: Verdict<'_>) -> Ran {
-        match self.0.take() {
+        match self.job.take() {
             Some(job) => job.run(verdict),
             None => Ran::Cancelled, // never: only `Drop` takes it otherwise
         }
@@ -128,7 +134,12 @@ impl ThreadJob {
             f: Mutex::new(Some(f)),
         }));
         let fut = Future::from_shared(shared.clone());
-        (ThreadJob(Some(shared)), fut)
+        let job = ThreadJob {
+            job: Some(shared),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+        };
+        (job, fut)
     }
 }
 
@@ -179,7 +190,7 @@ where
 
 impl Drop for ThreadJob {
     fn drop(&mut self) {
-        if let Some(job) = self.0.take() {
+        if let Some(job) = self.job.take() {
             let broken = BrokenPool::new("the task was dropped before it ran");
             job.run(Verdict::Broken(&broken));
         }
