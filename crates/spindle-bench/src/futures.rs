@@ -20,6 +20,13 @@ pub(crate) fn run(b: &mut Bench) {
         .max_workers(cores)
         .build()
         .unwrap();
+    // The same pool timing each task for `stats()` (`task_timing`): the
+    // cost of the two clock reads, case `roundtrip`.
+    let timed_pool = ThreadPoolExecutor::builder()
+        .max_workers(cores)
+        .task_timing(true)
+        .build()
+        .unwrap();
     let rayon_pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cores)
         .build()
@@ -83,6 +90,14 @@ pub(crate) fn run(b: &mut Bench) {
                 micros_per(n, |n| {
                     for i in 0..n {
                         let f = spindle_pool.submit(move || black_box(i)).expect("open");
+                        black_box(f.into_result().expect("no failure"));
+                    }
+                })
+            }),
+            imp("spindle-timed", || {
+                micros_per(n, |n| {
+                    for i in 0..n {
+                        let f = timed_pool.submit(move || black_box(i)).expect("open");
                         black_box(f.into_result().expect("no failure"));
                     }
                 })

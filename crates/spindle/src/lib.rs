@@ -258,6 +258,8 @@ pub mod queue;
 #[cfg(target_os = "linux")]
 pub mod sched;
 #[cfg(target_os = "linux")]
+pub mod stats;
+#[cfg(target_os = "linux")]
 pub mod sync;
 #[cfg(target_os = "linux")]
 pub mod thread;

@@ -25,6 +25,21 @@ pub(crate) enum Verdict<'a> {
     Broken(&'a BrokenPool),
 }
 
+/// How a job ended, for the pool's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// The task returned a value.
+    Completed,
+    /// The task returned its own error (a `fallible` task's `Err`).
+    Failed,
+    /// The task panicked.
+    Panicked,
+    /// The future was cancelled before the task ran (or by the verdict).
+    Cancelled,
+    /// The pool broke: the future failed with `BrokenPool`.
+    Broken,
+}
+
 /// Free-worker tokens: Python's `_idle_semaphore`, released by a worker after
 /// each task, acquired by `submit` instead of spawning a thread.
 #[derive(Debug, Default)]
@@ -61,11 +76,17 @@ impl Idle {
 /// Build one with [`ThreadJob::new`] to implement [`Task`](super::Task) for
 /// your own type. A job dropped without running fails its future with
 /// [`FutureError::BrokenPool`]: no waiter hangs.
-pub struct ThreadJob(Option<Arc<dyn Runnable>>);
+pub struct ThreadJob {
+    job: Option<Arc<dyn Runnable>>,
+    /// The task's `spindle.task` span (feature `tracing`), opened by
+    /// `submit`, entered by the worker while it runs the task.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+}
 
 /// A task stored in its future's state, run (or failed) exactly once.
 pub(crate) trait Runnable: Send + Sync {
-    fn run(self: Arc<Self>, verdict: Verdict<'_>);
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) -> Ran;
 }
 
 /// The tail of a submitted future's [`Shared`]: the task until a worker takes it.
@@ -74,9 +95,10 @@ struct TaskCell<F> {
 }
 
 impl ThreadJob {
-    pub(crate) fn run(mut self, verdict: Verdict<'_>) {
-        if let Some(job) = self.0.take() {
-            job.run(verdict);
+    pub(crate) fn run(mut self, verdict: Verdict<'_>) -> Ran {
+        match self.job.take() {
+            Some(job) => job.run(verdict),
+            None => Ran::Cancelled, // never: only `Drop` takes it otherwise
         }
     }
 
@@ -112,7 +134,12 @@ impl ThreadJob {
             f: Mutex::new(Some(f)),
         }));
         let fut = Future::from_shared(shared.clone());
-        (ThreadJob(Some(shared)), fut)
+        let job = ThreadJob {
+            job: Some(shared),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+        };
+        (job, fut)
     }
 }
 
@@ -122,11 +149,11 @@ where
     T: Send + 'static,
     E: Send + Sync + 'static,
 {
-    fn run(self: Arc<Self>, verdict: Verdict<'_>) {
+    fn run(self: Arc<Self>, verdict: Verdict<'_>) -> Ran {
         let f = self.job.f.lock().take();
         let promise = Promise::from_shared(self);
         let Some(f) = f else {
-            return; // already run: `run` takes the only job handle, so never
+            return Ran::Cancelled; // already run: `run` takes the only job handle, so never
         };
         match verdict {
             Verdict::Run(idle) => {
@@ -134,22 +161,28 @@ where
                 if !promise.set_running_or_notify_cancel() {
                     drop(f);
                     free();
-                    return;
+                    return Ran::Cancelled;
                 }
-                let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(FutureError::Failed(Arc::new(e))),
-                    Err(payload) => Err(FutureError::Panicked(panic_text(&*payload))),
+                let (outcome, ran) = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(Ok(v)) => (Ok(v), Ran::Completed),
+                    Ok(Err(e)) => (Err(FutureError::Failed(Arc::new(e))), Ran::Failed),
+                    Err(payload) => (
+                        Err(FutureError::Panicked(panic_text(&*payload))),
+                        Ran::Panicked,
+                    ),
                 };
                 promise.complete(outcome, free).ok();
+                ran
             }
             Verdict::Cancel => {
                 drop(f);
                 promise.cancel_pending();
+                Ran::Cancelled
             }
             Verdict::Broken(b) => {
                 drop(f);
                 promise.set_broken(b.clone());
+                Ran::Broken
             }
         }
     }
@@ -157,7 +190,7 @@ where
 
 impl Drop for ThreadJob {
     fn drop(&mut self) {
-        if let Some(job) = self.0.take() {
+        if let Some(job) = self.job.take() {
             let broken = BrokenPool::new("the task was dropped before it ran");
             job.run(Verdict::Broken(&broken));
         }

@@ -8,12 +8,14 @@
 //! own waiter protocol.
 #![forbid(unsafe_code)]
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::core::{Core, GetFail, PutFail, wake};
 use super::error::{PutError, ShutDown};
 use super::order::Store;
+use crate::stats::QueueStats;
 use crate::util::Wait;
 
 /// The shared state of one queue (sealed: the crate's two cores).
@@ -39,6 +41,8 @@ pub trait Backend<T>: Sized {
     fn unfinished(&self) -> usize;
     /// Whether `shutdown` was called.
     fn is_shutdown(&self) -> bool;
+    /// The queue's counters ([`QueueStats`]).
+    fn stats(&self) -> QueueStats;
     /// One poll of a `PutFuture`: `item` is taken when the poll is ready.
     fn poll_put(
         &self,
@@ -85,6 +89,15 @@ where
     }
     fn maxsize(&self) -> usize {
         self.maxsize
+    }
+    /// Derived, as the FIFO core's: `puts = unfinished + done`, `gets =
+    /// puts - len - dropped` (exact: read under the lock).
+    fn stats(&self) -> QueueStats {
+        let st = self.state.lock();
+        let (qsize, unfinished) = (st.store.len() as u64, st.unfinished as u64);
+        let puts = unfinished + self.done.load(Relaxed);
+        let gets = puts.saturating_sub(qsize + self.dropped.load(Relaxed));
+        QueueStats::new(qsize, unfinished, puts, gets)
     }
     fn unfinished(&self) -> usize {
         self.state.lock().unfinished

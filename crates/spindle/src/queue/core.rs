@@ -56,6 +56,21 @@ pub struct Core<S> {
     pub(crate) len: AtomicUsize,
     /// `shutdown`, mirrored likewise.
     closed: AtomicBool,
+    /// Tasks marked done (`task_done`, and those an immediate shutdown
+    /// counted done) and items an immediate shutdown dropped: with
+    /// `unfinished` and the store's length they give the puts and gets of
+    /// [`QueueStats`](crate::stats::QueueStats) (`Backend::stats`), so a put
+    /// or get counts nothing more. Written only under the lock (a relaxed
+    /// load and store), read under it; kept out of `State` so the fields
+    /// a put and a get touch keep their layout. Plain std atomics, outside
+    /// the loom models: nothing synchronises through them.
+    pub(crate) done: std::sync::atomic::AtomicU64,
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
+}
+
+/// Adds `n` to a counter written only under the queue's lock.
+fn add_locked(c: &std::sync::atomic::AtomicU64, n: u64) {
+    c.store(c.load(Relaxed) + n, Relaxed);
 }
 
 /// Spin-then-yield rounds a waiter takes before it parks (crossbeam's
@@ -110,6 +125,8 @@ impl<S> Core<S> {
             maxsize,
             len: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            done: std::sync::atomic::AtomicU64::new(0),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -269,6 +286,7 @@ impl<S> Core<S> {
             return false;
         }
         st.unfinished -= 1;
+        add_locked(&self.done, 1);
         if st.unfinished == 0 {
             let wakers = self.notify_joiners(&mut st);
             drop(st);
@@ -312,7 +330,10 @@ impl<S> Core<S> {
             // release `join()`.
             drained = st.store.drain_all();
             self.len.store(0, Relaxed);
-            st.unfinished = st.unfinished.saturating_sub(drained.len());
+            let done = st.unfinished.min(drained.len());
+            st.unfinished -= done;
+            add_locked(&self.done, done as u64);
+            add_locked(&self.dropped, drained.len() as u64);
             wakers = self.notify_joiners(&mut st);
         }
         // Every getter and putter re-checks and sees the shutdown.

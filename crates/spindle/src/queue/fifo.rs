@@ -48,6 +48,7 @@ use super::backend::Backend;
 use super::core::{GetFail, PutFail, SPIN_ROUNDS, backoff, wake};
 use super::error::{PutError, ShutDown};
 use super::waiters::WaitList;
+use crate::stats::QueueStats;
 use crate::util::Wait;
 
 /// The biggest `maxsize` kept in an [`ArrayQueue`] (allocated up front,
@@ -312,6 +313,14 @@ pub struct FifoCore<T> {
     not_empty: Condvar,
     not_full: Condvar,
     all_done: Condvar,
+    /// Tasks marked done (`task_done`, and the items an immediate shutdown
+    /// counted as done), and items an immediate shutdown dropped: with
+    /// `state`'s unfinished count and the store's length they give the
+    /// puts and gets of [`QueueStats`] (`stats`) without a counter on the
+    /// put or get path. Plain std atomics, outside the loom models: nothing
+    /// synchronises through them.
+    done: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl<T> fmt::Debug for FifoCore<T> {
@@ -408,6 +417,11 @@ impl<T> FifoCore<T> {
                 Ok(_) => break,
                 Err(now) => s = now,
             }
+        }
+        if unfinished(s) == 0 {
+            // A `task_done` took this put's count: that done was for no
+            // item, so `puts = unfinished + done` (see `stats`) stays true.
+            self.done.fetch_sub(1, Relaxed);
         }
         unfinished(s) == 1
     }
@@ -523,6 +537,8 @@ impl<T> FifoCore<T> {
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             all_done: Condvar::new(),
+            done: std::sync::atomic::AtomicU64::new(0),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -740,6 +756,7 @@ impl<T> Backend<T> for FifoCore<T> {
                 Err(now) => s = now,
             }
         }
+        self.done.fetch_add(1, Relaxed);
         if unfinished(s) == 1 {
             self.notify_joiners(false);
         } else if unfinished(s) == MAX_UNFINISHED && self.putters.load(SeqCst) > 0 {
@@ -786,9 +803,12 @@ impl<T> Backend<T> for FifoCore<T> {
             }
             // CPython 3.13: each dropped item counts as done (never below 0).
             let n = drained.len() as u64;
-            let _ = self.state.fetch_update(SeqCst, Relaxed, |s| {
+            if let Ok(s) = self.state.fetch_update(SeqCst, Relaxed, |s| {
                 Some(s - UNFINISHED * unfinished(s).min(n))
-            });
+            }) {
+                self.done.fetch_add(unfinished(s).min(n), Relaxed);
+            }
+            self.dropped.fetch_add(n, Relaxed);
         }
         let mut s = self.sleepers.lock();
         let mut wakers = Vec::new();
@@ -826,6 +846,21 @@ impl<T> Backend<T> for FifoCore<T> {
 
     fn unfinished(&self) -> usize {
         usize::try_from(unfinished(self.state.load(SeqCst))).unwrap_or(usize::MAX)
+    }
+
+    /// Derived: every accepted put raised the unfinished count by one and
+    /// every `done` lowered it by one, so `puts = unfinished + done`; every
+    /// item put is in the store, was got, or was dropped, so `gets = puts -
+    /// qsize - dropped`. Exact when no put, get or `task_done` is in
+    /// progress (a put in flight is counted before its item is in the store).
+    fn stats(&self) -> QueueStats {
+        let unfinished = unfinished(self.state.load(SeqCst));
+        let qsize = self.store.len() as u64;
+        // Wrapping: `unreserve` may take its one back just before the
+        // `task_done` it answers adds it.
+        let puts = unfinished.wrapping_add(self.done.load(Relaxed));
+        let gets = puts.saturating_sub(qsize + self.dropped.load(Relaxed));
+        QueueStats::new(qsize, unfinished, puts, gets)
     }
 
     fn is_shutdown(&self) -> bool {

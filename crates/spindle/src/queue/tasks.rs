@@ -94,6 +94,32 @@ impl<T, O: Order<T>> OrderedQueue<T, O> {
         self.core.unfinished()
     }
 
+    /// The queue's counters: `qsize`, `unfinished_tasks`, and the items put
+    /// and got so far (spindle only: Python has no such counts; see
+    /// [`QueueStats`](crate::stats::QueueStats)).
+    ///
+    /// Costs nothing on `put` and `get`: the counts are derived from the
+    /// unfinished count, the length and two counters kept by `task_done`
+    /// and `shutdown(immediate)`: `puts = unfinished + done` and
+    /// `gets = puts - qsize - dropped`. Exact when no put, get or
+    /// `task_done` of another thread is in progress (the LIFO and priority
+    /// queues read them under their lock: always exact).
+    ///
+    /// ```
+    /// use spindle::queue::LifoQueue;
+    ///
+    /// let q = LifoQueue::new();
+    /// q.put(1).unwrap();
+    /// q.put(2).unwrap();
+    /// assert_eq!(q.get().unwrap(), 2);
+    /// q.task_done().unwrap();
+    /// let s = q.stats();
+    /// assert_eq!((s.qsize, s.unfinished, s.puts, s.gets), (1, 1, 2, 1));
+    /// ```
+    pub fn stats(&self) -> crate::stats::QueueStats {
+        self.core.stats()
+    }
+
     /// Marks one item taken from the queue as processed: Python's `task_done()`.
     ///
     /// When every item put so far is done, [`join`](OrderedQueue::join) returns.

@@ -619,6 +619,37 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.maxsize
     }
 
+    /// The queue's counters, shared by every process using it (spindle
+    /// only; see [`QueueStats`](crate::stats::QueueStats)): `qsize`,
+    /// `unfinished_tasks`, and the items put and got so far.
+    ///
+    /// `puts` counts items published to the shared ring (an item still in
+    /// this process's feeder buffer is in `qsize`, not yet in `puts`);
+    /// `gets` counts items a get took (not those an immediate shutdown
+    /// dropped). The two counts are 64-bit words in the ring's shared
+    /// memory, written under the producer and the consumer lock that every
+    /// put and get takes anyway; `stats` reads each under its lock, so it
+    /// waits for a put or get in progress.
+    ///
+    /// ```
+    /// let q = spindle::ipc::Queue::<u32>::new().unwrap();
+    /// q.put(1).unwrap();
+    /// q.put(2).unwrap();
+    /// q.get().unwrap();
+    /// let s = q.stats();
+    /// assert_eq!((s.qsize, s.unfinished, s.puts, s.gets), (1, 2, 2, 1));
+    /// ```
+    pub fn stats(&self) -> crate::stats::QueueStats {
+        let ring = self.ring();
+        let (puts, gets) = ring.counts();
+        crate::stats::QueueStats::new(
+            ring.qsize() as u64,
+            u64::from(ring.w(W_UNFINISHED).load(SeqCst)),
+            puts,
+            gets,
+        )
+    }
+
     /// How many items put have not been marked done yet (the thread queues'
     /// `unfinished_tasks`; Python's `JoinableQueue._unfinished_tasks`): the
     /// non-blocking check of [`join`](Self::join), which returns once it is 0.

@@ -8,8 +8,8 @@
 //! |---|---|
 //! | 0–3 | magic, capacity (a power of two), slot size, `maxsize` |
 //! | 4–5 | arena size; largest encoded item a put accepts (0: the default 1 GiB) |
-//! | 16– | producers': `tail` (next index to write), producer lock, publish futex, items in feeder buffers, arena tail |
-//! | 32– | consumers': `head` (next index to read), consumer lock, take futex, arena head |
+//! | 16– | producers': `tail` (next index to write), producer lock, publish futex, items in feeder buffers, arena tail, items published (64 bits: low, high word) |
+//! | 32– | consumers': `head` (next index to read), consumer lock, take futex, arena head, items taken (64 bits) |
 //! | 48– | shutdown state and sleeper counts (read often, written rarely), async waiter threads |
 //! | 64, 80 | free places of a bounded queue; unfinished tasks |
 //! | 96 | the async doorbell (bumped on every change an async waiter may wait for, while one exists) |
@@ -81,6 +81,8 @@ const W_ITEMS: usize = 18;
 pub(super) const W_BUFFERED: usize = 20;
 /// Next arena byte to write.
 const W_BTAIL: usize = 21;
+/// Items published so far, low and high words (under the producer lock).
+const W_PUTS: usize = 22;
 // Line 2: written by consumers.
 const W_HEAD: usize = 32;
 const W_CLOCK: usize = 33;
@@ -88,6 +90,8 @@ const W_CLOCK: usize = 33;
 const W_SPACE: usize = 34;
 /// First arena byte still in use.
 const W_BHEAD: usize = 35;
+/// Items taken by a get so far, low and high words (under the consumer lock).
+const W_GETS: usize = 36;
 // Line 3: read often, written rarely.
 /// 0 open, 1 shut down, 2 shut down immediately.
 pub(super) const W_SHUTDOWN: usize = 48;
@@ -406,6 +410,7 @@ impl Ring {
                 }
             }
             self.w(W_TAIL).store(tail.wrapping_add(1), SeqCst);
+            self.count(W_PUTS);
         }
         self.announce();
         Push::Done
@@ -418,7 +423,11 @@ impl Ring {
             if self.w(W_SHUTDOWN).load(SeqCst) == 2 {
                 return Popped::ShutDown;
             }
-            self.pop_locked(out)
+            let popped = self.pop_locked(out);
+            if let Popped::Item(_) = popped {
+                self.count(W_GETS);
+            }
+            popped
         };
         if popped != Popped::Empty {
             self.after_take(1);
@@ -534,6 +543,36 @@ impl Ring {
             }
             self.ring_bell();
         }
+    }
+
+    /// Adds one to the 64-bit count at words `at`, `at + 1`; the caller
+    /// holds the lock that guards it (relaxed words: only the lock holder
+    /// writes them, [`counts`](Self::counts) reads them under it too).
+    fn count(&self, at: usize) {
+        let lo = self.w(at).load(Relaxed).wrapping_add(1);
+        self.w(at).store(lo, Relaxed);
+        if lo == 0 {
+            let hi = self.w(at + 1);
+            hi.store(hi.load(Relaxed).wrapping_add(1), Relaxed);
+        }
+    }
+
+    fn read_count(&self, at: usize) -> u64 {
+        u64::from(self.w(at + 1).load(Relaxed)) << 32 | u64::from(self.w(at).load(Relaxed))
+    }
+
+    /// Items published and items taken by a get so far, each read under
+    /// its lock (one at a time: never both held).
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let puts = {
+            let _held = self.lock(W_PLOCK);
+            self.read_count(W_PUTS)
+        };
+        let gets = {
+            let _held = self.lock(W_CLOCK);
+            self.read_count(W_GETS)
+        };
+        (puts, gets)
     }
 
     /// Items in the ring.

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use super::wire::{ToWorkerRef, WireArgRef};
 use crate::futures::BrokenPool;
 use crate::ipc::sealed::Sealed;
 use crate::process::StartMethod;
+use crate::stats::{PoolStats, Times, unix_ms_now};
 
 /// At most this many bytes of arguments are queued to a busy worker (and at
 /// most half its pipe), so a write to a busy worker never blocks: only a
@@ -137,6 +140,14 @@ pub(crate) struct State {
     pub(crate) ewma_job: Option<Duration>,
     /// Jobs to fail once the lock is released (see [`Engine::release`]).
     pub(crate) failed: Vec<(Job, Failure)>,
+    /// Jobs accepted (`submit`, each job of `submit_all`).
+    pub(crate) submitted: u64,
+    /// Jobs answered by a worker, by outcome (see [`Engine::stats`]).
+    pub(crate) completed: u64,
+    pub(crate) answered_failed: u64,
+    pub(crate) panicked: u64,
+    /// Run times of the answered jobs (the figure `ewma_job` averages).
+    pub(crate) times: Times,
 }
 
 /// Starts the slot thread of a slot (slot.rs), counted under the lock: given
@@ -151,6 +162,14 @@ pub(crate) struct Engine {
     pub(crate) cfg: Config,
     pub(crate) state: Mutex<State>,
     pub(crate) changed: Condvar,
+    /// Jobs failed without an answer (lost, broken, refused, too large),
+    /// counted where they fail, often outside the lock.
+    failed_jobs: AtomicU64,
+    /// Jobs cancelled: a future cancelled while queued, `cancel_futures`,
+    /// `terminate`.
+    cancelled_jobs: AtomicU64,
+    /// When the pool was built, in ms since the Unix epoch.
+    started_ms: u64,
 }
 
 /// Why `submit` refused a task (handed back as it was given).
@@ -180,8 +199,16 @@ impl Engine {
                 retried: 0,
                 ewma_job: None,
                 failed: Vec::new(),
+                submitted: 0,
+                completed: 0,
+                answered_failed: 0,
+                panicked: 0,
+                times: Times::default(),
             }),
             changed: Condvar::new(),
+            failed_jobs: AtomicU64::new(0),
+            cancelled_jobs: AtomicU64::new(0),
+            started_ms: unix_ms_now(),
         })
     }
 
@@ -204,15 +231,16 @@ impl Engine {
             return Err(Refused::ShutDown(task));
         }
         let (mut job, out) = into_job(task);
+        st.submitted += 1;
         if let Some(m) = job.refused.take() {
             drop(st);
-            job.sink.fail(Failure::Refused(m));
+            self.fail_job(job, Failure::Refused(m));
             return Ok(out);
         }
         if let Some(t) = job.too_large(self.cfg.max_payload) {
             // Checked before anything is written: the worker never sees it.
             drop(st);
-            job.sink.fail(Failure::TooLarge(t));
+            self.fail_job(job, Failure::TooLarge(t));
             return Ok(out);
         }
         if job.needs_sealing() {
@@ -220,7 +248,7 @@ impl Engine {
             drop(st);
             if let Err(e) = job.seal() {
                 let m = format!("the task's arguments could not be placed in shared memory: {e}");
-                job.sink.fail(Failure::Refused(m));
+                self.fail_job(job, Failure::Refused(m));
                 return Ok(out);
             }
             st = self.state.lock();
@@ -231,7 +259,7 @@ impl Engine {
             };
             if let Some(f) = refused {
                 drop(st);
-                job.sink.fail(f);
+                self.fail_job(job, f);
                 return Ok(out);
             }
         }
@@ -247,6 +275,7 @@ impl Engine {
     /// `Cancelled` / `BrokenPool`, the first one first.
     pub(crate) fn submit_all(&self, jobs: Vec<Job>) -> Result<(), Option<BrokenPool>> {
         let mut st = self.state.lock();
+        st.submitted += jobs.len() as u64;
         let refused = match (&st.broken, st.closed) {
             (Some(b), _) => Some((Failure::Broken(b.clone()), Some(b.clone()))),
             (None, true) => Some((Failure::Cancelled, None)),
@@ -254,7 +283,7 @@ impl Engine {
         };
         if let Some((failure, err)) = refused {
             drop(st);
-            fail_all(jobs, &failure);
+            self.fail_all(jobs, &failure);
             return Err(err);
         }
         for mut job in jobs {
@@ -302,7 +331,7 @@ impl Engine {
             drop(st);
             self.report_started(&started);
             for (job, f) in failed {
-                job.sink.fail(f);
+                self.fail_job(job, f);
             }
             if writes.is_empty() {
                 return;
@@ -469,6 +498,7 @@ impl Engine {
         };
         while let Some(mut job) = pending.pop_front() {
             if !job.sink.start() {
+                self.cancelled_jobs.fetch_add(1, Relaxed);
                 continue; // cancelled while queued
             }
             let at = w.outbox.len();
@@ -539,7 +569,7 @@ impl Engine {
             self.release(st);
             drained
         };
-        fail_all(drained, &Failure::Cancelled);
+        self.fail_all(drained, &Failure::Cancelled);
     }
 
     /// Stops the workers at once and cancels every queued and running job
@@ -555,7 +585,7 @@ impl Engine {
             self.changed.notify_all();
             st.pending.drain(..).collect()
         };
-        fail_all(drained, &Failure::Cancelled);
+        self.fail_all(drained, &Failure::Cancelled);
         // A grace too long to represent means: never escalate.
         let grace = Instant::now().checked_add(self.cfg.terminate_grace);
         if grace.is_none() || self.wait_workers(grace) {
@@ -589,7 +619,7 @@ impl Engine {
             // Anything queued since (a worker's requeued prefetch) is cancelled.
             st.pending.drain(..).collect::<Vec<_>>()
         };
-        fail_all(drained, &Failure::Cancelled);
+        self.fail_all(drained, &Failure::Cancelled);
     }
 
     /// Breaks the pool: fails every queued job and stops the workers
@@ -606,7 +636,7 @@ impl Engine {
             let b = st.broken.clone().expect("set above");
             (st.pending.drain(..).collect::<Vec<_>>(), b)
         };
-        fail_all(drained, &Failure::Broken(b));
+        self.fail_all(drained, &Failure::Broken(b));
     }
 
     /// Waits until every slot thread has ended (or `deadline`); returns
@@ -638,16 +668,55 @@ impl Engine {
         }
     }
 
+    /// Fails `job` with `failure`, counting it for [`stats`](Self::stats):
+    /// `Cancelled` as cancelled, anything else as failed.
+    pub(crate) fn fail_job(&self, job: Job, failure: Failure) {
+        let count = match failure {
+            Failure::Cancelled => &self.cancelled_jobs,
+            _ => &self.failed_jobs,
+        };
+        count.fetch_add(1, Relaxed);
+        job.sink.fail(failure);
+    }
+
+    /// Fails each job with `failure` ([`fail_job`](Self::fail_job)).
+    pub(crate) fn fail_all(&self, jobs: impl IntoIterator<Item = Job>, failure: &Failure) {
+        for job in jobs {
+            self.fail_job(job, failure.clone());
+        }
+    }
+
+    /// The snapshot behind `ProcessPoolExecutor::stats` and `Pool::stats`,
+    /// taken under the lock. A worker runs its oldest unanswered job once
+    /// that job was handed to a writer (see [`TaskStart`]); the jobs behind
+    /// it (sent ahead) and those in the queue are pending.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let st = self.state.lock();
+        let mut s = PoolStats::zero(self.started_ms);
+        let mut pending = st.pending.len() as u64;
+        for w in st.workers.iter().flatten() {
+            s.workers_alive += 1;
+            let running = u64::from(w.outstanding.len() > w.outbox_jobs);
+            s.workers_busy += running;
+            pending += w.outstanding.len() as u64 - running;
+        }
+        s.workers_idle = s.workers_alive - s.workers_busy;
+        s.tasks_running = s.workers_busy;
+        s.tasks_pending = pending;
+        s.tasks_submitted = st.submitted;
+        s.tasks_completed = st.completed;
+        s.tasks_panicked = st.panicked;
+        s.tasks_failed = st.answered_failed + self.failed_jobs.load(Relaxed);
+        s.tasks_cancelled = self.cancelled_jobs.load(Relaxed);
+        s.workers_lost = st.lost;
+        s.tasks_retried = st.retried;
+        st.times.fill(&mut s);
+        s
+    }
+
     /// The pids of the live workers, by slot.
     pub(crate) fn pids(&self) -> Vec<u32> {
         let st = self.state.lock();
         st.workers.iter().flatten().map(|w| w.pid).collect()
-    }
-}
-
-/// Fails each job with `failure`.
-pub(crate) fn fail_all(jobs: impl IntoIterator<Item = Job>, failure: &Failure) {
-    for job in jobs {
-        job.sink.fail(failure.clone());
     }
 }

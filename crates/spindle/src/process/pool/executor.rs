@@ -109,6 +109,22 @@ impl ProcessPoolExecutor {
         self.engine.pids()
     }
 
+    /// A snapshot of the pool's workers and tasks (spindle only; see
+    /// [`PoolStats`](crate::stats::PoolStats) for what each count means),
+    /// read under the pool's lock.
+    ///
+    /// Always on: the counts are fields the engine updates under the lock
+    /// it already takes for each batch of answers, and the task time is the
+    /// one it already measures for prefetch (its moving average): from the
+    /// task becoming its worker's running one to its answer being read in
+    /// this process, the pipe round trip included; tasks answered together
+    /// share the batch's time evenly. A `map` chunk is one task. A worker
+    /// killed while running a task counts in `workers_lost`, and its task
+    /// in `tasks_retried` if it is run again (else in `tasks_failed`).
+    pub fn stats(&self) -> crate::stats::PoolStats {
+        self.engine.stats()
+    }
+
     /// How many workers were lost while running a task so far.
     pub fn workers_lost(&self) -> u64 {
         self.engine.state.lock().lost

@@ -88,6 +88,13 @@ impl Pool {
         self.exec.worker_pids()
     }
 
+    /// A snapshot of the pool's workers and tasks (spindle only): see
+    /// [`ProcessPoolExecutor::stats`]. Each `apply_async` is one task, each
+    /// chunk of a `map` one task.
+    pub fn stats(&self) -> crate::stats::PoolStats {
+        self.exec.stats()
+    }
+
     /// How many workers were lost while running a task so far (spindle
     /// only): see [`ProcessPoolExecutor::workers_lost`].
     pub fn workers_lost(&self) -> u64 {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::engine::{Engine, State, TaskStart, Worker, fail_all};
+use super::engine::{Engine, State, TaskStart, Worker};
 use super::job::{Failure, Job};
 use super::link::{self, LinkError, Rx, Tx};
 use super::wire::{FromWorker, ItemOutcome, worker_call};
@@ -221,8 +221,10 @@ fn slot_main(
                 // front at a report, so it is reported now, before any answer
                 // of the batch is handed out.
                 let mut started = Vec::new();
+                let mut outcomes = Outcomes::default();
                 for (i, outs) in answers.drain(..).enumerate() {
                     if let Some(job) = w.outstanding.pop_front() {
+                        outcomes.count(&outs);
                         w.queued_bytes -= job.weight();
                         if i > 0 && observed {
                             started.push(TaskStart {
@@ -247,6 +249,7 @@ fn slot_main(
                         }),
                 );
                 let short = w.outstanding.len() <= 1;
+                outcomes.add_to(&mut st, took);
                 st.ewma_job = Some(match st.ewma_job {
                     Some(avg) => (avg * 7 + took) / 8,
                     None => took,
@@ -358,7 +361,7 @@ fn settle(engine: &Engine, w: Worker, exitcode: Option<i32>) -> bool {
     engine.dispatch(&mut st);
     engine.release(st);
     for (job, f) in failed {
-        fail_all([job], &f);
+        engine.fail_job(job, f);
     }
     replace
 }
@@ -389,5 +392,47 @@ fn watchdog(engine: &Arc<Engine>, limit: Duration) {
         engine
             .changed
             .wait_until(&mut st, next + Duration::from_millis(1));
+    }
+}
+
+/// A batch of answers' outcomes, counted while the batch is sorted and
+/// added to the engine's counts at once.
+#[derive(Default)]
+struct Outcomes {
+    completed: u64,
+    failed: u64,
+    panicked: u64,
+}
+
+impl Outcomes {
+    /// A job whose item panicked counts as panicked; one with an item that
+    /// could not run or whose result was too large, as failed; else
+    /// completed.
+    fn count(&mut self, outs: &[ItemOutcome]) {
+        let mut failed = false;
+        for o in outs {
+            match o {
+                ItemOutcome::Panicked(_) => {
+                    self.panicked += 1;
+                    return;
+                }
+                ItemOutcome::Fault(_) | ItemOutcome::TooLarge { .. } => failed = true,
+                ItemOutcome::Ok(_) | ItemOutcome::Bulk(..) | ItemOutcome::Mapped(_) => {}
+            }
+        }
+        if failed {
+            self.failed += 1;
+        } else {
+            self.completed += 1;
+        }
+    }
+
+    /// Adds the counts, and `took` once per job answered, to the engine's.
+    fn add_to(&self, st: &mut State, took: Duration) {
+        st.completed += self.completed;
+        st.answered_failed += self.failed;
+        st.panicked += self.panicked;
+        let n = self.completed + self.failed + self.panicked;
+        st.times.record_n(crate::stats::nanos(took), n);
     }
 }
