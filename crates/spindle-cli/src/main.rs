@@ -110,6 +110,29 @@ enum Command {
         #[arg(long = "broker", value_name = "NAME")]
         brokers: Vec<String>,
     },
+    /// Run a cluster worker: spindle's own tasks (the demos and the
+    /// workloads), from a manager server's broker, until SIGTERM or SIGINT
+    /// (then it finishes the tasks it holds and exits 0).
+    Worker {
+        /// The manager server holding the broker: IP:PORT or a socket path.
+        #[arg(long, required_unless_present = "list")]
+        broker: Option<String>,
+        /// The server's key: all the bytes of this file.
+        #[arg(long, required_unless_present = "list")]
+        authkey_file: Option<PathBuf>,
+        /// The broker's registered name.
+        #[arg(long, default_value = "tasks")]
+        queue: String,
+        /// Tasks at once (default: the CPUs here).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// The lease on each task, in seconds (the clients' must agree).
+        #[arg(long, default_value_t = 30.0)]
+        lease: f64,
+        /// Print each task this binary can run (name and signature) and exit.
+        #[arg(long)]
+        list: bool,
+    },
     /// What a running manager server is doing: connections, channels,
     /// objects, handshakes; a table, or one JSON object per snapshot.
     ///
@@ -298,6 +321,42 @@ fn main() -> ExitCode {
             conns,
             rounds,
         }) => echo::load_cmd(&connect, conns as usize, rounds),
+        Command::Worker {
+            broker,
+            authkey_file,
+            queue,
+            concurrency,
+            lease,
+            list,
+        } => {
+            let mut args = Vec::new();
+            if list {
+                args.push("--list".to_string());
+            }
+            if let Some(b) = broker {
+                args.extend(["--broker".into(), b]);
+            }
+            if let Some(f) = authkey_file {
+                args.extend(["--authkey-file".into(), f.display().to_string()]);
+            }
+            args.extend(["--queue".into(), queue, "--lease".into(), lease.to_string()]);
+            if let Some(n) = concurrency {
+                args.extend(["--concurrency".into(), n.to_string()]);
+            }
+            match spindle_cluster::parse_worker_args(&args) {
+                Ok(spindle_cluster::WorkerCommand::List) => {
+                    for (name, sig) in spindle::process::task_signatures() {
+                        println!("{name} {sig:016x}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(spindle_cluster::WorkerCommand::Run(a)) => spindle_cluster::run_worker(&a),
+                Err(m) => {
+                    eprintln!("spindle worker: {m}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Status {
             manager,
             authkey_file,

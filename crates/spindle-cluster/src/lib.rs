@@ -9,6 +9,11 @@
 //! - [`ClusterExecutor`]: a `futures::Executor` (and `process::RemoteExecutor`)
 //!   whose tasks go through the broker: `submit`, `map`, `as_completed`,
 //!   `wait`, `shutdown` as on the local pools.
+//! - [`worker_main`]: a worker process from your own binary (`fn main() {
+//!   spindle_cluster::worker_main() }` or a subcommand of it): `--broker
+//!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N]`, `--list`;
+//!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
+//!   tasks.
 //! - [`Worker`]: fetches tasks, runs them with `process::invoke` (tasks of
 //!   this same binary, found by name and checked by signature), sends the
 //!   results back, keeps its leases alive while a task runs.
@@ -24,9 +29,13 @@
 
 mod broker;
 mod executor;
+mod main_fn;
 mod wire;
 mod worker;
 
 pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
+pub use main_fn::{
+    WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
+};
 pub use worker::{Worker, WorkerStats};

@@ -97,7 +97,7 @@ pub use remote::{
     DuplicateTasks, EncodedCall, TaskFault, WireError, check_tasks, duplicate_tasks, invoke,
     signature_of,
 };
-pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names};
+pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names, task_signatures};
 
 /// Items the `#[spindle::task]` macro needs; not part of the API.
 #[doc(hidden)]

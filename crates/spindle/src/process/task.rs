@@ -480,6 +480,17 @@ pub(crate) fn lookup(name: &str) -> Option<&'static TaskEntry> {
     registry().iter().find(|e| e.name() == name)
 }
 
+/// Every registered task's name and [`Task::SIGNATURE`], sorted by name:
+/// what a worker's `--list` prints.
+pub fn task_signatures() -> Vec<(&'static str, u64)> {
+    let mut v: Vec<_> = registry()
+        .iter()
+        .map(|e| (e.name(), e.signature()))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// The names of every registered task (sorted), e.g. for a worker's
 /// `--list`.
 pub fn task_names() -> Vec<&'static str> {

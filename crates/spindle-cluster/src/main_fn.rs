@@ -1,0 +1,230 @@
+//! `worker_main()`: a cluster worker from the user's own binary (the
+//! registry of tasks is per binary), with a small command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use spindle::ipc::Address;
+
+use crate::broker::{Broker, EmbeddedBroker};
+use crate::executor::TaskOptions;
+use crate::worker::Worker;
+
+/// The usage line of [`worker_main`].
+pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
+[--concurrency N] [--lease SECONDS] | worker --list";
+
+/// A worker's settings, from its command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerArgs {
+    /// The manager server holding the broker: `HOST:PORT` or a socket path.
+    pub broker: String,
+    /// The file whose bytes are the server's key.
+    pub authkey_file: PathBuf,
+    /// The broker's registered name (default `tasks`).
+    pub queue: String,
+    /// Tasks at once (default: the CPUs here).
+    pub concurrency: usize,
+    /// The lease on each task (default 30 s); the clients' `TaskOptions`
+    /// should say the same.
+    pub lease: Duration,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerCommand {
+    /// Serve tasks.
+    Run(WorkerArgs),
+    /// Print each registered task's name and signature.
+    List,
+}
+
+/// Parses a worker's arguments (without the program name).
+///
+/// # Errors
+///
+/// A message naming the bad or missing argument.
+pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
+    let mut broker = None;
+    let mut authkey_file = None;
+    let mut queue = "tasks".to_string();
+    let mut concurrency = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut lease = TaskOptions::default().lease;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--list" => return Ok(WorkerCommand::List),
+            "--broker" => broker = Some(value("--broker")?),
+            "--authkey-file" => authkey_file = Some(PathBuf::from(value("--authkey-file")?)),
+            "--queue" => queue = value("--queue")?,
+            "--concurrency" => {
+                let v = value("--concurrency")?;
+                concurrency = match v.parse::<usize>() {
+                    Ok(n) if (1..=1024).contains(&n) => n,
+                    _ => return Err(format!("--concurrency {v:?}: 1 to 1024")),
+                };
+            }
+            "--lease" => {
+                let v = value("--lease")?;
+                lease = match v.parse::<f64>() {
+                    Ok(s) if (0.1..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
+                    _ => return Err(format!("--lease {v:?}: 0.1 to 86400 seconds")),
+                };
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(WorkerCommand::Run(WorkerArgs {
+        broker: broker.ok_or("--broker is required")?,
+        authkey_file: authkey_file.ok_or("--authkey-file is required")?,
+        queue,
+        concurrency,
+        lease,
+    }))
+}
+
+/// Runs a cluster worker with this process's command line: the tasks of
+/// this binary (`#[spindle::task]`), from the broker named on it, until
+/// SIGTERM or SIGINT, after which it finishes the tasks it holds (a
+/// drain) and exits 0. `--list` prints each registered task's name and
+/// signature. A bad command line exits 2, a broker that cannot be reached
+/// at start 1, each with one line on stderr; a broker lost later is tried
+/// again every second.
+///
+/// A worker refuses to start when two tasks of this binary share a name
+/// (`process::check_tasks`): a call by that name could run either.
+pub fn worker_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_worker_args(&args) {
+        Ok(WorkerCommand::List) => {
+            for (name, sig) in spindle::process::task_signatures() {
+                println!("{name} {sig:016x}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(WorkerCommand::Run(a)) => run(&a),
+        Err(m) => {
+            eprintln!("worker: {m}\n{WORKER_USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a worker with `args` until SIGTERM or SIGINT (see [`worker_main`]).
+pub fn run(args: &WorkerArgs) -> ExitCode {
+    if let Err(d) = spindle::process::check_tasks() {
+        eprintln!("worker: {d}");
+        return ExitCode::FAILURE;
+    }
+    let key = match std::fs::read(&args.authkey_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "worker: cannot read the authkey file {}: {e}",
+                args.authkey_file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let address: Address = match args.broker.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("worker: --broker {:?}: {e}", args.broker);
+            return ExitCode::from(2);
+        }
+    };
+    // SIGTERM and SIGINT go to the thread below only (blocked before any
+    // other thread starts, so every thread inherits the mask).
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    if let Err(e) = signals.thread_block() {
+        eprintln!("worker: cannot block SIGTERM/SIGINT: {e}");
+        return ExitCode::FAILURE;
+    }
+    let broker = match EmbeddedBroker::connect(address, &key, &args.queue) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("worker: {}: {e}", args.broker);
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let _ = std::thread::Builder::new()
+        .name("spindle-worker-signals".into())
+        .spawn(move || {
+            let _ = signals.wait();
+            s2.store(true, Ordering::SeqCst);
+        });
+    let options = TaskOptions {
+        lease: args.lease,
+        ..TaskOptions::default()
+    };
+    let worker = Worker::new(&broker as &dyn Broker)
+        .concurrency(args.concurrency)
+        .options(options);
+    eprintln!(
+        "worker: serving {} on {} with {} threads",
+        args.queue, args.broker, args.concurrency
+    );
+    match worker.run(&stop) {
+        Ok(s) => {
+            eprintln!(
+                "worker: stopped: {} done, {} stale, {} dead-lettered",
+                s.done, s.stale, s.dead_lettered
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_command_line() {
+        assert_eq!(parse_worker_args(&args("--list")), Ok(WorkerCommand::List));
+        let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
+            "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2",
+        )) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            (a.broker.as_str(), a.queue.as_str(), a.concurrency, a.lease),
+            ("127.0.0.1:5", "q", 3, Duration::from_secs(2))
+        );
+        for (bad, says) in [
+            ("--authkey-file k", "--broker"),
+            ("--broker x", "--authkey-file"),
+            (
+                "--broker x --authkey-file k --concurrency 0",
+                "--concurrency",
+            ),
+            ("--broker x --authkey-file k --lease -1", "--lease"),
+            ("--broker", "needs a value"),
+            ("--bogus", "unknown argument"),
+        ] {
+            let e = parse_worker_args(&args(bad)).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}
