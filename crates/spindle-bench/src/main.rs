@@ -47,6 +47,7 @@ use clap::Parser;
 use std::time::{Duration, Instant};
 
 mod aio;
+mod cluster;
 mod futures;
 mod lockorder;
 mod manager;
@@ -117,6 +118,11 @@ const SUITES: &[Suite] = &[
         name: "manager",
         about: "spindle::manager proxies over TCP: queue put/get (1 and 8 clients), connect + first call, dict set/get, task round trip vs Python's managers and a bare TCP request/reply",
         run: manager::run,
+    },
+    Suite {
+        name: "cluster",
+        about: "spindle-cluster on the embedded broker: one task's round trip, map throughput on two worker processes, vs Python's BaseManager task queue",
+        run: cluster::run,
     },
     Suite {
         name: "observe",

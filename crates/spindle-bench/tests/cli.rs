@@ -34,6 +34,7 @@ fn list_names_every_suite_in_order() {
             "pool",
             "aio",
             "manager",
+            "cluster",
             "observe"
         ]
     );

@@ -92,7 +92,8 @@ pub trait Broker: Send + Sync + fmt::Debug {
         client: Option<(&str, &[u8])>,
         ttl: Duration,
     ) -> Result<bool, BrokerError>;
-    /// Adds `message` to `client`'s stream, acking nothing.
+    /// Adds `message` to `client`'s stream, acking nothing; it may return
+    /// before the broker has it (a hint, such as "started").
     fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError>;
     /// Takes up to `max` of `client`'s results, waiting at most `wait`.
     fn results(
@@ -225,7 +226,7 @@ impl Broker for EmbeddedBroker {
     }
 
     fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError> {
-        Ok(self.proxy.notify(client, &buf(message), ttl)?)
+        Ok(self.proxy.notify_nowait(client, &buf(message), ttl)?)
     }
 
     fn results(
