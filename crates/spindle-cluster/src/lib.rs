@@ -5,7 +5,7 @@
 //!   with leases, idempotent acks, redelivery, dead letters, a result stream
 //!   per client. [`EmbeddedBroker`] is the manager server's broker
 //!   (`spindle serve --broker NAME`, or `Typeid::broker()` in your own
-//!   server), in memory. [`RedisBroker`] (feature `redis`, on by default)
+//!   server), in memory. `RedisBroker` (feature `redis`, on by default)
 //!   is the same contract on Redis Streams: entries survive a worker, an
 //!   executor and (with Redis persistence) the server.
 //! - [`ClusterExecutor`]: a `futures::Executor` (and `process::RemoteExecutor`)
