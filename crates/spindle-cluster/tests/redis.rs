@@ -570,3 +570,29 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
     assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
     assert_eq!(b.counts().unwrap().dead_total, 1);
 }
+
+#[test]
+fn a_running_tasks_lease_is_extended() {
+    let s = RedisServer::start();
+    let b = s.broker();
+    let options = TaskOptions {
+        lease: Duration::from_millis(150),
+        ..TaskOptions::default()
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone()))
+        .options(options)
+        .build();
+    // Two worker threads: the idle one fetches (reclaims) all the time.
+    let w = Workers::start(&b, 2, options);
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let f = ex.submit(run_work::call(gate.work(5))).unwrap();
+    wait_running(&f);
+    // Many leases long: the heartbeat keeps it with its worker.
+    thread::sleep(Duration::from_millis(1500));
+    gate.open();
+    assert_eq!(f.result_timeout(LONG), Ok(5));
+    let c = b.counts().unwrap();
+    assert_eq!((c.expired, c.unfinished), (0, 0), "{c:?}");
+    let stats = w.stop();
+    assert_eq!((stats.done, stats.stale), (1, 0));
+}
