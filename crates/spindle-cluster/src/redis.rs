@@ -324,8 +324,27 @@ fn broken(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
+/// Replies that say the server cannot serve now (or not this client), not
+/// that the call was bad: the stream or group gone, no or a wrong
+/// password, not allowed, loading, a read-only replica, a cluster down.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "NOGROUP",
+    "NOAUTH",
+    "WRONGPASS",
+    "NOPERM",
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "BUSY",
+];
+
 fn to_broker_error(e: &RedisError) -> BrokerError {
-    if broken(e) || e.kind() == ErrorKind::AuthenticationFailed || e.code() == Some("NOGROUP") {
+    if broken(e)
+        || e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c))
+    {
         BrokerError::Unavailable(e.to_string())
     } else {
         BrokerError::Refused(e.to_string())

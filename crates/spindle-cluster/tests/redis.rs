@@ -30,10 +30,16 @@ const QUEUE: &str = "tasks";
 struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
+    /// `requirepass`, if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     fn start() -> RedisServer {
+        RedisServer::start_with(None)
+    }
+
+    fn start_with(password: Option<&str>) -> RedisServer {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "spindle-redis-{}-{}",
@@ -42,7 +48,11 @@ impl RedisServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut s = RedisServer { child: None, dir };
+        let mut s = RedisServer {
+            child: None,
+            dir,
+            password: password.map(str::to_owned),
+        };
         s.launch();
         s
     }
@@ -51,7 +61,11 @@ impl RedisServer {
     /// empty server on the same socket) and waits until it answers.
     fn launch(&mut self) {
         let dir = &self.dir;
-        let child = match Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = match cmd
             .args(["--port", "0", "--unixsocket"])
             .arg(dir.join("redis.sock"))
             .args([
@@ -83,7 +97,11 @@ impl RedisServer {
     }
 
     fn url(&self) -> String {
-        format!("unix://{}", self.dir.join("redis.sock").display())
+        let url = format!("unix://{}", self.dir.join("redis.sock").display());
+        match &self.password {
+            Some(p) => format!("{url}?pass={p}"),
+            None => url,
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -595,4 +613,32 @@ fn a_running_tasks_lease_is_extended() {
     assert_eq!((c.expired, c.unfinished), (0, 0), "{c:?}");
     let stats = w.stop();
     assert_eq!((stats.done, stats.stale), (1, 0));
+}
+
+#[test]
+fn connect_errors_are_typed() {
+    use spindle_cluster::BrokerError;
+    let s = RedisServer::start_with(Some("sesame"));
+    // The password from the URL: AUTH.
+    let b = s.broker();
+    b.put(b"x", 1, "c1", b"", TTL).unwrap();
+    assert_eq!(b.counts().unwrap().unfinished, 1);
+    let sock = s.dir.join("redis.sock");
+    let wrong = format!("unix://{}?pass=wrong", sock.display());
+    let none = format!("unix://{}", sock.display());
+    for url in [&wrong, &none] {
+        let e = RedisBroker::connect(url, QUEUE).unwrap_err();
+        assert!(matches!(e, BrokerError::Unavailable(_)), "{url}: {e:?}");
+    }
+    let gone = format!("unix://{}", s.dir.join("nothing.sock").display());
+    let e = RedisBroker::connect(&gone, QUEUE).unwrap_err();
+    assert!(matches!(e, BrokerError::Unavailable(_)), "{e:?}");
+    for queue in ["", "a{b", "a}"] {
+        let e = RedisBroker::connect(&s.url(), queue).unwrap_err();
+        assert!(matches!(e, BrokerError::Refused(_)), "{queue:?}: {e:?}");
+    }
+    let e = RedisBroker::connect("nonsense://x", QUEUE).unwrap_err();
+    assert!(matches!(e, BrokerError::Refused(_)), "{e:?}");
+    let e = b.put(b"x", 0, "c1", b"", TTL).unwrap_err();
+    assert!(matches!(e, BrokerError::Refused(_)), "{e:?}");
 }
