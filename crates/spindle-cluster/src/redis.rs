@@ -47,9 +47,16 @@ fn sid_of(id: u64) -> String {
     format!("{}-{}", id >> SEQ_BITS, id & ((1 << SEQ_BITS) - 1))
 }
 
+/// Milliseconds, at least 1 and at most 2^40 (about 34 years), so that a
+/// `PEXPIRE` never overflows the server's clock (an error in the middle of
+/// a script would leave its earlier writes done).
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2).max(1)
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_MILLIS)
 }
+
+const MAX_MILLIS: u64 = 1 << 40;
 
 /// Lua shared by the scripts: `fields(stream, sid)` is the entry's fields
 /// (a table) or nil; `uncount(f, key)` takes a `put` entry off the
@@ -115,7 +122,9 @@ for _, p in ipairs(pend) do
       if client ~= '' then
         local rk = ARGV[5] .. client
         redis.call('RPUSH', rk, f['on_dead'] or '')
-        redis.call('PEXPIRE', rk, tonumber(f['ttl_ms'] or '3600000') or 3600000)
+        local ttl = tonumber(f['ttl_ms'] or '') or 3600000
+        if ttl < 1 or ttl > 1099511627776 then ttl = 3600000 end
+        redis.call('PEXPIRE', rk, math.floor(ttl))
       end
     else
       redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), sid)

@@ -642,3 +642,47 @@ fn connect_errors_are_typed() {
     let e = b.put(b"x", 0, "c1", b"", TTL).unwrap_err();
     assert!(matches!(e, BrokerError::Refused(_)), "{e:?}");
 }
+
+#[test]
+fn huge_or_bad_ttls_do_not_break_the_scripts() {
+    let s = RedisServer::start();
+    let b = s.broker();
+    // A ttl past the server's clock range is capped (about 34 years).
+    let id = b.put(b"x", 3, "c1", b"", Duration::MAX).unwrap();
+    assert_eq!(fetch_one(&b, LONG).id, id);
+    assert!(b.ack_with_result(id, "c1", b"r", Duration::MAX).unwrap());
+    b.notify("c1", b"n", Duration::MAX).unwrap();
+    assert_eq!(b.results("c1", 10, SHORT).unwrap().len(), 2);
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+    // An entry added by hand with a ttl that is not one: its on_dead
+    // message still goes out, with the default ttl.
+    let mut c = s.raw();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{{{QUEUE}}}:stream"))
+        .arg("*")
+        .arg("entry")
+        .arg("e")
+        .arg("max_deliveries")
+        .arg("1")
+        .arg("client")
+        .arg("c2")
+        .arg("on_dead")
+        .arg("dead!")
+        .arg("ttl_ms")
+        .arg("1e300")
+        .query(&mut c)
+        .unwrap();
+    let lease = Duration::from_millis(20);
+    assert_eq!(fetch_one(&b, lease).attempt, 1);
+    let since = Instant::now();
+    while b.counts().unwrap().dead_total == 0 {
+        assert!(b.fetch(1, SHORT, lease).unwrap().is_empty());
+        assert!(since.elapsed() < LONG, "never dead-lettered");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{{{QUEUE}}}:results:c2"))
+        .query(&mut c)
+        .unwrap();
+    assert!((1..=3_600_000).contains(&ttl), "{ttl}");
+    assert_eq!(b.results("c2", 10, SHORT).unwrap(), vec![b"dead!".to_vec()]);
+}
