@@ -5,7 +5,9 @@
 //!   with leases, idempotent acks, redelivery, dead letters, a result stream
 //!   per client. [`EmbeddedBroker`] is the manager server's broker
 //!   (`spindle serve --broker NAME`, or `Typeid::broker()` in your own
-//!   server), in memory.
+//!   server), in memory. `RedisBroker` (feature `redis`, on by default)
+//!   is the same contract on Redis Streams: entries survive a worker, an
+//!   executor and (with Redis persistence) the server.
 //! - [`ClusterExecutor`]: a `futures::Executor` (and `process::RemoteExecutor`)
 //!   whose tasks go through the broker: `submit`, `map`, `as_completed`,
 //!   `wait`, `shutdown` as on the local pools.
@@ -30,9 +32,13 @@
 mod broker;
 mod executor;
 mod main_fn;
+#[cfg(feature = "redis")]
+mod redis;
 mod wire;
 mod worker;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBroker, RedisDeadLetter};
 pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{

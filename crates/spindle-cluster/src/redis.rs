@@ -1,0 +1,852 @@
+//! `RedisBroker`: the [`Broker`] contract on Redis Streams (feature
+//! `redis`, on by default).
+//!
+//! Every key of queue `Q` starts with the hash tag `{Q}` (one Redis
+//! Cluster slot), and every step that reads and writes is one Lua script
+//! (atomic on the server). This crate's README.md lists the keys and what
+//! each script guarantees.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::streams::StreamReadReply;
+use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
+use spindle::manager::BrokerCounts;
+
+use crate::broker::{Broker, BrokerError, Fetched};
+
+/// The consumer group every worker of a queue reads in.
+const GROUP: &str = "workers";
+/// How long a connection is given to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A blocking read (XREADGROUP BLOCK, BLPOP) waits at most this long per
+/// round trip: well under the connections' read timeout.
+const BLOCK_STEP: Duration = Duration::from_secs(1);
+/// The connections' read and write timeout.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept for reuse.
+const POOL: usize = 8;
+/// Bits of a stream id's sequence number in the trait's `u64` id.
+const SEQ_BITS: u32 = 22;
+/// Bits of a stream id's milliseconds (2^42 ms: until the year 2109).
+const MS_BITS: u32 = 64 - SEQ_BITS;
+
+/// The trait's id of stream id `ms-seq`: `ms << 22 | seq`, or `None` if
+/// either part is too large (never for an id Redis made with `*` before
+/// the year 2109 and 4 million entries in one millisecond).
+fn id_of(sid: &str) -> Option<u64> {
+    let (ms, seq) = sid.split_once('-')?;
+    let (ms, seq): (u64, u64) = (ms.parse().ok()?, seq.parse().ok()?);
+    (ms >> MS_BITS == 0 && seq >> SEQ_BITS == 0).then_some((ms << SEQ_BITS) | seq)
+}
+
+/// The stream id of the trait's id `id`.
+fn sid_of(id: u64) -> String {
+    format!("{}-{}", id >> SEQ_BITS, id & ((1 << SEQ_BITS) - 1))
+}
+
+/// Milliseconds, at least 1 and at most 2^40 (about 34 years), so that a
+/// `PEXPIRE` never overflows the server's clock (an error in the middle of
+/// a script would leave its earlier writes done).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_MILLIS)
+}
+
+const MAX_MILLIS: u64 = 1 << 40;
+
+/// Lua shared by the scripts: `fields(stream, sid)` is the entry's fields
+/// (a table) or nil; `uncount(f, key)` takes a `put` entry off the
+/// unfinished counter (entries added by hand were never on it).
+const LUA_COMMON: &str = r"
+local function fields(stream, sid)
+  local e = redis.call('XRANGE', stream, sid, sid)
+  if #e == 0 then return nil end
+  local f = {}
+  local kv = e[1][2]
+  for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+  return f
+end
+local function uncount(f, key)
+  if f and f['put'] then redis.call('DECR', key) end
+end
+local function holder(stream, group, sid)
+  local p = redis.call('XPENDING', stream, group, sid, sid, 1)
+  if #p == 0 then return nil, 0 end
+  return p[1][2], tonumber(p[1][4])
+end
+";
+
+/// KEYS: stream, unfinished. ARGV: entry, max_deliveries, client,
+/// on_dead, ttl_ms. The new entry's stream id.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV[2],
+  'client', ARGV[3], 'on_dead', ARGV[4], 'ttl_ms', ARGV[5], 'put', '1')
+",
+    )
+});
+
+/// KEYS: stream, dead, unfinished, expired. ARGV: group, consumer,
+/// lease_ms, n, results key prefix. Entries idle past the lease: given up
+/// (dead stream, on_dead to the client) past max_deliveries, else claimed
+/// by `consumer`; the claimed ones as {sid, entry, attempt}.
+static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+local pend = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', tonumber(ARGV[3]), '-', '+', tonumber(ARGV[4]))
+local out = {}
+for _, p in ipairs(pend) do
+  local sid = p[1]
+  local count = tonumber(p[4])
+  local f = fields(KEYS[1], sid)
+  if f == nil then
+    redis.call('XACK', KEYS[1], ARGV[1], sid)
+  else
+    local max = tonumber(f['max_deliveries'] or '1') or 1
+    redis.call('INCR', KEYS[4])
+    if count >= max then
+      redis.call('XADD', KEYS[2], '*', 'id', sid, 'reason',
+        'its lease ran out ' .. count .. ' times (max_deliveries ' .. max .. ')',
+        'attempts', count, 'entry', f['entry'] or '')
+      redis.call('XACK', KEYS[1], ARGV[1], sid)
+      redis.call('XDEL', KEYS[1], sid)
+      uncount(f, KEYS[3])
+      local client = f['client'] or ''
+      if client ~= '' then
+        local rk = ARGV[5] .. client
+        redis.call('RPUSH', rk, f['on_dead'] or '')
+        local ttl = tonumber(f['ttl_ms'] or '') or 3600000
+        if ttl < 1 or ttl > 1099511627776 then ttl = 3600000 end
+        redis.call('PEXPIRE', rk, math.floor(ttl))
+      end
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), sid)
+      table.insert(out, {sid, f['entry'] or '', count + 1})
+    end
+  end
+end
+return out
+"
+    ))
+});
+
+/// KEYS: stream, unfinished, stale_acks, results key. ARGV: group,
+/// consumer, sid, result, ttl_ms. 1 if `consumer` held the entry (acked,
+/// its result recorded, deleted), else 0 (counted as stale).
+static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+local who = holder(KEYS[1], ARGV[1], ARGV[3])
+if who ~= ARGV[2] then
+  redis.call('INCR', KEYS[3])
+  return 0
+end
+local f = fields(KEYS[1], ARGV[3])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[3]) ~= 1 then
+  redis.call('INCR', KEYS[3])
+  return 0
+end
+redis.call('RPUSH', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]))
+redis.call('XDEL', KEYS[1], ARGV[3])
+uncount(f, KEYS[2])
+return 1
+"
+    ))
+});
+
+/// KEYS: stream, dead, unfinished, results key. ARGV: group, consumer,
+/// sid, reason, has_client ('1'/'0'), result, ttl_ms. 1 if `consumer`
+/// held the entry (now in the dead stream), else 0.
+static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+local who, count = holder(KEYS[1], ARGV[1], ARGV[3])
+if who ~= ARGV[2] then return 0 end
+local f = fields(KEYS[1], ARGV[3])
+local entry = ''
+if f then entry = f['entry'] or '' end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'attempts', count, 'entry', entry)
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+uncount(f, KEYS[3])
+if ARGV[5] == '1' then
+  redis.call('RPUSH', KEYS[4], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: stream. ARGV: group, consumer, sid... How many of the entries
+/// `consumer` still held (their idle time reset; the others untouched).
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+local n = 0
+for i = 3, #ARGV do
+  if holder(KEYS[1], ARGV[1], ARGV[i]) == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"
+    ))
+});
+
+/// KEYS: stream, unfinished. ARGV: group, sid. 1 if the entry was still
+/// queued (never delivered: in the stream, not pending), now deleted.
+static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+if holder(KEYS[1], ARGV[1], ARGV[2]) ~= nil then return 0 end
+local f = fields(KEYS[1], ARGV[2])
+if f == nil then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+uncount(f, KEYS[2])
+return 1
+"
+    ))
+});
+
+/// KEYS: stream, dead, unfinished, expired, stale_acks. ARGV: group.
+/// {stream length, pending, unfinished, dead, expired, stale acks}.
+static COUNTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local pend = redis.call('XPENDING', KEYS[1], ARGV[1])
+return {redis.call('XLEN', KEYS[1]), tonumber(pend[1]),
+  tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('XLEN', KEYS[2]),
+  tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0')}
+",
+    )
+});
+
+/// The keys of one queue.
+#[derive(Debug)]
+struct Keys {
+    stream: String,
+    dead: String,
+    unfinished: String,
+    expired: String,
+    stale: String,
+    results: String,
+}
+
+impl Keys {
+    fn new(queue: &str) -> Keys {
+        let k = |s: &str| format!("{{{queue}}}:{s}");
+        Keys {
+            stream: k("stream"),
+            dead: k("dead"),
+            unfinished: k("unfinished"),
+            expired: k("expired"),
+            stale: k("stale_acks"),
+            results: k("results:"),
+        }
+    }
+
+    fn results_of(&self, client: &str) -> String {
+        format!("{}{client}", self.results)
+    }
+}
+
+struct Shared {
+    client: Client,
+    queue: String,
+    keys: Keys,
+    /// Idle connections of process `.0`; a connection that failed is
+    /// dropped, not put back, so the next call opens a new one. A forked
+    /// child (another pid) never uses its parent's: it opens its own.
+    pool: Mutex<(u32, Vec<Connection>)>,
+}
+
+/// An entry in the dead-letter stream (`{Q}:dead`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisDeadLetter {
+    /// The entry's id (as [`Fetched::id`]), 0 if its stream id does not
+    /// map to one.
+    pub id: u64,
+    /// Why it was given up.
+    pub reason: String,
+    /// How many times it was delivered.
+    pub attempts: u32,
+    /// The entry's bytes.
+    pub entry: Vec<u8>,
+}
+
+/// The [`Broker`] on Redis Streams (Redis 6.2 or later): a queue is a
+/// stream read by one consumer group, a lease is an entry's idle time in
+/// the group's pending list, a result stream is a list per client.
+///
+/// Reached at `redis://[:PASSWORD@]HOST[:PORT][/DB]` or
+/// `unix:///PATH/redis.sock[?pass=PASSWORD]`. Connections are opened on
+/// demand and a connection that fails is dropped: after an I/O error the
+/// next call reconnects (calls fail with [`BrokerError::Unavailable`]
+/// while the server is gone). Each value is one consumer of the group;
+/// [`consumer`](Broker::consumer) makes another with a new random name.
+///
+/// Unlike the embedded broker, an entry whose lease ran out is taken back
+/// by the next `fetch` of any worker (the reclaimer), with that fetch's
+/// lease as the threshold: the workers of one queue should share one
+/// lease. This crate's README.md describes the keys and scripts.
+#[derive(Clone)]
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+    consumer: String,
+}
+
+impl fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("queue", &self.shared.queue)
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn consumer_name() -> String {
+    let mut id = [0u8; 8];
+    let _ = getrandom::fill(&mut id);
+    format!("{}-{:016x}", std::process::id(), u64::from_le_bytes(id))
+}
+
+/// Whether a failed call leaves its connection unusable.
+fn broken(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+}
+
+/// Replies that say the server cannot serve now (or not this client), not
+/// that the call was bad: the stream or group gone, no or a wrong
+/// password, not allowed, loading, a read-only replica, a cluster down.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "NOGROUP",
+    "NOAUTH",
+    "WRONGPASS",
+    "NOPERM",
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "BUSY",
+];
+
+fn to_broker_error(e: &RedisError) -> BrokerError {
+    if broken(e)
+        || e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c))
+    {
+        BrokerError::Unavailable(e.to_string())
+    } else {
+        BrokerError::Refused(e.to_string())
+    }
+}
+
+impl RedisBroker {
+    /// Connects to the Redis server at `url` (`redis://` or `unix://`) for
+    /// queue `queue`, creating its stream and consumer group if they do
+    /// not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Refused`] for a URL that does not parse or a queue
+    /// name that is empty or holds `{` or `}` (the keys' hash tag);
+    /// [`BrokerError::Unavailable`] if the server cannot be reached or
+    /// refuses the password.
+    pub fn connect(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
+        if queue.is_empty() || queue.contains(['{', '}']) {
+            return Err(BrokerError::Refused(format!(
+                "queue name {queue:?}: empty or holds '{{' or '}}'"
+            )));
+        }
+        let client = Client::open(url)
+            .map_err(|e| BrokerError::Refused(format!("redis URL {url:?}: {e}")))?;
+        let broker = RedisBroker {
+            shared: Arc::new(Shared {
+                client,
+                queue: queue.to_owned(),
+                keys: Keys::new(queue),
+                pool: Mutex::new((std::process::id(), Vec::new())),
+            }),
+            consumer: consumer_name(),
+        };
+        broker.create_group()?;
+        Ok(broker)
+    }
+
+    /// The queue's name.
+    pub fn queue(&self) -> &str {
+        &self.shared.queue
+    }
+
+    /// This consumer's name in the group.
+    pub fn consumer_name(&self) -> &str {
+        &self.consumer
+    }
+
+    /// The oldest `max` dead letters.
+    ///
+    /// # Errors
+    ///
+    /// As every call: [`BrokerError::Unavailable`] if the server is gone.
+    pub fn dead_letters(&self, max: usize) -> Result<Vec<RedisDeadLetter>, BrokerError> {
+        let dead = self.shared.keys.dead.clone();
+        let reply: Vec<(String, HashMap<String, Vec<u8>>)> = self.with_conn(|c| {
+            redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(max.max(1))
+                .query(c)
+        })?;
+        Ok(reply
+            .into_iter()
+            .map(|(_, kv)| {
+                let mut d = RedisDeadLetter {
+                    id: 0,
+                    reason: String::new(),
+                    attempts: 0,
+                    entry: Vec::new(),
+                };
+                for (k, v) in kv {
+                    let s = || String::from_utf8_lossy(&v).into_owned();
+                    match k.as_str() {
+                        "id" => d.id = id_of(&s()).unwrap_or(0),
+                        "reason" => d.reason = s(),
+                        "attempts" => d.attempts = s().parse().unwrap_or(0),
+                        "entry" => d.entry = v,
+                        _ => {}
+                    }
+                }
+                d
+            })
+            .collect())
+    }
+
+    fn create_group(&self) -> Result<(), BrokerError> {
+        let stream = self.shared.keys.stream.clone();
+        let r: Result<(), BrokerError> = self.with_conn(|c| {
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query(c)
+        });
+        match r {
+            Err(BrokerError::Refused(m)) if m.contains("BUSYGROUP") => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Runs `f` on a pooled connection (a new one if none is idle); a
+    /// connection whose call failed on I/O is dropped.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+    ) -> Result<T, BrokerError> {
+        let idle = self.shared.pool.lock().ok().and_then(|mut p| {
+            if p.0 != std::process::id() {
+                // Forked: the parent's connections are its own. Forget
+                // them without a word on their sockets (just close ours).
+                *p = (std::process::id(), Vec::new());
+            }
+            p.1.pop()
+        });
+        let mut conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .shared
+                    .client
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)
+                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+                c.set_read_timeout(Some(IO_TIMEOUT))
+                    .and_then(|()| c.set_write_timeout(Some(IO_TIMEOUT)))
+                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+                c
+            }
+        };
+        match f(&mut conn) {
+            Ok(v) => {
+                self.give_back(conn);
+                Ok(v)
+            }
+            Err(e) => {
+                if !broken(&e) {
+                    self.give_back(conn);
+                }
+                if e.code() == Some("NOGROUP") {
+                    // The stream or group went away (a flushed or
+                    // restarted server): make them again for next time.
+                    let _ = self.create_group();
+                }
+                Err(to_broker_error(&e))
+            }
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut p) = self.shared.pool.lock()
+            && p.0 == std::process::id()
+            && p.1.len() < POOL
+        {
+            p.1.push(conn);
+        }
+    }
+
+    fn reclaim(&self, n: usize, lease: Duration) -> Result<Vec<Fetched>, BrokerError> {
+        let k = &self.shared.keys;
+        let got: Vec<(String, Vec<u8>, u32)> = self.with_conn(|c| {
+            RECLAIM
+                .key(&k.stream)
+                .key(&k.dead)
+                .key(&k.unfinished)
+                .key(&k.expired)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(millis(lease))
+                .arg(n)
+                .arg(&k.results)
+                .invoke(c)
+        })?;
+        self.named(got)
+    }
+
+    /// The fetched entries with their ids; an entry whose stream id has no
+    /// `u64` id (added by hand with an explicit id) is dead-lettered.
+    fn named(&self, got: Vec<(String, Vec<u8>, u32)>) -> Result<Vec<Fetched>, BrokerError> {
+        let mut out = Vec::with_capacity(got.len());
+        for (sid, bytes, attempt) in got {
+            match id_of(&sid) {
+                Some(id) => out.push(Fetched { id, bytes, attempt }),
+                None => {
+                    self.dead_letter_sid(
+                        &sid,
+                        "its stream id does not fit a u64 id (ms < 2^42, seq < 2^22)",
+                        None,
+                        Duration::from_secs(1),
+                    )?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_new(&self, n: usize, block: Option<Duration>) -> Result<Vec<Fetched>, BrokerError> {
+        let stream = &self.shared.keys.stream;
+        let reply: Option<StreamReadReply> = self.with_conn(|c| {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(n);
+            if let Some(b) = block {
+                cmd.arg("BLOCK").arg(millis(b));
+            }
+            cmd.arg("STREAMS").arg(stream).arg(">").query(c)
+        })?;
+        let mut got = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for e in key.ids {
+                let bytes = match e.map.get("entry") {
+                    Some(Value::BulkString(b)) => b.clone(),
+                    _ => Vec::new(),
+                };
+                got.push((e.id, bytes, 1));
+            }
+        }
+        self.named(got)
+    }
+
+    fn dead_letter_sid(
+        &self,
+        sid: &str,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        let k = &self.shared.keys;
+        let (rk, has, result) = match client {
+            Some((c, r)) => (k.results_of(c), "1", r),
+            None => (k.results_of(""), "0", &[][..]),
+        };
+        let n: i64 = self.with_conn(|c| {
+            DEAD_LETTER
+                .key(&k.stream)
+                .key(&k.dead)
+                .key(&k.unfinished)
+                .key(&rk)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(sid)
+                .arg(reason)
+                .arg(has)
+                .arg(result)
+                .arg(millis(ttl))
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+}
+
+impl Broker for RedisBroker {
+    fn put(
+        &self,
+        entry: &[u8],
+        max_deliveries: u32,
+        client: &str,
+        on_dead: &[u8],
+        ttl: Duration,
+    ) -> Result<u64, BrokerError> {
+        if max_deliveries == 0 {
+            return Err(BrokerError::Refused(
+                "max_deliveries must be at least 1".into(),
+            ));
+        }
+        let k = &self.shared.keys;
+        let sid: String = self.with_conn(|c| {
+            PUT.key(&k.stream)
+                .key(&k.unfinished)
+                .arg(entry)
+                .arg(max_deliveries)
+                .arg(client)
+                .arg(on_dead)
+                .arg(millis(ttl))
+                .invoke(c)
+        })?;
+        match id_of(&sid) {
+            Some(id) => Ok(id),
+            None => {
+                // Only with a server clock past the year 2109: take it out.
+                let _ = self.with_conn(|c| {
+                    CANCEL
+                        .key(&k.stream)
+                        .key(&k.unfinished)
+                        .arg(GROUP)
+                        .arg(&sid)
+                        .invoke::<i64>(c)
+                });
+                Err(BrokerError::Refused(format!(
+                    "stream id {sid} does not fit a u64 id"
+                )))
+            }
+        }
+    }
+
+    fn fetch(
+        &self,
+        n: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<Fetched>, BrokerError> {
+        let n = n.max(1);
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut got = self.reclaim(n, lease)?;
+            if got.len() < n {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Block only if nothing came back: never BLOCK 0 (forever).
+                let block = (got.is_empty() && left >= Duration::from_millis(1))
+                    .then(|| left.min(BLOCK_STEP));
+                got.extend(self.read_new(n - got.len(), block)?);
+            }
+            if !got.is_empty() || Instant::now() >= deadline {
+                return Ok(got);
+            }
+        }
+    }
+
+    fn ack_with_result(
+        &self,
+        id: u64,
+        client: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        let k = &self.shared.keys;
+        let n: i64 = self.with_conn(|c| {
+            ACK.key(&k.stream)
+                .key(&k.unfinished)
+                .key(&k.stale)
+                .key(k.results_of(client))
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(sid_of(id))
+                .arg(result)
+                .arg(millis(ttl))
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        self.dead_letter_sid(&sid_of(id), reason, client, ttl)
+    }
+
+    fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError> {
+        let key = self.shared.keys.results_of(client);
+        self.with_conn(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("RPUSH")
+                .arg(&key)
+                .arg(message)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(ttl))
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn results(
+        &self,
+        client: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, BrokerError> {
+        let key = self.shared.keys.results_of(client);
+        let max = max.max(1);
+        let lpop = |n: usize| {
+            self.with_conn(|c| {
+                redis::cmd("LPOP")
+                    .arg(&key)
+                    .arg(n)
+                    .query::<Option<Vec<Vec<u8>>>>(c)
+            })
+            .map(Option::unwrap_or_default)
+        };
+        let got = lpop(max)?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(1) {
+                return Ok(Vec::new());
+            }
+            // BLPOP's timeout is in seconds (decimals since Redis 6);
+            // never 0 (forever).
+            let secs = left.min(BLOCK_STEP).as_secs_f64().max(0.001);
+            let first: Option<(String, Vec<u8>)> = self.with_conn(|c| {
+                redis::cmd("BLPOP")
+                    .arg(&key)
+                    .arg(format!("{secs:.3}"))
+                    .query(c)
+            })?;
+            if let Some((_, first)) = first {
+                let mut got = vec![first];
+                if max > 1 {
+                    got.extend(lpop(max - 1)?);
+                }
+                return Ok(got);
+            }
+        }
+    }
+
+    fn extend(&self, ids: &[u64], _lease: Duration) -> Result<usize, BrokerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let stream = &self.shared.keys.stream;
+        let n: i64 = self.with_conn(|c| {
+            let mut inv = EXTEND.key(stream);
+            inv.arg(GROUP).arg(&self.consumer);
+            for &id in ids {
+                inv.arg(sid_of(id));
+            }
+            inv.invoke(c)
+        })?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn cancel(&self, id: u64) -> Result<bool, BrokerError> {
+        let k = &self.shared.keys;
+        let n: i64 = self.with_conn(|c| {
+            CANCEL
+                .key(&k.stream)
+                .key(&k.unfinished)
+                .arg(GROUP)
+                .arg(sid_of(id))
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn counts(&self) -> Result<BrokerCounts, BrokerError> {
+        let k = &self.shared.keys;
+        let v: Vec<i64> = self.with_conn(|c| {
+            COUNTS
+                .key(&k.stream)
+                .key(&k.dead)
+                .key(&k.unfinished)
+                .key(&k.expired)
+                .key(&k.stale)
+                .arg(GROUP)
+                .invoke(c)
+        })?;
+        let at = |i: usize| u64::try_from(v.get(i).copied().unwrap_or(0)).unwrap_or(0);
+        let (len, pending) = (at(0), at(1));
+        Ok(BrokerCounts {
+            queued: len.saturating_sub(pending),
+            delayed: 0,
+            in_flight: pending,
+            unfinished: at(2),
+            dead_total: at(3),
+            expired: at(4),
+            stale_acks: at(5),
+        })
+    }
+
+    fn consumer(&self) -> Arc<dyn Broker> {
+        Arc::new(RedisBroker {
+            shared: self.shared.clone(),
+            consumer: consumer_name(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for sid in ["0-0", "1-1", "1765000000000-0", "1765000000000-4194303"] {
+            assert_eq!(sid_of(id_of(sid).unwrap()), sid);
+        }
+        assert_eq!(id_of("1-4194304"), None);
+        assert_eq!(id_of(&format!("{}-0", 1u64 << 42)), None);
+        assert_eq!(id_of("garbage"), None);
+    }
+}
