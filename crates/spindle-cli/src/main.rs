@@ -114,11 +114,13 @@ enum Command {
     /// workloads), from a manager server's broker, until SIGTERM or SIGINT
     /// (then it finishes the tasks it holds and exits 0).
     Worker {
-        /// The manager server holding the broker: IP:PORT or a socket path.
+        /// The broker: a manager server's IP:PORT or socket path, or a
+        /// Redis URL (redis://HOST:PORT, unix:///PATH; AUTH in the URL).
         #[arg(long, required_unless_present = "list")]
         broker: Option<String>,
-        /// The server's key: all the bytes of this file.
-        #[arg(long, required_unless_present = "list")]
+        /// The manager server's key: all the bytes of this file (not for
+        /// Redis).
+        #[arg(long)]
         authkey_file: Option<PathBuf>,
         /// The broker's registered name.
         #[arg(long, default_value = "tasks")]

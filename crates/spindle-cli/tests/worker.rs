@@ -168,3 +168,97 @@ fn spindle_worker_bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
+
+/// A private redis-server on a Unix socket in a fresh directory, killed by
+/// pid on drop.
+struct Redis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let dir = std::env::temp_dir().join(format!("spindle-worker-redis-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(dir.join("redis.sock"))
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server is needed (Debian: apt-get install redis-server): {e}")
+            });
+        Redis { child, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.join("redis.sock").display())
+    }
+
+    fn broker(&self) -> spindle_cluster::RedisBroker {
+        let since = std::time::Instant::now();
+        loop {
+            if let Ok(b) = spindle_cluster::RedisBroker::connect(&self.url(), "tasks")
+                && spindle_cluster::Broker::counts(&b).is_ok()
+            {
+                return b;
+            }
+            assert!(since.elapsed() < LONG, "redis-server never answered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn spindle_worker_serves_a_redis_broker() {
+    let redis = Redis::start();
+    let broker = redis.broker();
+    let mut child = spindle()
+        .args(["worker", "--broker", &redis.url(), "--concurrency", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A task the spindle binary does not have: the worker dead-letters it
+    // and the caller learns why, through Redis.
+    let ex = ClusterExecutor::builder(Arc::new(broker)).build();
+    let e = ex
+        .submit(only_in_the_test_binary::call(1))
+        .unwrap()
+        .result_timeout(LONG)
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("only_in_the_test_binary"),
+        "{e:?}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("1 dead-lettered"), "{err}");
+}

@@ -16,15 +16,17 @@ use crate::worker::Worker;
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
-[--concurrency N] [--lease SECONDS] | worker --list";
+[--concurrency N] [--lease SECONDS] | worker --broker redis://HOST:PORT (or unix:///PATH) \
+[--queue NAME] ... | worker --list";
 
 /// A worker's settings, from its command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerArgs {
-    /// The manager server holding the broker: `HOST:PORT` or a socket path.
+    /// The broker: a manager server's `HOST:PORT` or socket path, or a
+    /// Redis URL (`redis://`, `unix://`; AUTH in the URL).
     pub broker: String,
-    /// The file whose bytes are the server's key.
-    pub authkey_file: PathBuf,
+    /// The file whose bytes are the manager server's key (not for Redis).
+    pub authkey_file: Option<PathBuf>,
     /// The broker's registered name (default `tasks`).
     pub queue: String,
     /// Tasks at once (default: the CPUs here).
@@ -83,13 +85,22 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let broker = broker.ok_or("--broker is required")?;
+    if !is_redis(&broker) && authkey_file.is_none() {
+        return Err("--authkey-file is required for a manager server's broker".into());
+    }
     Ok(WorkerCommand::Run(WorkerArgs {
-        broker: broker.ok_or("--broker is required")?,
-        authkey_file: authkey_file.ok_or("--authkey-file is required")?,
+        broker,
+        authkey_file,
         queue,
         concurrency,
         lease,
     }))
+}
+
+/// Whether `--broker` names a Redis server.
+fn is_redis(broker: &str) -> bool {
+    broker.starts_with("redis://") || broker.starts_with("unix://")
 }
 
 /// Runs a cluster worker with this process's command line: the tasks of
@@ -125,22 +136,31 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         eprintln!("worker: {d}");
         return ExitCode::FAILURE;
     }
-    let key = match std::fs::read(&args.authkey_file) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!(
-                "worker: cannot read the authkey file {}: {e}",
-                args.authkey_file.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let address: Address = match args.broker.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("worker: --broker {:?}: {e}", args.broker);
+    let manager = if is_redis(&args.broker) {
+        None
+    } else {
+        let Some(file) = &args.authkey_file else {
+            eprintln!("worker: --authkey-file is required for a manager server's broker");
             return ExitCode::from(2);
-        }
+        };
+        let key = match std::fs::read(file) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!(
+                    "worker: cannot read the authkey file {}: {e}",
+                    file.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let address: Address = match args.broker.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("worker: --broker {:?}: {e}", args.broker);
+                return ExitCode::from(2);
+            }
+        };
+        Some((address, key))
     };
     // SIGTERM and SIGINT go to the thread below only (blocked before any
     // other thread starts, so every thread inherits the mask).
@@ -151,7 +171,7 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         eprintln!("worker: cannot block SIGTERM/SIGINT: {e}");
         return ExitCode::FAILURE;
     }
-    let broker = match EmbeddedBroker::connect(address, &key, &args.queue) {
+    let broker: Arc<dyn Broker> = match connect(&args.broker, manager, &args.queue) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("worker: {}: {e}", args.broker);
@@ -170,7 +190,7 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         lease: args.lease,
         ..TaskOptions::default()
     };
-    let worker = Worker::new(&broker as &dyn Broker)
+    let worker = Worker::new(&*broker)
         .concurrency(args.concurrency)
         .options(options);
     eprintln!(
@@ -190,6 +210,30 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The broker `--broker` names.
+fn connect(
+    broker: &str,
+    manager: Option<(Address, Vec<u8>)>,
+    queue: &str,
+) -> Result<Arc<dyn Broker>, crate::BrokerError> {
+    match manager {
+        Some((address, key)) => Ok(Arc::new(EmbeddedBroker::connect(address, &key, queue)?)),
+        None => redis_broker(broker, queue),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_broker(url: &str, queue: &str) -> Result<Arc<dyn Broker>, crate::BrokerError> {
+    Ok(Arc::new(crate::RedisBroker::connect(url, queue)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_broker(url: &str, _queue: &str) -> Result<Arc<dyn Broker>, crate::BrokerError> {
+    Err(crate::BrokerError::Refused(format!(
+        "{url}: this build of spindle-cluster has no Redis backend (feature `redis`)"
+    )))
 }
 
 #[cfg(test)]
@@ -215,6 +259,7 @@ mod tests {
         for (bad, says) in [
             ("--authkey-file k", "--broker"),
             ("--broker x", "--authkey-file"),
+            ("--broker redis://h:1 --lease 0", "--lease"),
             (
                 "--broker x --authkey-file k --concurrency 0",
                 "--concurrency",
