@@ -17,7 +17,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::Call;
 use super::task::{self, RunFault, Task};
 use crate::ipc::fdpass;
 use crate::util::panic_text;
@@ -238,19 +237,17 @@ pub struct EncodedCall {
 }
 
 impl EncodedCall {
-    /// Encodes `call`.
+    /// Encodes the arguments of a call of `T` (what
+    /// [`EncodedCall::new`] does with a [`Call`](super::Call)'s).
     ///
     /// # Errors
     ///
-    /// [`WireError::CarriesDescriptors`] if an argument holds a file
-    /// descriptor (an [`ipc::Connection`](crate::ipc::Connection), an
-    /// `ipc::Queue`, a shared `Value`…): it cannot travel to another host;
-    /// [`WireError::Encode`] if serde refuses the arguments.
-    pub fn new<T: Task>(call: &Call<T>) -> Result<EncodedCall, WireError> {
+    /// As [`EncodedCall::new`].
+    pub(crate) fn of_args<T: Task>(args: &T::Args) -> Result<EncodedCall, WireError> {
         Ok(EncodedCall {
             name: T::NAME.to_string(),
             signature: T::SIGNATURE,
-            args: encode_net(T::NAME, call.args())?,
+            args: encode_net(T::NAME, args)?,
         })
     }
 

@@ -713,3 +713,17 @@ where
         }
     }
 }
+
+impl EncodedCall {
+    /// Encodes `call`.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::CarriesDescriptors`] if an argument holds a file
+    /// descriptor (an [`ipc::Connection`](crate::ipc::Connection), an
+    /// `ipc::Queue`, a shared `Value`…): it cannot travel to another host;
+    /// [`WireError::Encode`] if serde refuses the arguments.
+    pub fn new<T: process::Task>(call: &Call<T>) -> Result<EncodedCall, WireError> {
+        EncodedCall::of_args::<T>(call.args())
+    }
+}
