@@ -554,7 +554,7 @@ use serde::de::DeserializeOwned;
 use super::client::{CallError, Handle};
 use super::error::ManagerError;
 use super::proto::{Call, wait_until};
-use super::proxy::{Proxy, sealed::Sealed};
+use super::proxy::{Proxy, as_bool, as_u64, checked, sealed::Sealed, unexpected};
 
 /// How many times an entry is delivered at most, by default, before it is
 /// dead-lettered.
@@ -679,12 +679,17 @@ impl<'de, T> Deserialize<'de> for BrokerProxy<T> {
     }
 }
 
-fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
-    r.map_err(CallError::into_error)
-}
-
-fn unexpected(v: Value) -> ManagerError {
-    ManagerError::protocol(format!("unexpected broker reply {v:?}"))
+/// What a client is told: `message` in its result stream, kept `ttl`.
+fn to_client<R: Serialize>(
+    client: &str,
+    message: &R,
+    ttl: Duration,
+) -> Result<(String, Bin, u64), ManagerError> {
+    Ok((
+        client.to_string(),
+        super::proto::encode_value(message)?,
+        millis(ttl).max(1),
+    ))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -752,11 +757,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             .into_iter()
             .map(super::proto::encode_value)
             .collect::<Result<Vec<_>, _>>()?;
-        let on_dead = (
-            client.to_string(),
-            super::proto::encode_value(message)?,
-            millis(ttl).max(1),
-        );
+        let on_dead = to_client(client, message, ttl)?;
         self.put_call(items, max_deliveries, Some(on_dead))
     }
 
@@ -867,10 +868,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             ids: ids.to_vec(),
             consumer: self.consumer.to_string(),
         };
-        match checked(self.h.call(call))? {
-            Value::U64(n) => Ok(n as usize),
-            v => Err(unexpected(v)),
-        }
+        as_u64(checked(self.h.call(call))?).map(|n| n as usize)
     }
 
     /// Acknowledges entry `id` and, only if the ack counts, adds `result`
@@ -892,10 +890,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             result: super::proto::encode_value(result)?,
             ttl_ms: millis(ttl).max(1),
         };
-        match checked(self.h.call(call))? {
-            Value::Bool(b) => Ok(b),
-            v => Err(unexpected(v)),
-        }
+        as_bool(checked(self.h.call(call))?)
     }
 
     /// Takes up to `max` results (1 to [`MAX_RESULTS`]) of client
@@ -929,10 +924,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             consumer: self.consumer.to_string(),
             delay_ms: millis(delay),
         };
-        match checked(self.h.call(call))? {
-            Value::Bool(b) => Ok(b),
-            v => Err(unexpected(v)),
-        }
+        as_bool(checked(self.h.call(call))?)
     }
 
     /// Extends this consumer's leases on `ids` to `lease` from now: how
@@ -943,10 +935,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             consumer: self.consumer.to_string(),
             lease_ms: millis(lease).max(1),
         };
-        match checked(self.h.call(call))? {
-            Value::U64(n) => Ok(n as usize),
-            v => Err(unexpected(v)),
-        }
+        as_u64(checked(self.h.call(call))?).map(|n| n as usize)
     }
 
     /// Gives entry `id` up, with `reason`; false if this consumer does not
@@ -967,11 +956,7 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
         result: &R,
         ttl: Duration,
     ) -> Result<bool, ManagerError> {
-        let notify = (
-            client.to_string(),
-            super::proto::encode_value(result)?,
-            millis(ttl).max(1),
-        );
+        let notify = to_client(client, result, ttl)?;
         self.dead_letter_call(id, reason, Some(notify))
     }
 
@@ -987,19 +972,13 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
             reason: reason.to_string(),
             notify,
         };
-        match checked(self.h.call(call))? {
-            Value::Bool(b) => Ok(b),
-            v => Err(unexpected(v)),
-        }
+        as_bool(checked(self.h.call(call))?)
     }
 
     /// Takes entry `id` out of the queue if no consumer has it yet (a
     /// cancelled task): whether it was still queued.
     pub fn cancel(&self, id: u64) -> Result<bool, ManagerError> {
-        match checked(self.h.call(Call::BCancel { id }))? {
-            Value::Bool(b) => Ok(b),
-            v => Err(unexpected(v)),
-        }
+        as_bool(checked(self.h.call(Call::BCancel { id }))?)
     }
 
     /// Adds `message` to client `client`'s result stream (kept at least
@@ -1084,9 +1063,6 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
     }
 
     fn join_wait(&self, wait: Wait) -> Result<bool, ManagerError> {
-        match checked(self.h.call(Call::BJoin { wait }))? {
-            Value::Bool(b) => Ok(b),
-            v => Err(unexpected(v)),
-        }
+        as_bool(checked(self.h.call(Call::BJoin { wait }))?)
     }
 }

@@ -135,6 +135,16 @@ pub(crate) enum Abandoned {
     TookEffect(Value),
 }
 
+/// A call's reply as its future delivered it: the server's failure, or
+/// `Gone` when the future ended another way (the connection closed).
+pub(crate) fn reply_of(r: Result<Value, FutureError<CallError>>) -> Result<Value, CallError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(FutureError::Failed(e)) => Err((*e).clone()),
+        Err(other) => Err(CallError::Gone(format!("{other:?}"))),
+    }
+}
+
 static NEXT_CHANNEL: AtomicU32 = AtomicU32::new(1);
 
 /// This thread's channel and the connections it has called on: when the
@@ -401,11 +411,7 @@ impl ClientConn {
         let fut = self
             .submit(op)
             .map_err(|e| CallError::Gone(e.to_string()))?;
-        match fut.into_result() {
-            Ok(v) => Ok(v),
-            Err(FutureError::Failed(e)) => Err((*e).clone()),
-            Err(other) => Err(CallError::Gone(format!("{other:?}"))),
-        }
+        reply_of(fut.into_result())
     }
 
     /// Calls a method of an object.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::client::{Abandoned, CallError, ClientConn, Handle, Undo};
+use super::client::{Abandoned, CallError, ClientConn, Handle, Undo, reply_of};
 use super::error::ManagerError;
 use super::proto::{self, Bin, Call, Fail, Value, Wait, wait_until};
 use crate::futures::{Future as SpFuture, FutureAwait};
@@ -67,22 +67,22 @@ fn found(r: Result<Value, CallError>, absent: Fail) -> Result<Option<Value>, Man
     }
 }
 
-fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
+pub(super) fn checked(r: Result<Value, CallError>) -> Result<Value, ManagerError> {
     r.map_err(CallError::into_error)
 }
 
-fn unexpected(v: Value) -> ManagerError {
+pub(super) fn unexpected(v: Value) -> ManagerError {
     ManagerError::protocol(format!("unexpected reply {v:?}"))
 }
 
-fn as_u64(v: Value) -> Result<u64, ManagerError> {
+pub(super) fn as_u64(v: Value) -> Result<u64, ManagerError> {
     match v {
         Value::U64(n) => Ok(n),
         v => Err(unexpected(v)),
     }
 }
 
-fn as_bool(v: Value) -> Result<bool, ManagerError> {
+pub(super) fn as_bool(v: Value) -> Result<bool, ManagerError> {
     match v {
         Value::Bool(b) => Ok(b),
         v => Err(unexpected(v)),
@@ -305,11 +305,7 @@ impl Future for AsyncCall<'_> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(r) => {
                 this.done = true;
-                Poll::Ready(match r {
-                    Ok(v) => Ok(v),
-                    Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
-                    Err(other) => Err(CallError::Gone(format!("{other:?}"))),
-                })
+                Poll::Ready(reply_of(r))
             }
         }
     }
@@ -673,11 +669,7 @@ async fn plain_call(h: &Handle, call: Call) -> Result<Value, CallError> {
             call,
         })
         .map_err(|e| CallError::Gone(e.to_string()))?;
-    match fut.await {
-        Ok(v) => Ok(v),
-        Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
-        Err(other) => Err(CallError::Gone(format!("{other:?}"))),
-    }
+    reply_of(fut.await)
 }
 
 /// Each container method twice: blocking, and as an `_async` future. One
@@ -1851,11 +1843,7 @@ impl OwnChannel {
             .conn
             .submit_to(self.ch, op)
             .map_err(|e| CallError::Gone(e.to_string()))?;
-        match fut.await {
-            Ok(v) => Ok(v),
-            Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
-            Err(other) => Err(CallError::Gone(format!("{other:?}"))),
-        }
+        reply_of(fut.await)
     }
 
     async fn release(mut self) -> Result<(), ManagerError> {
@@ -2005,11 +1993,7 @@ async fn detached_call(h: &Handle, call: Call) -> Result<Value, CallError> {
     let (_, fut) = conn
         .submit_pooled(op, None)
         .map_err(|e| CallError::Gone(e.to_string()))?;
-    match fut.await {
-        Ok(v) => Ok(v),
-        Err(crate::futures::FutureError::Failed(e)) => Err((*e).clone()),
-        Err(other) => Err(CallError::Gone(format!("{other:?}"))),
-    }
+    reply_of(fut.await)
 }
 
 impl BarrierProxy {
