@@ -3,23 +3,22 @@
 //! (dead-lettered at once), workers that die (redelivered), a broker that
 //! is gone (unavailable).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread::{self};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_bytes::ByteBuf;
-use spindle::futures::{Executor, Future, FutureError, MapFn, SubmitError, Task};
+use spindle::futures::{Executor, FutureError};
 use spindle::manager::{BaseManager, BrokerProxy, Server, Typeid};
-use spindle::process::{CallJob, Process, RemoteExecutor, StartMethod, WireFormat};
-use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, TaskOptions, Worker, WorkerStats};
-use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
+use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, TaskOptions};
+use spindle_conformance::executor::tasks::run_work;
+
+mod common;
+
+use common::{Backend, LONG, LocalCluster, Workers, doomed_worker, job_of, wait_running};
 
 const KEY: &[u8] = b"cluster-tests-key-0123456789abcdef";
-const LONG: Duration = Duration::from_secs(60);
 
 fn server() -> Server {
     BaseManager::builder()
@@ -34,131 +33,22 @@ fn broker(s: &Server) -> EmbeddedBroker {
     EmbeddedBroker::connect(s.address().clone(), KEY, "tasks").unwrap()
 }
 
-/// Worker threads of this process on `broker`, until dropped.
-struct Workers {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<WorkerStats>>,
-}
-
-impl Workers {
-    fn start(broker: &dyn Broker, n: usize, options: TaskOptions) -> Workers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let w = Worker::new(broker).concurrency(n).options(options);
-        let s2 = stop.clone();
-        let thread = thread::spawn(move || w.run(&s2).unwrap());
-        Workers {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerStats {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A whole cluster in this process, for the conformance suite: a server
-/// with a broker, `max_workers` worker threads, and the executor.
-struct LocalCluster {
-    executor: ClusterExecutor,
-    _workers: Workers,
-    _server: Server,
-}
-
-impl Executor for LocalCluster {
-    type Job = CallJob;
-    fn submit<W: Task<Self>>(
-        &self,
-        task: W,
-    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
-        if self.executor.is_shutdown() {
-            return Err(SubmitError::ShutDown(task));
-        }
-        let (job, fut) = task.into_job();
-        match self.executor.submit(Relay(job)) {
-            Ok(_) => Ok(fut),
-            Err(_) => panic!("the cluster executor refused a relayed job"),
-        }
-    }
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.executor.shutdown(wait, cancel_futures);
-    }
-    fn max_workers(&self) -> usize {
-        self.executor.max_workers()
-    }
-}
-
-impl RemoteExecutor for LocalCluster {
-    const WIRE: WireFormat = WireFormat::MessagePack;
-    fn call_job(job: CallJob) -> CallJob {
-        job
-    }
-}
-
-/// A job made for `LocalCluster`, handed to its `ClusterExecutor` as is.
-struct Relay(CallJob);
-
-impl Task<ClusterExecutor> for Relay {
-    type Output = ();
-    type Error = Infallible;
-    fn into_job(self) -> (CallJob, Future<(), Infallible>) {
-        let (promise, fut) = spindle::futures::Promise::new();
-        drop(promise);
-        (self.0, fut)
-    }
-}
-
-impl ExecutorUnderTest for LocalCluster {
-    fn with_workers(max_workers: usize) -> LocalCluster {
-        let server = server();
-        let b = broker(&server);
-        let options = TaskOptions::default();
-        let workers = Workers::start(&b, max_workers, options);
-        let executor = ClusterExecutor::builder(Arc::new(b))
-            .max_workers(max_workers)
-            .options(options)
-            .build();
-        LocalCluster {
-            executor,
-            _workers: workers,
-            _server: server,
-        }
-    }
-
-    fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
-        run_work::call(work)
-    }
-
-    fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
-        run_work::call
+impl Backend for Server {
+    type Broker = EmbeddedBroker;
+    fn start() -> (Server, EmbeddedBroker) {
+        let s = server();
+        let b = broker(&s);
+        (s, b)
     }
 }
 
 mod conformance {
-    spindle_conformance::executor_suite!(super::LocalCluster);
+    spindle_conformance::executor_suite!(super::LocalCluster<spindle::manager::Server>);
 }
 
 #[spindle::task]
 fn square(x: u64) -> u64 {
     x * x
-}
-
-/// A job entry as the executor writes it (named MessagePack).
-#[derive(Serialize)]
-struct RawJob {
-    client: String,
-    job: u64,
-    calls: Vec<spindle::process::EncodedCall>,
 }
 
 fn raw_put(s: &Server, bytes: Vec<u8>) {
@@ -180,19 +70,6 @@ fn dead_reasons(s: &Server, n: usize) -> Vec<String> {
         assert!(since.elapsed() < LONG, "{n} dead letters never came");
         thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn job_of(name: &str, signature: u64, args: Vec<u8>) -> Vec<u8> {
-    rmp_serde::to_vec_named(&RawJob {
-        client: "nobody".into(),
-        job: 1,
-        calls: vec![spindle::process::EncodedCall {
-            name: name.into(),
-            signature,
-            args,
-        }],
-    })
-    .unwrap()
 }
 
 #[test]
@@ -245,28 +122,6 @@ fn broker_down_submit_unavailable() {
     let f = ex.submit(square::call(2)).unwrap();
     let e = f.result().unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
-}
-
-/// A worker in a child process (fork: it inherits the broker connection's
-/// settings and adopts its own reference), killed while it runs a task.
-fn doomed_worker(b: &EmbeddedBroker, options: TaskOptions) -> Process {
-    let b = b.clone();
-    Process::builder()
-        .closure(move || {
-            let stop = AtomicBool::new(false);
-            Worker::new(&b).options(options).run(&stop).unwrap();
-        })
-        .start_method(StartMethod::Fork)
-        .start()
-        .unwrap()
-}
-
-fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
-    let since = Instant::now();
-    while !f.running() {
-        assert!(since.elapsed() < LONG, "the task never started");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

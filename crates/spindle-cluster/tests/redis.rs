@@ -8,21 +8,21 @@
 //! these tests fail, saying so.
 #![cfg(feature = "redis")]
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use spindle::futures::{Executor, Future, FutureError, MapFn, SubmitError, Task};
-use spindle::process::{CallJob, Process, RemoteExecutor, StartMethod, WireFormat};
-use spindle_cluster::{Broker, ClusterExecutor, RedisBroker, TaskOptions, Worker, WorkerStats};
-use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
+use spindle::futures::{Executor, FutureError};
+use spindle_cluster::{Broker, ClusterExecutor, RedisBroker, TaskOptions};
+use spindle_conformance::executor::tasks::run_work;
 
-const LONG: Duration = Duration::from_secs(60);
+mod common;
+
+use common::{Backend, LONG, LocalCluster, Workers, doomed_worker, job_of, wait_running};
+
 const QUEUE: &str = "tasks";
 
 /// A private redis-server on a Unix socket in its own temporary directory,
@@ -148,118 +148,17 @@ impl Drop for RedisServer {
     }
 }
 
-/// Worker threads of this process on `broker`, until dropped.
-struct Workers {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<WorkerStats>>,
-}
-
-impl Workers {
-    fn start(broker: &dyn Broker, n: usize, options: TaskOptions) -> Workers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let w = Worker::new(broker).concurrency(n).options(options);
-        let s2 = stop.clone();
-        let thread = thread::spawn(move || w.run(&s2).unwrap());
-        Workers {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerStats {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A whole cluster in this process over a private redis-server, for the
-/// conformance suite.
-struct LocalCluster {
-    executor: ClusterExecutor,
-    _workers: Workers,
-    _server: RedisServer,
-}
-
-impl Executor for LocalCluster {
-    type Job = CallJob;
-    fn submit<W: Task<Self>>(
-        &self,
-        task: W,
-    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
-        if self.executor.is_shutdown() {
-            return Err(SubmitError::ShutDown(task));
-        }
-        let (job, fut) = task.into_job();
-        match self.executor.submit(Relay(job)) {
-            Ok(_) => Ok(fut),
-            Err(_) => panic!("the cluster executor refused a relayed job"),
-        }
-    }
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.executor.shutdown(wait, cancel_futures);
-    }
-    fn max_workers(&self) -> usize {
-        self.executor.max_workers()
-    }
-}
-
-impl RemoteExecutor for LocalCluster {
-    const WIRE: WireFormat = WireFormat::MessagePack;
-    fn call_job(job: CallJob) -> CallJob {
-        job
-    }
-}
-
-/// A job made for `LocalCluster`, handed to its `ClusterExecutor` as is.
-struct Relay(CallJob);
-
-impl Task<ClusterExecutor> for Relay {
-    type Output = ();
-    type Error = Infallible;
-    fn into_job(self) -> (CallJob, Future<(), Infallible>) {
-        let (promise, fut) = spindle::futures::Promise::new();
-        drop(promise);
-        (self.0, fut)
-    }
-}
-
-impl ExecutorUnderTest for LocalCluster {
-    fn with_workers(max_workers: usize) -> LocalCluster {
-        let server = RedisServer::start();
-        let b = server.broker();
-        let options = TaskOptions::default();
-        let workers = Workers::start(&b, max_workers, options);
-        let executor = ClusterExecutor::builder(Arc::new(b))
-            .max_workers(max_workers)
-            .options(options)
-            .build();
-        LocalCluster {
-            executor,
-            _workers: workers,
-            _server: server,
-        }
-    }
-
-    fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
-        run_work::call(work)
-    }
-
-    fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
-        run_work::call
+impl Backend for RedisServer {
+    type Broker = RedisBroker;
+    fn start() -> (RedisServer, RedisBroker) {
+        let s = RedisServer::start();
+        let b = s.broker();
+        (s, b)
     }
 }
 
 mod conformance {
-    spindle_conformance::executor_suite!(super::LocalCluster);
+    spindle_conformance::executor_suite!(super::LocalCluster<super::RedisServer>);
 }
 
 #[spindle::task]
@@ -391,27 +290,6 @@ fn lease_runs_out_past_max_deliveries_dead_letters_and_tells() {
     assert_eq!((c.unfinished, c.in_flight, c.queued), (0, 0, 0), "{c:?}");
 }
 
-/// A job entry as the executor writes it (named MessagePack).
-#[derive(Serialize)]
-struct RawJob {
-    client: String,
-    job: u64,
-    calls: Vec<spindle::process::EncodedCall>,
-}
-
-fn job_of(name: &str, signature: u64, args: Vec<u8>) -> Vec<u8> {
-    rmp_serde::to_vec_named(&RawJob {
-        client: "nobody".into(),
-        job: 1,
-        calls: vec![spindle::process::EncodedCall {
-            name: name.into(),
-            signature,
-            args,
-        }],
-    })
-    .unwrap()
-}
-
 /// Waits for `n` dead letters; their reasons.
 fn dead_reasons(b: &RedisBroker, n: usize) -> Vec<String> {
     let since = Instant::now();
@@ -509,27 +387,6 @@ fn reconnects_after_the_server_comes_back() {
         }
     };
     assert_eq!(f.id, id);
-}
-
-/// A worker in a child process (fork), killed while it runs a task.
-fn doomed_worker(b: &RedisBroker, options: TaskOptions) -> Process {
-    let b = b.clone();
-    Process::builder()
-        .closure(move || {
-            let stop = AtomicBool::new(false);
-            Worker::new(&b).options(options).run(&stop).unwrap();
-        })
-        .start_method(StartMethod::Fork)
-        .start()
-        .unwrap()
-}
-
-fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
-    let since = Instant::now();
-    while !f.running() {
-        assert!(since.elapsed() < LONG, "the task never started");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

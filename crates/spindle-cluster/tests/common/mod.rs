@@ -1,0 +1,182 @@
+//! What the embedded and the Redis tests share: worker threads, a whole
+//! cluster for the executor conformance suite, a raw job entry, a worker
+//! process to kill.
+#![allow(dead_code)] // each test file uses what it needs
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use spindle::futures::{Executor, Future, MapFn, SubmitError, Task};
+use spindle::process::{CallJob, Process, RemoteExecutor, StartMethod, WireFormat};
+use spindle_cluster::{Broker, ClusterExecutor, TaskOptions, Worker, WorkerStats};
+use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
+
+pub(crate) const LONG: Duration = Duration::from_secs(60);
+
+/// Worker threads of this process on `broker`, until dropped.
+pub(crate) struct Workers {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<WorkerStats>>,
+}
+
+impl Workers {
+    pub(crate) fn start(broker: &dyn Broker, n: usize, options: TaskOptions) -> Workers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = Worker::new(broker).concurrency(n).options(options);
+        let s2 = stop.clone();
+        let thread = thread::spawn(move || w.run(&s2).unwrap());
+        Workers {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn stop(mut self) -> WorkerStats {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A broker backend the conformance cluster can start: the server it
+/// keeps alive, and a broker on it.
+pub(crate) trait Backend: Sized {
+    type Broker: Broker + 'static;
+    fn start() -> (Self, Self::Broker);
+}
+
+/// A whole cluster in this process, for the conformance suite: a broker
+/// server, `max_workers` worker threads, and the executor.
+pub(crate) struct LocalCluster<S> {
+    executor: ClusterExecutor,
+    _workers: Workers,
+    _server: S,
+}
+
+impl<S> Executor for LocalCluster<S> {
+    type Job = CallJob;
+    fn submit<W: Task<Self>>(
+        &self,
+        task: W,
+    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        if self.executor.is_shutdown() {
+            return Err(SubmitError::ShutDown(task));
+        }
+        let (job, fut) = task.into_job();
+        match self.executor.submit(Relay(job)) {
+            Ok(_) => Ok(fut),
+            Err(_) => panic!("the cluster executor refused a relayed job"),
+        }
+    }
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.executor.shutdown(wait, cancel_futures);
+    }
+    fn max_workers(&self) -> usize {
+        self.executor.max_workers()
+    }
+}
+
+impl<S> RemoteExecutor for LocalCluster<S> {
+    const WIRE: WireFormat = WireFormat::MessagePack;
+    fn call_job(job: CallJob) -> CallJob {
+        job
+    }
+}
+
+/// A job made for `LocalCluster`, handed to its `ClusterExecutor` as is.
+struct Relay(CallJob);
+
+impl Task<ClusterExecutor> for Relay {
+    type Output = ();
+    type Error = Infallible;
+    fn into_job(self) -> (CallJob, Future<(), Infallible>) {
+        let (promise, fut) = spindle::futures::Promise::new();
+        drop(promise);
+        (self.0, fut)
+    }
+}
+
+impl<S: Backend> ExecutorUnderTest for LocalCluster<S> {
+    fn with_workers(max_workers: usize) -> LocalCluster<S> {
+        let (server, b) = S::start();
+        let options = TaskOptions::default();
+        let workers = Workers::start(&b, max_workers, options);
+        let executor = ClusterExecutor::builder(Arc::new(b))
+            .max_workers(max_workers)
+            .options(options)
+            .build();
+        LocalCluster {
+            executor,
+            _workers: workers,
+            _server: server,
+        }
+    }
+
+    fn task(work: Work) -> impl Task<Self, Output = u64, Error = Infallible> {
+        run_work::call(work)
+    }
+
+    fn map_fn() -> impl MapFn<Work, Self, Output = u64, Error = Infallible> {
+        run_work::call
+    }
+}
+
+/// A job entry as the executor writes it (named MessagePack).
+#[derive(Serialize)]
+struct RawJob {
+    client: String,
+    job: u64,
+    calls: Vec<spindle::process::EncodedCall>,
+}
+
+/// The bytes of a job of one call of task `name`, as a client would put it.
+pub(crate) fn job_of(name: &str, signature: u64, args: Vec<u8>) -> Vec<u8> {
+    rmp_serde::to_vec_named(&RawJob {
+        client: "nobody".into(),
+        job: 1,
+        calls: vec![spindle::process::EncodedCall {
+            name: name.into(),
+            signature,
+            args,
+        }],
+    })
+    .unwrap()
+}
+
+/// A worker in a child process (fork: it adopts its own connection and
+/// references), to be killed while it runs a task.
+pub(crate) fn doomed_worker<B: Broker + Clone + Send + 'static>(
+    b: &B,
+    options: TaskOptions,
+) -> Process {
+    let b = b.clone();
+    Process::builder()
+        .closure(move || {
+            let stop = AtomicBool::new(false);
+            Worker::new(&b).options(options).run(&stop).unwrap();
+        })
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap()
+}
+
+/// Waits until a worker said it started `f`'s task.
+pub(crate) fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
+    let since = Instant::now();
+    while !f.running() {
+        assert!(since.elapsed() < LONG, "the task never started");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
