@@ -17,6 +17,10 @@
 //!
 //! The workers are processes of this binary (forked), each a
 //! `spindle_cluster::Worker` of two threads.
+//!
+//! With the cargo feature `apalis` (off by default), the Redis cases also
+//! run `apalis`: apalis-redis on the same server (`cluster/apalis.rs`, which
+//! says how it is set up and why).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +32,9 @@ use spindle::process::{self, Process, StartMethod};
 use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, RedisBroker, Worker};
 
 use super::{Bench, Unit, imp, per_sec};
+
+#[cfg(feature = "apalis")]
+mod apalis;
 
 const KEY: &[u8; 32] = b"spindle-bench-cluster-authkey-32";
 
@@ -72,6 +79,8 @@ impl Drop for Workers {
 struct RedisServer {
     child: std::process::Child,
     dir: std::path::PathBuf,
+    #[cfg_attr(not(feature = "apalis"), allow(dead_code))]
+    url: String,
 }
 
 impl RedisServer {
@@ -96,8 +105,12 @@ impl RedisServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .map_err(|e| format!("redis-server: {e}"))?;
-        let server = RedisServer { child, dir };
-        let url = format!("unix://{}", server.dir.join("redis.sock").display());
+        let url = format!("unix://{}", dir.join("redis.sock").display());
+        let server = RedisServer {
+            child,
+            dir,
+            url: url.clone(),
+        };
         let since = std::time::Instant::now();
         loop {
             if let Ok(b) = RedisBroker::connect(&url, "bench")
@@ -192,17 +205,29 @@ pub(crate) fn run(b: &mut Bench) {
                     .max_workers(4)
                     .build();
                 if b.wants("redis_roundtrip") {
-                    let impls = vec![
+                    #[allow(unused_mut)]
+                    let mut impls = vec![
                         imp("spindle", || roundtrip(&ex, n_rt)),
                         b.python("manager.py", "task_roundtrip"),
                     ];
+                    #[cfg(feature = "apalis")]
+                    impls.push(super::fallible("apalis", true, true, || {
+                        apalis::roundtrip(&redis.url, n_rt)
+                    }));
                     b.case("redis_roundtrip", Unit::TasksPerSec, impls);
                 }
                 if b.wants("redis_throughput_2w") {
-                    let impls = vec![
+                    #[allow(unused_mut)]
+                    let mut impls = vec![
                         imp("spindle", || throughput(&ex, n_tp)),
                         b.python("manager.py", "task_roundtrip"),
                     ];
+                    // A tenth of the tasks: apalis runs them ~500× slower
+                    // here (the figure is a rate; cluster/apalis.rs).
+                    #[cfg(feature = "apalis")]
+                    impls.push(super::fallible("apalis", true, true, || {
+                        apalis::throughput(&redis.url, n_tp / 10)
+                    }));
                     b.case("redis_throughput_2w", Unit::TasksPerSec, impls);
                 }
                 ex.shutdown(true, false);
