@@ -39,7 +39,7 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,

@@ -172,3 +172,38 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
     assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
     assert_eq!(b.counts().unwrap().dead_total, 1);
 }
+
+#[test]
+fn nack_delays_redelivery() {
+    let s = server();
+    let b = broker(&s);
+    common::check_nack_delay(&b);
+    let m = s.connect().unwrap();
+    let proxy: BrokerProxy<ByteBuf> = m.get("tasks").unwrap();
+    assert!(proxy.join_timeout(LONG).unwrap(), "join returns");
+}
+
+#[test]
+fn nack_zero_tail_last_delivery_dead_delayed_cancel() {
+    let s = server();
+    let b = broker(&s);
+    common::check_nack_tail_dead_cancel(&b);
+    let m = s.connect().unwrap();
+    let proxy: BrokerProxy<ByteBuf> = m.get("tasks").unwrap();
+    assert!(proxy.join_timeout(LONG).unwrap(), "join returns");
+}
+
+#[test]
+fn submit_with_retries_backs_off_then_succeeds_or_fails() {
+    common::check_retries(&broker(&server()), "embedded");
+}
+
+#[test]
+fn submit_with_timeout_gives_the_task_up() {
+    common::check_timeout(&broker(&server()));
+}
+
+#[test]
+fn submit_with_bad_options_refused() {
+    common::check_bad_options(&broker(&server()));
+}

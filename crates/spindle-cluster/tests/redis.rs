@@ -543,3 +543,96 @@ fn huge_or_bad_ttls_do_not_break_the_scripts() {
     assert!((1..=3_600_000).contains(&ttl), "{ttl}");
     assert_eq!(b.results("c2", 10, SHORT).unwrap(), vec![b"dead!".to_vec()]);
 }
+
+#[test]
+fn nack_delays_redelivery() {
+    let s = RedisServer::start();
+    common::check_nack_delay(&s.broker());
+    // Nothing left behind in the delayed set or its entries.
+    let mut c = s.raw();
+    for key in ["delayed", "delayed_entries"] {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{{{QUEUE}}}:{key}"))
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(n, 0, "{key}");
+    }
+}
+
+#[test]
+fn nack_zero_tail_last_delivery_dead_delayed_cancel() {
+    let s = RedisServer::start();
+    let b = s.broker();
+    common::check_nack_tail_dead_cancel(&b);
+    let dead = b.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].attempts, 2, "{dead:?}");
+    assert!(dead[0].reason.contains("refused"), "{dead:?}");
+}
+
+#[test]
+fn nacked_entry_survives_a_lease_run_out_with_its_attempts() {
+    // The attempt count travels in the entry: a nacked entry whose next
+    // lease runs out is reclaimed as its third delivery and, at
+    // max_deliveries 3, given up after that.
+    let s = RedisServer::start();
+    let b = s.broker();
+    let lease = Duration::from_millis(30);
+    b.put(b"x", 3, "c1", b"lost", TTL).unwrap();
+    let f = fetch_one(&b, LONG);
+    assert!(b.nack(f.id, Duration::ZERO).unwrap());
+    assert_eq!(fetch_one(&b, lease).attempt, 2);
+    assert_eq!(fetch_one(&b, lease).attempt, 3);
+    let since = Instant::now();
+    while b.counts().unwrap().dead_total == 0 {
+        assert!(b.fetch(1, SHORT, lease).unwrap().is_empty());
+        assert!(since.elapsed() < LONG, "never dead-lettered");
+    }
+    assert_eq!(b.dead_letters(10).unwrap()[0].attempts, 3);
+    assert_eq!(b.results("c1", 10, SHORT).unwrap(), vec![b"lost".to_vec()]);
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+}
+
+#[test]
+fn submit_with_retries_backs_off_then_succeeds_or_fails() {
+    let s = RedisServer::start();
+    common::check_retries(&s.broker(), "redis");
+}
+
+#[test]
+fn submit_with_timeout_gives_the_task_up() {
+    let s = RedisServer::start();
+    common::check_timeout(&s.broker());
+}
+
+#[test]
+fn submit_with_bad_options_refused() {
+    let s = RedisServer::start();
+    common::check_bad_options(&s.broker());
+}
+
+#[test]
+fn an_entrys_own_lease_is_the_reclaimers_threshold() {
+    // Entries put with their own lease are reclaimed by that lease, not by
+    // the fetching worker's (which is long here).
+    let s = RedisServer::start();
+    let b = s.broker();
+    let (a, other) = (b.consumer(), b.consumer());
+    let opts = spindle_cluster::PutOptions {
+        max_deliveries: 3,
+        client: "c1",
+        on_dead: b"",
+        ttl: TTL,
+        lease: Some(Duration::from_millis(50)),
+    };
+    let id = b.put_with(b"short", &opts).unwrap();
+    b.put(b"long", 3, "c1", b"", TTL).unwrap();
+    assert_eq!(fetch_one(&*a, LONG).id, id);
+    let g = fetch_one(&*a, LONG);
+    assert_eq!(g.bytes, b"long");
+    // The short one comes back to `other`; the long one (the fetch's lease
+    // of 60 s) does not.
+    let r = fetch_one(&*other, LONG);
+    assert_eq!((r.id, r.attempt), (id, 2));
+    assert!(other.fetch(1, SHORT, LONG).unwrap().is_empty());
+}
