@@ -32,6 +32,7 @@
 mod broker;
 mod executor;
 mod main_fn;
+mod queue;
 #[cfg(feature = "redis")]
 mod redis;
 mod wire;
@@ -44,4 +45,5 @@ pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
 };
+pub use queue::{Queue, Receipt};
 pub use worker::{Worker, WorkerStats};

@@ -495,6 +495,14 @@ impl RedisBroker {
     /// [`BrokerError::Unavailable`] if the server cannot be reached or
     /// refuses the password.
     pub fn connect(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
+        let broker = RedisBroker::open(url, queue)?;
+        broker.create_group()?;
+        Ok(broker)
+    }
+
+    /// A client of the server at `url` for the keys of `queue`, without
+    /// touching the server (the cluster `Queue` makes its own keys).
+    pub(crate) fn open(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
         if queue.is_empty() || queue.contains(['{', '}']) {
             return Err(BrokerError::Refused(format!(
                 "queue name {queue:?}: empty or holds '{{' or '}}'"
@@ -511,7 +519,6 @@ impl RedisBroker {
             }),
             consumer: consumer_name(),
         };
-        broker.create_group()?;
         Ok(broker)
     }
 
@@ -584,7 +591,7 @@ impl RedisBroker {
 
     /// Runs `f` on a pooled connection (a new one if none is idle); a
     /// connection whose call failed on I/O is dropped.
-    fn with_conn<T>(
+    pub(crate) fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, BrokerError> {

@@ -207,3 +207,21 @@ fn submit_with_timeout_gives_the_task_up() {
 fn submit_with_bad_options_refused() {
     common::check_bad_options(&broker(&server()));
 }
+
+/// A fresh embedded cluster queue of `maxsize` on its own server.
+fn served_queue(maxsize: usize) -> common::ServedQueue<Server> {
+    use spindle_cluster::Queue;
+    let s = BaseManager::builder()
+        .register("q", Typeid::bounded_queue(maxsize))
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap();
+    let q = Queue::embedded(s.address().clone(), KEY, "q").unwrap();
+    common::ServedQueue { q, _server: s }
+}
+
+mod queue_conformance {
+    use spindle_conformance::queue::ExpectedOrder;
+    spindle_conformance::queue_suite!(ExpectedOrder::Fifo, super::served_queue);
+}

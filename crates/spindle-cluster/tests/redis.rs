@@ -636,3 +636,15 @@ fn an_entrys_own_lease_is_the_reclaimers_threshold() {
     assert_eq!((r.id, r.attempt), (id, 2));
     assert!(other.fetch(1, SHORT, LONG).unwrap().is_empty());
 }
+
+/// A fresh Redis cluster queue of `maxsize` on its own server.
+fn served_queue(maxsize: usize) -> common::ServedQueue<RedisServer> {
+    let s = RedisServer::start();
+    let q = spindle_cluster::Queue::redis(&s.url(), "q", maxsize).unwrap();
+    common::ServedQueue { q, _server: s }
+}
+
+mod queue_conformance {
+    use spindle_conformance::queue::ExpectedOrder;
+    spindle_conformance::queue_suite!(ExpectedOrder::Fifo, super::served_queue);
+}

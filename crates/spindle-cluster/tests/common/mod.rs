@@ -397,3 +397,56 @@ pub(crate) fn check_bad_options<B: Broker + Clone + 'static>(b: &B) {
     }
     assert_eq!(b.counts().unwrap().unfinished, 0);
 }
+
+/// A cluster queue under the conformance suite, with the server it runs
+/// on (kept alive as long as the queue, stopped with it).
+pub(crate) struct ServedQueue<S> {
+    pub(crate) q: spindle_cluster::Queue<u64>,
+    pub(crate) _server: S,
+}
+
+impl<S> spindle::queue::BlockingQueue<u64> for ServedQueue<S> {
+    fn put(&self, item: u64) -> Result<(), spindle::queue::PutError<u64>> {
+        self.q.put(item)
+    }
+    fn try_put(&self, item: u64) -> Result<(), spindle::queue::TryPutError<u64>> {
+        self.q.try_put(item)
+    }
+    fn put_deadline(
+        &self,
+        item: u64,
+        deadline: Instant,
+    ) -> Result<(), spindle::queue::PutTimeoutError<u64>> {
+        self.q.put_deadline(item, deadline)
+    }
+    fn get(&self) -> Result<u64, spindle::queue::ShutDown> {
+        self.q.get()
+    }
+    fn try_get(&self) -> Result<u64, spindle::queue::TryGetError> {
+        self.q.try_get()
+    }
+    fn get_deadline(&self, deadline: Instant) -> Result<u64, spindle::queue::GetTimeoutError> {
+        self.q.get_deadline(deadline)
+    }
+    fn qsize(&self) -> usize {
+        self.q.qsize()
+    }
+    fn maxsize(&self) -> usize {
+        self.q.maxsize()
+    }
+    fn task_done(&self) -> Result<(), spindle::queue::TaskDoneError> {
+        self.q.task_done()
+    }
+    fn join(&self) {
+        self.q.join()
+    }
+    fn join_deadline(&self, deadline: Instant) -> Result<(), spindle::queue::JoinTimeoutError> {
+        self.q.join_deadline(deadline)
+    }
+    fn shutdown(&self, immediate: bool) {
+        self.q.shutdown(immediate)
+    }
+    fn is_shutdown(&self) -> bool {
+        self.q.is_shutdown()
+    }
+}
