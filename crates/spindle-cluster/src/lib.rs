@@ -16,6 +16,10 @@
 //!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N]`, `--list`;
 //!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
 //!   tasks.
+//! - [`Queue`]: Python's `queue.Queue` shared by name between hosts (a
+//!   `spindle::queue::BlockingQueue`), on Redis (`maxsize` and `shutdown`
+//!   in Lua, optional leases with `task_done`/[`Receipt`] acks) or on a
+//!   manager server's queue.
 //! - [`Worker`]: fetches tasks, runs them with `process::invoke` (tasks of
 //!   this same binary, found by name and checked by signature), sends the
 //!   results back, keeps its leases alive while a task runs.

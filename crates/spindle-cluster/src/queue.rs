@@ -73,9 +73,7 @@ enum Inner<T> {
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
-            Inner::Embedded { proxy, .. } => {
-                f.debug_tuple("Queue::Embedded").field(proxy).finish()
-            }
+            Inner::Embedded { proxy, .. } => f.debug_tuple("Queue::Embedded").field(proxy).finish(),
             #[cfg(feature = "redis")]
             Inner::Redis(q) => f.debug_tuple("Queue::Redis").field(q).finish(),
         }
@@ -170,7 +168,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     ///
     /// [`GetTimeoutError`]: timed out, or shut down.
-    pub fn get_with_receipt_timeout(&self, timeout: Duration) -> Result<(T, Receipt), GetTimeoutError> {
+    pub fn get_with_receipt_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<(T, Receipt), GetTimeoutError> {
         self.take(Some(Instant::now() + timeout))
     }
 

@@ -108,8 +108,11 @@ impl Worker {
         self
     }
 
-    /// Its lease on each task (the executor's [`TaskOptions::lease`]); the
-    /// results' time to live.
+    /// Its lease on each fetch and the results' time to live, for entries
+    /// that carry no options of their own; a job put by a
+    /// [`ClusterExecutor`](crate::ClusterExecutor) carries its
+    /// [`TaskOptions`] (lease, timeout, retries, result ttl), which the
+    /// worker applies once it has read the entry.
     pub fn options(mut self, options: TaskOptions) -> Self {
         self.options = options;
         self

@@ -225,3 +225,20 @@ mod queue_conformance {
     use spindle_conformance::queue::ExpectedOrder;
     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, super::served_queue);
 }
+
+#[test]
+fn queue_receipts_and_a_lost_server() {
+    use spindle::queue::BlockingQueue;
+    let sq = served_queue(0);
+    let q = &sq.q;
+    q.put(1).unwrap();
+    let (one, r) = q.get_with_receipt().unwrap();
+    assert_eq!(one, 1);
+    assert!(q.join_timeout(Duration::from_millis(50)).is_err());
+    assert!(q.ack(&r).unwrap());
+    q.join_timeout(LONG).unwrap();
+    assert!(!q.ack(&r).unwrap(), "nothing left to mark done");
+    sq._server.stop().unwrap();
+    assert_eq!(q.get(), Err(spindle::queue::ShutDown));
+    assert_eq!(q.put(2).map_err(|e| e.into_inner()), Err(2));
+}

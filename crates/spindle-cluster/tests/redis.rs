@@ -648,3 +648,87 @@ mod queue_conformance {
     use spindle_conformance::queue::ExpectedOrder;
     spindle_conformance::queue_suite!(ExpectedOrder::Fifo, super::served_queue);
 }
+
+#[test]
+fn queue_leased_item_goes_to_another_handle_and_counts_once() {
+    use spindle::queue::BlockingQueue;
+    use spindle_cluster::Queue;
+    let s = RedisServer::start();
+    let lease = Duration::from_millis(100);
+    let a = Queue::<String>::redis(&s.url(), "q", 0)
+        .unwrap()
+        .with_lease(lease);
+    let b = Queue::<String>::redis(&s.url(), "q", 0)
+        .unwrap()
+        .with_lease(lease);
+    a.put("x".into()).unwrap();
+    let taken = Instant::now();
+    assert_eq!(a.get().unwrap(), "x");
+    // Taken, not acknowledged: not in qsize, still unfinished.
+    assert_eq!((a.qsize(), a.unfinished().unwrap()), (0, 1));
+    assert!(a.join_timeout(SHORT).is_err());
+    // `a` never acks (as if it died): past the lease `b` gets it.
+    assert_eq!(b.get_timeout(LONG).unwrap(), "x");
+    assert!(taken.elapsed() >= lease);
+    // `a`'s late task_done acks nothing; `b`'s counts.
+    a.task_done().unwrap();
+    assert_eq!(a.unfinished().unwrap(), 1);
+    b.task_done().unwrap();
+    assert_eq!(a.unfinished().unwrap(), 0);
+    a.join_timeout(LONG).unwrap();
+    assert!(b.task_done().is_err(), "nothing left to mark done");
+}
+
+#[test]
+fn queue_receipts_ack_once() {
+    use spindle::queue::BlockingQueue;
+    use spindle_cluster::Queue;
+    let s = RedisServer::start();
+    for lease in [Duration::ZERO, LONG] {
+        let name = format!("q{}", lease.as_millis());
+        let q = Queue::<u32>::redis(&s.url(), &name, 0)
+            .unwrap()
+            .with_lease(lease);
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        let (one, r1) = q.get_with_receipt().unwrap();
+        let (two, r2) = q.get_with_receipt_timeout(LONG).unwrap();
+        assert_eq!((one, two), (1, 2));
+        assert_eq!(q.unfinished().unwrap(), 2);
+        assert!(q.ack(&r2).unwrap());
+        assert!(q.ack(&r1).unwrap());
+        assert_eq!(q.unfinished().unwrap(), 0);
+        assert!(
+            !q.ack(&r1).unwrap(),
+            "{lease:?}: a second ack counts nothing"
+        );
+        q.join_timeout(LONG).unwrap();
+    }
+}
+
+#[test]
+fn queue_errors_are_typed_and_a_lost_server_is_shut_down() {
+    use spindle::queue::{BlockingQueue, GetTimeoutError};
+    use spindle_cluster::{BrokerError, Queue};
+    let mut s = RedisServer::start();
+    let q = Queue::<u32>::redis(&s.url(), "q", 2).unwrap();
+    assert_eq!(q.maxsize(), 2);
+    let e = Queue::<u32>::redis(&s.url(), "q", 3).unwrap_err();
+    assert!(
+        matches!(&e, BrokerError::Refused(m) if m.contains("maxsize 2")),
+        "{e:?}"
+    );
+    // Something that is not a u32, put by another program: skipped.
+    let other = Queue::<String>::redis(&s.url(), "q", 2).unwrap();
+    other.put("not a number".into()).unwrap();
+    q.put(7).unwrap();
+    assert_eq!(q.get_timeout(LONG), Ok(7));
+    assert_eq!((q.undecodable(), q.unfinished().unwrap()), (1, 1));
+    q.put(8).unwrap();
+    s.kill();
+    assert_eq!(q.get(), Err(spindle::queue::ShutDown));
+    assert_eq!(q.get_timeout(SHORT), Err(GetTimeoutError::ShutDown));
+    assert_eq!(q.put(9).map_err(|e| e.into_inner()), Err(9));
+    assert!(q.is_shutdown());
+    q.join_timeout(LONG).unwrap();
+}
