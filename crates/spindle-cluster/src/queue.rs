@@ -480,11 +480,10 @@ end
             r"
 local flag = redis.call('GET', KEYS[2])
 if flag == 'immediate' then return {-1} end
-local last = last_delivered(KEYS[1], ARGV[1])
 local lease = tonumber(ARGV[3])
 if lease > 0 then
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', lease, '-', '+', 1)
-  if #p > 0 then
+  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], 'IDLE', lease, '-', '+', 1)
+  if type(p) == 'table' and p.err == nil and #p > 0 then
     local sid = p[1][1]
     local e = redis.call('XRANGE', KEYS[1], sid, sid)
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, sid)
@@ -492,7 +491,12 @@ if lease > 0 then
     redis.call('XACK', KEYS[1], ARGV[1], sid)
   end
 end
-local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+if type(r) == 'table' and r.err then
+  -- No group (a new or flushed server): make it, read again.
+  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+end
 if r and #r[1][2] > 0 then
   local e = r[1][2][1]
   if lease == 0 then
@@ -502,7 +506,7 @@ if r and #r[1][2] > 0 then
   return {1, e[1], e[2][2]}
 end
 if flag then return {-1} end
-return {0, last}
+return {0, last_delivered(KEYS[1], ARGV[1])}
 "
         ))
     });
