@@ -243,6 +243,11 @@ impl ClusterExecutorBuilder {
 /// Dropping the executor does not wait for the tasks (a cluster may have no
 /// worker now): its result thread keeps completing the futures until the
 /// last one is done. `shutdown(true, _)` waits.
+///
+/// Every task runs with the builder's [`TaskOptions`], or its own with
+/// [`submit_with`](ClusterExecutor::submit_with): retries with backoff for
+/// a task that panics, a timeout (its lease), `max_deliveries`,
+/// `result_ttl`.
 pub struct ClusterExecutor {
     inner: Arc<Inner>,
     collector: Mutex<Option<JoinHandle<()>>>,
