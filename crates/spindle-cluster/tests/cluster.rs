@@ -252,3 +252,8 @@ fn queue_receipts_and_a_lost_server() {
     assert_eq!(q.get(), Err(spindle::queue::ShutDown));
     assert_eq!(q.put(2).map_err(|e| e.into_inner()), Err(2));
 }
+
+#[test]
+fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
+    common::check_timed_task_of_a_dead_worker(&broker(&server()));
+}

@@ -732,3 +732,9 @@ fn queue_errors_are_typed_and_a_lost_server_is_shut_down() {
     assert!(q.is_shutdown());
     q.join_timeout(LONG).unwrap();
 }
+
+#[test]
+fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
+    let s = RedisServer::start();
+    common::check_timed_task_of_a_dead_worker(&s.broker());
+}

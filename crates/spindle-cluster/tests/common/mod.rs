@@ -450,3 +450,29 @@ impl<S> spindle::queue::BlockingQueue<u64> for ServedQueue<S> {
         self.q.is_shutdown()
     }
 }
+
+/// A task with a timeout whose worker is killed comes back to another
+/// worker once its own lease (timeout + 1 s) runs out, not the killed
+/// worker's fetch lease (60 s here).
+pub(crate) fn check_timed_task_of_a_dead_worker<B: Broker + Clone + Send + 'static>(b: &B) {
+    let worker_options = TaskOptions::default().lease(LONG);
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let f = ex
+        .submit_with(
+            run_work::call(gate.work(9)),
+            TaskOptions::default().timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let mut doomed = doomed_worker(b, worker_options);
+    wait_running(&f);
+    let killed = Instant::now();
+    doomed.kill().unwrap();
+    let _ = doomed.join_timeout(LONG);
+    gate.open();
+    let w = Workers::start(b, 1, worker_options);
+    assert_eq!(f.result_timeout(LONG), Ok(9));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(20), "came back after {took:?}");
+    assert_eq!(w.stop().done, 1);
+}
