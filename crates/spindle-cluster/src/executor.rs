@@ -376,7 +376,7 @@ impl ClusterExecutor {
             job: id,
             reason,
             time_limit_ms: None,
-            worker: None,
+            pid: None,
         });
         // Cancelling asks the broker: only a task still queued there can be.
         let weak = Arc::downgrade(inner);
@@ -501,15 +501,21 @@ fn collect(me: Arc<Inner>) {
                     job,
                     reason,
                     time_limit_ms,
-                    worker,
+                    pid,
                 } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
-                        let limit = time_limit_ms.map(Duration::from_millis);
-                        let lost = WorkerLost::new(0, None, limit).with_worker(match worker {
-                            Some(w) => format!("{w}: {reason}"),
-                            None => reason,
-                        });
+                        let lost = match time_limit_ms {
+                            // Given up at its timeout by worker `pid`.
+                            Some(ms) => WorkerLost::new(
+                                pid.unwrap_or(0),
+                                None,
+                                Some(Duration::from_millis(ms)),
+                            ),
+                            None => {
+                                WorkerLost::new(pid.unwrap_or(0), None, None).with_worker(reason)
+                            }
+                        };
                         let _ = catch_unwind(AssertUnwindSafe(|| p.job.fail_lost(lost)));
                     }
                 }

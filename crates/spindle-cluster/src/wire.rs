@@ -56,9 +56,9 @@ pub(crate) enum Message {
         /// has this time limit.
         #[serde(default)]
         time_limit_ms: Option<u64>,
-        /// The worker that gave it up, if one did.
+        /// The process id of the worker that gave it up, if one did.
         #[serde(default)]
-        worker: Option<String>,
+        pid: Option<u32>,
     },
 }
 

@@ -185,7 +185,7 @@ impl Worker {
                 job: d.job,
                 reason: reason.clone(),
                 time_limit_ms: Some(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX)),
-                worker: Some(format!("{:?}", self.broker)),
+                pid: Some(std::process::id()),
             });
             let to = Some((d.client.as_str(), lost.as_slice()));
             if matches!(self.broker.dead_letter(id, &reason, to, d.ttl), Ok(true)) {

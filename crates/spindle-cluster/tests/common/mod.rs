@@ -360,6 +360,8 @@ pub(crate) fn check_timeout<B: Broker + Clone + 'static>(b: &B) {
     match &e {
         spindle::futures::FutureError::WorkerLost(lost) => {
             assert_eq!(lost.time_limit(), Some(timeout), "{e:?}");
+            // The worker that gave it up: a thread of this process.
+            assert_eq!(lost.pid(), std::process::id(), "{e:?}");
         }
         other => panic!("{other:?}"),
     }
