@@ -15,6 +15,12 @@
 //!   fresh directory, stopped by pid at the end (left out, with the reason,
 //!   if `redis-server` is not installed).
 //!
+//! - `redis_queue_put_get`: `spindle_cluster::Queue<u64>` on that Redis,
+//!   one client, `put(i)` then `get()` (one op = the pair; each a Lua
+//!   script round trip), beside Python's `manager.py queue_put_get` (the
+//!   seed's way to share a queue between hosts: a `queue.Queue` registered
+//!   on a `BaseManager`, one proxy).
+//!
 //! The workers are processes of this binary (forked), each a
 //! `spindle_cluster::Worker` of two threads.
 //!
@@ -29,6 +35,7 @@ use std::sync::atomic::AtomicBool;
 use spindle::futures::{Executor, MapOptions};
 use spindle::manager::{BaseManager, Typeid};
 use spindle::process::{self, Process, StartMethod};
+use spindle::queue::BlockingQueue;
 use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, RedisBroker, Worker};
 
 use super::{Bench, Unit, imp, per_sec};
@@ -126,12 +133,29 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.join("redis.sock").display())
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `put(i)` then `get()` on a cluster queue on Redis: one op is the pair.
+fn queue_put_get(url: &str, n: u64) -> f64 {
+    let q = spindle_cluster::Queue::<u64>::redis(url, "bench-queue", 0).expect("the queue");
+    per_sec(n, |n| {
+        for i in 0..n {
+            q.put(i).expect("put");
+            assert_eq!(q.get(), Ok(i));
+        }
+    })
 }
 
 /// One task at a time: submit, wait for its result.
@@ -197,7 +221,10 @@ pub(crate) fn run(b: &mut Bench) {
     drop(workers);
 
     // Redis Streams, on a private redis-server.
-    if b.wants("redis_roundtrip") || b.wants("redis_throughput_2w") {
+    if b.wants("redis_roundtrip")
+        || b.wants("redis_throughput_2w")
+        || b.wants("redis_queue_put_get")
+    {
         match RedisServer::start() {
             Ok((redis, broker)) => {
                 let workers = Workers::start(&broker);
@@ -232,6 +259,15 @@ pub(crate) fn run(b: &mut Bench) {
                 }
                 ex.shutdown(true, false);
                 drop(workers);
+                if b.wants("redis_queue_put_get") {
+                    let url = redis.url();
+                    let n_q = if quick { 2_000 } else { 20_000 };
+                    let impls = vec![
+                        imp("spindle", || queue_put_get(&url, n_q)),
+                        b.python("manager.py", "queue_put_get"),
+                    ];
+                    b.case("redis_queue_put_get", Unit::OpsPerSec, impls);
+                }
                 drop(redis);
             }
             Err(why) => eprintln!("bench cluster: the redis cases are left out: {why}"),

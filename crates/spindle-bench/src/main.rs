@@ -121,7 +121,7 @@ const SUITES: &[Suite] = &[
     },
     Suite {
         name: "cluster",
-        about: "spindle-cluster on the embedded broker: one task's round trip, map throughput on two worker processes, vs Python's BaseManager task queue",
+        about: "spindle-cluster on the embedded broker and Redis: one task's round trip, map throughput on two worker processes, the cluster Queue's put/get, vs Python's BaseManager task queue and queue",
         run: cluster::run,
     },
     Suite {

@@ -51,6 +51,26 @@ pub struct Fetched {
     pub attempt: u32,
 }
 
+/// How an entry is put ([`Broker::put_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOptions<'a> {
+    /// How many times it is delivered at most (at least 1).
+    pub max_deliveries: u32,
+    /// The client told `on_dead` if it is given up because its leases ran
+    /// out.
+    pub client: &'a str,
+    /// What that client is told.
+    pub on_dead: &'a [u8],
+    /// How long that message waits in the client's stream.
+    pub ttl: Duration,
+    /// The entry's own lease: how long it may stay with a worker without a
+    /// word before it goes to another. `None`: the fetching worker's. On
+    /// Redis it travels in the entry (every worker's reclaimer uses it);
+    /// the embedded broker leases each delivery for the fetch's lease, and
+    /// the worker then [`extend`](Broker::extend)s it to this one.
+    pub lease: Option<Duration>,
+}
+
 /// What a distributed task queue needs of a broker: at-least-once delivery
 /// with leases, acks that count once and only for the lease holder,
 /// redelivery of entries whose lease ran out, dead letters past
@@ -69,7 +89,21 @@ pub trait Broker: Send + Sync + fmt::Debug {
         client: &str,
         on_dead: &[u8],
         ttl: Duration,
-    ) -> Result<u64, BrokerError>;
+    ) -> Result<u64, BrokerError> {
+        self.put_with(
+            entry,
+            &PutOptions {
+                max_deliveries,
+                client,
+                on_dead,
+                ttl,
+                lease: None,
+            },
+        )
+    }
+    /// [`put`](Broker::put) with all its options, the entry's own lease
+    /// among them. Its id.
+    fn put_with(&self, entry: &[u8], options: &PutOptions<'_>) -> Result<u64, BrokerError>;
     /// Takes up to `n` entries under a lease of `lease`, waiting at most
     /// `wait` for the first (empty: none came).
     fn fetch(&self, n: usize, wait: Duration, lease: Duration)
@@ -92,6 +126,16 @@ pub trait Broker: Send + Sync + fmt::Debug {
         client: Option<(&str, &[u8])>,
         ttl: Duration,
     ) -> Result<bool, BrokerError>;
+    /// Gives entry `id` back (a negative ack): it is delivered again
+    /// after `delay` (`Duration::ZERO`: now, at the tail of the queue),
+    /// its next delivery counting one more `attempt`; or, if it was
+    /// delivered `max_deliveries` times already, it is dead-lettered
+    /// ("the last one refused"; its client is *not* told: a worker that
+    /// must tell gives up with [`dead_letter`](Broker::dead_letter)
+    /// instead). Until due it counts as `queued` and `delayed`, and stays
+    /// in `unfinished`. Whether this consumer held it (false: its lease ran
+    /// out, or it was acked; nothing done).
+    fn nack(&self, id: u64, delay: Duration) -> Result<bool, BrokerError>;
     /// Adds `message` to `client`'s stream, acking nothing; it may return
     /// before the broker has it (a hint, such as "started").
     fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError>;
@@ -162,20 +206,13 @@ fn buf(b: &[u8]) -> ByteBuf {
 }
 
 impl Broker for EmbeddedBroker {
-    fn put(
-        &self,
-        entry: &[u8],
-        max_deliveries: u32,
-        client: &str,
-        on_dead: &[u8],
-        ttl: Duration,
-    ) -> Result<u64, BrokerError> {
+    fn put_with(&self, entry: &[u8], o: &PutOptions<'_>) -> Result<u64, BrokerError> {
         let ids = self.proxy.put_many_or_tell(
             [&buf(entry)],
-            max_deliveries,
-            client,
-            &buf(on_dead),
-            ttl,
+            o.max_deliveries,
+            o.client,
+            &buf(o.on_dead),
+            o.ttl,
         )?;
         ids.first()
             .copied()
@@ -223,6 +260,10 @@ impl Broker for EmbeddedBroker {
                 .dead_letter_with_result(id, reason, c, &buf(r), ttl)?,
             None => self.proxy.dead_letter(id, reason)?,
         })
+    }
+
+    fn nack(&self, id: u64, delay: Duration) -> Result<bool, BrokerError> {
+        Ok(self.proxy.nack(id, delay)?)
     }
 
     fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError> {

@@ -13,23 +13,61 @@ use spindle::futures::{Executor, Future, SubmitError, Task, WorkerLost};
 use spindle::process::{CallJob, RemoteExecutor, WireFormat};
 
 use crate::broker::Broker;
-use crate::wire::{self, JobEntry, Message};
+use crate::broker::PutOptions;
+use crate::wire::{self, JobEntry, JobOptions, Message};
 
-/// How a cluster runs each task.
+/// How a cluster runs each task: the executor's default
+/// ([`ClusterExecutorBuilder::options`]) or one task's
+/// ([`ClusterExecutor::submit_with`]). The options travel in the task's
+/// entry, so the worker that runs it applies them.
+///
+/// `TaskOptions::default().retries(2).timeout(Duration::from_secs(5))`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskOptions {
-    /// How many times a task is delivered at most: a worker that dies
-    /// holding it loses its lease and another worker gets it, until this
-    /// many deliveries; then its future fails with `WorkerLost`. Default 3.
+    /// How many deliveries a worker that dies (or loses the broker) holding
+    /// the task may cost: its lease runs out and another worker gets the
+    /// task, until it was delivered `max_deliveries + retries` times in
+    /// all; then its future fails with `WorkerLost`. At least 1; default 3.
     pub max_deliveries: u32,
     /// How long a worker holds a task without a word before it goes to
     /// another worker; a live worker extends it every third of it while the
-    /// task runs. Default 30 s.
+    /// task runs (so it limits nothing for a live worker: see
+    /// [`timeout`](Self::timeout)). Not zero; default 30 s.
     pub lease: Duration,
     /// How long results wait in the client's result stream if nobody reads
     /// them. Default 1 hour.
     pub result_ttl: Duration,
+    /// How many times a task that fails (panics) runs again, after a
+    /// backoff: the `n`th retry waits `retry_backoff × 2^(n-1)` (at most
+    /// 10 minutes) plus a random jitter of up to a quarter of that. Once
+    /// they are used up the failure is the result. Default 0. A delivery
+    /// lost to a dead worker counts against the retries too: a task is run
+    /// again after a failure only while it was delivered at most `retries`
+    /// times.
+    pub retries: u32,
+    /// The first retry's delay (see [`retries`](Self::retries)). Default
+    /// 1 s.
+    pub retry_backoff: Duration,
+    /// The task's time limit, which is its lease: a worker does not extend
+    /// it. A task still running `timeout` after its worker took it is given
+    /// up by that worker at once (no retry): its future fails with
+    /// `FutureError::WorkerLost` whose `time_limit()` is the timeout. A
+    /// worker in threads mode cannot stop the call: it goes on in its
+    /// thread and its result is dropped. If the worker itself is gone, the
+    /// broker's lease (`timeout` + 1 s, so that a live worker always gives
+    /// up first) runs out and the task is delivered again as for any dead
+    /// worker ([`max_deliveries`](Self::max_deliveries)). Not zero; default
+    /// `None` (no limit).
+    pub timeout: Option<Duration>,
 }
+
+/// How much longer than a task's timeout the broker's lease of it is: a
+/// live worker gives the task up at its timeout, before the broker would
+/// hand it to another worker.
+pub(crate) const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest retry backoff (before the jitter).
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 impl Default for TaskOptions {
     fn default() -> Self {
@@ -37,7 +75,104 @@ impl Default for TaskOptions {
             max_deliveries: 3,
             lease: Duration::from_secs(30),
             result_ttl: Duration::from_secs(3600),
+            retries: 0,
+            retry_backoff: Duration::from_secs(1),
+            timeout: None,
         }
+    }
+}
+
+impl TaskOptions {
+    /// With [`max_deliveries`](Self::max_deliveries) `n`.
+    #[must_use]
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n;
+        self
+    }
+
+    /// With [`lease`](Self::lease) `d`.
+    #[must_use]
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.lease = d;
+        self
+    }
+
+    /// With [`result_ttl`](Self::result_ttl) `d`.
+    #[must_use]
+    pub fn result_ttl(mut self, d: Duration) -> Self {
+        self.result_ttl = d;
+        self
+    }
+
+    /// With [`retries`](Self::retries) `n`.
+    #[must_use]
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// With [`retry_backoff`](Self::retry_backoff) `d`.
+    #[must_use]
+    pub fn retry_backoff(mut self, d: Duration) -> Self {
+        self.retry_backoff = d;
+        self
+    }
+
+    /// With [`timeout`](Self::timeout) `d`.
+    #[must_use]
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// The option that is out of range, if one is.
+    fn invalid(&self) -> Option<&'static str> {
+        if self.max_deliveries == 0 {
+            Some("max_deliveries")
+        } else if self.lease.is_zero() {
+            Some("lease")
+        } else if self.timeout.is_some_and(|t| t.is_zero()) {
+            Some("timeout")
+        } else {
+            None
+        }
+    }
+
+    /// The lease the broker holds the task under: the timeout (plus its
+    /// grace) if there is one, else the lease.
+    pub(crate) fn broker_lease(&self) -> Duration {
+        match self.timeout {
+            Some(t) => t.saturating_add(TIMEOUT_GRACE),
+            None => self.lease,
+        }
+    }
+
+    pub(crate) fn to_wire(self) -> JobOptions {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        JobOptions {
+            retries: self.retries,
+            backoff_ms: u64::try_from(self.retry_backoff.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: self.timeout.map(ms),
+            lease_ms: ms(self.lease),
+            result_ttl_ms: ms(self.result_ttl),
+            deliveries: self.max_deliveries.saturating_add(self.retries),
+        }
+    }
+}
+
+impl JobOptions {
+    /// The delay before retry `n` (1: the first): the backoff doubled
+    /// `n - 1` times, at most [`MAX_BACKOFF`], plus up to a quarter more.
+    pub(crate) fn backoff(&self, n: u32) -> Duration {
+        let base = Duration::from_millis(self.backoff_ms);
+        let d = base
+            .checked_mul(1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX))
+            .unwrap_or(MAX_BACKOFF)
+            .min(MAX_BACKOFF);
+        let mut r = [0u8; 4];
+        let _ = getrandom::fill(&mut r);
+        let frac = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+        d + d.mul_f64(0.25 * frac)
     }
 }
 
@@ -108,6 +243,11 @@ impl ClusterExecutorBuilder {
 /// Dropping the executor does not wait for the tasks (a cluster may have no
 /// worker now): its result thread keeps completing the futures until the
 /// last one is done. `shutdown(true, _)` waits.
+///
+/// Every task runs with the builder's [`TaskOptions`], or its own with
+/// [`submit_with`](ClusterExecutor::submit_with): retries with backoff for
+/// a task that panics, a timeout (its lease), `max_deliveries`,
+/// `result_ttl`.
 pub struct ClusterExecutor {
     inner: Arc<Inner>,
     collector: Mutex<Option<JoinHandle<()>>>,
@@ -175,7 +315,34 @@ impl ClusterExecutor {
         self.inner.jobs.lock().map(|j| j.pending.len()).unwrap_or(0)
     }
 
-    fn enqueue(&self, job: CallJob) {
+    /// [`submit`](Executor::submit) with this task's own options (retries
+    /// with backoff, a timeout, `max_deliveries`, `result_ttl`) in place of
+    /// the executor's: Python's `submit` has none (Celery's
+    /// `apply_async(retry=.., time_limit=..)` is the nearest).
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::ShutDown`] after `shutdown`;
+    /// [`SubmitError::InvalidArgument`] naming the option out of range
+    /// (`max_deliveries` 0, a zero `lease` or `timeout`): nothing was
+    /// submitted.
+    pub fn submit_with<W: Task<Self>>(
+        &self,
+        task: W,
+        options: TaskOptions,
+    ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        if let Some(what) = options.invalid() {
+            return Err(SubmitError::InvalidArgument(task, what));
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShutDown(task));
+        }
+        let (job, fut) = task.into_job();
+        self.enqueue(job, options);
+        Ok(fut)
+    }
+
+    fn enqueue(&self, job: CallJob, options: TaskOptions) {
         let inner = &self.inner;
         let id = inner.next.fetch_add(1, Ordering::Relaxed);
         let calls = match job.encoded_calls() {
@@ -187,17 +354,29 @@ impl ClusterExecutor {
                 return;
             }
         };
+        let wire_options = options.to_wire();
         let entry = wire::encode(&JobEntry {
             client: inner.client.clone(),
             job: id,
             calls,
+            options: Some(wire_options),
         });
+        let reason = match options.timeout {
+            Some(t) => format!(
+                "its lease (its timeout of {t:?}) ran out {} times (max_deliveries + retries): \
+                 its workers died",
+                wire_options.deliveries
+            ),
+            None => format!(
+                "its workers died {} times (max_deliveries + retries)",
+                wire_options.deliveries
+            ),
+        };
         let lost = wire::encode(&Message::Lost {
             job: id,
-            reason: format!(
-                "its workers died {} times (max_deliveries)",
-                inner.options.max_deliveries
-            ),
+            reason,
+            time_limit_ms: None,
+            pid: None,
         });
         // Cancelling asks the broker: only a task still queued there can be.
         let weak = Arc::downgrade(inner);
@@ -215,12 +394,15 @@ impl ClusterExecutor {
             },
         );
         drop(jobs);
-        let put = inner.broker.put(
+        let put = inner.broker.put_with(
             &entry,
-            inner.options.max_deliveries,
-            &inner.client,
-            &lost,
-            inner.options.result_ttl,
+            &PutOptions {
+                max_deliveries: wire_options.deliveries,
+                client: &inner.client,
+                on_dead: &lost,
+                ttl: options.result_ttl,
+                lease: Some(options.broker_lease()),
+            },
         );
         let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());
         match put {
@@ -315,10 +497,25 @@ fn collect(me: Arc<Inner>) {
                         let _ = catch_unwind(AssertUnwindSafe(|| p.job.complete_invoked(outcomes)));
                     }
                 }
-                Message::Lost { job, reason } => {
+                Message::Lost {
+                    job,
+                    reason,
+                    time_limit_ms,
+                    pid,
+                } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
-                        let lost = WorkerLost::new(0, None, None).with_worker(reason);
+                        let lost = match time_limit_ms {
+                            // Given up at its timeout by worker `pid`.
+                            Some(ms) => WorkerLost::new(
+                                pid.unwrap_or(0),
+                                None,
+                                Some(Duration::from_millis(ms)),
+                            ),
+                            None => {
+                                WorkerLost::new(pid.unwrap_or(0), None, None).with_worker(reason)
+                            }
+                        };
                         let _ = catch_unwind(AssertUnwindSafe(|| p.job.fail_lost(lost)));
                     }
                 }
@@ -335,11 +532,14 @@ impl Executor for ClusterExecutor {
         &self,
         task: W,
     ) -> Result<Future<W::Output, W::Error>, SubmitError<W>> {
+        if let Some(what) = self.inner.options.invalid() {
+            return Err(SubmitError::InvalidArgument(task, what));
+        }
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(SubmitError::ShutDown(task));
         }
         let (job, fut) = task.into_job();
-        self.enqueue(job);
+        self.enqueue(job, self.inner.options);
         Ok(fut)
     }
 

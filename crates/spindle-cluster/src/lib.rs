@@ -16,6 +16,10 @@
 //!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N]`, `--list`;
 //!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
 //!   tasks.
+//! - [`Queue`]: Python's `queue.Queue` shared by name between hosts (a
+//!   `spindle::queue::BlockingQueue`), on Redis (`maxsize` and `shutdown`
+//!   in Lua, optional leases with `task_done`/[`Receipt`] acks) or on a
+//!   manager server's queue.
 //! - [`Worker`]: fetches tasks, runs them with `process::invoke` (tasks of
 //!   this same binary, found by name and checked by signature), sends the
 //!   results back, keeps its leases alive while a task runs.
@@ -32,6 +36,7 @@
 mod broker;
 mod executor;
 mod main_fn;
+mod queue;
 #[cfg(feature = "redis")]
 mod redis;
 mod wire;
@@ -39,9 +44,10 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
 };
+pub use queue::{Queue, Receipt};
 pub use worker::{Worker, WorkerStats};

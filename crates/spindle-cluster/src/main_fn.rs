@@ -31,8 +31,9 @@ pub struct WorkerArgs {
     pub queue: String,
     /// Tasks at once (default: the CPUs here).
     pub concurrency: usize,
-    /// The lease on each task (default 30 s); the clients' `TaskOptions`
-    /// should say the same.
+    /// The lease on each fetch (default 30 s), until the worker has read
+    /// the task: a task put by a `ClusterExecutor` then runs under its own
+    /// `TaskOptions` lease (or timeout).
     pub lease: Duration,
 }
 

@@ -15,7 +15,7 @@ use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
-use crate::broker::{Broker, BrokerError, Fetched};
+use crate::broker::{Broker, BrokerError, Fetched, PutOptions};
 
 /// The consumer group every worker of a queue reads in.
 const GROUP: &str = "workers";
@@ -73,6 +73,10 @@ end
 local function uncount(f, key)
   if f and f['put'] then redis.call('DECR', key) end
 end
+local function prior(f)
+  if f == nil then return 0 end
+  return tonumber(f['attempts'] or '0') or 0
+end
 local function holder(stream, group, sid)
   local p = redis.call('XPENDING', stream, group, sid, sid, 1)
   if #p == 0 then return nil, 0 end
@@ -80,36 +84,80 @@ local function holder(stream, group, sid)
 end
 ";
 
-/// KEYS: stream, unfinished. ARGV: entry, max_deliveries, client,
-/// on_dead, ttl_ms. The new entry's stream id.
+/// KEYS: stream, unfinished, min_lease. ARGV: entry, max_deliveries,
+/// client, on_dead, ttl_ms, lease_ms ('' for none). The new entry's
+/// stream id. An entry with its own lease lowers `min_lease` to it (the
+/// reclaimer's scan threshold; never raised again).
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('INCR', KEYS[2])
+if ARGV[6] ~= '' then
+  local min = tonumber(redis.call('GET', KEYS[3]) or '')
+  if min == nil or tonumber(ARGV[6]) < min then redis.call('SET', KEYS[3], ARGV[6]) end
+  return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV[2],
+    'client', ARGV[3], 'on_dead', ARGV[4], 'ttl_ms', ARGV[5], 'put', '1', 'lease_ms', ARGV[6])
+end
 return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV[2],
   'client', ARGV[3], 'on_dead', ARGV[4], 'ttl_ms', ARGV[5], 'put', '1')
 ",
     )
 });
 
-/// KEYS: stream, dead, unfinished, expired. ARGV: group, consumer,
-/// lease_ms, n, results key prefix. Entries idle past the lease: given up
-/// (dead stream, on_dead to the client) past max_deliveries, else claimed
-/// by `consumer`; the claimed ones as {sid, entry, attempt}.
+/// KEYS: stream, dead, unfinished, expired, delayed, delayed_entries,
+/// min_lease. ARGV: group, consumer, lease_ms, n, results key prefix.
+///
+/// First the mover: nacked entries whose delay is over (`delayed`'s score,
+/// the server's clock in ms) go back to the stream's tail, with their
+/// fields as they were (`attempts`: the deliveries before; no `INCR`, they
+/// were never taken off `unfinished`). Then the reclaimer: entries idle
+/// past their lease (the entry's `lease_ms`, else `lease_ms` of this
+/// fetch; at most 1,000 pending entries idle past the shortest of these
+/// are looked at) are given up (dead stream, on_dead to the client) past
+/// max_deliveries, else claimed by `consumer`. `{claimed, wait}`: the
+/// claimed ones as `{sid, entry, attempt}`, and the ms until the next
+/// delayed entry is due (-1: none).
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_COMMON}{}",
         r"
-local pend = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', tonumber(ARGV[3]), '-', '+', tonumber(ARGV[4]))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+for _, sid in ipairs(due) do
+  local packed = redis.call('HGET', KEYS[6], sid)
+  if packed then
+    redis.call('XADD', KEYS[1], '*', unpack(cmsgpack.unpack(packed)))
+  end
+  redis.call('ZREM', KEYS[5], sid)
+  redis.call('HDEL', KEYS[6], sid)
+end
+local wait = -1
+local nxt = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+if #nxt > 0 then wait = math.max(0, tonumber(nxt[2]) - now) end
+local lease = tonumber(ARGV[3])
+local scan = lease
+local min = tonumber(redis.call('GET', KEYS[7]) or '')
+local limit = tonumber(ARGV[4])
+if min ~= nil and min < lease then
+  scan = min
+  limit = 1000
+end
+local pend = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', scan, '-', '+', limit)
 local out = {}
+local claimed = 0
 for _, p in ipairs(pend) do
   local sid = p[1]
   local count = tonumber(p[4])
   local f = fields(KEYS[1], sid)
   if f == nil then
     redis.call('XACK', KEYS[1], ARGV[1], sid)
+  elseif tonumber(p[3]) < (tonumber(f['lease_ms'] or '') or lease)
+      or claimed >= tonumber(ARGV[4]) then
+    -- Its own lease has not run out yet (or enough claimed): not now.
   else
     local max = tonumber(f['max_deliveries'] or '1') or 1
+    count = count + prior(f)
     redis.call('INCR', KEYS[4])
     if count >= max then
       redis.call('XADD', KEYS[2], '*', 'id', sid, 'reason',
@@ -127,12 +175,13 @@ for _, p in ipairs(pend) do
         redis.call('PEXPIRE', rk, math.floor(ttl))
       end
     else
-      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), sid)
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, sid)
+      claimed = claimed + 1
       table.insert(out, {sid, f['entry'] or '', count + 1})
     end
   end
 end
-return out
+return {out, wait}
 "
     ))
 });
@@ -175,13 +224,67 @@ if who ~= ARGV[2] then return 0 end
 local f = fields(KEYS[1], ARGV[3])
 local entry = ''
 if f then entry = f['entry'] or '' end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'attempts', count, 'entry', entry)
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'attempts', count + prior(f), 'entry', entry)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[3])
 if ARGV[5] == '1' then
   redis.call('RPUSH', KEYS[4], ARGV[6])
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: stream, dead, unfinished, delayed, delayed_entries. ARGV: group,
+/// consumer, sid, delay_ms. 0 if `consumer` does not hold the entry; else
+/// 1, the entry out of the stream and either back at its tail now (delay
+/// 0), or in `delayed` until due (the mover puts it back), or, delivered
+/// max_deliveries times already, in the dead stream. Its fields travel
+/// with it, `attempts` now the deliveries so far.
+static NACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_COMMON}{}",
+        r"
+local who, count = holder(KEYS[1], ARGV[1], ARGV[3])
+if who ~= ARGV[2] then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])
+if #e == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+  return 0
+end
+local kv = {}
+local f = {}
+local raw = e[1][2]
+for i = 1, #raw, 2 do
+  f[raw[i]] = raw[i + 1]
+  if raw[i] ~= 'attempts' then
+    table.insert(kv, raw[i])
+    table.insert(kv, raw[i + 1])
+  end
+end
+local total = count + prior(f)
+local max = tonumber(f['max_deliveries'] or '1') or 1
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+if total >= max then
+  redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason',
+    'delivered ' .. total .. ' times, the last one refused (max_deliveries ' .. max .. ')',
+    'attempts', total, 'entry', f['entry'] or '')
+  uncount(f, KEYS[3])
+  return 1
+end
+table.insert(kv, 'attempts')
+table.insert(kv, tostring(total))
+local delay = tonumber(ARGV[4])
+if delay <= 0 then
+  redis.call('XADD', KEYS[1], '*', unpack(kv))
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[5], ARGV[3], cmsgpack.pack(kv))
+  redis.call('ZADD', KEYS[4], now + delay, ARGV[3])
 end
 return 1
 "
@@ -206,12 +309,24 @@ return n
     ))
 });
 
-/// KEYS: stream, unfinished. ARGV: group, sid. 1 if the entry was still
-/// queued (never delivered: in the stream, not pending), now deleted.
+/// KEYS: stream, unfinished, delayed, delayed_entries. ARGV: group, sid.
+/// 1 if the entry was still queued (in the stream and not pending, or
+/// waiting in `delayed` after a nack), now deleted.
 static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_COMMON}{}",
         r"
+if redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
+  local packed = redis.call('HGET', KEYS[4], ARGV[2])
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  if packed then
+    local kv = cmsgpack.unpack(packed)
+    for i = 1, #kv, 2 do
+      if kv[i] == 'put' then redis.call('DECR', KEYS[2]) end
+    end
+  end
+  return 1
+end
 if holder(KEYS[1], ARGV[1], ARGV[2]) ~= nil then return 0 end
 local f = fields(KEYS[1], ARGV[2])
 if f == nil then return 0 end
@@ -222,15 +337,17 @@ return 1
     ))
 });
 
-/// KEYS: stream, dead, unfinished, expired, stale_acks. ARGV: group.
-/// {stream length, pending, unfinished, dead, expired, stale acks}.
+/// KEYS: stream, dead, unfinished, expired, stale_acks, delayed. ARGV:
+/// group. {stream length, pending, unfinished, dead, expired, stale acks,
+/// delayed}.
 static COUNTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local pend = redis.call('XPENDING', KEYS[1], ARGV[1])
 return {redis.call('XLEN', KEYS[1]), tonumber(pend[1]),
   tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('XLEN', KEYS[2]),
-  tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0')}
+  tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0'),
+  redis.call('ZCARD', KEYS[6])}
 ",
     )
 });
@@ -244,6 +361,9 @@ struct Keys {
     expired: String,
     stale: String,
     results: String,
+    delayed: String,
+    delayed_entries: String,
+    min_lease: String,
 }
 
 impl Keys {
@@ -256,6 +376,9 @@ impl Keys {
             expired: k("expired"),
             stale: k("stale_acks"),
             results: k("results:"),
+            delayed: k("delayed"),
+            delayed_entries: k("delayed_entries"),
+            min_lease: k("min_lease"),
         }
     }
 
@@ -372,6 +495,14 @@ impl RedisBroker {
     /// [`BrokerError::Unavailable`] if the server cannot be reached or
     /// refuses the password.
     pub fn connect(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
+        let broker = RedisBroker::open(url, queue)?;
+        broker.create_group()?;
+        Ok(broker)
+    }
+
+    /// A client of the server at `url` for the keys of `queue`, without
+    /// touching the server (the cluster `Queue` makes its own keys).
+    pub(crate) fn open(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
         if queue.is_empty() || queue.contains(['{', '}']) {
             return Err(BrokerError::Refused(format!(
                 "queue name {queue:?}: empty or holds '{{' or '}}'"
@@ -388,7 +519,6 @@ impl RedisBroker {
             }),
             consumer: consumer_name(),
         };
-        broker.create_group()?;
         Ok(broker)
     }
 
@@ -461,7 +591,7 @@ impl RedisBroker {
 
     /// Runs `f` on a pooled connection (a new one if none is idle); a
     /// connection whose call failed on I/O is dropped.
-    fn with_conn<T>(
+    pub(crate) fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, BrokerError> {
@@ -515,14 +645,23 @@ impl RedisBroker {
         }
     }
 
-    fn reclaim(&self, n: usize, lease: Duration) -> Result<Vec<Fetched>, BrokerError> {
+    /// The mover and the reclaimer (one script): the entries reclaimed,
+    /// and how long until the next nacked entry is due, if any.
+    fn reclaim(
+        &self,
+        n: usize,
+        lease: Duration,
+    ) -> Result<(Vec<Fetched>, Option<Duration>), BrokerError> {
         let k = &self.shared.keys;
-        let got: Vec<(String, Vec<u8>, u32)> = self.with_conn(|c| {
+        let (got, wait): (Vec<(String, Vec<u8>, u32)>, i64) = self.with_conn(|c| {
             RECLAIM
                 .key(&k.stream)
                 .key(&k.dead)
                 .key(&k.unfinished)
                 .key(&k.expired)
+                .key(&k.delayed)
+                .key(&k.delayed_entries)
+                .key(&k.min_lease)
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg(millis(lease))
@@ -530,7 +669,8 @@ impl RedisBroker {
                 .arg(&k.results)
                 .invoke(c)
         })?;
-        self.named(got)
+        let due = u64::try_from(wait).ok().map(Duration::from_millis);
+        Ok((self.named(got)?, due))
     }
 
     /// The fetched entries with their ids; an entry whose stream id has no
@@ -574,7 +714,15 @@ impl RedisBroker {
                     Some(Value::BulkString(b)) => b.clone(),
                     _ => Vec::new(),
                 };
-                got.push((e.id, bytes, 1));
+                // A nacked entry's deliveries before this one.
+                let prior = match e.map.get("attempts") {
+                    Some(Value::BulkString(b)) => std::str::from_utf8(b)
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .unwrap_or(0),
+                    _ => 0,
+                };
+                got.push((e.id, bytes, prior.saturating_add(1)));
             }
         }
         self.named(got)
@@ -612,14 +760,9 @@ impl RedisBroker {
 }
 
 impl Broker for RedisBroker {
-    fn put(
-        &self,
-        entry: &[u8],
-        max_deliveries: u32,
-        client: &str,
-        on_dead: &[u8],
-        ttl: Duration,
-    ) -> Result<u64, BrokerError> {
+    fn put_with(&self, entry: &[u8], o: &PutOptions<'_>) -> Result<u64, BrokerError> {
+        let (max_deliveries, client, on_dead, ttl) = (o.max_deliveries, o.client, o.on_dead, o.ttl);
+        let lease = o.lease.map(|l| millis(l).to_string()).unwrap_or_default();
         if max_deliveries == 0 {
             return Err(BrokerError::Refused(
                 "max_deliveries must be at least 1".into(),
@@ -629,11 +772,13 @@ impl Broker for RedisBroker {
         let sid: String = self.with_conn(|c| {
             PUT.key(&k.stream)
                 .key(&k.unfinished)
+                .key(&k.min_lease)
                 .arg(entry)
                 .arg(max_deliveries)
                 .arg(client)
                 .arg(on_dead)
                 .arg(millis(ttl))
+                .arg(&lease)
                 .invoke(c)
         })?;
         match id_of(&sid) {
@@ -644,6 +789,8 @@ impl Broker for RedisBroker {
                     CANCEL
                         .key(&k.stream)
                         .key(&k.unfinished)
+                        .key(&k.delayed)
+                        .key(&k.delayed_entries)
                         .arg(GROUP)
                         .arg(&sid)
                         .invoke::<i64>(c)
@@ -664,12 +811,17 @@ impl Broker for RedisBroker {
         let n = n.max(1);
         let deadline = Instant::now() + wait;
         loop {
-            let mut got = self.reclaim(n, lease)?;
+            let (mut got, due) = self.reclaim(n, lease)?;
             if got.len() < n {
                 let left = deadline.saturating_duration_since(Instant::now());
+                // Not past the next nacked entry's due time: the mover runs
+                // in the next round.
+                let step = match due {
+                    Some(d) => left.min(BLOCK_STEP).min(d.max(Duration::from_millis(1))),
+                    None => left.min(BLOCK_STEP),
+                };
                 // Block only if nothing came back: never BLOCK 0 (forever).
-                let block = (got.is_empty() && left >= Duration::from_millis(1))
-                    .then(|| left.min(BLOCK_STEP));
+                let block = (got.is_empty() && left >= Duration::from_millis(1)).then_some(step);
                 got.extend(self.read_new(n - got.len(), block)?);
             }
             if !got.is_empty() || Instant::now() >= deadline {
@@ -709,6 +861,24 @@ impl Broker for RedisBroker {
         ttl: Duration,
     ) -> Result<bool, BrokerError> {
         self.dead_letter_sid(&sid_of(id), reason, client, ttl)
+    }
+
+    fn nack(&self, id: u64, delay: Duration) -> Result<bool, BrokerError> {
+        let k = &self.shared.keys;
+        let delay_ms = if delay.is_zero() { 0 } else { millis(delay) };
+        let n: i64 = self.with_conn(|c| {
+            NACK.key(&k.stream)
+                .key(&k.dead)
+                .key(&k.unfinished)
+                .key(&k.delayed)
+                .key(&k.delayed_entries)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(sid_of(id))
+                .arg(delay_ms)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
     }
 
     fn notify(&self, client: &str, message: &[u8], ttl: Duration) -> Result<(), BrokerError> {
@@ -796,6 +966,8 @@ impl Broker for RedisBroker {
             CANCEL
                 .key(&k.stream)
                 .key(&k.unfinished)
+                .key(&k.delayed)
+                .key(&k.delayed_entries)
                 .arg(GROUP)
                 .arg(sid_of(id))
                 .invoke(c)
@@ -812,14 +984,15 @@ impl Broker for RedisBroker {
                 .key(&k.unfinished)
                 .key(&k.expired)
                 .key(&k.stale)
+                .key(&k.delayed)
                 .arg(GROUP)
                 .invoke(c)
         })?;
         let at = |i: usize| u64::try_from(v.get(i).copied().unwrap_or(0)).unwrap_or(0);
-        let (len, pending) = (at(0), at(1));
+        let (len, pending, delayed) = (at(0), at(1), at(6));
         Ok(BrokerCounts {
-            queued: len.saturating_sub(pending),
-            delayed: 0,
+            queued: len.saturating_sub(pending) + delayed,
+            delayed,
             in_flight: pending,
             unfinished: at(2),
             dead_total: at(3),

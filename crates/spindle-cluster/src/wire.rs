@@ -13,6 +13,28 @@ pub(crate) struct JobEntry {
     /// The client's number for the job.
     pub(crate) job: u64,
     pub(crate) calls: Vec<EncodedCall>,
+    /// How the job runs; absent (an entry made by hand or an older
+    /// client): the worker's own options, no retries, no timeout.
+    #[serde(default)]
+    pub(crate) options: Option<JobOptions>,
+}
+
+/// A job's [`TaskOptions`](crate::TaskOptions), as they travel in its
+/// entry (milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JobOptions {
+    /// Runs again after a failure (a panic), at most this many times.
+    pub(crate) retries: u32,
+    /// The first retry's delay; each next one doubles it.
+    pub(crate) backoff_ms: u64,
+    /// The job's time limit: its lease, not extended.
+    pub(crate) timeout_ms: Option<u64>,
+    /// Its lease, extended while it runs (without a timeout).
+    pub(crate) lease_ms: u64,
+    /// Its results' time to live.
+    pub(crate) result_ttl_ms: u64,
+    /// Its deliveries at most, in all (`max_deliveries + retries`).
+    pub(crate) deliveries: u32,
 }
 
 /// A message in a client's result stream.
@@ -27,7 +49,17 @@ pub(crate) enum Message {
     },
     /// The job was given up without outcomes: its workers kept dying
     /// (`max_deliveries` leases ran out), or its entry was not a job.
-    Lost { job: u64, reason: String },
+    Lost {
+        job: u64,
+        reason: String,
+        /// The job ran past its timeout (ms): the future's `WorkerLost`
+        /// has this time limit.
+        #[serde(default)]
+        time_limit_ms: Option<u64>,
+        /// The process id of the worker that gave it up, if one did.
+        #[serde(default)]
+        pid: Option<u32>,
+    },
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {

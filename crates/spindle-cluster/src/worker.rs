@@ -1,6 +1,6 @@
 //! `Worker`: takes tasks from a broker and runs them here.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,8 @@ use serde_bytes::ByteBuf;
 use spindle::process::TaskFault;
 
 use crate::broker::{Broker, BrokerError, Fetched};
-use crate::executor::TaskOptions;
-use crate::wire::{self, JobEntry, Message};
+use crate::executor::{TIMEOUT_GRACE, TaskOptions};
+use crate::wire::{self, JobEntry, JobOptions, Message};
 
 /// What a worker did, for its log and its tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +25,11 @@ pub struct WorkerStats {
     /// Entries given up at once: not a job, an unknown task, a task of
     /// another signature, arguments that do not decode.
     pub dead_lettered: u64,
+    /// Jobs that failed (panicked) and were given back to run again after
+    /// their backoff (`TaskOptions::retries`).
+    pub retried: u64,
+    /// Jobs given up at their timeout (`TaskOptions::timeout`).
+    pub timed_out: u64,
 }
 
 #[derive(Debug, Default)]
@@ -32,7 +37,34 @@ struct Counters {
     done: AtomicU64,
     stale: AtomicU64,
     dead: AtomicU64,
+    retried: AtomicU64,
+    timed_out: AtomicU64,
 }
+
+/// A job this worker runs.
+#[derive(Debug)]
+struct Held {
+    /// The lease the heartbeat extends it by; `None` for a job with a
+    /// timeout (its lease is its time limit).
+    lease: Option<Duration>,
+    /// When the heartbeat extends it next.
+    next: Instant,
+    /// A job with a timeout: when it is given up, and whom to tell.
+    deadline: Option<Deadline>,
+    /// Given up at its timeout: its outcome is dropped.
+    timed_out: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+    client: String,
+    job: u64,
+    ttl: Duration,
+}
+
+type HeldMap = Mutex<HashMap<u64, Held>>;
 
 /// A cluster worker: `concurrency` threads, each taking one task at a time
 /// from the broker under a lease, running it with
@@ -76,8 +108,11 @@ impl Worker {
         self
     }
 
-    /// Its lease on each task (the executor's [`TaskOptions::lease`]); the
-    /// results' time to live.
+    /// Its lease on each fetch and the results' time to live, for entries
+    /// that carry no options of their own; a job put by a
+    /// [`ClusterExecutor`](crate::ClusterExecutor) carries its
+    /// [`TaskOptions`] (lease, timeout, retries, result ttl), which the
+    /// worker applies once it has read the entry.
     pub fn options(mut self, options: TaskOptions) -> Self {
         self.options = options;
         self
@@ -91,32 +126,20 @@ impl Worker {
     /// None today: a broker that cannot be reached is tried again every
     /// second.
     pub fn run(&self, stop: &AtomicBool) -> Result<WorkerStats, BrokerError> {
-        let held: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let held: HeldMap = Mutex::default();
         let counters = Counters::default();
-        let lease = self.options.lease;
         thread::scope(|s| {
             for _ in 0..self.concurrency {
                 s.spawn(|| self.serve(stop, &held, &counters));
             }
-            // Heartbeat: extend the running tasks' leases.
+            // Heartbeat: extend the running jobs' leases (each every third
+            // of its own), give up the jobs past their timeout.
             s.spawn(|| {
-                let every = (lease / 3).max(Duration::from_millis(10));
-                let mut next = Instant::now() + every;
                 while !stop.load(Ordering::SeqCst)
                     || !held.lock().map(|h| h.is_empty()).unwrap_or(true)
                 {
-                    thread::sleep(Duration::from_millis(10).min(every));
-                    if Instant::now() < next {
-                        continue;
-                    }
-                    next = Instant::now() + every;
-                    let ids: Vec<u64> = held
-                        .lock()
-                        .map(|h| h.iter().copied().collect())
-                        .unwrap_or_default();
-                    if !ids.is_empty() {
-                        let _ = self.broker.extend(&ids, lease);
-                    }
+                    thread::sleep(Duration::from_millis(10));
+                    self.beat(&held, &counters);
                 }
             });
         });
@@ -124,10 +147,54 @@ impl Worker {
             done: counters.done.load(Ordering::Relaxed),
             stale: counters.stale.load(Ordering::Relaxed),
             dead_lettered: counters.dead.load(Ordering::Relaxed),
+            retried: counters.retried.load(Ordering::Relaxed),
+            timed_out: counters.timed_out.load(Ordering::Relaxed),
         })
     }
 
-    fn serve(&self, stop: &AtomicBool, held: &Mutex<HashSet<u64>>, counters: &Counters) {
+    /// One heartbeat: extends the leases due, gives up the jobs past their
+    /// timeout (telling their clients; their calls go on, their outcome is
+    /// dropped).
+    fn beat(&self, held: &HeldMap, counters: &Counters) {
+        let now = Instant::now();
+        let mut extend: HashMap<Duration, Vec<u64>> = HashMap::new();
+        let mut overdue = Vec::new();
+        if let Ok(mut h) = held.lock() {
+            for (id, e) in h.iter_mut() {
+                if let Some(lease) = e.lease
+                    && e.next <= now
+                {
+                    e.next = now + (lease / 3).max(Duration::from_millis(10));
+                    extend.entry(lease).or_default().push(*id);
+                }
+                if let Some(d) = &e.deadline
+                    && !e.timed_out
+                    && d.at <= now
+                {
+                    e.timed_out = true;
+                    overdue.push((*id, d.clone()));
+                }
+            }
+        }
+        for (lease, ids) in extend {
+            let _ = self.broker.extend(&ids, lease);
+        }
+        for (id, d) in overdue {
+            let reason = format!("ran past its timeout of {:?}", d.timeout);
+            let lost = wire::encode(&Message::Lost {
+                job: d.job,
+                reason: reason.clone(),
+                time_limit_ms: Some(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX)),
+                pid: Some(std::process::id()),
+            });
+            let to = Some((d.client.as_str(), lost.as_slice()));
+            if matches!(self.broker.dead_letter(id, &reason, to, d.ttl), Ok(true)) {
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn serve(&self, stop: &AtomicBool, held: &HeldMap, counters: &Counters) {
         while !stop.load(Ordering::SeqCst) {
             let got = match self
                 .broker
@@ -140,29 +207,63 @@ impl Worker {
                 }
             };
             for f in got {
-                if let Ok(mut h) = held.lock() {
-                    h.insert(f.id);
-                }
-                self.run_one(&f, counters);
-                if let Ok(mut h) = held.lock() {
-                    h.remove(&f.id);
-                }
+                self.run_one(&f, held, counters);
             }
         }
     }
 
-    fn run_one(&self, f: &Fetched, counters: &Counters) {
-        let ttl = self.options.result_ttl;
+    fn run_one(&self, f: &Fetched, held: &HeldMap, counters: &Counters) {
         let entry: JobEntry = match wire::decode(&f.bytes) {
             Ok(e) => e,
             Err(why) => {
                 let reason = format!("not a job entry: {why}");
+                let ttl = self.options.result_ttl;
                 if matches!(self.broker.dead_letter(f.id, &reason, None, ttl), Ok(true)) {
                     counters.dead.fetch_add(1, Ordering::Relaxed);
                 }
                 return;
             }
         };
+        let opts = entry.options;
+        let ms = Duration::from_millis;
+        let ttl = opts.map_or(self.options.result_ttl, |o| ms(o.result_ttl_ms));
+        let now = Instant::now();
+        let (lease, deadline) = match opts {
+            Some(JobOptions {
+                timeout_ms: Some(t),
+                ..
+            }) => (None, Some(ms(t))),
+            Some(o) => (Some(ms(o.lease_ms)), None),
+            None => (Some(self.options.lease), None),
+        };
+        if let Some(o) = opts {
+            // The job's own lease, in place of this fetch's.
+            let own = match deadline {
+                Some(t) => t.saturating_add(TIMEOUT_GRACE),
+                None => ms(o.lease_ms),
+            };
+            if own != self.options.lease {
+                let _ = self.broker.extend(&[f.id], own);
+            }
+        }
+        if let Ok(mut h) = held.lock() {
+            let next = now + lease.map_or(Duration::ZERO, |l| (l / 3).max(ms(10)));
+            h.insert(
+                f.id,
+                Held {
+                    lease,
+                    next,
+                    deadline: deadline.map(|timeout| Deadline {
+                        at: now + timeout,
+                        timeout,
+                        client: entry.client.clone(),
+                        job: entry.job,
+                        ttl,
+                    }),
+                    timed_out: false,
+                },
+            );
+        }
         let _ = self.broker.notify(
             &entry.client,
             &wire::encode(&Message::Started { job: entry.job }),
@@ -181,6 +282,32 @@ impl Worker {
                 cannot_run.get_or_insert_with(|| fault.to_string());
             }
             outcomes.push(out.map(ByteBuf::from));
+        }
+        let timed_out = held
+            .lock()
+            .ok()
+            .and_then(|mut h| h.remove(&f.id))
+            .is_some_and(|h| h.timed_out);
+        if timed_out {
+            // Given up at its timeout, its client told: the outcome is late.
+            return;
+        }
+        let failed = outcomes
+            .iter()
+            .any(|o| matches!(o, Err(TaskFault::Panicked { .. })));
+        if cannot_run.is_none()
+            && failed
+            && let Some(o) = opts
+            && f.attempt <= o.retries
+            && f.attempt < o.deliveries
+        {
+            // Run it again after its backoff (a nack before the last
+            // delivery never dead-letters it).
+            match self.broker.nack(f.id, o.backoff(f.attempt)) {
+                Ok(true) => counters.retried.fetch_add(1, Ordering::Relaxed),
+                _ => counters.stale.fetch_add(1, Ordering::Relaxed),
+            };
+            return;
         }
         let done = wire::encode(&Message::Done {
             job: entry.job,

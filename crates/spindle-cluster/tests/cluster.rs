@@ -172,3 +172,88 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
     assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
     assert_eq!(b.counts().unwrap().dead_total, 1);
 }
+
+#[test]
+fn nack_delays_redelivery() {
+    let s = server();
+    let b = broker(&s);
+    common::check_nack_delay(&b);
+    let m = s.connect().unwrap();
+    let proxy: BrokerProxy<ByteBuf> = m.get("tasks").unwrap();
+    assert!(proxy.join_timeout(LONG).unwrap(), "join returns");
+}
+
+#[test]
+fn nack_zero_tail_last_delivery_dead_delayed_cancel() {
+    let s = server();
+    let b = broker(&s);
+    common::check_nack_tail_dead_cancel(&b);
+    let m = s.connect().unwrap();
+    let proxy: BrokerProxy<ByteBuf> = m.get("tasks").unwrap();
+    assert!(proxy.join_timeout(LONG).unwrap(), "join returns");
+}
+
+#[test]
+fn submit_with_retries_backs_off_then_succeeds_or_fails() {
+    common::check_retries(&broker(&server()), "embedded");
+}
+
+#[test]
+fn submit_with_timeout_gives_the_task_up() {
+    common::check_timeout(&broker(&server()));
+}
+
+#[test]
+fn submit_with_bad_options_refused() {
+    common::check_bad_options(&broker(&server()));
+}
+
+/// A fresh embedded cluster queue of `maxsize` on its own server.
+fn served_queue(maxsize: usize) -> common::ServedQueue<Server> {
+    use spindle_cluster::Queue;
+    let s = BaseManager::builder()
+        .register("q", Typeid::bounded_queue(maxsize))
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap();
+    let q = Queue::embedded(s.address().clone(), KEY, "q").unwrap();
+    common::ServedQueue { q, _server: s }
+}
+
+/// The FIFO queue suite on the embedded `Queue`, which hands every call to
+/// the manager's `QueueProxy`. Two checks are left out here because they
+/// only measure that proxy under load (4 producers and 4 consumers moving
+/// 20,000 items; 10 threads around a shutdown), about 6 s each in a debug
+/// build: they run on the very same proxy in the conformance crate's
+/// `tests/manager_queue.rs`, and on the Redis `Queue` in `tests/redis.rs`.
+mod queue_conformance {
+    use spindle_conformance::queue::ExpectedOrder;
+    spindle_conformance::queue_suite!(@tests ExpectedOrder::Fifo, super::served_queue;
+        basic, nowait, task_done_too_many, join_with_consumers,
+        shutdown_empty, shutdown_nonempty, shutdown_allowed_transitions,
+        shutdown_all_methods_in_one_thread, shutdown_get, shutdown_put, shutdown_join,
+        shutdown_put_join, shutdown_get_task_done_join, shutdown_pending_get);
+}
+
+#[test]
+fn queue_receipts_and_a_lost_server() {
+    use spindle::queue::BlockingQueue;
+    let sq = served_queue(0);
+    let q = &sq.q;
+    q.put(1).unwrap();
+    let (one, r) = q.get_with_receipt().unwrap();
+    assert_eq!(one, 1);
+    assert!(q.join_timeout(Duration::from_millis(50)).is_err());
+    assert!(q.ack(&r).unwrap());
+    q.join_timeout(LONG).unwrap();
+    assert!(!q.ack(&r).unwrap(), "nothing left to mark done");
+    sq._server.stop().unwrap();
+    assert_eq!(q.get(), Err(spindle::queue::ShutDown));
+    assert_eq!(q.put(2).map_err(|e| e.into_inner()), Err(2));
+}
+
+#[test]
+fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
+    common::check_timed_task_of_a_dead_worker(&broker(&server()));
+}

@@ -543,3 +543,198 @@ fn huge_or_bad_ttls_do_not_break_the_scripts() {
     assert!((1..=3_600_000).contains(&ttl), "{ttl}");
     assert_eq!(b.results("c2", 10, SHORT).unwrap(), vec![b"dead!".to_vec()]);
 }
+
+#[test]
+fn nack_delays_redelivery() {
+    let s = RedisServer::start();
+    common::check_nack_delay(&s.broker());
+    // Nothing left behind in the delayed set or its entries.
+    let mut c = s.raw();
+    for key in ["delayed", "delayed_entries"] {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{{{QUEUE}}}:{key}"))
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(n, 0, "{key}");
+    }
+}
+
+#[test]
+fn nack_zero_tail_last_delivery_dead_delayed_cancel() {
+    let s = RedisServer::start();
+    let b = s.broker();
+    common::check_nack_tail_dead_cancel(&b);
+    let dead = b.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].attempts, 2, "{dead:?}");
+    assert!(dead[0].reason.contains("refused"), "{dead:?}");
+}
+
+#[test]
+fn nacked_entry_survives_a_lease_run_out_with_its_attempts() {
+    // The attempt count travels in the entry: a nacked entry whose next
+    // lease runs out is reclaimed as its third delivery and, at
+    // max_deliveries 3, given up after that.
+    let s = RedisServer::start();
+    let b = s.broker();
+    let lease = Duration::from_millis(30);
+    b.put(b"x", 3, "c1", b"lost", TTL).unwrap();
+    let f = fetch_one(&b, LONG);
+    assert!(b.nack(f.id, Duration::ZERO).unwrap());
+    assert_eq!(fetch_one(&b, lease).attempt, 2);
+    assert_eq!(fetch_one(&b, lease).attempt, 3);
+    let since = Instant::now();
+    while b.counts().unwrap().dead_total == 0 {
+        assert!(b.fetch(1, SHORT, lease).unwrap().is_empty());
+        assert!(since.elapsed() < LONG, "never dead-lettered");
+    }
+    assert_eq!(b.dead_letters(10).unwrap()[0].attempts, 3);
+    assert_eq!(b.results("c1", 10, SHORT).unwrap(), vec![b"lost".to_vec()]);
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+}
+
+#[test]
+fn submit_with_retries_backs_off_then_succeeds_or_fails() {
+    let s = RedisServer::start();
+    common::check_retries(&s.broker(), "redis");
+}
+
+#[test]
+fn submit_with_timeout_gives_the_task_up() {
+    let s = RedisServer::start();
+    common::check_timeout(&s.broker());
+}
+
+#[test]
+fn submit_with_bad_options_refused() {
+    let s = RedisServer::start();
+    common::check_bad_options(&s.broker());
+}
+
+#[test]
+fn an_entrys_own_lease_is_the_reclaimers_threshold() {
+    // Entries put with their own lease are reclaimed by that lease, not by
+    // the fetching worker's (which is long here).
+    let s = RedisServer::start();
+    let b = s.broker();
+    let (a, other) = (b.consumer(), b.consumer());
+    let opts = spindle_cluster::PutOptions {
+        max_deliveries: 3,
+        client: "c1",
+        on_dead: b"",
+        ttl: TTL,
+        lease: Some(Duration::from_millis(50)),
+    };
+    let id = b.put_with(b"short", &opts).unwrap();
+    b.put(b"long", 3, "c1", b"", TTL).unwrap();
+    assert_eq!(fetch_one(&*a, LONG).id, id);
+    let g = fetch_one(&*a, LONG);
+    assert_eq!(g.bytes, b"long");
+    // The short one comes back to `other`; the long one (the fetch's lease
+    // of 60 s) does not.
+    let r = fetch_one(&*other, LONG);
+    assert_eq!((r.id, r.attempt), (id, 2));
+    assert!(other.fetch(1, SHORT, LONG).unwrap().is_empty());
+}
+
+/// A fresh Redis cluster queue of `maxsize` on its own server.
+fn served_queue(maxsize: usize) -> common::ServedQueue<RedisServer> {
+    let s = RedisServer::start();
+    let q = spindle_cluster::Queue::redis(&s.url(), "q", maxsize).unwrap();
+    common::ServedQueue { q, _server: s }
+}
+
+mod queue_conformance {
+    use spindle_conformance::queue::ExpectedOrder;
+    spindle_conformance::queue_suite!(ExpectedOrder::Fifo, super::served_queue);
+}
+
+#[test]
+fn queue_leased_item_goes_to_another_handle_and_counts_once() {
+    use spindle::queue::BlockingQueue;
+    use spindle_cluster::Queue;
+    let s = RedisServer::start();
+    let lease = Duration::from_millis(100);
+    let a = Queue::<String>::redis(&s.url(), "q", 0)
+        .unwrap()
+        .with_lease(lease);
+    let b = Queue::<String>::redis(&s.url(), "q", 0)
+        .unwrap()
+        .with_lease(lease);
+    a.put("x".into()).unwrap();
+    let taken = Instant::now();
+    assert_eq!(a.get().unwrap(), "x");
+    // Taken, not acknowledged: not in qsize, still unfinished.
+    assert_eq!((a.qsize(), a.unfinished().unwrap()), (0, 1));
+    assert!(a.join_timeout(SHORT).is_err());
+    // `a` never acks (as if it died): past the lease `b` gets it.
+    assert_eq!(b.get_timeout(LONG).unwrap(), "x");
+    assert!(taken.elapsed() >= lease);
+    // `a`'s late task_done acks nothing; `b`'s counts.
+    a.task_done().unwrap();
+    assert_eq!(a.unfinished().unwrap(), 1);
+    b.task_done().unwrap();
+    assert_eq!(a.unfinished().unwrap(), 0);
+    a.join_timeout(LONG).unwrap();
+    assert!(b.task_done().is_err(), "nothing left to mark done");
+}
+
+#[test]
+fn queue_receipts_ack_once() {
+    use spindle::queue::BlockingQueue;
+    use spindle_cluster::Queue;
+    let s = RedisServer::start();
+    for lease in [Duration::ZERO, LONG] {
+        let name = format!("q{}", lease.as_millis());
+        let q = Queue::<u32>::redis(&s.url(), &name, 0)
+            .unwrap()
+            .with_lease(lease);
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        let (one, r1) = q.get_with_receipt().unwrap();
+        let (two, r2) = q.get_with_receipt_timeout(LONG).unwrap();
+        assert_eq!((one, two), (1, 2));
+        assert_eq!(q.unfinished().unwrap(), 2);
+        assert!(q.ack(&r2).unwrap());
+        assert!(q.ack(&r1).unwrap());
+        assert_eq!(q.unfinished().unwrap(), 0);
+        assert!(
+            !q.ack(&r1).unwrap(),
+            "{lease:?}: a second ack counts nothing"
+        );
+        q.join_timeout(LONG).unwrap();
+    }
+}
+
+#[test]
+fn queue_errors_are_typed_and_a_lost_server_is_shut_down() {
+    use spindle::queue::{BlockingQueue, GetTimeoutError};
+    use spindle_cluster::{BrokerError, Queue};
+    let mut s = RedisServer::start();
+    let q = Queue::<u32>::redis(&s.url(), "q", 2).unwrap();
+    assert_eq!(q.maxsize(), 2);
+    let e = Queue::<u32>::redis(&s.url(), "q", 3).unwrap_err();
+    assert!(
+        matches!(&e, BrokerError::Refused(m) if m.contains("maxsize 2")),
+        "{e:?}"
+    );
+    // Something that is not a u32, put by another program: skipped.
+    let other = Queue::<String>::redis(&s.url(), "q", 2).unwrap();
+    other.put("not a number".into()).unwrap();
+    q.put(7).unwrap();
+    assert_eq!(q.get_timeout(LONG), Ok(7));
+    assert_eq!((q.undecodable(), q.unfinished().unwrap()), (1, 1));
+    q.put(8).unwrap();
+    s.kill();
+    assert_eq!(q.get(), Err(spindle::queue::ShutDown));
+    assert_eq!(q.get_timeout(SHORT), Err(GetTimeoutError::ShutDown));
+    assert_eq!(q.put(9).map_err(|e| e.into_inner()), Err(9));
+    assert!(q.is_shutdown());
+    q.join_timeout(LONG).unwrap();
+}
+
+#[test]
+fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
+    let s = RedisServer::start();
+    common::check_timed_task_of_a_dead_worker(&s.broker());
+}

@@ -180,3 +180,301 @@ pub(crate) fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A result stream's time to live in the broker-level tests.
+pub(crate) const TTL: Duration = Duration::from_secs(60);
+
+/// Fetches until one entry comes (at most `LONG`), under `lease`.
+pub(crate) fn fetch_next(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fetched {
+    let since = Instant::now();
+    loop {
+        if let Some(f) = b.fetch(1, Duration::from_millis(50), lease).unwrap().pop() {
+            return f;
+        }
+        assert!(since.elapsed() < LONG, "no entry came");
+    }
+}
+
+/// `nack(delay)` on any backend: the entry is not delivered before its
+/// delay and is after, as the next attempt; meanwhile it counts as queued,
+/// delayed and unfinished; acked after, nothing is left.
+pub(crate) fn check_nack_delay(b: &dyn Broker) {
+    let delay = Duration::from_millis(400);
+    b.put(b"x", 3, "c1", b"", TTL).unwrap();
+    let f = fetch_next(b, LONG);
+    assert_eq!(f.attempt, 1);
+    let nacked = Instant::now();
+    assert!(b.nack(f.id, delay).unwrap());
+    let c = b.counts().unwrap();
+    assert_eq!(
+        (c.queued, c.delayed, c.in_flight, c.unfinished),
+        (1, 1, 0, 1),
+        "{c:?}"
+    );
+    // A second nack of it does nothing: this consumer no longer holds it.
+    assert!(!b.nack(f.id, delay).unwrap());
+    let g = fetch_next(b, LONG);
+    let waited = nacked.elapsed();
+    assert!(
+        waited >= delay,
+        "delivered after {waited:?}, before its delay"
+    );
+    assert!(waited < delay + Duration::from_secs(5), "{waited:?}");
+    assert_eq!((g.bytes.as_slice(), g.attempt), (&b"x"[..], 2));
+    let c = b.counts().unwrap();
+    assert_eq!(
+        (c.queued, c.delayed, c.in_flight, c.unfinished),
+        (0, 0, 1, 1),
+        "{c:?}"
+    );
+    assert!(b.ack_with_result(g.id, "c1", b"r", TTL).unwrap());
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.in_flight, c.unfinished), (0, 0, 0), "{c:?}");
+    assert_eq!(
+        b.results("c1", 10, Duration::ZERO).unwrap(),
+        vec![b"r".to_vec()]
+    );
+}
+
+/// `nack(ZERO)` puts the entry at the tail; a nack at the last allowed
+/// delivery dead-letters it (and counts it out of `unfinished`); a nacked
+/// entry waiting for its delay can be cancelled.
+pub(crate) fn check_nack_tail_dead_cancel(b: &dyn Broker) {
+    b.put(b"a", 2, "c1", b"", TTL).unwrap();
+    b.put(b"b", 2, "c1", b"", TTL).unwrap();
+    let a = fetch_next(b, LONG);
+    assert_eq!(a.bytes, b"a");
+    assert!(b.nack(a.id, Duration::ZERO).unwrap());
+    let next = fetch_next(b, LONG);
+    assert_eq!(next.bytes, b"b", "a nack(0) goes to the tail");
+    assert!(b.ack_with_result(next.id, "c1", b"", TTL).unwrap());
+    let a2 = fetch_next(b, LONG);
+    assert_eq!((a2.bytes.as_slice(), a2.attempt), (&b"a"[..], 2));
+    // Its second delivery of 2: a nack gives it up.
+    let dead_before = b.counts().unwrap().dead_total;
+    assert!(b.nack(a2.id, Duration::from_millis(1)).unwrap());
+    let c = b.counts().unwrap();
+    assert_eq!(
+        (
+            c.dead_total - dead_before,
+            c.queued,
+            c.in_flight,
+            c.unfinished
+        ),
+        (1, 0, 0, 0),
+        "{c:?}"
+    );
+    // A delayed entry is still queued: cancel takes it out.
+    b.put(b"c", 3, "c1", b"", TTL).unwrap();
+    let c1 = fetch_next(b, LONG);
+    assert!(b.nack(c1.id, LONG).unwrap());
+    assert!(b.cancel(c1.id).unwrap());
+    assert!(!b.cancel(c1.id).unwrap());
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.delayed, c.unfinished), (0, 0, 0), "{c:?}");
+    assert!(
+        b.fetch(1, Duration::from_millis(50), LONG)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Calls of `flaky` so far, per key.
+static FLAKY: std::sync::Mutex<Option<std::collections::HashMap<String, u32>>> =
+    std::sync::Mutex::new(None);
+
+/// Panics on its first `fails` calls with key `key`, then returns the
+/// number of the call.
+#[spindle::task]
+pub(crate) fn flaky(key: String, fails: u32) -> u32 {
+    let n = {
+        let mut m = FLAKY.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m
+            .get_or_insert_with(Default::default)
+            .entry(key)
+            .or_insert(0);
+        *n += 1;
+        *n
+    };
+    assert!(n > fails, "flaky call {n} fails");
+    n
+}
+
+fn flaky_calls(key: &str) -> u32 {
+    let m = FLAKY.lock().unwrap_or_else(|e| e.into_inner());
+    m.as_ref().and_then(|m| m.get(key).copied()).unwrap_or(0)
+}
+
+/// `submit_with(.., retries(2))` of a task failing twice: Ok from its
+/// third run, after both backoffs; `retries(1)` of one failing more: the
+/// failure is the result. Counts are clean after.
+pub(crate) fn check_retries<B: Broker + Clone + 'static>(b: &B, key: &str) {
+    let w = Workers::start(b, 1, TaskOptions::default());
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    let backoff = Duration::from_millis(100);
+    let opts = TaskOptions::default().retries(2).retry_backoff(backoff);
+    let since = Instant::now();
+    let f = ex
+        .submit_with(flaky::call(format!("{key}-ok"), 2), opts)
+        .unwrap();
+    assert_eq!(f.result_timeout(LONG), Ok(3));
+    let took = since.elapsed();
+    // Backoffs of 100 ms and 200 ms (each plus up to a quarter).
+    assert!(took >= backoff * 3, "took {took:?}");
+    assert_eq!(flaky_calls(&format!("{key}-ok")), 3);
+    let f = ex
+        .submit_with(flaky::call(format!("{key}-err"), 5), opts.retries(1))
+        .unwrap();
+    match f.result_timeout(LONG) {
+        Err(spindle::futures::FutureError::Panicked(m)) => {
+            assert!(m.contains("flaky call 2 fails"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(flaky_calls(&format!("{key}-err")), 2);
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.queued, c.dead_total), (0, 0, 0), "{c:?}");
+    let stats = w.stop();
+    assert_eq!((stats.retried, stats.done), (3, 2), "{stats:?}");
+}
+
+/// `submit_with(.., timeout(t))` of a task that runs longer: given up by
+/// its worker at `t`, the future fails with `WorkerLost` whose time limit
+/// is `t`, never retried; its late outcome is dropped.
+pub(crate) fn check_timeout<B: Broker + Clone + 'static>(b: &B) {
+    use spindle_conformance::executor::tasks::run_work;
+    let w = Workers::start(b, 1, TaskOptions::default());
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    let timeout = Duration::from_millis(300);
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let since = Instant::now();
+    let f = ex
+        .submit_with(
+            run_work::call(gate.work(7)),
+            TaskOptions::default().timeout(timeout).retries(3),
+        )
+        .unwrap();
+    let e = f.result_timeout(LONG).unwrap_err();
+    let took = since.elapsed();
+    gate.open();
+    match &e {
+        spindle::futures::FutureError::WorkerLost(lost) => {
+            assert_eq!(lost.time_limit(), Some(timeout), "{e:?}");
+            // The worker that gave it up: a thread of this process.
+            assert_eq!(lost.pid(), std::process::id(), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(took >= timeout, "gave up after {took:?}");
+    // A task within its timeout is not touched.
+    let quick = ex
+        .submit_with(
+            flaky::call("quick".into(), 0),
+            TaskOptions::default().timeout(LONG),
+        )
+        .unwrap();
+    assert_eq!(quick.result_timeout(LONG), Ok(1));
+    let stats = w.stop();
+    assert_eq!(
+        (stats.timed_out, stats.done, stats.retried),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.dead_total), (0, 1), "{c:?}");
+}
+
+/// Options out of range are refused at submit, naming the option.
+pub(crate) fn check_bad_options<B: Broker + Clone + 'static>(b: &B) {
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    for (opts, what) in [
+        (TaskOptions::default().max_deliveries(0), "max_deliveries"),
+        (TaskOptions::default().lease(Duration::ZERO), "lease"),
+        (TaskOptions::default().timeout(Duration::ZERO), "timeout"),
+    ] {
+        match ex.submit_with(flaky::call("never".into(), 0), opts) {
+            Err(SubmitError::InvalidArgument(_, w)) => assert_eq!(w, what),
+            other => panic!("{what}: {:?}", other.map(|_| ()).map_err(|_| ())),
+        }
+    }
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+}
+
+/// A cluster queue under the conformance suite, with the server it runs
+/// on (kept alive as long as the queue, stopped with it).
+pub(crate) struct ServedQueue<S> {
+    pub(crate) q: spindle_cluster::Queue<u64>,
+    pub(crate) _server: S,
+}
+
+impl<S> spindle::queue::BlockingQueue<u64> for ServedQueue<S> {
+    fn put(&self, item: u64) -> Result<(), spindle::queue::PutError<u64>> {
+        self.q.put(item)
+    }
+    fn try_put(&self, item: u64) -> Result<(), spindle::queue::TryPutError<u64>> {
+        self.q.try_put(item)
+    }
+    fn put_deadline(
+        &self,
+        item: u64,
+        deadline: Instant,
+    ) -> Result<(), spindle::queue::PutTimeoutError<u64>> {
+        self.q.put_deadline(item, deadline)
+    }
+    fn get(&self) -> Result<u64, spindle::queue::ShutDown> {
+        self.q.get()
+    }
+    fn try_get(&self) -> Result<u64, spindle::queue::TryGetError> {
+        self.q.try_get()
+    }
+    fn get_deadline(&self, deadline: Instant) -> Result<u64, spindle::queue::GetTimeoutError> {
+        self.q.get_deadline(deadline)
+    }
+    fn qsize(&self) -> usize {
+        self.q.qsize()
+    }
+    fn maxsize(&self) -> usize {
+        self.q.maxsize()
+    }
+    fn task_done(&self) -> Result<(), spindle::queue::TaskDoneError> {
+        self.q.task_done()
+    }
+    fn join(&self) {
+        self.q.join()
+    }
+    fn join_deadline(&self, deadline: Instant) -> Result<(), spindle::queue::JoinTimeoutError> {
+        self.q.join_deadline(deadline)
+    }
+    fn shutdown(&self, immediate: bool) {
+        self.q.shutdown(immediate)
+    }
+    fn is_shutdown(&self) -> bool {
+        self.q.is_shutdown()
+    }
+}
+
+/// A task with a timeout whose worker is killed comes back to another
+/// worker once its own lease (timeout + 1 s) runs out, not the killed
+/// worker's fetch lease (60 s here).
+pub(crate) fn check_timed_task_of_a_dead_worker<B: Broker + Clone + Send + 'static>(b: &B) {
+    let worker_options = TaskOptions::default().lease(LONG);
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let f = ex
+        .submit_with(
+            run_work::call(gate.work(9)),
+            TaskOptions::default().timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let mut doomed = doomed_worker(b, worker_options);
+    wait_running(&f);
+    let killed = Instant::now();
+    doomed.kill().unwrap();
+    let _ = doomed.join_timeout(LONG);
+    gate.open();
+    let w = Workers::start(b, 1, worker_options);
+    assert_eq!(f.result_timeout(LONG), Ok(9));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(20), "came back after {took:?}");
+    assert_eq!(w.stop().done, 1);
+}

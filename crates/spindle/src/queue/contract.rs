@@ -16,8 +16,9 @@ use crate::util::Wait;
 ///
 /// [`OrderedQueue`] (that is [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue)
 /// and [`PriorityQueue`](super::PriorityQueue)) implements it, and so does
-/// the process queue [`ipc::Queue`](crate::ipc::Queue) (manager and cluster
-/// queues are planned), so code written against
+/// the process queue [`ipc::Queue`](crate::ipc::Queue), the manager's
+/// `QueueProxy` and the cluster queue (`spindle_cluster::Queue`), so code
+/// written against
 /// `impl BlockingQueue<T>` switches scope by changing one constructor, and
 /// the conformance suite (`spindle_conformance::queue`, in the workspace's
 /// `spindle-conformance` crate: a port of CPython's `test_queue.py`) runs
