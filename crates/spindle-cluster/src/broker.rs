@@ -8,6 +8,8 @@ use serde_bytes::ByteBuf;
 use spindle::ipc::Address;
 use spindle::manager::{BrokerCounts, BrokerProxy, Manager, ManagerError};
 
+use crate::status::Heartbeat;
+
 /// Why a broker call failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -110,6 +112,23 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn counts(&self) -> Result<BrokerCounts, BrokerError>;
     /// Another consumer of the same broker.
     fn consumer(&self) -> Arc<dyn Broker>;
+    /// Records worker `worker`'s heartbeat: `record` (its status, see
+    /// [`crate::status`]) is what [`workers`](Broker::workers) shows of it
+    /// until `expire` passes without another; `expire` zero removes it
+    /// now (a worker that stopped). The default keeps nothing
+    /// ([`BrokerError::Refused`]).
+    fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
+        let _ = (worker, record, expire);
+        Err(BrokerError::Refused(
+            "this broker keeps no worker heartbeats".into(),
+        ))
+    }
+    /// The workers whose heartbeat has not expired, each with its last
+    /// record and that heartbeat's age on the broker's clock. The default:
+    /// none.
+    fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The manager server's broker ([`spindle::manager::BrokerProxy`]): a
@@ -253,6 +272,23 @@ impl Broker for EmbeddedBroker {
 
     fn counts(&self) -> Result<BrokerCounts, BrokerError> {
         Ok(self.proxy.counts()?)
+    }
+
+    fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
+        Ok(self.proxy.heartbeat(worker, record, expire)?)
+    }
+
+    fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        Ok(self
+            .proxy
+            .workers()?
+            .into_iter()
+            .map(|w| Heartbeat {
+                worker: w.id,
+                record: w.record,
+                age: w.age,
+            })
+            .collect())
     }
 
     fn consumer(&self) -> Arc<dyn Broker> {

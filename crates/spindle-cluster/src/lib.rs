@@ -20,6 +20,10 @@
 //!   this same binary, found by name and checked by signature), sends the
 //!   results back, keeps its leases alive while a task runs.
 //!
+//! - [`ClusterStatus`]: the workers (each with its heartbeat's age), the
+//!   queues' depths, tasks in flight, dead letters and rates, read from
+//!   the brokers (`spindle status --broker`); see [`status`].
+//!
 //! Delivery is at least once: a worker that dies holding a task loses its
 //! lease and the task goes to another worker, up to the task's
 //! `max_deliveries`; one result is recorded per task however many workers
@@ -34,6 +38,7 @@ mod executor;
 mod main_fn;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod status;
 mod wire;
 mod worker;
 
@@ -44,4 +49,5 @@ pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
 };
+pub use status::{ClusterStatus, Heartbeat, QueueStatus, WorkerStatus};
 pub use worker::{Worker, WorkerStats};

@@ -99,8 +99,10 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
 }
 
 /// Whether `--broker` names a Redis server.
-fn is_redis(broker: &str) -> bool {
-    broker.starts_with("redis://") || broker.starts_with("unix://")
+pub(crate) fn is_redis(broker: &str) -> bool {
+    ["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|p| broker.starts_with(p))
 }
 
 /// Runs a cluster worker with this process's command line: the tasks of
@@ -213,7 +215,7 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
 }
 
 /// The broker `--broker` names.
-fn connect(
+pub(crate) fn connect(
     broker: &str,
     manager: Option<(Address, Vec<u8>)>,
     queue: &str,

@@ -49,6 +49,9 @@ pub struct Worker {
     broker: Arc<dyn Broker>,
     concurrency: usize,
     options: TaskOptions,
+    /// Its id in the broker's heartbeats, and how often it sends one.
+    status: crate::status::Beat,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for Worker {
@@ -67,6 +70,41 @@ impl Worker {
             broker: broker.consumer(),
             concurrency: 1,
             options: TaskOptions::default(),
+            status: crate::status::Beat::default(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Its id in the broker's worker heartbeats (default
+    /// `HOST:PID:RANDOM`, unique); reuse one only for the same worker.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.status.id = id.into();
+        self
+    }
+
+    /// Its id in the broker's worker heartbeats.
+    pub fn worker_id(&self) -> &str {
+        &self.status.id
+    }
+
+    /// How often it sends the broker a heartbeat with its status (default
+    /// 2 s; at least 10 ms): the broker drops it from
+    /// [`ClusterStatus`](crate::ClusterStatus) after
+    /// [`HEARTBEAT_MISSES`](crate::status::HEARTBEAT_MISSES) of them
+    /// missed.
+    pub fn status_every(mut self, every: Duration) -> Self {
+        self.status.every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// What it did so far (while it runs, from another thread: a
+    /// progress bar's count).
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.counters;
+        WorkerStats {
+            done: c.done.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            dead_lettered: c.dead.load(Ordering::Relaxed),
         }
     }
 
@@ -84,7 +122,10 @@ impl Worker {
     }
 
     /// Runs until `stop` is set, then finishes the tasks it holds (a
-    /// drain, as on SIGTERM) and returns what it did.
+    /// drain, as on SIGTERM) and returns what it did (since it was made).
+    /// While it runs it sends the broker a heartbeat with its status every
+    /// [`status_every`](Self::status_every), and takes it out when it
+    /// stops.
     ///
     /// # Errors
     ///
@@ -92,12 +133,21 @@ impl Worker {
     /// second.
     pub fn run(&self, stop: &AtomicBool) -> Result<WorkerStats, BrokerError> {
         let held: Arc<Mutex<HashSet<u64>>> = Arc::default();
-        let counters = Counters::default();
+        let counters = &*self.counters;
         let lease = self.options.lease;
+        let served = AtomicBool::new(false);
         thread::scope(|s| {
-            for _ in 0..self.concurrency {
-                s.spawn(|| self.serve(stop, &held, &counters));
-            }
+            let serving: Vec<_> = (0..self.concurrency)
+                .map(|_| s.spawn(|| self.serve(stop, &held, counters)))
+                .collect();
+            // The status heartbeat, until every task is served.
+            s.spawn(|| {
+                let running = || held.lock().map(|h| h.len()).unwrap_or(0);
+                self.status
+                    .run(&*self.broker, self.concurrency, &served, || {
+                        (self.stats(), running())
+                    });
+            });
             // Heartbeat: extend the running tasks' leases.
             s.spawn(|| {
                 let every = (lease / 3).max(Duration::from_millis(10));
@@ -119,12 +169,12 @@ impl Worker {
                     }
                 }
             });
+            for t in serving {
+                let _ = t.join();
+            }
+            served.store(true, Ordering::SeqCst);
         });
-        Ok(WorkerStats {
-            done: counters.done.load(Ordering::Relaxed),
-            stale: counters.stale.load(Ordering::Relaxed),
-            dead_lettered: counters.dead.load(Ordering::Relaxed),
-        })
+        Ok(self.stats())
     }
 
     fn serve(&self, stop: &AtomicBool, held: &Mutex<HashSet<u64>>, counters: &Counters) {

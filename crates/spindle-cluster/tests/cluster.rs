@@ -172,3 +172,15 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
     assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
     assert_eq!(b.counts().unwrap().dead_total, 1);
 }
+
+#[test]
+fn status_counts_a_known_workload() {
+    let s = server();
+    common::status_counts_a_known_workload(&broker(&s));
+}
+
+#[test]
+fn status_drops_a_killed_worker() {
+    let s = server();
+    common::status_drops_a_killed_worker(&broker(&s));
+}

@@ -543,3 +543,15 @@ fn huge_or_bad_ttls_do_not_break_the_scripts() {
     assert!((1..=3_600_000).contains(&ttl), "{ttl}");
     assert_eq!(b.results("c2", 10, SHORT).unwrap(), vec![b"dead!".to_vec()]);
 }
+
+#[test]
+fn status_counts_a_known_workload() {
+    let s = RedisServer::start();
+    common::status_counts_a_known_workload(&s.broker());
+}
+
+#[test]
+fn status_drops_a_killed_worker() {
+    let s = RedisServer::start();
+    common::status_drops_a_killed_worker(&s.broker());
+}
