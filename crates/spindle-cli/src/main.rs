@@ -35,7 +35,7 @@ use spindle_workloads::logs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Draw no progress bar. Bars (on `gen-logs`, `robots`; `bench` passes
+    /// Draw no progress bar. Bars (on `gen-logs`, `robots`, `worker`; `bench` passes
     /// this on to spindle-bench) go to stderr only, and only when stderr is
     /// a terminal and the CI environment variable is not set; stdout is
     /// the same either way.
@@ -365,7 +365,10 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Ok(spindle_cluster::WorkerCommand::Run(a)) => spindle_cluster::run_worker(&a),
+                Ok(spindle_cluster::WorkerCommand::Run(a)) => spindle_cluster::run_worker_with(
+                    &a,
+                    &progress::worker_observer(spindle_workloads::bars_wanted(cli.no_progress)),
+                ),
                 Err(m) => {
                     eprintln!("spindle worker: {m}");
                     ExitCode::from(2)

@@ -47,7 +47,8 @@ pub use self::redis::{RedisBroker, RedisDeadLetter};
 pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
-    WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
+    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, parse_worker_args, run as run_worker,
+    run_with as run_worker_with, worker_main,
 };
 pub use status::{ClusterStatus, Heartbeat, QueueStatus, WorkerStatus};
 pub use worker::{Worker, WorkerStats};

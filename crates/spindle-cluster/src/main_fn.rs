@@ -12,7 +12,7 @@ use spindle::ipc::Address;
 
 use crate::broker::{Broker, EmbeddedBroker};
 use crate::executor::TaskOptions;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerStats};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
@@ -134,6 +134,24 @@ pub fn worker_main() -> ExitCode {
 
 /// Runs a worker with `args` until SIGTERM or SIGINT (see [`worker_main`]).
 pub fn run(args: &WorkerArgs) -> ExitCode {
+    run_with(args, &|_| {})
+}
+
+/// What [`run_with`] tells its observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerProgress {
+    /// The worker's counts so far, every 100 ms while it serves.
+    Serving(WorkerStats),
+    /// Its final counts, once it stopped (before its last line on stderr).
+    Stopped(WorkerStats),
+}
+
+/// How often [`run_with`] tells its observer.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
+
+/// [`run`], telling `observe` the worker's counts every 100 ms while it
+/// serves, and once when it stops (a progress bar: `spindle worker`'s).
+pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) -> ExitCode {
     if let Err(d) = spindle::process::check_tasks() {
         eprintln!("worker: {d}");
         return ExitCode::FAILURE;
@@ -199,7 +217,21 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         "worker: serving {} on {} with {} threads",
         args.queue, args.broker, args.concurrency
     );
-    match worker.run(&stop) {
+    let stopped = AtomicBool::new(false);
+    let ran = std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !stopped.load(Ordering::SeqCst) {
+                observe(WorkerProgress::Serving(worker.stats()));
+                std::thread::park_timeout(PROGRESS_TICK);
+            }
+        });
+        let ran = worker.run(&stop);
+        stopped.store(true, Ordering::SeqCst);
+        ticker.thread().unpark();
+        ran
+    });
+    observe(WorkerProgress::Stopped(worker.stats()));
+    match ran {
         Ok(s) => {
             eprintln!(
                 "worker: stopped: {} done, {} stale, {} dead-lettered",
