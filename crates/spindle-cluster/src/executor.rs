@@ -147,6 +147,9 @@ struct Pending {
     /// The broker's id of its entry (0 until the put returned).
     entry: u64,
     started: bool,
+    /// Its submit's `spindle.task` span (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl ClusterExecutor {
@@ -187,10 +190,21 @@ impl ClusterExecutor {
                 return;
             }
         };
+        // The submit's span; its context travels with the entry.
+        #[cfg(feature = "tracing")]
+        let (span, traceparent) = {
+            let name = calls.first().map_or("", |c| c.name.as_str());
+            let (span, ctx) = spindle::trace::submit_span("cluster", name);
+            tracing::trace!(parent: &span, job = id, "submitted");
+            (span, Some(ctx.traceparent()))
+        };
+        #[cfg(not(feature = "tracing"))]
+        let traceparent = None;
         let entry = wire::encode(&JobEntry {
             client: inner.client.clone(),
             job: id,
             calls,
+            traceparent,
         });
         let lost = wire::encode(&Message::Lost {
             job: id,
@@ -212,6 +226,8 @@ impl ClusterExecutor {
                 job,
                 entry: 0,
                 started: false,
+                #[cfg(feature = "tracing")]
+                span,
             },
         );
         drop(jobs);
@@ -306,6 +322,8 @@ fn collect(me: Arc<Inner>) {
                 Message::Done { job, outcomes } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
+                        #[cfg(feature = "tracing")]
+                        tracing::trace!(parent: &p.span, job, "result");
                         let outcomes = outcomes
                             .into_iter()
                             .map(|o| o.map(serde_bytes::ByteBuf::into_vec))
@@ -318,6 +336,8 @@ fn collect(me: Arc<Inner>) {
                 Message::Lost { job, reason } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
+                        #[cfg(feature = "tracing")]
+                        tracing::trace!(parent: &p.span, job, reason = %reason, "lost");
                         let lost = WorkerLost::new(0, None, None).with_worker(reason);
                         let _ = catch_unwind(AssertUnwindSafe(|| p.job.fail_lost(lost)));
                     }

@@ -13,6 +13,10 @@ pub(crate) struct JobEntry {
     /// The client's number for the job.
     pub(crate) job: u64,
     pub(crate) calls: Vec<EncodedCall>,
+    /// The submit's W3C `traceparent` (feature `tracing`; absent without
+    /// it, and ignored by a worker built without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) traceparent: Option<String>,
 }
 
 /// A message in a client's result stream.

@@ -213,6 +213,18 @@ impl Worker {
                 return;
             }
         };
+        // The run's span, a child of the submit's (feature `tracing`).
+        #[cfg(feature = "tracing")]
+        let remote = spindle::trace::RemoteSpan::new(
+            "cluster",
+            entry.calls.first().map_or("", |c| c.name.as_str()),
+            self.worker_id(),
+            entry.traceparent.as_deref(),
+        );
+        #[cfg(feature = "tracing")]
+        let _entered = remote.enter();
+        #[cfg(feature = "tracing")]
+        tracing::trace!(job = entry.job, attempt = f.attempt, "started");
         let _ = self.broker.notify(
             &entry.client,
             &wire::encode(&Message::Started { job: entry.job }),
@@ -239,6 +251,8 @@ impl Worker {
         match cannot_run {
             Some(reason) => {
                 let to = Some((entry.client.as_str(), done.as_slice()));
+                #[cfg(feature = "tracing")]
+                tracing::trace!(outcome = "dead-lettered", reason = %reason, "finished");
                 if matches!(self.broker.dead_letter(f.id, &reason, to, ttl), Ok(true)) {
                     counters.dead.fetch_add(1, Ordering::Relaxed);
                 }
@@ -246,9 +260,13 @@ impl Worker {
             None => match self.broker.ack_with_result(f.id, &entry.client, &done, ttl) {
                 Ok(true) => {
                     counters.done.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(outcome = "done", "finished");
                 }
                 _ => {
                     counters.stale.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(outcome = "stale", "finished");
                 }
             },
         }
