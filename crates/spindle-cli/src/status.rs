@@ -181,7 +181,7 @@ fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
     };
     let mut brokers: Vec<(String, Arc<dyn Broker>)> = Vec::new();
     for name in names {
-        match spindle_cluster::status::connect(url, key.as_deref(), &name) {
+        match spindle_cluster::connect_broker(url, key.as_deref(), &name) {
             Ok(b) => brokers.push((name, b)),
             Err(e) => return fail(format!("broker {shown_url} queue {name}: {e}")),
         }

@@ -8,8 +8,6 @@ use serde_bytes::ByteBuf;
 use spindle::ipc::Address;
 use spindle::manager::{BrokerCounts, BrokerProxy, Manager, ManagerError};
 
-use crate::status::Heartbeat;
-
 /// Why a broker call failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -40,6 +38,17 @@ impl From<ManagerError> for BrokerError {
             BrokerError::Refused(e.to_string())
         }
     }
+}
+
+/// A worker's heartbeat as a broker keeps it (see [`Broker::workers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The worker's id.
+    pub worker: String,
+    /// Its status record (a [`WorkerStatus`](crate::WorkerStatus), MessagePack).
+    pub record: Vec<u8>,
+    /// How long ago the broker got it, on the broker's clock.
+    pub age: Duration,
 }
 
 /// An entry a worker took, under a lease.
@@ -113,7 +122,7 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// Another consumer of the same broker.
     fn consumer(&self) -> Arc<dyn Broker>;
     /// Records worker `worker`'s heartbeat: `record` (its status, see
-    /// [`crate::status`]) is what [`workers`](Broker::workers) shows of it
+    /// `crate::status`) is what [`workers`](Broker::workers) shows of it
     /// until `expire` passes without another; `expire` zero removes it
     /// now (a worker that stopped). The default keeps nothing
     /// ([`BrokerError::Refused`]).

@@ -44,11 +44,11 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched};
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
-    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, parse_worker_args, run as run_worker,
-    run_with as run_worker_with, worker_main,
+    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, parse_worker_args,
+    run as run_worker, run_with as run_worker_with, worker_main,
 };
-pub use status::{ClusterStatus, Heartbeat, QueueStatus, WorkerStatus};
+pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
 pub use worker::{Worker, WorkerStats};

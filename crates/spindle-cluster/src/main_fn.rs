@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 use spindle::ipc::Address;
 
-use crate::broker::{Broker, EmbeddedBroker};
+use crate::broker::{Broker, BrokerError, EmbeddedBroker};
 use crate::executor::TaskOptions;
 use crate::worker::{Worker, WorkerStats};
 
@@ -99,7 +99,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
 }
 
 /// Whether `--broker` names a Redis server.
-pub(crate) fn is_redis(broker: &str) -> bool {
+fn is_redis(broker: &str) -> bool {
     ["redis://", "rediss://", "unix://", "redis+unix://"]
         .iter()
         .any(|p| broker.starts_with(p))
@@ -246,8 +246,42 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
     }
 }
 
+/// The broker of queue `queue` at `url`, as `spindle worker --broker`
+/// takes it: a Redis URL (`redis://`, `rediss://`, `unix://`,
+/// `redis+unix://`; AUTH in the URL), or a manager server's `HOST:PORT` or
+/// socket path with its key `authkey` (then `queue` is the broker's
+/// registered name). Connecting to a Redis queue makes its stream and
+/// consumer group if they do not exist.
+///
+/// # Errors
+///
+/// [`BrokerError::Refused`] for a manager address without a key or one
+/// that does not parse, or a bad Redis URL; [`BrokerError::Unavailable`]
+/// when the broker cannot be reached, refuses the key, or (a manager) has
+/// no broker named `queue`.
+pub fn connect_broker(
+    url: &str,
+    authkey: Option<&[u8]>,
+    queue: &str,
+) -> Result<Arc<dyn Broker>, BrokerError> {
+    let manager = if is_redis(url) {
+        None
+    } else {
+        let key = authkey.ok_or_else(|| {
+            BrokerError::Refused(format!(
+                "{url} is a manager server's address: it needs the server's key"
+            ))
+        })?;
+        let address: spindle::ipc::Address = url
+            .parse()
+            .map_err(|e| BrokerError::Refused(format!("{url:?}: {e}")))?;
+        Some((address, key.to_vec()))
+    };
+    connect(url, manager, queue)
+}
+
 /// The broker `--broker` names.
-pub(crate) fn connect(
+fn connect(
     broker: &str,
     manager: Option<(Address, Vec<u8>)>,
     queue: &str,

@@ -15,8 +15,7 @@ use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
-use crate::broker::{Broker, BrokerError, Fetched};
-use crate::status::Heartbeat;
+use crate::broker::{Broker, BrokerError, Fetched, Heartbeat};
 
 /// The consumer group every worker of a queue reads in.
 const GROUP: &str = "workers";

@@ -27,19 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::broker::Heartbeat;
 use crate::broker::{Broker, BrokerError};
-use crate::worker::WorkerStats;
-
-/// A worker's heartbeat as a broker keeps it (see [`Broker::workers`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// The worker's id.
-    pub worker: String,
-    /// Its status record (a [`WorkerStatus`], MessagePack).
-    pub record: Vec<u8>,
-    /// How long ago the broker got it, on the broker's clock.
-    pub age: Duration,
-}
 
 /// A worker is dropped from the broker's heartbeats after this many of
 /// its heartbeats are missing in a row.
@@ -185,40 +174,6 @@ impl ClusterStatus {
     }
 }
 
-/// The broker of queue `queue` at `url`, as `spindle worker --broker`
-/// takes it: a Redis URL (`redis://`, `rediss://`, `unix://`,
-/// `redis+unix://`; AUTH in the URL), or a manager server's `HOST:PORT` or
-/// socket path with its key `authkey` (then `queue` is the broker's
-/// registered name). Connecting to a Redis queue makes its stream and
-/// consumer group if they do not exist.
-///
-/// # Errors
-///
-/// [`BrokerError::Refused`] for a manager address without a key or one
-/// that does not parse, or a bad Redis URL; [`BrokerError::Unavailable`]
-/// when the broker cannot be reached, refuses the key, or (a manager) has
-/// no broker named `queue`.
-pub fn connect(
-    url: &str,
-    authkey: Option<&[u8]>,
-    queue: &str,
-) -> Result<std::sync::Arc<dyn Broker>, BrokerError> {
-    let manager = if crate::main_fn::is_redis(url) {
-        None
-    } else {
-        let key = authkey.ok_or_else(|| {
-            BrokerError::Refused(format!(
-                "{url} is a manager server's address: it needs the server's key"
-            ))
-        })?;
-        let address: spindle::ipc::Address = url
-            .parse()
-            .map_err(|e| BrokerError::Refused(format!("{url:?}: {e}")))?;
-        Some((address, key.to_vec()))
-    };
-    crate::main_fn::connect(url, manager, queue)
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -233,6 +188,16 @@ fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A worker's counts at a heartbeat (`WorkerStats` and its tasks
+/// running).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub(crate) done: u64,
+    pub(crate) stale: u64,
+    pub(crate) dead_lettered: u64,
+    pub(crate) running: u64,
 }
 
 /// A worker's heartbeat settings, and the loop that sends them.
@@ -295,7 +260,7 @@ impl Beat {
         broker: &dyn Broker,
         concurrency: usize,
         served: &AtomicBool,
-        now: impl Fn() -> (WorkerStats, usize),
+        now: impl Fn() -> Counts,
     ) {
         let expire = self.every * HEARTBEAT_MISSES;
         let mut status = WorkerStatus {
@@ -313,12 +278,12 @@ impl Beat {
             let at = Instant::now();
             if at >= next {
                 next = at + self.every;
-                let (stats, running) = now();
-                status.done = stats.done;
-                status.stale = stats.stale;
-                status.dead_lettered = stats.dead_lettered;
-                status.running = running as u64;
-                status.done_per_sec = rate.sample(at, stats.done);
+                let c = now();
+                status.done = c.done;
+                status.stale = c.stale;
+                status.dead_lettered = c.dead_lettered;
+                status.running = c.running;
+                status.done_per_sec = rate.sample(at, c.done);
                 let record = rmp_serde::to_vec_named(&status).unwrap_or_default();
                 if let Err(BrokerError::Refused(_)) = broker.heartbeat(&self.id, &record, expire) {
                     return;

@@ -142,10 +142,15 @@ impl Worker {
                 .collect();
             // The status heartbeat, until every task is served.
             s.spawn(|| {
-                let running = || held.lock().map(|h| h.len()).unwrap_or(0);
                 self.status
                     .run(&*self.broker, self.concurrency, &served, || {
-                        (self.stats(), running())
+                        let s = self.stats();
+                        crate::status::Counts {
+                            done: s.done,
+                            stale: s.stale,
+                            dead_lettered: s.dead_lettered,
+                            running: held.lock().map(|h| h.len() as u64).unwrap_or(0),
+                        }
                     });
             });
             // Heartbeat: extend the running tasks' leases.
