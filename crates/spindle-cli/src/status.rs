@@ -183,7 +183,11 @@ fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
     for name in names {
         match spindle_cluster::connect_broker(url, key.as_deref(), &name) {
             Ok(b) => brokers.push((name, b)),
-            Err(e) => return fail(format!("broker {shown_url} queue {name}: {e}")),
+            // The error may quote the URL (a bad one): not its password.
+            Err(e) => {
+                let why = e.to_string().replace(url, &shown_url);
+                return fail(format!("broker {shown_url} queue {name}: {why}"));
+            }
         }
     }
     let mut shown = 0u64;

@@ -355,6 +355,11 @@ mod broker {
             ],
             // A manager address without its key.
             vec!["--broker".to_string(), format!("127.0.0.1:{port}")],
+            // A bad URL: named, its password not.
+            vec![
+                "--broker".to_string(),
+                format!("redis://:s3cret@127.0.0.1:{port}/notadb"),
+            ],
         ] {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let out = status(&args);
@@ -362,6 +367,7 @@ mod broker {
             let err = String::from_utf8(out.stderr).unwrap();
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
             assert!(err.contains(&port.to_string()), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
         }
     }
 }
