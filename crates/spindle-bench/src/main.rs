@@ -24,8 +24,8 @@
 //! are spindle's speedup over each contender (> 1 means spindle is faster),
 //! whether the unit is higher- or lower-is-better.
 //!
-//! Progress: on a terminal, each case draws a bar on stderr (`SUITE case I:
-//! NAME`, its samples done), cleared before its figures are printed; never
+//! Progress: on a terminal, each case draws a bar on stderr (`SUITE case I
+//! of N: NAME`, its samples done; N from [`Suite::cases`]), cleared before its figures are printed; never
 //! with `--no-progress`, with `CI` set, or when stderr is not a terminal.
 //! stdout is the same either way.
 //!
@@ -65,6 +65,10 @@ struct Suite {
     name: &'static str,
     about: &'static str,
     run: fn(&mut Bench),
+    /// Its cases, in the order it runs them (for the bar's `case I of N`;
+    /// the test `every_case_is_declared` checks the list against the
+    /// suite's source).
+    cases: &'static [&'static str],
 }
 
 /// Every suite, in the order `spindle-bench all` runs them.
@@ -73,61 +77,129 @@ const SUITES: &[Suite] = &[
         name: "thread",
         about: "spindle::thread beside std::thread and Python's threading",
         run: thread::run,
+        cases: &["spawn_join", "local_access", "gil_countdown"],
     },
     Suite {
         name: "sync",
         about: "Lock, RLock, Semaphore, Event and Condition vs std, parking_lot, Python threading",
         run: sync::run,
+        cases: &[
+            "lock_uncontended",
+            "lock_contended_2t",
+            "rlock_reentrant",
+            "semaphore_uncontended",
+            "event_pingpong",
+            "condition_pingpong",
+        ],
     },
     Suite {
         name: "sched",
         about: "Scheduler enter+run of due events, Timer start/cancel/join",
         run: sched::run,
+        cases: &["enter_run", "timer_start_cancel"],
     },
     Suite {
         name: "lockorder",
         about: "lock/unlock with the order checker and deadlock detector off/on, ordered acquire",
         run: lockorder::run,
+        cases: &[
+            "lock_unlock",
+            "nested_2",
+            "ordered_acquire_2",
+            "contended_2t",
+        ],
     },
     Suite {
         name: "queue",
         about: "Queue put/get beside crossbeam-channel, flume, std mpsc and Python's queue.Queue",
         run: queue::run,
+        cases: &[
+            "st_put_get",
+            "spsc_unbounded",
+            "spsc_bounded1000",
+            "mpmc_4x4_bounded1000",
+            "pingpong",
+        ],
     },
     Suite {
         name: "futures",
         about: "ThreadPoolExecutor: submit/wait, round trip, map, PRIMES",
         run: futures::run,
+        cases: &["submit_wait_100k", "roundtrip", "map_1m", "primes"],
     },
     Suite {
         name: "process",
         about: "Process start per method, Pipe round trip and throughput, ipc::Queue",
         run: process::run,
+        cases: &[
+            "start_fork",
+            "start_spawn",
+            "start_forkserver",
+            "pipe_roundtrip",
+            "pipe_1mib",
+            "queue_small",
+            "queue_64kib",
+            "value_incr",
+        ],
     },
     Suite {
         name: "pool",
         about: "Process pools: the robots and primes workloads, map of tiny tasks, apply_async round trip",
         run: pool_suite,
+        cases: &[
+            "robots",
+            "primes",
+            "map_chunk1",
+            "map_chunk100",
+            "apply_async_roundtrip",
+            "large_result_256mib",
+        ],
     },
     Suite {
         name: "aio",
         about: "spindle-aio: spawn+gather, async Queue, TaskScheduler switches, actor ask vs tokio, ractor and kameo, echo server vs tokio, asyncio",
         run: aio::run,
+        cases: &[
+            "spawn_gather_100k",
+            "async_queue_spsc",
+            "scheduler_switches",
+            "actor_ping",
+            "actor_ping_task",
+            "echo_50conns",
+            "echo_50conns_p99",
+            "echo_50conns_server_cpu",
+        ],
     },
     Suite {
         name: "manager",
         about: "spindle::manager proxies over TCP: queue put/get (1 and 8 clients), connect + first call, dict set/get, task round trip vs Python's managers and a bare TCP request/reply",
         run: manager::run,
+        cases: &[
+            "queue_put_get",
+            "queue_put_get_8c",
+            "connect_first_call",
+            "dict_ops",
+            "task_roundtrip",
+            "queue_put_get_nomac",
+        ],
     },
     Suite {
         name: "cluster",
         about: "spindle-cluster on the embedded broker and Redis: one task's round trip, map throughput on two worker processes, the cluster Queue's put/get, vs Python's BaseManager task queue and queue",
         run: cluster::run,
+        cases: &[
+            "embedded_roundtrip",
+            "embedded_throughput_2w",
+            "redis_roundtrip",
+            "redis_throughput_2w",
+            "redis_queue_put_get",
+        ],
     },
     Suite {
         name: "observe",
         about: "what watching the work costs: imap_unordered of tiny tasks with an indicatif bar and without",
         run: observe::run,
+        cases: &["progress_overhead"],
     },
 ];
 
@@ -274,6 +346,8 @@ pub(crate) struct Bench {
     bars: bool,
     /// Cases started so far in this suite.
     cases_started: usize,
+    /// The suite's cases ([`Suite::cases`]).
+    declared: &'static [&'static str],
 }
 
 impl Bench {
@@ -427,15 +501,16 @@ impl Bench {
 }
 
 impl Bench {
-    /// `SUITE case I: NAME` (`case I of N` when `--case` names the N cases
-    /// to run: a suite declares its cases as it runs them, so their number
-    /// is not known before).
+    /// `SUITE case I of N: NAME`: N the suite's declared cases that run
+    /// (all, or those `--case` names); `SUITE case I: NAME` past them (a
+    /// case the list misses).
     fn case_label(&self, case: &str) -> String {
         let i = self.cases_started;
-        if self.only.is_empty() {
-            format!("{} case {i}: {case}", self.suite)
+        let n = self.declared.iter().filter(|c| self.wants(c)).count();
+        if i <= n {
+            format!("{} case {i} of {n}: {case}", self.suite)
         } else {
-            format!("{} case {i} of {}: {case}", self.suite, self.only.len())
+            format!("{} case {i}: {case}", self.suite)
         }
     }
 }
@@ -530,7 +605,7 @@ struct Args {
     /// Run only these cases of the suite (default: all).
     #[arg(long = "case")]
     cases: Vec<String>,
-    /// Draw no progress bar. A bar per case (case I, its samples) goes to
+    /// Draw no progress bar. A bar per case (case I of N, its samples) goes to
     /// stderr only, and only when stderr is a terminal and the CI
     /// environment variable is not set; stdout is the same either way.
     #[arg(long)]
@@ -583,6 +658,7 @@ fn run(suite: &str, quick: bool, json: bool, only: Vec<String>, bars: bool) -> E
             figures: 0,
             bars,
             cases_started: 0,
+            declared: s.cases,
         };
         let started = Instant::now();
         if !json {
@@ -607,4 +683,84 @@ fn run(suite: &str, quick: bool, json: bool, only: Vec<String>, bars: bool) -> E
 
 fn elapsed(t: Instant) -> f64 {
     Duration::as_secs_f64(&t.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each suite's sources.
+    fn sources(suite: &str) -> Vec<&'static str> {
+        match suite {
+            "thread" => vec![include_str!("thread.rs")],
+            "sync" => vec![include_str!("sync.rs")],
+            "sched" => vec![include_str!("sched.rs")],
+            "lockorder" => vec![include_str!("lockorder.rs")],
+            "queue" => vec![include_str!("queue.rs")],
+            "futures" => vec![include_str!("futures.rs")],
+            "process" => vec![include_str!("process.rs")],
+            "pool" => vec![
+                include_str!("pool_workloads.rs"),
+                include_str!("pool_api.rs"),
+            ],
+            "aio" => vec![include_str!("aio.rs")],
+            "manager" => vec![include_str!("manager.rs")],
+            "cluster" => vec![include_str!("cluster.rs")],
+            "observe" => vec![include_str!("observe.rs")],
+            other => panic!("suite {other} has no sources listed in this test"),
+        }
+    }
+
+    /// The string literals that follow `.case(` in `src`.
+    fn literal_cases(src: &str) -> Vec<&str> {
+        src.match_indices(".case(")
+            .filter_map(|(i, m)| {
+                let rest = src[i + m.len()..].trim_start();
+                let rest = rest.strip_prefix('"')?;
+                rest.find('"').map(|end| &rest[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_case_is_declared() {
+        for s in SUITES {
+            let src = sources(s.name);
+            for case in src.iter().flat_map(|f| literal_cases(f)) {
+                assert!(
+                    s.cases.contains(&case),
+                    "suite {}: case {case:?} is not in its Suite::cases",
+                    s.name
+                );
+            }
+            for case in s.cases {
+                let lit = format!("\"{case}\"");
+                assert!(
+                    src.iter().any(|f| f.contains(&lit)),
+                    "suite {}: declared case {case:?} is not in its source",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn labels_say_case_i_of_n() {
+        let mut b = Bench {
+            suite: "queue",
+            quick: true,
+            json: false,
+            only: Vec::new(),
+            python: None,
+            figures: 0,
+            bars: false,
+            cases_started: 1,
+            declared: &["a", "b", "c"],
+        };
+        assert_eq!(b.case_label("a"), "queue case 1 of 3: a");
+        b.only = vec!["b".into(), "zzz".into()];
+        assert_eq!(b.case_label("b"), "queue case 1 of 1: b");
+        b.cases_started = 2;
+        assert_eq!(b.case_label("x"), "queue case 2: x");
+    }
 }

@@ -35,7 +35,7 @@ use spindle_workloads::logs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Draw no progress bar. Bars (on `gen-logs`, `robots`; `bench` passes
+    /// Draw no progress bar. Bars (on `gen-logs`, `robots`, `worker`; `bench` passes
     /// this on to spindle-bench) go to stderr only, and only when stderr is
     /// a terminal and the CI environment variable is not set; stdout is
     /// the same either way.
@@ -135,17 +135,30 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// What a running manager server is doing: connections, channels,
-    /// objects, handshakes; a table, or one JSON object per snapshot.
+    /// What a running manager server is doing (connections, channels,
+    /// objects, handshakes), or a cluster (--broker: its workers with their
+    /// heartbeats, each queue's depth, tasks in flight, dead letters,
+    /// rates); a table, or one JSON object per snapshot.
     ///
-    /// Exits 2 with one line on stderr when the server cannot be read.
+    /// Exits 2 with one line on stderr when the source cannot be read.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["manager", "broker"])))]
     Status {
         /// The manager's address: IP:PORT or a Unix socket path.
         #[arg(long, value_parser = serve::parse_address)]
-        manager: spindle::ipc::Address,
-        /// The manager's key: all the bytes of this file.
+        manager: Option<spindle::ipc::Address>,
+        /// A cluster's broker, as `spindle worker --broker` takes it: a
+        /// manager server's IP:PORT or socket path (with --authkey-file),
+        /// or a Redis URL (redis://HOST:PORT, unix:///PATH,
+        /// redis+unix:///PATH; AUTH in the URL).
         #[arg(long)]
-        authkey_file: PathBuf,
+        broker: Option<String>,
+        /// With --broker: a queue to show (repeatable; default `tasks`):
+        /// the broker's registered name on a manager server.
+        #[arg(long = "queue", value_name = "NAME", requires = "broker")]
+        queues: Vec<String>,
+        /// The manager's key: all the bytes of this file (not for Redis).
+        #[arg(long)]
+        authkey_file: Option<PathBuf>,
         /// One JSON object per snapshot, one per line.
         #[arg(long)]
         json: bool,
@@ -352,7 +365,10 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Ok(spindle_cluster::WorkerCommand::Run(a)) => spindle_cluster::run_worker(&a),
+                Ok(spindle_cluster::WorkerCommand::Run(a)) => spindle_cluster::run_worker_with(
+                    &a,
+                    &progress::worker_observer(spindle_workloads::bars_wanted(cli.no_progress)),
+                ),
                 Err(m) => {
                     eprintln!("spindle worker: {m}");
                     ExitCode::from(2)
@@ -361,12 +377,14 @@ fn main() -> ExitCode {
         }
         Command::Status {
             manager,
+            broker,
+            queues,
             authkey_file,
             json,
             watch,
             count,
         } => status::status(status::StatusArgs {
-            manager,
+            source: status::Source::new(manager, broker, queues),
             authkey_file,
             json,
             watch,

@@ -42,6 +42,8 @@ pub(crate) enum Counts {
     FilesDecoded,
     /// Files written (`spindle gen-logs`).
     FilesWritten,
+    /// Tasks done, of no known total (`spindle worker`).
+    TasksDone,
 }
 
 /// A bar following a [`Progress`] until [`Watch::finish`] (or drop); does
@@ -61,7 +63,8 @@ struct Shown {
 }
 
 impl Watch {
-    /// Follows a run of `total` files; draws only if `wanted`.
+    /// Follows a run of `total` files (ignored for [`Counts::TasksDone`]);
+    /// draws only if `wanted`.
     pub(crate) fn new(wanted: bool, total: u64, counts: Counts) -> Watch {
         let progress = Arc::new(Progress::new());
         if !wanted {
@@ -73,12 +76,17 @@ impl Watch {
         let template = match counts {
             Counts::FilesDecoded => "{spinner} [{elapsed}] {bar:30} {pos}/{len} files, {msg}",
             Counts::FilesWritten => "{spinner} [{elapsed}] {bar:30} {pos}/{len} files written",
+            Counts::TasksDone => "{spinner} [{elapsed}] {pos} tasks done ({per_sec})",
+        };
+        let total = match counts {
+            Counts::TasksDone => None,
+            _ => Some(total),
         };
         let style = ProgressStyle::with_template(template)
             .expect("a valid template")
             .progress_chars("=> ");
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-            .with_style(style);
+        let bar =
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr()).with_style(style);
         update(&bar, &progress, counts);
         bar.force_draw();
         *SHOWN.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
@@ -136,6 +144,34 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `spindle worker`'s bar: tasks done, drawn from the worker's first
+/// report (after its "serving" line) and finished when it stops (before
+/// its last line), by the same rules as every bar.
+pub(crate) fn worker_observer(wanted: bool) -> impl Fn(spindle_cluster::WorkerProgress) + Sync {
+    use spindle_cluster::WorkerProgress;
+    let state: Mutex<(Option<Watch>, u64)> = Mutex::new((None, 0));
+    move |p| {
+        if !wanted {
+            return;
+        }
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let (watch, counted) = &mut *st;
+        let (stats, stopped) = match p {
+            WorkerProgress::Serving(s) => (s, false),
+            WorkerProgress::Stopped(s) => (s, true),
+        };
+        let w = watch.get_or_insert_with(|| Watch::new(true, 0, Counts::TasksDone));
+        let progress = w.progress();
+        while *counted < stats.done {
+            progress.add(0);
+            *counted += 1;
+        }
+        if stopped && let Some(w) = watch.take() {
+            w.finish();
+        }
     }
 }
 

@@ -1,23 +1,54 @@
 //! `spindle status`: what a running manager server is doing — its
-//! connections, channels, objects and handshakes — as a table or as JSON,
-//! once or every `--watch` interval.
+//! connections, channels, objects and handshakes — or a cluster
+//! (`--broker`: `spindle_cluster::ClusterStatus`, its workers with their
+//! heartbeats and its queues), as a table or as JSON, once or every
+//! `--watch` interval.
 //!
 //! Exit codes: 0 after the snapshots; 2 when the source cannot be read
-//! (a missing key file, a server that does not answer or refuses the key),
-//! with one line on stderr saying why.
+//! (a missing key file, a server that does not answer or refuses the key,
+//! a broker that cannot be reached or has no such queue), with one line on
+//! stderr saying why.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use spindle::ipc::Address;
 use spindle::manager::{Manager, Stats};
+use spindle_cluster::{Broker, ClusterStatus};
+
+/// Where the snapshots come from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A manager server's own counters.
+    Manager(Address),
+    /// A cluster: these queues of the broker at `url`.
+    Broker { url: String, queues: Vec<String> },
+    /// Neither was given (clap requires one).
+    Missing,
+}
+
+impl Source {
+    pub(crate) fn new(
+        manager: Option<Address>,
+        broker: Option<String>,
+        queues: Vec<String>,
+    ) -> Source {
+        match (manager, broker) {
+            (Some(m), _) => Source::Manager(m),
+            (None, Some(url)) => Source::Broker { url, queues },
+            (None, None) => Source::Missing,
+        }
+    }
+}
 
 /// What to watch, from the command line.
 #[derive(Debug)]
 pub(crate) struct StatusArgs {
-    pub(crate) manager: Address,
-    pub(crate) authkey_file: PathBuf,
+    pub(crate) source: Source,
+    pub(crate) authkey_file: Option<PathBuf>,
     pub(crate) json: bool,
     pub(crate) watch: Option<Duration>,
     pub(crate) count: Option<u64>,
@@ -49,41 +80,190 @@ fn fail(why: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `spindle status --manager ADDR --authkey-file F`.
+/// The key file's bytes, or the line saying why not.
+fn read_key(file: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(file).map_err(|e| format!("cannot read the authkey file {}: {e}", file.display()))
+}
+
+/// `spindle status --manager ADDR --authkey-file F`, or `--broker URL`.
 pub(crate) fn status(args: StatusArgs) -> ExitCode {
-    let key = match std::fs::read(&args.authkey_file) {
-        Ok(k) => k,
-        Err(e) => {
-            return fail(format!(
-                "cannot read the authkey file {}: {e}",
-                args.authkey_file.display()
-            ));
+    match &args.source {
+        Source::Manager(address) => manager_status(address, &args),
+        Source::Broker { url, queues } => broker_status(url, queues, &args),
+        Source::Missing => fail("--manager or --broker is required".into()),
+    }
+}
+
+/// Sleeps for the next snapshot: false once the last one was shown.
+fn next(args: &StatusArgs, shown: u64) -> bool {
+    match args.watch {
+        Some(d) if args.count.is_none_or(|n| shown < n) => {
+            std::thread::sleep(d);
+            true
         }
+        _ => false,
+    }
+}
+
+fn manager_status(address: &Address, args: &StatusArgs) -> ExitCode {
+    let Some(file) = &args.authkey_file else {
+        return fail("--manager needs --authkey-file".into());
     };
-    let m = match Manager::connect(args.manager.clone(), &key) {
+    let key = match read_key(file) {
+        Ok(k) => k,
+        Err(why) => return fail(why),
+    };
+    let m = match Manager::connect(address.clone(), &key) {
         Ok(m) => m,
-        Err(e) => return fail(format!("manager at {}: {e}", args.manager)),
+        Err(e) => return fail(format!("manager at {address}: {e}")),
     };
     let mut shown = 0u64;
     loop {
         let stats = match m.stats() {
             Ok(s) => s,
-            Err(e) => return fail(format!("manager at {}: {e}", args.manager)),
+            Err(e) => return fail(format!("manager at {address}: {e}")),
         };
         if args.json {
-            println!("{}", json(&args.manager, &stats));
+            println!("{}", json(address, &stats));
         } else {
             if shown > 0 {
                 println!();
             }
-            print!("{}", table(&args.manager, &stats));
+            print!("{}", table(address, &stats));
         }
         shown += 1;
-        match args.watch {
-            Some(d) if args.count.is_none_or(|n| shown < n) => std::thread::sleep(d),
-            _ => return ExitCode::SUCCESS,
+        if !next(args, shown) {
+            return ExitCode::SUCCESS;
         }
     }
+}
+
+/// A broker URL with its password (`redis://:PASS@`, `?pass=PASS`)
+/// replaced by `***`, to print.
+fn redacted(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let rest = scheme + 3;
+        let host_end = out[rest..].find('/').map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..host_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            out = format!("{}{user}:***{}", &out[..rest], &out[rest + at..]);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
+    let key = match &args.authkey_file {
+        Some(f) => match read_key(f) {
+            Ok(k) => Some(k),
+            Err(why) => return fail(why),
+        },
+        None => None,
+    };
+    let shown_url = redacted(url);
+    let names: Vec<String> = if queues.is_empty() {
+        vec!["tasks".to_string()]
+    } else {
+        queues.to_vec()
+    };
+    let mut brokers: Vec<(String, Arc<dyn Broker>)> = Vec::new();
+    for name in names {
+        match spindle_cluster::connect_broker(url, key.as_deref(), &name) {
+            Ok(b) => brokers.push((name, b)),
+            // The error may quote the URL (a bad one): not its password.
+            Err(e) => {
+                let why = e.to_string().replace(url, &shown_url);
+                return fail(format!("broker {shown_url} queue {name}: {why}"));
+            }
+        }
+    }
+    let mut shown = 0u64;
+    loop {
+        let list: Vec<(&str, &dyn Broker)> = brokers
+            .iter()
+            .map(|(n, b)| (n.as_str(), &**b as &dyn Broker))
+            .collect();
+        let s = match ClusterStatus::collect(&list) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("broker {shown_url}: {e}")),
+        };
+        if args.json {
+            let snapshot = serde_json::json!({
+                "source": "broker",
+                "address": shown_url,
+                "unix_ms": s.unix_ms,
+                "cluster": s,
+            });
+            println!("{snapshot}");
+        } else {
+            if shown > 0 {
+                println!();
+            }
+            print!("{}", cluster_table(&shown_url, &s));
+        }
+        shown += 1;
+        if !next(args, shown) {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+/// A cluster snapshot as a table: each queue, then each worker.
+fn cluster_table(url: &str, s: &ClusterStatus) -> String {
+    let mut out = format!("broker {url}  ({:.1} tasks/s)\n", s.done_per_sec);
+    out.push_str(&format!(
+        "  {:<16} {:>8} {:>9} {:>10} {:>5} {:>8} {:>8} {:>8}\n",
+        "queue", "queued", "in flight", "unfinished", "dead", "workers", "done", "tasks/s"
+    ));
+    for q in &s.queues {
+        out.push_str(&format!(
+            "  {:<16} {:>8} {:>9} {:>10} {:>5} {:>8} {:>8} {:>8.1}\n",
+            q.name,
+            q.queued,
+            q.in_flight,
+            q.unfinished,
+            q.dead_letters,
+            q.workers,
+            q.done,
+            q.done_per_sec
+        ));
+    }
+    if s.workers.is_empty() {
+        out.push_str("  no workers\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "  {:<28} {:<12} {:<16} {:>7} {:>7} {:>8} {:>8} {:>9}\n",
+        "worker", "queue", "host", "pid", "running", "done", "tasks/s", "heartbeat"
+    ));
+    for w in &s.workers {
+        out.push_str(&format!(
+            "  {:<28} {:<12} {:<16} {:>7} {:>3}/{:<3} {:>8} {:>8.1} {:>8.1}s\n",
+            w.id,
+            w.queue,
+            w.host,
+            w.pid,
+            w.running,
+            w.concurrency,
+            w.done,
+            w.done_per_sec,
+            w.heartbeat_age_ms as f64 / 1000.0
+        ));
+    }
+    out
 }
 
 fn unix_ms() -> u64 {
@@ -127,6 +307,21 @@ fn table(address: &Address, s: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redacted("redis://:s3cret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert_eq!(redacted("redis://u:s3cret@h"), "redis://u:***@h");
+        assert_eq!(
+            redacted("unix:///run/r.sock?db=1&pass=s3cret"),
+            "unix:///run/r.sock?db=1&pass=***"
+        );
+        assert_eq!(redacted("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(redacted("redis://h:1/"), "redis://h:1/");
+    }
 
     #[test]
     fn intervals() {

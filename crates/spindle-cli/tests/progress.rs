@@ -178,3 +178,123 @@ fn untimed_masks_only_decimal_figures() {
         "time: # s (Threads, 2 workers, 6 files, 120000 lines)\nhosts: 10\n"
     );
 }
+
+/// `spindle worker`'s bar: tasks done, on a terminal's stderr only (never
+/// with `CI` set), stdout untouched. The worker serves 3 tasks put before
+/// it starts and is stopped with SIGTERM once the broker has their results
+/// (its pid from its heartbeat).
+#[test]
+fn spindle_worker_draws_tasks_done_on_a_terminal_only() {
+    use std::net::SocketAddr;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use serde_bytes::ByteBuf;
+    use spindle::manager::{BaseManager, BrokerProxy, Typeid};
+    use spindle_cluster::{ClusterStatus, EmbeddedBroker};
+
+    #[derive(serde::Serialize)]
+    struct RawJob {
+        client: String,
+        job: u64,
+        calls: Vec<spindle::process::EncodedCall>,
+    }
+
+    const KEY: &[u8] = b"progress-worker-key-0123456789abcdef";
+    let d = Dir::new("worker");
+    let kf = d.0.join("key");
+    std::fs::write(&kf, KEY).unwrap();
+    let out = d.0.join("stdout");
+    let server = BaseManager::builder()
+        .register("tasks", Typeid::broker())
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap();
+    let m = server.connect().unwrap();
+    let proxy: BrokerProxy<ByteBuf> = m.get("tasks").unwrap();
+    let broker = EmbeddedBroker::connect(server.address().clone(), KEY, "tasks").unwrap();
+    let listed = Command::new(BIN)
+        .args(["worker", "--list"])
+        .output()
+        .unwrap();
+    let name = "spindle_workloads::processes::has_odd_divisor";
+    let sig = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .map(|s| u64::from_str_radix(&s, 16).unwrap())
+        .expect("spindle worker --list names has_odd_divisor");
+    let line = [
+        BIN,
+        "worker",
+        "--broker",
+        &server.address().to_string(),
+        "--authkey-file",
+        kf.to_str().unwrap(),
+        "--concurrency",
+        "1",
+    ]
+    .map(quote)
+    .join(" ");
+
+    for ci in [false, true] {
+        for job in 0..3 {
+            let call = spindle::process::EncodedCall {
+                name: name.into(),
+                signature: sig,
+                args: rmp_serde::to_vec(&(15u64, 3u64, 3u64)).unwrap(),
+            };
+            let raw = RawJob {
+                client: "test".into(),
+                job,
+                calls: vec![call],
+            };
+            proxy
+                .put(&ByteBuf::from(rmp_serde::to_vec_named(&raw).unwrap()))
+                .unwrap();
+        }
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("{line} >{}", quote(out.to_str().unwrap())),
+            "/dev/null",
+        ])
+        .env_remove("CI")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+        if ci {
+            cmd.env("CI", "true");
+        }
+        let script = cmd.spawn().expect("util-linux `script` must be installed");
+        // Done: the 3 results are in, and the worker's heartbeat names it.
+        let since = Instant::now();
+        let pid = loop {
+            let s = ClusterStatus::of("tasks", &broker).unwrap();
+            if s.queues[0].unfinished == 0
+                && let Some(w) = s.workers.first()
+            {
+                break w.pid;
+            }
+            assert!(since.elapsed() < Duration::from_secs(60), "{s:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+        let run = script.wait_with_output().unwrap();
+        assert!(run.status.success(), "{run:?}");
+        let tty = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            tty.contains("stopped: 3 done"),
+            "the worker did not stop after 3 tasks: {tty:?}"
+        );
+        assert_eq!(
+            tty.contains("3 tasks done"),
+            !ci,
+            "CI: {ci}: the bar's final count on the terminal: {tty:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "", "stdout");
+    }
+}

@@ -124,3 +124,250 @@ fn an_unreachable_or_refusing_server_exits_2_with_one_line() {
             .contains("/nonexistent/key")
     );
 }
+
+// ----------------------------------------------------------------------
+// `spindle status --broker`: a cluster's workers and queues.
+
+mod broker {
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    use spindle::futures::Executor;
+    use spindle_cluster::{Broker, ClusterExecutor, ClusterStatus, Worker, WorkerStats};
+
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[spindle::task]
+    fn triple(x: u64) -> u64 {
+        3 * x
+    }
+
+    /// A worker thread of this test binary, id `id`, until dropped.
+    struct WorkerThread {
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<WorkerStats>>,
+    }
+
+    impl WorkerThread {
+        fn start(b: &dyn Broker, id: &str) -> WorkerThread {
+            let stop = Arc::new(AtomicBool::new(false));
+            let w = Worker::new(b)
+                .id(id)
+                .status_every(Duration::from_millis(50));
+            let s2 = stop.clone();
+            WorkerThread {
+                stop,
+                thread: Some(thread::spawn(move || w.run(&s2).unwrap())),
+            }
+        }
+    }
+
+    impl Drop for WorkerThread {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Runs 5 tasks on `b` (its worker running) and waits until the
+    /// worker's heartbeat says so.
+    fn five_tasks(b: Arc<dyn Broker>) {
+        let ex = ClusterExecutor::builder(b.clone()).build();
+        for i in 0..5u64 {
+            assert_eq!(
+                ex.submit(triple::call(i)).unwrap().result_timeout(LONG),
+                Ok(3 * i)
+            );
+        }
+        let since = Instant::now();
+        while ClusterStatus::of("tasks", &*b).unwrap().queues[0].done < 5 {
+            assert!(since.elapsed() < LONG, "the heartbeat never said 5 done");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `spindle status --broker` with `base` shows worker `id`, 5 tasks
+    /// done, nothing queued, as JSON and as a table, and `--watch`es.
+    fn check_cli(base: &[&str], id: &str) {
+        let out = status(&[base, &["--json"]].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "one snapshot: {text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["source"], "broker");
+        assert!(v["unix_ms"].as_u64().unwrap() > 0);
+        let q = &v["cluster"]["queues"][0];
+        assert_eq!(q["name"], "tasks");
+        assert_eq!(
+            (&q["queued"], &q["in_flight"]),
+            (&0.into(), &0.into()),
+            "{q}"
+        );
+        assert_eq!((&q["workers"], &q["done"]), (&1.into(), &5.into()), "{q}");
+        let w = &v["cluster"]["workers"][0];
+        assert_eq!(w["id"], id);
+        assert_eq!(w["pid"], std::process::id());
+        assert!(w["heartbeat_age_ms"].as_u64().unwrap() < 30_000, "{w}");
+
+        let out = status(base);
+        assert!(out.status.success());
+        let table = String::from_utf8(out.stdout).unwrap();
+        assert!(table.starts_with("broker "), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(id)),
+            "{table}"
+        );
+
+        let out = status(&[base, &["--json", "--watch", "20ms", "--count", "2"]].concat());
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn status_broker_shows_an_embedded_clusters_workers_and_queue() {
+        let server = BaseManager::builder()
+            .register("tasks", Typeid::broker())
+            .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .authkey(KEY)
+            .spawn()
+            .unwrap();
+        let addr = server.address().to_string();
+        let b: Arc<dyn Broker> = Arc::new(
+            spindle_cluster::EmbeddedBroker::connect(server.address().clone(), KEY, "tasks")
+                .unwrap(),
+        );
+        let _w = WorkerThread::start(&*b, "cli-embedded");
+        five_tasks(b);
+        let kf = KeyFile::new("broker", KEY);
+        check_cli(
+            &["--broker", &addr, "--authkey-file", kf.0.to_str().unwrap()],
+            "cli-embedded",
+        );
+        // A queue the server does not have.
+        let out = status(&[
+            "--broker",
+            &addr,
+            "--authkey-file",
+            kf.0.to_str().unwrap(),
+            "--queue",
+            "nope",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    /// A private redis-server on a Unix socket, killed by its pid on drop.
+    struct Redis {
+        child: Child,
+        dir: PathBuf,
+    }
+
+    impl Redis {
+        fn start() -> Redis {
+            let dir =
+                std::env::temp_dir().join(format!("spindle-status-redis-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket"])
+                .arg(dir.join("redis.sock"))
+                .args([
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (.ci/run installs it)");
+            Redis { child, dir }
+        }
+
+        fn url(&self) -> String {
+            format!("redis+unix://{}", self.dir.join("redis.sock").display())
+        }
+
+        /// The queue's broker, once the server answers.
+        fn broker(&self) -> Arc<dyn Broker> {
+            let since = Instant::now();
+            loop {
+                match spindle_cluster::RedisBroker::connect(&self.url(), "tasks") {
+                    Ok(b) => return Arc::new(b),
+                    Err(e) => assert!(since.elapsed() < LONG, "redis-server never answered: {e}"),
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn status_broker_shows_a_redis_clusters_workers_and_queue() {
+        let r = Redis::start();
+        let b = r.broker();
+        let _w = WorkerThread::start(&*b, "cli-redis");
+        five_tasks(b);
+        check_cli(&["--broker", &r.url()], "cli-redis");
+    }
+
+    #[test]
+    fn an_unreachable_broker_exits_2_with_one_line() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let kf = KeyFile::new("broker-bad", KEY);
+        for args in [
+            vec!["--broker".to_string(), format!("redis://127.0.0.1:{port}")],
+            vec![
+                "--broker".to_string(),
+                format!("127.0.0.1:{port}"),
+                "--authkey-file".into(),
+                kf.0.to_str().unwrap().into(),
+            ],
+            // A manager address without its key.
+            vec!["--broker".to_string(), format!("127.0.0.1:{port}")],
+            // A bad URL: named, its password not.
+            vec![
+                "--broker".to_string(),
+                format!("redis://:s3cret@127.0.0.1:{port}/notadb"),
+            ],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = status(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.contains(&port.to_string()), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}

@@ -40,6 +40,17 @@ impl From<ManagerError> for BrokerError {
     }
 }
 
+/// A worker's heartbeat as a broker keeps it (see [`Broker::workers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The worker's id.
+    pub worker: String,
+    /// Its status record (a [`WorkerStatus`](crate::WorkerStatus), MessagePack).
+    pub record: Vec<u8>,
+    /// How long ago the broker got it, on the broker's clock.
+    pub age: Duration,
+}
+
 /// An entry a worker took, under a lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
@@ -154,6 +165,23 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn counts(&self) -> Result<BrokerCounts, BrokerError>;
     /// Another consumer of the same broker.
     fn consumer(&self) -> Arc<dyn Broker>;
+    /// Records worker `worker`'s heartbeat: `record` (its status, see
+    /// `crate::status`) is what [`workers`](Broker::workers) shows of it
+    /// until `expire` passes without another; `expire` zero removes it
+    /// now (a worker that stopped). The default keeps nothing
+    /// ([`BrokerError::Refused`]).
+    fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
+        let _ = (worker, record, expire);
+        Err(BrokerError::Refused(
+            "this broker keeps no worker heartbeats".into(),
+        ))
+    }
+    /// The workers whose heartbeat has not expired, each with its last
+    /// record and that heartbeat's age on the broker's clock. The default:
+    /// none.
+    fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The manager server's broker ([`spindle::manager::BrokerProxy`]): a
@@ -294,6 +322,23 @@ impl Broker for EmbeddedBroker {
 
     fn counts(&self) -> Result<BrokerCounts, BrokerError> {
         Ok(self.proxy.counts()?)
+    }
+
+    fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
+        Ok(self.proxy.heartbeat(worker, record, expire)?)
+    }
+
+    fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        Ok(self
+            .proxy
+            .workers()?
+            .into_iter()
+            .map(|w| Heartbeat {
+                worker: w.id,
+                record: w.record,
+                age: w.age,
+            })
+            .collect())
     }
 
     fn consumer(&self) -> Arc<dyn Broker> {

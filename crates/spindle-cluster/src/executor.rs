@@ -287,6 +287,9 @@ struct Pending {
     /// The broker's id of its entry (0 until the put returned).
     entry: u64,
     started: bool,
+    /// Its submit's `spindle.task` span (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl ClusterExecutor {
@@ -355,11 +358,22 @@ impl ClusterExecutor {
             }
         };
         let wire_options = options.to_wire();
+        // The submit's span; its context travels with the entry.
+        #[cfg(feature = "tracing")]
+        let (span, traceparent) = {
+            let name = calls.first().map_or("", |c| c.name.as_str());
+            let (span, ctx) = spindle::trace::submit_span("cluster", name);
+            tracing::trace!(parent: &span, job = id, "submitted");
+            (span, Some(ctx.traceparent()))
+        };
+        #[cfg(not(feature = "tracing"))]
+        let traceparent = None;
         let entry = wire::encode(&JobEntry {
             client: inner.client.clone(),
             job: id,
             calls,
             options: Some(wire_options),
+            traceparent,
         });
         let reason = match options.timeout {
             Some(t) => format!(
@@ -391,6 +405,8 @@ impl ClusterExecutor {
                 job,
                 entry: 0,
                 started: false,
+                #[cfg(feature = "tracing")]
+                span,
             },
         );
         drop(jobs);
@@ -488,6 +504,8 @@ fn collect(me: Arc<Inner>) {
                 Message::Done { job, outcomes } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
+                        #[cfg(feature = "tracing")]
+                        tracing::trace!(parent: &p.span, job, "result");
                         let outcomes = outcomes
                             .into_iter()
                             .map(|o| o.map(serde_bytes::ByteBuf::into_vec))
@@ -505,6 +523,8 @@ fn collect(me: Arc<Inner>) {
                 } => {
                     if let Some(p) = jobs.pending.remove(&job) {
                         drop(jobs);
+                        #[cfg(feature = "tracing")]
+                        tracing::trace!(parent: &p.span, job, reason = %reason, "lost");
                         let lost = match time_limit_ms {
                             // Given up at its timeout by worker `pid`.
                             Some(ms) => WorkerLost::new(

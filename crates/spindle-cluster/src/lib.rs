@@ -24,6 +24,10 @@
 //!   this same binary, found by name and checked by signature), sends the
 //!   results back, keeps its leases alive while a task runs.
 //!
+//! - [`ClusterStatus`]: the workers (each with its heartbeat's age), the
+//!   queues' depths, tasks in flight, dead letters and rates, read from
+//!   the brokers (`spindle status --broker`); see [`status`].
+//!
 //! Delivery is at least once: a worker that dies holding a task loses its
 //! lease and the task goes to another worker, up to the task's
 //! `max_deliveries`; one result is recorded per task however many workers
@@ -39,15 +43,18 @@ mod main_fn;
 mod queue;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod status;
 mod wire;
 mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, PutOptions};
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
-    WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
+    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, parse_worker_args,
+    run as run_worker, run_with as run_worker_with, worker_main,
 };
 pub use queue::{Queue, Receipt};
+pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
 pub use worker::{Worker, WorkerStats};

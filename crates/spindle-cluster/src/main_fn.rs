@@ -10,9 +10,9 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 use spindle::ipc::Address;
 
-use crate::broker::{Broker, EmbeddedBroker};
+use crate::broker::{Broker, BrokerError, EmbeddedBroker};
 use crate::executor::TaskOptions;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerStats};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
@@ -101,7 +101,9 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
 
 /// Whether `--broker` names a Redis server.
 fn is_redis(broker: &str) -> bool {
-    broker.starts_with("redis://") || broker.starts_with("unix://")
+    ["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|p| broker.starts_with(p))
 }
 
 /// Runs a cluster worker with this process's command line: the tasks of
@@ -133,6 +135,24 @@ pub fn worker_main() -> ExitCode {
 
 /// Runs a worker with `args` until SIGTERM or SIGINT (see [`worker_main`]).
 pub fn run(args: &WorkerArgs) -> ExitCode {
+    run_with(args, &|_| {})
+}
+
+/// What [`run_with`] tells its observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerProgress {
+    /// The worker's counts so far, every 100 ms while it serves.
+    Serving(WorkerStats),
+    /// Its final counts, once it stopped (before its last line on stderr).
+    Stopped(WorkerStats),
+}
+
+/// How often [`run_with`] tells its observer.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
+
+/// [`run`], telling `observe` the worker's counts every 100 ms while it
+/// serves, and once when it stops (a progress bar: `spindle worker`'s).
+pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) -> ExitCode {
     if let Err(d) = spindle::process::check_tasks() {
         eprintln!("worker: {d}");
         return ExitCode::FAILURE;
@@ -198,7 +218,21 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         "worker: serving {} on {} with {} threads",
         args.queue, args.broker, args.concurrency
     );
-    match worker.run(&stop) {
+    let stopped = AtomicBool::new(false);
+    let ran = std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !stopped.load(Ordering::SeqCst) {
+                observe(WorkerProgress::Serving(worker.stats()));
+                std::thread::park_timeout(PROGRESS_TICK);
+            }
+        });
+        let ran = worker.run(&stop);
+        stopped.store(true, Ordering::SeqCst);
+        ticker.thread().unpark();
+        ran
+    });
+    observe(WorkerProgress::Stopped(worker.stats()));
+    match ran {
         Ok(s) => {
             eprintln!(
                 "worker: stopped: {} done, {} stale, {} dead-lettered",
@@ -211,6 +245,40 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The broker of queue `queue` at `url`, as `spindle worker --broker`
+/// takes it: a Redis URL (`redis://`, `rediss://`, `unix://`,
+/// `redis+unix://`; AUTH in the URL), or a manager server's `HOST:PORT` or
+/// socket path with its key `authkey` (then `queue` is the broker's
+/// registered name). Connecting to a Redis queue makes its stream and
+/// consumer group if they do not exist.
+///
+/// # Errors
+///
+/// [`BrokerError::Refused`] for a manager address without a key or one
+/// that does not parse, or a bad Redis URL; [`BrokerError::Unavailable`]
+/// when the broker cannot be reached, refuses the key, or (a manager) has
+/// no broker named `queue`.
+pub fn connect_broker(
+    url: &str,
+    authkey: Option<&[u8]>,
+    queue: &str,
+) -> Result<Arc<dyn Broker>, BrokerError> {
+    let manager = if is_redis(url) {
+        None
+    } else {
+        let key = authkey.ok_or_else(|| {
+            BrokerError::Refused(format!(
+                "{url} is a manager server's address: it needs the server's key"
+            ))
+        })?;
+        let address: spindle::ipc::Address = url
+            .parse()
+            .map_err(|e| BrokerError::Refused(format!("{url:?}: {e}")))?;
+        Some((address, key.to_vec()))
+    };
+    connect(url, manager, queue)
 }
 
 /// The broker `--broker` names.

@@ -15,7 +15,7 @@ use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
-use crate::broker::{Broker, BrokerError, Fetched, PutOptions};
+use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, PutOptions};
 
 /// The consumer group every worker of a queue reads in.
 const GROUP: &str = "workers";
@@ -352,6 +352,67 @@ return {redis.call('XLEN', KEYS[1]), tonumber(pend[1]),
     )
 });
 
+/// Lua of the worker heartbeats: `now` is the server's clock in ms, and
+/// `purge(hash, seen, expires, now)` drops the workers whose heartbeat
+/// expired.
+const LUA_WORKERS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function purge(hash, seen, expires)
+  local gone = redis.call('ZRANGEBYSCORE', expires, '-inf', now)
+  for _, id in ipairs(gone) do
+    redis.call('HDEL', hash, id)
+    redis.call('ZREM', seen, id)
+    redis.call('ZREM', expires, id)
+  end
+end
+";
+
+/// KEYS: workers, workers:seen, workers:expires. ARGV: worker, record,
+/// expire_ms (0: remove the worker). The record kept, the heartbeat's time
+/// and its expiry (on the server's clock).
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_WORKERS}{}",
+        r"
+purge(KEYS[1], KEYS[2], KEYS[3])
+local exp = tonumber(ARGV[3])
+if exp <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], now + exp, ARGV[1])
+return 1
+"
+    ))
+});
+
+/// KEYS: workers, workers:seen, workers:expires. The live workers as
+/// {id, record, age_ms}, the expired ones dropped first.
+static WORKERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_WORKERS}{}",
+        r"
+purge(KEYS[1], KEYS[2], KEYS[3])
+local out = {}
+local seen = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #seen, 2 do
+  local rec = redis.call('HGET', KEYS[1], seen[i])
+  if rec then
+    local age = now - tonumber(seen[i + 1])
+    if age < 0 then age = 0 end
+    table.insert(out, {seen[i], rec, age})
+  end
+end
+return out
+"
+    ))
+});
+
 /// The keys of one queue.
 #[derive(Debug)]
 struct Keys {
@@ -364,6 +425,9 @@ struct Keys {
     delayed: String,
     delayed_entries: String,
     min_lease: String,
+    workers: String,
+    workers_seen: String,
+    workers_expires: String,
 }
 
 impl Keys {
@@ -379,6 +443,9 @@ impl Keys {
             delayed: k("delayed"),
             delayed_entries: k("delayed_entries"),
             min_lease: k("min_lease"),
+            workers: k("workers"),
+            workers_seen: k("workers:seen"),
+            workers_expires: k("workers:expires"),
         }
     }
 
@@ -999,6 +1066,41 @@ impl Broker for RedisBroker {
             expired: at(4),
             stale_acks: at(5),
         })
+    }
+
+    fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
+        let k = &self.shared.keys;
+        let expire_ms = if expire.is_zero() { 0 } else { millis(expire) };
+        self.with_conn(|c| {
+            HEARTBEAT
+                .key(&k.workers)
+                .key(&k.workers_seen)
+                .key(&k.workers_expires)
+                .arg(worker)
+                .arg(record)
+                .arg(expire_ms)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {
+        let k = &self.shared.keys;
+        let got: Vec<(String, Vec<u8>, i64)> = self.with_conn(|c| {
+            WORKERS
+                .key(&k.workers)
+                .key(&k.workers_seen)
+                .key(&k.workers_expires)
+                .invoke(c)
+        })?;
+        Ok(got
+            .into_iter()
+            .map(|(worker, record, age)| Heartbeat {
+                worker,
+                record,
+                age: Duration::from_millis(u64::try_from(age).unwrap_or(0)),
+            })
+            .collect())
     }
 
     fn consumer(&self) -> Arc<dyn Broker> {

@@ -17,6 +17,10 @@ pub(crate) struct JobEntry {
     /// client): the worker's own options, no retries, no timeout.
     #[serde(default)]
     pub(crate) options: Option<JobOptions>,
+    /// The submit's W3C `traceparent` (feature `tracing`; absent without
+    /// it, and ignored by a worker built without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) traceparent: Option<String>,
 }
 
 /// A job's [`TaskOptions`](crate::TaskOptions), as they travel in its

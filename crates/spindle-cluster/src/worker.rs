@@ -81,6 +81,9 @@ pub struct Worker {
     broker: Arc<dyn Broker>,
     concurrency: usize,
     options: TaskOptions,
+    /// Its id in the broker's heartbeats, and how often it sends one.
+    status: crate::status::Beat,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for Worker {
@@ -99,6 +102,43 @@ impl Worker {
             broker: broker.consumer(),
             concurrency: 1,
             options: TaskOptions::default(),
+            status: crate::status::Beat::default(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Its id in the broker's worker heartbeats (default
+    /// `HOST:PID:RANDOM`, unique); reuse one only for the same worker.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.status.id = id.into();
+        self
+    }
+
+    /// Its id in the broker's worker heartbeats.
+    pub fn worker_id(&self) -> &str {
+        &self.status.id
+    }
+
+    /// How often it sends the broker a heartbeat with its status (default
+    /// 2 s; at least 10 ms): the broker drops it from
+    /// [`ClusterStatus`](crate::ClusterStatus) after
+    /// [`HEARTBEAT_MISSES`](crate::status::HEARTBEAT_MISSES) of them
+    /// missed.
+    pub fn status_every(mut self, every: Duration) -> Self {
+        self.status.every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// What it did so far (while it runs, from another thread: a
+    /// progress bar's count).
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.counters;
+        WorkerStats {
+            done: c.done.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            dead_lettered: c.dead.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
         }
     }
 
@@ -119,7 +159,10 @@ impl Worker {
     }
 
     /// Runs until `stop` is set, then finishes the tasks it holds (a
-    /// drain, as on SIGTERM) and returns what it did.
+    /// drain, as on SIGTERM) and returns what it did (since it was made).
+    /// While it runs it sends the broker a heartbeat with its status every
+    /// [`status_every`](Self::status_every), and takes it out when it
+    /// stops.
     ///
     /// # Errors
     ///
@@ -127,11 +170,25 @@ impl Worker {
     /// second.
     pub fn run(&self, stop: &AtomicBool) -> Result<WorkerStats, BrokerError> {
         let held: HeldMap = Mutex::default();
-        let counters = Counters::default();
+        let counters = &*self.counters;
+        let served = AtomicBool::new(false);
         thread::scope(|s| {
-            for _ in 0..self.concurrency {
-                s.spawn(|| self.serve(stop, &held, &counters));
-            }
+            let serving: Vec<_> = (0..self.concurrency)
+                .map(|_| s.spawn(|| self.serve(stop, &held, counters)))
+                .collect();
+            // The status heartbeat, until every task is served.
+            s.spawn(|| {
+                self.status
+                    .run(&*self.broker, self.concurrency, &served, || {
+                        let s = self.stats();
+                        crate::status::Counts {
+                            done: s.done,
+                            stale: s.stale,
+                            dead_lettered: s.dead_lettered,
+                            running: held.lock().map(|h| h.len() as u64).unwrap_or(0),
+                        }
+                    });
+            });
             // Heartbeat: extend the running jobs' leases (each every third
             // of its own), give up the jobs past their timeout.
             s.spawn(|| {
@@ -139,17 +196,15 @@ impl Worker {
                     || !held.lock().map(|h| h.is_empty()).unwrap_or(true)
                 {
                     thread::sleep(Duration::from_millis(10));
-                    self.beat(&held, &counters);
+                    self.beat(&held, counters);
                 }
             });
+            for t in serving {
+                let _ = t.join();
+            }
+            served.store(true, Ordering::SeqCst);
         });
-        Ok(WorkerStats {
-            done: counters.done.load(Ordering::Relaxed),
-            stale: counters.stale.load(Ordering::Relaxed),
-            dead_lettered: counters.dead.load(Ordering::Relaxed),
-            retried: counters.retried.load(Ordering::Relaxed),
-            timed_out: counters.timed_out.load(Ordering::Relaxed),
-        })
+        Ok(self.stats())
     }
 
     /// One heartbeat: extends the leases due, gives up the jobs past their
@@ -264,6 +319,18 @@ impl Worker {
                 },
             );
         }
+        // The run's span, a child of the submit's (feature `tracing`).
+        #[cfg(feature = "tracing")]
+        let remote = spindle::trace::RemoteSpan::new(
+            "cluster",
+            entry.calls.first().map_or("", |c| c.name.as_str()),
+            self.worker_id(),
+            entry.traceparent.as_deref(),
+        );
+        #[cfg(feature = "tracing")]
+        let _entered = remote.enter();
+        #[cfg(feature = "tracing")]
+        tracing::trace!(job = entry.job, attempt = f.attempt, "started");
         let _ = self.broker.notify(
             &entry.client,
             &wire::encode(&Message::Started { job: entry.job }),
@@ -316,6 +383,8 @@ impl Worker {
         match cannot_run {
             Some(reason) => {
                 let to = Some((entry.client.as_str(), done.as_slice()));
+                #[cfg(feature = "tracing")]
+                tracing::trace!(outcome = "dead-lettered", reason = %reason, "finished");
                 if matches!(self.broker.dead_letter(f.id, &reason, to, ttl), Ok(true)) {
                     counters.dead.fetch_add(1, Ordering::Relaxed);
                 }
@@ -323,9 +392,13 @@ impl Worker {
             None => match self.broker.ack_with_result(f.id, &entry.client, &done, ttl) {
                 Ok(true) => {
                     counters.done.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(outcome = "done", "finished");
                 }
                 _ => {
                     counters.stale.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(outcome = "stale", "finished");
                 }
             },
         }

@@ -257,3 +257,15 @@ fn queue_receipts_and_a_lost_server() {
 fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
     common::check_timed_task_of_a_dead_worker(&broker(&server()));
 }
+
+#[test]
+fn status_counts_a_known_workload() {
+    let s = server();
+    common::status_counts_a_known_workload(&broker(&s));
+}
+
+#[test]
+fn status_drops_a_killed_worker() {
+    let s = server();
+    common::status_drops_a_killed_worker(&broker(&s));
+}

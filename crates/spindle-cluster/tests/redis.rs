@@ -738,3 +738,15 @@ fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
     let s = RedisServer::start();
     common::check_timed_task_of_a_dead_worker(&s.broker());
 }
+
+#[test]
+fn status_counts_a_known_workload() {
+    let s = RedisServer::start();
+    common::status_counts_a_known_workload(&s.broker());
+}
+
+#[test]
+fn status_drops_a_killed_worker() {
+    let s = RedisServer::start();
+    common::status_drops_a_killed_worker(&s.broker());
+}

@@ -263,6 +263,8 @@ pub mod stats;
 pub mod sync;
 #[cfg(target_os = "linux")]
 pub mod thread;
+#[cfg(all(target_os = "linux", feature = "tracing"))]
+pub mod trace;
 #[cfg(target_os = "linux")]
 mod util;
 

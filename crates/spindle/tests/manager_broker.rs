@@ -321,3 +321,28 @@ fn an_entry_whose_consumers_all_died_tells_its_client() {
     assert_eq!(b.counts().unwrap().dead_total, 1);
     assert!(b.join_timeout(LONG).unwrap());
 }
+
+#[test]
+fn worker_heartbeats_expire() {
+    let s = server();
+    let m = s.connect().unwrap();
+    let b: BrokerProxy<String> = m.get("tasks").unwrap();
+    b.heartbeat("w2", b"two", LEASE).unwrap();
+    b.heartbeat("w1", b"one", SHORT).unwrap();
+    let ws = b.workers().unwrap();
+    assert_eq!(
+        ws.iter()
+            .map(|w| (w.id.as_str(), w.record.as_slice()))
+            .collect::<Vec<_>>(),
+        [("w1", &b"one"[..]), ("w2", &b"two"[..])]
+    );
+    assert!(ws.iter().all(|w| w.age < LONG));
+    // w1 expires once SHORT passes without another heartbeat.
+    until("w1 to expire", || b.workers().unwrap().len() == 1);
+    assert_eq!(b.workers().unwrap()[0].id, "w2");
+    // A newer heartbeat replaces the record; expire 0 removes it.
+    b.heartbeat("w2", b"two again", LEASE).unwrap();
+    assert_eq!(b.workers().unwrap()[0].record, b"two again");
+    b.heartbeat("w2", b"", Duration::ZERO).unwrap();
+    assert!(b.workers().unwrap().is_empty());
+}

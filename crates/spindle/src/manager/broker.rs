@@ -30,6 +30,10 @@ use super::proto::{Bin, Fail, Value, Wait};
 /// `dead_total` counts them all).
 pub const DEAD_LETTERS_KEPT: usize = 1000;
 
+/// A heartbeat expires after at most this long (about 34 years), so that
+/// `Instant` arithmetic never overflows.
+const MAX_EXPIRE_MS: u64 = 1 << 40;
+
 /// How many entries one fetch takes at most.
 pub const MAX_FETCH: u64 = 10_000;
 
@@ -50,6 +54,19 @@ pub(crate) struct WireDead {
     pub(crate) attempts: u32,
     pub(crate) reason: String,
 }
+
+/// A worker's last heartbeat (the wire form): its record, and how long
+/// ago the server got it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct WireWorker {
+    pub(crate) id: String,
+    pub(crate) record: Bin,
+    pub(crate) age_ms: u64,
+}
+
+/// How many workers a broker keeps heartbeats of at most (a heartbeat of
+/// one more is refused).
+pub const MAX_WORKERS: usize = 10_000;
 
 /// A broker's counters.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +116,9 @@ struct State {
     /// Each client's results, and when the stream expires unless read or
     /// added to.
     results: HashMap<String, (VecDeque<Bin>, Instant)>,
+    /// Each worker's last heartbeat: its record, when it came, and when
+    /// it expires.
+    workers: HashMap<String, (Bin, Instant, Instant)>,
 }
 
 impl State {
@@ -519,6 +539,54 @@ impl ByteBroker {
         Value::Broker(st.counts())
     }
 
+    /// Records `worker`'s heartbeat (its `record`, shown until `expire_ms`
+    /// pass without another); `expire_ms` 0 removes it.
+    pub(crate) fn heartbeat(
+        &self,
+        worker: String,
+        record: Bin,
+        expire_ms: u64,
+    ) -> Result<Value, Fail> {
+        // Expired heartbeats are dropped when read, or here at the limit:
+        // a heartbeat costs O(1), not O(workers).
+        let mut st = self.st.lock();
+        let now = Instant::now();
+        if expire_ms == 0 {
+            st.workers.remove(&worker);
+            return Ok(Value::Unit);
+        }
+        if st.workers.len() >= MAX_WORKERS && !st.workers.contains_key(&worker) {
+            st.workers.retain(|_, (_, _, expires)| *expires > now);
+        }
+        if st.workers.len() >= MAX_WORKERS && !st.workers.contains_key(&worker) {
+            return Err(Fail::BadArg(format!(
+                "heartbeats of more than {MAX_WORKERS} workers"
+            )));
+        }
+        let expires = now + Duration::from_millis(expire_ms.min(MAX_EXPIRE_MS));
+        st.workers.insert(worker, (record, now, expires));
+        Ok(Value::Unit)
+    }
+
+    /// The workers whose heartbeat has not expired, by id.
+    pub(crate) fn workers(&self) -> Value {
+        let mut st = self.st.lock();
+        let now = Instant::now();
+        st.workers.retain(|_, (_, _, expires)| *expires > now);
+        let mut out: Vec<WireWorker> = st
+            .workers
+            .iter()
+            .map(|(id, (record, seen, _))| WireWorker {
+                id: id.clone(),
+                record: record.clone(),
+                age_ms: u64::try_from(now.saturating_duration_since(*seen).as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Value::Workers(out)
+    }
+
     /// Waits until every entry put was acked or dead-lettered: `true`, or
     /// `false` at the deadline.
     pub(crate) fn join(&self, wait: Wait, cancel: &dyn Cancel) -> Result<Value, Fail> {
@@ -569,6 +637,17 @@ pub struct Delivery<T> {
     pub item: T,
     /// Which delivery this is: 1 the first time.
     pub attempt: u32,
+}
+
+/// A worker's last heartbeat, as [`BrokerProxy::workers`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerWorker {
+    /// The worker's id.
+    pub id: String,
+    /// What it sent (its status; the broker does not read it).
+    pub record: Vec<u8>,
+    /// How long ago the server got it, on the server's clock.
+    pub age: Duration,
 }
 
 /// An entry given up on.
@@ -1046,6 +1125,42 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
         }
     }
 
+    /// Records worker `worker`'s heartbeat: `record` (its status, which
+    /// the broker keeps without reading) is what [`workers`](Self::workers)
+    /// shows of it until `expire` passes without another heartbeat;
+    /// `expire` zero removes it now (a worker that stopped). At most
+    /// [`MAX_WORKERS`] workers: a heartbeat of one more is refused.
+    pub fn heartbeat(
+        &self,
+        worker: &str,
+        record: &[u8],
+        expire: Duration,
+    ) -> Result<(), ManagerError> {
+        let call = Call::BHeartbeat {
+            worker: worker.to_string(),
+            record: Bin::from(record.to_vec()),
+            expire_ms: millis(expire),
+        };
+        checked(self.h.call(call)).map(|_| ())
+    }
+
+    /// The workers whose heartbeat has not expired, by id, each with its
+    /// last record and that heartbeat's age on the server's clock (so the
+    /// hosts' clocks need not agree).
+    pub fn workers(&self) -> Result<Vec<BrokerWorker>, ManagerError> {
+        match checked(self.h.call(Call::BWorkers))? {
+            Value::Workers(v) => Ok(v
+                .into_iter()
+                .map(|w| BrokerWorker {
+                    id: w.id,
+                    record: w.record.into_vec(),
+                    age: Duration::from_millis(w.age_ms),
+                })
+                .collect()),
+            v => Err(unexpected(v)),
+        }
+    }
+
     /// Entries put and not yet acked or dead-lettered.
     pub fn unfinished(&self) -> Result<u64, ManagerError> {
         self.counts().map(|c| c.unfinished)
@@ -1064,5 +1179,29 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
 
     fn join_wait(&self, wait: Wait) -> Result<bool, ManagerError> {
         as_bool(checked(self.h.call(Call::BJoin { wait }))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_bounded() {
+        let b = ByteBroker::default();
+        for i in 0..MAX_WORKERS {
+            assert!(b.heartbeat(format!("w{i}"), Bin::default(), 60_000).is_ok());
+        }
+        match b.heartbeat("one too many".into(), Bin::default(), 60_000) {
+            Err(Fail::BadArg(m)) => assert!(m.contains("10000"), "{m}"),
+            r => panic!("{r:?}"),
+        }
+        // A known worker still beats; a huge expiry does not overflow.
+        assert!(b.heartbeat("w0".into(), Bin::default(), u64::MAX).is_ok());
+        b.heartbeat("w1".into(), Bin::default(), 0).unwrap();
+        match b.workers() {
+            Value::Workers(v) => assert_eq!(v.len(), MAX_WORKERS - 1),
+            v => panic!("{v:?}"),
+        }
     }
 }

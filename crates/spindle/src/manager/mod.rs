@@ -57,8 +57,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use broker::{
-    BrokerCounts, BrokerProxy, DEAD_LETTERS_KEPT, DEFAULT_MAX_DELIVERIES, DeadLetter, Delivery,
-    MAX_FETCH, MAX_RESULTS,
+    BrokerCounts, BrokerProxy, BrokerWorker, DEAD_LETTERS_KEPT, DEFAULT_MAX_DELIVERIES, DeadLetter,
+    Delivery, MAX_FETCH, MAX_RESULTS, MAX_WORKERS,
 };
 pub use error::ManagerError;
 pub use proto::{GET_MANY_BYTES, Stats};

@@ -1114,6 +1114,15 @@ impl Object {
             (Object::Broker(b), BDead { limit }) => Ok(b.dead(limit)),
             (Object::Broker(b), BCounts) => Ok(b.counts()),
             (Object::Broker(b), BJoin { wait }) => b.join(wait, cancel),
+            (
+                Object::Broker(b),
+                BHeartbeat {
+                    worker,
+                    record,
+                    expire_ms,
+                },
+            ) => b.heartbeat(worker, record, expire_ms),
+            (Object::Broker(b), BWorkers) => Ok(b.workers()),
 
             (Object::Remote(r), Invoke { method, args }) => {
                 r.invoke(&method, &args, || cancel.commit())

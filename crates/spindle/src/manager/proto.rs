@@ -350,6 +350,17 @@ pub(crate) enum Call {
         method: String,
         args: Bin,
     },
+    /// A worker's heartbeat: `record` (its status, opaque to the server)
+    /// is what `BWorkers` shows of `worker` until `expire_ms` pass without
+    /// another; `expire_ms` 0 removes it now (a worker that stopped).
+    /// `Unit`.
+    BHeartbeat {
+        worker: String,
+        record: Bin,
+        expire_ms: u64,
+    },
+    /// The workers whose heartbeat has not expired; `Workers`.
+    BWorkers,
 }
 
 impl Call {
@@ -411,6 +422,7 @@ pub(crate) enum Value {
     Deliveries(Vec<super::broker::WireDelivery>),
     Dead(Vec<super::broker::WireDead>),
     Broker(super::broker::BrokerCounts),
+    Workers(Vec<super::broker::WireWorker>),
 }
 
 /// The server's counters.

@@ -494,6 +494,8 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         refused,
         bulk: None,
         net: None,
+        #[cfg(feature = "tracing")]
+        trace: None,
     }
 }
 
@@ -526,6 +528,8 @@ fn job_of_net<T: process::Task, O: Send + 'static>(
             signature: T::SIGNATURE,
             wire_error,
         })),
+        #[cfg(feature = "tracing")]
+        trace: None,
     }
 }
 

@@ -231,6 +231,8 @@ impl Engine {
             return Err(Refused::ShutDown(task));
         }
         let (mut job, out) = into_job(task);
+        #[cfg(feature = "tracing")]
+        job.open_trace();
         st.submitted += 1;
         if let Some(m) = job.refused.take() {
             drop(st);
@@ -287,6 +289,8 @@ impl Engine {
             return Err(err);
         }
         for mut job in jobs {
+            #[cfg(feature = "tracing")]
+            job.open_trace();
             match job.refused.take() {
                 Some(m) => st.failed.push((job, Failure::Refused(m))),
                 None => st.pending.push_back(job),
@@ -514,6 +518,8 @@ impl Engine {
                     name: job.name,
                     bulk: sealed.len() as u64,
                     args,
+                    #[cfg(feature = "tracing")]
+                    trace: job.trace.as_ref().map(|t| t.1.as_str()),
                 };
                 let r = link::push_frame(&mut w.outbox, &msg);
                 if r.is_ok() {
@@ -524,6 +530,8 @@ impl Engine {
                 let msg = ToWorkerRef::Run {
                     name: job.name,
                     args: &job.args,
+                    #[cfg(feature = "tracing")]
+                    trace: job.trace.as_ref().map(|t| t.1.as_str()),
                 };
                 link::push_frame(&mut w.outbox, &msg)
             };
@@ -676,6 +684,10 @@ impl Engine {
             _ => &self.failed_jobs,
         };
         count.fetch_add(1, Relaxed);
+        #[cfg(feature = "tracing")]
+        if let Some(t) = &job.trace {
+            tracing::trace!(parent: &t.0, failure = ?failure, "result");
+        }
         job.sink.fail(failure);
     }
 

@@ -62,6 +62,10 @@ pub(crate) struct Job {
     /// Set for a network-form (MessagePack) job, `None` for postcard
     /// (boxed: a pool job stays small).
     pub(crate) net: Option<Box<NetJob>>,
+    /// Its submit's `spindle.task` span and W3C traceparent (feature
+    /// `tracing`), opened when the pool accepts it.
+    #[cfg(feature = "tracing")]
+    pub(crate) trace: Option<Box<(tracing::Span, String)>>,
 }
 
 /// What a network-form job carries beyond a pool job.
@@ -82,6 +86,17 @@ pub(crate) struct Bulk {
 }
 
 impl Job {
+    /// Opens its submit's span (once: a retry keeps it), whose context
+    /// travels to the worker.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn open_trace(&mut self) {
+        if self.trace.is_none() {
+            let (span, ctx) = crate::trace::submit_span("process", self.name);
+            tracing::trace!(parent: &span, calls = self.args.len(), "submitted");
+            self.trace = Some(Box::new((span, ctx.traceparent())));
+        }
+    }
+
     /// Total size of the encoded arguments.
     pub(crate) fn weight(&self) -> usize {
         self.args.iter().map(Vec::len).sum::<usize>()

@@ -262,6 +262,10 @@ fn slot_main(
                 engine.release(st);
                 engine.report_started(&started);
                 for (job, outs) in finished {
+                    #[cfg(feature = "tracing")]
+                    if let Some(t) = &job.trace {
+                        tracing::trace!(parent: &t.0, "result");
+                    }
                     job.sink.finish(outs);
                 }
             }

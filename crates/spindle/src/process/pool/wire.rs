@@ -27,6 +27,10 @@ pub(crate) enum ToWorker {
         name: String,
         #[serde(with = "bytes_seq")]
         args: Vec<Vec<u8>>,
+        /// The submit's W3C traceparent (feature `tracing`: parent and
+        /// worker are one binary, so both sides have the field or neither).
+        #[cfg(feature = "tracing")]
+        trace: Option<String>,
     },
     /// Exit now (the pool is closing and has nothing more for this worker).
     Stop,
@@ -36,6 +40,8 @@ pub(crate) enum ToWorker {
         name: String,
         bulk: u64,
         args: Vec<WireArg>,
+        #[cfg(feature = "tracing")]
+        trace: Option<String>,
     },
 }
 
@@ -61,12 +67,16 @@ pub(crate) enum ToWorkerRef<'a> {
         name: &'a str,
         #[serde(serialize_with = "bytes_seq::serialize")]
         args: &'a [Vec<u8>],
+        #[cfg(feature = "tracing")]
+        trace: Option<&'a str>,
     },
     Stop,
     RunBulk {
         name: &'a str,
         bulk: u64,
         args: Vec<WireArgRef<'a>>,
+        #[cfg(feature = "tracing")]
+        trace: Option<&'a str>,
     },
 }
 
@@ -267,6 +277,19 @@ fn pool_worker(
         let (ToWorker::Run { name, .. } | ToWorker::RunBulk { name, .. }) = &msg else {
             return;
         };
+        // The run's span, a child of the submit's (feature `tracing`).
+        #[cfg(feature = "tracing")]
+        let remote = {
+            let tp = match &msg {
+                ToWorker::Run { trace, .. } | ToWorker::RunBulk { trace, .. } => trace.as_deref(),
+                ToWorker::Stop => None,
+            };
+            crate::trace::RemoteSpan::new("process", name, &std::process::id().to_string(), tp)
+        };
+        #[cfg(feature = "tracing")]
+        let entered = remote.enter();
+        #[cfg(feature = "tracing")]
+        tracing::trace!("started");
         let entry = match cached {
             Some(e) if e.name() == name => Ok(e),
             _ => lookup(name),
@@ -321,6 +344,15 @@ fn pool_worker(
         };
         if lost {
             lost_bulk(&mut outs, &mut bulk);
+        }
+        #[cfg(feature = "tracing")]
+        {
+            let failed = outs
+                .iter()
+                .filter(|o| !matches!(o, ItemOutcome::Ok(_) | ItemOutcome::Bulk(..)))
+                .count();
+            tracing::trace!(calls = outs.len(), failed, "finished");
+            drop(entered);
         }
         // Answered before the next job starts: a worker that dies has run
         // exactly the jobs it answered, plus the one it was running.
