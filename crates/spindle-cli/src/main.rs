@@ -135,17 +135,25 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// What a running manager server is doing: connections, channels,
-    /// objects, handshakes; a table, or one JSON object per snapshot.
+    /// What a running manager server is doing (connections, channels,
+    /// objects, handshakes), or a program's stats socket (its pools and
+    /// queues); a table, or one JSON object per snapshot.
     ///
-    /// Exits 2 with one line on stderr when the server cannot be read.
+    /// Exits 2 with one line on stderr when the source cannot be read.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["manager", "socket"])))]
     Status {
         /// The manager's address: IP:PORT or a Unix socket path.
-        #[arg(long, value_parser = serve::parse_address)]
-        manager: spindle::ipc::Address,
+        #[arg(long, value_parser = serve::parse_address, requires = "authkey_file")]
+        manager: Option<spindle::ipc::Address>,
         /// The manager's key: all the bytes of this file.
-        #[arg(long)]
-        authkey_file: PathBuf,
+        #[arg(long, requires = "manager")]
+        authkey_file: Option<PathBuf>,
+        /// A stats socket (`spindle::stats::serve`, or the one
+        /// `spindle dashboard --socket` reads): its pools and queues.
+        /// `--json` prints each snapshot as the socket sent it, the schema
+        /// of the dashboard's /api/status.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
         /// One JSON object per snapshot, one per line.
         #[arg(long)]
         json: bool,
@@ -362,16 +370,25 @@ fn main() -> ExitCode {
         Command::Status {
             manager,
             authkey_file,
+            socket,
             json,
             watch,
             count,
-        } => status::status(status::StatusArgs {
-            manager,
-            authkey_file,
-            json,
-            watch,
-            count,
-        }),
+        } => match (manager, authkey_file, socket) {
+            (_, _, Some(path)) => status::status_socket(&path, json, watch, count),
+            (Some(manager), Some(authkey_file), None) => status::status(status::StatusArgs {
+                manager,
+                authkey_file,
+                json,
+                watch,
+                count,
+            }),
+            // clap requires a source, and --authkey-file with --manager.
+            _ => {
+                eprintln!("spindle status: --manager needs --authkey-file");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve {
             bind,
             authkey_file,

@@ -124,3 +124,125 @@ fn an_unreachable_or_refusing_server_exits_2_with_one_line() {
             .contains("/nonexistent/key")
     );
 }
+
+/// A fresh directory for a stats socket, removed on drop.
+struct SockDir(PathBuf);
+
+impl SockDir {
+    fn new(name: &str) -> SockDir {
+        let d =
+            std::env::temp_dir().join(format!("spindle-status-sock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        SockDir(d)
+    }
+}
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn status_socket_prints_the_programs_pools_and_queues() {
+    use spindle::futures::{Executor, ThreadPoolExecutor};
+    use spindle::queue::Queue;
+    use std::sync::Arc;
+
+    let dir = SockDir::new("ok");
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(1)
+            .build()
+            .unwrap(),
+    );
+    pool.submit(|| 1).unwrap().result().unwrap();
+    let q: Arc<Queue<u8>> = Arc::new(Queue::new());
+    q.put(1).unwrap();
+    let sources = spindle::stats::Sources::new()
+        .pool("work", {
+            let p = pool.clone();
+            move || p.stats()
+        })
+        .queue("jobs", {
+            let q = q.clone();
+            move || q.stats()
+        });
+    let server = spindle::stats::serve(dir.0.join("s.sock"), sources).unwrap();
+    let path = server.path().to_str().unwrap().to_string();
+
+    let out = status(&["--socket", &path, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let s: spindle::stats::Status = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(s.pid, std::process::id());
+    assert_eq!(s.pools["work"].tasks_completed, 1);
+    assert_eq!(s.queues["jobs"].qsize, 1);
+
+    let out = status(&["--socket", &path]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with(&format!("socket {path} (pid {}", std::process::id())),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["pool", "work"]), "{table}");
+    assert!(rows.contains(&vec!["tasks", "completed", "1"]), "{table}");
+    assert!(rows.contains(&vec!["queue", "jobs"]), "{table}");
+    assert!(rows.contains(&vec!["qsize", "1"]), "{table}");
+
+    let out = status(&[
+        "--socket", &path, "--json", "--watch", "20ms", "--count", "3",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn an_unserved_socket_exits_2_with_one_line() {
+    let dir = SockDir::new("bad");
+    let path = dir.0.join("nobody.sock");
+    let out = status(&["--socket", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("No such file"),
+        "{err}"
+    );
+
+    // Something that answers, but not with a snapshot.
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"hello\n").unwrap();
+    });
+    let out = status(&["--socket", path.to_str().unwrap()]);
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a snapshot"), "{err}");
+
+    // Two sources at once is a usage error.
+    let out = status(&[
+        "--socket",
+        "x",
+        "--manager",
+        "127.0.0.1:1",
+        "--authkey-file",
+        "k",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -18,7 +18,8 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("spindle-stats-sock-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("spindle-stats-sock-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Dir(d)
@@ -33,16 +34,26 @@ impl Drop for Dir {
 
 fn read(path: &std::path::Path) -> String {
     let mut s = String::new();
-    UnixStream::connect(path).unwrap().read_to_string(&mut s).unwrap();
+    UnixStream::connect(path)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     s
 }
 
 #[test]
 fn one_json_line_per_connection_that_serde_json_reads_back_exactly() {
     let dir = Dir::new("line");
-    let pool = Arc::new(ThreadPoolExecutor::builder().max_workers(2).build().unwrap());
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(2)
+            .build()
+            .unwrap(),
+    );
     pool.submit(|| 1).unwrap().result().unwrap();
-    pool.submit(fallible(|| Err::<u8, _>("no"))).unwrap().exception();
+    pool.submit(fallible(|| Err::<u8, _>("no")))
+        .unwrap()
+        .exception();
     let q: Arc<Queue<u32>> = Arc::new(Queue::new());
     q.put(1).unwrap();
     q.put(2).unwrap();
@@ -66,7 +77,10 @@ fn one_json_line_per_connection_that_serde_json_reads_back_exactly() {
     assert!(status.unix_ms >= status.started_unix_ms);
     assert_eq!(status.uptime_ms, status.unix_ms - status.started_unix_ms);
     let p = &status.pools["work \"quoted\"\nname"];
-    assert_eq!((p.tasks_submitted, p.tasks_completed, p.tasks_failed), (2, 1, 1));
+    assert_eq!(
+        (p.tasks_submitted, p.tasks_completed, p.tasks_failed),
+        (2, 1, 1)
+    );
     let qs = &status.queues["jobs"];
     assert_eq!((qs.qsize, qs.puts, qs.gets), (2, 2, 0));
     // Each connection gets its own snapshot.
@@ -111,7 +125,9 @@ fn peers_that_talk_or_do_not_read_hold_nobody_up() {
     let server = stats::serve(dir.0.join("s.sock"), Sources::new()).unwrap();
     // Sends a lot and never reads: its bytes are not read.
     let mut chatty = UnixStream::connect(server.path()).unwrap();
-    chatty.set_write_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    chatty
+        .set_write_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let _ = chatty.write_all(&vec![b'x'; 1 << 20]);
     // Holds a connection open without reading.
     let _silent = UnixStream::connect(server.path()).unwrap();

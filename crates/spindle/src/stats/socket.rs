@@ -85,8 +85,14 @@ pub struct Sources(Arc<Inner>);
 impl fmt::Debug for Sources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sources")
-            .field("pools", &self.0.pools.iter().map(|p| &p.0).collect::<Vec<_>>())
-            .field("queues", &self.0.queues.iter().map(|q| &q.0).collect::<Vec<_>>())
+            .field(
+                "pools",
+                &self.0.pools.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            )
+            .field(
+                "queues",
+                &self.0.queues.iter().map(|q| &q.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -150,7 +156,12 @@ impl Sources {
             unix_ms,
             uptime_ms: unix_ms.saturating_sub(started),
             pools: self.0.pools.iter().map(|(n, f)| (n.clone(), f())).collect(),
-            queues: self.0.queues.iter().map(|(n, f)| (n.clone(), f())).collect(),
+            queues: self
+                .0
+                .queues
+                .iter()
+                .map(|(n, f)| (n.clone(), f()))
+                .collect(),
         }
     }
 
@@ -290,10 +301,15 @@ impl Drop for StatsServer {
 /// ```
 pub fn serve(path: impl AsRef<Path>, sources: Sources) -> io::Result<StatsServer> {
     let path = path.as_ref().to_path_buf();
-    let named = |e: io::Error| io::Error::new(e.kind(), format!("stats socket {}: {e}", path.display()));
+    let named =
+        |e: io::Error| io::Error::new(e.kind(), format!("stats socket {}: {e}", path.display()));
     let listener = bind_private(&path).map_err(named)?;
     // The mode the kernel gave the file (0600 less the umask): check it.
-    let mode = std::fs::metadata(&path).map_err(named)?.permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&path)
+        .map_err(named)?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         let _ = std::fs::remove_file(&path);
         return Err(named(io::Error::new(
@@ -362,7 +378,8 @@ fn accept_loop(l: &UnixListener, sources: &Sources, stop: &AtomicBool, served: &
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        let line = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sources.snapshot_json()));
+        let line =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sources.snapshot_json()));
         let Ok(Ok(line)) = line else { continue };
         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         if s.write_all(line.as_bytes()).is_ok() {
