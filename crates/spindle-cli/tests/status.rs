@@ -246,3 +246,91 @@ fn an_unserved_socket_exits_2_with_one_line() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Starts `spindle dashboard ARGS`; returns the child and its URL (the
+/// first stdout line).
+fn dashboard(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .arg("dashboard")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .strip_prefix("dashboard on ")
+        .unwrap_or_else(|| panic!("first line {line:?}"))
+        .trim_end()
+        .to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{line:?}"
+    );
+    (child, url)
+}
+
+/// A GET over a raw TcpStream; the body.
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The keys of a JSON value, recursively, and the kind of each leaf.
+fn schema(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), schema(v))).collect()),
+        Value::Array(_) => "array".into(),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Bool(_) => "bool".into(),
+        // An optional number (a task time before any task): a number.
+        Value::Null => "number".into(),
+    }
+}
+
+#[test]
+fn status_json_has_the_schema_of_the_dashboards_api_status() {
+    let dir = SockDir::new("schema");
+    let sock = dir.0.join("demo.sock");
+    let (mut child, url) = dashboard(&["--demo", "--stats-socket", sock.to_str().unwrap()]);
+    let api: serde_json::Value = serde_json::from_str(&http_get(&url, "/api/status")).unwrap();
+    let out = status(&["--socket", sock.to_str().unwrap(), "--json"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema(&cli), schema(&api));
+    assert!(api["pools"]["demo"]["workers_alive"].is_number(), "{api}");
+    assert_eq!(cli["pid"], api["pid"]);
+}
+
+#[test]
+fn dashboard_refuses_a_public_bind_without_a_token() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["dashboard", "--demo", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("token"), "{err}");
+    assert!(out.stdout.is_empty());
+}
