@@ -216,7 +216,7 @@ async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
     else {
         return error(StatusCode::FORBIDDEN, "no Host header");
     };
-    if !app.cfg.hosts.iter().any(|h| *h == host) {
+    if !app.cfg.hosts.contains(&host) {
         return error(
             StatusCode::FORBIDDEN,
             "this Host is not the dashboard's address (DNS rebinding?)",

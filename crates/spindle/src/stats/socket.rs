@@ -198,7 +198,8 @@ fn process_start_unix_ms() -> Option<u64> {
         .max(1) as u64;
     let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
     let up_s: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    let since_start_ms = (up_s * 1000.0) as u64 - start_ticks * 1000 / ticks;
+    let since_start_ms =
+        ((up_s * 1000.0) as u64).saturating_sub(start_ticks.saturating_mul(1000) / ticks);
     Some(unix_ms_now().saturating_sub(since_start_ms))
 }
 
