@@ -187,21 +187,29 @@ fn http_get(addr: SocketAddr, path: &str) {
 }
 
 /// `Pool::map` of `n` tiny tasks, chunksize 1, while a thread polls the
-/// dashboard at `addr` every 100 ms; how many polls it made.
+/// dashboard at `addr` every 100 ms (from the start); how many polls it
+/// made. The poller stops as soon as the map is done (a channel, not a
+/// sleep, so its wait is not timed).
 #[inline(never)]
 fn map_polled(pool: &Pool, n: u64, addr: SocketAddr) -> u64 {
-    let stop = AtomicBool::new(false);
     let polls = AtomicU64::new(0);
+    let (stop, stopped) = mpsc::channel::<()>();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
+        let polls = &polls;
+        s.spawn(move || {
+            loop {
                 http_get(addr, "/api/status");
                 polls.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(TICK);
+                if !matches!(
+                    stopped.recv_timeout(TICK),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return;
+                }
             }
         });
         map_plain(pool, n);
-        stop.store(true, Ordering::Relaxed);
+        stop.send(()).ok();
     });
     polls.load(Ordering::Relaxed)
 }
