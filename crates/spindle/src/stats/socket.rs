@@ -70,7 +70,7 @@ struct Inner {
 /// use spindle::queue::Queue;
 /// use spindle::stats::Sources;
 ///
-/// let pool = Arc::new(ThreadPoolExecutor::new().unwrap());
+/// let pool = Arc::new(ThreadPoolExecutor::new());
 /// let q: Arc<Queue<u32>> = Arc::new(Queue::new());
 /// let sources = Sources::new()
 ///     .pool("work", { let p = pool.clone(); move || p.stats() })
