@@ -329,7 +329,9 @@ impl Builder {
                     });
                     let _ = stop_rx.await;
                 });
-                // Dropping the runtime drops every connection's task.
+                // Drops every connection's task; a stats socket read in
+                // progress (5 s timeout) is not waited for past 1 s.
+                rt.shutdown_timeout(Duration::from_secs(1));
             })?;
         ready_rx
             .recv()
