@@ -536,3 +536,31 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+#[test]
+fn a_stats_socket_source_is_served_and_a_dead_one_is_a_502() {
+    let (_p, q, sources) = pool_and_queue();
+    q.put(9).unwrap();
+    let dir = std::env::temp_dir().join(format!("spindle-dash-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = spindle::stats::serve(dir.join("s.sock"), sources).unwrap();
+    let d = Dashboard::builder().socket(server.path()).serve().unwrap();
+    let s: spindle::stats::Status =
+        serde_json::from_value(get(d.addr(), "/api/status").json()).unwrap();
+    assert_eq!(s.pid, std::process::id());
+    assert_eq!(s.queues["jobs"].qsize, 1);
+    assert!(
+        get(d.addr(), "/metrics")
+            .body
+            .contains("spindle_queue_size{queue=\"jobs\"} 1")
+    );
+    server.close();
+    let r = get(d.addr(), "/api/status");
+    assert_eq!(r.code, 502, "{r:?}");
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("s.sock"),
+        "{r:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
