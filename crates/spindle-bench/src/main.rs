@@ -197,7 +197,7 @@ const SUITES: &[Suite] = &[
     },
     Suite {
         name: "observe",
-        about: "what watching the work costs: imap_unordered of tiny tasks with an indicatif bar and without",
+        about: "what watching the work costs: a progress bar on imap_unordered, a dashboard polling a pool, the dashboard API's latency under 50 SSE clients",
         run: observe::run,
         cases: &["progress_overhead"],
     },

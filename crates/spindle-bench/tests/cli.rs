@@ -277,3 +277,45 @@ fn observe_progress_overhead_measures_the_pool_with_a_bar_and_without() {
         "{stderr}"
     );
 }
+
+#[test]
+fn observe_dashboard_cases_measure_polled_and_unpolled() {
+    let out = bench(&[
+        "observe",
+        "--quick",
+        "--json",
+        "--case",
+        "stats_overhead",
+        "--case",
+        "dashboard_api_latency",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let figures: Vec<(String, String, bool)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["value"].as_f64().unwrap() > 0.0, "{l}");
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (
+                s("case"),
+                s("impl"),
+                v["higher_is_better"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let f = |case: &str, imp: &str, higher: bool| (case.to_owned(), imp.to_owned(), higher);
+    // `spindle` polls the dashboard (each sample asserts it did) or has 50
+    // SSE clients on it; `none` does not.
+    assert_eq!(
+        figures,
+        [
+            f("stats_overhead", "spindle", true),
+            f("stats_overhead", "none", true),
+            f("dashboard_api_latency", "spindle", false),
+            f("dashboard_api_latency", "none", false),
+        ],
+        "{stderr}"
+    );
+}

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod dashboard;
 mod echo;
 mod progress;
 mod serve;
@@ -138,10 +139,11 @@ enum Command {
     /// What a running manager server is doing (connections, channels,
     /// objects, handshakes), or a cluster (--broker: its workers with their
     /// heartbeats, each queue's depth, tasks in flight, dead letters,
-    /// rates); a table, or one JSON object per snapshot.
+    /// rates), or a program's stats socket (--socket: its pools and
+    /// queues); a table, or one JSON object per snapshot.
     ///
     /// Exits 2 with one line on stderr when the source cannot be read.
-    #[command(group(clap::ArgGroup::new("source").required(true).args(["manager", "broker"])))]
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["manager", "broker", "socket"])))]
     Status {
         /// The manager's address: IP:PORT or a Unix socket path.
         #[arg(long, value_parser = serve::parse_address)]
@@ -159,6 +161,12 @@ enum Command {
         /// The manager's key: all the bytes of this file (not for Redis).
         #[arg(long)]
         authkey_file: Option<PathBuf>,
+        /// A stats socket (`spindle::stats::serve`, or the one
+        /// `spindle dashboard --socket` reads): its pools and queues.
+        /// `--json` prints each snapshot as the socket sent it, the schema
+        /// of the dashboard's /api/status.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
         /// One JSON object per snapshot, one per line.
         #[arg(long)]
         json: bool,
@@ -168,6 +176,47 @@ enum Command {
         /// With --watch: stop after this many snapshots.
         #[arg(long, requires = "watch")]
         count: Option<u64>,
+    },
+    /// A live web dashboard: workers, queue depths, throughput, latency,
+    /// failures and a task timeline, with a JSON API (/api/status,
+    /// /api/workers, /api/queues, /api/tasks, /api/dead, /api/events) and
+    /// Prometheus /metrics.
+    ///
+    /// The first stdout line is exactly `dashboard on http://HOST:PORT/`.
+    /// Serves until SIGTERM or SIGINT. Loopback only unless --token is
+    /// given; read-only unless --allow-actions. Exit 2: a usage error;
+    /// exit 1: a runtime error (an address in use).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "socket"])))]
+    Dashboard {
+        /// IP:PORT to listen on (port 0: any free port). A non-loopback
+        /// address needs --token.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: std::net::SocketAddr,
+        /// Every request must carry it (`Authorization: Bearer T` or
+        /// `?token=T`): letters, digits, `-._~`. Visible to other users in
+        /// the process list: prefer a loopback bind on shared hosts.
+        #[arg(long)]
+        token: Option<String>,
+        /// Accept actions (retry or purge dead letters): POST with the
+        /// token and a matching Origin only. Needs --token.
+        #[arg(long)]
+        allow_actions: bool,
+        /// Also accept this Host header (a name this dashboard is reached
+        /// by; by default the bound address and localhost only).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// Serve the dashboard of a demo process pool running a steady
+        /// stream of small tasks (some slow, some failing).
+        #[arg(long)]
+        demo: bool,
+        /// Serve the dashboard of another program's stats socket
+        /// (`spindle::stats::serve`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// With --demo: also serve its stats on a socket here (mode 0600)
+        /// for `spindle status --socket`.
+        #[arg(long, value_name = "PATH", requires = "demo")]
+        stats_socket: Option<PathBuf>,
     },
     /// Write deterministic Apache combined-log gzip files (`YYYYMMDD.log.gz`)
     /// for `spindle robots`.
@@ -380,15 +429,36 @@ fn main() -> ExitCode {
             broker,
             queues,
             authkey_file,
+            socket,
             json,
             watch,
             count,
-        } => status::status(status::StatusArgs {
-            source: status::Source::new(manager, broker, queues),
-            authkey_file,
-            json,
-            watch,
-            count,
+        } => match socket {
+            Some(path) => status::status_socket(&path, json, watch, count),
+            None => status::status(status::StatusArgs {
+                source: status::Source::new(manager, broker, queues),
+                authkey_file,
+                json,
+                watch,
+                count,
+            }),
+        },
+        Command::Dashboard {
+            bind,
+            token,
+            allow_actions,
+            allow_hosts,
+            demo,
+            socket,
+            stats_socket,
+        } => dashboard::dashboard(dashboard::DashboardArgs {
+            bind,
+            token,
+            allow_actions,
+            allow_hosts,
+            demo,
+            socket,
+            stats_socket,
         }),
         Command::Serve {
             bind,

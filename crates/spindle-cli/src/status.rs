@@ -1,15 +1,18 @@
 //! `spindle status`: what a running manager server is doing — its
 //! connections, channels, objects and handshakes — or a cluster
 //! (`--broker`: `spindle_cluster::ClusterStatus`, its workers with their
-//! heartbeats and its queues), as a table or as JSON, once or every
-//! `--watch` interval.
+//! heartbeats and its queues), or, with `--socket`, what a program's stats
+//! socket (`spindle::stats::serve`) reports — its pools and queues — as a
+//! table or as JSON, once or every `--watch` interval.
 //!
 //! Exit codes: 0 after the snapshots; 2 when the source cannot be read
 //! (a missing key file, a server that does not answer or refuses the key,
-//! a broker that cannot be reached or has no such queue), with one line on
-//! stderr saying why.
+//! a broker that cannot be reached or has no such queue, a socket nobody
+//! serves), with one line on stderr saying why.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +46,7 @@ impl Source {
         }
     }
 }
+use spindle::stats::Status;
 
 /// What to watch, from the command line.
 #[derive(Debug)]
@@ -300,6 +304,121 @@ fn table(address: &Address, s: &Stats) -> String {
     let mut out = format!("manager {address}\n");
     for (name, v) in rows {
         out.push_str(&format!("  {name:<20} {v}\n"));
+    }
+    out
+}
+
+/// The most a stats socket may send for one snapshot.
+const SOCKET_LIMIT: u64 = 16 << 20;
+
+/// How long to wait for a stats socket's snapshot.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One snapshot from the stats socket at `path`.
+pub(crate) fn read_socket(path: &Path) -> Result<Status, String> {
+    let why = |e: std::io::Error| format!("stats socket {}: {e}", path.display());
+    let s = UnixStream::connect(path).map_err(why)?;
+    s.set_read_timeout(Some(SOCKET_TIMEOUT)).map_err(why)?;
+    let mut line = String::new();
+    s.take(SOCKET_LIMIT + 1)
+        .read_to_string(&mut line)
+        .map_err(why)?;
+    if line.len() as u64 > SOCKET_LIMIT {
+        return Err(format!(
+            "stats socket {}: a snapshot over {} MiB",
+            path.display(),
+            SOCKET_LIMIT >> 20
+        ));
+    }
+    if line.is_empty() {
+        return Err(format!(
+            "stats socket {}: closed without a snapshot",
+            path.display()
+        ));
+    }
+    serde_json::from_str(&line)
+        .map_err(|e| format!("stats socket {}: not a snapshot: {e}", path.display()))
+}
+
+/// `spindle status --socket PATH`: `--json` prints each [`Status`] as
+/// the socket sent it (the schema of the dashboard's `/api/status`).
+pub(crate) fn status_socket(
+    path: &Path,
+    json: bool,
+    watch: Option<Duration>,
+    count: Option<u64>,
+) -> ExitCode {
+    let mut shown = 0u64;
+    loop {
+        let status = match read_socket(path) {
+            Ok(s) => s,
+            Err(why) => return fail(why),
+        };
+        if json {
+            match serde_json::to_string(&status) {
+                Ok(line) => println!("{line}"),
+                Err(e) => return fail(format!("stats socket {}: {e}", path.display())),
+            }
+        } else {
+            if shown > 0 {
+                println!();
+            }
+            print!("{}", socket_table(path, &status));
+        }
+        shown += 1;
+        match watch {
+            Some(d) if count.is_none_or(|n| shown < n) => std::thread::sleep(d),
+            _ => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn opt_ns(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "-".to_string(),
+        |ns| format!("{:.3} ms", ns as f64 / 1e6),
+    )
+}
+
+fn socket_table(path: &Path, s: &Status) -> String {
+    let mut out = format!(
+        "socket {} (pid {}, up {:.1} s)\n",
+        path.display(),
+        s.pid,
+        s.uptime_ms as f64 / 1000.0
+    );
+    for (name, p) in &s.pools {
+        out.push_str(&format!("pool {name}\n"));
+        let rows: [(&str, String); 14] = [
+            ("workers alive", p.workers_alive.to_string()),
+            ("workers busy", p.workers_busy.to_string()),
+            ("tasks submitted", p.tasks_submitted.to_string()),
+            ("tasks pending", p.tasks_pending.to_string()),
+            ("tasks running", p.tasks_running.to_string()),
+            ("tasks completed", p.tasks_completed.to_string()),
+            ("tasks failed", p.tasks_failed.to_string()),
+            ("tasks panicked", p.tasks_panicked.to_string()),
+            ("tasks cancelled", p.tasks_cancelled.to_string()),
+            ("workers lost", p.workers_lost.to_string()),
+            ("tasks retried", p.tasks_retried.to_string()),
+            ("task time mean", opt_ns(p.task_time_mean_ns)),
+            ("task time p50", opt_ns(p.task_time_p50_ns)),
+            ("task time p99", opt_ns(p.task_time_p99_ns)),
+        ];
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<20} {v}\n"));
+        }
+    }
+    for (name, q) in &s.queues {
+        out.push_str(&format!("queue {name}\n"));
+        for (k, v) in [
+            ("qsize", q.qsize),
+            ("unfinished", q.unfinished),
+            ("puts", q.puts),
+            ("gets", q.gets),
+        ] {
+            out.push_str(&format!("  {k:<20} {v}\n"));
+        }
     }
     out
 }

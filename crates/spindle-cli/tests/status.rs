@@ -371,3 +371,212 @@ mod broker {
         }
     }
 }
+/// A fresh directory for a stats socket, removed on drop.
+struct SockDir(PathBuf);
+
+impl SockDir {
+    fn new(name: &str) -> SockDir {
+        let d =
+            std::env::temp_dir().join(format!("spindle-status-sock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        SockDir(d)
+    }
+}
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn status_socket_prints_the_programs_pools_and_queues() {
+    use spindle::futures::{Executor, ThreadPoolExecutor};
+    use spindle::queue::Queue;
+    use std::sync::Arc;
+
+    let dir = SockDir::new("ok");
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(1)
+            .build()
+            .unwrap(),
+    );
+    pool.submit(|| 1).unwrap().result().unwrap();
+    let q: Arc<Queue<u8>> = Arc::new(Queue::new());
+    q.put(1).unwrap();
+    let sources = spindle::stats::Sources::new()
+        .pool("work", {
+            let p = pool.clone();
+            move || p.stats()
+        })
+        .queue("jobs", {
+            let q = q.clone();
+            move || q.stats()
+        });
+    let server = spindle::stats::serve(dir.0.join("s.sock"), sources).unwrap();
+    let path = server.path().to_str().unwrap().to_string();
+
+    let out = status(&["--socket", &path, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let s: spindle::stats::Status = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(s.pid, std::process::id());
+    assert_eq!(s.pools["work"].tasks_completed, 1);
+    assert_eq!(s.queues["jobs"].qsize, 1);
+
+    let out = status(&["--socket", &path]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with(&format!("socket {path} (pid {}", std::process::id())),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["pool", "work"]), "{table}");
+    assert!(rows.contains(&vec!["tasks", "completed", "1"]), "{table}");
+    assert!(rows.contains(&vec!["queue", "jobs"]), "{table}");
+    assert!(rows.contains(&vec!["qsize", "1"]), "{table}");
+
+    let out = status(&[
+        "--socket", &path, "--json", "--watch", "20ms", "--count", "3",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn an_unserved_socket_exits_2_with_one_line() {
+    let dir = SockDir::new("bad");
+    let path = dir.0.join("nobody.sock");
+    let out = status(&["--socket", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("No such file"),
+        "{err}"
+    );
+
+    // Something that answers, but not with a snapshot.
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let t = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"hello\n").unwrap();
+    });
+    let out = status(&["--socket", path.to_str().unwrap()]);
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a snapshot"), "{err}");
+
+    // Two sources at once is a usage error.
+    let out = status(&[
+        "--socket",
+        "x",
+        "--manager",
+        "127.0.0.1:1",
+        "--authkey-file",
+        "k",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Starts `spindle dashboard ARGS`; returns the child and its URL (the
+/// first stdout line).
+fn dashboard(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .arg("dashboard")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .strip_prefix("dashboard on ")
+        .unwrap_or_else(|| panic!("first line {line:?}"))
+        .trim_end()
+        .to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{line:?}"
+    );
+    (child, url)
+}
+
+/// A GET over a raw TcpStream; the body.
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The keys of a JSON value, recursively, and the kind of each leaf.
+fn schema(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), schema(v))).collect()),
+        Value::Array(_) => "array".into(),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Bool(_) => "bool".into(),
+        // An optional number (a task time before any task): a number.
+        Value::Null => "number".into(),
+    }
+}
+
+#[test]
+fn status_json_has_the_schema_of_the_dashboards_api_status() {
+    let dir = SockDir::new("schema");
+    let sock = dir.0.join("demo.sock");
+    let (mut child, url) = dashboard(&["--demo", "--stats-socket", sock.to_str().unwrap()]);
+    let api: serde_json::Value = serde_json::from_str(&http_get(&url, "/api/status")).unwrap();
+    let out = status(&["--socket", sock.to_str().unwrap(), "--json"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema(&cli), schema(&api));
+    assert!(api["pools"]["demo"]["workers_alive"].is_number(), "{api}");
+    assert_eq!(cli["pid"], api["pid"]);
+}
+
+#[test]
+fn dashboard_refuses_a_public_bind_without_a_token() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["dashboard", "--demo", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("token"), "{err}");
+    assert!(out.stdout.is_empty());
+}

@@ -9,7 +9,15 @@
 //! them. Each field is read on its own, so a snapshot taken while tasks run
 //! may mix instants (a task counted as completed and, read a moment
 //! earlier, as running); one taken while nothing moves is exact.
+//!
+//! [`serve`] answers a Unix socket with a [`Status`] of named [`Sources`]
+//! (`spindle status --socket PATH` reads it).
 #![forbid(unsafe_code)]
+
+mod json;
+mod socket;
+
+pub use socket::{BACKLOG, Sources, StatsServer, Status, WRITE_TIMEOUT, serve, status_json};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
