@@ -16,7 +16,7 @@ use spindle_conformance::executor::tasks::run_work;
 
 mod common;
 
-use common::{Backend, LONG, LocalCluster, Workers, doomed_worker, job_of, wait_running};
+use common::{Backend, BrokerAt, LONG, LocalCluster, Workers, job_of, wait_running, worker_child};
 
 const KEY: &[u8] = b"cluster-tests-key-0123456789abcdef";
 
@@ -27,6 +27,15 @@ fn server() -> Server {
         .authkey(KEY)
         .spawn()
         .unwrap()
+}
+
+/// How a worker process reaches the broker on `s`.
+fn at(s: &Server) -> BrokerAt {
+    BrokerAt::Embedded {
+        address: s.address().to_string(),
+        key: KEY.to_vec(),
+        name: "tasks".into(),
+    }
 }
 
 fn broker(s: &Server) -> EmbeddedBroker {
@@ -137,7 +146,7 @@ fn a_killed_workers_task_goes_to_another_worker() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&at(&s), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);
@@ -163,7 +172,7 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&at(&s), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);

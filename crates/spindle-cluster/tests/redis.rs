@@ -21,7 +21,7 @@ use spindle_conformance::executor::tasks::run_work;
 
 mod common;
 
-use common::{Backend, LONG, LocalCluster, Workers, doomed_worker, job_of, wait_running};
+use common::{Backend, BrokerAt, LONG, LocalCluster, Workers, job_of, wait_running, worker_child};
 
 const QUEUE: &str = "tasks";
 
@@ -119,6 +119,14 @@ impl RedisServer {
             }
             assert!(since.elapsed() < LONG, "redis-server never answered PING");
             thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How a worker process reaches this server's queue.
+    fn at(&self) -> BrokerAt {
+        BrokerAt::Redis {
+            url: self.url(),
+            queue: QUEUE.into(),
         }
     }
 
@@ -402,7 +410,7 @@ fn a_killed_workers_task_goes_to_another_worker() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&s.at(), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);
@@ -429,7 +437,7 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&s.at(), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spindle::futures::{Executor, Future, MapFn, SubmitError, Task};
-use spindle::process::{CallJob, Process, RemoteExecutor, StartMethod, WireFormat};
+use spindle::process::{CallJob, Process, RemoteExecutor, WireFormat};
 use spindle_cluster::{Broker, ClusterExecutor, TaskOptions, Worker, WorkerStats};
 use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
 
@@ -155,19 +155,80 @@ pub(crate) fn job_of(name: &str, signature: u64, args: Vec<u8>) -> Vec<u8> {
     .unwrap()
 }
 
-/// A worker in a child process (fork: it adopts its own connection and
-/// references), to be killed while it runs a task.
-pub(crate) fn doomed_worker<B: Broker + Clone + Send + 'static>(
-    b: &B,
-    options: TaskOptions,
-) -> Process {
-    let b = b.clone();
+/// Where a worker process finds its broker: what it needs to connect on
+/// its own (a process started by spawn or the fork server holds nothing of
+/// its parent's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum BrokerAt {
+    /// A manager server's broker: its address, key and registered name.
+    Embedded {
+        address: String,
+        key: Vec<u8>,
+        name: String,
+    },
+    /// A Redis server's queue.
+    Redis { url: String, queue: String },
+}
+
+impl BrokerAt {
+    /// A new connection to it (retried for `LONG`: a Redis server may be
+    /// restarting).
+    pub(crate) fn connect(&self) -> Arc<dyn Broker> {
+        let since = Instant::now();
+        loop {
+            let got: Result<Arc<dyn Broker>, spindle_cluster::BrokerError> = match self {
+                BrokerAt::Embedded { address, key, name } => {
+                    let address: spindle::ipc::Address = address.parse().unwrap();
+                    spindle_cluster::EmbeddedBroker::connect(address, key, name)
+                        .map(|b| Arc::new(b) as Arc<dyn Broker>)
+                }
+                #[cfg(feature = "redis")]
+                BrokerAt::Redis { url, queue } => spindle_cluster::RedisBroker::connect(url, queue)
+                    .map(|b| Arc::new(b) as Arc<dyn Broker>),
+                #[cfg(not(feature = "redis"))]
+                BrokerAt::Redis { .. } => panic!("built without the redis feature"),
+            };
+            match got {
+                Ok(b) => return b,
+                Err(e) => assert!(since.elapsed() < LONG, "cannot reach the broker: {e}"),
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A cluster worker process: `concurrency` threads on the broker at `at`
+/// with a lease of `lease_ms`, until killed.
+#[spindle::task]
+pub(crate) fn worker_process(at: BrokerAt, concurrency: usize, lease_ms: u64) {
+    let b = at.connect();
+    let options = TaskOptions {
+        lease: Duration::from_millis(lease_ms),
+        ..TaskOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    Worker::new(&*b)
+        .concurrency(concurrency)
+        .options(options)
+        .run(&stop)
+        .unwrap();
+}
+
+/// A worker in a child process, to be killed while it runs a task.
+///
+/// Started by the default start method (the fork server), never by a
+/// `fork` of this test process: a test binary runs many threads, and a
+/// fork copies whatever locks they hold at that instant into the child,
+/// where no thread will ever release them. parking_lot's global table of
+/// parked threads is such a lock: a forked worker's first new thread
+/// (`ThreadData::new` grows the table under every bucket's lock) then
+/// hangs forever, and the worker never fetches its task (this test's
+/// "the task never started" flake, a few runs in a hundred under load).
+pub(crate) fn worker_child(at: &BrokerAt, concurrency: usize, options: TaskOptions) -> Process {
+    let lease_ms = u64::try_from(options.lease.as_millis()).unwrap();
     Process::builder()
-        .closure(move || {
-            let stop = AtomicBool::new(false);
-            Worker::new(&b).options(options).run(&stop).unwrap();
-        })
-        .start_method(StartMethod::Fork)
+        .task(worker_process::call(at.clone(), concurrency, lease_ms))
+        .daemon(true)
         .start()
         .unwrap()
 }
