@@ -15,6 +15,9 @@ use spindle::process::{CallJob, Process, RemoteExecutor, WireFormat};
 use spindle_cluster::{Broker, ClusterExecutor, TaskOptions, Worker, WorkerStats};
 use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
 
+#[cfg(feature = "redis")]
+pub(crate) mod redis_server;
+
 pub(crate) const LONG: Duration = Duration::from_secs(60);
 
 /// Worker threads of this process on `broker`, until dropped.
@@ -239,5 +242,78 @@ pub(crate) fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
     while !f.running() {
         assert!(since.elapsed() < LONG, "the task never started");
         thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A TCP relay to `target` for one test: it passes bytes both ways, except
+/// that once a client sends a chunk holding `needle`, the server's next
+/// reply on that connection is thrown away and the connection cut (a
+/// reply lost in the network, once per relay).
+pub(crate) struct CuttingRelay {
+    pub(crate) addr: std::net::SocketAddr,
+    /// Whether the cut happened.
+    pub(crate) cut: Arc<AtomicBool>,
+}
+
+impl CuttingRelay {
+    pub(crate) fn start(target: std::net::SocketAddr, needles: &'static [&'static [u8]]) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut2 = cut.clone();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let armed = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (a1, done1) = (armed.clone(), cut2.clone());
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        if !done1.load(Ordering::SeqCst)
+                            && needles
+                                .iter()
+                                .any(|nd| chunk.windows(nd.len()).any(|w| w == *nd))
+                        {
+                            a1.store(true, Ordering::SeqCst);
+                        }
+                        if s_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let done2 = cut2.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if armed.load(Ordering::SeqCst) && !done2.swap(true, Ordering::SeqCst) {
+                            // The reply to the marked command: lost.
+                            break;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(Shutdown::Both);
+                    let _ = s_in.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        CuttingRelay { addr, cut }
     }
 }
