@@ -13,7 +13,8 @@
 //!   `wait`, `shutdown` as on the local pools.
 //! - [`worker_main`]: a worker process from your own binary (`fn main() {
 //!   spindle_cluster::worker_main() }` or a subcommand of it): `--broker
-//!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N]`, `--list`;
+//!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N] [--mode
+//!   threads|processes]`, `--list`;
 //!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
 //!   tasks.
 //! - [`Worker`]: fetches tasks, runs them with `process::invoke` (tasks of
@@ -44,4 +45,4 @@ pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, parse_worker_args, run as run_worker, worker_main,
 };
-pub use worker::{Worker, WorkerStats};
+pub use worker::{Worker, WorkerMode, WorkerStats};

@@ -12,11 +12,11 @@ use spindle::ipc::Address;
 
 use crate::broker::{Broker, EmbeddedBroker};
 use crate::executor::TaskOptions;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerMode};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
-[--concurrency N] [--lease SECONDS] | worker --broker redis://HOST:PORT (or unix:///PATH) \
+[--concurrency N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or unix:///PATH) \
 [--queue NAME] ... | worker --list";
 
 /// A worker's settings, from its command line.
@@ -34,6 +34,9 @@ pub struct WorkerArgs {
     /// The lease on each task (default 30 s); the clients' `TaskOptions`
     /// should say the same.
     pub lease: Duration,
+    /// Where the tasks run: `threads` (default) or `processes` (a local
+    /// process pool: a task that crashes its process is retried).
+    pub mode: WorkerMode,
 }
 
 /// What the command line asks for.
@@ -56,6 +59,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
     let mut queue = "tasks".to_string();
     let mut concurrency = std::thread::available_parallelism().map_or(1, usize::from);
     let mut lease = TaskOptions::default().lease;
+    let mut mode = WorkerMode::Threads;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -82,6 +86,14 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
                     _ => return Err(format!("--lease {v:?}: 0.1 to 86400 seconds")),
                 };
             }
+            "--mode" => {
+                let v = value("--mode")?;
+                mode = match v.as_str() {
+                    "threads" => WorkerMode::Threads,
+                    "processes" => WorkerMode::Processes,
+                    _ => return Err(format!("--mode {v:?}: threads or processes")),
+                };
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -95,6 +107,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
         queue,
         concurrency,
         lease,
+        mode,
     }))
 }
 
@@ -192,16 +205,21 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
     };
     let worker = Worker::new(&*broker)
         .concurrency(args.concurrency)
-        .options(options);
+        .options(options)
+        .mode(args.mode);
+    let on = match args.mode {
+        WorkerMode::Threads => "threads",
+        WorkerMode::Processes => "processes",
+    };
     eprintln!(
-        "worker: serving {} on {} with {} threads",
+        "worker: serving {} on {} with {} {on}",
         args.queue, args.broker, args.concurrency
     );
     match worker.run(&stop) {
         Ok(s) => {
             eprintln!(
-                "worker: stopped: {} done, {} stale, {} dead-lettered",
-                s.done, s.stale, s.dead_lettered
+                "worker: stopped: {} done, {} stale, {} dead-lettered, {} crashed",
+                s.done, s.stale, s.dead_lettered, s.crashed
             );
             ExitCode::SUCCESS
         }
@@ -248,7 +266,8 @@ mod tests {
     fn the_command_line() {
         assert_eq!(parse_worker_args(&args("--list")), Ok(WorkerCommand::List));
         let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
-            "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2",
+            "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2 \
+             --mode processes",
         )) else {
             panic!("not parsed");
         };
@@ -256,6 +275,7 @@ mod tests {
             (a.broker.as_str(), a.queue.as_str(), a.concurrency, a.lease),
             ("127.0.0.1:5", "q", 3, Duration::from_secs(2))
         );
+        assert_eq!(a.mode, WorkerMode::Processes);
         for (bad, says) in [
             ("--authkey-file k", "--broker"),
             ("--broker x", "--authkey-file"),
@@ -267,6 +287,7 @@ mod tests {
             ("--broker x --authkey-file k --lease -1", "--lease"),
             ("--broker", "needs a value"),
             ("--bogus", "unknown argument"),
+            ("--broker redis://h:1 --mode fibers", "--mode"),
         ] {
             let e = parse_worker_args(&args(bad)).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

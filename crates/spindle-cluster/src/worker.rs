@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use spindle::process::TaskFault;
+use spindle::futures::{Executor, FutureError};
+use spindle::process::{EncodedCall, ProcessPoolExecutor, TaskFault};
 
 use crate::broker::{Broker, BrokerError, Fetched};
 use crate::executor::TaskOptions;
@@ -25,6 +26,11 @@ pub struct WorkerStats {
     /// Entries given up at once: not a job, an unknown task, a task of
     /// another signature, arguments that do not decode.
     pub dead_lettered: u64,
+    /// Jobs whose task process died ([`WorkerMode::Processes`]: a crash,
+    /// an abort, a SIGKILL): left unacknowledged, so the broker delivers
+    /// them again once their lease runs out (or gives them up past
+    /// `max_deliveries`, and their callers get `WorkerLost`).
+    pub crashed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +38,30 @@ struct Counters {
     done: AtomicU64,
     stale: AtomicU64,
     dead: AtomicU64,
+    crashed: AtomicU64,
+}
+
+/// Where a worker runs its tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// On its own threads (`concurrency` of them): a task that crashes
+    /// the process (abort, segfault) takes the worker down with it.
+    #[default]
+    Threads,
+    /// On a local `ProcessPoolExecutor` of `concurrency` processes (the
+    /// same binary, so the same tasks): a task that crashes its process
+    /// is `WorkerLost` on the local pool, which starts a new process; the
+    /// worker lives on and leaves the entry unacknowledged, so it is
+    /// delivered again once its lease runs out — retried, up to its
+    /// `max_deliveries`, then given up and `WorkerLost` for its caller.
+    Processes,
+}
+
+/// Runs one encoded call in a process of the worker's local pool (the
+/// registry of tasks is the same binary's).
+#[spindle::task]
+fn run_encoded(call: EncodedCall) -> Result<ByteBuf, TaskFault> {
+    call.invoke().map(ByteBuf::from)
 }
 
 /// A cluster worker: `concurrency` threads, each taking one task at a time
@@ -49,6 +79,7 @@ pub struct Worker {
     broker: Arc<dyn Broker>,
     concurrency: usize,
     options: TaskOptions,
+    mode: WorkerMode,
 }
 
 impl fmt::Debug for Worker {
@@ -67,7 +98,14 @@ impl Worker {
             broker: broker.consumer(),
             concurrency: 1,
             options: TaskOptions::default(),
+            mode: WorkerMode::Threads,
         }
+    }
+
+    /// Where the tasks run (default [`WorkerMode::Threads`]).
+    pub fn mode(mut self, mode: WorkerMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// How many tasks it runs at once (threads; default 1).
@@ -88,15 +126,30 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// None today: a broker that cannot be reached is tried again every
-    /// second.
+    /// In [`WorkerMode::Processes`], [`BrokerError::Refused`] naming the
+    /// cause if the local process pool cannot start. A broker that cannot
+    /// be reached is not an error: it is tried again every second.
     pub fn run(&self, stop: &AtomicBool) -> Result<WorkerStats, BrokerError> {
+        let pool = match self.mode {
+            WorkerMode::Threads => None,
+            WorkerMode::Processes => Some(
+                ProcessPoolExecutor::builder()
+                    .max_workers(self.concurrency)
+                    .build()
+                    .map_err(|e| {
+                        BrokerError::Refused(format!(
+                            "processes mode: the local process pool did not start: {e}"
+                        ))
+                    })?,
+            ),
+        };
+        let pool = pool.as_ref();
         let held: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let counters = Counters::default();
         let lease = self.options.lease;
         thread::scope(|s| {
             for _ in 0..self.concurrency {
-                s.spawn(|| self.serve(stop, &held, &counters));
+                s.spawn(|| self.serve(stop, &held, &counters, pool));
             }
             // Heartbeat: extend the running tasks' leases.
             s.spawn(|| {
@@ -124,10 +177,17 @@ impl Worker {
             done: counters.done.load(Ordering::Relaxed),
             stale: counters.stale.load(Ordering::Relaxed),
             dead_lettered: counters.dead.load(Ordering::Relaxed),
+            crashed: counters.crashed.load(Ordering::Relaxed),
         })
     }
 
-    fn serve(&self, stop: &AtomicBool, held: &Mutex<HashSet<u64>>, counters: &Counters) {
+    fn serve(
+        &self,
+        stop: &AtomicBool,
+        held: &Mutex<HashSet<u64>>,
+        counters: &Counters,
+        pool: Option<&ProcessPoolExecutor>,
+    ) {
         while !stop.load(Ordering::SeqCst) {
             let got = match self
                 .broker
@@ -143,7 +203,7 @@ impl Worker {
                 if let Ok(mut h) = held.lock() {
                     h.insert(f.id);
                 }
-                self.run_one(&f, counters);
+                self.run_one(&f, counters, pool);
                 if let Ok(mut h) = held.lock() {
                     h.remove(&f.id);
                 }
@@ -151,7 +211,7 @@ impl Worker {
         }
     }
 
-    fn run_one(&self, f: &Fetched, counters: &Counters) {
+    fn run_one(&self, f: &Fetched, counters: &Counters, pool: Option<&ProcessPoolExecutor>) {
         let ttl = self.options.result_ttl;
         let entry: JobEntry = match wire::decode(&f.bytes) {
             Ok(e) => e,
@@ -171,7 +231,23 @@ impl Worker {
         let mut outcomes = Vec::with_capacity(entry.calls.len());
         let mut cannot_run = None;
         for call in &entry.calls {
-            let out = call.invoke();
+            let out = match pool {
+                None => call.invoke(),
+                Some(pool) => match pool
+                    .submit(run_encoded::call(call.clone()))
+                    .map_err(|_| ())
+                    .and_then(|fut| fut.result().map_err(drop::<FutureError>))
+                {
+                    Ok(out) => out.map(ByteBuf::into_vec),
+                    Err(()) => {
+                        // The task's process died (or the pool is gone):
+                        // no ack; the lease runs out and the broker
+                        // delivers the entry again, or gives it up.
+                        counters.crashed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                },
+            };
             if let Err(
                 fault @ (TaskFault::UnknownTask { .. }
                 | TaskFault::SignatureMismatch { .. }

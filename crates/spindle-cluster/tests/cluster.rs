@@ -181,3 +181,77 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
     assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
     assert_eq!(b.counts().unwrap().dead_total, 1);
 }
+
+/// Aborts its process on its first run (it makes the marker file), and
+/// returns `x` on the next.
+#[spindle::task]
+fn abort_once(marker: std::path::PathBuf, x: u64) -> u64 {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        std::process::abort();
+    }
+    x
+}
+
+/// Aborts its process, every time.
+#[spindle::task]
+fn always_abort() -> u64 {
+    std::process::abort()
+}
+
+/// In processes mode a task that crashes its process does not take the
+/// worker down: it is `WorkerLost` on the local pool, the entry is left
+/// unacknowledged and delivered again (here it succeeds the second time);
+/// a task that always crashes is given up after `max_deliveries` and its
+/// caller gets `WorkerLost`.
+#[test]
+fn processes_mode_a_crashed_task_is_retried_then_worker_lost() {
+    use spindle_cluster::{Worker, WorkerMode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = server();
+    let b = broker(&s);
+    let options = TaskOptions {
+        lease: Duration::from_millis(300),
+        max_deliveries: 2,
+        ..TaskOptions::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (b, stop) = (b.clone(), stop.clone());
+        thread::spawn(move || {
+            Worker::new(&b)
+                .options(options)
+                .mode(WorkerMode::Processes)
+                .run(&stop)
+                .unwrap()
+        })
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone()))
+        .options(options)
+        .build();
+    let marker = std::env::temp_dir().join(format!(
+        "spindle-cluster-abort-once-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let _ = std::fs::remove_file(&marker);
+    let once = ex.submit(abort_once::call(marker.clone(), 7)).unwrap();
+    assert_eq!(once.result_timeout(LONG), Ok(7));
+    let _ = std::fs::remove_file(&marker);
+    let e = ex
+        .submit(always_abort::call())
+        .unwrap()
+        .result_timeout(LONG)
+        .unwrap_err();
+    assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
+    stop.store(true, Ordering::SeqCst);
+    let stats = worker.join().unwrap();
+    // One crash of abort_once, two of always_abort (max_deliveries 2).
+    assert_eq!((stats.done, stats.crashed), (1, 3), "{stats:?}");
+    let c = b.counts().unwrap();
+    assert_eq!((c.dead_total, c.unfinished), (1, 0), "{c:?}");
+}
