@@ -96,8 +96,9 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Runs `plan` on the broker at `at` (`broker` is the executor's side of
-/// it): submits every task, kills a worker (SIGKILL) at each of
+/// Runs `plan` on workers that `start(slot)` starts (worker `slot` of
+/// `plan.workers`; `broker` is the executor's side of their broker):
+/// submits every task, kills a worker (SIGKILL) at each of
 /// `plan.kills` evenly spaced points of progress — the worker that
 /// reported the latest result, by its pid — and starts a new one in its
 /// place, calls `midway` once half the tasks are done, and checks every
@@ -105,16 +106,14 @@ fn rand_u64() -> u64 {
 fn soak(
     name: &str,
     plan: &Plan,
-    at: &BrokerAt,
+    start: &dyn Fn(usize) -> Process,
     broker: Arc<dyn Broker>,
     midway: &mut dyn FnMut(),
     join: &dyn Fn(Duration) -> bool,
 ) -> Report {
     let started = Instant::now();
     let log = log_path(name);
-    let mut workers: Vec<Process> = (0..plan.workers)
-        .map(|_| worker_child(at, plan.concurrency, plan.options))
-        .collect();
+    let mut workers: Vec<(usize, Process)> = (0..plan.workers).map(|i| (i, start(i))).collect();
     let ex = ClusterExecutor::builder(broker.clone())
         .max_workers(plan.workers * plan.concurrency)
         .options(plan.options)
@@ -164,16 +163,16 @@ fn soak(
         };
         if let Some(pid) = pid
             && kill_at.last().is_some_and(|&k| done >= k)
-            && let Some(i) = workers.iter().position(|w| w.pid() == Some(pid))
+            && let Some(i) = workers.iter().position(|(_, w)| w.pid() == Some(pid))
         {
             kill_at.pop();
-            let mut w = workers.swap_remove(i);
+            let (slot, mut w) = workers.swap_remove(i);
             w.kill().unwrap();
             // join says how it ended: SIGKILL.
             let _ = w.join_timeout(LONG);
             assert_eq!(w.exitcode(), Some(-9), "{name}: not killed by SIGKILL");
             kills += 1;
-            workers.push(worker_child(at, plan.concurrency, plan.options));
+            workers.push((slot, start(slot)));
         }
         if !midway_done && done >= plan.tasks / 2 {
             midway_done = true;
@@ -187,7 +186,7 @@ fn soak(
     );
     ex.shutdown(true, false);
     let counts = broker.counts().unwrap();
-    for mut w in workers {
+    for (_, mut w) in workers {
         let _ = w.kill();
         let _ = w.join_timeout(LONG);
     }
@@ -259,10 +258,11 @@ fn cluster_chaos_soak_embedded() {
     let broker = at.connect();
     let m = s.connect().unwrap();
     let proxy: BrokerProxy<serde_bytes::ByteBuf> = m.get("tasks").unwrap();
+    let plan = Plan::ci();
     soak(
         "cluster_chaos_soak_embedded",
-        &Plan::ci(),
-        &at,
+        &plan,
+        &|_| worker_child(&at, plan.concurrency, plan.options),
         broker,
         &mut || {},
         &|d| proxy.join_timeout(d).unwrap(),
@@ -299,10 +299,11 @@ mod redis_backend {
         let b2 = broker.clone();
         let mut restarts = 0;
         let old_pid = s.pid();
+        let plan = Plan::ci();
         soak(
             "cluster_chaos_soak_redis",
-            &Plan::ci(),
-            &at,
+            &plan,
+            &|_| worker_child(&at, plan.concurrency, plan.options),
             broker,
             &mut || {
                 s.restart_gracefully();
@@ -342,5 +343,227 @@ mod redis_backend {
         let _ = w.join_timeout(LONG);
         let _ = std::fs::remove_file(&log);
         assert!(unfinished_zero(&s.broker(), LONG));
+    }
+}
+
+/// Other hosts, simulated: the broker and each worker in a network
+/// namespace of its own, the executor (this test's thread) in another,
+/// joined by veth pairs to a bridge in the broker's namespace, on a
+/// private /24 — made by the test, removed when it ends, with names unique
+/// to the run. Workers reach the broker at its namespace address (it binds
+/// only that address: loopback cannot reach it).
+///
+/// Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN, for `ip netns` and
+/// `setns`) and iproute2's `ip`. CI runs as root, where the test is
+/// required. Run as another user it fails, saying so, unless
+/// `SPINDLE_SKIP_NETNS=1` is set: then it prints that it was skipped and
+/// passes (for a developer's machine only).
+mod multihost {
+    use super::*;
+    use std::fs::File;
+    use std::process::Command;
+
+    use nix::sched::{CloneFlags, setns};
+
+    const SKIP_ENV: &str = "SPINDLE_SKIP_NETNS";
+    const PORT: u16 = 5555;
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2): {e}"));
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
+            .unwrap_or(false)
+    }
+
+    /// Joins this thread (and the threads it starts later) to network
+    /// namespace `name`.
+    fn enter(name: &str) {
+        let ns = File::open(format!("/var/run/netns/{name}")).unwrap();
+        setns(ns, CloneFlags::CLONE_NEWNET).unwrap();
+    }
+
+    /// The namespaces, the bridge and the veth pairs of one run.
+    struct Lab {
+        tag: String,
+        /// 10.213.N: the /24's first three bytes.
+        net: String,
+        names: Vec<String>,
+    }
+
+    impl Lab {
+        fn broker_ns(&self) -> String {
+            format!("sp-{}-b", self.tag)
+        }
+        fn worker_ns(&self, i: usize) -> String {
+            format!("sp-{}-w{i}", self.tag)
+        }
+        fn client_ns(&self) -> String {
+            format!("sp-{}-c", self.tag)
+        }
+        fn broker_address(&self) -> String {
+            format!("{}.1:{PORT}", self.net)
+        }
+
+        fn new(workers: usize) -> Lab {
+            let tag = format!("{:06x}", rand_u64() & 0xff_ffff);
+            // A /24 no route of this host uses yet.
+            let routes = String::from_utf8(
+                Command::new("ip")
+                    .args(["-4", "route", "show", "table", "all"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap();
+            let net = (0..)
+                .map(|_| format!("10.213.{}", rand_u64() % 250))
+                .find(|n| !routes.contains(&format!("{n}.")))
+                .unwrap();
+            let mut lab = Lab {
+                tag,
+                net,
+                names: Vec::new(),
+            };
+            let b = lab.broker_ns();
+            ip(&["netns", "add", &b]);
+            lab.names.push(b.clone());
+            ip(&["-n", &b, "link", "set", "lo", "up"]);
+            ip(&["-n", &b, "link", "add", "br0", "type", "bridge"]);
+            ip(&[
+                "-n",
+                &b,
+                "addr",
+                "add",
+                &format!("{}.1/24", lab.net),
+                "dev",
+                "br0",
+            ]);
+            ip(&["-n", &b, "link", "set", "br0", "up"]);
+            let mut hosts: Vec<(String, String)> = (0..workers)
+                .map(|i| (lab.worker_ns(i), format!("{}.{}", lab.net, 10 + i)))
+                .collect();
+            hosts.push((lab.client_ns(), format!("{}.200", lab.net)));
+            for (i, (ns, addr)) in hosts.iter().enumerate() {
+                ip(&["netns", "add", ns]);
+                lab.names.push(ns.clone());
+                let (here, there) = (format!("sp{}h{i}", lab.tag), format!("sp{}b{i}", lab.tag));
+                ip(&["link", "add", &here, "type", "veth", "peer", "name", &there]);
+                ip(&["link", "set", &here, "netns", ns]);
+                ip(&["link", "set", &there, "netns", &b]);
+                ip(&["-n", ns, "link", "set", "lo", "up"]);
+                ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", &here]);
+                ip(&["-n", ns, "link", "set", &here, "up"]);
+                ip(&["-n", &b, "link", "set", &there, "master", "br0"]);
+                ip(&["-n", &b, "link", "set", &there, "up"]);
+            }
+            lab
+        }
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            // Deleting a namespace deletes its ends of the veth pairs,
+            // and so the pairs.
+            for ns in &self.names {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            }
+        }
+    }
+
+    /// The embedded broker's server, bound to `address` in namespace `ns`,
+    /// until killed.
+    #[spindle::task]
+    fn broker_host(ns: String, address: String, key: Vec<u8>) {
+        enter(&ns);
+        let _server = BaseManager::builder()
+            .register("tasks", Typeid::broker())
+            .bind(address.parse::<SocketAddr>().unwrap())
+            .authkey(&key)
+            .spawn()
+            .unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    }
+
+    /// A worker process in namespace `ns` (as `common::worker_process`).
+    #[spindle::task]
+    fn worker_host(ns: String, at: BrokerAt, concurrency: usize, lease_ms: u64) {
+        enter(&ns);
+        common::worker_process(at, concurrency, lease_ms);
+    }
+
+    #[test]
+    fn cluster_multihost() {
+        if !is_root() {
+            if std::env::var_os(SKIP_ENV).is_some_and(|v| v == "1") {
+                println!("cluster_multihost: skipped ({SKIP_ENV}=1, not root)");
+                return;
+            }
+            panic!(
+                "cluster_multihost needs root (ip netns, setns: CAP_NET_ADMIN, CAP_SYS_ADMIN); \
+                 CI runs it as root. Set {SKIP_ENV}=1 to skip it on a machine where you are not"
+            );
+        }
+        let plan = Plan {
+            tasks: 600,
+            kills: 2,
+            ..Plan::ci()
+        };
+        let lab = Lab::new(plan.workers);
+        let mut broker = Process::builder()
+            .task(broker_host::call(
+                lab.broker_ns(),
+                lab.broker_address(),
+                KEY.to_vec(),
+            ))
+            .daemon(true)
+            .start()
+            .unwrap();
+        let at = BrokerAt::Embedded {
+            address: lab.broker_address(),
+            key: KEY.to_vec(),
+            name: "tasks".into(),
+        };
+        // This thread is the client host from here on (the executor's
+        // threads start after, in the same namespace).
+        enter(&lab.client_ns());
+        let b = at.connect();
+        let lease_ms = u64::try_from(plan.options.lease.as_millis()).unwrap();
+        let start = |i: usize| {
+            Process::builder()
+                .task(worker_host::call(
+                    lab.worker_ns(i),
+                    at.clone(),
+                    plan.concurrency,
+                    lease_ms,
+                ))
+                .daemon(true)
+                .start()
+                .unwrap()
+        };
+        let b2 = b.clone();
+        let report = soak("cluster_multihost", &plan, &start, b, &mut || {}, &|d| {
+            unfinished_zero(&*b2, d)
+        });
+        assert_eq!(report.lost, 0);
+        let _ = broker.kill();
+        let _ = broker.join_timeout(LONG);
+        drop(lab);
     }
 }
