@@ -272,6 +272,109 @@ fn redis_floor(url: &str, n: u64) -> f64 {
     })
 }
 
+/// One task of `soak_10k`: notes that it ran (one line in `log`, before
+/// its work, so that a run killed midway counts), works 5 ms (so that the
+/// kills land while work remains), and says
+/// which worker process ran it.
+#[spindle::task]
+fn soak_task(n: u64, log: std::path::PathBuf) -> (u64, u32) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+    {
+        let _ = f.write_all(format!("{n}\n").as_bytes());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    (n, std::process::id())
+}
+
+/// A worker process of two threads with a lease of 1 s (`soak_10k`).
+#[spindle::task]
+fn soak_worker(url: String) {
+    let b = RedisBroker::connect(&url, "soak").expect("connect to redis");
+    let never = AtomicBool::new(false);
+    let _ = Worker::new(&b)
+        .concurrency(2)
+        .options(soak_options())
+        .run(&never);
+}
+
+fn soak_options() -> spindle_cluster::TaskOptions {
+    spindle_cluster::TaskOptions {
+        lease: std::time::Duration::from_secs(1),
+        max_deliveries: 50,
+        ..spindle_cluster::TaskOptions::default()
+    }
+}
+
+/// `soak_10k`: `n` one-task submissions on 3 worker processes (Redis,
+/// queue `soak`), `kills` SIGKILLs of the worker that reported the latest
+/// result at evenly spaced points of progress (a new worker replaces each).
+/// Seconds to the last result; prints the lost tasks (must be 0: it panics
+/// otherwise) and the runs past the first.
+fn soak(url: &str, n: u64, kills: u64) -> f64 {
+    use std::collections::HashMap;
+    let started = std::time::Instant::now();
+    let log = std::env::temp_dir().join(format!(
+        "spindle-bench-soak-{}-{:?}",
+        std::process::id(),
+        started
+    ));
+    let start = || {
+        Process::builder()
+            .task(soak_worker::call(url.to_string()))
+            .daemon(true)
+            .start()
+            .expect("start a worker")
+    };
+    let mut workers: Vec<Process> = (0..3).map(|_| start()).collect();
+    let broker = RedisBroker::connect(url, "soak").expect("connect to redis");
+    let ex = ClusterExecutor::builder(Arc::new(broker))
+        .max_workers(6)
+        .options(soak_options())
+        .build();
+    let futures: Vec<_> = (0..n)
+        .map(|i| ex.submit(soak_task::call(i, log.clone())).expect("submit"))
+        .collect();
+    let mut kill_at: Vec<u64> = (1..=kills).rev().map(|k| n * k / (kills + 1)).collect();
+    let (mut done, mut killed) = (0u64, 0u64);
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    for f in spindle::futures::as_completed(&futures) {
+        done += 1;
+        if let Ok((i, pid)) = f.result() {
+            *seen.entry(i).or_default() += 1;
+            if kill_at.last().is_some_and(|&k| done >= k)
+                && let Some(at) = workers.iter().position(|w| w.pid() == Some(pid))
+            {
+                kill_at.pop();
+                let mut w = workers.swap_remove(at);
+                let _ = w.kill();
+                let _ = w.join();
+                killed += 1;
+                workers.push(start());
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    ex.shutdown(true, false);
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.join();
+    }
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let lost = n - seen.len() as u64;
+    let duplicates = runs.lines().count() as u64 - (n - lost);
+    eprintln!(
+        "soak_10k: {n} tasks, 3 workers, {killed} kills: {lost} lost, {duplicates} duplicate \
+         runs, {secs:.1} s"
+    );
+    assert_eq!(lost, 0, "soak_10k lost tasks");
+    secs
+}
+
 pub(crate) fn run(b: &mut Bench) {
     let quick = b.quick();
     let (n_rt, n_tp): (u64, u64) = if quick {
@@ -312,6 +415,20 @@ pub(crate) fn run(b: &mut Bench) {
     }
     ex.shutdown(true, false);
     drop(workers);
+
+    // The soak: 10,000 tasks, 20 kills (quick: 1,000 and 4).
+    if b.wants("soak_10k") {
+        match RedisServer::start() {
+            Ok((redis, _)) => {
+                let (n, kills) = if quick { (1_000, 4) } else { (10_000, 20) };
+                let url = redis.url();
+                let impls = vec![imp("spindle", || soak(&url, n, kills))];
+                b.case("soak_10k", Unit::Seconds, impls);
+                drop(redis);
+            }
+            Err(why) => eprintln!("bench cluster: soak_10k is left out: {why}"),
+        }
+    }
 
     // Redis Streams, on a private redis-server.
     if b.wants("redis_roundtrip") || b.wants("redis_throughput_2w") {
