@@ -21,8 +21,10 @@
 //!   seed's way to share a queue between hosts: a `queue.Queue` registered
 //!   on a `BaseManager`, one proxy).
 //!
-//! The workers are processes of this binary (forked), each a
-//! `spindle_cluster::Worker` of two threads.
+//! The workers are processes of this binary (started by the fork server),
+//! each a `spindle_cluster::Worker` of two threads. Contender `redis_floor`
+//! (in `redis_throughput_2w`): the same Redis commands by bare redis-rs,
+//! pipelined, no scripts, no work.
 //!
 //! With the cargo feature `apalis` (off by default), the Redis cases also
 //! run `apalis`: apalis-redis on the same server (`cluster/apalis.rs`, which
@@ -34,7 +36,7 @@ use std::sync::atomic::AtomicBool;
 
 use spindle::futures::{Executor, MapOptions};
 use spindle::manager::{BaseManager, Typeid};
-use spindle::process::{self, Process, StartMethod};
+use spindle::process::{self, Process};
 use spindle::queue::BlockingQueue;
 use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, RedisBroker, Worker};
 
@@ -50,21 +52,52 @@ fn square(x: u64) -> u64 {
     x.wrapping_mul(x)
 }
 
+/// Where a worker process finds its broker (it connects on its own).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum BrokerAt {
+    Embedded { address: String },
+    Redis { url: String },
+}
+
+/// A worker process of this binary: two threads on the broker at `at`,
+/// until killed.
+#[spindle::task]
+fn worker(at: BrokerAt) {
+    let b: Arc<dyn Broker> = match at {
+        BrokerAt::Embedded { address } => Arc::new(
+            EmbeddedBroker::connect(
+                address
+                    .parse::<spindle::ipc::Address>()
+                    .expect("an address"),
+                KEY,
+                "tasks",
+            )
+            .expect("connect to the broker"),
+        ),
+        BrokerAt::Redis { url } => {
+            Arc::new(RedisBroker::connect(&url, "bench").expect("connect to redis"))
+        }
+    };
+    let never = AtomicBool::new(false);
+    let _ = Worker::new(&*b).concurrency(2).run(&never);
+}
+
 /// Two worker processes of this binary on `broker`, killed when dropped.
+///
+/// Started by the fork server (a registered task), not by a `fork` of this
+/// multi-threaded process: a forked child can inherit a lock another
+/// thread held (parking_lot's table of parked threads) and hang forever
+/// (docs/NOTES.md, "A flaky cluster test").
 struct Workers(Vec<Process>);
 
 impl Workers {
-    fn start<B: Broker + Clone + Send + 'static>(broker: &B) -> Workers {
+    fn start(at: impl Fn() -> BrokerAt) -> Workers {
         Workers(
             (0..2)
                 .map(|_| {
-                    let b = broker.clone();
                     Process::builder()
-                        .closure(move || {
-                            let never = AtomicBool::new(false);
-                            let _ = Worker::new(&b).concurrency(2).run(&never);
-                        })
-                        .start_method(StartMethod::Fork)
+                        .task(worker::call(at()))
+                        .daemon(true)
                         .start()
                         .expect("start a worker")
                 })
@@ -86,8 +119,6 @@ impl Drop for Workers {
 struct RedisServer {
     child: std::process::Child,
     dir: std::path::PathBuf,
-    #[cfg_attr(not(feature = "apalis"), allow(dead_code))]
-    url: String,
 }
 
 impl RedisServer {
@@ -112,12 +143,8 @@ impl RedisServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .map_err(|e| format!("redis-server: {e}"))?;
-        let url = format!("unix://{}", dir.join("redis.sock").display());
-        let server = RedisServer {
-            child,
-            dir,
-            url: url.clone(),
-        };
+        let server = RedisServer { child, dir };
+        let url = server.url();
         let since = std::time::Instant::now();
         loop {
             if let Ok(b) = RedisBroker::connect(&url, "bench")
@@ -182,6 +209,197 @@ fn throughput(ex: &ClusterExecutor, n: u64) -> f64 {
     })
 }
 
+/// `redis_floor`: the Redis commands of `redis_throughput_2w` sent by
+/// bare redis-rs, pipelined, with no work and no scripts: per entry of 64
+/// tasks, `INCR` + `XADD` (put), `XREADGROUP` (fetch), `XACK` + `XADD` of
+/// the result + `XDEL` + `DECR` (ack), `XREAD` of the results; 64 entries
+/// per pipeline. The server's cost of the same traffic: what the Redis
+/// backend is measured against (the issue's target: at least 50%).
+fn redis_floor(url: &str, n: u64) -> f64 {
+    use redis::streams::StreamReadReply;
+    const CHUNK: u64 = 64;
+    const WINDOW: u64 = 64;
+    let mut c = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("connect to redis");
+    let (stream, group, results) = ("{floor}:stream", "workers", "{floor}:results");
+    let _: Result<(), _> = redis::cmd("DEL").arg(stream).arg(results).query(&mut c);
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .expect("XGROUP");
+    let entry = vec![7u8; 64 * 12];
+    let result = vec![9u8; 64 * 10];
+    per_sec(n, |n| {
+        let entries = n.div_ceil(CHUNK);
+        let mut last = "0-0".to_string();
+        let mut done = 0;
+        while done < entries {
+            let k = WINDOW.min(entries - done);
+            let mut put = redis::pipe();
+            for _ in 0..k {
+                put.cmd("INCR").arg("{floor}:unfinished").ignore();
+                put.cmd("XADD")
+                    .arg(stream)
+                    .arg("*")
+                    .arg("entry")
+                    .arg(&entry)
+                    .ignore();
+            }
+            let () = put.query(&mut c).expect("put");
+            let got: StreamReadReply = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(group)
+                .arg("w")
+                .arg("COUNT")
+                .arg(k)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg(">")
+                .query(&mut c)
+                .expect("fetch");
+            let mut ack = redis::pipe();
+            for key in &got.keys {
+                for e in &key.ids {
+                    ack.cmd("XACK").arg(stream).arg(group).arg(&e.id).ignore();
+                    ack.cmd("XADD")
+                        .arg(results)
+                        .arg("*")
+                        .arg("r")
+                        .arg(&result)
+                        .ignore();
+                    ack.cmd("XDEL").arg(stream).arg(&e.id).ignore();
+                    ack.cmd("DECR").arg("{floor}:unfinished").ignore();
+                }
+            }
+            let () = ack.query(&mut c).expect("ack");
+            let read: StreamReadReply = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(k)
+                .arg("STREAMS")
+                .arg(results)
+                .arg(&last)
+                .query(&mut c)
+                .expect("results");
+            let ids: Vec<&str> = read
+                .keys
+                .iter()
+                .flat_map(|key| key.ids.iter().map(|e| e.id.as_str()))
+                .collect();
+            assert_eq!(ids.len() as u64, k, "redis_floor: results lost");
+            last = ids.last().map(|s| (*s).to_string()).unwrap_or(last);
+            done += k;
+        }
+    })
+}
+
+/// One task of `soak_10k`: notes that it ran (one line in `log`, before
+/// its work, so that a run killed midway counts), works 5 ms (so that the
+/// kills land while work remains), and says
+/// which worker process ran it.
+#[spindle::task]
+fn soak_task(n: u64, log: std::path::PathBuf) -> (u64, u32) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+    {
+        let _ = f.write_all(format!("{n}\n").as_bytes());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    (n, std::process::id())
+}
+
+/// A worker process of two threads with a lease of 1 s (`soak_10k`).
+#[spindle::task]
+fn soak_worker(url: String) {
+    let b = RedisBroker::connect(&url, "soak").expect("connect to redis");
+    let never = AtomicBool::new(false);
+    let _ = Worker::new(&b)
+        .concurrency(2)
+        .options(soak_options())
+        .run(&never);
+}
+
+fn soak_options() -> spindle_cluster::TaskOptions {
+    spindle_cluster::TaskOptions {
+        lease: std::time::Duration::from_secs(1),
+        max_deliveries: 50,
+        ..spindle_cluster::TaskOptions::default()
+    }
+}
+
+/// `soak_10k`: `n` one-task submissions on 3 worker processes (Redis,
+/// queue `soak`), `kills` SIGKILLs of the worker that reported the latest
+/// result at evenly spaced points of progress (a new worker replaces each).
+/// Seconds to the last result; prints the lost tasks (must be 0: it panics
+/// otherwise) and the runs past the first.
+fn soak(url: &str, n: u64, kills: u64) -> f64 {
+    use std::collections::HashMap;
+    let started = std::time::Instant::now();
+    let log = std::env::temp_dir().join(format!(
+        "spindle-bench-soak-{}-{:?}",
+        std::process::id(),
+        started
+    ));
+    let start = || {
+        Process::builder()
+            .task(soak_worker::call(url.to_string()))
+            .daemon(true)
+            .start()
+            .expect("start a worker")
+    };
+    let mut workers: Vec<Process> = (0..3).map(|_| start()).collect();
+    let broker = RedisBroker::connect(url, "soak").expect("connect to redis");
+    let ex = ClusterExecutor::builder(Arc::new(broker))
+        .max_workers(6)
+        .options(soak_options())
+        .build();
+    let futures: Vec<_> = (0..n)
+        .map(|i| ex.submit(soak_task::call(i, log.clone())).expect("submit"))
+        .collect();
+    let mut kill_at: Vec<u64> = (1..=kills).rev().map(|k| n * k / (kills + 1)).collect();
+    let (mut done, mut killed) = (0u64, 0u64);
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    for f in spindle::futures::as_completed(&futures) {
+        done += 1;
+        if let Ok((i, pid)) = f.result() {
+            *seen.entry(i).or_default() += 1;
+            if kill_at.last().is_some_and(|&k| done >= k)
+                && let Some(at) = workers.iter().position(|w| w.pid() == Some(pid))
+            {
+                kill_at.pop();
+                let mut w = workers.swap_remove(at);
+                let _ = w.kill();
+                let _ = w.join();
+                killed += 1;
+                workers.push(start());
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    ex.shutdown(true, false);
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.join();
+    }
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let lost = n - seen.len() as u64;
+    let duplicates = runs.lines().count() as u64 - (n - lost);
+    eprintln!(
+        "soak_10k: {n} tasks, 3 workers, {killed} kills: {lost} lost, {duplicates} duplicate \
+         runs, {secs:.1} s"
+    );
+    assert_eq!(lost, 0, "soak_10k lost tasks");
+    secs
+}
+
 pub(crate) fn run(b: &mut Bench) {
     let quick = b.quick();
     let (n_rt, n_tp): (u64, u64) = if quick {
@@ -199,7 +417,10 @@ pub(crate) fn run(b: &mut Bench) {
         .expect("start the broker server");
     let embedded = EmbeddedBroker::connect(server.address().clone(), KEY, "tasks")
         .expect("connect to the broker");
-    let workers = Workers::start(&embedded);
+    let address = server.address().to_string();
+    let workers = Workers::start(|| BrokerAt::Embedded {
+        address: address.clone(),
+    });
     let ex = ClusterExecutor::builder(Arc::new(embedded))
         .max_workers(4)
         .build();
@@ -220,6 +441,20 @@ pub(crate) fn run(b: &mut Bench) {
     ex.shutdown(true, false);
     drop(workers);
 
+    // The soak: 10,000 tasks, 20 kills (quick: 1,000 and 4).
+    if b.wants("soak_10k") {
+        match RedisServer::start() {
+            Ok((redis, _)) => {
+                let (n, kills) = if quick { (1_000, 4) } else { (10_000, 20) };
+                let url = redis.url();
+                let impls = vec![imp("spindle", || soak(&url, n, kills))];
+                b.case("soak_10k", Unit::Seconds, impls);
+                drop(redis);
+            }
+            Err(why) => eprintln!("bench cluster: soak_10k is left out: {why}"),
+        }
+    }
+
     // Redis Streams, on a private redis-server.
     if b.wants("redis_roundtrip")
         || b.wants("redis_throughput_2w")
@@ -227,7 +462,7 @@ pub(crate) fn run(b: &mut Bench) {
     {
         match RedisServer::start() {
             Ok((redis, broker)) => {
-                let workers = Workers::start(&broker);
+                let workers = Workers::start(|| BrokerAt::Redis { url: redis.url() });
                 let ex = ClusterExecutor::builder(Arc::new(broker))
                     .max_workers(4)
                     .build();
@@ -239,7 +474,7 @@ pub(crate) fn run(b: &mut Bench) {
                     ];
                     #[cfg(feature = "apalis")]
                     impls.push(super::fallible("apalis", true, true, || {
-                        apalis::roundtrip(&redis.url, n_rt)
+                        apalis::roundtrip(&redis.url(), n_rt)
                     }));
                     b.case("redis_roundtrip", Unit::TasksPerSec, impls);
                 }
@@ -247,13 +482,14 @@ pub(crate) fn run(b: &mut Bench) {
                     #[allow(unused_mut)]
                     let mut impls = vec![
                         imp("spindle", || throughput(&ex, n_tp)),
+                        imp("redis_floor", || redis_floor(&redis.url(), n_tp)),
                         b.python("manager.py", "task_roundtrip"),
                     ];
                     // A tenth of the tasks: apalis runs them ~500× slower
                     // here (the figure is a rate; cluster/apalis.rs).
                     #[cfg(feature = "apalis")]
                     impls.push(super::fallible("apalis", true, true, || {
-                        apalis::throughput(&redis.url, n_tp / 10)
+                        apalis::throughput(&redis.url(), n_tp / 10)
                     }));
                     b.case("redis_throughput_2w", Unit::TasksPerSec, impls);
                 }

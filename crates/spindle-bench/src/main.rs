@@ -193,6 +193,7 @@ const SUITES: &[Suite] = &[
             "redis_roundtrip",
             "redis_throughput_2w",
             "redis_queue_put_get",
+            "soak_10k",
         ],
     },
     Suite {

@@ -13,7 +13,8 @@
 //!   `wait`, `shutdown` as on the local pools.
 //! - [`worker_main`]: a worker process from your own binary (`fn main() {
 //!   spindle_cluster::worker_main() }` or a subcommand of it): `--broker
-//!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N]`, `--list`;
+//!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N] [--mode
+//!   threads|processes]`, `--list`;
 //!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
 //!   tasks.
 //! - [`Queue`]: Python's `queue.Queue` shared by name between hosts (a
@@ -57,4 +58,4 @@ pub use main_fn::{
 };
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
-pub use worker::{Worker, WorkerStats};
+pub use worker::{Worker, WorkerMode, WorkerStats};

@@ -12,11 +12,11 @@ use spindle::ipc::Address;
 
 use crate::broker::{Broker, BrokerError, EmbeddedBroker};
 use crate::executor::TaskOptions;
-use crate::worker::{Worker, WorkerStats};
+use crate::worker::{Worker, WorkerMode, WorkerStats};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
-[--concurrency N] [--lease SECONDS] | worker --broker redis://HOST:PORT (or unix:///PATH) \
+[--concurrency N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or unix:///PATH) \
 [--queue NAME] ... | worker --list";
 
 /// A worker's settings, from its command line.
@@ -35,6 +35,9 @@ pub struct WorkerArgs {
     /// the task: a task put by a `ClusterExecutor` then runs under its own
     /// `TaskOptions` lease (or timeout).
     pub lease: Duration,
+    /// Where the tasks run: `threads` (default) or `processes` (a local
+    /// process pool: a task that crashes its process is retried).
+    pub mode: WorkerMode,
 }
 
 /// What the command line asks for.
@@ -57,6 +60,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
     let mut queue = "tasks".to_string();
     let mut concurrency = std::thread::available_parallelism().map_or(1, usize::from);
     let mut lease = TaskOptions::default().lease;
+    let mut mode = WorkerMode::Threads;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -83,6 +87,14 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
                     _ => return Err(format!("--lease {v:?}: 0.1 to 86400 seconds")),
                 };
             }
+            "--mode" => {
+                let v = value("--mode")?;
+                mode = match v.as_str() {
+                    "threads" => WorkerMode::Threads,
+                    "processes" => WorkerMode::Processes,
+                    _ => return Err(format!("--mode {v:?}: threads or processes")),
+                };
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -96,6 +108,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
         queue,
         concurrency,
         lease,
+        mode,
     }))
 }
 
@@ -213,9 +226,14 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
     };
     let worker = Worker::new(&*broker)
         .concurrency(args.concurrency)
-        .options(options);
+        .options(options)
+        .mode(args.mode);
+    let on = match args.mode {
+        WorkerMode::Threads => "threads",
+        WorkerMode::Processes => "processes",
+    };
     eprintln!(
-        "worker: serving {} on {} with {} threads",
+        "worker: serving {} on {} with {} {on}",
         args.queue, args.broker, args.concurrency
     );
     let stopped = AtomicBool::new(false);
@@ -235,8 +253,8 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
     match ran {
         Ok(s) => {
             eprintln!(
-                "worker: stopped: {} done, {} stale, {} dead-lettered",
-                s.done, s.stale, s.dead_lettered
+                "worker: stopped: {} done, {} stale, {} dead-lettered, {} crashed",
+                s.done, s.stale, s.dead_lettered, s.crashed
             );
             ExitCode::SUCCESS
         }
@@ -317,7 +335,8 @@ mod tests {
     fn the_command_line() {
         assert_eq!(parse_worker_args(&args("--list")), Ok(WorkerCommand::List));
         let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
-            "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2",
+            "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2 \
+             --mode processes",
         )) else {
             panic!("not parsed");
         };
@@ -325,6 +344,7 @@ mod tests {
             (a.broker.as_str(), a.queue.as_str(), a.concurrency, a.lease),
             ("127.0.0.1:5", "q", 3, Duration::from_secs(2))
         );
+        assert_eq!(a.mode, WorkerMode::Processes);
         for (bad, says) in [
             ("--authkey-file k", "--broker"),
             ("--broker x", "--authkey-file"),
@@ -336,6 +356,7 @@ mod tests {
             ("--broker x --authkey-file k --lease -1", "--lease"),
             ("--broker", "needs a value"),
             ("--bogus", "unknown argument"),
+            ("--broker redis://h:1 --mode fibers", "--mode"),
         ] {
             let e = parse_worker_args(&args(bad)).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

@@ -169,7 +169,7 @@ for _, p in ipairs(pend) do
       local client = f['client'] or ''
       if client ~= '' then
         local rk = ARGV[5] .. client
-        redis.call('RPUSH', rk, f['on_dead'] or '')
+        redis.call('XADD', rk, '*', 'r', f['on_dead'] or '')
         local ttl = tonumber(f['ttl_ms'] or '') or 3600000
         if ttl < 1 or ttl > 1099511627776 then ttl = 3600000 end
         redis.call('PEXPIRE', rk, math.floor(ttl))
@@ -203,7 +203,7 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[3]) ~= 1 then
   redis.call('INCR', KEYS[3])
   return 0
 end
-redis.call('RPUSH', KEYS[4], ARGV[4])
+redis.call('XADD', KEYS[4], '*', 'r', ARGV[4])
 redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]))
 redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[2])
@@ -229,7 +229,7 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[3])
 if ARGV[5] == '1' then
-  redis.call('RPUSH', KEYS[4], ARGV[6])
+  redis.call('XADD', KEYS[4], '*', 'r', ARGV[6])
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
 end
 return 1
@@ -462,6 +462,11 @@ struct Shared {
     /// dropped, not put back, so the next call opens a new one. A forked
     /// child (another pid) never uses its parent's: it opens its own.
     pool: Mutex<(u32, Vec<Connection>)>,
+    /// Per result stream read here: the id of the last entry handed out.
+    /// Entries up to it are trimmed at the next read, never before: a
+    /// read whose reply is lost (the link or the server gone) reads them
+    /// again.
+    cursors: Mutex<HashMap<String, String>>,
 }
 
 /// An entry in the dead-letter stream (`{Q}:dead`).
@@ -480,7 +485,8 @@ pub struct RedisDeadLetter {
 
 /// The [`Broker`] on Redis Streams (Redis 6.2 or later): a queue is a
 /// stream read by one consumer group, a lease is an entry's idle time in
-/// the group's pending list, a result stream is a list per client.
+/// the group's pending list, a result stream is a stream per client
+/// (read without taking, trimmed once handed out).
 ///
 /// Reached at `redis://[:PASSWORD@]HOST[:PORT][/DB]` or
 /// `unix:///PATH/redis.sock[?pass=PASSWORD]`. Connections are opened on
@@ -583,6 +589,7 @@ impl RedisBroker {
                 queue: queue.to_owned(),
                 keys: Keys::new(queue),
                 pool: Mutex::new((std::process::id(), Vec::new())),
+                cursors: Mutex::new(HashMap::new()),
             }),
             consumer: consumer_name(),
         };
@@ -658,9 +665,18 @@ impl RedisBroker {
 
     /// Runs `f` on a pooled connection (a new one if none is idle); a
     /// connection whose call failed on I/O is dropped.
+    ///
+    /// A pooled connection that fails on I/O is tried once more with a
+    /// new connection: it sat idle while the server closed it (a restart,
+    /// an idle timeout), so the call could not have run on the server
+    /// there is now, and the first call after a restart must not fail.
+    /// If instead the link broke in the middle of the call (its reply
+    /// lost), the call may run twice: a `put` is then delivered twice
+    /// (at least once, as a worker's death can do), an ack, dead letter
+    /// or cancel counts once (the second finds it done).
     pub(crate) fn with_conn<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+        mut f: impl FnMut(&mut Connection) -> Result<T, RedisError>,
     ) -> Result<T, BrokerError> {
         let idle = self.shared.pool.lock().ok().and_then(|mut p| {
             if p.0 != std::process::id() {
@@ -670,21 +686,17 @@ impl RedisBroker {
             }
             p.1.pop()
         });
+        let pooled = idle.is_some();
         let mut conn = match idle {
             Some(c) => c,
-            None => {
-                let c = self
-                    .shared
-                    .client
-                    .get_connection_with_timeout(CONNECT_TIMEOUT)
-                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-                c.set_read_timeout(Some(IO_TIMEOUT))
-                    .and_then(|()| c.set_write_timeout(Some(IO_TIMEOUT)))
-                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-                c
-            }
+            None => self.new_conn()?,
         };
-        match f(&mut conn) {
+        let mut r = f(&mut conn);
+        if pooled && matches!(&r, Err(e) if broken(e)) {
+            conn = self.new_conn()?;
+            r = f(&mut conn);
+        }
+        match r {
             Ok(v) => {
                 self.give_back(conn);
                 Ok(v)
@@ -701,6 +713,19 @@ impl RedisBroker {
                 Err(to_broker_error(&e))
             }
         }
+    }
+
+    /// A new connection, with the read and write timeouts.
+    fn new_conn(&self) -> Result<Connection, BrokerError> {
+        let c = self
+            .shared
+            .client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        c.set_read_timeout(Some(IO_TIMEOUT))
+            .and_then(|()| c.set_write_timeout(Some(IO_TIMEOUT)))
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        Ok(c)
     }
 
     fn give_back(&self, conn: Connection) {
@@ -953,8 +978,10 @@ impl Broker for RedisBroker {
         self.with_conn(|c| {
             redis::pipe()
                 .atomic()
-                .cmd("RPUSH")
+                .cmd("XADD")
                 .arg(&key)
+                .arg("*")
+                .arg("r")
                 .arg(message)
                 .ignore()
                 .cmd("PEXPIRE")
@@ -973,40 +1000,58 @@ impl Broker for RedisBroker {
     ) -> Result<Vec<Vec<u8>>, BrokerError> {
         let key = self.shared.keys.results_of(client);
         let max = max.max(1);
-        let lpop = |n: usize| {
-            self.with_conn(|c| {
-                redis::cmd("LPOP")
-                    .arg(&key)
-                    .arg(n)
-                    .query::<Option<Vec<Vec<u8>>>>(c)
-            })
-            .map(Option::unwrap_or_default)
+        let last = self
+            .shared
+            .cursors
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            .unwrap_or_else(|| "0-0".to_owned());
+        // Entries up to `last` were handed out by the previous call: trim
+        // them (XTRIM MINID is idempotent: a trim sent twice removes
+        // nothing unread), then read past `last`, without taking anything
+        // (XREAD): a reply lost on the way costs a re-read, never a result.
+        let trim_below = match last.split_once('-') {
+            Some((ms, seq)) if last != "0-0" => {
+                seq.parse::<u64>().ok().map(|q| format!("{ms}-{}", q + 1))
+            }
+            _ => None,
         };
-        let got = lpop(max)?;
-        if !got.is_empty() {
-            return Ok(got);
-        }
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left < Duration::from_millis(1) {
-                return Ok(Vec::new());
-            }
-            // BLPOP's timeout is in seconds (decimals since Redis 6);
-            // never 0 (forever).
-            let secs = left.min(BLOCK_STEP).as_secs_f64().max(0.001);
-            let first: Option<(String, Vec<u8>)> = self.with_conn(|c| {
-                redis::cmd("BLPOP")
-                    .arg(&key)
-                    .arg(format!("{secs:.3}"))
-                    .query(c)
+            // Never BLOCK 0 (forever): at most one step per round trip.
+            let block = (left >= Duration::from_millis(1)).then(|| millis(left.min(BLOCK_STEP)));
+            let reply: Option<StreamReadReply> = self.with_conn(|c| {
+                let mut p = redis::pipe();
+                if let Some(t) = &trim_below {
+                    p.cmd("XTRIM").arg(&key).arg("MINID").arg(t).ignore();
+                }
+                let read = p.cmd("XREAD").arg("COUNT").arg(max);
+                if let Some(ms) = block {
+                    read.arg("BLOCK").arg(ms);
+                }
+                read.arg("STREAMS").arg(&key).arg(&last);
+                p.query::<(Option<StreamReadReply>,)>(c).map(|(r,)| r)
             })?;
-            if let Some((_, first)) = first {
-                let mut got = vec![first];
-                if max > 1 {
-                    got.extend(lpop(max - 1)?);
+            let mut got = Vec::new();
+            let mut newest = None;
+            for k in reply.map(|r| r.keys).unwrap_or_default() {
+                for e in k.ids {
+                    if let Some(Value::BulkString(b)) = e.map.get("r") {
+                        got.push(b.clone());
+                    }
+                    newest = Some(e.id);
+                }
+            }
+            if let Some(id) = newest {
+                if let Ok(mut c) = self.shared.cursors.lock() {
+                    c.insert(key.clone(), id);
                 }
                 return Ok(got);
+            }
+            if block.is_none() || Instant::now() >= deadline {
+                return Ok(Vec::new());
             }
         }
     }

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use spindle::process::TaskFault;
+use spindle::futures::{Executor, FutureError};
+use spindle::process::{EncodedCall, ProcessPoolExecutor, TaskFault};
 
 use crate::broker::{Broker, BrokerError, Fetched};
 use crate::executor::{TIMEOUT_GRACE, TaskOptions};
@@ -30,6 +31,11 @@ pub struct WorkerStats {
     pub retried: u64,
     /// Jobs given up at their timeout (`TaskOptions::timeout`).
     pub timed_out: u64,
+    /// Jobs whose task process died ([`WorkerMode::Processes`]: a crash,
+    /// an abort, a SIGKILL): left unacknowledged, so the broker delivers
+    /// them again once their lease runs out (or gives them up past
+    /// `max_deliveries`, and their callers get `WorkerLost`).
+    pub crashed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +45,30 @@ struct Counters {
     dead: AtomicU64,
     retried: AtomicU64,
     timed_out: AtomicU64,
+    crashed: AtomicU64,
+}
+
+/// Where a worker runs its tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// On its own threads (`concurrency` of them): a task that crashes
+    /// the process (abort, segfault) takes the worker down with it.
+    #[default]
+    Threads,
+    /// On a local `ProcessPoolExecutor` of `concurrency` processes (the
+    /// same binary, so the same tasks): a task that crashes its process
+    /// is `WorkerLost` on the local pool, which starts a new process; the
+    /// worker lives on and leaves the entry unacknowledged, so it is
+    /// delivered again once its lease runs out — retried, up to its
+    /// `max_deliveries`, then given up and `WorkerLost` for its caller.
+    Processes,
+}
+
+/// Runs one encoded call in a process of the worker's local pool (the
+/// registry of tasks is the same binary's).
+#[spindle::task]
+fn run_encoded(call: EncodedCall) -> Result<ByteBuf, TaskFault> {
+    call.invoke().map(ByteBuf::from)
 }
 
 /// A job this worker runs.
@@ -84,6 +114,7 @@ pub struct Worker {
     /// Its id in the broker's heartbeats, and how often it sends one.
     status: crate::status::Beat,
     counters: Arc<Counters>,
+    mode: WorkerMode,
 }
 
 impl fmt::Debug for Worker {
@@ -104,6 +135,7 @@ impl Worker {
             options: TaskOptions::default(),
             status: crate::status::Beat::default(),
             counters: Arc::default(),
+            mode: WorkerMode::Threads,
         }
     }
 
@@ -139,7 +171,14 @@ impl Worker {
             dead_lettered: c.dead.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
             timed_out: c.timed_out.load(Ordering::Relaxed),
+            crashed: c.crashed.load(Ordering::Relaxed),
         }
+    }
+
+    /// Where the tasks run (default [`WorkerMode::Threads`]).
+    pub fn mode(mut self, mode: WorkerMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// How many tasks it runs at once (threads; default 1).
@@ -166,15 +205,30 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// None today: a broker that cannot be reached is tried again every
-    /// second.
+    /// In [`WorkerMode::Processes`], [`BrokerError::Refused`] naming the
+    /// cause if the local process pool cannot start. A broker that cannot
+    /// be reached is not an error: it is tried again every second.
     pub fn run(&self, stop: &AtomicBool) -> Result<WorkerStats, BrokerError> {
+        let pool = match self.mode {
+            WorkerMode::Threads => None,
+            WorkerMode::Processes => Some(
+                ProcessPoolExecutor::builder()
+                    .max_workers(self.concurrency)
+                    .build()
+                    .map_err(|e| {
+                        BrokerError::Refused(format!(
+                            "processes mode: the local process pool did not start: {e}"
+                        ))
+                    })?,
+            ),
+        };
+        let pool = pool.as_ref();
         let held: HeldMap = Mutex::default();
         let counters = &*self.counters;
         let served = AtomicBool::new(false);
         thread::scope(|s| {
             let serving: Vec<_> = (0..self.concurrency)
-                .map(|_| s.spawn(|| self.serve(stop, &held, counters)))
+                .map(|_| s.spawn(|| self.serve(stop, &held, counters, pool)))
                 .collect();
             // The status heartbeat, until every task is served.
             s.spawn(|| {
@@ -249,7 +303,13 @@ impl Worker {
         }
     }
 
-    fn serve(&self, stop: &AtomicBool, held: &HeldMap, counters: &Counters) {
+    fn serve(
+        &self,
+        stop: &AtomicBool,
+        held: &HeldMap,
+        counters: &Counters,
+        pool: Option<&ProcessPoolExecutor>,
+    ) {
         while !stop.load(Ordering::SeqCst) {
             let got = match self
                 .broker
@@ -262,12 +322,18 @@ impl Worker {
                 }
             };
             for f in got {
-                self.run_one(&f, held, counters);
+                self.run_one(&f, held, counters, pool);
             }
         }
     }
 
-    fn run_one(&self, f: &Fetched, held: &HeldMap, counters: &Counters) {
+    fn run_one(
+        &self,
+        f: &Fetched,
+        held: &HeldMap,
+        counters: &Counters,
+        pool: Option<&ProcessPoolExecutor>,
+    ) {
         let entry: JobEntry = match wire::decode(&f.bytes) {
             Ok(e) => e,
             Err(why) => {
@@ -339,7 +405,27 @@ impl Worker {
         let mut outcomes = Vec::with_capacity(entry.calls.len());
         let mut cannot_run = None;
         for call in &entry.calls {
-            let out = call.invoke();
+            let out = match pool {
+                None => call.invoke(),
+                Some(pool) => match pool
+                    .submit(run_encoded::call(call.clone()))
+                    .map_err(|_| ())
+                    .and_then(|fut| fut.result().map_err(drop::<FutureError>))
+                {
+                    Ok(out) => out.map(ByteBuf::into_vec),
+                    Err(()) => {
+                        // The task's process died (or the pool is gone):
+                        // no ack, and no more lease extensions; the lease
+                        // runs out and the broker delivers the entry
+                        // again, or gives it up.
+                        if let Ok(mut h) = held.lock() {
+                            h.remove(&f.id);
+                        }
+                        counters.crashed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                },
+            };
             if let Err(
                 fault @ (TaskFault::UnknownTask { .. }
                 | TaskFault::SignatureMismatch { .. }

@@ -16,7 +16,7 @@ use spindle_conformance::executor::tasks::run_work;
 
 mod common;
 
-use common::{Backend, LONG, LocalCluster, Workers, doomed_worker, job_of, wait_running};
+use common::{Backend, BrokerAt, LONG, LocalCluster, Workers, job_of, wait_running, worker_child};
 
 const KEY: &[u8] = b"cluster-tests-key-0123456789abcdef";
 
@@ -27,6 +27,15 @@ fn server() -> Server {
         .authkey(KEY)
         .spawn()
         .unwrap()
+}
+
+/// How a worker process reaches the broker on `s`.
+fn at(s: &Server) -> BrokerAt {
+    BrokerAt::Embedded {
+        address: s.address().to_string(),
+        key: KEY.to_vec(),
+        name: "tasks".into(),
+    }
 }
 
 fn broker(s: &Server) -> EmbeddedBroker {
@@ -137,7 +146,7 @@ fn a_killed_workers_task_goes_to_another_worker() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&at(&s), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);
@@ -163,7 +172,7 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let mut doomed = doomed_worker(&b, options);
+    let mut doomed = worker_child(&at(&s), 1, options);
     wait_running(&f);
     doomed.kill().unwrap();
     let _ = doomed.join_timeout(LONG);
@@ -255,7 +264,8 @@ fn queue_receipts_and_a_lost_server() {
 
 #[test]
 fn a_dead_workers_timed_task_comes_back_after_its_timeout() {
-    common::check_timed_task_of_a_dead_worker(&broker(&server()));
+    let s = server();
+    common::check_timed_task_of_a_dead_worker(&broker(&s), &at(&s));
 }
 
 #[test]
@@ -267,5 +277,79 @@ fn status_counts_a_known_workload() {
 #[test]
 fn status_drops_a_killed_worker() {
     let s = server();
-    common::status_drops_a_killed_worker(&broker(&s));
+    common::status_drops_a_killed_worker(&broker(&s), &at(&s));
+}
+
+/// Aborts its process on its first run (it makes the marker file), and
+/// returns `x` on the next.
+#[spindle::task]
+fn abort_once(marker: std::path::PathBuf, x: u64) -> u64 {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        std::process::abort();
+    }
+    x
+}
+
+/// Aborts its process, every time.
+#[spindle::task]
+fn always_abort() -> u64 {
+    std::process::abort()
+}
+
+/// In processes mode a task that crashes its process does not take the
+/// worker down: it is `WorkerLost` on the local pool, the entry is left
+/// unacknowledged and delivered again (here it succeeds the second time);
+/// a task that always crashes is given up after `max_deliveries` and its
+/// caller gets `WorkerLost`.
+#[test]
+fn processes_mode_a_crashed_task_is_retried_then_worker_lost() {
+    use spindle_cluster::{Worker, WorkerMode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = server();
+    let b = broker(&s);
+    let options = TaskOptions {
+        lease: Duration::from_millis(300),
+        max_deliveries: 2,
+        ..TaskOptions::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (b, stop) = (b.clone(), stop.clone());
+        thread::spawn(move || {
+            Worker::new(&b)
+                .options(options)
+                .mode(WorkerMode::Processes)
+                .run(&stop)
+                .unwrap()
+        })
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone()))
+        .options(options)
+        .build();
+    let marker = std::env::temp_dir().join(format!(
+        "spindle-cluster-abort-once-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let _ = std::fs::remove_file(&marker);
+    let once = ex.submit(abort_once::call(marker.clone(), 7)).unwrap();
+    assert_eq!(once.result_timeout(LONG), Ok(7));
+    let _ = std::fs::remove_file(&marker);
+    let e = ex
+        .submit(always_abort::call())
+        .unwrap()
+        .result_timeout(LONG)
+        .unwrap_err();
+    assert!(matches!(e, FutureError::WorkerLost(_)), "{e:?}");
+    stop.store(true, Ordering::SeqCst);
+    let stats = worker.join().unwrap();
+    // One crash of abort_once, two of always_abort (max_deliveries 2).
+    assert_eq!((stats.done, stats.crashed), (1, 3), "{stats:?}");
+    let c = b.counts().unwrap();
+    assert_eq!((c.dead_total, c.unfinished), (1, 0), "{c:?}");
 }

@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spindle::futures::{Executor, Future, MapFn, SubmitError, Task};
-use spindle::process::{CallJob, Process, RemoteExecutor, StartMethod, WireFormat};
+use spindle::process::{CallJob, Process, RemoteExecutor, WireFormat};
 use spindle_cluster::{Broker, ClusterExecutor, ClusterStatus, TaskOptions, Worker, WorkerStats};
 use spindle_conformance::executor::{ExecutorUnderTest, Work, tasks::run_work};
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis_server;
 
 pub(crate) const LONG: Duration = Duration::from_secs(60);
 
@@ -155,19 +158,98 @@ pub(crate) fn job_of(name: &str, signature: u64, args: Vec<u8>) -> Vec<u8> {
     .unwrap()
 }
 
-/// A worker in a child process (fork: it adopts its own connection and
-/// references), to be killed while it runs a task.
-pub(crate) fn doomed_worker<B: Broker + Clone + Send + 'static>(
-    b: &B,
-    options: TaskOptions,
-) -> Process {
-    let b = b.clone();
+/// Where a worker process finds its broker: what it needs to connect on
+/// its own (a process started by spawn or the fork server holds nothing of
+/// its parent's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum BrokerAt {
+    /// A manager server's broker: its address, key and registered name.
+    Embedded {
+        address: String,
+        key: Vec<u8>,
+        name: String,
+    },
+    /// A Redis server's queue.
+    Redis { url: String, queue: String },
+}
+
+impl BrokerAt {
+    /// A new connection to it (retried for `LONG`: a Redis server may be
+    /// restarting).
+    pub(crate) fn connect(&self) -> Arc<dyn Broker> {
+        let since = Instant::now();
+        loop {
+            let got: Result<Arc<dyn Broker>, spindle_cluster::BrokerError> = match self {
+                BrokerAt::Embedded { address, key, name } => {
+                    let address: spindle::ipc::Address = address.parse().unwrap();
+                    spindle_cluster::EmbeddedBroker::connect(address, key, name)
+                        .map(|b| Arc::new(b) as Arc<dyn Broker>)
+                }
+                #[cfg(feature = "redis")]
+                BrokerAt::Redis { url, queue } => spindle_cluster::RedisBroker::connect(url, queue)
+                    .map(|b| Arc::new(b) as Arc<dyn Broker>),
+                #[cfg(not(feature = "redis"))]
+                BrokerAt::Redis { .. } => panic!("built without the redis feature"),
+            };
+            match got {
+                Ok(b) => return b,
+                Err(e) => assert!(since.elapsed() < LONG, "cannot reach the broker: {e}"),
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A cluster worker process: `concurrency` threads on the broker at `at`
+/// with a lease of `lease_ms`, until killed.
+#[spindle::task]
+pub(crate) fn worker_process(at: BrokerAt, concurrency: usize, lease_ms: u64) {
+    let b = at.connect();
+    let options = TaskOptions {
+        lease: Duration::from_millis(lease_ms),
+        ..TaskOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    Worker::new(&*b)
+        .concurrency(concurrency)
+        .options(options)
+        .run(&stop)
+        .unwrap();
+}
+
+/// A cluster worker process with heartbeat id `id`, sending one every
+/// `every_ms`, a lease of `lease_ms`, until killed.
+#[spindle::task]
+pub(crate) fn status_worker_process(at: BrokerAt, id: String, every_ms: u64, lease_ms: u64) {
+    let b = at.connect();
+    let options = TaskOptions {
+        lease: Duration::from_millis(lease_ms),
+        ..TaskOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    Worker::new(&*b)
+        .id(id)
+        .status_every(Duration::from_millis(every_ms))
+        .options(options)
+        .run(&stop)
+        .unwrap();
+}
+
+/// A worker in a child process, to be killed while it runs a task.
+///
+/// Started by the default start method (the fork server), never by a
+/// `fork` of this test process: a test binary runs many threads, and a
+/// fork copies whatever locks they hold at that instant into the child,
+/// where no thread will ever release them. parking_lot's global table of
+/// parked threads is such a lock: a forked worker's first new thread
+/// (`ThreadData::new` grows the table under every bucket's lock) then
+/// hangs forever, and the worker never fetches its task (this test's
+/// "the task never started" flake, a few runs in a hundred under load).
+pub(crate) fn worker_child(at: &BrokerAt, concurrency: usize, options: TaskOptions) -> Process {
+    let lease_ms = u64::try_from(options.lease.as_millis()).unwrap();
     Process::builder()
-        .closure(move || {
-            let stop = AtomicBool::new(false);
-            Worker::new(&b).options(options).run(&stop).unwrap();
-        })
-        .start_method(StartMethod::Fork)
+        .task(worker_process::call(at.clone(), concurrency, lease_ms))
+        .daemon(true)
         .start()
         .unwrap()
 }
@@ -456,7 +538,10 @@ impl<S> spindle::queue::BlockingQueue<u64> for ServedQueue<S> {
 /// A task with a timeout whose worker is killed comes back to another
 /// worker once its own lease (timeout + 1 s) runs out, not the killed
 /// worker's fetch lease (60 s here).
-pub(crate) fn check_timed_task_of_a_dead_worker<B: Broker + Clone + Send + 'static>(b: &B) {
+pub(crate) fn check_timed_task_of_a_dead_worker<B: Broker + Clone + Send + 'static>(
+    b: &B,
+    at: &BrokerAt,
+) {
     let worker_options = TaskOptions::default().lease(LONG);
     let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
@@ -466,7 +551,7 @@ pub(crate) fn check_timed_task_of_a_dead_worker<B: Broker + Clone + Send + 'stat
             TaskOptions::default().timeout(Duration::from_millis(300)),
         )
         .unwrap();
-    let mut doomed = doomed_worker(b, worker_options);
+    let mut doomed = worker_child(at, 1, worker_options);
     wait_running(&f);
     let killed = Instant::now();
     doomed.kill().unwrap();
@@ -580,7 +665,10 @@ fn status_square(x: u64) -> u64 {
 /// A worker killed while it runs a task: listed as running it (the task
 /// in flight), its heartbeat then ages, and it is dropped after
 /// `HEARTBEAT_MISSES` heartbeats missed.
-pub(crate) fn status_drops_a_killed_worker<B: Broker + Clone + Send + 'static>(b: &B) {
+pub(crate) fn status_drops_a_killed_worker<B: Broker + Clone + Send + 'static>(
+    b: &B,
+    at: &BrokerAt,
+) {
     let every = Duration::from_millis(200);
     let options = TaskOptions {
         lease: Duration::from_secs(30),
@@ -591,18 +679,15 @@ pub(crate) fn status_drops_a_killed_worker<B: Broker + Clone + Send + 'static>(b
         .build();
     let gate = spindle_conformance::executor::Gate::new().unwrap();
     let f = ex.submit(run_work::call(gate.work(7))).unwrap();
-    let b2 = b.clone();
+    // A worker process started by the fork server (see `worker_child`).
     let mut doomed = Process::builder()
-        .closure(move || {
-            let stop = AtomicBool::new(false);
-            Worker::new(&b2)
-                .id("doomed")
-                .status_every(every)
-                .options(options)
-                .run(&stop)
-                .unwrap();
-        })
-        .start_method(StartMethod::Fork)
+        .task(status_worker_process::call(
+            at.clone(),
+            "doomed".into(),
+            u64::try_from(every.as_millis()).unwrap(),
+            u64::try_from(options.lease.as_millis()).unwrap(),
+        ))
+        .daemon(true)
         .start()
         .unwrap();
     wait_running(&f);
@@ -638,4 +723,77 @@ pub(crate) fn status_drops_a_killed_worker<B: Broker + Clone + Send + 'static>(b
     );
     gate.open();
     ex.shutdown(false, true);
+}
+
+/// A TCP relay to `target` for one test: it passes bytes both ways, except
+/// that once a client sends a chunk holding `needle`, the server's next
+/// reply on that connection is thrown away and the connection cut (a
+/// reply lost in the network, once per relay).
+pub(crate) struct CuttingRelay {
+    pub(crate) addr: std::net::SocketAddr,
+    /// Whether the cut happened.
+    pub(crate) cut: Arc<AtomicBool>,
+}
+
+impl CuttingRelay {
+    pub(crate) fn start(target: std::net::SocketAddr, needles: &'static [&'static [u8]]) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut2 = cut.clone();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let armed = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (a1, done1) = (armed.clone(), cut2.clone());
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        if !done1.load(Ordering::SeqCst)
+                            && needles
+                                .iter()
+                                .any(|nd| chunk.windows(nd.len()).any(|w| w == *nd))
+                        {
+                            a1.store(true, Ordering::SeqCst);
+                        }
+                        if s_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let done2 = cut2.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if armed.load(Ordering::SeqCst) && !done2.swap(true, Ordering::SeqCst) {
+                            // The reply to the marked command: lost.
+                            break;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(Shutdown::Both);
+                    let _ = s_in.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        CuttingRelay { addr, cut }
+    }
 }
