@@ -163,6 +163,28 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn cancel(&self, id: u64) -> Result<bool, BrokerError>;
     /// The broker's counters.
     fn counts(&self) -> Result<BrokerCounts, BrokerError>;
+    /// Blocks until every entry put is finished — acknowledged,
+    /// dead-lettered or cancelled: `counts().unfinished` is 0 (Python's
+    /// `Queue.join()`, with `task_done` being the ack) — or `timeout`
+    /// (`None`: no limit) passes: whether it is. A broker that cannot be
+    /// reached is an error, not a wait. The default reads
+    /// [`counts`](Broker::counts) every 10 ms; both backends wake at
+    /// once instead (the manager server's broker waits on its own
+    /// condition; Redis publishes when the counter reaches 0, and the
+    /// counter is read again every 250 ms, as pub/sub drops messages
+    /// across reconnects).
+    fn join(&self, timeout: Option<Duration>) -> Result<bool, BrokerError> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if self.counts()?.unfinished == 0 {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     /// Another consumer of the same broker.
     fn consumer(&self) -> Arc<dyn Broker>;
     /// Records worker `worker`'s heartbeat: `record` (its status, see
@@ -322,6 +344,13 @@ impl Broker for EmbeddedBroker {
 
     fn counts(&self) -> Result<BrokerCounts, BrokerError> {
         Ok(self.proxy.counts()?)
+    }
+
+    fn join(&self, timeout: Option<Duration>) -> Result<bool, BrokerError> {
+        Ok(match timeout {
+            Some(t) => self.proxy.join_timeout(t)?,
+            None => self.proxy.join().map(|()| true)?,
+        })
     }
 
     fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {

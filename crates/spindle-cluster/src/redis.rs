@@ -26,6 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BLOCK_STEP: Duration = Duration::from_secs(1);
 /// The connections' read and write timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// `join` reads the unfinished counter at least this often.
+const JOIN_REREAD: Duration = Duration::from_millis(250);
 /// Idle connections kept for reuse.
 const POOL: usize = 8;
 /// Bits of a stream id's sequence number in the trait's `u64` id.
@@ -60,7 +62,8 @@ const MAX_MILLIS: u64 = 1 << 40;
 
 /// Lua shared by the scripts: `fields(stream, sid)` is the entry's fields
 /// (a table) or nil; `uncount(f, key)` takes a `put` entry off the
-/// unfinished counter (entries added by hand were never on it).
+/// unfinished counter (entries added by hand were never on it) and, when
+/// that leaves none, publishes on the counter's own name (`join`).
 const LUA_COMMON: &str = r"
 local function fields(stream, sid)
   local e = redis.call('XRANGE', stream, sid, sid)
@@ -71,7 +74,9 @@ local function fields(stream, sid)
   return f
 end
 local function uncount(f, key)
-  if f and f['put'] then redis.call('DECR', key) end
+  if f and f['put'] and redis.call('DECR', key) <= 0 then
+    redis.call('PUBLISH', key, '0')
+  end
 end
 local function prior(f)
   if f == nil then return 0 end
@@ -321,9 +326,9 @@ if redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
   redis.call('HDEL', KEYS[4], ARGV[2])
   if packed then
     local kv = cmsgpack.unpack(packed)
-    for i = 1, #kv, 2 do
-      if kv[i] == 'put' then redis.call('DECR', KEYS[2]) end
-    end
+    local f = {}
+    for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+    uncount(f, KEYS[2])
   end
   return 1
 end
@@ -1111,6 +1116,50 @@ impl Broker for RedisBroker {
             expired: at(4),
             stale_acks: at(5),
         })
+    }
+
+    fn join(&self, timeout: Option<Duration>) -> Result<bool, BrokerError> {
+        // Subscribe first, then read the counter: a PUBLISH between the two
+        // is not missed. The counter is read again every 250 ms all the
+        // same (pub/sub drops what is published while a connection is
+        // down), and a subscription that breaks falls back to that.
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let key = self.shared.keys.unfinished.clone();
+        let mut sub = self.new_conn().ok();
+        let mut ps = sub.as_mut().map(Connection::as_pubsub);
+        if let Some(p) = ps.as_mut()
+            && p.subscribe(&key).is_err()
+        {
+            ps = None;
+        }
+        loop {
+            let left: i64 = self.with_conn(|c| {
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query::<Option<i64>>(c)
+                    .map(Option::unwrap_or_default)
+            })?;
+            if left <= 0 {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if now >= d => return Ok(false),
+                Some(d) => (d - now).min(JOIN_REREAD),
+                None => JOIN_REREAD,
+            };
+            match ps.as_mut() {
+                Some(p) => {
+                    let got = p
+                        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+                        .and_then(|()| p.get_message().map(drop));
+                    if got.as_ref().is_err_and(|e| !e.is_timeout()) {
+                        ps = None;
+                    }
+                }
+                None => std::thread::sleep(wait.min(Duration::from_millis(10))),
+            }
+        }
     }
 
     fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {

@@ -183,6 +183,11 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
 }
 
 #[test]
+fn join_waits_for_acks_dead_letters_and_cancels() {
+    common::check_join(&broker(&server()));
+}
+
+#[test]
 fn nack_delays_redelivery() {
     let s = server();
     let b = broker(&s);

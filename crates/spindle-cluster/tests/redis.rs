@@ -418,6 +418,12 @@ fn huge_or_bad_ttls_do_not_break_the_scripts() {
 }
 
 #[test]
+fn join_waits_for_acks_dead_letters_and_cancels() {
+    let s = RedisServer::start();
+    common::check_join(&s.broker());
+}
+
+#[test]
 fn nack_delays_redelivery() {
     let s = RedisServer::start();
     common::check_nack_delay(&s.broker());

@@ -277,6 +277,35 @@ pub(crate) fn fetch_next(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fe
     }
 }
 
+/// `join` on any backend: false at its timeout while entries are
+/// unfinished; a waiting `join` returns once the last one is acked,
+/// dead-lettered or cancelled, not before.
+pub(crate) fn check_join(b: &dyn Broker) {
+    assert!(
+        b.join(Some(Duration::ZERO)).unwrap(),
+        "an empty broker is joined"
+    );
+    b.put(b"a", 3, "c1", b"", TTL).unwrap();
+    b.put(b"b", 3, "c1", b"", TTL).unwrap();
+    let c = b.put(b"c", 3, "c1", b"", TTL).unwrap();
+    assert!(!b.join(Some(Duration::from_millis(50))).unwrap());
+    let f1 = fetch_next(b, LONG);
+    let f2 = fetch_next(b, LONG);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = b.consumer();
+    let joiner = thread::spawn(move || tx.send(waiter.join(None)).unwrap());
+    assert!(b.ack_with_result(f1.id, "c1", b"r", TTL).unwrap());
+    assert!(b.cancel(c).unwrap(), "the third is still queued");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "join returned with an entry still leased"
+    );
+    assert!(b.dead_letter(f2.id, "given up", None, TTL).unwrap());
+    assert!(rx.recv_timeout(LONG).expect("join returns").unwrap());
+    joiner.join().unwrap();
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+}
+
 /// `nack(delay)` on any backend: the entry is not delivered before its
 /// delay and is after, as the next attempt; meanwhile it counts as queued,
 /// delayed and unfinished; acked after, nothing is left.
