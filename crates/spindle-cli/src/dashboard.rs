@@ -1,11 +1,14 @@
 //! `spindle dashboard`: the web dashboard (crate spindle-dashboard) of a
-//! demo process pool (`--demo`) or of another program's stats socket
-//! (`--socket PATH`).
+//! demo process pool (`--demo`), of another program's stats socket
+//! (`--socket PATH`), or of a cluster's queue (`--broker URL
+//! [--authkey-file F] [--queue NAME]`).
 //!
 //! The first stdout line is exactly `dashboard on http://HOST:PORT/`.
 //! Serves until SIGTERM or SIGINT, then exits 0. Exit 2: a usage error (a
 //! non-loopback `--bind` without `--token`, `--allow-actions` without a
-//! token, a bad token); exit 1: a runtime error (an address in use).
+//! token, a bad token, an unreadable key file, a broker that cannot be
+//! reached or has no such queue); exit 1: a runtime error (an address in
+//! use).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use spindle::process::ProcessPoolExecutor;
-use spindle_dashboard::{Dashboard, Error, TaskLog};
+use spindle_dashboard::{ClusterSource, Dashboard, Error, TaskLog};
 
 /// What to serve, from the command line.
 #[derive(Debug)]
@@ -28,6 +31,9 @@ pub(crate) struct DashboardArgs {
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) demo: bool,
     pub(crate) socket: Option<PathBuf>,
+    pub(crate) broker: Option<String>,
+    pub(crate) authkey_file: Option<PathBuf>,
+    pub(crate) queue: String,
     pub(crate) stats_socket: Option<PathBuf>,
 }
 
@@ -87,6 +93,14 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     let mut _pool = None;
     if let Some(p) = &args.socket {
         b = b.socket(p.clone());
+    } else if let Some(url) = &args.broker {
+        match cluster(url, args.authkey_file.as_ref(), &args.queue) {
+            Ok(c) => b = b.cluster(c),
+            Err(why) => {
+                eprintln!("spindle dashboard: {why}");
+                return ExitCode::from(2);
+            }
+        }
     } else if args.demo {
         let log = TaskLog::new(1000);
         let pool = match ProcessPoolExecutor::builder()
@@ -124,6 +138,22 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     }
     drop(dash);
     ExitCode::SUCCESS
+}
+
+/// Connects to queue `queue` of the broker at `url` (as `spindle status
+/// --broker`), or the line saying why not (the URL's password redacted).
+fn cluster(url: &str, key_file: Option<&PathBuf>, queue: &str) -> Result<ClusterSource, String> {
+    let key = match key_file {
+        Some(f) => Some(std::fs::read(f).map_err(|e| {
+            format!("cannot read the authkey file {}: {e}", f.display())
+        })?),
+        None => None,
+    };
+    let shown = crate::status::redacted(url);
+    ClusterSource::connect(url, key.as_deref(), queue).map_err(|e| {
+        let why = e.to_string().replace(url, &shown);
+        format!("broker {shown} queue {queue}: {why}")
+    })
 }
 
 /// Submits demo tasks, about ten a second, keeping at most 20 waiting.
