@@ -144,9 +144,10 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
 /// --broker`), or the line saying why not (the URL's password redacted).
 fn cluster(url: &str, key_file: Option<&PathBuf>, queue: &str) -> Result<ClusterSource, String> {
     let key = match key_file {
-        Some(f) => Some(std::fs::read(f).map_err(|e| {
-            format!("cannot read the authkey file {}: {e}", f.display())
-        })?),
+        Some(f) => Some(
+            std::fs::read(f)
+                .map_err(|e| format!("cannot read the authkey file {}: {e}", f.display()))?,
+        ),
         None => None,
     };
     let shown = crate::status::redacted(url);

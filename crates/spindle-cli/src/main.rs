@@ -225,7 +225,12 @@ enum Command {
         authkey_file: Option<PathBuf>,
         /// With --broker: the queue to show (the broker's registered name on
         /// a manager server).
-        #[arg(long, value_name = "NAME", default_value = "tasks", requires = "broker")]
+        #[arg(
+            long,
+            value_name = "NAME",
+            default_value = "tasks",
+            requires = "broker"
+        )]
         queue: String,
         /// With --demo: also serve its stats on a socket here (mode 0600)
         /// for `spindle status --socket`.

@@ -151,8 +151,8 @@ impl ClusterSource {
         let address: spindle::ipc::Address = url
             .parse()
             .map_err(|e| BrokerError::Refused(format!("{url:?}: {e}")))?;
-        let m = Manager::connect(address, key)
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let m =
+            Manager::connect(address, key).map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         let proxy = m
             .get::<BrokerProxy<ByteBuf>>(queue)
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;

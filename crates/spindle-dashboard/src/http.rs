@@ -809,7 +809,8 @@ fn cluster_metrics(c: &ClusterStatus) -> String {
             "spindle_cluster_worker_heartbeat_age_seconds",
             "gauge",
             "Age of the worker's last heartbeat, on the broker's clock.",
-            (&|w: &WorkerStatus| w.heartbeat_age_ms as f64 / 1000.0) as &dyn Fn(&WorkerStatus) -> f64,
+            (&|w: &WorkerStatus| w.heartbeat_age_ms as f64 / 1000.0)
+                as &dyn Fn(&WorkerStatus) -> f64,
         ),
         (
             "spindle_cluster_worker_concurrency",

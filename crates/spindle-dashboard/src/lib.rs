@@ -82,7 +82,9 @@ impl fmt::Display for Error {
             ),
             Error::ActionsNeedToken => f.write_str("--allow-actions requires a token (--token)"),
             Error::BadToken => f.write_str("a token is 1 or more of A-Z a-z 0-9 - . _ ~"),
-            Error::NoSource => f.write_str("nothing to show: add a pool, a queue, a socket or a cluster"),
+            Error::NoSource => {
+                f.write_str("nothing to show: add a pool, a queue, a socket or a cluster")
+            }
             Error::Io(e) => write!(f, "{e}"),
         }
     }
@@ -117,7 +119,10 @@ pub(crate) enum Source {
     Socket(PathBuf),
     /// A queue of a cluster (`spindle_cluster::ClusterStatus`); `base`
     /// gives the dashboard's own pid and uptime.
-    Cluster { source: ClusterSource, base: Sources },
+    Cluster {
+        source: ClusterSource,
+        base: Sources,
+    },
 }
 
 /// Builds a [`Dashboard`]: [`Dashboard::builder`].

@@ -61,9 +61,11 @@ fn cluster_source_shows_worker_dead_letter_and_metrics() {
         .put(&ByteBuf::from(b"\xc1 not MessagePack".to_vec()))
         .unwrap();
 
-    until("the worker's heartbeat counting the dead letter", LONG, || {
-        get("/api/workers").json()[0]["heartbeat"]["dead_lettered"] == 1
-    });
+    until(
+        "the worker's heartbeat counting the dead letter",
+        LONG,
+        || get("/api/workers").json()[0]["heartbeat"]["dead_lettered"] == 1,
+    );
     let workers = get("/api/workers").json();
     let w = &workers.as_array().unwrap()[..];
     assert_eq!(w.len(), 1, "{workers}");
@@ -107,10 +109,7 @@ fn cluster_source_shows_worker_dead_letter_and_metrics() {
     assert_eq!(find("spindle_cluster_in_flight", &q), 0.0);
     assert_eq!(find("spindle_cluster_unfinished", &q), 0.0);
     let me = [("worker", "dash-worker-1"), ("queue", "tasks")];
-    assert_eq!(
-        find("spindle_cluster_worker_dead_lettered_total", &me),
-        1.0
-    );
+    assert_eq!(find("spindle_cluster_worker_dead_lettered_total", &me), 1.0);
     assert_eq!(find("spindle_cluster_worker_concurrency", &me), 1.0);
     let age = find("spindle_cluster_worker_heartbeat_age_seconds", &me);
     assert!((0.0..60.0).contains(&age), "{age}");
@@ -139,7 +138,10 @@ fn cluster_source_shows_worker_dead_letter_and_metrics() {
     s.stop().unwrap();
     let r = get("/api/status");
     assert_eq!(r.code, 502, "{r:?}");
-    assert!(r.json()["error"].as_str().unwrap().contains("tasks"), "{r:?}");
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("tasks"),
+        "{r:?}"
+    );
     assert_eq!(get("/api/dead").code, 502);
 }
 

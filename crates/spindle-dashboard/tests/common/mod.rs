@@ -208,4 +208,3 @@ pub(crate) fn parse_labels(s: &str) -> Vec<(String, String)> {
     }
     out
 }
-
