@@ -178,3 +178,58 @@ impl ClusterSource {
         }
     }
 }
+
+/// A manager server, shown by its counters (`Manager::stats()`:
+/// connections, channels, objects, handshakes accepted and refused), read
+/// over one connection of its own.
+#[derive(Clone)]
+pub struct ManagerSource {
+    address: String,
+    manager: Arc<Manager>,
+}
+
+impl fmt::Debug for ManagerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerSource")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl ManagerSource {
+    /// The server `manager` is connected to, shown as `address`.
+    pub fn new(address: &str, manager: Manager) -> ManagerSource {
+        ManagerSource {
+            address: address.to_string(),
+            manager: Arc::new(manager),
+        }
+    }
+
+    /// Connects to the server at `address` (`HOST:PORT` or a socket path)
+    /// with its key.
+    ///
+    /// # Errors
+    ///
+    /// As `Manager::connect`: a server that cannot be reached or refuses
+    /// the key.
+    pub fn connect(
+        address: impl Into<spindle::ipc::Address>,
+        authkey: &[u8],
+    ) -> Result<ManagerSource, spindle::manager::ManagerError> {
+        let a = address.into();
+        let shown = a.to_string();
+        Ok(ManagerSource::new(&shown, Manager::connect(a, authkey)?))
+    }
+
+    /// The address it was given.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The server's counters (blocking: a call).
+    pub(crate) fn stats(&self) -> Result<spindle::manager::Stats, String> {
+        self.manager
+            .stats()
+            .map_err(|e| format!("manager at {}: {e}", self.address))
+    }
+}

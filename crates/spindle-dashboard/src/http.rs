@@ -109,6 +109,8 @@ pub(crate) fn new_app(cfg: Config) -> App {
 struct Snap {
     status: Status,
     cluster: Option<ClusterStatus>,
+    /// A manager source's address and counters.
+    manager: Option<(String, spindle::manager::Stats)>,
 }
 
 /// A snapshot of the source (blocking for a socket or a cluster: call off
@@ -118,9 +120,16 @@ fn snap_blocking(source: &Source) -> Result<Snap, String> {
         Source::Local { sources, .. } => Ok(Snap {
             status: sources.snapshot(),
             cluster: None,
+            manager: None,
         }),
         Source::Socket(p) => read_socket(p).map(|status| Snap {
             status,
+            cluster: None,
+            manager: None,
+        }),
+        Source::Manager { source, base } => Ok(Snap {
+            manager: Some((source.address().to_string(), source.stats()?)),
+            status: base.snapshot(),
             cluster: None,
         }),
         Source::Cluster { source, base } => {
@@ -130,6 +139,7 @@ fn snap_blocking(source: &Source) -> Result<Snap, String> {
             Ok(Snap {
                 status: cluster_as_status(base, &c)?,
                 cluster: Some(c),
+                manager: None,
             })
         }
     }
@@ -157,7 +167,7 @@ fn cluster_as_status(base: &spindle::stats::Sources, c: &ClusterStatus) -> Resul
 async fn snap(app: &App) -> Result<Snap, String> {
     match &app.cfg.source {
         Source::Local { .. } => snap_blocking(&app.cfg.source),
-        Source::Socket(_) | Source::Cluster { .. } => {
+        Source::Socket(_) | Source::Cluster { .. } | Source::Manager { .. } => {
             let app = app.clone();
             tokio::task::spawn_blocking(move || snap_blocking(&app.cfg.source))
                 .await
@@ -366,7 +376,8 @@ async fn api_status(State(app): State<App>, req: Request) -> Response {
 }
 
 /// The `Status` as JSON, with `cluster` (a `ClusterStatus`) added for a
-/// cluster source.
+/// cluster source, `manager` (its `address` and `Manager::stats()`) for a
+/// manager source.
 fn status_json(s: &Snap) -> serde_json::Value {
     let mut v = serde_json::to_value(&s.status).unwrap_or_default();
     if let (Some(c), Some(o)) = (&s.cluster, v.as_object_mut()) {
@@ -374,6 +385,13 @@ fn status_json(s: &Snap) -> serde_json::Value {
             "cluster".into(),
             serde_json::to_value(c).unwrap_or_default(),
         );
+    }
+    if let (Some((address, stats)), Some(o)) = (&s.manager, v.as_object_mut()) {
+        let mut m = serde_json::to_value(stats).unwrap_or_default();
+        if let Some(m) = m.as_object_mut() {
+            m.insert("address".into(), address.clone().into());
+        }
+        o.insert("manager".into(), m);
     }
     v
 }
@@ -698,6 +716,9 @@ async fn metrics(State(app): State<App>, req: Request) -> Response {
     if let Some(c) = &s.cluster {
         text.push_str(&cluster_metrics(c));
     }
+    if let Some((address, stats)) = &s.manager {
+        text.push_str(&manager_metrics(address, stats));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -706,6 +727,73 @@ async fn metrics(State(app): State<App>, req: Request) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The `spindle_manager_*` families of a manager server's counters.
+fn manager_metrics(address: &str, s: &spindle::manager::Stats) -> String {
+    let mut out = String::new();
+    let labels = format!("{{manager=\"{}\"}}", label(address));
+    for (name, kind, help, v) in [
+        (
+            "spindle_manager_connections",
+            "gauge",
+            "Connections open now.",
+            s.connections,
+        ),
+        (
+            "spindle_manager_channels",
+            "gauge",
+            "Channel threads alive now.",
+            s.channels,
+        ),
+        (
+            "spindle_manager_calls_in_channels",
+            "gauge",
+            "Calls running in channel threads now.",
+            s.in_channel,
+        ),
+        (
+            "spindle_manager_objects",
+            "gauge",
+            "Objects alive now.",
+            s.objects,
+        ),
+        (
+            "spindle_manager_owner_deaths_total",
+            "counter",
+            "Locks released because the channel that held them died.",
+            s.owner_deaths,
+        ),
+        (
+            "spindle_manager_items_returned_total",
+            "counter",
+            "Items put back at a queue's head: their taker could not be told.",
+            s.items_returned,
+        ),
+        (
+            "spindle_manager_handshakes_accepted_total",
+            "counter",
+            "Sockets that authenticated.",
+            s.handshakes_accepted,
+        ),
+        (
+            "spindle_manager_handshakes_refused_total",
+            "counter",
+            "Sockets closed before they authenticated (a wrong key, garbage, a deadline).",
+            s.handshakes_refused,
+        ),
+        (
+            "spindle_manager_handshakes_pending",
+            "gauge",
+            "Sockets authenticating now.",
+            s.handshakes_pending,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+    out
 }
 
 /// The `spindle_cluster_*` families of a cluster snapshot.

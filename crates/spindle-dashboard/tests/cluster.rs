@@ -1,7 +1,8 @@
 //! A cluster source (`ClusterSource`) on the embedded broker — a manager
 //! server in this process — with a worker thread and a dead letter, seen
 //! through the raw HTTP API: /api/workers, /api/dead, /api/queues,
-//! /api/status and /metrics.
+//! /api/status and /metrics; and a manager-server source
+//! (`ManagerSource`): its counters in /api/status and /metrics.
 
 mod common;
 
@@ -15,7 +16,7 @@ use serde_bytes::ByteBuf;
 use serde_json::Value;
 use spindle::manager::{BaseManager, BrokerProxy, Server, Typeid};
 use spindle_cluster::{BrokerError, EmbeddedBroker, Worker};
-use spindle_dashboard::{ClusterSource, Dashboard};
+use spindle_dashboard::{ClusterSource, Dashboard, ManagerSource};
 
 const KEY: &[u8] = b"dashboard-cluster-key-0123456789ab";
 const LONG: Duration = Duration::from_secs(60);
@@ -158,4 +159,56 @@ fn cluster_source_connect_errors() {
         Err(BrokerError::Unavailable(_)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn manager_source_shows_server_counters() {
+    let s = server();
+    let d = Dashboard::builder()
+        .manager(ManagerSource::connect(s.address().clone(), KEY).unwrap())
+        .serve()
+        .unwrap();
+    // A client with the wrong key: refused at the handshake.
+    assert!(
+        spindle::manager::Manager::connect(
+            s.address().clone(),
+            b"not-the-key-0123456789abcdef-xyz"
+        )
+        .is_err()
+    );
+    until("the refused handshake counted", LONG, || {
+        request(d.addr(), "GET", "/api/status", &[]).json()["manager"]["handshakes_refused"] == 1
+    });
+    let st = request(d.addr(), "GET", "/api/status", &[]).json();
+    let m = &st["manager"];
+    assert_eq!(m["address"], s.address().to_string(), "{st}");
+    // The source's own connection, authenticated.
+    assert!(m["connections"].as_u64().unwrap() >= 1, "{st}");
+    assert!(m["handshakes_accepted"].as_u64().unwrap() >= 1, "{st}");
+    assert!(m["objects"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["pid"], std::process::id());
+
+    let r = request(d.addr(), "GET", "/metrics", &[]);
+    assert_eq!(r.code, 200);
+    let samples = parse_metrics(&r.body);
+    let addr = s.address().to_string();
+    let l = [("manager", addr.as_str())];
+    assert_eq!(
+        find_metric(&samples, "spindle_manager_handshakes_refused_total", &l),
+        1.0
+    );
+    assert!(find_metric(&samples, "spindle_manager_connections", &l) >= 1.0);
+    assert!(find_metric(&samples, "spindle_manager_handshakes_accepted_total", &l) >= 1.0);
+    assert_eq!(
+        find_metric(&samples, "spindle_manager_handshakes_pending", &l),
+        0.0
+    );
+
+    s.stop().unwrap();
+    let r = request(d.addr(), "GET", "/api/status", &[]);
+    assert_eq!(r.code, 502, "{r:?}");
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("manager at"),
+        "{r:?}"
+    );
 }
