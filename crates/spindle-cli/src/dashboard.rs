@@ -1,13 +1,15 @@
 //! `spindle dashboard`: the web dashboard (crate spindle-dashboard) of a
 //! demo process pool (`--demo`), of another program's stats socket
 //! (`--socket PATH`), or of a cluster's queue (`--broker URL
-//! [--authkey-file F] [--queue NAME]`).
+//! [--authkey-file F] [--queue NAME]`), or of a manager server's counters
+//! (`--manager ADDR --authkey-file F`).
 //!
 //! The first stdout line is exactly `dashboard on http://HOST:PORT/`.
 //! Serves until SIGTERM or SIGINT, then exits 0. Exit 2: a usage error (a
 //! non-loopback `--bind` without `--token`, `--allow-actions` without a
 //! token, a bad token, an unreadable key file, a broker that cannot be
-//! reached or has no such queue); exit 1: a runtime error (an address in
+//! reached or has no such queue, a manager server that cannot be reached
+//! or refuses the key, `--manager` without `--authkey-file`); exit 1: a runtime error (an address in
 //! use).
 
 use std::io::Write;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use spindle::process::ProcessPoolExecutor;
-use spindle_dashboard::{ClusterSource, Dashboard, Error, TaskLog};
+use spindle_dashboard::{ClusterSource, Dashboard, Error, ManagerSource, TaskLog};
 
 /// What to serve, from the command line.
 #[derive(Debug)]
@@ -32,6 +34,7 @@ pub(crate) struct DashboardArgs {
     pub(crate) demo: bool,
     pub(crate) socket: Option<PathBuf>,
     pub(crate) broker: Option<String>,
+    pub(crate) manager: Option<spindle::ipc::Address>,
     pub(crate) authkey_file: Option<PathBuf>,
     pub(crate) queue: String,
     pub(crate) stats_socket: Option<PathBuf>,
@@ -101,6 +104,14 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    } else if let Some(address) = &args.manager {
+        match manager(address, args.authkey_file.as_ref()) {
+            Ok(m) => b = b.manager(m),
+            Err(why) => {
+                eprintln!("spindle dashboard: {why}");
+                return ExitCode::from(2);
+            }
+        }
     } else if args.demo {
         let log = TaskLog::new(1000);
         let pool = match ProcessPoolExecutor::builder()
@@ -138,6 +149,20 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     }
     drop(dash);
     ExitCode::SUCCESS
+}
+
+/// Connects to the manager server at `address`, or the line saying why
+/// not.
+fn manager(
+    address: &spindle::ipc::Address,
+    key_file: Option<&PathBuf>,
+) -> Result<ManagerSource, String> {
+    let Some(f) = key_file else {
+        return Err("--manager needs --authkey-file".into());
+    };
+    let key = std::fs::read(f)
+        .map_err(|e| format!("cannot read the authkey file {}: {e}", f.display()))?;
+    ManagerSource::connect(address.clone(), &key).map_err(|e| format!("manager at {address}: {e}"))
 }
 
 /// Connects to queue `queue` of the broker at `url` (as `spindle status

@@ -187,7 +187,7 @@ enum Command {
     /// given; read-only unless --allow-actions. Exit 2: a usage error, or
     /// a --broker that cannot be reached (or has no such queue); exit 1: a
     /// runtime error (an address in use).
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "socket", "broker"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "socket", "broker", "manager"])))]
     Dashboard {
         /// IP:PORT to listen on (port 0: any free port). A non-loopback
         /// address needs --token.
@@ -220,8 +220,14 @@ enum Command {
         /// or socket path (with --authkey-file), or a Redis URL.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
-        /// With --broker at a manager server: a file holding its key.
-        #[arg(long, value_name = "FILE", requires = "broker")]
+        /// Serve the dashboard of a manager server's counters (connections,
+        /// channels, objects, handshakes accepted and refused): its IP:PORT
+        /// or socket path, with --authkey-file.
+        #[arg(long, value_name = "ADDR", value_parser = serve::parse_address)]
+        manager: Option<spindle::ipc::Address>,
+        /// With --manager, or --broker at a manager server: a file holding
+        /// its key.
+        #[arg(long, value_name = "FILE")]
         authkey_file: Option<PathBuf>,
         /// With --broker: the queue to show (the broker's registered name on
         /// a manager server).
@@ -470,6 +476,7 @@ fn main() -> ExitCode {
             demo,
             socket,
             broker,
+            manager,
             authkey_file,
             queue,
             stats_socket,
@@ -481,6 +488,7 @@ fn main() -> ExitCode {
             demo,
             socket,
             broker,
+            manager,
             authkey_file,
             queue,
             stats_socket,
