@@ -1,11 +1,16 @@
 //! `spindle dashboard`: the web dashboard (crate spindle-dashboard) of a
-//! demo process pool (`--demo`) or of another program's stats socket
-//! (`--socket PATH`).
+//! demo process pool (`--demo`), of another program's stats socket
+//! (`--socket PATH`), or of a cluster's queue (`--broker URL
+//! [--authkey-file F] [--queue NAME]`), or of a manager server's counters
+//! (`--manager ADDR --authkey-file F`).
 //!
 //! The first stdout line is exactly `dashboard on http://HOST:PORT/`.
 //! Serves until SIGTERM or SIGINT, then exits 0. Exit 2: a usage error (a
 //! non-loopback `--bind` without `--token`, `--allow-actions` without a
-//! token, a bad token); exit 1: a runtime error (an address in use).
+//! token, a bad token, an unreadable key file, a broker that cannot be
+//! reached or has no such queue, a manager server that cannot be reached
+//! or refuses the key, `--manager` without `--authkey-file`); exit 1: a runtime error (an address in
+//! use).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,7 +22,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use spindle::process::ProcessPoolExecutor;
-use spindle_dashboard::{Dashboard, Error, TaskLog};
+use spindle_dashboard::{ClusterSource, Dashboard, Error, ManagerSource, TaskLog};
 
 /// What to serve, from the command line.
 #[derive(Debug)]
@@ -28,6 +33,10 @@ pub(crate) struct DashboardArgs {
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) demo: bool,
     pub(crate) socket: Option<PathBuf>,
+    pub(crate) broker: Option<String>,
+    pub(crate) manager: Option<spindle::ipc::Address>,
+    pub(crate) authkey_file: Option<PathBuf>,
+    pub(crate) queue: String,
     pub(crate) stats_socket: Option<PathBuf>,
 }
 
@@ -87,6 +96,22 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     let mut _pool = None;
     if let Some(p) = &args.socket {
         b = b.socket(p.clone());
+    } else if let Some(url) = &args.broker {
+        match cluster(url, args.authkey_file.as_ref(), &args.queue) {
+            Ok(c) => b = b.cluster(c),
+            Err(why) => {
+                eprintln!("spindle dashboard: {why}");
+                return ExitCode::from(2);
+            }
+        }
+    } else if let Some(address) = &args.manager {
+        match manager(address, args.authkey_file.as_ref()) {
+            Ok(m) => b = b.manager(m),
+            Err(why) => {
+                eprintln!("spindle dashboard: {why}");
+                return ExitCode::from(2);
+            }
+        }
     } else if args.demo {
         let log = TaskLog::new(1000);
         let pool = match ProcessPoolExecutor::builder()
@@ -124,6 +149,37 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     }
     drop(dash);
     ExitCode::SUCCESS
+}
+
+/// Connects to the manager server at `address`, or the line saying why
+/// not.
+fn manager(
+    address: &spindle::ipc::Address,
+    key_file: Option<&PathBuf>,
+) -> Result<ManagerSource, String> {
+    let Some(f) = key_file else {
+        return Err("--manager needs --authkey-file".into());
+    };
+    let key = std::fs::read(f)
+        .map_err(|e| format!("cannot read the authkey file {}: {e}", f.display()))?;
+    ManagerSource::connect(address.clone(), &key).map_err(|e| format!("manager at {address}: {e}"))
+}
+
+/// Connects to queue `queue` of the broker at `url` (as `spindle status
+/// --broker`), or the line saying why not (the URL's password redacted).
+fn cluster(url: &str, key_file: Option<&PathBuf>, queue: &str) -> Result<ClusterSource, String> {
+    let key = match key_file {
+        Some(f) => Some(
+            std::fs::read(f)
+                .map_err(|e| format!("cannot read the authkey file {}: {e}", f.display()))?,
+        ),
+        None => None,
+    };
+    let shown = crate::status::redacted(url);
+    ClusterSource::connect(url, key.as_deref(), queue).map_err(|e| {
+        let why = e.to_string().replace(url, &shown);
+        format!("broker {shown} queue {queue}: {why}")
+    })
 }
 
 /// Submits demo tasks, about ten a second, keeping at most 20 waiting.

@@ -184,9 +184,10 @@ enum Command {
     ///
     /// The first stdout line is exactly `dashboard on http://HOST:PORT/`.
     /// Serves until SIGTERM or SIGINT. Loopback only unless --token is
-    /// given; read-only unless --allow-actions. Exit 2: a usage error;
-    /// exit 1: a runtime error (an address in use).
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "socket"])))]
+    /// given; read-only unless --allow-actions. Exit 2: a usage error, or
+    /// a --broker that cannot be reached (or has no such queue); exit 1: a
+    /// runtime error (an address in use).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "socket", "broker", "manager"])))]
     Dashboard {
         /// IP:PORT to listen on (port 0: any free port). A non-loopback
         /// address needs --token.
@@ -213,6 +214,30 @@ enum Command {
         /// (`spindle::stats::serve`).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Serve the dashboard of a cluster's queue (its workers with their
+        /// heartbeats, depth, tasks in flight, dead letters, rates), as
+        /// `spindle status --broker` takes it: a manager server's IP:PORT
+        /// or socket path (with --authkey-file), or a Redis URL.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// Serve the dashboard of a manager server's counters (connections,
+        /// channels, objects, handshakes accepted and refused): its IP:PORT
+        /// or socket path, with --authkey-file.
+        #[arg(long, value_name = "ADDR", value_parser = serve::parse_address)]
+        manager: Option<spindle::ipc::Address>,
+        /// With --manager, or --broker at a manager server: a file holding
+        /// its key.
+        #[arg(long, value_name = "FILE")]
+        authkey_file: Option<PathBuf>,
+        /// With --broker: the queue to show (the broker's registered name on
+        /// a manager server).
+        #[arg(
+            long,
+            value_name = "NAME",
+            default_value = "tasks",
+            requires = "broker"
+        )]
+        queue: String,
         /// With --demo: also serve its stats on a socket here (mode 0600)
         /// for `spindle status --socket`.
         #[arg(long, value_name = "PATH", requires = "demo")]
@@ -450,6 +475,10 @@ fn main() -> ExitCode {
             allow_hosts,
             demo,
             socket,
+            broker,
+            manager,
+            authkey_file,
+            queue,
             stats_socket,
         } => dashboard::dashboard(dashboard::DashboardArgs {
             bind,
@@ -458,6 +487,10 @@ fn main() -> ExitCode {
             allow_hosts,
             demo,
             socket,
+            broker,
+            manager,
+            authkey_file,
+            queue,
             stats_socket,
         }),
         Command::Serve {

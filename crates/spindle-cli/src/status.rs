@@ -144,7 +144,7 @@ fn manager_status(address: &Address, args: &StatusArgs) -> ExitCode {
 
 /// A broker URL with its password (`redis://:PASS@`, `?pass=PASS`)
 /// replaced by `***`, to print.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme) = out.find("://") {
         let rest = scheme + 3;

@@ -580,3 +580,92 @@ fn dashboard_refuses_a_public_bind_without_a_token() {
     assert!(err.contains("token"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn dashboard_broker_serves_an_embedded_clusters_queue() {
+    let server = BaseManager::builder()
+        .register("tasks", Typeid::broker())
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap();
+    let addr = server.address().to_string();
+    let kf = KeyFile::new("dash-broker", KEY);
+    let key = kf.0.to_str().unwrap();
+    let m = server.connect().unwrap();
+    let b: spindle::manager::BrokerProxy<serde_bytes::ByteBuf> = m.get("tasks").unwrap();
+    b.put(&serde_bytes::ByteBuf::from(vec![1, 2, 3])).unwrap();
+    let (mut child, url) = dashboard(&["--broker", &addr, "--authkey-file", key]);
+    let queues: serde_json::Value = serde_json::from_str(&http_get(&url, "/api/queues")).unwrap();
+    let metrics = http_get(&url, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(queues["tasks"]["queued"], 1, "{queues}");
+    assert_eq!(queues["tasks"]["unfinished"], 1, "{queues}");
+    assert!(
+        metrics.contains("spindle_cluster_queued{queue=\"tasks\"} 1"),
+        "{metrics}"
+    );
+    // A queue the server does not have, and a manager without a key.
+    for args in [
+        &["--broker", &addr, "--authkey-file", key, "--queue", "nope"][..],
+        &["--broker", &addr][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("dashboard")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("queue"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn dashboard_manager_serves_the_servers_counters() {
+    let server = BaseManager::builder()
+        .register("q", Typeid::queue())
+        .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .authkey(KEY)
+        .spawn()
+        .unwrap();
+    let addr = server.address().to_string();
+    let kf = KeyFile::new("dash-manager", KEY);
+    let key = kf.0.to_str().unwrap();
+    let (mut child, url) = dashboard(&["--manager", &addr, "--authkey-file", key]);
+    let st: serde_json::Value = serde_json::from_str(&http_get(&url, "/api/status")).unwrap();
+    let metrics = http_get(&url, "/metrics");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(st["manager"]["address"], addr.as_str(), "{st}");
+    assert!(st["manager"]["connections"].as_u64().unwrap() >= 1, "{st}");
+    assert!(
+        metrics.contains(&format!("spindle_manager_objects{{manager=\"{addr}\"}}")),
+        "{metrics}"
+    );
+    // Without a key file, and with the wrong key: exit 2, one line.
+    let bad = KeyFile::new("dash-manager-bad", b"a-wrong-key-0123456789abcdef-xyz");
+    for args in [
+        &["--manager", &addr][..],
+        &[
+            "--manager",
+            &addr,
+            "--authkey-file",
+            bad.0.to_str().unwrap(),
+        ][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("dashboard")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("manager"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -20,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use spindle::stats::Status;
+use spindle_cluster::{ClusterStatus, WorkerStatus};
 use tokio::sync::mpsc;
 
 use crate::tasks::{TaskLog, TaskRecord, TaskState};
-use crate::{HISTORY, MAX_LIMIT, MAX_SSE_CLIENTS, SSE_BUFFER, Source};
+use crate::{HISTORY, MAX_DEAD, MAX_LIMIT, MAX_SSE_CLIENTS, SSE_BUFFER, Source};
 
 /// The page: one HTML file, vanilla JS, inline SVG.
 const PAGE: &str = include_str!("page.html");
@@ -104,20 +105,71 @@ pub(crate) fn new_app(cfg: Config) -> App {
     })
 }
 
-/// A snapshot of the source (blocking for a socket: call off the runtime).
-fn status_blocking(source: &Source) -> Result<Status, String> {
+/// A snapshot of the source, and the cluster's when the source is one.
+struct Snap {
+    status: Status,
+    cluster: Option<ClusterStatus>,
+    /// A manager source's address and counters.
+    manager: Option<(String, spindle::manager::Stats)>,
+}
+
+/// A snapshot of the source (blocking for a socket or a cluster: call off
+/// the runtime).
+fn snap_blocking(source: &Source) -> Result<Snap, String> {
     match source {
-        Source::Local { sources, .. } => Ok(sources.snapshot()),
-        Source::Socket(p) => read_socket(p),
+        Source::Local { sources, .. } => Ok(Snap {
+            status: sources.snapshot(),
+            cluster: None,
+            manager: None,
+        }),
+        Source::Socket(p) => read_socket(p).map(|status| Snap {
+            status,
+            cluster: None,
+            manager: None,
+        }),
+        Source::Manager { source, base } => Ok(Snap {
+            manager: Some((source.address().to_string(), source.stats()?)),
+            status: base.snapshot(),
+            cluster: None,
+        }),
+        Source::Cluster { source, base } => {
+            let c = source
+                .status()
+                .map_err(|e| format!("queue {}: {e}", source.queue()))?;
+            Ok(Snap {
+                status: cluster_as_status(base, &c)?,
+                cluster: Some(c),
+                manager: None,
+            })
+        }
     }
 }
 
-async fn status(app: &App) -> Result<Status, String> {
+/// The dashboard's own pid and uptime, with each cluster queue as a
+/// `QueueStats` (`qsize`: its depth, `unfinished`; `puts` and `gets` 0:
+/// a broker does not count them).
+fn cluster_as_status(base: &spindle::stats::Sources, c: &ClusterStatus) -> Result<Status, String> {
+    let mut v = serde_json::to_value(base.snapshot()).map_err(|e| e.to_string())?;
+    let queues: serde_json::Map<String, serde_json::Value> = c
+        .queues
+        .iter()
+        .map(|q| {
+            (
+                q.name.clone(),
+                serde_json::json!({"qsize": q.queued, "unfinished": q.unfinished, "puts": 0, "gets": 0}),
+            )
+        })
+        .collect();
+    v["queues"] = serde_json::Value::Object(queues);
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+async fn snap(app: &App) -> Result<Snap, String> {
     match &app.cfg.source {
-        Source::Local { sources, .. } => Ok(sources.snapshot()),
-        Source::Socket(_) => {
+        Source::Local { .. } => snap_blocking(&app.cfg.source),
+        Source::Socket(_) | Source::Cluster { .. } | Source::Manager { .. } => {
             let app = app.clone();
-            tokio::task::spawn_blocking(move || status_blocking(&app.cfg.source))
+            tokio::task::spawn_blocking(move || snap_blocking(&app.cfg.source))
                 .await
                 .map_err(|e| e.to_string())?
         }
@@ -317,21 +369,59 @@ async fn api_status(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
     }
-    match status(&app).await {
-        Ok(s) => json(StatusCode::OK, &s),
+    match snap(&app).await {
+        Ok(s) => json(StatusCode::OK, &status_json(&s)),
         Err(e) => error(StatusCode::BAD_GATEWAY, &e),
     }
 }
 
+/// The `Status` as JSON, with `cluster` (a `ClusterStatus`) added for a
+/// cluster source, `manager` (its `address` and `Manager::stats()`) for a
+/// manager source.
+fn status_json(s: &Snap) -> serde_json::Value {
+    let mut v = serde_json::to_value(&s.status).unwrap_or_default();
+    if let (Some(c), Some(o)) = (&s.cluster, v.as_object_mut()) {
+        o.insert(
+            "cluster".into(),
+            serde_json::to_value(c).unwrap_or_default(),
+        );
+    }
+    if let (Some((address, stats)), Some(o)) = (&s.manager, v.as_object_mut()) {
+        let mut m = serde_json::to_value(stats).unwrap_or_default();
+        if let Some(m) = m.as_object_mut() {
+            m.insert("address".into(), address.clone().into());
+        }
+        o.insert("manager".into(), m);
+    }
+    v
+}
+
 #[derive(Serialize)]
 struct Worker {
+    /// The pool, or a cluster worker's queue.
     pool: String,
     pid: u32,
     /// The task it runs, if the task log knows it.
     task: Option<TaskRecord>,
+    /// A cluster worker's last heartbeat (its id, host, counters, rate
+    /// and `heartbeat_age_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<WorkerStatus>,
 }
 
-fn workers(app: &App) -> Vec<Worker> {
+fn workers(app: &App, cluster: Option<&ClusterStatus>) -> Vec<Worker> {
+    if let Some(c) = cluster {
+        return c
+            .workers
+            .iter()
+            .map(|w| Worker {
+                pool: w.queue.clone(),
+                pid: w.pid,
+                task: None,
+                heartbeat: Some(w.clone()),
+            })
+            .collect();
+    }
     let Source::Local { workers, .. } = &app.cfg.source else {
         return Vec::new();
     };
@@ -344,6 +434,7 @@ fn workers(app: &App) -> Vec<Worker> {
                 pool: pool.clone(),
                 pid,
                 task: app.cfg.tasks.as_ref().and_then(|t| t.running_on(pid)),
+                heartbeat: None,
             });
         }
     }
@@ -354,15 +445,28 @@ async fn api_workers(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
     }
-    json(StatusCode::OK, &workers(&app))
+    if let Source::Cluster { .. } = &app.cfg.source {
+        return match snap(&app).await {
+            Ok(s) => json(StatusCode::OK, &workers(&app, s.cluster.as_ref())),
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e),
+        };
+    }
+    json(StatusCode::OK, &workers(&app, None))
 }
 
 async fn api_queues(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
     }
-    match status(&app).await {
-        Ok(s) => json(StatusCode::OK, &s.queues),
+    match snap(&app).await {
+        Ok(Snap {
+            cluster: Some(c), ..
+        }) => {
+            let by_name: BTreeMap<&str, _> =
+                c.queues.iter().map(|q| (q.name.as_str(), q)).collect();
+            json(StatusCode::OK, &by_name)
+        }
+        Ok(s) => json(StatusCode::OK, &s.status.queues),
         Err(e) => error(StatusCode::BAD_GATEWAY, &e),
     }
 }
@@ -400,11 +504,28 @@ async fn api_tasks(State(app): State<App>, req: Request) -> Response {
     json(StatusCode::OK, &tasks)
 }
 
-/// Dead letters: a pool has none (a failed task's error is in its
-/// future), so the list is empty; a cluster source would fill it.
-async fn api_dead(req: Request) -> Response {
+/// Dead letters: a cluster source's (up to `MAX_DEAD`), when its broker
+/// can list them; a pool has none (a failed task's error is in its
+/// future), so the list is empty.
+async fn api_dead(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
+    }
+    if let Source::Cluster { .. } = &app.cfg.source {
+        let app = app.clone();
+        let got = tokio::task::spawn_blocking(move || match &app.cfg.source {
+            Source::Cluster { source, .. } => source
+                .dead_letters(MAX_DEAD)
+                .map_err(|e| format!("queue {}: {e}", source.queue())),
+            _ => Ok(Vec::new()),
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        return match got {
+            Ok(d) => json(StatusCode::OK, &d),
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e),
+        };
     }
     json(StatusCode::OK, &Vec::<TaskRecord>::new())
 }
@@ -417,7 +538,9 @@ async fn api_history(State(app): State<App>, req: Request) -> Response {
     json(StatusCode::OK, &h)
 }
 
-/// Retry or purge dead letters: nothing to act on for a pool.
+/// Retry or purge dead letters: nothing to act on for a pool, and
+/// neither broker of `spindle_cluster` has a call that retries or purges
+/// dead letters yet, so a cluster's are not touched either.
 async fn action(req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
@@ -467,7 +590,9 @@ async fn api_events(State(app): State<App>, req: Request) -> Response {
 /// The body shared by every client's event: status, workers, recent
 /// tasks and the latest sample, as JSON.
 async fn now_event_body(app: &App) -> String {
-    let status = status(app).await;
+    let snap = snap(app).await;
+    let status = snap.as_ref().map(status_json);
+    let workers = workers(app, snap.as_ref().ok().and_then(|s| s.cluster.as_ref()));
     let sample = lock(&app.history).back().cloned();
     let tasks = app
         .cfg
@@ -478,7 +603,7 @@ async fn now_event_body(app: &App) -> String {
     safe_json(&serde_json::json!({
         "status": status.as_ref().ok(),
         "error": status.as_ref().err(),
-        "workers": workers(app),
+        "workers": workers,
         "tasks": tasks,
         "sample": sample,
     }))
@@ -497,8 +622,8 @@ pub(crate) async fn sampler(app: App) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Ok(s) = status(&app).await {
-            sample(&app, &s);
+        if let Ok(s) = snap(&app).await {
+            sample(&app, &s.status);
         }
         let has_clients = !lock(&app.clients).is_empty();
         if !has_clients {
@@ -583,18 +708,232 @@ async fn metrics(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
     }
-    let s = match status(&app).await {
+    let s = match snap(&app).await {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_GATEWAY, &e),
     };
+    let mut text = prometheus(&app, &s.status);
+    if let Some(c) = &s.cluster {
+        text.push_str(&cluster_metrics(c));
+    }
+    if let Some((address, stats)) = &s.manager {
+        text.push_str(&manager_metrics(address, stats));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        prometheus(&app, &s),
+        text,
     )
         .into_response()
+}
+
+/// The `spindle_manager_*` families of a manager server's counters.
+fn manager_metrics(address: &str, s: &spindle::manager::Stats) -> String {
+    let mut out = String::new();
+    let labels = format!("{{manager=\"{}\"}}", label(address));
+    for (name, kind, help, v) in [
+        (
+            "spindle_manager_connections",
+            "gauge",
+            "Connections open now.",
+            s.connections,
+        ),
+        (
+            "spindle_manager_channels",
+            "gauge",
+            "Channel threads alive now.",
+            s.channels,
+        ),
+        (
+            "spindle_manager_calls_in_channels",
+            "gauge",
+            "Calls running in channel threads now.",
+            s.in_channel,
+        ),
+        (
+            "spindle_manager_objects",
+            "gauge",
+            "Objects alive now.",
+            s.objects,
+        ),
+        (
+            "spindle_manager_owner_deaths_total",
+            "counter",
+            "Locks released because the channel that held them died.",
+            s.owner_deaths,
+        ),
+        (
+            "spindle_manager_items_returned_total",
+            "counter",
+            "Items put back at a queue's head: their taker could not be told.",
+            s.items_returned,
+        ),
+        (
+            "spindle_manager_handshakes_accepted_total",
+            "counter",
+            "Sockets that authenticated.",
+            s.handshakes_accepted,
+        ),
+        (
+            "spindle_manager_handshakes_refused_total",
+            "counter",
+            "Sockets closed before they authenticated (a wrong key, garbage, a deadline).",
+            s.handshakes_refused,
+        ),
+        (
+            "spindle_manager_handshakes_pending",
+            "gauge",
+            "Sockets authenticating now.",
+            s.handshakes_pending,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+    out
+}
+
+/// The `spindle_cluster_*` families of a cluster snapshot.
+fn cluster_metrics(c: &ClusterStatus) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let queues = |f: &dyn Fn(&spindle_cluster::QueueStatus) -> f64| -> Vec<(String, f64)> {
+        c.queues
+            .iter()
+            .map(|q| (format!("{{queue=\"{}\"}}", label(&q.name)), f(q)))
+            .collect()
+    };
+    for (name, kind, help, f) in [
+        (
+            "spindle_cluster_queued",
+            "gauge",
+            "Tasks waiting to be fetched, delayed ones included.",
+            (&|q: &spindle_cluster::QueueStatus| q.queued as f64)
+                as &dyn Fn(&spindle_cluster::QueueStatus) -> f64,
+        ),
+        (
+            "spindle_cluster_delayed",
+            "gauge",
+            "Tasks waiting for a delay.",
+            &|q| q.delayed as f64,
+        ),
+        (
+            "spindle_cluster_in_flight",
+            "gauge",
+            "Tasks under a lease.",
+            &|q| q.in_flight as f64,
+        ),
+        (
+            "spindle_cluster_unfinished",
+            "gauge",
+            "Tasks put and not yet acknowledged or dead-lettered.",
+            &|q| q.unfinished as f64,
+        ),
+        (
+            "spindle_cluster_dead_letters",
+            "gauge",
+            "Tasks dead-lettered (embedded: since the broker started; Redis: the dead stream's length).",
+            &|q| q.dead_letters as f64,
+        ),
+        (
+            "spindle_cluster_leases_expired_total",
+            "counter",
+            "Leases that ran out.",
+            &|q| q.expired as f64,
+        ),
+        (
+            "spindle_cluster_stale_acks_total",
+            "counter",
+            "Acks that did not count.",
+            &|q| q.stale_acks as f64,
+        ),
+        (
+            "spindle_cluster_workers",
+            "gauge",
+            "Workers with a live heartbeat.",
+            &|q| q.workers as f64,
+        ),
+        (
+            "spindle_cluster_tasks_done",
+            "gauge",
+            "Tasks done by the live workers, each since it started.",
+            &|q| q.done as f64,
+        ),
+        (
+            "spindle_cluster_tasks_done_per_second",
+            "gauge",
+            "Tasks done per second by the live workers (over their last 10 s).",
+            &|q| q.done_per_sec,
+        ),
+    ] {
+        family(name, kind, help, queues(f));
+    }
+    let workers = |f: &dyn Fn(&WorkerStatus) -> f64| -> Vec<(String, f64)> {
+        c.workers
+            .iter()
+            .map(|w| {
+                (
+                    format!(
+                        "{{worker=\"{}\",queue=\"{}\"}}",
+                        label(&w.id),
+                        label(&w.queue)
+                    ),
+                    f(w),
+                )
+            })
+            .collect()
+    };
+    for (name, kind, help, f) in [
+        (
+            "spindle_cluster_worker_heartbeat_age_seconds",
+            "gauge",
+            "Age of the worker's last heartbeat, on the broker's clock.",
+            (&|w: &WorkerStatus| w.heartbeat_age_ms as f64 / 1000.0)
+                as &dyn Fn(&WorkerStatus) -> f64,
+        ),
+        (
+            "spindle_cluster_worker_concurrency",
+            "gauge",
+            "Tasks the worker runs at once.",
+            &|w| w.concurrency as f64,
+        ),
+        (
+            "spindle_cluster_worker_running",
+            "gauge",
+            "Tasks the worker was running at its last heartbeat.",
+            &|w| w.running as f64,
+        ),
+        (
+            "spindle_cluster_worker_tasks_done_total",
+            "counter",
+            "Tasks the worker ran and acknowledged since it started.",
+            &|w| w.done as f64,
+        ),
+        (
+            "spindle_cluster_worker_dead_lettered_total",
+            "counter",
+            "Tasks the worker gave up at once.",
+            &|w| w.dead_lettered as f64,
+        ),
+        (
+            "spindle_cluster_worker_tasks_done_per_second",
+            "gauge",
+            "Tasks the worker did per second over its last 10 s.",
+            &|w| w.done_per_sec,
+        ),
+    ] {
+        family(name, kind, help, workers(f));
+    }
+    out
 }
 
 fn prometheus(app: &App, s: &Status) -> String {

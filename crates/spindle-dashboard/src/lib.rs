@@ -22,6 +22,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod http;
 mod tasks;
 
@@ -34,6 +35,7 @@ use std::time::Duration;
 use spindle::process::ProcessPoolExecutor;
 use spindle::stats::{PoolStats, QueueStats, Sources, StatsServer};
 
+pub use cluster::{ClusterSource, DeadLetterView, MAX_DEAD, ManagerSource};
 pub use tasks::{MAX_CAPACITY, PREVIEW_CHARS, TaskLog, TaskRecord, TaskState};
 
 /// The most `/api/tasks` returns at once (`limit`).
@@ -64,7 +66,8 @@ pub enum Error {
     /// The token is empty, or holds a character other than `A-Z a-z 0-9
     /// - . _ ~` (it travels unencoded in a URL).
     BadToken,
-    /// No source: neither pools, queues, sources nor a stats socket.
+    /// No source: neither pools, queues, sources, a stats socket, a
+    /// cluster nor a manager server.
     NoSource,
     /// Binding the address, or starting the server's thread, failed.
     Io(std::io::Error),
@@ -79,7 +82,9 @@ impl fmt::Display for Error {
             ),
             Error::ActionsNeedToken => f.write_str("--allow-actions requires a token (--token)"),
             Error::BadToken => f.write_str("a token is 1 or more of A-Z a-z 0-9 - . _ ~"),
-            Error::NoSource => f.write_str("nothing to show: add a pool, a queue or a socket"),
+            Error::NoSource => f.write_str(
+                "nothing to show: add a pool, a queue, a socket, a cluster or a manager",
+            ),
             Error::Io(e) => write!(f, "{e}"),
         }
     }
@@ -112,6 +117,17 @@ pub(crate) enum Source {
     },
     /// Another program's stats socket (`spindle::stats::serve`).
     Socket(PathBuf),
+    /// A queue of a cluster (`spindle_cluster::ClusterStatus`); `base`
+    /// gives the dashboard's own pid and uptime.
+    Cluster {
+        source: ClusterSource,
+        base: Sources,
+    },
+    /// A manager server's counters (`Manager::stats()`).
+    Manager {
+        source: ManagerSource,
+        base: Sources,
+    },
 }
 
 /// Builds a [`Dashboard`]: [`Dashboard::builder`].
@@ -123,6 +139,8 @@ pub struct Builder {
     any_source: bool,
     workers: Vec<(String, PidsFn)>,
     socket: Option<PathBuf>,
+    cluster: Option<ClusterSource>,
+    manager: Option<ManagerSource>,
     stats_socket: Option<PathBuf>,
     tasks: Option<Arc<TaskLog>>,
     interval: Duration,
@@ -226,6 +244,26 @@ impl Builder {
         self
     }
 
+    /// Shows a queue of a cluster instead of local sources: its
+    /// `ClusterStatus` (workers with their heartbeats' ages, the queue's
+    /// depth, tasks in flight, unfinished, dead letters, rates) and its dead
+    /// letters when the broker can list them ([`ClusterSource`]). A
+    /// [`socket`](Builder::socket), if also given, wins.
+    pub fn cluster(mut self, source: ClusterSource) -> Builder {
+        self.cluster = Some(source);
+        self
+    }
+
+    /// Shows a manager server's counters instead of local sources
+    /// (`Manager::stats()`: connections, channels, objects, handshakes
+    /// accepted and refused) in `/api/status` (`manager`) and `/metrics`
+    /// (`spindle_manager_*`). A [`socket`](Builder::socket) or a
+    /// [`cluster`](Builder::cluster), if also given, wins.
+    pub fn manager(mut self, source: ManagerSource) -> Builder {
+        self.manager = Some(source);
+        self
+    }
+
     /// Also serves the local sources on a stats socket at `path`
     /// (`spindle::stats::serve`: mode 0600), for `spindle status --socket`.
     pub fn stats_socket(mut self, path: impl Into<PathBuf>) -> Builder {
@@ -268,13 +306,21 @@ impl Builder {
         if self.allow_actions && self.token.is_none() {
             return Err(Error::ActionsNeedToken);
         }
-        let source = match (&self.socket, self.any_source) {
-            (Some(p), _) => Source::Socket(p.clone()),
-            (None, true) => Source::Local {
+        let source = match (&self.socket, &self.cluster, &self.manager) {
+            (Some(p), _, _) => Source::Socket(p.clone()),
+            (None, Some(c), _) => Source::Cluster {
+                source: c.clone(),
+                base: Sources::new(),
+            },
+            (None, None, Some(m)) => Source::Manager {
+                source: m.clone(),
+                base: Sources::new(),
+            },
+            (None, None, None) if self.any_source => Source::Local {
                 sources: self.sources.clone(),
                 workers: self.workers.clone(),
             },
-            (None, false) => return Err(Error::NoSource),
+            (None, None, None) => return Err(Error::NoSource),
         };
         let stats_server = match (&self.stats_socket, &source) {
             (Some(p), Source::Local { sources, .. }) => {
@@ -373,6 +419,8 @@ impl Dashboard {
             any_source: false,
             workers: Vec::new(),
             socket: None,
+            cluster: None,
+            manager: None,
             stats_socket: None,
             tasks: None,
             interval: Duration::from_secs(1),

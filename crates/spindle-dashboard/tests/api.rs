@@ -449,50 +449,8 @@ fn metrics_parse() {
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    // The text exposition format: HELP and TYPE before each family's
-    // samples, `name{label="value",..} number`.
-    let mut typed = std::collections::HashMap::new();
-    let mut samples = Vec::new();
-    for line in r.body.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            assert!(
-                rest.split_once(' ').is_some_and(|(_, h)| !h.is_empty()),
-                "{line}"
-            );
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
-            typed.insert(name.to_string(), kind.to_string());
-        } else {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            let v: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
-            let (name, labels) = match series.split_once('{') {
-                Some((n, l)) => (n, parse_labels(l.strip_suffix('}').unwrap())),
-                None => (series, vec![]),
-            };
-            assert!(
-                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "{line}"
-            );
-            assert!(typed.contains_key(name), "{name} has no TYPE before it");
-            if typed[name] == "counter" {
-                assert!(name.ends_with("_total"), "{name}");
-            }
-            samples.push((name.to_string(), labels, v));
-        }
-    }
-    let find = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        samples
-            .iter()
-            .find(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
-            })
-            .unwrap_or_else(|| panic!("no {name} {labels:?}"))
-            .2
-    };
+    let samples = common::parse_metrics(&r.body);
+    let find = |name: &str, labels: &[(&str, &str)]| common::find_metric(&samples, name, labels);
     let pool_name = "odd \"name\"\nhere\\";
     assert_eq!(
         find(
@@ -509,32 +467,6 @@ fn metrics_parse() {
     assert_eq!(find("spindle_queue_puts_total", &[("queue", "jobs")]), 1.0);
     assert!(find("spindle_process_uptime_seconds", &[]) >= 0.0);
     assert_eq!(find("spindle_dashboard_sse_dropped_total", &[]), 0.0);
-}
-
-/// `a="x",b="y"` with Prometheus escapes (`\\`, `\"`, `\n`).
-fn parse_labels(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while chars.peek().is_some() {
-        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        assert_eq!(chars.next(), Some('"'));
-        let mut v = String::new();
-        loop {
-            match chars.next().unwrap() {
-                '"' => break,
-                '\\' => match chars.next().unwrap() {
-                    'n' => v.push('\n'),
-                    c => v.push(c),
-                },
-                c => v.push(c),
-            }
-        }
-        out.push((name, v));
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    out
 }
 
 #[test]

@@ -125,3 +125,86 @@ pub(crate) fn metric(text: &str, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// A sample of Prometheus text: name, labels, value.
+pub(crate) type Sample = (String, Vec<(String, String)>, f64);
+
+/// Parses the text exposition format (0.0.4), checking it: HELP and TYPE
+/// before each family's samples, `name{label="value",..} number`, a
+/// counter's name ending in `_total`.
+pub(crate) fn parse_metrics(body: &str) -> Vec<Sample> {
+    let mut typed = std::collections::HashMap::new();
+    let mut samples = Vec::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            assert!(
+                rest.split_once(' ').is_some_and(|(_, h)| !h.is_empty()),
+                "{line}"
+            );
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(
+                typed.insert(name.to_string(), kind.to_string()).is_none(),
+                "{name} typed twice"
+            );
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let v: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, parse_labels(l.strip_suffix('}').unwrap())),
+                None => (series, vec![]),
+            };
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+            assert!(typed.contains_key(name), "{name} has no TYPE before it");
+            if typed[name] == "counter" {
+                assert!(name.ends_with("_total"), "{name}");
+            }
+            samples.push((name.to_string(), labels, v));
+        }
+    }
+    samples
+}
+
+/// The value of the sample `name` with (at least) `labels`.
+pub(crate) fn find_metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+        })
+        .unwrap_or_else(|| panic!("no {name} {labels:?}"))
+        .2
+}
+
+/// `a="x",b="y"` with Prometheus escapes (`\\`, `\"`, `\n`).
+pub(crate) fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while chars.peek().is_some() {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        assert_eq!(chars.next(), Some('"'));
+        let mut v = String::new();
+        loop {
+            match chars.next().unwrap() {
+                '"' => break,
+                '\\' => match chars.next().unwrap() {
+                    'n' => v.push('\n'),
+                    c => v.push(c),
+                },
+                c => v.push(c),
+            }
+        }
+        out.push((name, v));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    out
+}
