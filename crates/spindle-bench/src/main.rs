@@ -200,7 +200,11 @@ const SUITES: &[Suite] = &[
         name: "observe",
         about: "what watching the work costs: a progress bar on imap_unordered, a dashboard polling a pool, the dashboard API's latency under 50 SSE clients",
         run: observe::run,
-        cases: &["progress_overhead", "stats_overhead", "dashboard_api_latency"],
+        cases: &[
+            "progress_overhead",
+            "stats_overhead",
+            "dashboard_api_latency",
+        ],
     },
 ];
 
