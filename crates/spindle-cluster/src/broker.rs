@@ -187,6 +187,24 @@ pub trait Broker: Send + Sync + fmt::Debug {
     }
     /// Another consumer of the same broker.
     fn consumer(&self) -> Arc<dyn Broker>;
+    /// Puts every dead letter this broker keeps back at the tail of the
+    /// queue, as a new entry (deliveries counted from 0, the
+    /// `max_deliveries` it was put with): how many. A retried job runs
+    /// again, but its submitter's future already failed: its new result
+    /// goes unclaimed (and expires with its stream). The default:
+    /// [`BrokerError::Refused`].
+    fn retry_dead(&self) -> Result<u64, BrokerError> {
+        Err(BrokerError::Refused(
+            "this broker cannot retry dead letters".into(),
+        ))
+    }
+    /// Drops every dead letter this broker keeps: how many. The default:
+    /// [`BrokerError::Refused`].
+    fn purge_dead(&self) -> Result<u64, BrokerError> {
+        Err(BrokerError::Refused(
+            "this broker cannot purge dead letters".into(),
+        ))
+    }
     /// Records worker `worker`'s heartbeat: `record` (its status, see
     /// `crate::status`) is what [`workers`](Broker::workers) shows of it
     /// until `expire` passes without another; `expire` zero removes it
@@ -355,6 +373,14 @@ impl Broker for EmbeddedBroker {
 
     fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {
         Ok(self.proxy.heartbeat(worker, record, expire)?)
+    }
+
+    fn retry_dead(&self) -> Result<u64, BrokerError> {
+        Ok(self.proxy.retry_dead_letters()?)
+    }
+
+    fn purge_dead(&self) -> Result<u64, BrokerError> {
+        Ok(self.proxy.purge_dead_letters()?)
     }
 
     fn workers(&self) -> Result<Vec<Heartbeat>, BrokerError> {

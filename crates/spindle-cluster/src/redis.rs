@@ -89,6 +89,43 @@ local function holder(stream, group, sid)
 end
 ";
 
+/// KEYS: dead. Empties the dead stream: how many it held.
+static PURGE_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('XLEN', KEYS[1])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+return n
+",
+    )
+});
+
+/// KEYS: dead, stream, unfinished. ARGV: the `max_deliveries` for a dead
+/// letter that does not say (one dead-lettered before it was kept). Every
+/// dead letter goes back on the stream as a new entry (`put`, so it counts
+/// in `unfinished` again; deliveries from 0; no client to tell), and off
+/// the dead stream: how many.
+static RETRY_DEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = 0
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local f = {}
+  local kv = e[2]
+  for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+  local max = f['max_deliveries']
+  if max == nil or max == '' then max = ARGV[1] end
+  redis.call('INCR', KEYS[3])
+  redis.call('XADD', KEYS[2], '*', 'entry', f['entry'] or '', 'max_deliveries', max,
+    'client', '', 'on_dead', '', 'ttl_ms', '0', 'put', '1')
+  redis.call('XDEL', KEYS[1], e[1])
+  n = n + 1
+end
+return n
+",
+    )
+});
+
 /// KEYS: stream, unfinished, min_lease. ARGV: entry, max_deliveries,
 /// client, on_dead, ttl_ms, lease_ms ('' for none). The new entry's
 /// stream id. An entry with its own lease lowers `min_lease` to it (the
@@ -167,7 +204,7 @@ for _, p in ipairs(pend) do
     if count >= max then
       redis.call('XADD', KEYS[2], '*', 'id', sid, 'reason',
         'its lease ran out ' .. count .. ' times (max_deliveries ' .. max .. ')',
-        'attempts', count, 'entry', f['entry'] or '')
+        'attempts', count, 'entry', f['entry'] or '', 'max_deliveries', max)
       redis.call('XACK', KEYS[1], ARGV[1], sid)
       redis.call('XDEL', KEYS[1], sid)
       uncount(f, KEYS[3])
@@ -227,9 +264,10 @@ static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
 local who, count = holder(KEYS[1], ARGV[1], ARGV[3])
 if who ~= ARGV[2] then return 0 end
 local f = fields(KEYS[1], ARGV[3])
-local entry = ''
-if f then entry = f['entry'] or '' end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'attempts', count + prior(f), 'entry', entry)
+local entry, max = '', ''
+if f then entry, max = f['entry'] or '', f['max_deliveries'] or '' end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'attempts', count + prior(f), 'entry', entry,
+  'max_deliveries', max)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[3])
@@ -276,7 +314,7 @@ redis.call('XDEL', KEYS[1], ARGV[3])
 if total >= max then
   redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason',
     'delivered ' .. total .. ' times, the last one refused (max_deliveries ' .. max .. ')',
-    'attempts', total, 'entry', f['entry'] or '')
+    'attempts', total, 'entry', f['entry'] or '', 'max_deliveries', max)
   uncount(f, KEYS[3])
   return 1
 end
@@ -1160,6 +1198,23 @@ impl Broker for RedisBroker {
                 None => std::thread::sleep(wait.min(Duration::from_millis(10))),
             }
         }
+    }
+
+    fn retry_dead(&self) -> Result<u64, BrokerError> {
+        let k = &self.shared.keys;
+        self.with_conn(|c| {
+            RETRY_DEAD
+                .key(&k.dead)
+                .key(&k.stream)
+                .key(&k.unfinished)
+                .arg(crate::executor::TaskOptions::default().max_deliveries)
+                .invoke(c)
+        })
+    }
+
+    fn purge_dead(&self) -> Result<u64, BrokerError> {
+        let k = &self.shared.keys;
+        self.with_conn(|c| PURGE_DEAD.key(&k.dead).invoke(c))
     }
 
     fn heartbeat(&self, worker: &str, record: &[u8], expire: Duration) -> Result<(), BrokerError> {

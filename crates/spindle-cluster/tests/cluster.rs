@@ -183,6 +183,11 @@ fn a_task_whose_workers_keep_dying_fails_with_worker_lost() {
 }
 
 #[test]
+fn dead_letters_retried_and_purged() {
+    common::check_retry_and_purge_dead(&broker(&server()));
+}
+
+#[test]
 fn join_waits_for_acks_dead_letters_and_cancels() {
     common::check_join(&broker(&server()));
 }

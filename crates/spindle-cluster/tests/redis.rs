@@ -418,6 +418,12 @@ fn huge_or_bad_ttls_do_not_break_the_scripts() {
 }
 
 #[test]
+fn dead_letters_retried_and_purged() {
+    let s = RedisServer::start();
+    common::check_retry_and_purge_dead(&s.broker());
+}
+
+#[test]
 fn join_waits_for_acks_dead_letters_and_cancels() {
     let s = RedisServer::start();
     common::check_join(&s.broker());

@@ -171,6 +171,17 @@ impl ClusterSource {
 
     /// Up to `max` dead letters (blocking), `[]` when the broker cannot
     /// list them.
+    /// Puts the queue's dead letters back in it (`Broker::retry_dead`):
+    /// how many.
+    pub(crate) fn retry_dead(&self) -> Result<u64, BrokerError> {
+        self.broker.retry_dead()
+    }
+
+    /// Drops the queue's dead letters (`Broker::purge_dead`): how many.
+    pub(crate) fn purge_dead(&self) -> Result<u64, BrokerError> {
+        self.broker.purge_dead()
+    }
+
     pub(crate) fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetterView>, BrokerError> {
         match &self.dead {
             Some(f) => f(max),

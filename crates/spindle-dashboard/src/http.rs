@@ -538,12 +538,33 @@ async fn api_history(State(app): State<App>, req: Request) -> Response {
     json(StatusCode::OK, &h)
 }
 
-/// Retry or purge dead letters: nothing to act on for a pool, and
-/// neither broker of `spindle_cluster` has a call that retries or purges
-/// dead letters yet, so a cluster's are not touched either.
-async fn action(req: Request) -> Response {
+/// Retry or purge dead letters (`POST /api/dead/retry`, `/api/dead/purge`;
+/// the token, Origin and `allow_actions` are checked before): a cluster
+/// source's broker puts them back in the queue or drops them
+/// (`Broker::retry_dead`, `purge_dead`); a pool has none to act on.
+async fn action(State(app): State<App>, req: Request) -> Response {
     if let Some(r) = no_params(&req) {
         return r;
+    }
+    let retry = req.uri().path().ends_with("/retry");
+    if let Source::Cluster { .. } = &app.cfg.source {
+        let app = app.clone();
+        let got = tokio::task::spawn_blocking(move || match &app.cfg.source {
+            Source::Cluster { source, .. } => if retry {
+                source.retry_dead()
+            } else {
+                source.purge_dead()
+            }
+            .map_err(|e| format!("queue {}: {e}", source.queue())),
+            _ => Ok(0),
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        return match got {
+            Ok(n) => json(StatusCode::OK, &serde_json::json!({ "affected": n })),
+            Err(e) => error(StatusCode::BAD_GATEWAY, &e),
+        };
     }
     json(StatusCode::OK, &serde_json::json!({ "affected": 0 }))
 }

@@ -115,23 +115,33 @@ fn cluster_source_shows_worker_dead_letter_and_metrics() {
     let age = find("spindle_cluster_worker_heartbeat_age_seconds", &me);
     assert!((0.0..60.0).contains(&age), "{age}");
 
-    // No broker call retries or purges dead letters: an action affects
-    // nothing, and the dead letter stays.
+    // Retry: the dead letter goes back to the queue, and the worker
+    // dead-letters it again (it is still not a job); purge drops it.
     let host = d.addr().to_string();
     let origin = format!("http://{host}");
-    let r = request(
-        d.addr(),
-        "POST",
-        "/api/dead/purge",
-        &[("Authorization", "Bearer tok"), ("Origin", &origin)],
-    );
+    let post = |path: &str| {
+        request(
+            d.addr(),
+            "POST",
+            path,
+            &[("Authorization", "Bearer tok"), ("Origin", &origin)],
+        )
+    };
+    let r = post("/api/dead/retry");
     assert_eq!(r.code, 200, "{r:?}");
-    assert_eq!(r.json()["affected"], 0);
+    assert_eq!(r.json()["affected"], 1);
+    until("the retried entry dead-lettered again", LONG, || {
+        get("/api/workers").json()[0]["heartbeat"]["dead_lettered"] == 2
+    });
     assert_eq!(get("/api/dead").json().as_array().unwrap().len(), 1);
+    let r = post("/api/dead/purge");
+    assert_eq!(r.code, 200, "{r:?}");
+    assert_eq!(r.json()["affected"], 1);
+    assert_eq!(get("/api/dead").json(), Value::Array(vec![]));
 
     // A stopped worker takes its heartbeat out.
     stop.store(true, Ordering::SeqCst);
-    assert_eq!(worker.join().unwrap().dead_lettered, 1);
+    assert_eq!(worker.join().unwrap().dead_lettered, 2);
     assert_eq!(get("/api/workers").json(), Value::Array(vec![]));
 
     // A broker that is gone: a 502 naming the queue.

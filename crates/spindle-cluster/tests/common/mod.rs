@@ -277,6 +277,25 @@ pub(crate) fn fetch_next(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fe
     }
 }
 
+/// `retry_dead` and `purge_dead` on any backend: a dead letter goes back
+/// to the queue as a new entry (its deliveries counted from 1 again, and
+/// in `unfinished` again); `purge_dead` drops the dead letters kept.
+pub(crate) fn check_retry_and_purge_dead(b: &dyn Broker) {
+    b.put(b"poison", 3, "c1", b"", TTL).unwrap();
+    let f = fetch_next(b, LONG);
+    assert!(b.dead_letter(f.id, "cannot run", None, TTL).unwrap());
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+    assert_eq!(b.retry_dead().unwrap(), 1);
+    assert_eq!(b.counts().unwrap().unfinished, 1);
+    let g = fetch_next(b, LONG);
+    assert_eq!((g.bytes.as_slice(), g.attempt), (&b"poison"[..], 1));
+    assert!(b.dead_letter(g.id, "still cannot", None, TTL).unwrap());
+    assert_eq!(b.purge_dead().unwrap(), 1);
+    assert_eq!(b.retry_dead().unwrap(), 0, "nothing left to retry");
+    assert_eq!(b.purge_dead().unwrap(), 0);
+    assert!(b.join(Some(LONG)).unwrap());
+}
+
 /// `join` on any backend: false at its timeout while entries are
 /// unfinished; a waiting `join` returns once the last one is acked,
 /// dead-lettered or cancelled, not before.

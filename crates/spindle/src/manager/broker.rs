@@ -111,7 +111,9 @@ struct State {
     ready: VecDeque<Entry>,
     leased: HashMap<u64, Lease>,
     delayed: BTreeMap<(Instant, u64), Entry>,
-    dead: VecDeque<WireDead>,
+    /// The dead letters kept, with the `max_deliveries` each was put with
+    /// (for a retry).
+    dead: VecDeque<(WireDead, u32)>,
     counts: BrokerCounts,
     /// Each client's results, and when the stream expires unless read or
     /// added to.
@@ -180,12 +182,15 @@ impl State {
         if self.dead.len() >= DEAD_LETTERS_KEPT {
             self.dead.pop_front();
         }
-        self.dead.push_back(WireDead {
-            id: entry.id,
-            item: entry.item,
-            attempts: entry.attempt,
-            reason,
-        });
+        self.dead.push_back((
+            WireDead {
+                id: entry.id,
+                item: entry.item,
+                attempts: entry.attempt,
+                reason,
+            },
+            entry.max_deliveries,
+        ));
     }
 
     fn take(&mut self, n: usize, lease: Duration, consumer: &str) -> Vec<WireDelivery> {
@@ -530,7 +535,43 @@ impl ByteBroker {
     pub(crate) fn dead(&self, limit: u64) -> Value {
         let st = self.st.lock();
         let skip = st.dead.len().saturating_sub(limit as usize);
-        Value::Dead(st.dead.iter().skip(skip).cloned().collect())
+        Value::Dead(st.dead.iter().skip(skip).map(|(d, _)| d.clone()).collect())
+    }
+
+    /// Puts every dead letter kept back at the tail of the queue, as a
+    /// new entry (a new id, deliveries counted from 0, its
+    /// `max_deliveries`; no client is told if it dies again): how many.
+    pub(crate) fn retry_dead(&self) -> Value {
+        let mut st = self.st.lock();
+        let dead: Vec<(WireDead, u32)> = st.dead.drain(..).collect();
+        let n = dead.len() as u64;
+        for (d, max_deliveries) in dead {
+            st.next_id += 1;
+            let id = st.next_id;
+            st.ready.push_back(Entry {
+                id,
+                item: d.item,
+                attempt: 0,
+                max_deliveries,
+                on_dead: None,
+            });
+            st.counts.unfinished += 1;
+        }
+        drop(st);
+        if n > 0 {
+            self.ready.notify_all();
+            self.results.notify_all();
+        }
+        Value::U64(n)
+    }
+
+    /// Drops every dead letter kept (`dead_total` still counts them): how
+    /// many.
+    pub(crate) fn purge_dead(&self) -> Value {
+        let mut st = self.st.lock();
+        let n = st.dead.len() as u64;
+        st.dead.clear();
+        Value::U64(n)
     }
 
     pub(crate) fn counts(&self) -> Value {
@@ -1115,6 +1156,20 @@ impl<T: Serialize + DeserializeOwned> BrokerProxy<T> {
                 .collect()),
             v => Err(unexpected(v)),
         }
+    }
+
+    /// Puts every dead letter the broker keeps back at the tail of the
+    /// queue as a new entry (a new id, its deliveries counted from 0; no
+    /// client is told if it is given up again): how many. The
+    /// dashboard's "retry" (Flower's and RQ's requeue of failed jobs).
+    pub fn retry_dead_letters(&self) -> Result<u64, ManagerError> {
+        as_u64(checked(self.h.call(Call::BRetryDead))?)
+    }
+
+    /// Drops every dead letter the broker keeps (`dead_total` still
+    /// counts them): how many.
+    pub fn purge_dead_letters(&self) -> Result<u64, ManagerError> {
+        as_u64(checked(self.h.call(Call::BPurgeDead))?)
     }
 
     /// The broker's counters.

@@ -1123,6 +1123,8 @@ impl Object {
                 },
             ) => b.heartbeat(worker, record, expire_ms),
             (Object::Broker(b), BWorkers) => Ok(b.workers()),
+            (Object::Broker(b), BRetryDead) => Ok(b.retry_dead()),
+            (Object::Broker(b), BPurgeDead) => Ok(b.purge_dead()),
 
             (Object::Remote(r), Invoke { method, args }) => {
                 r.invoke(&method, &args, || cancel.commit())

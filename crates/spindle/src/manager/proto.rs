@@ -361,6 +361,11 @@ pub(crate) enum Call {
     },
     /// The workers whose heartbeat has not expired; `Workers`.
     BWorkers,
+    /// Puts every dead letter kept back in the queue as a new entry (its
+    /// deliveries counted from 0); `U64`: how many.
+    BRetryDead,
+    /// Drops every dead letter kept; `U64`: how many.
+    BPurgeDead,
 }
 
 impl Call {
