@@ -598,30 +598,6 @@ fn a_spawned_server_ends_when_a_client_shuts_it_down() {
     assert!(matches!(err, ManagerError::Config(_)), "no address: {err}");
 }
 
-/// CPython's `_TestManagerRestart`: a server shut down frees its address at
-/// once; a new server binds the same address and serves.
-#[test]
-fn a_server_restarts_on_the_same_address() {
-    let first = tcp_server();
-    let address = first.address().clone();
-    {
-        let m = first.connect().unwrap();
-        let q: QueueProxy<u8> = m.get("tasks").unwrap();
-        q.put(1).unwrap();
-    }
-    first.stop().unwrap();
-    let second = Manager::builder()
-        .bind(address.clone())
-        .authkey(KEY)
-        .register("tasks", Typeid::queue())
-        .spawn()
-        .expect("the address is free again");
-    let m = Manager::connect(address, KEY).unwrap();
-    let q: QueueProxy<u8> = m.get("tasks").unwrap();
-    assert_eq!(q.qsize(), 0, "a new server, a new queue");
-    drop(second);
-}
-
 #[spindle::task]
 fn start_a_manager_and_wait(tx: spindle::ipc::Connection) {
     let m = Manager::start().unwrap();
