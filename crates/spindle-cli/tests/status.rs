@@ -1,6 +1,10 @@
 //! `spindle status --manager`: a manager server's counters as a table or
 //! JSON, once or `--watch`ed; an unreachable server exits 2 with one line.
 
+mod common {
+    pub(crate) mod redis;
+}
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -129,7 +133,6 @@ fn an_unreachable_or_refusing_server_exits_2_with_one_line() {
 // `spindle status --broker`: a cluster's workers and queues.
 
 mod broker {
-    use std::process::{Child, Command, Stdio};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread::{self, JoinHandle};
@@ -139,6 +142,7 @@ mod broker {
     use spindle_cluster::{Broker, ClusterExecutor, ClusterStatus, Worker, WorkerStats};
 
     use super::*;
+    use crate::common::redis::Redis;
 
     const LONG: Duration = Duration::from_secs(60);
 
@@ -271,71 +275,14 @@ mod broker {
         assert!(err.contains("nope"), "{err}");
     }
 
-    /// A private redis-server on a Unix socket, killed by its pid on drop.
-    struct Redis {
-        child: Child,
-        dir: PathBuf,
-    }
-
-    impl Redis {
-        fn start() -> Redis {
-            let dir =
-                std::env::temp_dir().join(format!("spindle-status-redis-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--port", "0", "--unixsocket"])
-                .arg(dir.join("redis.sock"))
-                .args([
-                    "--unixsocketperm",
-                    "700",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (.ci/run installs it)");
-            Redis { child, dir }
-        }
-
-        fn url(&self) -> String {
-            format!("redis+unix://{}", self.dir.join("redis.sock").display())
-        }
-
-        /// The queue's broker, once the server answers.
-        fn broker(&self) -> Arc<dyn Broker> {
-            let since = Instant::now();
-            loop {
-                match spindle_cluster::RedisBroker::connect(&self.url(), "tasks") {
-                    Ok(b) => return Arc::new(b),
-                    Err(e) => assert!(since.elapsed() < LONG, "redis-server never answered: {e}"),
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-
-    impl Drop for Redis {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
     #[test]
     fn status_broker_shows_a_redis_clusters_workers_and_queue() {
-        let r = Redis::start();
-        let b = r.broker();
+        let r = Redis::start("status");
+        let b: Arc<dyn Broker> = Arc::new(r.broker(LONG));
         let _w = WorkerThread::start(&*b, "cli-redis");
         five_tasks(b);
-        check_cli(&["--broker", &r.url()], "cli-redis");
+        let url = format!("redis+unix://{}", r.socket().display());
+        check_cli(&["--broker", &url], "cli-redis");
     }
 
     #[test]

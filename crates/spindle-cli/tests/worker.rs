@@ -1,6 +1,10 @@
 //! `spindle worker`: a cluster worker process of spindle's own tasks, fed
 //! by a manager server's broker; it drains and exits 0 on SIGTERM.
 
+mod common {
+    pub(crate) mod redis;
+}
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -8,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::redis::Redis;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -169,70 +174,10 @@ fn spindle_worker_bad_arguments_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
 
-/// A private redis-server on a Unix socket in a fresh directory, killed by
-/// pid on drop.
-struct Redis {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let dir = std::env::temp_dir().join(format!("spindle-worker-redis-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(dir.join("redis.sock"))
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server is needed (Debian: apt-get install redis-server): {e}")
-            });
-        Redis { child, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}", self.dir.join("redis.sock").display())
-    }
-
-    fn broker(&self) -> spindle_cluster::RedisBroker {
-        let since = std::time::Instant::now();
-        loop {
-            if let Ok(b) = spindle_cluster::RedisBroker::connect(&self.url(), "tasks")
-                && spindle_cluster::Broker::counts(&b).is_ok()
-            {
-                return b;
-            }
-            assert!(since.elapsed() < LONG, "redis-server never answered");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn spindle_worker_serves_a_redis_broker() {
-    let redis = Redis::start();
-    let broker = redis.broker();
+    let redis = Redis::start("worker");
+    let broker = redis.broker(LONG);
     let mut child = spindle()
         .args(["worker", "--broker", &redis.url(), "--concurrency", "1"])
         .stderr(Stdio::piped())
