@@ -400,13 +400,23 @@ fn produce_blobs(q: Queue<(u64, serde_bytes::ByteBuf)>, producer: u64, rounds: u
 /// producer's in its order, none lost or duplicated.
 #[test]
 fn items_of_every_size_between_processes() {
-    const ROUNDS: u64 = 12;
+    every_size_between_processes(12);
+}
+
+/// The same, one round of each size: the memcheck run of `.ci/valgrind`
+/// (twelve rounds of multi-MiB items take minutes under memcheck).
+#[test]
+fn one_round_of_every_size_between_processes() {
+    every_size_between_processes(1);
+}
+
+fn every_size_between_processes(rounds: u64) {
     let q: Queue<(u64, serde_bytes::ByteBuf)> = Queue::new().unwrap();
     let mut producers: Vec<Process> = (0..2)
-        .map(|p| Process::new(produce_blobs::call(q.clone(), p, ROUNDS)).start_and())
+        .map(|p| Process::new(produce_blobs::call(q.clone(), p, rounds)).start_and())
         .collect();
     let mut last = [None::<u64>; 2];
-    let total = 2 * ROUNDS as usize * SIZES.len();
+    let total = 2 * rounds as usize * SIZES.len();
     for _ in 0..total {
         let (seq, data) = q.get_timeout(LONG).unwrap();
         let producer = (seq >> 32) as usize;
