@@ -45,6 +45,7 @@ mod queue;
 #[cfg(feature = "redis")]
 mod redis;
 pub mod status;
+mod tls;
 mod wire;
 mod worker;
 
@@ -53,9 +54,10 @@ pub use self::redis::{RedisBroker, RedisDeadLetter};
 pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
-    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, parse_worker_args,
-    run as run_worker, run_with as run_worker_with, worker_main,
+    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, connect_broker_with,
+    parse_worker_args, run as run_worker, run_with as run_worker_with, worker_main,
 };
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
+pub use tls::RedisTls;
 pub use worker::{Worker, WorkerMode, WorkerStats};
