@@ -7,12 +7,17 @@
 //! installs it): without it these tests fail, saying so.
 #![cfg(feature = "tls")]
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spindle::futures::Executor;
+use spindle::process::Process;
 use spindle::queue::BlockingQueue;
-use spindle_cluster::{Broker, BrokerError, ClusterExecutor, Queue, RedisBroker, RedisTls};
+use spindle_cluster::{
+    Broker, BrokerError, ClusterExecutor, Queue, RedisBroker, RedisTls, WorkerCommand,
+    parse_worker_args,
+};
 
 mod common;
 
@@ -22,6 +27,18 @@ use common::{LONG, Workers};
 #[spindle::task]
 fn square(x: u64) -> u64 {
     x * x
+}
+
+/// `worker_main`'s command line in a process of its own: exits 0 after a
+/// drain (SIGTERM), 3 if the worker says it failed.
+#[spindle::task]
+fn worker_main_process(args: Vec<String>) {
+    let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args) else {
+        panic!("not a worker command line: {args:?}");
+    };
+    if spindle_cluster::run_worker(&a) != ExitCode::SUCCESS {
+        std::process::exit(3);
+    }
 }
 
 /// A refusal comes at once, not after a timeout.
@@ -76,6 +93,55 @@ fn a_task_round_trip_over_mutual_tls() {
         .query(&mut s.raw())
         .unwrap();
     assert_eq!(config, ["port", "0"]);
+}
+
+#[test]
+fn worker_main_takes_the_tls_flags() {
+    let s = RedisServer::start_tls(None, true);
+    let f = s.tls_files();
+    let args = |ca: &std::path::Path| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--broker",
+            &s.tls_url(),
+            "--queue",
+            QUEUE,
+            "--concurrency",
+            "2",
+        ]
+        .map(String::from)
+        .into();
+        for (flag, path) in [
+            ("--tls-ca", ca),
+            ("--tls-cert", &f.client_cert),
+            ("--tls-key", &f.client_key),
+        ] {
+            a.extend([flag.to_string(), path.display().to_string()]);
+        }
+        a
+    };
+    let mut worker = Process::builder()
+        .task(worker_main_process::call(args(&f.ca)))
+        .daemon(true)
+        .start()
+        .unwrap();
+    let b = RedisBroker::connect_with(&s.tls_url(), QUEUE, &f.client()).unwrap();
+    let ex = ClusterExecutor::builder(Arc::new(b)).build();
+    assert_eq!(
+        ex.submit(square::call(9)).unwrap().result_timeout(LONG),
+        Ok(81)
+    );
+    worker.terminate().unwrap();
+    worker.join_timeout(LONG).unwrap();
+    assert_eq!(worker.exitcode(), Some(0));
+    // Another CA: the worker cannot connect at start, and exits 1 at once.
+    let other = TlsFiles::make(&s.dir.join("other-pki"));
+    let mut worker = Process::builder()
+        .task(worker_main_process::call(args(&other.ca)))
+        .daemon(true)
+        .start()
+        .unwrap();
+    let joined = worker.join_timeout(LONG);
+    assert_eq!(worker.exitcode(), Some(3), "{joined:?}");
 }
 
 #[test]
