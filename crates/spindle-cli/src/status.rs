@@ -53,6 +53,8 @@ use spindle::stats::Status;
 pub(crate) struct StatusArgs {
     pub(crate) source: Source,
     pub(crate) authkey_file: Option<PathBuf>,
+    /// A rediss:// --broker's TLS settings.
+    pub(crate) tls: spindle_cluster::RedisTls,
     pub(crate) json: bool,
     pub(crate) watch: Option<Duration>,
     pub(crate) count: Option<u64>,
@@ -185,7 +187,7 @@ fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
     };
     let mut brokers: Vec<(String, Arc<dyn Broker>)> = Vec::new();
     for name in names {
-        match spindle_cluster::connect_broker(url, key.as_deref(), &name) {
+        match spindle_cluster::connect_broker_with(url, key.as_deref(), &name, &args.tls) {
             Ok(b) => brokers.push((name, b)),
             // The error may quote the URL (a bad one): not its password.
             Err(e) => {
