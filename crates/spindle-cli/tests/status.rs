@@ -286,6 +286,32 @@ mod broker {
     }
 
     #[test]
+    fn status_broker_over_mutual_tls() {
+        let r = Redis::start_tls("status-tls");
+        r.broker(LONG); // the server answers
+        let b: Arc<dyn Broker> = Arc::new(
+            spindle_cluster::RedisBroker::connect_with(&r.tls_url(), "tasks", &r.tls()).unwrap(),
+        );
+        let _w = WorkerThread::start(&*b, "cli-tls");
+        five_tasks(b);
+        let url = r.tls_url();
+        let flags = r.tls_flags();
+        let base: Vec<&str> = ["--broker", url.as_str()]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        check_cli(&base, "cli-tls");
+        // Another CA (the client's certificate is none): exit 2, one line
+        // naming TLS.
+        let client_pem = r.file("client.pem");
+        let out = status(&["--broker", &url, "--tls-ca", &client_pem]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+    }
+
+    #[test]
     fn an_unreachable_broker_exits_2_with_one_line() {
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
