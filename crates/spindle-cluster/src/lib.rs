@@ -55,7 +55,7 @@ pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOpt
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, connect_broker_with,
-    parse_worker_args, run as run_worker, run_with as run_worker_with, worker_main,
+    parse_worker_args, redacted_url, run as run_worker, run_with as run_worker_with, worker_main,
 };
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};

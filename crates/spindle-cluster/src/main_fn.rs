@@ -218,10 +218,13 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
         eprintln!("worker: cannot block SIGTERM/SIGINT: {e}");
         return ExitCode::FAILURE;
     }
+    // The URL as printed: its password hidden.
+    let shown = redacted_url(&args.broker);
     let broker: Arc<dyn Broker> = match connect(&args.broker, manager, &args.queue, &args.tls) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("worker: {}: {e}", args.broker);
+            let why = e.to_string().replace(&args.broker, &shown);
+            eprintln!("worker: {shown}: {why}");
             return ExitCode::FAILURE;
         }
     };
@@ -246,8 +249,8 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
         WorkerMode::Processes => "processes",
     };
     eprintln!(
-        "worker: serving {} on {} with {} {on}",
-        args.queue, args.broker, args.concurrency
+        "worker: serving {} on {shown} with {} {on}",
+        args.queue, args.concurrency
     );
     let stopped = AtomicBool::new(false);
     let ran = std::thread::scope(|s| {
@@ -336,6 +339,34 @@ pub fn connect_broker_with(
     connect(url, manager, queue, tls)
 }
 
+/// A broker URL with its password (`redis://USER:PASS@`, `?pass=PASS`,
+/// `?password=PASS`) replaced by `***`, to print (`worker_main`,
+/// `spindle status`, `spindle dashboard`).
+pub fn redacted_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let rest = scheme + 3;
+        let host_end = out[rest..].find('/').map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..host_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            out = format!("{}{user}:***{}", &out[..rest], &out[rest + at..]);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
 /// The broker `--broker` names.
 fn connect(
     broker: &str,
@@ -375,6 +406,19 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn printed_urls_hide_the_password() {
+        for (url, shown) in [
+            ("rediss://:s3cret@h:6380/0", "rediss://:***@h:6380/0"),
+            ("redis://alice:s3cret@h", "redis://alice:***@h"),
+            ("unix:///r.sock?pass=s3cret", "unix:///r.sock?pass=***"),
+            ("redis://h:1/", "redis://h:1/"),
+            ("127.0.0.1:5", "127.0.0.1:5"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
     }
 
     #[test]

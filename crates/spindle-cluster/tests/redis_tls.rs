@@ -288,7 +288,7 @@ fn an_acl_user_is_checked() {
             "on",
             ">alice-pass",
             "~{tasks}:*",
-            "&*",
+            "&{tasks}:*",
             "+@all",
         ])
         .query(&mut admin)
@@ -314,6 +314,13 @@ fn an_acl_user_is_checked() {
         .unwrap();
     let got = alice.fetch(1, LONG, Duration::from_secs(30)).unwrap();
     assert_eq!(got.iter().map(|f| f.id).collect::<Vec<_>>(), [id]);
+    // `join` subscribes to `{tasks}:unfinished`: the channels allowed.
+    assert!(
+        alice
+            .ack_with_result(id, "c1", b"r", Duration::from_secs(60))
+            .unwrap()
+    );
+    assert!(alice.join(Some(LONG)).unwrap());
     assert!(matches!(
         refused(&url("alice", "wrong"), &tls),
         BrokerError::Auth(_)
