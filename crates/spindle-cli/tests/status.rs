@@ -312,6 +312,35 @@ mod broker {
     }
 
     #[test]
+    fn dashboard_broker_over_mutual_tls() {
+        let r = Redis::start_tls("dash-tls");
+        r.broker(LONG); // the server answers
+        let b =
+            spindle_cluster::RedisBroker::connect_with(&r.tls_url(), "tasks", &r.tls()).unwrap();
+        b.put(b"x", 1, "c1", b"", LONG).unwrap();
+        let url = r.tls_url();
+        let flags = r.tls_flags();
+        let args: Vec<&str> = ["--broker", url.as_str()]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        let (mut child, http) = dashboard(&args);
+        let queues: serde_json::Value =
+            serde_json::from_str(&http_get(&http, "/api/queues")).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(queues["tasks"]["queued"], 1, "{queues}");
+        // The TLS flags without --broker: a usage error.
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["dashboard", "--demo", "--tls-ca"])
+            .arg(r.file("ca.pem"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--broker"));
+    }
+
+    #[test]
     fn an_unreachable_broker_exits_2_with_one_line() {
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
