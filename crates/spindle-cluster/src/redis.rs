@@ -583,10 +583,9 @@ fn broken(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
-/// Replies that say the server cannot serve now (or not this client), not
-/// that the call was bad: the stream or group gone, no or a wrong
-/// password, not allowed, loading, a read-only replica, a cluster down.
-/// (The password and permission ones are [`AUTH_CODES`]: checked first.)
+/// Replies that say the server cannot serve now, not that the call was
+/// bad: the stream or group gone, loading, a read-only replica, a cluster
+/// down. (A refused password or permission is [`AUTH_CODES`].)
 const UNAVAILABLE_CODES: &[&str] = &[
     "NOGROUP",
     "LOADING",
@@ -821,7 +820,7 @@ impl RedisBroker {
         let timed_out = crate::tls::timed_out(e);
         match (b, self.shared.transport) {
             (BrokerError::Unavailable(m), Transport::PlainTcp)
-                if e.is_io_error() && !e.is_connection_refusal() && !timed_out =>
+                if e.is_connection_dropped() && !e.is_connection_refusal() && !timed_out =>
             {
                 BrokerError::Unavailable(format!(
                     "{m} (the server closed the connection before it answered: if it \
