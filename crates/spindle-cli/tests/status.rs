@@ -309,6 +309,29 @@ mod broker {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+        // Without --tls-ca, the CA from SSL_CERT_FILE (rustls-native-certs
+        // reads it instead of the system's store).
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["status", "--json", "--broker", &url])
+            .args(&flags[2..]) // --tls-cert, --tls-key
+            .env("SSL_CERT_FILE", r.file("ca.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // And without it, the system's store does not hold the test CA.
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["status", "--broker", &url])
+            .args(&flags[2..])
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
     }
 
     #[test]
