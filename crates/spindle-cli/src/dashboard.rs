@@ -38,6 +38,8 @@ pub(crate) struct DashboardArgs {
     pub(crate) authkey_file: Option<PathBuf>,
     pub(crate) queue: String,
     pub(crate) stats_socket: Option<PathBuf>,
+    /// A rediss:// --broker's TLS settings.
+    pub(crate) tls: spindle_cluster::RedisTls,
 }
 
 /// One demo task: works for `ms` milliseconds, then panics if `fail`.
@@ -97,7 +99,7 @@ pub(crate) fn dashboard(args: DashboardArgs) -> ExitCode {
     if let Some(p) = &args.socket {
         b = b.socket(p.clone());
     } else if let Some(url) = &args.broker {
-        match cluster(url, args.authkey_file.as_ref(), &args.queue) {
+        match cluster(url, args.authkey_file.as_ref(), &args.queue, &args.tls) {
             Ok(c) => b = b.cluster(c),
             Err(why) => {
                 eprintln!("spindle dashboard: {why}");
@@ -167,7 +169,12 @@ fn manager(
 
 /// Connects to queue `queue` of the broker at `url` (as `spindle status
 /// --broker`), or the line saying why not (the URL's password redacted).
-fn cluster(url: &str, key_file: Option<&PathBuf>, queue: &str) -> Result<ClusterSource, String> {
+fn cluster(
+    url: &str,
+    key_file: Option<&PathBuf>,
+    queue: &str,
+    tls: &spindle_cluster::RedisTls,
+) -> Result<ClusterSource, String> {
     let key = match key_file {
         Some(f) => Some(
             std::fs::read(f)
@@ -176,7 +183,7 @@ fn cluster(url: &str, key_file: Option<&PathBuf>, queue: &str) -> Result<Cluster
         None => None,
     };
     let shown = crate::status::redacted(url);
-    ClusterSource::connect(url, key.as_deref(), queue).map_err(|e| {
+    ClusterSource::connect_with(url, key.as_deref(), queue, tls).map_err(|e| {
         let why = e.to_string().replace(url, &shown);
         format!("broker {shown} queue {queue}: {why}")
     })

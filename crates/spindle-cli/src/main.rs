@@ -116,9 +116,12 @@ enum Command {
     /// (then it finishes the tasks it holds and exits 0).
     Worker {
         /// The broker: a manager server's IP:PORT or socket path, or a
-        /// Redis URL (redis://HOST:PORT, unix:///PATH; AUTH in the URL).
+        /// Redis URL (redis://HOST:PORT, rediss://HOST:PORT for TLS,
+        /// unix:///PATH; AUTH in the URL: redis://[USER]:PASSWORD@HOST).
         #[arg(long, required_unless_present = "list")]
         broker: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// The manager server's key: all the bytes of this file (not for
         /// Redis).
         #[arg(long)]
@@ -150,10 +153,12 @@ enum Command {
         manager: Option<spindle::ipc::Address>,
         /// A cluster's broker, as `spindle worker --broker` takes it: a
         /// manager server's IP:PORT or socket path (with --authkey-file),
-        /// or a Redis URL (redis://HOST:PORT, unix:///PATH,
-        /// redis+unix:///PATH; AUTH in the URL).
+        /// or a Redis URL (redis://HOST:PORT, rediss://HOST:PORT for TLS,
+        /// unix:///PATH, redis+unix:///PATH; AUTH in the URL).
         #[arg(long)]
         broker: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// With --broker: a queue to show (repeatable; default `tasks`):
         /// the broker's registered name on a manager server.
         #[arg(long = "queue", value_name = "NAME", requires = "broker")]
@@ -217,9 +222,12 @@ enum Command {
         /// Serve the dashboard of a cluster's queue (its workers with their
         /// heartbeats, depth, tasks in flight, dead letters, rates), as
         /// `spindle status --broker` takes it: a manager server's IP:PORT
-        /// or socket path (with --authkey-file), or a Redis URL.
+        /// or socket path (with --authkey-file), or a Redis URL
+        /// (rediss:// for TLS).
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Serve the dashboard of a manager server's counters (connections,
         /// channels, objects, handshakes accepted and refused): its IP:PORT
         /// or socket path, with --authkey-file.
@@ -412,6 +420,7 @@ fn main() -> ExitCode {
         }) => echo::load_cmd(&connect, conns as usize, rounds),
         Command::Worker {
             broker,
+            tls,
             authkey_file,
             queue,
             concurrency,
@@ -427,6 +436,15 @@ fn main() -> ExitCode {
             }
             if let Some(f) = authkey_file {
                 args.extend(["--authkey-file".into(), f.display().to_string()]);
+            }
+            for (flag, file) in [
+                ("--tls-ca", tls.tls_ca),
+                ("--tls-cert", tls.tls_cert),
+                ("--tls-key", tls.tls_key),
+            ] {
+                if let Some(f) = file {
+                    args.extend([flag.into(), f.display().to_string()]);
+                }
             }
             args.extend(["--queue".into(), queue, "--lease".into(), lease.to_string()]);
             if let Some(n) = concurrency {
@@ -452,6 +470,7 @@ fn main() -> ExitCode {
         Command::Status {
             manager,
             broker,
+            tls,
             queues,
             authkey_file,
             socket,
@@ -459,15 +478,28 @@ fn main() -> ExitCode {
             watch,
             count,
         } => match socket {
+            _ if tls.given() && broker.is_none() => {
+                eprintln!("spindle status: --tls-ca, --tls-cert and --tls-key go with --broker");
+                ExitCode::from(2)
+            }
             Some(path) => status::status_socket(&path, json, watch, count),
             None => status::status(status::StatusArgs {
                 source: status::Source::new(manager, broker, queues),
                 authkey_file,
+                tls: tls.settings(),
                 json,
                 watch,
                 count,
             }),
         },
+        Command::Dashboard {
+            ref broker,
+            ref tls,
+            ..
+        } if tls.given() && broker.is_none() => {
+            eprintln!("spindle dashboard: --tls-ca, --tls-cert and --tls-key go with --broker");
+            ExitCode::from(2)
+        }
         Command::Dashboard {
             bind,
             token,
@@ -476,6 +508,7 @@ fn main() -> ExitCode {
             demo,
             socket,
             broker,
+            tls,
             manager,
             authkey_file,
             queue,
@@ -492,6 +525,7 @@ fn main() -> ExitCode {
             authkey_file,
             queue,
             stats_socket,
+            tls: tls.settings(),
         }),
         Command::Serve {
             bind,
@@ -536,6 +570,44 @@ fn main() -> ExitCode {
             numbers,
             pool,
         } => workloads::primes(mode, workers, &numbers, &pool_options("primes", &pool)),
+    }
+}
+
+/// The TLS settings of a `rediss://` `--broker` (`spindle worker`,
+/// `status`, `dashboard`).
+#[derive(Debug, Clone, clap::Args)]
+struct TlsArgs {
+    /// With a rediss:// --broker: trust only the CA certificates of this
+    /// PEM file (a private CA). Default: the system's CAs (or the files
+    /// SSL_CERT_FILE / SSL_CERT_DIR name). rediss://HOST:PORT/#insecure
+    /// checks no certificate at all.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// With a rediss:// --broker: send this client certificate (PEM) to a
+    /// server that asks for one (mutual TLS; with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Whether any was given.
+    fn given(&self) -> bool {
+        self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some()
+    }
+
+    /// The settings (clap checked that a certificate has its key).
+    fn settings(self) -> spindle_cluster::RedisTls {
+        let mut t = spindle_cluster::RedisTls::new();
+        if let Some(ca) = self.tls_ca {
+            t = t.ca_file(ca);
+        }
+        if let (Some(c), Some(k)) = (self.tls_cert, self.tls_key) {
+            t = t.client_cert(c, k);
+        }
+        t
     }
 }
 

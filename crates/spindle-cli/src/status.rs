@@ -53,6 +53,8 @@ use spindle::stats::Status;
 pub(crate) struct StatusArgs {
     pub(crate) source: Source,
     pub(crate) authkey_file: Option<PathBuf>,
+    /// A rediss:// --broker's TLS settings.
+    pub(crate) tls: spindle_cluster::RedisTls,
     pub(crate) json: bool,
     pub(crate) watch: Option<Duration>,
     pub(crate) count: Option<u64>,
@@ -145,28 +147,7 @@ fn manager_status(address: &Address, args: &StatusArgs) -> ExitCode {
 /// A broker URL with its password (`redis://:PASS@`, `?pass=PASS`)
 /// replaced by `***`, to print.
 pub(crate) fn redacted(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme) = out.find("://") {
-        let rest = scheme + 3;
-        let host_end = out[rest..].find('/').map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..host_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            out = format!("{}{user}:***{}", &out[..rest], &out[rest + at..]);
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{base}{}", query.join("&"));
-    }
-    out
+    spindle_cluster::redacted_url(url)
 }
 
 fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
@@ -185,7 +166,7 @@ fn broker_status(url: &str, queues: &[String], args: &StatusArgs) -> ExitCode {
     };
     let mut brokers: Vec<(String, Arc<dyn Broker>)> = Vec::new();
     for name in names {
-        match spindle_cluster::connect_broker(url, key.as_deref(), &name) {
+        match spindle_cluster::connect_broker_with(url, key.as_deref(), &name, &args.tls) {
             Ok(b) => brokers.push((name, b)),
             // The error may quote the URL (a bad one): not its password.
             Err(e) => {

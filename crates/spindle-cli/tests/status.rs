@@ -286,6 +286,84 @@ mod broker {
     }
 
     #[test]
+    fn status_broker_over_mutual_tls() {
+        let r = Redis::start_tls("status-tls");
+        r.broker(LONG); // the server answers
+        let b: Arc<dyn Broker> = Arc::new(
+            spindle_cluster::RedisBroker::connect_with(&r.tls_url(), "tasks", &r.tls()).unwrap(),
+        );
+        let _w = WorkerThread::start(&*b, "cli-tls");
+        five_tasks(b);
+        let url = r.tls_url();
+        let flags = r.tls_flags();
+        let base: Vec<&str> = ["--broker", url.as_str()]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        check_cli(&base, "cli-tls");
+        // Another CA (the client's certificate is none): exit 2, one line
+        // naming TLS.
+        let client_pem = r.file("client.pem");
+        let out = status(&["--broker", &url, "--tls-ca", &client_pem]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+        // Without --tls-ca, the CA from SSL_CERT_FILE (rustls-native-certs
+        // reads it instead of the system's store).
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["status", "--json", "--broker", &url])
+            .args(&flags[2..]) // --tls-cert, --tls-key
+            .env("SSL_CERT_FILE", r.file("ca.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // And without it, the system's store does not hold the test CA.
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["status", "--broker", &url])
+            .args(&flags[2..])
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    }
+
+    #[test]
+    fn dashboard_broker_over_mutual_tls() {
+        let r = Redis::start_tls("dash-tls");
+        r.broker(LONG); // the server answers
+        let b =
+            spindle_cluster::RedisBroker::connect_with(&r.tls_url(), "tasks", &r.tls()).unwrap();
+        b.put(b"x", 1, "c1", b"", LONG).unwrap();
+        let url = r.tls_url();
+        let flags = r.tls_flags();
+        let args: Vec<&str> = ["--broker", url.as_str()]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        let (mut child, http) = dashboard(&args);
+        let queues: serde_json::Value =
+            serde_json::from_str(&http_get(&http, "/api/queues")).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(queues["tasks"]["queued"], 1, "{queues}");
+        // The TLS flags without --broker: a usage error.
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["dashboard", "--demo", "--tls-ca"])
+            .arg(r.file("ca.pem"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--broker"));
+    }
+
+    #[test]
     fn an_unreachable_broker_exits_2_with_one_line() {
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();

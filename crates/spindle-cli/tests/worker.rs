@@ -207,3 +207,39 @@ fn spindle_worker_serves_a_redis_broker() {
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("1 dead-lettered"), "{err}");
 }
+
+#[test]
+fn spindle_worker_serves_a_redis_broker_over_mutual_tls() {
+    let redis = Redis::start_tls("worker-tls");
+    redis.broker(LONG); // the server answers
+    let broker =
+        spindle_cluster::RedisBroker::connect_with(&redis.tls_url(), "tasks", &redis.tls())
+            .unwrap();
+    let mut child = spindle()
+        .args(["worker", "--broker", &redis.tls_url(), "--concurrency", "1"])
+        .args(redis.tls_flags())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ex = ClusterExecutor::builder(Arc::new(broker)).build();
+    let e = ex
+        .submit(only_in_the_test_binary::call(1))
+        .unwrap()
+        .result_timeout(LONG)
+        .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("only_in_the_test_binary"),
+        "{e:?}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("1 dead-lettered"), "{err}");
+}

@@ -17,6 +17,16 @@ pub enum BrokerError {
     Unavailable(String),
     /// The broker refused the call (a bad argument).
     Refused(String),
+    /// The server refused this client's credentials, or its ACL user may
+    /// not do this (Redis: a wrong or missing password or user, `NOAUTH`,
+    /// `WRONGPASS`, `NOPERM`). Like `Unavailable`, a worker tries again
+    /// (the password may be rotated); a connect fails.
+    Auth(String),
+    /// TLS failed: the server's certificate is not trusted (another CA,
+    /// expired, another name), the server refused the client's
+    /// certificate, the peer does not speak TLS, or the TLS settings
+    /// (`RedisTls`: a CA or key file) are unusable.
+    Tls(String),
 }
 
 impl fmt::Display for BrokerError {
@@ -24,6 +34,11 @@ impl fmt::Display for BrokerError {
         match self {
             BrokerError::Unavailable(m) => write!(f, "broker unavailable: {m}"),
             BrokerError::Refused(m) => write!(f, "broker refused the call: {m}"),
+            BrokerError::Auth(m) => write!(
+                f,
+                "broker refused the credentials (authentication or ACL): {m}"
+            ),
+            BrokerError::Tls(m) => write!(f, "broker TLS failed: {m}"),
         }
     }
 }

@@ -7,14 +7,17 @@
 //!   (`spindle serve --broker NAME`, or `Typeid::broker()` in your own
 //!   server), in memory. `RedisBroker` (feature `redis`, on by default)
 //!   is the same contract on Redis Streams: entries survive a worker, an
-//!   executor and (with Redis persistence) the server.
+//!   executor and (with Redis persistence) the server. AUTH and ACL users
+//!   come in the URL; `rediss://` is TLS (feature `tls`, on by default),
+//!   with `RedisTls` for a private CA and a client certificate.
 //! - [`ClusterExecutor`]: a `futures::Executor` (and `process::RemoteExecutor`)
 //!   whose tasks go through the broker: `submit`, `map`, `as_completed`,
 //!   `wait`, `shutdown` as on the local pools.
 //! - [`worker_main`]: a worker process from your own binary (`fn main() {
 //!   spindle_cluster::worker_main() }` or a subcommand of it): `--broker
 //!   ADDRESS --authkey-file F [--queue NAME] [--concurrency N] [--mode
-//!   threads|processes]`, `--list`;
+//!   threads|processes]` or `--broker redis://…|rediss://…|unix://…
+//!   [--tls-ca F] [--tls-cert F --tls-key F]`, `--list`;
 //!   it drains on SIGTERM. `spindle worker` is the same for spindle's own
 //!   tasks.
 //! - [`Queue`]: Python's `queue.Queue` shared by name between hosts (a
@@ -45,6 +48,7 @@ mod queue;
 #[cfg(feature = "redis")]
 mod redis;
 pub mod status;
+mod tls;
 mod wire;
 mod worker;
 
@@ -53,9 +57,10 @@ pub use self::redis::{RedisBroker, RedisDeadLetter};
 pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
-    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, parse_worker_args,
-    run as run_worker, run_with as run_worker_with, worker_main,
+    WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, connect_broker_with,
+    parse_worker_args, redacted_url, run as run_worker, run_with as run_worker_with, worker_main,
 };
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
+pub use tls::RedisTls;
 pub use worker::{Worker, WorkerMode, WorkerStats};

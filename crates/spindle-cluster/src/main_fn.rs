@@ -12,19 +12,23 @@ use spindle::ipc::Address;
 
 use crate::broker::{Broker, BrokerError, EmbeddedBroker};
 use crate::executor::TaskOptions;
+use crate::tls::RedisTls;
 use crate::worker::{Worker, WorkerMode, WorkerStats};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
-[--concurrency N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or unix:///PATH) \
-[--queue NAME] ... | worker --list";
+[--concurrency N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or rediss://, \
+unix:///PATH) [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--queue NAME] ... | worker --list";
 
 /// A worker's settings, from its command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerArgs {
     /// The broker: a manager server's `HOST:PORT` or socket path, or a
-    /// Redis URL (`redis://`, `unix://`; AUTH in the URL).
+    /// Redis URL (`redis://`, `rediss://`, `unix://`; AUTH in the URL).
     pub broker: String,
+    /// A `rediss://` broker's TLS settings (`--tls-ca`, `--tls-cert`,
+    /// `--tls-key`).
+    pub tls: RedisTls,
     /// The file whose bytes are the manager server's key (not for Redis).
     pub authkey_file: Option<PathBuf>,
     /// The broker's registered name (default `tasks`).
@@ -61,6 +65,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
     let mut concurrency = std::thread::available_parallelism().map_or(1, usize::from);
     let mut lease = TaskOptions::default().lease;
     let mut mode = WorkerMode::Threads;
+    let (mut tls_ca, mut tls_cert, mut tls_key) = (None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -73,6 +78,9 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
             "--broker" => broker = Some(value("--broker")?),
             "--authkey-file" => authkey_file = Some(PathBuf::from(value("--authkey-file")?)),
             "--queue" => queue = value("--queue")?,
+            "--tls-ca" => tls_ca = Some(PathBuf::from(value("--tls-ca")?)),
+            "--tls-cert" => tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
+            "--tls-key" => tls_key = Some(PathBuf::from(value("--tls-key")?)),
             "--concurrency" => {
                 let v = value("--concurrency")?;
                 concurrency = match v.parse::<usize>() {
@@ -102,8 +110,13 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
     if !is_redis(&broker) && authkey_file.is_none() {
         return Err("--authkey-file is required for a manager server's broker".into());
     }
+    let tls = RedisTls::from_flags(tls_ca, tls_cert, tls_key)?;
+    if !tls.is_default() && !crate::tls::is_tls_url(&broker) {
+        return Err("--tls-ca, --tls-cert and --tls-key are for a rediss:// broker".into());
+    }
     Ok(WorkerCommand::Run(WorkerArgs {
         broker,
+        tls,
         authkey_file,
         queue,
         concurrency,
@@ -205,10 +218,13 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
         eprintln!("worker: cannot block SIGTERM/SIGINT: {e}");
         return ExitCode::FAILURE;
     }
-    let broker: Arc<dyn Broker> = match connect(&args.broker, manager, &args.queue) {
+    // The URL as printed: its password hidden.
+    let shown = redacted_url(&args.broker);
+    let broker: Arc<dyn Broker> = match connect(&args.broker, manager, &args.queue, &args.tls) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("worker: {}: {e}", args.broker);
+            let why = e.to_string().replace(&args.broker, &shown);
+            eprintln!("worker: {shown}: {why}");
             return ExitCode::FAILURE;
         }
     };
@@ -233,8 +249,8 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
         WorkerMode::Processes => "processes",
     };
     eprintln!(
-        "worker: serving {} on {} with {} {on}",
-        args.queue, args.broker, args.concurrency
+        "worker: serving {} on {shown} with {} {on}",
+        args.queue, args.concurrency
     );
     let stopped = AtomicBool::new(false);
     let ran = std::thread::scope(|s| {
@@ -283,6 +299,25 @@ pub fn connect_broker(
     authkey: Option<&[u8]>,
     queue: &str,
 ) -> Result<Arc<dyn Broker>, BrokerError> {
+    connect_broker_with(url, authkey, queue, &RedisTls::default())
+}
+
+/// [`connect_broker`] with TLS settings for a `rediss://` URL (a private
+/// CA, a client certificate: [`RedisTls`]; `--tls-ca`, `--tls-cert`,
+/// `--tls-key`).
+///
+/// # Errors
+///
+/// As `connect_broker`; [`BrokerError::Auth`] if a Redis server refuses the
+/// password or user; [`BrokerError::Tls`] if TLS fails, its files cannot be
+/// used, or settings other than the default are given for a broker
+/// without TLS.
+pub fn connect_broker_with(
+    url: &str,
+    authkey: Option<&[u8]>,
+    queue: &str,
+    tls: &RedisTls,
+) -> Result<Arc<dyn Broker>, BrokerError> {
     let manager = if is_redis(url) {
         None
     } else {
@@ -296,7 +331,40 @@ pub fn connect_broker(
             .map_err(|e| BrokerError::Refused(format!("{url:?}: {e}")))?;
         Some((address, key.to_vec()))
     };
-    connect(url, manager, queue)
+    if manager.is_some() && !tls.is_default() {
+        return Err(BrokerError::Tls(format!(
+            "{url} is a manager server's address: TLS settings are for a rediss:// URL"
+        )));
+    }
+    connect(url, manager, queue, tls)
+}
+
+/// A broker URL with its password (`redis://USER:PASS@`, `?pass=PASS`,
+/// `?password=PASS`) replaced by `***`, to print (`worker_main`,
+/// `spindle status`, `spindle dashboard`).
+pub fn redacted_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let rest = scheme + 3;
+        let host_end = out[rest..].find('/').map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..host_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            out = format!("{}{user}:***{}", &out[..rest], &out[rest + at..]);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
 }
 
 /// The broker `--broker` names.
@@ -304,20 +372,29 @@ fn connect(
     broker: &str,
     manager: Option<(Address, Vec<u8>)>,
     queue: &str,
+    tls: &RedisTls,
 ) -> Result<Arc<dyn Broker>, crate::BrokerError> {
     match manager {
         Some((address, key)) => Ok(Arc::new(EmbeddedBroker::connect(address, &key, queue)?)),
-        None => redis_broker(broker, queue),
+        None => redis_broker(broker, queue, tls),
     }
 }
 
 #[cfg(feature = "redis")]
-fn redis_broker(url: &str, queue: &str) -> Result<Arc<dyn Broker>, crate::BrokerError> {
-    Ok(Arc::new(crate::RedisBroker::connect(url, queue)?))
+fn redis_broker(
+    url: &str,
+    queue: &str,
+    tls: &RedisTls,
+) -> Result<Arc<dyn Broker>, crate::BrokerError> {
+    Ok(Arc::new(crate::RedisBroker::connect_with(url, queue, tls)?))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_broker(url: &str, _queue: &str) -> Result<Arc<dyn Broker>, crate::BrokerError> {
+fn redis_broker(
+    url: &str,
+    _queue: &str,
+    _tls: &RedisTls,
+) -> Result<Arc<dyn Broker>, crate::BrokerError> {
     Err(crate::BrokerError::Refused(format!(
         "{url}: this build of spindle-cluster has no Redis backend (feature `redis`)"
     )))
@@ -329,6 +406,19 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn printed_urls_hide_the_password() {
+        for (url, shown) in [
+            ("rediss://:s3cret@h:6380/0", "rediss://:***@h:6380/0"),
+            ("redis://alice:s3cret@h", "redis://alice:***@h"),
+            ("unix:///r.sock?pass=s3cret", "unix:///r.sock?pass=***"),
+            ("redis://h:1/", "redis://h:1/"),
+            ("127.0.0.1:5", "127.0.0.1:5"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
     }
 
     #[test]
@@ -345,6 +435,18 @@ mod tests {
             ("127.0.0.1:5", "q", 3, Duration::from_secs(2))
         );
         assert_eq!(a.mode, WorkerMode::Processes);
+        assert!(a.tls.is_default());
+        let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
+            "--broker rediss://h:1 --tls-ca ca.pem --tls-cert c.pem --tls-key k.pem",
+        )) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            a.tls,
+            RedisTls::new()
+                .ca_file("ca.pem")
+                .client_cert("c.pem", "k.pem")
+        );
         for (bad, says) in [
             ("--authkey-file k", "--broker"),
             ("--broker x", "--authkey-file"),
@@ -357,6 +459,10 @@ mod tests {
             ("--broker", "needs a value"),
             ("--bogus", "unknown argument"),
             ("--broker redis://h:1 --mode fibers", "--mode"),
+            ("--broker rediss://h:1 --tls-cert c", "--tls-key"),
+            ("--broker rediss://h:1 --tls-key k", "--tls-cert"),
+            ("--broker redis://h:1 --tls-ca ca.pem", "rediss://"),
+            ("--broker x --authkey-file k --tls-ca ca.pem", "rediss://"),
         ] {
             let e = parse_worker_args(&args(bad)).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

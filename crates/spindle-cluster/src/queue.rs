@@ -119,7 +119,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
     }
 
-    /// The Redis queue `name` at `url` (`redis://…` or `unix://…`, as
+    /// The Redis queue `name` at `url` (`redis://…`, `rediss://…` or `unix://…`, as
     /// [`RedisBroker::connect`](crate::RedisBroker::connect)), made with
     /// `maxsize` (0: unbounded) if it does not exist yet.
     ///
@@ -130,8 +130,26 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`BrokerError::Unavailable`] if the server cannot be reached.
     #[cfg(feature = "redis")]
     pub fn redis(url: &str, name: &str, maxsize: usize) -> Result<Queue<T>, BrokerError> {
+        Queue::redis_with(url, name, maxsize, &crate::RedisTls::default())
+    }
+
+    /// [`redis`](Queue::redis) with TLS settings for a `rediss://` URL (a
+    /// private CA, a client certificate: [`RedisTls`](crate::RedisTls)).
+    ///
+    /// # Errors
+    ///
+    /// As `redis`; [`BrokerError::Auth`] if the server refuses the
+    /// password or user, [`BrokerError::Tls`] if TLS fails or its files
+    /// cannot be used.
+    #[cfg(feature = "redis")]
+    pub fn redis_with(
+        url: &str,
+        name: &str,
+        maxsize: usize,
+        tls: &crate::RedisTls,
+    ) -> Result<Queue<T>, BrokerError> {
         Ok(Queue {
-            inner: Inner::Redis(redis_queue::RedisQueue::connect(url, name, maxsize)?),
+            inner: Inner::Redis(redis_queue::RedisQueue::connect(url, name, maxsize, tls)?),
             taken: Mutex::default(),
         })
     }
@@ -591,8 +609,9 @@ return len
             url: &str,
             name: &str,
             maxsize: usize,
+            tls: &crate::RedisTls,
         ) -> Result<RedisQueue, BrokerError> {
-            let conn = RedisBroker::open(url, name)?;
+            let conn = RedisBroker::open(url, name, tls)?;
             let k = |s: &str| format!("{{{name}}}:queue:{s}");
             let q = RedisQueue {
                 conn,

@@ -16,6 +16,7 @@ use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
 use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, PutOptions};
+use crate::tls::RedisTls;
 
 /// The consumer group every worker of a queue reads in.
 const GROUP: &str = "workers";
@@ -497,8 +498,18 @@ impl Keys {
     }
 }
 
+/// How a `RedisBroker` reaches its server (from its URL's scheme).
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    PlainTcp,
+    Tls,
+    Unix,
+}
+
 struct Shared {
     client: Client,
+    /// TCP with or without TLS, or a Unix socket.
+    transport: Transport,
     queue: String,
     keys: Keys,
     /// Idle connections of process `.0`; a connection that failed is
@@ -572,14 +583,11 @@ fn broken(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
-/// Replies that say the server cannot serve now (or not this client), not
-/// that the call was bad: the stream or group gone, no or a wrong
-/// password, not allowed, loading, a read-only replica, a cluster down.
+/// Replies that say the server cannot serve now, not that the call was
+/// bad: the stream or group gone, loading, a read-only replica, a cluster
+/// down. (A refused password or permission is [`AUTH_CODES`].)
 const UNAVAILABLE_CODES: &[&str] = &[
     "NOGROUP",
-    "NOAUTH",
-    "WRONGPASS",
-    "NOPERM",
     "LOADING",
     "READONLY",
     "MASTERDOWN",
@@ -588,11 +596,18 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "BUSY",
 ];
 
+/// Replies that say the server refused this client's credentials (or its
+/// ACL user may not do this): `BrokerError::Auth`.
+const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS", "NOPERM"];
+
 fn to_broker_error(e: &RedisError) -> BrokerError {
-    if broken(e)
-        || e.kind() == ErrorKind::AuthenticationFailed
-        || e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c))
+    if e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| AUTH_CODES.contains(&c))
     {
+        BrokerError::Auth(e.to_string())
+    } else if crate::tls::is_tls_error(e) {
+        BrokerError::Tls(e.to_string())
+    } else if broken(e) || e.code().is_some_and(|c| UNAVAILABLE_CODES.contains(&c)) {
         BrokerError::Unavailable(e.to_string())
     } else {
         BrokerError::Refused(e.to_string())
@@ -600,34 +615,57 @@ fn to_broker_error(e: &RedisError) -> BrokerError {
 }
 
 impl RedisBroker {
-    /// Connects to the Redis server at `url` (`redis://` or `unix://`) for
-    /// queue `queue`, creating its stream and consumer group if they do
-    /// not exist.
+    /// Connects to the Redis server at `url` (`redis://`, `rediss://`
+    /// (TLS, with the system's CAs) or `unix://`) for queue `queue`,
+    /// creating its stream and consumer group if they do not exist.
     ///
     /// # Errors
     ///
     /// [`BrokerError::Refused`] for a URL that does not parse or a queue
     /// name that is empty or holds `{` or `}` (the keys' hash tag);
-    /// [`BrokerError::Unavailable`] if the server cannot be reached or
-    /// refuses the password.
+    /// [`BrokerError::Unavailable`] if the server cannot be reached;
+    /// [`BrokerError::Auth`] if it refuses the password or user;
+    /// [`BrokerError::Tls`] if TLS fails (a certificate not trusted).
     pub fn connect(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
-        let broker = RedisBroker::open(url, queue)?;
+        RedisBroker::connect_with(url, queue, &RedisTls::default())
+    }
+
+    /// [`connect`](RedisBroker::connect) with TLS settings for a
+    /// `rediss://` URL: a private CA, a client certificate ([`RedisTls`]).
+    ///
+    /// # Errors
+    ///
+    /// As `connect`; [`BrokerError::Tls`] also for a CA, certificate or key
+    /// file that cannot be read or holds no usable PEM, and for settings
+    /// other than the default on a URL without TLS.
+    pub fn connect_with(
+        url: &str,
+        queue: &str,
+        tls: &RedisTls,
+    ) -> Result<RedisBroker, BrokerError> {
+        let broker = RedisBroker::open(url, queue, tls)?;
         broker.create_group()?;
         Ok(broker)
     }
 
     /// A client of the server at `url` for the keys of `queue`, without
     /// touching the server (the cluster `Queue` makes its own keys).
-    pub(crate) fn open(url: &str, queue: &str) -> Result<RedisBroker, BrokerError> {
+    pub(crate) fn open(url: &str, queue: &str, tls: &RedisTls) -> Result<RedisBroker, BrokerError> {
         if queue.is_empty() || queue.contains(['{', '}']) {
             return Err(BrokerError::Refused(format!(
                 "queue name {queue:?}: empty or holds '{{' or '}}'"
             )));
         }
-        let client = Client::open(url)
-            .map_err(|e| BrokerError::Refused(format!("redis URL {url:?}: {e}")))?;
+        let client = crate::tls::client(url, tls)?;
         let broker = RedisBroker {
             shared: Arc::new(Shared {
+                transport: if crate::tls::is_tls_url(url) {
+                    Transport::Tls
+                } else if url.starts_with("redis://") || url.starts_with("valkey://") {
+                    Transport::PlainTcp
+                } else {
+                    Transport::Unix
+                },
                 client,
                 queue: queue.to_owned(),
                 keys: Keys::new(queue),
@@ -764,11 +802,41 @@ impl RedisBroker {
             .shared
             .client
             .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(|e| self.open_error(&e))?;
         c.set_read_timeout(Some(IO_TIMEOUT))
             .and_then(|()| c.set_write_timeout(Some(IO_TIMEOUT)))
             .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         Ok(c)
+    }
+
+    /// Why a connection could not be opened: as every call's error, with
+    /// the likely cause when TLS and plain ports are mixed up. A plain TCP
+    /// connection the server closed before its first reply may be at a
+    /// TLS-only port (Redis ends a TLS handshake at a plain client's first
+    /// bytes); a TLS connection that timed out may be at a plain port (a
+    /// Redis plain port never answers a TLS handshake).
+    fn open_error(&self, e: &RedisError) -> BrokerError {
+        let b = to_broker_error(e);
+        let timed_out = crate::tls::timed_out(e);
+        match (b, self.shared.transport) {
+            (BrokerError::Unavailable(m), Transport::PlainTcp)
+                if e.is_connection_dropped() && !e.is_connection_refusal() && !timed_out =>
+            {
+                BrokerError::Unavailable(format!(
+                    "{m} (the server closed the connection before it answered: if it \
+                     serves TLS only, use a rediss:// URL)"
+                ))
+            }
+            (BrokerError::Unavailable(m), Transport::Tls) if timed_out => {
+                BrokerError::Unavailable(format!(
+                    "{m} (no answer within {}s of opening the connection: if this \
+                     port does not serve TLS, the server never answers the TLS \
+                     handshake; use a redis:// URL for a plain port)",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            }
+            (b, _) => b,
+        }
     }
 
     fn give_back(&self, conn: Connection) {

@@ -356,9 +356,11 @@ fn connect_errors_are_typed() {
     let sock = s.dir.join("redis.sock");
     let wrong = format!("unix://{}?pass=wrong", sock.display());
     let none = format!("unix://{}", sock.display());
+    // A wrong password, none: `Auth`, naming authentication.
     for url in [&wrong, &none] {
         let e = RedisBroker::connect(url, QUEUE).unwrap_err();
-        assert!(matches!(e, BrokerError::Unavailable(_)), "{url}: {e:?}");
+        assert!(matches!(e, BrokerError::Auth(_)), "{url}: {e:?}");
+        assert!(e.to_string().contains("authentication"), "{e}");
     }
     let gone = format!("unix://{}", s.dir.join("nothing.sock").display());
     let e = RedisBroker::connect(&gone, QUEUE).unwrap_err();

@@ -138,10 +138,34 @@ impl ClusterSource {
         authkey: Option<&[u8]>,
         queue: &str,
     ) -> Result<ClusterSource, BrokerError> {
+        ClusterSource::connect_with(url, authkey, queue, &spindle_cluster::RedisTls::default())
+    }
+
+    /// [`connect`](ClusterSource::connect) with TLS settings for a
+    /// `rediss://` URL (a private CA, a client certificate:
+    /// `spindle_cluster::RedisTls`).
+    ///
+    /// # Errors
+    ///
+    /// As `connect`; `BrokerError::Auth` if a Redis server refuses the
+    /// password or user; `BrokerError::Tls` if TLS fails, its files cannot
+    /// be used, or settings other than the default are given for a broker
+    /// without TLS.
+    pub fn connect_with(
+        url: &str,
+        authkey: Option<&[u8]>,
+        queue: &str,
+        tls: &spindle_cluster::RedisTls,
+    ) -> Result<ClusterSource, BrokerError> {
         if is_redis(url) {
-            return Ok(ClusterSource::redis(spindle_cluster::RedisBroker::connect(
-                url, queue,
-            )?));
+            return Ok(ClusterSource::redis(
+                spindle_cluster::RedisBroker::connect_with(url, queue, tls)?,
+            ));
+        }
+        if !tls.is_default() {
+            return Err(BrokerError::Tls(format!(
+                "{url} is a manager server's address: TLS settings are for a rediss:// URL"
+            )));
         }
         let key = authkey.ok_or_else(|| {
             BrokerError::Refused(format!(

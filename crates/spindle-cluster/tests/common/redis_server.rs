@@ -1,13 +1,13 @@
 //! A private `redis-server` per test: a Unix socket in a fresh temporary
-//! directory, no TCP port, stopped by its pid.
+//! directory, no TCP port (or a TLS port: `start_tls`), stopped by its pid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spindle_cluster::RedisBroker;
+use spindle_cluster::{RedisBroker, RedisTls};
 
 use super::{BrokerAt, LONG};
 
@@ -26,6 +26,80 @@ pub(crate) struct RedisServer {
     durable: bool,
     /// A TCP port on 127.0.0.1 as well as the socket, if asked for.
     pub(crate) port: Option<u16>,
+    /// A TLS port on 127.0.0.1 (and no plain TCP port), if asked for.
+    pub(crate) tls: Option<TlsServer>,
+}
+
+/// PEM files made at test time (rcgen): a CA, a certificate of this
+/// server (for `127.0.0.1` and `localhost`) and a client certificate, all
+/// signed by that CA.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) server_cert: PathBuf,
+    pub(crate) server_key: PathBuf,
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// A new CA and its certificates, in `dir` (made if missing).
+    pub(crate) fn make(dir: &Path) -> TlsFiles {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "spindle test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let mut p = CertificateParams::new(sans).unwrap();
+            p.distinguished_name
+                .push(DnType::CommonName, "spindle test");
+            p.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) =
+            leaf(vec!["client".into()], ExtendedKeyUsagePurpose::ClientAuth);
+        let write = |name: &str, pem: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        TlsFiles {
+            ca: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client.key", &client_key),
+        }
+    }
+
+    /// Trusts this CA (and shows the client certificate).
+    pub(crate) fn client(&self) -> RedisTls {
+        RedisTls::new()
+            .ca_file(&self.ca)
+            .client_cert(&self.client_cert, &self.client_key)
+    }
+}
+
+/// A server's TLS port and files.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsServer {
+    pub(crate) port: u16,
+    pub(crate) files: TlsFiles,
+    /// `tls-auth-clients yes` (a client certificate required) or `no`.
+    pub(crate) auth_clients: bool,
 }
 
 impl RedisServer {
@@ -55,18 +129,48 @@ impl RedisServer {
             password: password.map(str::to_owned),
             durable,
             port: None,
+            tls: None,
         };
         s.launch();
         s
+    }
+
+    /// A server whose only TCP port is a TLS port of 127.0.0.1 (`--port
+    /// 0`; the Unix socket stays, plain, for the test's own checks), with
+    /// a new CA's certificates (`TlsFiles`); `auth_clients`: a client
+    /// certificate is required.
+    pub(crate) fn start_tls(password: Option<&str>, auth_clients: bool) -> RedisServer {
+        let mut s = RedisServer::start_with(password, false);
+        s.kill();
+        let files = TlsFiles::make(&s.dir.join("pki"));
+        s.tls = Some(TlsServer {
+            port: free_port(),
+            files,
+            auth_clients,
+        });
+        s.launch();
+        s
+    }
+
+    /// `rediss://[:PASSWORD@]127.0.0.1:PORT` of a `start_tls` server.
+    pub(crate) fn tls_url(&self) -> String {
+        let port = self.tls.as_ref().expect("not a TLS server").port;
+        match &self.password {
+            Some(p) => format!("rediss://:{p}@127.0.0.1:{port}"),
+            None => format!("rediss://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The `start_tls` server's files.
+    pub(crate) fn tls_files(&self) -> &TlsFiles {
+        &self.tls.as_ref().expect("not a TLS server").files
     }
 
     /// A server that also listens on a free TCP port of 127.0.0.1.
     pub(crate) fn start_tcp() -> RedisServer {
         let mut s = RedisServer::start();
         s.kill();
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        s.port = Some(free.local_addr().unwrap().port());
-        drop(free);
+        s.port = Some(free_port());
         s.launch();
         s
     }
@@ -86,6 +190,18 @@ impl RedisServer {
             &["--appendonly", "no"]
         };
         let port = self.port.unwrap_or(0).to_string();
+        if let Some(t) = &self.tls {
+            cmd.arg("--tls-port")
+                .arg(t.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&t.files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&t.files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&t.files.ca)
+                .arg("--tls-auth-clients")
+                .arg(if t.auth_clients { "yes" } else { "no" });
+        }
         let child = match cmd
             .args(["--port", &port, "--bind", "127.0.0.1", "--unixsocket"])
             .arg(dir.join("redis.sock"))
@@ -179,6 +295,13 @@ impl RedisServer {
         assert!(st.success(), "redis-server did not stop cleanly: {st}");
         self.launch();
     }
+}
+
+/// A TCP port of 127.0.0.1 free now (another process may take it before
+/// the server binds it: then the server exits at start and says so).
+fn free_port() -> u16 {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    free.local_addr().unwrap().port()
 }
 
 impl Drop for RedisServer {
