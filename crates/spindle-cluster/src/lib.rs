@@ -50,7 +50,9 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOptions};
+pub use broker::{
+    Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, Outgoing, PutOptions,
+};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, parse_worker_args,
@@ -58,4 +60,4 @@ pub use main_fn::{
 };
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
-pub use worker::{Worker, WorkerMode, WorkerStats};
+pub use worker::{MAX_PREFETCH, Worker, WorkerMode, WorkerStats};
