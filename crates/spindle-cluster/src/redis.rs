@@ -1017,7 +1017,10 @@ impl Broker for RedisBroker {
         }
         let k = &self.shared.keys;
         let mut pipe = redis::pipe();
-        pipe.cmd("SCRIPT").arg("LOAD").arg(ACK_SRC.as_str()).ignore();
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(ACK_SRC.as_str())
+            .ignore();
         for op in ops {
             match *op {
                 Outgoing::Notify {

@@ -442,7 +442,8 @@ impl Worker {
                     // Unavailable (the link broke, the server restarts):
                     // the next fetch reconnects.
                     let since = Instant::now();
-                    while since.elapsed() < Duration::from_secs(1) && !sh.stop.load(Ordering::SeqCst)
+                    while since.elapsed() < Duration::from_secs(1)
+                        && !sh.stop.load(Ordering::SeqCst)
                     {
                         thread::sleep(ms(10));
                     }
@@ -460,14 +461,13 @@ impl Worker {
                     let entry = wire::decode::<JobEntry>(&f.bytes).map_err(|e| e.to_string());
                     // Its own lease (a timeout's: the timeout + grace)
                     // from now on, while it waits and then runs.
-                    let own = entry
-                        .as_ref()
-                        .ok()
-                        .and_then(|e| e.options)
-                        .map_or(self.options.lease, |o| match o.timeout_ms {
+                    let own = entry.as_ref().ok().and_then(|e| e.options).map_or(
+                        self.options.lease,
+                        |o| match o.timeout_ms {
                             Some(t) => ms(t).saturating_add(TIMEOUT_GRACE),
                             None => ms(o.lease_ms),
-                        });
+                        },
+                    );
                     if own != self.options.lease {
                         extend.entry(own).or_default().push(f.id);
                     }
@@ -485,9 +485,9 @@ impl Worker {
                     // ProcessPoolExecutor marks the calls it moved to its
                     // call queue running before a process takes them.
                     if let Ok(e) = &entry {
-                        let ttl = e.options.map_or(self.options.result_ttl, |o| {
-                            ms(o.result_ttl_ms)
-                        });
+                        let ttl = e
+                            .options
+                            .map_or(self.options.result_ttl, |o| ms(o.result_ttl_ms));
                         self.post(
                             sh,
                             Out::Notify {

@@ -664,3 +664,21 @@ fn results_survive_a_lost_reply() {
     // Read once: the next read has nothing.
     assert!(through.results("c1", 10, SHORT).unwrap().is_empty());
 }
+
+#[test]
+fn prefetch_window_leases_extended_drain_gives_back() {
+    let s = RedisServer::start();
+    common::check_prefetch_window(&s.broker());
+}
+
+#[test]
+fn a_killed_workers_prefetched_tasks_are_redelivered() {
+    let s = RedisServer::start();
+    common::check_killed_workers_prefetched_redelivered(&s.broker(), &s.at());
+}
+
+#[test]
+fn send_batch_acks_count_once() {
+    let s = RedisServer::start();
+    common::check_send_batch(&s.broker());
+}
