@@ -161,7 +161,12 @@ impl RedisServer {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.unwrap_or(0).to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--port",
+                &port.unwrap_or(0).to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .arg("--unixsocket")
             .arg(dir.join("redis.sock"))
             .args([
@@ -574,8 +579,8 @@ const RTT_MAX_WORKERS: usize = 64;
 fn rtt_case(b: &mut Bench, redis: &RedisServer, n: u64) {
     let port = redis.port.expect("a TCP port");
     let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let relay = relay::Relay::start(target, std::time::Duration::from_millis(10))
-        .expect("start the relay");
+    let relay =
+        relay::Relay::start(target, std::time::Duration::from_millis(10)).expect("start the relay");
     let direct = format!("redis://127.0.0.1:{port}");
     let relayed = format!("redis://{}", relay.addr);
     let at = |url: &str, queue: &str| BrokerAt::RedisQueue {
