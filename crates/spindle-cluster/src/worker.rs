@@ -133,6 +133,9 @@ enum Out {
         client: String,
         result: Vec<u8>,
         ttl: Duration,
+        /// The run's span, closed once the ack is answered.
+        #[cfg(feature = "tracing")]
+        span: spindle::trace::RemoteSpan,
     },
 }
 
@@ -605,6 +608,7 @@ impl Worker {
                         client,
                         result,
                         ttl,
+                        ..
                     } => Outgoing::Ack {
                         id: *id,
                         client,
@@ -620,10 +624,17 @@ impl Worker {
                     acked.push(*id);
                     // An ack that failed on I/O counts as stale: the entry
                     // stays with this worker's lease until it runs out.
-                    if counted.as_ref().is_some_and(|c| c.get(i) == Some(&true)) {
+                    let done = counted.as_ref().is_some_and(|c| c.get(i) == Some(&true));
+                    if done {
                         sh.counters.done.fetch_add(1, Ordering::Relaxed);
                     } else {
                         sh.counters.stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                    #[cfg(feature = "tracing")]
+                    if let Out::Ack { span, .. } = op {
+                        let _in = span.enter();
+                        let outcome = if done { "done" } else { "stale" };
+                        tracing::trace!(outcome, "finished");
                     }
                 }
             }
@@ -703,7 +714,7 @@ impl Worker {
             entry.traceparent.as_deref(),
         );
         #[cfg(feature = "tracing")]
-        let _entered = remote.enter();
+        let entered = remote.enter();
         #[cfg(feature = "tracing")]
         tracing::trace!(job = entry.job, attempt = f.attempt, "started");
         let mut outcomes = Vec::with_capacity(entry.calls.len());
@@ -790,8 +801,10 @@ impl Worker {
             None => {
                 // Acked in the next batch (it stays held, its lease
                 // extended, until then); done or stale is counted there.
+                // The span goes with the ack: its `finished` event says
+                // whether the ack counted.
                 #[cfg(feature = "tracing")]
-                tracing::trace!(outcome = "ran", "finished");
+                drop(entered);
                 self.post(
                     sh,
                     Out::Ack {
@@ -799,6 +812,8 @@ impl Worker {
                         client: entry.client,
                         result: done,
                         ttl,
+                        #[cfg(feature = "tracing")]
+                        span: remote,
                     },
                 );
             }
