@@ -159,12 +159,15 @@ struct Shared<'a> {
     outbox_changed: Condvar,
 }
 
-/// A cluster worker: `concurrency` threads, each taking one task at a time
-/// from the broker under a lease, running it with
-/// [`process::invoke`](spindle::process::invoke) (the tasks of this
-/// binary, by name, checked by signature) and sending the outcome back; a
-/// heartbeat thread extends the leases of the tasks running, every third
-/// of the lease.
+/// A cluster worker: `concurrency` threads, each running one task at a
+/// time with [`process::invoke`](spindle::process::invoke) (the tasks of
+/// this binary, by name, checked by signature); a fetching thread that
+/// keeps up to `concurrency + prefetch` entries here under their leases
+/// ([`prefetch`](Self::prefetch)); a sending thread that sends the
+/// "started" notices and the acks with results in batches
+/// ([`Broker::send_batch`]); a heartbeat thread that extends the leases of
+/// the entries held (waiting, running or being acked), every third of
+/// each one's lease.
 ///
 /// A task that cannot run here — not a job at all, an unknown task, a task
 /// of another signature, arguments that do not decode — is dead-lettered
@@ -288,8 +291,12 @@ impl Worker {
         self
     }
 
-    /// Runs until `stop` is set, then finishes the tasks it holds (a
-    /// drain, as on SIGTERM) and returns what it did (since it was made).
+    /// Runs until `stop` is set, then gives back the prefetched entries
+    /// it has not started (`nack` with no delay, counted in
+    /// [`WorkerStats::returned`]; one at its last allowed delivery, which a
+    /// nack would dead-letter, is run instead), finishes and acks the
+    /// tasks it runs (a drain, as on SIGTERM) and returns what it did
+    /// (since it was made).
     /// While it runs it sends the broker a heartbeat with its status every
     /// [`status_every`](Self::status_every), and takes it out when it
     /// stops.
