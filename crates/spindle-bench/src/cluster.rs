@@ -26,6 +26,12 @@
 //! (in `redis_throughput_2w`): the same Redis commands by bare redis-rs,
 //! pipelined, no scripts, no work.
 //!
+//! - `throughput_2w_rtt20ms`: `redis_throughput_2w`'s map through a link
+//!   of 20 ms round trip — a delaying TCP relay (`cluster/relay.rs`, 10 ms
+//!   each way) between the two workers and Redis (here also on a TCP
+//!   port) — with a prefetch window of [`RTT_PREFETCH`] a worker; contender
+//!   `loopback`: the same workers on Redis's TCP port directly.
+//!
 //! With the cargo feature `apalis` (off by default), the Redis cases also
 //! run `apalis`: apalis-redis on the same server (`cluster/apalis.rs`, which
 //! says how it is set up and why).
@@ -44,6 +50,7 @@ use super::{Bench, Unit, imp, per_sec};
 
 #[cfg(feature = "apalis")]
 mod apalis;
+mod relay;
 
 const KEY: &[u8; 32] = b"spindle-bench-cluster-authkey-32";
 
@@ -57,12 +64,14 @@ fn square(x: u64) -> u64 {
 enum BrokerAt {
     Embedded { address: String },
     Redis { url: String },
+    RedisQueue { url: String, queue: String },
 }
 
 /// A worker process of this binary: two threads on the broker at `at`,
-/// until killed.
+/// with a prefetch window of `prefetch` (`None`: the default), until
+/// killed.
 #[spindle::task]
-fn worker(at: BrokerAt) {
+fn worker(at: BrokerAt, prefetch: Option<usize>) {
     let b: Arc<dyn Broker> = match at {
         BrokerAt::Embedded { address } => Arc::new(
             EmbeddedBroker::connect(
@@ -77,9 +86,16 @@ fn worker(at: BrokerAt) {
         BrokerAt::Redis { url } => {
             Arc::new(RedisBroker::connect(&url, "bench").expect("connect to redis"))
         }
+        BrokerAt::RedisQueue { url, queue } => {
+            Arc::new(RedisBroker::connect(&url, &queue).expect("connect to redis"))
+        }
     };
     let never = AtomicBool::new(false);
-    let _ = Worker::new(&*b).concurrency(2).run(&never);
+    let mut w = Worker::new(&*b).concurrency(2);
+    if let Some(n) = prefetch {
+        w = w.prefetch(n);
+    }
+    let _ = w.run(&never);
 }
 
 /// Two worker processes of this binary on `broker`, killed when dropped.
@@ -92,11 +108,15 @@ struct Workers(Vec<Process>);
 
 impl Workers {
     fn start(at: impl Fn() -> BrokerAt) -> Workers {
+        Workers::start_with(at, None)
+    }
+
+    fn start_with(at: impl Fn() -> BrokerAt, prefetch: Option<usize>) -> Workers {
         Workers(
             (0..2)
                 .map(|_| {
                     Process::builder()
-                        .task(worker::call(at()))
+                        .task(worker::call(at(), prefetch))
                         .daemon(true)
                         .start()
                         .expect("start a worker")
@@ -119,15 +139,35 @@ impl Drop for Workers {
 struct RedisServer {
     child: std::process::Child,
     dir: std::path::PathBuf,
+    /// Its TCP port on 127.0.0.1, if it listens on one.
+    port: Option<u16>,
 }
 
 impl RedisServer {
     fn start() -> Result<(RedisServer, RedisBroker), String> {
+        RedisServer::start_on(None)
+    }
+
+    /// Also on a free TCP port of 127.0.0.1.
+    fn start_tcp() -> Result<(RedisServer, RedisBroker), String> {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = free.local_addr().map_err(|e| e.to_string())?.port();
+        drop(free);
+        RedisServer::start_on(Some(port))
+    }
+
+    fn start_on(port: Option<u16>) -> Result<(RedisServer, RedisBroker), String> {
         let dir = std::env::temp_dir().join(format!("spindle-bench-redis-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let child = std::process::Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
+            .args([
+                "--port",
+                &port.unwrap_or(0).to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--unixsocket")
             .arg(dir.join("redis.sock"))
             .args([
                 "--unixsocketperm",
@@ -143,7 +183,7 @@ impl RedisServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .map_err(|e| format!("redis-server: {e}"))?;
-        let server = RedisServer { child, dir };
+        let server = RedisServer { child, dir, port };
         let url = server.url();
         let since = std::time::Instant::now();
         loop {
@@ -509,4 +549,65 @@ pub(crate) fn run(b: &mut Bench) {
             Err(why) => eprintln!("bench cluster: the redis cases are left out: {why}"),
         }
     }
+
+    // The same map through a link of 20 ms round trip (a delaying relay
+    // between the workers and Redis), beside the same workers on loopback.
+    if b.wants("throughput_2w_rtt20ms") {
+        match RedisServer::start_tcp() {
+            Ok((redis, _)) => {
+                rtt_case(b, &redis, n_tp);
+                drop(redis);
+            }
+            Err(why) => eprintln!("bench cluster: throughput_2w_rtt20ms is left out: {why}"),
+        }
+    }
+}
+
+/// Each worker's prefetch window in `throughput_2w_rtt20ms`.
+const RTT_PREFETCH: usize = 64;
+/// The executor's `max_workers` there (its `map` window: 4 × this many
+/// entries of 64 tasks).
+const RTT_MAX_WORKERS: usize = 64;
+
+/// `throughput_2w_rtt20ms`: `map` in chunks of 64 on two worker processes
+/// (two threads, prefetch [`RTT_PREFETCH`] each) that reach Redis through
+/// [`relay::Relay`] (10 ms each way; the executor on the Unix socket),
+/// contender `loopback`: the same on workers connected straight to
+/// Redis's TCP port. By Little's law the relayed workers move at most
+/// `entries in flight ÷ round trip`: the window is what keeps enough in
+/// flight.
+fn rtt_case(b: &mut Bench, redis: &RedisServer, n: u64) {
+    let port = redis.port.expect("a TCP port");
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let relay =
+        relay::Relay::start(target, std::time::Duration::from_millis(10)).expect("start the relay");
+    let direct = format!("redis://127.0.0.1:{port}");
+    let relayed = format!("redis://{}", relay.addr);
+    let at = |url: &str, queue: &str| BrokerAt::RedisQueue {
+        url: url.to_string(),
+        queue: queue.to_string(),
+    };
+    let w_rtt = Workers::start_with(|| at(&relayed, "rtt"), Some(RTT_PREFETCH));
+    let w_lo = Workers::start_with(|| at(&direct, "loopback"), Some(RTT_PREFETCH));
+    let executor = |queue: &str| {
+        let broker = RedisBroker::connect(&redis.url(), queue).expect("connect to redis");
+        ClusterExecutor::builder(Arc::new(broker))
+            .max_workers(RTT_MAX_WORKERS)
+            .build()
+    };
+    let (ex_rtt, ex_lo) = (executor("rtt"), executor("loopback"));
+    eprintln!(
+        "bench cluster: throughput_2w_rtt20ms: 2 workers x 2 threads, prefetch {RTT_PREFETCH} \
+         each (window {} entries of 64 tasks a worker), executor window {} entries",
+        2 + RTT_PREFETCH,
+        4 * RTT_MAX_WORKERS
+    );
+    let impls = vec![
+        imp("spindle", || throughput(&ex_rtt, n)),
+        imp("loopback", || throughput(&ex_lo, n)),
+    ];
+    b.case("throughput_2w_rtt20ms", Unit::TasksPerSec, impls);
+    ex_rtt.shutdown(true, false);
+    ex_lo.shutdown(true, false);
+    drop((w_rtt, w_lo));
 }

@@ -194,6 +194,7 @@ const SUITES: &[Suite] = &[
             "redis_throughput_2w",
             "redis_queue_put_get",
             "soak_10k",
+            "throughput_2w_rtt20ms",
         ],
     },
     Suite {

@@ -135,6 +135,14 @@ enum Command {
         /// The lease on each task, in seconds (the clients' must agree).
         #[arg(long, default_value_t = 30.0)]
         lease: f64,
+        /// Entries fetched ahead of free slots, 0 to 10,000 (default: the
+        /// concurrency). A wider window keeps a far broker busy.
+        #[arg(long)]
+        prefetch: Option<usize>,
+        /// Where tasks run: `threads`, or `processes` (a crash is a lost
+        /// worker there, and the task runs again elsewhere).
+        #[arg(long, default_value = "threads")]
+        mode: String,
         /// Print each task this binary can run (name and signature) and exit.
         #[arg(long)]
         list: bool,
@@ -425,6 +433,8 @@ fn main() -> ExitCode {
             queue,
             concurrency,
             lease,
+            prefetch,
+            mode,
             list,
         } => {
             let mut args = Vec::new();
@@ -450,6 +460,10 @@ fn main() -> ExitCode {
             if let Some(n) = concurrency {
                 args.extend(["--concurrency".into(), n.to_string()]);
             }
+            if let Some(n) = prefetch {
+                args.extend(["--prefetch".into(), n.to_string()]);
+            }
+            args.extend(["--mode".into(), mode]);
             match spindle_cluster::parse_worker_args(&args) {
                 Ok(spindle_cluster::WorkerCommand::List) => {
                     for (name, sig) in spindle::process::task_signatures() {

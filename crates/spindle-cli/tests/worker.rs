@@ -172,6 +172,15 @@ fn spindle_worker_bad_arguments_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
+    for (flag, value) in [("--prefetch", "10001"), ("--mode", "fibers")] {
+        let out = spindle()
+            .args(["worker", "--broker", "redis://127.0.0.1:1", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
 }
 
 #[test]
@@ -179,7 +188,17 @@ fn spindle_worker_serves_a_redis_broker() {
     let redis = Redis::start("worker");
     let broker = redis.broker(LONG);
     let mut child = spindle()
-        .args(["worker", "--broker", &redis.url(), "--concurrency", "1"])
+        .args([
+            "worker",
+            "--broker",
+            &redis.url(),
+            "--concurrency",
+            "1",
+            "--prefetch",
+            "3",
+            "--mode",
+            "processes",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -206,6 +225,8 @@ fn spindle_worker_serves_a_redis_broker() {
         .unwrap();
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("1 dead-lettered"), "{err}");
+    // The flags reached the worker: its start line says so.
+    assert!(err.contains("with 1 processes, prefetch 3"), "{err}");
 }
 
 #[test]

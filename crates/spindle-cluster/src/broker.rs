@@ -77,6 +77,33 @@ pub struct Fetched {
     pub attempt: u32,
 }
 
+/// One call of a batch ([`Broker::send_batch`]): what a worker sends
+/// after it fetched, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outgoing<'a> {
+    /// [`Broker::notify`]: `message` to `client`'s stream (a hint: "started").
+    Notify {
+        /// The client.
+        client: &'a str,
+        /// The message.
+        message: &'a [u8],
+        /// How long it waits in the client's stream.
+        ttl: Duration,
+    },
+    /// [`Broker::ack_with_result`]: acks entry `id` and, if the ack
+    /// counts, adds `result` to `client`'s stream.
+    Ack {
+        /// The entry.
+        id: u64,
+        /// The client.
+        client: &'a str,
+        /// Its result.
+        result: &'a [u8],
+        /// How long the result waits in the client's stream.
+        ttl: Duration,
+    },
+}
+
 /// How an entry is put ([`Broker::put_with`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PutOptions<'a> {
@@ -143,6 +170,31 @@ pub trait Broker: Send + Sync + fmt::Debug {
         result: &[u8],
         ttl: Duration,
     ) -> Result<bool, BrokerError>;
+    /// Sends `ops` in order, as [`notify`](Broker::notify) and
+    /// [`ack_with_result`](Broker::ack_with_result) each would (an ack
+    /// counts once, only for the lease holder, as alone): for each op,
+    /// whether it counted (a notify: `true`). The default sends them one
+    /// by one; `RedisBroker` sends them all in one pipelined round trip
+    /// (the same Lua ack script per ack). On an error, the ops before it
+    /// may have been applied (an ack whose reply is lost counts once: the
+    /// holder's ack sent again finds it done).
+    fn send_batch(&self, ops: &[Outgoing<'_>]) -> Result<Vec<bool>, BrokerError> {
+        ops.iter()
+            .map(|op| match *op {
+                Outgoing::Notify {
+                    client,
+                    message,
+                    ttl,
+                } => self.notify(client, message, ttl).map(|()| true),
+                Outgoing::Ack {
+                    id,
+                    client,
+                    result,
+                    ttl,
+                } => self.ack_with_result(id, client, result, ttl),
+            })
+            .collect()
+    }
     /// Gives entry `id` up with `reason`, adding `result` to `client`'s
     /// stream: whether this consumer held it.
     fn dead_letter(

@@ -54,7 +54,7 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, PutOptions};
+pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, Outgoing, PutOptions};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, connect_broker_with,
@@ -63,4 +63,4 @@ pub use main_fn::{
 pub use queue::{Queue, Receipt};
 pub use status::{ClusterStatus, QueueStatus, WorkerStatus};
 pub use tls::RedisTls;
-pub use worker::{Worker, WorkerMode, WorkerStats};
+pub use worker::{MAX_PREFETCH, Worker, WorkerMode, WorkerStats};

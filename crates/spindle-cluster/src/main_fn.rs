@@ -17,7 +17,7 @@ use crate::worker::{Worker, WorkerMode, WorkerStats};
 
 /// The usage line of [`worker_main`].
 pub const WORKER_USAGE: &str = "usage: worker --broker ADDRESS --authkey-file FILE [--queue NAME] \
-[--concurrency N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or rediss://, \
+[--concurrency N] [--prefetch N] [--lease SECONDS] [--mode threads|processes] | worker --broker redis://HOST:PORT (or rediss://, \
 unix:///PATH) [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--queue NAME] ... | worker --list";
 
 /// A worker's settings, from its command line.
@@ -42,6 +42,9 @@ pub struct WorkerArgs {
     /// Where the tasks run: `threads` (default) or `processes` (a local
     /// process pool: a task that crashes its process is retried).
     pub mode: WorkerMode,
+    /// Entries fetched beyond the free slots ([`Worker::prefetch`]);
+    /// `None`: the default, the concurrency.
+    pub prefetch: Option<usize>,
 }
 
 /// What the command line asks for.
@@ -66,6 +69,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
     let mut lease = TaskOptions::default().lease;
     let mut mode = WorkerMode::Threads;
     let (mut tls_ca, mut tls_cert, mut tls_key) = (None, None, None);
+    let mut prefetch = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -86,6 +90,18 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
                 concurrency = match v.parse::<usize>() {
                     Ok(n) if (1..=1024).contains(&n) => n,
                     _ => return Err(format!("--concurrency {v:?}: 1 to 1024")),
+                };
+            }
+            "--prefetch" => {
+                let v = value("--prefetch")?;
+                prefetch = match v.parse::<usize>() {
+                    Ok(n) if n <= crate::worker::MAX_PREFETCH => Some(n),
+                    _ => {
+                        return Err(format!(
+                            "--prefetch {v:?}: 0 to {}",
+                            crate::worker::MAX_PREFETCH
+                        ));
+                    }
                 };
             }
             "--lease" => {
@@ -122,6 +138,7 @@ pub fn parse_worker_args(args: &[String]) -> Result<WorkerCommand, String> {
         concurrency,
         lease,
         mode,
+        prefetch,
     }))
 }
 
@@ -240,17 +257,22 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
         lease: args.lease,
         ..TaskOptions::default()
     };
-    let worker = Worker::new(&*broker)
+    let mut worker = Worker::new(&*broker)
         .concurrency(args.concurrency)
         .options(options)
         .mode(args.mode);
+    if let Some(n) = args.prefetch {
+        worker = worker.prefetch(n);
+    }
     let on = match args.mode {
         WorkerMode::Threads => "threads",
         WorkerMode::Processes => "processes",
     };
     eprintln!(
-        "worker: serving {} on {shown} with {} {on}",
-        args.queue, args.concurrency
+        "worker: serving {} on {shown} with {} {on}, prefetch {}",
+        args.queue,
+        args.concurrency,
+        worker.prefetch_window()
     );
     let stopped = AtomicBool::new(false);
     let ran = std::thread::scope(|s| {
@@ -269,8 +291,9 @@ pub fn run_with(args: &WorkerArgs, observe: &(dyn Fn(WorkerProgress) + Sync)) ->
     match ran {
         Ok(s) => {
             eprintln!(
-                "worker: stopped: {} done, {} stale, {} dead-lettered, {} crashed",
-                s.done, s.stale, s.dead_lettered, s.crashed
+                "worker: stopped: {} done, {} stale, {} dead-lettered, {} crashed, {} \
+                 prefetched given back",
+                s.done, s.stale, s.dead_lettered, s.crashed, s.returned
             );
             ExitCode::SUCCESS
         }
@@ -426,7 +449,7 @@ mod tests {
         assert_eq!(parse_worker_args(&args("--list")), Ok(WorkerCommand::List));
         let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
             "--broker 127.0.0.1:5 --authkey-file k --queue q --concurrency 3 --lease 2 \
-             --mode processes",
+             --mode processes --prefetch 16",
         )) else {
             panic!("not parsed");
         };
@@ -434,7 +457,7 @@ mod tests {
             (a.broker.as_str(), a.queue.as_str(), a.concurrency, a.lease),
             ("127.0.0.1:5", "q", 3, Duration::from_secs(2))
         );
-        assert_eq!(a.mode, WorkerMode::Processes);
+        assert_eq!((a.mode, a.prefetch), (WorkerMode::Processes, Some(16)));
         assert!(a.tls.is_default());
         let Ok(WorkerCommand::Run(a)) = parse_worker_args(&args(
             "--broker rediss://h:1 --tls-ca ca.pem --tls-cert c.pem --tls-key k.pem",
@@ -447,6 +470,10 @@ mod tests {
                 .ca_file("ca.pem")
                 .client_cert("c.pem", "k.pem")
         );
+        let Ok(WorkerCommand::Run(d)) = parse_worker_args(&args("--broker redis://h:1")) else {
+            panic!("not parsed");
+        };
+        assert_eq!(d.prefetch, None);
         for (bad, says) in [
             ("--authkey-file k", "--broker"),
             ("--broker x", "--authkey-file"),
@@ -463,6 +490,8 @@ mod tests {
             ("--broker rediss://h:1 --tls-key k", "--tls-cert"),
             ("--broker redis://h:1 --tls-ca ca.pem", "rediss://"),
             ("--broker x --authkey-file k --tls-ca ca.pem", "rediss://"),
+            ("--broker redis://h:1 --prefetch -1", "--prefetch"),
+            ("--broker redis://h:1 --prefetch 10001", "--prefetch"),
         ] {
             let e = parse_worker_args(&args(bad)).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

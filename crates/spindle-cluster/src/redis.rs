@@ -15,7 +15,7 @@ use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
-use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, PutOptions};
+use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, Outgoing, PutOptions};
 use crate::tls::RedisTls;
 
 /// The consumer group every worker of a queue reads in.
@@ -148,7 +148,8 @@ return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV
 });
 
 /// KEYS: stream, dead, unfinished, expired, delayed, delayed_entries,
-/// min_lease. ARGV: group, consumer, lease_ms, n, results key prefix.
+/// min_lease. ARGV: group, consumer, lease_ms, n, results key prefix,
+/// read new ('1'/'0').
 ///
 /// First the mover: nacked entries whose delay is over (`delayed`'s score,
 /// the server's clock in ms) go back to the stream's tail, with their
@@ -157,9 +158,11 @@ return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV
 /// past their lease (the entry's `lease_ms`, else `lease_ms` of this
 /// fetch; at most 1,000 pending entries idle past the shortest of these
 /// are looked at) are given up (dead stream, on_dead to the client) past
-/// max_deliveries, else claimed by `consumer`. `{claimed, wait}`: the
-/// claimed ones as `{sid, entry, attempt}`, and the ms until the next
-/// delayed entry is due (-1: none).
+/// max_deliveries, else claimed by `consumer`. Then, with ARGV[6] `1`,
+/// new entries (`XREADGROUP ... COUNT` what is left of n, never blocking
+/// in a script), so that a fetch with work waiting is one round trip.
+/// `{got, wait}`: the claimed and read ones as `{sid, entry, attempt}`,
+/// and the ms until the next delayed entry is due (-1: none).
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_COMMON}{}",
@@ -224,6 +227,18 @@ for _, p in ipairs(pend) do
     end
   end
 end
+if ARGV[6] == '1' and claimed < tonumber(ARGV[4]) then
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT',
+    tonumber(ARGV[4]) - claimed, 'STREAMS', KEYS[1], '>')
+  if r then
+    for _, e in ipairs(r[1][2]) do
+      local f = {}
+      local kv = e[2] or {}
+      for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+      table.insert(out, {e[1], f['entry'] or '', prior(f) + 1})
+    end
+  end
+end
 return {out, wait}
 "
     ))
@@ -232,8 +247,9 @@ return {out, wait}
 /// KEYS: stream, unfinished, stale_acks, results key. ARGV: group,
 /// consumer, sid, result, ttl_ms. 1 if `consumer` held the entry (acked,
 /// its result recorded, deleted), else 0 (counted as stale).
-static ACK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(&ACK_SRC));
+static ACK_SRC: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{LUA_COMMON}{}",
         r"
 local who = holder(KEYS[1], ARGV[1], ARGV[3])
@@ -252,7 +268,7 @@ redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[2])
 return 1
 "
-    ))
+    )
 });
 
 /// KEYS: stream, dead, unfinished, results key. ARGV: group, consumer,
@@ -854,6 +870,7 @@ impl RedisBroker {
         &self,
         n: usize,
         lease: Duration,
+        read_new: bool,
     ) -> Result<(Vec<Fetched>, Option<Duration>), BrokerError> {
         let k = &self.shared.keys;
         let (got, wait): (Vec<(String, Vec<u8>, u32)>, i64) = self.with_conn(|c| {
@@ -870,6 +887,7 @@ impl RedisBroker {
                 .arg(millis(lease))
                 .arg(n)
                 .arg(&k.results)
+                .arg(if read_new { "1" } else { "0" })
                 .invoke(c)
         })?;
         let due = u64::try_from(wait).ok().map(Duration::from_millis);
@@ -1014,18 +1032,19 @@ impl Broker for RedisBroker {
         let n = n.max(1);
         let deadline = Instant::now() + wait;
         loop {
-            let (mut got, due) = self.reclaim(n, lease)?;
-            if got.len() < n {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Not past the next nacked entry's due time: the mover runs
-                // in the next round.
+            // The mover, the reclaimer and a read of new entries: one
+            // round trip when work is waiting.
+            let (mut got, due) = self.reclaim(n, lease, true)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if got.is_empty() && left >= Duration::from_millis(1) {
+                // Nothing: wait for new entries, but not past the next
+                // nacked entry's due time (the mover runs in the next
+                // round), and never BLOCK 0 (forever).
                 let step = match due {
                     Some(d) => left.min(BLOCK_STEP).min(d.max(Duration::from_millis(1))),
                     None => left.min(BLOCK_STEP),
                 };
-                // Block only if nothing came back: never BLOCK 0 (forever).
-                let block = (got.is_empty() && left >= Duration::from_millis(1)).then_some(step);
-                got.extend(self.read_new(n - got.len(), block)?);
+                got.extend(self.read_new(n, Some(step))?);
             }
             if !got.is_empty() || Instant::now() >= deadline {
                 return Ok(got);
@@ -1054,6 +1073,63 @@ impl Broker for RedisBroker {
                 .invoke(c)
         })?;
         Ok(n == 1)
+    }
+
+    /// One pipelined round trip: `SCRIPT LOAD` of the ack script (so that
+    /// its `EVALSHA`s find it after a server restart; cheap), then each op
+    /// in order: a notify's `XADD` + `PEXPIRE`, an ack's `EVALSHA` of the
+    /// same script as [`ack_with_result`](Broker::ack_with_result).
+    fn send_batch(&self, ops: &[Outgoing<'_>]) -> Result<Vec<bool>, BrokerError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = &self.shared.keys;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(ACK_SRC.as_str())
+            .ignore();
+        for op in ops {
+            match *op {
+                Outgoing::Notify {
+                    client,
+                    message,
+                    ttl,
+                } => {
+                    let key = k.results_of(client);
+                    pipe.cmd("XADD").arg(&key).arg("*").arg("r").arg(message);
+                    pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+                }
+                Outgoing::Ack {
+                    id,
+                    client,
+                    result,
+                    ttl,
+                } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(ACK.get_hash())
+                        .arg(4)
+                        .arg(&k.stream)
+                        .arg(&k.unfinished)
+                        .arg(&k.stale)
+                        .arg(k.results_of(client))
+                        .arg(GROUP)
+                        .arg(&self.consumer)
+                        .arg(sid_of(id))
+                        .arg(result)
+                        .arg(millis(ttl));
+                }
+            }
+        }
+        let replies: Vec<Value> = self.with_conn(|c| pipe.query(c))?;
+        Ok(ops
+            .iter()
+            .zip(replies)
+            .map(|(op, r)| match op {
+                Outgoing::Notify { .. } => true,
+                Outgoing::Ack { .. } => matches!(r, Value::Int(1)),
+            })
+            .collect())
     }
 
     fn dead_letter(

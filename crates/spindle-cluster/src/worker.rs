@@ -1,9 +1,9 @@
 //! `Worker`: takes tasks from a broker and runs them here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use serde_bytes::ByteBuf;
 use spindle::futures::{Executor, FutureError};
 use spindle::process::{EncodedCall, ProcessPoolExecutor, TaskFault};
 
-use crate::broker::{Broker, BrokerError, Fetched};
+use crate::broker::{Broker, BrokerError, Fetched, Outgoing};
 use crate::executor::{TIMEOUT_GRACE, TaskOptions};
 use crate::wire::{self, JobEntry, JobOptions, Message};
 
@@ -36,6 +36,9 @@ pub struct WorkerStats {
     /// them again once their lease runs out (or gives them up past
     /// `max_deliveries`, and their callers get `WorkerLost`).
     pub crashed: u64,
+    /// Prefetched entries given back unstarted when the worker stopped
+    /// (`nack` with no delay: at once, to another worker).
+    pub returned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +49,7 @@ struct Counters {
     retried: AtomicU64,
     timed_out: AtomicU64,
     crashed: AtomicU64,
+    returned: AtomicU64,
 }
 
 /// Where a worker runs its tasks.
@@ -96,12 +100,74 @@ struct Deadline {
 
 type HeldMap = Mutex<HashMap<u64, Held>>;
 
-/// A cluster worker: `concurrency` threads, each taking one task at a time
-/// from the broker under a lease, running it with
-/// [`process::invoke`](spindle::process::invoke) (the tasks of this
-/// binary, by name, checked by signature) and sending the outcome back; a
-/// heartbeat thread extends the leases of the tasks running, every third
-/// of the lease.
+/// The largest [`Worker::prefetch`] window.
+pub const MAX_PREFETCH: usize = 10_000;
+
+/// An entry fetched, decoded once.
+struct Taken {
+    f: Fetched,
+    entry: Result<JobEntry, String>,
+}
+
+/// The entries fetched and not yet started, and the serving threads'
+/// state, under one lock.
+#[derive(Default)]
+struct Local {
+    buffer: VecDeque<Taken>,
+    /// Entries a serving thread runs now.
+    running: usize,
+    /// The fetcher stopped: the serving threads end once `buffer` is empty.
+    fetched_all: bool,
+}
+
+/// What the serving threads send after a run, in order: "started"
+/// notices and acks, sent in batches ([`Broker::send_batch`]).
+enum Out {
+    Notify {
+        client: String,
+        message: Vec<u8>,
+        ttl: Duration,
+    },
+    Ack {
+        id: u64,
+        client: String,
+        result: Vec<u8>,
+        ttl: Duration,
+        /// The run's span, closed once the ack is answered.
+        #[cfg(feature = "tracing")]
+        span: spindle::trace::RemoteSpan,
+    },
+}
+
+#[derive(Default)]
+struct Outbox {
+    ops: Vec<Out>,
+    /// Every serving thread ended: the sender ends once `ops` is empty.
+    closed: bool,
+}
+
+/// The state `run` shares between its threads.
+struct Shared<'a> {
+    stop: &'a AtomicBool,
+    held: HeldMap,
+    counters: &'a Counters,
+    local: Mutex<Local>,
+    /// A change of `local`: an entry buffered, one started or finished,
+    /// the fetcher stopped.
+    local_changed: Condvar,
+    outbox: Mutex<Outbox>,
+    outbox_changed: Condvar,
+}
+
+/// A cluster worker: `concurrency` threads, each running one task at a
+/// time with [`process::invoke`](spindle::process::invoke) (the tasks of
+/// this binary, by name, checked by signature); a fetching thread that
+/// keeps up to `concurrency + prefetch` entries here under their leases
+/// ([`prefetch`](Self::prefetch)); a sending thread that sends the
+/// "started" notices and the acks with results in batches
+/// ([`Broker::send_batch`]); a heartbeat thread that extends the leases of
+/// the entries held (waiting, running or being acked), every third of
+/// each one's lease.
 ///
 /// A task that cannot run here — not a job at all, an unknown task, a task
 /// of another signature, arguments that do not decode — is dead-lettered
@@ -115,6 +181,9 @@ pub struct Worker {
     status: crate::status::Beat,
     counters: Arc<Counters>,
     mode: WorkerMode,
+    /// Entries fetched beyond the free slots (`None`: the default, the
+    /// concurrency).
+    prefetch: Option<usize>,
 }
 
 impl fmt::Debug for Worker {
@@ -122,6 +191,7 @@ impl fmt::Debug for Worker {
         f.debug_struct("Worker")
             .field("broker", &self.broker)
             .field("concurrency", &self.concurrency)
+            .field("prefetch", &self.prefetch_window())
             .finish_non_exhaustive()
     }
 }
@@ -136,7 +206,30 @@ impl Worker {
             status: crate::status::Beat::default(),
             counters: Arc::default(),
             mode: WorkerMode::Threads,
+            prefetch: None,
         }
+    }
+
+    /// How many entries it fetches beyond its free slots (default: its
+    /// `concurrency`, so a window of twice the concurrency; at most
+    /// [`MAX_PREFETCH`]). Each fetch asks for `free slots + prefetch -
+    /// entries already waiting here`: the entries fetched and not yet
+    /// started wait in a local buffer, under their leases, which the
+    /// heartbeat extends as it does a running task's. A window hides the
+    /// broker's round trip: a worker keeps about `concurrency + prefetch`
+    /// entries in flight, so on a link of round trip `rtt` it moves at
+    /// most that many entries per `rtt` (Little's law). 0: fetch only for
+    /// free slots. A larger window takes work another worker could start
+    /// sooner (long tasks: keep it small); when the worker stops, the
+    /// entries still waiting are given back (see [`run`](Self::run)).
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n.min(MAX_PREFETCH));
+        self
+    }
+
+    /// Its prefetch window: the entries it fetches beyond its free slots.
+    pub fn prefetch_window(&self) -> usize {
+        self.prefetch.unwrap_or(self.concurrency).min(MAX_PREFETCH)
     }
 
     /// Its id in the broker's worker heartbeats (default
@@ -172,6 +265,7 @@ impl Worker {
             retried: c.retried.load(Ordering::Relaxed),
             timed_out: c.timed_out.load(Ordering::Relaxed),
             crashed: c.crashed.load(Ordering::Relaxed),
+            returned: c.returned.load(Ordering::Relaxed),
         }
     }
 
@@ -197,8 +291,12 @@ impl Worker {
         self
     }
 
-    /// Runs until `stop` is set, then finishes the tasks it holds (a
-    /// drain, as on SIGTERM) and returns what it did (since it was made).
+    /// Runs until `stop` is set, then gives back the prefetched entries
+    /// it has not started (`nack` with no delay, counted in
+    /// [`WorkerStats::returned`]; one at its last allowed delivery, which a
+    /// nack would dead-letter, is run instead), finishes and acks the
+    /// tasks it runs (a drain, as on SIGTERM) and returns what it did
+    /// (since it was made).
     /// While it runs it sends the broker a heartbeat with its status every
     /// [`status_every`](Self::status_every), and takes it out when it
     /// stops.
@@ -223,13 +321,23 @@ impl Worker {
             ),
         };
         let pool = pool.as_ref();
-        let held: HeldMap = Mutex::default();
-        let counters = &*self.counters;
+        let sh = Shared {
+            stop,
+            held: Mutex::default(),
+            counters: &self.counters,
+            local: Mutex::default(),
+            local_changed: Condvar::new(),
+            outbox: Mutex::default(),
+            outbox_changed: Condvar::new(),
+        };
+        let sh = &sh;
         let served = AtomicBool::new(false);
         thread::scope(|s| {
+            let fetcher = s.spawn(|| self.fetch_loop(sh));
             let serving: Vec<_> = (0..self.concurrency)
-                .map(|_| s.spawn(|| self.serve(stop, &held, counters, pool)))
+                .map(|_| s.spawn(|| self.serve(sh, pool)))
                 .collect();
+            let sender = s.spawn(|| self.send_loop(sh));
             // The status heartbeat, until every task is served.
             s.spawn(|| {
                 self.status
@@ -239,23 +347,30 @@ impl Worker {
                             done: s.done,
                             stale: s.stale,
                             dead_lettered: s.dead_lettered,
-                            running: held.lock().map(|h| h.len() as u64).unwrap_or(0),
+                            running: sh.local.lock().map(|l| l.running as u64).unwrap_or(0),
                         }
                     });
             });
-            // Heartbeat: extend the running jobs' leases (each every third
-            // of its own), give up the jobs past their timeout.
+            // Heartbeat: extend the leases of the jobs held (running,
+            // waiting in the buffer, or waiting for their ack), each every
+            // third of its own; give up the jobs past their timeout.
             s.spawn(|| {
-                while !stop.load(Ordering::SeqCst)
-                    || !held.lock().map(|h| h.is_empty()).unwrap_or(true)
+                while !served.load(Ordering::SeqCst)
+                    || !sh.held.lock().map(|h| h.is_empty()).unwrap_or(true)
                 {
                     thread::sleep(Duration::from_millis(10));
-                    self.beat(&held, counters);
+                    self.beat(&sh.held, sh.counters);
                 }
             });
+            let _ = fetcher.join();
             for t in serving {
                 let _ = t.join();
             }
+            if let Ok(mut o) = sh.outbox.lock() {
+                o.closed = true;
+            }
+            sh.outbox_changed.notify_all();
+            let _ = sender.join();
             served.store(true, Ordering::SeqCst);
         });
         Ok(self.stats())
@@ -303,44 +418,261 @@ impl Worker {
         }
     }
 
-    fn serve(
-        &self,
-        stop: &AtomicBool,
-        held: &HeldMap,
-        counters: &Counters,
-        pool: Option<&ProcessPoolExecutor>,
-    ) {
-        while !stop.load(Ordering::SeqCst) {
-            let got = match self
-                .broker
-                .fetch(1, Duration::from_millis(200), self.options.lease)
-            {
+    /// Fetches `free slots + prefetch` entries (less those already
+    /// waiting here) whenever the buffer runs low, until `stop`; then
+    /// gives back the entries still waiting.
+    fn fetch_loop(&self, sh: &Shared<'_>) {
+        let window = self.concurrency + self.prefetch_window();
+        let ms = Duration::from_millis;
+        while !sh.stop.load(Ordering::SeqCst) {
+            let want = {
+                let Ok(mut l) = sh.local.lock() else { break };
+                loop {
+                    if sh.stop.load(Ordering::SeqCst) {
+                        break 0;
+                    }
+                    let want = window.saturating_sub(l.buffer.len() + l.running);
+                    // Fetch in batches (half the window), or at once when
+                    // a thread has nothing to run.
+                    if want > 0 && (l.buffer.is_empty() || want * 2 >= window) {
+                        break want;
+                    }
+                    l = match sh.local_changed.wait_timeout(l, ms(50)) {
+                        Ok((l, _)) => l,
+                        Err(_) => return,
+                    };
+                }
+            };
+            if want == 0 {
+                break;
+            }
+            let got = match self.broker.fetch(want, ms(200), self.options.lease) {
                 Ok(g) => g,
                 Err(_) => {
-                    thread::sleep(Duration::from_secs(1));
+                    // Unavailable (the link broke, the server restarts):
+                    // the next fetch reconnects.
+                    let since = Instant::now();
+                    while since.elapsed() < Duration::from_secs(1)
+                        && !sh.stop.load(Ordering::SeqCst)
+                    {
+                        thread::sleep(ms(10));
+                    }
                     continue;
                 }
             };
-            for f in got {
-                self.run_one(&f, held, counters, pool);
+            if got.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            let mut extend: HashMap<Duration, Vec<u64>> = HashMap::new();
+            let mut taken = Vec::with_capacity(got.len());
+            if let Ok(mut h) = sh.held.lock() {
+                for f in got {
+                    let entry = wire::decode::<JobEntry>(&f.bytes).map_err(|e| e.to_string());
+                    // Its own lease (a timeout's: the timeout + grace)
+                    // from now on, while it waits and then runs.
+                    let own = entry.as_ref().ok().and_then(|e| e.options).map_or(
+                        self.options.lease,
+                        |o| match o.timeout_ms {
+                            Some(t) => ms(t).saturating_add(TIMEOUT_GRACE),
+                            None => ms(o.lease_ms),
+                        },
+                    );
+                    if own != self.options.lease {
+                        extend.entry(own).or_default().push(f.id);
+                    }
+                    h.insert(
+                        f.id,
+                        Held {
+                            lease: Some(own),
+                            next: now + (own / 3).max(ms(10)),
+                            deadline: None,
+                            timed_out: false,
+                        },
+                    );
+                    // "Started" goes out now (the future is running from
+                    // here: it cannot be cancelled any more), as Python's
+                    // ProcessPoolExecutor marks the calls it moved to its
+                    // call queue running before a process takes them.
+                    if let Ok(e) = &entry {
+                        let ttl = e
+                            .options
+                            .map_or(self.options.result_ttl, |o| ms(o.result_ttl_ms));
+                        self.post(
+                            sh,
+                            Out::Notify {
+                                client: e.client.clone(),
+                                message: wire::encode(&Message::Started { job: e.job }),
+                                ttl,
+                            },
+                        );
+                    }
+                    taken.push(Taken { f, entry });
+                }
+            }
+            for (lease, ids) in extend {
+                let _ = self.broker.extend(&ids, lease);
+            }
+            if let Ok(mut l) = sh.local.lock() {
+                l.buffer.extend(taken);
+            }
+            sh.local_changed.notify_all();
+        }
+        // Stopped: give back what waits unstarted, at once (nack 0: the
+        // next delivery, to any worker); an entry at its last delivery
+        // (a nack would dead-letter it) or without options is run here.
+        let waiting: Vec<Taken> = sh
+            .local
+            .lock()
+            .map(|mut l| l.buffer.drain(..).collect())
+            .unwrap_or_default();
+        let mut keep = VecDeque::new();
+        for t in waiting {
+            let last = match &t.entry {
+                Ok(JobEntry {
+                    options: Some(o), ..
+                }) => t.f.attempt >= o.deliveries,
+                _ => true,
+            };
+            if !last && matches!(self.broker.nack(t.f.id, Duration::ZERO), Ok(true)) {
+                sh.counters.returned.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut h) = sh.held.lock() {
+                    h.remove(&t.f.id);
+                }
+            } else {
+                keep.push_back(t);
+            }
+        }
+        if let Ok(mut l) = sh.local.lock() {
+            l.buffer.extend(keep);
+            l.fetched_all = true;
+        }
+        sh.local_changed.notify_all();
+    }
+
+    /// A serving thread: runs the entries buffered, one at a time, until
+    /// the fetcher stopped and the buffer is empty.
+    fn serve(&self, sh: &Shared<'_>, pool: Option<&ProcessPoolExecutor>) {
+        loop {
+            let t = {
+                let Ok(mut l) = sh.local.lock() else { return };
+                loop {
+                    if let Some(t) = l.buffer.pop_front() {
+                        l.running += 1;
+                        break t;
+                    }
+                    if l.fetched_all {
+                        return;
+                    }
+                    l = match sh.local_changed.wait(l) {
+                        Ok(l) => l,
+                        Err(_) => return,
+                    };
+                }
+            };
+            sh.local_changed.notify_all();
+            self.run_one(t, sh, pool);
+            if let Ok(mut l) = sh.local.lock() {
+                l.running -= 1;
+            }
+            sh.local_changed.notify_all();
+        }
+    }
+
+    /// Sends the serving threads' notices and acks in batches: whatever
+    /// piled up while the previous batch was on its way.
+    fn send_loop(&self, sh: &Shared<'_>) {
+        loop {
+            let ops = {
+                let Ok(mut o) = sh.outbox.lock() else { return };
+                loop {
+                    if !o.ops.is_empty() {
+                        break std::mem::take(&mut o.ops);
+                    }
+                    if o.closed {
+                        return;
+                    }
+                    o = match sh.outbox_changed.wait(o) {
+                        Ok(o) => o,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let batch: Vec<Outgoing<'_>> = ops
+                .iter()
+                .map(|op| match op {
+                    Out::Notify {
+                        client,
+                        message,
+                        ttl,
+                    } => Outgoing::Notify {
+                        client,
+                        message,
+                        ttl: *ttl,
+                    },
+                    Out::Ack {
+                        id,
+                        client,
+                        result,
+                        ttl,
+                        ..
+                    } => Outgoing::Ack {
+                        id: *id,
+                        client,
+                        result,
+                        ttl: *ttl,
+                    },
+                })
+                .collect();
+            let counted = self.broker.send_batch(&batch).ok();
+            let mut acked = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                if let Out::Ack { id, .. } = op {
+                    acked.push(*id);
+                    // An ack that failed on I/O counts as stale: the entry
+                    // stays with this worker's lease until it runs out.
+                    let done = counted.as_ref().is_some_and(|c| c.get(i) == Some(&true));
+                    if done {
+                        sh.counters.done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        sh.counters.stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                    #[cfg(feature = "tracing")]
+                    if let Out::Ack { span, .. } = op {
+                        let _in = span.enter();
+                        let outcome = if done { "done" } else { "stale" };
+                        tracing::trace!(outcome, "finished");
+                    }
+                }
+            }
+            if let Ok(mut h) = sh.held.lock() {
+                for id in acked {
+                    h.remove(&id);
+                }
             }
         }
     }
 
-    fn run_one(
-        &self,
-        f: &Fetched,
-        held: &HeldMap,
-        counters: &Counters,
-        pool: Option<&ProcessPoolExecutor>,
-    ) {
-        let entry: JobEntry = match wire::decode(&f.bytes) {
+    fn post(&self, sh: &Shared<'_>, op: Out) {
+        if let Ok(mut o) = sh.outbox.lock() {
+            o.ops.push(op);
+        }
+        sh.outbox_changed.notify_all();
+    }
+
+    fn run_one(&self, t: Taken, sh: &Shared<'_>, pool: Option<&ProcessPoolExecutor>) {
+        let Taken { f, entry } = t;
+        let (held, counters) = (&sh.held, sh.counters);
+        let entry: JobEntry = match entry {
             Ok(e) => e,
             Err(why) => {
                 let reason = format!("not a job entry: {why}");
                 let ttl = self.options.result_ttl;
                 if matches!(self.broker.dead_letter(f.id, &reason, None, ttl), Ok(true)) {
                     counters.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Ok(mut h) = held.lock() {
+                    h.remove(&f.id);
                 }
                 return;
             }
@@ -357,15 +689,10 @@ impl Worker {
             Some(o) => (Some(ms(o.lease_ms)), None),
             None => (Some(self.options.lease), None),
         };
-        if let Some(o) = opts {
-            // The job's own lease, in place of this fetch's.
-            let own = match deadline {
-                Some(t) => t.saturating_add(TIMEOUT_GRACE),
-                None => ms(o.lease_ms),
-            };
-            if own != self.options.lease {
-                let _ = self.broker.extend(&[f.id], own);
-            }
+        if let Some(t) = deadline {
+            // Its time limit starts now: so does its lease (the timeout +
+            // grace, never extended again).
+            let _ = self.broker.extend(&[f.id], t.saturating_add(TIMEOUT_GRACE));
         }
         if let Ok(mut h) = held.lock() {
             let next = now + lease.map_or(Duration::ZERO, |l| (l / 3).max(ms(10)));
@@ -394,14 +721,9 @@ impl Worker {
             entry.traceparent.as_deref(),
         );
         #[cfg(feature = "tracing")]
-        let _entered = remote.enter();
+        let entered = remote.enter();
         #[cfg(feature = "tracing")]
         tracing::trace!(job = entry.job, attempt = f.attempt, "started");
-        let _ = self.broker.notify(
-            &entry.client,
-            &wire::encode(&Message::Started { job: entry.job }),
-            ttl,
-        );
         let mut outcomes = Vec::with_capacity(entry.calls.len());
         let mut cannot_run = None;
         for call in &entry.calls {
@@ -436,11 +758,13 @@ impl Worker {
             }
             outcomes.push(out.map(ByteBuf::from));
         }
-        let timed_out = held
-            .lock()
-            .ok()
-            .and_then(|mut h| h.remove(&f.id))
-            .is_some_and(|h| h.timed_out);
+        let timed_out = held.lock().ok().is_some_and(|mut h| {
+            let timed_out = h.get(&f.id).is_some_and(|e| e.timed_out);
+            if timed_out {
+                h.remove(&f.id);
+            }
+            timed_out
+        });
         if timed_out {
             // Given up at its timeout, its client told: the outcome is late.
             return;
@@ -456,6 +780,9 @@ impl Worker {
         {
             // Run it again after its backoff (a nack before the last
             // delivery never dead-letters it).
+            if let Ok(mut h) = held.lock() {
+                h.remove(&f.id);
+            }
             match self.broker.nack(f.id, o.backoff(f.attempt)) {
                 Ok(true) => counters.retried.fetch_add(1, Ordering::Relaxed),
                 _ => counters.stale.fetch_add(1, Ordering::Relaxed),
@@ -471,22 +798,32 @@ impl Worker {
                 let to = Some((entry.client.as_str(), done.as_slice()));
                 #[cfg(feature = "tracing")]
                 tracing::trace!(outcome = "dead-lettered", reason = %reason, "finished");
+                if let Ok(mut h) = held.lock() {
+                    h.remove(&f.id);
+                }
                 if matches!(self.broker.dead_letter(f.id, &reason, to, ttl), Ok(true)) {
                     counters.dead.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            None => match self.broker.ack_with_result(f.id, &entry.client, &done, ttl) {
-                Ok(true) => {
-                    counters.done.fetch_add(1, Ordering::Relaxed);
-                    #[cfg(feature = "tracing")]
-                    tracing::trace!(outcome = "done", "finished");
-                }
-                _ => {
-                    counters.stale.fetch_add(1, Ordering::Relaxed);
-                    #[cfg(feature = "tracing")]
-                    tracing::trace!(outcome = "stale", "finished");
-                }
-            },
+            None => {
+                // Acked in the next batch (it stays held, its lease
+                // extended, until then); done or stale is counted there.
+                // The span goes with the ack: its `finished` event says
+                // whether the ack counted.
+                #[cfg(feature = "tracing")]
+                drop(entered);
+                self.post(
+                    sh,
+                    Out::Ack {
+                        id: f.id,
+                        client: entry.client,
+                        result: done,
+                        ttl,
+                        #[cfg(feature = "tracing")]
+                        span: remote,
+                    },
+                );
+            }
         }
     }
 }

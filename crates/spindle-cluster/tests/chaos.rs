@@ -100,7 +100,8 @@ fn rand_u64() -> u64 {
 /// `plan.workers`; `broker` is the executor's side of their broker):
 /// submits every task, kills a worker (SIGKILL) at each of
 /// `plan.kills` evenly spaced points of progress — the worker that
-/// reported the latest result, by its pid — and starts a new one in its
+/// reported the latest result, by its pid, or if it is dead already the
+/// first one alive in the list — and starts a new one in its
 /// place, calls `midway` once half the tasks are done, and checks every
 /// result. `join` is the broker's wait for `unfinished` to reach 0.
 fn soak(
@@ -161,9 +162,16 @@ fn soak(
                 None
             }
         };
+        // The worker that reported this result, if it still lives; else
+        // the first one alive in the list (with prefetching workers the results are
+        // read well behind the work: the latest one read may come from a
+        // worker killed already).
         if let Some(pid) = pid
             && kill_at.last().is_some_and(|&k| done >= k)
-            && let Some(i) = workers.iter().position(|(_, w)| w.pid() == Some(pid))
+            && let Some(i) = workers
+                .iter()
+                .position(|(_, w)| w.pid() == Some(pid))
+                .or((!workers.is_empty()).then_some(0))
         {
             kill_at.pop();
             let (slot, mut w) = workers.swap_remove(i);

@@ -363,3 +363,19 @@ fn processes_mode_a_crashed_task_is_retried_then_worker_lost() {
     let c = b.counts().unwrap();
     assert_eq!((c.dead_total, c.unfinished), (1, 0), "{c:?}");
 }
+
+#[test]
+fn prefetch_window_leases_extended_drain_gives_back() {
+    common::check_prefetch_window(&broker(&server()));
+}
+
+#[test]
+fn a_killed_workers_prefetched_tasks_are_redelivered() {
+    let s = server();
+    common::check_killed_workers_prefetched_redelivered(&broker(&s), &at(&s));
+}
+
+#[test]
+fn send_batch_acks_count_once() {
+    common::check_send_batch(&broker(&server()));
+}

@@ -845,3 +845,173 @@ impl CuttingRelay {
         CuttingRelay { addr, cut }
     }
 }
+
+/// Waits until `ok` holds of the broker's counts (at most `LONG`).
+fn wait_counts(b: &dyn Broker, what: &str, ok: impl Fn(&spindle::manager::BrokerCounts) -> bool) {
+    let since = Instant::now();
+    loop {
+        let c = b.counts().unwrap();
+        if ok(&c) {
+            return;
+        }
+        assert!(since.elapsed() < LONG, "{what}: never; last counts {c:?}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The prefetch window on any backend: a worker of one thread and a
+/// window of 3 holds 4 entries (one running, blocked on a gate; 3
+/// prefetched, reported running as Python's ProcessPoolExecutor reports
+/// the calls in its call queue); the prefetched ones keep their leases
+/// (extended by the heartbeat) while they wait far past one lease, so a
+/// second worker gets only the entries still queued; when the first
+/// worker stops, its prefetched entries go back at once (`returned`) and
+/// the second worker runs them; every task has its one result.
+pub(crate) fn check_prefetch_window<B: Broker + Clone + 'static>(b: &B) {
+    let lease = Duration::from_millis(300);
+    let options = TaskOptions {
+        lease,
+        ..TaskOptions::default()
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone()))
+        .options(options)
+        .build();
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let blocked = ex.submit(run_work::call(gate.work(100))).unwrap();
+    let rest: Vec<_> = (1..=5)
+        .map(|i| ex.submit(run_work::call(Work::Identity(i))).unwrap())
+        .collect();
+    let stop_a = Arc::new(AtomicBool::new(false));
+    let a = {
+        let w = Worker::new(b).concurrency(1).prefetch(3).options(options);
+        assert_eq!(w.prefetch_window(), 3);
+        let stop = stop_a.clone();
+        thread::spawn(move || w.run(&stop).unwrap())
+    };
+    wait_counts(b, "1 running + 3 prefetched", |c| {
+        c.in_flight == 4 && c.queued == 2
+    });
+    wait_running(&blocked);
+    for f in &rest[..3] {
+        wait_running(f); // prefetched: reported running
+    }
+    assert!(!rest[3].running() && !rest[4].running());
+    assert!(!rest[0].cancel(), "a prefetched task cannot be cancelled");
+    let b_worker = Workers::start(b, 1, options);
+    for (i, f) in (4..).zip(&rest[3..]) {
+        assert_eq!(f.result_timeout(LONG), Ok(i));
+    }
+    // The prefetched entries wait more than three leases: none is taken
+    // by the other worker (it would run it at once: it is idle).
+    let since = Instant::now();
+    while since.elapsed() < lease * 4 {
+        let c = b.counts().unwrap();
+        assert_eq!((c.in_flight, c.expired), (4, 0), "{c:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(rest[..3].iter().all(|f| !f.done()));
+    // A stops (a drain): its prefetched entries go back, B runs them.
+    stop_a.store(true, Ordering::SeqCst);
+    for (i, f) in (1..).zip(&rest[..3]) {
+        assert_eq!(f.result_timeout(LONG), Ok(i));
+    }
+    gate.open();
+    assert_eq!(blocked.result_timeout(LONG), Ok(100));
+    let sa = a.join().unwrap();
+    assert_eq!((sa.done, sa.returned, sa.stale), (1, 3, 0), "{sa:?}");
+    let sb = b_worker.stop();
+    assert_eq!((sb.done, sb.stale), (5, 0), "{sb:?}");
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.expired), (0, 0), "{c:?}");
+}
+
+/// A killed worker's prefetched entries come back (their leases run
+/// out) and run on another worker: the worker process (one thread, the
+/// default window of 1) holds a blocked task and a prefetched one.
+pub(crate) fn check_killed_workers_prefetched_redelivered<B: Broker + Clone + 'static>(
+    b: &B,
+    at: &BrokerAt,
+) {
+    let options = TaskOptions {
+        lease: Duration::from_millis(300),
+        ..TaskOptions::default()
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone()))
+        .options(options)
+        .build();
+    let gate = spindle_conformance::executor::Gate::new().unwrap();
+    let first = ex.submit(run_work::call(gate.work(7))).unwrap();
+    let second = ex.submit(run_work::call(Work::Identity(8))).unwrap();
+    let mut doomed = worker_child(at, 1, options);
+    wait_running(&first);
+    wait_running(&second); // prefetched
+    wait_counts(b, "both fetched", |c| c.in_flight == 2 && c.queued == 0);
+    doomed.kill().unwrap();
+    let _ = doomed.join_timeout(LONG);
+    gate.open();
+    let w = Workers::start(b, 1, options);
+    assert_eq!(first.result_timeout(LONG), Ok(7));
+    assert_eq!(second.result_timeout(LONG), Ok(8));
+    let c = b.counts().unwrap();
+    assert!(c.expired >= 2, "{c:?}");
+    assert_eq!(c.unfinished, 0, "{c:?}");
+    assert_eq!(w.stop().done, 2);
+}
+
+/// `send_batch` on any backend: notices and acks in order, each ack
+/// counting once and only for the lease holder; one result per entry.
+pub(crate) fn check_send_batch(b: &dyn Broker) {
+    use spindle_cluster::Outgoing;
+    let ids: Vec<u64> = (0..3u8)
+        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
+        .collect();
+    let mut got: Vec<u64> = Vec::new();
+    while got.len() < 3 {
+        got.extend(b.fetch(3, LONG, LONG).unwrap().iter().map(|f| f.id));
+    }
+    assert_eq!(got, ids);
+    let zombie = b.consumer();
+    let ack = |id, result| Outgoing::Ack {
+        id,
+        client: "c1",
+        result,
+        ttl: TTL,
+    };
+    assert_eq!(
+        zombie.send_batch(&[ack(ids[2], b"zombie")]).unwrap(),
+        vec![false]
+    );
+    let counted = b
+        .send_batch(&[
+            Outgoing::Notify {
+                client: "c1",
+                message: b"started",
+                ttl: TTL,
+            },
+            ack(ids[0], b"r0"),
+            ack(ids[1], b"r1"),
+            ack(ids[0], b"again"),
+            ack(ids[2], b"r2"),
+        ])
+        .unwrap();
+    assert_eq!(counted, vec![true, true, true, false, true]);
+    assert!(b.send_batch(&[]).unwrap().is_empty());
+    let mut results = Vec::new();
+    let since = Instant::now();
+    while results.len() < 4 {
+        results.extend(b.results("c1", 10, Duration::from_millis(50)).unwrap());
+        assert!(since.elapsed() < LONG, "results never came: {results:?}");
+    }
+    assert!(
+        b.results("c1", 10, Duration::from_millis(100))
+            .unwrap()
+            .is_empty()
+    );
+    let want: Vec<Vec<u8>> = [&b"started"[..], b"r0", b"r1", b"r2"]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect();
+    assert_eq!(results, want);
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.in_flight), (0, 0), "{c:?}");
+}
