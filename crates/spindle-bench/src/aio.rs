@@ -33,6 +33,9 @@
 //!   (user + system, from /proc) the server spent per round trip, in µs:
 //!   the server's own cost, whatever share of the 2 cores the client and
 //!   other programs left it (the throughput depends on that share).
+//! - `echo_50conns_client_cpu`: the same for the load client (this
+//!   process's CPU time less the in-process server's threads): with the
+//!   server's figure, what bounds the throughput on a small host.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -590,6 +593,7 @@ fn echo(b: &mut Bench) {
         "echo_50conns",
         "echo_50conns_p99",
         "echo_50conns_server_cpu",
+        "echo_50conns_client_cpu",
     ]
     .iter()
     .any(|c| b.wants(c))
@@ -610,18 +614,31 @@ fn echo(b: &mut Bench) {
     // Each run's p99 and the server's CPU time per round trip, per
     // contender, for the second and third cases.
     type Runs = Rc<RefCell<HashMap<&'static str, Vec<f64>>>>;
-    let (p99s, cpus): (Runs, Runs) = (Rc::default(), Rc::default());
+    let (p99s, cpus, client_cpus): (Runs, Runs, Runs) =
+        (Rc::default(), Rc::default(), Rc::default());
     let runner = |name: &'static str, addr: Result<SocketAddr, String>, cpu: Option<Cpu>| {
-        let (p99s, cpus) = (p99s.clone(), cpus.clone());
+        let (p99s, cpus, client_cpus) = (p99s.clone(), cpus.clone(), client_cpus.clone());
         move || -> Result<f64, String> {
             let addr = addr.clone()?;
             let before = cpu.map(cpu_seconds).transpose()?;
+            let me_before = cpu_seconds(Cpu::Process(std::process::id()))?;
             let r = load(addr, CONNS, rounds).map_err(|e| e.to_string())?;
+            // The client runs on this thread: the process's CPU time less
+            // the in-process server's (Python's servers are processes).
+            let mut client = cpu_seconds(Cpu::Process(std::process::id()))? - me_before;
             if let (Some(cpu), Some(before)) = (cpu, before) {
                 let used = cpu_seconds(cpu)? - before;
+                if matches!(cpu, Cpu::Threads(_)) {
+                    client -= used;
+                }
                 let per_rt = used * 1e6 / r.round_trips as f64;
                 cpus.borrow_mut().entry(name).or_default().push(per_rt);
             }
+            client_cpus
+                .borrow_mut()
+                .entry(name)
+                .or_default()
+                .push(client * 1e6 / r.round_trips as f64);
             p99s.borrow_mut().entry(name).or_default().push(r.p99_us);
             Ok(r.throughput())
         }
@@ -681,6 +698,11 @@ fn echo(b: &mut Bench) {
         "echo_50conns_server_cpu",
         Unit::Micros,
         replay(&cpus, "server CPU time"),
+    );
+    b.case(
+        "echo_50conns_client_cpu",
+        Unit::Micros,
+        replay(&client_cpus, "client CPU time"),
     );
     drop((asyncio, threading));
     spindle.shutdown();

@@ -168,6 +168,7 @@ const SUITES: &[Suite] = &[
             "echo_50conns",
             "echo_50conns_p99",
             "echo_50conns_server_cpu",
+            "echo_50conns_client_cpu",
         ],
     },
     Suite {
