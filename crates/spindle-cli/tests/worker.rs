@@ -8,7 +8,7 @@ mod common {
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,7 +187,7 @@ fn spindle_worker_bad_arguments_exit_2() {
 fn spindle_worker_serves_a_redis_broker() {
     let redis = Redis::start("worker");
     let broker = redis.broker(LONG);
-    let mut child = spindle()
+    let child = spindle()
         .args([
             "worker",
             "--broker",
@@ -202,8 +202,15 @@ fn spindle_worker_serves_a_redis_broker() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A task the spindle binary does not have: the worker dead-letters it
-    // and the caller learns why, through Redis.
+    let err = dead_letters_then_drains(broker, child);
+    // The flags reached the worker: its start line says so.
+    assert!(err.contains("with 1 processes, prefetch 3"), "{err}");
+}
+
+/// Submits a task the spindle binary does not have: the worker (`child`,
+/// stderr piped) dead-letters it and the caller learns why, through the
+/// broker; then SIGTERM drains it, and it exits 0 saying so. Its stderr.
+fn dead_letters_then_drains(broker: spindle_cluster::RedisBroker, mut child: Child) -> String {
     let ex = ClusterExecutor::builder(Arc::new(broker)).build();
     let e = ex
         .submit(only_in_the_test_binary::call(1))
@@ -225,8 +232,7 @@ fn spindle_worker_serves_a_redis_broker() {
         .unwrap();
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("1 dead-lettered"), "{err}");
-    // The flags reached the worker: its start line says so.
-    assert!(err.contains("with 1 processes, prefetch 3"), "{err}");
+    err
 }
 
 #[test]
@@ -236,31 +242,11 @@ fn spindle_worker_serves_a_redis_broker_over_mutual_tls() {
     let broker =
         spindle_cluster::RedisBroker::connect_with(&redis.tls_url(), "tasks", &redis.tls())
             .unwrap();
-    let mut child = spindle()
+    let child = spindle()
         .args(["worker", "--broker", &redis.tls_url(), "--concurrency", "1"])
         .args(redis.tls_flags())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ex = ClusterExecutor::builder(Arc::new(broker)).build();
-    let e = ex
-        .submit(only_in_the_test_binary::call(1))
-        .unwrap()
-        .result_timeout(LONG)
-        .unwrap_err();
-    assert!(
-        format!("{e:?}").contains("only_in_the_test_binary"),
-        "{e:?}"
-    );
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{status:?}: {err}");
-    assert!(err.contains("1 dead-lettered"), "{err}");
+    dead_letters_then_drains(broker, child);
 }
