@@ -146,6 +146,11 @@ impl MappedSlice {
             len,
         })
     }
+
+    /// The whole mapping this slice is part of.
+    pub(crate) fn map(&self) -> &std::sync::Arc<Mapped> {
+        &self.map
+    }
 }
 
 impl Deref for MappedSlice {
