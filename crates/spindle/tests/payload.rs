@@ -455,11 +455,17 @@ fn a_shared_bytes_argument_is_read_in_place_by_a_worker_and_a_child() {
 /// (`.ci/valgrind`), which checks every read of the mapping after the pool
 /// and the other holders are gone.
 #[test]
-fn sealed_lifetime_shared_bytes_outlive_their_pool_and_clones_share() {
+fn sealed_lifetime_shared_bytes_outlive_their_pool_and_clones_share_one_mapping() {
     let n = 300 * 1024;
     let pool = Pool::new(1).unwrap();
     let one = pool.apply(make_shared::call(n as u64)).unwrap();
     let parts = pool.apply(make_parts::call(n as u64)).unwrap();
+    // An argument, read in place by the worker.
+    let arg = SharedBytes::from(pattern(n).into_vec());
+    assert_eq!(
+        pool.apply(shared_arg::call(arg)),
+        Ok((true, n as u64, true))
+    );
     pool.close();
     pool.join().unwrap();
     drop(pool);
@@ -483,17 +489,6 @@ fn sealed_lifetime_shared_bytes_outlive_their_pool_and_clones_share() {
     drop((a, c));
     assert!(is_pattern(&b));
     assert_eq!(b.into_vec().len(), n / 2);
-}
-
-#[test]
-fn sealed_lifetime_a_shared_bytes_argument_in_a_worker() {
-    let pool = Pool::new(1).unwrap();
-    let n = 300 * 1024;
-    let arg = SharedBytes::from(pattern(n).into_vec());
-    assert_eq!(
-        pool.apply(shared_arg::call(arg)),
-        Ok((true, n as u64, true))
-    );
 }
 
 static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
