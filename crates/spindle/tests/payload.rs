@@ -481,7 +481,7 @@ fn sealed_lifetime_shared_bytes_outlive_their_pool_and_clones_share_one_mapping(
     assert!(parts.c.iter().all(SharedBytes::is_mapped));
     assert!(is_pattern(&parts.a) && parts.a.len() == n);
     assert!(is_pattern(&parts.b) && parts.b.len() == n / 2);
-    assert!(parts.c.iter().all(|c| &c[..] == [0, 1, 2]));
+    assert!(parts.c.iter().all(|c| c[..] == [0, 1, 2]));
     let lo = parts.a.as_ptr() as usize;
     let hi = parts.c[1].as_ptr() as usize + 3;
     assert!(hi > lo && hi - lo < n + n / 2 + 64, "{lo:#x}..{hi:#x}");
