@@ -12,7 +12,10 @@ prints ONE number in the case's unit:
   apply_async_roundtrip_ppe  µs per ProcessPoolExecutor.submit(f, i).result()
   large_result_256mib   bytes/s: Pool.apply(big, (256 MiB,)), a task
                         returning 256 MiB of bytes (2 per sample with
-                        --quick, else 4)
+                        --quick, else 4). The parent unpickles every
+                        result into a new bytes object: Python has no
+                        counterpart of spindle's zero-copy SharedBytes
+                        (impl spindle_shared), so one case serves both.
 """
 import concurrent.futures as cf
 import multiprocessing as mp

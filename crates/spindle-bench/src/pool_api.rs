@@ -33,6 +33,13 @@ fn big(n: u64) -> serde_bytes::ByteBuf {
     serde_bytes::ByteBuf::from(vec![7u8; n as usize])
 }
 
+/// `big` returning `SharedBytes`: the same bytes on the wire, read in place
+/// from the result's sealed mapping by the parent instead of copied out.
+#[spindle::task]
+fn big_shared(n: u64) -> spindle::ipc::SharedBytes {
+    spindle::ipc::SharedBytes::from(vec![7u8; n as usize])
+}
+
 /// Size of each result of `large_result_256mib`.
 const LARGE: u64 = 256 << 20;
 
@@ -179,6 +186,9 @@ pub(crate) fn run(b: &mut Bench) {
     // large_result_256mib: Pool.apply of a task returning 256 MiB of bytes,
     // a few times per sample; bytes per second received. The result travels
     // in a sealed memfd (spindle) or pickled through the pipe (Python).
+    // `spindle` decodes it into a `ByteBuf` (a copy out of the mapping, as
+    // Python's unpickling copies), `spindle_shared` into an
+    // `ipc::SharedBytes` read in place from the mapping.
     let reps: u64 = if quick { 2 } else { 4 };
     b.case(
         "large_result_256mib",
@@ -188,6 +198,15 @@ pub(crate) fn run(b: &mut Bench) {
                 per_sec(reps * LARGE, |_| {
                     for _ in 0..reps {
                         let out = pool.apply(big::call(LARGE)).expect("no failure");
+                        assert_eq!(out.len() as u64, LARGE);
+                        black_box(out);
+                    }
+                })
+            }),
+            imp("spindle_shared", || {
+                per_sec(reps * LARGE, |_| {
+                    for _ in 0..reps {
+                        let out = pool.apply(big_shared::call(LARGE)).expect("no failure");
                         assert_eq!(out.len() as u64, LARGE);
                         black_box(out);
                     }

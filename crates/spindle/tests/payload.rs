@@ -346,3 +346,172 @@ fn a_map_chunk_of_many_medium_payloads_past_a_frame_travels() {
     assert!(got.iter().all(|b| b.len() == 200_000 && is_pattern(b)));
     assert_eq!(pool.executor().workers_lost(), 0);
 }
+
+// ---- SharedBytes: large results and arguments read in place ----
+
+use spindle::ipc::SharedBytes;
+
+/// `n` pattern bytes as a `SharedBytes`.
+#[spindle::task]
+fn make_shared(n: u64) -> SharedBytes {
+    SharedBytes::from(pattern(n as usize).into_vec())
+}
+
+/// Several byte strings in one result (one memfd).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+struct Parts {
+    a: SharedBytes,
+    n: u32,
+    b: SharedBytes,
+    c: Vec<SharedBytes>,
+}
+
+#[spindle::task]
+fn make_parts(n: u64) -> Parts {
+    let n = n as usize;
+    Parts {
+        a: SharedBytes::from(pattern(n).into_vec()),
+        n: 7,
+        b: SharedBytes::from(pattern(n / 2).into_vec()),
+        c: vec![SharedBytes::from(pattern(3).into_vec()); 2],
+    }
+}
+
+/// Whether the argument arrived mapped, its length, and whether its bytes
+/// are right.
+#[spindle::task]
+fn shared_arg(b: SharedBytes) -> (bool, u64, bool) {
+    (b.is_mapped(), b.len() as u64, is_pattern(&b))
+}
+
+/// Exits with 70 + (mapped ? 1 : 0) if the bytes are right, else 99.
+#[spindle::task]
+fn exit_with_shared(b: SharedBytes) {
+    let ok = is_pattern(&b);
+    std::process::exit(if ok {
+        70 + i32::from(b.is_mapped())
+    } else {
+        99
+    });
+}
+
+#[test]
+fn a_4mib_shared_bytes_result_is_read_in_place() {
+    let pool = Pool::new(1).unwrap();
+    let big = pool.apply(make_shared::call(4 * MIB as u64)).unwrap();
+    assert!(big.is_mapped(), "{big:?}");
+    assert_eq!(big.len(), 4 * MIB);
+    assert!(is_pattern(&big));
+    // A small one came through the pipe: owned.
+    let small = pool.apply(make_shared::call(1000)).unwrap();
+    assert!(!small.is_mapped());
+    assert!(small.len() == 1000 && is_pattern(&small));
+    // The executor and a map chunk too.
+    let ex = pool.executor();
+    let f = ex.submit(make_shared::call(MIB as u64)).unwrap();
+    let r = f.result().unwrap();
+    assert!(r.is_mapped() && r.len() == MIB && is_pattern(&r));
+    let many = pool
+        .map_chunked(make_shared::call, [MIB as u64, 10, MIB as u64 + 1], 3)
+        .unwrap();
+    let seen: Vec<(usize, bool, bool)> = many
+        .iter()
+        .map(|b| (b.len(), b.is_mapped(), is_pattern(b)))
+        .collect();
+    assert_eq!(
+        seen,
+        [(MIB, true, true), (10, false, true), (MIB + 1, true, true)]
+    );
+    // A ByteBuf result of the same bytes is an owned copy.
+    let copied = pool.apply(make::call(4 * MIB as u64)).unwrap();
+    assert_eq!(&copied[..], &big[..]);
+}
+
+#[test]
+fn a_shared_bytes_argument_is_read_in_place_by_a_worker_and_a_child() {
+    let pool = Pool::new(1).unwrap();
+    let arg = SharedBytes::from(pattern(2 * MIB).into_vec());
+    assert_eq!(
+        pool.apply(shared_arg::call(arg.clone())),
+        Ok((true, 2 * MIB as u64, true))
+    );
+    let small = SharedBytes::from(pattern(100).into_vec());
+    assert_eq!(pool.apply(shared_arg::call(small)), Ok((false, 100, true)));
+    // A spawned or fork-server child maps its sealed arguments; a forked
+    // one decodes from its inherited copy (owned).
+    for method in StartMethod::all() {
+        let mut p = Process::builder()
+            .task(exit_with_shared::call(arg.clone()))
+            .start_method(method)
+            .start()
+            .unwrap();
+        let _ = p.join();
+        let mapped = method != StartMethod::Fork;
+        assert_eq!(p.exitcode(), Some(70 + i32::from(mapped)), "{method:?}");
+    }
+}
+
+/// Tiny sizes over the 256 KiB threshold: also run under memcheck
+/// (`.ci/valgrind`), which checks every read of the mapping after the pool
+/// and the other holders are gone.
+#[test]
+fn sealed_lifetime_shared_bytes_outlive_their_pool_and_clones_share_one_mapping() {
+    let n = 300 * 1024;
+    let pool = Pool::new(1).unwrap();
+    let one = pool.apply(make_shared::call(n as u64)).unwrap();
+    let parts = pool.apply(make_parts::call(n as u64)).unwrap();
+    // An argument, read in place by the worker.
+    let arg = SharedBytes::from(pattern(n).into_vec());
+    assert_eq!(
+        pool.apply(shared_arg::call(arg)),
+        Ok((true, n as u64, true))
+    );
+    pool.close();
+    pool.join().unwrap();
+    drop(pool);
+    assert!(one.is_mapped() && one.len() == n && is_pattern(&one));
+    let two = one.clone();
+    assert_eq!(two.as_ptr(), one.as_ptr());
+    drop(one);
+    assert!(is_pattern(&two));
+    // Every field of one result shares its one mapping: all inside one
+    // range no longer than the encoded result.
+    assert_eq!(parts.n, 7);
+    assert!(parts.a.is_mapped() && parts.b.is_mapped());
+    assert!(parts.c.iter().all(SharedBytes::is_mapped));
+    assert!(is_pattern(&parts.a) && parts.a.len() == n);
+    assert!(is_pattern(&parts.b) && parts.b.len() == n / 2);
+    assert!(parts.c.iter().all(|c| c[..] == [0, 1, 2]));
+    let lo = parts.a.as_ptr() as usize;
+    let hi = parts.c[1].as_ptr() as usize + 3;
+    assert!(hi > lo && hi - lo < n + n / 2 + 64, "{lo:#x}..{hi:#x}");
+    let Parts { a, b, c, .. } = parts;
+    drop((a, c));
+    assert!(is_pattern(&b));
+    assert_eq!(b.into_vec().len(), n / 2);
+}
+
+static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts its clones (in this process).
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Counted(u64);
+
+impl Clone for Counted {
+    fn clone(&self) -> Counted {
+        CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+#[spindle::task]
+fn counted(n: u64) -> Counted {
+    Counted(n)
+}
+
+#[test]
+fn pool_apply_moves_its_result_out_without_a_clone() {
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.apply(counted::call(5)), Ok(Counted(5)));
+    assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

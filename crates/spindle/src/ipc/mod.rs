@@ -20,6 +20,10 @@
 //!   with a shared key.
 //! - [`auth`]: challenge-response authentication of a [`Connection`] with
 //!   a shared key (`deliver_challenge` / `answer_challenge`).
+//! - [`SharedBytes`]: an immutable, cheaply cloned byte string that a
+//!   large pool result or task argument (256 KiB or more, which travels in
+//!   a sealed memfd) shares with the read-only mapping it arrived in,
+//!   instead of copying it out.
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` shared between processes.
 //!
@@ -35,6 +39,7 @@ pub(crate) mod frame;
 mod listener;
 mod queue;
 pub(crate) mod sealed;
+mod shared_bytes;
 mod sharedctypes;
 mod shm;
 pub mod sync;
@@ -61,5 +66,7 @@ pub(crate) use queue::flush_all;
 pub use queue::{
     GetFuture, JoinFuture, JoinableQueue, NotClosedError, PutFuture, Queue, SimpleQueue,
 };
+pub use shared_bytes::SharedBytes;
+pub(crate) use shared_bytes::decoding_from;
 pub use sharedctypes::{Array, ArrayGuard, IndexError, RawArray, RawValue, Value, ValueGuard};
 pub use wait::{Waitable, wait, wait_deadline, wait_timeout};

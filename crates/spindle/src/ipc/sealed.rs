@@ -5,8 +5,10 @@
 //! `memfd`, which is then *sealed* (no write, shrink or grow, no further
 //! seal) and its descriptor passed with `SCM_RIGHTS`. The receiver checks
 //! the seals and the size, then maps it read-only and decodes straight from
-//! the mapping: one copy on each side, nothing through the pipe, and the
-//! kernel frees the memory when the last descriptor and mapping go.
+//! the mapping: one copy on each side (none on the receiver's for a
+//! [`SharedBytes`](super::SharedBytes), which keeps the mapping), nothing
+//! through the pipe, and the kernel frees the memory when the last
+//! descriptor and mapping go.
 //!
 //! The seals are what make the read-only mapping sound: the sender can
 //! neither change the bytes under the receiver (`F_SEAL_WRITE`) nor truncate
@@ -145,6 +147,11 @@ impl MappedSlice {
             start,
             len,
         })
+    }
+
+    /// The whole mapping this slice is part of.
+    pub(crate) fn map(&self) -> &std::sync::Arc<Mapped> {
+        &self.map
     }
 }
 

@@ -257,10 +257,15 @@ fn invoke<T: Task>(
     policy: OutPolicy,
     bulk: &mut Option<Filling>,
 ) -> Result<Encoded, RunFault> {
-    let args: T::Args =
-        postcard::from_bytes(&bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
-    // A large argument's mapping goes before the task runs: it is not held
-    // beside the decoded value and the result.
+    let decode = || postcard::from_bytes(&bytes).map_err(|e| RunFault::Decode(e.to_string()));
+    let args: T::Args = match &bytes {
+        // A `SharedBytes` argument shares the mapping instead of copying.
+        ArgBytes::Mapped(m) => crate::ipc::decoding_from(m.map(), decode)?,
+        _ => decode()?,
+    };
+    // A large argument's mapping goes before the task runs (unless a
+    // `SharedBytes` argument holds it): it is not held beside the decoded
+    // value and the result.
     drop(bytes);
     let out = T::run(args);
     if policy.bulk_from == usize::MAX && policy.limit == usize::MAX {

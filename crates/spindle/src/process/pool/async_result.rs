@@ -263,6 +263,15 @@ impl<R> AsyncResult<R> {
         self.fut.result()
     }
 
+    /// [`get`](Self::get), consuming this handle: the result is moved out,
+    /// not cloned (`Pool::apply`, whose handle no one else sees).
+    pub(crate) fn into_get(self) -> Result<R, FutureError>
+    where
+        R: Clone,
+    {
+        self.fut.into_result()
+    }
+
     /// [`get`](Self::get), waiting at most `timeout` (Python's
     /// `get(timeout)`). A timeout too long to represent waits forever.
     ///

@@ -174,7 +174,9 @@ pub(crate) fn decode<O: DeserializeOwned>(out: ItemOutcome) -> Result<O, FutureE
     };
     match out {
         ItemOutcome::Ok(bytes) => from(&bytes),
-        ItemOutcome::Mapped(m) => from(&m),
+        // A `SharedBytes` in the result shares the mapping instead of
+        // copying out of it.
+        ItemOutcome::Mapped(m) => crate::ipc::decoding_from(m.map(), || from(&m)),
         ItemOutcome::Panicked(m) => Err(FutureError::Panicked(m)),
         ItemOutcome::Fault(m) => Err(FutureError::Panicked(m)),
         ItemOutcome::TooLarge { size, limit } => Err(FutureError::TooLarge(TooLarge::new(

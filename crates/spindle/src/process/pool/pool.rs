@@ -142,8 +142,10 @@ impl Pool {
         T: process::Task,
         T::Output: Clone + Send + 'static,
     {
+        // Moved out of the only handle, not cloned (a large result would
+        // be copied once more).
         match self.apply_async(call) {
-            Ok(r) => r.get(),
+            Ok(r) => r.into_get(),
             Err(e) => Err(not_running(&e)),
         }
     }
