@@ -624,13 +624,14 @@ impl Worker {
                     },
                 })
                 .collect();
-            let counted = self.broker.send_batch(&batch).ok();
+            let counted = self.send_retrying(&batch);
             let mut acked = Vec::new();
             for (i, op) in ops.iter().enumerate() {
                 if let Out::Ack { id, .. } = op {
                     acked.push(*id);
-                    // An ack that failed on I/O counts as stale: the entry
-                    // stays with this worker's lease until it runs out.
+                    // An ack that still failed after its retries counts as
+                    // stale: the entry stays with this worker's lease until
+                    // it runs out, then runs elsewhere.
                     let done = counted.as_ref().is_some_and(|c| c.get(i) == Some(&true));
                     if done {
                         sh.counters.done.fetch_add(1, Ordering::Relaxed);
@@ -649,6 +650,30 @@ impl Worker {
                 for id in acked {
                     h.remove(&id);
                 }
+            }
+        }
+    }
+
+    /// Sends one batch of acks and notices. When the broker cannot be
+    /// reached (the link broke, the server restarts) it tries again, with
+    /// pauses of 20 ms doubling to 1 s, for up to the worker's lease: the
+    /// entries stay held (their leases extended where the broker answers),
+    /// an ack is idempotent, and one whose reply was lost counts 0 the
+    /// second time, so each result is still recorded once. Past the lease,
+    /// or for a refused call, `None`: the batch's acks count as stale and
+    /// their entries may run again elsewhere.
+    fn send_retrying(&self, batch: &[Outgoing<'_>]) -> Option<Vec<bool>> {
+        let deadline = Instant::now() + self.options.lease;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.broker.send_batch(batch) {
+                Ok(counted) => return Some(counted),
+                Err(BrokerError::Refused(_)) => return None,
+                Err(_) if Instant::now() + pause < deadline => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(_) => return None,
             }
         }
     }

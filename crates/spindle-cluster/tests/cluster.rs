@@ -12,6 +12,7 @@ use serde_bytes::ByteBuf;
 use spindle::futures::{Executor, FutureError};
 use spindle::manager::{BaseManager, BrokerProxy, Server, Typeid};
 use spindle_cluster::{Broker, ClusterExecutor, EmbeddedBroker, TaskOptions};
+use spindle_conformance::executor::Work;
 use spindle_conformance::executor::tasks::run_work;
 
 mod common;
@@ -378,4 +379,131 @@ fn a_killed_workers_prefetched_tasks_are_redelivered() {
 #[test]
 fn send_batch_acks_count_once() {
     common::check_send_batch(&broker(&server()));
+}
+
+/// A broker whose next `fail` calls of `send_batch` fail as a broken link
+/// does (`Unavailable`), before reaching the broker it wraps.
+#[derive(Debug, Clone)]
+struct FlakySends {
+    inner: Arc<dyn Broker>,
+    fail: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Broker for FlakySends {
+    fn put_with(
+        &self,
+        entry: &[u8],
+        options: &spindle_cluster::PutOptions<'_>,
+    ) -> Result<u64, spindle_cluster::BrokerError> {
+        self.inner.put_with(entry, options)
+    }
+    fn fetch(
+        &self,
+        n: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<spindle_cluster::Fetched>, spindle_cluster::BrokerError> {
+        self.inner.fetch(n, wait, lease)
+    }
+    fn ack_with_result(
+        &self,
+        id: u64,
+        client: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.ack_with_result(id, client, result, ttl)
+    }
+    fn send_batch(
+        &self,
+        ops: &[spindle_cluster::Outgoing<'_>],
+    ) -> Result<Vec<bool>, spindle_cluster::BrokerError> {
+        use std::sync::atomic::Ordering;
+        let failed = self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failed {
+            return Err(spindle_cluster::BrokerError::Unavailable(
+                "injected: the link broke".into(),
+            ));
+        }
+        self.inner.send_batch(ops)
+    }
+    fn dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.dead_letter(id, reason, client, ttl)
+    }
+    fn nack(&self, id: u64, delay: Duration) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.nack(id, delay)
+    }
+    fn notify(
+        &self,
+        client: &str,
+        message: &[u8],
+        ttl: Duration,
+    ) -> Result<(), spindle_cluster::BrokerError> {
+        self.inner.notify(client, message, ttl)
+    }
+    fn results(
+        &self,
+        client: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, spindle_cluster::BrokerError> {
+        self.inner.results(client, max, wait)
+    }
+    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, spindle_cluster::BrokerError> {
+        self.inner.extend(ids, lease)
+    }
+    fn cancel(&self, id: u64) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.cancel(id)
+    }
+    fn counts(&self) -> Result<spindle::manager::BrokerCounts, spindle_cluster::BrokerError> {
+        self.inner.counts()
+    }
+    fn consumer(&self) -> Arc<dyn Broker> {
+        Arc::new(FlakySends {
+            inner: self.inner.consumer(),
+            fail: self.fail.clone(),
+        })
+    }
+}
+
+/// Acks (and "started" notices) whose send fails on I/O are sent again
+/// while the lease lasts: the task's result arrives at once, is recorded
+/// once, and the worker counts it done — not stale, left to run again
+/// elsewhere when its lease runs out.
+#[test]
+fn an_ack_sent_while_the_link_is_broken_is_sent_again_and_counts_once() {
+    use spindle_cluster::Worker;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let s = server();
+    let b = broker(&s);
+    let fail = Arc::new(AtomicUsize::new(3));
+    let flaky = FlakySends {
+        inner: Arc::new(b.clone()),
+        fail: fail.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        thread::spawn(move || Worker::new(&flaky).run(&stop).unwrap())
+    };
+    let ex = ClusterExecutor::builder(Arc::new(b.clone())).build();
+    // The default lease (30 s) is far past LONG's wait: without the
+    // retries the result would come only after a redelivery.
+    let f = ex.submit(run_work::call(Work::Identity(5))).unwrap();
+    assert_eq!(f.result_timeout(Duration::from_secs(10)), Ok(5));
+    assert_eq!(fail.load(Ordering::SeqCst), 0, "the failures were met");
+    stop.store(true, Ordering::SeqCst);
+    let stats = worker.join().unwrap();
+    assert_eq!((stats.done, stats.stale), (1, 0), "{stats:?}");
+    let c = b.counts().unwrap();
+    assert_eq!(c.unfinished, 0, "{c:?}");
 }
