@@ -81,7 +81,7 @@ enum Repr {
 /// The mapping stays mapped while any `SharedBytes` (or clone) refers to
 /// it, and it holds *every* result of the batch it came in (one memfd per
 /// batch of results from one worker): keep a small part with
-/// [`to_vec`](Self::to_vec) and drop the rest to give the memory back.
+/// `to_vec()` (a slice's, through `Deref`) and drop the rest to give the memory back.
 /// Python's `Pool` always copies a result (it is unpickled into a new
 /// `bytes`); see `docs/PYTHON.md`.
 ///
