@@ -6,8 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -73,6 +73,15 @@ fn temp_path(name: &str) -> PathBuf {
 }
 
 /// The invariant of an idle pool.
+/// Sets its event when dropped (a test's gate, opened on every exit).
+struct Open(Arc<Event>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 fn assert_balanced(s: &PoolStats) {
     assert_eq!(
         s.tasks_submitted,
@@ -114,7 +123,11 @@ fn thread_pool_counts_each_outcome() {
     }
     // Hold both workers, queue four more, cancel one of them with
     // Future::cancel and the other three with shutdown(cancel_futures).
-    let gate = Arc::new(Barrier::new(3));
+    // The gate opens when `_open` drops, too: a failed assertion below
+    // then ends the test instead of leaving the pool's drop waiting for
+    // the held workers.
+    let gate = Arc::new(Event::new());
+    let _open = Open(gate.clone());
     let held: Vec<_> = (0..2)
         .map(|_| {
             let gate = gate.clone();
@@ -124,7 +137,12 @@ fn thread_pool_counts_each_outcome() {
             .unwrap()
         })
         .collect();
-    until("both tasks running", || pool.stats().tasks_running == 2);
+    // Both held tasks started (a future completes before its worker
+    // counts the task finished, so `tasks_running` alone can still count
+    // an earlier task while one held task waits in the queue).
+    until("both tasks running", || {
+        held.iter().all(|f| f.running()) && pool.stats().tasks_running == 2
+    });
     let queued: Vec<_> = (0..4).map(|i| pool.submit(move || i).unwrap()).collect();
     let s = pool.stats();
     assert_eq!((s.tasks_running, s.tasks_pending), (2, 4), "{s:?}");
@@ -133,7 +151,7 @@ fn thread_pool_counts_each_outcome() {
     assert!(queued[0].cancel());
     // Cancel the queue before the held tasks end (so no worker takes it).
     pool.shutdown(false, true);
-    gate.wait();
+    gate.set();
     pool.shutdown(true, false);
     for f in held {
         f.result().unwrap();
