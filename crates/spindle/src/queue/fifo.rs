@@ -1,47 +1,50 @@
 //! [`FifoCore`]: the lock-free core behind [`Queue`](super::Queue) (and
 //! [`SimpleQueue`](super::SimpleQueue)).
 //!
-//! The items live in a `crossbeam-queue` FIFO ([`ArrayQueue`] for a bounded
-//! queue of up to [`ARRAY_MAX`] places, [`SegQueue`] otherwise), so a put and
-//! a get touch no common lock. The rest is one word and an eventcount:
+//! The items live in a lock-free FIFO of our own (`fifo/store.rs`): a
+//! Vyukov ring for a bounded queue of up to [`ARRAY_MAX`] places, a
+//! segmented list otherwise. A put and a get touch no common lock, and a
+//! put is one CAS (the store's reservation of a place) and one `Release`
+//! store: no other read-modify-write.
 //!
-//! * `state` (one `AtomicU64`): the shutdown bit, the count of puts *in
-//!   flight* (past their shutdown check, not yet landed) and the unfinished
-//!   count. A put adds one to both counts with a CAS that fails on the
-//!   shutdown bit (so a refused put never shows in the counts), pushes, and
-//!   then takes its in-flight one back. The unfinished count is thus raised
-//!   before the item can be got (`task_done` cannot run ahead of it).
-//! * A getter that finds the store empty and the shutdown bit set reports
-//!   `ShutDown` only once no put is in flight and a last look finds nothing:
-//!   a put racing `shutdown` lands before it (its item is got) or is
-//!   refused — never an item nobody gets. `shutdown(immediate)` waits for
-//!   the puts in flight to land before it drains, as CPython's lock orders
-//!   them.
+//! * The shutdown mark is bit 0 of the store's tail word: the reserving
+//!   CAS fails once it is set, so a put racing `shutdown` is refused or
+//!   owns a reserved place (a put *in flight*) that getters wait for. A
+//!   getter reports `ShutDown` only when the tail is marked and every
+//!   reserved place was taken: never an item nobody gets.
+//!   `shutdown(immediate)` drains with the same pops, so it waits for the
+//!   puts in flight, as CPython's lock orders them before it.
+//! * The unfinished count is `pushes - done`: `pushes` is the store's tail
+//!   position (places ever reserved), `done` counts `task_done` calls (and
+//!   the items an immediate shutdown counted done). `task_done` raises
+//!   `done` with a CAS that fails when `done` would pass `pushes`
+//!   (Python's `ValueError`), so it never runs ahead.
 //! * Sleepers are counted (`getters`, `putters`, `joiners`, the mutex's
 //!   counts plus the async waker lists, published with a `SeqCst` store):
 //!   a put (get, `task_done`) that nobody waits for takes no lock. The lost
-//!   wake-up is excluded by two Dekker pairs of `SeqCst` accesses: a sleeper
-//!   publishes its count, then reads the other side's word (`state` for
-//!   getters and joiners, `pops` for putters) and tries again, all under
-//!   the mutex; a put writes `state` (its landing), then reads `getters`; a
-//!   get of a bounded queue bumps `pops`, then reads `putters`. Either the
-//!   sleeper's retry sees the change, or the changer sees the sleeper and
-//!   notifies it under the mutex (which the sleeper only releases inside
-//!   its condition-variable wait).
+//!   wake-up is excluded by Dekker pairs of `SeqCst` accesses: a sleeper
+//!   publishes its count, then tries again (a getter's pop reads the
+//!   store's tail with `SeqCst`, a putter's push the head, a joiner reads
+//!   `done` and the tail), all under the mutex; a put's reserving CAS (a
+//!   get's CAS on the head, `task_done`'s CAS on `done`) comes before its
+//!   `SeqCst` load of the sleepers' count. Either the sleeper's retry sees
+//!   the change, or the changer sees the sleeper and notifies it under the
+//!   mutex (which the sleeper only releases inside its condition-variable
+//!   wait).
 //!
-//! Under loom the store is a loom `Mutex<VecDeque>` (crossbeam-queue's
-//! internals are not instrumented; both are linearizable FIFOs), so the
-//! models (`fifo/loom_model.rs`) check the protocol above around it.
-#![forbid(unsafe_code)]
+//! Under loom the store is a model ring over loom atomics (crossbeam's
+//! algorithm with the same mark bit and counts), so the models
+//! (`fifo/loom_model.rs`) check the protocol above around it.
+#![deny(unsafe_code)]
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::loom::SPIN;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use crate::loom::sync::atomic::{AtomicU64, AtomicUsize};
 use crate::loom::sync::{Condvar, Mutex, MutexGuard};
 
 use super::backend::Backend;
@@ -51,34 +54,17 @@ use super::waiters::WaitList;
 use crate::stats::QueueStats;
 use crate::util::Wait;
 
-/// The biggest `maxsize` kept in an [`ArrayQueue`] (allocated up front,
-/// about 16 bytes per place for small items); a larger bounded queue is a
-/// [`SegQueue`] with a count of reserved places.
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+mod store;
+#[cfg(not(loom))]
+use store::{List, Pop, Push, Ring};
+
+/// The biggest `maxsize` kept in a ring (allocated up front, about 16
+/// bytes per place for small items); a larger bounded queue is a list
+/// whose puts check the count of items held.
 #[cfg(not(loom))]
 const ARRAY_MAX: usize = 1 << 16;
-
-const CLOSED: u64 = 1;
-const INFLIGHT_SHIFT: u32 = 1;
-/// Puts in flight at once: at most one per thread, and Linux caps threads
-/// at 2^22.
-const INFLIGHT_BITS: u32 = 23;
-const INFLIGHT: u64 = 1 << INFLIGHT_SHIFT;
-const UNFINISHED_SHIFT: u32 = INFLIGHT_SHIFT + INFLIGHT_BITS;
-const UNFINISHED: u64 = 1 << UNFINISHED_SHIFT;
-/// The most unfinished tasks a `Queue` counts (2^39, half the field, so a
-/// put counting itself never overflows it): a put beyond it waits (or
-/// fails with `Full`) until a `task_done`. Documented in docs/PYTHON.md.
-pub(crate) const MAX_UNFINISHED: u64 = 1 << 39;
-
-#[inline]
-fn inflight(s: u64) -> u64 {
-    (s >> INFLIGHT_SHIFT) & ((1 << INFLIGHT_BITS) - 1)
-}
-
-#[inline]
-fn unfinished(s: u64) -> u64 {
-    s >> UNFINISHED_SHIFT
-}
 
 /// On its own cache line: the producer's word and the consumer's word must
 /// not share one.
@@ -92,114 +78,148 @@ impl<T> Deref for Padded<T> {
     }
 }
 
-#[inline]
-fn yield_now() {
-    #[cfg(loom)]
-    ::loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::thread::yield_now();
-}
-
 /// The lock-free FIFO store.
 #[cfg(not(loom))]
-// One per queue, inside its `Arc`: boxing a variant would add a pointer
-// chase to every put and get.
-#[allow(clippy::large_enum_variant)]
 enum Store<T> {
-    Array(crossbeam_queue::ArrayQueue<T>),
-    /// Unbounded, or bounded above [`ARRAY_MAX`] with the places taken
-    /// counted (reserved before the push, freed after the pop).
-    Seg(
-        crossbeam_queue::SegQueue<T>,
-        Option<(usize, Padded<AtomicUsize>)>,
-    ),
+    Ring(Ring<T>),
+    /// Unbounded (max 0), or bounded above [`ARRAY_MAX`].
+    List(List<T>),
 }
 
 #[cfg(not(loom))]
 impl<T> Store<T> {
     fn new(maxsize: usize) -> Self {
         match maxsize {
-            0 => Store::Seg(crossbeam_queue::SegQueue::new(), None),
-            n if n <= ARRAY_MAX => Store::Array(crossbeam_queue::ArrayQueue::new(n)),
-            n => Store::Seg(
-                crossbeam_queue::SegQueue::new(),
-                Some((n, Padded(AtomicUsize::new(0)))),
-            ),
+            n if n > 0 && n <= ARRAY_MAX => Store::Ring(Ring::new(n)),
+            n => Store::List(List::new(n)),
         }
     }
 
     #[inline]
-    fn try_push(&self, item: T) -> Result<(), T> {
+    fn push(&self, item: T) -> Result<(), Push<T>> {
         match self {
-            Store::Array(q) => q.push(item),
-            Store::Seg(q, None) => {
-                q.push(item);
-                Ok(())
-            }
-            Store::Seg(q, Some((max, taken))) => {
-                if taken.fetch_add(1, Acquire) >= *max {
-                    taken.fetch_sub(1, Release);
-                    return Err(item);
-                }
-                q.push(item);
-                Ok(())
-            }
+            Store::Ring(q) => q.push(item),
+            Store::List(q) => q.push(item),
         }
     }
 
     #[inline]
-    fn pop(&self) -> Option<T> {
+    fn pop(&self) -> Pop<T> {
         match self {
-            Store::Array(q) => q.pop(),
-            Store::Seg(q, taken) => {
-                let item = q.pop()?;
-                if let Some((_, taken)) = taken {
-                    taken.fetch_sub(1, Release);
-                }
-                Some(item)
-            }
+            Store::Ring(q) => q.pop(),
+            Store::List(q) => q.pop(),
+        }
+    }
+
+    fn close(&self) -> bool {
+        match self {
+            Store::Ring(q) => q.close(),
+            Store::List(q) => q.close(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Store::Ring(q) => q.is_closed(),
+            Store::List(q) => q.is_closed(),
+        }
+    }
+
+    fn pushes(&self) -> u64 {
+        match self {
+            Store::Ring(q) => q.pushes(),
+            Store::List(q) => q.pushes(),
+        }
+    }
+
+    fn pops(&self) -> u64 {
+        match self {
+            Store::Ring(q) => q.pops(),
+            Store::List(q) => q.pops(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
-            Store::Array(q) => q.len(),
-            Store::Seg(q, _) => q.len(),
+            Store::Ring(q) => q.len(),
+            Store::List(q) => q.len(),
         }
     }
 
     #[inline]
     fn is_empty(&self) -> bool {
-        match self {
-            Store::Array(q) => q.is_empty(),
-            Store::Seg(q, _) => q.is_empty(),
-        }
+        self.len() == 0
     }
 
     #[inline]
     fn is_full(&self) -> bool {
         match self {
-            Store::Array(q) => q.is_full(),
-            Store::Seg(_, None) => false,
-            Store::Seg(_, Some((max, taken))) => taken.load(Relaxed) >= *max,
+            Store::Ring(q) => q.is_full(),
+            Store::List(q) => q.is_full(),
         }
     }
 }
 
-/// The model's store: Vyukov's bounded MPMC ring (the algorithm of
-/// crossbeam's `ArrayQueue`, without its `SeqCst` fence on the empty
-/// path), over loom atomics. A pop that finds the ring empty only reads
-/// atomics, so it does not synchronise with a later push: the model checks
-/// the sleepers' Dekker pairs against a store that gives them no help (a
-/// mutex around the store would order every push and pop and hide a
-/// missing `SeqCst`). An unbounded queue gets [`MODEL_CAP`] places, more
-/// than a model puts.
+/// What a refused push hands back (the model store's).
+#[cfg(loom)]
+enum Push<T> {
+    Full(T),
+    Closed(T),
+}
+
+/// What a pop found (the model store's).
+#[cfg(loom)]
+enum Pop<T> {
+    Item(T),
+    Empty,
+    Closed,
+}
+
+/// The model's store: Vyukov's bounded MPMC ring (the real ring's
+/// algorithm: stamps per slot, the shutdown mark in bit 0 of the tail, a
+/// getter waiting for a reserved place), over loom atomics, with a loom
+/// mutex around each slot's value in place of the `UnsafeCell`. A pop
+/// that finds the ring empty only reads atomics, so it does not
+/// synchronise with a later push: the model checks the sleepers' Dekker
+/// pairs against a store that gives them no help. Where the real ring
+/// spins for another thread's step in progress (a reserved place being
+/// written, a taken place being freed), the model sleeps on the slot's
+/// condition variable until its stamp changes (stamps change under the
+/// slot's mutex): a spin would exceed loom's branch budget. An unbounded
+/// queue gets [`MODEL_CAP`] places, more than a model puts.
 #[cfg(loom)]
 struct Store<T> {
-    slots: Vec<(AtomicUsize, Mutex<Option<T>>)>,
-    head: AtomicUsize,
-    tail: AtomicUsize,
-    max: usize,
+    slots: Vec<ModelSlot<T>>,
+    head: AtomicU64,
+    /// `position << 1 | closed`.
+    tail: AtomicU64,
+    cap: u64,
+}
+
+#[cfg(loom)]
+struct ModelSlot<T> {
+    stamp: AtomicU64,
+    value: Mutex<Option<T>>,
+    changed: Condvar,
+}
+
+#[cfg(loom)]
+impl<T> ModelSlot<T> {
+    /// Sets the stamp (under the slot's mutex) and wakes its waiters.
+    fn stamp(&self, g: MutexGuard<'_, Option<T>>, stamp: u64) {
+        self.stamp
+            .store(stamp, std::sync::atomic::Ordering::Release);
+        drop(g);
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until the stamp is no longer `seen`.
+    fn wait_change(&self, seen: u64) {
+        let mut g = self.value.lock();
+        while self.stamp.load(std::sync::atomic::Ordering::Acquire) == seen {
+            self.changed.wait(&mut g);
+        }
+    }
 }
 
 #[cfg(loom)]
@@ -208,75 +228,116 @@ const MODEL_CAP: usize = 8;
 #[cfg(loom)]
 impl<T> Store<T> {
     fn new(max: usize) -> Self {
-        // Vyukov's stamps need two places at least; `max` is checked apart.
-        let cap = if max == 0 { MODEL_CAP } else { max.max(2) };
+        let cap = if max == 0 { MODEL_CAP } else { max };
         Store {
             slots: (0..cap)
-                .map(|i| (AtomicUsize::new(i), Mutex::new(None)))
+                .map(|i| ModelSlot {
+                    stamp: AtomicU64::new(2 * i as u64),
+                    value: Mutex::new(None),
+                    changed: Condvar::new(),
+                })
                 .collect(),
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
-            max,
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            cap: cap as u64,
         }
     }
-    fn try_push(&self, item: T) -> Result<(), T> {
-        let cap = self.slots.len();
-        let mut pos = self.tail.load(Relaxed);
+    // Positions here are plain counts: slot `pos % cap`. With one place a
+    // written stamp `pos + 1` would equal the next lap's free one, so the
+    // stamps are doubled: free for the put at `pos`: `2 * pos`; holding
+    // its item: `2 * pos + 1`.
+    fn push(&self, item: T) -> Result<(), Push<T>> {
+        let cap = self.cap;
+        let mut t = self.tail.load(Relaxed);
         loop {
-            let (seq, cell) = &self.slots[pos % cap];
-            let diff = seq.load(std::sync::atomic::Ordering::Acquire) as isize - pos as isize;
-            if diff == 0 && self.max > 0 && pos - self.head.load(Relaxed) >= self.max {
-                return Err(item);
+            if t & 1 != 0 {
+                return Err(Push::Closed(item));
             }
-            if diff == 0 {
-                match self.tail.compare_exchange(pos, pos + 1, SeqCst, Relaxed) {
+            let pos = t >> 1;
+            let slot = &self.slots[(pos % cap) as usize];
+            let s = slot.stamp.load(std::sync::atomic::Ordering::Acquire);
+            if s == 2 * pos {
+                match self
+                    .tail
+                    .compare_exchange(t, (pos + 1) << 1, SeqCst, Relaxed)
+                {
                     Ok(_) => {
-                        *cell.lock() = Some(item);
-                        seq.store(pos + 1, std::sync::atomic::Ordering::Release);
+                        let mut g = slot.value.lock();
+                        *g = Some(item);
+                        slot.stamp(g, 2 * pos + 1);
                         return Ok(());
                     }
-                    Err(now) => pos = now,
+                    Err(now) => t = now,
                 }
-            } else if diff < 0 {
-                assert!(self.max > 0, "a loom model put more than MODEL_CAP items");
-                return Err(item);
-            } else {
-                pos = self.tail.load(Relaxed);
+                continue;
             }
+            if s + 2 * cap == 2 * pos + 1 && self.head.load(SeqCst) + cap == pos {
+                return Err(Push::Full(item));
+            }
+            if s < 2 * pos {
+                // The lap before is still in the slot: a get took it and
+                // is freeing the slot (or a put is still writing it).
+                slot.wait_change(s);
+            }
+            // Else another put took `pos`: look again.
+            t = self.tail.load(Relaxed);
         }
     }
-    fn pop(&self) -> Option<T> {
-        let cap = self.slots.len();
-        let mut pos = self.head.load(Relaxed);
+    fn pop(&self) -> Pop<T> {
+        let cap = self.cap;
+        let mut h = self.head.load(Relaxed);
         loop {
-            let (seq, cell) = &self.slots[pos % cap];
-            let diff = seq.load(std::sync::atomic::Ordering::Acquire) as isize - (pos + 1) as isize;
-            if diff == 0 {
-                match self.head.compare_exchange(pos, pos + 1, SeqCst, Relaxed) {
+            let slot = &self.slots[(h % cap) as usize];
+            let s = slot.stamp.load(std::sync::atomic::Ordering::Acquire);
+            if s == 2 * h + 1 {
+                match self.head.compare_exchange(h, h + 1, SeqCst, Relaxed) {
                     Ok(_) => {
-                        let item = cell.lock().take();
-                        seq.store(pos + cap, std::sync::atomic::Ordering::Release);
-                        return item;
+                        let mut g = slot.value.lock();
+                        let item = g.take().expect("a written slot");
+                        slot.stamp(g, 2 * (h + cap));
+                        return Pop::Item(item);
                     }
-                    Err(now) => pos = now,
+                    Err(now) => h = now,
                 }
-            } else if diff < 0 {
-                return None;
-            } else {
-                pos = self.head.load(Relaxed);
+                continue;
             }
+            if s == 2 * h {
+                let t = self.tail.load(SeqCst);
+                if t >> 1 == h {
+                    return if t & 1 != 0 { Pop::Closed } else { Pop::Empty };
+                }
+            }
+            if s <= 2 * h {
+                // A put reserved `h` and is writing it (or the lap before
+                // is still being freed).
+                slot.wait_change(s);
+            }
+            // Else another get took `h`: look again.
+            h = self.head.load(Relaxed);
         }
+    }
+    fn close(&self) -> bool {
+        self.tail.fetch_or(1, SeqCst) & 1 == 0
+    }
+    fn is_closed(&self) -> bool {
+        self.tail.load(SeqCst) & 1 != 0
+    }
+    fn pushes(&self) -> u64 {
+        self.tail.load(SeqCst) >> 1
+    }
+    fn pops(&self) -> u64 {
+        self.head.load(SeqCst)
     }
     fn len(&self) -> usize {
-        let tail = self.tail.load(SeqCst);
-        let head = self.head.load(SeqCst);
-        tail.saturating_sub(head)
+        let tail = self.pushes();
+        let head = self.pops();
+        tail.saturating_sub(head) as usize
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     fn is_full(&self) -> bool {
-        self.max > 0 && self.len() >= self.max
+        self.len() as u64 >= self.cap
     }
 }
 
@@ -293,11 +354,10 @@ struct Sleepers {
 
 #[doc(hidden)]
 pub struct FifoCore<T> {
-    /// Shutdown bit, puts in flight, unfinished count: written by every put.
-    state: Padded<AtomicU64>,
-    /// Bumped by every get of a bounded queue: the getters' side of the
-    /// Dekker pair with a sleeping putter.
-    pops: Padded<AtomicUsize>,
+    /// Tasks marked done (`task_done`, and the items an immediate shutdown
+    /// counted as done): the unfinished count is the store's pushes minus
+    /// this.
+    done: Padded<AtomicU64>,
     /// Sleeping getters plus listed async getters: read by every put.
     getters: Padded<AtomicUsize>,
     /// Sleeping putters plus listed async putters: read by every get of a
@@ -305,28 +365,23 @@ pub struct FifoCore<T> {
     putters: AtomicUsize,
     /// Sleeping joiners plus listed async joiners.
     joiners: AtomicUsize,
-    /// The shutdown bit, alone, for spinning waiters to watch.
-    closed: AtomicBool,
     maxsize: usize,
     store: Store<T>,
     sleepers: Mutex<Sleepers>,
     not_empty: Condvar,
     not_full: Condvar,
     all_done: Condvar,
-    /// Tasks marked done (`task_done`, and the items an immediate shutdown
-    /// counted as done), and items an immediate shutdown dropped: with
-    /// `state`'s unfinished count and the store's length they give the
-    /// puts and gets of [`QueueStats`] (`stats`) without a counter on the
-    /// put or get path. Plain std atomics, outside the loom models: nothing
-    /// synchronises through them.
-    done: std::sync::atomic::AtomicU64,
+    /// Items an immediate shutdown dropped: with the store's pop count it
+    /// gives the gets of [`QueueStats`] (`stats`). A plain std atomic,
+    /// outside the loom models: nothing synchronises through it.
     dropped: std::sync::atomic::AtomicU64,
 }
 
 impl<T> fmt::Debug for FifoCore<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FifoCore")
-            .field("state", &self.state.load(Relaxed))
+            .field("len", &self.store.len())
+            .field("shutdown", &self.store.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -345,16 +400,14 @@ fn wait(cv: &Condvar, g: &mut MutexGuard<'_, Sleepers>, until: Option<Instant>) 
 /// What a put that did not happen hands back, before it is mapped to
 /// `PutFail`.
 enum Refused<T> {
-    /// The store was full; `true`: the count this put had reserved was the
-    /// last, so joiners must be notified (outside the mutex).
-    Full(T, bool),
+    Full(T),
     ShutDown(T),
 }
 
 impl<T> From<Refused<T>> for PutFail<T> {
     fn from(r: Refused<T>) -> Self {
         match r {
-            Refused::Full(t, _) => PutFail::Full(t),
+            Refused::Full(t) => PutFail::Full(t),
             Refused::ShutDown(t) => PutFail::ShutDown(t),
         }
     }
@@ -381,88 +434,31 @@ impl<T> FifoCore<T> {
     /// One put attempt, never blocking. `Ok(true)`: a getter sleeps, notify.
     #[inline]
     fn try_put(&self, item: T) -> Result<bool, Refused<T>> {
-        let mut s = self.state.load(Relaxed);
-        loop {
-            if s & CLOSED != 0 {
-                return Err(Refused::ShutDown(item));
-            }
-            if unfinished(s) >= MAX_UNFINISHED {
-                return Err(Refused::Full(item, false));
-            }
-            match self
-                .state
-                .compare_exchange_weak(s, s + INFLIGHT + UNFINISHED, SeqCst, Relaxed)
-            {
-                Ok(_) => break,
-                Err(now) => s = now,
-            }
+        match self.store.push(item) {
+            // Dekker: the push's reserving CAS (SeqCst), then this load.
+            Ok(()) => Ok(self.getters.load(SeqCst) > 0),
+            Err(Push::Full(it)) => Err(Refused::Full(it)),
+            Err(Push::Closed(it)) => Err(Refused::ShutDown(it)),
         }
-        if let Err(item) = self.store.try_push(item) {
-            return Err(Refused::Full(item, self.unreserve()));
-        }
-        // Landed: the write getters (and immediate shutdown) wait for.
-        self.state.fetch_sub(INFLIGHT, SeqCst);
-        Ok(self.getters.load(SeqCst) > 0)
     }
 
-    /// Takes back a put's in-flight and unfinished counts (its push found
-    /// the store full). The unfinished count saturates at 0: a `task_done`
-    /// that ran in between took the one this put had added.
-    /// Returns true when joiners must be notified (the count reached 0).
-    fn unreserve(&self) -> bool {
-        let mut s = self.state.load(Relaxed);
-        loop {
-            let new = s - INFLIGHT - if unfinished(s) > 0 { UNFINISHED } else { 0 };
-            match self.state.compare_exchange_weak(s, new, SeqCst, Relaxed) {
-                Ok(_) => break,
-                Err(now) => s = now,
-            }
-        }
-        if unfinished(s) == 0 {
-            // A `task_done` took this put's count: that done was for no
-            // item, so `puts = unfinished + done` (see `stats`) stays true.
-            self.done.fetch_sub(1, Relaxed);
-        }
-        unfinished(s) == 1
-    }
-
-    /// One get attempt, never blocking. `Ok((item, true))`: a putter sleeps,
-    /// notify.
+    /// One get attempt, never blocking (but for a put in flight, which it
+    /// waits for). `Ok((item, true))`: a putter sleeps, notify.
     #[inline]
     fn try_get(&self) -> Result<(T, bool), GetFail> {
-        loop {
-            if let Some(item) = self.store.pop() {
-                return Ok((item, self.popped()));
-            }
-            // The hint first: `state` is the putters' hot line, and an
-            // empty queue is polled often. The hint is set before
-            // `shutdown` takes the mutex, so a sleeper (which reads `state`
-            // itself first) cannot miss it.
-            if !self.closed.load(Acquire) {
-                return Err(GetFail::Empty);
-            }
-            let s = self.state.load(SeqCst);
-            if inflight(s) == 0 {
-                // Every put let in before the shutdown has landed (this
-                // load read its landing): one last look.
-                return match self.store.pop() {
-                    Some(item) => Ok((item, self.popped())),
-                    None => Err(GetFail::ShutDown),
-                };
-            }
-            // A put let in before the shutdown is landing.
-            yield_now();
+        match self.store.pop() {
+            // Dekker: the pop's CAS on the head (SeqCst), then this load.
+            Pop::Item(item) => Ok((item, self.maxsize != 0 && self.putters.load(SeqCst) > 0)),
+            Pop::Empty => Err(GetFail::Empty),
+            Pop::Closed => Err(GetFail::ShutDown),
         }
     }
 
-    /// After a pop: the getters' half of the putters' Dekker pair.
-    #[inline]
-    fn popped(&self) -> bool {
-        if self.maxsize == 0 {
-            return false;
-        }
-        self.pops.fetch_add(1, SeqCst);
-        self.putters.load(SeqCst) > 0
+    /// The unfinished count: `done` read first, so the count read is one
+    /// that held at that moment or after (never below 0).
+    fn unfinished_count(&self) -> u64 {
+        let done = self.done.load(SeqCst);
+        self.store.pushes().saturating_sub(done)
     }
 
     // --- notifications (under the mutex; wakers woken after it) ----------
@@ -525,19 +521,16 @@ impl<T> FifoCore<T> {
 impl<T> FifoCore<T> {
     fn make(maxsize: usize) -> Self {
         FifoCore {
-            state: Padded(AtomicU64::new(0)),
-            pops: Padded(AtomicUsize::new(0)),
+            done: Padded(AtomicU64::new(0)),
             getters: Padded(AtomicUsize::new(0)),
             putters: AtomicUsize::new(0),
             joiners: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
             maxsize,
             store: Store::new(maxsize),
             sleepers: Mutex::new(Sleepers::default()),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             all_done: Condvar::new(),
-            done: std::sync::atomic::AtomicU64::new(0),
             dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -554,15 +547,10 @@ impl<T> FifoCore<T> {
                 Ok(())
             }
             Err(Refused::ShutDown(it)) => Err(PutFail::ShutDown(it)),
-            Err(Refused::Full(it, joiners)) => {
-                if joiners {
-                    self.notify_joiners(false);
-                }
-                match block {
-                    Wait::Never => Err(PutFail::Full(it)),
-                    _ => self.put_slow(it, block),
-                }
-            }
+            Err(Refused::Full(it)) => match block {
+                Wait::Never => Err(PutFail::Full(it)),
+                _ => self.put_slow(it, block),
+            },
         }
     }
 
@@ -595,10 +583,7 @@ impl<T> FifoCore<T> {
                     return Ok(());
                 }
                 Err(Refused::ShutDown(it)) => return Err(PutFail::ShutDown(it)),
-                Err(Refused::Full(it, joiners)) => {
-                    if joiners {
-                        self.notify_joiners(false);
-                    }
+                Err(Refused::Full(it)) => {
                     item = it;
                 }
             }
@@ -611,7 +596,7 @@ impl<T> FifoCore<T> {
             if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 backoff(spins);
-                while spins < SPIN_ROUNDS && self.store.is_full() && !self.closed.load(Relaxed) {
+                while spins < SPIN_ROUNDS && self.store.is_full() && !self.store.is_closed() {
                     spins += 1;
                     backoff(spins);
                 }
@@ -620,8 +605,9 @@ impl<T> FifoCore<T> {
             let mut s = self.sleepers.lock();
             s.putters += 1;
             self.publish_putters(&s);
-            // Dekker: a get that did not see us bumped `pops` first.
-            self.pops.load(SeqCst);
+            // Dekker: a get that did not see us moved the store's head
+            // first; the push reads the head (SeqCst) before it reports
+            // full.
             let retry = self.try_put(item);
             match retry {
                 Ok(notify) => {
@@ -640,16 +626,7 @@ impl<T> FifoCore<T> {
                     self.publish_putters(&s);
                     return Err(PutFail::ShutDown(it));
                 }
-                Err(Refused::Full(it, joiners)) => {
-                    if joiners {
-                        // Not under our mutex: notify_joiners takes it.
-                        s.putters -= 1;
-                        self.publish_putters(&s);
-                        drop(s);
-                        self.notify_joiners(false);
-                        item = it;
-                        continue;
-                    }
+                Err(Refused::Full(it)) => {
                     item = it;
                 }
             }
@@ -688,7 +665,7 @@ impl<T> FifoCore<T> {
             if SPIN && spins < SPIN_ROUNDS && until.is_none_or(|at| Instant::now() < at) {
                 spins += 1;
                 backoff(spins);
-                while spins < SPIN_ROUNDS && self.store.is_empty() && !self.closed.load(Relaxed) {
+                while spins < SPIN_ROUNDS && self.store.is_empty() && !self.store.is_closed() {
                     spins += 1;
                     backoff(spins);
                 }
@@ -696,10 +673,10 @@ impl<T> FifoCore<T> {
             }
             let mut s = self.sleepers.lock();
             s.getters += 1;
-            // Dekker: a put that did not see us landed (wrote `state`)
-            // first; `try_get` reads `state` before it reports empty.
+            // Dekker: a put that did not see us reserved its place in the
+            // store first; the pop reads the tail (SeqCst) before it
+            // reports empty, and waits for a reserved place's item.
             self.publish_getters(&s);
-            self.state.load(SeqCst);
             let retry = self.try_get();
             match retry {
                 Ok((item, notify)) => {
@@ -743,43 +720,43 @@ impl<T> Backend<T> for FifoCore<T> {
     }
 
     fn task_done(&self) -> bool {
-        let mut s = self.state.load(Relaxed);
+        let mut done = self.done.load(SeqCst);
+        let mut pushes;
         loop {
-            if unfinished(s) == 0 {
+            pushes = self.store.pushes();
+            if done >= pushes {
+                // Python's ValueError: more task_done calls than puts.
                 return false;
             }
+            // Dekker with a joiner: this CAS, then `notify_joiners`' load.
             match self
-                .state
-                .compare_exchange_weak(s, s - UNFINISHED, SeqCst, Relaxed)
+                .done
+                .compare_exchange_weak(done, done + 1, SeqCst, SeqCst)
             {
                 Ok(_) => break,
-                Err(now) => s = now,
+                Err(now) => done = now,
             }
         }
-        self.done.fetch_add(1, Relaxed);
-        if unfinished(s) == 1 {
+        if done + 1 == pushes {
             self.notify_joiners(false);
-        } else if unfinished(s) == MAX_UNFINISHED && self.putters.load(SeqCst) > 0 {
-            // A put waiting for the count to drop below its limit.
-            self.notify_putter();
         }
         true
     }
 
     fn join(&self, until: Option<Instant>) -> bool {
-        if unfinished(self.state.load(SeqCst)) == 0 {
+        if self.unfinished_count() == 0 {
             return true;
         }
         let mut s = self.sleepers.lock();
         loop {
             s.joiners += 1;
             self.publish_joiners(&s);
-            // Dekker with `task_done`: it wrote `state`, then reads `joiners`.
-            let done = unfinished(self.state.load(SeqCst)) == 0;
+            // Dekker with `task_done`: it wrote `done`, then reads `joiners`.
+            let done = self.unfinished_count() == 0;
             let timed_out = !done && wait(&self.all_done, &mut s, until);
             s.joiners -= 1;
             self.publish_joiners(&s);
-            if done || unfinished(self.state.load(SeqCst)) == 0 {
+            if done || self.unfinished_count() == 0 {
                 return true;
             }
             if timed_out {
@@ -789,25 +766,22 @@ impl<T> Backend<T> for FifoCore<T> {
     }
 
     fn shutdown(&self, immediate: bool) {
-        self.state.fetch_or(CLOSED, SeqCst);
-        self.closed.store(true, Release);
+        self.store.close();
         let mut drained = Vec::new();
         if immediate {
-            // The puts let in before the shutdown land first (CPython's
-            // lock orders them before it): their items are dropped too.
-            while inflight(self.state.load(SeqCst)) != 0 {
-                yield_now();
-            }
-            while let Some(item) = self.store.pop() {
+            // The pops wait for the puts let in before the shutdown (their
+            // places are reserved) to land: CPython's lock orders them
+            // before it, so their items are dropped too.
+            while let Pop::Item(item) = self.store.pop() {
                 drained.push(item);
             }
-            // CPython 3.13: each dropped item counts as done (never below 0).
+            // CPython 3.13: each dropped item counts as done (never below
+            // 0). The pushes are final: the store is closed.
             let n = drained.len() as u64;
-            if let Ok(s) = self.state.fetch_update(SeqCst, Relaxed, |s| {
-                Some(s - UNFINISHED * unfinished(s).min(n))
-            }) {
-                self.done.fetch_add(unfinished(s).min(n), Relaxed);
-            }
+            let pushes = self.store.pushes();
+            let _ = self.done.fetch_update(SeqCst, SeqCst, |d| {
+                Some(d + n.min(pushes.saturating_sub(d)))
+            });
             self.dropped.fetch_add(n, Relaxed);
         }
         let mut s = self.sleepers.lock();
@@ -845,26 +819,25 @@ impl<T> Backend<T> for FifoCore<T> {
     }
 
     fn unfinished(&self) -> usize {
-        usize::try_from(unfinished(self.state.load(SeqCst))).unwrap_or(usize::MAX)
+        usize::try_from(self.unfinished_count()).unwrap_or(usize::MAX)
     }
 
-    /// Derived: every accepted put raised the unfinished count by one and
-    /// every `done` lowered it by one, so `puts = unfinished + done`; every
-    /// item put is in the store, was got, or was dropped, so `gets = puts -
-    /// qsize - dropped`. Exact when no put, get or `task_done` is in
-    /// progress (a put in flight is counted before its item is in the store).
+    /// From the store's positions: `puts` are the places ever reserved,
+    /// `gets` the items ever taken but those an immediate shutdown
+    /// dropped. Exact when no put, get or `task_done` is in progress (a
+    /// put in flight is counted before its item is in the store).
     fn stats(&self) -> QueueStats {
-        let unfinished = unfinished(self.state.load(SeqCst));
-        let qsize = self.store.len() as u64;
-        // Wrapping: `unreserve` may take its one back just before the
-        // `task_done` it answers adds it.
-        let puts = unfinished.wrapping_add(self.done.load(Relaxed));
-        let gets = puts.saturating_sub(qsize + self.dropped.load(Relaxed));
+        let done = self.done.load(SeqCst);
+        let pops = self.store.pops();
+        let puts = self.store.pushes();
+        let qsize = puts.saturating_sub(pops);
+        let unfinished = puts.saturating_sub(done);
+        let gets = pops.saturating_sub(self.dropped.load(Relaxed));
         QueueStats::new(qsize, unfinished, puts, gets)
     }
 
     fn is_shutdown(&self) -> bool {
-        self.state.load(SeqCst) & CLOSED != 0
+        self.store.is_closed()
     }
 
     fn poll_put(
@@ -877,22 +850,15 @@ impl<T> Backend<T> for FifoCore<T> {
             panic!("PutFuture polled after completion");
         };
         let outcome = match self.try_put(it) {
-            Err(Refused::Full(it, joiners)) => {
-                if joiners {
-                    self.notify_joiners(false);
-                }
-                // List ourselves, then try again (the Dekker pair with
-                // `popped`), under the mutex.
+            Err(Refused::Full(it)) => {
+                // List ourselves, then try again (the Dekker pair with a
+                // get's CAS on the store's head), under the mutex.
                 let mut s = self.sleepers.lock();
                 *key = Some(s.async_putters.register(*key, cx.waker()));
                 self.publish_putters(&s);
-                self.pops.load(SeqCst);
                 match self.try_put(it) {
-                    Err(Refused::Full(it, joiners)) => {
+                    Err(Refused::Full(it)) => {
                         drop(s);
-                        if joiners {
-                            self.notify_joiners(false);
-                        }
                         *item = Some(it);
                         return Poll::Pending;
                     }
@@ -944,11 +910,10 @@ impl<T> Backend<T> for FifoCore<T> {
         let (outcome, guard) = match self.try_get() {
             Err(GetFail::Empty) => {
                 // List ourselves, then try again (the Dekker pair with a
-                // put's landing), under the mutex.
+                // put's reserving CAS), under the mutex.
                 let mut s = self.sleepers.lock();
                 *key = Some(s.async_getters.register(*key, cx.waker()));
                 self.publish_getters(&s);
-                self.state.load(SeqCst);
                 match self.try_get() {
                     Err(GetFail::Empty) => return Poll::Pending,
                     done => (done, Some(s)),
@@ -998,7 +963,7 @@ impl<T> Backend<T> for FifoCore<T> {
         *key = Some(s.async_joiners.register(*key, cx.waker()));
         self.publish_joiners(&s);
         // Dekker with `task_done` (see `join`).
-        if unfinished(self.state.load(SeqCst)) == 0 {
+        if self.unfinished_count() == 0 {
             if let Some(k) = key.take() {
                 s.async_joiners.remove(k);
                 self.publish_joiners(&s);

@@ -1,8 +1,9 @@
 //! Loom models of the lock-free FIFO core (`fifo.rs`): the eventcount
-//! between a put's landing and a sleeping getter, between a get of a
+//! between a put's reservation and a sleeping getter, between a get of a
 //! bounded queue and a sleeping putter, between `task_done` and a joiner,
 //! and the puts in flight across `shutdown` (normal and immediate). The
-//! store is a loom `Mutex<VecDeque>` here (see `fifo.rs`); spinning is off,
+//! store is a model ring over loom atomics here, with the real ring's
+//! shutdown mark in its tail (see `fifo.rs`); spinning is off,
 //! so every waiter takes the sleeping path. Run them as `crate::loom` says.
 #![forbid(unsafe_code)]
 
@@ -43,8 +44,8 @@ fn drain(q: &Q) -> Vec<u32> {
     }
 }
 
-/// A getter sleeping on an empty queue is woken by a put landing at any
-/// point of its way to sleep (the getters/`state` Dekker pair), and two
+/// A getter sleeping on an empty queue is woken by a put at any point of
+/// its way to sleep (the getters/tail Dekker pair), and two
 /// puts reach two getters.
 #[test]
 fn loom_model_fifo_put_wakes_sleeping_getters() {
@@ -66,7 +67,7 @@ fn loom_model_fifo_put_wakes_sleeping_getters() {
 }
 
 /// A bounded queue of one: a putter sleeping on the full queue is woken by
-/// the get that frees the place (the putters/`pops` Dekker pair), and the
+/// the get that frees the place (the putters/head Dekker pair), and the
 /// items come out in order.
 #[test]
 fn loom_model_fifo_bounded_put_waits_for_get() {
@@ -146,7 +147,7 @@ fn loom_model_fifo_immediate_shutdown_waits_for_puts_in_flight() {
 
 /// `join` returns only once every put item was marked done, whichever way
 /// `task_done` and the joiner's way to sleep interleave (the
-/// joiners/`state` Dekker pair); `task_done` once too often is refused.
+/// joiners/`done` Dekker pair); `task_done` once too often is refused.
 #[test]
 fn loom_model_fifo_join_waits_for_task_done() {
     check("fifo core: join vs get + task_done", 3, || {
@@ -282,7 +283,7 @@ fn loom_model_fifo_cancelled_async_get_passes_the_wakeup_on() {
 }
 
 /// A bounded queue of one, an async putter listed on the full queue: the
-/// get that frees the place wakes it (the putters/`pops` pair through the
+/// get that frees the place wakes it (the putters/head pair through the
 /// waker list), and its item follows the first.
 #[test]
 fn loom_model_fifo_async_put_woken_by_get() {
@@ -303,4 +304,45 @@ fn loom_model_fifo_async_put_woken_by_get() {
         assert_eq!(getter.join().unwrap(), 1);
         assert_eq!(q.get(Wait::Never), Ok(2));
     });
+}
+
+/// A bounded queue of one, full: a blocked put races a shutdown and a
+/// draining getter. The put is refused (the mark in the ring's tail) or
+/// its item is got; `join` returns once the getter marks what it got
+/// done, and the stats count each put and get once.
+#[test]
+fn loom_model_fifo_bounded_put_racing_shutdown_is_got_or_refused() {
+    check(
+        "fifo core: bounded put vs shutdown vs draining getter",
+        3,
+        || {
+            let q = queue(1);
+            assert!(put(&q, 1));
+            let putter = {
+                let q = Arc::clone(&q);
+                thread::spawn(move || put(&q, 2))
+            };
+            let getter = {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    let got = drain(&q);
+                    for _ in &got {
+                        assert!(q.task_done());
+                    }
+                    got
+                })
+            };
+            q.shutdown(false);
+            let put_ok = putter.join().unwrap();
+            let got = getter.join().unwrap();
+            assert_eq!(got, if put_ok { vec![1, 2] } else { vec![1] });
+            assert!(q.join(None));
+            assert!(!q.task_done(), "task_done never runs ahead of the puts");
+            let stats = q.stats();
+            assert_eq!(
+                (stats.puts, stats.gets, stats.qsize),
+                (got.len() as u64, got.len() as u64, 0)
+            );
+        },
+    );
 }
