@@ -190,6 +190,35 @@ fn loom_model_fifo_timed_get_races_put() {
     });
 }
 
+/// A getter a put has unparked is no longer counted as asleep until it is
+/// back (puts in the meantime do not notify again); a timed getter that
+/// times out meanwhile takes one such mark with it. Neither may hide a
+/// getter still asleep from the next put: the untimed getter always gets
+/// an item.
+#[test]
+fn loom_model_fifo_timed_out_getter_hides_no_sleeper() {
+    check("fifo core: timed, untimed getters vs two puts", 2, || {
+        let q = queue(0);
+        let waiter = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.get(Wait::Forever).unwrap())
+        };
+        let timed = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.get(Wait::Until(Instant::now())).ok())
+        };
+        let clock = thread::spawn(advance);
+        assert!(put(&q, 1));
+        assert!(put(&q, 2));
+        let mut got = vec![waiter.join().unwrap()];
+        got.extend(timed.join().unwrap());
+        clock.join().unwrap();
+        got.extend(q.get(Wait::Never).ok());
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+    });
+}
+
 /// Wakes the model thread that polls.
 struct Unparker(thread::Thread);
 
