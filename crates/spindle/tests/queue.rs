@@ -375,8 +375,9 @@ fn try_put_on_shut_down_queue_reports_shutdown_not_full() {
 }
 
 // A bounded `Queue` above 65536 places keeps its items in a segmented
-// store with a count of taken places (below, a preallocated ring): it is
-// full at exactly `maxsize`, and a get frees one place.
+// list whose puts check the count held (below, a preallocated ring): it is
+// full at exactly `maxsize`, a get frees one place, and a put blocked on
+// the full list is woken by the get that frees one.
 #[test]
 fn queue_bounded_above_the_ring_size_is_full_at_maxsize() {
     let max = (1 << 16) + 1;
@@ -390,8 +391,15 @@ fn queue_bounded_above_the_ring_size_is_full_at_maxsize() {
     assert_eq!(q.get(), Ok(0));
     q.try_put(max).unwrap();
     assert_eq!(q.try_put(max + 1), Err(TryPutError::Full(max + 1)));
+    let blocked = {
+        let q = q.clone();
+        thread::spawn(move || q.put(max + 1))
+    };
+    assert_eq!(q.get(), Ok(1));
+    blocked.join().unwrap().unwrap();
+    assert_eq!(q.len(), max);
     let all: Vec<usize> = q.try_iter().collect();
-    assert_eq!(all, (1..=max).collect::<Vec<_>>());
+    assert_eq!(all, (2..=max + 1).collect::<Vec<_>>());
 }
 
 /// Puts from two threads race `shutdown(immediate)`; a getter drains and
