@@ -61,8 +61,9 @@ use super::waiters::WaitList;
 use crate::stats::QueueStats;
 use crate::util::Wait;
 
-#[cfg(not(loom))]
+// Under loom too, for its own models (the core uses the model store).
 #[allow(unsafe_code)]
+#[cfg_attr(loom, allow(dead_code))]
 mod store;
 #[cfg(not(loom))]
 use store::{List, Pop, Push, Ring};

@@ -19,10 +19,33 @@
 //! The list's written flag is a word of its own, apart from the readers'
 //! read/destroy bits, so the writer sets it with a plain store.
 
-use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+
+// Under loom, loom's own atomics and cell: the models at the end of this
+// file check the stores themselves.
+#[cfg(loom)]
+use ::loom::cell::UnsafeCell;
+#[cfg(loom)]
+use ::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64};
+
+/// `std::cell::UnsafeCell` with loom's closure API.
+#[cfg(not(loom))]
+struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 
 use super::Padded;
 
@@ -48,6 +71,15 @@ pub(super) enum Pop<T> {
 /// Waits a little (spin, then yield) for another thread's step in
 /// progress: a reserved place being written, a slot being freed, a block
 /// being installed.
+#[cfg(loom)]
+fn pause(_: &mut u32) {
+    ::loom::thread::yield_now();
+}
+
+/// Waits a little (spin, then yield) for another thread's step in
+/// progress: a reserved place being written, a slot being freed, a block
+/// being installed.
+#[cfg(not(loom))]
 #[inline]
 fn pause(round: &mut u32) {
     if *round < 6 {
@@ -157,7 +189,7 @@ impl<T> Ring<T> {
                         // the slot is free (its last item was read, Acquire
                         // above), and no other thread touches the value
                         // until our stamp store below.
-                        unsafe { (*slot.value.get()).write(item) };
+                        slot.value.with_mut(|v| unsafe { (*v).write(item) });
                         slot.stamp.store(pos + 1, Release);
                         return Ok(());
                     }
@@ -197,7 +229,7 @@ impl<T> Ring<T> {
                     Ok(_) => {
                         // SAFETY: the stamp (Acquire) says the put at `h`
                         // wrote the value; the CAS made us its only reader.
-                        let item = unsafe { (*slot.value.get()).assume_init_read() };
+                        let item = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
                         slot.stamp.store(h + self.one_lap, Release);
                         return Pop::Item(item);
                     }
@@ -263,13 +295,15 @@ impl<T> Drop for Ring<T> {
         if !std::mem::needs_drop::<T>() {
             return;
         }
-        let mut h = *self.head.0.get_mut();
-        let t = *self.tail.0.get_mut() >> 1;
+        let mut h = self.head.load(Relaxed);
+        let t = self.tail.load(Relaxed) >> 1;
         while h != t {
             let idx = (h & (self.one_lap - 1)) as usize;
             // SAFETY: `&mut self`: every put has returned, so every place
             // in `head..tail` was written and none of them read.
-            unsafe { self.slots[idx].value.get_mut().assume_init_drop() };
+            self.slots[idx]
+                .value
+                .with_mut(|v| unsafe { (*v).assume_init_drop() });
             h = self.next(h);
         }
     }
@@ -279,8 +313,9 @@ impl<T> Drop for Ring<T> {
 
 /// Slots per block; a block spans `LAP` positions, the last one standing
 /// for "the next block is being installed".
-const BLOCK_CAP: usize = 31;
-const LAP: u64 = 32;
+/// (3 under loom, so a model crosses blocks in a few puts.)
+const BLOCK_CAP: usize = if cfg!(loom) { 3 } else { 31 };
+const LAP: u64 = BLOCK_CAP as u64 + 1;
 /// Bit 0 of the head word: the tail is in a later block (no need to read
 /// the tail to know the slot at the head is reserved).
 const FAR: u64 = 1;
@@ -305,10 +340,24 @@ struct Block<T> {
 impl<T> Block<T> {
     /// A fresh block on the heap (zeroed there: not built on the stack,
     /// which a block of big items could overflow).
+    #[cfg(not(loom))]
     fn alloc() -> *mut Block<T> {
         // SAFETY: all zeroes is a valid `Block`: a null `next`, `written`
         // false, `read` 0, and any bytes for a `MaybeUninit` value.
         Box::into_raw(unsafe { Box::<Block<T>>::new_zeroed().assume_init() })
+    }
+
+    /// Loom's atomics are not plain memory: built field by field.
+    #[cfg(loom)]
+    fn alloc() -> *mut Block<T> {
+        Box::into_raw(Box::new(Block {
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            slots: std::array::from_fn(|_| LSlot {
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+                written: AtomicBool::new(false),
+                read: AtomicU8::new(0),
+            }),
+        }))
     }
 
     /// The next block, once the put of this block's last slot installed it.
@@ -446,7 +495,7 @@ impl<T> List<T> {
             let slot = &b.slots[offset];
             // SAFETY: the CAS reserved this slot: no other put writes it,
             // and its get reads it only after `written` (Release below).
-            unsafe { (*slot.value.get()).write(item) };
+            slot.value.with_mut(|v| unsafe { (*v).write(item) });
             slot.written.store(true, Release);
             return Ok(());
         }
@@ -511,7 +560,7 @@ impl<T> List<T> {
             }
             // SAFETY: `written` (Acquire) says the value is there, and the
             // CAS made us its only reader.
-            let item = unsafe { (*slot.value.get()).assume_init_read() };
+            let item = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
             if offset + 1 == BLOCK_CAP {
                 // SAFETY: we read the last slot; every slot was reserved.
                 unsafe { Block::destroy(block, 0) };
@@ -557,9 +606,9 @@ impl<T> List<T> {
 
 impl<T> Drop for List<T> {
     fn drop(&mut self) {
-        let mut pos = *self.head.0.index.get_mut() >> 1;
-        let tail = *self.tail.0.index.get_mut() >> 1;
-        let mut block = *self.head.0.block.get_mut();
+        let mut pos = self.head.index.load(Relaxed) >> 1;
+        let tail = self.tail.index.load(Relaxed) >> 1;
+        let mut block = self.head.block.load(Relaxed);
         // `&mut self`: every put and get has returned, so every slot in
         // `head..tail` holds an item, and the blocks before the head's
         // were freed by their readers.
@@ -567,13 +616,15 @@ impl<T> Drop for List<T> {
             let offset = (pos % LAP) as usize;
             if offset == BLOCK_CAP {
                 // SAFETY: the block is ours alone (see above).
-                let next = *unsafe { &mut *block }.next.get_mut();
+                let next = unsafe { &*block }.next.load(Relaxed);
                 // SAFETY: from `Box::into_raw`, its items dropped.
                 drop(unsafe { Box::from_raw(block) });
                 block = next;
             } else {
                 // SAFETY: a written slot not read (see above).
-                unsafe { (*block).slots[offset].value.get_mut().assume_init_drop() };
+                unsafe { &*block }.slots[offset]
+                    .value
+                    .with_mut(|v| unsafe { (*v).assume_init_drop() });
             }
             pos += 1;
         }
@@ -584,7 +635,7 @@ impl<T> Drop for List<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
@@ -797,5 +848,131 @@ mod tests {
                 b.close();
             },
         );
+    }
+}
+
+/// Loom models of the stores themselves (loom's atomics and cell): FIFO
+/// order and every item once between threads, a full ring freed by a get,
+/// a list crossing blocks with the block freed by whichever reader comes
+/// last, and a push racing the shutdown mark: got or refused. Run them as
+/// `crate::loom` says.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use ::loom::sync::Arc;
+    use ::loom::thread;
+
+    use super::*;
+    use crate::loom::check;
+
+    fn push_until_taken<T>(push: impl Fn(T) -> Result<(), Push<T>>, mut item: T) {
+        loop {
+            match push(item) {
+                Ok(()) => return,
+                Err(Push::Full(it)) => {
+                    item = it;
+                    thread::yield_now();
+                }
+                Err(Push::Closed(_)) => panic!("closed"),
+            }
+        }
+    }
+
+    /// Pops until `n` items came or the store is closed and empty.
+    fn pop_n<T>(pop: impl Fn() -> Pop<T>, n: usize) -> Vec<T> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match pop() {
+                Pop::Item(x) => got.push(x),
+                Pop::Empty => thread::yield_now(),
+                Pop::Closed => break,
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn loom_model_store_ring_of_one_hands_items_over_in_order() {
+        check("store: ring of 1, put 3 vs get 3", 2, || {
+            let r = Arc::new(Ring::new(1));
+            let producer = {
+                let r = Arc::clone(&r);
+                thread::spawn(move || {
+                    for i in 0..3u32 {
+                        push_until_taken(|v| r.push(v), i);
+                    }
+                })
+            };
+            assert_eq!(pop_n(|| r.pop(), 3), [0, 1, 2]);
+            producer.join().unwrap();
+            assert_eq!(r.pushes(), 3);
+            assert_eq!(r.pops(), 3);
+        });
+    }
+
+    #[test]
+    fn loom_model_store_list_block_freed_by_the_last_reader() {
+        check("store: list of 5 (two blocks), two getters", 3, || {
+            let l = Arc::new(List::new(0));
+            for i in 0..5u32 {
+                assert!(l.push(i).is_ok());
+            }
+            l.close();
+            // The getters race on the first block: whichever reads last
+            // frees it (READ/DESTROY), and one of them moves the head on.
+            let other = {
+                let l = Arc::clone(&l);
+                thread::spawn(move || pop_n(|| l.pop(), 5))
+            };
+            let mine = pop_n(|| l.pop(), 5);
+            let theirs = other.join().unwrap();
+            assert!(mine.is_sorted() && theirs.is_sorted(), "FIFO per getter");
+            let mut all: Vec<u32> = mine.into_iter().chain(theirs).collect();
+            all.sort_unstable();
+            assert_eq!(all, [0, 1, 2, 3, 4]);
+        });
+    }
+
+    #[test]
+    fn loom_model_store_list_crosses_blocks_under_a_getter() {
+        check("store: list, 4 puts (two blocks) vs a getter", 2, || {
+            let l = Arc::new(List::new(0));
+            let producer = {
+                let l = Arc::clone(&l);
+                thread::spawn(move || {
+                    for i in 0..4u32 {
+                        push_until_taken(|v| l.push(v), i);
+                    }
+                })
+            };
+            assert_eq!(pop_n(|| l.pop(), 4), [0, 1, 2, 3]);
+            producer.join().unwrap();
+            assert_eq!(l.pushes(), 4);
+            assert_eq!(l.pops(), 4);
+        });
+    }
+
+    #[test]
+    fn loom_model_store_push_racing_close_is_got_or_refused() {
+        check("store: push vs close vs pop", 3, || {
+            let r = Arc::new(Ring::new(2));
+            let l = Arc::new(List::new(0));
+            let pusher = {
+                let (r, l) = (Arc::clone(&r), Arc::clone(&l));
+                thread::spawn(move || (r.push(7u32).is_ok(), l.push(7u32).is_ok()))
+            };
+            let closer = {
+                let (r, l) = (Arc::clone(&r), Arc::clone(&l));
+                thread::spawn(move || {
+                    r.close();
+                    l.close();
+                })
+            };
+            let got_r = pop_n(|| r.pop(), 2);
+            let got_l = pop_n(|| l.pop(), 2);
+            let (put_r, put_l) = pusher.join().unwrap();
+            closer.join().unwrap();
+            assert_eq!(got_r, if put_r { vec![7] } else { vec![] });
+            assert_eq!(got_l, if put_l { vec![7] } else { vec![] });
+        });
     }
 }
