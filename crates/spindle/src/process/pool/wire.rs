@@ -414,7 +414,7 @@ fn pool_worker(
         {
             let failed = outs
                 .iter()
-                .filter(|o| !matches!(o, ItemOutcome::Ok(_) | ItemOutcome::Bulk(..)))
+                .filter(|o| !matches!(o.encoding(), ItemOutcome::Ok(_) | ItemOutcome::Bulk(..)))
                 .count();
             tracing::trace!(calls = outs.len(), failed, "finished");
             drop(entered);
