@@ -13,6 +13,12 @@
 //! The seals are what make the read-only mapping sound: the sender can
 //! neither change the bytes under the receiver (`F_SEAL_WRITE`) nor truncate
 //! the file, which would make the receiver's reads fault (`F_SEAL_SHRINK`).
+//!
+//! A [`Writable`] is the other way round: a memfd a task fills in place
+//! through a writable mapping (a [`SharedBytesMut`](super::SharedBytesMut)),
+//! then frozen: unmapped, sealed the same way and mapped read-only, keeping
+//! its descriptor, so that a pool result can pass the memfd itself (no
+//! copy at all; `process/pool/README.md`).
 
 use std::io;
 use std::num::NonZeroUsize;
