@@ -296,7 +296,7 @@ impl Serialize for SharedBytes {
             let mut e = e.borrow_mut();
             let e = e.as_mut()?;
             let ordinal = e.seen;
-            e.seen += 1;
+            e.seen = e.seen.saturating_add(1);
             match &self.0 {
                 Repr::Mapped { map, start: 0, len }
                     if *len == map.len() && *len >= EXPORT_FROM && map.fd().is_some() =>
@@ -322,7 +322,7 @@ impl<'de> Deserialize<'de> for SharedBytes {
             let mut i = i.borrow_mut();
             let i = i.as_mut()?;
             let ordinal = i.seen;
-            i.seen += 1;
+            i.seen = i.seen.saturating_add(1);
             i.bufs
                 .iter_mut()
                 .find(|(o, _)| *o == ordinal)
