@@ -15,7 +15,9 @@ prints ONE number in the case's unit:
                         --quick, else 4). The parent unpickles every
                         result into a new bytes object: Python has no
                         counterpart of spindle's zero-copy SharedBytes
-                        (impl spindle_shared), so one case serves both.
+                        (impl spindle_shared) or of a SharedBytesMut
+                        filled in place (impl spindle_mut), so one case
+                        serves all three.
 """
 import concurrent.futures as cf
 import multiprocessing as mp

@@ -40,6 +40,15 @@ fn big_shared(n: u64) -> spindle::ipc::SharedBytes {
     spindle::ipc::SharedBytes::from(vec![7u8; n as usize])
 }
 
+/// `big` filling a `SharedBytesMut` in place (already shared memory) and
+/// returning it frozen: handed to the parent by descriptor, never copied.
+#[spindle::task]
+fn big_mut(n: u64) -> spindle::ipc::SharedBytes {
+    let mut b = spindle::ipc::SharedBytesMut::zeroed(n as usize).expect("shared memory");
+    b.fill(7);
+    b.freeze().expect("shared memory")
+}
+
 /// Size of each result of `large_result_256mib`.
 const LARGE: u64 = 256 << 20;
 
@@ -188,7 +197,9 @@ pub(crate) fn run(b: &mut Bench) {
     // in a sealed memfd (spindle) or pickled through the pipe (Python).
     // `spindle` decodes it into a `ByteBuf` (a copy out of the mapping, as
     // Python's unpickling copies), `spindle_shared` into an
-    // `ipc::SharedBytes` read in place from the mapping.
+    // `ipc::SharedBytes` read in place from the mapping, `spindle_mut`
+    // fills an `ipc::SharedBytesMut` (already the shared memory) that goes
+    // to the parent by descriptor: no copy on either side.
     let reps: u64 = if quick { 2 } else { 4 };
     b.case(
         "large_result_256mib",
@@ -207,6 +218,15 @@ pub(crate) fn run(b: &mut Bench) {
                 per_sec(reps * LARGE, |_| {
                     for _ in 0..reps {
                         let out = pool.apply(big_shared::call(LARGE)).expect("no failure");
+                        assert_eq!(out.len() as u64, LARGE);
+                        black_box(out);
+                    }
+                })
+            }),
+            imp("spindle_mut", || {
+                per_sec(reps * LARGE, |_| {
+                    for _ in 0..reps {
+                        let out = pool.apply(big_mut::call(LARGE)).expect("no failure");
                         assert_eq!(out.len() as u64, LARGE);
                         black_box(out);
                     }

@@ -515,3 +515,217 @@ fn pool_apply_moves_its_result_out_without_a_clone() {
     assert_eq!(pool.apply(counted::call(5)), Ok(Counted(5)));
     assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+// ---- SharedBytesMut: results filled in place, handed over by descriptor ----
+
+use spindle::ipc::SharedBytesMut;
+
+/// `n` pattern bytes written into a `SharedBytesMut`, frozen.
+fn frozen(n: usize) -> SharedBytes {
+    let mut b = SharedBytesMut::zeroed(n).unwrap();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (i % 251) as u8;
+    }
+    b.freeze().unwrap()
+}
+
+#[spindle::task]
+fn make_mut(n: u64) -> SharedBytes {
+    frozen(n as usize)
+}
+
+/// Buffers of every kind in one result: frozen ones over and under the
+/// 256 KiB threshold, an owned one, and plain fields around them.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+struct MutParts {
+    a: SharedBytes,
+    n: u32,
+    owned: SharedBytes,
+    tiny: SharedBytes,
+    more: Vec<SharedBytes>,
+    tail: String,
+}
+
+#[spindle::task]
+fn make_mut_parts(n: u64) -> MutParts {
+    let n = n as usize;
+    MutParts {
+        a: frozen(n),
+        n: 7,
+        owned: SharedBytes::from(pattern(n / 2).into_vec()),
+        tiny: frozen(100),
+        more: vec![frozen(n / 3), frozen(0), frozen(n + 1)],
+        tail: "end".into(),
+    }
+}
+
+/// The line of `/proc/self/maps` of the mapping holding `p`.
+fn mapping_of(p: *const u8) -> String {
+    let p = p as usize;
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .find(|l| {
+            let range = l.split(' ').next().unwrap();
+            let (lo, hi) = range.split_once('-').unwrap();
+            let lo = usize::from_str_radix(lo, 16).unwrap();
+            let hi = usize::from_str_radix(hi, 16).unwrap();
+            (lo..hi).contains(&p)
+        })
+        .unwrap_or_else(|| panic!("no mapping holds {p:#x}"))
+        .to_string()
+}
+
+/// Whether `b` is a whole buffer a worker froze, handed over by its
+/// descriptor: mapped read-only and shared, from the worker's own memfd
+/// (named `spindle-bytes`; a copy in a frame's memfd is `spindle-payload`),
+/// starting at its first byte.
+fn by_descriptor(b: &SharedBytes) -> bool {
+    if !b.is_mapped() {
+        return false;
+    }
+    let line = mapping_of(b.as_ptr());
+    let lo = usize::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+    line.contains("memfd:spindle-bytes")
+        && line.split_whitespace().nth(1) == Some("r--s")
+        && lo == b.as_ptr() as usize
+}
+
+#[test]
+fn shared_bytes_mut_results_go_by_descriptor_through_a_pool_and_an_executor() {
+    let pool = Pool::new(1).unwrap();
+    let big = pool.apply(make_mut::call(4 * MIB as u64)).unwrap();
+    assert!(by_descriptor(&big), "{big:?}: {}", mapping_of(big.as_ptr()));
+    assert!(big.len() == 4 * MIB && is_pattern(&big));
+    // Under 256 KiB: copied in the encoding (through the pipe), owned.
+    let small = pool.apply(make_mut::call(1000)).unwrap();
+    assert!(!small.is_mapped() && small.len() == 1000 && is_pattern(&small));
+    // Empty.
+    let empty = pool.apply(make_mut::call(0)).unwrap();
+    assert!(empty.is_empty() && !empty.is_mapped());
+    // Every kind in one result, and several such results in one map chunk
+    // (the descriptors of one frame's outcomes, in order).
+    let n = 300 * 1024;
+    let all = pool
+        .map_chunked(make_mut_parts::call, [n as u64, 10, 2 * n as u64], 3)
+        .unwrap();
+    for (p, n) in all.iter().zip([n, 10, 2 * n]) {
+        assert_eq!((p.n, p.tail.as_str()), (7, "end"));
+        let want = [
+            (&p.a, n),
+            (&p.owned, n / 2),
+            (&p.tiny, 100),
+            (&p.more[0], n / 3),
+            (&p.more[1], 0),
+            (&p.more[2], n + 1),
+        ];
+        for (i, (b, len)) in want.into_iter().enumerate() {
+            assert!(b.len() == len && is_pattern(b), "{i}: {b:?}");
+            let frozen_big = i != 1 && len >= 256 * 1024;
+            assert_eq!(by_descriptor(b), frozen_big, "{i}: {b:?}");
+        }
+    }
+    // The executor's future, and its map.
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let r = ex
+        .submit(make_mut::call(MIB as u64))
+        .unwrap()
+        .result()
+        .unwrap();
+    assert!(by_descriptor(&r) && r.len() == MIB && is_pattern(&r));
+    let got: Vec<(usize, bool)> = ex
+        .map(make_mut::call, [MIB as u64, 10, 2 * MIB as u64])
+        .unwrap()
+        .map(|r| r.unwrap())
+        .map(|b| (b.len(), by_descriptor(&b) && is_pattern(&b)))
+        .collect();
+    assert_eq!(got, [(MIB, true), (10, false), (2 * MIB, true)]);
+    drop((pool, ex));
+    // Readable after the workers are gone; the frozen buffer is whole.
+    assert!(is_pattern(&big) && is_pattern(&all[2].more[2]));
+}
+
+#[test]
+fn shared_bytes_mut_at_the_limit_travels_and_one_byte_more_is_too_large() {
+    let limit = MIB;
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload(limit)
+        .build()
+        .unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let n = bytes_for(limit);
+    let got = pool.apply(make_mut::call(n as u64)).unwrap();
+    assert!(by_descriptor(&got) && got.len() == n && is_pattern(&got));
+    let err = pool.apply(make_mut::call(n as u64 + 1)).unwrap_err();
+    let t = err
+        .too_large()
+        .copied()
+        .unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(
+        (t.payload(), t.size(), t.limit()),
+        (Payload::Result, limit as u64 + 1, limit as u64)
+    );
+    // Two buffers of half the limit each: over it together.
+    let err = pool
+        .apply(make_mut_parts::call(limit as u64 / 2))
+        .unwrap_err();
+    assert!(err.too_large().is_some(), "{err:?}");
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+    assert_eq!(pool.executor().workers_lost(), 0);
+}
+
+#[test]
+fn a_frozen_shared_bytes_mut_is_ordinary_bytes_elsewhere() {
+    let n = 2 * MIB;
+    // A thread pool: the value itself (nothing encoded).
+    let threads = spindle::futures::ThreadPoolExecutor::new();
+    let b = threads.submit(move || frozen(n)).unwrap().result().unwrap();
+    assert!(b.is_mapped() && b.len() == n && is_pattern(&b));
+    // A pipe: the bytes, received as an owned copy.
+    let (rx, tx) = spindle::ipc::Pipe(false).unwrap();
+    let sender = std::thread::spawn(move || tx.send(&frozen(300 * 1024)).unwrap());
+    let got: SharedBytes = rx.recv().unwrap();
+    sender.join().unwrap();
+    assert!(!got.is_mapped() && got.len() == 300 * 1024 && is_pattern(&got));
+    // The same bytes as a ByteBuf's in any serde format.
+    assert_eq!(
+        postcard::to_allocvec(&b).unwrap(),
+        postcard::to_allocvec(&pattern(n)).unwrap()
+    );
+    // As a pool task's argument: copied into the job's memfd, read in place
+    // by the worker.
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(
+        pool.apply(shared_arg::call(b.clone())),
+        Ok((true, n as u64, true))
+    );
+    assert_eq!(
+        pool.apply(check_len::call(ByteBuf::from(b.to_vec()))),
+        Ok(n as u64)
+    );
+}
+
+/// Fails to fill its buffer: the task panics after making it.
+#[spindle::task]
+fn make_mut_then_panic(n: u64) -> SharedBytes {
+    let b = SharedBytesMut::zeroed(n as usize).unwrap();
+    assert!(b.len() == n as usize, "made");
+    panic!("after making {} bytes", b.len());
+}
+
+#[test]
+fn a_task_that_drops_its_buffer_unfrozen_leaves_the_worker_whole() {
+    let pool = Pool::new(1).unwrap();
+    let worker = pool.apply(pid::call()).unwrap();
+    let err = pool
+        .apply(make_mut_then_panic::call(MIB as u64))
+        .unwrap_err();
+    assert!(err.to_string().contains("after making"), "{err}");
+    let b = pool.apply(make_mut::call(MIB as u64)).unwrap();
+    assert!(by_descriptor(&b) && is_pattern(&b));
+    assert_eq!(pool.apply(pid::call()), Ok(worker));
+}

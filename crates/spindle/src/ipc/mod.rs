@@ -23,7 +23,9 @@
 //! - [`SharedBytes`]: an immutable, cheaply cloned byte string that a
 //!   large pool result or task argument (256 KiB or more, which travels in
 //!   a sealed memfd) shares with the read-only mapping it arrived in,
-//!   instead of copying it out.
+//!   instead of copying it out; [`SharedBytesMut`]: a buffer a task fills
+//!   in place, in shared memory, which a pool result hands over by its
+//!   descriptor (no copy at all).
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` shared between processes.
 //!
@@ -66,7 +68,7 @@ pub(crate) use queue::flush_all;
 pub use queue::{
     GetFuture, JoinFuture, JoinableQueue, NotClosedError, PutFuture, Queue, SimpleQueue,
 };
-pub use shared_bytes::SharedBytes;
-pub(crate) use shared_bytes::decoding_from;
+pub use shared_bytes::{SharedBytes, SharedBytesMut};
+pub(crate) use shared_bytes::{decoding_from, exporting, importing};
 pub use sharedctypes::{Array, ArrayGuard, IndexError, RawArray, RawValue, Value, ValueGuard};
 pub use wait::{Waitable, wait, wait_deadline, wait_timeout};

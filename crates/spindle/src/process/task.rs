@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ipc::fdpass;
-use crate::ipc::sealed::{Filling, MappedSlice};
+use crate::ipc::sealed::{Filling, Mapped, MappedSlice};
+use std::sync::Arc;
 
 /// A function that can run in another process, found there by its stable
 /// [`NAME`](Self::NAME). Implemented by `#[spindle::task]`; you do not
@@ -164,6 +165,10 @@ pub(crate) enum Encoded {
     Inline(Vec<u8>),
     /// Appended to the frame's memfd: offset and length.
     Bulk(usize, usize),
+    /// An encoding (`Inline` or `Bulk`) whose frozen `SharedBytesMut`
+    /// buffers travel by descriptor: each with its ordinal among the
+    /// result's `SharedBytes` (`ipc::exporting`).
+    Shared(Box<Encoded>, Vec<(u32, Arc<Mapped>)>),
 }
 
 /// A task's encoded arguments: borrowed bytes, or a received sealed memfd,
@@ -228,7 +233,7 @@ impl TaskEntry {
     pub(crate) fn invoke(&self, args: &[u8]) -> Result<Vec<u8>, RunFault> {
         match (self.invoke)(ArgBytes::Borrowed(args), OutPolicy::INLINE, &mut None)? {
             Encoded::Inline(v) => Ok(v),
-            Encoded::Bulk(..) => unreachable!("inline policy"),
+            Encoded::Bulk(..) | Encoded::Shared(..) => unreachable!("inline policy"),
         }
     }
 
@@ -275,27 +280,63 @@ fn invoke<T: Task>(
     }
     // The common case in one pass: encoded into a vector that gives up
     // past what may travel inline (a small result costs one comparison per
-    // write more than before).
+    // write more than before). A frozen `SharedBytesMut` in the result goes
+    // by descriptor (`ipc::exporting`): its place holds an empty byte
+    // string, so such a result is usually inline.
     let inline_max = policy.limit.min(policy.bulk_from.saturating_sub(1));
     let bounded = Bounded {
         v: Vec::new(),
         max: inline_max,
     };
-    match postcard::serialize_with_flavor(&out, bounded) {
-        Ok(v) => return Ok(Encoded::Inline(v)),
-        Err(postcard::Error::SerializeBufferFull) => {}
+    let (first, shared) = crate::ipc::exporting(|| postcard::serialize_with_flavor(&out, bounded));
+    let full = match &first {
+        Ok(_) if shared.is_empty() => None,
+        Ok(_) | Err(postcard::Error::SerializeBufferFull) => {
+            // The size as if every byte travelled in the encoding: what the
+            // limit is about, wherever the bytes go.
+            Some(
+                postcard::experimental::serialized_size(&out)
+                    .map_err(|e| RunFault::Encode(e.to_string()))?,
+            )
+        }
         Err(e) => return Err(RunFault::Encode(e.to_string())),
-    }
-    let size = postcard::experimental::serialized_size(&out)
-        .map_err(|e| RunFault::Encode(e.to_string()))?;
-    if size > policy.limit {
+    };
+    if let Some(size) = full
+        && size > policy.limit
+    {
         return Err(RunFault::TooLarge {
             size,
             limit: policy.limit,
         });
     }
+    let (enc, shared) = match first {
+        Ok(v) => (Encoded::Inline(v), shared),
+        Err(_) => {
+            let (enc, shared) = crate::ipc::exporting(|| encode_large(&out, policy, bulk));
+            (enc?, shared)
+        }
+    };
+    Ok(if shared.is_empty() {
+        enc
+    } else {
+        Encoded::Shared(Box::new(enc), shared)
+    })
+}
+
+/// Encodes a result too large to travel inline (under the limit): inline
+/// after all if its encoding, without the buffers that go by descriptor,
+/// is small, else appended to the frame's memfd `bulk`.
+fn encode_large<O: serde::Serialize>(
+    out: &O,
+    policy: OutPolicy,
+    bulk: &mut Option<Filling>,
+) -> Result<Encoded, RunFault> {
+    // Measured under an exporting of its own (the caller's collects the
+    // encoding's buffers once, below).
+    let (size, _) = crate::ipc::exporting(|| postcard::experimental::serialized_size(out));
+    let size = size.map_err(|e| RunFault::Encode(e.to_string()))?;
     if size < policy.bulk_from {
-        return postcard::to_allocvec(&out)
+        return postcard::to_allocvec(out)
             .map(Encoded::Inline)
             .map_err(|e| RunFault::Encode(e.to_string()));
     }
@@ -314,7 +355,7 @@ fn invoke<T: Task>(
             buf: Vec::with_capacity(FLAVOR_BUF),
             err: None,
         };
-        let r = serde::Serialize::serialize(&out, &mut postcard::Serializer { output: &mut w });
+        let r = serde::Serialize::serialize(out, &mut postcard::Serializer { output: &mut w });
         w.flush();
         match (r, w.err) {
             (_, Some(e)) => Err(e.to_string()),

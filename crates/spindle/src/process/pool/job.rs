@@ -187,6 +187,24 @@ pub(crate) fn decode<O: DeserializeOwned>(out: ItemOutcome) -> Result<O, FutureE
         ItemOutcome::Bulk(..) => Err(FutureError::Panicked(
             "a large result arrived without its memory".into(),
         )),
+        // Frozen `SharedBytesMut` buffers that came by descriptor, each
+        // taken by the `SharedBytes` of its ordinal.
+        ItemOutcome::Shared { inner, bufs, held } => {
+            if held.len() != bufs.len() {
+                return Err(FutureError::Panicked(
+                    "a large result arrived without its memory".into(),
+                ));
+            }
+            let table = bufs.iter().map(|b| b.0).zip(held).collect();
+            match crate::ipc::importing(table, || decode(*inner)) {
+                (Ok(_), false) => Err(FutureError::Panicked(
+                    "the task's result could not be decoded: its shared buffers \
+                     did not match its encoding"
+                        .into(),
+                )),
+                (r, _) => r,
+            }
+        }
     }
 }
 

@@ -182,9 +182,18 @@ fn slot_main(
             let mut end = false;
             loop {
                 match rx.recv_spin::<FromWorker>(spin) {
-                    Ok(FromWorker::Done(outs)) => answers.push(outs),
+                    Ok(FromWorker::Done(mut outs)) => {
+                        if receive_shared(&rx, &mut outs).is_err() {
+                            process.kill().ok();
+                            end = true;
+                        }
+                        answers.push(outs);
+                    }
                     Ok(FromWorker::DoneBulk(size, mut outs)) => {
-                        if receive_bulk(&rx, size, &mut outs).is_err() {
+                        if receive_bulk(&rx, size, &mut outs)
+                            .and_then(|()| receive_shared(&rx, &mut outs))
+                            .is_err()
+                        {
                             // The socket failed under the frame: the worker
                             // cannot be trusted any more.
                             process.kill().ok();
@@ -301,6 +310,7 @@ fn receive_bulk(rx: &Rx, size: u64, outs: &mut [ItemOutcome]) -> Result<(), Stri
     let fd = rx.recv_fd().map_err(|e| e.to_string())?;
     let map = Mapped::open(fd, size as usize).map(Arc::new);
     for o in outs.iter_mut() {
+        let o = o.encoding_mut();
         if let ItemOutcome::Bulk(at, len) = *o {
             let part = match &map {
                 Ok(m) => MappedSlice::new(m, at, len),
@@ -310,6 +320,30 @@ fn receive_bulk(rx: &Rx, size: u64, outs: &mut [ItemOutcome]) -> Result<(), Stri
                 Ok(p) => ItemOutcome::Mapped(p),
                 Err(e) => ItemOutcome::Fault(format!("a large result could not be mapped: {e}")),
             };
+        }
+    }
+    Ok(())
+}
+
+/// Takes the buffers of each `Shared` outcome (one sealed memfd each, in
+/// order, after the frame's memfd) from the link's socket and maps them
+/// read-only into its `held`. A buffer that cannot be mapped fails its
+/// item; a socket that fails is an error.
+fn receive_shared(rx: &Rx, outs: &mut [ItemOutcome]) -> Result<(), String> {
+    for o in outs.iter_mut() {
+        let ItemOutcome::Shared { bufs, held, .. } = o else {
+            continue;
+        };
+        let mut failed = None;
+        for &(_, len) in bufs.iter() {
+            let fd = rx.recv_fd().map_err(|e| e.to_string())?;
+            match Mapped::open(fd, len as usize) {
+                Ok(m) => held.push(Arc::new(m)),
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            *o = ItemOutcome::Fault(format!("a shared result buffer could not be mapped: {e}"));
         }
     }
     Ok(())
@@ -415,13 +449,16 @@ impl Outcomes {
     fn count(&mut self, outs: &[ItemOutcome]) {
         let mut failed = false;
         for o in outs {
-            match o {
+            match o.encoding() {
                 ItemOutcome::Panicked(_) => {
                     self.panicked += 1;
                     return;
                 }
                 ItemOutcome::Fault(_) | ItemOutcome::TooLarge { .. } => failed = true,
-                ItemOutcome::Ok(_) | ItemOutcome::Bulk(..) | ItemOutcome::Mapped(_) => {}
+                ItemOutcome::Ok(_)
+                | ItemOutcome::Bulk(..)
+                | ItemOutcome::Mapped(_)
+                | ItemOutcome::Shared { .. } => {}
             }
         }
         if failed {

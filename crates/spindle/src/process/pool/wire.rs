@@ -107,10 +107,55 @@ pub(crate) enum ItemOutcome {
     /// The encoded result was over the pool's payload limit; nothing of it
     /// was sent.
     TooLarge { size: u64, limit: u64 },
+    /// `inner` (`Ok` or `Bulk`: the encoding), whose frozen
+    /// `SharedBytesMut` buffers travel by descriptor: one sealed memfd per
+    /// entry of `bufs` (the buffer's ordinal among the result's
+    /// `SharedBytes`, and its length), sent on the link's socket after the
+    /// frame's memfd, in the order of the frame's outcomes.
+    Shared {
+        inner: Box<ItemOutcome>,
+        bufs: Vec<(u32, u64)>,
+        /// The buffers themselves: the worker's, to send; the parent's,
+        /// mapped once received (`slot::receive_shared`).
+        #[serde(skip)]
+        held: Vec<Arc<Mapped>>,
+    },
     /// A `Bulk` result once received: its part of the mapped memfd (never
-    /// on the wire).
+    /// on the wire). Last: serde numbers the variants on the wire by their
+    /// place, counting a skipped one when encoding but not when decoding.
     #[serde(skip)]
     Mapped(MappedSlice),
+}
+
+impl ItemOutcome {
+    /// The outcome of the encoding itself (`inner` of a `Shared`).
+    pub(crate) fn encoding_mut(&mut self) -> &mut ItemOutcome {
+        match self {
+            ItemOutcome::Shared { inner, .. } => inner,
+            o => o,
+        }
+    }
+
+    /// As [`encoding_mut`](Self::encoding_mut).
+    pub(crate) fn encoding(&self) -> &ItemOutcome {
+        match self {
+            ItemOutcome::Shared { inner, .. } => inner,
+            o => o,
+        }
+    }
+}
+
+/// The outcome of an encoded result.
+fn outcome_of(enc: Encoded) -> ItemOutcome {
+    match enc {
+        Encoded::Inline(bytes) => ItemOutcome::Ok(bytes),
+        Encoded::Bulk(at, len) => ItemOutcome::Bulk(at as u64, len as u64),
+        Encoded::Shared(inner, bufs) => ItemOutcome::Shared {
+            inner: Box::new(outcome_of(*inner)),
+            bufs: bufs.iter().map(|(o, m)| (*o, m.len() as u64)).collect(),
+            held: bufs.into_iter().map(|(_, m)| m).collect(),
+        },
+    }
 }
 
 /// Runs one call of `entry` under `catch_unwind`; a large result is
@@ -123,8 +168,7 @@ fn run_entry(
     lost: &mut bool,
 ) -> ItemOutcome {
     match panic::catch_unwind(AssertUnwindSafe(|| entry.invoke_with(args, policy, bulk))) {
-        Ok(Ok(Encoded::Inline(bytes))) => ItemOutcome::Ok(bytes),
-        Ok(Ok(Encoded::Bulk(at, len))) => ItemOutcome::Bulk(at as u64, len as u64),
+        Ok(Ok(enc)) => outcome_of(enc),
         Ok(Err(RunFault::TooLarge { size, limit })) => ItemOutcome::TooLarge {
             size: size as u64,
             limit: limit as u64,
@@ -149,32 +193,36 @@ fn run_job<'a>(
     lost: &mut bool,
 ) -> Vec<ItemOutcome> {
     let mut inline = 0usize;
-    args.map(|a| match run_entry(entry, a, policy, bulk, lost) {
-        ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
-            let appended = match bulk.take() {
-                Some(f) => Ok(f),
-                None => Filling::new(),
-            }
-            .and_then(|mut f| f.append(&v).map(|r| (f, r)));
-            match appended {
-                Ok((f, (at, len))) => {
-                    *bulk = Some(f);
-                    ItemOutcome::Bulk(at as u64, len as u64)
+    args.map(|a| {
+        let mut out = run_entry(entry, a, policy, bulk, lost);
+        let enc = out.encoding_mut();
+        match enc {
+            ItemOutcome::Ok(v) if inline + v.len() > INLINE_BUDGET => {
+                let appended = match bulk.take() {
+                    Some(f) => Ok(f),
+                    None => Filling::new(),
                 }
-                // The memfd is dropped with whatever it held: a later
-                // result starts a new one, and an earlier one in it is
-                // failed afterwards (`lost_bulk`).
-                Err(e) => {
-                    *lost = true;
-                    ItemOutcome::Fault(format!("could not place the result in shared memory: {e}"))
-                }
+                .and_then(|mut f| f.append(v).map(|r| (f, r)));
+                *enc = match appended {
+                    Ok((f, (at, len))) => {
+                        *bulk = Some(f);
+                        ItemOutcome::Bulk(at as u64, len as u64)
+                    }
+                    // The memfd is dropped with whatever it held: a later
+                    // result starts a new one, and an earlier one in it is
+                    // failed afterwards (`lost_bulk`).
+                    Err(e) => {
+                        *lost = true;
+                        ItemOutcome::Fault(format!(
+                            "could not place the result in shared memory: {e}"
+                        ))
+                    }
+                };
             }
+            ItemOutcome::Ok(v) => inline += v.len(),
+            _ => {}
         }
-        ItemOutcome::Ok(v) => {
-            inline += v.len();
-            ItemOutcome::Ok(v)
-        }
-        other => other,
+        out
     })
     .collect()
 }
@@ -184,7 +232,8 @@ fn run_job<'a>(
 fn lost_bulk(outs: &mut [ItemOutcome], bulk: &mut Option<Filling>) {
     *bulk = None;
     for o in outs {
-        if let ItemOutcome::Bulk(..) = o {
+        if let ItemOutcome::Bulk(..) = o.encoding() {
+            // A `Shared` one's buffers go with it (none is sent).
             *o = ItemOutcome::Fault("could not place the result in shared memory".into());
         }
     }
@@ -235,7 +284,8 @@ fn pool_worker(
         limit: usize::try_from(max_payload).unwrap_or(usize::MAX),
     };
     let mut out = Vec::new();
-    // The frame's memfd (its `Bulk` outcomes) goes first, on the socket.
+    // The frame's memfd (its `Bulk` outcomes) goes first, on the socket,
+    // then each `Shared` outcome's buffers, in order.
     let mut send = |msg: &FromWorker, bulk: Option<Filling>| {
         out.clear();
         if let Some(f) = bulk {
@@ -244,6 +294,21 @@ fn pool_worker(
             };
             if tx.send_fds(&[sealed.fd()]).is_err() {
                 return false;
+            }
+        }
+        if let FromWorker::Done(outs) | FromWorker::DoneBulk(_, outs) = msg {
+            let fds: Option<Vec<_>> = outs
+                .iter()
+                .flat_map(|o| match o {
+                    ItemOutcome::Shared { held, .. } => held.as_slice(),
+                    _ => &[][..],
+                })
+                .map(|m| m.fd())
+                .collect();
+            // (Every exported buffer keeps its descriptor.)
+            match fds {
+                Some(fds) if tx.send_fds(&fds).is_ok() => {}
+                _ => return false,
             }
         }
         link::push_frame(&mut out, msg).is_ok() && tx.write_all(&out).is_ok()
@@ -349,7 +414,7 @@ fn pool_worker(
         {
             let failed = outs
                 .iter()
-                .filter(|o| !matches!(o, ItemOutcome::Ok(_) | ItemOutcome::Bulk(..)))
+                .filter(|o| !matches!(o.encoding(), ItemOutcome::Ok(_) | ItemOutcome::Bulk(..)))
                 .count();
             tracing::trace!(calls = outs.len(), failed, "finished");
             drop(entered);
