@@ -502,7 +502,10 @@ pub(crate) fn run(b: &mut Bench) {
     {
         match RedisServer::start() {
             Ok((redis, broker)) => {
-                let workers = Workers::start(|| BrokerAt::Redis { url: redis.url() });
+                let workers = Workers::start_with(
+                    || BrokerAt::Redis { url: redis.url() },
+                    Some(REDIS_PREFETCH),
+                );
                 let ex = ClusterExecutor::builder(Arc::new(broker))
                     .max_workers(4)
                     .build();
@@ -563,10 +566,16 @@ pub(crate) fn run(b: &mut Bench) {
     }
 }
 
+/// Each worker's prefetch window in the `redis_*` cases (16 entries of
+/// 64 tasks beyond its 2 threads: the floor keeps 64 entries in flight;
+/// the default window, 2, left Redis waiting for fetches — see
+/// docs/BENCHMARKS.md, cluster suite, 2026-12-07 04:00).
+const REDIS_PREFETCH: usize = 16;
+
 /// Each worker's prefetch window in `throughput_2w_rtt20ms`.
 const RTT_PREFETCH: usize = 64;
-/// The executor's `max_workers` there (its `map` window: 4 × this many
-/// entries of 64 tasks).
+/// The executor's `max_workers` there (its `map` window, set explicitly:
+/// 4 × this many entries of 64 tasks).
 const RTT_MAX_WORKERS: usize = 64;
 
 /// `throughput_2w_rtt20ms`: `map` in chunks of 64 on two worker processes
@@ -593,6 +602,7 @@ fn rtt_case(b: &mut Bench, redis: &RedisServer, n: u64) {
         let broker = RedisBroker::connect(&redis.url(), queue).expect("connect to redis");
         ClusterExecutor::builder(Arc::new(broker))
             .max_workers(RTT_MAX_WORKERS)
+            .map_window(4 * RTT_MAX_WORKERS)
             .build()
     };
     let (ex_rtt, ex_lo) = (executor("rtt"), executor("loopback"));
