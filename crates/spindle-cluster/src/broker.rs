@@ -197,7 +197,8 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// counts once, only for the lease holder, as alone): for each op,
     /// whether it counted (a notify: `true`). The default sends them one
     /// by one; `RedisBroker` sends them all in one pipelined round trip
-    /// (the same Lua ack script per ack). On an error, the ops before it
+    /// (one Lua script call per run of consecutive acks, checking each as
+    /// the single ack does). On an error, the ops before it
     /// may have been applied (an ack whose reply is lost counts once: the
     /// holder's ack sent again finds it done).
     fn send_batch(&self, ops: &[Outgoing<'_>]) -> Result<Vec<bool>, BrokerError> {

@@ -193,7 +193,8 @@ const MAP_WINDOW_PER_WORKER: usize = 64;
 
 impl ClusterExecutorBuilder {
     /// How many tasks the cluster runs at once, as far as `map`'s window
-    /// is concerned (default 4).
+    /// is concerned (default 4; the window is 64 chunks per worker unless
+    /// [`map_window`](Self::map_window) sets it).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = n.max(1);
         self
@@ -273,9 +274,10 @@ impl ClusterExecutorBuilder {
 /// `submit(task::call(..))`, `map(process::calls(task::call), items)`,
 /// `as_completed`, `wait` and `shutdown` work as on the local pools. A
 /// future is running once a worker said it started the task; `cancel`
-/// succeeds while the task is still queued in the broker. A broker that
-/// cannot be reached at submit fails the future with
-/// `FutureError::Unavailable`; a task whose workers kept dying
+/// succeeds while the task is still queued in the broker (or not yet
+/// sent: `submit` hands each entry to a sending thread, which puts what
+/// piled up in one [`Broker::put_batch`]). A broker that cannot be reached
+/// when the entry is put fails the future with `FutureError::Unavailable`; a task whose workers kept dying
 /// (`max_deliveries` leases ran out) fails with `WorkerLost`.
 ///
 /// Dropping the executor does not wait for the tasks (a cluster may have no
