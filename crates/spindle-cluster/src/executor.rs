@@ -188,6 +188,11 @@ pub struct ClusterExecutorBuilder {
 /// The most entries one batch of puts holds (one round trip on Redis).
 const MAX_PUT_BATCH: usize = 256;
 
+/// The most bytes of entries one batch of puts holds (beyond its first
+/// entry): large entries go in smaller batches, so that one script call
+/// does not hold the server long.
+const MAX_PUT_BYTES: usize = 4 << 20;
+
 /// `map`'s default window: this many chunks per `max_workers`.
 const MAP_WINDOW_PER_WORKER: usize = 64;
 
@@ -230,6 +235,7 @@ impl ClusterExecutorBuilder {
             changed: Condvar::new(),
             next: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            cancel_unstarted: AtomicBool::new(false),
             max_workers: self.max_workers,
             map_window: self.map_window.unwrap_or_else(|| {
                 self.max_workers
@@ -311,6 +317,9 @@ struct Inner {
     changed: Condvar,
     next: AtomicU64,
     closed: AtomicBool,
+    /// `shutdown(cancel_futures)` was called: a batch whose put was on
+    /// its way then has its entries cancelled once they are put.
+    cancel_unstarted: AtomicBool,
     max_workers: usize,
     map_window: usize,
     options: TaskOptions,
@@ -557,6 +566,39 @@ fn put_all(inner: &Inner, batch: Vec<ToPut>) {
         }
         inner.changed.notify_all();
     }
+    // A `shutdown(cancel_futures)` came while this batch was on its way
+    // (its entries were not in the queue it drained, nor put yet for its
+    // broker pass): cancel them now that they are.
+    if inner.cancel_unstarted.load(Ordering::SeqCst) {
+        cancel_queued_entries(inner, batch.iter().map(|p| p.job));
+    }
+}
+
+/// Cancels the jobs `ids` whose entries are put and still queued in the
+/// broker (no worker fetched them): their futures are cancelled.
+fn cancel_queued_entries(inner: &Inner, ids: impl Iterator<Item = u64>) {
+    let queued: Vec<(u64, u64)> = match inner.jobs.lock() {
+        Ok(j) => ids
+            .filter_map(|id| match j.pending.get(&id) {
+                Some(p) if !p.started && p.entry != 0 => Some((id, p.entry)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for (id, entry) in queued {
+        if matches!(inner.broker.cancel(entry), Ok(true)) {
+            let p = inner
+                .jobs
+                .lock()
+                .ok()
+                .and_then(|mut j| j.pending.remove(&id));
+            if let Some(p) = p {
+                let _ = catch_unwind(AssertUnwindSafe(|| p.job.cancel()));
+            }
+        }
+    }
+    inner.changed.notify_all();
 }
 
 /// The sending thread: puts the entries submitted, in batches of what
@@ -568,7 +610,17 @@ fn send_puts(inner: &Inner) {
             let mut q = inner.puts.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 if !q.queue.is_empty() {
-                    let n = q.queue.len().min(MAX_PUT_BATCH);
+                    let mut bytes = 0;
+                    let n = q
+                        .queue
+                        .iter()
+                        .take(MAX_PUT_BATCH)
+                        .take_while(|p| {
+                            let first = bytes == 0;
+                            bytes += p.entry.len() + p.lost.len();
+                            first || bytes <= MAX_PUT_BYTES
+                        })
+                        .count();
                     break q.queue.drain(..n).collect();
                 }
                 if inner.closed.load(Ordering::SeqCst) {
@@ -728,7 +780,10 @@ impl Executor for ClusterExecutor {
         inner.closed.store(true, Ordering::SeqCst);
         inner.puts_changed.notify_all();
         if cancel_futures {
-            // Those not put yet: never sent.
+            // First the flag (a batch on its way cancels its own entries
+            // once put), then those not put yet (never sent), then those
+            // queued in the broker.
+            inner.cancel_unstarted.store(true, Ordering::SeqCst);
             let unsent: Vec<u64> = inner
                 .puts
                 .lock()
@@ -744,28 +799,12 @@ impl Executor for ClusterExecutor {
                     p.job.cancel();
                 }
             }
-            let queued: Vec<(u64, u64)> = match inner.jobs.lock() {
-                Ok(j) => j
-                    .pending
-                    .iter()
-                    .filter(|(_, p)| !p.started && p.entry != 0)
-                    .map(|(id, p)| (*id, p.entry))
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            for (id, entry) in queued {
-                if matches!(inner.broker.cancel(entry), Ok(true)) {
-                    let p = inner
-                        .jobs
-                        .lock()
-                        .ok()
-                        .and_then(|mut j| j.pending.remove(&id));
-                    if let Some(p) = p {
-                        p.job.cancel();
-                    }
-                }
-            }
-            inner.changed.notify_all();
+            let ids: Vec<u64> = inner
+                .jobs
+                .lock()
+                .map(|j| j.pending.keys().copied().collect())
+                .unwrap_or_default();
+            cancel_queued_entries(inner, ids.into_iter());
         }
         if wait {
             let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());

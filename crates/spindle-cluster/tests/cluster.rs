@@ -697,12 +697,13 @@ fn a_failed_put_batch_fails_every_future_of_the_batch() {
 
 /// A job whose entry is not put yet (waiting for the sending thread) is
 /// cancelled there: `cancel` and `shutdown(cancel_futures)` take it out
-/// before it reaches the broker.
+/// before it reaches the broker. One whose put is on its way cannot be
+/// cancelled by `cancel`; a `shutdown(cancel_futures)` cancels it in the
+/// broker once it is put (no worker here to take it first).
 #[test]
 fn a_job_not_put_yet_is_cancelled_before_it_reaches_the_broker() {
     let s = server();
     let b = broker(&s);
-    let w = Workers::start(&b, 1, TaskOptions::default());
     let gated = GatedPuts::new(Arc::new(b.clone()), usize::MAX);
     let ex = ClusterExecutor::builder(gated.clone()).build();
     let first = ex.submit(square::call(1)).unwrap();
@@ -715,9 +716,39 @@ fn a_job_not_put_yet_is_cancelled_before_it_reaches_the_broker() {
     assert!(!first.cancel());
     ex.shutdown(false, true);
     assert!(third.cancelled());
+    assert!(!first.done(), "on its way: cancelled only once put");
     gated.open();
-    assert_eq!(first.result_timeout(LONG), Ok(1));
+    assert_eq!(first.result_timeout(LONG), Err(FutureError::Cancelled));
     ex.shutdown(true, false);
     assert_eq!(gated.sizes(), vec![1], "only the first was put");
-    assert_eq!(w.stop().done, 1);
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.unfinished), (0, 0), "{c:?}");
+}
+
+#[spindle::task]
+fn length(v: Vec<u8>) -> u64 {
+    v.len() as u64
+}
+
+/// Large entries go in smaller batches: at most 4 MiB of entries a batch
+/// beyond its first (~1.5 MB each here: two a batch).
+#[test]
+fn large_entries_are_put_in_smaller_batches() {
+    let s = server();
+    let b = broker(&s);
+    let w = Workers::start(&b, 1, TaskOptions::default());
+    let gated = GatedPuts::new(Arc::new(b.clone()), usize::MAX);
+    let ex = ClusterExecutor::builder(gated.clone()).build();
+    let first = ex.submit(square::call(2)).unwrap();
+    gated.wait_batches(1);
+    let big: Vec<_> = (0..4)
+        .map(|_| ex.submit(length::call(vec![7u8; 1_500_000])).unwrap())
+        .collect();
+    gated.open();
+    assert_eq!(first.result_timeout(LONG), Ok(4));
+    for f in &big {
+        assert_eq!(f.result_timeout(LONG), Ok(1_500_000));
+    }
+    assert_eq!(gated.sizes(), vec![1, 2, 2]);
+    assert_eq!(w.stop().done, 5);
 }

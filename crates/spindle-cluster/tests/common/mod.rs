@@ -881,6 +881,10 @@ pub(crate) fn check_prefetch_window<B: Broker + Clone + 'static>(b: &B) {
     let rest: Vec<_> = (1..=5)
         .map(|i| ex.submit(run_work::call(Work::Identity(i))).unwrap())
         .collect();
+    // Every entry in the broker first (submit returns before its put):
+    // a fetch that finds fewer than it asks for leaves the window to be
+    // topped up only once half of it is free.
+    wait_counts(b, "all 6 put", |c| c.queued == 6);
     let stop_a = Arc::new(AtomicBool::new(false));
     let a = {
         let w = Worker::new(b).concurrency(1).prefetch(3).options(options);
