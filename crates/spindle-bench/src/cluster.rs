@@ -22,7 +22,8 @@
 //!   on a `BaseManager`, one proxy).
 //!
 //! The workers are processes of this binary (started by the fork server),
-//! each a `spindle_cluster::Worker` of two threads. Contender `redis_floor`
+//! each a `spindle_cluster::Worker` of two threads (on Redis with a
+//! prefetch window of [`REDIS_PREFETCH`] entries). Contender `redis_floor`
 //! (in `redis_throughput_2w`): the same Redis commands by bare redis-rs,
 //! pipelined, no scripts, no work.
 //!
@@ -502,7 +503,10 @@ pub(crate) fn run(b: &mut Bench) {
     {
         match RedisServer::start() {
             Ok((redis, broker)) => {
-                let workers = Workers::start(|| BrokerAt::Redis { url: redis.url() });
+                let workers = Workers::start_with(
+                    || BrokerAt::Redis { url: redis.url() },
+                    Some(REDIS_PREFETCH),
+                );
                 let ex = ClusterExecutor::builder(Arc::new(broker))
                     .max_workers(4)
                     .build();
@@ -563,11 +567,22 @@ pub(crate) fn run(b: &mut Bench) {
     }
 }
 
-/// Each worker's prefetch window in `throughput_2w_rtt20ms`.
-const RTT_PREFETCH: usize = 64;
-/// The executor's `max_workers` there (its `map` window: 4 × this many
-/// entries of 64 tasks).
+/// Each worker's prefetch window in the `redis_*` cases (16 entries of
+/// 64 tasks beyond its 2 threads: the floor keeps 64 entries in flight;
+/// the default window, 2, left Redis waiting for fetches — see
+/// docs/BENCHMARKS.md, cluster suite, 2026-12-07).
+const REDIS_PREFETCH: usize = 16;
+
+/// Each worker's prefetch window in `throughput_2w_rtt20ms` (512: with
+/// the loopback figure near 1 M tasks/s since the batched puts and acks
+/// of 2026-12-07, a window of 64 held the relayed workers to ~0.3× of it;
+/// docs/BENCHMARKS.md).
+const RTT_PREFETCH: usize = 512;
+/// The executor's `max_workers` in `throughput_2w_rtt20ms`.
 const RTT_MAX_WORKERS: usize = 64;
+/// The executor's `map` window there, in entries of 64 tasks: more than
+/// the two workers' windows, so that they stay full.
+const RTT_MAP_WINDOW: usize = 2048;
 
 /// `throughput_2w_rtt20ms`: `map` in chunks of 64 on two worker processes
 /// (two threads, prefetch [`RTT_PREFETCH`] each) that reach Redis through
@@ -593,6 +608,7 @@ fn rtt_case(b: &mut Bench, redis: &RedisServer, n: u64) {
         let broker = RedisBroker::connect(&redis.url(), queue).expect("connect to redis");
         ClusterExecutor::builder(Arc::new(broker))
             .max_workers(RTT_MAX_WORKERS)
+            .map_window(RTT_MAP_WINDOW)
             .build()
     };
     let (ex_rtt, ex_lo) = (executor("rtt"), executor("loopback"));
@@ -600,7 +616,7 @@ fn rtt_case(b: &mut Bench, redis: &RedisServer, n: u64) {
         "bench cluster: throughput_2w_rtt20ms: 2 workers x 2 threads, prefetch {RTT_PREFETCH} \
          each (window {} entries of 64 tasks a worker), executor window {} entries",
         2 + RTT_PREFETCH,
-        4 * RTT_MAX_WORKERS
+        RTT_MAP_WINDOW
     );
     let impls = vec![
         imp("spindle", || throughput(&ex_rtt, n)),

@@ -124,6 +124,15 @@ pub struct PutOptions<'a> {
     pub lease: Option<Duration>,
 }
 
+/// One entry of a [`Broker::put_batch`]: its bytes and how it is put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutEntry<'a> {
+    /// The entry's bytes.
+    pub entry: &'a [u8],
+    /// How it is put (as [`Broker::put_with`]).
+    pub options: PutOptions<'a>,
+}
+
 /// What a distributed task queue needs of a broker: at-least-once delivery
 /// with leases, acks that count once and only for the lease holder,
 /// redelivery of entries whose lease ran out, dead letters past
@@ -157,6 +166,19 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// [`put`](Broker::put) with all its options, the entry's own lease
     /// among them. Its id.
     fn put_with(&self, entry: &[u8], options: &PutOptions<'_>) -> Result<u64, BrokerError>;
+    /// Puts `entries` in order, each as [`put_with`](Broker::put_with)
+    /// would: their ids, in the same order. The default puts them one by
+    /// one; `RedisBroker` puts them all in one script (one round trip,
+    /// atomic on the server). On an error none of the ids is known, but
+    /// the entries before the failing one may have been put (the default),
+    /// or all of them (a reply lost on the way): they are then delivered
+    /// and run as any entry (at least once).
+    fn put_batch(&self, entries: &[PutEntry<'_>]) -> Result<Vec<u64>, BrokerError> {
+        entries
+            .iter()
+            .map(|e| self.put_with(e.entry, &e.options))
+            .collect()
+    }
     /// Takes up to `n` entries under a lease of `lease`, waiting at most
     /// `wait` for the first (empty: none came).
     fn fetch(&self, n: usize, wait: Duration, lease: Duration)
@@ -175,7 +197,8 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// counts once, only for the lease holder, as alone): for each op,
     /// whether it counted (a notify: `true`). The default sends them one
     /// by one; `RedisBroker` sends them all in one pipelined round trip
-    /// (the same Lua ack script per ack). On an error, the ops before it
+    /// (one Lua script call per run of consecutive acks, checking each as
+    /// the single ack does). On an error, the ops before it
     /// may have been applied (an ack whose reply is lost counts once: the
     /// holder's ack sent again finds it done).
     fn send_batch(&self, ops: &[Outgoing<'_>]) -> Result<Vec<bool>, BrokerError> {

@@ -13,7 +13,7 @@ use spindle::futures::{Executor, Future, SubmitError, Task, WorkerLost};
 use spindle::process::{CallJob, RemoteExecutor, WireFormat};
 
 use crate::broker::Broker;
-use crate::broker::PutOptions;
+use crate::broker::{PutEntry, PutOptions};
 use crate::wire::{self, JobEntry, JobOptions, Message};
 
 /// How a cluster runs each task: the executor's default
@@ -181,14 +181,36 @@ impl JobOptions {
 pub struct ClusterExecutorBuilder {
     broker: Arc<dyn Broker>,
     max_workers: usize,
+    map_window: Option<usize>,
     options: TaskOptions,
 }
 
+/// The most entries one batch of puts holds (one round trip on Redis).
+const MAX_PUT_BATCH: usize = 256;
+
+/// The most bytes of entries one batch of puts holds (beyond its first
+/// entry): large entries go in smaller batches, so that one script call
+/// does not hold the server long.
+const MAX_PUT_BYTES: usize = 4 << 20;
+
+/// `map`'s default window: this many chunks per `max_workers`.
+const MAP_WINDOW_PER_WORKER: usize = 64;
+
 impl ClusterExecutorBuilder {
     /// How many tasks the cluster runs at once, as far as `map`'s window
-    /// is concerned (default 4).
+    /// is concerned (default 4; the window is 64 chunks per worker unless
+    /// [`map_window`](Self::map_window) sets it).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = n.max(1);
+        self
+    }
+
+    /// How many chunks `map` keeps in flight when no `buffersize` is
+    /// given (default: 64 per [`max_workers`](Self::max_workers), as a
+    /// process pool: a task's round trip through the broker is long next
+    /// to a tiny task, and the workers prefetch). At least 1.
+    pub fn map_window(mut self, n: usize) -> Self {
+        self.map_window = Some(n.max(1));
         self
     }
 
@@ -213,17 +235,40 @@ impl ClusterExecutorBuilder {
             changed: Condvar::new(),
             next: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            cancel_unstarted: AtomicBool::new(false),
             max_workers: self.max_workers,
+            map_window: self.map_window.unwrap_or_else(|| {
+                self.max_workers
+                    .saturating_mul(MAP_WINDOW_PER_WORKER)
+                    .max(1)
+            }),
             options: self.options,
+            puts: Mutex::new(Puts::default()),
+            puts_changed: Condvar::new(),
         });
         let mine = inner.clone();
         let collector = thread::Builder::new()
             .name("spindle-cluster-results".into())
             .spawn(move || collect(mine))
             .ok();
+        let mine = inner.clone();
+        let sender = thread::Builder::new()
+            .name("spindle-cluster-puts".into())
+            .spawn(move || send_puts(&mine));
+        let sender = match sender {
+            Ok(h) => Some(h),
+            Err(_) => {
+                // No thread: every submit puts its entry itself.
+                if let Ok(mut q) = inner.puts.lock() {
+                    q.ended = true;
+                }
+                None
+            }
+        };
         ClusterExecutor {
             inner,
             collector: Mutex::new(collector),
+            sender: Mutex::new(sender),
         }
     }
 }
@@ -235,9 +280,10 @@ impl ClusterExecutorBuilder {
 /// `submit(task::call(..))`, `map(process::calls(task::call), items)`,
 /// `as_completed`, `wait` and `shutdown` work as on the local pools. A
 /// future is running once a worker said it started the task; `cancel`
-/// succeeds while the task is still queued in the broker. A broker that
-/// cannot be reached at submit fails the future with
-/// `FutureError::Unavailable`; a task whose workers kept dying
+/// succeeds while the task is still queued in the broker (or not yet
+/// sent: `submit` hands each entry to a sending thread, which puts what
+/// piled up in one [`Broker::put_batch`]). A broker that cannot be reached
+/// when the entry is put fails the future with `FutureError::Unavailable`; a task whose workers kept dying
 /// (`max_deliveries` leases ran out) fails with `WorkerLost`.
 ///
 /// Dropping the executor does not wait for the tasks (a cluster may have no
@@ -251,6 +297,7 @@ impl ClusterExecutorBuilder {
 pub struct ClusterExecutor {
     inner: Arc<Inner>,
     collector: Mutex<Option<JoinHandle<()>>>,
+    sender: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for ClusterExecutor {
@@ -270,8 +317,54 @@ struct Inner {
     changed: Condvar,
     next: AtomicU64,
     closed: AtomicBool,
+    /// `shutdown(cancel_futures)` was called: a batch whose put was on
+    /// its way then has its entries cancelled once they are put.
+    cancel_unstarted: AtomicBool,
     max_workers: usize,
+    map_window: usize,
     options: TaskOptions,
+    /// Entries submitted and not yet handed to the broker: the sending
+    /// thread puts whatever piled up in one batch.
+    puts: Mutex<Puts>,
+    /// An entry to put, or the executor closed.
+    puts_changed: Condvar,
+}
+
+/// The entries waiting for the sending thread.
+#[derive(Debug, Default)]
+struct Puts {
+    queue: std::collections::VecDeque<ToPut>,
+    /// The sending thread ended (closed with nothing left, or never
+    /// started): a submit puts its entry itself.
+    ended: bool,
+}
+
+/// One job's entry, waiting to be put.
+#[derive(Debug)]
+struct ToPut {
+    /// The job's number.
+    job: u64,
+    entry: Vec<u8>,
+    /// The message its client gets if its leases keep running out.
+    lost: Vec<u8>,
+    max_deliveries: u32,
+    ttl: Duration,
+    lease: Duration,
+}
+
+impl ToPut {
+    fn as_put<'a>(&'a self, client: &'a str) -> PutEntry<'a> {
+        PutEntry {
+            entry: &self.entry,
+            options: PutOptions {
+                max_deliveries: self.max_deliveries,
+                client,
+                on_dead: &self.lost,
+                ttl: self.ttl,
+                lease: Some(self.lease),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -284,7 +377,7 @@ struct Jobs {
 #[derive(Debug)]
 struct Pending {
     job: CallJob,
-    /// The broker's id of its entry (0 until the put returned).
+    /// The broker's id of its entry (0 until its put returned).
     entry: u64,
     started: bool,
     /// Its submit's `spindle.task` span (feature `tracing`).
@@ -298,6 +391,7 @@ impl ClusterExecutor {
         ClusterExecutorBuilder {
             broker,
             max_workers: 4,
+            map_window: None,
             options: TaskOptions::default(),
         }
     }
@@ -368,13 +462,13 @@ impl ClusterExecutor {
         };
         #[cfg(not(feature = "tracing"))]
         let traceparent = None;
-        let entry = wire::encode(&JobEntry {
-            client: inner.client.clone(),
-            job: id,
+        let entry = wire::encode(&JobEntry::new(
+            inner.client.clone(),
+            id,
             calls,
-            options: Some(wire_options),
+            Some(wire_options),
             traceparent,
-        });
+        ));
         let reason = match options.timeout {
             Some(t) => format!(
                 "its lease (its timeout of {t:?}) ran out {} times (max_deliveries + retries): \
@@ -410,30 +504,137 @@ impl ClusterExecutor {
             },
         );
         drop(jobs);
-        let put = inner.broker.put_with(
-            &entry,
-            &PutOptions {
-                max_deliveries: wire_options.deliveries,
-                client: &inner.client,
-                on_dead: &lost,
-                ttl: options.result_ttl,
-                lease: Some(options.broker_lease()),
-            },
-        );
+        let put = ToPut {
+            job: id,
+            entry,
+            lost,
+            max_deliveries: wire_options.deliveries,
+            ttl: options.result_ttl,
+            lease: options.broker_lease(),
+        };
+        // The sending thread puts it, with whatever else piled up while
+        // its previous batch was on its way.
+        let put = match inner.puts.lock() {
+            Ok(mut q) if !q.ended => {
+                q.queue.push_back(put);
+                None
+            }
+            _ => Some(put),
+        };
+        match put {
+            None => inner.puts_changed.notify_one(),
+            Some(put) => put_all(inner, vec![put]),
+        }
+    }
+}
+
+/// Puts `batch` in one [`Broker::put_batch`]: each job's entry id is
+/// recorded (a cancel may take it out from then on); if the broker cannot
+/// be reached, every future of the batch fails with `Unavailable`.
+fn put_all(inner: &Inner, batch: Vec<ToPut>) {
+    if batch.is_empty() {
+        return;
+    }
+    let entries: Vec<PutEntry<'_>> = batch.iter().map(|p| p.as_put(&inner.client)).collect();
+    let put = inner.broker.put_batch(&entries);
+    drop(entries);
+    let mut failed = Vec::new();
+    {
         let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());
         match put {
-            Ok(entry) => {
-                if let Some(p) = jobs.pending.get_mut(&id) {
-                    p.entry = entry;
+            Ok(ids) if ids.len() == batch.len() => {
+                for (p, entry) in batch.iter().zip(ids) {
+                    if let Some(pending) = jobs.pending.get_mut(&p.job) {
+                        pending.entry = entry;
+                    }
                 }
             }
-            Err(_) => {
-                if let Some(p) = jobs.pending.remove(&id) {
-                    p.job.fail_unavailable();
+            _ => {
+                for p in &batch {
+                    if let Some(pending) = jobs.pending.remove(&p.job) {
+                        failed.push(pending.job);
+                    }
                 }
-                inner.changed.notify_all();
             }
         }
+    }
+    if !failed.is_empty() {
+        for job in failed {
+            // Done-callbacks run here: one that panics must not end the
+            // sending thread.
+            let _ = catch_unwind(AssertUnwindSafe(|| job.fail_unavailable()));
+        }
+        inner.changed.notify_all();
+    }
+    // A `shutdown(cancel_futures)` came while this batch was on its way
+    // (its entries were not in the queue it drained, nor put yet for its
+    // broker pass): cancel them now that they are.
+    if inner.cancel_unstarted.load(Ordering::SeqCst) {
+        cancel_queued_entries(inner, batch.iter().map(|p| p.job));
+    }
+}
+
+/// Cancels the jobs `ids` whose entries are put and still queued in the
+/// broker (no worker fetched them): their futures are cancelled.
+fn cancel_queued_entries(inner: &Inner, ids: impl Iterator<Item = u64>) {
+    let queued: Vec<(u64, u64)> = match inner.jobs.lock() {
+        Ok(j) => ids
+            .filter_map(|id| match j.pending.get(&id) {
+                Some(p) if !p.started && p.entry != 0 => Some((id, p.entry)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for (id, entry) in queued {
+        if matches!(inner.broker.cancel(entry), Ok(true)) {
+            let p = inner
+                .jobs
+                .lock()
+                .ok()
+                .and_then(|mut j| j.pending.remove(&id));
+            if let Some(p) = p {
+                let _ = catch_unwind(AssertUnwindSafe(|| p.job.cancel()));
+            }
+        }
+    }
+    inner.changed.notify_all();
+}
+
+/// The sending thread: puts the entries submitted, in batches of what
+/// piled up while the previous batch was on its way, until the executor
+/// is shut down (or dropped) with nothing left to put.
+fn send_puts(inner: &Inner) {
+    loop {
+        let batch: Vec<ToPut> = {
+            let mut q = inner.puts.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if !q.queue.is_empty() {
+                    let mut bytes = 0;
+                    let n = q
+                        .queue
+                        .iter()
+                        .take(MAX_PUT_BATCH)
+                        .take_while(|p| {
+                            let first = bytes == 0;
+                            bytes += p.entry.len() + p.lost.len();
+                            first || bytes <= MAX_PUT_BYTES
+                        })
+                        .count();
+                    break q.queue.drain(..n).collect();
+                }
+                if inner.closed.load(Ordering::SeqCst) {
+                    q.ended = true;
+                    return;
+                }
+                q = inner
+                    .puts_changed
+                    .wait_timeout(q, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        };
+        put_all(inner, batch);
     }
 }
 
@@ -444,12 +645,23 @@ fn cancel_queued(inner: &Weak<Inner>, id: u64) -> bool {
     };
     let entry = match inner.jobs.lock() {
         Ok(j) => match j.pending.get(&id) {
-            Some(p) if !p.started && p.entry != 0 => p.entry,
+            Some(p) if !p.started => p.entry,
             _ => return false,
         },
         Err(_) => return false,
     };
-    if !matches!(inner.broker.cancel(entry), Ok(true)) {
+    if entry == 0 {
+        // Not put yet: taken out of the sending thread's queue if it is
+        // still there (not if its put is on its way).
+        let taken = inner.puts.lock().is_ok_and(|mut q| {
+            let before = q.queue.len();
+            q.queue.retain(|p| p.job != id);
+            q.queue.len() < before
+        });
+        if !taken {
+            return false;
+        }
+    } else if !matches!(inner.broker.cancel(entry), Ok(true)) {
         return false;
     }
     // The future is being cancelled by its own `cancel`, which holds on
@@ -566,29 +778,33 @@ impl Executor for ClusterExecutor {
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let inner = &self.inner;
         inner.closed.store(true, Ordering::SeqCst);
+        inner.puts_changed.notify_all();
         if cancel_futures {
-            let queued: Vec<(u64, u64)> = match inner.jobs.lock() {
-                Ok(j) => j
-                    .pending
-                    .iter()
-                    .filter(|(_, p)| !p.started && p.entry != 0)
-                    .map(|(id, p)| (*id, p.entry))
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            for (id, entry) in queued {
-                if matches!(inner.broker.cancel(entry), Ok(true)) {
-                    let p = inner
-                        .jobs
-                        .lock()
-                        .ok()
-                        .and_then(|mut j| j.pending.remove(&id));
-                    if let Some(p) = p {
-                        p.job.cancel();
-                    }
+            // First the flag (a batch on its way cancels its own entries
+            // once put), then those not put yet (never sent), then those
+            // queued in the broker.
+            inner.cancel_unstarted.store(true, Ordering::SeqCst);
+            let unsent: Vec<u64> = inner
+                .puts
+                .lock()
+                .map(|mut q| q.queue.drain(..).map(|p| p.job).collect())
+                .unwrap_or_default();
+            for id in unsent {
+                let p = inner
+                    .jobs
+                    .lock()
+                    .ok()
+                    .and_then(|mut j| j.pending.remove(&id));
+                if let Some(p) = p {
+                    p.job.cancel();
                 }
             }
-            inner.changed.notify_all();
+            let ids: Vec<u64> = inner
+                .jobs
+                .lock()
+                .map(|j| j.pending.keys().copied().collect())
+                .unwrap_or_default();
+            cancel_queued_entries(inner, ids.into_iter());
         }
         if wait {
             let mut jobs = inner.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -600,15 +816,22 @@ impl Executor for ClusterExecutor {
                     .0;
             }
             drop(jobs);
-            let handle = self.collector.lock().ok().and_then(|mut h| h.take());
-            if let Some(h) = handle {
-                let _ = h.join();
+            for handle in [&self.sender, &self.collector] {
+                if let Some(h) = handle.lock().ok().and_then(|mut h| h.take()) {
+                    let _ = h.join();
+                }
             }
         }
     }
 
     fn max_workers(&self) -> usize {
         self.inner.max_workers
+    }
+
+    /// [`ClusterExecutorBuilder::map_window`]: by default 64 chunks per
+    /// `max_workers`.
+    fn map_window(&self) -> usize {
+        self.inner.map_window
     }
 }
 
@@ -623,5 +846,6 @@ impl RemoteExecutor for ClusterExecutor {
 impl Drop for ClusterExecutor {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.puts_changed.notify_all();
     }
 }

@@ -54,7 +54,9 @@ mod worker;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBroker, RedisDeadLetter};
-pub use broker::{Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, Outgoing, PutOptions};
+pub use broker::{
+    Broker, BrokerError, EmbeddedBroker, Fetched, Heartbeat, Outgoing, PutEntry, PutOptions,
+};
 pub use executor::{ClusterExecutor, ClusterExecutorBuilder, TaskOptions};
 pub use main_fn::{
     WORKER_USAGE, WorkerArgs, WorkerCommand, WorkerProgress, connect_broker, connect_broker_with,

@@ -15,7 +15,7 @@ use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
-use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, Outgoing, PutOptions};
+use crate::broker::{Broker, BrokerError, Fetched, Heartbeat, Outgoing, PutEntry, PutOptions};
 use crate::tls::RedisTls;
 
 /// The consumer group every worker of a queue reads in.
@@ -147,6 +147,45 @@ return redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1], 'max_deliveries', ARGV
     )
 });
 
+/// KEYS: stream, unfinished, min_lease. ARGV: six per entry, as
+/// [`PUT`]'s: entry, max_deliveries, client, on_dead, ttl_ms, lease_ms
+/// ('' for none). Puts every entry, in order, as `PUT` does each (one
+/// `INCRBY` and at most one `SET` of `min_lease` for all): their stream
+/// ids.
+static PUT_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = math.floor(#ARGV / 6)
+if n == 0 then return {} end
+redis.call('INCRBY', KEYS[2], n)
+local min = tonumber(redis.call('GET', KEYS[3]) or '')
+local low = min
+local lowest = nil
+local out = {}
+for i = 0, n - 1 do
+  local a = i * 6
+  local lease = ARGV[a + 6]
+  if lease ~= '' then
+    local l = tonumber(lease)
+    if low == nil or l < low then
+      low = l
+      lowest = lease
+    end
+    out[i + 1] = redis.call('XADD', KEYS[1], '*', 'entry', ARGV[a + 1], 'max_deliveries',
+      ARGV[a + 2], 'client', ARGV[a + 3], 'on_dead', ARGV[a + 4], 'ttl_ms', ARGV[a + 5],
+      'put', '1', 'lease_ms', lease)
+  else
+    out[i + 1] = redis.call('XADD', KEYS[1], '*', 'entry', ARGV[a + 1], 'max_deliveries',
+      ARGV[a + 2], 'client', ARGV[a + 3], 'on_dead', ARGV[a + 4], 'ttl_ms', ARGV[a + 5],
+      'put', '1')
+  end
+end
+if lowest ~= nil then redis.call('SET', KEYS[3], lowest) end
+return out
+",
+    )
+});
+
 /// KEYS: stream, dead, unfinished, expired, delayed, delayed_entries,
 /// min_lease. ARGV: group, consumer, lease_ms, n, results key prefix,
 /// read new ('1'/'0').
@@ -267,6 +306,50 @@ redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]))
 redis.call('XDEL', KEYS[1], ARGV[3])
 uncount(f, KEYS[2])
 return 1
+"
+    )
+});
+
+/// KEYS: stream, unfinished, stale_acks, then one results key per ack.
+/// ARGV: group, consumer, then three per ack: sid, result, ttl_ms. Each
+/// ack as [`ACK`] does it, in order (the results keys' `PEXPIRE`, the
+/// counters' `INCRBY`/`DECRBY` and the `PUBLISH` once at the end, with
+/// the same outcome): 1 or 0 per ack.
+static ACK_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(&ACK_MANY_SRC));
+static ACK_MANY_SRC: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{LUA_COMMON}{}",
+        r"
+local out = {}
+local expire = {}
+local order = {}
+local stale = 0
+local done = 0
+for i = 1, #KEYS - 3 do
+  local a = 2 + (i - 1) * 3
+  local sid = ARGV[a + 1]
+  local rk = KEYS[3 + i]
+  local ok = 0
+  if holder(KEYS[1], ARGV[1], sid) == ARGV[2] then
+    local f = fields(KEYS[1], sid)
+    if redis.call('XACK', KEYS[1], ARGV[1], sid) == 1 then
+      redis.call('XADD', rk, '*', 'r', ARGV[a + 2])
+      if expire[rk] == nil then table.insert(order, rk) end
+      expire[rk] = ARGV[a + 3]
+      redis.call('XDEL', KEYS[1], sid)
+      if f and f['put'] then done = done + 1 end
+      ok = 1
+    end
+  end
+  if ok == 0 then stale = stale + 1 end
+  out[i] = ok
+end
+for _, rk in ipairs(order) do redis.call('PEXPIRE', rk, tonumber(expire[rk])) end
+if stale > 0 then redis.call('INCRBY', KEYS[3], stale) end
+if done > 0 and redis.call('DECRBY', KEYS[2], done) <= 0 then
+  redis.call('PUBLISH', KEYS[2], '0')
+end
+return out
 "
     )
 });
@@ -537,6 +620,13 @@ struct Shared {
     /// read whose reply is lost (the link or the server gone) reads them
     /// again.
     cursors: Mutex<HashMap<String, String>>,
+}
+
+/// What one reply of a [`Broker::send_batch`] pipeline answers: a
+/// notice, or a run of this many acks (one `EVALSHA`).
+enum Part {
+    Notify,
+    Acks(usize),
 }
 
 /// An entry in the dead-letter stream (`{Q}:dead`).
@@ -855,6 +945,75 @@ impl RedisBroker {
         }
     }
 
+    /// The pipeline of [`send_batch`](Broker::send_batch) (behind a
+    /// `SCRIPT LOAD` of [`ACK_MANY`] with `load`), and what each of its
+    /// replies answers.
+    fn batch_pipe(&self, ops: &[Outgoing<'_>], load: bool) -> (redis::Pipeline, Vec<Part>) {
+        let k = &self.shared.keys;
+        let mut pipe = redis::pipe();
+        if load {
+            pipe.cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(ACK_MANY_SRC.as_str())
+                .ignore();
+        }
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < ops.len() {
+            match ops[i] {
+                Outgoing::Notify {
+                    client,
+                    message,
+                    ttl,
+                } => {
+                    let key = k.results_of(client);
+                    pipe.cmd("XADD").arg(&key).arg("*").arg("r").arg(message);
+                    // The next notice to the same stream sets the same
+                    // expiry after its own XADD.
+                    let same_next = matches!(
+                        ops.get(i + 1),
+                        Some(Outgoing::Notify { client: c, ttl: t, .. }) if *c == client && *t == ttl
+                    );
+                    if !same_next {
+                        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+                    }
+                    parts.push(Part::Notify);
+                    i += 1;
+                }
+                Outgoing::Ack { .. } => {
+                    let run: Vec<(u64, &str, &[u8], Duration)> = ops[i..]
+                        .iter()
+                        .map_while(|op| match *op {
+                            Outgoing::Ack {
+                                id,
+                                client,
+                                result,
+                                ttl,
+                            } => Some((id, client, result, ttl)),
+                            Outgoing::Notify { .. } => None,
+                        })
+                        .collect();
+                    let cmd = pipe.cmd("EVALSHA");
+                    cmd.arg(ACK_MANY.get_hash())
+                        .arg(3 + run.len())
+                        .arg(&k.stream)
+                        .arg(&k.unfinished)
+                        .arg(&k.stale);
+                    for (_, client, _, _) in &run {
+                        cmd.arg(k.results_of(client));
+                    }
+                    cmd.arg(GROUP).arg(&self.consumer);
+                    for (id, _, result, ttl) in &run {
+                        cmd.arg(sid_of(*id)).arg(*result).arg(millis(*ttl));
+                    }
+                    parts.push(Part::Acks(run.len()));
+                    i += run.len();
+                }
+            }
+        }
+        (pipe, parts)
+    }
+
     fn give_back(&self, conn: Connection) {
         if let Ok(mut p) = self.shared.pool.lock()
             && p.0 == std::process::id()
@@ -1023,6 +1182,66 @@ impl Broker for RedisBroker {
         }
     }
 
+    /// One round trip: `PUT_MANY`, one script over every entry (so
+    /// all of them are put, or none if the server refuses the call).
+    fn put_batch(&self, entries: &[PutEntry<'_>]) -> Result<Vec<u64>, BrokerError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        if entries.iter().any(|e| e.options.max_deliveries == 0) {
+            return Err(BrokerError::Refused(
+                "max_deliveries must be at least 1".into(),
+            ));
+        }
+        let k = &self.shared.keys;
+        let leases: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                e.options
+                    .lease
+                    .map(|l| millis(l).to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let sids: Vec<String> = self.with_conn(|c| {
+            let mut inv = PUT_MANY.key(&k.stream);
+            inv.key(&k.unfinished).key(&k.min_lease);
+            for (e, lease) in entries.iter().zip(&leases) {
+                let o = &e.options;
+                inv.arg(e.entry)
+                    .arg(o.max_deliveries)
+                    .arg(o.client)
+                    .arg(o.on_dead)
+                    .arg(millis(o.ttl))
+                    .arg(lease);
+            }
+            inv.invoke(c)
+        })?;
+        let ids: Option<Vec<u64>> = sids.iter().map(|sid| id_of(sid)).collect();
+        match ids {
+            Some(ids) if ids.len() == entries.len() => Ok(ids),
+            _ => {
+                // Only with a server clock past the year 2109: take them
+                // all out (none of the ids can be told).
+                for sid in &sids {
+                    let _ = self.with_conn(|c| {
+                        CANCEL
+                            .key(&k.stream)
+                            .key(&k.unfinished)
+                            .key(&k.delayed)
+                            .key(&k.delayed_entries)
+                            .arg(GROUP)
+                            .arg(sid)
+                            .invoke::<i64>(c)
+                    });
+                }
+                Err(BrokerError::Refused(format!(
+                    "stream ids {sids:?} do not all fit a u64 id"
+                )))
+            }
+        }
+    }
+
     fn fetch(
         &self,
         n: usize,
@@ -1075,61 +1294,40 @@ impl Broker for RedisBroker {
         Ok(n == 1)
     }
 
-    /// One pipelined round trip: `SCRIPT LOAD` of the ack script (so that
-    /// its `EVALSHA`s find it after a server restart; cheap), then each op
-    /// in order: a notify's `XADD` + `PEXPIRE`, an ack's `EVALSHA` of the
-    /// same script as [`ack_with_result`](Broker::ack_with_result).
+    /// One pipelined round trip: the ops in order, a notify's `XADD` +
+    /// `PEXPIRE` (one `PEXPIRE` for a run of notices to the same client),
+    /// each run of consecutive acks one `EVALSHA` of `ACK_MANY`, which
+    /// acks each as [`ack_with_result`](Broker::ack_with_result) does. If
+    /// the server does not know the script (`NOSCRIPT`: a restarted or
+    /// flushed server; no ack ran), the batch is sent again behind a
+    /// `SCRIPT LOAD` in one pipeline (its notices then go twice: a hint,
+    /// which the client reads as once).
     fn send_batch(&self, ops: &[Outgoing<'_>]) -> Result<Vec<bool>, BrokerError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let k = &self.shared.keys;
-        let mut pipe = redis::pipe();
-        pipe.cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(ACK_SRC.as_str())
-            .ignore();
-        for op in ops {
-            match *op {
-                Outgoing::Notify {
-                    client,
-                    message,
-                    ttl,
-                } => {
-                    let key = k.results_of(client);
-                    pipe.cmd("XADD").arg(&key).arg("*").arg("r").arg(message);
-                    pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+        let (pipe, parts) = self.batch_pipe(ops, false);
+        let replies: Vec<Value> = self.with_conn(|c| match pipe.query::<Vec<Value>>(c) {
+            Err(e) if e.code() == Some("NOSCRIPT") => self.batch_pipe(ops, true).0.query(c),
+            r => r,
+        })?;
+        let mut counted = Vec::with_capacity(ops.len());
+        for (part, reply) in parts.iter().zip(replies) {
+            match (part, reply) {
+                (Part::Notify, _) => counted.push(true),
+                (Part::Acks(n), Value::Array(each)) => {
+                    counted.extend(
+                        each.iter()
+                            .map(|r| matches!(r, Value::Int(1)))
+                            .chain(std::iter::repeat(false))
+                            .take(*n),
+                    );
                 }
-                Outgoing::Ack {
-                    id,
-                    client,
-                    result,
-                    ttl,
-                } => {
-                    pipe.cmd("EVALSHA")
-                        .arg(ACK.get_hash())
-                        .arg(4)
-                        .arg(&k.stream)
-                        .arg(&k.unfinished)
-                        .arg(&k.stale)
-                        .arg(k.results_of(client))
-                        .arg(GROUP)
-                        .arg(&self.consumer)
-                        .arg(sid_of(id))
-                        .arg(result)
-                        .arg(millis(ttl));
-                }
+                (Part::Acks(n), _) => counted.extend(std::iter::repeat_n(false, *n)),
             }
         }
-        let replies: Vec<Value> = self.with_conn(|c| pipe.query(c))?;
-        Ok(ops
-            .iter()
-            .zip(replies)
-            .map(|(op, r)| match op {
-                Outgoing::Notify { .. } => true,
-                Outgoing::Ack { .. } => matches!(r, Value::Int(1)),
-            })
-            .collect())
+        counted.resize(ops.len(), false);
+        Ok(counted)
     }
 
     fn dead_letter(

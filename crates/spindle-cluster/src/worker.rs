@@ -1,6 +1,6 @@
 //! `Worker`: takes tasks from a broker and runs them here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -100,6 +100,10 @@ struct Deadline {
 
 type HeldMap = Mutex<HashMap<u64, Held>>;
 
+/// How long the sending thread holds a "started" notice for its entry's
+/// ack (which makes the notice needless) before it sends it.
+const NOTICE_WAIT: Duration = Duration::from_millis(2);
+
 /// The largest [`Worker::prefetch`] window.
 pub const MAX_PREFETCH: usize = 10_000;
 
@@ -124,6 +128,12 @@ struct Local {
 /// notices and acks, sent in batches ([`Broker::send_batch`]).
 enum Out {
     Notify {
+        /// The entry it is about: a notice whose entry's ack goes in the
+        /// same batch is not sent (the result says more).
+        id: u64,
+        /// When it was posted: it waits at most [`NOTICE_WAIT`] for that
+        /// ack.
+        at: Instant,
         client: String,
         message: Vec<u8>,
         ttl: Duration,
@@ -466,9 +476,12 @@ impl Worker {
             let now = Instant::now();
             let mut extend: HashMap<Duration, Vec<u64>> = HashMap::new();
             let mut taken = Vec::with_capacity(got.len());
+            let mut notices = Vec::with_capacity(got.len());
             if let Ok(mut h) = sh.held.lock() {
                 for f in got {
-                    let entry = wire::decode::<JobEntry>(&f.bytes).map_err(|e| e.to_string());
+                    let entry = wire::decode::<JobEntry>(&f.bytes)
+                        .map(JobEntry::expanded)
+                        .map_err(|e| e.to_string());
                     // Its own lease (a timeout's: the timeout + grace)
                     // from now on, while it waits and then runs.
                     let own = entry.as_ref().ok().and_then(|e| e.options).map_or(
@@ -498,18 +511,22 @@ impl Worker {
                         let ttl = e
                             .options
                             .map_or(self.options.result_ttl, |o| ms(o.result_ttl_ms));
-                        self.post(
-                            sh,
-                            Out::Notify {
-                                client: e.client.clone(),
-                                message: wire::encode(&Message::Started { job: e.job }),
-                                ttl,
-                            },
-                        );
+                        notices.push(Out::Notify {
+                            id: f.id,
+                            at: now,
+                            client: e.client.clone(),
+                            message: wire::encode(&Message::Started { job: e.job }),
+                            ttl,
+                        });
                     }
                     taken.push(Taken { f, entry });
                 }
             }
+            // The fetch's notices go out together (one batch).
+            if let Ok(mut o) = sh.outbox.lock() {
+                o.ops.append(&mut notices);
+            }
+            sh.outbox_changed.notify_all();
             for (lease, ids) in extend {
                 let _ = self.broker.extend(&ids, lease);
             }
@@ -583,7 +600,7 @@ impl Worker {
     /// piled up while the previous batch was on its way.
     fn send_loop(&self, sh: &Shared<'_>) {
         loop {
-            let ops = {
+            let mut ops = {
                 let Ok(mut o) = sh.outbox.lock() else { return };
                 loop {
                     if !o.ops.is_empty() {
@@ -598,6 +615,41 @@ impl Worker {
                     };
                 }
             };
+            // A "started" notice waits up to NOTICE_WAIT for its entry's
+            // ack: one that comes in time makes it needless (the result
+            // says more), so a short task costs one message, not two.
+            let mut acked: HashSet<u64> = HashSet::new();
+            loop {
+                acked.extend(ops.iter().filter_map(|op| match op {
+                    Out::Ack { id, .. } => Some(*id),
+                    Out::Notify { .. } => None,
+                }));
+                let oldest = ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        Out::Notify { id, at, .. } if !acked.contains(id) => Some(*at),
+                        _ => None,
+                    })
+                    .min();
+                let Some(due) = oldest.map(|at| at + NOTICE_WAIT) else {
+                    break;
+                };
+                let Ok(mut o) = sh.outbox.lock() else { break };
+                let now = Instant::now();
+                if o.closed || now >= due {
+                    break;
+                }
+                if o.ops.is_empty() {
+                    o = match sh.outbox_changed.wait_timeout(o, due - now) {
+                        Ok((o, _)) => o,
+                        Err(_) => break,
+                    };
+                }
+                ops.append(&mut o.ops);
+            }
+            if !acked.is_empty() {
+                ops.retain(|op| !matches!(op, Out::Notify { id, .. } if acked.contains(id)));
+            }
             let batch: Vec<Outgoing<'_>> = ops
                 .iter()
                 .map(|op| match op {
@@ -605,6 +657,7 @@ impl Worker {
                         client,
                         message,
                         ttl,
+                        ..
                     } => Outgoing::Notify {
                         client,
                         message,

@@ -381,6 +381,11 @@ fn send_batch_acks_count_once() {
     common::check_send_batch(&broker(&server()));
 }
 
+#[test]
+fn put_batch_puts_in_order_with_each_entrys_options() {
+    common::check_put_batch(&broker(&server()));
+}
+
 /// A broker whose next `fail` calls of `send_batch` fail as a broken link
 /// does (`Unavailable`), before reaching the broker it wraps.
 #[derive(Debug, Clone)]
@@ -506,4 +511,244 @@ fn an_ack_sent_while_the_link_is_broken_is_sent_again_and_counts_once() {
     assert_eq!((stats.done, stats.stale), (1, 0), "{stats:?}");
     let c = b.counts().unwrap();
     assert_eq!(c.unfinished, 0, "{c:?}");
+}
+
+/// A broker that records the size of each `put_batch`, holds every one
+/// until [`open`](GatedPuts::open), and fails those from the
+/// `fail_from`th on (as a broken link does: `Unavailable`) before they
+/// reach the broker it wraps.
+#[derive(Debug)]
+struct GatedPuts {
+    inner: Arc<dyn Broker>,
+    state: std::sync::Mutex<(Vec<usize>, bool)>,
+    changed: std::sync::Condvar,
+    fail_from: usize,
+}
+
+impl GatedPuts {
+    fn new(inner: Arc<dyn Broker>, fail_from: usize) -> Arc<GatedPuts> {
+        Arc::new(GatedPuts {
+            inner,
+            state: std::sync::Mutex::default(),
+            changed: std::sync::Condvar::new(),
+            fail_from,
+        })
+    }
+
+    /// Waits until `n` batches came (each held until `open`).
+    fn wait_batches(&self, n: usize) {
+        let g = self.state.lock().unwrap();
+        let (g, t) = self
+            .changed
+            .wait_timeout_while(g, LONG, |(sizes, _)| sizes.len() < n)
+            .unwrap();
+        assert!(!t.timed_out(), "{n} batches never came: {:?}", g.0);
+    }
+
+    fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        self.state.lock().unwrap().0.clone()
+    }
+}
+
+impl Broker for GatedPuts {
+    fn put_with(
+        &self,
+        entry: &[u8],
+        options: &spindle_cluster::PutOptions<'_>,
+    ) -> Result<u64, spindle_cluster::BrokerError> {
+        self.put_batch(&[spindle_cluster::PutEntry {
+            entry,
+            options: *options,
+        }])
+        .map(|ids| ids[0])
+    }
+    fn put_batch(
+        &self,
+        entries: &[spindle_cluster::PutEntry<'_>],
+    ) -> Result<Vec<u64>, spindle_cluster::BrokerError> {
+        let nth = {
+            let mut g = self.state.lock().unwrap();
+            g.0.push(entries.len());
+            let nth = g.0.len();
+            self.changed.notify_all();
+            let _g = self.changed.wait_while(g, |(_, open)| !*open).unwrap();
+            nth
+        };
+        if nth >= self.fail_from {
+            return Err(spindle_cluster::BrokerError::Unavailable(
+                "injected: the link broke".into(),
+            ));
+        }
+        self.inner.put_batch(entries)
+    }
+    fn fetch(
+        &self,
+        n: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<spindle_cluster::Fetched>, spindle_cluster::BrokerError> {
+        self.inner.fetch(n, wait, lease)
+    }
+    fn ack_with_result(
+        &self,
+        id: u64,
+        client: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.ack_with_result(id, client, result, ttl)
+    }
+    fn dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        client: Option<(&str, &[u8])>,
+        ttl: Duration,
+    ) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.dead_letter(id, reason, client, ttl)
+    }
+    fn nack(&self, id: u64, delay: Duration) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.nack(id, delay)
+    }
+    fn notify(
+        &self,
+        client: &str,
+        message: &[u8],
+        ttl: Duration,
+    ) -> Result<(), spindle_cluster::BrokerError> {
+        self.inner.notify(client, message, ttl)
+    }
+    fn results(
+        &self,
+        client: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Vec<u8>>, spindle_cluster::BrokerError> {
+        self.inner.results(client, max, wait)
+    }
+    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, spindle_cluster::BrokerError> {
+        self.inner.extend(ids, lease)
+    }
+    fn cancel(&self, id: u64) -> Result<bool, spindle_cluster::BrokerError> {
+        self.inner.cancel(id)
+    }
+    fn counts(&self) -> Result<spindle::manager::BrokerCounts, spindle_cluster::BrokerError> {
+        self.inner.counts()
+    }
+    fn consumer(&self) -> Arc<dyn Broker> {
+        self.inner.consumer()
+    }
+}
+
+/// The submits made while a batch of puts is on its way go to the broker
+/// together, in the next batch (one round trip on Redis), and each
+/// future gets its own result.
+#[test]
+fn submits_made_while_a_put_is_on_its_way_go_in_one_batch() {
+    let s = server();
+    let b = broker(&s);
+    let w = Workers::start(&b, 2, TaskOptions::default());
+    let gated = GatedPuts::new(Arc::new(b.clone()), usize::MAX);
+    let ex = ClusterExecutor::builder(gated.clone()).build();
+    let first = ex.submit(square::call(0)).unwrap();
+    gated.wait_batches(1);
+    let rest: Vec<_> = (1..=100u64)
+        .map(|i| ex.submit(square::call(i)).unwrap())
+        .collect();
+    gated.open();
+    assert_eq!(first.result_timeout(LONG), Ok(0));
+    for (i, f) in (1..=100u64).zip(&rest) {
+        assert_eq!(f.result_timeout(LONG), Ok(i * i));
+    }
+    assert_eq!(gated.sizes(), vec![1, 100]);
+    assert_eq!(w.stop().done, 101);
+}
+
+/// A batch of puts that fails fails each of its futures with
+/// `Unavailable`; the batch before it is not touched.
+#[test]
+fn a_failed_put_batch_fails_every_future_of_the_batch() {
+    let s = server();
+    let b = broker(&s);
+    let w = Workers::start(&b, 2, TaskOptions::default());
+    let gated = GatedPuts::new(Arc::new(b.clone()), 2);
+    let ex = ClusterExecutor::builder(gated.clone()).build();
+    let first = ex.submit(square::call(3)).unwrap();
+    gated.wait_batches(1);
+    let rest: Vec<_> = (0..10u64)
+        .map(|i| ex.submit(square::call(i)).unwrap())
+        .collect();
+    gated.open();
+    assert_eq!(first.result_timeout(LONG), Ok(9));
+    for f in &rest {
+        let e = f.result_timeout(LONG).unwrap_err();
+        assert!(e.is_unavailable(), "{e:?}");
+    }
+    assert_eq!(gated.sizes(), vec![1, 10]);
+    assert_eq!(ex.pending(), 0);
+    assert_eq!(b.counts().unwrap().unfinished, 0, "none of them was put");
+    assert_eq!(w.stop().done, 1);
+}
+
+/// A job whose entry is not put yet (waiting for the sending thread) is
+/// cancelled there: `cancel` and `shutdown(cancel_futures)` take it out
+/// before it reaches the broker. One whose put is on its way cannot be
+/// cancelled by `cancel`; a `shutdown(cancel_futures)` cancels it in the
+/// broker once it is put (no worker here to take it first).
+#[test]
+fn a_job_not_put_yet_is_cancelled_before_it_reaches_the_broker() {
+    let s = server();
+    let b = broker(&s);
+    let gated = GatedPuts::new(Arc::new(b.clone()), usize::MAX);
+    let ex = ClusterExecutor::builder(gated.clone()).build();
+    let first = ex.submit(square::call(1)).unwrap();
+    gated.wait_batches(1);
+    let second = ex.submit(square::call(2)).unwrap();
+    let third = ex.submit(square::call(3)).unwrap();
+    assert!(second.cancel(), "not put yet: cancellable");
+    assert!(second.cancelled());
+    // The first one's put is on its way: not cancellable.
+    assert!(!first.cancel());
+    ex.shutdown(false, true);
+    assert!(third.cancelled());
+    assert!(!first.done(), "on its way: cancelled only once put");
+    gated.open();
+    assert_eq!(first.result_timeout(LONG), Err(FutureError::Cancelled));
+    ex.shutdown(true, false);
+    assert_eq!(gated.sizes(), vec![1], "only the first was put");
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.unfinished), (0, 0), "{c:?}");
+}
+
+#[spindle::task]
+fn length(v: Vec<u8>) -> u64 {
+    v.len() as u64
+}
+
+/// Large entries go in smaller batches: at most 4 MiB of entries a batch
+/// beyond its first (~1.5 MB each here: two a batch).
+#[test]
+fn large_entries_are_put_in_smaller_batches() {
+    let s = server();
+    let b = broker(&s);
+    let w = Workers::start(&b, 1, TaskOptions::default());
+    let gated = GatedPuts::new(Arc::new(b.clone()), usize::MAX);
+    let ex = ClusterExecutor::builder(gated.clone()).build();
+    let first = ex.submit(square::call(2)).unwrap();
+    gated.wait_batches(1);
+    let big: Vec<_> = (0..4)
+        .map(|_| ex.submit(length::call(vec![7u8; 1_500_000])).unwrap())
+        .collect();
+    gated.open();
+    assert_eq!(first.result_timeout(LONG), Ok(4));
+    for f in &big {
+        assert_eq!(f.result_timeout(LONG), Ok(1_500_000));
+    }
+    assert_eq!(gated.sizes(), vec![1, 2, 2]);
+    assert_eq!(w.stop().done, 5);
 }

@@ -687,3 +687,104 @@ fn send_batch_acks_count_once() {
     let s = RedisServer::start();
     common::check_send_batch(&s.broker());
 }
+
+#[test]
+fn put_batch_puts_in_order_with_each_entrys_options() {
+    let s = RedisServer::start();
+    common::check_put_batch(&s.broker());
+}
+
+/// `put_batch` is one script: each entry keeps its own lease (the
+/// reclaimer's threshold), and a batch with a bad entry puts nothing.
+#[test]
+fn put_batch_keeps_each_entrys_lease_and_refuses_as_a_whole() {
+    use spindle_cluster::{PutEntry, PutOptions};
+    let s = RedisServer::start();
+    let b = s.broker();
+    let put = |entry: &'static [u8], max_deliveries, lease| PutEntry {
+        entry,
+        options: PutOptions {
+            max_deliveries,
+            client: "c1",
+            on_dead: b"",
+            ttl: TTL,
+            lease,
+        },
+    };
+    let refused = b.put_batch(&[put(b"good", 3, None), put(b"bad", 0, None)]);
+    assert!(
+        matches!(refused, Err(spindle_cluster::BrokerError::Refused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(b.counts().unwrap().unfinished, 0, "nothing was put");
+    let ids = b
+        .put_batch(&[
+            put(b"short", 3, Some(Duration::from_millis(50))),
+            put(b"long", 3, None),
+        ])
+        .unwrap();
+    let (a, other) = (b.consumer(), b.consumer());
+    assert_eq!(fetch_one(&*a, LONG).id, ids[0]);
+    assert_eq!(fetch_one(&*a, LONG).id, ids[1]);
+    // The short one comes back to `other` by its own lease; the long one
+    // (the fetches' lease of 60 s) stays with `a`.
+    let r = fetch_one(&*other, LONG);
+    assert_eq!(
+        (r.id, r.bytes.as_slice(), r.attempt),
+        (ids[0], &b"short"[..], 2)
+    );
+    assert!(a.ack_with_result(ids[1], "c1", b"r", TTL).unwrap());
+    assert!(other.ack_with_result(ids[0], "c1", b"r", TTL).unwrap());
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+}
+
+/// A server that lost its scripts (restarted, `SCRIPT FLUSH`): the
+/// batch of acks is sent again behind a `SCRIPT LOAD`, and each ack
+/// counts once.
+#[test]
+fn send_batch_after_a_script_flush_counts_each_ack_once() {
+    use spindle_cluster::Outgoing;
+    let s = RedisServer::start();
+    let b = s.broker();
+    let ids: Vec<u64> = (0..2u8)
+        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(b.fetch(2, SHORT, LONG).unwrap().into_iter().map(|f| f.id));
+    }
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut s.raw())
+        .unwrap();
+    let ack = |id, result| Outgoing::Ack {
+        id,
+        client: "c1",
+        result,
+        ttl: TTL,
+    };
+    let counted = b
+        .send_batch(&[
+            ack(ids[0], b"r0"),
+            Outgoing::Notify {
+                client: "c1",
+                message: b"started",
+                ttl: TTL,
+            },
+            ack(ids[1], b"r1"),
+            ack(ids[0], b"again"),
+        ])
+        .unwrap();
+    assert_eq!(counted, vec![true, true, true, false]);
+    let mut results = Vec::new();
+    let since = Instant::now();
+    while !results.contains(&b"r1".to_vec()) {
+        results.extend(b.results("c1", 10, SHORT).unwrap());
+        assert!(since.elapsed() < LONG, "results never came: {results:?}");
+    }
+    // Each result once; the notice is a hint (it may come twice).
+    results.retain(|r| r != b"started");
+    assert_eq!(results, vec![b"r0".to_vec(), b"r1".to_vec()]);
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.in_flight), (0, 0), "{c:?}");
+}

@@ -881,6 +881,10 @@ pub(crate) fn check_prefetch_window<B: Broker + Clone + 'static>(b: &B) {
     let rest: Vec<_> = (1..=5)
         .map(|i| ex.submit(run_work::call(Work::Identity(i))).unwrap())
         .collect();
+    // Every entry in the broker first (submit returns before its put):
+    // a fetch that finds fewer than it asks for leaves the window to be
+    // topped up only once half of it is free.
+    wait_counts(b, "all 6 put", |c| c.queued == 6);
     let stop_a = Arc::new(AtomicBool::new(false));
     let a = {
         let w = Worker::new(b).concurrency(1).prefetch(3).options(options);
@@ -1014,4 +1018,73 @@ pub(crate) fn check_send_batch(b: &dyn Broker) {
     assert_eq!(results, want);
     let c = b.counts().unwrap();
     assert_eq!((c.unfinished, c.in_flight), (0, 0), "{c:?}");
+}
+
+/// `put_batch` on any backend: the entries are put in order, each with
+/// its own options (its `max_deliveries` and `on_dead`: an entry whose one
+/// allowed delivery's lease runs out is dead-lettered and its client gets
+/// its `on_dead` message), counted in `unfinished`; an empty batch puts
+/// nothing.
+pub(crate) fn check_put_batch(b: &dyn Broker) {
+    use spindle_cluster::{PutEntry, PutOptions};
+    assert!(b.put_batch(&[]).unwrap().is_empty());
+    assert_eq!(b.counts().unwrap().unfinished, 0);
+    let put = |entry: &'static [u8], max_deliveries, on_dead: &'static [u8]| PutEntry {
+        entry,
+        options: PutOptions {
+            max_deliveries,
+            client: "c1",
+            on_dead,
+            ttl: TTL,
+            lease: None,
+        },
+    };
+    let ids = b
+        .put_batch(&[
+            put(b"a", 1, b"a lost"),
+            put(b"b", 3, b"b lost"),
+            put(b"c", 3, b"c lost"),
+        ])
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let c = b.counts().unwrap();
+    assert_eq!((c.queued, c.unfinished), (3, 3), "{c:?}");
+    // In order, each once; `a` under a short lease.
+    let short = Duration::from_millis(100);
+    let a = fetch_next(b, short);
+    let rest: Vec<_> = [fetch_next(b, LONG), fetch_next(b, LONG)].into();
+    let got: Vec<(u64, &[u8], u32)> = [&a, &rest[0], &rest[1]]
+        .iter()
+        .map(|f| (f.id, f.bytes.as_slice(), f.attempt))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0], &b"a"[..], 1),
+            (ids[1], &b"b"[..], 1),
+            (ids[2], &b"c"[..], 1)
+        ]
+    );
+    assert!(b.ack_with_result(ids[1], "c1", b"rb", TTL).unwrap());
+    assert!(b.ack_with_result(ids[2], "c1", b"rc", TTL).unwrap());
+    // `a`'s lease runs out at its last allowed delivery: a dead letter
+    // (a fetch runs Redis's reclaimer), never delivered again.
+    let since = Instant::now();
+    while b.counts().unwrap().dead_total == 0 {
+        let again = b.fetch(1, Duration::from_millis(20), short).unwrap();
+        assert!(again.is_empty(), "delivered again: {again:?}");
+        assert!(since.elapsed() < LONG, "a's lease never ran out");
+    }
+    let mut results = Vec::new();
+    while results.len() < 3 {
+        results.extend(b.results("c1", 10, Duration::from_millis(50)).unwrap());
+        assert!(since.elapsed() < LONG, "results never came: {results:?}");
+    }
+    // (`a` may run out before the acks: the order is not the point.)
+    results.sort();
+    assert_eq!(
+        results,
+        vec![b"a lost".to_vec(), b"rb".to_vec(), b"rc".to_vec()]
+    );
+    assert_eq!(b.counts().unwrap().unfinished, 0);
 }
