@@ -31,6 +31,14 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const JOIN_REREAD: Duration = Duration::from_millis(250);
 /// Idle connections kept for reuse.
 const POOL: usize = 8;
+/// A round of a consumer's fetch runs the mover and the reclaimer (a
+/// script) when this long has passed since it last did (or a delayed
+/// entry it knows of is due); otherwise it reads new entries with a plain
+/// `XREADGROUP`. A read that finds nothing blocks up to [`BLOCK_STEP`].
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// At most this many fetched entries' `put` flags are kept for their acks
+/// (past it the map is emptied: the acks then read the flag themselves).
+const PUT_FLAGS: usize = 65_536;
 /// Bits of a stream id's sequence number in the trait's `u64` id.
 const SEQ_BITS: u32 = 22;
 /// Bits of a stream id's milliseconds (2^42 ms: until the year 2109).
@@ -200,8 +208,9 @@ return out
 /// max_deliveries, else claimed by `consumer`. Then, with ARGV[6] `1`,
 /// new entries (`XREADGROUP ... COUNT` what is left of n, never blocking
 /// in a script), so that a fetch with work waiting is one round trip.
-/// `{got, wait}`: the claimed and read ones as `{sid, entry, attempt}`,
-/// and the ms until the next delayed entry is due (-1: none).
+/// `{got, wait}`: the claimed and read ones as `{sid, entry, attempt,
+/// put}` (`put` 1 if the entry is counted in `unfinished`, else 0), and
+/// the ms until the next delayed entry is due (-1: none).
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_COMMON}{}",
@@ -262,7 +271,7 @@ for _, p in ipairs(pend) do
     else
       redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, sid)
       claimed = claimed + 1
-      table.insert(out, {sid, f['entry'] or '', count + 1})
+      table.insert(out, {sid, f['entry'] or '', count + 1, f['put'] and 1 or 0})
     end
   end
 end
@@ -274,7 +283,7 @@ if ARGV[6] == '1' and claimed < tonumber(ARGV[4]) then
       local f = {}
       local kv = e[2] or {}
       for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
-      table.insert(out, {e[1], f['entry'] or '', prior(f) + 1})
+      table.insert(out, {e[1], f['entry'] or '', prior(f) + 1, f['put'] and 1 or 0})
     end
   end
 end
@@ -284,8 +293,10 @@ return {out, wait}
 });
 
 /// KEYS: stream, unfinished, stale_acks, results key. ARGV: group,
-/// consumer, sid, result, ttl_ms. 1 if `consumer` held the entry (acked,
-/// its result recorded, deleted), else 0 (counted as stale).
+/// consumer, sid, result, ttl_ms, put (`1`/`0`: the entry's `put` field
+/// as the fetch saw it; `''`: unknown, read from the entry). 1 if
+/// `consumer` held the entry (acked, its result recorded, deleted), else
+/// 0 (counted as stale).
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(&ACK_SRC));
 static ACK_SRC: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -296,7 +307,8 @@ if who ~= ARGV[2] then
   redis.call('INCR', KEYS[3])
   return 0
 end
-local f = fields(KEYS[1], ARGV[3])
+local f = {put = (ARGV[6] == '1') or nil}
+if ARGV[6] == '' then f = fields(KEYS[1], ARGV[3]) end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[3]) ~= 1 then
   redis.call('INCR', KEYS[3])
   return 0
@@ -311,7 +323,8 @@ return 1
 });
 
 /// KEYS: stream, unfinished, stale_acks, then one results key per ack.
-/// ARGV: group, consumer, then three per ack: sid, result, ttl_ms. Each
+/// ARGV: group, consumer, then four per ack: sid, result, ttl_ms, put (as
+/// [`ACK`]'s: `1`/`0`, or `''` to read it from the entry). Each
 /// ack as [`ACK`] does it, in order (the results keys' `PEXPIRE`, the
 /// counters' `INCRBY`/`DECRBY` and the `PUBLISH` once at the end, with
 /// the same outcome): 1 or 0 per ack.
@@ -326,18 +339,22 @@ local order = {}
 local stale = 0
 local done = 0
 for i = 1, #KEYS - 3 do
-  local a = 2 + (i - 1) * 3
+  local a = 2 + (i - 1) * 4
   local sid = ARGV[a + 1]
   local rk = KEYS[3 + i]
   local ok = 0
   if holder(KEYS[1], ARGV[1], sid) == ARGV[2] then
-    local f = fields(KEYS[1], sid)
+    local put = ARGV[a + 4] == '1'
+    if ARGV[a + 4] == '' then
+      local f = fields(KEYS[1], sid)
+      put = f ~= nil and f['put'] ~= nil
+    end
     if redis.call('XACK', KEYS[1], ARGV[1], sid) == 1 then
       redis.call('XADD', rk, '*', 'r', ARGV[a + 2])
       if expire[rk] == nil then table.insert(order, rk) end
       expire[rk] = ARGV[a + 3]
       redis.call('XDEL', KEYS[1], sid)
-      if f and f['put'] then done = done + 1 end
+      if put then done = done + 1 end
       ok = 1
     end
   end
@@ -622,6 +639,10 @@ struct Shared {
     cursors: Mutex<HashMap<String, String>>,
 }
 
+/// One entry the mover-and-reclaimer script hands out: stream id, bytes,
+/// attempt, `put` (1 or 0).
+type Swept = (String, Vec<u8>, u32, i64);
+
 /// What one reply of a [`Broker::send_batch`] pipeline answers: a
 /// notice, or a run of this many acks (one `EVALSHA`).
 enum Part {
@@ -656,13 +677,29 @@ pub struct RedisDeadLetter {
 /// [`consumer`](Broker::consumer) makes another with a new random name.
 ///
 /// Unlike the embedded broker, an entry whose lease ran out is taken back
-/// by the next `fetch` of any worker (the reclaimer), with that fetch's
-/// lease as the threshold: the workers of one queue should share one
-/// lease. This crate's README.md describes the keys and scripts.
+/// by a `fetch` of any worker (the reclaimer, which each consumer's fetch
+/// runs every 100 ms while busy, about every second while it waits), with
+/// that fetch's lease as the threshold:
+/// the workers of one queue should share one lease. This crate's README.md describes the keys and scripts.
 #[derive(Clone)]
 pub struct RedisBroker {
     shared: Arc<Shared>,
     consumer: String,
+    /// This consumer's fetch state (shared by its clones: one consumer).
+    local: Arc<Mutex<Local>>,
+}
+
+/// What one consumer remembers between its calls.
+#[derive(Default)]
+struct Local {
+    /// When its fetch last ran the mover and the reclaimer.
+    swept: Option<Instant>,
+    /// When the next delayed entry it knows of is due.
+    due: Option<Instant>,
+    /// The `put` flag of each entry fetched and not yet acked (an entry's
+    /// fields never change under its id): its ack then need not read the
+    /// entry.
+    puts: HashMap<u64, bool>,
 }
 
 impl fmt::Debug for RedisBroker {
@@ -779,6 +816,7 @@ impl RedisBroker {
                 cursors: Mutex::new(HashMap::new()),
             }),
             consumer: consumer_name(),
+            local: Arc::default(),
         };
         Ok(broker)
     }
@@ -948,7 +986,12 @@ impl RedisBroker {
     /// The pipeline of [`send_batch`](Broker::send_batch) (behind a
     /// `SCRIPT LOAD` of [`ACK_MANY`] with `load`), and what each of its
     /// replies answers.
-    fn batch_pipe(&self, ops: &[Outgoing<'_>], load: bool) -> (redis::Pipeline, Vec<Part>) {
+    fn batch_pipe(
+        &self,
+        ops: &[Outgoing<'_>],
+        puts: &[&str],
+        load: bool,
+    ) -> (redis::Pipeline, Vec<Part>) {
         let k = &self.shared.keys;
         let mut pipe = redis::pipe();
         if load {
@@ -981,15 +1024,16 @@ impl RedisBroker {
                     i += 1;
                 }
                 Outgoing::Ack { .. } => {
-                    let run: Vec<(u64, &str, &[u8], Duration)> = ops[i..]
+                    let run: Vec<(u64, &str, &[u8], Duration, &str)> = ops[i..]
                         .iter()
-                        .map_while(|op| match *op {
+                        .zip(&puts[i..])
+                        .map_while(|(op, put)| match *op {
                             Outgoing::Ack {
                                 id,
                                 client,
                                 result,
                                 ttl,
-                            } => Some((id, client, result, ttl)),
+                            } => Some((id, client, result, ttl, *put)),
                             Outgoing::Notify { .. } => None,
                         })
                         .collect();
@@ -999,12 +1043,15 @@ impl RedisBroker {
                         .arg(&k.stream)
                         .arg(&k.unfinished)
                         .arg(&k.stale);
-                    for (_, client, _, _) in &run {
+                    for (_, client, _, _, _) in &run {
                         cmd.arg(k.results_of(client));
                     }
                     cmd.arg(GROUP).arg(&self.consumer);
-                    for (id, _, result, ttl) in &run {
-                        cmd.arg(sid_of(*id)).arg(*result).arg(millis(*ttl));
+                    for (id, _, result, ttl, put) in &run {
+                        cmd.arg(sid_of(*id))
+                            .arg(*result)
+                            .arg(millis(*ttl))
+                            .arg(*put);
                     }
                     parts.push(Part::Acks(run.len()));
                     i += run.len();
@@ -1032,7 +1079,7 @@ impl RedisBroker {
         read_new: bool,
     ) -> Result<(Vec<Fetched>, Option<Duration>), BrokerError> {
         let k = &self.shared.keys;
-        let (got, wait): (Vec<(String, Vec<u8>, u32)>, i64) = self.with_conn(|c| {
+        let (got, wait): (Vec<Swept>, i64) = self.with_conn(|c| {
             RECLAIM
                 .key(&k.stream)
                 .key(&k.dead)
@@ -1050,27 +1097,69 @@ impl RedisBroker {
                 .invoke(c)
         })?;
         let due = u64::try_from(wait).ok().map(Duration::from_millis);
+        let got = got
+            .into_iter()
+            .map(|(sid, bytes, attempt, put)| (sid, bytes, attempt, put == 1))
+            .collect();
         Ok((self.named(got)?, due))
     }
 
-    /// The fetched entries with their ids; an entry whose stream id has no
-    /// `u64` id (added by hand with an explicit id) is dead-lettered.
-    fn named(&self, got: Vec<(String, Vec<u8>, u32)>) -> Result<Vec<Fetched>, BrokerError> {
+    /// The fetched entries (`sid, bytes, attempt, put`) with their ids,
+    /// their `put` flags kept for their acks; an entry whose stream id has
+    /// no `u64` id (added by hand with an explicit id) is dead-lettered.
+    fn named(&self, got: Vec<(String, Vec<u8>, u32, bool)>) -> Result<Vec<Fetched>, BrokerError> {
         let mut out = Vec::with_capacity(got.len());
-        for (sid, bytes, attempt) in got {
-            match id_of(&sid) {
-                Some(id) => out.push(Fetched { id, bytes, attempt }),
-                None => {
-                    self.dead_letter_sid(
-                        &sid,
-                        "its stream id does not fit a u64 id (ms < 2^42, seq < 2^22)",
-                        None,
-                        Duration::from_secs(1),
-                    )?;
+        let mut dead = Vec::new();
+        {
+            let mut l = self.lock_local();
+            if l.puts.len() + got.len() > PUT_FLAGS {
+                l.puts.clear();
+            }
+            for (sid, bytes, attempt, put) in got {
+                match id_of(&sid) {
+                    Some(id) => {
+                        l.puts.insert(id, put);
+                        out.push(Fetched { id, bytes, attempt });
+                    }
+                    None => dead.push(sid),
                 }
             }
         }
+        for sid in dead {
+            self.dead_letter_sid(
+                &sid,
+                "its stream id does not fit a u64 id (ms < 2^42, seq < 2^22)",
+                None,
+                Duration::from_secs(1),
+            )?;
+        }
         Ok(out)
+    }
+
+    /// This consumer's [`Local`] (a poisoned lock's data is still good:
+    /// every update leaves it consistent).
+    fn lock_local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the fetch should run the mover and the reclaimer now: never
+    /// yet, [`SWEEP_EVERY`] since the last time, or a known delayed entry
+    /// due.
+    fn sweep_due(&self, now: Instant) -> bool {
+        let l = self.lock_local();
+        l.swept.is_none_or(|t| now >= t + SWEEP_EVERY) || l.due.is_some_and(|d| now >= d)
+    }
+
+    /// How long a plain read may block: until the next delayed entry this
+    /// consumer knows of is due (a read that finds nothing blocks up to
+    /// [`BLOCK_STEP`] otherwise, as it did when every round ran the
+    /// script: an idle consumer sweeps about once a second).
+    fn until_due(&self, now: Instant) -> Duration {
+        self.lock_local()
+            .due
+            .map_or(BLOCK_STEP, |d| d.saturating_duration_since(now))
     }
 
     fn read_new(&self, n: usize, block: Option<Duration>) -> Result<Vec<Fetched>, BrokerError> {
@@ -1102,7 +1191,8 @@ impl RedisBroker {
                         .unwrap_or(0),
                     _ => 0,
                 };
-                got.push((e.id, bytes, prior.saturating_add(1)));
+                let put = e.map.contains_key("put");
+                got.push((e.id, bytes, prior.saturating_add(1), put));
             }
         }
         self.named(got)
@@ -1251,19 +1341,29 @@ impl Broker for RedisBroker {
         let n = n.max(1);
         let deadline = Instant::now() + wait;
         loop {
-            // The mover, the reclaimer and a read of new entries: one
-            // round trip when work is waiting.
-            let (mut got, due) = self.reclaim(n, lease, true)?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if got.is_empty() && left >= Duration::from_millis(1) {
-                // Nothing: wait for new entries, but not past the next
-                // nacked entry's due time (the mover runs in the next
-                // round), and never BLOCK 0 (forever).
-                let step = match due {
-                    Some(d) => left.min(BLOCK_STEP).min(d.max(Duration::from_millis(1))),
-                    None => left.min(BLOCK_STEP),
-                };
-                got.extend(self.read_new(n, Some(step))?);
+            let mut got = Vec::new();
+            let now = Instant::now();
+            if self.sweep_due(now) {
+                // The mover, the reclaimer and a read of new entries: one
+                // round trip when work is waiting.
+                let (g, due) = self.reclaim(n, lease, true)?;
+                let mut l = self.lock_local();
+                l.swept = Some(now);
+                l.due = due.map(|d| now + d);
+                got = g;
+            }
+            if got.is_empty() {
+                // A plain read (no script): it waits for new entries, but
+                // not past the next known delayed entry's due time (the
+                // mover runs in the next round), and never BLOCK 0
+                // (forever).
+                let now = Instant::now();
+                let step = deadline
+                    .saturating_duration_since(now)
+                    .min(BLOCK_STEP)
+                    .min(self.until_due(now));
+                let block = (step >= Duration::from_millis(1)).then_some(step);
+                got = self.read_new(n, block)?;
             }
             if !got.is_empty() || Instant::now() >= deadline {
                 return Ok(got);
@@ -1279,6 +1379,11 @@ impl Broker for RedisBroker {
         ttl: Duration,
     ) -> Result<bool, BrokerError> {
         let k = &self.shared.keys;
+        let put = match self.lock_local().puts.remove(&id) {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
         let n: i64 = self.with_conn(|c| {
             ACK.key(&k.stream)
                 .key(&k.unfinished)
@@ -1289,6 +1394,7 @@ impl Broker for RedisBroker {
                 .arg(sid_of(id))
                 .arg(result)
                 .arg(millis(ttl))
+                .arg(put)
                 .invoke(c)
         })?;
         Ok(n == 1)
@@ -1306,9 +1412,22 @@ impl Broker for RedisBroker {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let (pipe, parts) = self.batch_pipe(ops, false);
+        let puts: Vec<&str> = {
+            let mut l = self.lock_local();
+            ops.iter()
+                .map(|op| match op {
+                    Outgoing::Ack { id, .. } => match l.puts.remove(id) {
+                        Some(true) => "1",
+                        Some(false) => "0",
+                        None => "",
+                    },
+                    Outgoing::Notify { .. } => "",
+                })
+                .collect()
+        };
+        let (pipe, parts) = self.batch_pipe(ops, &puts, false);
         let replies: Vec<Value> = self.with_conn(|c| match pipe.query::<Vec<Value>>(c) {
-            Err(e) if e.code() == Some("NOSCRIPT") => self.batch_pipe(ops, true).0.query(c),
+            Err(e) if e.code() == Some("NOSCRIPT") => self.batch_pipe(ops, &puts, true).0.query(c),
             r => r,
         })?;
         let mut counted = Vec::with_capacity(ops.len());
@@ -1337,11 +1456,21 @@ impl Broker for RedisBroker {
         client: Option<(&str, &[u8])>,
         ttl: Duration,
     ) -> Result<bool, BrokerError> {
+        self.lock_local().puts.remove(&id);
         self.dead_letter_sid(&sid_of(id), reason, client, ttl)
     }
 
     fn nack(&self, id: u64, delay: Duration) -> Result<bool, BrokerError> {
         let k = &self.shared.keys;
+        {
+            let mut l = self.lock_local();
+            l.puts.remove(&id);
+            if !delay.is_zero() {
+                // This consumer's fetch moves it back once due.
+                let at = Instant::now() + delay;
+                l.due = Some(l.due.map_or(at, |d| d.min(at)));
+            }
+        }
         let delay_ms = if delay.is_zero() { 0 } else { millis(delay) };
         let n: i64 = self.with_conn(|c| {
             NACK.key(&k.stream)
@@ -1598,6 +1727,7 @@ impl Broker for RedisBroker {
         Arc::new(RedisBroker {
             shared: self.shared.clone(),
             consumer: consumer_name(),
+            local: Arc::default(),
         })
     }
 }

@@ -788,3 +788,96 @@ fn send_batch_after_a_script_flush_counts_each_ack_once() {
     let c = b.counts().unwrap();
     assert_eq!((c.unfinished, c.in_flight), (0, 0), "{c:?}");
 }
+
+/// A consumer that keeps fetching (plain reads between its sweeps) still
+/// moves another consumer's nacked entry back once due, and still takes
+/// back an entry whose lease ran out, each within its own fetch's wait.
+#[test]
+fn a_busy_fetchers_sweeps_move_delayed_and_reclaim_expired() {
+    let s = RedisServer::start();
+    let b = s.broker();
+    let (a, other) = (b.consumer(), b.consumer());
+    // `other` has swept once already: later sweeps come from its clock.
+    assert!(other.fetch(1, Duration::ZERO, LONG).unwrap().is_empty());
+    let id = b.put(b"later", 3, "c1", b"", TTL).unwrap();
+    let first = fetch_one(&*a, LONG);
+    assert_eq!((first.id, first.attempt), (id, 1));
+    assert!(a.nack(first.id, Duration::from_millis(300)).unwrap());
+    let since = Instant::now();
+    let back = other.fetch(1, Duration::from_secs(5), LONG).unwrap();
+    assert_eq!(back.len(), 1, "the delayed entry never came back");
+    assert_eq!(
+        (back[0].bytes.as_slice(), back[0].attempt),
+        (&b"later"[..], 2)
+    );
+    assert!(
+        since.elapsed() >= Duration::from_millis(250),
+        "came back early"
+    );
+    // `other` holds it with a lease of 300 ms and does not ack: `a`, which
+    // keeps fetching, takes it back once that runs out.
+    let lease = Duration::from_millis(300);
+    let took = Instant::now();
+    assert!(a.fetch(1, Duration::ZERO, lease).unwrap().is_empty());
+    let again = a.fetch(1, Duration::from_secs(5), lease).unwrap();
+    assert_eq!(again.len(), 1, "the expired lease was never reclaimed");
+    assert_eq!((again[0].id, again[0].attempt), (back[0].id, 3));
+    assert!(
+        took.elapsed() >= Duration::from_millis(250),
+        "reclaimed early"
+    );
+    // The stale holder's ack does not count; the new holder's counts once.
+    assert!(
+        !other
+            .ack_with_result(back[0].id, "c1", b"stale", TTL)
+            .unwrap()
+    );
+    assert!(a.ack_with_result(again[0].id, "c1", b"ok", TTL).unwrap());
+    assert!(!a.ack_with_result(again[0].id, "c1", b"twice", TTL).unwrap());
+    let c = b.counts().unwrap();
+    assert_eq!((c.unfinished, c.in_flight, c.queued), (0, 0, 0), "{c:?}");
+}
+
+/// The acks carry each fetched entry's `put` flag: a batch acking a
+/// `put` entry and one added by hand takes only the first off
+/// `unfinished` (never below 0), and a duplicate counts nowhere.
+#[test]
+fn batch_acks_count_put_entries_only_once() {
+    use spindle_cluster::Outgoing;
+    let s = RedisServer::start();
+    let b = s.broker();
+    b.put(b"counted", 3, "c1", b"", TTL).unwrap();
+    raw_xadd(&s, b"by hand");
+    b.put(b"single", 3, "c1", b"", TTL).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.extend(b.fetch(3, SHORT, LONG).unwrap());
+    }
+    assert_eq!(b.counts().unwrap().unfinished, 2);
+    let ack = |id, result| Outgoing::Ack {
+        id,
+        client: "c1",
+        result,
+        ttl: TTL,
+    };
+    let counted = b
+        .send_batch(&[
+            ack(got[0].id, b"r0"),
+            ack(got[1].id, b"r1"),
+            ack(got[0].id, b"again"),
+        ])
+        .unwrap();
+    assert_eq!(counted, vec![true, true, false]);
+    assert_eq!(b.counts().unwrap().unfinished, 1);
+    assert!(b.ack_with_result(got[2].id, "c1", b"r2", TTL).unwrap());
+    assert!(
+        !b.ack_with_result(got[1].id, "c1", b"r1 again", TTL)
+            .unwrap()
+    );
+    let c = b.counts().unwrap();
+    assert_eq!(
+        (c.unfinished, c.in_flight, c.stale_acks),
+        (0, 0, 2),
+        "{c:?}"
+    );
+}
