@@ -679,8 +679,9 @@ pub struct RedisDeadLetter {
 /// Unlike the embedded broker, an entry whose lease ran out is taken back
 /// by a `fetch` of any worker (the reclaimer, which each consumer's fetch
 /// runs every 100 ms while busy, about every second while it waits), with
-/// that fetch's lease as the threshold:
-/// the workers of one queue should share one lease. This crate's README.md describes the keys and scripts.
+/// that fetch's lease as the threshold: the workers of one queue should
+/// share one lease. This crate's README.md describes the keys and
+/// scripts.
 #[derive(Clone)]
 pub struct RedisBroker {
     shared: Arc<Shared>,
