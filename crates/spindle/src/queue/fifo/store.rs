@@ -763,6 +763,74 @@ mod tests {
         assert_eq!(drops.load(Relaxed), 81);
     }
 
+    /// Zero-sized items travel through both stores, counted right.
+    #[test]
+    fn zero_sized_items() {
+        let l = List::new(0);
+        let r = Ring::new(2);
+        for _ in 0..70 {
+            ok(l.push(()));
+        }
+        ok(r.push(()));
+        ok(r.push(()));
+        assert!(matches!(r.push(()), Err(Push::Full(()))));
+        assert_eq!((l.len(), r.len()), (70, 2));
+        for _ in 0..70 {
+            item(l.pop());
+        }
+        item(r.pop());
+        assert!(matches!(l.pop(), Pop::Empty));
+        assert_eq!((l.pushes(), l.pops(), r.len()), (70, 70, 1));
+    }
+
+    /// A list dropped with its reads and writes ending exactly at a block's
+    /// edge (a whole block read; two whole blocks unread; one read past
+    /// the edge) drops each item once and frees every block (memcheck and
+    /// miri see a leak or a double free).
+    #[test]
+    fn list_dropped_at_block_edges() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut want = 0;
+        for (pushed, popped) in [(31, 31), (62, 0), (62, 31), (63, 32), (31, 0)] {
+            let l = List::new(0);
+            for _ in 0..pushed {
+                ok(l.push(Counted(drops.clone())));
+            }
+            for _ in 0..popped {
+                drop(item(l.pop()));
+            }
+            drop(l);
+            want += pushed;
+            assert_eq!(
+                drops.load(Relaxed),
+                want,
+                "{pushed} pushed, {popped} popped"
+            );
+        }
+    }
+
+    /// A ring of one, lapped many times, then dropped full and empty: the
+    /// stamps keep every item in order and each is dropped once.
+    #[test]
+    fn ring_of_one_after_many_laps() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let r = Ring::new(1);
+        for i in 0..1_000u32 {
+            ok(r.push(i));
+            assert!(matches!(r.push(i), Err(Push::Full(_))));
+            assert_eq!(item(r.pop()), i);
+            assert!(matches!(r.pop(), Pop::Empty));
+        }
+        let full = Ring::new(1);
+        for _ in 0..500 {
+            ok(full.push(Counted(drops.clone())));
+            drop(item(full.pop()));
+        }
+        ok(full.push(Counted(drops.clone())));
+        drop(full);
+        assert_eq!(drops.load(Relaxed), 501);
+    }
+
     /// Producers and consumers on both stores: every item is got exactly
     /// once, each producer's items in order, and a close after the
     /// producers leaves the consumers seeing `Closed`.
