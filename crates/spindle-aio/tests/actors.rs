@@ -373,32 +373,39 @@ static SPINNERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// last sender was that thread, keeps looking at its mailbox (`IDLE_SPIN`)
 /// instead of parking its worker. Before, every ask parked the asker in the
 /// kernel (one voluntary context switch per ask, each several µs). The bound
-/// is loose (a quarter of the asks may still sleep) for a loaded machine.
+/// is loose (a quarter of the asks may still sleep) for a loaded machine,
+/// and a round over it is taken again, up to three rounds: under the
+/// parallel test run one round once measured 798 sleeps in 2,000 asks,
+/// while the behaviour this guards against sleeps on every ask, every round.
 #[test]
 fn back_to_back_asks_from_a_thread_do_not_sleep() {
     const ASKS: u64 = 2_000;
     let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
-    let counter = actor::spawn(Counter::default, 8);
-    let parks = thread::spawn(move || {
-        for _ in 0..100 {
-            counter.ask(Msg::Get).unwrap(); // warm up: the actor sees a thread sender
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let counter = actor::spawn(Counter::default, 8);
+        let parks = thread::spawn(move || {
+            for _ in 0..100 {
+                counter.ask(Msg::Get).unwrap(); // warm up: the actor sees a thread sender
+            }
+            let before = voluntary_switches();
+            for n in 1..=ASKS {
+                counter.send(Msg::Add(1)).unwrap();
+                assert_eq!(counter.ask(Msg::Get), Ok(n));
+            }
+            let parks = voluntary_switches() - before;
+            counter.shutdown(false);
+            assert!(counter.join());
+            parks
+        })
+        .join()
+        .unwrap();
+        rounds.push(parks);
+        if parks < ASKS / 4 {
+            return;
         }
-        let before = voluntary_switches();
-        for n in 1..=ASKS {
-            counter.send(Msg::Add(1)).unwrap();
-            assert_eq!(counter.ask(Msg::Get), Ok(n));
-        }
-        let parks = voluntary_switches() - before;
-        counter.shutdown(false);
-        assert!(counter.join());
-        parks
-    })
-    .join()
-    .unwrap();
-    assert!(
-        parks < ASKS / 4,
-        "the asking thread slept {parks} times in {ASKS} asks"
-    );
+    }
+    panic!("the asking thread slept {rounds:?} times in {ASKS} asks, in each of three rounds");
 }
 
 /// The same from `Runtime::block_on` on a multi-thread runtime (its future
