@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p spindle-bench -- list
-//! cargo run --release -p spindle-bench -- SUITE [--quick] [--json] [--case NAME]..
+//! cargo run --release -p spindle-bench -- SUITE [--quick] [--json] [--case NAME].. [--impl NAME]..
 //! cargo run --release -p spindle-bench -- all
 //! ```
 //!
@@ -347,6 +347,8 @@ pub(crate) struct Bench {
     quick: bool,
     json: bool,
     only: Vec<String>,
+    /// `--impl`: the contenders that run (empty: all).
+    contenders: Vec<String>,
     python: Option<PathBuf>,
     figures: usize,
     /// Whether to draw a bar per case on stderr (see [`progress_bar`]).
@@ -432,7 +434,11 @@ impl Bench {
         if !self.only.is_empty() && !self.only.iter().any(|c| c == case) {
             return;
         }
-        let mut impls: Vec<Impl<'a>> = impls.into_iter().filter(|i| i.available).collect();
+        let mut impls: Vec<Impl<'a>> = impls
+            .into_iter()
+            .filter(|i| i.available)
+            .filter(|i| self.contenders.is_empty() || self.contenders.contains(&i.name))
+            .collect();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); impls.len()];
         let mut broken: Vec<Option<String>> = vec![None; impls.len()];
         self.cases_started += 1;
@@ -612,6 +618,11 @@ struct Args {
     /// Run only these cases of the suite (default: all).
     #[arg(long = "case")]
     cases: Vec<String>,
+    /// Run only these contenders (`spindle`, `python`, a crate's name as
+    /// the table prints it; default: all): to profile one of them alone.
+    /// A ratio needs `spindle` among them.
+    #[arg(long = "impl")]
+    contenders: Vec<String>,
     /// Draw no progress bar. A bar per case (case I of N, its samples) goes to
     /// stderr only, and only when stderr is a terminal and the CI
     /// environment variable is not set; stdout is the same either way.
@@ -628,11 +639,34 @@ fn main() -> ExitCode {
     procspawn::init();
     let args = Args::parse();
     let bars = spindle_workloads::bars_wanted(args.no_progress);
-    run(&args.suite, args.quick, args.json, args.cases, bars)
+    let opts = RunOptions {
+        quick: args.quick,
+        json: args.json,
+        only: args.cases,
+        contenders: args.contenders,
+        bars,
+    };
+    run(&args.suite, &opts)
+}
+
+/// What the command line chose besides the suite.
+struct RunOptions {
+    quick: bool,
+    json: bool,
+    only: Vec<String>,
+    contenders: Vec<String>,
+    bars: bool,
 }
 
 /// Runs one suite (or `all`, or `list`); exit status 2 for an unknown suite.
-fn run(suite: &str, quick: bool, json: bool, only: Vec<String>, bars: bool) -> ExitCode {
+fn run(suite: &str, opts: &RunOptions) -> ExitCode {
+    let RunOptions {
+        quick,
+        json,
+        ref only,
+        ref contenders,
+        bars,
+    } = *opts;
     if suite == "list" {
         for s in SUITES {
             println!("{:<12} {}", s.name, s.about);
@@ -661,6 +695,7 @@ fn run(suite: &str, quick: bool, json: bool, only: Vec<String>, bars: bool) -> E
             quick,
             json,
             only: only.clone(),
+            contenders: contenders.clone(),
             python: python.clone(),
             figures: 0,
             bars,
@@ -758,6 +793,7 @@ mod tests {
             quick: true,
             json: false,
             only: Vec::new(),
+            contenders: Vec::new(),
             python: None,
             figures: 0,
             bars: false,
