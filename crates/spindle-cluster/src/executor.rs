@@ -439,11 +439,11 @@ impl ClusterExecutor {
         Ok(fut)
     }
 
-    fn enqueue(&self, job: CallJob, options: TaskOptions) {
+    fn enqueue(&self, mut job: CallJob, options: TaskOptions) {
         let inner = &self.inner;
         let id = inner.next.fetch_add(1, Ordering::Relaxed);
-        let calls = match job.encoded_calls() {
-            Some(c) if job.wire_error().is_none() => c,
+        let signature = match job.signature() {
+            Some(sig) if job.wire_error().is_none() => sig,
             // Arguments that cannot travel: `complete` fails the future
             // with the reason the job holds.
             _ => {
@@ -451,24 +451,28 @@ impl ClusterExecutor {
                 return;
             }
         };
+        // Encoded into the entry below and never needed again: freed here,
+        // on the submitting thread that made them.
+        let args = job.take_args();
         let wire_options = options.to_wire();
         // The submit's span; its context travels with the entry.
         #[cfg(feature = "tracing")]
         let (span, traceparent) = {
-            let name = calls.first().map_or("", |c| c.name.as_str());
-            let (span, ctx) = spindle::trace::submit_span("cluster", name);
+            let (span, ctx) = spindle::trace::submit_span("cluster", job.name());
             tracing::trace!(parent: &span, job = id, "submitted");
             (span, Some(ctx.traceparent()))
         };
         #[cfg(not(feature = "tracing"))]
         let traceparent = None;
-        let entry = wire::encode(&JobEntry::new(
+        let entry = wire::encode(&JobEntry::of_calls(
             inner.client.clone(),
             id,
-            calls,
+            (job.name(), signature),
+            &args,
             Some(wire_options),
             traceparent,
         ));
+        drop(args);
         let reason = match options.timeout {
             Some(t) => format!(
                 "its lease (its timeout of {t:?}) ran out {} times (max_deliveries + retries): \

@@ -1179,9 +1179,9 @@ impl RedisBroker {
         })?;
         let mut got = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for e in key.ids {
-                let bytes = match e.map.get("entry") {
-                    Some(Value::BulkString(b)) => b.clone(),
+            for mut e in key.ids {
+                let bytes = match e.map.remove("entry") {
+                    Some(Value::BulkString(b)) => b,
                     _ => Vec::new(),
                 };
                 // A nacked entry's deliveries before this one.
@@ -1552,9 +1552,9 @@ impl Broker for RedisBroker {
             let mut got = Vec::new();
             let mut newest = None;
             for k in reply.map(|r| r.keys).unwrap_or_default() {
-                for e in k.ids {
-                    if let Some(Value::BulkString(b)) = e.map.get("r") {
-                        got.push(b.clone());
+                for mut e in k.ids {
+                    if let Some(Value::BulkString(b)) = e.map.remove("r") {
+                        got.push(b);
                     }
                     newest = Some(e.id);
                 }

@@ -39,36 +39,62 @@ pub(crate) struct Chunk {
     /// Its signature ([`EncodedCall::signature`]).
     pub(crate) signature: u64,
     /// Each call's MessagePack-encoded arguments, in order.
-    pub(crate) args: Vec<ByteBuf>,
+    pub(crate) args: ArgList,
+}
+
+/// One call of a [`JobEntry`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CallRef<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) signature: u64,
+    pub(crate) args: &'a [u8],
+}
+
+impl CallRef<'_> {
+    /// The call as an [`EncodedCall`] of its own.
+    pub(crate) fn to_owned_call(self) -> EncodedCall {
+        EncodedCall {
+            name: self.name.to_owned(),
+            signature: self.signature,
+            args: self.args.to_vec(),
+        }
+    }
 }
 
 impl JobEntry {
-    /// An entry of `calls`: in short ([`chunk`](Self::chunk)) when there
-    /// is more than one and they are all of one task (always, for an
-    /// executor's job), else as they are.
-    pub(crate) fn new(
+    /// The entry of calls of task `name` (`signature`), one per item of
+    /// `args` (each a call's MessagePack-encoded arguments): in short
+    /// ([`chunk`](Self::chunk)) when there is more than one call, else as
+    /// one [`EncodedCall`].
+    pub(crate) fn of_calls(
         client: String,
         job: u64,
-        mut calls: Vec<EncodedCall>,
+        (name, signature): (&str, u64),
+        args: &[Vec<u8>],
         options: Option<JobOptions>,
         traceparent: Option<String>,
     ) -> JobEntry {
-        let one_task = calls.split_first().is_some_and(|(first, rest)| {
-            !rest.is_empty()
-                && rest
-                    .iter()
-                    .all(|c| c.name == first.name && c.signature == first.signature)
-        });
-        let chunk = if one_task {
-            let (name, signature) = (calls[0].name.clone(), calls[0].signature);
-            let args = calls.drain(..).map(|c| ByteBuf::from(c.args)).collect();
-            Some(Chunk {
-                name,
+        let (calls, chunk) = if args.len() > 1 {
+            let mut list = ArgList::with_capacity(args.len(), args.iter().map(Vec::len).sum());
+            for a in args {
+                list.push(a);
+            }
+            let chunk = Chunk {
+                name: name.to_owned(),
                 signature,
-                args,
-            })
+                args: list,
+            };
+            (Vec::new(), Some(chunk))
         } else {
-            None
+            let calls = args
+                .iter()
+                .map(|a| EncodedCall {
+                    name: name.to_owned(),
+                    signature,
+                    args: a.clone(),
+                })
+                .collect();
+            (calls, None)
         };
         JobEntry {
             client,
@@ -80,16 +106,126 @@ impl JobEntry {
         }
     }
 
-    /// Its calls in full (a [`chunk`](Self::chunk) made calls again).
-    pub(crate) fn expanded(mut self) -> JobEntry {
-        if let Some(c) = self.chunk.take() {
-            self.calls.extend(c.args.into_iter().map(|a| EncodedCall {
-                name: c.name.clone(),
+    /// How many calls it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len() + self.chunk.as_ref().map_or(0, |c| c.args.len())
+    }
+
+    /// Its calls, in order (those in full, then the chunk's: an entry has
+    /// one or the other).
+    pub(crate) fn each_call(&self) -> impl Iterator<Item = CallRef<'_>> {
+        let full = self.calls.iter().map(|c| CallRef {
+            name: &c.name,
+            signature: c.signature,
+            args: &c.args,
+        });
+        let short = self.chunk.iter().flat_map(|c| {
+            c.args.iter().map(move |args| CallRef {
+                name: &c.name,
                 signature: c.signature,
-                args: a.into_vec(),
-            }));
+                args,
+            })
+        });
+        full.chain(short)
+    }
+}
+
+/// A chunk's arguments, each one call's MessagePack value, in one buffer:
+/// two allocations for a chunk instead of one per call. On the wire an
+/// array of *bin*s (what a `Vec<ByteBuf>` is).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ArgList {
+    data: Vec<u8>,
+    /// Where each call's arguments end in `data`.
+    ends: Vec<usize>,
+}
+
+/// At most this many calls' room is reserved ahead from an array's
+/// declared length (an entry's length prefix is not trusted: a garbage
+/// entry declaring 2^32 items must not reserve their room).
+const RESERVE_AT_MOST: usize = 4096;
+
+impl ArgList {
+    fn with_capacity(calls: usize, bytes: usize) -> ArgList {
+        ArgList {
+            data: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(calls),
         }
-        self
+    }
+
+    fn push(&mut self, args: &[u8]) {
+        self.data.extend_from_slice(args);
+        self.ends.push(self.data.len());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.data[a..b])
+    }
+}
+
+impl Serialize for ArgList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(serde_bytes::Bytes::new))
+    }
+}
+
+impl<'de> Deserialize<'de> for ArgList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ArgList, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = ArgList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of byte strings")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ArgList, A::Error> {
+                let n = seq.size_hint().unwrap_or(0).min(RESERVE_AT_MOST);
+                let mut list = ArgList::with_capacity(n, n * 16);
+                while seq.next_element_seed(Append(&mut list))?.is_some() {}
+                Ok(list)
+            }
+        }
+        d.deserialize_seq(Items)
+    }
+}
+
+/// Reads one byte string onto the end of an [`ArgList`]: in any form
+/// serde_bytes' `ByteBuf` reads (bytes, a string, an array of bytes).
+struct Append<'a>(&'a mut ArgList);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Append<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_byte_buf(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Append<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a byte string")
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<(), E> {
+        self.0.push(v);
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(v.as_bytes());
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(b) = seq.next_element::<u8>()? {
+            self.0.data.push(b);
+        }
+        self.0.ends.push(self.0.data.len());
+        Ok(())
     }
 }
 
@@ -157,21 +293,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_chunk_of_one_task_travels_in_short_and_comes_back_whole() {
-        let calls: Vec<EncodedCall> = (0..64u8)
-            .map(|i| call("some::module::square", 7, &[0x91, i]))
-            .collect();
-        let long = encode(&JobEntry {
+    fn owned(e: &JobEntry) -> Vec<EncodedCall> {
+        e.each_call().map(CallRef::to_owned_call).collect()
+    }
+
+    fn by_hand(calls: Vec<EncodedCall>) -> JobEntry {
+        JobEntry {
             client: "c".into(),
             job: 1,
-            calls: calls.clone(),
+            calls,
             options: None,
             traceparent: None,
             chunk: None,
-        });
-        let entry = JobEntry::new("c".into(), 1, calls.clone(), None, None);
+        }
+    }
+
+    #[test]
+    fn a_chunk_of_one_task_travels_in_short_and_comes_back_whole() {
+        let args: Vec<Vec<u8>> = (0..64u8).map(|i| vec![0x91, i]).collect();
+        let calls: Vec<EncodedCall> = args
+            .iter()
+            .map(|a| call("some::module::square", 7, a))
+            .collect();
+        let long = encode(&by_hand(calls.clone()));
+        let entry = JobEntry::of_calls(
+            "c".into(),
+            1,
+            ("some::module::square", 7),
+            &args,
+            None,
+            None,
+        );
         assert!(entry.calls.is_empty() && entry.chunk.is_some());
+        assert_eq!(entry.len(), 64);
         let short = encode(&entry);
         assert!(
             short.len() * 5 < long.len(),
@@ -179,27 +333,70 @@ mod tests {
             short.len(),
             long.len()
         );
-        let back = decode::<JobEntry>(&short).unwrap().expanded();
-        assert_eq!(back.calls, calls);
-        assert!(back.chunk.is_none());
+        let back = decode::<JobEntry>(&short).unwrap();
+        assert_eq!(owned(&back), calls);
+        assert_eq!(back.len(), 64);
         // An entry in full (one call, or made by hand) is read as before.
-        let back = decode::<JobEntry>(&long).unwrap().expanded();
-        assert_eq!(back.calls, calls);
+        let back = decode::<JobEntry>(&long).unwrap();
+        assert_eq!(owned(&back), calls);
+    }
+
+    /// The short form's arguments travel as an array of *bin*s, as a
+    /// `Vec<ByteBuf>`: an entry of either side reads on the other.
+    #[test]
+    fn chunk_arguments_are_an_array_of_bins_on_the_wire() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Plain {
+            name: String,
+            signature: u64,
+            args: Vec<ByteBuf>,
+        }
+        let args: Vec<Vec<u8>> = vec![vec![0x91, 1], Vec::new(), vec![0x92, 2, 3]];
+        let entry = JobEntry::of_calls("c".into(), 1, ("t", 9), &args, None, None);
+        let list = &entry.chunk.as_ref().unwrap().args;
+        let plain: Plain = decode(&encode(entry.chunk.as_ref().unwrap())).unwrap();
+        assert_eq!(
+            plain.args,
+            args.iter().cloned().map(ByteBuf::from).collect::<Vec<_>>()
+        );
+        let back: Chunk = decode(&encode(&plain)).unwrap();
+        assert_eq!(&back.args, list);
+        assert_eq!(
+            back.args.iter().collect::<Vec<_>>(),
+            vec![&[0x91, 1][..], &[][..], &[0x92, 2, 3][..]]
+        );
+        // Bytes written as an array of integers read too (as ByteBuf does).
+        let ints = rmp_serde::to_vec(&vec![vec![1u8, 2], vec![3u8]]).unwrap();
+        let list: ArgList = rmp_serde::from_slice(&ints).unwrap();
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            vec![&[1u8, 2][..], &[3u8][..]]
+        );
+    }
+
+    /// A garbage entry declaring 2^32 - 1 arguments and holding none is
+    /// refused, without reserving room for them.
+    #[test]
+    fn a_lying_argument_count_is_refused_cheaply() {
+        let mut bytes = vec![0xdd, 0xff, 0xff, 0xff, 0xff]; // array32, 2^32 - 1 items
+        bytes.extend_from_slice(&[0xc4, 1, 7]); // one bin of one byte
+        let err = rmp_serde::from_slice::<ArgList>(&bytes).unwrap_err();
+        assert!(!err.to_string().is_empty());
     }
 
     #[test]
-    fn calls_of_several_tasks_or_one_call_stay_as_they_are() {
-        let one = vec![call("a", 1, b"x")];
-        let e = JobEntry::new("c".into(), 1, one.clone(), None, None);
+    fn one_call_or_calls_of_several_tasks_stay_as_they_are() {
+        let e = JobEntry::of_calls("c".into(), 1, ("a", 1), &[b"x".to_vec()], None, None);
         assert!(e.chunk.is_none());
-        assert_eq!(e.calls, one);
+        assert_eq!(e.calls, vec![call("a", 1, b"x")]);
+        assert_eq!(owned(&e), e.calls);
         let mixed = vec![call("a", 1, b"x"), call("b", 1, b"y")];
-        let e = JobEntry::new("c".into(), 1, mixed.clone(), None, None);
+        let e = decode::<JobEntry>(&encode(&by_hand(mixed.clone()))).unwrap();
         assert!(e.chunk.is_none());
-        assert_eq!(e.expanded().calls, mixed);
-        let signatures = vec![call("a", 1, b"x"), call("a", 2, b"y")];
-        let e = JobEntry::new("c".into(), 1, signatures.clone(), None, None);
-        assert!(e.chunk.is_none());
-        assert_eq!(e.calls, signatures);
+        assert_eq!(owned(&e), mixed);
+        assert_eq!(e.len(), 2);
+        let none = JobEntry::of_calls("c".into(), 1, ("a", 1), &[], None, None);
+        assert_eq!(none.len(), 0);
+        assert_eq!(none.each_call().count(), 0);
     }
 }

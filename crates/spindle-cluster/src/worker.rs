@@ -479,9 +479,7 @@ impl Worker {
             let mut notices = Vec::with_capacity(got.len());
             if let Ok(mut h) = sh.held.lock() {
                 for f in got {
-                    let entry = wire::decode::<JobEntry>(&f.bytes)
-                        .map(JobEntry::expanded)
-                        .map_err(|e| e.to_string());
+                    let entry = wire::decode::<JobEntry>(&f.bytes).map_err(|e| e.to_string());
                     // Its own lease (a timeout's: the timeout + grace)
                     // from now on, while it waits and then runs.
                     let own = entry.as_ref().ok().and_then(|e| e.options).map_or(
@@ -794,7 +792,7 @@ impl Worker {
         #[cfg(feature = "tracing")]
         let remote = spindle::trace::RemoteSpan::new(
             "cluster",
-            entry.calls.first().map_or("", |c| c.name.as_str()),
+            entry.each_call().next().map_or("", |c| c.name),
             self.worker_id(),
             entry.traceparent.as_deref(),
         );
@@ -802,13 +800,13 @@ impl Worker {
         let entered = remote.enter();
         #[cfg(feature = "tracing")]
         tracing::trace!(job = entry.job, attempt = f.attempt, "started");
-        let mut outcomes = Vec::with_capacity(entry.calls.len());
+        let mut outcomes = Vec::with_capacity(entry.len());
         let mut cannot_run = None;
-        for call in &entry.calls {
+        for call in entry.each_call() {
             let out = match pool {
-                None => call.invoke(),
+                None => spindle::process::invoke(call.name, call.signature, call.args),
                 Some(pool) => match pool
-                    .submit(run_encoded::call(call.clone()))
+                    .submit(run_encoded::call(call.to_owned_call()))
                     .map_err(|_| ())
                     .and_then(|fut| fut.result().map_err(drop::<FutureError>))
                 {

@@ -391,6 +391,57 @@ fn a_network_form_call_job_ships_encoded_calls() {
     assert!(fut.result().unwrap_err().is_unavailable());
 }
 
+/// Calls of different tasks, one after the other on one thread, each run
+/// its own task (the lookup keeps a thread's last find: it must never
+/// answer for another name).
+#[test]
+fn interleaved_tasks_each_run_their_own() {
+    let two = |a: u64, b: u64| EncodedCall::new(&add::call(a, b)).unwrap();
+    let sq = |n: u64| EncodedCall::new(&square::call(n)).unwrap();
+    for i in 0..3u64 {
+        let out = sq(i + 2).invoke().unwrap();
+        assert_eq!(
+            EncodedCall::decode_result::<square>(&out).unwrap(),
+            (i + 2) * (i + 2)
+        );
+        let out = two(i, 10).invoke().unwrap();
+        assert_eq!(EncodedCall::decode_result::<add>(&out).unwrap(), i + 10);
+        let gone = invoke("gone::task", 0, &[]).unwrap_err();
+        assert!(matches!(gone, TaskFault::UnknownTask { .. }), "{gone:?}");
+        // The signature is still checked against the task found.
+        let wrong = invoke(add::NAME, square::SIGNATURE, &two(1, 1).args).unwrap_err();
+        assert!(
+            matches!(wrong, TaskFault::SignatureMismatch { .. }),
+            "{wrong:?}"
+        );
+    }
+}
+
+/// `take_args` hands the encoded arguments over and leaves the job
+/// counting its calls: outcomes for them still complete it, and a wrong
+/// number of outcomes is still refused.
+#[test]
+fn a_call_jobs_taken_arguments_leave_its_call_count() {
+    let (mut job, fut) = CallJob::of_wire(add::call(4, 5), WireFormat::MessagePack);
+    let args = job.take_args();
+    assert_eq!(args.len(), 1);
+    assert_eq!(job.args(), &[Vec::<u8>::new()]);
+    let out = invoke(add::NAME, add::SIGNATURE, &args[0]);
+    job.complete_invoked(vec![out]);
+    assert_eq!(fut.result(), Ok(9));
+
+    let (mut job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
+    let _ = job.take_args();
+    job.complete_invoked(Vec::new());
+    let err = fut.result().unwrap_err();
+    assert!(
+        err.panic_message()
+            .unwrap()
+            .contains("0 outcomes came back for 1 calls"),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn a_call_job_forwards_on_cancel_to_its_future() {
     // The broker says a worker took it: the cancel is refused.

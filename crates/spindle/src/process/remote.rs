@@ -331,7 +331,10 @@ pub(crate) fn encode_net<A: Serialize>(task: &'static str, args: &A) -> Result<V
     // collection while one is active: seeing any is the refusal (outside a
     // collection it would fail with a message about `TaskCall`, which is
     // not the cause here).
-    let (res, fds) = fdpass::collect(|| rmp_serde::to_vec_named(args));
+    let (res, fds) = fdpass::collect(|| {
+        let mut buf = Vec::with_capacity(task::RESULT_CAPACITY);
+        rmp_serde::encode::write_named(&mut buf, args).map(|()| buf)
+    });
     if !fds.is_empty() {
         return Err(WireError::CarriesDescriptors {
             task,

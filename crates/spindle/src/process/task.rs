@@ -254,8 +254,16 @@ fn invoke_net<T: Task>(bytes: &[u8]) -> Result<Vec<u8>, RunFault> {
     let args: T::Args =
         rmp_serde::from_slice(bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
     let out = T::run(args);
-    rmp_serde::to_vec_named(&out).map_err(|e| RunFault::Encode(e.to_string()))
+    // Sized for a small result at once (an empty Vec grows 8 → 16 → 32
+    // bytes while a `u64` is written: three allocations where one does).
+    let mut buf = Vec::with_capacity(RESULT_CAPACITY);
+    rmp_serde::encode::write_named(&mut buf, &out).map_err(|e| RunFault::Encode(e.to_string()))?;
+    Ok(buf)
 }
+
+/// The first capacity of a network-form result's (and arguments')
+/// buffer: most fit, larger ones grow from there.
+pub(crate) const RESULT_CAPACITY: usize = 32;
 
 fn invoke<T: Task>(
     bytes: ArgBytes<'_>,
@@ -522,8 +530,22 @@ pub(crate) fn registry() -> &'static [TaskEntry] {
 
 /// Finds a task by name (the first registered, if the name is taken twice:
 /// see [`check_tasks`](super::check_tasks)).
+///
+/// A thread's last find is kept: a worker running a chunk of calls of one
+/// task compares one name per call instead of scanning the registry.
 pub(crate) fn lookup(name: &str) -> Option<&'static TaskEntry> {
-    registry().iter().find(|e| e.name() == name)
+    thread_local! {
+        static LAST: std::cell::Cell<Option<&'static TaskEntry>> =
+            const { std::cell::Cell::new(None) };
+    }
+    if let Some(e) = LAST.with(std::cell::Cell::get)
+        && e.name() == name
+    {
+        return Some(e);
+    }
+    let found = registry().iter().find(|e| e.name() == name)?;
+    LAST.with(|l| l.set(Some(found)));
+    Some(found)
 }
 
 /// Every registered task's name and [`Task::SIGNATURE`], sorted by name:

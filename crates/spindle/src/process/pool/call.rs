@@ -328,10 +328,24 @@ impl CallJob {
         self.0.name
     }
 
-    /// The postcard-encoded argument tuple of each call, in order: one for
-    /// a submitted call, one per item for a `map` chunk.
+    /// The encoded argument tuple of each call, in order: one for a
+    /// submitted call, one per item for a `map` chunk. Postcard, or
+    /// MessagePack with named fields for a [`WireFormat::MessagePack`] job
+    /// (see [`wire`](Self::wire)): then each is what
+    /// [`invoke`](crate::process::invoke) decodes.
     pub fn args(&self) -> &[Vec<u8>] {
         &self.0.args
+    }
+
+    /// Moves the encoded arguments out, leaving each call's empty (the job
+    /// still counts its calls, for [`complete`](Self::complete)): for an
+    /// executor that has sent them elsewhere and never sends them again,
+    /// so that their buffers are freed where they were made, now, not by
+    /// whichever thread completes the job. A job whose arguments were
+    /// taken must not be run here ([`run_here`](Self::run_here) would run
+    /// its calls on empty arguments: each fails to decode).
+    pub fn take_args(&mut self) -> Vec<Vec<u8>> {
+        self.0.args.iter_mut().map(std::mem::take).collect()
     }
 
     /// Why the arguments could not be encoded, if they could not (an
