@@ -464,14 +464,18 @@ impl ClusterExecutor {
         };
         #[cfg(not(feature = "tracing"))]
         let traceparent = None;
-        let entry = wire::encode(&JobEntry::of_calls(
-            inner.client.clone(),
-            id,
-            (job.name(), signature),
-            &args,
-            Some(wire_options),
-            traceparent,
-        ));
+        let size = args.iter().map(|a| a.len() + wire::PER_CALL).sum::<usize>();
+        let entry = wire::encode_sized(
+            &JobEntry::of_calls(
+                inner.client.clone(),
+                id,
+                (job.name(), signature),
+                &args,
+                Some(wire_options),
+                traceparent,
+            ),
+            size + inner.client.len() + 128,
+        );
         drop(args);
         let reason = match options.timeout {
             Some(t) => format!(

@@ -11,7 +11,6 @@ use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::streams::StreamReadReply;
 use redis::{Client, Connection, ErrorKind, RedisError, Script, Value};
 use spindle::manager::BrokerCounts;
 
@@ -58,6 +57,14 @@ fn sid_of(id: u64) -> String {
     format!("{}-{}", id >> SEQ_BITS, id & ((1 << SEQ_BITS) - 1))
 }
 
+/// How many of a consumer's pending entries [`ACK_MANY`] lists for a
+/// batch of `acks`: the batch's own and room for as many again that the
+/// consumer holds between them (prefetched, still running); past that it
+/// checks the rest one by one.
+fn ack_listing_limit(acks: usize) -> usize {
+    acks.saturating_mul(2).saturating_add(64)
+}
+
 /// Milliseconds, at least 1 and at most 2^40 (about 34 years), so that a
 /// `PEXPIRE` never overflows the server's clock (an error in the middle of
 /// a script would leave its earlier writes done).
@@ -68,6 +75,75 @@ fn millis(d: Duration) -> u64 {
 }
 
 const MAX_MILLIS: u64 = 1 << 40;
+
+/// One stream entry of an `XREAD`/`XREADGROUP` reply: its id, and its
+/// fields and values in turn, as the server sent them.
+type StreamEntry = (String, Vec<Value>);
+
+/// The entries of an `XREAD`/`XREADGROUP` reply (a RESP2 array or a RESP3
+/// map of streams; nil when nothing came), moved out of it: no copies,
+/// and no map of owned field names per entry (what redis-rs's
+/// `StreamReadReply` builds).
+fn stream_entries(reply: Value) -> Result<Vec<StreamEntry>, RedisError> {
+    let unexpected = |what: &str| {
+        RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "not a stream reply",
+            what.to_owned(),
+        ))
+    };
+    let streams: Vec<Value> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .into_iter()
+            .map(|s| match s {
+                Value::Array(mut key_entries) if key_entries.len() == 2 => {
+                    key_entries.pop().ok_or_else(|| unexpected("a stream"))
+                }
+                _ => Err(unexpected("a stream")),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Map(streams) => streams.into_iter().map(|(_, v)| v).collect(),
+        _ => return Err(unexpected("the reply")),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else {
+            return Err(unexpected("a stream's entries"));
+        };
+        out.reserve(entries.len());
+        for e in entries {
+            let Value::Array(mut parts) = e else {
+                return Err(unexpected("an entry"));
+            };
+            let fields = match parts.pop() {
+                Some(Value::Array(f)) => f,
+                Some(Value::Map(m)) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                // A pending entry deleted since: no fields.
+                Some(Value::Nil) => Vec::new(),
+                _ => return Err(unexpected("an entry's fields")),
+            };
+            let id = match parts.pop() {
+                Some(Value::BulkString(b)) => String::from_utf8(b).ok(),
+                Some(Value::SimpleString(s)) => Some(s),
+                _ => None,
+            };
+            match (id, parts.is_empty()) {
+                (Some(id), true) => out.push((id, fields)),
+                _ => return Err(unexpected("an entry's id")),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Takes the value of field `name` out of an entry's `fields`.
+fn take_field(fields: &mut [Value], name: &[u8]) -> Option<Value> {
+    fields
+        .chunks_exact_mut(2)
+        .find(|kv| matches!(&kv[0], Value::BulkString(k) if k == name))
+        .map(|kv| std::mem::replace(&mut kv[1], Value::Nil))
+}
 
 /// Lua shared by the scripts: `fields(stream, sid)` is the entry's fields
 /// (a table) or nil; `uncount(f, key)` takes a `put` entry off the
@@ -323,43 +399,65 @@ return 1
 });
 
 /// KEYS: stream, unfinished, stale_acks, then one results key per ack.
-/// ARGV: group, consumer, then four per ack: sid, result, ttl_ms, put (as
-/// [`ACK`]'s: `1`/`0`, or `''` to read it from the entry). Each
-/// ack as [`ACK`] does it, in order (the results keys' `PEXPIRE`, the
-/// counters' `INCRBY`/`DECRBY` and the `PUBLISH` once at the end, with
-/// the same outcome): 1 or 0 per ack.
+/// ARGV: group, consumer, the lowest and the highest sid of the batch,
+/// how many of the consumer's entries to list at most (see below), then
+/// four per ack: sid, result, ttl_ms, put (as [`ACK`]'s: `1`/`0`, or `''`
+/// to read it from the entry). Each ack as [`ACK`] does it, in order, with
+/// the same outcome, 1 or 0 per ack; but the holder check is one
+/// `XPENDING` of the consumer's own entries between the lowest and the
+/// highest sid (an entry it misses, when the list was cut at its limit,
+/// is checked alone), and the entries acked are `XACK`ed and `XDEL`ed in
+/// one call each (in groups of [`LUA_UNPACK`]): held by this consumer, an
+/// entry is pending, so its `XACK` is the 1 `ACK` checks for. The results
+/// keys' `PEXPIRE`, the counters' `INCRBY`/`DECRBY` and the `PUBLISH` come
+/// once, at the end.
 static ACK_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(&ACK_MANY_SRC));
 static ACK_MANY_SRC: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{LUA_COMMON}{}",
+        "{LUA_COMMON}local unpack_at_most = {LUA_UNPACK}\n{}",
         r"
+local limit = tonumber(ARGV[5])
+local mine = {}
+local listed = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], limit, ARGV[2])
+for _, e in ipairs(listed) do mine[e[1]] = true end
+local whole = #listed < limit
 local out = {}
 local expire = {}
 local order = {}
+local acked = {}
 local stale = 0
 local done = 0
 for i = 1, #KEYS - 3 do
-  local a = 2 + (i - 1) * 4
+  local a = 5 + (i - 1) * 4
   local sid = ARGV[a + 1]
   local rk = KEYS[3 + i]
+  local held = mine[sid]
+  if held == nil and not whole then
+    held = holder(KEYS[1], ARGV[1], sid) == ARGV[2]
+  end
   local ok = 0
-  if holder(KEYS[1], ARGV[1], sid) == ARGV[2] then
+  if held then
+    -- A second ack of it in this batch is stale.
+    mine[sid] = false
     local put = ARGV[a + 4] == '1'
     if ARGV[a + 4] == '' then
       local f = fields(KEYS[1], sid)
       put = f ~= nil and f['put'] ~= nil
     end
-    if redis.call('XACK', KEYS[1], ARGV[1], sid) == 1 then
-      redis.call('XADD', rk, '*', 'r', ARGV[a + 2])
-      if expire[rk] == nil then table.insert(order, rk) end
-      expire[rk] = ARGV[a + 3]
-      redis.call('XDEL', KEYS[1], sid)
-      if put then done = done + 1 end
-      ok = 1
-    end
+    redis.call('XADD', rk, '*', 'r', ARGV[a + 2])
+    if expire[rk] == nil then table.insert(order, rk) end
+    expire[rk] = ARGV[a + 3]
+    table.insert(acked, sid)
+    if put then done = done + 1 end
+    ok = 1
   end
   if ok == 0 then stale = stale + 1 end
   out[i] = ok
+end
+for from = 1, #acked, unpack_at_most do
+  local to = math.min(from + unpack_at_most - 1, #acked)
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(acked, from, to))
+  redis.call('XDEL', KEYS[1], unpack(acked, from, to))
 end
 for _, rk in ipairs(order) do redis.call('PEXPIRE', rk, tonumber(expire[rk])) end
 if stale > 0 then redis.call('INCRBY', KEYS[3], stale) end
@@ -370,6 +468,10 @@ return out
 "
     )
 });
+
+/// The most values a script passes to one `redis.call` through `unpack`
+/// (Lua's C stack holds about 8,000).
+const LUA_UNPACK: usize = 1000;
 
 /// KEYS: stream, dead, unfinished, results key. ARGV: group, consumer,
 /// sid, reason, has_client ('1'/'0'), result, ttl_ms. 1 if `consumer`
@@ -1047,7 +1149,13 @@ impl RedisBroker {
                     for (_, client, _, _, _) in &run {
                         cmd.arg(k.results_of(client));
                     }
-                    cmd.arg(GROUP).arg(&self.consumer);
+                    let lo = run.iter().map(|r| r.0).min().unwrap_or(0);
+                    let hi = run.iter().map(|r| r.0).max().unwrap_or(0);
+                    cmd.arg(GROUP)
+                        .arg(&self.consumer)
+                        .arg(sid_of(lo))
+                        .arg(sid_of(hi))
+                        .arg(ack_listing_limit(run.len()));
                     for (id, _, result, ttl, put) in &run {
                         cmd.arg(sid_of(*id))
                             .arg(*result)
@@ -1165,7 +1273,7 @@ impl RedisBroker {
 
     fn read_new(&self, n: usize, block: Option<Duration>) -> Result<Vec<Fetched>, BrokerError> {
         let stream = &self.shared.keys.stream;
-        let reply: Option<StreamReadReply> = self.with_conn(|c| {
+        let entries = self.with_conn(|c| {
             let mut cmd = redis::cmd("XREADGROUP");
             cmd.arg("GROUP")
                 .arg(GROUP)
@@ -1175,26 +1283,24 @@ impl RedisBroker {
             if let Some(b) = block {
                 cmd.arg("BLOCK").arg(millis(b));
             }
-            cmd.arg("STREAMS").arg(stream).arg(">").query(c)
+            stream_entries(cmd.arg("STREAMS").arg(stream).arg(">").query(c)?)
         })?;
-        let mut got = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for mut e in key.ids {
-                let bytes = match e.map.remove("entry") {
-                    Some(Value::BulkString(b)) => b,
-                    _ => Vec::new(),
-                };
-                // A nacked entry's deliveries before this one.
-                let prior = match e.map.get("attempts") {
-                    Some(Value::BulkString(b)) => std::str::from_utf8(b)
-                        .ok()
-                        .and_then(|s| s.parse::<u32>().ok())
-                        .unwrap_or(0),
-                    _ => 0,
-                };
-                let put = e.map.contains_key("put");
-                got.push((e.id, bytes, prior.saturating_add(1), put));
-            }
+        let mut got = Vec::with_capacity(entries.len());
+        for (id, mut fields) in entries {
+            let bytes = match take_field(&mut fields, b"entry") {
+                Some(Value::BulkString(b)) => b,
+                _ => Vec::new(),
+            };
+            // A nacked entry's deliveries before this one.
+            let prior = match take_field(&mut fields, b"attempts") {
+                Some(Value::BulkString(b)) => std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            let put = take_field(&mut fields, b"put").is_some();
+            got.push((id, bytes, prior.saturating_add(1), put));
         }
         self.named(got)
     }
@@ -1537,7 +1643,7 @@ impl Broker for RedisBroker {
             let left = deadline.saturating_duration_since(Instant::now());
             // Never BLOCK 0 (forever): at most one step per round trip.
             let block = (left >= Duration::from_millis(1)).then(|| millis(left.min(BLOCK_STEP)));
-            let reply: Option<StreamReadReply> = self.with_conn(|c| {
+            let entries = self.with_conn(|c| {
                 let mut p = redis::pipe();
                 if let Some(t) = &trim_below {
                     p.cmd("XTRIM").arg(&key).arg("MINID").arg(t).ignore();
@@ -1547,17 +1653,15 @@ impl Broker for RedisBroker {
                     read.arg("BLOCK").arg(ms);
                 }
                 read.arg("STREAMS").arg(&key).arg(&last);
-                p.query::<(Option<StreamReadReply>,)>(c).map(|(r,)| r)
+                stream_entries(p.query::<(Value,)>(c)?.0)
             })?;
-            let mut got = Vec::new();
+            let mut got = Vec::with_capacity(entries.len());
             let mut newest = None;
-            for k in reply.map(|r| r.keys).unwrap_or_default() {
-                for mut e in k.ids {
-                    if let Some(Value::BulkString(b)) = e.map.remove("r") {
-                        got.push(b);
-                    }
-                    newest = Some(e.id);
+            for (id, mut fields) in entries {
+                if let Some(Value::BulkString(b)) = take_field(&mut fields, b"r") {
+                    got.push(b);
                 }
+                newest = Some(id);
             }
             if let Some(id) = newest {
                 if let Ok(mut c) = self.shared.cursors.lock() {
@@ -1745,5 +1849,64 @@ mod tests {
         assert_eq!(id_of("1-4194304"), None);
         assert_eq!(id_of(&format!("{}-0", 1u64 << 42)), None);
         assert_eq!(id_of("garbage"), None);
+    }
+
+    fn bulk(b: &[u8]) -> Value {
+        Value::BulkString(b.to_vec())
+    }
+
+    fn entry(id: &str, fields: &[(&[u8], &[u8])]) -> Value {
+        let kv = fields
+            .iter()
+            .flat_map(|(k, v)| [bulk(k), bulk(v)])
+            .collect();
+        Value::Array(vec![bulk(id.as_bytes()), Value::Array(kv)])
+    }
+
+    /// Both reply shapes (RESP2 arrays, RESP3 maps) and nil read alike;
+    /// anything else is an error naming the part that is wrong.
+    #[test]
+    fn stream_replies_are_read_without_copies() {
+        let entries = Value::Array(vec![
+            entry("1-0", &[(b"entry", b"e1"), (b"put", b"1")]),
+            entry("2-0", &[(b"entry", b"e2"), (b"attempts", b"3")]),
+        ]);
+        let resp2 = Value::Array(vec![Value::Array(vec![bulk(b"s"), entries.clone()])]);
+        let resp3 = Value::Map(vec![(bulk(b"s"), entries)]);
+        for reply in [resp2, resp3] {
+            let mut got = stream_entries(reply).unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!((got[0].0.as_str(), got[1].0.as_str()), ("1-0", "2-0"));
+            let f = &mut got[1].1;
+            assert_eq!(take_field(f, b"attempts"), Some(bulk(b"3")));
+            assert_eq!(take_field(f, b"put"), None);
+            assert_eq!(take_field(f, b"entry"), Some(bulk(b"e2")));
+            // Taken: what is left there is nil.
+            assert_eq!(take_field(f, b"entry"), Some(Value::Nil));
+        }
+        assert!(stream_entries(Value::Nil).unwrap().is_empty());
+        let deleted = Value::Array(vec![Value::Array(vec![
+            bulk(b"s"),
+            Value::Array(vec![Value::Array(vec![bulk(b"3-0"), Value::Nil])]),
+        ])]);
+        assert_eq!(
+            stream_entries(deleted).unwrap(),
+            vec![("3-0".to_owned(), Vec::new())]
+        );
+        for bad in [
+            Value::Int(3),
+            Value::Array(vec![bulk(b"s")]),
+            Value::Array(vec![Value::Array(vec![bulk(b"s"), Value::Int(1)])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk(b"s"),
+                Value::Array(vec![Value::Array(vec![
+                    Value::Int(1),
+                    Value::Array(vec![]),
+                ])]),
+            ])]),
+        ] {
+            let e = stream_entries(bad).unwrap_err();
+            assert!(e.to_string().contains("not a stream reply"), "{e}");
+        }
     }
 }

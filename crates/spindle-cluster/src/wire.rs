@@ -273,9 +273,24 @@ pub(crate) enum Message {
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // A JobEntry and a Message are plain data: encoding cannot fail.
-    rmp_serde::to_vec_named(v).unwrap_or_default()
+    encode_sized(v, 0)
 }
+
+/// [`encode`] into a buffer made with room for `capacity` bytes (an
+/// estimate: a `map` chunk's entry or results grow from empty through
+/// seven or eight copies otherwise).
+pub(crate) fn encode_sized<T: Serialize>(v: &T, capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(capacity);
+    // A JobEntry and a Message are plain data: encoding cannot fail.
+    match rmp_serde::encode::write_named(&mut buf, v) {
+        Ok(()) => buf,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// About what each call adds to an encoded entry or `Done` message
+/// beyond its own bytes (the *bin* header, `{"Ok": ..}` around a result).
+pub(crate) const PER_CALL: usize = 8;
 
 pub(crate) fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
     rmp_serde::from_slice(b).map_err(|e| e.to_string())

@@ -865,10 +865,17 @@ impl Worker {
             };
             return;
         }
-        let done = wire::encode(&Message::Done {
-            job: entry.job,
-            outcomes,
-        });
+        let size = outcomes
+            .iter()
+            .map(|o| o.as_ref().map_or(64, |b| b.len()) + wire::PER_CALL)
+            .sum::<usize>();
+        let done = wire::encode_sized(
+            &Message::Done {
+                job: entry.job,
+                outcomes,
+            },
+            size + 32,
+        );
         match cannot_run {
             Some(reason) => {
                 let to = Some((entry.client.as_str(), done.as_slice()));

@@ -841,6 +841,61 @@ fn a_busy_fetchers_sweeps_move_delayed_and_reclaim_expired() {
 /// The acks carry each fetched entry's `put` flag: a batch acking a
 /// `put` entry and one added by hand takes only the first off
 /// `unfinished` (never below 0), and a duplicate counts nowhere.
+/// A batch of acks checks the holder of each entry from one listing of
+/// the consumer's own pending entries between the batch's lowest and
+/// highest id; one it holds past the listing's limit is checked alone,
+/// and one another consumer holds is stale, as it always was.
+#[test]
+fn batch_acks_past_the_listing_limit_check_the_rest_alone() {
+    use spindle_cluster::Outgoing;
+    let s = RedisServer::start();
+    let b = s.broker();
+    let ids: Vec<u64> = (0..101u8)
+        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
+        .collect();
+    let mut mine = Vec::new();
+    while mine.len() < 100 {
+        mine.extend(b.fetch(100 - mine.len(), SHORT, LONG).unwrap());
+    }
+    let other = b.consumer();
+    assert_eq!(fetch_one(&*other, LONG).id, ids[100]);
+    let ack = |id, result| Outgoing::Ack {
+        id,
+        client: "c1",
+        result,
+        ttl: TTL,
+    };
+    // The listing (limit 2 × 3 + 64 = 70) holds ids[0..70] only.
+    let counted = b
+        .send_batch(&[
+            ack(ids[0], b"first"),
+            ack(ids[100], b"not mine"),
+            ack(ids[99], b"last"),
+            ack(ids[99], b"again"),
+        ])
+        .unwrap();
+    assert_eq!(counted, vec![true, false, true, false]);
+    let c = b.counts().unwrap();
+    assert_eq!(
+        (c.unfinished, c.in_flight, c.stale_acks),
+        (99, 99, 2),
+        "{c:?}"
+    );
+    let mut results = Vec::new();
+    let since = Instant::now();
+    while results.len() < 2 {
+        results.extend(b.results("c1", 10, Duration::from_millis(50)).unwrap());
+        assert!(since.elapsed() < LONG, "results never came: {results:?}");
+    }
+    assert_eq!(results, vec![b"first".to_vec(), b"last".to_vec()]);
+    // The entry the other consumer holds is still its to ack.
+    assert!(
+        other
+            .ack_with_result(ids[100], "c1", b"its own", TTL)
+            .unwrap()
+    );
+}
+
 #[test]
 fn batch_acks_count_put_entries_only_once() {
     use spindle_cluster::Outgoing;
