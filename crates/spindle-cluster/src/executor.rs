@@ -488,7 +488,7 @@ impl ClusterExecutor {
                 wire_options.deliveries
             ),
         };
-        let lost = wire::encode(&Message::Lost {
+        let lost = wire::encode(&Message::<serde_bytes::ByteBuf>::Lost {
             job: id,
             reason,
             time_limit_ms: None,
@@ -706,7 +706,7 @@ fn collect(me: Arc<Inner>) {
             continue;
         };
         for bytes in batch {
-            let Ok(msg) = wire::decode::<Message>(&bytes) else {
+            let Ok(msg) = wire::decode::<Message<&serde_bytes::Bytes>>(&bytes) else {
                 continue;
             };
             let mut jobs = me.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -726,13 +726,11 @@ fn collect(me: Arc<Inner>) {
                         drop(jobs);
                         #[cfg(feature = "tracing")]
                         tracing::trace!(parent: &p.span, job, "result");
-                        let outcomes = outcomes
-                            .into_iter()
-                            .map(|o| o.map(serde_bytes::ByteBuf::into_vec))
-                            .collect();
+                        // Each result decoded where it lies in the message.
+                        let outcomes = outcomes.into_iter().map(|o| o.map(|b| &**b)).collect();
                         // Done-callbacks run here: one that panics must not
                         // end this thread (Python logs it and goes on).
-                        let _ = catch_unwind(AssertUnwindSafe(|| p.job.complete_invoked(outcomes)));
+                        let _ = catch_unwind(AssertUnwindSafe(|| p.job.complete_net(outcomes)));
                     }
                 }
                 Message::Lost {

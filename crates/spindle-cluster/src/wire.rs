@@ -247,15 +247,17 @@ pub(crate) struct JobOptions {
     pub(crate) deliveries: u32,
 }
 
-/// A message in a client's result stream.
+/// A message in a client's result stream. `B` holds a result's bytes:
+/// owned, or borrowed from the buffer the message is encoded from or
+/// decoded out of (`&serde_bytes::Bytes`); the wire form is the same.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Message {
+pub(crate) enum Message<B = ByteBuf> {
     /// A worker started the job (its future is running).
     Started { job: u64 },
     /// The job's outcomes, one per call: the encoded result or the fault.
     Done {
         job: u64,
-        outcomes: Vec<Result<ByteBuf, TaskFault>>,
+        outcomes: Vec<Result<B, TaskFault>>,
     },
     /// The job was given up without outcomes: its workers kept dying
     /// (`max_deliveries` leases ran out), or its entry was not a job.
@@ -397,6 +399,54 @@ mod tests {
         bytes.extend_from_slice(&[0xc4, 1, 7]); // one bin of one byte
         let err = rmp_serde::from_slice::<ArgList>(&bytes).unwrap_err();
         assert!(!err.to_string().is_empty());
+    }
+
+    /// A `Done` message with borrowed results is byte for byte the one
+    /// with owned results, and reads back borrowed (no copies) or owned.
+    #[test]
+    fn done_messages_borrow_their_results_on_both_sides() {
+        let fault = || TaskFault::UnknownTask { name: "t".into() };
+        let owned: Message = Message::Done {
+            job: 7,
+            outcomes: vec![
+                Ok(ByteBuf::from(vec![0x2a])),
+                Err(fault()),
+                Ok(ByteBuf::from(Vec::new())),
+            ],
+        };
+        let results = [0x2a_u8];
+        let borrowed: Message<&serde_bytes::Bytes> = Message::Done {
+            job: 7,
+            outcomes: vec![
+                Ok(serde_bytes::Bytes::new(&results)),
+                Err(fault()),
+                Ok(serde_bytes::Bytes::new(&[])),
+            ],
+        };
+        let bytes = encode(&owned);
+        assert_eq!(encode_sized(&borrowed, 64), bytes);
+        let Message::Done { job, outcomes } =
+            decode::<Message<&serde_bytes::Bytes>>(&bytes).unwrap()
+        else {
+            panic!("not Done");
+        };
+        assert_eq!(job, 7);
+        let got: Vec<Result<&[u8], String>> = outcomes
+            .into_iter()
+            .map(|o| o.map(|b| &**b).map_err(|f| f.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![Ok(&[0x2a][..]), Err(fault().to_string()), Ok(&[][..])]
+        );
+        // Borrowed: each result points into the message's own bytes.
+        let Message::Done { outcomes, .. } =
+            decode::<Message<&serde_bytes::Bytes>>(&bytes).unwrap()
+        else {
+            panic!("not Done");
+        };
+        let first: &[u8] = outcomes[0].as_ref().unwrap();
+        assert!(bytes.as_ptr_range().contains(&first.as_ptr()));
     }
 
     #[test]

@@ -415,7 +415,7 @@ impl Worker {
         }
         for (id, d) in overdue {
             let reason = format!("ran past its timeout of {:?}", d.timeout);
-            let lost = wire::encode(&Message::Lost {
+            let lost = wire::encode(&Message::<ByteBuf>::Lost {
                 job: d.job,
                 reason: reason.clone(),
                 time_limit_ms: Some(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX)),
@@ -513,7 +513,7 @@ impl Worker {
                             id: f.id,
                             at: now,
                             client: e.client.clone(),
-                            message: wire::encode(&Message::Started { job: e.job }),
+                            message: wire::encode(&Message::<ByteBuf>::Started { job: e.job }),
                             ttl,
                         });
                     }
@@ -800,17 +800,25 @@ impl Worker {
         let entered = remote.enter();
         #[cfg(feature = "tracing")]
         tracing::trace!(job = entry.job, attempt = f.attempt, "started");
-        let mut outcomes = Vec::with_capacity(entry.len());
+        // The results, one after the other in one buffer; each call's
+        // outcome is where its result ends there, or its fault.
+        let mut results = Vec::with_capacity(entry.len() * 16);
+        let mut outcomes: Vec<Result<usize, TaskFault>> = Vec::with_capacity(entry.len());
         let mut cannot_run = None;
         for call in entry.each_call() {
             let out = match pool {
-                None => spindle::process::invoke(call.name, call.signature, call.args),
+                None => spindle::process::invoke_into(
+                    call.name,
+                    call.signature,
+                    call.args,
+                    &mut results,
+                ),
                 Some(pool) => match pool
                     .submit(run_encoded::call(call.to_owned_call()))
                     .map_err(|_| ())
                     .and_then(|fut| fut.result().map_err(drop::<FutureError>))
                 {
-                    Ok(out) => out.map(ByteBuf::into_vec),
+                    Ok(out) => out.map(|b| results.extend_from_slice(&b)),
                     Err(()) => {
                         // The task's process died (or the pool is gone):
                         // no ack, and no more lease extensions; the lease
@@ -832,7 +840,7 @@ impl Worker {
             {
                 cannot_run.get_or_insert_with(|| fault.to_string());
             }
-            outcomes.push(out.map(ByteBuf::from));
+            outcomes.push(out.map(|()| results.len()));
         }
         let timed_out = held.lock().ok().is_some_and(|mut h| {
             let timed_out = h.get(&f.id).is_some_and(|e| e.timed_out);
@@ -865,16 +873,24 @@ impl Worker {
             };
             return;
         }
-        let size = outcomes
-            .iter()
-            .map(|o| o.as_ref().map_or(64, |b| b.len()) + wire::PER_CALL)
-            .sum::<usize>();
+        let size = results.len() + outcomes.len() * wire::PER_CALL;
+        let mut start = 0;
+        let outcomes: Vec<Result<&serde_bytes::Bytes, TaskFault>> = outcomes
+            .into_iter()
+            .map(|o| {
+                o.map(|end| {
+                    let b = serde_bytes::Bytes::new(&results[start..end]);
+                    start = end;
+                    b
+                })
+            })
+            .collect();
         let done = wire::encode_sized(
             &Message::Done {
                 job: entry.job,
                 outcomes,
             },
-            size + 32,
+            size + 64,
         );
         match cannot_run {
             Some(reason) => {

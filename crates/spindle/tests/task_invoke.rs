@@ -16,7 +16,7 @@ use spindle::futures::{
 };
 use spindle::process::{
     self, CallJob, EncodedCall, ProcessPoolExecutor, RemoteExecutor, Task, TaskFault, WireError,
-    WireFormat, invoke, signature_of,
+    WireFormat, invoke, invoke_into, signature_of,
 };
 
 #[spindle::task]
@@ -415,6 +415,100 @@ fn interleaved_tasks_each_run_their_own() {
             "{wrong:?}"
         );
     }
+}
+
+/// `invoke_into` appends each result to one buffer; a call that fails
+/// leaves the buffer as it was, whatever the fault.
+#[test]
+fn invoke_into_appends_results_and_leaves_nothing_on_a_fault() {
+    let mut out = vec![0xff];
+    let sq = EncodedCall::new(&square::call(12)).unwrap();
+    invoke_into(&sq.name, square::SIGNATURE, &sq.args, &mut out).unwrap();
+    let first = out.len();
+    assert_eq!(
+        EncodedCall::decode_result::<square>(&out[1..]).unwrap(),
+        144
+    );
+    let faults = [
+        invoke_into("gone::task", 0, &[], &mut out).unwrap_err(),
+        invoke_into(&sq.name, add::SIGNATURE, &sq.args, &mut out).unwrap_err(),
+        invoke_into(&sq.name, square::SIGNATURE, b"\xc1", &mut out).unwrap_err(),
+        {
+            let boom = EncodedCall::new(&boom::call(3)).unwrap();
+            invoke_into(&boom.name, boom::SIGNATURE, &boom.args, &mut out).unwrap_err()
+        },
+    ];
+    assert!(
+        matches!(faults[0], TaskFault::UnknownTask { .. }),
+        "{:?}",
+        faults[0]
+    );
+    assert!(
+        matches!(faults[1], TaskFault::SignatureMismatch { .. }),
+        "{:?}",
+        faults[1]
+    );
+    assert!(
+        matches!(faults[2], TaskFault::ArgDecode { .. }),
+        "{:?}",
+        faults[2]
+    );
+    assert!(
+        matches!(faults[3], TaskFault::Panicked { .. }),
+        "{:?}",
+        faults[3]
+    );
+    assert_eq!(out.len(), first, "a fault appended nothing");
+    let two = EncodedCall::new(&add::call(2, 3)).unwrap();
+    invoke_into(&two.name, add::SIGNATURE, &two.args, &mut out).unwrap();
+    assert_eq!(EncodedCall::decode_result::<add>(&out[first..]).unwrap(), 5);
+}
+
+/// `complete_net` decodes borrowed results in place, with the checks and
+/// the outcomes of `complete_invoked`.
+#[test]
+fn a_call_job_completes_from_borrowed_results() {
+    let (job, fut) = CallJob::of_wire(add::call(4, 5), WireFormat::MessagePack);
+    let out = invoke(add::NAME, add::SIGNATURE, &job.args()[0]).unwrap();
+    job.complete_net(vec![Ok(&out)]);
+    assert_eq!(fut.result(), Ok(9));
+
+    let (job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
+    job.complete_net(vec![Err(TaskFault::UnknownTask {
+        name: "gone::task".into(),
+    })]);
+    let err = fut.result().unwrap_err();
+    assert!(
+        err.panic_message().unwrap().contains("gone::task"),
+        "{err:?}"
+    );
+
+    let (job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
+    job.complete_net(vec![Ok(b"\xc1")]);
+    let err = fut.result().unwrap_err();
+    assert!(
+        err.panic_message()
+            .unwrap()
+            .contains("could not be decoded"),
+        "{err:?}"
+    );
+
+    let (job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
+    job.complete_net(Vec::new());
+    let err = fut.result().unwrap_err();
+    assert!(
+        err.panic_message()
+            .unwrap()
+            .contains("0 outcomes came back for 1 calls"),
+        "{err:?}"
+    );
+
+    // A postcard job (a local pool's) has no in-place decoder: its results
+    // are made owned and decoded as a pool worker's, postcard (7 as a
+    // varint is the one byte 7).
+    let (job, fut) = CallJob::of(add::call(1, 1));
+    job.complete_net(vec![Ok(&[7])]);
+    assert_eq!(fut.result(), Ok(7));
 }
 
 /// `take_args` hands the encoded arguments over and leaves the job

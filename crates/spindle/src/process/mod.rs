@@ -95,7 +95,7 @@ pub use process::{
 };
 pub use remote::{
     DuplicateTasks, EncodedCall, TaskFault, WireError, check_tasks, duplicate_tasks, invoke,
-    signature_of,
+    invoke_into, signature_of,
 };
 pub use task::{DEFAULT_MAX_PAYLOAD, Task, TaskCall, task_names, task_signatures};
 

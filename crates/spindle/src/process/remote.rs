@@ -173,6 +173,44 @@ impl std::error::Error for TaskFault {}
 /// assert_eq!(EncodedCall::decode_result::<add>(&out).unwrap(), 5);
 /// ```
 pub fn invoke(name: &str, signature: u64, args: &[u8]) -> Result<Vec<u8>, TaskFault> {
+    let mut out = Vec::with_capacity(task::RESULT_CAPACITY);
+    invoke_into(name, signature, args, &mut out).map(|()| out)
+}
+
+/// [`invoke`], appending the encoded result to `out` instead of returning
+/// it: a worker running many calls keeps their results in one buffer (one
+/// allocation for all, not one each). On an error `out` is left as it was.
+///
+/// # Errors
+///
+/// As [`invoke`].
+///
+/// # Examples
+///
+/// ```
+/// use spindle::process::{EncodedCall, Task, invoke_into};
+///
+/// #[spindle::task]
+/// fn double(n: u64) -> u64 {
+///     n * 2
+/// }
+///
+/// let mut out = Vec::new();
+/// let mut ends = Vec::new();
+/// for n in 1..=3 {
+///     let call = EncodedCall::new(&double::call(n)).unwrap();
+///     invoke_into(&call.name, double::SIGNATURE, &call.args, &mut out).unwrap();
+///     ends.push(out.len());
+/// }
+/// let second = &out[ends[0]..ends[1]];
+/// assert_eq!(EncodedCall::decode_result::<double>(second).unwrap(), 4);
+/// ```
+pub fn invoke_into(
+    name: &str,
+    signature: u64,
+    args: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TaskFault> {
     let Some(entry) = task::lookup(name) else {
         return Err(TaskFault::UnknownTask { name: name.into() });
     };
@@ -183,8 +221,9 @@ pub fn invoke(name: &str, signature: u64, args: &[u8]) -> Result<Vec<u8>, TaskFa
             found: signature,
         });
     }
-    match catch_unwind(AssertUnwindSafe(|| entry.invoke_net(args))) {
-        Ok(Ok(out)) => Ok(out),
+    let start = out.len();
+    match catch_unwind(AssertUnwindSafe(|| entry.invoke_net(args, out))) {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(RunFault::Decode(reason))) => Err(TaskFault::ArgDecode {
             name: name.into(),
             reason,
@@ -198,10 +237,15 @@ pub fn invoke(name: &str, signature: u64, args: &[u8]) -> Result<Vec<u8>, TaskFa
             name: name.into(),
             reason: format!("{size} bytes over the limit of {limit}"),
         }),
-        Err(payload) => Err(TaskFault::Panicked {
-            name: name.into(),
-            message: panic_text(&*payload),
-        }),
+        Err(payload) => {
+            // A panic while the result was being written (a `Serialize`
+            // that panics) leaves part of it: take it back.
+            out.truncate(start);
+            Err(TaskFault::Panicked {
+                name: name.into(),
+                message: panic_text(&*payload),
+            })
+        }
     }
 }
 

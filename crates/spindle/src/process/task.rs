@@ -201,7 +201,7 @@ pub struct TaskEntry {
     invoke: fn(ArgBytes<'_>, OutPolicy, &mut Option<Filling>) -> Result<Encoded, RunFault>,
     /// Decode MessagePack arguments, run, encode the result as MessagePack
     /// (named fields): the network form ([`super::invoke`]).
-    invoke_net: fn(&[u8]) -> Result<Vec<u8>, RunFault>,
+    invoke_net: fn(&[u8], &mut Vec<u8>) -> Result<(), RunFault>,
 }
 
 impl TaskEntry {
@@ -223,10 +223,11 @@ impl TaskEntry {
         self.signature
     }
 
-    /// Decodes MessagePack arguments, runs the task, encodes its result as
-    /// MessagePack (no `catch_unwind` here: the caller's).
-    pub(crate) fn invoke_net(&self, args: &[u8]) -> Result<Vec<u8>, RunFault> {
-        (self.invoke_net)(args)
+    /// Decodes MessagePack arguments, runs the task, appends its result,
+    /// encoded as MessagePack, to `out` (no `catch_unwind` here: the
+    /// caller's). On an error `out` is as it was.
+    pub(crate) fn invoke_net(&self, args: &[u8], out: &mut Vec<u8>) -> Result<(), RunFault> {
+        (self.invoke_net)(args, out)
     }
 
     /// Decodes the arguments, runs the task, encodes its result (inline).
@@ -250,19 +251,21 @@ impl TaskEntry {
     }
 }
 
-fn invoke_net<T: Task>(bytes: &[u8]) -> Result<Vec<u8>, RunFault> {
+fn invoke_net<T: Task>(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), RunFault> {
     let args: T::Args =
         rmp_serde::from_slice(bytes).map_err(|e| RunFault::Decode(e.to_string()))?;
-    let out = T::run(args);
-    // Sized for a small result at once (an empty Vec grows 8 → 16 → 32
-    // bytes while a `u64` is written: three allocations where one does).
-    let mut buf = Vec::with_capacity(RESULT_CAPACITY);
-    rmp_serde::encode::write_named(&mut buf, &out).map_err(|e| RunFault::Encode(e.to_string()))?;
-    Ok(buf)
+    let value = T::run(args);
+    let start = out.len();
+    rmp_serde::encode::write_named(out, &value).map_err(|e| {
+        out.truncate(start);
+        RunFault::Encode(e.to_string())
+    })
 }
 
 /// The first capacity of a network-form result's (and arguments')
-/// buffer: most fit, larger ones grow from there.
+/// buffer: most fit, larger ones grow from there (an empty Vec grows
+/// 8 → 16 → 32 bytes while a `u64` is written: three allocations where
+/// one does).
 pub(crate) const RESULT_CAPACITY: usize = 32;
 
 fn invoke<T: Task>(

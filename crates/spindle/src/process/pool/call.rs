@@ -276,7 +276,9 @@ impl CallJob {
         let (promise, fut) = Promise::new();
         let calls = std::slice::from_ref(&call);
         let job = match wire {
-            WireFormat::MessagePack => job_of_net(calls, promise, decode_one_net),
+            WireFormat::MessagePack => {
+                job_of_net(calls, promise, (decode_one_net, decode_one_net_ref))
+            }
             _ => job_of(calls, promise, job::decode_one),
         };
         (CallJob(job), fut)
@@ -404,13 +406,36 @@ impl CallJob {
     pub fn complete_invoked(self, outcomes: Vec<Result<Vec<u8>, TaskFault>>) {
         let outcomes = outcomes
             .into_iter()
-            .map(|o| match o {
-                Ok(bytes) => Ok(bytes),
-                Err(TaskFault::Panicked { message, .. }) => Err(message),
-                Err(fault) => Err(fault.to_string()),
-            })
+            .map(|o| o.map_err(job::fault_message))
             .collect();
         self.complete(outcomes);
+    }
+
+    /// [`complete_invoked`](Self::complete_invoked) with the results
+    /// borrowed (read in place from the message they came in): a
+    /// network-form job decodes each straight from its bytes, with no copy
+    /// of them first. The same checks and the same outcome.
+    pub fn complete_net(mut self, outcomes: Vec<Result<&[u8], TaskFault>>) {
+        if let Some(m) = self.refused_or_miscounted(outcomes.len()) {
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        self.0.sink.finish_net(outcomes);
+    }
+
+    /// Why outcomes cannot complete the job: its arguments were refused,
+    /// or `n` outcomes are not one per call.
+    fn refused_or_miscounted(&mut self, n: usize) -> Option<String> {
+        if let Some(m) = self.0.refused.take() {
+            return Some(m);
+        }
+        (n != self.0.args.len()).then(|| {
+            format!(
+                "{n} outcomes came back for {} calls of task {}",
+                self.0.args.len(),
+                self.0.name
+            )
+        })
     }
 
     /// Completes the future with the outcomes of the calls, run elsewhere:
@@ -420,17 +445,7 @@ impl CallJob {
     /// [`FutureError::Panicked`](crate::futures::FutureError::Panicked)
     /// naming the problem, as a pool worker's would.
     pub fn complete(mut self, outcomes: Vec<Result<Vec<u8>, String>>) {
-        if let Some(m) = self.0.refused.take() {
-            self.0.sink.fail(Failure::Refused(m));
-            return;
-        }
-        if outcomes.len() != self.0.args.len() {
-            let m = format!(
-                "{} outcomes came back for {} calls of task {}",
-                outcomes.len(),
-                self.0.args.len(),
-                self.0.name
-            );
+        if let Some(m) = self.refused_or_miscounted(outcomes.len()) {
             self.0.sink.fail(Failure::Refused(m));
             return;
         }
@@ -513,12 +528,15 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
     }
 }
 
+/// Decodes a job's outcomes, owned.
+type Decode<O> = fn(Vec<ItemOutcome>) -> Result<O, crate::futures::FutureError>;
+
 /// A network-form (MessagePack) job for `calls` of task `T`, completing
 /// `promise` with the outcomes decoded by `decode`.
 fn job_of_net<T: process::Task, O: Send + 'static>(
     calls: &[Call<T>],
     promise: Promise<O>,
-    decode: fn(Vec<ItemOutcome>) -> Result<O, crate::futures::FutureError>,
+    (decode, decode_net): (Decode<O>, job::NetDecode<O>),
 ) -> Job {
     let mut wire_error = None;
     let mut args = Vec::with_capacity(calls.len());
@@ -534,7 +552,7 @@ fn job_of_net<T: process::Task, O: Send + 'static>(
     Job {
         name: T::NAME,
         args,
-        sink: PromiseSink::boxed(promise, decode),
+        sink: PromiseSink::boxed_net(promise, decode, decode_net),
         retried: 0,
         refused: wire_error.as_ref().map(ToString::to_string),
         bulk: None,
@@ -577,6 +595,39 @@ fn decode_chunk_net<O: DeserializeOwned>(
     outs: Vec<ItemOutcome>,
 ) -> Result<Vec<O>, crate::futures::FutureError> {
     outs.into_iter().map(decode_net_item).collect()
+}
+
+/// One network-form result, borrowed, as `O`.
+fn decode_net_ref<O: DeserializeOwned>(
+    out: Result<&[u8], TaskFault>,
+) -> Result<O, crate::futures::FutureError> {
+    match out {
+        Ok(bytes) => rmp_serde::from_slice(bytes).map_err(|e| {
+            crate::futures::FutureError::Panicked(format!(
+                "the task's result could not be decoded: {e}"
+            ))
+        }),
+        Err(fault) => Err(crate::futures::FutureError::Panicked(job::fault_message(
+            fault,
+        ))),
+    }
+}
+
+fn decode_one_net_ref<O: DeserializeOwned>(
+    outs: Vec<Result<&[u8], TaskFault>>,
+) -> Result<O, crate::futures::FutureError> {
+    match outs.into_iter().next() {
+        Some(out) => decode_net_ref(out),
+        None => Err(crate::futures::FutureError::Panicked(
+            "the worker sent no result".into(),
+        )),
+    }
+}
+
+fn decode_chunk_net_ref<O: DeserializeOwned>(
+    outs: Vec<Result<&[u8], TaskFault>>,
+) -> Result<Vec<O>, crate::futures::FutureError> {
+    outs.into_iter().map(decode_net_ref).collect()
 }
 
 /// What [`invoke`](crate::process::invoke) returned, as a worker's outcome.
@@ -684,7 +735,11 @@ where
     fn into_job(self) -> (X::Job, Future<Vec<T::Output>>) {
         let (promise, fut) = Promise::new();
         let job = match X::WIRE {
-            WireFormat::MessagePack => job_of_net(&self.calls, promise, decode_chunk_net),
+            WireFormat::MessagePack => job_of_net(
+                &self.calls,
+                promise,
+                (decode_chunk_net, decode_chunk_net_ref),
+            ),
             _ => job_of(&self.calls, promise, job::decode_chunk),
         };
         (X::call_job(CallJob(job)), fut)

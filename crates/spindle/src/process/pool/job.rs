@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::futures::{BrokenPool, FutureError, Payload, Promise, TooLarge, WorkerLost};
 use crate::ipc::sealed::{Filling, Sealed};
+use crate::process::TaskFault;
 use crate::process::task::{BULK_FROM, INLINE_BUDGET};
 
 /// Why a job ended without a result from a worker.
@@ -38,6 +39,12 @@ pub(crate) trait Sink: Send {
     fn start(&mut self) -> bool;
     /// Decodes the worker's outcomes and completes the future.
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>);
+    /// Decodes network-form outcomes read in place (a cluster client's:
+    /// borrowed from the message they came in) and completes the future.
+    /// By default they are made owned and handed to [`finish`](Self::finish).
+    fn finish_net(self: Box<Self>, outcomes: Vec<Result<&[u8], TaskFault>>) {
+        self.finish(owned_net_outcomes(outcomes));
+    }
     /// Fails the future.
     fn fail(self: Box<Self>, failure: Failure);
     /// Lets `hook` decide whether the future may be cancelled
@@ -219,7 +226,36 @@ pub(crate) fn encode<A: Serialize>(args: &A) -> Result<Vec<u8>, String> {
 pub(crate) struct PromiseSink<O> {
     promise: Promise<O>,
     decode: fn(Vec<ItemOutcome>) -> Result<O, FutureError>,
+    /// Decodes network-form outcomes in place ([`Sink::finish_net`]);
+    /// `None`: they go through `decode`.
+    decode_net: Option<NetDecode<O>>,
     started: bool,
+}
+
+/// Decodes a network-form job's outcomes, borrowed.
+pub(crate) type NetDecode<O> =
+    for<'a> fn(Vec<Result<&'a [u8], TaskFault>>) -> Result<O, FutureError>;
+
+/// What a fault becomes in the future's `Panicked`: the panic's message,
+/// or the fault's description (as a pool worker reports a task it could
+/// not run).
+pub(crate) fn fault_message(fault: TaskFault) -> String {
+    match fault {
+        TaskFault::Panicked { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// Network-form outcomes made owned, as a worker's: a fault is the
+/// future's `Panicked` with [`fault_message`].
+fn owned_net_outcomes(outcomes: Vec<Result<&[u8], TaskFault>>) -> Vec<ItemOutcome> {
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok(bytes) => ItemOutcome::Ok(bytes.to_vec()),
+            Err(fault) => ItemOutcome::Panicked(fault_message(fault)),
+        })
+        .collect()
 }
 
 impl<O: Send + 'static> PromiseSink<O> {
@@ -230,6 +266,21 @@ impl<O: Send + 'static> PromiseSink<O> {
         Box::new(PromiseSink {
             promise,
             decode,
+            decode_net: None,
+            started: false,
+        })
+    }
+
+    /// A sink that also decodes network-form outcomes in place.
+    pub(crate) fn boxed_net(
+        promise: Promise<O>,
+        decode: fn(Vec<ItemOutcome>) -> Result<O, FutureError>,
+        decode_net: NetDecode<O>,
+    ) -> Box<dyn Sink> {
+        Box::new(PromiseSink {
+            promise,
+            decode,
+            decode_net: Some(decode_net),
             started: false,
         })
     }
@@ -248,6 +299,13 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
     fn finish(self: Box<Self>, outcomes: Vec<ItemOutcome>) {
         let outcome = (self.decode)(outcomes);
         self.promise.complete(outcome, || {}).ok();
+    }
+
+    fn finish_net(self: Box<Self>, outcomes: Vec<Result<&[u8], TaskFault>>) {
+        let Some(decode) = self.decode_net else {
+            return self.finish(owned_net_outcomes(outcomes));
+        };
+        self.promise.complete(decode(outcomes), || {}).ok();
     }
 
     fn fail(self: Box<Self>, failure: Failure) {
