@@ -567,11 +567,12 @@ pub(crate) fn run(b: &mut Bench) {
     }
 }
 
-/// Each worker's prefetch window in the `redis_*` cases (16 entries of
-/// 64 tasks beyond its 2 threads: the floor keeps 64 entries in flight;
-/// the default window, 2, left Redis waiting for fetches — see
-/// docs/BENCHMARKS.md, cluster suite, 2026-12-07).
-const REDIS_PREFETCH: usize = 16;
+/// Each worker's prefetch window in the `redis_*` cases (64 entries of
+/// 64 tasks beyond its 2 threads, as the floor keeps 64 entries in
+/// flight: the default window, 2, left Redis waiting for fetches; 16
+/// fetched in smaller batches and cost ~10% more CPU a task than 32–64 —
+/// see docs/BENCHMARKS.md, cluster suite, 2026-12-07).
+const REDIS_PREFETCH: usize = 64;
 
 /// Each worker's prefetch window in `throughput_2w_rtt20ms` (512: with
 /// the loopback figure near 1 M tasks/s since the batched puts and acks
