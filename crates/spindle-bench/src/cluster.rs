@@ -30,7 +30,8 @@
 //! - `throughput_2w_rtt20ms`: `redis_throughput_2w`'s map through a link
 //!   of 20 ms round trip — a delaying TCP relay (`cluster/relay.rs`, 10 ms
 //!   each way) between the two workers and Redis (here also on a TCP
-//!   port) — with a prefetch window of [`RTT_PREFETCH`] a worker; contender
+//!   port) — with a prefetch window of [`RTT_PREFETCH`] a worker, over
+//!   [`RTT_TASKS`] tasks (`--quick`: as `redis_throughput_2w`); contender
 //!   `loopback`: the same workers on Redis's TCP port directly.
 //!
 //! With the cargo feature `apalis` (off by default), the Redis cases also
@@ -559,7 +560,8 @@ pub(crate) fn run(b: &mut Bench) {
     if b.wants("throughput_2w_rtt20ms") {
         match RedisServer::start_tcp() {
             Ok((redis, _)) => {
-                rtt_case(b, &redis, n_tp);
+                let n = if quick { n_tp } else { RTT_TASKS };
+                rtt_case(b, &redis, n);
                 drop(redis);
             }
             Err(why) => eprintln!("bench cluster: throughput_2w_rtt20ms is left out: {why}"),
@@ -579,6 +581,14 @@ const REDIS_PREFETCH: usize = 64;
 /// of 2026-12-07, a window of 64 held the relayed workers to ~0.3× of it;
 /// docs/BENCHMARKS.md).
 const RTT_PREFETCH: usize = 512;
+/// Tasks a sample in `throughput_2w_rtt20ms` (full runs): long enough
+/// for the relayed workers' steady state. A run pays about two round trips
+/// before its bulk arrives (the first fetch brings only the first put
+/// batch, the next one the rest) and half a round trip for its last ack:
+/// ~50 ms, as long as 100,000 tasks take on loopback, so at 100,000 the
+/// case measured that ramp (0.43–0.55× on 2026-12-07), not the throughput
+/// the window sustains (docs/BENCHMARKS.md).
+const RTT_TASKS: u64 = 500_000;
 /// The executor's `max_workers` in `throughput_2w_rtt20ms`.
 const RTT_MAX_WORKERS: usize = 64;
 /// The executor's `map` window there, in entries of 64 tasks: more than

@@ -706,8 +706,18 @@ fn collect(me: Arc<Inner>) {
             continue;
         };
         for bytes in batch {
-            let Ok(msg) = wire::decode::<Message<&serde_bytes::Bytes>>(&bytes) else {
-                continue;
+            let owned;
+            let msg = match wire::decode::<Message<&serde_bytes::Bytes>>(&bytes) {
+                Ok(m) => m,
+                // Results in another form serde_bytes reads (an array of
+                // integers, from another writer): read them owned.
+                Err(_) => match wire::decode::<Message>(&bytes) {
+                    Ok(m) => {
+                        owned = m;
+                        owned.borrowed()
+                    }
+                    Err(_) => continue,
+                },
             };
             let mut jobs = me.jobs.lock().unwrap_or_else(|e| e.into_inner());
             match msg {

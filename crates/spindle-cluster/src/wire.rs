@@ -274,6 +274,36 @@ pub(crate) enum Message<B = ByteBuf> {
     },
 }
 
+impl Message {
+    /// The message with its results borrowed from this one.
+    pub(crate) fn borrowed(&self) -> Message<&serde_bytes::Bytes> {
+        match self {
+            Message::Started { job } => Message::Started { job: *job },
+            Message::Done { job, outcomes } => Message::Done {
+                job: *job,
+                outcomes: outcomes
+                    .iter()
+                    .map(|o| match o {
+                        Ok(b) => Ok(serde_bytes::Bytes::new(b)),
+                        Err(f) => Err(f.clone()),
+                    })
+                    .collect(),
+            },
+            Message::Lost {
+                job,
+                reason,
+                time_limit_ms,
+                pid,
+            } => Message::Lost {
+                job: *job,
+                reason: reason.clone(),
+                time_limit_ms: *time_limit_ms,
+                pid: *pid,
+            },
+        }
+    }
+}
+
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     encode_sized(v, 0)
 }
@@ -447,6 +477,29 @@ mod tests {
         };
         let first: &[u8] = outcomes[0].as_ref().unwrap();
         assert!(bytes.as_ptr_range().contains(&first.as_ptr()));
+        // Results written as arrays of integers (another writer's form)
+        // cannot be borrowed: they read owned, and borrow from that.
+        #[derive(Serialize)]
+        enum Other {
+            #[allow(dead_code)]
+            Started { job: u64 },
+            Done {
+                job: u64,
+                outcomes: Vec<Result<Vec<u8>, TaskFault>>,
+            },
+        }
+        let ints = encode(&Other::Done {
+            job: 8,
+            outcomes: vec![Ok(vec![0x2a]), Err(fault())],
+        });
+        assert!(decode::<Message<&serde_bytes::Bytes>>(&ints).is_err());
+        let owned = decode::<Message>(&ints).unwrap();
+        let Message::Done { job, outcomes } = owned.borrowed() else {
+            panic!("not Done");
+        };
+        assert_eq!(job, 8);
+        assert_eq!(outcomes[0].as_deref().map(|b| &**b), Ok(&[0x2a][..]));
+        assert_eq!(outcomes[1].as_ref().unwrap_err(), &fault());
     }
 
     #[test]

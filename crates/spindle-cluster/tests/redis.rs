@@ -838,9 +838,6 @@ fn a_busy_fetchers_sweeps_move_delayed_and_reclaim_expired() {
     assert_eq!((c.unfinished, c.in_flight, c.queued), (0, 0, 0), "{c:?}");
 }
 
-/// The acks carry each fetched entry's `put` flag: a batch acking a
-/// `put` entry and one added by hand takes only the first off
-/// `unfinished` (never below 0), and a duplicate counts nowhere.
 /// A batch of acks checks the holder of each entry from one listing of
 /// the consumer's own pending entries between the batch's lowest and
 /// highest id; one it holds past the listing's limit is checked alone,
@@ -865,7 +862,7 @@ fn batch_acks_past_the_listing_limit_check_the_rest_alone() {
         result,
         ttl: TTL,
     };
-    // The listing (limit 2 × 3 + 64 = 70) holds ids[0..70] only.
+    // The listing (four acks: limit 2 × 4 + 64 = 72) holds ids[0..72] only.
     let counted = b
         .send_batch(&[
             ack(ids[0], b"first"),
@@ -896,6 +893,9 @@ fn batch_acks_past_the_listing_limit_check_the_rest_alone() {
     );
 }
 
+/// The acks carry each fetched entry's `put` flag: a batch acking a
+/// `put` entry and one added by hand takes only the first off
+/// `unfinished` (never below 0), and a duplicate counts nowhere.
 #[test]
 fn batch_acks_count_put_entries_only_once() {
     use spindle_cluster::Outgoing;

@@ -524,6 +524,16 @@ fn a_call_jobs_taken_arguments_leave_its_call_count() {
     job.complete_invoked(vec![out]);
     assert_eq!(fut.result(), Ok(9));
 
+    let (mut job, fut) = CallJob::of_wire(add::call(2, 2), WireFormat::MessagePack);
+    let _ = job.take_args();
+    assert!(job.encoded_calls().is_none());
+    job.run_here();
+    let err = fut.result().unwrap_err();
+    assert!(
+        err.panic_message().unwrap().contains("were taken"),
+        "{err:?}"
+    );
+
     let (mut job, fut) = CallJob::of_wire(add::call(1, 1), WireFormat::MessagePack);
     let _ = job.take_args();
     job.complete_invoked(Vec::new());

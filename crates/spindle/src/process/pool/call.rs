@@ -302,8 +302,12 @@ impl CallJob {
 
     /// The calls in their network form, one per call, for a
     /// [`WireFormat::MessagePack`] job; `None` for a postcard job (its
-    /// arguments are not what [`invoke`](crate::process::invoke) decodes).
+    /// arguments are not what [`invoke`](crate::process::invoke) decodes)
+    /// and for one whose arguments were [taken](Self::take_args).
     pub fn encoded_calls(&self) -> Option<Vec<EncodedCall>> {
+        if self.0.args_taken {
+            return None;
+        }
         let net = self.0.net.as_ref()?;
         let calls = self
             .0
@@ -344,9 +348,10 @@ impl CallJob {
     /// executor that has sent them elsewhere and never sends them again,
     /// so that their buffers are freed where they were made, now, not by
     /// whichever thread completes the job. A job whose arguments were
-    /// taken must not be run here ([`run_here`](Self::run_here) would run
-    /// its calls on empty arguments: each fails to decode).
+    /// taken cannot run here: [`run_here`](Self::run_here) fails its
+    /// future, naming the cause.
     pub fn take_args(&mut self) -> Vec<Vec<u8>> {
+        self.0.args_taken = true;
         self.0.args.iter_mut().map(std::mem::take).collect()
     }
 
@@ -378,6 +383,15 @@ impl CallJob {
     /// future; does nothing if the future was cancelled.
     pub fn run_here(mut self) {
         if let Some(m) = self.0.refused.take() {
+            self.0.sink.fail(Failure::Refused(m));
+            return;
+        }
+        if self.0.args_taken {
+            let m = format!(
+                "the arguments of this job of task {} were taken (sent elsewhere): \
+                 it cannot run here",
+                self.0.name
+            );
             self.0.sink.fail(Failure::Refused(m));
             return;
         }
@@ -520,6 +534,7 @@ pub(crate) fn job_of_sink<T: process::Task>(calls: &[Call<T>], sink: Box<dyn Sin
         args,
         sink,
         retried: 0,
+        args_taken: false,
         refused,
         bulk: None,
         net: None,
@@ -554,6 +569,7 @@ fn job_of_net<T: process::Task, O: Send + 'static>(
         args,
         sink: PromiseSink::boxed_net(promise, decode, decode_net),
         retried: 0,
+        args_taken: false,
         refused: wire_error.as_ref().map(ToString::to_string),
         bulk: None,
         net: Some(Box::new(NetJob {

@@ -62,6 +62,9 @@ pub(crate) struct Job {
     pub(crate) retried: u32,
     /// Set when the arguments could not be encoded: fail at dispatch.
     pub(crate) refused: Option<String>,
+    /// The arguments were moved out (`CallJob::take_args`): the job can
+    /// no longer run here.
+    pub(crate) args_taken: bool,
     /// Arguments moved to one sealed memfd (`args[i]` is then empty): the
     /// memfd, and each moved argument's index, offset and length in it.
     /// Kept until the job ends, so a retry sends it again.
