@@ -786,6 +786,39 @@ mod tests {
         }
     }
 
+    /// `--impl` runs the named contenders only; the others take no sample.
+    #[test]
+    fn impl_filter_runs_only_the_named_contenders() {
+        use std::cell::Cell;
+        let mut b = Bench {
+            suite: "queue",
+            quick: true,
+            json: true,
+            only: Vec::new(),
+            contenders: vec!["spindle".into()],
+            python: None,
+            figures: 0,
+            bars: false,
+            cases_started: 0,
+            declared: &["c"],
+        };
+        let (ours, theirs) = (Cell::new(0), Cell::new(0));
+        let impls = vec![
+            imp("spindle", || {
+                ours.set(ours.get() + 1);
+                1.0
+            }),
+            imp("crossbeam", || {
+                theirs.set(theirs.get() + 1);
+                1.0
+            }),
+        ];
+        b.case("c", Unit::OpsPerSec, impls);
+        // A warm-up and one sample a round.
+        assert_eq!((ours.get(), theirs.get()), (1 + b.rounds(), 0));
+        assert_eq!(b.figures, 1);
+    }
+
     #[test]
     fn labels_say_case_i_of_n() {
         let mut b = Bench {
