@@ -596,17 +596,23 @@ fn cancel_queued_entries(inner: &Inner, ids: impl Iterator<Item = u64>) {
     };
     for (id, entry) in queued {
         if matches!(inner.broker.cancel(entry), Ok(true)) {
-            let p = inner
-                .jobs
-                .lock()
-                .ok()
-                .and_then(|mut j| j.pending.remove(&id));
-            if let Some(p) = p {
-                let _ = catch_unwind(AssertUnwindSafe(|| p.job.cancel()));
-            }
+            cancel_pending(inner, id);
         }
     }
     inner.changed.notify_all();
+}
+
+/// Takes job `id` off the pending ones and cancels its future (a
+/// done-callback that panics is caught, as on the result thread).
+fn cancel_pending(inner: &Inner, id: u64) {
+    let p = inner
+        .jobs
+        .lock()
+        .ok()
+        .and_then(|mut j| j.pending.remove(&id));
+    if let Some(p) = p {
+        let _ = catch_unwind(AssertUnwindSafe(|| p.job.cancel()));
+    }
 }
 
 /// The sending thread: puts the entries submitted, in batches of what
@@ -806,14 +812,7 @@ impl Executor for ClusterExecutor {
                 .map(|mut q| q.queue.drain(..).map(|p| p.job).collect())
                 .unwrap_or_default();
             for id in unsent {
-                let p = inner
-                    .jobs
-                    .lock()
-                    .ok()
-                    .and_then(|mut j| j.pending.remove(&id));
-                if let Some(p) = p {
-                    p.job.cancel();
-                }
+                cancel_pending(inner, id);
             }
             let ids: Vec<u64> = inner
                 .jobs

@@ -1170,6 +1170,22 @@ impl RedisBroker {
         (pipe, parts)
     }
 
+    /// [`CANCEL`] of stream id `sid`: whether it took a queued entry out.
+    fn cancel_sid(&self, sid: &str) -> Result<bool, BrokerError> {
+        let k = &self.shared.keys;
+        let n: i64 = self.with_conn(|c| {
+            CANCEL
+                .key(&k.stream)
+                .key(&k.unfinished)
+                .key(&k.delayed)
+                .key(&k.delayed_entries)
+                .arg(GROUP)
+                .arg(sid)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
     fn give_back(&self, conn: Connection) {
         if let Ok(mut p) = self.shared.pool.lock()
             && p.0 == std::process::id()
@@ -1362,16 +1378,7 @@ impl Broker for RedisBroker {
             Some(id) => Ok(id),
             None => {
                 // Only with a server clock past the year 2109: take it out.
-                let _ = self.with_conn(|c| {
-                    CANCEL
-                        .key(&k.stream)
-                        .key(&k.unfinished)
-                        .key(&k.delayed)
-                        .key(&k.delayed_entries)
-                        .arg(GROUP)
-                        .arg(&sid)
-                        .invoke::<i64>(c)
-                });
+                let _ = self.cancel_sid(&sid);
                 Err(BrokerError::Refused(format!(
                     "stream id {sid} does not fit a u64 id"
                 )))
@@ -1421,16 +1428,7 @@ impl Broker for RedisBroker {
                 // Only with a server clock past the year 2109: take them
                 // all out (none of the ids can be told).
                 for sid in &sids {
-                    let _ = self.with_conn(|c| {
-                        CANCEL
-                            .key(&k.stream)
-                            .key(&k.unfinished)
-                            .key(&k.delayed)
-                            .key(&k.delayed_entries)
-                            .arg(GROUP)
-                            .arg(sid)
-                            .invoke::<i64>(c)
-                    });
+                    let _ = self.cancel_sid(sid);
                 }
                 Err(BrokerError::Refused(format!(
                     "stream ids {sids:?} do not all fit a u64 id"
@@ -1692,18 +1690,7 @@ impl Broker for RedisBroker {
     }
 
     fn cancel(&self, id: u64) -> Result<bool, BrokerError> {
-        let k = &self.shared.keys;
-        let n: i64 = self.with_conn(|c| {
-            CANCEL
-                .key(&k.stream)
-                .key(&k.unfinished)
-                .key(&k.delayed)
-                .key(&k.delayed_entries)
-                .arg(GROUP)
-                .arg(sid_of(id))
-                .invoke(c)
-        })?;
-        Ok(n == 1)
+        self.cancel_sid(&sid_of(id))
     }
 
     fn counts(&self) -> Result<BrokerCounts, BrokerError> {

@@ -386,6 +386,72 @@ fn put_batch_puts_in_order_with_each_entrys_options() {
     common::check_put_batch(&broker(&server()));
 }
 
+/// The `Broker` methods a test broker passes to its `inner` broker as
+/// they are (all but the puts, `send_batch` and `consumer`, which each
+/// test broker writes itself).
+macro_rules! forward_to_inner {
+    () => {
+        fn fetch(
+            &self,
+            n: usize,
+            wait: Duration,
+            lease: Duration,
+        ) -> Result<Vec<spindle_cluster::Fetched>, spindle_cluster::BrokerError> {
+            self.inner.fetch(n, wait, lease)
+        }
+        fn ack_with_result(
+            &self,
+            id: u64,
+            client: &str,
+            result: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, spindle_cluster::BrokerError> {
+            self.inner.ack_with_result(id, client, result, ttl)
+        }
+        fn dead_letter(
+            &self,
+            id: u64,
+            reason: &str,
+            client: Option<(&str, &[u8])>,
+            ttl: Duration,
+        ) -> Result<bool, spindle_cluster::BrokerError> {
+            self.inner.dead_letter(id, reason, client, ttl)
+        }
+        fn nack(&self, id: u64, delay: Duration) -> Result<bool, spindle_cluster::BrokerError> {
+            self.inner.nack(id, delay)
+        }
+        fn notify(
+            &self,
+            client: &str,
+            message: &[u8],
+            ttl: Duration,
+        ) -> Result<(), spindle_cluster::BrokerError> {
+            self.inner.notify(client, message, ttl)
+        }
+        fn results(
+            &self,
+            client: &str,
+            max: usize,
+            wait: Duration,
+        ) -> Result<Vec<Vec<u8>>, spindle_cluster::BrokerError> {
+            self.inner.results(client, max, wait)
+        }
+        fn extend(
+            &self,
+            ids: &[u64],
+            lease: Duration,
+        ) -> Result<usize, spindle_cluster::BrokerError> {
+            self.inner.extend(ids, lease)
+        }
+        fn cancel(&self, id: u64) -> Result<bool, spindle_cluster::BrokerError> {
+            self.inner.cancel(id)
+        }
+        fn counts(&self) -> Result<spindle::manager::BrokerCounts, spindle_cluster::BrokerError> {
+            self.inner.counts()
+        }
+    };
+}
+
 /// A broker whose next `fail` calls of `send_batch` fail as a broken link
 /// does (`Unavailable`), before reaching the broker it wraps.
 #[derive(Debug, Clone)]
@@ -401,23 +467,6 @@ impl Broker for FlakySends {
         options: &spindle_cluster::PutOptions<'_>,
     ) -> Result<u64, spindle_cluster::BrokerError> {
         self.inner.put_with(entry, options)
-    }
-    fn fetch(
-        &self,
-        n: usize,
-        wait: Duration,
-        lease: Duration,
-    ) -> Result<Vec<spindle_cluster::Fetched>, spindle_cluster::BrokerError> {
-        self.inner.fetch(n, wait, lease)
-    }
-    fn ack_with_result(
-        &self,
-        id: u64,
-        client: &str,
-        result: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.ack_with_result(id, client, result, ttl)
     }
     fn send_batch(
         &self,
@@ -435,43 +484,7 @@ impl Broker for FlakySends {
         }
         self.inner.send_batch(ops)
     }
-    fn dead_letter(
-        &self,
-        id: u64,
-        reason: &str,
-        client: Option<(&str, &[u8])>,
-        ttl: Duration,
-    ) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.dead_letter(id, reason, client, ttl)
-    }
-    fn nack(&self, id: u64, delay: Duration) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.nack(id, delay)
-    }
-    fn notify(
-        &self,
-        client: &str,
-        message: &[u8],
-        ttl: Duration,
-    ) -> Result<(), spindle_cluster::BrokerError> {
-        self.inner.notify(client, message, ttl)
-    }
-    fn results(
-        &self,
-        client: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Vec<u8>>, spindle_cluster::BrokerError> {
-        self.inner.results(client, max, wait)
-    }
-    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, spindle_cluster::BrokerError> {
-        self.inner.extend(ids, lease)
-    }
-    fn cancel(&self, id: u64) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.cancel(id)
-    }
-    fn counts(&self) -> Result<spindle::manager::BrokerCounts, spindle_cluster::BrokerError> {
-        self.inner.counts()
-    }
+    forward_to_inner!();
     fn consumer(&self) -> Arc<dyn Broker> {
         Arc::new(FlakySends {
             inner: self.inner.consumer(),
@@ -586,60 +599,7 @@ impl Broker for GatedPuts {
         }
         self.inner.put_batch(entries)
     }
-    fn fetch(
-        &self,
-        n: usize,
-        wait: Duration,
-        lease: Duration,
-    ) -> Result<Vec<spindle_cluster::Fetched>, spindle_cluster::BrokerError> {
-        self.inner.fetch(n, wait, lease)
-    }
-    fn ack_with_result(
-        &self,
-        id: u64,
-        client: &str,
-        result: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.ack_with_result(id, client, result, ttl)
-    }
-    fn dead_letter(
-        &self,
-        id: u64,
-        reason: &str,
-        client: Option<(&str, &[u8])>,
-        ttl: Duration,
-    ) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.dead_letter(id, reason, client, ttl)
-    }
-    fn nack(&self, id: u64, delay: Duration) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.nack(id, delay)
-    }
-    fn notify(
-        &self,
-        client: &str,
-        message: &[u8],
-        ttl: Duration,
-    ) -> Result<(), spindle_cluster::BrokerError> {
-        self.inner.notify(client, message, ttl)
-    }
-    fn results(
-        &self,
-        client: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Vec<u8>>, spindle_cluster::BrokerError> {
-        self.inner.results(client, max, wait)
-    }
-    fn extend(&self, ids: &[u64], lease: Duration) -> Result<usize, spindle_cluster::BrokerError> {
-        self.inner.extend(ids, lease)
-    }
-    fn cancel(&self, id: u64) -> Result<bool, spindle_cluster::BrokerError> {
-        self.inner.cancel(id)
-    }
-    fn counts(&self) -> Result<spindle::manager::BrokerCounts, spindle_cluster::BrokerError> {
-        self.inner.counts()
-    }
+    forward_to_inner!();
     fn consumer(&self) -> Arc<dyn Broker> {
         self.inner.consumer()
     }

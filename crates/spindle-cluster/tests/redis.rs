@@ -19,7 +19,7 @@ use spindle_conformance::executor::tasks::run_work;
 mod common;
 
 use common::redis_server::{QUEUE, RedisServer};
-use common::{Backend, LONG, LocalCluster, Workers, job_of, wait_running, worker_child};
+use common::{Backend, LONG, LocalCluster, Workers, ack, job_of, wait_running, worker_child};
 
 impl Backend for RedisServer {
     type Broker = RedisBroker;
@@ -51,6 +51,23 @@ fn fetch_one(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fetched {
         }
         assert!(since.elapsed() < LONG, "no entry came");
     }
+}
+
+/// Puts `n` entries (`[0]`, `[1]`, ..; client "c1") and fetches them all
+/// with `b`'s own consumer: their ids, in order.
+fn put_and_fetch(b: &RedisBroker, n: u8) -> Vec<u64> {
+    let ids: Vec<u64> = (0..n)
+        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    let since = Instant::now();
+    while got.len() < ids.len() {
+        let more = b.fetch(ids.len() - got.len(), SHORT, LONG).unwrap();
+        got.extend(more.into_iter().map(|f| f.id));
+        assert!(since.elapsed() < LONG, "not all entries came: {got:?}");
+    }
+    assert_eq!(got, ids);
+    ids
 }
 
 #[test]
@@ -746,23 +763,11 @@ fn send_batch_after_a_script_flush_counts_each_ack_once() {
     use spindle_cluster::Outgoing;
     let s = RedisServer::start();
     let b = s.broker();
-    let ids: Vec<u64> = (0..2u8)
-        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
-        .collect();
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        got.extend(b.fetch(2, SHORT, LONG).unwrap().into_iter().map(|f| f.id));
-    }
+    let ids = put_and_fetch(&b, 2);
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query(&mut s.raw())
         .unwrap();
-    let ack = |id, result| Outgoing::Ack {
-        id,
-        client: "c1",
-        result,
-        ttl: TTL,
-    };
     let counted = b
         .send_batch(&[
             ack(ids[0], b"r0"),
@@ -844,24 +849,12 @@ fn a_busy_fetchers_sweeps_move_delayed_and_reclaim_expired() {
 /// and one another consumer holds is stale, as it always was.
 #[test]
 fn batch_acks_past_the_listing_limit_check_the_rest_alone() {
-    use spindle_cluster::Outgoing;
     let s = RedisServer::start();
     let b = s.broker();
-    let ids: Vec<u64> = (0..101u8)
-        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
-        .collect();
-    let mut mine = Vec::new();
-    while mine.len() < 100 {
-        mine.extend(b.fetch(100 - mine.len(), SHORT, LONG).unwrap());
-    }
+    let mut ids = put_and_fetch(&b, 100);
+    ids.push(b.put(&[100], 3, "c1", b"", TTL).unwrap());
     let other = b.consumer();
     assert_eq!(fetch_one(&*other, LONG).id, ids[100]);
-    let ack = |id, result| Outgoing::Ack {
-        id,
-        client: "c1",
-        result,
-        ttl: TTL,
-    };
     // The listing (four acks: limit 2 × 4 + 64 = 72) holds ids[0..72] only.
     let counted = b
         .send_batch(&[
@@ -898,7 +891,6 @@ fn batch_acks_past_the_listing_limit_check_the_rest_alone() {
 /// `unfinished` (never below 0), and a duplicate counts nowhere.
 #[test]
 fn batch_acks_count_put_entries_only_once() {
-    use spindle_cluster::Outgoing;
     let s = RedisServer::start();
     let b = s.broker();
     b.put(b"counted", 3, "c1", b"", TTL).unwrap();
@@ -909,12 +901,6 @@ fn batch_acks_count_put_entries_only_once() {
         got.extend(b.fetch(3, SHORT, LONG).unwrap());
     }
     assert_eq!(b.counts().unwrap().unfinished, 2);
-    let ack = |id, result| Outgoing::Ack {
-        id,
-        client: "c1",
-        result,
-        ttl: TTL,
-    };
     let counted = b
         .send_batch(&[
             ack(got[0].id, b"r0"),

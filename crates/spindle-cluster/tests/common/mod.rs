@@ -266,6 +266,17 @@ pub(crate) fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
 /// A result stream's time to live in the broker-level tests.
 pub(crate) const TTL: Duration = Duration::from_secs(60);
 
+/// An ack of entry `id` with `result` for client "c1" (results kept
+/// [`TTL`]).
+pub(crate) fn ack(id: u64, result: &[u8]) -> spindle_cluster::Outgoing<'_> {
+    spindle_cluster::Outgoing::Ack {
+        id,
+        client: "c1",
+        result,
+        ttl: TTL,
+    }
+}
+
 /// Fetches until one entry comes (at most `LONG`), under `lease`.
 pub(crate) fn fetch_next(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fetched {
     let since = Instant::now();
@@ -975,12 +986,6 @@ pub(crate) fn check_send_batch(b: &dyn Broker) {
     }
     assert_eq!(got, ids);
     let zombie = b.consumer();
-    let ack = |id, result| Outgoing::Ack {
-        id,
-        client: "c1",
-        result,
-        ttl: TTL,
-    };
     assert_eq!(
         zombie.send_batch(&[ack(ids[2], b"zombie")]).unwrap(),
         vec![false]
