@@ -205,34 +205,28 @@ pub(crate) fn run(b: &mut Bench) {
         "large_result_256mib",
         Unit::BytesPerSec,
         vec![
-            imp("spindle", || {
-                per_sec(reps * LARGE, |_| {
-                    for _ in 0..reps {
-                        let out = pool.apply(big::call(LARGE)).expect("no failure");
-                        assert_eq!(out.len() as u64, LARGE);
-                        black_box(out);
-                    }
-                })
-            }),
+            imp("spindle", || large_results(&pool, reps, big::call)),
             imp("spindle_shared", || {
-                per_sec(reps * LARGE, |_| {
-                    for _ in 0..reps {
-                        let out = pool.apply(big_shared::call(LARGE)).expect("no failure");
-                        assert_eq!(out.len() as u64, LARGE);
-                        black_box(out);
-                    }
-                })
+                large_results(&pool, reps, big_shared::call)
             }),
-            imp("spindle_mut", || {
-                per_sec(reps * LARGE, |_| {
-                    for _ in 0..reps {
-                        let out = pool.apply(big_mut::call(LARGE)).expect("no failure");
-                        assert_eq!(out.len() as u64, LARGE);
-                        black_box(out);
-                    }
-                })
-            }),
+            imp("spindle_mut", || large_results(&pool, reps, big_mut::call)),
             b.python("pool_api.py", "large_result_256mib"),
         ],
     );
+}
+
+/// `reps` calls of `call(LARGE)` on `pool`, each result checked for its
+/// length: bytes per second.
+fn large_results<T>(pool: &Pool, reps: u64, call: fn(u64) -> spindle::process::Call<T>) -> f64
+where
+    T: spindle::process::Task,
+    T::Output: AsRef<[u8]> + Clone + Send + 'static,
+{
+    per_sec(reps * LARGE, |_| {
+        for _ in 0..reps {
+            let out = pool.apply(call(LARGE)).expect("no failure");
+            assert_eq!(out.as_ref().len() as u64, LARGE);
+            black_box(out);
+        }
+    })
 }

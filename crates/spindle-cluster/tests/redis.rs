@@ -19,7 +19,10 @@ use spindle_conformance::executor::tasks::run_work;
 mod common;
 
 use common::redis_server::{QUEUE, RedisServer};
-use common::{Backend, LONG, LocalCluster, Workers, ack, job_of, wait_running, worker_child};
+use common::{
+    Backend, LONG, LocalCluster, Workers, ack, job_of, put_and_fetch, started, wait_running,
+    worker_child,
+};
 
 impl Backend for RedisServer {
     type Broker = RedisBroker;
@@ -51,23 +54,6 @@ fn fetch_one(b: &dyn Broker, lease: Duration) -> spindle_cluster::Fetched {
         }
         assert!(since.elapsed() < LONG, "no entry came");
     }
-}
-
-/// Puts `n` entries (`[0]`, `[1]`, ..; client "c1") and fetches them all
-/// with `b`'s own consumer: their ids, in order.
-fn put_and_fetch(b: &RedisBroker, n: u8) -> Vec<u64> {
-    let ids: Vec<u64> = (0..n)
-        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
-        .collect();
-    let mut got = Vec::new();
-    let since = Instant::now();
-    while got.len() < ids.len() {
-        let more = b.fetch(ids.len() - got.len(), SHORT, LONG).unwrap();
-        got.extend(more.into_iter().map(|f| f.id));
-        assert!(since.elapsed() < LONG, "not all entries came: {got:?}");
-    }
-    assert_eq!(got, ids);
-    ids
 }
 
 #[test]
@@ -760,7 +746,6 @@ fn put_batch_keeps_each_entrys_lease_and_refuses_as_a_whole() {
 /// counts once.
 #[test]
 fn send_batch_after_a_script_flush_counts_each_ack_once() {
-    use spindle_cluster::Outgoing;
     let s = RedisServer::start();
     let b = s.broker();
     let ids = put_and_fetch(&b, 2);
@@ -771,11 +756,7 @@ fn send_batch_after_a_script_flush_counts_each_ack_once() {
     let counted = b
         .send_batch(&[
             ack(ids[0], b"r0"),
-            Outgoing::Notify {
-                client: "c1",
-                message: b"started",
-                ttl: TTL,
-            },
+            started(),
             ack(ids[1], b"r1"),
             ack(ids[0], b"again"),
         ])

@@ -95,20 +95,20 @@ fn a_70mb_result_and_a_70mb_argument_travel() {
     assert_eq!(pool.executor().workers_lost(), 0);
 }
 
-#[test]
-fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
-    let limit = MIB;
+/// A pool of one process whose payloads may be `limit` bytes, and that
+/// process's pid.
+fn one_process_pool(limit: usize) -> (Pool, u32) {
     let pool = Pool::builder()
         .processes(1)
         .max_payload(limit)
         .build()
         .unwrap();
     let worker = pool.apply(pid::call()).unwrap();
-    let n = bytes_for(limit);
-    let got = pool.apply(make::call(n as u64)).unwrap();
-    assert_eq!(got.len(), n);
-    assert!(is_pattern(&got));
-    let err = pool.apply(make::call(n as u64 + 1)).unwrap_err();
+    (pool, worker)
+}
+
+/// `err` is a result one byte over `limit`.
+fn assert_result_one_byte_over(err: &FutureError, limit: usize) {
     let t = err
         .too_large()
         .copied()
@@ -117,6 +117,18 @@ fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
         (t.payload(), t.size(), t.limit()),
         (Payload::Result, limit as u64 + 1, limit as u64)
     );
+}
+
+#[test]
+fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
+    let limit = MIB;
+    let (pool, worker) = one_process_pool(limit);
+    let n = bytes_for(limit);
+    let got = pool.apply(make::call(n as u64)).unwrap();
+    assert_eq!(got.len(), n);
+    assert!(is_pattern(&got));
+    let err = pool.apply(make::call(n as u64 + 1)).unwrap_err();
+    assert_result_one_byte_over(&err, limit);
     assert!(err.to_string().contains(&format!("{}", limit + 1)), "{err}");
     // The same through the executor's future; the worker is still the same.
     let f = pool.executor().submit(make::call(n as u64 + 1)).unwrap();
@@ -128,12 +140,7 @@ fn a_pool_result_at_the_limit_travels_and_one_byte_more_is_too_large() {
 #[test]
 fn a_pool_argument_at_the_limit_travels_and_one_byte_more_is_refused_at_submit() {
     let limit = MIB;
-    let pool = Pool::builder()
-        .processes(1)
-        .max_payload(limit)
-        .build()
-        .unwrap();
-    let worker = pool.apply(pid::call()).unwrap();
+    let (pool, worker) = one_process_pool(limit);
     let n = bytes_for(limit);
     assert_eq!(pool.apply(check_len::call(pattern(n))), Ok(n as u64));
     let err = pool
@@ -651,24 +658,12 @@ fn shared_bytes_mut_results_go_by_descriptor_through_a_pool_and_an_executor() {
 #[test]
 fn shared_bytes_mut_at_the_limit_travels_and_one_byte_more_is_too_large() {
     let limit = MIB;
-    let pool = Pool::builder()
-        .processes(1)
-        .max_payload(limit)
-        .build()
-        .unwrap();
-    let worker = pool.apply(pid::call()).unwrap();
+    let (pool, worker) = one_process_pool(limit);
     let n = bytes_for(limit);
     let got = pool.apply(make_mut::call(n as u64)).unwrap();
     assert!(by_descriptor(&got) && got.len() == n && is_pattern(&got));
     let err = pool.apply(make_mut::call(n as u64 + 1)).unwrap_err();
-    let t = err
-        .too_large()
-        .copied()
-        .unwrap_or_else(|| panic!("{err:?}"));
-    assert_eq!(
-        (t.payload(), t.size(), t.limit()),
-        (Payload::Result, limit as u64 + 1, limit as u64)
-    );
+    assert_result_one_byte_over(&err, limit);
     // Two buffers of half the limit each: over it together.
     let err = pool
         .apply(make_mut_parts::call(limit as u64 / 2))

@@ -266,6 +266,32 @@ pub(crate) fn wait_running<T: Clone, E: Clone>(f: &Future<T, E>) {
 /// A result stream's time to live in the broker-level tests.
 pub(crate) const TTL: Duration = Duration::from_secs(60);
 
+/// Puts `n` entries (`[0]`, `[1]`, ..; client "c1") and fetches them all
+/// with `b`'s own consumer: their ids, in order.
+pub(crate) fn put_and_fetch(b: &dyn Broker, n: u8) -> Vec<u64> {
+    let ids: Vec<u64> = (0..n)
+        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    let since = Instant::now();
+    while got.len() < ids.len() {
+        let more = b.fetch(ids.len() - got.len(), LONG, LONG).unwrap();
+        got.extend(more.into_iter().map(|f| f.id));
+        assert!(since.elapsed() < LONG, "not all entries came: {got:?}");
+    }
+    assert_eq!(got, ids);
+    ids
+}
+
+/// A "started" notice for client "c1" (kept [`TTL`]).
+pub(crate) fn started() -> spindle_cluster::Outgoing<'static> {
+    spindle_cluster::Outgoing::Notify {
+        client: "c1",
+        message: b"started",
+        ttl: TTL,
+    }
+}
+
 /// An ack of entry `id` with `result` for client "c1" (results kept
 /// [`TTL`]).
 pub(crate) fn ack(id: u64, result: &[u8]) -> spindle_cluster::Outgoing<'_> {
@@ -976,15 +1002,7 @@ pub(crate) fn check_killed_workers_prefetched_redelivered<B: Broker + Clone + 's
 /// `send_batch` on any backend: notices and acks in order, each ack
 /// counting once and only for the lease holder; one result per entry.
 pub(crate) fn check_send_batch(b: &dyn Broker) {
-    use spindle_cluster::Outgoing;
-    let ids: Vec<u64> = (0..3u8)
-        .map(|i| b.put(&[i], 3, "c1", b"", TTL).unwrap())
-        .collect();
-    let mut got: Vec<u64> = Vec::new();
-    while got.len() < 3 {
-        got.extend(b.fetch(3, LONG, LONG).unwrap().iter().map(|f| f.id));
-    }
-    assert_eq!(got, ids);
+    let ids = put_and_fetch(b, 3);
     let zombie = b.consumer();
     assert_eq!(
         zombie.send_batch(&[ack(ids[2], b"zombie")]).unwrap(),
@@ -992,11 +1010,7 @@ pub(crate) fn check_send_batch(b: &dyn Broker) {
     );
     let counted = b
         .send_batch(&[
-            Outgoing::Notify {
-                client: "c1",
-                message: b"started",
-                ttl: TTL,
-            },
+            started(),
             ack(ids[0], b"r0"),
             ack(ids[1], b"r1"),
             ack(ids[0], b"again"),

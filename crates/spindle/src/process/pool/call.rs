@@ -581,16 +581,21 @@ fn job_of_net<T: process::Task, O: Send + 'static>(
     }
 }
 
+/// A network-form result's bytes as `O`.
+fn decode_net_bytes<O: DeserializeOwned>(bytes: &[u8]) -> Result<O, crate::futures::FutureError> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        crate::futures::FutureError::Panicked(format!(
+            "the task's result could not be decoded: {e}"
+        ))
+    })
+}
+
 /// One network-form result as `O`.
 fn decode_net_item<O: DeserializeOwned>(
     out: ItemOutcome,
 ) -> Result<O, crate::futures::FutureError> {
     match out {
-        ItemOutcome::Ok(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| {
-            crate::futures::FutureError::Panicked(format!(
-                "the task's result could not be decoded: {e}"
-            ))
-        }),
+        ItemOutcome::Ok(bytes) => decode_net_bytes(&bytes),
         // Failures read the same in both forms.
         other => job::decode(other),
     }
@@ -599,12 +604,7 @@ fn decode_net_item<O: DeserializeOwned>(
 fn decode_one_net<O: DeserializeOwned>(
     outs: Vec<ItemOutcome>,
 ) -> Result<O, crate::futures::FutureError> {
-    match outs.into_iter().next() {
-        Some(out) => decode_net_item(out),
-        None => Err(crate::futures::FutureError::Panicked(
-            "the worker sent no result".into(),
-        )),
-    }
+    job::decode_first(outs, decode_net_item)
 }
 
 fn decode_chunk_net<O: DeserializeOwned>(
@@ -618,11 +618,7 @@ fn decode_net_ref<O: DeserializeOwned>(
     out: Result<&[u8], TaskFault>,
 ) -> Result<O, crate::futures::FutureError> {
     match out {
-        Ok(bytes) => rmp_serde::from_slice(bytes).map_err(|e| {
-            crate::futures::FutureError::Panicked(format!(
-                "the task's result could not be decoded: {e}"
-            ))
-        }),
+        Ok(bytes) => decode_net_bytes(bytes),
         Err(fault) => Err(crate::futures::FutureError::Panicked(job::fault_message(
             fault,
         ))),
@@ -632,12 +628,7 @@ fn decode_net_ref<O: DeserializeOwned>(
 fn decode_one_net_ref<O: DeserializeOwned>(
     outs: Vec<Result<&[u8], TaskFault>>,
 ) -> Result<O, crate::futures::FutureError> {
-    match outs.into_iter().next() {
-        Some(out) => decode_net_ref(out),
-        None => Err(crate::futures::FutureError::Panicked(
-            "the worker sent no result".into(),
-        )),
-    }
+    job::decode_first(outs, decode_net_ref)
 }
 
 fn decode_chunk_net_ref<O: DeserializeOwned>(

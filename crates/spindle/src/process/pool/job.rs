@@ -330,6 +330,15 @@ impl<O: Send + 'static> Sink for PromiseSink<O> {
 
 /// Decodes a single call's outcome.
 pub(crate) fn decode_one<O: DeserializeOwned>(outs: Vec<ItemOutcome>) -> Result<O, FutureError> {
+    decode_first(outs, decode)
+}
+
+/// The first of a job's outcomes (a submitted call's), decoded by
+/// `decode`, in whichever form they came.
+pub(crate) fn decode_first<I, O>(
+    outs: Vec<I>,
+    decode: impl FnOnce(I) -> Result<O, FutureError>,
+) -> Result<O, FutureError> {
     match outs.into_iter().next() {
         Some(out) => decode(out),
         None => Err(FutureError::Panicked("the worker sent no result".into())),
